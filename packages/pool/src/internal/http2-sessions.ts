@@ -1,0 +1,116 @@
+import * as http2 from 'node:http2';
+import {
+  CONNECTION_STATE,
+  type ConnectionFactory,
+  type ConnectionHooks,
+} from './connection-set.js';
+import type { Clock, PoolCredentials } from './options.js';
+
+export interface Http2SessionFactoryOptions {
+  readonly address: string;
+  readonly credentials: PoolCredentials;
+  readonly connectTimeoutMs: number;
+  readonly keepaliveIntervalMs: number;
+  readonly keepaliveTimeoutMs: number;
+  readonly clock: Clock;
+}
+
+/**
+ * Raw `node:http2` client sessions to one node, for forwarding gRPC frames undecoded.
+ * A session is broken (closed and replaced by the set after backoff) on 'error', 'goaway',
+ * 'close', a connect that outlasts the connect timeout, or a keep-alive PING left
+ * unanswered for the keep-alive timeout.
+ */
+export class Http2SessionFactory implements ConnectionFactory<http2.ClientHttp2Session> {
+  readonly kind = 'session' as const;
+  readonly authority: string;
+  private readonly options: Http2SessionFactoryOptions;
+  private readonly connectOptions: http2.SecureClientSessionOptions;
+
+  constructor(options: Http2SessionFactoryOptions) {
+    this.options = options;
+    const creds = options.credentials;
+    if (creds.kind === 'tls') {
+      this.authority = `https://${options.address}`;
+      this.connectOptions = {
+        ALPNProtocols: ['h2'],
+        ...(creds.ca === undefined ? {} : { ca: creds.ca }),
+        ...(creds.cert === undefined ? {} : { cert: creds.cert }),
+        ...(creds.key === undefined ? {} : { key: creds.key }),
+        ...(creds.serverName === undefined ? {} : { servername: creds.serverName }),
+      };
+    } else {
+      this.authority = `http://${options.address}`;
+      this.connectOptions = {};
+    }
+  }
+
+  open(index: number, hooks: ConnectionHooks): http2.ClientHttp2Session {
+    const { clock, connectTimeoutMs, keepaliveIntervalMs, keepaliveTimeoutMs, address } =
+      this.options;
+    const session = http2.connect(this.authority, this.connectOptions);
+    let keepaliveTimer: unknown;
+    let pingTimeoutTimer: unknown;
+    let done = false;
+    const stop = (): void => {
+      done = true;
+      clock.clearTimeout(connectTimer);
+      clock.clearTimeout(keepaliveTimer);
+      clock.clearTimeout(pingTimeoutTimer);
+    };
+    const broken = (cause: Error): void => {
+      if (done) return;
+      stop();
+      hooks.broken(cause);
+    };
+    const scheduleKeepalive = (): void => {
+      keepaliveTimer = clock.setTimeout(() => {
+        if (done || session.closed || session.destroyed) return;
+        pingTimeoutTimer = clock.setTimeout(
+          () =>
+            broken(
+              new Error(
+                `session ${index} to ${address}: keep-alive PING unanswered after ${keepaliveTimeoutMs} ms`,
+              ),
+            ),
+          keepaliveTimeoutMs,
+        );
+        const sent = session.ping((err) => {
+          clock.clearTimeout(pingTimeoutTimer);
+          if (err) broken(err);
+          else if (!done) scheduleKeepalive();
+        });
+        if (!sent) broken(new Error(`session ${index} to ${address}: too many pending PINGs`));
+      }, keepaliveIntervalMs);
+    };
+    const connectTimer = clock.setTimeout(
+      () =>
+        broken(
+          new Error(`session ${index} to ${address}: connect timeout after ${connectTimeoutMs} ms`),
+        ),
+      connectTimeoutMs,
+    );
+    session.once('connect', () => {
+      if (done) return;
+      clock.clearTimeout(connectTimer);
+      hooks.state(CONNECTION_STATE.READY);
+      scheduleKeepalive();
+    });
+    session.on('error', (err: Error) => broken(err));
+    session.once('goaway', (errorCode: number) =>
+      broken(new Error(`session ${index} to ${address}: GOAWAY received (code ${errorCode})`)),
+    );
+    session.once('close', () => broken(new Error(`session ${index} to ${address}: closed`)));
+    return session;
+  }
+
+  close(session: http2.ClientHttp2Session): Promise<void> {
+    if (session.closed && session.destroyed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      session.once('close', () => resolve());
+      // Graceful: in-flight streams finish; the socket closes when they have.
+      if (!session.closed) session.close();
+      else session.destroy();
+    });
+  }
+}

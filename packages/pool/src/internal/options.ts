@@ -1,0 +1,203 @@
+import type * as grpc from '@grpc/grpc-js';
+import { InvalidPoolArgumentError } from './errors.js';
+
+/** Time source; injected so replacement backoff runs on fake time in tests. */
+export interface Clock {
+  now(): number;
+  setTimeout(callback: () => void, delayMs: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** Uniform random in [0, 1); injected so backoff jitter is deterministic in tests. */
+export interface Random {
+  next(): number;
+}
+
+/** Real time; timers are unref'd so a pool never keeps a process alive on its own. */
+export const SYSTEM_CLOCK: Clock = Object.freeze({
+  now: () => Date.now(),
+  setTimeout: (callback: () => void, delayMs: number) => {
+    const t = setTimeout(callback, delayMs);
+    t.unref();
+    return t;
+  },
+  clearTimeout: (handle: unknown) => clearTimeout(handle as NodeJS.Timeout),
+});
+
+export const MATH_RANDOM: Random = Object.freeze({ next: () => Math.random() });
+
+/** Plaintext (default) or TLS; with `cert` + `key`, mutual TLS. PEM strings or Buffers. */
+export type PoolCredentials =
+  | { readonly kind: 'insecure' }
+  | {
+      readonly kind: 'tls';
+      /** CA bundle to verify servers with; the system roots when absent. */
+      readonly ca?: string | Buffer;
+      /** Client certificate chain for mutual TLS; requires `key`. */
+      readonly cert?: string | Buffer;
+      /** Client private key for mutual TLS; requires `cert`. */
+      readonly key?: string | Buffer;
+      /** Server name to verify and send as SNI/authority instead of the address host. */
+      readonly serverName?: string;
+    };
+
+export type ConnectionKind = 'channel' | 'session';
+
+/** Emitted when the pool opens or closes one connection (for metrics). */
+export interface ConnectionEvent {
+  readonly type: 'open' | 'close';
+  readonly kind: ConnectionKind;
+  readonly nodeId: string;
+  readonly index: number;
+}
+
+/** Builds the typed client cached per grpc-js channel (see `ConnectionPool.acquireClient`). */
+export type MakeClient<C> = (
+  channel: grpc.Channel,
+  address: string,
+  credentials: grpc.ChannelCredentials,
+) => C;
+
+export interface PoolOptions<C = grpc.Client> {
+  /** Distinct HTTP/2 connections per node, for each kind. Default 4. */
+  readonly channelsPerNode?: number;
+  /** How long `connect()` waits for a node's connections. Default 5 000 ms (5 s). */
+  readonly connectTimeoutMs?: number;
+  /** HTTP/2 PING interval on every connection. Default 30 000 ms (30 s). */
+  readonly keepaliveIntervalMs?: number;
+  /** A PING unanswered for this long marks the connection broken. Default 10 000 ms (10 s). */
+  readonly keepaliveTimeoutMs?: number;
+  /** First reconnect delay after a connection breaks. Default 100 ms. */
+  readonly reconnectBaseDelayMs?: number;
+  /** Cap on the reconnect delay (doubling, equal jitter). Default 5 000 ms (5 s). */
+  readonly reconnectMaxDelayMs?: number;
+  /** Plaintext by default. */
+  readonly credentials?: PoolCredentials;
+  /** Extra grpc-js channel options, applied under the pool's own. Default none. */
+  readonly channelOptions?: grpc.ChannelOptions;
+  /** Typed client per channel. Default `new grpc.Client(address, creds, { channelOverride })`. */
+  readonly makeClient?: MakeClient<C>;
+  /** Called synchronously on every connection open/close. Default none. */
+  readonly onConnection?: (event: ConnectionEvent) => void;
+  /** Default real time. */
+  readonly clock?: Clock;
+  /** Default `Math.random`. */
+  readonly random?: Random;
+}
+
+export const DEFAULTS = Object.freeze({
+  channelsPerNode: 4,
+  connectTimeoutMs: 5 * 1000, // 5 s
+  keepaliveIntervalMs: 30 * 1000, // 30 s
+  keepaliveTimeoutMs: 10 * 1000, // 10 s
+  reconnectBaseDelayMs: 100, // 100 ms
+  reconnectMaxDelayMs: 5 * 1000, // 5 s
+});
+
+/** Upper bound on connections per node; more only burns sockets and memory. */
+export const MAX_CHANNELS_PER_NODE = 64;
+/** setTimeout's own ceiling (2^31 - 1 ms, ~24.8 days). */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+export interface ResolvedOptions {
+  readonly channelsPerNode: number;
+  readonly connectTimeoutMs: number;
+  readonly keepaliveIntervalMs: number;
+  readonly keepaliveTimeoutMs: number;
+  readonly reconnectBaseDelayMs: number;
+  readonly reconnectMaxDelayMs: number;
+  readonly credentials: PoolCredentials;
+  readonly channelOptions: grpc.ChannelOptions;
+  readonly onConnection: ((event: ConnectionEvent) => void) | undefined;
+  readonly clock: Clock;
+  readonly random: Random;
+}
+
+function integerIn(field: string, value: number, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidPoolArgumentError(field, value, `an integer in [${min}, ${max}]`);
+  }
+  return value;
+}
+
+export function resolveOptions(options: PoolOptions<unknown>): ResolvedOptions {
+  const channelsPerNode = integerIn(
+    'channelsPerNode',
+    options.channelsPerNode ?? DEFAULTS.channelsPerNode,
+    1,
+    MAX_CHANNELS_PER_NODE,
+  );
+  const connectTimeoutMs = integerIn(
+    'connectTimeoutMs',
+    options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+    1,
+    MAX_TIMER_MS,
+  );
+  const keepaliveIntervalMs = integerIn(
+    'keepaliveIntervalMs',
+    options.keepaliveIntervalMs ?? DEFAULTS.keepaliveIntervalMs,
+    1,
+    MAX_TIMER_MS,
+  );
+  const keepaliveTimeoutMs = integerIn(
+    'keepaliveTimeoutMs',
+    options.keepaliveTimeoutMs ?? DEFAULTS.keepaliveTimeoutMs,
+    1,
+    MAX_TIMER_MS,
+  );
+  const reconnectBaseDelayMs = integerIn(
+    'reconnectBaseDelayMs',
+    options.reconnectBaseDelayMs ?? DEFAULTS.reconnectBaseDelayMs,
+    0,
+    MAX_TIMER_MS,
+  );
+  const reconnectMaxDelayMs = integerIn(
+    'reconnectMaxDelayMs',
+    options.reconnectMaxDelayMs ?? DEFAULTS.reconnectMaxDelayMs,
+    reconnectBaseDelayMs,
+    MAX_TIMER_MS,
+  );
+  const credentials = options.credentials ?? { kind: 'insecure' as const };
+  if (credentials.kind !== 'insecure' && credentials.kind !== 'tls') {
+    throw new InvalidPoolArgumentError(
+      'credentials.kind',
+      (credentials as { kind: unknown }).kind,
+      '"insecure" or "tls"',
+    );
+  }
+  if (
+    credentials.kind === 'tls' &&
+    (credentials.cert === undefined) !== (credentials.key === undefined)
+  ) {
+    throw new InvalidPoolArgumentError(
+      credentials.cert === undefined ? 'credentials.cert' : 'credentials.key',
+      undefined,
+      'given together with the other (cert and key make mutual TLS)',
+    );
+  }
+  return {
+    channelsPerNode,
+    connectTimeoutMs,
+    keepaliveIntervalMs,
+    keepaliveTimeoutMs,
+    reconnectBaseDelayMs,
+    reconnectMaxDelayMs,
+    credentials,
+    channelOptions: options.channelOptions ?? {},
+    onConnection: options.onConnection,
+    clock: options.clock ?? SYSTEM_CLOCK,
+    random: options.random ?? MATH_RANDOM,
+  };
+}
+
+/** `host:port` with a non-empty host and a port in 1..65535 (IPv6 hosts in brackets). */
+export function validateAddress(field: string, address: string): string {
+  if (typeof address !== 'string') throw new InvalidPoolArgumentError(field, address, 'host:port');
+  const colon = address.lastIndexOf(':');
+  const host = address.slice(0, colon);
+  const port = Number(address.slice(colon + 1));
+  if (colon <= 0 || host.length === 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new InvalidPoolArgumentError(field, address, 'host:port with a port in 1..65535');
+  }
+  return address;
+}
