@@ -1,0 +1,275 @@
+import { callMemory, checkHealth, MEMORY_SERVICE_NAME } from '@engram/proto';
+import * as grpc from '@grpc/grpc-js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { InvalidOptionError, startMemoryNode } from '../src/index.js';
+import { Cleanup, healthClient, memoryClient, startNode } from './helpers.js';
+
+const cleanup = new Cleanup();
+afterEach(() => cleanup.run());
+
+async function setup(options = {}) {
+  const node = await startNode(cleanup, options);
+  return { node, client: memoryClient(cleanup, node.address) };
+}
+
+describe('memory node', () => {
+  it('binds 127.0.0.1 on an ephemeral port and reports its address', async () => {
+    const { node } = await setup();
+    expect(node.port).toBeGreaterThan(0);
+    expect(node.address).toBe(`127.0.0.1:${node.port}`);
+  });
+
+  it('recalls what it stored, with an assigned id and direct routing info', async () => {
+    const { client } = await setup({ clock: { now: () => 1234 } });
+    const stored = await callMemory(client, 'store', {
+      spaceId: 'space-a',
+      memory: { content: 'the cat sat on the mat', confidence: 0.5 },
+    });
+    expect(stored.memoryId).toMatch(/^n1-/);
+    expect(stored.routing).toEqual({
+      servedBy: 'n1',
+      attempts: 1,
+      fallback: false,
+      strategy: 'direct',
+      tableEpoch: 0,
+    });
+    const recalled = await callMemory(client, 'recall', {
+      spaceId: 'space-a',
+      cue: { text: 'cat' },
+    });
+    expect(recalled.memories).toEqual([
+      {
+        memory: {
+          id: stored.memoryId,
+          content: 'the cat sat on the mat',
+          embedding: [],
+          confidence: 0.5,
+          createdAtMs: 1234,
+        },
+        score: 1,
+      },
+    ]);
+    expect(recalled.routing?.servedBy).toBe('n1');
+    // spaces are separate
+    const other = await callMemory(client, 'recall', { spaceId: 'space-b', cue: { text: 'cat' } });
+    expect(other.memories).toEqual([]);
+  });
+
+  it('keeps a client-supplied id and replaces the memory stored under it', async () => {
+    const { client } = await setup();
+    await callMemory(client, 'store', { spaceId: 's', memory: { id: 'x', content: 'one' } });
+    const r = await callMemory(client, 'store', {
+      spaceId: 's',
+      memory: { id: 'x', content: 'two' },
+    });
+    expect(r.memoryId).toBe('x');
+    const all = await callMemory(client, 'recall', { spaceId: 's' });
+    expect(all.memories.map((m) => m.memory?.content)).toEqual(['two']);
+  });
+
+  it('ranks by cosine similarity when the cue has an embedding', async () => {
+    const { client } = await setup();
+    const put = (id: string, embedding: number[]) =>
+      callMemory(client, 'store', { spaceId: 's', memory: { id, content: id, embedding } });
+    await put('east', [1, 0, 0]);
+    await put('northeast', [1, 1, 0]);
+    await put('north', [0, 1, 0]);
+    await put('west', [-1, 0, 0]);
+    await put('other-dims', [1, 0]);
+    const res = await callMemory(client, 'recall', {
+      spaceId: 's',
+      cue: { embedding: [1, 0.1, 0] },
+      limit: 3,
+    });
+    expect(res.memories.map((m) => m.memory?.id)).toEqual(['east', 'northeast', 'north']);
+    expect(res.memories[0]?.score).toBeCloseTo(0.995, 3);
+  });
+
+  it('ranks by term overlap without an embedding, case-insensitively', async () => {
+    const { client } = await setup();
+    for (const [id, content] of [
+      ['a', 'Paris is the capital of France'],
+      ['b', 'France has many cheeses'],
+      ['c', 'Berlin is the capital of Germany'],
+      ['d', 'nothing relevant here'],
+    ] as const) {
+      await callMemory(client, 'store', { spaceId: 's', memory: { id, content } });
+    }
+    const res = await callMemory(client, 'recall', {
+      spaceId: 's',
+      cue: { text: 'capital of FRANCE?' },
+    });
+    expect(res.memories.map((m) => [m.memory?.id, m.score])).toEqual([
+      ['a', 1],
+      ['c', Math.fround(2 / 3)], // score is a float on the wire
+      ['b', Math.fround(1 / 3)],
+    ]);
+  });
+
+  it('applies the default limit and returns newest first for an empty cue', async () => {
+    const { client } = await setup({ defaultRecallLimit: 2 });
+    for (let i = 1; i <= 3; i++) {
+      await callMemory(client, 'store', {
+        spaceId: 's',
+        memory: { id: `m${i}`, content: `x${i}`, createdAtMs: i },
+      });
+    }
+    const res = await callMemory(client, 'recall', { spaceId: 's' });
+    expect(res.memories.map((m) => m.memory?.id)).toEqual(['m3', 'm2']);
+  });
+
+  it('consolidates near-duplicates and identical content, reporting what it merged', async () => {
+    const { client } = await setup();
+    const put = (
+      id: string,
+      content: string,
+      embedding: number[],
+      confidence: number,
+      createdAtMs: number,
+    ) =>
+      callMemory(client, 'store', {
+        spaceId: 's',
+        memory: { id, content, embedding, confidence, createdAtMs },
+      });
+    await put('a1', 'alpha', [1, 0, 0], 0.2, 1);
+    await put('a2', 'alpha again', [0.99, 0.01, 0], 0.9, 2);
+    await put('b1', 'Beta  Text', [], 0.1, 3);
+    await put('b2', 'beta text', [], 0.3, 4);
+    await put('c', 'gamma', [0, 0, 1], 0.5, 5);
+    await callMemory(client, 'store', { spaceId: 'other', memory: { id: 'o', content: 'alpha' } });
+
+    const res = await callMemory(client, 'consolidate', { spaceId: 's' });
+    expect(res.merged).toEqual([
+      { keptId: 'a1', mergedIds: ['a2'] },
+      { keptId: 'b1', mergedIds: ['b2'] },
+    ]);
+    expect([res.memoriesBefore, res.memoriesAfter]).toEqual([5, 3]);
+    const left = await callMemory(client, 'recall', { spaceId: 's', limit: 10 });
+    expect(left.memories.map((m) => m.memory?.id).sort()).toEqual(['a1', 'b1', 'c']);
+    const a1 = left.memories.find((m) => m.memory?.id === 'a1');
+    expect(a1?.memory?.confidence).toBeCloseTo(0.9, 5);
+    expect((await callMemory(client, 'recall', { spaceId: 'other' })).memories).toHaveLength(1);
+    // a second pass finds nothing more
+    expect((await callMemory(client, 'consolidate', { spaceId: 's' })).merged).toEqual([]);
+  });
+
+  it('answers Query per space with partial results and per-space errors', async () => {
+    const { client } = await setup();
+    await callMemory(client, 'store', { spaceId: 'a', memory: { content: 'red apple' } });
+    await callMemory(client, 'store', { spaceId: 'b', memory: { content: 'red car' } });
+    const res = await callMemory(client, 'query', {
+      spaceIds: ['a', '', 'b', 'empty', 'a'],
+      cue: { text: 'red' },
+    });
+    expect(res.results.map((r) => [r.spaceId, r.memories.map((m) => m.memory?.content)])).toEqual([
+      ['a', ['red apple']],
+      ['b', ['red car']],
+      ['empty', []],
+    ]);
+    expect(res.errors).toEqual([
+      {
+        spaceId: '',
+        code: grpc.status.INVALID_ARGUMENT,
+        message: expect.stringContaining('space_ids[1]'),
+      },
+    ]);
+    expect(res.routing?.servedBy).toBe('n1');
+  });
+
+  describe('rejects bad input with INVALID_ARGUMENT naming the field and stores nothing', () => {
+    const cases: [string, object, string][] = [
+      ['empty space_id', { spaceId: '', memory: { content: 'x' } }, 'space_id'],
+      ['missing memory', { spaceId: 's' }, 'memory'],
+      [
+        'oversize content',
+        { spaceId: 's', memory: { content: 'x'.repeat(101) } },
+        'memory.content',
+      ],
+      [
+        'NaN in embedding',
+        { spaceId: 's', memory: { content: 'x', embedding: [1, Number.NaN] } },
+        'memory.embedding[1]',
+      ],
+      [
+        'Infinity in embedding',
+        { spaceId: 's', memory: { content: 'x', embedding: [Number.POSITIVE_INFINITY] } },
+        'memory.embedding[0]',
+      ],
+      [
+        'confidence out of range',
+        { spaceId: 's', memory: { content: 'x', confidence: 2 } },
+        'memory.confidence',
+      ],
+      ['empty memory', { spaceId: 's', memory: { content: '' } }, 'memory.content'],
+    ];
+    for (const [name, request, field] of cases) {
+      it(`Store: ${name}`, async () => {
+        const { client } = await setup({ maxContentBytes: 100 });
+        const err = await callMemory(client, 'store', request).then(
+          () => undefined,
+          (e: grpc.ServiceError) => e,
+        );
+        expect(err?.code).toBe(grpc.status.INVALID_ARGUMENT);
+        expect(err?.details).toContain(field);
+        const after = await callMemory(client, 'recall', { spaceId: 's', limit: 1000 });
+        expect(after.memories).toEqual([]);
+      });
+    }
+
+    it('Recall: limit out of range, NaN cue embedding, empty space_id', async () => {
+      const { client } = await setup();
+      const bad: [object, string][] = [
+        [{ spaceId: 's', limit: 1001 }, 'limit'],
+        [{ spaceId: 's', cue: { embedding: [Number.NaN] } }, 'cue.embedding[0]'],
+        [{ spaceId: '' }, 'space_id'],
+      ];
+      for (const [request, field] of bad) {
+        await expect(callMemory(client, 'recall', request)).rejects.toMatchObject({
+          code: grpc.status.INVALID_ARGUMENT,
+          details: expect.stringContaining(field),
+        });
+      }
+    });
+
+    it('Consolidate and Query: bad threshold, empty space_ids', async () => {
+      const { client } = await setup();
+      await expect(
+        callMemory(client, 'consolidate', { spaceId: 's', similarityThreshold: 1.5 }),
+      ).rejects.toMatchObject({
+        code: grpc.status.INVALID_ARGUMENT,
+        details: expect.stringContaining('similarity_threshold'),
+      });
+      await expect(callMemory(client, 'query', { spaceIds: [] })).rejects.toMatchObject({
+        code: grpc.status.INVALID_ARGUMENT,
+        details: expect.stringContaining('space_ids'),
+      });
+    });
+  });
+
+  it('serves health: SERVING overall and for MemoryService, NOT_SERVING after close', async () => {
+    const { node } = await setup();
+    const health = healthClient(cleanup, node.address);
+    expect(await checkHealth(health)).toEqual({ status: 'SERVING' });
+    expect(await checkHealth(health, MEMORY_SERVICE_NAME)).toEqual({ status: 'SERVING' });
+    await node.close();
+    expect(node.health.getStatus(MEMORY_SERVICE_NAME)).toBe('NOT_SERVING');
+  });
+
+  it('validates options, naming the option', async () => {
+    await expect(startMemoryNode({ id: '' })).rejects.toBeInstanceOf(InvalidOptionError);
+    await expect(startMemoryNode({ id: 'n', port: 70000 })).rejects.toMatchObject({
+      code: 'ENGRAM_MEMORY_NODE_INVALID_OPTION',
+      option: 'port',
+    });
+    await expect(startMemoryNode({ id: 'n', maxContentBytes: 0 })).rejects.toMatchObject({
+      option: 'maxContentBytes',
+    });
+  });
+
+  it('close is idempotent and lets in-flight clients finish', async () => {
+    const { node, client } = await setup();
+    const pending = callMemory(client, 'store', { spaceId: 's', memory: { content: 'x' } });
+    await pending;
+    await Promise.all([node.close(), node.close()]);
+  });
+});

@@ -1,0 +1,133 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { callMemory } from '@engram/proto';
+import * as grpc from '@grpc/grpc-js';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Cleanup, memoryClient, spawnNode, startNode, tempDir } from './helpers.js';
+
+const cleanup = new Cleanup();
+const suiteCleanup = new Cleanup();
+afterEach(() => cleanup.run());
+
+interface Pki {
+  dir: string;
+  ca: Buffer;
+  serverCert: Buffer;
+  serverKey: Buffer;
+  clientCert: Buffer;
+  clientKey: Buffer;
+}
+
+/** A throwaway CA with a server certificate for 127.0.0.1 and a client certificate. */
+function makePki(dir: string): Pki {
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  ssl(
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.crt',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=engram-test-ca',
+  );
+  writeFileSync(
+    join(dir, 'server.ext'),
+    'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n',
+  );
+  writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
+  for (const name of ['server', 'client']) {
+    ssl(
+      'req',
+      ...ec,
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.csr`,
+      '-subj',
+      `/CN=engram-${name}`,
+    );
+    ssl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      `${name}.crt`,
+      '-days',
+      '1',
+      '-extfile',
+      `${name}.ext`,
+    );
+  }
+  const read = (f: string) => readFileSync(join(dir, f));
+  return {
+    dir,
+    ca: read('ca.crt'),
+    serverCert: read('server.crt'),
+    serverKey: read('server.key'),
+    clientCert: read('client.crt'),
+    clientKey: read('client.key'),
+  };
+}
+
+let pki: Pki;
+beforeAll(() => {
+  pki = makePki(tempDir(suiteCleanup, 'engram-pki-'));
+  return () => suiteCleanup.run();
+});
+
+describe('TLS', () => {
+  it('serves a round trip over TLS and refuses plaintext clients', async () => {
+    const node = await startNode(cleanup, { tls: { cert: pki.serverCert, key: pki.serverKey } });
+    const client = memoryClient(cleanup, node.address, grpc.credentials.createSsl(pki.ca));
+    const stored = await callMemory(client, 'store', {
+      spaceId: 's',
+      memory: { content: 'secret' },
+    });
+    const res = await callMemory(client, 'recall', { spaceId: 's', cue: { text: 'secret' } });
+    expect(res.memories.map((m) => m.memory?.id)).toEqual([stored.memoryId]);
+
+    const plain = memoryClient(cleanup, node.address);
+    await expect(
+      callMemory(plain, 'recall', { spaceId: 's' }, { deadline: Date.now() + 5000 }),
+    ).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
+  });
+
+  it('requires a client certificate signed by --tls-client-ca', async () => {
+    const node = await spawnNode(cleanup, [
+      '--id',
+      'tls1',
+      '--port',
+      '0',
+      '--tls-cert',
+      join(pki.dir, 'server.crt'),
+      '--tls-key',
+      join(pki.dir, 'server.key'),
+      '--tls-client-ca',
+      join(pki.dir, 'ca.crt'),
+    ]);
+    const withCert = memoryClient(
+      cleanup,
+      node.address,
+      grpc.credentials.createSsl(pki.ca, pki.clientKey, pki.clientCert),
+    );
+    const ok = await callMemory(withCert, 'store', { spaceId: 's', memory: { content: 'mutual' } });
+    expect(ok.routing?.servedBy).toBe('tls1');
+
+    const withoutCert = memoryClient(cleanup, node.address, grpc.credentials.createSsl(pki.ca));
+    await expect(
+      callMemory(withoutCert, 'recall', { spaceId: 's' }, { deadline: Date.now() + 5000 }),
+    ).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
+  });
+});
