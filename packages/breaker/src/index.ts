@@ -1,0 +1,30 @@
+export { CircuitBreaker } from './internal/circuit-breaker.js';
+export { ADMITTED, type BreakerSnapshot, isProbe, REJECTED } from './internal/core.js';
+export {
+  BreakerError,
+  BreakerLayoutMismatchError,
+  CircuitBreakerOpenError,
+  isCircuitBreakerOpenError,
+} from './internal/errors.js';
+export {
+  BREAKER_DEFAULTS,
+  type BreakerOptions,
+  type BreakerStateName,
+  type Clock,
+  MAX_CAPACITY,
+  MAX_HALF_OPEN_PROBES,
+  MAX_TIMEOUT_MS,
+  type StateChangeListener,
+  systemClock,
+  type TransitionReason,
+} from './internal/options.js';
+export {
+  ConsecutiveFailures,
+  DEFAULT_CONSECUTIVE_FAILURES,
+  FAILURE_RATE_DEFAULTS,
+  FailureRate,
+  type FailureRateOptions,
+  MAX_FAILURE_RATE_WINDOW,
+  type TripRule,
+} from './internal/rules.js';
+export { BreakerTable, type BreakerTableOptions } from './internal/table.js';

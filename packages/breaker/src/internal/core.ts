@@ -1,0 +1,424 @@
+import { BreakerLayoutMismatchError } from './errors.js';
+import {
+  byteLengthFor,
+  CLOSED,
+  diff30,
+  HALF_OPEN,
+  HDR_CAPACITY,
+  HDR_HALF_OPEN_PROBES,
+  HDR_MAGIC,
+  HDR_ORIGIN_F64,
+  HDR_RULE_WORDS,
+  HDR_RULES_FINGERPRINT,
+  HDR_STRIDE,
+  HDR_VERSION,
+  HEADER_WORDS,
+  LAYOUT_VERSION,
+  MAGIC,
+  OPEN,
+  PERMIT_DONE_BIT,
+  PERMIT_FREE,
+  SLOT_OPEN_STREAK,
+  SLOT_PERMITS,
+  SLOT_STATE,
+  STATE_MASK,
+  strideWords,
+  TIME_MASK,
+} from './layout.js';
+import {
+  type BreakerOptions,
+  type BreakerStateName,
+  type Clock,
+  MAX_CAPACITY,
+  MAX_TIMEOUT_MS,
+  type ResolvedBreakerOptions,
+  resolveOptions,
+  type StateChangeListener,
+  type TransitionReason,
+} from './options.js';
+import type { TripRule } from './rules.js';
+
+/** `tryAcquire` result: the call must not be made. */
+export const REJECTED = 0;
+/** `tryAcquire` result: a normal call through a closed breaker. Larger values are probes. */
+export const ADMITTED = 1;
+
+/** True when a `tryAcquire` result is a half-open probe (a value greater than ADMITTED). */
+export function isProbe(admission: number): boolean {
+  return admission > ADMITTED;
+}
+
+const STATE_NAMES: readonly BreakerStateName[] = ['closed', 'open', 'half-open', 'closed'];
+const PROBE_TOKEN_MASK = 0xffffff; // low 24 bits of the permit's time go into the admission
+const PROBE_INDEX_BITS = 5;
+const PROBE_INDEX_MASK = 31;
+const PROBE_OFFSET = 2;
+
+/** Point-in-time view of one breaker, for the admin API. */
+export interface BreakerSnapshot {
+  readonly slot: number;
+  readonly state: BreakerStateName;
+  /** ms until an open breaker admits probes (0 unless open). */
+  readonly remainingOpenMs: number;
+  /** Probe permits currently held and not yet settled (0 unless half-open). */
+  readonly probesInFlight: number;
+  /** Probes that succeeded in the current half-open period. */
+  readonly probesSucceeded: number;
+  /** Consecutive opens without a close (grows the open timeout). */
+  readonly openStreak: number;
+}
+
+function fingerprint(rules: readonly TripRule[]): number {
+  // FNV-1a over the rule keys: cheap, stable, and enough to catch two threads configured apart.
+  let h = 0x811c9dc5;
+  for (const rule of rules) {
+    const key = `${rule.key};`;
+    for (let i = 0; i < key.length; i++) {
+      h ^= key.charCodeAt(i);
+      h = Math.imul(h, 0x01000193);
+    }
+  }
+  return h | 0;
+}
+
+/** The state machine over an Int32Array; shared by BreakerTable (SAB) and CircuitBreaker. */
+export class BreakerCore {
+  readonly capacity: number;
+  /** Listener for transitions made by this thread. */
+  onStateChange: StateChangeListener | undefined;
+
+  readonly #mem: Int32Array;
+  readonly #stride: number;
+  readonly #probes: number;
+  readonly #rules: readonly TripRule[];
+  readonly #ruleOffsets: Int32Array;
+  readonly #clock: Clock;
+  readonly #origin: number;
+  readonly #opts: ResolvedBreakerOptions;
+
+  constructor(buffer: ArrayBufferLike, create: boolean, capacity: number, options: BreakerOptions) {
+    const opts = resolveOptions(options);
+    this.#opts = opts;
+    this.#clock = opts.clock;
+    this.#probes = opts.halfOpenProbes;
+    this.#rules = opts.rules;
+    this.#ruleOffsets = new Int32Array(opts.rules.length);
+    let ruleWords = 0;
+    for (let i = 0; i < opts.rules.length; i++) {
+      this.#ruleOffsets[i] = SLOT_PERMITS + opts.halfOpenProbes + ruleWords;
+      ruleWords += opts.rules[i]!.words;
+    }
+    this.#stride = strideWords(opts.halfOpenProbes, ruleWords);
+    this.onStateChange = options.onStateChange;
+    const mem = new Int32Array(buffer);
+    const f64 = new Float64Array(buffer, 0, HEADER_WORDS / 2);
+    const fp = fingerprint(opts.rules);
+    if (create) {
+      this.capacity = capacity;
+      if (buffer.byteLength < byteLengthFor(capacity, this.#stride)) {
+        throw new RangeError(`buffer too small for capacity ${capacity}`);
+      }
+      mem[HDR_MAGIC] = MAGIC;
+      mem[HDR_VERSION] = LAYOUT_VERSION;
+      mem[HDR_CAPACITY] = capacity;
+      mem[HDR_STRIDE] = this.#stride;
+      mem[HDR_HALF_OPEN_PROBES] = opts.halfOpenProbes;
+      mem[HDR_RULE_WORDS] = ruleWords;
+      mem[HDR_RULES_FINGERPRINT] = fp;
+      f64[HDR_ORIGIN_F64] = opts.clock.now();
+      this.#mem = mem;
+      this.#origin = f64[HDR_ORIGIN_F64]!;
+      for (let slot = 0; slot < capacity; slot++)
+        this.#resetSlot(HEADER_WORDS + slot * this.#stride, 0);
+    } else {
+      if (mem[HDR_MAGIC] !== MAGIC || mem[HDR_VERSION] !== LAYOUT_VERSION) {
+        throw new BreakerLayoutMismatchError('buffer is not a breaker table of this version');
+      }
+      const mismatch = (what: string, mine: number, theirs: number | undefined): never => {
+        throw new BreakerLayoutMismatchError(
+          `${what} differs from the table's: options give ${mine}, buffer holds ${theirs}`,
+        );
+      };
+      if (mem[HDR_HALF_OPEN_PROBES] !== opts.halfOpenProbes) {
+        mismatch('halfOpenProbes', opts.halfOpenProbes, mem[HDR_HALF_OPEN_PROBES]);
+      }
+      if (mem[HDR_RULE_WORDS] !== ruleWords || mem[HDR_RULES_FINGERPRINT] !== fp) {
+        mismatch('trip rules fingerprint', fp, mem[HDR_RULES_FINGERPRINT]);
+      }
+      if (mem[HDR_STRIDE] !== this.#stride) mismatch('stride', this.#stride, mem[HDR_STRIDE]);
+      this.capacity = mem[HDR_CAPACITY]!;
+      this.#mem = mem;
+      this.#origin = f64[HDR_ORIGIN_F64]!;
+    }
+  }
+
+  static byteLength(capacity: number, options: BreakerOptions): number {
+    checkCapacity(capacity);
+    const opts = resolveOptions(options);
+    let ruleWords = 0;
+    for (const rule of opts.rules) ruleWords += rule.words;
+    return byteLengthFor(capacity, strideWords(opts.halfOpenProbes, ruleWords));
+  }
+
+  get options(): ResolvedBreakerOptions {
+    return this.#opts;
+  }
+
+  #now30(): number {
+    return (this.#clock.now() - this.#origin) & TIME_MASK;
+  }
+
+  #base(slot: number): number {
+    if (!(slot >>> 0 === slot && slot < this.capacity)) {
+      throw new RangeError(`slot must be an integer in [0, ${this.capacity}), received ${slot}`);
+    }
+    return HEADER_WORDS + slot * this.#stride;
+  }
+
+  #emit(slot: number, from: number, to: number, reason: TransitionReason): void {
+    const listener = this.onStateChange;
+    if (listener === undefined) return;
+    try {
+      listener(slot, STATE_NAMES[from]!, STATE_NAMES[to]!, reason);
+    } catch (error) {
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
+  }
+
+  #openTimeoutMs(streak: number): number {
+    const o = this.#opts;
+    if (streak <= 1 || o.maxOpenTimeoutMs === o.openTimeoutMs) return o.openTimeoutMs;
+    return Math.min(o.maxOpenTimeoutMs, o.openTimeoutMs * o.openTimeoutMultiplier ** (streak - 1));
+  }
+
+  /**
+   * Asks to make a call through breaker `slot`. Returns `REJECTED` (0), `ADMITTED` (1) or a
+   * probe admission (> 1). Pass the result back to exactly one of onSuccess / onFailure /
+   * release. Allocation-free.
+   */
+  tryAcquire(slot: number): number {
+    const base = this.#base(slot);
+    const mem = this.#mem;
+    const w = Atomics.load(mem, base + SLOT_STATE);
+    const state = w & STATE_MASK;
+    if (state === CLOSED) return ADMITTED;
+    const now = this.#now30();
+    if (state === OPEN) {
+      const d = diff30(now, w >>> 2);
+      // d < -MAX_TIMEOUT_MS cannot come from a live deadline: the 30-bit time wrapped while
+      // nobody asked, so the open period is long over.
+      if (d < 0 && d >= -MAX_TIMEOUT_MS) return REJECTED;
+      const hw = (now << 2) | HALF_OPEN;
+      if (Atomics.compareExchange(mem, base + SLOT_STATE, w, hw) === w) {
+        this.#emit(slot, OPEN, HALF_OPEN, 'open-timeout-elapsed');
+      }
+    }
+    return this.#acquireProbe(base, now);
+  }
+
+  #acquireProbe(base: number, now: number): number {
+    const mem = this.#mem;
+    const w = Atomics.load(mem, base + SLOT_STATE);
+    const state = w & STATE_MASK;
+    if (state !== HALF_OPEN) return state === CLOSED ? ADMITTED : REJECTED;
+    const start = w >>> 2;
+    const probeTimeoutMs = this.#opts.probeTimeoutMs;
+    const first = base + SLOT_PERMITS;
+    for (let i = 0; i < this.#probes; i++) {
+      const p = Atomics.load(mem, first + i);
+      if (p !== PERMIT_FREE) {
+        const at = p >>> 1;
+        const stale = diff30(start, at) > 0;
+        if (!stale) {
+          if ((p & PERMIT_DONE_BIT) !== 0) continue;
+          const age = diff30(now, at);
+          // A negative age is a race with the holder's clock read; treat it as fresh unless it
+          // is too large to be a race (the 30-bit time wrapped), then the probe is long hung.
+          if (age < probeTimeoutMs && age >= -probeTimeoutMs) continue;
+        }
+      }
+      const token = now << 1;
+      if (Atomics.compareExchange(mem, first + i, p, token) !== p) continue;
+      if (Atomics.load(mem, base + SLOT_STATE) !== w) {
+        Atomics.compareExchange(mem, first + i, token, PERMIT_FREE);
+        return REJECTED;
+      }
+      return ((now & PROBE_TOKEN_MASK) << PROBE_INDEX_BITS) + i + PROBE_OFFSET;
+    }
+    return REJECTED;
+  }
+
+  /**
+   * Finds the permit word of a probe admission if the caller still holds it in the current
+   * half-open period; returns -1 otherwise (stale: reclaimed, or another period).
+   */
+  #ownedPermit(base: number, admission: number, w: number): number {
+    if ((w & STATE_MASK) !== HALF_OPEN) return -1;
+    const v = admission - PROBE_OFFSET;
+    const i = v & PROBE_INDEX_MASK;
+    if (i >= this.#probes) return -1;
+    const p = Atomics.load(this.#mem, base + SLOT_PERMITS + i);
+    if (p === PERMIT_FREE || (p & PERMIT_DONE_BIT) !== 0) return -1;
+    const at = p >>> 1;
+    if ((at & PROBE_TOKEN_MASK) !== v >>> PROBE_INDEX_BITS) return -1;
+    if (diff30(w >>> 2, at) > 0) return -1;
+    return i;
+  }
+
+  /** Records a successful call. Allocation-free. */
+  onSuccess(slot: number, admission: number): void {
+    const base = this.#base(slot);
+    const mem = this.#mem;
+    if (admission === ADMITTED) {
+      if ((Atomics.load(mem, base + SLOT_STATE) & STATE_MASK) !== CLOSED) return;
+      const rules = this.#rules;
+      for (let r = 0; r < rules.length; r++) rules[r]!.onSuccess(mem, base + this.#ruleOffsets[r]!);
+      return;
+    }
+    if (admission < PROBE_OFFSET) return;
+    const w = Atomics.load(mem, base + SLOT_STATE);
+    const i = this.#ownedPermit(base, admission, w);
+    if (i < 0) return;
+    const first = base + SLOT_PERMITS;
+    const p = Atomics.load(mem, first + i);
+    if (Atomics.compareExchange(mem, first + i, p, p | PERMIT_DONE_BIT) !== p) return;
+    const start = w >>> 2;
+    for (let j = 0; j < this.#probes; j++) {
+      const q = Atomics.load(mem, first + j);
+      if (q === PERMIT_FREE || (q & PERMIT_DONE_BIT) === 0 || diff30(start, q >>> 1) > 0) return;
+    }
+    // Every permit of this period succeeded: close. Rules are reset before the CAS because
+    // they are not updated while half-open, so a failure recorded right after closing counts.
+    this.#resetRules(base);
+    const cw = (this.#now30() << 2) | CLOSED;
+    if (Atomics.compareExchange(mem, base + SLOT_STATE, w, cw) === w) {
+      Atomics.store(mem, base + SLOT_OPEN_STREAK, 0);
+      this.#emit(slot, HALF_OPEN, CLOSED, 'probes-succeeded');
+    }
+  }
+
+  /** Records a failed call; may open the breaker. Allocation-free. */
+  onFailure(slot: number, admission: number): void {
+    const base = this.#base(slot);
+    const mem = this.#mem;
+    if (admission === ADMITTED) {
+      const w = Atomics.load(mem, base + SLOT_STATE);
+      if ((w & STATE_MASK) !== CLOSED) return;
+      const rules = this.#rules;
+      for (let r = 0; r < rules.length; r++) {
+        const rule = rules[r]!;
+        if (rule.onFailure(mem, base + this.#ruleOffsets[r]!)) {
+          this.#open(slot, base, w, CLOSED, 1, rule.name);
+          return;
+        }
+      }
+      return;
+    }
+    if (admission < PROBE_OFFSET) return;
+    const w = Atomics.load(mem, base + SLOT_STATE);
+    const i = this.#ownedPermit(base, admission, w);
+    if (i < 0) return;
+    const streak = Atomics.load(mem, base + SLOT_OPEN_STREAK) + 1;
+    this.#open(slot, base, w, HALF_OPEN, streak, 'probe-failed');
+  }
+
+  #open(slot: number, base: number, w: number, from: number, streak: number, reason: string): void {
+    const until = (this.#now30() + this.#openTimeoutMs(streak)) & TIME_MASK;
+    const ow = (until << 2) | OPEN;
+    if (Atomics.compareExchange(this.#mem, base + SLOT_STATE, w, ow) === w) {
+      Atomics.store(this.#mem, base + SLOT_OPEN_STREAK, streak);
+      this.#emit(slot, from, OPEN, reason);
+    }
+  }
+
+  /** Gives back the permit of a call that was cancelled or abandoned before it settled. */
+  release(slot: number, admission: number): void {
+    const base = this.#base(slot);
+    if (admission < PROBE_OFFSET) return;
+    const mem = this.#mem;
+    const w = Atomics.load(mem, base + SLOT_STATE);
+    const i = this.#ownedPermit(base, admission, w);
+    if (i < 0) return;
+    const idx = base + SLOT_PERMITS + i;
+    const p = Atomics.load(mem, idx);
+    Atomics.compareExchange(mem, idx, p, PERMIT_FREE);
+  }
+
+  /** Current state; an open breaker whose timeout elapsed still reads `open` until asked. */
+  state(slot: number): BreakerStateName {
+    return STATE_NAMES[Atomics.load(this.#mem, this.#base(slot) + SLOT_STATE) & STATE_MASK]!;
+  }
+
+  /** Forces breaker `slot` closed with fresh counters (e.g. when a slot is reused). */
+  reset(slot: number): void {
+    const base = this.#base(slot);
+    const mem = this.#mem;
+    for (;;) {
+      const w = Atomics.load(mem, base + SLOT_STATE);
+      this.#resetRules(base);
+      const cw = (this.#now30() << 2) | CLOSED;
+      if (Atomics.compareExchange(mem, base + SLOT_STATE, w, cw) === w) {
+        Atomics.store(mem, base + SLOT_OPEN_STREAK, 0);
+        for (let i = 0; i < this.#probes; i++)
+          Atomics.store(mem, base + SLOT_PERMITS + i, PERMIT_FREE);
+        if ((w & STATE_MASK) !== CLOSED) this.#emit(slot, w & STATE_MASK, CLOSED, 'reset');
+        return;
+      }
+    }
+  }
+
+  #resetRules(base: number): void {
+    const rules = this.#rules;
+    for (let r = 0; r < rules.length; r++) rules[r]!.reset(this.#mem, base + this.#ruleOffsets[r]!);
+  }
+
+  #resetSlot(base: number, time30: number): void {
+    const mem = this.#mem;
+    Atomics.store(mem, base + SLOT_STATE, (time30 << 2) | CLOSED);
+    Atomics.store(mem, base + SLOT_OPEN_STREAK, 0);
+    for (let i = 0; i < this.#probes; i++) Atomics.store(mem, base + SLOT_PERMITS + i, PERMIT_FREE);
+    this.#resetRules(base);
+  }
+
+  /** Point-in-time view of breaker `slot`. */
+  snapshotOf(slot: number): BreakerSnapshot {
+    const base = this.#base(slot);
+    const mem = this.#mem;
+    const w = Atomics.load(mem, base + SLOT_STATE);
+    const state = w & STATE_MASK;
+    const now = this.#now30();
+    let remainingOpenMs = 0;
+    let probesInFlight = 0;
+    let probesSucceeded = 0;
+    if (state === OPEN) {
+      const d = diff30(w >>> 2, now);
+      remainingOpenMs = d > 0 && d <= MAX_TIMEOUT_MS ? d : 0;
+    } else if (state === HALF_OPEN) {
+      const start = w >>> 2;
+      for (let i = 0; i < this.#probes; i++) {
+        const p = Atomics.load(mem, base + SLOT_PERMITS + i);
+        if (p === PERMIT_FREE || diff30(start, p >>> 1) > 0) continue;
+        if ((p & PERMIT_DONE_BIT) !== 0) probesSucceeded++;
+        else probesInFlight++;
+      }
+    }
+    return {
+      slot,
+      state: STATE_NAMES[state]!,
+      remainingOpenMs,
+      probesInFlight,
+      probesSucceeded,
+      openStreak: Atomics.load(mem, base + SLOT_OPEN_STREAK),
+    };
+  }
+}
+
+export function checkCapacity(capacity: number): void {
+  if (!Number.isInteger(capacity) || capacity < 1 || capacity > MAX_CAPACITY) {
+    throw new RangeError(
+      `capacity must be an integer in [1, ${MAX_CAPACITY}], received ${capacity}`,
+    );
+  }
+}

@@ -1,0 +1,38 @@
+export {
+  BACKOFF_DEFAULTS,
+  type BackoffOptions,
+  type BackoffState,
+  backoffDelay,
+  backoffStep,
+  INITIAL_BACKOFF_STATE,
+  Jitter,
+  type JitterMode,
+  validateBackoff,
+} from './internal/backoff.js';
+export {
+  RETRY_BUDGET_DEFAULTS,
+  RetryBudget,
+  type RetryBudgetLike,
+  type RetryBudgetOptions,
+  SharedRetryBudget,
+  type SharedRetryBudgetOptions,
+} from './internal/budget.js';
+export { type Clock, type Random, seededRandom, systemClock } from './internal/clock.js';
+export { DEFAULT_DEADLINE_MS, Deadline } from './internal/deadline.js';
+export {
+  AbortedError,
+  DeadlineExceededError,
+  isRetryError,
+  RetryBudgetExhaustedError,
+  RetryError,
+} from './internal/errors.js';
+export {
+  type GrpcLikeError,
+  GrpcStatus,
+  type GrpcStatusCode,
+  isRetryableError,
+  RETRY_PUSHBACK_KEY,
+  RETRYABLE_CONNECTION_CODES,
+  retryPushbackMs,
+} from './internal/grpc.js';
+export { RETRY_DEFAULTS, type RetryInfo, type RetryOptions, retry } from './internal/retry.js';

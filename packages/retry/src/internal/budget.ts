@@ -1,0 +1,198 @@
+import {
+  BUDGET_BYTES,
+  EPOCH_UNUSED,
+  HDR_DEPOSIT,
+  HDR_MAGIC,
+  HDR_ORIGIN_F64,
+  HDR_RESERVE,
+  HDR_SLICES,
+  HDR_TTL_MS,
+  HDR_VERSION,
+  HEADER_WORDS,
+  LAYOUT_VERSION,
+  MAGIC,
+  SLICE_BALANCE,
+  SLICE_EPOCH,
+  SLICE_WORDS,
+  SLICES,
+  WITHDRAWAL,
+} from './budget-layout.js';
+import { type Clock, systemClock } from './clock.js';
+
+export interface RetryBudgetOptions {
+  /** Retries allowed as a share of requests over the window, in [0, 1]. Default 0.2 (20 %). */
+  readonly ratio?: number;
+  /** Retries always allowed per second of the window, on top. Default 10 per second. */
+  readonly minRetriesPerSecond?: number;
+  /** How long a deposit or withdrawal counts. Default 10_000 ms. */
+  readonly ttlMs?: number;
+  /** Time source. Default `Date.now()`; shared budgets need one timeline across threads. */
+  readonly clock?: Clock;
+}
+
+export const RETRY_BUDGET_DEFAULTS = Object.freeze({
+  ratio: 0.2, // 20 %
+  minRetriesPerSecond: 10, // retries per second
+  ttlMs: 10 * 1000, // 10 s
+});
+const MIN_TTL_MS = 100;
+const MAX_TTL_MS = 10 * 60 * 1000; // 10 min
+const MAX_MIN_RETRIES_PER_SECOND = 10_000;
+
+/** What `retry()` needs from a budget; both budgets implement it. */
+export interface RetryBudgetLike {
+  /** Counts one original request (a deposit). */
+  recordRequest(): void;
+  /** Takes one retry token; false when the budget is exhausted. */
+  tryRetry(): boolean;
+}
+
+/** Shared core; the window lives in an Int32Array over any buffer. */
+class BudgetCore implements RetryBudgetLike {
+  readonly #mem: Int32Array;
+  readonly #clock: Clock;
+  readonly #origin: number;
+  readonly #sliceMs: number;
+  readonly #deposit: number;
+  readonly #reserve: number;
+
+  constructor(buffer: ArrayBufferLike, create: boolean, options: RetryBudgetOptions) {
+    const ratio = options.ratio ?? RETRY_BUDGET_DEFAULTS.ratio;
+    const minPerSecond = options.minRetriesPerSecond ?? RETRY_BUDGET_DEFAULTS.minRetriesPerSecond;
+    const ttlMs = options.ttlMs ?? RETRY_BUDGET_DEFAULTS.ttlMs;
+    if (!(ratio >= 0 && ratio <= 1))
+      throw new RangeError(`ratio must be in [0, 1], received ${ratio}`);
+    if (!(minPerSecond >= 0 && minPerSecond <= MAX_MIN_RETRIES_PER_SECOND)) {
+      throw new RangeError(
+        `minRetriesPerSecond must be in [0, ${MAX_MIN_RETRIES_PER_SECOND}], received ${minPerSecond}`,
+      );
+    }
+    if (!(Number.isInteger(ttlMs) && ttlMs >= MIN_TTL_MS && ttlMs <= MAX_TTL_MS)) {
+      throw new RangeError(
+        `ttlMs must be an integer in [${MIN_TTL_MS}, ${MAX_TTL_MS}], received ${ttlMs}`,
+      );
+    }
+    this.#clock = options.clock ?? systemClock;
+    this.#sliceMs = ttlMs / SLICES;
+    this.#deposit = Math.round(ratio * WITHDRAWAL);
+    this.#reserve = Math.round(minPerSecond * (ttlMs / 1000) * WITHDRAWAL);
+    const mem = new Int32Array(buffer, 0, BUDGET_BYTES / 4);
+    const f64 = new Float64Array(buffer, 0, HEADER_WORDS / 2);
+    if (create) {
+      mem[HDR_MAGIC] = MAGIC;
+      mem[HDR_VERSION] = LAYOUT_VERSION;
+      mem[HDR_DEPOSIT] = this.#deposit;
+      mem[HDR_RESERVE] = this.#reserve;
+      mem[HDR_TTL_MS] = ttlMs;
+      mem[HDR_SLICES] = SLICES;
+      f64[HDR_ORIGIN_F64] = this.#clock.now();
+      for (let i = 0; i < SLICES; i++) {
+        mem[HEADER_WORDS + i * SLICE_WORDS + SLICE_EPOCH] = EPOCH_UNUSED;
+        mem[HEADER_WORDS + i * SLICE_WORDS + SLICE_BALANCE] = 0;
+      }
+    } else {
+      if (mem[HDR_MAGIC] !== MAGIC || mem[HDR_VERSION] !== LAYOUT_VERSION) {
+        throw new TypeError('buffer is not a retry budget of this version');
+      }
+      const check = (name: string, mine: number, theirs: number | undefined): void => {
+        if (mine !== theirs) {
+          throw new RangeError(
+            `${name} differs from the shared budget's: options give ${mine}, buffer holds ${theirs}`,
+          );
+        }
+      };
+      check('ratio (as deposit units)', this.#deposit, mem[HDR_DEPOSIT]);
+      check('minRetriesPerSecond (as reserve units)', this.#reserve, mem[HDR_RESERVE]);
+      check('ttlMs', ttlMs, mem[HDR_TTL_MS]);
+    }
+    this.#mem = mem;
+    this.#origin = f64[HDR_ORIGIN_F64]!;
+  }
+
+  #slice(): number {
+    const elapsed = this.#clock.now() - this.#origin;
+    return elapsed > 0 ? Math.floor(elapsed / this.#sliceMs) | 0 : 0;
+  }
+
+  /** Index of the balance word of slice `cur`, rotating the slot if it held an old slice. */
+  #current(cur: number): number {
+    const mem = this.#mem;
+    const at = HEADER_WORDS + (cur % SLICES) * SLICE_WORDS;
+    const epoch = Atomics.load(mem, at + SLICE_EPOCH);
+    if (epoch !== cur && cur - epoch > 0) {
+      const stale = Atomics.load(mem, at + SLICE_BALANCE);
+      if (Atomics.compareExchange(mem, at + SLICE_EPOCH, epoch, cur) === epoch) {
+        Atomics.sub(mem, at + SLICE_BALANCE, stale);
+      }
+    }
+    return at + SLICE_BALANCE;
+  }
+
+  #others(cur: number, skip: number): number {
+    const mem = this.#mem;
+    let sum = this.#reserve;
+    for (let i = 0; i < SLICES; i++) {
+      const at = HEADER_WORDS + i * SLICE_WORDS;
+      if (at + SLICE_BALANCE === skip) continue;
+      const age = cur - Atomics.load(mem, at + SLICE_EPOCH);
+      if (age >= 0 && age < SLICES) sum += Atomics.load(mem, at + SLICE_BALANCE);
+    }
+    return sum;
+  }
+
+  recordRequest(): void {
+    if (this.#deposit === 0) return;
+    Atomics.add(this.#mem, this.#current(this.#slice()), this.#deposit);
+  }
+
+  tryRetry(): boolean {
+    const cur = this.#slice();
+    const idx = this.#current(cur);
+    const before = Atomics.sub(this.#mem, idx, WITHDRAWAL);
+    if (this.#others(cur, idx) + before - WITHDRAWAL >= 0) return true;
+    Atomics.add(this.#mem, idx, WITHDRAWAL);
+    return false;
+  }
+
+  /** Whole retries the budget would allow right now (for metrics; racy by nature). */
+  available(): number {
+    const cur = this.#slice();
+    const idx = this.#current(cur);
+    const total = this.#others(cur, idx) + Atomics.load(this.#mem, idx);
+    return total > 0 ? Math.floor(total / WITHDRAWAL) : 0;
+  }
+}
+
+/**
+ * Finagle-style retry budget for one thread: retries may be `ratio` of the requests of the
+ * last `ttlMs`, plus `minRetriesPerSecond * ttlMs / 1000` always. Allocation-free hot path.
+ */
+export class RetryBudget extends BudgetCore {
+  constructor(options: RetryBudgetOptions = {}) {
+    super(new ArrayBuffer(BUDGET_BYTES), true, options);
+  }
+}
+
+export interface SharedRetryBudgetOptions extends RetryBudgetOptions {
+  /** The `buffer` of an existing SharedRetryBudget (posted to this worker); options must match. */
+  readonly buffer?: SharedArrayBuffer;
+}
+
+/** The same budget in a SharedArrayBuffer, drawn on by every thread of the process at once. */
+export class SharedRetryBudget extends BudgetCore {
+  /** Post this to workers and build `new SharedRetryBudget({ buffer, ...sameOptions })` there. */
+  readonly buffer: SharedArrayBuffer;
+
+  constructor(options: SharedRetryBudgetOptions = {}) {
+    const existing = options.buffer;
+    if (existing !== undefined && !(existing instanceof SharedArrayBuffer)) {
+      throw new TypeError('buffer must be a SharedArrayBuffer');
+    }
+    const buffer = existing ?? new SharedArrayBuffer(BUDGET_BYTES);
+    super(buffer, existing === undefined, options);
+    this.buffer = buffer;
+  }
+
+  /** Bytes a shared budget occupies. */
+  static readonly byteLength = BUDGET_BYTES;
+}
