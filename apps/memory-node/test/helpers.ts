@@ -40,8 +40,9 @@ export function memoryClient(
   cleanup: Cleanup,
   address: string,
   credentials = grpc.credentials.createInsecure(),
+  options: grpc.ClientOptions = {},
 ): MemoryServiceClient {
-  const client = new MemoryServiceClient(address, credentials);
+  const client = new MemoryServiceClient(address, credentials, options);
   cleanup.add(() => client.close());
   return client;
 }

@@ -81,6 +81,10 @@ function makePki(dir: string): Pki {
   };
 }
 
+// Servers are addressed by IP; send SNI "localhost" (also in the certificate's SANs) because
+// an IP address as TLS ServerName is deprecated (DEP0123).
+const SNI: grpc.ClientOptions = { 'grpc.ssl_target_name_override': 'localhost' };
+
 let pki: Pki;
 beforeAll(() => {
   pki = makePki(tempDir(suiteCleanup, 'engram-pki-'));
@@ -90,7 +94,7 @@ beforeAll(() => {
 describe('TLS', () => {
   it('serves a round trip over TLS and refuses plaintext clients', async () => {
     const node = await startNode(cleanup, { tls: { cert: pki.serverCert, key: pki.serverKey } });
-    const client = memoryClient(cleanup, node.address, grpc.credentials.createSsl(pki.ca));
+    const client = memoryClient(cleanup, node.address, grpc.credentials.createSsl(pki.ca), SNI);
     const stored = await callMemory(client, 'store', {
       spaceId: 's',
       memory: { content: 'secret' },
@@ -121,11 +125,17 @@ describe('TLS', () => {
       cleanup,
       node.address,
       grpc.credentials.createSsl(pki.ca, pki.clientKey, pki.clientCert),
+      SNI,
     );
     const ok = await callMemory(withCert, 'store', { spaceId: 's', memory: { content: 'mutual' } });
     expect(ok.routing?.servedBy).toBe('tls1');
 
-    const withoutCert = memoryClient(cleanup, node.address, grpc.credentials.createSsl(pki.ca));
+    const withoutCert = memoryClient(
+      cleanup,
+      node.address,
+      grpc.credentials.createSsl(pki.ca),
+      SNI,
+    );
     await expect(
       callMemory(withoutCert, 'recall', { spaceId: 's' }, { deadline: Date.now() + 5000 }),
     ).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });

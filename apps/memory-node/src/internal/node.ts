@@ -376,8 +376,10 @@ export async function startMemoryNode(options: MemoryNodeOptions): Promise<Memor
   let port: number;
   try {
     port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`${o.host}:${o.port}`, serverCredentials(o.tls), (err, p) =>
-        err ? reject(err) : resolve(p),
+      server.bindAsync(
+        o.host.includes(':') ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`,
+        serverCredentials(o.tls),
+        (err, p) => (err ? reject(err) : resolve(p)),
       ),
     );
   } catch (err) {
@@ -385,7 +387,7 @@ export async function startMemoryNode(options: MemoryNodeOptions): Promise<Memor
     await log?.close();
     throw err;
   }
-  const address = `${o.host}:${port}`;
+  const address = o.host.includes(':') ? `[${o.host}]:${port}` : `${o.host}:${port}`;
   logger.info(
     {
       id: o.id,

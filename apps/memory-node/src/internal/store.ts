@@ -264,7 +264,12 @@ export class MemoryStore {
     if (space === undefined) return;
     for (const g of groups) {
       for (const id of g.removed) space.delete(id);
-      if (space.has(g.kept.id)) this.put(spaceId, g.kept);
+      // Raise the confidence of whatever is stored under the kept id now: a Store may have
+      // replaced it since the plan was made, and replay must reach the same state.
+      const current = space.get(g.kept.id);
+      if (current !== undefined && g.kept.confidence > current.memory.confidence) {
+        current.memory = { ...current.memory, confidence: g.kept.confidence };
+      }
     }
   }
 }
