@@ -22,6 +22,7 @@ export {
   type Clock,
   type ConnectionEvent,
   type ConnectionKind,
+  type ConnectionStateEvent,
   DEFAULTS,
   MAX_CHANNELS_PER_NODE,
   type MakeClient,

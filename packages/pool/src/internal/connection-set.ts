@@ -58,6 +58,8 @@ export interface ConnectionSetOptions {
   readonly random: Random;
   /** Called on every open and close of a connection in this set. */
   readonly onEvent?: ((type: 'open' | 'close', index: number) => void) | undefined;
+  /** Called whenever a connection's state byte changes. */
+  readonly onState?: ((index: number, state: ConnectionStateCode) => void) | undefined;
 }
 
 const NOOP = (): void => {};
@@ -201,7 +203,7 @@ export class ConnectionSet<T> {
       this.options.clock.clearTimeout(this.timers[i]);
       this.timers[i] = undefined;
       closing.push(this.closeAt(i));
-      this.states[i] = CONNECTION_STATE.SHUTDOWN;
+      this.setState(i, CONNECTION_STATE.SHUTDOWN);
     }
     this.notify();
     return Promise.all(closing).then(NOOP);
@@ -212,7 +214,7 @@ export class ConnectionSet<T> {
       state: (state, cause) => {
         if (this.hooks[index] !== hooks) return;
         if (cause !== undefined) this.lastError = cause;
-        this.states[index] = state;
+        this.setState(index, state);
         if (state === CONNECTION_STATE.READY) this.failures[index] = 0;
         this.notify();
       },
@@ -220,13 +222,13 @@ export class ConnectionSet<T> {
         if (this.hooks[index] !== hooks) return;
         this.lastError = cause;
         void this.closeAt(index);
-        this.states[index] = CONNECTION_STATE.TRANSIENT_FAILURE;
+        this.setState(index, CONNECTION_STATE.TRANSIENT_FAILURE);
         this.scheduleReplacement(index);
         this.notify();
       },
     };
     this.hooks[index] = hooks;
-    this.states[index] = CONNECTION_STATE.CONNECTING;
+    this.setState(index, CONNECTION_STATE.CONNECTING);
     this.connections[index] = this.factory.open(index, hooks);
     this.live++;
     this.options.onEvent?.('open', index);
@@ -251,6 +253,12 @@ export class ConnectionSet<T> {
       this.timers[index] = undefined;
       if (!this.closed) this.openAt(index);
     }, delay);
+  }
+
+  private setState(index: number, state: ConnectionStateCode): void {
+    if (this.states[index] === state) return;
+    this.states[index] = state;
+    this.options.onState?.(index, state);
   }
 
   private notify(): void {

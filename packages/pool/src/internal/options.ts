@@ -51,6 +51,14 @@ export interface ConnectionEvent {
   readonly index: number;
 }
 
+/** Emitted when one connection changes state (for metrics, logs and tests). */
+export interface ConnectionStateEvent {
+  readonly kind: ConnectionKind;
+  readonly nodeId: string;
+  readonly index: number;
+  readonly state: 'idle' | 'connecting' | 'ready' | 'transient_failure' | 'shutdown';
+}
+
 /** Builds the typed client cached per grpc-js channel (see `ConnectionPool.acquireClient`). */
 export type MakeClient<C> = (
   channel: grpc.Channel,
@@ -79,6 +87,8 @@ export interface PoolOptions<C = grpc.Client> {
   readonly makeClient?: MakeClient<C>;
   /** Called synchronously on every connection open/close. Default none. */
   readonly onConnection?: (event: ConnectionEvent) => void;
+  /** Called synchronously on every connection state change. Default none. */
+  readonly onStateChange?: (event: ConnectionStateEvent) => void;
   /** Default real time. */
   readonly clock?: Clock;
   /** Default `Math.random`. */
@@ -109,6 +119,7 @@ export interface ResolvedOptions {
   readonly credentials: PoolCredentials;
   readonly channelOptions: grpc.ChannelOptions;
   readonly onConnection: ((event: ConnectionEvent) => void) | undefined;
+  readonly onStateChange: ((event: ConnectionStateEvent) => void) | undefined;
   readonly clock: Clock;
   readonly random: Random;
 }
@@ -185,6 +196,7 @@ export function resolveOptions(options: PoolOptions<unknown>): ResolvedOptions {
     credentials,
     channelOptions: options.channelOptions ?? {},
     onConnection: options.onConnection,
+    onStateChange: options.onStateChange,
     clock: options.clock ?? SYSTEM_CLOCK,
     random: options.random ?? MATH_RANDOM,
   };

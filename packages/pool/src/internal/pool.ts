@@ -279,6 +279,7 @@ export class ConnectionPool<C = grpc.Client> {
   private createEntry(nodeId: string, address: string, slot: number): NodeEntry<C> {
     const o = this.options;
     const onConnection = o.onConnection;
+    const onStateChange = o.onStateChange;
     const setOptions = (kind: ConnectionKind) => ({
       reconnectBaseDelayMs: o.reconnectBaseDelayMs,
       reconnectMaxDelayMs: o.reconnectMaxDelayMs,
@@ -290,6 +291,11 @@ export class ConnectionPool<C = grpc.Client> {
         else this.sessions += delta;
         onConnection?.({ type, kind, nodeId, index });
       },
+      onState:
+        onStateChange === undefined
+          ? undefined
+          : (index: number, state: number) =>
+              onStateChange({ kind, nodeId, index, state: connectionStateName(state) }),
     });
     const grpcFactory = new GrpcChannelFactory<C>(
       address,

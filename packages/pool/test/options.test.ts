@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import {
+  ConnectionPool,
+  DEFAULTS,
+  InvalidPoolArgumentError,
+  UnknownNodeError,
+} from '../src/index.js';
+
+describe('ConnectionPool options', () => {
+  it('applies the spec defaults', () => {
+    const pool = new ConnectionPool();
+    expect(pool.options.channelsPerNode).toBe(4);
+    expect(pool.options.connectTimeoutMs).toBe(5000);
+    expect(pool.options.keepaliveIntervalMs).toBe(30_000);
+    expect(pool.options.keepaliveTimeoutMs).toBe(10_000);
+    expect(pool.options.credentials).toEqual({ kind: 'insecure' });
+    expect(DEFAULTS.channelsPerNode).toBe(4);
+  });
+
+  it.each([
+    ['channelsPerNode', { channelsPerNode: 0 }, 0],
+    ['channelsPerNode', { channelsPerNode: 1.5 }, 1.5],
+    ['connectTimeoutMs', { connectTimeoutMs: -1 }, -1],
+    ['keepaliveIntervalMs', { keepaliveIntervalMs: Number.NaN }, Number.NaN],
+    ['reconnectMaxDelayMs', { reconnectBaseDelayMs: 500, reconnectMaxDelayMs: 100 }, 100],
+  ])('rejects a bad %s with a RangeError naming it', (field, options, value) => {
+    let caught: unknown;
+    try {
+      new ConnectionPool(options);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(RangeError);
+    expect(caught).toBeInstanceOf(InvalidPoolArgumentError);
+    expect((caught as InvalidPoolArgumentError).code).toBe('InvalidArgument');
+    expect((caught as InvalidPoolArgumentError).field).toBe(field);
+    expect((caught as InvalidPoolArgumentError).value).toBe(value);
+  });
+
+  it('requires a client certificate and key together', () => {
+    expect(() => new ConnectionPool({ credentials: { kind: 'tls', cert: 'x' } })).toThrow(
+      expect.objectContaining({ code: 'InvalidArgument', field: 'credentials.key' }),
+    );
+  });
+
+  it('rejects an address without a valid port', () => {
+    const pool = new ConnectionPool();
+    expect(() => pool.addNode('n1', 'localhost')).toThrow(
+      expect.objectContaining({ code: 'InvalidArgument', field: 'address' }),
+    );
+    expect(() => pool.addNode('n1', '127.0.0.1:70000')).toThrow(
+      expect.objectContaining({ code: 'InvalidArgument' }),
+    );
+    expect(() => pool.addNode('', '127.0.0.1:1')).toThrow(
+      expect.objectContaining({ code: 'InvalidArgument', field: 'nodeId' }),
+    );
+  });
+
+  it('registers nodes without connecting, by id and by a slot that is never reused', async () => {
+    const pool = new ConnectionPool();
+    expect(pool.addNode('a', '127.0.0.1:1')).toBe(0);
+    expect(pool.addNode('b', '127.0.0.1:2')).toBe(1);
+    expect(pool.addNode('a', '127.0.0.1:1')).toBe(0);
+    expect(pool.slotOf('b')).toBe(1);
+    expect(pool.slotOf('zz')).toBe(-1);
+    expect(pool.channelCount).toBe(0);
+    expect(pool.healthReport()).toMatchObject({ totalNodes: 2, healthyNodes: 0, totalChannels: 0 });
+    await pool.removeNode('a');
+    expect(() => pool.acquireChannel(0)).toThrow(UnknownNodeError);
+    expect(() => pool.acquireChannel('a')).toThrow(
+      expect.objectContaining({ code: 'UnknownNode' }),
+    );
+    expect(pool.addNode('a', '127.0.0.1:1')).toBe(2);
+    await pool.close();
+    expect(() => pool.acquireChannel('b')).toThrow(expect.objectContaining({ code: 'PoolClosed' }));
+    expect(() => pool.addNode('c', '127.0.0.1:3')).toThrow(
+      expect.objectContaining({ code: 'PoolClosed' }),
+    );
+  });
+});
