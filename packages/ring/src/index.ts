@@ -1,0 +1,35 @@
+export {
+  CapacityExceededError,
+  InvalidArgumentError,
+  InvalidTableError,
+  isRingError,
+  RING_ERROR_CODES,
+  RingError,
+  type RingErrorCode,
+} from './errors.js';
+export { hashKey } from './hash-key.js';
+export {
+  addressProblem,
+  buildRing,
+  DEFAULT_REPLICATION_FACTOR,
+  DEFAULT_VNODES_PER_NODE,
+  MAX_NODE_ID_LENGTH,
+  MAX_NODES,
+  MAX_REPLICATION_FACTOR,
+  MAX_RING_TOKENS,
+  MAX_SPACE_ID_LENGTH,
+  MAX_VNODES_PER_NODE,
+  MAX_ZONE_LENGTH,
+  Ring,
+  type RingOptions,
+} from './ring.js';
+export {
+  DEFAULT_TABLE_MAX_BLOB_BYTES,
+  DEFAULT_TABLE_MAX_NODES,
+  DEFAULT_TABLE_MAX_REPLICATION_FACTOR,
+  DEFAULT_TABLE_MAX_TOKENS,
+  TableReader,
+  TableWriter,
+  type TableWriterOptions,
+} from './table.js';
+export type { NodeInfo, Placement, PlacementTable, SpaceAssignment } from './types.js';

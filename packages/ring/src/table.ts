@@ -1,0 +1,388 @@
+import { decode, encode } from '@msgpack/msgpack';
+import { CapacityExceededError, InvalidArgumentError, InvalidTableError } from './errors.js';
+import { hashKey } from './hash-key.js';
+import {
+  computeLayout,
+  G_INDEX_BITS,
+  G_LAYOUT_VERSION,
+  G_MAGIC,
+  G_MAX_BLOB_BYTES,
+  G_MAX_NODES,
+  G_MAX_REPLICATION_FACTOR,
+  G_MAX_TOKENS,
+  G_STATE,
+  GLOBAL_HEADER_SLOTS,
+  H_BLOB_BYTES,
+  H_CONFIGURED_REPLICATION_FACTOR,
+  H_EPOCH,
+  H_MAX_PLACEMENT_SIZE,
+  H_NODE_COUNT,
+  H_STRIDE,
+  H_TOKEN_COUNT,
+  H_VNODES_PER_NODE,
+  HALF_HEADER_SLOTS,
+  type HalfOffsets,
+  TABLE_LAYOUT_VERSION,
+  TABLE_MAGIC,
+  type TableCapacity,
+} from './internal/layout.js';
+import {
+  INDEX_BITS,
+  INDEX_LENGTH,
+  type PlacementArrays,
+  startPosition,
+} from './internal/placement.js';
+import {
+  MAX_NODES,
+  MAX_REPLICATION_FACTOR,
+  MAX_RING_TOKENS,
+  type Ring,
+  toPlacement,
+} from './ring.js';
+import type { NodeInfo, Placement, PlacementTable } from './types.js';
+
+export const DEFAULT_TABLE_MAX_NODES = 1024;
+/** 2^20 tokens: 256 nodes at the default 4096 vnodes. */
+export const DEFAULT_TABLE_MAX_TOKENS = 1 << 20;
+export const DEFAULT_TABLE_MAX_REPLICATION_FACTOR = 5;
+export const DEFAULT_TABLE_MAX_BLOB_BYTES = 2 * 1024 * 1024; // 2 MiB
+/** Epochs live in 30 bits of the state word. */
+const MAX_EPOCH = 2 ** 30 - 1;
+
+/** Capacities of a shared table; memory is reserved for two tables of this size. */
+export interface TableWriterOptions {
+  /** Default 1024 (at most 65535). */
+  readonly maxNodes?: number;
+  /** Vnode tokens. Default 2^20. */
+  readonly maxTokens?: number;
+  /** Widest placement (ring replication factor or an assignment's size). Default 5. */
+  readonly maxReplicationFactor?: number;
+  /** Node metadata and assignments, msgpack-encoded. Default 2 MiB. */
+  readonly maxBlobBytes?: number;
+}
+
+/** Cold data of one table, msgpack-encoded once per publish and decoded once per epoch. */
+interface TableMetadata {
+  /** [id, address, zone | null] per node, in index order. */
+  readonly n: Array<[string, string, string | null]>;
+  /** [spaceId, node indexes (primary first)] per assignment. */
+  readonly a: Array<[string, number[]]>;
+}
+
+function capacityOption(field: string, value: number | undefined, fallback: number, max: number) {
+  const v = value ?? fallback;
+  if (!Number.isInteger(v) || v < 1 || v > max) {
+    throw new InvalidArgumentError(field, v, `must be an integer from 1 to ${max}`);
+  }
+  return v;
+}
+
+/**
+ * The single writer of a shared placement table. Create it in the control plane, hand
+ * `buffer` to each thread's `TableReader`, and `publish` each new ring: readers switch to it
+ * on their next lookup, never seeing a half-written table.
+ */
+export class TableWriter {
+  readonly buffer: SharedArrayBuffer;
+  readonly capacity: TableCapacity;
+  readonly #global: Int32Array;
+  readonly #halves: readonly [HalfOffsets, HalfOffsets];
+  #epoch = 0;
+
+  constructor(options: TableWriterOptions = {}) {
+    this.capacity = Object.freeze({
+      maxNodes: capacityOption('maxNodes', options.maxNodes, DEFAULT_TABLE_MAX_NODES, MAX_NODES),
+      maxTokens: capacityOption(
+        'maxTokens',
+        options.maxTokens,
+        DEFAULT_TABLE_MAX_TOKENS,
+        MAX_RING_TOKENS,
+      ),
+      maxReplicationFactor: capacityOption(
+        'maxReplicationFactor',
+        options.maxReplicationFactor,
+        DEFAULT_TABLE_MAX_REPLICATION_FACTOR,
+        MAX_REPLICATION_FACTOR,
+      ),
+      maxBlobBytes: capacityOption(
+        'maxBlobBytes',
+        options.maxBlobBytes,
+        DEFAULT_TABLE_MAX_BLOB_BYTES,
+        2 ** 30,
+      ),
+    });
+    const layout = computeLayout(this.capacity, INDEX_LENGTH);
+    this.buffer = new SharedArrayBuffer(layout.totalBytes);
+    this.#halves = layout.halves;
+    this.#global = new Int32Array(this.buffer, 0, GLOBAL_HEADER_SLOTS);
+    this.#global[G_LAYOUT_VERSION] = TABLE_LAYOUT_VERSION;
+    this.#global[G_MAX_NODES] = this.capacity.maxNodes;
+    this.#global[G_MAX_TOKENS] = this.capacity.maxTokens;
+    this.#global[G_MAX_REPLICATION_FACTOR] = this.capacity.maxReplicationFactor;
+    this.#global[G_MAX_BLOB_BYTES] = this.capacity.maxBlobBytes;
+    this.#global[G_INDEX_BITS] = INDEX_BITS;
+    Atomics.store(this.#global, G_MAGIC, TABLE_MAGIC);
+  }
+
+  /** Epoch of the last published table; 0 before the first. */
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  /**
+   * Publishes `ring` as the next epoch and returns that epoch. Throws
+   * `CapacityExceededError` (and publishes nothing) when the ring does not fit.
+   */
+  publish(ring: Ring): number {
+    const { maxNodes, maxTokens, maxReplicationFactor, maxBlobBytes } = this.capacity;
+    if (ring.nodes.length > maxNodes)
+      throw new CapacityExceededError('maxNodes', ring.nodes.length, maxNodes);
+    if (ring.tokenCount > maxTokens)
+      throw new CapacityExceededError('maxTokens', ring.tokenCount, maxTokens);
+    if (ring.maxPlacementSize > maxReplicationFactor) {
+      throw new CapacityExceededError(
+        'maxReplicationFactor',
+        ring.maxPlacementSize,
+        maxReplicationFactor,
+      );
+    }
+    const metadata: TableMetadata = {
+      n: ring.nodes.map((node) => [node.id, node.address, node.zone ?? null]),
+      a: Array.from(ring.assignmentMap, ([spaceId, placement]) => [spaceId, Array.from(placement)]),
+    };
+    const blob = encode(metadata);
+    if (blob.byteLength > maxBlobBytes) {
+      throw new CapacityExceededError('maxBlobBytes', blob.byteLength, maxBlobBytes);
+    }
+    if (this.#epoch >= MAX_EPOCH) {
+      throw new CapacityExceededError('epoch', this.#epoch + 1, MAX_EPOCH);
+    }
+
+    const state = Atomics.load(this.#global, G_STATE);
+    const target = state === 0 ? 0 : 1 - (state & 1);
+    const half = this.#halves[target]!;
+    const epoch = this.#epoch + 1;
+    const { tokens, index, rows, tokenCount } = ring.arrays;
+    const stride = ring.replicationFactor;
+
+    new Uint32Array(this.buffer, half.tokens, tokenCount).set(tokens.subarray(0, tokenCount));
+    new Uint32Array(this.buffer, half.index, INDEX_LENGTH).set(index);
+    new Uint16Array(this.buffer, half.rows, tokenCount * stride).set(
+      rows.subarray(0, tokenCount * stride),
+    );
+    new Uint8Array(this.buffer, half.blob, blob.byteLength).set(blob);
+    const header = new Int32Array(this.buffer, half.header, HALF_HEADER_SLOTS);
+    header[H_EPOCH] = epoch;
+    header[H_NODE_COUNT] = ring.nodes.length;
+    header[H_TOKEN_COUNT] = tokenCount;
+    header[H_STRIDE] = stride;
+    header[H_BLOB_BYTES] = blob.byteLength;
+    header[H_VNODES_PER_NODE] = ring.vnodesPerNode;
+    header[H_CONFIGURED_REPLICATION_FACTOR] = ring.configuredReplicationFactor;
+    header[H_MAX_PLACEMENT_SIZE] = ring.maxPlacementSize;
+
+    // The one publication point: everything above happens-before a reader's load of it.
+    Atomics.store(this.#global, G_STATE, (epoch << 1) | target);
+    this.#epoch = epoch;
+    return epoch;
+  }
+}
+
+interface HalfView extends PlacementArrays {
+  readonly header: Int32Array;
+  readonly blob: Uint8Array;
+}
+
+/**
+ * Reads the table a `TableWriter` publishes, from any thread, without locks. Each lookup
+ * costs two `Atomics.load`s of the state word on top of the ring math; node metadata and
+ * assignments are decoded only when the epoch moved.
+ */
+export class TableReader implements PlacementTable {
+  readonly #global: Int32Array;
+  readonly #views: readonly [HalfView, HalfView];
+  #state = 0;
+  #epoch = 0;
+  #nodes: readonly NodeInfo[] = [];
+  #indexOf = new Map<string, number>();
+  #assignments = new Map<string, Uint16Array>();
+  #tokenCount = 0;
+  #stride = 0;
+  #maxPlacementSize = 0;
+  #vnodesPerNode = 0;
+  #configuredReplicationFactor = 0;
+  #scratch = new Uint16Array(MAX_REPLICATION_FACTOR);
+
+  constructor(buffer: SharedArrayBuffer) {
+    if (!(buffer instanceof SharedArrayBuffer)) {
+      throw new InvalidArgumentError('buffer', buffer, 'must be a SharedArrayBuffer');
+    }
+    if (buffer.byteLength < GLOBAL_HEADER_SLOTS * 4) {
+      throw new InvalidTableError('buffer is too small to hold a placement table');
+    }
+    const global = new Int32Array(buffer, 0, GLOBAL_HEADER_SLOTS);
+    if (Atomics.load(global, G_MAGIC) !== TABLE_MAGIC) {
+      throw new InvalidTableError('buffer does not hold a placement table (bad magic)');
+    }
+    if (global[G_LAYOUT_VERSION] !== TABLE_LAYOUT_VERSION || global[G_INDEX_BITS] !== INDEX_BITS) {
+      throw new InvalidTableError(
+        `table layout ${global[G_LAYOUT_VERSION]} is not ${TABLE_LAYOUT_VERSION}: writer and reader versions differ`,
+      );
+    }
+    const capacity: TableCapacity = {
+      maxNodes: global[G_MAX_NODES]!,
+      maxTokens: global[G_MAX_TOKENS]!,
+      maxReplicationFactor: global[G_MAX_REPLICATION_FACTOR]!,
+      maxBlobBytes: global[G_MAX_BLOB_BYTES]!,
+    };
+    const layout = computeLayout(capacity, INDEX_LENGTH);
+    if (layout.totalBytes !== buffer.byteLength) {
+      throw new InvalidTableError('buffer size does not match the capacities in its header');
+    }
+    const view = (half: HalfOffsets): HalfView => ({
+      header: new Int32Array(buffer, half.header, HALF_HEADER_SLOTS),
+      tokens: new Uint32Array(buffer, half.tokens, capacity.maxTokens),
+      index: new Uint32Array(buffer, half.index, INDEX_LENGTH),
+      rows: new Uint16Array(buffer, half.rows, capacity.maxTokens * capacity.maxReplicationFactor),
+      blob: new Uint8Array(buffer, half.blob, capacity.maxBlobBytes),
+    });
+    this.#global = global;
+    this.#views = [view(layout.halves[0]), view(layout.halves[1])];
+    this.refresh();
+  }
+
+  /**
+   * Epoch of the table the last answer came from (0 before any). Like `nodes` and the other
+   * getters it does not look for a newer table, so indexes from `lookupInto` always refer to
+   * `nodes` as they are now: only `lookupInto`, `lookup` and `refresh` move to a new epoch.
+   */
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  get nodes(): readonly NodeInfo[] {
+    return this.#nodes;
+  }
+
+  get replicationFactor(): number {
+    return this.#stride;
+  }
+
+  get configuredReplicationFactor(): number {
+    return this.#configuredReplicationFactor;
+  }
+
+  get vnodesPerNode(): number {
+    return this.#vnodesPerNode;
+  }
+
+  get maxPlacementSize(): number {
+    return this.#maxPlacementSize;
+  }
+
+  /** True once a writer has published a table into the buffer. */
+  get published(): boolean {
+    return Atomics.load(this.#global, G_STATE) !== 0;
+  }
+
+  /** Moves to the newest published table, if any; returns true when the epoch moved. */
+  refresh(): boolean {
+    const state = Atomics.load(this.#global, G_STATE);
+    if (state === this.#state || state === 0) return false;
+    this.#refresh(state);
+    return true;
+  }
+
+  nodeIndex(nodeId: string): number {
+    return this.#indexOf.get(nodeId) ?? -1;
+  }
+
+  lookupInto(spaceId: string, out: Uint16Array): number {
+    const token = hashKey(spaceId);
+    const global = this.#global;
+    for (;;) {
+      const state = Atomics.load(global, G_STATE);
+      if (state !== this.#state) this.#refresh(state);
+      if (this.#assignments.size !== 0) {
+        // Assignments are a private copy decoded for this state: nothing shared to validate.
+        const assigned = this.#assignments.get(spaceId);
+        if (assigned !== undefined) return copyOut(assigned, assigned.length, out);
+      }
+      const view = this.#views[state & 1]!;
+      const start = startPosition(view, this.#tokenCount, token);
+      const stride = this.#stride;
+      const n = Math.min(stride, out.length);
+      if (start >= 0) {
+        const base = start * stride;
+        for (let i = 0; i < n; i++) out[i] = Atomics.load(view.rows, base + i);
+      }
+      if (start >= 0 && Atomics.load(global, G_STATE) === state) return stride;
+    }
+  }
+
+  lookup(spaceId: string): Placement {
+    const count = this.lookupInto(spaceId, this.#scratch);
+    return toPlacement(this.#nodes, this.#scratch, count);
+  }
+
+  /** Decodes the cold data of table `state`, retrying while the writer moves on. */
+  #refresh(observed: number): void {
+    let state = observed;
+    for (;;) {
+      if (state === 0) throw new InvalidTableError('no table has been published yet');
+      const view = this.#views[state & 1]!;
+      const header = view.header;
+      const epoch = header[H_EPOCH]!;
+      const nodeCount = header[H_NODE_COUNT]!;
+      const tokenCount = header[H_TOKEN_COUNT]!;
+      const stride = header[H_STRIDE]!;
+      const vnodes = header[H_VNODES_PER_NODE]!;
+      const configured = header[H_CONFIGURED_REPLICATION_FACTOR]!;
+      const maxPlacement = header[H_MAX_PLACEMENT_SIZE]!;
+      const blobBytes = header[H_BLOB_BYTES]!;
+      let metadata: TableMetadata | undefined;
+      if (blobBytes > 0 && blobBytes <= view.blob.length) {
+        try {
+          // slice: decode from a private copy so a concurrent rewrite cannot tear the decode.
+          metadata = decode(view.blob.slice(0, blobBytes)) as TableMetadata;
+        } catch {
+          metadata = undefined; // torn: the state check below sends us round again
+        }
+      }
+      // A read-modify-write orders every read above before this check on all platforms.
+      const now = Atomics.compareExchange(this.#global, G_STATE, state, state);
+      if (now === state && metadata !== undefined && epoch === state >>> 1) {
+        const nodes = metadata.n.map(([id, address, zone]) =>
+          Object.freeze(zone === null ? { id, address } : { id, address, zone }),
+        );
+        if (nodes.length !== nodeCount)
+          throw new InvalidTableError('node count does not match metadata');
+        const indexOf = new Map<string, number>();
+        for (let i = 0; i < nodes.length; i++) indexOf.set(nodes[i]!.id, i);
+        const assignments = new Map<string, Uint16Array>();
+        for (const [spaceId, placement] of metadata.a) {
+          assignments.set(spaceId, Uint16Array.from(placement));
+        }
+        this.#nodes = Object.freeze(nodes);
+        this.#indexOf = indexOf;
+        this.#assignments = assignments;
+        this.#tokenCount = tokenCount;
+        this.#stride = stride;
+        this.#vnodesPerNode = vnodes;
+        this.#configuredReplicationFactor = configured;
+        this.#maxPlacementSize = maxPlacement;
+        this.#epoch = epoch;
+        if (this.#scratch.length < maxPlacement) this.#scratch = new Uint16Array(maxPlacement);
+        this.#state = state;
+        return;
+      }
+      state = now;
+    }
+  }
+}
+
+function copyOut(source: Uint16Array, count: number, out: Uint16Array): number {
+  const n = Math.min(count, out.length);
+  for (let i = 0; i < n; i++) out[i] = source[i]!;
+  return count;
+}
