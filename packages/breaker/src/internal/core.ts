@@ -16,8 +16,11 @@ import {
   LAYOUT_VERSION,
   MAGIC,
   OPEN,
-  PERMIT_DONE_BIT,
+  PERMIT_DONE,
+  PERMIT_FLAGS,
   PERMIT_FREE,
+  PERMIT_HELD,
+  PERMIT_RELEASED,
   SLOT_OPEN_STREAK,
   SLOT_PERMITS,
   SLOT_STATE,
@@ -30,7 +33,6 @@ import {
   type BreakerStateName,
   type Clock,
   MAX_CAPACITY,
-  MAX_TIMEOUT_MS,
   type ResolvedBreakerOptions,
   resolveOptions,
   type StateChangeListener,
@@ -53,6 +55,8 @@ const PROBE_TOKEN_MASK = 0xffffff; // low 24 bits of the permit's time go into t
 const PROBE_INDEX_BITS = 5;
 const PROBE_INDEX_MASK = 31;
 const PROBE_OFFSET = 2;
+/** Threads read the clock a little before or after each other; allow this much disorder. */
+const CLOCK_SKEW_TOLERANCE_MS = 1000;
 
 /** Point-in-time view of one breaker, for the admin API. */
 export interface BreakerSnapshot {
@@ -95,10 +99,12 @@ export class BreakerCore {
   readonly #clock: Clock;
   readonly #origin: number;
   readonly #opts: ResolvedBreakerOptions;
+  readonly #maxRemainingMs: number;
 
   constructor(buffer: ArrayBufferLike, create: boolean, capacity: number, options: BreakerOptions) {
     const opts = resolveOptions(options);
     this.#opts = opts;
+    this.#maxRemainingMs = opts.maxOpenTimeoutMs + CLOCK_SKEW_TOLERANCE_MS;
     this.#clock = opts.clock;
     this.#probes = opts.halfOpenProbes;
     this.#rules = opts.rules;
@@ -206,10 +212,10 @@ export class BreakerCore {
     if (state === CLOSED) return ADMITTED;
     const now = this.#now30();
     if (state === OPEN) {
-      const d = diff30(now, w >>> 2);
-      // d < -MAX_TIMEOUT_MS cannot come from a live deadline: the 30-bit time wrapped while
-      // nobody asked, so the open period is long over.
-      if (d < 0 && d >= -MAX_TIMEOUT_MS) return REJECTED;
+      const remaining = diff30(w >>> 2, now);
+      // A remaining time longer than any open timeout cannot come from a live deadline: the
+      // 30-bit time wrapped while nobody asked (~12.4 days), so the open period is long over.
+      if (remaining > 0 && remaining <= this.#maxRemainingMs) return REJECTED;
       const hw = (now << 2) | HALF_OPEN;
       if (Atomics.compareExchange(mem, base + SLOT_STATE, w, hw) === w) {
         this.#emit(slot, OPEN, HALF_OPEN, 'open-timeout-elapsed');
@@ -228,24 +234,31 @@ export class BreakerCore {
     const first = base + SLOT_PERMITS;
     for (let i = 0; i < this.#probes; i++) {
       const p = Atomics.load(mem, first + i);
-      if (p !== PERMIT_FREE) {
-        const at = p >>> 1;
+      if (p !== PERMIT_FREE && (p & PERMIT_FLAGS) !== PERMIT_RELEASED) {
+        const at = p >>> 2;
         const stale = diff30(start, at) > 0;
         if (!stale) {
-          if ((p & PERMIT_DONE_BIT) !== 0) continue;
+          if ((p & PERMIT_FLAGS) === PERMIT_DONE) continue;
           const age = diff30(now, at);
           // A negative age is a race with the holder's clock read; treat it as fresh unless it
           // is too large to be a race (the 30-bit time wrapped), then the probe is long hung.
           if (age < probeTimeoutMs && age >= -probeTimeoutMs) continue;
         }
       }
-      const token = now << 1;
+      // Tokens of one permit word strictly increase, so a released admission never matches
+      // the next holder's even within the same millisecond.
+      const prevAt = p === PERMIT_FREE ? -1 : p >>> 2;
+      const at =
+        prevAt >= 0 && diff30(prevAt, now) >= 0 && diff30(prevAt, now) < CLOCK_SKEW_TOLERANCE_MS
+          ? (prevAt + 1) & TIME_MASK
+          : now;
+      const token = (at << 2) | PERMIT_HELD;
       if (Atomics.compareExchange(mem, first + i, p, token) !== p) continue;
       if (Atomics.load(mem, base + SLOT_STATE) !== w) {
-        Atomics.compareExchange(mem, first + i, token, PERMIT_FREE);
+        Atomics.compareExchange(mem, first + i, token, token | PERMIT_RELEASED);
         return REJECTED;
       }
-      return ((now & PROBE_TOKEN_MASK) << PROBE_INDEX_BITS) + i + PROBE_OFFSET;
+      return ((at & PROBE_TOKEN_MASK) << PROBE_INDEX_BITS) + i + PROBE_OFFSET;
     }
     return REJECTED;
   }
@@ -260,8 +273,8 @@ export class BreakerCore {
     const i = v & PROBE_INDEX_MASK;
     if (i >= this.#probes) return -1;
     const p = Atomics.load(this.#mem, base + SLOT_PERMITS + i);
-    if (p === PERMIT_FREE || (p & PERMIT_DONE_BIT) !== 0) return -1;
-    const at = p >>> 1;
+    if (p === PERMIT_FREE || (p & PERMIT_FLAGS) !== PERMIT_HELD) return -1;
+    const at = p >>> 2;
     if ((at & PROBE_TOKEN_MASK) !== v >>> PROBE_INDEX_BITS) return -1;
     if (diff30(w >>> 2, at) > 0) return -1;
     return i;
@@ -283,11 +296,12 @@ export class BreakerCore {
     if (i < 0) return;
     const first = base + SLOT_PERMITS;
     const p = Atomics.load(mem, first + i);
-    if (Atomics.compareExchange(mem, first + i, p, p | PERMIT_DONE_BIT) !== p) return;
+    if (Atomics.compareExchange(mem, first + i, p, p | PERMIT_DONE) !== p) return;
     const start = w >>> 2;
     for (let j = 0; j < this.#probes; j++) {
       const q = Atomics.load(mem, first + j);
-      if (q === PERMIT_FREE || (q & PERMIT_DONE_BIT) === 0 || diff30(start, q >>> 1) > 0) return;
+      if (q === PERMIT_FREE || (q & PERMIT_FLAGS) !== PERMIT_DONE || diff30(start, q >>> 2) > 0)
+        return;
     }
     // Every permit of this period succeeded: close. Rules are reset before the CAS because
     // they are not updated while half-open, so a failure recorded right after closing counts.
@@ -343,7 +357,8 @@ export class BreakerCore {
     if (i < 0) return;
     const idx = base + SLOT_PERMITS + i;
     const p = Atomics.load(mem, idx);
-    Atomics.compareExchange(mem, idx, p, PERMIT_FREE);
+    // Keep the time: the next holder's token must differ from this one's.
+    Atomics.compareExchange(mem, idx, p, p | PERMIT_RELEASED);
   }
 
   /** Current state; an open breaker whose timeout elapsed still reads `open` until asked. */
@@ -394,14 +409,15 @@ export class BreakerCore {
     let probesSucceeded = 0;
     if (state === OPEN) {
       const d = diff30(w >>> 2, now);
-      remainingOpenMs = d > 0 && d <= MAX_TIMEOUT_MS ? d : 0;
+      remainingOpenMs = d > 0 && d <= this.#maxRemainingMs ? d : 0;
     } else if (state === HALF_OPEN) {
       const start = w >>> 2;
       for (let i = 0; i < this.#probes; i++) {
         const p = Atomics.load(mem, base + SLOT_PERMITS + i);
-        if (p === PERMIT_FREE || diff30(start, p >>> 1) > 0) continue;
-        if ((p & PERMIT_DONE_BIT) !== 0) probesSucceeded++;
-        else probesInFlight++;
+        if (p === PERMIT_FREE || diff30(start, p >>> 2) > 0) continue;
+        const flags = p & PERMIT_FLAGS;
+        if (flags === PERMIT_DONE) probesSucceeded++;
+        else if (flags === PERMIT_HELD) probesInFlight++;
       }
     }
     return {

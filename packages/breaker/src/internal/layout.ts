@@ -19,10 +19,12 @@
  *   written only by the thread that won the transition, after winning it. A racing reader may
  *   see the previous value; the only effect is one open period with the previous timeout.
  * - `SLOT_PERMITS` are the half-open probe permits, one word each. A permit word is `FREE`
- *   (-1) or `(acquiredAt30 << 1) | done`. A permit is taken by CAS from a value that is free,
- *   stale (acquired before the current half-open period began) or hung (held longer than the
- *   probe timeout), and then the state word is re-read: if it changed, the permit is given
- *   back. Because every operation is sequentially consistent, a permit taken while the state
+ *   (-1, never produced otherwise since flag value 3 is unused) or `(acquiredAt30 << 2) | flag`
+ *   with flag held / done (probe succeeded) / released (given back; the time is kept so that
+ *   the next token of this word is strictly larger and an old admission never matches it).
+ *   A permit is taken by CAS from a value that is free, released, stale (acquired before the
+ *   current half-open period began) or hung (held longer than the probe timeout), and then
+ *   the state word is re-read: if it changed, the permit is given back. Because every operation is sequentially consistent, a permit taken while the state
  *   word still reads the half-open word W belongs to period W; permits of older periods are
  *   recognised by their time, so no one has to clear them on a transition.
  * - Trip-rule words (`SLOT_RULES` onwards) are owned by the rules; they are updated only
@@ -61,9 +63,12 @@ export const OPEN = 1;
 export const HALF_OPEN = 2;
 export const STATE_MASK = 3;
 
-/** Permit word values. */
+/** Permit word: `FREE`, or `(time30 << 2) | flags` (flags: held, done, released). */
 export const PERMIT_FREE = -1;
-export const PERMIT_DONE_BIT = 1;
+export const PERMIT_FLAGS = 3;
+export const PERMIT_HELD = 0;
+export const PERMIT_DONE = 1;
+export const PERMIT_RELEASED = 2;
 
 /** Times in the buffer are ms since the origin modulo 2^30 (about 12.4 days). */
 export const TIME_MASK = 0x3fffffff;
