@@ -201,7 +201,8 @@ interface HalfView extends PlacementArrays {
 export class TableReader implements PlacementTable {
   readonly #global: Int32Array;
   readonly #views: readonly [HalfView, HalfView];
-  #state = 0;
+  // -1 until the first table is seen, so a lookup before any publish reaches #refresh and throws.
+  #state = -1;
   #epoch = 0;
   #nodes: readonly NodeInfo[] = [];
   #indexOf = new Map<string, number>();

@@ -17,7 +17,8 @@ describe('hashKey', () => {
   it('matches the reference MurmurHash3 x86_32 for every seed-0 golden vector', () => {
     const seedZero = vectors.filter((v) => v.seed === 0);
     expect(seedZero.length).toBeGreaterThan(20);
-    for (const v of seedZero) expect({ input: v.input, hash: hashKey(v.input) }).toEqual({ input: v.input, hash: v.hash });
+    for (const v of seedZero)
+      expect({ input: v.input, hash: hashKey(v.input) }).toEqual({ input: v.input, hash: v.hash });
   });
 
   it('encodes keys as UTF-8 exactly like the vectors (multi-byte, astral, lone surrogates)', () => {
