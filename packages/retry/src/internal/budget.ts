@@ -101,9 +101,9 @@ class BudgetCore implements RetryBudgetLike {
           );
         }
       };
+      check('ttlMs', ttlMs, mem[HDR_TTL_MS]);
       check('ratio (as deposit units)', this.#deposit, mem[HDR_DEPOSIT]);
       check('minRetriesPerSecond (as reserve units)', this.#reserve, mem[HDR_RESERVE]);
-      check('ttlMs', ttlMs, mem[HDR_TTL_MS]);
     }
     this.#mem = mem;
     this.#origin = f64[HDR_ORIGIN_F64]!;
