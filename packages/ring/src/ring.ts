@@ -9,12 +9,16 @@ import {
 import type { NodeInfo, Placement, PlacementTable, SpaceAssignment } from './types.js';
 
 /**
- * Virtual nodes per node by default. Each node's share of the ring is a sum of
- * `vnodesPerNode` gaps between random tokens, so its spread is about 1/sqrt(vnodes):
- * 4096 keeps max/mean primaries at or under 1.05 on 100 nodes (bench/balance), where 256
- * leaves nodes ~15 % over the mean and 2048 still ~5 %.
+ * Virtual nodes per node by default. A node's share of the ring is the sum of the gaps in
+ * front of its tokens, so with random tokens its spread is about 1/sqrt(vnodes). At 100
+ * nodes that leaves the busiest node ~11 % over the mean at 256 vnodes, ~5 % at 2048 and
+ * ~4 % at 4096 (over 1.05 in about half of random clusters); 8192 keeps it near 1.02–1.03
+ * of owned token space, within the 1.05 target with 1M keys' sampling noise on top
+ * (bench/index.ts). Costs 10 bytes per token per table: 8 MB at 100 nodes. Clusters of
+ * many hundreds of nodes may choose fewer when they are first set up (changing it later
+ * moves data).
  */
-export const DEFAULT_VNODES_PER_NODE = 4096;
+export const DEFAULT_VNODES_PER_NODE = 8192;
 export const DEFAULT_REPLICATION_FACTOR = 3;
 /** Node indexes are 16-bit in the shared table. */
 export const MAX_NODES = 65_535;
@@ -30,7 +34,7 @@ export const MAX_SPACE_ID_LENGTH = 1024;
 export interface RingOptions {
   /** Cluster members; order does not matter (placement depends only on the set). */
   readonly nodes: readonly NodeInfo[];
-  /** Tokens per node. Default `DEFAULT_VNODES_PER_NODE` (4096). */
+  /** Tokens per node. Default `DEFAULT_VNODES_PER_NODE` (8192). */
   readonly vnodesPerNode?: number;
   /**
    * Nodes per space, primary included. Default 3. When it exceeds the node count, every

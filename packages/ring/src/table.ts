@@ -42,7 +42,7 @@ import {
 import type { NodeInfo, Placement, PlacementTable } from './types.js';
 
 export const DEFAULT_TABLE_MAX_NODES = 1024;
-/** 2^20 tokens: 256 nodes at the default 4096 vnodes. */
+/** 2^20 tokens: 128 nodes at the default 8192 vnodes. */
 export const DEFAULT_TABLE_MAX_TOKENS = 1 << 20;
 export const DEFAULT_TABLE_MAX_REPLICATION_FACTOR = 5;
 export const DEFAULT_TABLE_MAX_BLOB_BYTES = 2 * 1024 * 1024; // 2 MiB
