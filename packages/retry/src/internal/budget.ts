@@ -6,6 +6,7 @@ import {
   HDR_ORIGIN_F64,
   HDR_RESERVE,
   HDR_SLICES,
+  HDR_TOTAL,
   HDR_TTL_MS,
   HDR_VERSION,
   HEADER_WORDS,
@@ -85,6 +86,7 @@ class BudgetCore implements RetryBudgetLike {
       mem[HDR_RESERVE] = this.#reserve;
       mem[HDR_TTL_MS] = ttlMs;
       mem[HDR_SLICES] = SLICES;
+      mem[HDR_TOTAL] = 0;
       f64[HDR_ORIGIN_F64] = this.#clock.now();
       for (let i = 0; i < SLICES; i++) {
         mem[HEADER_WORDS + i * SLICE_WORDS + SLICE_EPOCH] = EPOCH_UNUSED;
@@ -114,51 +116,58 @@ class BudgetCore implements RetryBudgetLike {
     return elapsed > 0 ? Math.floor(elapsed / this.#sliceMs) | 0 : 0;
   }
 
-  /** Index of the balance word of slice `cur`, rotating the slot if it held an old slice. */
+  /** Empties slot `at` if it still holds `epoch`, moving it to `next`; true if this thread did. */
+  #recycle(at: number, epoch: number, next: number): boolean {
+    const mem = this.#mem;
+    const stale = Atomics.load(mem, at + SLICE_BALANCE);
+    if (Atomics.compareExchange(mem, at + SLICE_EPOCH, epoch, next) !== epoch) return false;
+    if (stale !== 0) {
+      Atomics.sub(mem, at + SLICE_BALANCE, stale);
+      Atomics.sub(mem, HDR_TOTAL, stale);
+    }
+    return true;
+  }
+
+  /** Index of the balance word of slice `cur`, recycling slots that left the window. */
   #current(cur: number): number {
     const mem = this.#mem;
     const at = HEADER_WORDS + (cur % SLICES) * SLICE_WORDS;
     const epoch = Atomics.load(mem, at + SLICE_EPOCH);
-    if (epoch !== cur && cur - epoch > 0) {
-      const stale = Atomics.load(mem, at + SLICE_BALANCE);
-      if (Atomics.compareExchange(mem, at + SLICE_EPOCH, epoch, cur) === epoch) {
-        Atomics.sub(mem, at + SLICE_BALANCE, stale);
+    if (epoch !== cur && cur - epoch > 0 && this.#recycle(at, epoch, cur)) {
+      // Once per slice period: retire every other slot that has left the window.
+      for (let i = 0; i < SLICES; i++) {
+        const other = HEADER_WORDS + i * SLICE_WORDS;
+        if (other === at) continue;
+        const e = Atomics.load(mem, other + SLICE_EPOCH);
+        if (e !== EPOCH_UNUSED && cur - e >= SLICES) this.#recycle(other, e, EPOCH_UNUSED);
       }
     }
     return at + SLICE_BALANCE;
   }
 
-  #others(cur: number, skip: number): number {
-    const mem = this.#mem;
-    let sum = this.#reserve;
-    for (let i = 0; i < SLICES; i++) {
-      const at = HEADER_WORDS + i * SLICE_WORDS;
-      if (at + SLICE_BALANCE === skip) continue;
-      const age = cur - Atomics.load(mem, at + SLICE_EPOCH);
-      if (age >= 0 && age < SLICES) sum += Atomics.load(mem, at + SLICE_BALANCE);
-    }
-    return sum;
-  }
-
   recordRequest(): void {
-    if (this.#deposit === 0) return;
-    Atomics.add(this.#mem, this.#current(this.#slice()), this.#deposit);
+    const deposit = this.#deposit;
+    if (deposit === 0) return;
+    Atomics.add(this.#mem, this.#current(this.#slice()), deposit);
+    Atomics.add(this.#mem, HDR_TOTAL, deposit);
   }
 
   tryRetry(): boolean {
-    const cur = this.#slice();
-    const idx = this.#current(cur);
-    const before = Atomics.sub(this.#mem, idx, WITHDRAWAL);
-    if (this.#others(cur, idx) + before - WITHDRAWAL >= 0) return true;
-    Atomics.add(this.#mem, idx, WITHDRAWAL);
+    const mem = this.#mem;
+    const idx = this.#current(this.#slice());
+    const before = Atomics.sub(mem, HDR_TOTAL, WITHDRAWAL);
+    if (this.#reserve + before - WITHDRAWAL >= 0) {
+      Atomics.sub(mem, idx, WITHDRAWAL);
+      return true;
+    }
+    Atomics.add(mem, HDR_TOTAL, WITHDRAWAL);
     return false;
   }
 
   /** Whole retries the budget would allow right now (for metrics; racy by nature). */
   available(): number {
-    const cur = this.#slice();
-    const idx = this.#current(cur);
-    const total = this.#others(cur, idx) + Atomics.load(this.#mem, idx);
+    this.#current(this.#slice());
+    const total = this.#reserve + Atomics.load(this.#mem, HDR_TOTAL);
     return total > 0 ? Math.floor(total / WITHDRAWAL) : 0;
   }
 }
