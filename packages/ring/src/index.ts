@@ -28,6 +28,8 @@ export {
   DEFAULT_TABLE_MAX_NODES,
   DEFAULT_TABLE_MAX_REPLICATION_FACTOR,
   DEFAULT_TABLE_MAX_TOKENS,
+  MAX_NODE_SLOT,
+  type PublishOptions,
   TableReader,
   TableWriter,
   type TableWriterOptions,

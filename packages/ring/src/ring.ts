@@ -305,6 +305,10 @@ export class Ring implements PlacementTable {
     return this.#indexOf.get(nodeId) ?? -1;
   }
 
+  nodeSlot(index: number): number {
+    return index;
+  }
+
   lookupInto(spaceId: string, out: Uint16Array): number {
     const token = hashKey(spaceId);
     if (this.assignmentMap.size !== 0) {

@@ -63,8 +63,8 @@ export interface TableWriterOptions {
 
 /** Cold data of one table, msgpack-encoded once per publish and decoded once per epoch. */
 interface TableMetadata {
-  /** [id, address, zone | null] per node, in index order. */
-  readonly n: Array<[string, string, string | null]>;
+  /** [id, address, zone | null, slot] per node, in index order. */
+  readonly n: Array<[string, string, string | null, number]>;
   /** [spaceId, node indexes (primary first)] per assignment. */
   readonly a: Array<[string, number[]]>;
 }
@@ -75,6 +75,43 @@ function capacityOption(field: string, value: number | undefined, fallback: numb
     throw new InvalidArgumentError(field, v, `must be an integer from 1 to ${max}`);
   }
   return v;
+}
+
+/** Options of one `TableWriter.publish`. */
+export interface PublishOptions {
+  /**
+   * Stable slot per node id (a non-negative integer, distinct per node) that readers report
+   * through `nodeSlot`, e.g. the node's breaker slot. Default: the node's index.
+   */
+  readonly slots?: ReadonlyMap<string, number>;
+}
+
+/** Largest slot number a table carries. */
+export const MAX_NODE_SLOT = 2 ** 31 - 1;
+
+function slotsOf(ring: Ring, slots: ReadonlyMap<string, number> | undefined): number[] {
+  if (slots === undefined) return ring.nodes.map((_, index) => index);
+  if (!(slots instanceof Map))
+    throw new InvalidArgumentError('slots', slots, 'must be a Map of node id to slot');
+  const seen = new Set<number>();
+  return ring.nodes.map((node) => {
+    const slot = slots.get(node.id);
+    if (typeof slot !== 'number' || !Number.isInteger(slot) || slot < 0 || slot > MAX_NODE_SLOT) {
+      throw new InvalidArgumentError(
+        `slots[${JSON.stringify(node.id)}]`,
+        slot,
+        'must be an integer from 0 to 2^31-1 for every node',
+      );
+    }
+    if (seen.has(slot))
+      throw new InvalidArgumentError(
+        `slots[${JSON.stringify(node.id)}]`,
+        slot,
+        'slots must be distinct',
+      );
+    seen.add(slot);
+    return slot;
+  });
 }
 
 /**
@@ -133,7 +170,7 @@ export class TableWriter {
    * Publishes `ring` as the next epoch and returns that epoch. Throws
    * `CapacityExceededError` (and publishes nothing) when the ring does not fit.
    */
-  publish(ring: Ring): number {
+  publish(ring: Ring, options: PublishOptions = {}): number {
     const { maxNodes, maxTokens, maxReplicationFactor, maxBlobBytes } = this.capacity;
     if (ring.nodes.length > maxNodes)
       throw new CapacityExceededError('maxNodes', ring.nodes.length, maxNodes);
@@ -146,8 +183,9 @@ export class TableWriter {
         maxReplicationFactor,
       );
     }
+    const slots = slotsOf(ring, options.slots);
     const metadata: TableMetadata = {
-      n: ring.nodes.map((node) => [node.id, node.address, node.zone ?? null]),
+      n: ring.nodes.map((node, index) => [node.id, node.address, node.zone ?? null, slots[index]!]),
       a: Array.from(ring.assignmentMap, ([spaceId, placement]) => [spaceId, Array.from(placement)]),
     };
     const blob = encode(metadata);
@@ -206,6 +244,7 @@ export class TableReader implements PlacementTable {
   #epoch = 0;
   #nodes: readonly NodeInfo[] = [];
   #indexOf = new Map<string, number>();
+  #slots: readonly number[] = [];
   #assignments = new Map<string, Uint16Array>();
   #tokenCount = 0;
   #stride = 0;
@@ -298,6 +337,10 @@ export class TableReader implements PlacementTable {
     return this.#indexOf.get(nodeId) ?? -1;
   }
 
+  nodeSlot(index: number): number {
+    return this.#slots[index] ?? -1;
+  }
+
   lookupInto(spaceId: string, out: Uint16Array): number {
     const token = hashKey(spaceId);
     const global = this.#global;
@@ -353,6 +396,7 @@ export class TableReader implements PlacementTable {
       // A read-modify-write orders every read above before this check on all platforms.
       const now = Atomics.compareExchange(this.#global, G_STATE, state, state);
       if (now === state && metadata !== undefined && epoch === state >>> 1) {
+        const slots = metadata.n.map((entry) => entry[3]);
         const nodes = metadata.n.map(([id, address, zone]) =>
           Object.freeze(zone === null ? { id, address } : { id, address, zone }),
         );
@@ -366,6 +410,7 @@ export class TableReader implements PlacementTable {
         }
         this.#nodes = Object.freeze(nodes);
         this.#indexOf = indexOf;
+        this.#slots = slots;
         this.#assignments = assignments;
         this.#tokenCount = tokenCount;
         this.#stride = stride;

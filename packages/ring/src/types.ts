@@ -45,4 +45,10 @@ export interface PlacementTable {
   lookupInto(spaceId: string, out: Uint16Array): number;
   /** Index of a node id in `nodes`, or -1. */
   nodeIndex(nodeId: string): number;
+  /**
+   * A number for the node at `index` that stays the same across epochs, for per-node state
+   * kept outside the table (a shared breaker slot). The publisher chooses it
+   * (`TableWriter.publish(ring, { slots })`); otherwise it is the node index.
+   */
+  nodeSlot(index: number): number;
 }

@@ -218,3 +218,39 @@ function catchError(fn: () => unknown): unknown {
   }
   throw new Error('expected a throw');
 }
+
+describe('node slots', () => {
+  const ring = buildRing({ nodes: makeNodes(4), vnodesPerNode: 8 });
+
+  it('carry the publisher’s stable slot per node to readers', () => {
+    const writer = new TableWriter(small);
+    writer.publish(ring, { slots: new Map(ring.nodes.map((n, i) => [n.id, 100 + 10 * i])) });
+    const reader = new TableReader(writer.buffer);
+    reader.refresh();
+    expect(ring.nodes.map((n) => reader.nodeSlot(reader.nodeIndex(n.id)))).toEqual([
+      100, 110, 120, 130,
+    ]);
+    expect(reader.nodeSlot(99)).toBe(-1);
+  });
+
+  it('default to the node index, as on a ring', () => {
+    const writer = new TableWriter(small);
+    writer.publish(ring);
+    const reader = new TableReader(writer.buffer);
+    expect([0, 1, 2, 3].map((i) => reader.nodeSlot(i))).toEqual([0, 1, 2, 3]);
+    expect(ring.nodeSlot(2)).toBe(2);
+  });
+
+  it('must cover every node with distinct non-negative integers', () => {
+    const writer = new TableWriter(small);
+    const partial = new Map([[ring.nodes[0]!.id, 1]]);
+    expect(catchError(() => writer.publish(ring, { slots: partial }))).toMatchObject({
+      code: 'InvalidArgument',
+    });
+    const same = new Map(ring.nodes.map((n) => [n.id, 7]));
+    expect(catchError(() => writer.publish(ring, { slots: same }))).toMatchObject({
+      code: 'InvalidArgument',
+    });
+    expect(writer.epoch).toBe(0);
+  });
+});
