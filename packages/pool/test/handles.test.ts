@@ -15,7 +15,7 @@ const tcpHandles = () =>
 it('close() leaves no open TCP handles behind (channels and sessions)', async () => {
   node = await startCountedNode();
   const baseline = tcpHandles();
-  const pool = new ConnectionPool();
+  const pool = new ConnectionPool({ channelsPerNode: 4 });
   pool.addNode('a', node.address);
   await pool.connect('a');
   await pool.connect('a', 'session');

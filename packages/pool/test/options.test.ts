@@ -7,14 +7,14 @@ import {
 } from '../src/index.js';
 
 describe('ConnectionPool options', () => {
-  it('applies the spec defaults', () => {
+  it('applies the defaults (1 connection per node of each kind; seed timings)', () => {
     const pool = new ConnectionPool();
-    expect(pool.options.channelsPerNode).toBe(4);
+    expect(pool.options.channelsPerNode).toBe(1);
     expect(pool.options.connectTimeoutMs).toBe(5000);
     expect(pool.options.keepaliveIntervalMs).toBe(30_000);
     expect(pool.options.keepaliveTimeoutMs).toBe(10_000);
     expect(pool.options.credentials).toEqual({ kind: 'insecure' });
-    expect(DEFAULTS.channelsPerNode).toBe(4);
+    expect(DEFAULTS.channelsPerNode).toBe(1);
   });
 
   it.each([

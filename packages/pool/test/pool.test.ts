@@ -29,7 +29,8 @@ async function node(ports: { proxy?: number; server?: number } = {}): Promise<Co
 }
 
 function pool(options: PoolOptions = {}): ConnectionPool {
-  const p = new ConnectionPool(options);
+  // The seed's 4 connections per node (the default is 1): proves they are distinct.
+  const p = new ConnectionPool({ channelsPerNode: 4, ...options });
   cleanups.push(() => p.close());
   return p;
 }
@@ -51,7 +52,18 @@ describe('ConnectionPool with grpc-js channels', () => {
     expect(a.server.calls()).toBe(8);
   });
 
-  it('honours a smaller channelsPerNode', async () => {
+  it('opens one connection per node with default options', async () => {
+    const a = await node();
+    const p = new ConnectionPool();
+    cleanups.push(() => p.close());
+    p.addNode('a', a.address);
+    await p.connect('a');
+    for (let i = 0; i < 10; i++) await healthCheck(p.acquireClient('a'));
+    expect(a.proxy.accepted()).toBe(1);
+    expect(p.channelCount).toBe(1);
+  });
+
+  it('honours any channelsPerNode', async () => {
     const a = await node();
     const p = pool({ channelsPerNode: 2 });
     p.addNode('a', a.address);

@@ -189,6 +189,10 @@ export class ConnectionSet<T> {
         () => finish(new Error(`${this.kind} not ready after connect timeout of ${timeoutMs} ms`)),
         timeoutMs,
       );
+      // Clock timers are unref'd so idle pools never hold a process open, but a caller
+      // awaiting a connect is waiting on it: grpc-js unrefs idle sockets too, and without
+      // this ref a script doing only `await pool.connect()` would exit mid-await.
+      (timer as { ref?: () => void } | undefined)?.ref?.();
       this.listeners.add(check);
       check();
     });

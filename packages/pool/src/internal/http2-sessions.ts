@@ -6,6 +6,21 @@ import {
 } from './connection-set.js';
 import type { Clock, PoolCredentials } from './options.js';
 
+/**
+ * Connection-level receive window of a raw session. HTTP/2 starts every connection at
+ * 65 535 B shared by all its streams; a forwarding router with dozens of responses in
+ * flight on one session would stall on WINDOW_UPDATE round trips. A window is a credit,
+ * not an allocation: it costs no memory until data actually arrives.
+ */
+export const SESSION_CONNECTION_WINDOW_BYTES = 1024 * 1024; // 1 MiB
+
+const SESSION_OPTIONS = {
+  // Node's default 10 MB cap tears the whole session down with ENHANCE_YOUR_CALM under a
+  // burst of streams; grpc-js disables it for the same reason (transport.ts). Our peers are
+  // our own nodes, and the pool's PING keep-alive still catches a stuck connection.
+  maxSessionMemory: Number.MAX_SAFE_INTEGER,
+} as const;
+
 export interface Http2SessionFactoryOptions {
   readonly address: string;
   readonly credentials: PoolCredentials;
@@ -33,6 +48,7 @@ export class Http2SessionFactory implements ConnectionFactory<http2.ClientHttp2S
     if (creds.kind === 'tls') {
       this.authority = `https://${options.address}`;
       this.connectOptions = {
+        ...SESSION_OPTIONS,
         ALPNProtocols: ['h2'],
         ...(creds.ca === undefined ? {} : { ca: creds.ca }),
         ...(creds.cert === undefined ? {} : { cert: creds.cert }),
@@ -41,7 +57,7 @@ export class Http2SessionFactory implements ConnectionFactory<http2.ClientHttp2S
       };
     } else {
       this.authority = `http://${options.address}`;
-      this.connectOptions = {};
+      this.connectOptions = { ...SESSION_OPTIONS };
     }
   }
 
@@ -93,6 +109,7 @@ export class Http2SessionFactory implements ConnectionFactory<http2.ClientHttp2S
     session.once('connect', () => {
       if (done) return;
       clock.clearTimeout(connectTimer);
+      session.setLocalWindowSize(SESSION_CONNECTION_WINDOW_BYTES);
       hooks.state(CONNECTION_STATE.READY);
       scheduleKeepalive();
     });

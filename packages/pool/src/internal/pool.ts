@@ -2,7 +2,7 @@ import type * as http2 from 'node:http2';
 import type * as grpc from '@grpc/grpc-js';
 import {
   ConnectionSet,
-  type ConnectionSet as ConnectionSetType,
+  type ConnectionSetOptions,
   type ConnectionState,
   connectionStateName,
 } from './connection-set.js';
@@ -54,29 +54,27 @@ export interface PoolHealthReport {
   readonly perNode: readonly NodeHealth[];
 }
 
+/**
+ * One registered node. Its two connection sets are created on first use of each kind, so a
+ * node that is only ever reached over raw sessions carries no grpc-js bookkeeping at all.
+ */
 class NodeEntry<C> {
-  readonly channels: ConnectionSetType<GrpcConnection<C>>;
-  readonly sessions: ConnectionSetType<http2.ClientHttp2Session>;
-  readonly grpc: GrpcChannelFactory<C>;
+  channels: ConnectionSet<GrpcConnection<C>> | undefined = undefined;
+  grpc: GrpcChannelFactory<C> | undefined = undefined;
+  sessions: ConnectionSet<http2.ClientHttp2Session> | undefined = undefined;
+  closed = false;
   constructor(
     readonly id: string,
     readonly address: string,
     readonly slot: number,
-    grpcFactory: GrpcChannelFactory<C>,
-    channels: ConnectionSetType<GrpcConnection<C>>,
-    sessions: ConnectionSetType<http2.ClientHttp2Session>,
-  ) {
-    this.grpc = grpcFactory;
-    this.channels = channels;
-    this.sessions = sessions;
-  }
+  ) {}
 
   failure(kind: ConnectionKind): ConnectionFailedError {
     const set = kind === 'channel' ? this.channels : this.sessions;
     return new ConnectionFailedError(
       this.id,
       this.address,
-      set.lastError ?? new Error(`no usable ${kind} to ${this.address}`),
+      set?.lastError ?? new Error(`no usable ${kind} to ${this.address}`),
     );
   }
 }
@@ -163,7 +161,7 @@ export class ConnectionPool<C = grpc.Client> {
    */
   acquireChannel(node: string | number): grpc.Channel {
     const entry = this.entry(node);
-    const connection = entry.channels.acquire();
+    const connection = (entry.channels ?? this.channelSet(entry)).acquire();
     if (connection === undefined) throw entry.failure('channel');
     return connection.channel;
   }
@@ -174,9 +172,9 @@ export class ConnectionPool<C = grpc.Client> {
    */
   acquireClient(node: string | number): C {
     const entry = this.entry(node);
-    const connection = entry.channels.acquire();
+    const connection = (entry.channels ?? this.channelSet(entry)).acquire();
     if (connection === undefined) throw entry.failure('channel');
-    return connection.client ?? entry.grpc.client(connection);
+    return connection.client ?? entry.grpc!.client(connection);
   }
 
   /**
@@ -185,7 +183,7 @@ export class ConnectionPool<C = grpc.Client> {
    */
   acquireSession(node: string | number): http2.ClientHttp2Session {
     const entry = this.entry(node);
-    const session = entry.sessions.acquire();
+    const session = (entry.sessions ?? this.sessionSet(entry)).acquire();
     if (session === undefined) throw entry.failure('session');
     return session;
   }
@@ -197,7 +195,7 @@ export class ConnectionPool<C = grpc.Client> {
    */
   async connect(node: string | number, kind: ConnectionKind = 'channel'): Promise<void> {
     const entry = this.entry(node);
-    const set = kind === 'channel' ? entry.channels : entry.sessions;
+    const set = kind === 'channel' ? this.channelSet(entry) : this.sessionSet(entry);
     try {
       await set.whenReady(this.options.connectTimeoutMs);
     } catch (err) {
@@ -214,8 +212,8 @@ export class ConnectionPool<C = grpc.Client> {
     const perNode: NodeHealth[] = [];
     let healthyNodes = 0;
     for (const entry of this.byId.values()) {
-      const channels = entry.channels.isOpen ? states(entry.channels.states) : [];
-      const sessions = entry.sessions.isOpen ? states(entry.sessions.states) : [];
+      const channels = entry.channels?.isOpen ? states(entry.channels.states) : [];
+      const sessions = entry.sessions?.isOpen ? states(entry.sessions.states) : [];
       const healthy = channels.includes('ready') || sessions.includes('ready');
       if (healthy) healthyNodes++;
       perNode.push({
@@ -225,7 +223,7 @@ export class ConnectionPool<C = grpc.Client> {
         healthy,
         channels,
         sessions,
-        lastError: (entry.channels.lastError ?? entry.sessions.lastError)?.message,
+        lastError: (entry.channels?.lastError ?? entry.sessions?.lastError)?.message,
       });
     }
     return {
@@ -273,14 +271,19 @@ export class ConnectionPool<C = grpc.Client> {
   }
 
   private closeEntry(entry: NodeEntry<C>): Promise<void> {
-    return Promise.all([entry.channels.close(), entry.sessions.close()]).then(() => undefined);
+    entry.closed = true;
+    return Promise.all([entry.channels?.close(), entry.sessions?.close()]).then(() => undefined);
   }
 
   private createEntry(nodeId: string, address: string, slot: number): NodeEntry<C> {
+    return new NodeEntry<C>(nodeId, address, slot);
+  }
+
+  private setOptions(nodeId: string, kind: ConnectionKind): ConnectionSetOptions {
     const o = this.options;
     const onConnection = o.onConnection;
     const onStateChange = o.onStateChange;
-    const setOptions = (kind: ConnectionKind) => ({
+    return {
       reconnectBaseDelayMs: o.reconnectBaseDelayMs,
       reconnectMaxDelayMs: o.reconnectMaxDelayMs,
       clock: o.clock,
@@ -296,29 +299,43 @@ export class ConnectionPool<C = grpc.Client> {
           ? undefined
           : (index: number, state: number) =>
               onStateChange({ kind, nodeId, index, state: connectionStateName(state) }),
-    });
-    const grpcFactory = new GrpcChannelFactory<C>(
-      address,
+    };
+  }
+
+  private channelSet(entry: NodeEntry<C>): ConnectionSet<GrpcConnection<C>> {
+    if (entry.channels !== undefined) return entry.channels;
+    const factory = new GrpcChannelFactory<C>(
+      entry.address,
       this.grpcCredentials,
       this.grpcOptions,
       this.makeClient,
     );
-    const http2Factory = new Http2SessionFactory({
-      address,
+    const set = new ConnectionSet(
+      factory,
+      this.options.channelsPerNode,
+      this.setOptions(entry.id, 'channel'),
+    );
+    if (entry.closed) void set.close();
+    entry.grpc = factory;
+    entry.channels = set;
+    return set;
+  }
+
+  private sessionSet(entry: NodeEntry<C>): ConnectionSet<http2.ClientHttp2Session> {
+    if (entry.sessions !== undefined) return entry.sessions;
+    const o = this.options;
+    const factory = new Http2SessionFactory({
+      address: entry.address,
       credentials: o.credentials,
       connectTimeoutMs: o.connectTimeoutMs,
       keepaliveIntervalMs: o.keepaliveIntervalMs,
       keepaliveTimeoutMs: o.keepaliveTimeoutMs,
       clock: o.clock,
     });
-    return new NodeEntry<C>(
-      nodeId,
-      address,
-      slot,
-      grpcFactory,
-      new ConnectionSet(grpcFactory, o.channelsPerNode, setOptions('channel')),
-      new ConnectionSet(http2Factory, o.channelsPerNode, setOptions('session')),
-    );
+    const set = new ConnectionSet(factory, o.channelsPerNode, this.setOptions(entry.id, 'session'));
+    if (entry.closed) void set.close();
+    entry.sessions = set;
+    return set;
   }
 }
 
