@@ -298,6 +298,20 @@ describe('options and sharing', () => {
     expect(table.state(0)).toBe('closed');
   });
 
+  it('a thread whose clock read predates the half-open transition cannot make k+1 probes', () => {
+    const lead = new FakeClock(1_000_005);
+    const lag = new FakeClock(1_000_000);
+    const x = new BreakerTable({ capacity: 1, clock: lead, halfOpenProbes: 2 });
+    const y = new BreakerTable({ buffer: x.buffer, clock: lag, halfOpenProbes: 2 });
+    for (let i = 0; i < 5; i++) y.onFailure(0, y.tryAcquire(0)); // open until 1_030_000
+    lead.advance(30_000);
+    lag.advance(30_000);
+    expect(isProbe(x.tryAcquire(0))).toBe(true); // half-open since 1_030_005
+    expect(isProbe(y.tryAcquire(0))).toBe(true); // y still reads 1_030_000
+    expect(x.tryAcquire(0)).toBe(REJECTED);
+    expect(y.tryAcquire(0)).toBe(REJECTED);
+  });
+
   it('refuses to attach with different rules or probes', () => {
     const table = new BreakerTable({ capacity: 1 });
     let error: unknown;

@@ -100,6 +100,7 @@ export class BreakerCore {
   readonly #origin: number;
   readonly #opts: ResolvedBreakerOptions;
   readonly #maxRemainingMs: number;
+  #ownedWord = 0;
 
   constructor(buffer: ArrayBufferLike, create: boolean, capacity: number, options: BreakerOptions) {
     const opts = resolveOptions(options);
@@ -247,11 +248,14 @@ export class BreakerCore {
       }
       // Tokens of one permit word strictly increase, so a released admission never matches
       // the next holder's even within the same millisecond.
-      const prevAt = p === PERMIT_FREE ? -1 : p >>> 2;
-      const at =
-        prevAt >= 0 && diff30(prevAt, now) >= 0 && diff30(prevAt, now) < CLOCK_SKEW_TOLERANCE_MS
-          ? (prevAt + 1) & TIME_MASK
-          : now;
+      // Never before the period's start either: a thread whose clock read predates the
+      // transition must not produce a permit that others would take for a stale one.
+      let at = diff30(start, now) > 0 ? start : now;
+      if (p !== PERMIT_FREE) {
+        const prevAt = p >>> 2;
+        const ahead = diff30(prevAt, at);
+        if (ahead >= 0 && ahead < CLOCK_SKEW_TOLERANCE_MS) at = (prevAt + 1) & TIME_MASK;
+      }
       const token = (at << 2) | PERMIT_HELD;
       if (Atomics.compareExchange(mem, first + i, p, token) !== p) continue;
       if (Atomics.load(mem, base + SLOT_STATE) !== w) {
@@ -265,7 +269,8 @@ export class BreakerCore {
 
   /**
    * Finds the permit word of a probe admission if the caller still holds it in the current
-   * half-open period; returns -1 otherwise (stale: reclaimed, or another period).
+   * half-open period; returns -1 otherwise (stale: reclaimed, or another period). The word
+   * it verified is left in `#ownedWord`, so the caller CASes exactly that holder's token.
    */
   #ownedPermit(base: number, admission: number, w: number): number {
     if ((w & STATE_MASK) !== HALF_OPEN) return -1;
@@ -277,6 +282,7 @@ export class BreakerCore {
     const at = p >>> 2;
     if ((at & PROBE_TOKEN_MASK) !== v >>> PROBE_INDEX_BITS) return -1;
     if (diff30(w >>> 2, at) > 0) return -1;
+    this.#ownedWord = p;
     return i;
   }
 
@@ -295,7 +301,7 @@ export class BreakerCore {
     const i = this.#ownedPermit(base, admission, w);
     if (i < 0) return;
     const first = base + SLOT_PERMITS;
-    const p = Atomics.load(mem, first + i);
+    const p = this.#ownedWord;
     if (Atomics.compareExchange(mem, first + i, p, p | PERMIT_DONE) !== p) return;
     const start = w >>> 2;
     for (let j = 0; j < this.#probes; j++) {
@@ -356,7 +362,7 @@ export class BreakerCore {
     const i = this.#ownedPermit(base, admission, w);
     if (i < 0) return;
     const idx = base + SLOT_PERMITS + i;
-    const p = Atomics.load(mem, idx);
+    const p = this.#ownedWord;
     // Keep the time: the next holder's token must differ from this one's.
     Atomics.compareExchange(mem, idx, p, p | PERMIT_RELEASED);
   }
