@@ -33,21 +33,21 @@ export type StateChangeListener = (
 
 export interface BreakerOptions {
   /** How long a breaker stays open before admitting probes. Default 30_000 ms (the seed's). */
-  readonly openTimeoutMs?: number;
+  readonly openTimeoutMs?: number | undefined;
   /** Cap of the open timeout as it grows on failed probes. Default = openTimeoutMs (no growth). */
-  readonly maxOpenTimeoutMs?: number;
+  readonly maxOpenTimeoutMs?: number | undefined;
   /** Factor applied to the open timeout per consecutive failed probe. Default 2. */
-  readonly openTimeoutMultiplier?: number;
+  readonly openTimeoutMultiplier?: number | undefined;
   /** Calls admitted in half-open; all must succeed to close. Default 1, at most 16. */
-  readonly halfOpenProbes?: number;
+  readonly halfOpenProbes?: number | undefined;
   /** A probe neither settled nor released within this gives its permit back. Default 10_000 ms. */
-  readonly probeTimeoutMs?: number;
+  readonly probeTimeoutMs?: number | undefined;
   /** What opens a closed breaker (any rule). Default `new ConsecutiveFailures(5)`. */
-  readonly trip?: TripRule | readonly TripRule[];
+  readonly trip?: TripRule | readonly TripRule[] | undefined;
   /** Time source. Default `Date.now()`; in shared mode every thread must use the same timeline. */
-  readonly clock?: Clock;
+  readonly clock?: Clock | undefined;
   /** Transition listener (see StateChangeListener). */
-  readonly onStateChange?: StateChangeListener;
+  readonly onStateChange?: StateChangeListener | undefined;
 }
 
 export const BREAKER_DEFAULTS = Object.freeze({

@@ -55,11 +55,11 @@ export class ConsecutiveFailures implements TripRule {
 
 export interface FailureRateOptions {
   /** Failure share in (0, 1] at or above which the breaker opens. Default 0.5. */
-  readonly threshold?: number;
+  readonly threshold?: number | undefined;
   /** Number of most recent calls considered. Default 20 calls, at most 1024. */
-  readonly windowSize?: number;
+  readonly windowSize?: number | undefined;
   /** Calls that must be in the window before the rule may trip. Default 10 calls. */
-  readonly minimumCalls?: number;
+  readonly minimumCalls?: number | undefined;
 }
 
 export const FAILURE_RATE_DEFAULTS = Object.freeze({

@@ -3,13 +3,13 @@ import type { BreakerOptions } from './options.js';
 
 export interface BreakerTableOptions extends BreakerOptions {
   /** Number of breakers (node slots 0..capacity-1) in a new table; ignored with `buffer`. */
-  readonly capacity?: number;
+  readonly capacity?: number | undefined;
   /**
    * The buffer of an existing table (from `table.buffer`, posted to this worker): the new
    * object is a view over the same breakers. Pass the same `halfOpenProbes` and `trip` rules
    * as the creator (checked) and a clock on the same timeline (not checked).
    */
-  readonly buffer?: SharedArrayBuffer;
+  readonly buffer?: SharedArrayBuffer | undefined;
 }
 
 /**

@@ -15,11 +15,11 @@ export type JitterMode = (typeof Jitter)[keyof typeof Jitter];
 
 export interface BackoffOptions {
   /** First delay before jitter (`d = base * 2^attempt`). Default 100 ms. */
-  readonly baseMs?: number;
+  readonly baseMs?: number | undefined;
   /** Cap of every delay. Default 5_000 ms. */
-  readonly maxMs?: number;
+  readonly maxMs?: number | undefined;
   /** Default 'full'. */
-  readonly jitter?: JitterMode;
+  readonly jitter?: JitterMode | undefined;
 }
 
 export const BACKOFF_DEFAULTS = Object.freeze({

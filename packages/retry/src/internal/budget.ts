@@ -22,13 +22,13 @@ import { type Clock, systemClock } from './clock.js';
 
 export interface RetryBudgetOptions {
   /** Retries allowed as a share of requests over the window, in [0, 1]. Default 0.2 (20 %). */
-  readonly ratio?: number;
+  readonly ratio?: number | undefined;
   /** Retries always allowed per second of the window, on top. Default 10 per second. */
-  readonly minRetriesPerSecond?: number;
+  readonly minRetriesPerSecond?: number | undefined;
   /** How long a deposit or withdrawal counts. Default 10_000 ms. */
-  readonly ttlMs?: number;
+  readonly ttlMs?: number | undefined;
   /** Time source. Default `Date.now()`; shared budgets need one timeline across threads. */
-  readonly clock?: Clock;
+  readonly clock?: Clock | undefined;
 }
 
 export const RETRY_BUDGET_DEFAULTS = Object.freeze({
@@ -184,7 +184,7 @@ export class RetryBudget extends BudgetCore {
 
 export interface SharedRetryBudgetOptions extends RetryBudgetOptions {
   /** The `buffer` of an existing SharedRetryBudget (posted to this worker); options must match. */
-  readonly buffer?: SharedArrayBuffer;
+  readonly buffer?: SharedArrayBuffer | undefined;
 }
 
 /** The same budget in a SharedArrayBuffer, drawn on by every thread of the process at once. */

@@ -8,23 +8,23 @@ import { isRetryableError, retryPushbackMs } from './grpc.js';
 
 export interface RetryOptions extends BackoffOptions {
   /** Retries after the first attempt. Default 3 (so at most 4 attempts). */
-  readonly retries?: number;
+  readonly retries?: number | undefined;
   /** A Deadline shared with the caller, or a timeout in ms from now. Default 10_000 ms. */
-  readonly deadline?: Deadline | number;
+  readonly deadline?: Deadline | number | undefined;
   /** Aborting it stops the attempt in flight (via its signal) and any pending backoff. */
-  readonly signal?: AbortSignal;
+  readonly signal?: AbortSignal | undefined;
   /** Debited once per retry; `retry` records the original request on it. Default none. */
-  readonly budget?: RetryBudgetLike;
+  readonly budget?: RetryBudgetLike | undefined;
   /** Decides whether a failure may be retried. Default `isRetryableError`. */
-  readonly shouldRetry?: (error: unknown, attempt: number) => boolean;
+  readonly shouldRetry?: ((error: unknown, attempt: number) => boolean) | undefined;
   /** Honour `grpc-retry-pushback-ms` (as the delay, or as "do not retry"). Default true. */
-  readonly respectPushback?: boolean;
+  readonly respectPushback?: boolean | undefined;
   /** Default Math.random. */
-  readonly random?: Random;
+  readonly random?: Random | undefined;
   /** Used when `deadline` is a number. Default `Date.now()`. */
-  readonly clock?: Clock;
+  readonly clock?: Clock | undefined;
   /** Called before each backoff sleep. */
-  readonly onRetry?: (info: RetryInfo) => void;
+  readonly onRetry?: ((info: RetryInfo) => void) | undefined;
 }
 
 export interface RetryInfo {
