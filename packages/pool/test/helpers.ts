@@ -81,6 +81,8 @@ export interface CountingProxy {
   open(): number;
   /** Resolves when `open()` reaches `n`. */
   whenOpen(n: number): Promise<void>;
+  /** Stops forwarding on every open connection (a silent peer: no PING ack, no data). */
+  freeze(): void;
   close(): Promise<void>;
 }
 
@@ -88,6 +90,7 @@ export async function startCountingProxy(targetPort: number, port = 0): Promise<
   let accepted = 0;
   let open = 0;
   const sockets = new Set<net.Socket>();
+  const pairs = new Set<[net.Socket, net.Socket]>();
   const waiters: { n: number; resolve: () => void }[] = [];
   const settle = (): void => {
     for (let i = waiters.length - 1; i >= 0; i--) {
@@ -108,12 +111,15 @@ export async function startCountingProxy(targetPort: number, port = 0): Promise<
     sockets.add(client);
     sockets.add(upstream);
     client.pipe(upstream).pipe(client);
+    const pair: [net.Socket, net.Socket] = [client, upstream];
+    pairs.add(pair);
     let closed = 0;
     const onClose = (s: net.Socket) => () => {
       sockets.delete(s);
       if (s === client) upstream.destroy();
       else client.destroy();
       if (++closed === 2) {
+        pairs.delete(pair);
         open--;
         settle();
       }
@@ -134,6 +140,14 @@ export async function startCountingProxy(targetPort: number, port = 0): Promise<
     open: () => open,
     whenOpen: (n) =>
       n === open ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ n, resolve })),
+    freeze: () => {
+      for (const [client, upstream] of pairs) {
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        client.pause();
+        upstream.pause();
+      }
+    },
     close: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const s of sockets) s.destroy();

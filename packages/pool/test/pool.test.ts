@@ -138,6 +138,49 @@ describe('ConnectionPool with grpc-js channels', () => {
     expect(p.healthReport().perNode[0]!.channels).toEqual(['ready', 'ready', 'ready', 'ready']);
   });
 
+  it('replaces a connection whose keep-alive PINGs go unanswered', async () => {
+    const a = await node();
+    let frozen = false;
+    let dropped = false;
+    let recovered!: () => void;
+    const back = new Promise<void>((resolve) => {
+      recovered = resolve;
+    });
+    const p = new ConnectionPool({
+      keepaliveIntervalMs: 100,
+      keepaliveTimeoutMs: 100,
+      reconnectBaseDelayMs: 10,
+      onStateChange: (e) => {
+        if (!frozen) return;
+        if (e.state !== 'ready') dropped = true;
+        else if (dropped) recovered();
+      },
+    });
+    cleanups.push(() => p.close());
+    p.addNode('a', a.address);
+    await p.connect('a');
+    await a.proxy.whenOpen(1);
+    frozen = true;
+    a.proxy.freeze();
+    await back;
+    expect(a.proxy.accepted()).toBe(2);
+    expect(await healthCheck(p.acquireClient('a'))).toBe('SERVING');
+  });
+
+  it('reconnects to the new address when a node is re-added with one', async () => {
+    const a = await node();
+    const b = await node();
+    const p = pool({ channelsPerNode: 2 });
+    const slot = p.addNode('n', a.address);
+    await p.connect('n');
+    expect(p.addNode('n', b.address)).toBe(slot);
+    await a.proxy.whenOpen(0);
+    await p.connect(slot);
+    expect(b.proxy.accepted()).toBe(2);
+    expect(p.channelCount).toBe(2);
+    expect(p.healthReport().perNode[0]).toMatchObject({ address: b.address, healthy: true });
+  });
+
   it('reports ConnectionFailed with node id and cause for a refused address', async () => {
     const port = await deadPort();
     const p = pool({ connectTimeoutMs: 1000 });
@@ -239,6 +282,30 @@ describe('ConnectionPool with raw HTTP/2 sessions', () => {
     expect(fresh.some((s) => old.has(s))).toBe(false);
     expect(await rawHealthCheck(fresh[0]!)).toBe('SERVING');
     expect(b.proxy.accepted()).toBe(4);
+  });
+
+  it('replaces a session whose keep-alive PING goes unanswered', async () => {
+    const clock = new ManualClock();
+    const a = await node();
+    const p = new ConnectionPool({ clock, random: { next: () => 0 } });
+    cleanups.push(() => p.close());
+    p.addNode('a', a.address);
+    await p.connect('a', 'session');
+    await a.proxy.whenOpen(1);
+    const first = p.acquireSession('a');
+    a.proxy.freeze();
+
+    clock.advance(30_000); // keepaliveIntervalMs: the PING goes out, nothing comes back
+    expect(p.sessionCount).toBe(1);
+    clock.advance(10_000); // keepaliveTimeoutMs: broken, closed, replacement scheduled
+    expect(p.sessionCount).toBe(0);
+    expect(p.healthReport().perNode[0]!.lastError).toMatch(/PING unanswered after 10000 ms/);
+    clock.advance(50);
+    await p.connect('a', 'session');
+    const replaced = p.acquireSession('a');
+    expect(replaced === first).toBe(false);
+    expect(a.proxy.accepted()).toBe(2);
+    expect(await rawHealthCheck(p.acquireSession('a'))).toBe('SERVING');
   });
 
   it('reports ConnectionFailed with the socket error as cause for a refused address', async () => {
