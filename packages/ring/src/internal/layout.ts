@@ -18,10 +18,15 @@
  * Reading (reader): s = Atomics.load(STATE); read half (s & 1); then Atomics.load(STATE)
  * again. Equal means no publish completed in between, so the half read was not the one being
  * written (a half is rewritten only by the publish *after* the one that retired it, and the
- * epoch in STATE never repeats): the answer is from table s. Different means retry. The row
- * entries are read with Atomics.load, whose addresses depend on the plain token reads, so the
- * closing STATE load is ordered after every read that decided the answer. Metadata (blob) is
- * decoded only when STATE moved, and validated the same way.
+ * epoch in STATE never repeats): the answer is from table s. Different means retry.
+ *
+ * Ordering caveat, stated once: the token reads are plain (unordered) reads, and the
+ * ECMAScript memory model alone does not forbid a plain read from being satisfied after a
+ * later seq-cst load. The entries that make the answer (the row) are therefore read with
+ * Atomics.load, and their addresses come from the token reads (a data dependency), so on the
+ * platforms V8 targets the closing STATE load cannot complete before them. Metadata (blob) is
+ * decoded only when STATE moved and validated with Atomics.compareExchange, a read-modify-write
+ * that orders every earlier read on all platforms. The torn-read stress test exercises this.
  */
 
 export const TABLE_MAGIC = 0x52474e45; // "ENGR" little-endian
