@@ -14,6 +14,7 @@ export {
   MAX_CAPACITY,
   MAX_HALF_OPEN_PROBES,
   MAX_TIMEOUT_MS,
+  type ResolvedBreakerOptions,
   type StateChangeListener,
   systemClock,
   type TransitionReason,
