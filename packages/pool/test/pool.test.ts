@@ -1,3 +1,4 @@
+import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   type ConnectionEvent,
@@ -50,6 +51,18 @@ describe('ConnectionPool with grpc-js channels', () => {
     expect(b.proxy.accepted()).toBe(4);
     expect(p.channelCount).toBe(8);
     expect(a.server.calls()).toBe(8);
+  });
+
+  it('needs its subchannel option: plain grpc-js channels to one target share a connection', async () => {
+    const a = await node();
+    const insecure = grpc.credentials.createInsecure();
+    const plain = [new grpc.Client(a.address, insecure), new grpc.Client(a.address, insecure)];
+    try {
+      for (const client of plain) expect(await healthCheck(client)).toBe('SERVING');
+      expect(a.proxy.accepted()).toBe(1);
+    } finally {
+      for (const client of plain) client.close();
+    }
   });
 
   it('opens one connection per node with default options', async () => {
@@ -183,7 +196,9 @@ describe('ConnectionPool with grpc-js channels', () => {
 
   it('reports ConnectionFailed with node id and cause for a refused address', async () => {
     const port = await deadPort();
-    const p = pool({ connectTimeoutMs: 1000 });
+    // Fake time: the connect timeout never fires, so the rejection must come from the
+    // refused connection itself, well within any timeout.
+    const p = pool({ clock: new ManualClock() });
     p.addNode('dead', `127.0.0.1:${port}`);
     const err = await p.connect('dead').then(
       () => undefined,
@@ -310,7 +325,9 @@ describe('ConnectionPool with raw HTTP/2 sessions', () => {
 
   it('reports ConnectionFailed with the socket error as cause for a refused address', async () => {
     const port = await deadPort();
-    const p = pool({ connectTimeoutMs: 1000 });
+    // Fake time: the connect timeout never fires, so the rejection must come from the
+    // refused connection itself, well within any timeout.
+    const p = pool({ clock: new ManualClock() });
     p.addNode('dead', `127.0.0.1:${port}`);
     const err = (await p
       .connect('dead', 'session')
