@@ -1,3 +1,6 @@
+import { once } from 'node:events';
+import * as http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -321,6 +324,45 @@ describe('ConnectionPool with raw HTTP/2 sessions', () => {
     expect(replaced === first).toBe(false);
     expect(a.proxy.accepted()).toBe(2);
     expect(await rawHealthCheck(p.acquireSession('a'))).toBe('SERVING');
+  });
+
+  it('reports ConnectionFailed when the peer accepts TCP but never speaks HTTP/2', async () => {
+    const hole = await startBlackhole();
+    cleanups.push(() => hole.close());
+    const p = pool({ connectTimeoutMs: 200 });
+    p.addNode('slow', hole.address);
+    await expect(p.connect('slow', 'session')).rejects.toMatchObject({
+      code: 'ConnectionFailed',
+      nodeId: 'slow',
+      cause: expect.objectContaining({ message: expect.stringMatching(/connect timeout/) }),
+    });
+  });
+
+  it('close() does not wait forever for a stream that never ends', async () => {
+    const clock = new ManualClock();
+    const silent = http2.createServer();
+    silent.on('stream', () => {}); // accepts the request, never answers
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    cleanups.push(() => new Promise<void>((resolve) => silent.close(() => resolve())));
+    const port = (silent.address() as AddressInfo).port;
+    const p = new ConnectionPool({ clock });
+    p.addNode('s', `127.0.0.1:${port}`);
+    await p.connect('s', 'session');
+    const arrived = once(silent, 'stream');
+    const stream = p.acquireSession('s').request({ ':path': '/' });
+    stream.on('error', () => {});
+    stream.end();
+    await arrived;
+    let done = false;
+    const closed = p.close().then(() => {
+      done = true;
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(done).toBe(false); // graceful close is waiting on the stream
+    clock.advance(10_000); // keepaliveTimeoutMs: the grace period ends, the socket goes
+    await closed;
+    expect(p.sessionCount).toBe(0);
   });
 
   it('reports ConnectionFailed with the socket error as cause for a refused address', async () => {

@@ -41,6 +41,8 @@ export class Http2SessionFactory implements ConnectionFactory<http2.ClientHttp2S
   readonly authority: string;
   private readonly options: Http2SessionFactoryOptions;
   private readonly connectOptions: http2.SecureClientSessionOptions;
+  /** Sessions that received the peer's SETTINGS (only those can close gracefully). */
+  private readonly settled = new WeakSet<http2.ClientHttp2Session>();
 
   constructor(options: Http2SessionFactoryOptions) {
     this.options = options;
@@ -79,12 +81,18 @@ export class Http2SessionFactory implements ConnectionFactory<http2.ClientHttp2S
       stop();
       hooks.broken(cause);
     };
+    // A peer that missed the connect timeout or a PING is gone: nothing to close gracefully.
+    const dead = (cause: Error): void => {
+      if (done) return;
+      session.destroy();
+      broken(cause);
+    };
     const scheduleKeepalive = (): void => {
       keepaliveTimer = clock.setTimeout(() => {
         if (done || session.closed || session.destroyed) return;
         pingTimeoutTimer = clock.setTimeout(
           () =>
-            broken(
+            dead(
               new Error(
                 `session ${index} to ${address}: keep-alive PING unanswered after ${keepaliveTimeoutMs} ms`,
               ),
@@ -101,12 +109,15 @@ export class Http2SessionFactory implements ConnectionFactory<http2.ClientHttp2S
     };
     const connectTimer = clock.setTimeout(
       () =>
-        broken(
+        dead(
           new Error(`session ${index} to ${address}: connect timeout after ${connectTimeoutMs} ms`),
         ),
       connectTimeoutMs,
     );
-    session.once('connect', () => {
+    // READY on the server's first SETTINGS frame, not on TCP/TLS connect: a peer that
+    // accepts sockets but does not speak HTTP/2 must fail the connect timeout.
+    session.once('remoteSettings', () => {
+      this.settled.add(session);
       if (done) return;
       clock.clearTimeout(connectTimer);
       session.setLocalWindowSize(SESSION_CONNECTION_WINDOW_BYTES);
@@ -122,11 +133,22 @@ export class Http2SessionFactory implements ConnectionFactory<http2.ClientHttp2S
   }
 
   close(session: http2.ClientHttp2Session): Promise<void> {
-    if (session.closed && session.destroyed) return Promise.resolve();
+    if (session.destroyed) return Promise.resolve();
+    const { clock, keepaliveTimeoutMs } = this.options;
     return new Promise<void>((resolve) => {
-      session.once('close', () => resolve());
-      // Graceful: in-flight streams finish; the socket closes when they have.
-      if (!session.closed) session.close();
+      // Graceful: in-flight streams may finish. A stream that never ends must not hold
+      // removeNode()/close() forever, so after the keep-alive timeout the socket goes anyway.
+      const grace = clock.setTimeout(() => {
+        session.destroy();
+        resolve();
+      }, keepaliveTimeoutMs);
+      session.once('close', () => {
+        clock.clearTimeout(grace);
+        resolve();
+      });
+      // Node 20's close() on a session that never got the peer's SETTINGS marks it
+      // destroyed but leaves the socket open and never emits 'close': destroy those.
+      if (this.settled.has(session) && !session.closed) session.close();
       else session.destroy();
     });
   }
