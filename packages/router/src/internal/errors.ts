@@ -1,0 +1,230 @@
+import { GrpcStatus } from '@engram/retry';
+import type { RoutingInfo } from './types.js';
+
+/** Stable codes of every error the router throws. */
+export const ROUTER_ERROR_CODES = Object.freeze({
+  NoAssignment: 'NoAssignment',
+  NoLocalData: 'NoLocalData',
+  InvalidEndpoint: 'InvalidEndpoint',
+  ConnectionFailed: 'ConnectionFailed',
+  CircuitBreakerOpen: 'CircuitBreakerOpen',
+  DeadlineExceeded: 'DeadlineExceeded',
+  AllReplicasFailed: 'AllReplicasFailed',
+  RetryBudgetExhausted: 'RetryBudgetExhausted',
+  InvalidArgument: 'InvalidArgument',
+  Aborted: 'Aborted',
+  RouterClosed: 'RouterClosed',
+} as const);
+export type RouterErrorCode = (typeof ROUTER_ERROR_CODES)[keyof typeof ROUTER_ERROR_CODES];
+
+/** One target's failure inside an `AllReplicasFailedError` (or another error's `errors`). */
+export interface TargetError {
+  readonly nodeId: string;
+  readonly error: unknown;
+}
+
+/** Base of every router error; match on `code`, never on the message. */
+export class RouterError extends Error {
+  readonly code: RouterErrorCode;
+  /** Attempts started before the error (0 for a decision error). */
+  attempts = 0;
+  /** Routing of the failed operation, when it got as far as a decision. */
+  routing: RoutingInfo | undefined;
+
+  constructor(code: RouterErrorCode, message: string, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'RouterError';
+    this.code = code;
+  }
+}
+
+/** The table has no node for the space (empty table, nothing published yet). */
+export class NoAssignmentError extends RouterError {
+  override readonly code = 'NoAssignment' as const;
+  readonly spaceId: string;
+  constructor(spaceId: string, cause?: unknown) {
+    super('NoAssignment', `no node is assigned to space ${JSON.stringify(spaceId)}`, cause);
+    this.name = 'NoAssignmentError';
+    this.spaceId = spaceId;
+  }
+}
+
+/** LocalOnly routing, but the local node holds no copy of the space (or there is no local node). */
+export class NoLocalDataError extends RouterError {
+  override readonly code = 'NoLocalData' as const;
+  readonly spaceId: string;
+  readonly localNodeId: string | undefined;
+  constructor(spaceId: string, localNodeId: string | undefined, why: string) {
+    super('NoLocalData', `space ${JSON.stringify(spaceId)} has no local data: ${why}`);
+    this.name = 'NoLocalDataError';
+    this.spaceId = spaceId;
+    this.localNodeId = localNodeId;
+  }
+}
+
+/** A node's address cannot be connected to (rejected by the pool). */
+export class InvalidEndpointError extends RouterError {
+  override readonly code = 'InvalidEndpoint' as const;
+  readonly nodeId: string;
+  readonly address: string;
+  constructor(nodeId: string, address: string, cause?: unknown) {
+    super(
+      'InvalidEndpoint',
+      `node ${nodeId} has an invalid address ${JSON.stringify(address)}`,
+      cause,
+    );
+    this.name = 'InvalidEndpointError';
+    this.nodeId = nodeId;
+    this.address = address;
+  }
+}
+
+/** The only target could not be reached; `cause` is the last failure. */
+export class ConnectionFailedError extends RouterError {
+  override readonly code = 'ConnectionFailed' as const;
+  readonly nodeId: string;
+  constructor(nodeId: string, cause?: unknown) {
+    super('ConnectionFailed', `could not reach node ${nodeId}`, cause);
+    this.name = 'ConnectionFailedError';
+    this.nodeId = nodeId;
+  }
+}
+
+/** Every target's breaker was open and none could be tried. */
+export class CircuitBreakerOpenError extends RouterError {
+  override readonly code = 'CircuitBreakerOpen' as const;
+  readonly nodeId: string;
+  constructor(nodeId: string) {
+    super('CircuitBreakerOpen', `circuit breaker of node ${nodeId} is open`);
+    this.name = 'CircuitBreakerOpenError';
+    this.nodeId = nodeId;
+  }
+}
+
+/** The operation's deadline passed; `errors` holds what the targets had failed with so far. */
+export class DeadlineExceededError extends RouterError {
+  override readonly code = 'DeadlineExceeded' as const;
+  readonly errors: readonly TargetError[];
+  constructor(errors: readonly TargetError[] = [], cause?: unknown) {
+    super('DeadlineExceeded', 'deadline exceeded', cause);
+    this.name = 'DeadlineExceededError';
+    this.errors = errors;
+  }
+}
+
+/** Every target failed; `errors` has one entry per failed attempt, in order. */
+export class AllReplicasFailedError extends RouterError {
+  override readonly code = 'AllReplicasFailed' as const;
+  readonly errors: readonly TargetError[];
+  constructor(errors: readonly TargetError[]) {
+    const last = errors.length === 0 ? undefined : errors[errors.length - 1]!.error;
+    super('AllReplicasFailed', `all ${errors.length} attempts failed`, last);
+    this.name = 'AllReplicasFailedError';
+    this.errors = errors;
+  }
+}
+
+/** A retry or fail-over was due but the retry budget had no token; `cause` is the last failure. */
+export class RetryBudgetExhaustedError extends RouterError {
+  override readonly code = 'RetryBudgetExhausted' as const;
+  readonly errors: readonly TargetError[];
+  constructor(errors: readonly TargetError[], cause?: unknown) {
+    super('RetryBudgetExhausted', 'retry budget exhausted', cause);
+    this.name = 'RetryBudgetExhaustedError';
+    this.errors = errors;
+  }
+}
+
+/** Bad input: empty or oversize space id, bad options. Also a `RangeError` by intent. */
+export class InvalidArgumentError extends RouterError {
+  override readonly code = 'InvalidArgument' as const;
+  readonly field: string;
+  readonly value: unknown;
+  constructor(field: string, value: unknown, expected: string) {
+    super('InvalidArgument', `${field} must be ${expected}, received ${describe(value)}`);
+    this.name = 'InvalidArgumentError';
+    this.field = field;
+    this.value = value;
+  }
+}
+
+/** The caller's signal aborted the operation; `cause` is the signal's reason. */
+export class AbortedError extends RouterError {
+  override readonly code = 'Aborted' as const;
+  constructor(cause?: unknown) {
+    super('Aborted', 'operation aborted', cause);
+    this.name = 'AbortedError';
+  }
+}
+
+/** The router was closed. */
+export class RouterClosedError extends RouterError {
+  override readonly code = 'RouterClosed' as const;
+  constructor() {
+    super('RouterClosed', 'router is closed');
+    this.name = 'RouterClosedError';
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') {
+    return value.length > 64 ? `a string of length ${value.length}` : JSON.stringify(value);
+  }
+  if (typeof value === 'object' && value !== null)
+    return Array.isArray(value) ? 'an array' : 'an object';
+  return String(value);
+}
+
+export function isRouterError(error: unknown): error is RouterError {
+  return error instanceof RouterError;
+}
+
+const STATUS_BY_CODE: Readonly<Record<RouterErrorCode, number>> = Object.freeze({
+  NoAssignment: GrpcStatus.UNAVAILABLE,
+  NoLocalData: GrpcStatus.UNAVAILABLE,
+  InvalidEndpoint: GrpcStatus.UNAVAILABLE,
+  ConnectionFailed: GrpcStatus.UNAVAILABLE,
+  CircuitBreakerOpen: GrpcStatus.UNAVAILABLE,
+  DeadlineExceeded: GrpcStatus.DEADLINE_EXCEEDED,
+  AllReplicasFailed: GrpcStatus.UNAVAILABLE,
+  RetryBudgetExhausted: GrpcStatus.UNAVAILABLE,
+  InvalidArgument: GrpcStatus.INVALID_ARGUMENT,
+  Aborted: GrpcStatus.CANCELLED,
+  RouterClosed: GrpcStatus.UNAVAILABLE,
+});
+
+/** A gRPC status for any error the router can throw, for servers answering a client. */
+export interface GrpcStatusInfo {
+  readonly code: number;
+  readonly message: string;
+}
+
+/**
+ * Maps an error to the status a server should answer with: router errors by `code` (message
+ * prefixed with the code, e.g. `"AllReplicasFailed: all 3 attempts failed"`), gRPC errors
+ * from a node pass through (their numeric code and details), anything else is INTERNAL.
+ */
+export function toGrpcStatus(error: unknown): GrpcStatusInfo {
+  if (error instanceof RouterError) {
+    return { code: STATUS_BY_CODE[error.code], message: `${error.code}: ${error.message}` };
+  }
+  if (typeof error === 'object' && error !== null) {
+    const { code, details, message } = error as {
+      code?: unknown;
+      details?: unknown;
+      message?: unknown;
+    };
+    if (typeof code === 'number' && Number.isInteger(code) && code >= 0 && code <= 16) {
+      const text =
+        typeof details === 'string' ? details : typeof message === 'string' ? message : '';
+      return { code, message: text };
+    }
+    if (code === 'ConnectionFailed') {
+      return { code: GrpcStatus.UNAVAILABLE, message: String(message ?? 'connection failed') };
+    }
+  }
+  return {
+    code: GrpcStatus.INTERNAL,
+    message: error instanceof Error ? error.message : String(error),
+  };
+}

@@ -1,0 +1,210 @@
+import { type JitterMode, validateBackoff } from '@engram/retry';
+import { MAX_SPACE_ID_LENGTH } from '@engram/ring';
+import { InvalidArgumentError } from './errors.js';
+
+/** Hedged reads: a second attempt to the next replica when the first is slow. */
+export interface HedgeOptions {
+  /** Fixed hedge delay, ms; also used until `percentile` has enough samples. Default 50 ms. */
+  readonly delayMs?: number | undefined;
+  /**
+   * When set (0 < p < 1), the delay is that percentile of recent successful read attempt
+   * latencies (last 256), clamped to [minDelayMs, delayMs * 10]. Default: unset (fixed delay).
+   */
+  readonly percentile?: number | undefined;
+  /** Floor of a percentile delay, ms. Default 1 ms. */
+  readonly minDelayMs?: number | undefined;
+  /** Extra concurrent attempts per operation. Default 1, at most 4. */
+  readonly maxHedges?: number | undefined;
+}
+
+export interface RouterOptions {
+  /** Retries after every target was tried once (with backoff). Default 3. */
+  readonly maxRetries?: number | undefined;
+  /** First backoff delay, ms. Default 100 ms. */
+  readonly retryBaseDelayMs?: number | undefined;
+  /** Cap of a backoff delay, ms. Default 5 000 ms. */
+  readonly retryMaxDelayMs?: number | undefined;
+  /** Backoff jitter. Default 'full'. */
+  readonly retryJitter?: JitterMode | undefined;
+  /** Deadline of an operation and all its attempts, ms. Default 10 000 ms. */
+  readonly deadlineMs?: number | undefined;
+  /**
+   * Deadline of one attempt, ms (Infinity = only the operation deadline). An attempt that
+   * times out is a node failure: the operation fails over. Default 2 000 ms.
+   */
+  readonly attemptTimeoutMs?: number | undefined;
+  /** Reads fall back to replicas. Default true. */
+  readonly replicaFallback?: boolean | undefined;
+  /** Stores fall back to the first healthy replica when the primary fails. Default true. */
+  readonly storeFallback?: boolean | undefined;
+  /** Consecutive failures that open a private breaker. Default 5. */
+  readonly breakerThreshold?: number | undefined;
+  /** How long a private breaker stays open, ms. Default 30 000 ms. */
+  readonly breakerTimeoutMs?: number | undefined;
+  /** Slots of the private breaker table (nodes beyond it go unguarded). Default 1024. */
+  readonly breakerCapacity?: number | undefined;
+  /** Try nodes with open breakers last, once, after every admitted target failed. Default true. */
+  readonly tryOpenLast?: boolean | undefined;
+  /** Hedged reads; `false` (default) = off. */
+  readonly hedge?: HedgeOptions | false | undefined;
+  /** Longest accepted space id, UTF-16 units. Default (and cap) MAX_SPACE_ID_LENGTH (1024). */
+  readonly maxSpaceIdLength?: number | undefined;
+}
+
+export interface ResolvedHedge {
+  readonly delayMs: number;
+  readonly percentile: number | undefined;
+  readonly minDelayMs: number;
+  readonly maxHedges: number;
+}
+
+export interface ResolvedRouterOptions {
+  readonly maxRetries: number;
+  readonly retryBaseDelayMs: number;
+  readonly retryMaxDelayMs: number;
+  readonly retryJitter: JitterMode;
+  readonly deadlineMs: number;
+  readonly attemptTimeoutMs: number;
+  readonly replicaFallback: boolean;
+  readonly storeFallback: boolean;
+  readonly breakerThreshold: number;
+  readonly breakerTimeoutMs: number;
+  readonly breakerCapacity: number;
+  readonly tryOpenLast: boolean;
+  readonly hedge: ResolvedHedge | undefined;
+  readonly maxSpaceIdLength: number;
+}
+
+/** The seed's RouterConfig defaults, plus ours. */
+export const ROUTER_DEFAULTS = Object.freeze({
+  maxRetries: 3,
+  retryBaseDelayMs: 100, // 100 ms
+  retryMaxDelayMs: 5 * 1000, // 5 s
+  retryJitter: 'full' as JitterMode,
+  deadlineMs: 10 * 1000, // 10 s
+  attemptTimeoutMs: 2 * 1000, // 2 s
+  replicaFallback: true,
+  storeFallback: true,
+  breakerThreshold: 5, // consecutive failures
+  breakerTimeoutMs: 30 * 1000, // 30 s
+  breakerCapacity: 1024, // slots
+  tryOpenLast: true,
+  hedge: false as const,
+  maxSpaceIdLength: MAX_SPACE_ID_LENGTH,
+});
+
+export const HEDGE_DEFAULTS = Object.freeze({
+  delayMs: 50, // 50 ms
+  minDelayMs: 1, // 1 ms
+  maxHedges: 1,
+});
+
+export const MAX_RETRIES = 100;
+export const MAX_HEDGES = 4;
+const MAX_MS = 24 * 60 * 60 * 1000; // 24 h
+
+function int(field: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidArgumentError(`options.${field}`, value, `an integer in [${min}, ${max}]`);
+  }
+  return value;
+}
+
+function ms(field: string, value: number, min: number, allowInfinity = false): number {
+  if (allowInfinity && value === Number.POSITIVE_INFINITY) return value;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > MAX_MS) {
+    throw new InvalidArgumentError(
+      `options.${field}`,
+      value,
+      `a number of ms in [${min}, ${MAX_MS}]${allowInfinity ? ' or Infinity' : ''}`,
+    );
+  }
+  return value;
+}
+
+function bool(field: string, value: unknown): boolean {
+  if (typeof value !== 'boolean')
+    throw new InvalidArgumentError(`options.${field}`, value, 'a boolean');
+  return value;
+}
+
+export function resolveHedge(hedge: HedgeOptions | false | undefined): ResolvedHedge | undefined {
+  if (hedge === undefined || hedge === false) return undefined;
+  if (typeof hedge !== 'object' || hedge === null) {
+    throw new InvalidArgumentError('options.hedge', hedge, 'false or an object');
+  }
+  const percentile = hedge.percentile;
+  if (percentile !== undefined && !(percentile > 0 && percentile < 1)) {
+    throw new InvalidArgumentError('options.hedge.percentile', percentile, 'a number in (0, 1)');
+  }
+  return Object.freeze({
+    delayMs: ms('hedge.delayMs', hedge.delayMs ?? HEDGE_DEFAULTS.delayMs, 0),
+    percentile,
+    minDelayMs: ms('hedge.minDelayMs', hedge.minDelayMs ?? HEDGE_DEFAULTS.minDelayMs, 0),
+    maxHedges: int('hedge.maxHedges', hedge.maxHedges ?? HEDGE_DEFAULTS.maxHedges, 1, MAX_HEDGES),
+  });
+}
+
+export function resolveOptions(options: RouterOptions = {}): ResolvedRouterOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidArgumentError('options', options, 'an object');
+  }
+  const d = ROUTER_DEFAULTS;
+  const resolved: ResolvedRouterOptions = {
+    maxRetries: int('maxRetries', options.maxRetries ?? d.maxRetries, 0, MAX_RETRIES),
+    retryBaseDelayMs: ms('retryBaseDelayMs', options.retryBaseDelayMs ?? d.retryBaseDelayMs, 0),
+    retryMaxDelayMs: ms('retryMaxDelayMs', options.retryMaxDelayMs ?? d.retryMaxDelayMs, 0),
+    retryJitter: options.retryJitter ?? d.retryJitter,
+    deadlineMs: ms('deadlineMs', options.deadlineMs ?? d.deadlineMs, 1),
+    attemptTimeoutMs: ms(
+      'attemptTimeoutMs',
+      options.attemptTimeoutMs ?? d.attemptTimeoutMs,
+      1,
+      true,
+    ),
+    replicaFallback: bool('replicaFallback', options.replicaFallback ?? d.replicaFallback),
+    storeFallback: bool('storeFallback', options.storeFallback ?? d.storeFallback),
+    breakerThreshold: int(
+      'breakerThreshold',
+      options.breakerThreshold ?? d.breakerThreshold,
+      1,
+      1_000_000,
+    ),
+    breakerTimeoutMs: ms('breakerTimeoutMs', options.breakerTimeoutMs ?? d.breakerTimeoutMs, 1),
+    breakerCapacity: int(
+      'breakerCapacity',
+      options.breakerCapacity ?? d.breakerCapacity,
+      1,
+      1 << 20,
+    ),
+    tryOpenLast: bool('tryOpenLast', options.tryOpenLast ?? d.tryOpenLast),
+    hedge: resolveHedge(options.hedge),
+    maxSpaceIdLength: int(
+      'maxSpaceIdLength',
+      options.maxSpaceIdLength ?? d.maxSpaceIdLength,
+      1,
+      MAX_SPACE_ID_LENGTH,
+    ),
+  };
+  if (resolved.retryMaxDelayMs < resolved.retryBaseDelayMs) {
+    throw new InvalidArgumentError(
+      'options.retryMaxDelayMs',
+      resolved.retryMaxDelayMs,
+      `>= retryBaseDelayMs (${resolved.retryBaseDelayMs})`,
+    );
+  }
+  try {
+    validateBackoff({
+      baseMs: resolved.retryBaseDelayMs,
+      maxMs: resolved.retryMaxDelayMs,
+      jitter: resolved.retryJitter,
+    });
+  } catch (error) {
+    throw new InvalidArgumentError(
+      'options.retryJitter',
+      options.retryJitter,
+      (error as Error).message,
+    );
+  }
+  return Object.freeze(resolved);
+}

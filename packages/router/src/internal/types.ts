@@ -1,0 +1,154 @@
+import type { BreakerTable } from '@engram/breaker';
+import type { ConnectionPool } from '@engram/pool';
+import type { Clock, Deadline, Random, RetryBudgetLike } from '@engram/retry';
+import type { NodeInfo, PlacementTable } from '@engram/ring';
+import type { Logger } from 'pino';
+import type { RouterOptions } from './options.js';
+
+/** How a decision's targets may be used. */
+export const RoutingStrategy = Object.freeze({
+  /** The primary only. */
+  Primary: 'Primary',
+  /** The primary, then each replica in order. */
+  PrimaryWithFallback: 'PrimaryWithFallback',
+  /** The local node only (partitioned, or consolidation). */
+  LocalOnly: 'LocalOnly',
+  /** One of several per-space decisions of a distributed query (reads with fallback). */
+  ScatterGather: 'ScatterGather',
+} as const);
+export type RoutingStrategy = (typeof RoutingStrategy)[keyof typeof RoutingStrategy];
+
+/** The operation a decision was made for (labels hooks; picks defaults such as hedging). */
+export const Operation = Object.freeze({
+  Store: 'store',
+  Recall: 'recall',
+  Consolidate: 'consolidate',
+  Query: 'query',
+} as const);
+export type Operation = (typeof Operation)[keyof typeof Operation];
+
+/** Where one operation on one space goes. Plain data; safe to keep or post to another thread. */
+export interface RoutingDecision {
+  readonly spaceId: string;
+  /** The first node to try (for LocalOnly: the local node). */
+  readonly primary: NodeInfo;
+  /** Fallback order (empty unless the strategy allows fallback); open breakers sorted last. */
+  readonly replicas: readonly NodeInfo[];
+  readonly strategy: RoutingStrategy;
+  /** Table epoch the decision came from. */
+  readonly epoch: number;
+  /** The operation it was made for. */
+  readonly operation: Operation;
+}
+
+/** What `execute` hands each attempt. */
+export interface CallContext {
+  readonly node: NodeInfo;
+  /** 1-based, counting every attempt of the operation (hedges included). */
+  readonly attempt: number;
+  /** The node is not the decision's primary. */
+  readonly fallback: boolean;
+  /** Aborted on caller abort, operation deadline, attempt timeout, hedge loss or completion. */
+  readonly signal: AbortSignal;
+  /** The one operation deadline. */
+  readonly deadline: Deadline;
+  /**
+   * The deadline of this attempt: the operation deadline, or earlier when `attemptTimeoutMs`
+   * applies. Pass `attemptDeadline.toGrpcDeadline()` as the gRPC deadline (`grpc-timeout`).
+   */
+  readonly attemptDeadline: Deadline;
+  /** True when this attempt was started as a hedge while another was still running. */
+  readonly hedge: boolean;
+}
+
+/** How a result was obtained; the same shape as engram.v1.RoutingInfo. */
+export interface RoutingInfo {
+  servedBy: string;
+  attempts: number;
+  fallback: boolean;
+  strategy: string;
+  tableEpoch: number;
+}
+
+export interface Routed<T> {
+  readonly value: T;
+  readonly routing: RoutingInfo;
+}
+
+/** Whether this router is cut off from the cluster (e.g. `Atomics.load` on a shared flag). */
+export interface PartitionState {
+  isPartitioned(): boolean;
+}
+
+export interface ExecuteOptions {
+  /** The caller's signal: aborting it ends the operation with `AbortedError`. */
+  readonly signal?: AbortSignal | undefined;
+  /** One deadline for the operation and every attempt; wins over `deadlineMs`. */
+  readonly deadline?: Deadline | undefined;
+  /** Deadline from now, ms. Default `options.deadlineMs` (10 s). */
+  readonly deadlineMs?: number | undefined;
+  /** Label for hooks/metrics. Default the decision's operation. */
+  readonly operation?: string | undefined;
+  /** Per-call hedging override. Default: on for recall/query when `options.hedge` is set. */
+  readonly hedge?: boolean | undefined;
+  /** Per-call override of `options.attemptTimeoutMs` (Infinity = none). */
+  readonly attemptTimeoutMs?: number | undefined;
+  /**
+   * Which errors the operation may retry or fail over on. Default: the router's policy
+   * (connection failures, UNAVAILABLE, attempt timeouts; see README).
+   */
+  readonly isRetryable?: ((error: unknown) => boolean) | undefined;
+}
+
+export type AttemptOutcome = 'ok' | 'error' | 'rejected';
+
+/** Metrics and log hooks. All optional; called synchronously; must not throw. */
+export interface RouterHooks {
+  /** A decision was made (durationNs measured only when this hook is set). */
+  onDecision?(operation: string, strategy: RoutingStrategy, durationNs: number): void;
+  /** An attempt ended ('rejected': the breaker refused it, no call was made). */
+  onAttempt?(
+    operation: string,
+    node: NodeInfo,
+    outcome: AttemptOutcome,
+    durationMs: number,
+    error?: unknown,
+  ): void;
+  /** A retry on `node` is scheduled after `delayMs` (0 for a fail-over or hedge). */
+  onRetry?(operation: string, node: NodeInfo, attempt: number, delayMs: number): void;
+  /** The operation moved from one node to another (fail-over or hedge). */
+  onFallback?(operation: string, from: NodeInfo, to: NodeInfo): void;
+  /** The operation ended: 'ok' or the error's code. */
+  onComplete?(
+    operation: string,
+    outcome: 'ok' | (string & {}),
+    durationMs: number,
+    routing?: RoutingInfo,
+  ): void;
+  /** A breaker this router drove changed state. */
+  onBreakerTransition?(node: NodeInfo, from: string, to: string, reason: string): void;
+}
+
+export interface RouterInit {
+  /** A `Ring` (single thread) or a `TableReader` over a shared table. */
+  readonly table: PlacementTable;
+  /**
+   * Shared breakers; slot = `table.nodeSlot(nodeIndex)`. Default: a private table sized
+   * `options.breakerCapacity`, slots by node id, with `breakerThreshold`/`breakerTimeoutMs`.
+   */
+  readonly breakers?: BreakerTable | undefined;
+  /** Shared or local retry budget. Default: a private `RetryBudget` with its defaults. */
+  readonly budget?: RetryBudgetLike | undefined;
+  /** Needed by the typed conveniences only. Default: a private pool, closed by `close()`. */
+  readonly pool?: ConnectionPool | undefined;
+  /** Default: never partitioned. */
+  readonly partition?: PartitionState | undefined;
+  /** This process's node id, for LocalOnly decisions. */
+  readonly localNodeId?: string | undefined;
+  readonly options?: RouterOptions | undefined;
+  readonly hooks?: RouterHooks | undefined;
+  readonly clock?: Clock | undefined;
+  readonly random?: Random | undefined;
+  /** Default: a silent pino logger. */
+  readonly logger?: Logger | undefined;
+}
