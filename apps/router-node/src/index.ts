@@ -1,0 +1,37 @@
+export {
+  ADMIN_SERVICE_NAME,
+  ROUTER_PROTO_FILE,
+  RouterAdminClient,
+  routerAdminDefinition,
+} from './internal/admin.js';
+export {
+  type AssignmentConfig,
+  CONFIG_DEFAULTS,
+  type ConfigSources,
+  envName,
+  flagName,
+  type ListenerTlsConfig,
+  type NodeConfig,
+  type RouterNodeConfig,
+  readConfigFile,
+  resolveConfig,
+  SCALAR_KEYS,
+  type UpstreamTlsConfig,
+} from './internal/config.js';
+export {
+  MAX_CLUSTER_NODES,
+  type RouterNode,
+  startRouterNode,
+  type TableView,
+} from './internal/control-plane.js';
+export {
+  ConfigError,
+  GRPC_STATUS,
+  ROUTER_NODE_ERROR_CODES,
+  RouteError,
+  RouterNodeError,
+  type RouterNodeErrorCode,
+} from './internal/errors.js';
+export { OPERATIONS, OUTCOMES } from './internal/layout.js';
+export { LocalCluster, MEMORY_NODE_MAIN } from './internal/local-cluster.js';
+export { appendRouting, parseGrpcTimeout, readSpaceId } from './internal/wire.js';

@@ -1,0 +1,72 @@
+/** gRPC status codes used by the router (numbers are the wire values). */
+export const GRPC_STATUS = Object.freeze({
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+} as const);
+
+export const ROUTER_NODE_ERROR_CODES = Object.freeze([
+  'InvalidConfig',
+  'InvalidArgument',
+  'NoAssignment',
+  'NoLocalData',
+  'ConnectionFailed',
+  'CircuitBreakerOpen',
+  'DeadlineExceeded',
+  'AllReplicasFailed',
+  'RetryBudgetExhausted',
+  'Cancelled',
+  'Unavailable',
+] as const);
+export type RouterNodeErrorCode = (typeof ROUTER_NODE_ERROR_CODES)[number];
+
+/** Base of every router-node error; `code` is stable, tests match on it. */
+export class RouterNodeError extends Error {
+  readonly code: RouterNodeErrorCode;
+  constructor(code: RouterNodeErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'RouterNodeError';
+    this.code = code;
+  }
+}
+
+/** A bad setting: names the key (dotted, `nodes[1].address`) and the value received. */
+export class ConfigError extends RouterNodeError {
+  readonly key: string;
+  readonly value: unknown;
+  constructor(key: string, value: unknown, reason: string) {
+    super('InvalidConfig', `config ${key} = ${safeJson(value)}: ${reason}`);
+    this.name = 'ConfigError';
+    this.key = key;
+    this.value = value;
+  }
+}
+
+/** A routing failure of one call, with the gRPC status the ingress answers. */
+export class RouteError extends RouterNodeError {
+  readonly grpcStatus: number;
+  readonly attempts: number;
+  constructor(code: RouterNodeErrorCode, grpcStatus: number, message: string, attempts = 0) {
+    super(code, message);
+    this.name = 'RouteError';
+    this.grpcStatus = grpcStatus;
+    this.attempts = attempts;
+  }
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * The router-node's own shared memory (the placement table, breakers and retry budget have
+ * their own buffers and layouts in @engram/ring, @engram/breaker and @engram/retry).
+ *
+ * One SharedArrayBuffer, created by the control plane and posted to every data-plane thread:
+ *
+ *   [ control words: Int32 × CONTROL_WORDS ][ metrics region of thread 0 ] … [ region of thread T-1 ]
+ *
+ * Control words — written only by the control plane (main thread) with `Atomics.store`, read by
+ * data-plane threads with `Atomics.load` on every call:
+ *   C_MAGIC            layout check
+ *   C_PARTITIONED      1 while fewer than a majority of nodes pass health checks
+ *   C_DRAINING         1 once SIGTERM started: threads answer new calls UNAVAILABLE
+ *   C_NODE_STATE + s   state of the node in breaker/table slot `s` (NODE_STATE_*)
+ * Ordering: the control plane stores node states and the partition flag *before* it publishes
+ * the table epoch that reflects them (the table's own `Atomics.store`), so a thread that sees
+ * epoch E also sees states at least as new as E's. Each word is self-contained; no reader needs
+ * two of them to agree.
+ *
+ * Metrics regions — one per data-plane thread, Float64 words, **single writer** (that thread)
+ * with plain stores; the only reader is the control plane rendering /metrics, which sums the
+ * regions. Aligned 8-byte stores are not torn on the 64-bit targets V8 supports; a render may
+ * miss the last few increments of a thread (they appear in the next scrape), it never sees a
+ * counter go backwards. Per-thread regions mean no contended atomics on the hot path.
+ */
+
+export const LAYOUT_MAGIC = 0x52_4e_30_31; // "RN01"
+
+/** Stable node slots (shared breaker slot = node-state slot = pool gauge slot). */
+export const MAX_NODE_SLOTS = 256;
+
+export const C_MAGIC = 0;
+export const C_PARTITIONED = 1;
+export const C_DRAINING = 2;
+export const C_NODE_STATE = 8;
+export const CONTROL_WORDS = C_NODE_STATE + MAX_NODE_SLOTS;
+const CONTROL_BYTES = CONTROL_WORDS * 4;
+
+export const NODE_STATE = Object.freeze({ up: 0, down: 1, draining: 2 } as const);
+export const NODE_STATE_NAMES = Object.freeze(['up', 'down', 'draining'] as const);
+
+/** Operations, as metric labels; index = position. `other` = methods passed through by space id. */
+export const OPERATIONS = Object.freeze([
+  'store',
+  'recall',
+  'consolidate',
+  'query',
+  'other',
+] as const);
+export type Operation = (typeof OPERATIONS)[number];
+export const OP = Object.freeze({
+  store: 0,
+  recall: 1,
+  consolidate: 2,
+  query: 3,
+  other: 4,
+} as const);
+
+/**
+ * Outcomes, as metric labels. `ok` = the node answered OK; `upstream_error` = the node
+ * answered a non-OK status that was passed to the client unchanged (e.g. INVALID_ARGUMENT);
+ * the rest are router error codes.
+ */
+export const OUTCOMES = Object.freeze([
+  'ok',
+  'upstream_error',
+  'InvalidArgument',
+  'NoAssignment',
+  'NoLocalData',
+  'ConnectionFailed',
+  'CircuitBreakerOpen',
+  'DeadlineExceeded',
+  'AllReplicasFailed',
+  'RetryBudgetExhausted',
+  'Cancelled',
+  'Unavailable',
+] as const);
+export type Outcome = (typeof OUTCOMES)[number];
+export const OUTCOME_INDEX: ReadonlyMap<string, number> = new Map(OUTCOMES.map((o, i) => [o, i]));
+
+/** Upper bounds of the request-duration buckets, seconds. */
+export const REQUEST_BUCKETS_S = Object.freeze([
+  0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+]);
+/** Upper bounds of the routing-decision buckets, seconds. */
+export const DECISION_BUCKETS_S = Object.freeze([
+  0.000001, 0.000002, 0.000005, 0.00001, 0.00002, 0.00005, 0.0001, 0.001,
+]);
+
+/** A histogram's words: one per bucket, +Inf, sum (seconds), count. */
+const histWords = (buckets: readonly number[]) => buckets.length + 3;
+export const REQUEST_HIST_WORDS = histWords(REQUEST_BUCKETS_S);
+export const DECISION_HIST_WORDS = histWords(DECISION_BUCKETS_S);
+
+// Offsets inside one thread's region, in Float64 words.
+export const M_REQUESTS = 0; // [op][outcome] histograms
+export const M_DECISION = M_REQUESTS + OPERATIONS.length * OUTCOMES.length * REQUEST_HIST_WORDS;
+export const M_RETRIES = M_DECISION + DECISION_HIST_WORDS; // [op]
+export const M_FALLBACKS = M_RETRIES + OPERATIONS.length; // [op]
+export const M_IN_FLIGHT = M_FALLBACKS + OPERATIONS.length; // gauge
+export const M_POOL_SESSIONS = M_IN_FLIGHT + 1; // [slot] gauge: open raw sessions per node
+export const REGION_WORDS = M_POOL_SESSIONS + MAX_NODE_SLOTS;
+const REGION_BYTES = REGION_WORDS * 8;
+
+/** Offset of the request histogram of (op, outcome) in a region. */
+export function requestHistOffset(op: number, outcome: number): number {
+  return M_REQUESTS + (op * OUTCOMES.length + outcome) * REQUEST_HIST_WORDS;
+}
+
+/** Bytes of a state buffer for `threads` data-plane threads. */
+export function stateByteLength(threads: number): number {
+  return CONTROL_BYTES + threads * REGION_BYTES;
+}
+
+export function createStateBuffer(threads: number): SharedArrayBuffer {
+  const buffer = new SharedArrayBuffer(stateByteLength(threads));
+  Atomics.store(new Int32Array(buffer, 0, CONTROL_WORDS), C_MAGIC, LAYOUT_MAGIC);
+  return buffer;
+}
+
+export function controlWords(buffer: SharedArrayBuffer): Int32Array {
+  const words = new Int32Array(buffer, 0, CONTROL_WORDS);
+  if (Atomics.load(words, C_MAGIC) !== LAYOUT_MAGIC) {
+    throw new TypeError('not a router-node state buffer');
+  }
+  return words;
+}
+
+/** Number of thread regions in a state buffer. */
+export function regionCount(buffer: SharedArrayBuffer): number {
+  return (buffer.byteLength - CONTROL_BYTES) / REGION_BYTES;
+}
+
+export function metricsRegion(buffer: SharedArrayBuffer, thread: number): Float64Array {
+  if (thread < 0 || thread >= regionCount(buffer)) throw new RangeError(`thread ${thread}`);
+  return new Float64Array(buffer, CONTROL_BYTES + thread * REGION_BYTES, REGION_WORDS);
+}

@@ -1,0 +1,178 @@
+import {
+  DECISION_BUCKETS_S,
+  M_DECISION,
+  M_FALLBACKS,
+  M_IN_FLIGHT,
+  M_POOL_SESSIONS,
+  M_RETRIES,
+  MAX_NODE_SLOTS,
+  metricsRegion,
+  OPERATIONS,
+  OUTCOMES,
+  REGION_WORDS,
+  REQUEST_BUCKETS_S,
+  regionCount,
+  requestHistOffset,
+} from './layout.js';
+
+function observe(region: Float64Array, base: number, buckets: readonly number[], v: number): void {
+  let i = 0;
+  const n = buckets.length;
+  while (i < n && v > buckets[i]!) i++;
+  region[base + i]! += 1; // bucket i, or +Inf when i === n
+  region[base + n + 1]! += v;
+  region[base + n + 2]! += 1;
+}
+
+/** The writing side: one per data-plane thread, over that thread's region. Allocation-free. */
+export class MetricsRecorder {
+  readonly region: Float64Array;
+  constructor(buffer: SharedArrayBuffer, thread: number) {
+    this.region = metricsRegion(buffer, thread);
+  }
+  request(op: number, outcome: number, seconds: number): void {
+    observe(this.region, requestHistOffset(op, outcome), REQUEST_BUCKETS_S, seconds);
+  }
+  decision(seconds: number): void {
+    observe(this.region, M_DECISION, DECISION_BUCKETS_S, seconds);
+  }
+  retry(op: number): void {
+    this.region[M_RETRIES + op]! += 1;
+  }
+  fallback(op: number): void {
+    this.region[M_FALLBACKS + op]! += 1;
+  }
+  inFlight(delta: number): void {
+    this.region[M_IN_FLIGHT]! += delta;
+  }
+  poolSessions(slot: number, count: number): void {
+    if (slot >= 0 && slot < MAX_NODE_SLOTS) this.region[M_POOL_SESSIONS + slot] = count;
+  }
+}
+
+/** Everything /metrics shows besides the shared counters, from the control plane. */
+export interface ControlSnapshot {
+  readonly epoch: number;
+  readonly partitioned: boolean;
+  readonly nodes: ReadonlyArray<{
+    readonly id: string;
+    readonly slot: number;
+    readonly state: string;
+    readonly breaker: string;
+  }>;
+  readonly workers: number;
+}
+
+const BREAKER_VALUE: Readonly<Record<string, number>> = { closed: 0, open: 1, 'half-open': 2 };
+
+function esc(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+/** Sums every thread region into one array (the consistent cross-worker view). */
+export function sumRegions(buffer: SharedArrayBuffer): Float64Array {
+  const total = new Float64Array(REGION_WORDS);
+  const n = regionCount(buffer);
+  for (let t = 0; t < n; t++) {
+    const r = metricsRegion(buffer, t);
+    for (let i = 0; i < REGION_WORDS; i++) total[i]! += r[i]!;
+  }
+  return total;
+}
+
+function histogram(
+  out: string[],
+  name: string,
+  labels: string,
+  m: Float64Array,
+  base: number,
+  buckets: readonly number[],
+): void {
+  let cumulative = 0;
+  const sep = labels === '' ? '' : ',';
+  for (let i = 0; i < buckets.length; i++) {
+    cumulative += m[base + i]!;
+    out.push(`${name}_bucket{${labels}${sep}le="${buckets[i]}"} ${cumulative}`);
+  }
+  cumulative += m[base + buckets.length]!;
+  out.push(`${name}_bucket{${labels}${sep}le="+Inf"} ${cumulative}`);
+  const braces = labels === '' ? '' : `{${labels}}`;
+  out.push(`${name}_sum${braces} ${m[base + buckets.length + 1]}`);
+  out.push(`${name}_count${braces} ${m[base + buckets.length + 2]}`);
+}
+
+/** Prometheus text exposition (format 0.0.4) of the shared counters and the control state. */
+export function renderMetrics(buffer: SharedArrayBuffer, control: ControlSnapshot): string {
+  const m = sumRegions(buffer);
+  const out: string[] = [];
+  const req = 'engram_router_request_duration_seconds';
+  out.push(
+    `# HELP ${req} Time from a call's last request byte to its reply, by operation and outcome.`,
+  );
+  out.push(`# TYPE ${req} histogram`);
+  for (let op = 0; op < OPERATIONS.length; op++) {
+    for (let oc = 0; oc < OUTCOMES.length; oc++) {
+      const base = requestHistOffset(op, oc);
+      // Label sets that never happened stay out of the exposition (keeps scrapes small).
+      if (m[base + REQUEST_BUCKETS_S.length + 2] === 0 && oc !== 0) continue;
+      histogram(
+        out,
+        req,
+        `operation="${OPERATIONS[op]}",outcome="${OUTCOMES[oc]}"`,
+        m,
+        base,
+        REQUEST_BUCKETS_S,
+      );
+    }
+  }
+  const dec = 'engram_router_decision_duration_seconds';
+  out.push(`# HELP ${dec} Routing decision latency (space id read, table lookup, strategy).`);
+  out.push(`# TYPE ${dec} histogram`);
+  histogram(out, dec, '', m, M_DECISION, DECISION_BUCKETS_S);
+  const counter = (name: string, help: string, base: number) => {
+    out.push(`# HELP ${name} ${help}`);
+    out.push(`# TYPE ${name} counter`);
+    for (let op = 0; op < OPERATIONS.length; op++) {
+      out.push(`${name}{operation="${OPERATIONS[op]}"} ${m[base + op]}`);
+    }
+  };
+  counter('engram_router_retries_total', 'Attempts after the first one, by operation.', M_RETRIES);
+  counter(
+    'engram_router_fallbacks_total',
+    'Calls served by a node other than the primary, by operation.',
+    M_FALLBACKS,
+  );
+  out.push('# HELP engram_router_in_flight_requests Calls being routed now, all workers.');
+  out.push('# TYPE engram_router_in_flight_requests gauge');
+  out.push(`engram_router_in_flight_requests ${m[M_IN_FLIGHT]}`);
+  out.push(
+    '# HELP engram_router_breaker_state Circuit breaker per node: 0 closed, 1 open, 2 half-open.',
+  );
+  out.push('# TYPE engram_router_breaker_state gauge');
+  for (const n of control.nodes) {
+    out.push(`engram_router_breaker_state{node="${esc(n.id)}"} ${BREAKER_VALUE[n.breaker] ?? -1}`);
+  }
+  out.push('# HELP engram_router_node_up Health-check verdict per node: 1 up, 0 down or draining.');
+  out.push('# TYPE engram_router_node_up gauge');
+  for (const n of control.nodes) {
+    out.push(`engram_router_node_up{node="${esc(n.id)}"} ${n.state === 'up' ? 1 : 0}`);
+  }
+  out.push('# HELP engram_router_pool_channels Open HTTP/2 connections to each node, all workers.');
+  out.push('# TYPE engram_router_pool_channels gauge');
+  for (const n of control.nodes) {
+    const v = n.slot >= 0 && n.slot < MAX_NODE_SLOTS ? m[M_POOL_SESSIONS + n.slot] : 0;
+    out.push(`engram_router_pool_channels{node="${esc(n.id)}"} ${v}`);
+  }
+  out.push('# HELP engram_router_table_epoch Epoch of the published routing table.');
+  out.push('# TYPE engram_router_table_epoch gauge');
+  out.push(`engram_router_table_epoch ${control.epoch}`);
+  out.push(
+    '# HELP engram_router_partitioned 1 while fewer than a majority of nodes are reachable.',
+  );
+  out.push('# TYPE engram_router_partitioned gauge');
+  out.push(`engram_router_partitioned ${control.partitioned ? 1 : 0}`);
+  out.push('# HELP engram_router_workers Data-plane threads (0 = main thread).');
+  out.push('# TYPE engram_router_workers gauge');
+  out.push(`engram_router_workers ${control.workers}`);
+  return `${out.join('\n')}\n`;
+}

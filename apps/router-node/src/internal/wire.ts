@@ -1,0 +1,180 @@
+/**
+ * Just enough gRPC/protobuf wire format for a pass-through proxy: no full decode.
+ * A unary gRPC body is one frame: 1 byte compressed flag, 4 bytes big-endian length, message.
+ */
+
+export const FRAME_HEADER_BYTES = 5;
+/** Result of `readSpaceId` when the message has no field 1 string. */
+export const NO_SPACE_ID = '';
+/** Result of `readSpaceId` for a malformed frame or message. */
+export const MALFORMED = null;
+
+/** Varint reader state kept in module scope: avoids allocating a result object per read. */
+let pos = 0;
+
+function readVarint(buf: Uint8Array, end: number): number {
+  let result = 0;
+  let mul = 1;
+  while (pos < end) {
+    const b = buf[pos++]!;
+    result += (b & 0x7f) * mul;
+    if (b < 0x80) return result;
+    mul *= 128;
+    if (mul > 2 ** 63) return -1;
+  }
+  return -1;
+}
+
+/**
+ * Reads `space_id` (field 1, length-delimited) from the message of a gRPC frame, skipping
+ * other fields without decoding them. Returns `NO_SPACE_ID` when the message lacks it and
+ * `MALFORMED` for a truncated/compressed frame or bad wire data.
+ */
+export function readSpaceId(frame: Buffer): string | null {
+  if (frame.length < FRAME_HEADER_BYTES || frame[0] !== 0) return MALFORMED;
+  const len = frame.readUInt32BE(1);
+  const end = FRAME_HEADER_BYTES + len;
+  if (end > frame.length) return MALFORMED;
+  pos = FRAME_HEADER_BYTES;
+  while (pos < end) {
+    const tag = readVarint(frame, end);
+    if (tag <= 0) return MALFORMED;
+    const wire = tag & 7;
+    const field = tag >>> 3;
+    switch (wire) {
+      case 0:
+        if (readVarint(frame, end) < 0) return MALFORMED;
+        break;
+      case 1:
+        pos += 8;
+        break;
+      case 2: {
+        const n = readVarint(frame, end);
+        if (n < 0 || pos + n > end) return MALFORMED;
+        // Protobuf lets a later occurrence win, but every serializer writes a scalar field
+        // once; stopping at the first keeps large messages from being scanned to the end.
+        if (field === 1) return frame.toString('utf8', pos, pos + n);
+        pos += n;
+        break;
+      }
+      case 5:
+        pos += 4;
+        break;
+      default:
+        return MALFORMED;
+    }
+  }
+  return pos === end ? NO_SPACE_ID : MALFORMED;
+}
+
+function varintLength(v: number): number {
+  let n = 1;
+  while (v >= 0x80) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
+}
+
+function writeVarint(buf: Buffer, at: number, v: number): number {
+  while (v >= 0x80) {
+    buf[at++] = (v & 0x7f) | 0x80;
+    v = Math.floor(v / 128);
+  }
+  buf[at++] = v;
+  return at;
+}
+
+/**
+ * Builds the reply frame: `message ++ (field 15 = RoutingInfo)` with a fixed frame length.
+ * `servedBy`/`strategy` are passed pre-encoded (UTF-8) so the hot path encodes no strings.
+ * Returns null when the reply frame cannot take the field (compressed or malformed).
+ */
+export function appendRouting(
+  frame: Buffer,
+  servedBy: Buffer,
+  attempts: number,
+  fallback: boolean,
+  strategy: Buffer,
+  epoch: number,
+): Buffer | null {
+  if (frame.length < FRAME_HEADER_BYTES || frame[0] !== 0) return null;
+  const msgLen = frame.readUInt32BE(1);
+  if (FRAME_HEADER_BYTES + msgLen !== frame.length) return null;
+  // RoutingInfo body: 1 served_by, 2 attempts, 3 fallback, 4 strategy, 5 table_epoch.
+  let inner = 0;
+  if (servedBy.length > 0) inner += 1 + varintLength(servedBy.length) + servedBy.length;
+  if (attempts > 0) inner += 1 + varintLength(attempts);
+  if (fallback) inner += 2;
+  if (strategy.length > 0) inner += 1 + varintLength(strategy.length) + strategy.length;
+  if (epoch > 0) inner += 1 + varintLength(epoch);
+  const field = 1 + varintLength(inner) + inner;
+  const out = Buffer.allocUnsafe(frame.length + field);
+  frame.copy(out, 0);
+  out.writeUInt32BE(msgLen + field, 1);
+  let at = frame.length;
+  out[at++] = (15 << 3) | 2;
+  at = writeVarint(out, at, inner);
+  if (servedBy.length > 0) {
+    out[at++] = (1 << 3) | 2;
+    at = writeVarint(out, at, servedBy.length);
+    at += servedBy.copy(out, at);
+  }
+  if (attempts > 0) {
+    out[at++] = 2 << 3;
+    at = writeVarint(out, at, attempts);
+  }
+  if (fallback) {
+    out[at++] = 3 << 3;
+    out[at++] = 1;
+  }
+  if (strategy.length > 0) {
+    out[at++] = (4 << 3) | 2;
+    at = writeVarint(out, at, strategy.length);
+    at += strategy.copy(out, at);
+  }
+  if (epoch > 0) {
+    out[at++] = 5 << 3;
+    at = writeVarint(out, at, epoch);
+  }
+  return out;
+}
+
+const TIMEOUT_UNIT_MS: Readonly<Record<string, number>> = {
+  H: 3_600_000,
+  M: 60_000,
+  S: 1000,
+  m: 1,
+  u: 0.001,
+  n: 0.000_001,
+};
+
+/** Parses a `grpc-timeout` header (`100m`, `5S`…) to milliseconds; undefined when absent/bad. */
+export function parseGrpcTimeout(value: string | string[] | undefined): number | undefined {
+  if (typeof value !== 'string' || value.length < 2 || value.length > 9) return undefined;
+  const unit = TIMEOUT_UNIT_MS[value[value.length - 1]!];
+  const amount = Number(value.slice(0, -1));
+  if (unit === undefined || !Number.isInteger(amount) || amount < 0) return undefined;
+  return amount * unit;
+}
+
+/** Formats milliseconds as a `grpc-timeout` value (at most 8 digits, rounded up). */
+export function formatGrpcTimeout(ms: number): string {
+  const v = Math.max(1, Math.ceil(ms));
+  if (v < 100_000_000) return `${v}m`;
+  return `${Math.ceil(v / 1000)}S`;
+}
+
+/** Percent-encodes a `grpc-message` value as the gRPC HTTP/2 spec requires. */
+export function encodeGrpcMessage(message: string): string {
+  return encodeURIComponent(message).replace(/%20/g, ' ');
+}
+
+/** Length-prefixes a serialized message into a gRPC frame. */
+export function frameMessage(message: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + message.length);
+  out[0] = 0;
+  out.writeUInt32BE(message.length, 1);
+  out.set(message, FRAME_HEADER_BYTES);
+  return out;
+}

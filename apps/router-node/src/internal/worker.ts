@@ -1,0 +1,52 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { pino } from 'pino';
+import { DataPlane, type DataPlaneInit } from './data-plane.js';
+
+/** What the control plane posts to a data-plane worker. */
+export interface WorkerInit extends DataPlaneInit {
+  /** Worker 0 binds host:port; the others accept on worker 0's listening fd. */
+  readonly listen: { host: string; port: number } | { fd: number };
+}
+
+export type WorkerMessage =
+  | { type: 'listening'; port: number; fd: number }
+  | { type: 'drained'; left: number }
+  | { type: 'error'; message: string };
+
+const init = workerData as WorkerInit;
+const port = parentPort!;
+const log = pino(
+  { level: init.config.logLevel, base: { thread: init.thread } },
+  pino.destination({ dest: 2, sync: true }),
+);
+
+const plane = new DataPlane(init, log);
+plane.listen(init.listen).then(
+  (boundPort) => {
+    port.postMessage({
+      type: 'listening',
+      port: boundPort,
+      fd: plane.listeningFd(),
+    } satisfies WorkerMessage);
+  },
+  (err: unknown) => {
+    port.postMessage({
+      type: 'error',
+      message: String((err as Error)?.message ?? err),
+    } satisfies WorkerMessage);
+  },
+);
+
+port.on('message', (msg: { type: 'drain'; graceMs: number }) => {
+  if (msg.type !== 'drain') return;
+  plane.drain(msg.graceMs).then(
+    (left) => {
+      port.postMessage({ type: 'drained', left } satisfies WorkerMessage);
+      port.close();
+    },
+    (err: unknown) => {
+      log.error({ err }, 'drain failed');
+      port.postMessage({ type: 'drained', left: -1 } satisfies WorkerMessage);
+    },
+  );
+});

@@ -1,0 +1,178 @@
+#!/usr/bin/env node
+/**
+ * router-node CLI.
+ *   router-node [run] [--config FILE] [--<key> VALUE …]   serve (no nodes configured: local cluster)
+ *   router-node demo  [--config FILE] [--<key> VALUE …]   start everything, run the demo, stop
+ * Keys are the dotted config keys (`--listen.port 0`, `--health.interval-ms 200`) plus the
+ * aliases --port, --host, --workers, --log-level, --admin-port, --metrics-port.
+ * First stdout line once serving: {"event":"listening","address":…,"port":…,"adminPort":…,…}
+ * Logs (pino JSON) go to stderr. Exit codes: 0 clean stop, 2 bad config or usage, 1 failure.
+ */
+import { pino } from 'pino';
+import { runDemo } from './demo.js';
+import {
+  ConfigError,
+  flagName,
+  type RouterNodeConfig,
+  readConfigFile,
+  resolveConfig,
+  SCALAR_KEYS,
+  startRouterNode,
+} from './index.js';
+
+const USAGE =
+  'usage: router-node [run|demo] [--config FILE] [--port N] [--host H] [--workers N] ' +
+  '[--log-level L] [--admin-port N] [--metrics-port N] [--<config.key> VALUE ...]';
+
+const ALIASES: Readonly<Record<string, string>> = {
+  '--port': 'listen.port',
+  '--host': 'listen.host',
+  '--workers': 'workers',
+  '--log-level': 'logLevel',
+  '--admin-port': 'admin.port',
+  '--metrics-port': 'metrics.port',
+};
+const FLAG_KEYS = new Map(Object.keys(SCALAR_KEYS).map((k) => [flagName(k), k]));
+
+interface Cli {
+  command: 'run' | 'demo';
+  configPath: string | undefined;
+  flags: Record<string, string>;
+}
+
+function usageError(message: string): never {
+  process.stderr.write(`${message}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+export function parseCli(argv: readonly string[]): Cli {
+  const cli: Cli = { command: 'run', configPath: undefined, flags: {} };
+  let i = 0;
+  if (argv[0] === 'run' || argv[0] === 'demo') {
+    cli.command = argv[0];
+    i = 1;
+  }
+  for (; i < argv.length; i++) {
+    let arg = argv[i]!;
+    let value: string | undefined;
+    const eq = arg.indexOf('=');
+    if (arg.startsWith('--') && eq > 0) {
+      value = arg.slice(eq + 1);
+      arg = arg.slice(0, eq);
+    }
+    if (arg === '--help' || arg === '-h') {
+      process.stdout.write(`${USAGE}\n`);
+      process.exit(0);
+    }
+    const key =
+      arg === '--config'
+        ? 'config'
+        : (ALIASES[arg] ?? FLAG_KEYS.get(arg) ?? FLAG_KEYS.get(arg.toLowerCase()));
+    if (key === undefined) usageError(`unknown argument ${JSON.stringify(arg)}`);
+    if (value === undefined) {
+      value = argv[++i];
+      if (value === undefined) usageError(`${arg} needs a value`);
+    }
+    if (key === 'config') cli.configPath = value;
+    else cli.flags[key] = value;
+  }
+  return cli;
+}
+
+function loadConfig(cli: Cli): RouterNodeConfig {
+  const file = cli.configPath === undefined ? {} : readConfigFile(cli.configPath);
+  return resolveConfig({ file, env: process.env, flags: cli.flags });
+}
+
+async function main(): Promise<void> {
+  const cli = parseCli(process.argv.slice(2));
+  let config: RouterNodeConfig;
+  try {
+    if (cli.command === 'demo') {
+      // The demo needs free ports and a quiet log unless told otherwise.
+      cli.flags = {
+        'listen.port': '0',
+        'admin.port': '0',
+        'metrics.port': '0',
+        logLevel: 'warn',
+        'health.intervalMs': '250',
+        'health.timeoutMs': '200',
+        ...cli.flags,
+      };
+    }
+    config = loadConfig(cli);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`router-node: invalid configuration: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = pino(
+    { level: config.logLevel, base: { role: 'router-node' } },
+    pino.destination({ dest: 2, sync: true }),
+  );
+  if (cli.command === 'demo') {
+    const code = await runDemo(config, log);
+    process.exit(code);
+  }
+  const router = await startRouterNode(config, log);
+  process.stdout.write(
+    `${JSON.stringify({
+      event: 'listening',
+      address: router.address,
+      port: router.port,
+      adminPort: router.adminPort,
+      metricsPort: router.metricsPort,
+      workers: router.workers,
+      nodes: router.table().nodes.map((n) => ({ id: n.id, address: n.address, zone: n.zone })),
+    })}\n`,
+  );
+  if (router.localCluster !== null) {
+    process.stdout.write(
+      `router-node: no nodes configured, started a local cluster of ${router.localCluster.nodes.length} memory nodes\n` +
+        `  MemoryService (gRPC, plaintext): ${router.address}\n` +
+        `  RouterAdmin: ${router.adminPort === null ? 'off' : `127.0.0.1:${router.adminPort}`}   metrics: ${router.metricsPort === null ? 'off' : `http://127.0.0.1:${router.metricsPort}/metrics`}\n`,
+    );
+  }
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal; exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    router.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGHUP', () => {
+    if (cli.configPath === undefined) {
+      log.warn({ event: 'reload' }, 'SIGHUP: no config file to reload');
+      return;
+    }
+    try {
+      const next = loadConfig(cli);
+      if (next.nodes.length === 0) throw new ConfigError('nodes', [], 'reload needs nodes');
+      const epoch = router.reloadMembership(next.nodes);
+      log.info({ event: 'reload', epoch }, 'SIGHUP: membership reloaded');
+    } catch (err) {
+      log.error(
+        { event: 'reload-failed', err: (err as Error).message },
+        'SIGHUP: reload rejected, nothing changed',
+      );
+    }
+  });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`router-node failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
