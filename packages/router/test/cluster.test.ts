@@ -181,6 +181,39 @@ describe('router over a real 3-node cluster', () => {
     expect(response.routing!.servedBy.split(',').sort()).toEqual(['n1', 'n2']);
   });
 
+  it('query reports a space without a route (partitioned, not local) as that space s error', async () => {
+    let partitioned = false;
+    const table = ringOf(infos, [
+      { spaceId: 'mine', primary: 'n1', replicas: ['n2'] },
+      { spaceId: 'theirs', primary: 'n3', replicas: ['n2'] },
+    ]);
+    const r = router({ table, localNodeId: 'n1', partition: { isPartitioned: () => partitioned } });
+    await r.store({ spaceId: 'mine', memory: memory('kept locally') });
+    partitioned = true;
+    const response = await r.query({ spaceIds: ['mine', 'theirs', 'mine'], cue: { text: 'kept' } });
+    expect(response.results.map((s) => s.spaceId)).toEqual(['mine']);
+    expect(response.errors).toEqual([
+      { spaceId: 'theirs', code: 14, message: expect.stringMatching(/^NoLocalData/) },
+    ]);
+    await expect(r.query({ spaceIds: ['ok', ''] })).rejects.toMatchObject({
+      code: 'InvalidArgument',
+    });
+  });
+
+  it('reports its own pool s connections to onPoolConnection', async () => {
+    const events: string[] = [];
+    const r = router({
+      table: ringOf(infos, [{ spaceId: 'pooled', primary: 'n3', replicas: [] }]),
+      hooks: {
+        onPoolConnection: (nodeId, type, kind, open) =>
+          events.push(`${nodeId} ${type} ${kind} ${open}`),
+      },
+    });
+    await r.recall({ spaceId: 'pooled', cue: { text: 'x' } });
+    await r.close();
+    expect(events).toEqual(['n3 open channel 1', 'n3 close channel 0']);
+  });
+
   it('breaker prevents cascade: after the threshold the dead primary is no longer called', async () => {
     const dead = { id: 'dead', address: await refusedAddress() };
     const table = ringOf([...infos, dead], [{ spaceId: 'eps', primary: 'dead', replicas: ['n1'] }]);

@@ -263,6 +263,31 @@ describe('execute', () => {
   });
 });
 
+describe('hooks', () => {
+  it('a hook that throws is logged, never breaks the operation', async () => {
+    const logged: unknown[] = [];
+    const logger = { error: (obj: unknown) => logged.push(obj), warn() {}, debug() {} };
+    const r = makeRouter(
+      {},
+      {
+        logger: logger as unknown as RouterInit['logger'],
+        hooks: {
+          onAttempt: () => {
+            throw new Error('bad hook');
+          },
+          onComplete: () => {
+            throw new Error('bad hook');
+          },
+        },
+      },
+    );
+    const { call } = scripted({ a: 'unavailable' });
+    const { routing } = await r.execute(r.routeRecall('s'), call);
+    expect(routing.servedBy).toBe('b');
+    expect(logged).toHaveLength(3);
+  });
+});
+
 describe('execute with breakers', () => {
   it('opens a breaker after the threshold of consecutive failures; then refuses without calling', async () => {
     const transitions: string[] = [];

@@ -221,7 +221,7 @@ export class Router implements ExecutionHost {
     const { value, routing } = await this.execute(
       decision,
       (ctx) => this.#unary(ctx, MemoryServiceDefinition.Consolidate, request),
-      { attemptTimeoutMs: Number.POSITIVE_INFINITY, ...options },
+      { ...options, attemptTimeoutMs: options?.attemptTimeoutMs ?? Number.POSITIVE_INFINITY },
     );
     value.routing = routing;
     return value;
@@ -249,7 +249,8 @@ export class Router implements ExecutionHost {
       operation: options.operation ?? 'query',
     };
     const settled = await Promise.allSettled(
-      unique.map((spaceId) => {
+      unique.map(async (spaceId) => {
+        // async: a space without a route (NoLocalData, NoAssignment) becomes that space's error.
         const decision = this.#decide(spaceId, Operation.Query, this.options.replicaFallback);
         const sub: Init<QueryRequest> = {
           spaceIds: [spaceId],
@@ -322,7 +323,21 @@ export class Router implements ExecutionHost {
 
   /** The pool the typed conveniences use (created on first use when none was given). */
   get pool(): ConnectionPool {
-    if (this.#pool === undefined) this.#pool = new ConnectionPool();
+    if (this.#pool === undefined) {
+      if (this.#closed) throw new RouterClosedError();
+      const hook = this.hooks.onPoolConnection;
+      this.#pool = new ConnectionPool(
+        hook === undefined
+          ? {}
+          : {
+              onConnection: (event) => {
+                const pool = this.#pool;
+                const open = pool === undefined ? 0 : pool.channelCount + pool.sessionCount;
+                this.#emit(() => hook(event.nodeId, event.type, event.kind, open));
+              },
+            },
+      );
+    }
     return this.#pool;
   }
 

@@ -125,6 +125,17 @@ export interface RouterHooks {
     durationMs: number,
     routing?: RoutingInfo,
   ): void;
+  /**
+   * A connection of the router's own pool opened or closed (pool size); `openConnections` is
+   * the pool's total after the event. A pool passed in `init.pool` reports through its own
+   * `onConnection` option instead.
+   */
+  onPoolConnection?(
+    nodeId: string,
+    type: 'open' | 'close',
+    kind: 'channel' | 'session',
+    openConnections: number,
+  ): void;
   /** A breaker this router drove changed state. */
   onBreakerTransition?(node: NodeInfo, from: string, to: string, reason: string): void;
 }
