@@ -220,7 +220,12 @@ export class DataPlane {
     this.server.on('stream', onStream);
     this.server.on('session', (s: http2.ServerHttp2Session) => {
       this.#sessions.add(s);
-      s.once('close', () => this.#sessions.delete(s));
+      s.once('close', () => {
+        this.#sessions.delete(s);
+        if (this.#sessions.size === 0 && this.#drainWaiters.length > 0) {
+          for (const w of this.#drainWaiters.splice(0)) w();
+        }
+      });
       s.on('error', () => {});
     });
     this.#sync();
@@ -256,8 +261,10 @@ export class DataPlane {
    */
   async drain(graceMs: number): Promise<number> {
     this.server.close();
-    for (const s of this.#sessions) if (!s.closed) s.close(); // GOAWAY: no new streams
-    if (this.#inFlight > 0) {
+    // GOAWAY: clients open no new streams; a session closes once its streams have ended
+    // (replies and trailers written), which is what "no call lost" needs.
+    for (const s of this.#sessions) if (!s.closed) s.close();
+    if (this.#sessions.size > 0) {
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, graceMs);
         this.#drainWaiters.push(() => {
@@ -459,9 +466,6 @@ export class DataPlane {
         OUTCOME_INDEX.get(outcome) ?? 0,
         (performance.now() - started) / 1000,
       );
-      if (this.#inFlight === 0 && this.#drainWaiters.length > 0) {
-        for (const w of this.#drainWaiters.splice(0)) w();
-      }
     }
   }
 

@@ -1,0 +1,291 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { Init } from '@engram/proto';
+import {
+  addHealthService,
+  callMemory,
+  type MemoryMethodName,
+  type MemoryMethodRequest,
+  type MemoryMethodResponse,
+  MemoryServiceClient,
+  MemoryServiceDefinition,
+  type MemoryServiceHandlers,
+} from '@engram/proto';
+import * as grpc from '@grpc/grpc-js';
+import { RouterAdminClient } from '../src/index.js';
+
+export const MAIN_JS = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+
+/** Collects cleanups; call `run()` in afterEach/afterAll. */
+export class Cleanup {
+  #fns: (() => unknown)[] = [];
+  add(fn: () => unknown): void {
+    this.#fns.push(fn);
+  }
+  async run(): Promise<void> {
+    for (const fn of this.#fns.splice(0).reverse()) await fn();
+  }
+}
+
+export function tempDir(cleanup: Cleanup): string {
+  const dir = mkdtempSync(join(tmpdir(), 'engram-rn-'));
+  cleanup.add(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export interface RouterProcess {
+  child: ChildProcess;
+  address: string;
+  port: number;
+  adminPort: number;
+  metricsPort: number;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Test defaults: ephemeral ports, fast health checks, quiet logs. */
+export function testConfig(extra: Record<string, unknown>): Record<string, unknown> {
+  return {
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { host: '127.0.0.1', port: 0 },
+    metrics: { host: '127.0.0.1', port: 0 },
+    vnodesPerNode: 256,
+    health: { intervalMs: 100, timeoutMs: 80, unhealthyThreshold: 2, healthyThreshold: 2 },
+    logLevel: 'info',
+    ...extra,
+  };
+}
+
+/** Writes `config` to a file and runs `router-node --config file`; resolves once listening. */
+export function spawnRouter(
+  cleanup: Cleanup,
+  config: Record<string, unknown>,
+  args: string[] = [],
+): Promise<RouterProcess> {
+  const dir = tempDir(cleanup);
+  const file = join(dir, 'router.json');
+  writeFileSync(file, JSON.stringify(config));
+  const child = spawn(process.execPath, [MAIN_JS, '--config', file, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  cleanup.add(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  return new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.once('line', (line) => {
+      const msg = JSON.parse(line) as {
+        address: string;
+        port: number;
+        adminPort: number;
+        metricsPort: number;
+      };
+      resolve({ child, ...msg, stderr: () => stderr, exited });
+    });
+    void exited.then(({ code }) => reject(new Error(`router exited with ${code}: ${stderr}`)));
+  });
+}
+
+/** Runs router-node to completion (for bad configs); resolves with its exit code and stderr. */
+export function runRouter(
+  cleanup: Cleanup,
+  config: unknown,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stderr: string }> {
+  const dir = tempDir(cleanup);
+  const file = join(dir, 'router.json');
+  writeFileSync(file, typeof config === 'string' ? config : JSON.stringify(config));
+  const child = spawn(process.execPath, [MAIN_JS, '--config', file, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  cleanup.add(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stderr })));
+}
+
+export function memoryClient(
+  cleanup: Cleanup,
+  address: string,
+  unique = false,
+): MemoryServiceClient {
+  // A distinct channel option keeps grpc-js from sharing one connection between clients.
+  const options: grpc.ClientOptions = unique
+    ? { 'grpc.use_local_subchannel_pool': 1, 'test.unique': Math.random() }
+    : {};
+  const client = new MemoryServiceClient(address, grpc.credentials.createInsecure(), options);
+  cleanup.add(() => client.close());
+  return client;
+}
+
+export interface AdminClient extends grpc.Client {
+  [method: string]: unknown;
+}
+
+export function adminClient(cleanup: Cleanup, port: number): grpc.Client {
+  const client = new RouterAdminClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  cleanup.add(() => client.close());
+  return client;
+}
+
+/** Promise wrapper for one RouterAdmin call; rejects with the grpc ServiceError. */
+export function admin<T = Record<string, unknown>>(
+  client: grpc.Client,
+  method: string,
+  request: Record<string, unknown> = {},
+): Promise<T> {
+  const fn = (
+    client as unknown as Record<string, grpc.requestCallback<T> & ((...a: unknown[]) => void)>
+  )[method]!;
+  return new Promise((resolve, reject) => {
+    fn.call(client, request, (err: grpc.ServiceError | null, res: T) =>
+      err ? reject(err) : resolve(res),
+    );
+  });
+}
+
+export interface TableReply {
+  epoch: number;
+  partitioned: boolean;
+  nodes: { id: string; state: string; breaker: string; zone: string; address: string }[];
+  assignments: { spaceId: string; primary: string; replicas: string[] }[];
+}
+
+export async function getTable(client: grpc.Client): Promise<TableReply> {
+  return admin<TableReply>(client, 'GetTable');
+}
+
+export function call<M extends MemoryMethodName>(
+  client: MemoryServiceClient,
+  method: M,
+  request: Init<MemoryMethodRequest<M>>,
+  timeoutMs = 5000,
+  metadata?: grpc.Metadata,
+): Promise<MemoryMethodResponse<M>> {
+  return callMemory(client, method, request, {
+    deadline: Date.now() + timeoutMs,
+    ...(metadata !== undefined ? { metadata } : {}),
+  });
+}
+
+/** Unary call that also returns the trailing metadata. */
+export function callWithTrailers(
+  client: MemoryServiceClient,
+  spaceId: string,
+): Promise<{ response: MemoryMethodResponse<'recall'>; trailers: grpc.Metadata }> {
+  return new Promise((resolve, reject) => {
+    let trailers = new grpc.Metadata();
+    let response: MemoryMethodResponse<'recall'> | undefined;
+    const c = client.recall(
+      { spaceId, cue: { text: 'x' }, limit: 1 },
+      new grpc.Metadata(),
+      { deadline: Date.now() + 5000 },
+      (err, res) => {
+        if (err) reject(err);
+        else response = res as MemoryMethodResponse<'recall'>;
+      },
+    );
+    c.on('status', (s: grpc.StatusObject) => {
+      trailers = s.metadata;
+      if (response !== undefined) resolve({ response, trailers });
+      else setImmediate(() => (response ? resolve({ response, trailers }) : undefined));
+    });
+  });
+}
+
+export async function scrape(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(`http://127.0.0.1:${port}/metrics`, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => {
+          body += d.toString();
+        });
+        res.on('end', () => resolve(body));
+      })
+      .on('error', reject);
+  });
+}
+
+/** Sum of a metric's samples whose label text contains every `match` string. */
+export function metricValue(text: string, name: string, ...match: string[]): number {
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (match.every((m) => line.includes(m)))
+      total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return total;
+}
+
+/** Polls `check` on real time (the processes under test run on it) until true or timeout. */
+export async function eventually<T>(
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 10_000,
+  stepMs = 50,
+): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > until)
+      throw new Error(`condition not met in ${timeoutMs} ms (${String(last)})`);
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
+
+/**
+ * An in-process MemoryService whose Recall waits `delayMs` before answering (for in-flight
+ * tests), with grpc.health.v1 serving. Serves id as routing.served_by.
+ */
+export async function startSlowNode(
+  cleanup: Cleanup,
+  id: string,
+  delayMs: number,
+): Promise<{ address: string; recalls: () => number }> {
+  const server = new grpc.Server();
+  let recalls = 0;
+  const routing = { servedBy: id, attempts: 1, fallback: false, strategy: 'direct', tableEpoch: 0 };
+  const handlers: MemoryServiceHandlers = {
+    Store: (_c, cb) => cb(null, { memoryId: 'm', routing }),
+    Recall: (_c, cb) => {
+      recalls++;
+      setTimeout(() => cb(null, { memories: [], routing }), delayMs);
+    },
+    Consolidate: (_c, cb) => cb(null, { merged: [], memoriesBefore: 0, memoriesAfter: 0, routing }),
+    Query: (_c, cb) => cb(null, { results: [], errors: [], routing }),
+  };
+  server.addService(MemoryServiceDefinition, handlers);
+  addHealthService(server);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
+      e ? reject(e) : resolve(p),
+    ),
+  );
+  cleanup.add(() => server.forceShutdown());
+  return { address: `127.0.0.1:${port}`, recalls: () => recalls };
+}

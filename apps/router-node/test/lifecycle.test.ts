@@ -1,0 +1,103 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { LocalCluster } from '../src/index.js';
+import {
+  adminClient,
+  Cleanup,
+  call,
+  eventually,
+  getTable,
+  memoryClient,
+  runRouter,
+  spawnRouter,
+  startSlowNode,
+  testConfig,
+} from './helpers.js';
+
+const cleanup = new Cleanup();
+afterEach(() => cleanup.run());
+
+describe('router-node lifecycle', () => {
+  it.each([
+    ['unknown key', { nodez: [] }, 'nodez'],
+    ['bad port', { listen: { port: 70000 } }, 'listen.port = 70000'],
+    ['bad address', { nodes: [{ id: 'a', address: 'nowhere' }] }, 'nodes[0].address = "nowhere"'],
+    [
+      'duplicate id',
+      {
+        nodes: [
+          { id: 'a', address: '127.0.0.1:1' },
+          { id: 'a', address: '127.0.0.1:2' },
+        ],
+      },
+      'nodes[1].id = "a"',
+    ],
+    ['bad type', { health: { intervalMs: 'fast' } }, 'health.intervalMs = "fast"'],
+    [
+      'unknown assignment node',
+      {
+        nodes: [{ id: 'a', address: '127.0.0.1:1' }],
+        assignments: [{ spaceId: 's', primary: 'b' }],
+      },
+      'assignments[0].primary = "b"',
+    ],
+    ['not JSON', '{ nodes: ', 'not valid JSON'],
+  ])('exits 2 on a bad config file (%s), naming the key and value', async (_name, config, text) => {
+    const { code, stderr } = await runRouter(cleanup, config);
+    expect(code).toBe(2);
+    expect(stderr).toContain(text);
+  });
+
+  it('rejects bad env vars and flags the same way', async () => {
+    const env = await runRouter(cleanup, {}, [], { ENGRAM_ROUTER_HEALTH_INTERVAL_MS: '-5' });
+    expect(env.code).toBe(2);
+    expect(env.stderr).toContain('health.intervalMs = -5');
+    const flag = await runRouter(cleanup, {}, ['--workers', 'many']);
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toContain('workers = "many"');
+  });
+
+  it('finishes every in-flight call on SIGTERM, then exits 0', async () => {
+    const slow = await startSlowNode(cleanup, 'slow', 400);
+    const router = await spawnRouter(
+      cleanup,
+      testConfig({
+        nodes: [{ id: 'slow', address: slow.address }],
+        workers: 2,
+        shutdownGraceMs: 5000,
+      }),
+    );
+    const clients = Array.from({ length: 4 }, () => memoryClient(cleanup, router.address, true));
+    const calls = Array.from({ length: 40 }, (_, i) =>
+      call(clients[i % 4]!, 'recall', { spaceId: `s${i}`, cue: { text: 'x' } }),
+    );
+    await eventually(() => slow.recalls() === 40);
+    router.child.kill('SIGTERM');
+    const results = await Promise.allSettled(calls);
+    expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+    expect(await router.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('reloads membership on SIGHUP', async () => {
+    const c = await LocalCluster.start(3, 2);
+    cleanup.add(() => c.stop());
+    const [a, b, d] = c.configs;
+    const { writeFileSync } = await import('node:fs');
+    const router = await spawnRouter(cleanup, testConfig({ nodes: [a, b], workers: 1 }));
+    const adm = adminClient(cleanup, router.adminPort);
+    const before = await getTable(adm);
+    expect(before.nodes.map((n) => n.id)).toEqual(['n1', 'n2']);
+    // spawnRouter wrote the config next to the process; rewrite it and send SIGHUP.
+    const cmdline = router.child.spawnargs;
+    const file = cmdline[cmdline.indexOf('--config') + 1]!;
+    writeFileSync(file, JSON.stringify(testConfig({ nodes: [a, b, d], workers: 1 })));
+    router.child.kill('SIGHUP');
+    const after = await eventually(async () => {
+      const t = await getTable(adm);
+      return t.nodes.length === 3 ? t : undefined;
+    });
+    expect(after.epoch).toBeGreaterThan(before.epoch);
+    const client = memoryClient(cleanup, router.address);
+    const r = await call(client, 'store', { spaceId: 'after-reload', memory: { content: 'x' } });
+    expect(['n1', 'n2', 'n3']).toContain(r.routing?.servedBy);
+  });
+});

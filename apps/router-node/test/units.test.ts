@@ -1,0 +1,135 @@
+import { encodeRoutingField, MemoryServiceDefinition } from '@engram/proto';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  appendRouting,
+  CONFIG_DEFAULTS,
+  ConfigError,
+  envName,
+  parseGrpcTimeout,
+  readSpaceId,
+  resolveConfig,
+} from '../src/index.js';
+
+function frame(bytes: Uint8Array): Buffer {
+  const out = Buffer.alloc(5 + bytes.length);
+  out.writeUInt32BE(bytes.length, 1);
+  out.set(bytes, 5);
+  return out;
+}
+
+describe('wire', () => {
+  it('reads space_id from any single-space request without decoding the rest', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ maxLength: 200 }),
+        fc.string({ maxLength: 2000 }),
+        (spaceId, text) => {
+          const recall = MemoryServiceDefinition.Recall.requestSerialize({
+            spaceId,
+            cue: { text, embedding: [0.5, 1] },
+            limit: 3,
+          });
+          expect(readSpaceId(frame(recall))).toBe(spaceId);
+          const store = MemoryServiceDefinition.Store.requestSerialize({
+            spaceId,
+            memory: { content: text },
+          });
+          expect(readSpaceId(frame(store))).toBe(spaceId);
+        },
+      ),
+    );
+  });
+
+  it('finds field 1 after other fields and flags malformed frames', () => {
+    // limit = 3 (field 3 varint) then space_id = "ab"
+    expect(readSpaceId(frame(Uint8Array.of(0x18, 0x03, 0x0a, 0x02, 0x61, 0x62)))).toBe('ab');
+    expect(readSpaceId(frame(Uint8Array.of(0x18, 0x03)))).toBe('');
+    expect(readSpaceId(frame(Uint8Array.of(0x0a, 0x05, 0x61)))).toBeNull();
+    expect(readSpaceId(Buffer.from([1, 0, 0, 0, 0]))).toBeNull(); // compressed
+    expect(readSpaceId(Buffer.from([0, 0, 0]))).toBeNull();
+  });
+
+  it('appends RoutingInfo as field 15 so it merges into any reply, with the frame length fixed', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ minLength: 1, maxLength: 50 }),
+        fc.integer({ min: 1, max: 100 }),
+        fc.boolean(),
+        fc.constantFrom('Primary', 'PrimaryWithFallback', 'LocalOnly'),
+        fc.integer({ min: 1, max: 2 ** 31 - 1 }),
+        (servedBy, attempts, fallback, strategy, epoch) => {
+          const reply = MemoryServiceDefinition.Recall.responseSerialize({
+            memories: [{ memory: { id: 'm1', content: 'c' }, score: 0.5 }],
+            routing: { servedBy: 'n-direct', attempts: 1, strategy: 'direct' },
+          });
+          const out = appendRouting(
+            frame(reply),
+            Buffer.from(servedBy),
+            attempts,
+            fallback,
+            Buffer.from(strategy),
+            epoch,
+          )!;
+          expect(out.readUInt32BE(1)).toBe(out.length - 5);
+          const decoded = MemoryServiceDefinition.Recall.responseDeserialize(out.subarray(5));
+          expect(decoded.routing).toEqual({
+            servedBy,
+            attempts,
+            fallback,
+            strategy,
+            tableEpoch: epoch,
+          });
+          expect(decoded.memories).toHaveLength(1);
+          // Decodes like @engram/proto's encoder output (which also writes default values).
+          const theirs = Buffer.concat([
+            reply,
+            encodeRoutingField({ servedBy, attempts, fallback, strategy, tableEpoch: epoch }),
+          ]);
+          expect(MemoryServiceDefinition.Recall.responseDeserialize(theirs)).toEqual(decoded);
+        },
+      ),
+    );
+  });
+
+  it('parses grpc-timeout units', () => {
+    expect(parseGrpcTimeout('100m')).toBe(100);
+    expect(parseGrpcTimeout('2S')).toBe(2000);
+    expect(parseGrpcTimeout('1H')).toBe(3_600_000);
+    expect(parseGrpcTimeout('5000u')).toBe(5);
+    expect(parseGrpcTimeout('x')).toBeUndefined();
+    expect(parseGrpcTimeout('10q')).toBeUndefined();
+  });
+});
+
+describe('config', () => {
+  it('layers defaults, file, env and flags', () => {
+    const cfg = resolveConfig({
+      file: { nodes: [{ id: 'a', address: '127.0.0.1:1' }], health: { intervalMs: 500 } },
+      env: { [envName('health.intervalMs')]: '700', ENGRAM_ROUTER_WORKERS: '0', HOME: '/x' },
+      flags: { workers: '3' },
+    });
+    expect(cfg.health.intervalMs).toBe(700);
+    expect(cfg.workers).toBe(3);
+    expect(cfg.router).toEqual(CONFIG_DEFAULTS.router);
+    expect(cfg.nodes).toEqual([{ id: 'a', address: '127.0.0.1:1', zone: '' }]);
+  });
+
+  it.each([
+    [{ router: { maxRetries: -1 } }, 'router.maxRetries'],
+    [{ router: { retryBaseDelayMs: 500, retryMaxDelayMs: 100 } }, 'router.retryMaxDelayMs'],
+    [{ health: { intervalMs: 100, timeoutMs: 200 } }, 'health.timeoutMs'],
+    [{ logLevel: 'loud' }, 'logLevel'],
+    [{ localNodeId: 'zz', nodes: [{ id: 'a', address: '127.0.0.1:1' }] }, 'localNodeId'],
+    [{ nodes: [], localCluster: { nodes: 0 } }, 'nodes'],
+  ])('rejects %j naming %s', (file, key) => {
+    try {
+      resolveConfig({ file });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).code).toBe('InvalidConfig');
+      expect((err as ConfigError).key).toBe(key);
+    }
+  });
+});
