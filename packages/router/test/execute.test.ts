@@ -218,6 +218,17 @@ describe('execute', () => {
     expect(calls[0]!.deadline.at).toBe(started + 10_000);
   });
 
+  it('fails over from an attempt that ignores cancellation once its timeout passes', async () => {
+    const r = makeRouter({ attemptTimeoutMs: 200 });
+    const { calls, call } = scripted({ a: 'hang-ignoring-signal' });
+    const outcome = settle(r.execute(r.routeRecall('s'), call));
+    await vi.advanceTimersByTimeAsync(200);
+    const { value } = await outcome;
+    expect(value?.routing).toMatchObject({ servedBy: 'b', attempts: 2 });
+    expect(calls[0]!.signal.aborted).toBe(true);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it("ends with Aborted on the caller's signal and aborts the attempt in flight", async () => {
     const r = makeRouter();
     const { calls, call } = scripted({ a: 'hang' });

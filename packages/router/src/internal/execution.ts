@@ -49,6 +49,7 @@ export interface ExecutionHost {
 const BYPASS = -1;
 /** gRPC deadline errors this close to a deadline are that deadline's expiry. */
 const DEADLINE_SLACK_MS = 5;
+const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout's limit (~24.8 days)
 
 /** Raised into an attempt's signal when its own timeout (not the operation's) fires. */
 export class AttemptTimeoutError extends Error {
@@ -88,7 +89,6 @@ function isNodeFailure(error: unknown): boolean {
 function isGrpcDeadline(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === GrpcStatus.DEADLINE_EXCEEDED;
 }
-
 interface Target {
   readonly node: NodeInfo;
   /** Position in the decision: 0 = primary. */
@@ -97,22 +97,95 @@ interface Target {
   tried: boolean;
   /** Its breaker refused it this operation. */
   open: boolean;
+  /** Admission of the attempt being started (handed from pick to launch). */
+  admission: number;
+}
+
+/**
+ * The CallContext of one attempt. Its AbortSignal is created on first access: an
+ * AbortController and an abort listener cost microseconds per call, and the router's own
+ * typed calls cancel through `onCancel` instead.
+ */
+export class AttemptContext implements CallContext {
+  readonly node: NodeInfo;
+  readonly attempt: number;
+  readonly fallback: boolean;
+  readonly deadline: Deadline;
+  readonly attemptDeadline: Deadline;
+  readonly hedge: boolean;
+  #controller: AbortController | undefined;
+  #cancelled = false;
+  #reason: unknown;
+  #onCancel: (() => void) | undefined;
+
+  constructor(
+    node: NodeInfo,
+    attempt: number,
+    fallback: boolean,
+    deadline: Deadline,
+    attemptDeadline: Deadline,
+    hedge: boolean,
+  ) {
+    this.node = node;
+    this.attempt = attempt;
+    this.fallback = fallback;
+    this.deadline = deadline;
+    this.attemptDeadline = attemptDeadline;
+    this.hedge = hedge;
+  }
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#cancelled) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+
+  get cancelled(): boolean {
+    return this.#cancelled;
+  }
+
+  get reason(): unknown {
+    return this.#reason;
+  }
+
+  /** Sets the one internal cancel callback of this attempt (cheaper than a signal listener). */
+  set onCancel(fn: (() => void) | undefined) {
+    this.#onCancel = fn;
+  }
+
+  cancel(reason: unknown): void {
+    if (this.#cancelled) return;
+    this.#cancelled = true;
+    this.#reason = reason;
+    const fn = this.#onCancel;
+    this.#onCancel = undefined;
+    if (fn !== undefined) fn();
+    this.#controller?.abort(reason);
+  }
 }
 
 interface Attempt {
   readonly target: Target;
   readonly admission: number;
-  readonly controller: AbortController;
-  readonly attemptDeadline: Deadline;
+  readonly ctx: AttemptContext;
   readonly startedAt: number;
-  readonly hedge: boolean;
+  /** Fires at the attempt's deadline: its own timeout, or the operation's deadline if earlier. */
   timer: ReturnType<typeof setTimeout> | undefined;
   hedgeTimer: ReturnType<typeof setTimeout> | undefined;
-  timedOut: boolean;
-  /** Aborted by us (operation finished, hedge lost, caller abort): its outcome is not a verdict. */
+  /** Cancelled by us (operation finished, hedge lost, caller abort): its outcome is no verdict. */
   cancelled: boolean;
+  /** Decided (settled, or timed out by us): a later settlement of the call is ignored. */
   done: boolean;
 }
+
+const FALLBACK_HEDGE: ResolvedHedge = Object.freeze({
+  delayMs: 50,
+  percentile: undefined,
+  minDelayMs: 1,
+  maxHedges: 1,
+});
 
 /**
  * One `execute`: an event-driven state machine over attempts. Policy (README "Retries and
@@ -120,6 +193,11 @@ interface Attempt {
  * then up to `maxRetries` retries with backoff, each to the first target its breaker admits;
  * open-breaker targets are skipped, and tried once last if everything else failed. Every
  * attempt after the first takes a retry-budget token. One deadline bounds it all.
+ *
+ * Timers: one per attempt (at its timeout or the deadline, whichever is first), one for a
+ * backoff (never started when it would reach the deadline), one per armed hedge. There is no
+ * operation-wide timer: at every moment either an attempt's timer or a backoff is pending,
+ * and each ends by the deadline.
  */
 export class Execution<T> {
   readonly #host: ExecutionHost;
@@ -145,12 +223,19 @@ export class Execution<T> {
   #lastError: unknown;
   #lastNode: NodeInfo | undefined;
   #settled = false;
-  #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
   #backoffTimer: ReturnType<typeof setTimeout> | undefined;
   #resolve!: (value: Routed<T>) => void;
   #reject!: (error: unknown) => void;
   readonly #onAbort = (): void => {
     this.#fail(new AbortedError(this.#signal?.reason));
+  };
+  readonly #onTimer = (attempt: Attempt): void => {
+    attempt.timer = undefined;
+    this.#expire(attempt);
+  };
+  readonly #onBackoff = (): void => {
+    this.#backoffTimer = undefined;
+    this.#retryNow();
   };
 
   constructor(
@@ -170,22 +255,30 @@ export class Execution<T> {
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? host.options.attemptTimeoutMs;
     const isRead = decision.operation === 'recall' || decision.operation === 'query';
     const hedgeOn = options.hedge ?? (isRead && host.options.hedge !== undefined);
-    this.#hedge = hedgeOn
-      ? (host.options.hedge ?? { delayMs: 50, percentile: undefined, minDelayMs: 1, maxHedges: 1 })
-      : undefined;
-    const targets: Target[] = [];
-    const add = (node: NodeInfo): void => {
-      for (const t of targets) if (t.node.id === node.id) return;
+    this.#hedge = hedgeOn ? (host.options.hedge ?? FALLBACK_HEDGE) : undefined;
+    const targets: Target[] = [
+      {
+        node: decision.primary,
+        index: 0,
+        slot: host.slotOf(decision.primary),
+        tried: false,
+        open: false,
+        admission: REJECTED,
+      },
+    ];
+    const replicas = decision.replicas;
+    outer: for (let i = 0; i < replicas.length; i++) {
+      const node = replicas[i]!;
+      for (const t of targets) if (t.node.id === node.id) continue outer;
       targets.push({
         node,
         index: targets.length,
         slot: host.slotOf(node),
         tried: false,
         open: false,
+        admission: REJECTED,
       });
-    };
-    add(decision.primary);
-    for (const node of decision.replicas) add(node);
+    }
     this.#targets = targets;
     this.#startedAt = host.clock.now();
   }
@@ -200,18 +293,11 @@ export class Execution<T> {
       this.#fail(new AbortedError(signal.reason));
       return promise;
     }
-    const remaining = this.#deadline.remaining();
-    if (remaining <= 0) {
+    if (this.#deadline.remaining() <= 0) {
       this.#fail(new DeadlineExceededError());
       return promise;
     }
     this.#host.budget.recordRequest();
-    if (remaining !== Number.POSITIVE_INFINITY) {
-      this.#deadlineTimer = setTimeout(
-        () => this.#fail(new DeadlineExceededError(this.#errors.slice(), this.#lastError)),
-        Math.min(remaining, 2 ** 31 - 1),
-      );
-    }
     signal?.addEventListener('abort', this.#onAbort, { once: true });
     this.#advance();
     return promise;
@@ -223,7 +309,7 @@ export class Execution<T> {
     if (!this.#budgetExhausted) {
       const target = this.#pickUntried() ?? this.#pickLastResort();
       if (target !== undefined) {
-        this.#launch(target, false);
+        this.#launch(target, false, false);
         return;
       }
     }
@@ -240,7 +326,7 @@ export class Execution<T> {
   }
 
   /** The next target not yet tried whose breaker admits it; refused ones are marked open. */
-  #pickUntried(): { target: Target; admission: number } | undefined {
+  #pickUntried(): Target | undefined {
     for (const target of this.#targets) {
       if (target.tried) continue;
       target.tried = true;
@@ -254,21 +340,24 @@ export class Execution<T> {
         this.#hookAttempt(target.node, 'rejected', 0, undefined);
         continue;
       }
-      return { target, admission };
+      target.admission = admission;
+      return target;
     }
     return undefined;
   }
 
   /** Once per operation, after an admitted attempt failed: a target whose breaker was open. */
-  #pickLastResort(): { target: Target; admission: number } | undefined {
-    if (!this.#host.options.tryOpenLast || this.#lastResortUsed || this.#failures === 0)
+  #pickLastResort(): Target | undefined {
+    if (!this.#host.options.tryOpenLast || this.#lastResortUsed || this.#failures === 0) {
       return undefined;
+    }
     if (this.#inflight.size > 0) return undefined;
     for (const target of this.#targets) {
       if (!target.open) continue;
       this.#lastResortUsed = true;
       const admission = this.#acquire(target);
-      return { target, admission: admission === REJECTED ? BYPASS : admission };
+      target.admission = admission === REJECTED ? BYPASS : admission;
+      return target;
     }
     return undefined;
   }
@@ -301,12 +390,13 @@ export class Execution<T> {
       this.#fail(new DeadlineExceededError(this.#errors.slice(), this.#lastError));
       return;
     }
-    const first = this.#targets[0]!.node;
-    this.#emit(() => this.#host.hooks.onRetry?.(this.#operation, first, this.#attempts + 1, delay));
-    this.#backoffTimer = setTimeout(() => {
-      this.#backoffTimer = undefined;
-      this.#retryNow();
-    }, delay);
+    const onRetry = this.#host.hooks.onRetry;
+    if (onRetry !== undefined) {
+      const first = this.#targets[0]!.node;
+      const next = this.#attempts + 1;
+      this.#emit(() => onRetry(this.#operation, first, next, delay));
+    }
+    this.#backoffTimer = setTimeout(this.#onBackoff, delay);
   }
 
   /** A retry after backoff: the first target (in order) whose breaker admits it. */
@@ -315,19 +405,16 @@ export class Execution<T> {
     for (const target of this.#targets) {
       const admission = this.#acquire(target);
       if (admission === REJECTED) continue;
-      this.#launch({ target, admission }, false, true);
+      target.admission = admission;
+      this.#launch(target, false, true);
       return;
     }
     this.#giveUp();
   }
 
-  /** Starts one attempt. Returns false when the budget refused it. */
-  #launch(
-    pick: { target: Target; admission: number },
-    hedge: boolean,
-    afterBackoff = false,
-  ): boolean {
-    const { target, admission } = pick;
+  /** Starts one attempt on `target` (admission in `target.admission`); false if the budget refused. */
+  #launch(target: Target, hedge: boolean, afterBackoff: boolean): boolean {
+    const admission = target.admission;
     const host = this.#host;
     if (this.#attempts > 0 && !host.budget.tryRetry()) {
       if (admission !== BYPASS) host.breakers.release(target.slot, admission);
@@ -339,51 +426,40 @@ export class Execution<T> {
       if (this.#inflight.size === 0) this.#giveUp();
       return false;
     }
-    this.#attempts++;
+    const n = ++this.#attempts;
     const node = target.node;
     const previous = this.#lastNode;
+    const hooks = host.hooks;
     if (previous !== undefined && previous !== node) {
-      this.#emit(() => host.hooks.onFallback?.(this.#operation, previous, node));
+      const onFallback = hooks.onFallback;
+      if (onFallback !== undefined) this.#emit(() => onFallback(this.#operation, previous, node));
     }
-    if (this.#attempts > 1 && !afterBackoff) {
-      // Fail-overs and hedges are retries without a delay (backoff retries were reported when scheduled).
-      this.#emit(() => host.hooks.onRetry?.(this.#operation, node, this.#attempts, 0));
+    if (n > 1 && !afterBackoff) {
+      // Fail-overs and hedges are retries without a delay (backoffs are reported when scheduled).
+      const onRetry = hooks.onRetry;
+      if (onRetry !== undefined) this.#emit(() => onRetry(this.#operation, node, n, 0));
     }
     this.#lastNode = node;
-    const controller = new AbortController();
+    const deadline = this.#deadline;
     const timeoutMs = this.#attemptTimeoutMs;
-    const attemptDeadline =
-      timeoutMs === Number.POSITIVE_INFINITY ? this.#deadline : this.#deadline.within(timeoutMs);
+    const remaining = deadline.remaining();
+    const attemptDeadline = timeoutMs < remaining ? deadline.within(timeoutMs) : deadline;
+    const ctx = new AttemptContext(node, n, target.index !== 0, deadline, attemptDeadline, hedge);
     const attempt: Attempt = {
       target,
       admission,
-      controller,
-      attemptDeadline,
+      ctx,
       startedAt: host.clock.now(),
-      hedge,
       timer: undefined,
       hedgeTimer: undefined,
-      timedOut: false,
       cancelled: false,
       done: false,
     };
-    if (attemptDeadline !== this.#deadline) {
-      attempt.timer = setTimeout(() => {
-        attempt.timer = undefined;
-        attempt.timedOut = true;
-        controller.abort(new AttemptTimeoutError(timeoutMs));
-      }, timeoutMs);
+    const wait = Math.min(timeoutMs, remaining);
+    if (wait !== Number.POSITIVE_INFINITY) {
+      attempt.timer = setTimeout(this.#onTimer, Math.min(wait, MAX_TIMER_MS), attempt);
     }
     this.#inflight.add(attempt);
-    const ctx: CallContext = {
-      node,
-      attempt: this.#attempts,
-      fallback: target.index !== 0,
-      signal: controller.signal,
-      deadline: this.#deadline,
-      attemptDeadline,
-      hedge,
-    };
     let pending: Promise<T>;
     try {
       pending = Promise.resolve(this.#call(ctx));
@@ -411,10 +487,10 @@ export class Execution<T> {
     attempt.hedgeTimer = setTimeout(() => {
       attempt.hedgeTimer = undefined;
       if (this.#settled || attempt.done || this.#budgetExhausted) return;
-      const pick = this.#pickUntried();
-      if (pick === undefined) return;
+      const target = this.#pickUntried();
+      if (target === undefined) return;
       this.#hedges++;
-      this.#launch(pick, true);
+      this.#launch(target, true, false);
     }, delay);
   }
 
@@ -429,6 +505,7 @@ export class Execution<T> {
   }
 
   #onSuccess(attempt: Attempt, value: T): void {
+    if (attempt.done) return; // already decided by its timer
     const durationMs = this.#finishAttempt(attempt);
     // A success is a success for the node's breaker, even from an attempt we gave up on.
     this.#settleBreaker(attempt, 'success');
@@ -444,18 +521,28 @@ export class Execution<T> {
       tableEpoch: this.#decision.epoch,
     };
     this.#finish();
-    this.#emit(() =>
-      this.#host.hooks.onComplete?.(
-        this.#operation,
-        'ok',
-        this.#host.clock.now() - this.#startedAt,
-        routing,
-      ),
-    );
+    const onComplete = this.#host.hooks.onComplete;
+    if (onComplete !== undefined) {
+      const ms = this.#host.clock.now() - this.#startedAt;
+      this.#emit(() => onComplete(this.#operation, 'ok', ms, routing));
+    }
     this.#resolve({ value, routing });
   }
 
+  /** The attempt's timer fired: its own timeout, or the operation's deadline. */
+  #expire(attempt: Attempt): void {
+    if (attempt.done || this.#settled) return;
+    const reason =
+      this.#deadline.remaining() <= DEADLINE_SLACK_MS
+        ? new DeadlineExceededError()
+        : new AttemptTimeoutError(this.#attemptTimeoutMs);
+    // Cancel the call and decide now: a call that ignores cancellation cannot hold us past it.
+    attempt.ctx.cancel(reason);
+    this.#onError(attempt, reason);
+  }
+
   #onError(attempt: Attempt, error: unknown): void {
+    if (attempt.done) return; // already decided by its timer
     const durationMs = this.#finishAttempt(attempt);
     if (attempt.cancelled || this.#settled) {
       this.#settleBreaker(attempt, 'release');
@@ -463,18 +550,26 @@ export class Execution<T> {
     }
     const node = attempt.target.node;
     const deadline = this.#deadline;
+    const attemptDeadline = attempt.ctx.attemptDeadline;
+    const grpcDeadline = isGrpcDeadline(error);
     const opExpired =
-      deadline.expired() || (isGrpcDeadline(error) && deadline.remaining() <= DEADLINE_SLACK_MS);
+      error instanceof DeadlineExceededError ||
+      deadline.expired() ||
+      (grpcDeadline && deadline.remaining() <= DEADLINE_SLACK_MS);
     const timedOut =
-      attempt.timedOut ||
-      (isGrpcDeadline(error) &&
-        attempt.attemptDeadline !== deadline &&
-        attempt.attemptDeadline.remaining() <= DEADLINE_SLACK_MS);
-    const failure = timedOut ? new AttemptTimeoutError(this.#attemptTimeoutMs) : error;
+      error instanceof AttemptTimeoutError ||
+      (grpcDeadline &&
+        attemptDeadline !== deadline &&
+        attemptDeadline.remaining() <= DEADLINE_SLACK_MS);
+    const failure =
+      timedOut && !(error instanceof AttemptTimeoutError)
+        ? new AttemptTimeoutError(this.#attemptTimeoutMs)
+        : error;
     this.#lastError = failure;
     this.#errors.push({ nodeId: node.id, error: failure });
     this.#hookAttempt(node, 'error', durationMs, failure);
     if (opExpired) {
+      // The node did not answer within the whole remaining deadline: a failure for its breaker.
       this.#settleBreaker(attempt, 'failure');
       this.#fail(new DeadlineExceededError(this.#errors.slice(), failure));
       return;
@@ -498,7 +593,7 @@ export class Execution<T> {
     const errors = this.#errors.slice();
     if (this.#budgetExhausted) {
       this.#fail(new RetryBudgetExhaustedError(errors, this.#lastError));
-    } else if (this.#failures === 0 && this.#attempts === 0) {
+    } else if (this.#attempts === 0) {
       this.#fail(new CircuitBreakerOpenError(this.#targets[0]!.node.id));
     } else if (this.#targets.length === 1) {
       this.#fail(new ConnectionFailedError(this.#targets[0]!.node.id, this.#lastError));
@@ -509,16 +604,18 @@ export class Execution<T> {
 
   #finish(): void {
     this.#settled = true;
-    if (this.#deadlineTimer !== undefined) clearTimeout(this.#deadlineTimer);
     if (this.#backoffTimer !== undefined) clearTimeout(this.#backoffTimer);
-    this.#deadlineTimer = undefined;
     this.#backoffTimer = undefined;
     this.#signal?.removeEventListener('abort', this.#onAbort);
+    if (this.#inflight.size === 0) return;
+    const reason = new AbortedError('operation finished');
     for (const attempt of this.#inflight) {
       attempt.cancelled = true;
       if (attempt.timer !== undefined) clearTimeout(attempt.timer);
       if (attempt.hedgeTimer !== undefined) clearTimeout(attempt.hedgeTimer);
-      attempt.controller.abort(new AbortedError('operation finished'));
+      attempt.timer = undefined;
+      attempt.hedgeTimer = undefined;
+      attempt.ctx.cancel(reason);
     }
   }
 
@@ -536,15 +633,12 @@ export class Execution<T> {
       error.attempts = this.#attempts;
       error.routing = routing;
     }
-    const code = errorCode(error);
-    this.#emit(() =>
-      this.#host.hooks.onComplete?.(
-        this.#operation,
-        code,
-        this.#host.clock.now() - this.#startedAt,
-        routing,
-      ),
-    );
+    const onComplete = this.#host.hooks.onComplete;
+    if (onComplete !== undefined) {
+      const code = errorCode(error);
+      const ms = this.#host.clock.now() - this.#startedAt;
+      this.#emit(() => onComplete(this.#operation, code, ms, routing));
+    }
     this.#reject(error);
   }
 
