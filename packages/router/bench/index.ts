@@ -216,7 +216,7 @@ const outageRows = [];
 for (const [name, budget, breakerThreshold] of [
   [
     'no budget (ratio 1, 10k/s reserve), breakers off',
-    new RetryBudget({ ratio: 1, minRetriesPerSecond: 1e6 }),
+    new RetryBudget({ ratio: 1, minRetriesPerSecond: 10_000 }),
     1e9,
   ],
   ['default budget (20 %, 10/s, 10 s), breakers off', new RetryBudget(), 1e9],

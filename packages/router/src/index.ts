@@ -27,7 +27,7 @@ export {
   ROUTER_DEFAULTS,
   type RouterOptions,
 } from './internal/options.js';
-export { defaultIsRetryable, Router } from './internal/router.js';
+export { defaultIsRetryable, Router, whenCancelled } from './internal/router.js';
 export {
   type AttemptOutcome,
   type CallContext,

@@ -7,6 +7,8 @@ import {
   Router,
   type RouterInit,
   type RouterOptions,
+  RoutingStrategy,
+  whenCancelled,
 } from '../src/index.js';
 import { invalidArgument, ringOf, unavailable } from './helpers.js';
 
@@ -271,6 +273,47 @@ describe('execute', () => {
       'attempt recall b ok',
       'complete recall ok b',
     ]);
+  });
+});
+
+describe('whenCancelled and hand-made decisions', () => {
+  it('runs the callback once when a router attempt is cancelled, and can be disposed', async () => {
+    const r = makeRouter({ hedge: { delayMs: 10 }, attemptTimeoutMs: 1_000 });
+    const cancelled: string[] = [];
+    const call = (ctx: CallContext) =>
+      new Promise<string>((resolve) => {
+        if (ctx.node.id === 'a') whenCancelled(ctx, () => cancelled.push('a'));
+        else {
+          const dispose = whenCancelled(ctx, () => cancelled.push('b'));
+          dispose();
+          resolve('b');
+        }
+      });
+    const outcome = settle(r.execute(r.routeRecall('s'), call));
+    await vi.advanceTimersByTimeAsync(10);
+    expect((await outcome).value?.routing.servedBy).toBe('b');
+    expect(cancelled).toEqual(['a']);
+  });
+
+  it('listens on the signal of any other CallContext', () => {
+    const controller = new AbortController();
+    const seen: number[] = [];
+    const ctx = { signal: controller.signal } as CallContext;
+    whenCancelled(ctx, () => seen.push(1));
+    const dispose = whenCancelled(ctx, () => seen.push(2));
+    dispose();
+    controller.abort();
+    whenCancelled(ctx, () => seen.push(3)); // already aborted: at once
+    expect(seen).toEqual([1, 3]);
+  });
+
+  it('ignores replicas of a decision whose strategy allows no fall-back', async () => {
+    const r = makeRouter({ maxRetries: 0 });
+    const { calls, call } = scripted({ a: 'unavailable' });
+    const decision = { ...r.routeRecall('s'), strategy: RoutingStrategy.Primary };
+    const { error } = await settle(r.execute(decision, call));
+    expect((error as { code: string }).code).toBe('ConnectionFailed');
+    expect(calls.map((c) => c.node.id)).toEqual(['a']);
   });
 });
 

@@ -155,6 +155,11 @@ export class AttemptContext implements CallContext {
     this.#onCancel = fn;
   }
 
+  /** Clears the cancel callback if it is still `fn`. */
+  clearOnCancel(fn: () => void): void {
+    if (this.#onCancel === fn) this.#onCancel = undefined;
+  }
+
   cancel(reason: unknown): void {
     if (this.#cancelled) return;
     this.#cancelled = true;
@@ -266,7 +271,10 @@ export class Execution<T> {
         admission: REJECTED,
       },
     ];
-    const replicas = decision.replicas;
+    // Replicas only when the strategy allows fall-back (a hand-made decision may carry them).
+    const strategy = decision.strategy;
+    const replicas =
+      strategy === 'PrimaryWithFallback' || strategy === 'ScatterGather' ? decision.replicas : [];
     outer: for (let i = 0; i < replicas.length; i++) {
       const node = replicas[i]!;
       for (const t of targets) if (t.node.id === node.id) continue outer;
@@ -673,3 +681,32 @@ export function errorCode(error: unknown): string {
   if (typeof code === 'number') return STATUS_NAMES[code] ?? `GRPC_${code}`;
   return 'Error';
 }
+
+/**
+ * Runs `fn` once when the attempt behind `ctx` is cancelled (hedge lost, timeout, deadline,
+ * caller abort, operation finished); returns a function that unregisters it. For the router's
+ * own contexts this avoids creating an AbortSignal (one callback per attempt: a second
+ * registration replaces the first); for any other CallContext it listens on `ctx.signal`.
+ * If the attempt is already cancelled, `fn` runs at once.
+ */
+export function whenCancelled(ctx: CallContext, fn: () => void): () => void {
+  if (ctx instanceof AttemptContext) {
+    if (ctx.cancelled) {
+      fn();
+      return noop;
+    }
+    ctx.onCancel = fn;
+    return () => {
+      ctx.clearOnCancel(fn);
+    };
+  }
+  const signal = ctx.signal;
+  if (signal.aborted) {
+    fn();
+    return noop;
+  }
+  signal.addEventListener('abort', fn, { once: true });
+  return () => signal.removeEventListener('abort', fn);
+}
+
+function noop(): void {}

@@ -33,7 +33,7 @@ import {
   RouterClosedError,
   toGrpcStatus,
 } from './errors.js';
-import { defaultIsRetryable, Execution, type ExecutionHost } from './execution.js';
+import { defaultIsRetryable, Execution, type ExecutionHost, whenCancelled } from './execution.js';
 import { LatencyWindow } from './latency.js';
 import { type ResolvedRouterOptions, resolveOptions } from './options.js';
 import {
@@ -50,7 +50,7 @@ import {
 } from './types.js';
 import { unaryCall } from './unary.js';
 
-export { defaultIsRetryable };
+export { defaultIsRetryable, whenCancelled };
 
 const NEVER_PARTITIONED: PartitionState = Object.freeze({ isPartitioned: () => false });
 const NO_REPLICAS: readonly NodeInfo[] = Object.freeze([]);
