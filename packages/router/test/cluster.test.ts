@@ -1,7 +1,7 @@
 import type { MemoryNode } from '@engram/memory-node';
 import { ConnectionPool } from '@engram/pool';
 import { RetryBudget } from '@engram/retry';
-import type { NodeInfo } from '@engram/ring';
+import type { NodeInfo, PlacementTable } from '@engram/ring';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Router, type RouterInit } from '../src/index.js';
 import { infoOf, refusedAddress, ringOf, startNodes } from './helpers.js';
@@ -232,6 +232,30 @@ describe('router over a real 3-node cluster', () => {
     }
     // The dead primary is refused by its breaker (no call made), the replica serves.
     expect(attempted).toEqual(Array(5).fill(['dead:rejected', 'n1:ok']).flat());
+  });
+
+  it('treats a node address the pool rejects as InvalidEndpoint and fails over', async () => {
+    const base = ringOf(infos, [{ spaceId: 'ie', primary: 'n1', replicas: ['n2'] }]);
+    const broken = base.nodes.map((n) => (n.id === 'n1' ? { ...n, address: 'not an address' } : n));
+    // A hand-made PlacementTable (e.g. a custom control plane) that carries a bad address.
+    const table: PlacementTable = {
+      epoch: 0,
+      nodes: broken,
+      replicationFactor: base.replicationFactor,
+      maxPlacementSize: base.maxPlacementSize,
+      lookup: (s) => base.lookup(s),
+      lookupInto: (s, out) => base.lookupInto(s, out),
+      nodeIndex: (id) => base.nodeIndex(id),
+      nodeSlot: (i) => base.nodeSlot(i),
+    };
+    const r = router({ table });
+    const recalled = await r.recall({ spaceId: 'ie', cue: { text: 'x' } });
+    expect(recalled.routing).toMatchObject({ servedBy: 'n2', fallback: true });
+    const strict = router({ table, options: { replicaFallback: false, maxRetries: 0 } });
+    await expect(strict.recall({ spaceId: 'ie', cue: { text: 'x' } })).rejects.toMatchObject({
+      code: 'InvalidEndpoint',
+      nodeId: 'n1',
+    });
   });
 
   it('gives a node error (INVALID_ARGUMENT) back without fall-back', async () => {

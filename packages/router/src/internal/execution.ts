@@ -604,7 +604,12 @@ export class Execution<T> {
     } else if (this.#attempts === 0) {
       this.#fail(new CircuitBreakerOpenError(this.#targets[0]!.node.id));
     } else if (this.#targets.length === 1) {
-      this.#fail(new ConnectionFailedError(this.#targets[0]!.node.id, this.#lastError));
+      const last = this.#lastError;
+      this.#fail(
+        last instanceof InvalidEndpointError
+          ? last
+          : new ConnectionFailedError(this.#targets[0]!.node.id, last),
+      );
     } else {
       this.#fail(new AllReplicasFailedError(errors));
     }
