@@ -8,7 +8,7 @@
  *  3. retries per failed request during a total outage, with and without the retry budget.
  */
 
-import { callMemory, MemoryServiceClient } from '@engram/proto';
+import { callMemory, MemoryServiceClient, MemoryServiceDefinition } from '@engram/proto';
 import { RetryBudget } from '@engram/retry';
 import { buildRing, type NodeInfo, TableReader, TableWriter } from '@engram/ring';
 import * as grpc from '@grpc/grpc-js';
@@ -115,6 +115,45 @@ if (SECTIONS.has('1')) {
 
 // ---------------------------------------------------------------- 2. execute overhead
 if (SECTIONS.has('2')) {
+  {
+    // The router's own CPU per operation, without the network: execute over a call that
+    // resolves at once, next to the same call awaited directly.
+    const local = buildRing({ nodes: [{ id: 'x', address: '127.0.0.1:1' }], vnodesPerNode: 16 });
+    const r = new Router({ table: local });
+    const decision = r.routeRecall('bench');
+    const value = Promise.resolve(1);
+    const instant = () => value;
+    const bench = new Bench({ time: 1500, warmupTime: 300 });
+    bench
+      .add('baseline: await call()', async () => {
+        sink = await instant();
+      })
+      .add('router.execute(decision, call)', async () => {
+        sink = await r.execute(decision, instant);
+      })
+      .add('router.execute(routeRecall(id), call)', async () => {
+        sink = await r.execute(r.routeRecall('bench'), instant);
+      });
+    await bench.run();
+    const base = (() => {
+      const t = bench.tasks[0]!.result;
+      return 'latency' in t ? t.latency.p50 : Number.NaN;
+    })();
+    console.log('\n2a. Execute machinery per operation, no network (µs)');
+    console.table(
+      bench.tasks.map((task) => {
+        const t = task.result;
+        if (!('latency' in t)) return { task: task.name };
+        return {
+          task: task.name,
+          'p50 µs': Number((t.latency.p50 * 1e3).toFixed(2)),
+          'p99 µs': Number((t.latency.p99 * 1e3).toFixed(2)),
+          'added p50 µs': Number(((t.latency.p50 - base) * 1e3).toFixed(2)),
+          samples: t.latency.samplesCount,
+        };
+      }),
+    );
+  }
   const child = await spawnNode('bench-node');
   const target: NodeInfo = { id: child.id, address: child.address };
   const oneNode = buildRing({ nodes: [target], replicationFactor: 1, vnodesPerNode: 16 });
@@ -162,22 +201,44 @@ if (SECTIONS.has('2')) {
     return Number(process.hrtime.bigint() - started) / 1e9;
   }
 
-  const ROUNDS = 5;
+  const ROUNDS = 8;
   const SEQ_CALLS = 1000;
   const CONC_CALLS = 5000;
-  const seq: Record<string, number[]> = { direct: [], router: [] };
-  const conc: Record<string, number[]> = { direct: [], router: [] };
-  const concSeconds: Record<string, number> = { direct: 0, router: 0 };
-  await sequential(directCall, 500, []); // warm-up
-  await sequential(routerCall, 500, []);
+  // A third client: grpc-js straight over the router's own pooled channel (same channel
+  // options), to separate the pool's channel settings from the router's machinery.
+  const slot = router.pool.addNode(target.id, target.address);
+  const pooled = router.pool.acquireClient(slot);
+  const recallDef = MemoryServiceDefinition.Recall;
+  const pooledCall = () =>
+    new Promise((resolve, reject) => {
+      pooled.makeUnaryRequest(
+        recallDef.path,
+        recallDef.requestSerialize as (v: unknown) => Buffer,
+        recallDef.responseDeserialize,
+        request,
+        new grpc.Metadata(),
+        { deadline: Date.now() + 10_000 },
+        (error, response) => (error === null ? resolve(response) : reject(error)),
+      );
+    });
+  const CLIENTS = {
+    direct: ['direct grpc-js (callMemory, own channel)', directCall],
+    pooled: ['direct grpc-js over the pool channel', pooledCall],
+    router: ['router.recall', routerCall],
+  } as const;
+  type Who = keyof typeof CLIENTS;
+  const WHO: Who[] = ['direct', 'pooled', 'router'];
+  const seq: Record<Who, number[]> = { direct: [], pooled: [], router: [] };
+  const conc: Record<Who, number[]> = { direct: [], pooled: [], router: [] };
+  const concSeconds: Record<Who, number> = { direct: 0, pooled: 0, router: 0 };
+  for (const who of WHO) await sequential(CLIENTS[who][1], 500, []); // warm-up
   for (let round = 0; round < ROUNDS; round++) {
-    // Interleaved, alternating who goes first, so machine noise hits both alike.
-    const order =
-      round % 2 === 0 ? (['direct', 'router'] as const) : (['router', 'direct'] as const);
+    // Interleaved, rotating who goes first, so machine noise hits all alike.
+    const order = WHO.map((_, i) => WHO[(i + round) % WHO.length]!);
     for (const who of order) {
-      const fn = who === 'direct' ? directCall : routerCall;
-      await sequential(fn, SEQ_CALLS, seq[who]!);
-      concSeconds[who]! += await inFlight(fn, CONC_CALLS, 64, conc[who]!);
+      const fn = CLIENTS[who][1];
+      await sequential(fn, SEQ_CALLS, seq[who]);
+      concSeconds[who] += await inFlight(fn, CONC_CALLS, 64, conc[who]);
     }
   }
   const rows = [];
@@ -185,24 +246,23 @@ if (SECTIONS.has('2')) {
     ['sequential', seq],
     ['64 in flight', conc],
   ] as const) {
-    const stats: Record<string, { p50: number; p99: number }> = {};
-    for (const who of ['direct', 'router'] as const) {
-      const sorted = Float64Array.from(data[who]!).sort();
+    const stats = {} as Record<Who, { p50: number; p99: number }>;
+    for (const who of WHO) {
+      const sorted = Float64Array.from(data[who]).sort();
       stats[who] = { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) };
     }
-    for (const who of ['direct', 'router'] as const) {
+    for (const who of WHO) {
       rows.push({
         mode,
-        client: who === 'direct' ? 'direct grpc-js (callMemory)' : 'router.recall',
-        'p50 µs': Number(stats[who]!.p50.toFixed(1)),
-        'p99 µs': Number(stats[who]!.p99.toFixed(1)),
-        'added p50 µs':
-          who === 'router' ? Number((stats.router!.p50 - stats.direct!.p50).toFixed(1)) : 0,
+        client: CLIENTS[who][0],
+        'p50 µs': Number(stats[who].p50.toFixed(1)),
+        'p99 µs': Number(stats[who].p99.toFixed(1)),
+        'p50 vs direct µs': Number((stats[who].p50 - stats.direct.p50).toFixed(1)),
         'calls/s':
           mode === '64 in flight'
-            ? Math.round((CONC_CALLS * ROUNDS) / concSeconds[who]!)
-            : Math.round(1e6 / stats[who]!.p50),
-        calls: data[who]!.length,
+            ? Math.round((CONC_CALLS * ROUNDS) / concSeconds[who])
+            : Math.round(1e6 / stats[who].p50),
+        calls: data[who].length,
       });
     }
   }
