@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import {
+  AbortedError,
+  AllReplicasFailedError,
+  CircuitBreakerOpenError,
+  ConnectionFailedError,
+  DeadlineExceededError,
+  InvalidArgumentError,
+  InvalidEndpointError,
+  isRouterError,
+  NoAssignmentError,
+  NoLocalDataError,
+  RetryBudgetExhaustedError,
+  ROUTER_ERROR_CODES,
+  RouterClosedError,
+  RouterError,
+  toGrpcStatus,
+} from '../src/index.js';
+
+describe('errors', () => {
+  const all: [RouterError, string, number][] = [
+    [new NoAssignmentError('s'), 'NoAssignment', 14],
+    [new NoLocalDataError('s', 'n1', 'why'), 'NoLocalData', 14],
+    [new InvalidEndpointError('n1', 'x'), 'InvalidEndpoint', 14],
+    [new ConnectionFailedError('n1'), 'ConnectionFailed', 14],
+    [new CircuitBreakerOpenError('n1'), 'CircuitBreakerOpen', 14],
+    [new DeadlineExceededError(), 'DeadlineExceeded', 4],
+    [
+      new AllReplicasFailedError([{ nodeId: 'n1', error: new Error('x') }]),
+      'AllReplicasFailed',
+      14,
+    ],
+    [new RetryBudgetExhaustedError([]), 'RetryBudgetExhausted', 14],
+    [new InvalidArgumentError('spaceId', '', 'non-empty'), 'InvalidArgument', 3],
+    [new AbortedError(), 'Aborted', 1],
+    [new RouterClosedError(), 'RouterClosed', 14],
+  ];
+
+  it('every class has its stable code, name and gRPC status', () => {
+    expect(all.map(([e]) => e.code).sort()).toEqual(Object.values(ROUTER_ERROR_CODES).sort());
+    for (const [error, code, status] of all) {
+      expect(error).toBeInstanceOf(RouterError);
+      expect(isRouterError(error)).toBe(true);
+      expect(error.code).toBe(code);
+      expect(error.name).toBe(`${code}Error`);
+      expect(toGrpcStatus(error)).toEqual({ code: status, message: `${code}: ${error.message}` });
+    }
+  });
+
+  it('passes a node s gRPC status through and maps anything else to INTERNAL', () => {
+    expect(
+      toGrpcStatus(Object.assign(new Error('5 NOT_FOUND: gone'), { code: 5, details: 'gone' })),
+    ).toEqual({
+      code: 5,
+      message: 'gone',
+    });
+    expect(
+      toGrpcStatus(Object.assign(new Error('refused'), { code: 'ConnectionFailed' })).code,
+    ).toBe(14);
+    expect(toGrpcStatus(new TypeError('boom'))).toEqual({ code: 13, message: 'boom' });
+    expect(toGrpcStatus('weird').code).toBe(13);
+  });
+
+  it('AllReplicasFailed keeps each target error and the last one as cause', () => {
+    const first = new Error('a');
+    const last = new Error('b');
+    const e = new AllReplicasFailedError([
+      { nodeId: 'a', error: first },
+      { nodeId: 'b', error: last },
+    ]);
+    expect(e.errors.map((t) => t.nodeId)).toEqual(['a', 'b']);
+    expect(e.cause).toBe(last);
+  });
+});
