@@ -55,6 +55,25 @@ describe('router over a real 3-node cluster', () => {
     expect(recalled.memories.map((m) => m.memory?.id)).toContain(stored.memoryId);
   });
 
+  it('gives memories without an id a UUID before the first attempt, so retries overwrite, not duplicate', async () => {
+    const table = ringOf(infos, [{ spaceId: 'ids', primary: 'n1', replicas: ['n2'] }]);
+    const r = router({ table });
+    const stored = await r.store({ spaceId: 'ids', memory: memory('with a router id') });
+    expect(stored.memoryId).toMatch(
+      /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+    );
+    // Storing the same id again replaces it (what a retry after a lost answer does).
+    await r.store({
+      spaceId: 'ids',
+      memory: { ...memory('with a router id'), id: stored.memoryId },
+    });
+    const recalled = await r.recall({ spaceId: 'ids', cue: { text: 'router id' } });
+    expect(recalled.memories.map((m) => m.memory?.id)).toEqual([stored.memoryId]);
+    const nodeIds = router({ table, options: { assignMemoryIds: false } });
+    const byNode = await nodeIds.store({ spaceId: 'ids', memory: memory('node id') });
+    expect(byNode.memoryId.startsWith('n1-')).toBe(true);
+  });
+
   it('routes every space to its ring primary (many spaces, all three nodes used)', async () => {
     const table = ringOf(infos);
     const r = router({ table });

@@ -37,6 +37,12 @@ export interface RouterOptions {
   readonly replicaFallback?: boolean | undefined;
   /** Stores fall back to the first healthy replica when the primary fails. Default true. */
   readonly storeFallback?: boolean | undefined;
+  /**
+   * `store()` gives a memory without an id a random UUID before the first attempt, so a retry
+   * or fall-back after an ambiguous failure overwrites the same memory instead of adding a
+   * second one (nodes upsert by id). Default true.
+   */
+  readonly assignMemoryIds?: boolean | undefined;
   /** Consecutive failures that open a private breaker. Default 5. */
   readonly breakerThreshold?: number | undefined;
   /** How long a private breaker stays open, ms. Default 30 000 ms. */
@@ -67,6 +73,7 @@ export interface ResolvedRouterOptions {
   readonly attemptTimeoutMs: number;
   readonly replicaFallback: boolean;
   readonly storeFallback: boolean;
+  readonly assignMemoryIds: boolean;
   readonly breakerThreshold: number;
   readonly breakerTimeoutMs: number;
   readonly breakerCapacity: number;
@@ -85,6 +92,7 @@ export const ROUTER_DEFAULTS = Object.freeze({
   attemptTimeoutMs: 2 * 1000, // 2 s
   replicaFallback: true,
   storeFallback: true,
+  assignMemoryIds: true,
   breakerThreshold: 5, // consecutive failures
   breakerTimeoutMs: 30 * 1000, // 30 s
   breakerCapacity: 1024, // slots
@@ -164,6 +172,7 @@ export function resolveOptions(options: RouterOptions = {}): ResolvedRouterOptio
     ),
     replicaFallback: bool('replicaFallback', options.replicaFallback ?? d.replicaFallback),
     storeFallback: bool('storeFallback', options.storeFallback ?? d.storeFallback),
+    assignMemoryIds: bool('assignMemoryIds', options.assignMemoryIds ?? d.assignMemoryIds),
     breakerThreshold: int(
       'breakerThreshold',
       options.breakerThreshold ?? d.breakerThreshold,

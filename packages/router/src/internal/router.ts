@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { type BreakerStateName, BreakerTable, ConsecutiveFailures } from '@engram/breaker';
 import { ConnectionPool, InvalidPoolArgumentError } from '@engram/pool';
 import {
@@ -191,6 +192,15 @@ export class Router implements ExecutionHost {
   /** Store through the router; `response.routing` is filled. */
   async store(request: Init<StoreRequest>, options?: ExecuteOptions): Promise<StoreResponse> {
     const decision = this.routeStore(request.spaceId as string);
+    const memory = request.memory;
+    if (
+      this.options.assignMemoryIds &&
+      typeof memory === 'object' &&
+      memory !== null &&
+      (memory.id === undefined || memory.id === '')
+    ) {
+      request = { ...request, memory: { ...memory, id: randomUUID() } };
+    }
     const { value, routing } = await this.execute(
       decision,
       (ctx) => this.#unary(ctx, MemoryServiceDefinition.Store, request),
