@@ -58,6 +58,7 @@ export interface RouterNodeConfig {
     readonly retryBaseDelayMs: number;
     readonly retryMaxDelayMs: number;
     readonly deadlineMs: number;
+    readonly attemptTimeoutMs: number;
     readonly replicaFallback: boolean;
     readonly storeFallback: boolean;
     readonly breakerThreshold: number;
@@ -110,6 +111,7 @@ export const CONFIG_DEFAULTS: RouterNodeConfig = Object.freeze({
     retryBaseDelayMs: 100, // 100 ms
     retryMaxDelayMs: 5 * 1000, // 5 s
     deadlineMs: 10 * 1000, // 10 s
+    attemptTimeoutMs: 2 * 1000, // 2 s: a node silent this long is failed over
     replicaFallback: true,
     storeFallback: true,
     breakerThreshold: 5,
@@ -166,6 +168,7 @@ export const SCALAR_KEYS: Readonly<Record<string, Scalar>> = Object.freeze({
   'router.retryBaseDelayMs': MS(0, 60_000),
   'router.retryMaxDelayMs': MS(0, 600_000),
   'router.deadlineMs': MS(1, 3_600_000),
+  'router.attemptTimeoutMs': MS(1, 3_600_000),
   'router.replicaFallback': { kind: 'bool' },
   'router.storeFallback': { kind: 'bool' },
   'router.breakerThreshold': { kind: 'int', min: 1, max: 1000 },
@@ -482,6 +485,7 @@ function validate(root: JsonObject): RouterNodeConfig {
       retryBaseDelayMs: s(router, 'router', 'retryBaseDelayMs', d.router.retryBaseDelayMs),
       retryMaxDelayMs: s(router, 'router', 'retryMaxDelayMs', d.router.retryMaxDelayMs),
       deadlineMs: s(router, 'router', 'deadlineMs', d.router.deadlineMs),
+      attemptTimeoutMs: s(router, 'router', 'attemptTimeoutMs', d.router.attemptTimeoutMs),
       replicaFallback: s(router, 'router', 'replicaFallback', d.router.replicaFallback),
       storeFallback: s(router, 'router', 'storeFallback', d.router.storeFallback),
       breakerThreshold: s(router, 'router', 'breakerThreshold', d.router.breakerThreshold),

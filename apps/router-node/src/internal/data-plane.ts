@@ -1,14 +1,23 @@
 import http2 from 'node:http2';
 import type { Server as NetServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { BreakerTable, ConsecutiveFailures, REJECTED } from '@engram/breaker';
+import { BreakerTable, ConsecutiveFailures } from '@engram/breaker';
 import { ConnectionPool, type PoolCredentials } from '@engram/pool';
 import { MemoryServiceDefinition, type QueryRequest, type QueryResponse } from '@engram/proto';
-import { backoffDelay, SharedRetryBudget } from '@engram/retry';
-import { TableReader } from '@engram/ring';
+import { Deadline, SharedRetryBudget } from '@engram/retry';
+import { MAX_SPACE_ID_LENGTH, type NodeInfo, TableReader } from '@engram/ring';
+import {
+  type CallContext,
+  type ExecuteOptions,
+  Router,
+  type RoutingDecision,
+  type RoutingInfo,
+  toGrpcStatus,
+  whenCancelled,
+} from '@engram/router';
 import type { Logger } from 'pino';
 import type { RouterNodeConfig } from './config.js';
-import { GRPC_STATUS, RouteError, type RouterNodeErrorCode } from './errors.js';
+import { GRPC_STATUS, RouteError } from './errors.js';
 import {
   C_DRAINING,
   C_NODE_STATE,
@@ -17,6 +26,7 @@ import {
   MAX_NODE_SLOTS,
   NODE_STATE,
   OP,
+  OPERATIONS,
   OUTCOME_INDEX,
 } from './layout.js';
 import { MetricsRecorder } from './metrics.js';
@@ -83,62 +93,41 @@ const HOP_HEADERS = new Set([
 interface Reply {
   /** The node's gRPC status (0 = OK). */
   status: number;
-  /** Response headers (minus :status), to pass through. */
+  /** Response headers, to pass through (grpc-encoding). */
   headers: http2.IncomingHttpHeaders;
   /** Trailers (or the headers of a trailers-only reply). */
   trailers: http2.IncomingHttpHeaders;
   body: Buffer;
 }
 
-/** Retryable failure of one attempt (transport error, UNAVAILABLE, refused stream). */
-class AttemptFailed extends Error {
+/**
+ * A failed attempt, shaped like a grpc-js error (`code` = gRPC status) so the Router's
+ * policy classifies it: UNAVAILABLE is retried and fails over, UNKNOWN/INTERNAL count on the
+ * node's breaker and go back to the client.
+ */
+class UpstreamError extends Error {
   constructor(
-    readonly code: RouterNodeErrorCode,
-    message: string,
+    readonly code: number,
+    readonly details: string,
+    readonly nodeId: string,
   ) {
-    super(message);
+    super(details);
   }
 }
 
-/** One routed call in flight; also the cancellation/deadline handle. */
-class Call {
-  upstream: http2.ClientHttp2Stream | null = null;
-  timer: NodeJS.Timeout | null = null;
-  expired = false;
-  cancelled = false;
-  reject: ((e: Error) => void) | null = null;
-  /** Sub-calls of a scatter-gather, aborted with this one. */
-  children: Call[] | null = null;
-  constructor(
-    readonly deadlineAt: number,
-    readonly path: string,
-    readonly headers: http2.OutgoingHttpHeaders,
-  ) {}
-  abort(reason: 'deadline' | 'cancel'): void {
-    if (reason === 'deadline') this.expired = true;
-    else this.cancelled = true;
-    const up = this.upstream;
-    if (up !== null && !up.closed) up.close(http2.constants.NGHTTP2_CANCEL);
-    const reject = this.reject;
-    this.reject = null;
-    if (reject !== null) reject(this.stopError());
-    if (this.children !== null) for (const c of this.children) c.abort(reason);
-  }
-  stopError(): RouteError {
-    return this.cancelled
-      ? new RouteError('Cancelled', GRPC_STATUS.CANCELLED, 'cancelled by the client')
-      : new RouteError('DeadlineExceeded', GRPC_STATUS.DEADLINE_EXCEEDED, 'deadline exceeded');
-  }
-}
-
-interface Routed {
-  reply: Reply;
-  nodeIndex: number;
-  attempts: number;
-  fallback: boolean;
+/** Statuses that say the node itself is unwell: thrown so the Router retries or counts them. */
+function isNodeFailureStatus(status: number): boolean {
+  return (
+    status === GRPC_STATUS.UNAVAILABLE ||
+    status === GRPC_STATUS.UNKNOWN ||
+    status === GRPC_STATUS.INTERNAL ||
+    status === 15 /* DATA_LOSS */
+  );
 }
 
 const EMPTY = Buffer.alloc(0);
+/** setTimeout's ceiling. */
+const MAX_TIMER_MS = 2_147_483_647;
 
 /**
  * One data plane: an HTTP/2 ingress serving MemoryService by forwarding frames, and the
@@ -154,15 +143,11 @@ export class DataPlane {
   readonly #control: Int32Array;
   readonly #metrics: MetricsRecorder;
   readonly #pool: ConnectionPool;
-  #placement: Uint16Array;
-  #order: Int32Array;
-  // Per table index, refreshed when the epoch moves:
+  readonly #router: Router;
+  /** Epoch the pool membership was last synced to. */
   #epoch = -1;
-  #poolSlot: Int32Array = new Int32Array(0);
-  #breakerSlot: Int32Array = new Int32Array(0);
-  #servedBy: Buffer[] = [];
-  #ids: string[] = [];
-  #localIndex = -1;
+  /** UTF-8 node ids for the RoutingInfo field (encoded once per node). */
+  readonly #servedBy = new Map<string, Buffer>();
   #inFlight = 0;
   #drainWaiters: (() => void)[] = [];
   readonly #sessions = new Set<http2.ServerHttp2Session>();
@@ -170,21 +155,13 @@ export class DataPlane {
   constructor(init: DataPlaneInit, log: Logger) {
     this.#cfg = init.config;
     this.#reader = new TableReader(init.table);
-    this.#placement = new Uint16Array(8);
-    this.#order = new Int32Array(8);
     this.#control = controlWords(init.state);
     this.#metrics = new MetricsRecorder(init.state, init.thread);
     this.#breakers = new BreakerTable({
       buffer: init.breakers,
       trip: new ConsecutiveFailures(init.config.router.breakerThreshold),
       openTimeoutMs: init.config.router.breakerTimeoutMs,
-      onStateChange: (slot, from, to, reason) => {
-        const id = this.#nodeOfSlot(slot);
-        log.warn(
-          { event: 'breaker', node: id, slot, from, to, reason },
-          `breaker ${id}: ${from} -> ${to}`,
-        );
-      },
+      // Transitions are logged by the Router (one line each, in the thread that won it).
     });
     this.#budget = new SharedRetryBudget({ buffer: init.budget, ...init.config.retryBudget });
     const sessionsBySlot = new Map<string, number>();
@@ -201,6 +178,33 @@ export class DataPlane {
         const index = this.#reader.nodeIndex(e.nodeId);
         if (index >= 0) this.#metrics.poolSessions(this.#reader.nodeSlot(index), n);
       },
+    });
+    const control = this.#control;
+    const rc = init.config.router;
+    this.#router = new Router({
+      table: this.#reader,
+      breakers: this.#breakers,
+      budget: this.#budget,
+      partition: { isPartitioned: () => Atomics.load(control, C_PARTITIONED) === 1 },
+      ...(init.config.localNodeId !== null ? { localNodeId: init.config.localNodeId } : {}),
+      options: {
+        maxRetries: rc.maxRetries,
+        retryBaseDelayMs: rc.retryBaseDelayMs,
+        retryMaxDelayMs: rc.retryMaxDelayMs,
+        deadlineMs: rc.deadlineMs,
+        attemptTimeoutMs: rc.attemptTimeoutMs,
+        replicaFallback: rc.replicaFallback,
+        storeFallback: rc.storeFallback,
+        breakerThreshold: rc.breakerThreshold,
+        breakerTimeoutMs: rc.breakerTimeoutMs,
+        breakerCapacity: MAX_NODE_SLOTS,
+        maxSpaceIdLength: MAX_SPACE_ID_LENGTH,
+      },
+      hooks: {
+        onDecision: (_op, _strategy, ns) => this.#metrics.decision(ns / 1e9),
+        onRetry: (operation) => this.#metrics.retry(OP[operation as keyof typeof OP] ?? OP.other),
+      },
+      logger: log,
     });
     const settings: http2.Settings = { maxConcurrentStreams: 1000 };
     const onStream = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) =>
@@ -279,45 +283,20 @@ export class DataPlane {
     return left;
   }
 
-  #nodeOfSlot(slot: number): string {
-    const r = this.#reader;
-    for (let i = 0; i < r.nodes.length; i++) if (r.nodeSlot(i) === slot) return r.nodes[i]!.id;
-    return `slot-${slot}`;
-  }
-
-  /** Follows a new table epoch: pool membership and per-index caches. */
+  /** Follows a new table epoch: the pool's membership (ids and addresses). */
   #sync(): void {
     const r = this.#reader;
     if (!r.published) return;
     r.refresh();
     if (r.epoch === this.#epoch) return;
-    const nodes = r.nodes;
-    const poolSlot = new Int32Array(nodes.length);
-    const breakerSlot = new Int32Array(nodes.length);
-    const servedBy: Buffer[] = [];
-    const ids: string[] = [];
     const keep = new Set<string>();
-    for (let i = 0; i < nodes.length; i++) {
-      const n = nodes[i]!;
+    for (const n of r.nodes) {
       keep.add(n.id);
-      poolSlot[i] = this.#pool.addNode(n.id, n.address);
-      breakerSlot[i] = r.nodeSlot(i);
-      servedBy.push(Buffer.from(n.id));
-      ids.push(n.id);
+      this.#pool.addNode(n.id, n.address); // idempotent; a new address reconnects
     }
     for (const id of this.#pool.nodeIds()) {
       if (!keep.has(id)) void this.#pool.removeNode(id).catch(() => {});
     }
-    const size = Math.max(8, r.maxPlacementSize);
-    if (this.#placement.length < size) {
-      this.#placement = new Uint16Array(size);
-      this.#order = new Int32Array(size);
-    }
-    this.#poolSlot = poolSlot;
-    this.#breakerSlot = breakerSlot;
-    this.#servedBy = servedBy;
-    this.#ids = ids;
-    this.#localIndex = this.#cfg.localNodeId === null ? -1 : r.nodeIndex(this.#cfg.localNodeId);
     this.#epoch = r.epoch;
   }
 
@@ -399,20 +378,16 @@ export class DataPlane {
     const method = path.slice(MEMORY_PREFIX.length);
     const op = OPERATION_OF_METHOD[method] ?? OP.other;
     const timeoutMs = parseGrpcTimeout(headers['grpc-timeout']);
-    const deadlineMs = Math.min(timeoutMs ?? this.#cfg.router.deadlineMs, 2_147_483_647);
-    const fwd: http2.OutgoingHttpHeaders = {
-      ':method': 'POST',
-      ':path': path,
-      ':scheme': 'http',
-    };
+    const deadlineMs = Math.min(timeoutMs ?? this.#cfg.router.deadlineMs, MAX_TIMER_MS);
+    const fwd: http2.OutgoingHttpHeaders = { ':method': 'POST', ':path': path, ':scheme': 'http' };
     for (const name in headers) {
       if (name.charCodeAt(0) === 58 /* ':' */ || HOP_HEADERS.has(name)) continue;
       fwd[name] = headers[name];
     }
-    const call = new Call(Date.now() + deadlineMs, path, fwd);
-    call.timer = setTimeout(() => call.abort('deadline'), deadlineMs);
+    // The client closing its stream before the reply cancels the routed call.
+    const cancel = new AbortController();
     const onClose = () => {
-      if (!stream.headersSent) call.abort('cancel');
+      if (!stream.headersSent) cancel.abort();
     };
     stream.once('close', onClose);
     this.#inFlight++;
@@ -422,270 +397,141 @@ export class DataPlane {
       if (Atomics.load(this.#control, C_DRAINING) === 1) {
         throw new RouteError('Unavailable', GRPC_STATUS.UNAVAILABLE, 'router is shutting down');
       }
+      const options: ExecuteOptions = {
+        signal: cancel.signal,
+        deadlineMs,
+        operation: OPERATIONS[op],
+        // Consolidation may take long on a big space: bounded by the deadline only.
+        ...(op === OP.consolidate ? { attemptTimeoutMs: Number.POSITIVE_INFINITY } : {}),
+      };
       if (op === OP.query) {
-        await this.#scatterGather(stream, call, body);
+        await this.#scatterGather(stream, fwd, body, options);
         return;
       }
       const spaceId = readSpaceId(body);
-      if (spaceId === null || spaceId === '') {
+      if (spaceId === null) {
         throw new RouteError(
           'InvalidArgument',
           GRPC_STATUS.INVALID_ARGUMENT,
-          spaceId === null ? 'malformed request message' : 'space_id is required',
+          'malformed request message',
         );
       }
-      if (spaceId.length > 1024) {
-        throw new RouteError(
-          'InvalidArgument',
-          GRPC_STATUS.INVALID_ARGUMENT,
-          'space_id is longer than 1024 characters',
-        );
-      }
-      const t0 = performance.now();
-      const { count, strategy } = this.#decide(op, spaceId);
-      const order = Array.from(this.#order.subarray(0, count));
-      this.#metrics.decision((performance.now() - t0) / 1000);
-      const routed = await this.#execute(op, call, body, order, this.#placement[0]!);
-      const r = routed.reply;
-      if (r.status !== 0) outcome = 'upstream_error';
-      this.#respond(stream, r, routed, strategy);
+      const router = this.#router;
+      let decision =
+        op === OP.store
+          ? router.routeStore(spaceId)
+          : op === OP.consolidate
+            ? router.routeConsolidation(spaceId)
+            : router.routeRecall(spaceId);
+      if (this.#reader.epoch !== this.#epoch) this.#sync();
+      const primaryId = decision.primary.id;
+      decision = this.#avoidUnavailable(decision);
+      const routed = await router.execute(
+        decision,
+        (ctx) => this.#forward(ctx, fwd, body),
+        options,
+      );
+      const routing = routed.routing;
+      if (routing.servedBy !== primaryId) routing.fallback = true;
+      if (routing.fallback) this.#metrics.fallback(op);
+      if (routed.value.status !== 0) outcome = 'upstream_error';
+      this.#respond(stream, routed.value, routing);
     } catch (err) {
-      const e = err instanceof RouteError ? err : toRouteError(err);
-      outcome = e.code;
-      this.#fail(stream, e.grpcStatus, e.message, {
-        'x-engram-error': e.code,
+      let status: number;
+      let message: string;
+      if (err instanceof RouteError) {
+        outcome = err.code;
+        status = err.grpcStatus;
+        message = err.message;
+      } else {
+        const s = toGrpcStatus(err);
+        status = s.code;
+        message = s.message;
+        const code = (err as { code?: unknown })?.code;
+        outcome =
+          err instanceof UpstreamError
+            ? 'upstream_error'
+            : typeof code === 'string'
+              ? code === 'Aborted'
+                ? 'Cancelled'
+                : code
+              : 'Unavailable';
+      }
+      this.#fail(stream, status, message, {
+        'x-engram-error': outcome,
         'x-engram-epoch': String(this.#reader.epoch),
       });
     } finally {
-      if (call.timer !== null) clearTimeout(call.timer);
       stream.off('close', onClose);
       this.#inFlight--;
       this.#metrics.inFlight(-1);
       this.#metrics.request(
         op,
-        OUTCOME_INDEX.get(outcome) ?? 0,
+        OUTCOME_INDEX.get(outcome) ?? OUTCOME_INDEX.get('Unavailable')!,
         (performance.now() - started) / 1000,
       );
     }
   }
 
   /**
-   * Fills `#order` with the node indexes to try, in order, and returns how many. Nodes
-   * marked down or draining are left out while any other placement node is up.
+   * Moves nodes the control plane marked down or draining behind the others (the Router
+   * already moves open breakers last). Allocates only when the placement has such a node.
    */
-  #decide(op: number, spaceId: string): { count: number; strategy: Strategy } {
-    const reader = this.#reader;
-    let n = reader.lookupInto(spaceId, this.#placement);
-    if (reader.epoch !== this.#epoch) this.#sync();
-    if (n > this.#placement.length) n = this.#placement.length;
-    const cfg = this.#cfg.router;
-    const partitioned = Atomics.load(this.#control, C_PARTITIONED) === 1;
-    let strategy: Strategy;
-    if (partitioned || (op === OP.consolidate && this.#localIndex >= 0)) {
-      strategy = STRATEGY.LocalOnly;
-      const local = this.#localIndex;
-      let holds = false;
-      for (let i = 0; i < n; i++) if (this.#placement[i] === local) holds = true;
-      if (local < 0 || !holds) {
-        throw new RouteError(
-          'NoLocalData',
-          GRPC_STATUS.UNAVAILABLE,
-          local < 0
-            ? 'partitioned and no localNodeId is configured'
-            : `partitioned and the local node ${this.#cfg.localNodeId} does not hold space ${spaceId}`,
-        );
-      }
-      this.#order[0] = local;
-      return { count: 1, strategy };
-    }
-    let fallbackAllowed: boolean;
-    if (op === OP.store) {
-      strategy = STRATEGY.Primary;
-      fallbackAllowed = cfg.storeFallback;
-    } else if (op === OP.consolidate) {
-      strategy = STRATEGY.Primary;
-      fallbackAllowed = false;
-    } else {
-      strategy = STRATEGY.PrimaryWithFallback;
-      fallbackAllowed = cfg.replicaFallback;
-    }
-    const limit = fallbackAllowed ? n : Math.min(n, 1);
-    let count = 0;
-    for (let i = 0; i < limit; i++) {
-      const idx = this.#placement[i]!;
-      const slot = this.#breakerSlot[idx] ?? -1;
-      if (
-        slot >= 0 &&
-        slot < MAX_NODE_SLOTS &&
-        Atomics.load(this.#control, C_NODE_STATE + slot) !== NODE_STATE.up
-      )
-        continue;
-      this.#order[count++] = idx;
-    }
-    if (count === 0) {
-      // Nothing up: try the placement anyway (health checks lag; the breaker still guards).
-      for (let i = 0; i < limit; i++) this.#order[count++] = this.#placement[i]!;
-    }
-    if (count === 0) {
-      throw new RouteError(
-        'NoAssignment',
-        GRPC_STATUS.UNAVAILABLE,
-        `no node holds space ${spaceId}`,
-      );
-    }
-    return { count, strategy };
+  #avoidUnavailable(decision: RoutingDecision): RoutingDecision {
+    const replicas = decision.replicas;
+    if (replicas.length === 0) return decision;
+    let healthy = this.#isUp(decision.primary);
+    for (let i = 0; i < replicas.length && healthy; i++) healthy = this.#isUp(replicas[i]!);
+    if (healthy) return decision;
+    const all = [decision.primary, ...replicas];
+    const up = all.filter((n) => this.#isUp(n));
+    if (up.length === 0) return decision;
+    // Draining nodes get no new calls; down nodes stay as a last resort (checks lag).
+    const down = all.filter((n) => !this.#isUp(n) && this.#stateOf(n) === NODE_STATE.down);
+    const order = [...up, ...down];
+    return { ...decision, primary: order[0]!, replicas: order.slice(1) };
   }
 
-  /** Primary first, then the rest of `#order`, each behind its breaker; retry rounds with backoff under the budget and one deadline. */
-  async #execute(
-    op: number,
-    call: Call,
-    body: Buffer,
-    order: readonly number[],
-    primary: number,
-  ): Promise<Routed> {
-    const cfg = this.#cfg.router;
-    this.#budget.recordRequest();
-    let attempts = 0;
-    let rejected = 0;
-    let lastError: AttemptFailed | null = null;
-    let prevDelay = 0;
-    for (let round = 0; round <= cfg.maxRetries; round++) {
-      if (round > 0) {
-        if (!this.#budget.tryRetry()) {
-          throw new RouteError(
-            'RetryBudgetExhausted',
-            GRPC_STATUS.UNAVAILABLE,
-            `retry budget exhausted after ${attempts} attempts: ${lastError?.message ?? 'breakers open'}`,
-            attempts,
-          );
-        }
-        const delay = backoffDelay(
-          round - 1,
-          prevDelay,
-          { baseMs: cfg.retryBaseDelayMs, maxMs: cfg.retryMaxDelayMs },
-          Math.random,
-        );
-        prevDelay = delay;
-        if (Date.now() + delay >= call.deadlineAt) break;
-        await this.#sleep(call, delay);
-      }
-      for (let i = 0; i < order.length; i++) {
-        const idx = order[i]!;
-        const slot = this.#breakerSlot[idx]!;
-        const admission = this.#breakers.tryAcquire(slot);
-        if (admission === REJECTED) {
-          rejected++;
-          continue;
-        }
-        attempts++;
-        if (attempts > 1) this.#metrics.retry(op);
-        try {
-          const reply = await this.#forward(call, idx, body);
-          if (reply.status === GRPC_STATUS.UNAVAILABLE) {
-            throw new AttemptFailed(
-              'ConnectionFailed',
-              `node ${this.#ids[idx]} answered UNAVAILABLE`,
-            );
-          }
-          this.#breakers.onSuccess(slot, admission);
-          const fallback = idx !== primary;
-          if (fallback) this.#metrics.fallback(op);
-          return { reply, nodeIndex: idx, attempts, fallback };
-        } catch (err) {
-          if (call.cancelled || call.expired) {
-            this.#breakers.release(slot, admission);
-            throw call.stopError();
-          }
-          this.#breakers.onFailure(slot, admission);
-          lastError =
-            err instanceof AttemptFailed
-              ? err
-              : new AttemptFailed('ConnectionFailed', String((err as Error)?.message ?? err));
-        }
-      }
-      if (Date.now() >= call.deadlineAt) break;
-    }
-    if (Date.now() >= call.deadlineAt || call.expired) {
-      throw new RouteError(
-        'DeadlineExceeded',
-        GRPC_STATUS.DEADLINE_EXCEEDED,
-        `deadline exceeded after ${attempts} attempts`,
-        attempts,
-      );
-    }
-    if (attempts === 0 && rejected > 0) {
-      throw new RouteError(
-        'CircuitBreakerOpen',
-        GRPC_STATUS.UNAVAILABLE,
-        'circuit breaker open for every target node',
-        attempts,
-      );
-    }
-    if (order.length === 1) {
-      throw new RouteError(
-        'ConnectionFailed',
-        GRPC_STATUS.UNAVAILABLE,
-        `${lastError?.message ?? 'connection failed'} (${attempts} attempts)`,
-        attempts,
-      );
-    }
-    throw new RouteError(
-      'AllReplicasFailed',
-      GRPC_STATUS.UNAVAILABLE,
-      `all replicas failed after ${attempts} attempts; last: ${lastError?.message ?? 'breakers open'}`,
-      attempts,
-    );
+  #stateOf(node: NodeInfo): number {
+    const index = this.#reader.nodeIndex(node.id);
+    const slot = index < 0 ? -1 : this.#reader.nodeSlot(index);
+    if (slot < 0 || slot >= MAX_NODE_SLOTS) return NODE_STATE.up;
+    return Atomics.load(this.#control, C_NODE_STATE + slot);
   }
 
-  #sleep(call: Call, ms: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => {
-        call.reject = null;
-        resolve();
-      }, ms);
-      call.reject = (e) => {
-        clearTimeout(t);
-        reject(e);
-      };
-    });
+  #isUp(node: NodeInfo): boolean {
+    return this.#stateOf(node) === NODE_STATE.up;
   }
 
-  /** One attempt: the exact request bytes over a pooled HTTP/2 session, reply buffered. */
-  #forward(call: Call, index: number, body: Buffer): Promise<Reply> {
+  /**
+   * One attempt: the exact request bytes over a pooled HTTP/2 session, the reply buffered
+   * whole so the Router can retry or fail over before the client sees any header.
+   */
+  #forward(ctx: CallContext, headers: http2.OutgoingHttpHeaders, body: Buffer): Promise<Reply> {
     return new Promise<Reply>((resolve, reject) => {
-      if (call.cancelled || call.expired) {
-        reject(call.stopError());
-        return;
-      }
-      let session: http2.ClientHttp2Session;
-      try {
-        session = this.#pool.acquireSession(this.#poolSlot[index]!);
-      } catch (err) {
-        reject(
-          new AttemptFailed(
-            'ConnectionFailed',
-            `node ${this.#ids[index]}: ${(err as Error).message}`,
-          ),
-        );
-        return;
-      }
-      const headers = call.headers;
-      headers['grpc-timeout'] = formatGrpcTimeout(call.deadlineAt - Date.now());
+      const nodeId = ctx.node.id;
       let req: http2.ClientHttp2Stream;
       try {
+        const session = this.#pool.acquireSession(nodeId);
+        headers['grpc-timeout'] = formatGrpcTimeout(ctx.attemptDeadline.remaining());
         req = session.request(headers, { endStream: false });
       } catch (err) {
+        // ConnectionFailed from the pool is retryable as it is; anything else: UNAVAILABLE.
+        const code = (err as { code?: unknown })?.code;
         reject(
-          new AttemptFailed(
-            'ConnectionFailed',
-            `node ${this.#ids[index]}: ${(err as Error).message}`,
-          ),
+          code === 'ConnectionFailed'
+            ? err
+            : new UpstreamError(
+                GRPC_STATUS.UNAVAILABLE,
+                `node ${nodeId}: ${(err as Error).message}`,
+                nodeId,
+              ),
         );
         return;
       }
-      call.upstream = req;
-      call.reject = reject;
+      const dispose = whenCancelled(ctx, () => {
+        if (!req.closed) req.close(http2.constants.NGHTTP2_CANCEL);
+      });
       let resHeaders: http2.IncomingHttpHeaders | null = null;
       let trailers: http2.IncomingHttpHeaders | null = null;
       const chunks: Buffer[] = [];
@@ -703,25 +549,34 @@ export class DataPlane {
       });
       req.on('error', () => {});
       req.once('close', () => {
-        call.upstream = null;
-        if (call.reject !== reject) return; // already settled by abort()
-        call.reject = null;
+        dispose();
         if (resHeaders === null || trailers === null) {
-          const code = req.rstCode;
           reject(
-            new AttemptFailed(
-              'ConnectionFailed',
-              `node ${this.#ids[index]}: stream closed without a reply (rst ${code})`,
+            new UpstreamError(
+              GRPC_STATUS.UNAVAILABLE,
+              `node ${nodeId}: stream closed without a reply (rst ${req.rstCode})`,
+              nodeId,
             ),
           );
           return;
         }
-        const status = Number(trailers['grpc-status'] ?? GRPC_STATUS.UNKNOWN);
-        const h = resHeaders as http2.IncomingHttpHeaders;
+        const t = trailers as http2.IncomingHttpHeaders;
+        const status = Number(t['grpc-status'] ?? GRPC_STATUS.UNKNOWN);
+        if (isNodeFailureStatus(status)) {
+          const msg = t['grpc-message'];
+          reject(
+            new UpstreamError(
+              status,
+              `node ${nodeId}: ${typeof msg === 'string' ? decodeURIComponent(msg) : `status ${status}`}`,
+              nodeId,
+            ),
+          );
+          return;
+        }
         resolve({
           status,
-          headers: h,
-          trailers: trailers as http2.IncomingHttpHeaders,
+          headers: resHeaders,
+          trailers: t,
           body:
             chunks.length === 1
               ? chunks[0]!
@@ -734,15 +589,23 @@ export class DataPlane {
     });
   }
 
-  #respond(stream: http2.ServerHttp2Stream, r: Reply, routed: Routed, strategy: Strategy): void {
+  #servedByBytes(id: string): Buffer {
+    let b = this.#servedBy.get(id);
+    if (b === undefined) {
+      b = Buffer.from(id);
+      this.#servedBy.set(id, b);
+    }
+    return b;
+  }
+
+  #respond(stream: http2.ServerHttp2Stream, r: Reply, routing: RoutingInfo): void {
     if (stream.closed || stream.headersSent) return;
-    const idx = routed.nodeIndex;
     const meta = {
-      'x-engram-served-by': this.#ids[idx]!,
-      'x-engram-attempts': String(routed.attempts),
-      'x-engram-fallback': routed.fallback ? 'true' : 'false',
-      'x-engram-strategy': strategy,
-      'x-engram-epoch': String(this.#epoch),
+      'x-engram-served-by': routing.servedBy,
+      'x-engram-attempts': String(routing.attempts),
+      'x-engram-fallback': routing.fallback ? 'true' : 'false',
+      'x-engram-strategy': routing.strategy,
+      'x-engram-epoch': String(routing.tableEpoch),
     };
     if (r.status !== 0 || r.body.length === 0) {
       // Pass the node's error through as a trailers-only reply.
@@ -757,14 +620,15 @@ export class DataPlane {
       stream.respond(out, { endStream: true });
       return;
     }
+    const strategy = STRATEGY_BYTES[routing.strategy as Strategy] ?? Buffer.from(routing.strategy);
     const framed =
       appendRouting(
         r.body,
-        this.#servedBy[idx]!,
-        routed.attempts,
-        routed.fallback,
-        STRATEGY_BYTES[strategy],
-        this.#epoch,
+        this.#servedByBytes(routing.servedBy),
+        routing.attempts,
+        routing.fallback,
+        strategy,
+        routing.tableEpoch,
       ) ?? r.body;
     const out: http2.OutgoingHttpHeaders = { ':status': 200, 'content-type': 'application/grpc' };
     const enc = r.headers['grpc-encoding'];
@@ -782,8 +646,17 @@ export class DataPlane {
     stream.end(framed);
   }
 
-  /** Query: one sub-query per space, each routed like a recall; partial results merge. */
-  async #scatterGather(stream: http2.ServerHttp2Stream, call: Call, body: Buffer): Promise<void> {
+  /**
+   * Query: one sub-query per distinct space, each routed by its own ScatterGather decision
+   * (fallback per space) under the call's one deadline; partial results merge, failed spaces
+   * become SpaceErrors. Decoding QueryRequest/Response is fine here: not the hot path.
+   */
+  async #scatterGather(
+    stream: http2.ServerHttp2Stream,
+    fwd: http2.OutgoingHttpHeaders,
+    body: Buffer,
+    options: ExecuteOptions,
+  ): Promise<void> {
     const def = MemoryServiceDefinition.Query;
     if (body.length < FRAME_HEADER_BYTES || body[0] !== 0) {
       throw new RouteError(
@@ -806,61 +679,77 @@ export class DataPlane {
     if (spaces.length === 0) {
       throw new RouteError('InvalidArgument', GRPC_STATUS.INVALID_ARGUMENT, 'space_ids is empty');
     }
-    const results: QueryResponse['results'][number][] = [];
-    const errors: QueryResponse['errors'][number][] = [];
-    let attempts = 0;
-    let fallback = false;
-    const servedBy = new Set<string>();
-    const t0 = performance.now();
-    await Promise.all(
-      spaces.map(async (spaceId) => {
-        try {
-          if (spaceId === '' || spaceId.length > 1024) {
-            throw new RouteError('InvalidArgument', GRPC_STATUS.INVALID_ARGUMENT, 'bad space_id');
-          }
-          const { count } = this.#decide(OP.recall, spaceId);
-          // Copied before the next space's decision reuses #order and #placement.
-          const order = Array.from(this.#order.subarray(0, count));
-          const primary = this.#placement[0]!;
-          const sub = frameMessage(
-            def.requestSerialize({ spaceIds: [spaceId], cue: request.cue, limit: request.limit }),
-          );
-          const subCall = new Call(call.deadlineAt, call.path, { ...call.headers });
-          if (call.children === null) call.children = [];
-          call.children.push(subCall);
-          const routed = await this.#execute(OP.query, subCall, sub, order, primary);
-          attempts += routed.attempts;
-          fallback ||= routed.fallback;
-          servedBy.add(this.#ids[routed.nodeIndex]!);
-          if (routed.reply.status !== 0) {
-            errors.push({
-              spaceId,
-              code: routed.reply.status,
-              message: String(routed.reply.trailers['grpc-message'] ?? ''),
-            });
-            return;
-          }
-          const res = def.responseDeserialize(
-            routed.reply.body.subarray(FRAME_HEADER_BYTES),
-          ) as QueryResponse;
-          results.push(...res.results);
-          errors.push(...res.errors);
-        } catch (err) {
-          if (call.cancelled) throw call.stopError();
-          const e = err instanceof RouteError ? err : toRouteError(err);
-          errors.push({ spaceId, code: e.grpcStatus, message: `${e.code}: ${e.message}` });
-        }
+    // Validates every id first (InvalidArgument for the whole call, as the Router's query()).
+    const decisions = spaces.map((spaceId) => {
+      try {
+        return this.#router.routeDistributedQuery([spaceId])[0]!;
+      } catch (err) {
+        if ((err as { code?: unknown })?.code === 'InvalidArgument') throw err;
+        return err as Error;
+      }
+    });
+    if (this.#reader.epoch !== this.#epoch) this.#sync();
+    const deadline = Deadline.after(options.deadlineMs ?? this.#cfg.router.deadlineMs);
+    const perSpace: ExecuteOptions = { ...options, deadline };
+    const settled = await Promise.allSettled(
+      spaces.map(async (spaceId, i) => {
+        const d = decisions[i]!;
+        if (d instanceof Error) throw d;
+        const sub = frameMessage(
+          def.requestSerialize({ spaceIds: [spaceId], cue: request.cue, limit: request.limit }),
+        );
+        const headers = { ...fwd };
+        const primaryId = d.primary.id;
+        const routed = await this.#router.execute(
+          this.#avoidUnavailable(d),
+          (ctx) => this.#forward(ctx, headers, sub),
+          perSpace,
+        );
+        if (routed.routing.servedBy !== primaryId) routed.routing.fallback = true;
+        return routed;
       }),
     );
-    this.#metrics.decision((performance.now() - t0) / 1000 / spaces.length);
-    const order = new Map(spaces.map((s, i) => [s, i]));
-    results.sort((a, b) => order.get(a.spaceId)! - order.get(b.spaceId)!);
+    if (options.signal?.aborted)
+      throw new RouteError('Cancelled', GRPC_STATUS.CANCELLED, 'cancelled by the client');
+    const results: QueryResponse['results'][number][] = [];
+    const errors: QueryResponse['errors'][number][] = [];
+    const servedBy: string[] = [];
+    let attempts = 0;
+    let fallback = false;
+    for (let i = 0; i < settled.length; i++) {
+      const s = settled[i]!;
+      const spaceId = spaces[i]!;
+      if (s.status === 'rejected') {
+        const st = toGrpcStatus(s.reason);
+        const a = (s.reason as { attempts?: unknown })?.attempts;
+        if (typeof a === 'number') attempts += a;
+        errors.push({ spaceId, code: st.code, message: st.message });
+        continue;
+      }
+      const { value, routing } = s.value;
+      attempts += routing.attempts;
+      fallback ||= routing.fallback;
+      if (!servedBy.includes(routing.servedBy)) servedBy.push(routing.servedBy);
+      if (value.status !== 0) {
+        const m = value.trailers['grpc-message'];
+        errors.push({
+          spaceId,
+          code: value.status,
+          message: typeof m === 'string' ? decodeURIComponent(m) : '',
+        });
+        continue;
+      }
+      const res = def.responseDeserialize(value.body.subarray(FRAME_HEADER_BYTES)) as QueryResponse;
+      for (const r of res.results) results.push(r);
+      for (const e of res.errors) errors.push(e);
+    }
+    if (fallback) this.#metrics.fallback(OP.query);
     const routing = {
-      servedBy: [...servedBy].sort().join(','),
+      servedBy: servedBy.join(','),
       attempts,
       fallback,
       strategy: STRATEGY.ScatterGather,
-      tableEpoch: this.#epoch,
+      tableEpoch: this.#reader.epoch,
     };
     const reply = frameMessage(def.responseSerialize({ results, errors, routing }));
     if (stream.closed || stream.headersSent) return;
@@ -875,19 +764,9 @@ export class DataPlane {
         'x-engram-attempts': String(attempts),
         'x-engram-fallback': fallback ? 'true' : 'false',
         'x-engram-strategy': STRATEGY.ScatterGather,
-        'x-engram-epoch': String(this.#epoch),
+        'x-engram-epoch': String(routing.tableEpoch),
       }),
     );
     stream.end(reply);
   }
-}
-
-function toRouteError(err: unknown): RouteError {
-  if (err instanceof AttemptFailed)
-    return new RouteError(err.code, GRPC_STATUS.UNAVAILABLE, err.message);
-  return new RouteError(
-    'Unavailable',
-    GRPC_STATUS.INTERNAL,
-    `router error: ${(err as Error)?.message ?? String(err)}`,
-  );
 }
