@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { addressProblem } from '@engram/ring';
 import { ConfigError } from './errors.js';
 
@@ -99,7 +98,9 @@ export const CONFIG_DEFAULTS: RouterNodeConfig = Object.freeze({
   tls: null,
   admin: { enabled: true, host: '127.0.0.1', port: 50052, tls: null },
   metrics: { enabled: true, host: '127.0.0.1', port: 9464 },
-  workers: Math.max(1, availableParallelism()),
+  // Measured (bench/README.md): on a 2-core host shared with the load and the node, the
+  // main-thread data plane beat 1 or 2 worker threads on throughput and CPU per call.
+  workers: 0,
   youngGenerationMb: 0,
   nodes: [],
   assignments: [],

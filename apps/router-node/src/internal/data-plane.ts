@@ -149,6 +149,7 @@ export class DataPlane {
   /** UTF-8 node ids for the RoutingInfo field (encoded once per node). */
   readonly #servedBy = new Map<string, Buffer>();
   #inFlight = 0;
+  readonly #stopGc: () => void;
   #drainWaiters: (() => void)[] = [];
   readonly #sessions = new Set<http2.ServerHttp2Session>();
 
@@ -157,6 +158,7 @@ export class DataPlane {
     this.#reader = new TableReader(init.table);
     this.#control = controlWords(init.state);
     this.#metrics = new MetricsRecorder(init.state, init.thread);
+    this.#stopGc = this.#metrics.observeGc();
     this.#breakers = new BreakerTable({
       buffer: init.breakers,
       trip: new ConsecutiveFailures(init.config.router.breakerThreshold),
@@ -280,6 +282,7 @@ export class DataPlane {
     const left = this.#inFlight;
     for (const s of this.#sessions) s.destroy();
     await this.#pool.close();
+    this.#stopGc();
     return left;
   }
 

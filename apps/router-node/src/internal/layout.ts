@@ -87,10 +87,18 @@ export const DECISION_BUCKETS_S = Object.freeze([
   0.000001, 0.000002, 0.000005, 0.00001, 0.00002, 0.00005, 0.0001, 0.001,
 ]);
 
+/** Upper bounds of the GC pause buckets, seconds. */
+export const GC_BUCKETS_S = Object.freeze([
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1,
+]);
+/** GC kinds (perf_hooks `detail.kind`), as labels; index = position. */
+export const GC_KINDS = Object.freeze(['minor', 'major', 'incremental', 'weakcb'] as const);
+
 /** A histogram's words: one per bucket, +Inf, sum (seconds), count. */
 const histWords = (buckets: readonly number[]) => buckets.length + 3;
 export const REQUEST_HIST_WORDS = histWords(REQUEST_BUCKETS_S);
 export const DECISION_HIST_WORDS = histWords(DECISION_BUCKETS_S);
+export const GC_HIST_WORDS = histWords(GC_BUCKETS_S);
 
 // Offsets inside one thread's region, in Float64 words.
 export const M_REQUESTS = 0; // [op][outcome] histograms
@@ -99,7 +107,8 @@ export const M_RETRIES = M_DECISION + DECISION_HIST_WORDS; // [op]
 export const M_FALLBACKS = M_RETRIES + OPERATIONS.length; // [op]
 export const M_IN_FLIGHT = M_FALLBACKS + OPERATIONS.length; // gauge
 export const M_POOL_SESSIONS = M_IN_FLIGHT + 1; // [slot] gauge: open raw sessions per node
-export const REGION_WORDS = M_POOL_SESSIONS + MAX_NODE_SLOTS;
+export const M_GC = M_POOL_SESSIONS + MAX_NODE_SLOTS; // [kind] GC pause histograms
+export const REGION_WORDS = M_GC + GC_KINDS.length * GC_HIST_WORDS;
 const REGION_BYTES = REGION_WORDS * 8;
 
 /** Offset of the request histogram of (op, outcome) in a region. */

@@ -1,7 +1,12 @@
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import {
   DECISION_BUCKETS_S,
+  GC_BUCKETS_S,
+  GC_HIST_WORDS,
+  GC_KINDS,
   M_DECISION,
   M_FALLBACKS,
+  M_GC,
   M_IN_FLIGHT,
   M_POOL_SESSIONS,
   M_RETRIES,
@@ -44,6 +49,31 @@ export class MetricsRecorder {
   }
   inFlight(delta: number): void {
     this.region[M_IN_FLIGHT]! += delta;
+  }
+  gc(kind: number, seconds: number): void {
+    observe(this.region, M_GC + kind * GC_HIST_WORDS, GC_BUCKETS_S, seconds);
+  }
+  /**
+   * Records this thread's GC pauses (perf_hooks entries, delivered after the pause) until
+   * the returned function is called.
+   */
+  observeGc(): () => void {
+    const kindIndex = (k: number): number =>
+      k === constants.NODE_PERFORMANCE_GC_MINOR
+        ? 0
+        : k === constants.NODE_PERFORMANCE_GC_MAJOR
+          ? 1
+          : k === constants.NODE_PERFORMANCE_GC_INCREMENTAL
+            ? 2
+            : 3;
+    const obs = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0;
+        this.gc(kindIndex(kind), e.duration / 1000);
+      }
+    });
+    obs.observe({ entryTypes: ['gc'] });
+    return () => obs.disconnect();
   }
   poolSessions(slot: number, count: number): void {
     if (slot >= 0 && slot < MAX_NODE_SLOTS) this.region[M_POOL_SESSIONS + slot] = count;
@@ -142,6 +172,12 @@ export function renderMetrics(buffer: SharedArrayBuffer, control: ControlSnapsho
     'Calls served by a node other than the primary, by operation.',
     M_FALLBACKS,
   );
+  const gc = 'engram_router_gc_pause_seconds';
+  out.push(`# HELP ${gc} Garbage-collection pauses of the data-plane threads, by kind.`);
+  out.push(`# TYPE ${gc} histogram`);
+  for (let k = 0; k < GC_KINDS.length; k++) {
+    histogram(out, gc, `kind="${GC_KINDS[k]}"`, m, M_GC + k * GC_HIST_WORDS, GC_BUCKETS_S);
+  }
   out.push('# HELP engram_router_in_flight_requests Calls being routed now, all workers.');
   out.push('# TYPE engram_router_in_flight_requests gauge');
   out.push(`engram_router_in_flight_requests ${m[M_IN_FLIGHT]}`);
