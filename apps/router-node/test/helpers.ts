@@ -266,15 +266,20 @@ export async function startSlowNode(
   cleanup: Cleanup,
   id: string,
   delayMs: number,
-): Promise<{ address: string; recalls: () => number }> {
+): Promise<{ address: string; recalls: () => number; cancelled: () => number }> {
   const server = new grpc.Server();
   let recalls = 0;
+  let cancelled = 0;
   const routing = { servedBy: id, attempts: 1, fallback: false, strategy: 'direct', tableEpoch: 0 };
   const handlers: MemoryServiceHandlers = {
     Store: (_c, cb) => cb(null, { memoryId: 'm', routing }),
-    Recall: (_c, cb) => {
+    Recall: (c, cb) => {
       recalls++;
-      setTimeout(() => cb(null, { memories: [], routing }), delayMs);
+      const t = setTimeout(() => cb(null, { memories: [], routing }), delayMs);
+      c.on('cancelled', () => {
+        cancelled++;
+        clearTimeout(t);
+      });
     },
     Consolidate: (_c, cb) => cb(null, { merged: [], memoriesBefore: 0, memoriesAfter: 0, routing }),
     Query: (_c, cb) => cb(null, { results: [], errors: [], routing }),
@@ -287,5 +292,5 @@ export async function startSlowNode(
     ),
   );
   cleanup.add(() => server.forceShutdown());
-  return { address: `127.0.0.1:${port}`, recalls: () => recalls };
+  return { address: `127.0.0.1:${port}`, recalls: () => recalls, cancelled: () => cancelled };
 }

@@ -1,3 +1,4 @@
+import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalCluster } from '../src/index.js';
 import {
@@ -7,7 +8,9 @@ import {
   eventually,
   getTable,
   memoryClient,
+  metricValue,
   runRouter,
+  scrape,
   spawnRouter,
   startSlowNode,
   testConfig,
@@ -75,6 +78,34 @@ describe('router-node lifecycle', () => {
     const results = await Promise.allSettled(calls);
     expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
     expect(await router.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('passes the client deadline and cancellation through to the node', async () => {
+    const slow = await startSlowNode(cleanup, 'slow', 30_000);
+    const router = await spawnRouter(
+      cleanup,
+      testConfig({ nodes: [{ id: 'slow', address: slow.address }], workers: 0 }),
+    );
+    const client = memoryClient(cleanup, router.address);
+    const err = await call(client, 'recall', { spaceId: 'd', cue: { text: 'x' } }, 300).catch(
+      (e) => e,
+    );
+    expect(err.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    await eventually(() => slow.cancelled() === 1);
+    // Cancellation: the client gives up; the node's call is cancelled too.
+    const pending = client.recall(
+      { spaceId: 'c', cue: { text: 'x' } },
+      new grpc.Metadata(),
+      { deadline: Date.now() + 20_000 },
+      () => {},
+    );
+    await eventually(() => slow.recalls() === 2);
+    pending.cancel();
+    await eventually(() => slow.cancelled() === 2);
+    const m = await scrape(router.metricsPort);
+    expect(
+      metricValue(m, 'engram_router_request_duration_seconds_count', 'outcome="Cancelled"'),
+    ).toBe(1);
   });
 
   it('reloads membership on SIGHUP', async () => {

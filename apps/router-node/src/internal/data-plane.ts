@@ -115,6 +115,21 @@ class UpstreamError extends Error {
   }
 }
 
+/** The client side of one routed call: whether the client went away, and the attempt in flight. */
+interface ClientCall {
+  gone: boolean;
+  upstream: http2.ClientHttp2Stream | null;
+  /** Per-space sub-calls of a scatter-gather. */
+  children: ClientCall[] | null;
+}
+
+function cancelCall(call: ClientCall): void {
+  call.gone = true;
+  const up = call.upstream;
+  if (up !== null && !up.closed) up.close(http2.constants.NGHTTP2_CANCEL);
+  if (call.children !== null) for (const c of call.children) cancelCall(c);
+}
+
 /** Statuses that say the node itself is unwell: thrown so the Router retries or counts them. */
 function isNodeFailureStatus(status: number): boolean {
   return (
@@ -387,10 +402,12 @@ export class DataPlane {
       if (name.charCodeAt(0) === 58 /* ':' */ || HOP_HEADERS.has(name)) continue;
       fwd[name] = headers[name];
     }
-    // The client closing its stream before the reply cancels the routed call.
-    const cancel = new AbortController();
+    // The client closing its stream before the reply cancels the routed call: the attempt in
+    // flight is reset and fails as CANCELLED (not retried). Cheaper than an AbortController
+    // per call, which the Router would otherwise listen on.
+    const call: ClientCall = { gone: false, upstream: null, children: null };
     const onClose = () => {
-      if (!stream.headersSent) cancel.abort();
+      if (!stream.headersSent) cancelCall(call);
     };
     stream.once('close', onClose);
     this.#inFlight++;
@@ -401,14 +418,13 @@ export class DataPlane {
         throw new RouteError('Unavailable', GRPC_STATUS.UNAVAILABLE, 'router is shutting down');
       }
       const options: ExecuteOptions = {
-        signal: cancel.signal,
         deadlineMs,
         operation: OPERATIONS[op],
         // Consolidation may take long on a big space: bounded by the deadline only.
         ...(op === OP.consolidate ? { attemptTimeoutMs: Number.POSITIVE_INFINITY } : {}),
       };
       if (op === OP.query) {
-        await this.#scatterGather(stream, fwd, body, options);
+        await this.#scatterGather(stream, fwd, body, options, call);
         return;
       }
       const spaceId = readSpaceId(body);
@@ -431,7 +447,7 @@ export class DataPlane {
       decision = this.#avoidUnavailable(decision);
       const routed = await router.execute(
         decision,
-        (ctx) => this.#forward(ctx, fwd, body),
+        (ctx) => this.#forward(ctx, fwd, body, call),
         options,
       );
       const routing = routed.routing;
@@ -451,8 +467,9 @@ export class DataPlane {
         status = s.code;
         message = s.message;
         const code = (err as { code?: unknown })?.code;
-        outcome =
-          err instanceof UpstreamError
+        outcome = call.gone
+          ? 'Cancelled'
+          : err instanceof UpstreamError
             ? 'upstream_error'
             : typeof code === 'string'
               ? code === 'Aborted'
@@ -510,9 +527,18 @@ export class DataPlane {
    * One attempt: the exact request bytes over a pooled HTTP/2 session, the reply buffered
    * whole so the Router can retry or fail over before the client sees any header.
    */
-  #forward(ctx: CallContext, headers: http2.OutgoingHttpHeaders, body: Buffer): Promise<Reply> {
+  #forward(
+    ctx: CallContext,
+    headers: http2.OutgoingHttpHeaders,
+    body: Buffer,
+    call: ClientCall,
+  ): Promise<Reply> {
     return new Promise<Reply>((resolve, reject) => {
       const nodeId = ctx.node.id;
+      if (call.gone) {
+        reject(new UpstreamError(GRPC_STATUS.CANCELLED, 'cancelled by the client', nodeId));
+        return;
+      }
       let req: http2.ClientHttp2Stream;
       try {
         const session = this.#pool.acquireSession(nodeId);
@@ -532,6 +558,7 @@ export class DataPlane {
         );
         return;
       }
+      call.upstream = req;
       const dispose = whenCancelled(ctx, () => {
         if (!req.closed) req.close(http2.constants.NGHTTP2_CANCEL);
       });
@@ -553,6 +580,11 @@ export class DataPlane {
       req.on('error', () => {});
       req.once('close', () => {
         dispose();
+        if (call.upstream === req) call.upstream = null;
+        if (call.gone) {
+          reject(new UpstreamError(GRPC_STATUS.CANCELLED, 'cancelled by the client', nodeId));
+          return;
+        }
         if (resHeaders === null || trailers === null) {
           reject(
             new UpstreamError(
@@ -659,6 +691,7 @@ export class DataPlane {
     fwd: http2.OutgoingHttpHeaders,
     body: Buffer,
     options: ExecuteOptions,
+    call: ClientCall,
   ): Promise<void> {
     const def = MemoryServiceDefinition.Query;
     if (body.length < FRAME_HEADER_BYTES || body[0] !== 0) {
@@ -694,6 +727,8 @@ export class DataPlane {
     if (this.#reader.epoch !== this.#epoch) this.#sync();
     const deadline = Deadline.after(options.deadlineMs ?? this.#cfg.router.deadlineMs);
     const perSpace: ExecuteOptions = { ...options, deadline };
+    const subs: ClientCall[] = [];
+    call.children = subs;
     const settled = await Promise.allSettled(
       spaces.map(async (spaceId, i) => {
         const d = decisions[i]!;
@@ -703,9 +738,12 @@ export class DataPlane {
         );
         const headers = { ...fwd };
         const primaryId = d.primary.id;
+        // Each space its own upstream slot; the client's close cancels every one.
+        const sub_: ClientCall = { gone: false, upstream: null, children: null };
+        subs.push(sub_);
         const routed = await this.#router.execute(
           this.#avoidUnavailable(d),
-          (ctx) => this.#forward(ctx, headers, sub),
+          (ctx) => this.#forward(ctx, headers, sub, sub_),
           perSpace,
         );
         if (routed.routing.servedBy !== primaryId) routed.routing.fallback = true;
