@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type BreakerStateName, BreakerTable, ConsecutiveFailures } from '@engram/breaker';
-import { ConnectionPool, InvalidPoolArgumentError } from '@engram/pool';
+import { ConnectionPool, InvalidPoolArgumentError, UnknownNodeError } from '@engram/pool';
 import {
   type ConsolidateRequest,
   type ConsolidateResponse,
@@ -58,11 +58,6 @@ const NO_REPLICAS: readonly NodeInfo[] = Object.freeze([]);
 /** Scratch for placements; grown when a table answers more (explicit assignments). */
 const INITIAL_SCRATCH = 16;
 
-interface PoolEntry {
-  address: string;
-  slot: number;
-}
-
 /**
  * The spec's Router: synchronous routing decisions over a placement table, and `execute`,
  * which runs a call on the decided nodes behind their breakers, with retries, fall-back,
@@ -87,7 +82,6 @@ export class Router implements ExecutionHost {
   #scratch: Uint16Array;
   #pool: ConnectionPool | undefined;
   readonly #ownPool: boolean;
-  readonly #poolEntries = new Map<string, PoolEntry>();
   #closed = false;
 
   constructor(init: RouterInit) {
@@ -480,24 +474,35 @@ export class Router implements ExecutionHost {
     );
   }
 
+  /**
+   * The node's client from the pool. The pool's slot is looked up on every call (one Map
+   * lookup), never cached here: the owner of a shared pool may remove and re-add a node, which
+   * gives it a new slot. A node the pool does not know (yet, or any more) is registered.
+   */
   #client(ctx: CallContext): grpc.Client {
     const node = ctx.node;
     const pool = this.pool;
-    let entry = this.#poolEntries.get(node.id);
-    if (entry === undefined || entry.address !== node.address) {
-      let slot: number;
+    const slot = pool.slotOf(node.id);
+    if (slot >= 0) {
       try {
-        slot = pool.addNode(node.id, node.address);
+        return pool.acquireClient(slot);
       } catch (error) {
-        if (error instanceof InvalidPoolArgumentError) {
-          throw new InvalidEndpointError(node.id, node.address, error);
-        }
-        throw error;
+        // Removed between slotOf and acquire: register it again below.
+        if (!(error instanceof UnknownNodeError)) throw error;
       }
-      entry = { address: node.address, slot };
-      this.#poolEntries.set(node.id, entry);
     }
-    return pool.acquireClient(entry.slot);
+    return pool.acquireClient(this.#register(pool, node));
+  }
+
+  #register(pool: ConnectionPool, node: NodeInfo): number {
+    try {
+      return pool.addNode(node.id, node.address);
+    } catch (error) {
+      if (error instanceof InvalidPoolArgumentError) {
+        throw new InvalidEndpointError(node.id, node.address, error);
+      }
+      throw error;
+    }
   }
 
   #unary<Req, Res>(
