@@ -76,8 +76,16 @@ export class Router implements ExecutionHost {
   readonly #partition: PartitionState;
   readonly #localNodeId: string | undefined;
   readonly #sharedBreakers: boolean;
+  /** Private breakers: slot by node id (nodes beyond the capacity are absent: unguarded). */
   readonly #privateSlots = new Map<string, number>();
+  /** Private breaker slots of nodes that left the table, reset when handed out again. */
+  readonly #freeSlots: number[] = [];
+  #nextSlot = 0;
   readonly #slotNodes = new Map<number, NodeInfo>();
+  /** The table epoch the slots (and the private pool's membership) were last synced to. */
+  #epoch = Number.NaN;
+  /** Breaker slot (or -1) per node index of the table at `#epoch`. */
+  #slotByIndex: Int32Array = new Int32Array(0);
   readonly #previousListener: BreakerTable['onStateChange'];
   #scratch: Uint16Array;
   #pool: ConnectionPool | undefined;
@@ -310,18 +318,86 @@ export class Router implements ExecutionHost {
 
   /** Breaker slot of a node, or -1 when it has none (then it is never refused). */
   slotOf(node: NodeInfo): number {
-    let slot: number;
+    this.#sync();
+    if (!this.#sharedBreakers) return this.#privateSlot(node);
+    const table = this.table;
+    const index = table.nodeIndex(node.id);
+    if (index < 0) return -1;
+    const cached = this.#slotByIndex[index];
+    return cached ?? this.#sharedSlot(index, node);
+  }
+
+  /**
+   * One compare per decision: when the table's epoch moved, recompute the breaker slot of
+   * every node, free the private breaker slots of nodes that left, and remove departed nodes
+   * from the router's own pool (never from a pool passed in `init.pool`: that one is its
+   * owner's to manage). Nodes still present get `addNode` with their current address.
+   */
+  #sync(): void {
+    const table = this.table;
+    const epoch = table.epoch;
+    if (epoch === this.#epoch) return;
+    this.#epoch = epoch;
+    const nodes = table.nodes;
+    const slots = new Int32Array(nodes.length);
     if (this.#sharedBreakers) {
-      const index = this.table.nodeIndex(node.id);
-      slot = index < 0 ? -1 : this.table.nodeSlot(index);
+      for (let i = 0; i < nodes.length; i++) slots[i] = this.#sharedSlot(i, nodes[i]!);
     } else {
-      const known = this.#privateSlots.get(node.id);
-      if (known !== undefined) return known;
-      slot = this.#privateSlots.size;
-      this.#privateSlots.set(node.id, slot < this.breakers.capacity ? slot : -1);
+      for (const [id, slot] of this.#privateSlots) {
+        if (table.nodeIndex(id) >= 0) continue;
+        this.#privateSlots.delete(id);
+        this.#slotNodes.delete(slot);
+        this.#freeSlots.push(slot);
+      }
+      for (let i = 0; i < nodes.length; i++) {
+        const node = nodes[i]!;
+        const slot = this.#privateSlot(node);
+        if (slot >= 0 && this.#slotNodes.get(slot) !== node) this.#slotNodes.set(slot, node);
+        slots[i] = slot;
+      }
     }
+    this.#slotByIndex = slots;
+    const pool = this.#pool;
+    if (this.#ownPool && pool !== undefined && !this.#closed) {
+      for (const id of pool.nodeIds()) {
+        const index = table.nodeIndex(id);
+        if (index < 0) {
+          pool.removeNode(id).catch((error: unknown) => {
+            this.logger.debug({ err: error, node: id }, 'closing a departed node failed');
+          });
+          continue;
+        }
+        const node = nodes[index]!;
+        try {
+          pool.addNode(node.id, node.address); // no-op unless its address changed
+        } catch (error) {
+          this.logger.warn({ err: error, node: node.id }, 'pool refused a node address');
+        }
+      }
+    }
+  }
+
+  #sharedSlot(index: number, node: NodeInfo): number {
+    const slot = this.table.nodeSlot(index);
     if (slot < 0 || slot >= this.breakers.capacity) return -1;
     if (this.#slotNodes.get(slot) !== node) this.#slotNodes.set(slot, node);
+    return slot;
+  }
+
+  #privateSlot(node: NodeInfo): number {
+    const known = this.#privateSlots.get(node.id);
+    if (known !== undefined) return known;
+    let slot = this.#freeSlots.pop();
+    if (slot !== undefined) {
+      // A departed node's breaker (maybe open): the newcomer starts closed.
+      this.breakers.reset(slot);
+    } else if (this.#nextSlot < this.breakers.capacity) {
+      slot = this.#nextSlot++;
+    } else {
+      return -1; // unguarded; asked again once a departed node frees a slot
+    }
+    this.#privateSlots.set(node.id, slot);
+    this.#slotNodes.set(slot, node);
     return slot;
   }
 
@@ -375,8 +451,9 @@ export class Router implements ExecutionHost {
       throw new NoAssignmentError(spaceId, error);
     }
     if (count === 0) throw new NoAssignmentError(spaceId);
+    this.#sync();
+    const epoch = this.#epoch;
     const nodes = table.nodes;
-    const epoch = table.epoch;
     const scratch = this.#scratch;
     const partitioned = this.#partition.isPartitioned();
     let decision: RoutingDecision;
