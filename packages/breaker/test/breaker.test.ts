@@ -12,6 +12,7 @@ import {
   isCircuitBreakerOpenError,
   isProbe,
   REJECTED,
+  type TripRule,
 } from '../src/index.js';
 
 class FakeClock implements Clock {
@@ -25,6 +26,39 @@ class FakeClock implements Clock {
 }
 
 type Event = [number, string, string, string];
+
+/** ConsecutiveFailures that runs `hook.fire` (once) when its words are reset. */
+class HookedConsecutiveFailures implements TripRule {
+  readonly #inner: ConsecutiveFailures;
+  readonly name: string;
+  readonly key: string;
+  readonly words: number;
+  constructor(
+    threshold: number,
+    readonly hook: { fire: (() => void) | undefined },
+  ) {
+    this.#inner = new ConsecutiveFailures(threshold);
+    this.name = this.#inner.name;
+    this.key = this.#inner.key;
+    this.words = this.#inner.words;
+  }
+  reset(mem: Int32Array, base: number): void {
+    fireOnce(this.hook);
+    this.#inner.reset(mem, base);
+  }
+  onSuccess(mem: Int32Array, base: number): void {
+    this.#inner.onSuccess(mem, base);
+  }
+  onFailure(mem: Int32Array, base: number): boolean {
+    return this.#inner.onFailure(mem, base);
+  }
+}
+
+function fireOnce(hook: { fire: (() => void) | undefined }): void {
+  const fire = hook.fire;
+  hook.fire = undefined;
+  fire?.();
+}
 
 function setup(options: BreakerOptions = {}, capacity = 2) {
   const clock = new FakeClock();
@@ -226,6 +260,92 @@ describe('BreakerTable state machine', () => {
       [1, 'open', 1],
       [2, 'closed', 0],
     ]);
+  });
+});
+
+describe('closing races between threads (two views over one buffer)', () => {
+  const THRESHOLD = 3;
+
+  it('a thread that loses the closing CAS does not wipe failures counted after the close', () => {
+    const clock = new FakeClock();
+    // The interference runs in view A right after A saw every permit done, at the first
+    // thing A does next: resetting the rules (before its CAS, as the racy version did) or
+    // reading the clock for its closing word (the fixed version, before its CAS).
+    const hook: { fire: (() => void) | undefined } = { fire: undefined };
+    const hookedClock = {
+      now: () => {
+        fireOnce(hook);
+        return clock.now();
+      },
+    };
+    const options = { halfOpenProbes: 2, openTimeoutMs: 1_000 };
+    const aEvents: Event[] = [];
+    const a = new BreakerTable({
+      capacity: 1,
+      clock: hookedClock,
+      trip: new HookedConsecutiveFailures(THRESHOLD, hook),
+      onStateChange: (...e) => aEvents.push(e),
+      ...options,
+    });
+    const b = new BreakerTable({
+      buffer: a.buffer,
+      clock,
+      trip: new ConsecutiveFailures(THRESHOLD),
+      ...options,
+    });
+    const failB = () => b.onFailure(0, b.tryAcquire(0));
+    for (let i = 0; i < THRESHOLD; i++) failB();
+    expect(a.state(0)).toBe('open');
+    clock.advance(1_000);
+    const pa = a.tryAcquire(0);
+    const pb = b.tryAcquire(0);
+    expect([isProbe(pa), isProbe(pb)]).toEqual([true, true]);
+    b.onSuccess(0, pb);
+    expect(a.state(0)).toBe('half-open');
+    hook.fire = () => {
+      // Another thread closes first (here B's reset; a second prober's close is the same
+      // CAS) and THRESHOLD - 1 failures are counted in the new closed period.
+      b.reset(0);
+      for (let i = 0; i < THRESHOLD - 1; i++) failB();
+      expect(b.state(0)).toBe('closed');
+    };
+    a.onSuccess(0, pa);
+    expect(hook.fire).toBeUndefined(); // the interference did run inside A's close
+    expect(aEvents.filter(([, , to]) => to === 'closed')).toEqual([]); // A lost the CAS
+    // Those failures must still count: one more opens the breaker.
+    failB();
+    expect(b.state(0)).toBe('open');
+  });
+
+  it('a failure counted between the closing CAS and the rule reset cannot trip on old counts', () => {
+    const clock = new FakeClock();
+    const hook: { fire: (() => void) | undefined } = { fire: undefined };
+    const a = new BreakerTable({
+      capacity: 1,
+      clock,
+      trip: new HookedConsecutiveFailures(THRESHOLD, hook),
+      openTimeoutMs: 1_000,
+    });
+    const b = new BreakerTable({
+      buffer: a.buffer,
+      clock,
+      trip: new ConsecutiveFailures(THRESHOLD),
+      openTimeoutMs: 1_000,
+    });
+    for (let i = 0; i < THRESHOLD; i++) a.onFailure(0, a.tryAcquire(0));
+    expect(a.state(0)).toBe('open');
+    clock.advance(1_000);
+    const probe = a.tryAcquire(0);
+    hook.fire = () => {
+      // Whatever the reset runs next to, a single failure must not reopen the breaker.
+      b.onFailure(0, b.tryAcquire(0));
+      expect(b.state(0)).not.toBe('open');
+    };
+    a.onSuccess(0, probe);
+    expect(hook.fire).toBeUndefined();
+    expect(a.state(0)).toBe('closed');
+    for (let i = 0; i < THRESHOLD - 1; i++) b.onFailure(0, b.tryAcquire(0));
+    expect(a.state(0)).toBe('closed');
   });
 });
 

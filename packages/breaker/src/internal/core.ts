@@ -309,11 +309,14 @@ export class BreakerCore {
       if (q === PERMIT_FREE || (q & PERMIT_FLAGS) !== PERMIT_DONE || diff30(start, q >>> 2) > 0)
         return;
     }
-    // Every permit of this period succeeded: close. Rules are reset before the CAS because
-    // they are not updated while half-open, so a failure recorded right after closing counts.
-    this.#resetRules(base);
+    // Every permit of this period succeeded: close. With several probes, several threads can
+    // get here; only the one that wins the CAS resets the rules, after winning it. A loser
+    // resetting them (before its failed CAS) could wipe failures counted in the new closed
+    // period. See the layout comment for why a failure counted before the winner's reset is
+    // harmless.
     const cw = (this.#now30() << 2) | CLOSED;
     if (Atomics.compareExchange(mem, base + SLOT_STATE, w, cw) === w) {
+      this.#resetRules(base);
       Atomics.store(mem, base + SLOT_OPEN_STREAK, 0);
       this.#emit(slot, HALF_OPEN, CLOSED, 'probes-succeeded');
     }
@@ -348,6 +351,9 @@ export class BreakerCore {
     const until = (this.#now30() + this.#openTimeoutMs(streak)) & TIME_MASK;
     const ow = (until << 2) | OPEN;
     if (Atomics.compareExchange(this.#mem, base + SLOT_STATE, w, ow) === w) {
+      // Leaving closed: clear the counts that tripped the rule now, so that the words are
+      // (nearly) fresh by the time a later close makes them count again.
+      if (from === CLOSED) this.#resetRules(base);
       Atomics.store(this.#mem, base + SLOT_OPEN_STREAK, streak);
       this.#emit(slot, from, OPEN, reason);
     }
@@ -376,11 +382,15 @@ export class BreakerCore {
   reset(slot: number): void {
     const base = this.#base(slot);
     const mem = this.#mem;
+    // Clearing before the loop drops the current counts so that nothing trips on them while
+    // the CAS lands; clearing again after winning makes the counters fresh. Both are ours to
+    // do: whatever they wipe was counted before this forced close took effect.
+    this.#resetRules(base);
     for (;;) {
       const w = Atomics.load(mem, base + SLOT_STATE);
-      this.#resetRules(base);
       const cw = (this.#now30() << 2) | CLOSED;
       if (Atomics.compareExchange(mem, base + SLOT_STATE, w, cw) === w) {
+        this.#resetRules(base);
         Atomics.store(mem, base + SLOT_OPEN_STREAK, 0);
         for (let i = 0; i < this.#probes; i++)
           Atomics.store(mem, base + SLOT_PERMITS + i, PERMIT_FREE);

@@ -28,8 +28,18 @@
  *   word still reads the half-open word W belongs to period W; permits of older periods are
  *   recognised by their time, so no one has to clear them on a transition.
  * - Trip-rule words (`SLOT_RULES` onwards) are owned by the rules; they are updated only
- *   while the state word reads `closed` and reset by the thread that closes the breaker,
- *   before its closing CAS.
+ *   while the state word reads `closed` (a thread that read `closed` just before an open may
+ *   still add one count after it). They are reset by the thread that wins a transition out of
+ *   or into `closed`, and only after winning its CAS. With several half-open probes several
+ *   threads can see every permit done and try to close; if each reset the rules before its
+ *   CAS, a loser could reset them after the winner had closed and wipe failures already
+ *   counted in the new closed period. Resetting after the win leaves a window between the
+ *   closing CAS and the reset in which a call admitted after the close may count a failure
+ *   that the reset then wipes. That is harmless: the words hold no old trip state then (they
+ *   were reset when the breaker opened, so a failure in the window cannot trip on old
+ *   counts), and losing it is the same outcome as if the call had settled a moment earlier,
+ *   before the close, when closed-call verdicts are not counted. At most one such failure per
+ *   thread, and only while the closing thread runs a few instructions.
  */
 
 /** Int32 words in the header. */
