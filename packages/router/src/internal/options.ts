@@ -217,3 +217,53 @@ export function resolveOptions(options: RouterOptions = {}): ResolvedRouterOptio
   }
   return Object.freeze(resolved);
 }
+
+/** The per-call options `execute` takes (kept structural: types.ts imports this file). */
+interface ExecuteOptionsShape {
+  readonly signal?: unknown;
+  readonly deadline?: unknown;
+  readonly deadlineMs?: unknown;
+  readonly operation?: unknown;
+  readonly hedge?: unknown;
+  readonly attemptTimeoutMs?: unknown;
+  readonly isRetryable?: unknown;
+}
+
+/**
+ * Validates per-call `ExecuteOptions` with the same rules as the router's options; throws
+ * `InvalidArgumentError` naming `options.<field>` and the value. Only set fields are checked
+ * (a few `typeof` tests on the hot path). `deadlineMs: 0` is valid: already expired.
+ */
+export function validateExecuteOptions(options: ExecuteOptionsShape): void {
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidArgumentError('options', options, 'an object');
+  }
+  const { signal, deadline, deadlineMs, operation, hedge, attemptTimeoutMs, isRetryable } = options;
+  if (attemptTimeoutMs !== undefined) ms('attemptTimeoutMs', attemptTimeoutMs as number, 1, true);
+  if (deadlineMs !== undefined) ms('deadlineMs', deadlineMs as number, 0);
+  if (
+    deadline !== undefined &&
+    (typeof deadline !== 'object' ||
+      deadline === null ||
+      typeof (deadline as { remaining?: unknown }).remaining !== 'function' ||
+      typeof (deadline as { within?: unknown }).within !== 'function')
+  ) {
+    throw new InvalidArgumentError('options.deadline', deadline, 'a Deadline');
+  }
+  if (
+    signal !== undefined &&
+    (typeof signal !== 'object' ||
+      signal === null ||
+      typeof (signal as { aborted?: unknown }).aborted !== 'boolean' ||
+      typeof (signal as { addEventListener?: unknown }).addEventListener !== 'function')
+  ) {
+    throw new InvalidArgumentError('options.signal', signal, 'an AbortSignal');
+  }
+  if (hedge !== undefined) bool('hedge', hedge);
+  if (isRetryable !== undefined && typeof isRetryable !== 'function') {
+    throw new InvalidArgumentError('options.isRetryable', isRetryable, 'a function');
+  }
+  if (operation !== undefined && typeof operation !== 'string') {
+    throw new InvalidArgumentError('options.operation', operation, 'a string');
+  }
+}

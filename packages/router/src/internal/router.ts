@@ -36,7 +36,7 @@ import {
 } from './errors.js';
 import { defaultIsRetryable, Execution, type ExecutionHost, whenCancelled } from './execution.js';
 import { LatencyWindow } from './latency.js';
-import { type ResolvedRouterOptions, resolveOptions } from './options.js';
+import { type ResolvedRouterOptions, resolveOptions, validateExecuteOptions } from './options.js';
 import {
   type CallContext,
   type ExecuteOptions,
@@ -188,7 +188,14 @@ export class Router implements ExecutionHost {
     options: ExecuteOptions = {},
   ): Promise<Routed<T>> {
     if (this.#closed) return Promise.reject(new RouterClosedError());
-    return new Execution<T>(this, decision, call, options).run();
+    try {
+      // A bad per-call option is the caller's mistake: rejected before any attempt, so it can
+      // never time out attempts and count as failures on healthy nodes' breakers.
+      validateExecuteOptions(options);
+      return new Execution<T>(this, decision, call, options).run();
+    } catch (error) {
+      return Promise.reject(error); // never throw synchronously
+    }
   }
 
   /** Store through the router; `response.routing` is filled. */
@@ -251,6 +258,7 @@ export class Router implements ExecutionHost {
     if (!Array.isArray(spaceIds)) {
       throw new InvalidArgumentError('request.spaceIds', spaceIds, 'an array of space ids');
     }
+    validateExecuteOptions(options);
     const unique = [...new Set(spaceIds as readonly string[])];
     for (const spaceId of unique) this.#checkSpaceId(spaceId, 'request.spaceIds[]');
     const deadline =
