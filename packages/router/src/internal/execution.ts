@@ -116,7 +116,9 @@ export class AttemptContext implements CallContext {
   #controller: AbortController | undefined;
   #cancelled = false;
   #reason: unknown;
+  /** Cancel callbacks in registration order: the first inline (the common case), then more. */
   #onCancel: (() => void) | undefined;
+  #moreOnCancel: (() => void)[] | undefined;
 
   constructor(
     node: NodeInfo,
@@ -150,14 +152,22 @@ export class AttemptContext implements CallContext {
     return this.#reason;
   }
 
-  /** Sets the one internal cancel callback of this attempt (cheaper than a signal listener). */
-  set onCancel(fn: (() => void) | undefined) {
-    this.#onCancel = fn;
+  /** Adds a cancel callback (cheaper than a signal listener); they run in registration order. */
+  addOnCancel(fn: () => void): void {
+    if (this.#onCancel === undefined && this.#moreOnCancel === undefined) this.#onCancel = fn;
+    else (this.#moreOnCancel ??= []).push(fn);
   }
 
-  /** Clears the cancel callback if it is still `fn`. */
-  clearOnCancel(fn: () => void): void {
-    if (this.#onCancel === fn) this.#onCancel = undefined;
+  /** Removes one registration of `fn`, if still registered. */
+  removeOnCancel(fn: () => void): void {
+    if (this.#onCancel === fn) {
+      this.#onCancel = this.#moreOnCancel?.shift();
+      return;
+    }
+    const more = this.#moreOnCancel;
+    if (more === undefined) return;
+    const i = more.indexOf(fn);
+    if (i >= 0) more.splice(i, 1);
   }
 
   cancel(reason: unknown): void {
@@ -165,8 +175,11 @@ export class AttemptContext implements CallContext {
     this.#cancelled = true;
     this.#reason = reason;
     const fn = this.#onCancel;
+    const more = this.#moreOnCancel;
     this.#onCancel = undefined;
-    if (fn !== undefined) fn();
+    this.#moreOnCancel = undefined;
+    if (fn !== undefined) runCallback(fn);
+    if (more !== undefined) for (const f of more) runCallback(f);
     this.#controller?.abort(reason);
   }
 }
@@ -689,10 +702,12 @@ export function errorCode(error: unknown): string {
 
 /**
  * Runs `fn` once when the attempt behind `ctx` is cancelled (hedge lost, timeout, deadline,
- * caller abort, operation finished); returns a function that unregisters it. For the router's
- * own contexts this avoids creating an AbortSignal (one callback per attempt: a second
- * registration replaces the first); for any other CallContext it listens on `ctx.signal`.
- * If the attempt is already cancelled, `fn` runs at once.
+ * caller abort, operation finished); returns a function that unregisters it. Several
+ * callbacks may be registered on one attempt: each runs once, in registration order (one that
+ * throws is reported as an uncaught exception, as from an AbortSignal listener, and does not
+ * stop the others). For the router's own contexts this avoids
+ * creating an AbortSignal; for any other CallContext it listens on `ctx.signal`. If the
+ * attempt is already cancelled, `fn` runs at once.
  */
 export function whenCancelled(ctx: CallContext, fn: () => void): () => void {
   if (ctx instanceof AttemptContext) {
@@ -700,9 +715,12 @@ export function whenCancelled(ctx: CallContext, fn: () => void): () => void {
       fn();
       return noop;
     }
-    ctx.onCancel = fn;
+    ctx.addOnCancel(fn);
+    let registered = true;
     return () => {
-      ctx.clearOnCancel(fn);
+      if (!registered) return;
+      registered = false;
+      ctx.removeOnCancel(fn);
     };
   }
   const signal = ctx.signal;
@@ -715,3 +733,14 @@ export function whenCancelled(ctx: CallContext, fn: () => void): () => void {
 }
 
 function noop(): void {}
+
+/** A cancel callback that throws must not stop the others (nor the attempt's bookkeeping). */
+function runCallback(fn: () => void): void {
+  try {
+    fn();
+  } catch (error) {
+    queueMicrotask(() => {
+      throw error;
+    });
+  }
+}
