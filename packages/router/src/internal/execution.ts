@@ -526,9 +526,8 @@ export class Execution<T> {
   }
 
   #onSuccess(attempt: Attempt, value: T): void {
-    if (attempt.done) return; // already decided by its timer
+    if (attempt.done) return; // already decided: by its timer, or abandoned by #finish
     const durationMs = this.#finishAttempt(attempt);
-    // A success is a success for the node's breaker, even from an attempt we gave up on.
     this.#settleBreaker(attempt, 'success');
     this.#hookAttempt(attempt.target.node, 'ok', durationMs, undefined);
     if (attempt.cancelled || this.#settled) return;
@@ -635,14 +634,21 @@ export class Execution<T> {
     this.#signal?.removeEventListener('abort', this.#onAbort);
     if (this.#inflight.size === 0) return;
     const reason = new AbortedError('operation finished');
+    // Abandoned attempts (lost hedges, caller abort, deadline) are decided now: their breaker
+    // admission is released at once, so a call that ignores cancellation cannot hold a
+    // half-open probe permit; their late settlement is ignored (`done`).
     for (const attempt of this.#inflight) {
       attempt.cancelled = true;
+      attempt.done = true;
       if (attempt.timer !== undefined) clearTimeout(attempt.timer);
       if (attempt.hedgeTimer !== undefined) clearTimeout(attempt.hedgeTimer);
       attempt.timer = undefined;
       attempt.hedgeTimer = undefined;
-      attempt.ctx.cancel(reason);
+      this.#settleBreaker(attempt, 'release');
     }
+    const abandoned = [...this.#inflight];
+    this.#inflight.clear();
+    for (const attempt of abandoned) attempt.ctx.cancel(reason);
   }
 
   #fail(error: unknown): void {
