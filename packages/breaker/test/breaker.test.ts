@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   ADMITTED,
   BREAKER_DEFAULTS,
@@ -12,6 +12,7 @@ import {
   isCircuitBreakerOpenError,
   isProbe,
   REJECTED,
+  systemClock,
   type TripRule,
 } from '../src/index.js';
 
@@ -346,6 +347,30 @@ describe('closing races between threads (two views over one buffer)', () => {
     expect(a.state(0)).toBe('closed');
     for (let i = 0; i < THRESHOLD - 1; i++) b.onFailure(0, b.tryAcquire(0));
     expect(a.state(0)).toBe('closed');
+  });
+});
+
+describe('default clock', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('an open period neither ends early nor stretches when the wall clock steps', () => {
+    const table = new BreakerTable({ capacity: 1, openTimeoutMs: 60_000 });
+    for (let i = 0; i < 5; i++) table.onFailure(0, table.tryAcquire(0));
+    expect(table.state(0)).toBe('open');
+    const wall = Date.now();
+    vi.spyOn(Date, 'now').mockReturnValue(wall + 3_600_000); // wall clock +1 h
+    expect(table.tryAcquire(0)).toBe(REJECTED);
+    vi.spyOn(Date, 'now').mockReturnValue(wall - 3_600_000); // wall clock -1 h
+    const { remainingOpenMs } = table.snapshotOf(0);
+    expect(remainingOpenMs).toBeGreaterThan(0);
+    expect(remainingOpenMs).toBeLessThanOrEqual(60_000);
+  });
+
+  it('is performance.timeOrigin + performance.now()', () => {
+    vi.spyOn(performance, 'now').mockReturnValue(1_234.5);
+    expect(systemClock.now()).toBe(performance.timeOrigin + 1_234.5);
   });
 });
 

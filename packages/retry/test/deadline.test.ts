@@ -1,6 +1,12 @@
 import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { AbortedError, type Clock, Deadline, DeadlineExceededError } from '../src/index.js';
+import {
+  AbortedError,
+  type Clock,
+  Deadline,
+  DeadlineExceededError,
+  systemClock,
+} from '../src/index.js';
 
 class FakeClock implements Clock {
   constructor(public t = 1_000) {}
@@ -27,8 +33,6 @@ describe('Deadline', () => {
   });
 
   it('converts to a grpc-js deadline in epoch ms', () => {
-    const system = Deadline.after(2_000);
-    expect(system.toGrpcDeadline()).toBe(system.at);
     const clock = new FakeClock();
     const fake = Deadline.after(2_000, clock);
     const before = Date.now();
@@ -36,6 +40,38 @@ describe('Deadline', () => {
     expect(grpc).toBeGreaterThanOrEqual(before + 2_000);
     expect(grpc).toBeLessThanOrEqual(Date.now() + 2_000);
     expect(Deadline.never().toGrpcDeadline()).toBe(Number.POSITIVE_INFINITY);
+  });
+});
+
+describe('systemClock is monotonic', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('neither expires nor stretches a deadline when the wall clock steps', () => {
+    const d = Deadline.after(60_000);
+    const before = systemClock.now();
+    vi.spyOn(Date, 'now').mockReturnValue(Date.now() + 3_600_000); // wall clock +1 h
+    expect(systemClock.now()).toBeLessThan(before + 60_000);
+    expect(d.expired()).toBe(false);
+    vi.spyOn(Date, 'now').mockReturnValue(0); // wall clock back to 1970
+    expect(systemClock.now()).toBeGreaterThanOrEqual(before);
+    expect(d.remaining()).toBeLessThanOrEqual(60_000);
+    expect(d.remaining()).toBeGreaterThan(0);
+  });
+
+  it('reads performance.timeOrigin + performance.now()', () => {
+    vi.spyOn(performance, 'now').mockReturnValue(1_234.5);
+    expect(systemClock.now()).toBe(performance.timeOrigin + 1_234.5);
+  });
+
+  it('a system-clock deadline converts to grpc-js epoch ms through the wall clock', () => {
+    const d = Deadline.after(2_000);
+    const wall = Date.now() + 3_600_000;
+    vi.spyOn(Date, 'now').mockReturnValue(wall);
+    const grpc = d.toGrpcDeadline();
+    expect(grpc).toBeGreaterThan(wall);
+    expect(grpc).toBeLessThanOrEqual(wall + 2_000);
   });
 });
 

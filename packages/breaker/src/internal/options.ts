@@ -1,11 +1,19 @@
 import { ConsecutiveFailures, type TripRule } from './rules.js';
 
-/** Milliseconds on some timeline; the default is `Date.now()`, which all threads share. */
+/** Milliseconds on some timeline; the default is `systemClock`, which all threads share. */
 export interface Clock {
   now(): number;
 }
 
-export const systemClock: Clock = Object.freeze({ now: () => Date.now() });
+/**
+ * `performance.timeOrigin + performance.now()`: monotonic within a thread (a wall-clock step
+ * neither ends nor stretches an open period), and on one timeline across threads (each thread's
+ * origin is its start on the epoch scale), unlike bare `performance.now()`. Looked up per call
+ * so that fake timers that replace `performance` are honoured.
+ */
+export const systemClock: Clock = Object.freeze({
+  now: () => performance.timeOrigin + performance.now(),
+});
 
 export type BreakerStateName = 'closed' | 'open' | 'half-open';
 
@@ -44,7 +52,7 @@ export interface BreakerOptions {
   readonly probeTimeoutMs?: number | undefined;
   /** What opens a closed breaker (any rule). Default `new ConsecutiveFailures(5)`. */
   readonly trip?: TripRule | readonly TripRule[] | undefined;
-  /** Time source. Default `Date.now()`; in shared mode every thread must use the same timeline. */
+  /** Time source. Default `systemClock` (monotonic); in shared mode every thread must use the same timeline. */
   readonly clock?: Clock | undefined;
   /** Transition listener (see StateChangeListener). */
   readonly onStateChange?: StateChangeListener | undefined;

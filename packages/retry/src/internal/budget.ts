@@ -27,7 +27,7 @@ export interface RetryBudgetOptions {
   readonly minRetriesPerSecond?: number | undefined;
   /** How long a deposit or withdrawal counts. Default 10_000 ms. */
   readonly ttlMs?: number | undefined;
-  /** Time source. Default `Date.now()`; shared budgets need one timeline across threads. */
+  /** Time source. Default `systemClock` (monotonic); shared budgets need one timeline across threads. */
   readonly clock?: Clock | undefined;
 }
 

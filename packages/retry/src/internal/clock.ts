@@ -1,4 +1,7 @@
-/** Milliseconds on some timeline. The default, `Date.now()`, is shared by all threads. */
+/**
+ * Milliseconds on some timeline. The default, `systemClock`, is monotonic and shared by all
+ * threads of a process (see there).
+ */
 export interface Clock {
   now(): number;
 }
@@ -6,7 +9,15 @@ export interface Clock {
 /** Returns a number in [0, 1), like Math.random. */
 export type Random = () => number;
 
-export const systemClock: Clock = Object.freeze({ now: () => Date.now() });
+/**
+ * `performance.timeOrigin + performance.now()`: monotonic within a thread (a wall-clock step
+ * neither stretches nor expires deadlines and backoffs), and on one timeline across threads
+ * (each thread's origin is its start on the epoch scale), unlike bare `performance.now()`.
+ * Looked up per call so that fake timers that replace `performance` are honoured.
+ */
+export const systemClock: Clock = Object.freeze({
+  now: () => performance.timeOrigin + performance.now(),
+});
 
 /** A small, fast, seeded generator (mulberry32) for reproducible jitter in tests and benches. */
 export function seededRandom(seed: number): Random {

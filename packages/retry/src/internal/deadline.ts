@@ -50,12 +50,12 @@ export class Deadline {
 
   /**
    * The deadline as grpc-js's `deadline` call option: ms since the Unix epoch (grpc-js accepts
-   * `Date | number`; Infinity means none). Converted through `Date.now()` when the clock is not
-   * the system clock.
+   * `Date | number`; Infinity means none). Always converted through `Date.now()`: grpc-js
+   * compares it with the wall clock, and no clock here (not even the monotonic `systemClock`,
+   * after a wall-clock step) is guaranteed to be on the wall clock's timeline.
    */
   toGrpcDeadline(): number {
     if (this.at === Number.POSITIVE_INFINITY) return this.at;
-    if (this.clock === systemClock) return this.at;
     return Date.now() + this.remaining();
   }
 

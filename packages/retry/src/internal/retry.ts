@@ -21,7 +21,7 @@ export interface RetryOptions extends BackoffOptions {
   readonly respectPushback?: boolean | undefined;
   /** Default Math.random. */
   readonly random?: Random | undefined;
-  /** Used when `deadline` is a number. Default `Date.now()`. */
+  /** Used when `deadline` is a number. Default `systemClock` (monotonic). */
   readonly clock?: Clock | undefined;
   /** Called before each backoff sleep. */
   readonly onRetry?: ((info: RetryInfo) => void) | undefined;
