@@ -7,6 +7,7 @@ import {
   isRetryableError,
   type Random,
   type RetryBudgetLike,
+  retryPushbackMs,
 } from '@engram/retry';
 import type { NodeInfo } from '@engram/ring';
 import type { Logger } from 'pino';
@@ -99,6 +100,10 @@ interface Target {
   open: boolean;
   /** Admission of the attempt being started (handed from pick to launch). */
   admission: number;
+  /** Clock ms before which it must not be retried (the node's `grpc-retry-pushback-ms`). */
+  notBefore: number;
+  /** The node asked not to be retried (negative pushback). */
+  noRetry: boolean;
 }
 
 /**
@@ -242,6 +247,8 @@ export class Execution<T> {
   #lastNode: NodeInfo | undefined;
   #settled = false;
   #backoffTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Clock ms the pending retry was scheduled for. */
+  #retryAt = 0;
   #resolve!: (value: Routed<T>) => void;
   #reject!: (error: unknown) => void;
   readonly #onAbort = (): void => {
@@ -282,6 +289,8 @@ export class Execution<T> {
         tried: false,
         open: false,
         admission: REJECTED,
+        notBefore: 0,
+        noRetry: false,
       },
     ];
     // Replicas only when the strategy allows fall-back (a hand-made decision may carry them).
@@ -298,6 +307,8 @@ export class Execution<T> {
         tried: false,
         open: false,
         admission: REJECTED,
+        notBefore: 0,
+        noRetry: false,
       });
     }
     this.#targets = targets;
@@ -398,13 +409,33 @@ export class Execution<T> {
 
   #scheduleRetry(): void {
     const o = this.#host.options;
-    const delay = backoffDelay(
+    const backoff = backoffDelay(
       this.#retries,
       this.#prevDelayMs,
       { baseMs: o.retryBaseDelayMs, maxMs: o.retryMaxDelayMs, jitter: o.retryJitter },
       this.#host.random,
     );
-    this.#prevDelayMs = delay;
+    this.#prevDelayMs = backoff;
+    // A node's pushback is the minimum delay before retrying it; the retry waits for the
+    // backoff or for the first node whose pushback ends, whichever is later.
+    const now = this.#host.clock.now();
+    let first: Target | undefined;
+    let pushback = Number.POSITIVE_INFINITY;
+    for (const target of this.#targets) {
+      if (target.noRetry) continue;
+      const wait = Math.max(0, target.notBefore - now);
+      if (wait < pushback) {
+        pushback = wait;
+        first = target;
+      }
+      if (wait <= backoff) break; // targets are in order: this one will be tried first
+    }
+    if (first === undefined) {
+      this.#giveUp(); // every node asked not to be retried
+      return;
+    }
+    const delay = Math.max(backoff, pushback);
+    this.#retryAt = now + delay;
     this.#retries++;
     // A backoff that would reach the deadline cannot lead to a useful attempt: stop now.
     if (delay >= this.#deadline.remaining()) {
@@ -413,17 +444,19 @@ export class Execution<T> {
     }
     const onRetry = this.#host.hooks.onRetry;
     if (onRetry !== undefined) {
-      const first = this.#targets[0]!.node;
+      const node = first.node;
       const next = this.#attempts + 1;
-      this.#emit(() => onRetry(this.#operation, first, next, delay));
+      this.#emit(() => onRetry(this.#operation, node, next, delay));
     }
     this.#backoffTimer = setTimeout(this.#onBackoff, delay);
   }
 
-  /** A retry after backoff: the first target (in order) whose breaker admits it. */
+  /** A retry after backoff: the first target (in order) not pushed back that its breaker admits. */
   #retryNow(): void {
     if (this.#settled) return;
+    const retryAt = this.#retryAt;
     for (const target of this.#targets) {
+      if (target.noRetry || target.notBefore > retryAt) continue;
       const admission = this.#acquire(target);
       if (admission === REJECTED) continue;
       target.admission = admission;
@@ -595,6 +628,11 @@ export class Execution<T> {
       return;
     }
     if (timedOut || this.#isRetryable(error)) {
+      const pushback = retryPushbackMs(error);
+      if (pushback !== undefined) {
+        if (pushback < 0) attempt.target.noRetry = true;
+        else attempt.target.notBefore = this.#host.clock.now() + pushback;
+      }
       this.#settleBreaker(attempt, 'failure');
       this.#failures++;
       this.#host.logger.debug(
