@@ -29,7 +29,7 @@ class FakeFactory implements ConnectionFactory<FakeConnection> {
   }
 }
 
-const HALF = { next: () => 0 }; // equal jitter with r = 0: exactly half the capped delay
+const HALF = () => 0; // equal jitter with r = 0: exactly half the capped delay
 
 function makeSet(size: number, clock = new ManualClock()) {
   const factory = new FakeFactory();
@@ -46,8 +46,8 @@ function makeSet(size: number, clock = new ManualClock()) {
 
 describe('reconnectDelayMs', () => {
   it('doubles from the base, caps at the max, and jitters within [cap/2, cap]', () => {
-    const lo = { next: () => 0 };
-    const hi = { next: () => 0.999999 };
+    const lo = () => 0;
+    const hi = () => 0.999999;
     expect([0, 1, 2, 3, 4, 5].map((a) => reconnectDelayMs(a, 100, 1000, lo))).toEqual([
       50, 100, 200, 400, 500, 500,
     ]);

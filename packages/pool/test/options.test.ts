@@ -37,6 +37,33 @@ describe('ConnectionPool options', () => {
     expect((caught as InvalidPoolArgumentError).value).toBe(value);
   });
 
+  it('random is a () => number, the shape @engram/retry and @engram/router take', () => {
+    // One seeded generator (mulberry32, as @engram/retry's seededRandom) for every package.
+    let a = 42;
+    const seeded = () => {
+      a = (a + 0x6d2b79f5) | 0;
+      let t = Math.imul(a ^ (a >>> 15), 1 | a);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    const pool = new ConnectionPool({ random: seeded });
+    expect(pool.options.random).toBe(seeded);
+    expect(new ConnectionPool().options.random).toBe(Math.random);
+  });
+
+  it('rejects the old { next() } shape of random, naming the field', () => {
+    const old = { next: () => 0 };
+    let caught: unknown;
+    try {
+      new ConnectionPool({ random: old as unknown as () => number });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(InvalidPoolArgumentError);
+    expect((caught as InvalidPoolArgumentError).field).toBe('random');
+    expect((caught as InvalidPoolArgumentError).value).toBe(old);
+  });
+
   it('requires a client certificate and key together', () => {
     expect(() => new ConnectionPool({ credentials: { kind: 'tls', cert: 'x' } })).toThrow(
       expect.objectContaining({ code: 'InvalidArgument', field: 'credentials.key' }),

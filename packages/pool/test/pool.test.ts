@@ -280,7 +280,7 @@ describe('ConnectionPool with raw HTTP/2 sessions', () => {
   it('replaces broken sessions with backoff after the server restarts on the same port', async () => {
     const clock = new ManualClock();
     const a = await node();
-    const p = pool({ clock, random: { next: () => 0 } });
+    const p = pool({ clock, random: () => 0 });
     p.addNode('a', a.address);
     await p.connect('a', 'session');
     const old = new Set(Array.from({ length: 4 }, () => p.acquireSession('a')));
@@ -305,7 +305,7 @@ describe('ConnectionPool with raw HTTP/2 sessions', () => {
   it('replaces a session whose keep-alive PING goes unanswered', async () => {
     const clock = new ManualClock();
     const a = await node();
-    const p = new ConnectionPool({ clock, random: { next: () => 0 } });
+    const p = new ConnectionPool({ clock, random: () => 0 });
     cleanups.push(() => p.close());
     p.addNode('a', a.address);
     await p.connect('a', 'session');

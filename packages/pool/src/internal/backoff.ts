@@ -14,5 +14,5 @@ export function reconnectDelayMs(
 ): number {
   // 2^31 already exceeds any timer; clamp the exponent so the product stays finite.
   const capped = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 31));
-  return Math.floor(capped * (0.5 + random.next() * 0.5));
+  return Math.floor(capped * (0.5 + random() * 0.5));
 }

@@ -8,10 +8,12 @@ export interface Clock {
   clearTimeout(handle: unknown): void;
 }
 
-/** Uniform random in [0, 1); injected so backoff jitter is deterministic in tests. */
-export interface Random {
-  next(): number;
-}
+/**
+ * Uniform random in [0, 1), like `Math.random`; injected so backoff jitter is deterministic in
+ * tests. The same shape as `@engram/retry`'s and `@engram/router`'s `Random`, so one seeded
+ * generator can drive all of them.
+ */
+export type Random = () => number;
 
 /** Real time; timers are unref'd so a pool never keeps a process alive on its own. */
 export const SYSTEM_CLOCK: Clock = Object.freeze({
@@ -24,7 +26,7 @@ export const SYSTEM_CLOCK: Clock = Object.freeze({
   clearTimeout: (handle: unknown) => clearTimeout(handle as NodeJS.Timeout),
 });
 
-export const MATH_RANDOM: Random = Object.freeze({ next: () => Math.random() });
+export const MATH_RANDOM: Random = Math.random;
 
 /** Plaintext (default) or TLS; with `cert` + `key`, mutual TLS. PEM strings or Buffers. */
 export type PoolCredentials =
@@ -190,6 +192,11 @@ export function resolveOptions(options: PoolOptions<unknown>): ResolvedOptions {
       'given together with the other (cert and key make mutual TLS)',
     );
   }
+  const random = options.random ?? MATH_RANDOM;
+  if (typeof random !== 'function') {
+    // Until 2026-11 `random` was `{ next(): number }`; name the new shape in the error.
+    throw new InvalidPoolArgumentError('random', random, 'a function returning [0, 1)');
+  }
   return {
     channelsPerNode,
     connectTimeoutMs,
@@ -202,7 +209,7 @@ export function resolveOptions(options: PoolOptions<unknown>): ResolvedOptions {
     onConnection: options.onConnection,
     onStateChange: options.onStateChange,
     clock: options.clock ?? SYSTEM_CLOCK,
-    random: options.random ?? MATH_RANDOM,
+    random,
   };
 }
 
