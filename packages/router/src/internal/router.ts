@@ -268,10 +268,13 @@ export class Router implements ExecutionHost {
       deadline,
       operation: options.operation ?? 'query',
     };
+    // The epoch the decisions used (the newest, should the table move between two of them).
+    let tableEpoch = Number.NEGATIVE_INFINITY;
     const settled = await Promise.allSettled(
       unique.map(async (spaceId) => {
         // async: a space without a route (NoLocalData, NoAssignment) becomes that space's error.
         const decision = this.#decide(spaceId, Operation.Query, this.options.replicaFallback);
+        if (decision.epoch > tableEpoch) tableEpoch = decision.epoch;
         const sub: Init<QueryRequest> = {
           spaceIds: [spaceId],
           cue: request.cue ?? null,
@@ -311,7 +314,8 @@ export class Router implements ExecutionHost {
       attempts,
       fallback,
       strategy: RoutingStrategy.ScatterGather,
-      tableEpoch: this.table.epoch,
+      // No decision made (every space without a route): the table's epoch now.
+      tableEpoch: tableEpoch === Number.NEGATIVE_INFINITY ? this.table.epoch : tableEpoch,
     };
     return { results, errors, routing };
   }
