@@ -176,6 +176,52 @@ describe('memory node', () => {
     expect(res.routing?.servedBy).toBe('n1');
   });
 
+  it('accepts every space id the router accepts: 1024 characters of 3 UTF-8 bytes each', async () => {
+    // MAX_SPACE_ID_LENGTH in @engram/ring is 1024 UTF-16 units; '€' is 3 UTF-8 bytes.
+    const { client } = await setup();
+    const spaceId = '€'.repeat(1024);
+    expect(Buffer.byteLength(spaceId)).toBe(3072);
+    const stored = await callMemory(client, 'store', {
+      spaceId,
+      memory: { content: 'long space ids are fine' },
+    });
+    const recalled = await callMemory(client, 'recall', { spaceId, cue: { text: 'fine' } });
+    expect(recalled.memories.map((m) => m.memory?.id)).toEqual([stored.memoryId]);
+    const queried = await callMemory(client, 'query', {
+      spaceIds: [spaceId],
+      cue: { text: 'fine' },
+    });
+    expect(queried.errors).toEqual([]);
+    expect(queried.results.map((r) => r.spaceId)).toEqual([spaceId]);
+    expect(queried.results[0]?.memories.map((m) => m.memory?.id)).toEqual([stored.memoryId]);
+    expect((await callMemory(client, 'consolidate', { spaceId })).merged).toEqual([]);
+  });
+
+  it('limits space ids by maxSpaceIdBytes (default 4096), apart from memory ids (256)', async () => {
+    const { client } = await setup();
+    const longest = 'a'.repeat(4096);
+    await callMemory(client, 'store', { spaceId: longest, memory: { content: 'x' } });
+    await expect(
+      callMemory(client, 'store', { spaceId: `${longest}a`, memory: { content: 'x' } }),
+    ).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: expect.stringContaining('space_id: must be at most 4096 bytes'),
+    });
+    await expect(
+      callMemory(client, 'store', { spaceId: 's', memory: { id: 'i'.repeat(257), content: 'x' } }),
+    ).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: expect.stringContaining('memory.id'),
+    });
+    const small = await setup({ maxSpaceIdBytes: 8 });
+    await expect(
+      callMemory(small.client, 'recall', { spaceId: '€€€' }), // 9 bytes
+    ).rejects.toMatchObject({ details: expect.stringContaining('at most 8 bytes') });
+    await expect(startMemoryNode({ id: 'n', maxSpaceIdBytes: 0 })).rejects.toMatchObject({
+      option: 'maxSpaceIdBytes',
+    });
+  });
+
   describe('rejects bad input with INVALID_ARGUMENT naming the field and stores nothing', () => {
     const cases: [string, object, string][] = [
       ['empty space_id', { spaceId: '', memory: { content: 'x' } }, 'space_id'],

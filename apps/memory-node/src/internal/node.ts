@@ -16,6 +16,7 @@ import { InvalidArgumentError, InvalidOptionError, StorageFailedError } from './
 import { AppendLog } from './log.js';
 import {
   type Cue,
+  DEFAULT_MAX_SPACE_ID_BYTES,
   MemoryStore,
   resolveLimit,
   resolveThreshold,
@@ -56,6 +57,11 @@ export interface MemoryNodeOptions {
   maxEmbeddingDims?: number;
   /** Max UTF-8 bytes of a client-supplied `memory.id`. Default 256. */
   maxIdBytes?: number;
+  /**
+   * Max UTF-8 bytes of a space id. Default 4096, so any space id the router accepts (up to 1024
+   * UTF-16 units, @engram/ring's MAX_SPACE_ID_LENGTH) is accepted, whatever its characters.
+   */
+  maxSpaceIdBytes?: number;
   /** Recall/Query limit used when the request says 0. Default 10. */
   defaultRecallLimit?: number;
   /** Largest accepted `limit`. Default 1000. */
@@ -81,6 +87,7 @@ export const MEMORY_NODE_DEFAULTS = Object.freeze({
   maxContentBytes: 64 * 1024, // 64 KiB
   maxEmbeddingDims: 4096,
   maxIdBytes: 256,
+  maxSpaceIdBytes: DEFAULT_MAX_SPACE_ID_BYTES, // 4096: 1024 UTF-16 units of any content
   defaultRecallLimit: 10,
   maxRecallLimit: 1000,
   defaultSimilarityThreshold: 0.95,
@@ -132,6 +139,12 @@ function resolveOptions(options: MemoryNodeOptions) {
       65536,
     ),
     maxIdBytes: checkInt('maxIdBytes', options.maxIdBytes ?? d.maxIdBytes, 1, 4096),
+    maxSpaceIdBytes: checkInt(
+      'maxSpaceIdBytes',
+      options.maxSpaceIdBytes ?? d.maxSpaceIdBytes,
+      1,
+      64 * 1024,
+    ),
     maxRecallLimit: checkInt(
       'maxRecallLimit',
       options.maxRecallLimit ?? d.maxRecallLimit,
@@ -260,7 +273,7 @@ export async function startMemoryNode(options: MemoryNodeOptions): Promise<Memor
       const { spaceId } = call.request;
       let memory: ReturnType<typeof validateMemory>;
       try {
-        validateSpaceId(spaceId);
+        validateSpaceId(spaceId, limits);
         memory = validateMemory(call.request.memory, limits, assignId, clock.now());
       } catch (err) {
         callback(toServiceError(err));
@@ -284,7 +297,7 @@ export async function startMemoryNode(options: MemoryNodeOptions): Promise<Memor
     Recall: (call, callback) => {
       try {
         const { spaceId } = call.request;
-        validateSpaceId(spaceId);
+        validateSpaceId(spaceId, limits);
         const cue = readCue(call.request.cue, limits);
         const limit = resolveLimit(call.request.limit, limits);
         callback(null, { memories: store.recall(spaceId, cue, limit), routing });
@@ -297,7 +310,7 @@ export async function startMemoryNode(options: MemoryNodeOptions): Promise<Memor
       const { spaceId } = call.request;
       let threshold: number;
       try {
-        validateSpaceId(spaceId);
+        validateSpaceId(spaceId, limits);
         threshold = resolveThreshold(call.request.similarityThreshold, limits);
       } catch (err) {
         callback(toServiceError(err));
@@ -351,7 +364,7 @@ export async function startMemoryNode(options: MemoryNodeOptions): Promise<Memor
           if (seen.has(spaceId)) return;
           seen.add(spaceId);
           try {
-            validateSpaceId(spaceId, `space_ids[${i}]`);
+            validateSpaceId(spaceId, limits, `space_ids[${i}]`);
             results.push({ spaceId, memories: store.recall(spaceId, cue, limit) });
           } catch (err) {
             const e = toServiceError(err);

@@ -6,13 +6,20 @@ export interface StoreLimits {
   maxContentBytes: number;
   maxEmbeddingDims: number;
   maxIdBytes: number;
+  maxSpaceIdBytes: number;
   maxRecallLimit: number;
   defaultRecallLimit: number;
   defaultSimilarityThreshold: number;
   maxQuerySpaces: number;
 }
 
-export const MAX_SPACE_ID_BYTES = 256;
+/**
+ * Default max UTF-8 bytes of a space id. The router and the ring accept space ids of up to
+ * 1024 UTF-16 units (`MAX_SPACE_ID_LENGTH` in @engram/ring), and whatever the router accepts a
+ * node must accept: 1024 characters are at most 4096 UTF-8 bytes whatever they are (3 bytes per
+ * BMP unit, 4 per surrogate pair of 2 units; 4 per code point covers both).
+ */
+export const DEFAULT_MAX_SPACE_ID_BYTES = 4096;
 
 interface Entry {
   memory: Memory;
@@ -43,10 +50,10 @@ function normalizeContent(text: string): string {
   return text.toLowerCase().replace(/\s+/g, ' ').trim();
 }
 
-export function validateSpaceId(spaceId: string, field = 'space_id'): void {
+export function validateSpaceId(spaceId: string, limits: StoreLimits, field = 'space_id'): void {
   if (spaceId.length === 0) throw new InvalidArgumentError(field, 'must not be empty');
-  if (Buffer.byteLength(spaceId) > MAX_SPACE_ID_BYTES) {
-    throw new InvalidArgumentError(field, `must be at most ${MAX_SPACE_ID_BYTES} bytes`);
+  if (Buffer.byteLength(spaceId) > limits.maxSpaceIdBytes) {
+    throw new InvalidArgumentError(field, `must be at most ${limits.maxSpaceIdBytes} bytes`);
   }
 }
 
