@@ -1,84 +1,17 @@
-import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { callMemory } from '@engram/proto';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { generateTestCertificates, type TestCertificates } from '../src/test-support.js';
 import { Cleanup, memoryClient, spawnNode, startNode, tempDir } from './helpers.js';
 
 const cleanup = new Cleanup();
 const suiteCleanup = new Cleanup();
 afterEach(() => cleanup.run());
 
-interface Pki {
+interface Pki extends TestCertificates {
+  /** Holds ca.crt, server.crt, server.key (read by file path in the CLI test). */
   dir: string;
-  ca: Buffer;
-  serverCert: Buffer;
-  serverKey: Buffer;
-  clientCert: Buffer;
-  clientKey: Buffer;
-}
-
-/** A throwaway CA with a server certificate for 127.0.0.1 and a client certificate. */
-function makePki(dir: string): Pki {
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  ssl(
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.crt',
-    '-days',
-    '1',
-    '-subj',
-    '/CN=engram-test-ca',
-  );
-  writeFileSync(
-    join(dir, 'server.ext'),
-    'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n',
-  );
-  writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
-  for (const name of ['server', 'client']) {
-    ssl(
-      'req',
-      ...ec,
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.csr`,
-      '-subj',
-      `/CN=engram-${name}`,
-    );
-    ssl(
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      'ca.crt',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-out',
-      `${name}.crt`,
-      '-days',
-      '1',
-      '-extfile',
-      `${name}.ext`,
-    );
-  }
-  const read = (f: string) => readFileSync(join(dir, f));
-  return {
-    dir,
-    ca: read('ca.crt'),
-    serverCert: read('server.crt'),
-    serverKey: read('server.key'),
-    clientCert: read('client.crt'),
-    clientKey: read('client.key'),
-  };
 }
 
 // Servers are addressed by IP; send SNI "localhost" (also in the certificate's SANs) because
@@ -87,7 +20,8 @@ const SNI: grpc.ClientOptions = { 'grpc.ssl_target_name_override': 'localhost' }
 
 let pki: Pki;
 beforeAll(() => {
-  pki = makePki(tempDir(suiteCleanup, 'engram-pki-'));
+  const dir = tempDir(suiteCleanup, 'engram-pki-');
+  pki = { dir, ...generateTestCertificates(dir) };
   return () => suiteCleanup.run();
 });
 

@@ -1,11 +1,11 @@
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import type * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { generateTestCertificates } from '@engram/memory-node/test-support';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { Clock } from '../src/index.js';
@@ -326,71 +326,10 @@ export interface TestPki {
 
 export function makeTestPki(): TestPki {
   const dir = mkdtempSync(join(tmpdir(), 'engram-pool-pki-'));
-  const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  const makeCa = (name: string) =>
-    run(
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.crt`,
-      '-days',
-      '1',
-      '-subj',
-      `/CN=${name}`,
-    );
-  const makeLeaf = (name: string, ext: string) => {
-    run(
-      'req',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.csr`,
-      '-subj',
-      `/CN=${name}`,
-    );
-    execFileSync('sh', ['-c', `printf '%s\\n' '${ext}' > ${name}.ext`], { cwd: dir });
-    run(
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      'ca.crt',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-out',
-      `${name}.crt`,
-      '-days',
-      '1',
-      '-extfile',
-      `${name}.ext`,
-    );
-  };
-  makeCa('ca');
-  makeCa('other');
-  makeLeaf('server', 'subjectAltName=IP:127.0.0.1,DNS:localhost');
-  makeLeaf('client', 'extendedKeyUsage=clientAuth');
-  const read = (f: string) => readFileSync(join(dir, f));
+  const main = generateTestCertificates(join(dir, 'main'));
   return {
-    ca: read('ca.crt'),
-    serverCert: read('server.crt'),
-    serverKey: read('server.key'),
-    clientCert: read('client.crt'),
-    clientKey: read('client.key'),
-    otherCa: read('other.crt'),
+    ...main,
+    otherCa: generateTestCertificates(join(dir, 'other')).ca,
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
 }

@@ -1,0 +1,86 @@
+/**
+ * Test support, exported as `@engram/memory-node/test-support`: not part of the node's API.
+ * Shared by the memory node's and the pool's TLS tests so the throwaway PKI is made one way.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** PEM contents of a throwaway PKI (also left in the directory, see below). */
+export interface TestCertificates {
+  readonly ca: Buffer;
+  readonly serverCert: Buffer;
+  readonly serverKey: Buffer;
+  readonly clientCert: Buffer;
+  readonly clientKey: Buffer;
+}
+
+const CERT_VALIDITY_DAYS = '1';
+const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+
+/**
+ * Makes a throwaway CA (P-256, valid 1 day) with a server certificate for 127.0.0.1 and
+ * localhost (serverAuth) and a client certificate (clientAuth), using the `openssl` CLI.
+ * Writes `ca.crt`, `ca.key`, `server.crt`, `server.key`, `client.crt`, `client.key` (and
+ * scratch files) into `dir`, creating it if needed; the caller removes it. Call it twice with
+ * two directories for an unrelated second CA.
+ */
+export function generateTestCertificates(dir: string): TestCertificates {
+  mkdirSync(dir, { recursive: true });
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  ssl(
+    'req',
+    '-x509',
+    ...EC_KEY,
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.crt',
+    '-days',
+    CERT_VALIDITY_DAYS,
+    '-subj',
+    '/CN=engram-test-ca',
+  );
+  writeFileSync(
+    join(dir, 'server.ext'),
+    'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n',
+  );
+  writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
+  for (const name of ['server', 'client']) {
+    ssl(
+      'req',
+      ...EC_KEY,
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.csr`,
+      '-subj',
+      `/CN=engram-${name}`,
+    );
+    ssl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      `${name}.crt`,
+      '-days',
+      CERT_VALIDITY_DAYS,
+      '-extfile',
+      `${name}.ext`,
+    );
+  }
+  const read = (f: string) => readFileSync(join(dir, f));
+  return {
+    ca: read('ca.crt'),
+    serverCert: read('server.crt'),
+    serverKey: read('server.key'),
+    clientCert: read('client.crt'),
+    clientKey: read('client.key'),
+  };
+}
