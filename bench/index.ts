@@ -4,7 +4,8 @@
  * Load comes from h2load (nghttp2-client), a separate process, POSTing a serialized
  * Recall gRPC frame. Per path: sequential (1 connection, 1 stream) p50/p99, and 64 in flight
  * (4 connections × 16 streams) p50/p99 + throughput; proxy CPU per call from
- * /proc/<pid>/stat (utime+stime deltas over the 64-in-flight run); GC from --trace-gc.
+ * /proc/<pid>/stat (utime+stime deltas over the 64-in-flight run); GC pauses of the data-plane
+ * threads from router-node's own /metrics (perf_hooks 'gc' entries).
  *
  * Run: pnpm --filter @engram/bench bench   (needs h2load; nginx optional)
  * Env: BENCH_SEQ (default 3000 calls), BENCH_CONC (default 30000 calls).
@@ -324,16 +325,17 @@ async function main(): Promise<void> {
     { name: 'direct', url: `http://${nodeAddress}/engram.v1.MemoryService/Recall`, pids: () => [] },
   ];
   const variants: [string, Record<string, unknown>, string[]][] = [
-    [`router-node --workers ${cores} (default)`, { workers: cores }, []],
-    ['router-node --workers 0', { workers: 0 }, []],
+    ['router-node --workers 0 (default)', { workers: 0 }, []],
+    [`router-node --workers ${cores}`, { workers: cores }, []],
     ['router-node --workers 1', { workers: 1 }, []],
+    ['router-node --workers 0, semi-space 64 MB', { workers: 0 }, ['--max-semi-space-size=64']],
     [
-      `router-node --workers ${cores}, young gen 64 MB`,
-      { workers: cores, youngGenerationMb: 64 },
+      `router-node --workers ${cores}, young gen 192 MB`,
+      { workers: cores, youngGenerationMb: 192 },
       [],
     ],
-    ['router-node --workers 0, semi-space 16 MB', { workers: 0 }, ['--max-semi-space-size=16']],
   ];
+
   const routers: Spawned[] = [];
   for (const [name, extra, execArgv] of variants) {
     const r = await startRouter(nodeAddress, extra, execArgv);
