@@ -116,8 +116,10 @@ export class AttemptContext implements CallContext {
   readonly attempt: number;
   readonly fallback: boolean;
   readonly deadline: Deadline;
-  readonly attemptDeadline: Deadline;
   readonly hedge: boolean;
+  /** Where the attempt's deadline is on the clock's timeline (<= `deadline.at`). */
+  readonly attemptAt: number;
+  #attemptDeadline: Deadline | undefined;
   #controller: AbortController | undefined;
   #cancelled = false;
   #reason: unknown;
@@ -130,15 +132,26 @@ export class AttemptContext implements CallContext {
     attempt: number,
     fallback: boolean,
     deadline: Deadline,
-    attemptDeadline: Deadline,
+    attemptAt: number,
     hedge: boolean,
   ) {
     this.node = node;
     this.attempt = attempt;
     this.fallback = fallback;
     this.deadline = deadline;
-    this.attemptDeadline = attemptDeadline;
+    this.attemptAt = attemptAt;
     this.hedge = hedge;
+  }
+
+  /** Created on first access: a call that never reads it costs no Deadline object. */
+  get attemptDeadline(): Deadline {
+    let d = this.#attemptDeadline;
+    if (d === undefined) {
+      const deadline = this.deadline;
+      d = this.attemptAt < deadline.at ? new Deadline(this.attemptAt, deadline.clock) : deadline;
+      this.#attemptDeadline = d;
+    }
+    return d;
   }
 
   get signal(): AbortSignal {
@@ -159,8 +172,12 @@ export class AttemptContext implements CallContext {
 
   /** Adds a cancel callback (cheaper than a signal listener); they run in registration order. */
   addOnCancel(fn: () => void): void {
-    if (this.#onCancel === undefined && this.#moreOnCancel === undefined) this.#onCancel = fn;
-    else (this.#moreOnCancel ??= []).push(fn);
+    if (this.#onCancel === undefined && this.#moreOnCancel === undefined) {
+      this.#onCancel = fn;
+      return;
+    }
+    if (this.#moreOnCancel === undefined) this.#moreOnCancel = [fn];
+    else this.#moreOnCancel.push(fn);
   }
 
   /** Removes one registration of `fn`, if still registered. */
@@ -233,7 +250,8 @@ export class Execution<T> {
   readonly #attemptTimeoutMs: number;
   readonly #hedge: ResolvedHedge | undefined;
   readonly #targets: Target[];
-  readonly #inflight = new Set<Attempt>();
+  /** Attempts in flight (at most 1 + maxHedges: an array beats a Set). */
+  readonly #inflight: Attempt[] = [];
   readonly #errors: TargetError[] = [];
   readonly #startedAt: number;
   #attempts = 0;
@@ -251,17 +269,19 @@ export class Execution<T> {
   #retryAt = 0;
   #resolve!: (value: Routed<T>) => void;
   #reject!: (error: unknown) => void;
-  readonly #onAbort = (): void => {
-    this.#fail(new AbortedError(this.#signal?.reason));
-  };
-  readonly #onTimer = (attempt: Attempt): void => {
+  /** The abort listener, created only when the caller passed a signal. */
+  #onAbort: (() => void) | undefined;
+
+  // Timer callbacks are static (no per-execution closures); the execution is a timer argument.
+  static #onTimer<U>(this: void, execution: Execution<U>, attempt: Attempt): void {
     attempt.timer = undefined;
-    this.#expire(attempt);
-  };
-  readonly #onBackoff = (): void => {
-    this.#backoffTimer = undefined;
-    this.#retryNow();
-  };
+    execution.#expire(attempt);
+  }
+
+  static #onBackoff<U>(this: void, execution: Execution<U>): void {
+    execution.#backoffTimer = undefined;
+    execution.#retryNow();
+  }
 
   constructor(
     host: ExecutionHost,
@@ -330,7 +350,13 @@ export class Execution<T> {
       return promise;
     }
     this.#host.budget.recordRequest();
-    signal?.addEventListener('abort', this.#onAbort, { once: true });
+    if (signal !== undefined) {
+      const onAbort = (): void => {
+        this.#fail(new AbortedError(signal.reason));
+      };
+      this.#onAbort = onAbort;
+      signal.addEventListener('abort', onAbort, { once: true });
+    }
     this.#advance();
     return promise;
   }
@@ -345,7 +371,7 @@ export class Execution<T> {
         return;
       }
     }
-    if (this.#inflight.size > 0) return;
+    if (this.#inflight.length > 0) return;
     if (
       !this.#budgetExhausted &&
       this.#failures > 0 &&
@@ -383,7 +409,7 @@ export class Execution<T> {
     if (!this.#host.options.tryOpenLast || this.#lastResortUsed || this.#failures === 0) {
       return undefined;
     }
-    if (this.#inflight.size > 0) return undefined;
+    if (this.#inflight.length > 0) return undefined;
     for (const target of this.#targets) {
       if (!target.open) continue;
       this.#lastResortUsed = true;
@@ -448,7 +474,7 @@ export class Execution<T> {
       const next = this.#attempts + 1;
       this.#emit(() => onRetry(this.#operation, node, next, delay));
     }
-    this.#backoffTimer = setTimeout(this.#onBackoff, delay);
+    this.#backoffTimer = setTimeout(Execution.#onBackoff, delay, this);
   }
 
   /** A retry after backoff: the first target (in order) not pushed back that its breaker admits. */
@@ -477,7 +503,7 @@ export class Execution<T> {
         return false;
       }
       this.#budgetExhausted = true;
-      if (this.#inflight.size === 0) this.#giveUp();
+      if (this.#inflight.length === 0) this.#giveUp();
       return false;
     }
     const n = ++this.#attempts;
@@ -497,8 +523,8 @@ export class Execution<T> {
     const deadline = this.#deadline;
     const timeoutMs = this.#attemptTimeoutMs;
     const remaining = deadline.remaining();
-    const attemptDeadline = timeoutMs < remaining ? deadline.within(timeoutMs) : deadline;
-    const ctx = new AttemptContext(node, n, target.index !== 0, deadline, attemptDeadline, hedge);
+    const attemptAt = timeoutMs < remaining ? deadline.clock.now() + timeoutMs : deadline.at;
+    const ctx = new AttemptContext(node, n, target.index !== 0, deadline, attemptAt, hedge);
     const attempt: Attempt = {
       target,
       admission,
@@ -511,9 +537,9 @@ export class Execution<T> {
     };
     const wait = Math.min(timeoutMs, remaining);
     if (wait !== Number.POSITIVE_INFINITY) {
-      attempt.timer = setTimeout(this.#onTimer, Math.min(wait, MAX_TIMER_MS), attempt);
+      attempt.timer = setTimeout(Execution.#onTimer, Math.min(wait, MAX_TIMER_MS), this, attempt);
     }
-    this.#inflight.add(attempt);
+    this.#inflight.push(attempt);
     let pending: Promise<T>;
     try {
       pending = Promise.resolve(this.#call(ctx));
@@ -554,7 +580,9 @@ export class Execution<T> {
     if (attempt.hedgeTimer !== undefined) clearTimeout(attempt.hedgeTimer);
     attempt.timer = undefined;
     attempt.hedgeTimer = undefined;
-    this.#inflight.delete(attempt);
+    const inflight = this.#inflight;
+    const i = inflight.indexOf(attempt);
+    if (i >= 0) inflight.splice(i, 1);
     return this.#host.clock.now() - attempt.startedAt;
   }
 
@@ -603,7 +631,7 @@ export class Execution<T> {
     }
     const node = attempt.target.node;
     const deadline = this.#deadline;
-    const attemptDeadline = attempt.ctx.attemptDeadline;
+    const ctx = attempt.ctx;
     const grpcDeadline = isGrpcDeadline(error);
     const opExpired =
       error instanceof DeadlineExceededError ||
@@ -612,8 +640,8 @@ export class Execution<T> {
     const timedOut =
       error instanceof AttemptTimeoutError ||
       (grpcDeadline &&
-        attemptDeadline !== deadline &&
-        attemptDeadline.remaining() <= DEADLINE_SLACK_MS);
+        ctx.attemptAt < deadline.at &&
+        ctx.attemptAt - deadline.clock.now() <= DEADLINE_SLACK_MS);
     const failure =
       timedOut && !(error instanceof AttemptTimeoutError)
         ? new AttemptTimeoutError(this.#attemptTimeoutMs)
@@ -669,8 +697,12 @@ export class Execution<T> {
     this.#settled = true;
     if (this.#backoffTimer !== undefined) clearTimeout(this.#backoffTimer);
     this.#backoffTimer = undefined;
-    this.#signal?.removeEventListener('abort', this.#onAbort);
-    if (this.#inflight.size === 0) return;
+    const onAbort = this.#onAbort;
+    if (onAbort !== undefined) {
+      this.#onAbort = undefined;
+      this.#signal?.removeEventListener('abort', onAbort);
+    }
+    if (this.#inflight.length === 0) return;
     const reason = new AbortedError('operation finished');
     // Abandoned attempts (lost hedges, caller abort, deadline) are decided now: their breaker
     // admission is released at once, so a call that ignores cancellation cannot hold a
@@ -684,8 +716,7 @@ export class Execution<T> {
       attempt.hedgeTimer = undefined;
       this.#settleBreaker(attempt, 'release');
     }
-    const abandoned = [...this.#inflight];
-    this.#inflight.clear();
+    const abandoned = this.#inflight.splice(0);
     for (const attempt of abandoned) attempt.ctx.cancel(reason);
   }
 

@@ -497,9 +497,12 @@ export class Router implements ExecutionHost {
     let front = 0;
     let back = count - 2;
     // Open ones fill from the back, so reverse them afterwards to keep their relative order.
+    // Slots were synced for this epoch, by node index: no lookup per replica.
+    const slots = this.#slotByIndex;
     for (let i = 1; i < count; i++) {
-      const node = nodes[scratch[i]!]!;
-      const slot = this.slotOf(node);
+      const index = scratch[i]!;
+      const node = nodes[index]!;
+      const slot = index < slots.length ? slots[index]! : this.slotOf(node);
       if (slot >= 0 && this.breakers.state(slot) === 'open') replicas[back--] = node;
       else replicas[front++] = node;
     }
