@@ -289,6 +289,12 @@ async function checkPath(address: string, expectRouting: boolean): Promise<void>
 }
 
 async function main(): Promise<void> {
+  try {
+    execFileSync('h2load', ['--version'], { stdio: 'ignore' });
+  } catch {
+    console.log('h2load not found: skipped (apt-get install -y nghttp2-client)');
+    return;
+  }
   const node = await spawnJson([
     NODE_MAIN,
     '--id',
