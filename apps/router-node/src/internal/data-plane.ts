@@ -115,6 +115,23 @@ class UpstreamError extends Error {
   }
 }
 
+/** Buffers posted to a worker arrive as plain Uint8Arrays; grpc-js wants Buffers. */
+function toBuffer(v: string | Uint8Array): string | Buffer {
+  return typeof v === 'string' || Buffer.isBuffer(v)
+    ? v
+    : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+}
+
+function asBuffers(c: PoolCredentials): PoolCredentials {
+  if (c.kind !== 'tls') return c;
+  const out: { -readonly [K in keyof typeof c]: (typeof c)[K] } = { kind: 'tls' };
+  if (c.ca !== undefined) out.ca = toBuffer(c.ca);
+  if (c.cert !== undefined) out.cert = toBuffer(c.cert);
+  if (c.key !== undefined) out.key = toBuffer(c.key);
+  if (c.serverName !== undefined) out.serverName = c.serverName;
+  return out;
+}
+
 /** The client side of one routed call: whether the client went away, and the attempt in flight. */
 interface ClientCall {
   gone: boolean;
@@ -164,12 +181,15 @@ export class DataPlane {
   /** UTF-8 node ids for the RoutingInfo field (encoded once per node). */
   readonly #servedBy = new Map<string, Buffer>();
   #inFlight = 0;
+  /** `:scheme` of upstream requests. */
+  readonly #scheme: 'http' | 'https';
   readonly #stopGc: () => void;
   #drainWaiters: (() => void)[] = [];
   readonly #sessions = new Set<http2.ServerHttp2Session>();
 
   constructor(init: DataPlaneInit, log: Logger) {
     this.#cfg = init.config;
+    this.#scheme = init.upstreamCredentials.kind === 'tls' ? 'https' : 'http';
     this.#reader = new TableReader(init.table);
     this.#control = controlWords(init.state);
     this.#metrics = new MetricsRecorder(init.state, init.thread);
@@ -187,7 +207,7 @@ export class DataPlane {
       connectTimeoutMs: init.config.pool.connectTimeoutMs,
       keepaliveIntervalMs: init.config.pool.keepaliveIntervalMs,
       keepaliveTimeoutMs: init.config.pool.keepaliveTimeoutMs,
-      credentials: init.upstreamCredentials,
+      credentials: asBuffers(init.upstreamCredentials),
       onConnection: (e) => {
         if (e.kind !== 'session') return;
         const n = (sessionsBySlot.get(e.nodeId) ?? 0) + (e.type === 'open' ? 1 : -1);
@@ -229,9 +249,11 @@ export class DataPlane {
     if (init.ingressTls !== null) {
       const t = init.ingressTls;
       this.server = http2.createSecureServer({
-        cert: t.cert,
-        key: t.key,
-        ...(t.ca !== undefined ? { ca: t.ca, requestCert: true, rejectUnauthorized: true } : {}),
+        cert: toBuffer(t.cert),
+        key: toBuffer(t.key),
+        ...(t.ca !== undefined
+          ? { ca: toBuffer(t.ca), requestCert: true, rejectUnauthorized: true }
+          : {}),
         allowHTTP1: false,
         settings,
       });
@@ -397,7 +419,11 @@ export class DataPlane {
     const op = OPERATION_OF_METHOD[method] ?? OP.other;
     const timeoutMs = parseGrpcTimeout(headers['grpc-timeout']);
     const deadlineMs = Math.min(timeoutMs ?? this.#cfg.router.deadlineMs, MAX_TIMER_MS);
-    const fwd: http2.OutgoingHttpHeaders = { ':method': 'POST', ':path': path, ':scheme': 'http' };
+    const fwd: http2.OutgoingHttpHeaders = {
+      ':method': 'POST',
+      ':path': path,
+      ':scheme': this.#scheme,
+    };
     for (const name in headers) {
       if (name.charCodeAt(0) === 58 /* ':' */ || HOP_HEADERS.has(name)) continue;
       fwd[name] = headers[name];
