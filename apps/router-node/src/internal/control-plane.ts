@@ -543,10 +543,11 @@ async function start(
       ).reduce((a, b) => a + Math.max(0, b), 0);
       await Promise.all(workers.map((w) => w.terminate()));
       await admin?.close();
+      // Idle keep-alive scrapers would hold close() open: drop them first.
+      metricsServer?.closeAllConnections();
       await new Promise<void>((resolve) =>
         metricsServer ? metricsServer.close(() => resolve()) : resolve(),
       );
-      metricsServer?.closeAllConnections();
       for (const m of members.values()) m.probe.close();
       await localCluster?.stop();
       log.info({ event: 'stopped', abandoned: left }, `stopped (${left} calls abandoned)`);
