@@ -61,7 +61,7 @@ bench
     sink += readSpaceId(large)!.length;
   })
   .add(`baseline: decode + set routing + encode, ${reply.length} B reply`, () => {
-    const r = recall.responseDeserialize(reply.subarray(5)) as Record<string, unknown>;
+    const r = recall.responseDeserialize(reply.subarray(5)) as unknown as Record<string, unknown>;
     r.routing = routing;
     sink += frame(recall.responseSerialize(r)).length;
   })
