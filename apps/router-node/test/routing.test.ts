@@ -44,7 +44,7 @@ describe('router-node end to end', () => {
       });
       expect(stored.routing?.servedBy).toBe(expected);
       // storeFallback is on by default, so a store may fail over like a recall.
-      expect(stored.routing?.strategy).toBe('PrimaryWithFallback');
+      expect(stored.routing?.strategy).toBe('Primary');
       expect(stored.routing?.fallback).toBe(false);
       expect(stored.routing?.attempts).toBe(1);
       expect(stored.routing?.tableEpoch).toBeGreaterThanOrEqual(1);

@@ -43,7 +43,7 @@ describe('router over a real 3-node cluster', () => {
       servedBy: 'n2',
       attempts: 1,
       fallback: false,
-      strategy: 'PrimaryWithFallback',
+      strategy: 'Primary',
       tableEpoch: 0,
     });
     const recalled = await r.recall({
@@ -111,11 +111,7 @@ describe('router over a real 3-node cluster', () => {
       spaceId: 'gamma',
       memory: memory('written while the primary is down'),
     });
-    expect(stored.routing).toMatchObject({
-      servedBy: 'n3',
-      fallback: true,
-      strategy: 'PrimaryWithFallback',
-    });
+    expect(stored.routing).toMatchObject({ servedBy: 'n3', fallback: true, strategy: 'Primary' });
     // With storeFallback off the store fails instead.
     const strict = router({
       table,

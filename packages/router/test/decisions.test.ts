@@ -29,16 +29,16 @@ function codeOf(fn: () => unknown): unknown {
 }
 
 describe('routing decisions', () => {
-  it('stores go to the primary with fall-back to replicas in placement order (default)', () => {
+  it('stores are Primary, with replicas in placement order for store fall-back (default)', () => {
     const d = router().routeStore('s1');
     expect(d.primary.id).toBe('a');
     expect(d.replicas.map((n) => n.id)).toEqual(['b', 'c']);
-    expect(d.strategy).toBe('PrimaryWithFallback');
+    expect(d.strategy).toBe('Primary');
     expect(d.operation).toBe('store');
     expect(d.spaceId).toBe('s1');
   });
 
-  it('stores are Primary only when storeFallback is off', () => {
+  it('stores carry no replicas when storeFallback is off', () => {
     const d = router({ options: { storeFallback: false } }).routeStore('s1');
     expect(d.strategy).toBe('Primary');
     expect(d.replicas).toEqual([]);
@@ -193,7 +193,7 @@ describe('routing decisions', () => {
     r.routeConsolidation('s1');
     r.routeDistributedQuery(['s2']);
     expect(seen).toEqual([
-      ['store', 'PrimaryWithFallback'],
+      ['store', 'Primary'],
       ['consolidate', 'LocalOnly'],
       ['query', 'ScatterGather'],
     ]);

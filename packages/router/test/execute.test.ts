@@ -107,7 +107,7 @@ describe('execute', () => {
     const { calls, call } = scripted({ a: 'unavailable' });
     const pending = settle(r.execute(r.routeStore('s'), call, {}));
     const decisionless = r.routeStore('s');
-    expect(decisionless.strategy).toBe('PrimaryWithFallback');
+    expect(decisionless.strategy).toBe('Primary');
     await vi.runAllTimersAsync();
     const { value } = await pending;
     // Store falls back to b at once (b answers), so no backoff was needed here:

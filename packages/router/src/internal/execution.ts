@@ -313,10 +313,15 @@ export class Execution<T> {
         noRetry: false,
       },
     ];
-    // Replicas only when the strategy allows fall-back (a hand-made decision may carry them).
+    // Replicas only when the strategy allows fall-back (a hand-made decision may carry them):
+    // reads and scatter-gather, and a `Primary` Store while `storeFallback` is on.
     const strategy = decision.strategy;
     const replicas =
-      strategy === 'PrimaryWithFallback' || strategy === 'ScatterGather' ? decision.replicas : [];
+      strategy === 'PrimaryWithFallback' ||
+      strategy === 'ScatterGather' ||
+      (strategy === 'Primary' && decision.operation === 'store' && host.options.storeFallback)
+        ? decision.replicas
+        : [];
     outer: for (let i = 0; i < replicas.length; i++) {
       const node = replicas[i]!;
       for (const t of targets) if (t.node.id === node.id) continue outer;

@@ -474,10 +474,12 @@ export class Router implements ExecutionHost {
     } else {
       const primary = nodes[scratch[0]!]!;
       const replicas = fallback && count > 1 ? this.#orderReplicas(count, nodes) : NO_REPLICAS;
+      // A Store is `Primary` whatever the fall-back setting (the spec's strategy table): its
+      // replicas are there for `storeFallback` only, and `execute` knows it from the operation.
       const strategy =
         operation === Operation.Query
           ? RoutingStrategy.ScatterGather
-          : fallback
+          : fallback && operation !== Operation.Store
             ? RoutingStrategy.PrimaryWithFallback
             : RoutingStrategy.Primary;
       decision = { spaceId, primary, replicas, strategy, epoch, operation };
