@@ -1,4 +1,5 @@
 import { callMemory, MemoryServiceClient, type RoutingInfo } from '@engram/proto';
+import { buildRing } from '@engram/ring';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { RouterNodeConfig } from './internal/config.js';
@@ -54,6 +55,7 @@ export async function runDemo(config: RouterNodeConfig, log: Logger): Promise<nu
     line(`-- store three memories in space "${SPACE}" through the router`);
     const deadline = () => Date.now() + 5000;
     let primary = '';
+    const stored: Array<{ id: string; content: string }> = [];
     for (const content of ['met Bob at the lake', 'Bob likes sailing', 'lunch with Carol']) {
       const res = await callMemory(
         client,
@@ -62,7 +64,32 @@ export async function runDemo(config: RouterNodeConfig, log: Logger): Promise<nu
         { deadline: deadline() },
       );
       primary = res.routing?.servedBy ?? primary;
+      stored.push({ id: res.memoryId, content });
       line(`  store "${content}" -> id ${res.memoryId.slice(0, 8)}…  ${fmt(res.routing)}`);
+    }
+    // Copying a primary's writes to its replicas is the memory cluster's replication, not the
+    // router's job, and the reference nodes do not do it: stand in for it, so a fallback
+    // recall shows the data a replicated cluster would have.
+    const nodes = router.table().nodes.map((n) => ({ id: n.id, address: n.address, zone: n.zone }));
+    const placement = buildRing({
+      nodes,
+      vnodesPerNode: config.vnodesPerNode,
+      replicationFactor: config.replicationFactor,
+    }).lookup(SPACE);
+    const replicas = placement.replicas.map((n) => n.id);
+    line(
+      `-- placement of "${SPACE}": primary ${placement.primary.id}, replicas ${replicas.join(', ')}; ` +
+        "copy the memories to the replicas directly (replication is the cluster's job, not the router's)",
+    );
+    for (const replica of placement.replicas) {
+      const direct = new MemoryServiceClient(replica.address, grpc.credentials.createInsecure());
+      try {
+        for (const memory of stored) {
+          await callMemory(direct, 'store', { spaceId: SPACE, memory }, { deadline: deadline() });
+        }
+      } finally {
+        direct.close();
+      }
     }
     line();
     line('-- recall "Bob"');
@@ -88,7 +115,10 @@ export async function runDemo(config: RouterNodeConfig, log: Logger): Promise<nu
           { deadline: deadline() },
         );
         if (r.routing?.fallback) fallbacks++;
-        line(`  recall #${i + 1}: ok, ${r.memories.length} memories  ${fmt(r.routing)}`);
+        const top = r.memories[0]?.memory?.content;
+        line(
+          `  recall #${i + 1}: ok, ${r.memories.length} memories${top ? ` ("${top}"…)` : ''}  ${fmt(r.routing)}`,
+        );
       } catch (err) {
         failures++;
         line(`  recall #${i + 1}: FAILED ${(err as Error).message}`);
@@ -96,9 +126,6 @@ export async function runDemo(config: RouterNodeConfig, log: Logger): Promise<nu
     }
     const breaker = router.table().nodes.find((n) => n.id === primary)?.breaker;
     line(`  breaker for ${primary}: ${breaker}`);
-    line(
-      '  (the reference memory nodes do not replicate, so a replica answers with what it holds)',
-    );
     line();
     line(`-- wait for the health checks to mark ${primary} down`);
     const down = await waitFor(

@@ -43,7 +43,7 @@ describe('router-node end to end', () => {
         memory: { content: `hi ${space}` },
       });
       expect(stored.routing?.servedBy).toBe(expected);
-      // storeFallback is on by default, so a store may fail over like a recall.
+      // Store is Primary (the spec's table); storeFallback (on by default) still lets it fail over.
       expect(stored.routing?.strategy).toBe('Primary');
       expect(stored.routing?.fallback).toBe(false);
       expect(stored.routing?.attempts).toBe(1);
