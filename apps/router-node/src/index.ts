@@ -34,4 +34,9 @@ export {
 } from './internal/errors.js';
 export { OPERATIONS, OUTCOMES } from './internal/layout.js';
 export { LocalCluster, MEMORY_NODE_MAIN } from './internal/local-cluster.js';
-export { appendRouting, parseGrpcTimeout, readSpaceId } from './internal/wire.js';
+export {
+  appendRouting,
+  assignMemoryId,
+  parseGrpcTimeout,
+  readSpaceId,
+} from './internal/wire.js';

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   appendRouting,
+  assignMemoryId,
   CONFIG_DEFAULTS,
   ConfigError,
   envName,
@@ -39,6 +40,69 @@ describe('wire', () => {
         },
       ),
     );
+  });
+
+  it('gives an id-less Store memory one UUID (frame and memory lengths fixed) and leaves others byte-identical', () => {
+    const Store = MemoryServiceDefinition.Store;
+    const uuid = '0b7e4c1a-5f7e-4d9a-9c1e-2a7b8c9d0e1f';
+    fc.assert(
+      fc.property(
+        fc.string({ maxLength: 200 }),
+        fc.option(fc.string({ maxLength: 40 }), { nil: undefined }),
+        fc.string({ maxLength: 3000 }),
+        fc.array(fc.float({ noNaN: true, noDefaultInfinity: true }), { maxLength: 40 }),
+        fc.boolean(),
+        (spaceId, id, content, embedding, withMemory) => {
+          const request = withMemory
+            ? {
+                spaceId,
+                memory: {
+                  content,
+                  embedding,
+                  confidence: 0.5,
+                  createdAtMs: 42,
+                  ...(id !== undefined ? { id } : {}),
+                },
+              }
+            : { spaceId };
+          const input = frame(Store.requestSerialize(request));
+          const copy = Buffer.from(input);
+          let calls = 0;
+          const out = assignMemoryId(input, () => {
+            calls++;
+            return uuid;
+          });
+          expect(input.equals(copy)).toBe(true);
+          if (!withMemory || (id !== undefined && id !== '')) {
+            expect(out).toBe(input);
+            expect(calls).toBe(0);
+            return;
+          }
+          expect(calls).toBe(1);
+          expect(out.readUInt32BE(1)).toBe(out.length - 5);
+          const before = Store.requestDeserialize(input.subarray(5));
+          const after = Store.requestDeserialize(out.subarray(5));
+          expect(after).toEqual({ ...before, memory: { ...before.memory, id: uuid } });
+          expect(readSpaceId(out)).toBe(spaceId);
+          // Idempotent: a rewritten request is not rewritten again.
+          expect(assignMemoryId(out, () => 'x'.repeat(36))).toBe(out);
+        },
+      ),
+    );
+    // An explicit empty id written on the wire is replaced too (the appended one wins).
+    const explicitEmpty = frame(
+      Uint8Array.of(0x0a, 0x01, 0x73, 0x12, 0x04, 0x0a, 0x00, 0x12, 0x00),
+    );
+    const rewritten = assignMemoryId(explicitEmpty, () => uuid);
+    expect(Store.requestDeserialize(rewritten.subarray(5)).memory).toMatchObject({
+      id: uuid,
+      content: '',
+    });
+    // Malformed or compressed frames pass through for the node to reject.
+    const bad = frame(Uint8Array.of(0x12, 0x05, 0x0a));
+    expect(assignMemoryId(bad, () => uuid)).toBe(bad);
+    const compressed = Buffer.from([1, 0, 0, 0, 0]);
+    expect(assignMemoryId(compressed, () => uuid)).toBe(compressed);
   });
 
   it('finds field 1 after other fields and flags malformed frames', () => {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import http2 from 'node:http2';
 import type { Server as NetServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -32,6 +33,7 @@ import {
 import { MetricsRecorder } from './metrics.js';
 import {
   appendRouting,
+  assignMemoryId,
   encodeGrpcMessage,
   FRAME_HEADER_BYTES,
   formatGrpcTimeout,
@@ -461,6 +463,9 @@ export class DataPlane {
           'malformed request message',
         );
       }
+      // An id-less Store gets its id here, once: every attempt and fallback replays it, so a
+      // node that got the write before failing holds the same memory, not a duplicate.
+      const request = op === OP.store ? assignMemoryId(body, randomUUID) : body;
       const router = this.#router;
       let decision =
         op === OP.store
@@ -473,7 +478,7 @@ export class DataPlane {
       decision = this.#avoidUnavailable(decision);
       const routed = await router.execute(
         decision,
-        (ctx) => this.#forward(ctx, fwd, body, call),
+        (ctx) => this.#forward(ctx, fwd, request, call),
         options,
       );
       const routing = routed.routing;

@@ -178,3 +178,99 @@ export function frameMessage(message: Uint8Array): Buffer {
   out.set(message, FRAME_HEADER_BYTES);
   return out;
 }
+
+/** Field 1 (`id`, length-delimited) tag and a UUID's length: the bytes appended to a Memory. */
+const MEMORY_ID_TAG = (1 << 3) | 2;
+const UUID_BYTES = 36;
+const ID_FIELD_BYTES = 2 + UUID_BYTES;
+const STORE_MEMORY_TAG = (2 << 3) | 2;
+
+/**
+ * Skips one field's value of wire type `wire` at `pos`; false on bad data. Leaves `pos` after it.
+ * For wire type 2 it sets `lenStart` (offset of the bytes) and `lenEnd`.
+ */
+let lenStart = 0;
+function skipValue(buf: Uint8Array, wire: number, end: number): boolean {
+  switch (wire) {
+    case 0:
+      return readVarint(buf, end) >= 0;
+    case 1:
+      pos += 8;
+      return pos <= end;
+    case 2: {
+      const n = readVarint(buf, end);
+      if (n < 0 || pos + n > end) return false;
+      lenStart = pos;
+      pos += n;
+      return true;
+    }
+    case 5:
+      pos += 4;
+      return pos <= end;
+    default:
+      return false;
+  }
+}
+
+/**
+ * Gives the Memory of a StoreRequest frame (`space_id = 1, memory = 2`) an id when it has
+ * none, so every attempt and fallback of a Store replays the same id and a node that got it
+ * twice overwrites instead of storing a duplicate (what `Router.store` does with a decoded
+ * request). No full decode: the top-level fields and the Memory's fields are walked, nothing
+ * else. Returns `frame` itself (byte-identical) when the memory already has a non-empty id,
+ * when there is no memory, or when the frame is compressed/malformed (the node answers those);
+ * otherwise a new frame whose Memory carries field 1 = `newId()` appended after its fields
+ * (a later occurrence wins, so even an explicit empty id is replaced), with the Memory's
+ * length varint and the gRPC frame length fixed.
+ */
+export function assignMemoryId(frame: Buffer, newId: () => string): Buffer {
+  if (frame.length < FRAME_HEADER_BYTES || frame[0] !== 0) return frame;
+  const len = frame.readUInt32BE(1);
+  const end = FRAME_HEADER_BYTES + len;
+  if (end !== frame.length) return frame;
+  // The last `memory` occurrence is the one a decoder keeps (it replaces, merges at most).
+  let tagAt = -1;
+  let memStart = -1;
+  let memEnd = -1;
+  pos = FRAME_HEADER_BYTES;
+  while (pos < end) {
+    const at = pos;
+    const tag = readVarint(frame, end);
+    if (tag <= 0 || !skipValue(frame, tag & 7, end)) return frame;
+    if (tag === STORE_MEMORY_TAG) {
+      tagAt = at;
+      memStart = lenStart;
+      memEnd = pos;
+    }
+  }
+  if (pos !== end || tagAt < 0) return frame;
+  // Inside the Memory: the last field 1 decides (proto3 scalars: last one wins).
+  let hasId = false;
+  pos = memStart;
+  while (pos < memEnd) {
+    const tag = readVarint(frame, memEnd);
+    if (tag <= 0 || !skipValue(frame, tag & 7, memEnd)) return frame;
+    if (tag === MEMORY_ID_TAG) hasId = pos > lenStart;
+  }
+  if (hasId || pos !== memEnd) return frame;
+  const id = newId();
+  if (Buffer.byteLength(id) !== UUID_BYTES)
+    throw new RangeError(`newId() must return a UUID, got ${JSON.stringify(id)}`);
+  const memLen = memEnd - memStart;
+  const newMemLen = memLen + ID_FIELD_BYTES;
+  const oldHeader = memStart - tagAt;
+  const newHeader = 1 + varintLength(newMemLen);
+  const outLen = len + ID_FIELD_BYTES + newHeader - oldHeader;
+  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + outLen);
+  out[0] = 0;
+  out.writeUInt32BE(outLen, 1);
+  let w = FRAME_HEADER_BYTES + frame.copy(out, FRAME_HEADER_BYTES, FRAME_HEADER_BYTES, tagAt);
+  out[w++] = STORE_MEMORY_TAG;
+  w = writeVarint(out, w, newMemLen);
+  w += frame.copy(out, w, memStart, memEnd);
+  out[w++] = MEMORY_ID_TAG;
+  out[w++] = UUID_BYTES;
+  w += out.write(id, w, 'latin1');
+  frame.copy(out, w, memEnd, end);
+  return out;
+}
