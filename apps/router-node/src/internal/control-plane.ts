@@ -24,13 +24,25 @@ import {
   C_PARTITIONED,
   controlWords,
   createStateBuffer,
+  M_IN_FLIGHT,
+  M_POOL_SESSIONS,
   MAX_NODE_SLOTS,
+  metricsRegion,
   NODE_STATE,
   type NODE_STATE_NAMES,
 } from './layout.js';
 import { LocalCluster } from './local-cluster.js';
 import { type ControlSnapshot, renderMetrics } from './metrics.js';
+import { SocketDuplicator } from './socket-dup.js';
 import type { WorkerInit, WorkerMessage } from './worker.js';
+
+/** A crashed data-plane worker is restarted after this, doubling per recent restart… */
+export const WORKER_RESTART_BASE_DELAY_MS = 100;
+/** …up to this. */
+export const WORKER_RESTART_MAX_DELAY_MS = 5000;
+/** At most this many restarts in any `WORKER_RESTART_WINDOW_MS`; beyond, a crash is final. */
+export const MAX_WORKER_RESTARTS_PER_MINUTE = 10;
+export const WORKER_RESTART_WINDOW_MS = 60 * 1000;
 
 /** Largest cluster the shared table is sized for. */
 export const MAX_CLUSTER_NODES = 64;
@@ -276,7 +288,12 @@ async function start(
     ingressTls,
     upstreamCredentials: upstream,
   });
-  const workers: Worker[] = [];
+  /** Live data-plane workers by thread index (null while one is being restarted). */
+  const workers: (Worker | null)[] = [];
+  let workerRestarts = 0;
+  const restartTimes: number[] = [];
+  let dup: SocketDuplicator | null = null;
+  let closing = false;
   let mainPlane: DataPlane | null = null;
   let port: number;
   const workerUrl = new URL('./worker.js', import.meta.url);
@@ -303,25 +320,95 @@ async function start(
       });
     });
   };
+  /**
+   * Restarts a worker that exited while the router is running, on a fresh duplicate of the
+   * listening socket, with backoff and at most MAX_WORKER_RESTARTS_PER_MINUTE.
+   */
+  const onWorkerExit = (thread: number, worker: Worker, code: number): void => {
+    if (workers[thread] !== worker) return;
+    workers[thread] = null;
+    if (closing) return;
+    // The dead thread's gauges would stay stuck at their last values.
+    const region = metricsRegion(stateBuffer, thread);
+    region[M_IN_FLIGHT] = 0;
+    region.fill(0, M_POOL_SESSIONS, M_POOL_SESSIONS + MAX_NODE_SLOTS);
+    const now = Date.now();
+    while (restartTimes.length > 0 && restartTimes[0]! <= now - WORKER_RESTART_WINDOW_MS)
+      restartTimes.shift();
+    if (restartTimes.length >= MAX_WORKER_RESTARTS_PER_MINUTE || dup === null) {
+      log.error(
+        { event: 'worker-exit', thread, code, restarts: restartTimes.length },
+        `data-plane worker ${thread} exited with ${code}; not restarted (${restartTimes.length} restarts in the last minute)`,
+      );
+      return;
+    }
+    const delayMs = Math.min(
+      WORKER_RESTART_MAX_DELAY_MS,
+      WORKER_RESTART_BASE_DELAY_MS * 2 ** restartTimes.length,
+    );
+    restartTimes.push(now);
+    log.error(
+      { event: 'worker-exit', thread, code, restartInMs: delayMs },
+      `data-plane worker ${thread} exited with ${code}; restarting in ${delayMs} ms`,
+    );
+    const d = dup;
+    setTimeout(() => {
+      if (closing) return;
+      d.duplicate()
+        .then((fd) => spawnWorker({ ...baseInit(thread), listen: { fd } }))
+        .then(
+          (w) => {
+            if (closing) {
+              void w.worker.terminate();
+              return;
+            }
+            workerRestarts++;
+            watch(thread, w.worker);
+            log.warn(
+              { event: 'worker-restart', thread, restarts: workerRestarts },
+              `data-plane worker ${thread} restarted`,
+            );
+          },
+          (err: unknown) => {
+            log.error({ event: 'worker-restart-failed', thread, err }, 'worker restart failed');
+            // Counts as another exit: retried with a longer delay, within the cap.
+            workers[thread] = worker;
+            onWorkerExit(thread, worker, -1);
+          },
+        );
+    }, delayMs).unref();
+  };
+  const watch = (thread: number, worker: Worker): void => {
+    workers[thread] = worker;
+    worker.once('exit', (code) => onWorkerExit(thread, worker, code));
+  };
   try {
     if (cfg.workers === 0) {
       mainPlane = new DataPlane(baseInit(0), log.child({ thread: 0 }));
       port = await mainPlane.listen(cfg.listen);
     } else {
       const first = await spawnWorker({ ...baseInit(0), listen: cfg.listen });
-      workers.push(first.worker);
+      watch(0, first.worker);
       port = first.port;
-      if (first.fd < 0 && cfg.workers > 1) throw new Error('cannot share the listening socket');
+      if (first.fd < 0) throw new Error('cannot share the listening socket');
+      // Each thread gets its own fd for the socket, so one exiting closes only its own.
+      dup = await SocketDuplicator.start(first.fd);
       for (let t = 1; t < cfg.workers; t++) {
-        const w = await spawnWorker({ ...baseInit(t), listen: { fd: first.fd } });
-        workers.push(w.worker);
+        const w = await spawnWorker({ ...baseInit(t), listen: { fd: await dup.duplicate() } });
+        watch(t, w.worker);
       }
     }
   } catch (err) {
-    await Promise.all(workers.map((w) => w.terminate()));
+    closing = true;
+    await Promise.all(workers.map((w) => w?.terminate()));
+    dup?.close();
     for (const m of members.values()) m.probe.close();
     throw err;
   }
+
+  // Tests only (NODE_ENV=test): SIGUSR2 crashes the first live worker, to test restarts.
+  const onTestCrash = () => workers.find((w) => w !== null)?.postMessage({ type: 'test-crash' });
+  if (process.env.NODE_ENV === 'test' && cfg.workers > 0) process.on('SIGUSR2', onTestCrash);
 
   // ---- health checks ------------------------------------------------------------------------
   const h = cfg.health;
@@ -480,7 +567,8 @@ async function start(
     epoch: writer.epoch,
     partitioned,
     nodes: view().nodes,
-    workers: cfg.workers,
+    workers: cfg.workers === 0 ? 0 : workers.filter((w) => w !== null).length,
+    workerRestarts,
   });
   const metricsText = () => renderMetrics(stateBuffer, snapshot());
   let metricsServer: http.Server | null = null;
@@ -522,13 +610,16 @@ async function start(
       if (closed) return;
       closed = true;
       clearInterval(healthTimer);
+      closing = true;
+      process.off('SIGUSR2', onTestCrash);
       Atomics.store(control, C_DRAINING, 1);
       log.info({ event: 'shutdown', graceMs: cfg.shutdownGraceMs }, 'draining');
       let left = 0;
       if (mainPlane !== null) left += await mainPlane.drain(cfg.shutdownGraceMs);
+      const live = workers.filter((w): w is Worker => w !== null);
       left += (
         await Promise.all(
-          workers.map(
+          live.map(
             (w) =>
               new Promise<number>((resolve) => {
                 const onMsg = (msg: WorkerMessage) => {
@@ -541,7 +632,8 @@ async function start(
           ),
         )
       ).reduce((a, b) => a + Math.max(0, b), 0);
-      await Promise.all(workers.map((w) => w.terminate()));
+      await Promise.all(live.map((w) => w.terminate()));
+      dup?.close();
       await admin?.close();
       // Idle keep-alive scrapers would hold close() open: drop them first.
       metricsServer?.closeAllConnections();

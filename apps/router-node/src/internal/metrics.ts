@@ -91,6 +91,8 @@ export interface ControlSnapshot {
     readonly breaker: string;
   }>;
   readonly workers: number;
+  /** Data-plane workers restarted after exiting unexpectedly. */
+  readonly workerRestarts: number;
 }
 
 const BREAKER_VALUE: Readonly<Record<string, number>> = { closed: 0, open: 1, 'half-open': 2 };
@@ -207,8 +209,15 @@ export function renderMetrics(buffer: SharedArrayBuffer, control: ControlSnapsho
   );
   out.push('# TYPE engram_router_partitioned gauge');
   out.push(`engram_router_partitioned ${control.partitioned ? 1 : 0}`);
-  out.push('# HELP engram_router_workers Data-plane threads (0 = main thread).');
+  out.push(
+    '# HELP engram_router_workers Data-plane threads running now (0 = the main thread serves).',
+  );
   out.push('# TYPE engram_router_workers gauge');
   out.push(`engram_router_workers ${control.workers}`);
+  out.push(
+    '# HELP engram_router_worker_restarts_total Data-plane workers restarted after an unexpected exit.',
+  );
+  out.push('# TYPE engram_router_worker_restarts_total counter');
+  out.push(`engram_router_worker_restarts_total ${control.workerRestarts}`);
   return `${out.join('\n')}\n`;
 }

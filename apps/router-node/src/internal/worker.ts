@@ -37,7 +37,16 @@ plane.listen(init.listen).then(
   },
 );
 
-port.on('message', (msg: { type: 'drain'; graceMs: number }) => {
+port.on('message', (msg: { type: 'drain'; graceMs: number } | { type: 'test-crash' }) => {
+  if (msg.type === 'test-crash') {
+    // Test builds only: an uncaught exception, the way a real bug would end this thread.
+    if (process.env.NODE_ENV === 'test') {
+      setImmediate(() => {
+        throw new Error('test-crash: data-plane worker crashing on purpose');
+      });
+    }
+    return;
+  }
   if (msg.type !== 'drain') return;
   plane.drain(msg.graceMs).then(
     (left) => {
