@@ -72,6 +72,11 @@ const STRATEGY_BYTES: Readonly<Record<Strategy, Buffer>> = {
 const MEMORY_PREFIX = '/engram.v1.MemoryService/';
 const HEALTH_CHECK_PATH = '/grpc.health.v1.Health/Check';
 const HEALTH_WATCH_PATH = '/grpc.health.v1.Health/Watch';
+const HEALTH_SERVICE = 'engram.v1.MemoryService';
+/** HealthCheckResponse { status = 1 } frames: SERVING = 1, NOT_SERVING = 2, SERVICE_UNKNOWN = 3. */
+const HEALTH_SERVING = frameMessage(Uint8Array.of(0x08, 1));
+const HEALTH_NOT_SERVING = frameMessage(Uint8Array.of(0x08, 2));
+const HEALTH_SERVICE_UNKNOWN = frameMessage(Uint8Array.of(0x08, 3));
 const OPERATION_OF_METHOD: Readonly<Record<string, number>> = {
   Store: OP.store,
   Recall: OP.recall,
@@ -188,6 +193,8 @@ export class DataPlane {
   readonly #stopGc: () => void;
   #drainWaiters: (() => void)[] = [];
   readonly #sessions = new Set<http2.ServerHttp2Session>();
+  /** Open Health/Watch streams: told NOT_SERVING and ended when draining starts. */
+  readonly #watchers = new Map<http2.ServerHttp2Stream, boolean>();
 
   constructor(init: DataPlaneInit, log: Logger) {
     this.#cfg = init.config;
@@ -306,6 +313,13 @@ export class DataPlane {
    */
   async drain(graceMs: number): Promise<number> {
     this.server.close();
+    // Watchers learn NOT_SERVING, then their streams end so the sessions can close.
+    for (const [w, known] of this.#watchers) {
+      if (w.closed) continue;
+      if (known) w.write(HEALTH_NOT_SERVING);
+      w.end();
+    }
+    this.#watchers.clear();
     // GOAWAY: clients open no new streams; a session closes once its streams have ended
     // (replies and trailers written), which is what "no call lost" needs.
     for (const s of this.#sessions) if (!s.closed) s.close();
@@ -365,23 +379,55 @@ export class DataPlane {
       } else if (path === HEALTH_CHECK_PATH) {
         this.#handleHealth(stream, body);
       } else if (path === HEALTH_WATCH_PATH) {
-        this.#fail(stream, GRPC_STATUS.UNIMPLEMENTED, 'Health/Watch is not served by the router');
+        this.#handleWatch(stream, body);
       } else {
         this.#fail(stream, GRPC_STATUS.UNIMPLEMENTED, `unknown method ${path}`);
       }
     });
   }
 
+  /** SERVING while the table is usable and the router is not draining. */
+  #servingStatus(): Buffer {
+    const draining = Atomics.load(this.#control, C_DRAINING) === 1;
+    return draining || !this.#reader.published ? HEALTH_NOT_SERVING : HEALTH_SERVING;
+  }
+
+  /**
+   * Health/Watch: a server stream that sends the serving status now, and NOT_SERVING before
+   * it ends when draining starts (SIGTERM). An unknown service gets SERVICE_UNKNOWN and the
+   * stream stays open, as the health protocol asks.
+   */
+  #handleWatch(stream: http2.ServerHttp2Stream, body: Buffer): void {
+    const service = readSpaceId(body);
+    if (service === null) {
+      this.#fail(stream, GRPC_STATUS.INVALID_ARGUMENT, 'malformed HealthCheckRequest');
+      return;
+    }
+    if (stream.closed) return;
+    stream.respond(
+      { ':status': 200, 'content-type': 'application/grpc' },
+      { waitForTrailers: true },
+    );
+    stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+    const known = service === '' || service === HEALTH_SERVICE;
+    const status = known ? this.#servingStatus() : HEALTH_SERVICE_UNKNOWN;
+    if (status === HEALTH_NOT_SERVING && Atomics.load(this.#control, C_DRAINING) === 1) {
+      stream.end(status);
+      return;
+    }
+    stream.write(status);
+    this.#watchers.set(stream, known);
+    stream.once('close', () => this.#watchers.delete(stream));
+  }
+
   #handleHealth(stream: http2.ServerHttp2Stream, body: Buffer): void {
     // HealthCheckRequest { string service = 1 }: the same field-1 reader works.
     const service = readSpaceId(body);
-    if (service !== '' && service !== 'engram.v1.MemoryService') {
+    if (service !== '' && service !== HEALTH_SERVICE) {
       this.#fail(stream, GRPC_STATUS.NOT_FOUND, 'unknown service');
       return;
     }
-    const draining = Atomics.load(this.#control, C_DRAINING) === 1;
-    // HealthCheckResponse { status = 1 }: SERVING = 1, NOT_SERVING = 2.
-    const reply = frameMessage(Uint8Array.of(0x08, draining ? 2 : 1));
+    const reply = this.#servingStatus();
     if (stream.closed) return;
     stream.respond(
       { ':status': 200, 'content-type': 'application/grpc' },
