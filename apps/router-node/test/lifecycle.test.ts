@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalCluster } from '../src/index.js';
 import {
+  admin,
   adminClient,
   Cleanup,
   call,
@@ -106,6 +107,39 @@ describe('router-node lifecycle', () => {
     expect(
       metricValue(m, 'engram_router_request_duration_seconds_count', 'outcome="Cancelled"'),
     ).toBe(1);
+  });
+
+  it('on SIGHUP the file wins for the node list; AssignSpace assignments and drains survive', async () => {
+    const c = await LocalCluster.start(3, 2);
+    cleanup.add(() => c.stop());
+    const [a, b, d] = c.configs;
+    const { writeFileSync } = await import('node:fs');
+    const router = await spawnRouter(cleanup, testConfig({ nodes: [a, b], workers: 1 }));
+    const adm = adminClient(cleanup, router.adminPort);
+    await admin(adm, 'AddNode', { id: d!.id, address: d!.address, zone: d!.zone });
+    await admin(adm, 'AssignSpace', { spaceId: 'pinned', primary: 'n2', replicas: ['n1'] });
+    await admin(adm, 'DrainNode', { id: 'n1' });
+    const before = await getTable(adm);
+    expect(before.nodes.map((n) => n.id)).toEqual(['n1', 'n2', 'n3']);
+    // Same file (n1, n2), reloaded: the admin-added n3 goes, the rest of the admin state stays.
+    const cmdline = router.child.spawnargs;
+    const file = cmdline[cmdline.indexOf('--config') + 1]!;
+    writeFileSync(file, JSON.stringify(testConfig({ nodes: [a, b], workers: 1 })));
+    router.child.kill('SIGHUP');
+    const after = await eventually(async () => {
+      const t = await getTable(adm);
+      return t.epoch > before.epoch ? t : undefined;
+    });
+    expect(after.nodes.map((n) => n.id)).toEqual(['n1', 'n2']);
+    expect(after.nodes.find((n) => n.id === 'n1')?.state).toBe('draining');
+    expect(after.assignments).toContainEqual(
+      expect.objectContaining({ spaceId: 'pinned', primary: 'n2', replicas: ['n1'] }),
+    );
+    await eventually(() => router.stderr().includes('"event":"reload-membership"'));
+    expect(router.stderr()).toMatch(/"event":"reload-membership".*"removed":\["n3"\]/);
+    const client = memoryClient(cleanup, router.address);
+    const r = await call(client, 'store', { spaceId: 'pinned', memory: { content: 'x' } });
+    expect(r.routing?.servedBy).toBe('n2');
   });
 
   it('reloads membership on SIGHUP', async () => {

@@ -535,6 +535,16 @@ async function start(
       }
     }
     const next = buildFor(nodes, assignments);
+    // The file wins for the node list: nodes added through the admin API and not in the file
+    // are removed (said loudly), nodes removed through it but still in the file come back.
+    const dropped = [...members.keys()].filter((id) => !ids.has(id));
+    const restored = nodes.filter((n) => !members.has(n.id)).map((n) => n.id);
+    if (dropped.length > 0 || restored.length > 0) {
+      log.warn(
+        { event: 'reload-membership', removed: dropped, added: restored },
+        'SIGHUP: the config file replaces the node list (admin-added nodes not in it are removed)',
+      );
+    }
     for (const [id, m] of members) {
       const updated = nodes.find((n) => n.id === id);
       if (updated === undefined) {
