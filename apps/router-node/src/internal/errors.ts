@@ -1,18 +1,7 @@
-/** gRPC status codes used by the router (numbers are the wire values). */
-export const GRPC_STATUS = Object.freeze({
-  OK: 0,
-  CANCELLED: 1,
-  UNKNOWN: 2,
-  INVALID_ARGUMENT: 3,
-  DEADLINE_EXCEEDED: 4,
-  NOT_FOUND: 5,
-  ALREADY_EXISTS: 6,
-  RESOURCE_EXHAUSTED: 8,
-  FAILED_PRECONDITION: 9,
-  UNIMPLEMENTED: 12,
-  INTERNAL: 13,
-  UNAVAILABLE: 14,
-} as const);
+import { GrpcStatus } from '@engram/retry';
+
+/** gRPC status codes (wire values), shared with @engram/retry rather than listed twice. */
+export const GRPC_STATUS = GrpcStatus;
 
 export const ROUTER_NODE_ERROR_CODES = Object.freeze([
   'InvalidConfig',
