@@ -1,3 +1,5 @@
+import { ROUTER_NODE_ERROR_CODES, type RouterNodeErrorCode } from './errors.js';
+
 /**
  * The router-node's own shared memory (the placement table, breakers and retry budget have
  * their own buffers and layouts in @engram/ring, @engram/breaker and @engram/retry).
@@ -61,21 +63,15 @@ export const OP = Object.freeze({
  * answered a non-OK status that was passed to the client unchanged (e.g. INVALID_ARGUMENT);
  * the rest are router error codes.
  */
-export const OUTCOMES = Object.freeze([
+export type Outcome = 'ok' | 'upstream_error' | Exclude<RouterNodeErrorCode, 'InvalidConfig'>;
+/** Derived from the error codes, so a new code gets its metric label without a second list. */
+export const OUTCOMES: readonly Outcome[] = Object.freeze([
   'ok',
   'upstream_error',
-  'InvalidArgument',
-  'NoAssignment',
-  'NoLocalData',
-  'ConnectionFailed',
-  'CircuitBreakerOpen',
-  'DeadlineExceeded',
-  'AllReplicasFailed',
-  'RetryBudgetExhausted',
-  'Cancelled',
-  'Unavailable',
-] as const);
-export type Outcome = (typeof OUTCOMES)[number];
+  ...ROUTER_NODE_ERROR_CODES.filter(
+    (code): code is Exclude<RouterNodeErrorCode, 'InvalidConfig'> => code !== 'InvalidConfig',
+  ),
+]);
 export const OUTCOME_INDEX: ReadonlyMap<string, number> = new Map(OUTCOMES.map((o, i) => [o, i]));
 
 /** Upper bounds of the request-duration buckets, seconds. */
