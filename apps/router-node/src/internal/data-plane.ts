@@ -165,6 +165,22 @@ function isNodeFailureStatus(status: number): boolean {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Shared per-call constants: node:http2 copies options objects, so one frozen object serves every call. */
+const NOOP = (): void => {};
+const REQUEST_OPTIONS: Readonly<http2.ClientSessionRequestOptions> = Object.freeze({
+  endStream: false,
+});
+const WAIT_FOR_TRAILERS: Readonly<http2.ServerStreamResponseOptions> = Object.freeze({
+  waitForTrailers: true,
+});
+const END_STREAM: Readonly<http2.ServerStreamResponseOptions> = Object.freeze({
+  endStream: true,
+});
+/** `String(n)` for small attempt counts without a new string per call. */
+const SMALL_INTS = Array.from({ length: 16 }, (_, i) => String(i));
+function intString(n: number): string {
+  return n >= 0 && n < SMALL_INTS.length ? SMALL_INTS[n]! : String(n);
+}
 /** setTimeout's ceiling. */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -188,6 +204,8 @@ export class DataPlane {
   /** UTF-8 node ids for the RoutingInfo field (encoded once per node). */
   readonly #servedBy = new Map<string, Buffer>();
   #inFlight = 0;
+  #epochStringOf = -1;
+  #epochStringValue = '-1';
   /** `:scheme` of upstream requests. */
   readonly #scheme: 'http' | 'https';
   readonly #stopGc: () => void;
@@ -358,7 +376,7 @@ export class DataPlane {
 
   #onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     const path = headers[':path'] ?? '';
-    stream.on('error', () => {});
+    stream.on('error', NOOP);
     const chunks: Buffer[] = [];
     let size = 0;
     let tooLarge = false;
@@ -368,7 +386,9 @@ export class DataPlane {
       if (size > max) tooLarge = true;
       else chunks.push(c);
     });
-    stream.once('end', () => {
+    // 'end', 'close' and 'wantTrailers' fire at most once per stream: plain on() listeners
+    // skip once()'s wrapper allocation on the hot path.
+    stream.on('end', () => {
       if (tooLarge) {
         this.#fail(stream, GRPC_STATUS.RESOURCE_EXHAUSTED, `request larger than ${max} bytes`);
         return;
@@ -483,7 +503,9 @@ export class DataPlane {
     const onClose = () => {
       if (!stream.headersSent) cancelCall(call);
     };
-    stream.once('close', onClose);
+    // A plain listener, left in place: once the reply's headers are out it does nothing, and
+    // the stream closes soon after (cheaper than once() + off() per call).
+    stream.on('close', onClose);
     this.#inFlight++;
     this.#metrics.inFlight(1);
     let outcome = 'ok';
@@ -491,12 +513,11 @@ export class DataPlane {
       if (Atomics.load(this.#control, C_DRAINING) === 1) {
         throw new RouteError('Unavailable', GRPC_STATUS.UNAVAILABLE, 'router is shutting down');
       }
-      const options: ExecuteOptions = {
-        deadlineMs,
-        operation: OPERATIONS[op],
-        // Consolidation may take long on a big space: bounded by the deadline only.
-        ...(op === OP.consolidate ? { attemptTimeoutMs: Number.POSITIVE_INFINITY } : {}),
-      };
+      const options: ExecuteOptions =
+        op === OP.consolidate
+          ? // Consolidation may take long on a big space: bounded by the deadline only.
+            { deadlineMs, operation: OPERATIONS[op], attemptTimeoutMs: Number.POSITIVE_INFINITY }
+          : { deadlineMs, operation: OPERATIONS[op] };
       if (op === OP.query) {
         await this.#scatterGather(stream, fwd, body, options, call);
         return;
@@ -559,7 +580,6 @@ export class DataPlane {
         'x-engram-epoch': String(this.#reader.epoch),
       });
     } finally {
-      stream.off('close', onClose);
       this.#inFlight--;
       this.#metrics.inFlight(-1);
       this.#metrics.request(
@@ -620,7 +640,7 @@ export class DataPlane {
       try {
         const session = this.#pool.acquireSession(nodeId);
         headers['grpc-timeout'] = formatGrpcTimeout(ctx.attemptDeadline.remaining());
-        req = session.request(headers, { endStream: false });
+        req = session.request(headers, REQUEST_OPTIONS);
       } catch (err) {
         // ConnectionFailed from the pool is retryable as it is; anything else: UNAVAILABLE.
         const code = (err as { code?: unknown })?.code;
@@ -654,8 +674,8 @@ export class DataPlane {
         chunks.push(c);
         size += c.length;
       });
-      req.on('error', () => {});
-      req.once('close', () => {
+      req.on('error', NOOP);
+      req.on('close', () => {
         dispose();
         if (call.upstream === req) call.upstream = null;
         if (call.gone) {
@@ -712,24 +732,21 @@ export class DataPlane {
 
   #respond(stream: http2.ServerHttp2Stream, r: Reply, routing: RoutingInfo): void {
     if (stream.closed || stream.headersSent) return;
-    const meta = {
-      'x-engram-served-by': routing.servedBy,
-      'x-engram-attempts': String(routing.attempts),
-      'x-engram-fallback': routing.fallback ? 'true' : 'false',
-      'x-engram-strategy': routing.strategy,
-      'x-engram-epoch': String(routing.tableEpoch),
-    };
     if (r.status !== 0 || r.body.length === 0) {
       // Pass the node's error through as a trailers-only reply.
       const out: http2.OutgoingHttpHeaders = {
         ':status': 200,
         'content-type': 'application/grpc',
-        ...meta,
+        'x-engram-served-by': routing.servedBy,
+        'x-engram-attempts': intString(routing.attempts),
+        'x-engram-fallback': routing.fallback ? 'true' : 'false',
+        'x-engram-strategy': routing.strategy,
+        'x-engram-epoch': this.#epochString(routing.tableEpoch),
+        'grpc-status': String(r.status),
       };
-      out['grpc-status'] = String(r.status);
       const msg = r.trailers['grpc-message'];
       if (msg !== undefined) out['grpc-message'] = msg;
-      stream.respond(out, { endStream: true });
+      stream.respond(out, END_STREAM);
       return;
     }
     const strategy = STRATEGY_BYTES[routing.strategy as Strategy] ?? Buffer.from(routing.strategy);
@@ -742,20 +759,38 @@ export class DataPlane {
         strategy,
         routing.tableEpoch,
       ) ?? r.body;
-    const out: http2.OutgoingHttpHeaders = { ':status': 200, 'content-type': 'application/grpc' };
     const enc = r.headers['grpc-encoding'];
-    if (enc !== undefined) out['grpc-encoding'] = enc;
-    stream.respond(out, { waitForTrailers: true });
-    stream.once('wantTrailers', () => {
-      const t: http2.OutgoingHttpHeaders = { 'grpc-status': '0', ...meta };
-      for (const name in r.trailers) {
-        if (name.charCodeAt(0) === 58 || name === 'grpc-status' || name.startsWith('x-engram-'))
-          continue;
-        t[name] = r.trailers[name];
-      }
-      stream.sendTrailers(t);
-    });
+    stream.respond(
+      enc === undefined
+        ? { ':status': 200, 'content-type': 'application/grpc' }
+        : { ':status': 200, 'content-type': 'application/grpc', 'grpc-encoding': enc },
+      WAIT_FOR_TRAILERS,
+    );
+    const t: http2.OutgoingHttpHeaders = {
+      'grpc-status': '0',
+      'x-engram-served-by': routing.servedBy,
+      'x-engram-attempts': intString(routing.attempts),
+      'x-engram-fallback': routing.fallback ? 'true' : 'false',
+      'x-engram-strategy': routing.strategy,
+      'x-engram-epoch': this.#epochString(routing.tableEpoch),
+    };
+    const nodeTrailers = r.trailers;
+    for (const name in nodeTrailers) {
+      if (name.charCodeAt(0) === 58 || name === 'grpc-status' || name.startsWith('x-engram-'))
+        continue;
+      t[name] = nodeTrailers[name];
+    }
+    stream.on('wantTrailers', () => stream.sendTrailers(t));
     stream.end(framed);
+  }
+
+  /** The table epoch as a header value, rebuilt only when the epoch changes. */
+  #epochString(epoch: number): string {
+    if (epoch !== this.#epochStringOf) {
+      this.#epochStringOf = epoch;
+      this.#epochStringValue = String(epoch);
+    }
+    return this.#epochStringValue;
   }
 
   /**
