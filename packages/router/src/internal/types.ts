@@ -61,14 +61,10 @@ export interface CallContext {
   readonly hedge: boolean;
 }
 
-/** How a result was obtained; the same shape as engram.v1.RoutingInfo. */
-export interface RoutingInfo {
-  servedBy: string;
-  attempts: number;
-  fallback: boolean;
-  strategy: string;
-  tableEpoch: number;
-}
+/** How a result was obtained: engram.v1.RoutingInfo itself, so replies carry it as is. */
+export type { RoutingInfo } from '@engram/proto';
+
+import type { RoutingInfo } from '@engram/proto';
 
 export interface Routed<T> {
   readonly value: T;
