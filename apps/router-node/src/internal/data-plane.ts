@@ -737,13 +737,9 @@ export class DataPlane {
       const out: http2.OutgoingHttpHeaders = {
         ':status': 200,
         'content-type': 'application/grpc',
-        'x-engram-served-by': routing.servedBy,
-        'x-engram-attempts': intString(routing.attempts),
-        'x-engram-fallback': routing.fallback ? 'true' : 'false',
-        'x-engram-strategy': routing.strategy,
-        'x-engram-epoch': this.#epochString(routing.tableEpoch),
         'grpc-status': String(r.status),
       };
+      this.#setRoutingHeaders(out, routing);
       const msg = r.trailers['grpc-message'];
       if (msg !== undefined) out['grpc-message'] = msg;
       stream.respond(out, END_STREAM);
@@ -766,14 +762,8 @@ export class DataPlane {
         : { ':status': 200, 'content-type': 'application/grpc', 'grpc-encoding': enc },
       WAIT_FOR_TRAILERS,
     );
-    const t: http2.OutgoingHttpHeaders = {
-      'grpc-status': '0',
-      'x-engram-served-by': routing.servedBy,
-      'x-engram-attempts': intString(routing.attempts),
-      'x-engram-fallback': routing.fallback ? 'true' : 'false',
-      'x-engram-strategy': routing.strategy,
-      'x-engram-epoch': this.#epochString(routing.tableEpoch),
-    };
+    const t: http2.OutgoingHttpHeaders = { 'grpc-status': '0' };
+    this.#setRoutingHeaders(t, routing);
     const nodeTrailers = r.trailers;
     for (const name in nodeTrailers) {
       if (name.charCodeAt(0) === 58 || name === 'grpc-status' || name.startsWith('x-engram-'))
@@ -785,6 +775,15 @@ export class DataPlane {
   }
 
   /** The table epoch as a header value, rebuilt only when the epoch changes. */
+  /** RoutingInfo as trailing metadata, written into `out` (no intermediate object). */
+  #setRoutingHeaders(out: http2.OutgoingHttpHeaders, routing: RoutingInfo): void {
+    out['x-engram-served-by'] = routing.servedBy;
+    out['x-engram-attempts'] = intString(routing.attempts);
+    out['x-engram-fallback'] = routing.fallback ? 'true' : 'false';
+    out['x-engram-strategy'] = routing.strategy;
+    out['x-engram-epoch'] = this.#epochString(routing.tableEpoch);
+  }
+
   #epochString(epoch: number): string {
     if (epoch !== this.#epochStringOf) {
       this.#epochStringOf = epoch;
