@@ -1,0 +1,415 @@
+/**
+ * HPACK (RFC 7541): a decoder with a ring-buffer dynamic table and a stateless encoder.
+ *
+ * Header names and values are latin1 strings: one char per octet, so any octet sequence
+ * round-trips and `string.length` is the octet length the RFC's size accounting needs.
+ */
+import { Buffer } from 'node:buffer';
+import { STATIC_LOOKUP, STATIC_NAMES, STATIC_TABLE_LENGTH, STATIC_VALUES } from './hpack-static.js';
+import { HUFFMAN_ERR_EOS, huffmanDecode, huffmanMaxDecodedLength } from './huffman.js';
+
+/** Any malformed header block; the connection must fail with COMPRESSION_ERROR. */
+export class HpackError extends Error {
+  readonly code = 'CompressionError' as const;
+  override readonly name = 'HpackError';
+}
+
+export interface HpackDecoderOptions {
+  /** Our SETTINGS_HEADER_TABLE_SIZE: the largest dynamic table the peer may ask for. Default 4096 octets. */
+  maxTableSize?: number;
+  /** Largest decoded header list (sum of name + value + 32 per field, RFC 9113). Default 65536 octets. */
+  maxHeaderListSize?: number;
+}
+
+const DEFAULTS = Object.freeze({
+  maxTableSize: 4096, // octets, RFC 7541 / RFC 9113 initial SETTINGS_HEADER_TABLE_SIZE
+  maxHeaderListSize: 65536, // octets
+});
+
+/** Largest value a SETTINGS parameter can carry. */
+const MAX_SETTING_VALUE = 0xffffffff;
+/** Per-entry overhead of the dynamic table size accounting (RFC 7541 4.1). */
+const ENTRY_OVERHEAD_OCTETS = 32;
+/** Decoded HPACK integers above this are rejected (no legitimate index/length/size is larger). */
+const MAX_INTEGER = 0x7fffffff;
+/** Initial number of ring slots; grows by doubling when full (entries are >= 32 octets). */
+const INITIAL_RING_SLOTS = 16;
+/** Initial Huffman scratch size; grows to the largest Huffman string seen. */
+const INITIAL_SCRATCH_OCTETS = 256;
+
+interface Latin1Codec {
+  latin1Slice(this: Uint8Array, start: number, end: number): string;
+  latin1Write(this: Uint8Array, s: string, offset: number, length: number): number;
+}
+// Buffer's latin1 fast paths; they work on any Uint8Array receiver and skip toString's argument juggling.
+const { latin1Slice, latin1Write } = Buffer.prototype as unknown as Latin1Codec;
+
+function validateSize(field: string, value: number): number {
+  if (!Number.isInteger(value) || value < 0 || value > MAX_SETTING_VALUE) {
+    throw new RangeError(`${field} must be an integer in [0, ${MAX_SETTING_VALUE}], got ${value}`);
+  }
+  return value;
+}
+
+export class HpackDecoder {
+  private readonly maxTableSize: number;
+  private readonly maxHeaderListSize: number;
+  /** Current dynamic table limit, as last set by a size update (<= maxTableSize). */
+  private capacity: number;
+  /** Current dynamic table size in octets (RFC 7541 4.1). */
+  private size = 0;
+  private count = 0;
+  /** Ring slot of the newest entry; dynamic index k (1-based) lives at (head - k + 1) & mask. */
+  private head = 0;
+  private mask = INITIAL_RING_SLOTS - 1;
+  private names: string[] = new Array<string>(INITIAL_RING_SLOTS).fill('');
+  private values: string[] = new Array<string>(INITIAL_RING_SLOTS).fill('');
+  private sizes = new Int32Array(INITIAL_RING_SLOTS);
+  private scratch = Buffer.allocUnsafe(INITIAL_SCRATCH_OCTETS);
+  /** Read position after readInteger/readString (avoids returning tuples). */
+  private pos = 0;
+
+  constructor(options?: HpackDecoderOptions) {
+    this.maxTableSize = validateSize(
+      'maxTableSize',
+      options?.maxTableSize ?? DEFAULTS.maxTableSize,
+    );
+    this.maxHeaderListSize = validateSize(
+      'maxHeaderListSize',
+      options?.maxHeaderListSize ?? DEFAULTS.maxHeaderListSize,
+    );
+    this.capacity = this.maxTableSize;
+  }
+
+  /** Current dynamic table size in octets (for tests and diagnostics). */
+  get dynamicTableSize(): number {
+    return this.size;
+  }
+
+  /** Dynamic table entries newest first as [name, value] (for tests and diagnostics; allocates). */
+  dynamicTableEntries(): [string, string][] {
+    const entries: [string, string][] = [];
+    for (let k = 0; k < this.count; k++) {
+      const slot = (this.head - k) & this.mask;
+      entries.push([this.names[slot] as string, this.values[slot] as string]);
+    }
+    return entries;
+  }
+
+  /**
+   * Decodes one complete header block (HEADERS + CONTINUATION payloads already joined) from
+   * buf[start, end), appending name, value, name, value… to `out`. Throws HpackError on any
+   * malformed input; the dynamic table carries over to the next block.
+   */
+  decode(buf: Uint8Array, start: number, end: number, out: string[]): void {
+    if (!(start >= 0 && start <= end && end <= buf.length)) {
+      throw new RangeError(`decode range [${start}, ${end}) outside a buffer of ${buf.length}`);
+    }
+    let p = start;
+    let listSize = 0;
+    let sizeUpdateAllowed = true;
+    while (p < end) {
+      const first = buf[p++] as number;
+      let name: string;
+      let value: string;
+      if (first >= 0x80) {
+        // 6.1 Indexed Header Field
+        let index = first & 0x7f;
+        if (index === 0x7f) {
+          index = this.readInteger(buf, p, end, 0x7f);
+          p = this.pos;
+        }
+        if (index <= STATIC_TABLE_LENGTH) {
+          if (index === 0) throw new HpackError('index 0 is not a valid header field index');
+          name = STATIC_NAMES[index] as string;
+          value = STATIC_VALUES[index] as string;
+        } else {
+          const k = index - STATIC_TABLE_LENGTH - 1;
+          if (k >= this.count) throw this.indexError(index);
+          const slot = (this.head - k) & this.mask;
+          name = this.names[slot] as string;
+          value = this.values[slot] as string;
+        }
+      } else if (first >= 0x20 && first < 0x40) {
+        // 6.3 Dynamic Table Size Update
+        if (!sizeUpdateAllowed) {
+          throw new HpackError('dynamic table size update after a header field');
+        }
+        let newSize = first & 0x1f;
+        if (newSize === 0x1f) {
+          newSize = this.readInteger(buf, p, end, 0x1f);
+          p = this.pos;
+        }
+        if (newSize > this.maxTableSize) {
+          throw new HpackError(
+            `dynamic table size update to ${newSize} exceeds SETTINGS_HEADER_TABLE_SIZE ${this.maxTableSize}`,
+          );
+        }
+        this.capacity = newSize;
+        this.evictTo(newSize);
+        continue;
+      } else {
+        // 6.2 Literal Header Field: with incremental indexing (01, 6-bit prefix),
+        // without indexing (0000, 4-bit prefix) or never indexed (0001, 4-bit prefix).
+        const indexing = first >= 0x40;
+        const prefixMax = indexing ? 0x3f : 0x0f;
+        let index = first & prefixMax;
+        if (index === prefixMax) {
+          index = this.readInteger(buf, p, end, prefixMax);
+          p = this.pos;
+        }
+        if (index === 0) {
+          name = this.readString(buf, p, end);
+          p = this.pos;
+        } else if (index <= STATIC_TABLE_LENGTH) {
+          name = STATIC_NAMES[index] as string;
+        } else {
+          const k = index - STATIC_TABLE_LENGTH - 1;
+          if (k >= this.count) throw this.indexError(index);
+          name = this.names[(this.head - k) & this.mask] as string;
+        }
+        value = this.readString(buf, p, end);
+        p = this.pos;
+        if (indexing) this.insert(name, value);
+      }
+      sizeUpdateAllowed = false;
+      listSize += name.length + value.length + ENTRY_OVERHEAD_OCTETS;
+      if (listSize > this.maxHeaderListSize) {
+        throw new HpackError(`header list larger than ${this.maxHeaderListSize} bytes`);
+      }
+      out.push(name, value);
+    }
+  }
+
+  private indexError(index: number): HpackError {
+    return new HpackError(
+      `index ${index} out of range (static ${STATIC_TABLE_LENGTH} + dynamic ${this.count} entries)`,
+    );
+  }
+
+  /** 5.1 integer continuation after a full prefix; sets this.pos. */
+  private readInteger(buf: Uint8Array, p: number, end: number, prefixMax: number): number {
+    let value = prefixMax;
+    let multiplier = 1;
+    for (;;) {
+      if (p >= end) throw new HpackError('truncated integer');
+      const b = buf[p++] as number;
+      value += (b & 0x7f) * multiplier;
+      if (b < 0x80) break;
+      multiplier *= 128;
+      // 5 continuation octets carry 35 bits, more than any value below MAX_INTEGER needs.
+      if (multiplier > 2 ** 28) throw new HpackError('integer encoding longer than 5 octets');
+    }
+    if (value > MAX_INTEGER) throw new HpackError(`integer ${value} exceeds ${MAX_INTEGER}`);
+    this.pos = p;
+    return value;
+  }
+
+  /** 5.2 string literal; sets this.pos. */
+  private readString(buf: Uint8Array, p: number, end: number): string {
+    if (p >= end) throw new HpackError('truncated string literal');
+    const first = buf[p++] as number;
+    let length = first & 0x7f;
+    if (length === 0x7f) {
+      length = this.readInteger(buf, p, end, 0x7f);
+      p = this.pos;
+    }
+    if (length > end - p) {
+      throw new HpackError(`string literal of ${length} octets truncated (${end - p} left)`);
+    }
+    const stop = p + length;
+    this.pos = stop;
+    if (first < 0x80) return latin1Slice.call(buf, p, stop);
+    let scratch = this.scratch;
+    const maxDecoded = huffmanMaxDecodedLength(length);
+    if (scratch.length < maxDecoded) {
+      scratch = Buffer.allocUnsafe(Math.max(maxDecoded, scratch.length * 2));
+      this.scratch = scratch;
+    }
+    const n = huffmanDecode(buf, p, stop, scratch);
+    if (n < 0) {
+      throw new HpackError(
+        n === HUFFMAN_ERR_EOS
+          ? 'EOS symbol inside a Huffman string'
+          : 'bad Huffman padding (longer than 7 bits or not all 1s)',
+      );
+    }
+    return latin1Slice.call(scratch, 0, n);
+  }
+
+  /** 4.4 entry addition: evict from the oldest end, then add unless the entry alone is too big. */
+  private insert(name: string, value: string): void {
+    const entrySize = name.length + value.length + ENTRY_OVERHEAD_OCTETS;
+    if (entrySize > this.capacity) {
+      this.evictTo(0);
+      return;
+    }
+    this.evictTo(this.capacity - entrySize);
+    if (this.count > this.mask) this.grow();
+    const slot = (this.head + 1) & this.mask;
+    this.head = slot;
+    this.names[slot] = name;
+    this.values[slot] = value;
+    this.sizes[slot] = entrySize;
+    this.count++;
+    this.size += entrySize;
+  }
+
+  private evictTo(limit: number): void {
+    while (this.size > limit) {
+      const slot = (this.head - this.count + 1) & this.mask;
+      this.size -= this.sizes[slot] as number;
+      this.names[slot] = '';
+      this.values[slot] = '';
+      this.count--;
+    }
+  }
+
+  /** Doubles the ring, re-laying entries oldest first at slots 0..count-1. */
+  private grow(): void {
+    const slots = (this.mask + 1) * 2;
+    const names = new Array<string>(slots).fill('');
+    const values = new Array<string>(slots).fill('');
+    const sizes = new Int32Array(slots);
+    for (let i = 0; i < this.count; i++) {
+      const from = (this.head - this.count + 1 + i) & this.mask;
+      names[i] = this.names[from] as string;
+      values[i] = this.values[from] as string;
+      sizes[i] = this.sizes[from] as number;
+    }
+    this.names = names;
+    this.values = values;
+    this.sizes = sizes;
+    this.mask = slots - 1;
+    this.head = this.count - 1;
+  }
+}
+
+/** Octets of an HPACK integer with an n-bit prefix whose prefix maximum is prefixMax. */
+function integerLength(value: number, prefixMax: number): number {
+  if (value < prefixMax) return 1;
+  let rest = value - prefixMax;
+  let n = 2;
+  while (rest >= 128) {
+    rest = Math.floor(rest / 128);
+    n++;
+  }
+  return n;
+}
+
+/** Strings longer than this are copied with Buffer's latin1Write instead of a JS loop. */
+const NATIVE_WRITE_MIN_CHARS = 32;
+
+/**
+ * Stateless HPACK encoder: never adds to the dynamic table and never Huffman-encodes, so its
+ * output is valid whatever the peer's table size and costs the least CPU. Exact static-table
+ * matches become a 1-octet indexed field; a static name becomes a literal without indexing with
+ * an indexed name; anything else a literal without indexing with a literal name. Values are
+ * written as latin1 (chars above 0xff keep their low octet, as Buffer's latin1 does).
+ */
+export class HpackEncoder {
+  /** A dynamic table size update the next encode() must start with, or -1. */
+  private pendingSizeUpdate = -1;
+  private peerTableSize: number = DEFAULTS.maxTableSize;
+
+  /** Worst-case octets encoding `headers` (flat name, value array) can take, size update included. */
+  static maxEncodedLength(headers: readonly string[]): number {
+    let n = 6; // a pending dynamic table size update: 1 prefix octet + up to 5 continuation octets
+    for (let i = 0; i < headers.length; i++) {
+      const length = (headers[i] as string).length;
+      n += length + integerLength(length, 0x7f);
+    }
+    return n + (headers.length >>> 1); // one representation octet per field
+  }
+
+  /**
+   * Records the peer's SETTINGS_HEADER_TABLE_SIZE. When it shrinks, RFC 7541 4.2 requires the
+   * next header block to start with a dynamic table size update (nghttp2 enforces this); the
+   * next encode() writes it. Blocks from encodeHeaderBlock() never carry it.
+   */
+  setPeerMaxTableSize(size: number): void {
+    validateSize('peer SETTINGS_HEADER_TABLE_SIZE', size);
+    if (size < this.peerTableSize) this.pendingSizeUpdate = size;
+    this.peerTableSize = size;
+  }
+
+  /** Writes the block into out at offset; returns the offset after it. */
+  encode(headers: readonly string[], out: Uint8Array, offset: number): number {
+    let p = offset;
+    if (this.pendingSizeUpdate >= 0) {
+      p = writeInteger(out, p, 0x20, 0x1f, this.pendingSizeUpdate);
+      this.pendingSizeUpdate = -1;
+    }
+    for (let i = 0; i + 1 < headers.length; i += 2) {
+      const name = headers[i] as string;
+      const value = headers[i + 1] as string;
+      const entry = STATIC_LOOKUP.get(name);
+      if (entry !== undefined) {
+        const index = entry.values.get(value);
+        if (index !== undefined) {
+          out[p++] = 0x80 | index;
+          continue;
+        }
+        // Literal without indexing, indexed name (4-bit prefix; static indexes are < 15 + 128).
+        const nameIndex = entry.nameIndex;
+        if (nameIndex < 0x0f) {
+          out[p++] = nameIndex;
+        } else {
+          out[p++] = 0x0f;
+          out[p++] = nameIndex - 0x0f;
+        }
+      } else {
+        out[p++] = 0; // literal without indexing, new name
+        p = writeString(out, p, name);
+      }
+      p = writeString(out, p, value);
+    }
+    return p;
+  }
+}
+
+function writeInteger(
+  out: Uint8Array,
+  p: number,
+  pattern: number,
+  prefixMax: number,
+  value: number,
+): number {
+  if (value < prefixMax) {
+    out[p++] = pattern | value;
+    return p;
+  }
+  out[p++] = pattern | prefixMax;
+  let rest = value - prefixMax;
+  while (rest >= 128) {
+    out[p++] = (rest % 128) | 0x80;
+    rest = Math.floor(rest / 128);
+  }
+  out[p++] = rest;
+  return p;
+}
+
+/** 5.2 string literal without Huffman coding. */
+function writeString(out: Uint8Array, p: number, s: string): number {
+  const length = s.length;
+  if (length < 0x7f) {
+    out[p++] = length;
+  } else {
+    p = writeInteger(out, p, 0, 0x7f, length);
+  }
+  if (length >= NATIVE_WRITE_MIN_CHARS) {
+    latin1Write.call(out, s, p, length);
+    return p + length;
+  }
+  for (let i = 0; i < length; i++) out[p++] = s.charCodeAt(i);
+  return p;
+}
+
+const SHARED_ENCODER = new HpackEncoder();
+
+/** Encodes a constant block once (e.g. ':status 200, content-type application/grpc') → Buffer. */
+export function encodeHeaderBlock(headers: readonly string[]): Buffer {
+  const out = Buffer.allocUnsafe(HpackEncoder.maxEncodedLength(headers));
+  const end = SHARED_ENCODER.encode(headers, out, 0);
+  return Buffer.from(out.subarray(0, end));
+}

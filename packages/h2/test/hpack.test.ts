@@ -1,0 +1,614 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  encodeHeaderBlock,
+  HpackDecoder,
+  HpackEncoder,
+  HpackError,
+} from '../src/internal/hpack.js';
+import { STATIC_NAMES, STATIC_VALUES } from '../src/internal/hpack-static.js';
+import { huffmanDecode, huffmanEncode, huffmanEncodedLength } from '../src/internal/huffman.js';
+
+function hex(s: string): Buffer {
+  return Buffer.from(s.replace(/\s+/g, ''), 'hex');
+}
+
+function decodeAll(decoder: HpackDecoder, block: Uint8Array): string[] {
+  const out: string[] = [];
+  decoder.decode(block, 0, block.length, out);
+  return out;
+}
+
+function pairs(flat: readonly string[]): [string, string][] {
+  const result: [string, string][] = [];
+  for (let i = 0; i < flat.length; i += 2) result.push([flat[i] as string, flat[i + 1] as string]);
+  return result;
+}
+
+function expectHpackError(block: Uint8Array, message: RegExp, decoder = new HpackDecoder()): void {
+  let caught: unknown;
+  try {
+    decodeAll(decoder, block);
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught).toBeInstanceOf(HpackError);
+  expect((caught as HpackError).code).toBe('CompressionError');
+  expect((caught as HpackError).message).toMatch(message);
+}
+
+/** Test-only encoder for representations our encoder never emits. */
+function integer(pattern: number, prefixBits: number, value: number): number[] {
+  const max = (1 << prefixBits) - 1;
+  if (value < max) return [pattern | value];
+  const bytes = [pattern | max];
+  let rest = value - max;
+  while (rest >= 128) {
+    bytes.push((rest % 128) | 0x80);
+    rest = Math.floor(rest / 128);
+  }
+  bytes.push(rest);
+  return bytes;
+}
+
+function str(s: string, huffman: boolean): number[] {
+  const raw = Buffer.from(s, 'latin1');
+  if (!huffman) return [...integer(0, 7, raw.length), ...raw];
+  const enc = new Uint8Array(huffmanEncodedLength(s));
+  huffmanEncode(s, enc, 0);
+  return [...integer(0x80, 7, enc.length), ...enc];
+}
+
+function literalWithIndexing(name: string, value: string, huffman = false): number[] {
+  return [0x40, ...str(name, huffman), ...str(value, huffman)];
+}
+
+const AUTH = 'www.example.com';
+const DATE1 = 'Mon, 21 Oct 2013 20:13:21 GMT';
+const DATE2 = 'Mon, 21 Oct 2013 20:13:22 GMT';
+const LOC = 'https://www.example.com';
+const COOKIE = 'foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1';
+
+interface Step {
+  block: string;
+  headers: [string, string][];
+  table: [string, string][];
+  size: number;
+}
+
+const C3_HEADERS: [string, string][][] = [
+  [
+    [':method', 'GET'],
+    [':scheme', 'http'],
+    [':path', '/'],
+    [':authority', AUTH],
+  ],
+  [
+    [':method', 'GET'],
+    [':scheme', 'http'],
+    [':path', '/'],
+    [':authority', AUTH],
+    ['cache-control', 'no-cache'],
+  ],
+  [
+    [':method', 'GET'],
+    [':scheme', 'https'],
+    [':path', '/index.html'],
+    [':authority', AUTH],
+    ['custom-key', 'custom-value'],
+  ],
+];
+const C3_TABLES: [string, string][][] = [
+  [[':authority', AUTH]],
+  [
+    ['cache-control', 'no-cache'],
+    [':authority', AUTH],
+  ],
+  [
+    ['custom-key', 'custom-value'],
+    ['cache-control', 'no-cache'],
+    [':authority', AUTH],
+  ],
+];
+const C3_SIZES = [57, 110, 164];
+
+const C5_HEADERS: [string, string][][] = [
+  [
+    [':status', '302'],
+    ['cache-control', 'private'],
+    ['date', DATE1],
+    ['location', LOC],
+  ],
+  [
+    [':status', '307'],
+    ['cache-control', 'private'],
+    ['date', DATE1],
+    ['location', LOC],
+  ],
+  [
+    [':status', '200'],
+    ['cache-control', 'private'],
+    ['date', DATE2],
+    ['location', LOC],
+    ['content-encoding', 'gzip'],
+    ['set-cookie', COOKIE],
+  ],
+];
+const C5_TABLES: [string, string][][] = [
+  [
+    ['location', LOC],
+    ['date', DATE1],
+    ['cache-control', 'private'],
+    [':status', '302'],
+  ],
+  [
+    [':status', '307'],
+    ['location', LOC],
+    ['date', DATE1],
+    ['cache-control', 'private'],
+  ],
+  [
+    ['set-cookie', COOKIE],
+    ['content-encoding', 'gzip'],
+    ['date', DATE2],
+  ],
+];
+const C5_SIZES = [222, 222, 215];
+
+function series(
+  blocks: string[],
+  headers: [string, string][][],
+  tables: [string, string][][],
+  sizes: number[],
+): Step[] {
+  return blocks.map((block, i) => ({
+    block,
+    headers: headers[i] as [string, string][],
+    table: tables[i] as [string, string][],
+    size: sizes[i] as number,
+  }));
+}
+
+const SERIES: { name: string; tableSize: number; steps: Step[] }[] = [
+  {
+    name: 'C.3 requests without Huffman',
+    tableSize: 4096,
+    steps: series(
+      [
+        '8286 8441 0f77 7777 2e65 7861 6d70 6c65 2e63 6f6d',
+        '8286 84be 5808 6e6f 2d63 6163 6865',
+        '8287 85bf 400a 6375 7374 6f6d 2d6b 6579 0c63 7573 746f 6d2d 7661 6c75 65',
+      ],
+      C3_HEADERS,
+      C3_TABLES,
+      C3_SIZES,
+    ),
+  },
+  {
+    name: 'C.4 requests with Huffman',
+    tableSize: 4096,
+    steps: series(
+      [
+        '8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff',
+        '8286 84be 5886 a8eb 1064 9cbf',
+        '8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf',
+      ],
+      C3_HEADERS,
+      C3_TABLES,
+      C3_SIZES,
+    ),
+  },
+  {
+    name: 'C.5 responses without Huffman, 256-octet table',
+    tableSize: 256,
+    steps: series(
+      [
+        `4803 3330 3258 0770 7269 7661 7465 611d 4d6f 6e2c 2032 3120 4f63 7420 3230 3133
+         2032 303a 3133 3a32 3120 474d 546e 1768 7474 7073 3a2f 2f77 7777 2e65 7861 6d70
+         6c65 2e63 6f6d`,
+        '4803 3330 37c1 c0bf',
+        `88c1 611d 4d6f 6e2c 2032 3120 4f63 7420 3230 3133 2032 303a 3133 3a32 3220 474d
+         54c0 5a04 677a 6970 7738 666f 6f3d 4153 444a 4b48 514b 425a 584f 5157 454f 5049
+         5541 5851 5745 4f49 553b 206d 6178 2d61 6765 3d33 3630 303b 2076 6572 7369 6f6e
+         3d31`,
+      ],
+      C5_HEADERS,
+      C5_TABLES,
+      C5_SIZES,
+    ),
+  },
+  {
+    name: 'C.6 responses with Huffman, 256-octet table',
+    tableSize: 256,
+    steps: series(
+      [
+        `4882 6402 5885 aec3 771a 4b61 96d0 7abe 9410 54d4 44a8 2005 9504 0b81 66e0 82a6
+         2d1b ff6e 919d 29ad 1718 63c7 8f0b 97c8 e9ae 82ae 43d3`,
+        '4883 640e ffc1 c0bf',
+        `88c1 6196 d07a be94 1054 d444 a820 0595 040b 8166 e084 a62d 1bff c05a 839b d9ab
+         77ad 94e7 821d d7f2 e6c7 b335 dfdf cd5b 3960 d5af 2708 7f36 72c1 ab27 0fb5 291f
+         9587 3160 65c0 03ed 4ee5 b106 3d50 07`,
+      ],
+      C5_HEADERS,
+      C5_TABLES,
+      C5_SIZES,
+    ),
+  },
+];
+
+describe('HpackDecoder: RFC 7541 Appendix C', () => {
+  it.each([
+    [
+      'C.2.1 literal with indexing',
+      '400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572',
+      [['custom-key', 'custom-header']],
+      [['custom-key', 'custom-header']],
+      55,
+    ],
+    [
+      'C.2.2 literal without indexing',
+      '040c 2f73 616d 706c 652f 7061 7468',
+      [[':path', '/sample/path']],
+      [],
+      0,
+    ],
+    [
+      'C.2.3 literal never indexed',
+      '1008 7061 7373 776f 7264 0673 6563 7265 74',
+      [['password', 'secret']],
+      [],
+      0,
+    ],
+    ['C.2.4 indexed field', '82', [[':method', 'GET']], [], 0],
+  ])('%s', (_name, block, headers, table, size) => {
+    const decoder = new HpackDecoder();
+    expect(pairs(decodeAll(decoder, hex(block)))).toEqual(headers);
+    expect(decoder.dynamicTableEntries()).toEqual(table);
+    expect(decoder.dynamicTableSize).toBe(size);
+  });
+
+  for (const { name, tableSize, steps } of SERIES) {
+    it(`${name}: consecutive blocks on one decoder, table contents and size after each`, () => {
+      const decoder = new HpackDecoder({ maxTableSize: tableSize });
+      for (const step of steps) {
+        expect(pairs(decodeAll(decoder, hex(step.block)))).toEqual(step.headers);
+        expect(decoder.dynamicTableEntries()).toEqual(step.table);
+        expect(decoder.dynamicTableSize).toBe(step.size);
+      }
+    });
+  }
+
+  it('decodes a block in the middle of a larger buffer (start/end honoured)', () => {
+    const block = hex('8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff');
+    const framed = Buffer.concat([Buffer.from([0xff, 0xff, 0xff]), block, Buffer.from([0xff])]);
+    const out: string[] = [];
+    new HpackDecoder().decode(framed, 3, 3 + block.length, out);
+    expect(pairs(out)).toEqual(C3_HEADERS[0]);
+  });
+
+  it('accepts a plain Uint8Array as well as a Buffer', () => {
+    const block = new Uint8Array(hex('8286 8441 0f77 7777 2e65 7861 6d70 6c65 2e63 6f6d'));
+    expect(pairs(decodeAll(new HpackDecoder(), block))).toEqual(C3_HEADERS[0]);
+  });
+
+  it('decodes an empty block to no fields', () => {
+    expect(decodeAll(new HpackDecoder(), new Uint8Array(0))).toEqual([]);
+  });
+});
+
+describe('Huffman code (RFC 7541 Appendix B)', () => {
+  // Pairs from RFC 7541 Appendix C.4 and C.6.
+  it.each([
+    ['www.example.com', 'f1e3 c2e5 f23a 6ba0 ab90 f4ff'],
+    ['no-cache', 'a8eb 1064 9cbf'],
+    ['custom-key', '25a8 49e9 5ba9 7d7f'],
+    ['custom-value', '25a8 49e9 5bb8 e8b4 bf'],
+    ['302', '6402'],
+    ['private', 'aec3 771a 4b'],
+    [DATE1, 'd07a be94 1054 d444 a820 0595 040b 8166 e082 a62d 1bff'],
+    [LOC, '9d29 ad17 1863 c78f 0b97 c8e9 ae82 ae43 d3'],
+    ['gzip', '9bd9 ab'],
+    [
+      COOKIE,
+      '94e7 821d d7f2 e6c7 b335 dfdf cd5b 3960 d5af 2708 7f36 72c1 ab27 0fb5 291f 9587 3160 65c0 03ed 4ee5 b106 3d50 07',
+    ],
+  ])('%s encodes to the RFC bytes and decodes back', (text, encoded) => {
+    const expected = hex(encoded);
+    const enc = new Uint8Array(huffmanEncodedLength(text));
+    expect(huffmanEncode(text, enc, 0)).toBe(expected.length);
+    expect(Buffer.from(enc)).toEqual(expected);
+    const dst = new Uint8Array(expected.length * 2);
+    const n = huffmanDecode(expected, 0, expected.length, dst);
+    expect(Buffer.from(dst.subarray(0, n)).toString('latin1')).toBe(text);
+  });
+
+  it('round-trips every octet value 0x00-0xff, alone and in random strings', () => {
+    const dst = new Uint8Array(4096);
+    for (let b = 0; b < 256; b++) {
+      const s = String.fromCharCode(b);
+      const enc = new Uint8Array(huffmanEncodedLength(s));
+      huffmanEncode(s, enc, 0);
+      const n = huffmanDecode(enc, 0, enc.length, dst);
+      expect(n).toBe(1);
+      expect(dst[0]).toBe(b);
+    }
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+        const s = Buffer.from(bytes).toString('latin1');
+        const enc = new Uint8Array(huffmanEncodedLength(s));
+        huffmanEncode(s, enc, 0);
+        const n = huffmanDecode(enc, 0, enc.length, dst);
+        expect(Buffer.from(dst.subarray(0, n))).toEqual(Buffer.from(bytes));
+      }),
+    );
+  });
+});
+
+describe('HpackEncoder', () => {
+  function encode(headers: string[]): Buffer {
+    const out = Buffer.alloc(HpackEncoder.maxEncodedLength(headers));
+    const end = new HpackEncoder().encode(headers, out, 0);
+    return out.subarray(0, end);
+  }
+
+  it.each([
+    [':method', 'POST', 0x83],
+    [':method', 'GET', 0x82],
+    [':status', '200', 0x88],
+    [':status', '404', 0x8d],
+    [':scheme', 'http', 0x86],
+    [':scheme', 'https', 0x87],
+    [':path', '/', 0x84],
+    ['accept-encoding', 'gzip, deflate', 0x90],
+  ])('an exact static match %s: %s is one indexed octet', (name, value, octet) => {
+    expect([...encode([name, value])]).toEqual([octet]);
+  });
+
+  it('a static name with another value is a literal without indexing with the indexed name', () => {
+    // content-type is static index 31: 4-bit prefix 15 then 16.
+    expect([...encode(['content-type', 'application/grpc'])]).toEqual([
+      0x0f,
+      0x10,
+      16,
+      ...Buffer.from('application/grpc'),
+    ]);
+    expect([...encode([':status', '503'])]).toEqual([0x08, 3, ...Buffer.from('503')]);
+    expect([...encode([':authority', 'a'])]).toEqual([0x01, 1, 0x61]);
+  });
+
+  it('an unknown name is a literal without indexing with a literal name', () => {
+    expect([...encode(['grpc-status', '0'])]).toEqual([
+      0x00,
+      11,
+      ...Buffer.from('grpc-status'),
+      1,
+      0x30,
+    ]);
+  });
+
+  it('never touches the decoder dynamic table', () => {
+    const decoder = new HpackDecoder();
+    const block = encode([
+      ':status',
+      '200',
+      'grpc-status',
+      '0',
+      'content-type',
+      'application/grpc',
+    ]);
+    decodeAll(decoder, block);
+    expect(decoder.dynamicTableSize).toBe(0);
+  });
+
+  it('round-trips latin1 values 0x00-0xff, long values and multi-octet length prefixes', () => {
+    let all = '';
+    for (let b = 0; b < 256; b++) all += String.fromCharCode(b);
+    const headers = [
+      'x-all',
+      all,
+      'x-126',
+      'a'.repeat(126),
+      'x-127',
+      'b'.repeat(127),
+      'x-big',
+      'c'.repeat(20000),
+      'x-empty',
+      '',
+      'b'.repeat(200),
+      'v',
+    ];
+    const decoder = new HpackDecoder({ maxHeaderListSize: 1 << 20 });
+    expect(decodeAll(decoder, encode(headers))).toEqual(headers);
+  });
+
+  it('round-trips random header lists through our decoder, within maxEncodedLength', () => {
+    const text = fc.uint8Array({ maxLength: 80 }).map((b) => Buffer.from(b).toString('latin1'));
+    const staticName = fc.integer({ min: 1, max: 61 }).map((i) => STATIC_NAMES[i] as string);
+    const staticPair = fc
+      .integer({ min: 1, max: 61 })
+      .map((i) => [STATIC_NAMES[i] as string, STATIC_VALUES[i] as string] as const);
+    const field = fc.oneof(
+      fc.tuple(
+        text.filter((s) => s.length > 0),
+        text,
+      ),
+      fc.tuple(staticName, text),
+      staticPair,
+    );
+    const decoder = new HpackDecoder({ maxHeaderListSize: 1 << 20 });
+    const encoder = new HpackEncoder();
+    fc.assert(
+      fc.property(fc.array(field, { maxLength: 30 }), (fields) => {
+        const headers = fields.flat();
+        const max = HpackEncoder.maxEncodedLength(headers);
+        const out = new Uint8Array(max + 8);
+        const end = encoder.encode(headers, out, 8);
+        expect(end - 8).toBeLessThanOrEqual(max);
+        const decoded: string[] = [];
+        decoder.decode(out, 8, end, decoded);
+        expect(decoded).toEqual(headers);
+      }),
+    );
+  });
+
+  it('encodeHeaderBlock returns exactly the encoder output', () => {
+    const headers = [':status', '200', 'content-type', 'application/grpc', 'grpc-status', '0'];
+    const block = encodeHeaderBlock(headers);
+    expect(block).toEqual(encode(headers));
+    expect(pairs(decodeAll(new HpackDecoder(), block))).toEqual(pairs(headers));
+  });
+
+  it('starts the next block with a size update after the peer shrinks its table, once', () => {
+    const encoder = new HpackEncoder();
+    encoder.setPeerMaxTableSize(100);
+    const out = new Uint8Array(64);
+    const end = encoder.encode([':status', '200'], out, 0);
+    expect([...out.subarray(0, end)]).toEqual([0x3f, 100 - 31, 0x88]);
+    const decoder = new HpackDecoder();
+    expect(decodeAll(decoder, out.subarray(0, end))).toEqual([':status', '200']);
+    expect([...out.subarray(0, encoder.encode([':status', '200'], out, 0))]).toEqual([0x88]);
+    encoder.setPeerMaxTableSize(4096); // growing needs no update
+    expect([...out.subarray(0, encoder.encode([':status', '200'], out, 0))]).toEqual([0x88]);
+  });
+});
+
+describe('HpackDecoder: dynamic table', () => {
+  it('matches a reference model across random inserts, lookups and size updates', () => {
+    const op = fc.oneof(
+      fc.record({
+        kind: fc.constant('insert' as const),
+        name: fc.string({ minLength: 1, maxLength: 20 }),
+        value: fc.string({ maxLength: 200 }),
+        huffman: fc.boolean(),
+      }),
+      fc.record({ kind: fc.constant('lookup' as const), k: fc.nat(300) }),
+      fc.record({ kind: fc.constant('resize' as const), size: fc.nat(2048) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 200 }), (ops) => {
+        const decoder = new HpackDecoder({ maxTableSize: 2048 });
+        const model: [string, string][] = []; // newest first
+        let capacity = 2048;
+        const sizeOf = ([n, v]: [string, string]) => n.length + v.length + 32;
+        const evict = (limit: number) => {
+          let size = model.reduce((s, e) => s + sizeOf(e), 0);
+          while (size > limit) size -= sizeOf(model.pop() as [string, string]);
+        };
+        for (const o of ops) {
+          if (o.kind === 'insert') {
+            const name = Buffer.from(o.name).toString('latin1');
+            const value = Buffer.from(o.value).toString('latin1');
+            const got = decodeAll(
+              decoder,
+              Buffer.from(literalWithIndexing(name, value, o.huffman)),
+            );
+            expect(got).toEqual([name, value]);
+            const entry: [string, string] = [name, value];
+            if (sizeOf(entry) > capacity) {
+              model.length = 0;
+            } else {
+              evict(capacity - sizeOf(entry));
+              model.unshift(entry);
+            }
+          } else if (o.kind === 'lookup') {
+            const block = Buffer.from(integer(0x80, 7, 62 + o.k));
+            const entry = model[o.k];
+            if (entry === undefined) {
+              expect(() => decodeAll(decoder, block)).toThrow(HpackError);
+            } else {
+              expect(decodeAll(decoder, block)).toEqual(entry);
+              // The same entry as an indexed name with a new literal value.
+              const withName = Buffer.from([...integer(0x00, 4, 62 + o.k), ...str('v', false)]);
+              expect(decodeAll(decoder, withName)).toEqual([entry[0], 'v']);
+            }
+          } else {
+            decodeAll(decoder, Buffer.from(integer(0x20, 5, o.size)));
+            capacity = o.size;
+            evict(capacity);
+          }
+          expect(decoder.dynamicTableEntries()).toEqual(model);
+          expect(decoder.dynamicTableSize).toBe(model.reduce((s, e) => s + sizeOf(e), 0));
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('an entry larger than the table empties the table without error', () => {
+    const decoder = new HpackDecoder({ maxTableSize: 100 });
+    decodeAll(decoder, Buffer.from(literalWithIndexing('a', 'b')));
+    expect(decoder.dynamicTableSize).toBe(34);
+    expect(decodeAll(decoder, Buffer.from(literalWithIndexing('big', 'x'.repeat(80))))).toEqual([
+      'big',
+      'x'.repeat(80),
+    ]);
+    expect(decoder.dynamicTableEntries()).toEqual([]);
+    expect(decoder.dynamicTableSize).toBe(0);
+  });
+
+  it('allows two size updates at the start of a block', () => {
+    const decoder = new HpackDecoder();
+    decodeAll(decoder, Buffer.from(literalWithIndexing('a', 'b')));
+    expect(decodeAll(decoder, hex('20 3fe11f 82'))).toEqual([':method', 'GET']);
+    expect(decoder.dynamicTableSize).toBe(0);
+  });
+
+  it('rejects invalid options with a RangeError naming the field', () => {
+    expect(() => new HpackDecoder({ maxTableSize: -1 })).toThrow(/maxTableSize/);
+    expect(() => new HpackDecoder({ maxHeaderListSize: 1.5 })).toThrow(/maxHeaderListSize/);
+    expect(() => new HpackDecoder({ maxTableSize: 2 ** 32 })).toThrow(RangeError);
+  });
+});
+
+describe('HpackDecoder: malformed input throws HpackError', () => {
+  it.each([
+    ['index 0', '80', /index 0/],
+    [
+      'indexed field past the static table with an empty dynamic table',
+      'be',
+      /index 62 out of range/,
+    ],
+    ['large out-of-range index', 'ff 80 01', /out of range/],
+    ['literal with an out-of-range name index', '7e 01 61', /index 62 out of range/],
+    ['size update above SETTINGS_HEADER_TABLE_SIZE', '3f e2 1f', /4097 exceeds/],
+    ['size update after a field', '82 20', /after a header field/],
+    ['truncated integer', 'ff', /truncated integer/],
+    ['truncated multi-octet integer', 'ff 80', /truncated integer/],
+    ['integer longer than 5 continuation octets', 'ff 80 80 80 80 80 01', /longer than 5/],
+    ['integer above 2^31-1', 'ff ff ff ff ff 0f', /exceeds/],
+    ['missing string literal', '04', /truncated string/],
+    ['truncated string literal', '04 05 61 62', /truncated/],
+    ['truncated literal name', '40 05 61 62', /truncated/],
+    ['Huffman padding longer than 7 bits', '04 82 1f ff', /padding/],
+    ['Huffman padding not all 1s', '04 81 18', /padding/],
+    ['Huffman padding of a whole zero octet', '04 82 1f 00', /padding|EOS/],
+    ['EOS symbol inside a Huffman string', '04 84 ff ff ff ff', /EOS/],
+  ])('%s', (_name, block, message) => {
+    expectHpackError(hex(block), message);
+  });
+
+  it('a header list larger than maxHeaderListSize', () => {
+    // Each :method GET counts 7 + 3 + 32 = 42 octets.
+    const decoder = new HpackDecoder({ maxHeaderListSize: 100 });
+    expect(decodeAll(decoder, hex('82 82'))).toHaveLength(4);
+    expectHpackError(hex('82 82 82'), /header list larger than 100 bytes/, decoder);
+  });
+
+  it('random input either decodes or throws HpackError, never anything else', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+        const decoder = new HpackDecoder();
+        try {
+          decodeAll(decoder, bytes);
+        } catch (err) {
+          expect(err).toBeInstanceOf(HpackError);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('a decode range outside the buffer is a RangeError (caller bug, not peer input)', () => {
+    expect(() => new HpackDecoder().decode(new Uint8Array(2), 0, 3, [])).toThrow(RangeError);
+  });
+});
