@@ -534,6 +534,21 @@ describe('HpackDecoder: dynamic table', () => {
     );
   });
 
+  it('repeated Huffman literals decode right despite the decoded-string cache colliding', () => {
+    const decoder = new HpackDecoder();
+    // 500 distinct same-length paths over 64 cache slots: every slot sees many collisions.
+    const paths = Array.from({ length: 500 }, (_, i) => `/svc.V1/M${String(i).padStart(4, '0')}`);
+    const blocks = paths.map((path) => Buffer.from([0x04, ...str(path, true)]));
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < paths.length; i += round + 1) {
+        expect(decodeAll(decoder, blocks[i] as Buffer)).toEqual([':path', paths[i]]);
+      }
+    }
+    // The same encoded octets in another position of the block still decode as themselves.
+    const twice = Buffer.concat([blocks[7] as Buffer, blocks[7] as Buffer]);
+    expect(decodeAll(decoder, twice)).toEqual([':path', paths[7], ':path', paths[7]]);
+  });
+
   it('an entry larger than the table empties the table without error', () => {
     const decoder = new HpackDecoder({ maxTableSize: 100 });
     decodeAll(decoder, Buffer.from(literalWithIndexing('a', 'b')));
@@ -592,6 +607,20 @@ describe('HpackDecoder: malformed input throws HpackError', () => {
     const decoder = new HpackDecoder({ maxHeaderListSize: 100 });
     expect(decodeAll(decoder, hex('82 82'))).toHaveLength(4);
     expectHpackError(hex('82 82 82'), /header list larger than 100 bytes/, decoder);
+  });
+
+  it('a single literal longer than maxHeaderListSize, before building the string', () => {
+    const decoder = new HpackDecoder({ maxHeaderListSize: 100 });
+    expectHpackError(
+      Buffer.from([0x04, ...str('x'.repeat(101), false)]),
+      /larger than 100/,
+      decoder,
+    );
+    expectHpackError(
+      Buffer.from([0x04, ...str('x'.repeat(101), true)]),
+      /larger than 100/,
+      decoder,
+    );
   });
 
   it('random input either decodes or throws HpackError, never anything else', () => {

@@ -36,6 +36,13 @@ const MAX_INTEGER = 0x7fffffff;
 const INITIAL_RING_SLOTS = 16;
 /** Initial Huffman scratch size; grows to the largest Huffman string seen. */
 const INITIAL_SCRATCH_OCTETS = 256;
+/**
+ * Short Huffman literals seen recently, keyed by their encoded octets: nghttp2 never indexes
+ * `:path`, so every request re-sends the same few Huffman paths; a hit skips the Huffman decode
+ * and returns the same string instance (whose hash V8 has already computed for Map lookups).
+ */
+const HUFFMAN_CACHE_SLOTS = 64; // power of two
+const HUFFMAN_CACHE_MAX_OCTETS = 48; // encoded octets; longer strings bypass the cache
 
 interface Latin1Codec {
   latin1Slice(this: Uint8Array, start: number, end: number): string;
@@ -66,6 +73,10 @@ export class HpackDecoder {
   private values: string[] = new Array<string>(INITIAL_RING_SLOTS).fill('');
   private sizes = new Int32Array(INITIAL_RING_SLOTS);
   private scratch = Buffer.allocUnsafe(INITIAL_SCRATCH_OCTETS);
+  private readonly cacheOctets = new Uint8Array(HUFFMAN_CACHE_SLOTS * HUFFMAN_CACHE_MAX_OCTETS);
+  /** Encoded length of each cache slot; 0 = empty (the empty string is never cached). */
+  private readonly cacheLengths = new Uint8Array(HUFFMAN_CACHE_SLOTS);
+  private readonly cacheStrings: string[] = new Array<string>(HUFFMAN_CACHE_SLOTS).fill('');
   /** Read position after readInteger/readString (avoids returning tuples). */
   private pos = 0;
 
@@ -174,9 +185,7 @@ export class HpackDecoder {
       }
       sizeUpdateAllowed = false;
       listSize += name.length + value.length + ENTRY_OVERHEAD_OCTETS;
-      if (listSize > this.maxHeaderListSize) {
-        throw new HpackError(`header list larger than ${this.maxHeaderListSize} bytes`);
-      }
+      if (listSize > this.maxHeaderListSize) throw this.listSizeError();
       out.push(name, value);
     }
   }
@@ -219,7 +228,24 @@ export class HpackDecoder {
     }
     const stop = p + length;
     this.pos = stop;
-    if (first < 0x80) return latin1Slice.call(buf, p, stop);
+    if (first < 0x80) {
+      if (length > this.maxHeaderListSize) throw this.listSizeError();
+      return latin1Slice.call(buf, p, stop);
+    }
+    if (length === 0) return '';
+    let slot = -1;
+    if (length <= HUFFMAN_CACHE_MAX_OCTETS) {
+      let hash = 0x811c9dc5; // FNV-1a
+      for (let i = p; i < stop; i++) hash = Math.imul(hash ^ (buf[i] as number), 0x01000193);
+      slot = (hash ^ (hash >>> 16)) & (HUFFMAN_CACHE_SLOTS - 1);
+      if (this.cacheLengths[slot] === length) {
+        const octets = this.cacheOctets;
+        const base = slot * HUFFMAN_CACHE_MAX_OCTETS - p;
+        let i = p;
+        while (i < stop && octets[base + i] === buf[i]) i++;
+        if (i === stop) return this.cacheStrings[slot] as string;
+      }
+    }
     let scratch = this.scratch;
     const maxDecoded = huffmanMaxDecodedLength(length);
     if (scratch.length < maxDecoded) {
@@ -234,7 +260,18 @@ export class HpackDecoder {
           : 'bad Huffman padding (longer than 7 bits or not all 1s)',
       );
     }
-    return latin1Slice.call(scratch, 0, n);
+    if (n > this.maxHeaderListSize) throw this.listSizeError();
+    const decoded: string = latin1Slice.call(scratch, 0, n);
+    if (slot >= 0) {
+      this.cacheOctets.set(buf.subarray(p, stop), slot * HUFFMAN_CACHE_MAX_OCTETS);
+      this.cacheLengths[slot] = length;
+      this.cacheStrings[slot] = decoded;
+    }
+    return decoded;
+  }
+
+  private listSizeError(): HpackError {
+    return new HpackError(`header list larger than ${this.maxHeaderListSize} bytes`);
   }
 
   /** 4.4 entry addition: evict from the oldest end, then add unless the entry alone is too big. */
