@@ -110,7 +110,8 @@ export class HpackDecoder {
   /**
    * Decodes one complete header block (HEADERS + CONTINUATION payloads already joined) from
    * buf[start, end), appending name, value, name, value… to `out`. Throws HpackError on any
-   * malformed input; the dynamic table carries over to the next block.
+   * malformed input; the dynamic table carries over to the next block. After an error the table
+   * state is undefined: the connection is failing with COMPRESSION_ERROR, drop the decoder.
    */
   decode(buf: Uint8Array, start: number, end: number, out: string[]): void {
     if (!(start >= 0 && start <= end && end <= buf.length)) {
