@@ -1,0 +1,30 @@
+export { H2ClientConnection, type H2ClientOptions } from './internal/client.js';
+export {
+  CLOSE,
+  type ConnectionOptions,
+  DEFAULT_LOCAL_SETTINGS,
+  H2Connection,
+  H2Stream,
+  type LocalSettings,
+  type StreamHandler,
+} from './internal/connection.js';
+export {
+  H2_ERROR_CODE,
+  H2Error,
+  type H2ErrorCode,
+  H2InvalidArgumentError,
+} from './internal/errors.js';
+export { FLAG, FRAME_TYPE, H2_ERROR, SETTING } from './internal/frames.js';
+export {
+  encodeHeaderBlock,
+  HpackDecoder,
+  type HpackDecoderOptions,
+  HpackEncoder,
+  HpackError,
+} from './internal/hpack.js';
+export {
+  H2Server,
+  H2ServerConnection,
+  type H2ServerOptions,
+  type StreamListener,
+} from './internal/server.js';

@@ -1,0 +1,1014 @@
+import type { Socket } from 'node:net';
+import { H2_ERROR_CODE, H2Error } from './errors.js';
+import {
+  CLIENT_PREFACE,
+  DEFAULT_MAX_FRAME_BYTES,
+  DEFAULT_WINDOW_BYTES,
+  FLAG,
+  FRAME_HEADER_BYTES,
+  FRAME_TYPE,
+  H2_ERROR,
+  MAX_FRAME_BYTES_LIMIT,
+  MAX_STREAM_ID,
+  MAX_WINDOW_BYTES,
+  SETTING,
+} from './frames.js';
+import { HpackDecoder, HpackEncoder } from './hpack.js';
+import { type Flushable, scheduleFlush } from './output.js';
+
+/** Settings this side advertises and enforces. */
+export interface LocalSettings {
+  /** Streams the peer may open at once (server side). Default 1000. */
+  readonly maxConcurrentStreams: number;
+  /** Receive window of each stream, bytes. Default 1 MiB. */
+  readonly initialWindowSize: number;
+  /** Receive window of the connection, bytes. Default 16 MiB. */
+  readonly connectionWindowSize: number;
+  /** Largest frame payload accepted, bytes. Default 16 384 (the protocol's minimum). */
+  readonly maxFrameSize: number;
+  /** Largest decoded header list accepted (names + values + 32 per field). Default 64 KiB. */
+  readonly maxHeaderListSize: number;
+}
+
+export const DEFAULT_LOCAL_SETTINGS: LocalSettings = Object.freeze({
+  maxConcurrentStreams: 1000,
+  initialWindowSize: 1024 * 1024, // 1 MiB
+  connectionWindowSize: 16 * 1024 * 1024, // 16 MiB
+  maxFrameSize: DEFAULT_MAX_FRAME_BYTES,
+  maxHeaderListSize: 64 * 1024, // 64 KiB
+});
+
+/** How a stream ended, passed to `onClose`: `CLOSE.OK`, `CLOSE.CONNECTION_LOST` or an RST code ≥ 0. */
+export const CLOSE = {
+  /** Both sides ended the stream normally. */
+  OK: -1,
+  /** The connection closed or failed before the stream ended. */
+  CONNECTION_LOST: -2,
+} as const;
+
+/** Receives a stream's events; one object per stream, so no closure per call is needed. */
+export interface StreamHandler {
+  /** A header block: response headers, trailers, or (server side) request trailers. */
+  onHeaders(stream: H2Stream, headers: string[], endStream: boolean): void;
+  /** Request/response body bytes (a view into the read buffer: copy or keep, never mutate). */
+  onData(stream: H2Stream, chunk: Buffer, endStream: boolean): void;
+  /** The stream is over: `code` is `CLOSE.OK`, `CLOSE.CONNECTION_LOST` or the RST_STREAM code. */
+  onClose(stream: H2Stream, code: number): void;
+}
+
+/** One HTTP/2 stream. Its handler is set by whoever opened or accepted it. */
+export class H2Stream {
+  /** Stream id; 0 while a client request waits for a concurrency slot. */
+  id: number;
+  readonly connection: H2Connection;
+  handler: StreamHandler | null = null;
+  /** Opaque slot for the owner (e.g. the call this stream serves). */
+  context: unknown = null;
+  /** The first header block received (request headers on a server, response headers on a client). */
+  headers: string[] | null = null;
+  /** True once a header block was sent on this stream. */
+  sentHeaders = false;
+  /** True once END_STREAM was sent (or queued behind flow control). */
+  localEnded = false;
+  /** True once END_STREAM was received. */
+  remoteEnded = false;
+  closed = false;
+  /** Set when the stream closed: `CLOSE.OK`, `CLOSE.CONNECTION_LOST` or an RST code. */
+  closeCode: number = CLOSE.OK;
+  /** @internal */ sendWindow: number;
+  /** @internal */ recvWindow: number;
+  /** @internal Bytes received and not yet returned by a WINDOW_UPDATE. */
+  recvUnacked = 0;
+  /** @internal DATA waiting for flow-control window. */
+  queue: Buffer[] | null = null;
+  /** @internal */ queuedEnd = false;
+  /** @internal Trailers to send once the queue drains. */
+  queuedTrailers: string[] | null = null;
+
+  constructor(id: number, connection: H2Connection, sendWindow: number, recvWindow: number) {
+    this.id = id;
+    this.connection = connection;
+    this.sendWindow = sendWindow;
+    this.recvWindow = recvWindow;
+  }
+
+  /** Sends a header block (`[name, value, …]` or a block pre-encoded with `encodeHeaderBlock`). */
+  sendHeaders(headers: readonly string[] | Buffer, endStream: boolean): void {
+    this.connection.sendHeaders(this, headers, endStream);
+  }
+
+  /** Sends body bytes, held back by flow control when the peer's window is short. */
+  sendData(data: Buffer, endStream: boolean): void {
+    this.connection.sendData(this, data, endStream);
+  }
+
+  /** Sends trailers (a header block with END_STREAM), after any queued data. */
+  sendTrailers(trailers: readonly string[]): void {
+    this.connection.sendTrailers(this, trailers);
+  }
+
+  /** Resets the stream (RST_STREAM) and closes it with `code`. */
+  reset(code: number = H2_ERROR.CANCEL): void {
+    this.connection.resetStream(this, code);
+  }
+}
+
+const ZERO = Buffer.alloc(0);
+const NO_HEADERS: readonly string[] = [];
+/** An HPACK dynamic table size update takes at most this many octets (5-bit prefix, 32-bit value). */
+const SIZE_UPDATE_MAX_BYTES = 6;
+const SLAB_BYTES = 64 * 1024;
+/** Payloads at least this large are written by reference instead of copied into the slab. */
+const COPY_LIMIT_BYTES = 4096;
+
+export interface ConnectionOptions {
+  readonly settings?: Partial<LocalSettings>;
+}
+
+/**
+ * One HTTP/2 connection over a socket, either side. Parses frames, keeps HPACK and
+ * flow-control state, and exposes streams through `StreamHandler`s. It covers what a gRPC
+ * proxy needs: HEADERS/CONTINUATION/DATA, SETTINGS, PING, GOAWAY, RST_STREAM and
+ * WINDOW_UPDATE with both connection and stream windows; PRIORITY is ignored and server push
+ * is refused (SETTINGS_ENABLE_PUSH = 0).
+ */
+export abstract class H2Connection implements Flushable {
+  readonly socket: Socket;
+  readonly local: LocalSettings;
+  readonly isServer: boolean;
+  /** Open streams by id. */
+  readonly streams = new Map<number, H2Stream>();
+  /** Called once when the connection is gone (socket closed); `error` when it failed. */
+  onClose: ((error: H2Error | null) => void) | null = null;
+
+  protected readonly decoder: HpackDecoder;
+  protected readonly encoder = new HpackEncoder();
+  /** Peer's settings in force. */
+  protected remoteMaxFrameSize = DEFAULT_MAX_FRAME_BYTES;
+  protected remoteInitialWindow = DEFAULT_WINDOW_BYTES;
+  protected remoteMaxConcurrentStreams = Number.POSITIVE_INFINITY;
+  protected gotRemoteSettings = false;
+  /** Highest stream id the peer opened (server) — GOAWAY's last-stream-id. */
+  protected lastPeerStreamId = 0;
+  /** GOAWAY sent: no new streams accepted or opened. */
+  protected goawaySent = false;
+  /** GOAWAY received: last stream id the peer will process (client side). */
+  protected goawayLastStreamId = -1;
+  protected destroyed = false;
+  protected error: H2Error | null = null;
+
+  #sendConnWindow = DEFAULT_WINDOW_BYTES;
+  #recvConnWindow = DEFAULT_WINDOW_BYTES;
+  #recvConnUnacked = 0;
+  #pending: Buffer | null = null;
+  #needPreface: boolean;
+  /** Header block being assembled from HEADERS + CONTINUATION. */
+  #hbStream = 0;
+  #hbFlags = 0;
+  #hbParts: Buffer[] = [];
+  /** Streams waiting for send window. */
+  #blocked: H2Stream[] = [];
+  #out: Buffer = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  #outStart = 0;
+  #outEnd = 0;
+  #flushQueued = false;
+  #pings: ((err: Error | null) => void)[] = [];
+  #pingPayload = Buffer.alloc(8);
+  #pingCounter = 0;
+
+  protected constructor(socket: Socket, isServer: boolean, options: ConnectionOptions) {
+    this.socket = socket;
+    this.isServer = isServer;
+    this.local = { ...DEFAULT_LOCAL_SETTINGS, ...options.settings };
+    this.decoder = new HpackDecoder({ maxHeaderListSize: this.local.maxHeaderListSize });
+    this.#needPreface = isServer;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.#onBytes(chunk));
+    socket.on('error', (err: Error) => {
+      this.error ??= new H2Error(H2_ERROR_CODE.CONNECTION_CLOSED, err.message, 0, { cause: err });
+    });
+    socket.on('close', () => this.#onSocketClose());
+  }
+
+  /** Starts the exchange: the client preface (client side) and our SETTINGS. */
+  protected start(): void {
+    if (!this.isServer) this.#writeRaw(CLIENT_PREFACE);
+    const s = this.local;
+    const entries: [number, number][] = [
+      [SETTING.MAX_CONCURRENT_STREAMS, s.maxConcurrentStreams],
+      [SETTING.INITIAL_WINDOW_SIZE, s.initialWindowSize],
+      [SETTING.MAX_FRAME_SIZE, s.maxFrameSize],
+      [SETTING.MAX_HEADER_LIST_SIZE, s.maxHeaderListSize],
+    ];
+    if (!this.isServer) entries.push([SETTING.ENABLE_PUSH, 0]);
+    const at = this.#reserve(FRAME_HEADER_BYTES + entries.length * 6);
+    const b = this.#out;
+    writeFrameHead(b, at, entries.length * 6, FRAME_TYPE.SETTINGS, 0, 0);
+    let p = at + FRAME_HEADER_BYTES;
+    for (const [id, value] of entries) {
+      b.writeUInt16BE(id, p);
+      b.writeUInt32BE(value, p + 2);
+      p += 6;
+    }
+    this.#commit(p);
+    // Our stream windows apply from the peer's first read of SETTINGS; until it ACKs, it may
+    // still count on 65 535 per stream, which is smaller: accepting more is always safe.
+    this.#recvConnWindow = DEFAULT_WINDOW_BYTES;
+    if (s.connectionWindowSize > DEFAULT_WINDOW_BYTES) {
+      this.#writeWindowUpdate(0, s.connectionWindowSize - DEFAULT_WINDOW_BYTES);
+      this.#recvConnWindow = s.connectionWindowSize;
+    }
+  }
+
+  get isDestroyed(): boolean {
+    return this.destroyed;
+  }
+
+  /** The peer's SETTINGS have arrived (a client is usable from then on). */
+  get isReady(): boolean {
+    return this.gotRemoteSettings && !this.destroyed;
+  }
+
+  /**
+   * Sends a PING; `callback` gets null when its ACK arrives, or an error when the
+   * connection closes first. Returns false when the connection is closed.
+   */
+  ping(callback: (err: Error | null) => void): boolean {
+    if (this.destroyed) return false;
+    this.#pingPayload.writeUInt32BE(++this.#pingCounter >>> 0, 4);
+    this.#pings.push(callback);
+    this.#writeControl(FRAME_TYPE.PING, 0, 0, this.#pingPayload);
+    return true;
+  }
+
+  /**
+   * Graceful close: GOAWAY (NO_ERROR), no new streams; the socket ends once every open
+   * stream has closed.
+   */
+  close(): void {
+    if (this.destroyed) return;
+    if (!this.goawaySent) this.#writeGoaway(H2_ERROR.NO_ERROR, '');
+    this.goawaySent = true;
+    this.#endIfIdle();
+  }
+
+  /** Closes the socket now; open streams close with `CLOSE.CONNECTION_LOST`. */
+  destroy(error?: H2Error): void {
+    if (this.destroyed) return;
+    if (error !== undefined) this.error ??= error;
+    this.flush();
+    this.socket.destroy();
+    this.#onSocketClose();
+  }
+
+  // ---- sending ---------------------------------------------------------------------------
+
+  /** @internal */
+  sendHeaders(stream: H2Stream, headers: readonly string[] | Buffer, endStream: boolean): void {
+    if (stream.closed || stream.localEnded || this.destroyed) return;
+    const flags = endStream ? FLAG.END_STREAM : 0;
+    stream.sentHeaders = true;
+    if (Buffer.isBuffer(headers)) this.#writePrebuilt(stream.id, headers, flags);
+    else this.#encodeHeaders(stream.id, headers, flags);
+    if (endStream) this.#localEnd(stream);
+  }
+
+  /** @internal */
+  sendData(stream: H2Stream, data: Buffer, endStream: boolean): void {
+    if (stream.closed || stream.localEnded || this.destroyed) return;
+    if (stream.queue !== null) {
+      stream.queue.push(data);
+      if (endStream) {
+        stream.queuedEnd = true;
+        stream.localEnded = true;
+      }
+      return;
+    }
+    const sent = this.#writeData(stream, data, 0, endStream);
+    if (sent < data.length) {
+      stream.queue = [sent === 0 ? data : data.subarray(sent)];
+      stream.queuedEnd = endStream;
+      if (endStream) stream.localEnded = true;
+      this.#blocked.push(stream);
+    } else if (endStream) {
+      this.#localEnd(stream);
+    }
+  }
+
+  /** @internal */
+  sendTrailers(stream: H2Stream, trailers: readonly string[]): void {
+    if (stream.closed || stream.localEnded || this.destroyed) return;
+    if (stream.queue !== null) {
+      stream.queuedTrailers = trailers.slice();
+      stream.localEnded = true;
+      return;
+    }
+    this.#encodeHeaders(stream.id, trailers, FLAG.END_STREAM);
+    this.#localEnd(stream);
+  }
+
+  /** @internal */
+  resetStream(stream: H2Stream, code: number): void {
+    if (stream.closed) return;
+    // Id 0: a request still queued behind MAX_CONCURRENT_STREAMS, never sent.
+    if (!this.destroyed && stream.id !== 0) this.writeRst(stream.id, code);
+    this.closeStream(stream, code);
+  }
+
+  /** Writes what is buffered: one `socket.write` for everything since the last flush. */
+  flush(): void {
+    this.#flushQueued = false;
+    if (this.#outEnd === this.#outStart || this.socket.destroyed) return;
+    this.socket.write(this.#out.subarray(this.#outStart, this.#outEnd));
+    this.#outStart = this.#outEnd;
+    if (this.#out.length - this.#outEnd < 1024) {
+      this.#out = Buffer.allocUnsafeSlow(SLAB_BYTES);
+      this.#outStart = 0;
+      this.#outEnd = 0;
+    }
+  }
+
+  // ---- for subclasses ----------------------------------------------------------------------
+
+  /** A new stream opened by the peer (server) — subclasses decide. */
+  protected abstract onPeerStream(id: number, headers: string[], endStream: boolean): void;
+
+  /** Called when the peer's first SETTINGS arrives. */
+  protected peerSettingsReceived(): void {}
+
+  /** Called after a GOAWAY from the peer was applied. */
+  protected goawayReceived(_lastStreamId: number, _code: number): void {}
+
+  protected newStream(id: number): H2Stream {
+    const s = new H2Stream(id, this, this.remoteInitialWindow, this.local.initialWindowSize);
+    this.streams.set(id, s);
+    return s;
+  }
+
+  /** Closes `stream` once (map removal, handler notified). */
+  protected closeStream(stream: H2Stream, code: number): void {
+    if (stream.closed) return;
+    stream.closed = true;
+    stream.closeCode = code;
+    stream.queue = null;
+    stream.queuedTrailers = null;
+    this.streams.delete(stream.id);
+    const h = stream.handler;
+    if (h !== null) h.onClose(stream, code);
+    this.streamClosed();
+  }
+
+  /** Hook after any stream closed (clients start queued requests here). */
+  protected streamClosed(): void {
+    this.#endIfIdle();
+  }
+
+  /** Connection error: GOAWAY with `code`, then the socket goes. */
+  protected fail(code: number, message: string): void {
+    if (this.destroyed) return;
+    this.#writeGoaway(code, message);
+    this.destroy(new H2Error(H2_ERROR_CODE.PROTOCOL, message, code));
+  }
+
+  /** Stream error (RFC 9113 §5.4.2): RST_STREAM, the connection lives on. */
+  protected streamError(id: number, code: number): void {
+    const s = this.streams.get(id);
+    if (s !== undefined) this.resetStream(s, code);
+    else this.writeRst(id, code);
+  }
+
+  // ---- receiving ---------------------------------------------------------------------------
+
+  #onBytes(chunk: Buffer): void {
+    if (this.destroyed) return;
+    let buf = chunk;
+    if (this.#pending !== null) {
+      buf = Buffer.concat([this.#pending, chunk]);
+      this.#pending = null;
+    }
+    const n = buf.length;
+    let pos = 0;
+    if (this.#needPreface) {
+      if (n < CLIENT_PREFACE.length) {
+        if (buf.compare(CLIENT_PREFACE, 0, n, 0, n) !== 0) {
+          this.fail(H2_ERROR.PROTOCOL_ERROR, 'bad connection preface');
+          return;
+        }
+        this.#pending = buf;
+        return;
+      }
+      if (buf.compare(CLIENT_PREFACE, 0, CLIENT_PREFACE.length, 0, CLIENT_PREFACE.length) !== 0) {
+        this.fail(H2_ERROR.PROTOCOL_ERROR, 'bad connection preface');
+        return;
+      }
+      this.#needPreface = false;
+      pos = CLIENT_PREFACE.length;
+    }
+    const maxFrame = this.local.maxFrameSize;
+    while (n - pos >= FRAME_HEADER_BYTES) {
+      const len = (buf[pos]! << 16) | (buf[pos + 1]! << 8) | buf[pos + 2]!;
+      if (len > maxFrame) {
+        this.fail(H2_ERROR.FRAME_SIZE_ERROR, `frame of ${len} bytes exceeds ${maxFrame}`);
+        return;
+      }
+      if (n - pos - FRAME_HEADER_BYTES < len) break;
+      const type = buf[pos + 3]!;
+      const flags = buf[pos + 4]!;
+      const id = buf.readUInt32BE(pos + 5) & 0x7fffffff;
+      const start = pos + FRAME_HEADER_BYTES;
+      pos = start + len;
+      this.#onFrame(type, flags, id, buf, start, pos);
+      if (this.destroyed) return;
+    }
+    if (pos < n) this.#pending = pos === 0 ? buf : buf.subarray(pos);
+  }
+
+  #onFrame(type: number, flags: number, id: number, buf: Buffer, start: number, end: number): void {
+    if (!this.gotRemoteSettings && type !== FRAME_TYPE.SETTINGS) {
+      this.fail(H2_ERROR.PROTOCOL_ERROR, 'first frame is not SETTINGS');
+      return;
+    }
+    if (this.#hbStream !== 0 && type !== FRAME_TYPE.CONTINUATION) {
+      this.fail(H2_ERROR.PROTOCOL_ERROR, 'header block interrupted by another frame');
+      return;
+    }
+    switch (type) {
+      case FRAME_TYPE.DATA:
+        this.#onData(flags, id, buf, start, end);
+        return;
+      case FRAME_TYPE.HEADERS:
+        this.#onHeadersFrame(flags, id, buf, start, end);
+        return;
+      case FRAME_TYPE.CONTINUATION:
+        if (this.#hbStream === 0 || id !== this.#hbStream) {
+          this.fail(H2_ERROR.PROTOCOL_ERROR, 'CONTINUATION without an open header block');
+          return;
+        }
+        this.#hbParts.push(buf.subarray(start, end));
+        if (flags & FLAG.END_HEADERS) this.#endHeaderBlock();
+        return;
+      case FRAME_TYPE.PRIORITY:
+        if (id === 0) this.fail(H2_ERROR.PROTOCOL_ERROR, 'PRIORITY on stream 0');
+        else if (end - start !== 5) this.streamError(id, H2_ERROR.FRAME_SIZE_ERROR);
+        return;
+      case FRAME_TYPE.RST_STREAM: {
+        if (id === 0) {
+          this.fail(H2_ERROR.PROTOCOL_ERROR, 'RST_STREAM on stream 0');
+          return;
+        }
+        if (end - start !== 4) {
+          this.fail(H2_ERROR.FRAME_SIZE_ERROR, 'RST_STREAM size');
+          return;
+        }
+        const s = this.streams.get(id);
+        if (s !== undefined) this.closeStream(s, buf.readUInt32BE(start));
+        else if (this.#idle(id)) this.fail(H2_ERROR.PROTOCOL_ERROR, 'RST_STREAM on an idle stream');
+        return;
+      }
+      case FRAME_TYPE.SETTINGS:
+        this.#onSettings(flags, id, buf, start, end);
+        return;
+      case FRAME_TYPE.PUSH_PROMISE:
+        this.fail(H2_ERROR.PROTOCOL_ERROR, 'PUSH_PROMISE is not accepted');
+        return;
+      case FRAME_TYPE.PING:
+        if (id !== 0) {
+          this.fail(H2_ERROR.PROTOCOL_ERROR, 'PING on a stream');
+          return;
+        }
+        if (end - start !== 8) {
+          this.fail(H2_ERROR.FRAME_SIZE_ERROR, 'PING size');
+          return;
+        }
+        if (flags & FLAG.ACK) {
+          const cb = this.#pings.shift();
+          if (cb !== undefined) cb(null);
+        } else {
+          this.#writeControl(FRAME_TYPE.PING, FLAG.ACK, 0, buf.subarray(start, end));
+        }
+        return;
+      case FRAME_TYPE.GOAWAY: {
+        if (id !== 0) {
+          this.fail(H2_ERROR.PROTOCOL_ERROR, 'GOAWAY on a stream');
+          return;
+        }
+        if (end - start < 8) {
+          this.fail(H2_ERROR.FRAME_SIZE_ERROR, 'GOAWAY size');
+          return;
+        }
+        const last = buf.readUInt32BE(start) & 0x7fffffff;
+        const code = buf.readUInt32BE(start + 4);
+        this.goawayLastStreamId =
+          this.goawayLastStreamId < 0 ? last : Math.min(last, this.goawayLastStreamId);
+        this.goawayReceived(last, code);
+        // Streams we opened above `last` were never processed: safe to retry elsewhere.
+        for (const s of this.streams.values()) {
+          if (s.id > last && (s.id & 1) === (this.isServer ? 0 : 1)) {
+            this.closeStream(s, H2_ERROR.REFUSED_STREAM);
+          }
+        }
+        if (!this.goawaySent) {
+          this.goawaySent = true;
+          this.#writeGoaway(H2_ERROR.NO_ERROR, '');
+        }
+        this.#endIfIdle();
+        return;
+      }
+      case FRAME_TYPE.WINDOW_UPDATE:
+        this.#onWindowUpdate(id, buf, start, end);
+        return;
+      default:
+        return; // Unknown frame types are ignored (RFC 9113 §4.1).
+    }
+  }
+
+  /** A stream id the peer could not have used yet. */
+  #idle(id: number): boolean {
+    const peerOpened = (id & 1) === (this.isServer ? 1 : 0);
+    return peerOpened ? id > this.lastPeerStreamId : id >= this.nextLocalStreamId();
+  }
+
+  /** Next id this side would open; servers never open streams. */
+  protected nextLocalStreamId(): number {
+    return MAX_STREAM_ID + 1;
+  }
+
+  #onData(flags: number, id: number, buf: Buffer, start: number, end: number): void {
+    if (id === 0) {
+      this.fail(H2_ERROR.PROTOCOL_ERROR, 'DATA on stream 0');
+      return;
+    }
+    const len = end - start;
+    // Flow control counts the whole payload, padding included.
+    this.#recvConnWindow -= len;
+    if (this.#recvConnWindow < 0) {
+      this.fail(H2_ERROR.FLOW_CONTROL_ERROR, 'connection receive window exceeded');
+      return;
+    }
+    this.#recvConnUnacked += len;
+    if (this.#recvConnUnacked >= this.local.connectionWindowSize >>> 1) {
+      this.#writeWindowUpdate(0, this.#recvConnUnacked);
+      this.#recvConnWindow += this.#recvConnUnacked;
+      this.#recvConnUnacked = 0;
+    }
+    if (flags & FLAG.PADDED) {
+      if (len < 1) {
+        this.fail(H2_ERROR.PROTOCOL_ERROR, 'DATA padding');
+        return;
+      }
+      const pad = buf[start]!;
+      start += 1;
+      end -= pad;
+      if (end < start) {
+        this.fail(H2_ERROR.PROTOCOL_ERROR, 'DATA padding too long');
+        return;
+      }
+    }
+    const s = this.streams.get(id);
+    if (s === undefined) {
+      if (this.#idle(id)) {
+        this.fail(H2_ERROR.PROTOCOL_ERROR, 'DATA on an idle stream');
+        return;
+      }
+      this.writeRst(id, H2_ERROR.STREAM_CLOSED);
+      return;
+    }
+    if (s.remoteEnded) {
+      this.streamError(id, H2_ERROR.STREAM_CLOSED);
+      return;
+    }
+    s.recvWindow -= len;
+    if (s.recvWindow < 0) {
+      this.streamError(id, H2_ERROR.FLOW_CONTROL_ERROR);
+      return;
+    }
+    const endStream = (flags & FLAG.END_STREAM) !== 0;
+    if (endStream) s.remoteEnded = true;
+    else {
+      s.recvUnacked += len;
+      if (s.recvUnacked >= this.local.initialWindowSize >>> 1) {
+        this.#writeWindowUpdate(id, s.recvUnacked);
+        s.recvWindow += s.recvUnacked;
+        s.recvUnacked = 0;
+      }
+    }
+    const h = s.handler;
+    if (h !== null && (end > start || endStream)) {
+      h.onData(s, end > start ? buf.subarray(start, end) : ZERO, endStream);
+    }
+    if (endStream && !s.closed && s.localEnded && s.queue === null) this.closeStream(s, CLOSE.OK);
+  }
+
+  #onHeadersFrame(flags: number, id: number, buf: Buffer, start: number, end: number): void {
+    if (id === 0) {
+      this.fail(H2_ERROR.PROTOCOL_ERROR, 'HEADERS on stream 0');
+      return;
+    }
+    if (flags & FLAG.PADDED) {
+      if (end - start < 1) {
+        this.fail(H2_ERROR.PROTOCOL_ERROR, 'HEADERS padding');
+        return;
+      }
+      const pad = buf[start]!;
+      start += 1;
+      end -= pad;
+    }
+    if (flags & FLAG.PRIORITY) start += 5;
+    if (end < start) {
+      this.fail(H2_ERROR.PROTOCOL_ERROR, 'HEADERS padding too long');
+      return;
+    }
+    if (flags & FLAG.END_HEADERS) {
+      this.#onHeaderBlock(id, flags, buf, start, end);
+      return;
+    }
+    this.#hbStream = id;
+    this.#hbFlags = flags;
+    this.#hbParts.length = 0;
+    this.#hbParts.push(buf.subarray(start, end));
+  }
+
+  #endHeaderBlock(): void {
+    const id = this.#hbStream;
+    const block = Buffer.concat(this.#hbParts);
+    this.#hbStream = 0;
+    this.#hbParts.length = 0;
+    this.#onHeaderBlock(id, this.#hbFlags, block, 0, block.length);
+  }
+
+  #onHeaderBlock(id: number, flags: number, buf: Buffer, start: number, end: number): void {
+    // Every block is decoded, even for streams we drop: the HPACK table is connection state.
+    const headers: string[] = [];
+    try {
+      this.decoder.decode(buf, start, end, headers);
+    } catch (err) {
+      this.fail(H2_ERROR.COMPRESSION_ERROR, (err as Error).message);
+      return;
+    }
+    const endStream = (flags & FLAG.END_STREAM) !== 0;
+    const s = this.streams.get(id);
+    if (s === undefined) {
+      const peerOpened = (id & 1) === (this.isServer ? 1 : 0);
+      if (peerOpened && id > this.lastPeerStreamId) {
+        this.lastPeerStreamId = id;
+        this.onPeerStream(id, headers, endStream);
+        return;
+      }
+      // A stream we already closed (cancelled, reset): its late headers are dropped.
+      if (this.#idle(id)) this.fail(H2_ERROR.PROTOCOL_ERROR, 'HEADERS on an idle stream');
+      return;
+    }
+    if (s.remoteEnded) {
+      this.streamError(id, H2_ERROR.STREAM_CLOSED);
+      return;
+    }
+    if (s.headers === null) s.headers = headers;
+    else if (!endStream) {
+      // A second block is trailers and must end the stream (RFC 9113 §8.1).
+      this.streamError(id, H2_ERROR.PROTOCOL_ERROR);
+      return;
+    }
+    if (endStream) s.remoteEnded = true;
+    const h = s.handler;
+    if (h !== null) h.onHeaders(s, headers, endStream);
+    if (endStream && !s.closed && s.localEnded && s.queue === null) this.closeStream(s, CLOSE.OK);
+  }
+
+  #onSettings(flags: number, id: number, buf: Buffer, start: number, end: number): void {
+    if (id !== 0) {
+      this.fail(H2_ERROR.PROTOCOL_ERROR, 'SETTINGS on a stream');
+      return;
+    }
+    if (flags & FLAG.ACK) {
+      if (end !== start) this.fail(H2_ERROR.FRAME_SIZE_ERROR, 'SETTINGS ACK with a payload');
+      return;
+    }
+    if ((end - start) % 6 !== 0) {
+      this.fail(H2_ERROR.FRAME_SIZE_ERROR, 'SETTINGS size');
+      return;
+    }
+    for (let p = start; p < end; p += 6) {
+      const key = buf.readUInt16BE(p);
+      const value = buf.readUInt32BE(p + 2);
+      switch (key) {
+        case SETTING.INITIAL_WINDOW_SIZE: {
+          if (value > MAX_WINDOW_BYTES) {
+            this.fail(H2_ERROR.FLOW_CONTROL_ERROR, 'INITIAL_WINDOW_SIZE too large');
+            return;
+          }
+          const delta = value - this.remoteInitialWindow;
+          this.remoteInitialWindow = value;
+          for (const s of this.streams.values()) {
+            s.sendWindow += delta;
+            if (s.sendWindow > MAX_WINDOW_BYTES) {
+              this.fail(H2_ERROR.FLOW_CONTROL_ERROR, 'stream window overflow');
+              return;
+            }
+          }
+          break;
+        }
+        case SETTING.MAX_FRAME_SIZE:
+          if (value < DEFAULT_MAX_FRAME_BYTES || value > MAX_FRAME_BYTES_LIMIT) {
+            this.fail(H2_ERROR.PROTOCOL_ERROR, `MAX_FRAME_SIZE ${value}`);
+            return;
+          }
+          this.remoteMaxFrameSize = value;
+          break;
+        case SETTING.MAX_CONCURRENT_STREAMS:
+          this.remoteMaxConcurrentStreams = value;
+          break;
+        case SETTING.ENABLE_PUSH:
+          if (value > 1) {
+            this.fail(H2_ERROR.PROTOCOL_ERROR, `ENABLE_PUSH ${value}`);
+            return;
+          }
+          break;
+        case SETTING.HEADER_TABLE_SIZE:
+          // Our encoder never indexes, but a shrinking table must still be acknowledged by a
+          // size update at the start of the next block (RFC 7541 §4.2; nghttp2 checks it).
+          this.encoder.setPeerMaxTableSize(value);
+          break;
+        default:
+          break;
+      }
+    }
+    this.#writeControl(FRAME_TYPE.SETTINGS, FLAG.ACK, 0, ZERO);
+    if (!this.gotRemoteSettings) {
+      this.gotRemoteSettings = true;
+      this.peerSettingsReceived();
+    }
+    this.#drainBlocked();
+  }
+
+  #onWindowUpdate(id: number, buf: Buffer, start: number, end: number): void {
+    if (end - start !== 4) {
+      this.fail(H2_ERROR.FRAME_SIZE_ERROR, 'WINDOW_UPDATE size');
+      return;
+    }
+    const inc = buf.readUInt32BE(start) & 0x7fffffff;
+    if (id === 0) {
+      if (inc === 0) {
+        this.fail(H2_ERROR.PROTOCOL_ERROR, 'WINDOW_UPDATE of 0');
+        return;
+      }
+      this.#sendConnWindow += inc;
+      if (this.#sendConnWindow > MAX_WINDOW_BYTES) {
+        this.fail(H2_ERROR.FLOW_CONTROL_ERROR, 'connection window overflow');
+        return;
+      }
+    } else {
+      const s = this.streams.get(id);
+      if (s === undefined) {
+        if (this.#idle(id)) this.fail(H2_ERROR.PROTOCOL_ERROR, 'WINDOW_UPDATE on an idle stream');
+        return;
+      }
+      if (inc === 0) {
+        this.streamError(id, H2_ERROR.PROTOCOL_ERROR);
+        return;
+      }
+      s.sendWindow += inc;
+      if (s.sendWindow > MAX_WINDOW_BYTES) {
+        this.streamError(id, H2_ERROR.FLOW_CONTROL_ERROR);
+        return;
+      }
+    }
+    this.#drainBlocked();
+  }
+
+  #onSocketClose(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    const lost = this.error ?? new H2Error(H2_ERROR_CODE.CONNECTION_CLOSED, 'connection closed');
+    for (const s of [...this.streams.values()]) this.closeStream(s, CLOSE.CONNECTION_LOST);
+    for (const cb of this.#pings.splice(0)) cb(lost);
+    this.#blocked.length = 0;
+    const cb = this.onClose;
+    this.onClose = null;
+    if (cb !== null) cb(this.error);
+  }
+
+  #endIfIdle(): void {
+    if (this.goawaySent && this.streams.size === 0 && !this.destroyed) {
+      this.flush();
+      this.socket.end();
+    }
+  }
+
+  // ---- frame writers -----------------------------------------------------------------------
+
+  /** Space for `n` bytes at the end of the output slab; returns its offset. */
+  #reserve(n: number): number {
+    if (this.#outEnd + n > this.#out.length) {
+      this.flush();
+      if (this.#outEnd + n > this.#out.length) {
+        this.#out = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, n));
+        this.#outStart = 0;
+        this.#outEnd = 0;
+      }
+    }
+    return this.#outEnd;
+  }
+
+  #commit(end: number): void {
+    this.#outEnd = end;
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      scheduleFlush(this);
+    }
+  }
+
+  #writeRaw(bytes: Buffer): void {
+    const at = this.#reserve(bytes.length);
+    bytes.copy(this.#out, at);
+    this.#commit(at + bytes.length);
+  }
+
+  #writeControl(type: number, flags: number, id: number, payload: Buffer): void {
+    const at = this.#reserve(FRAME_HEADER_BYTES + payload.length);
+    writeFrameHead(this.#out, at, payload.length, type, flags, id);
+    payload.copy(this.#out, at + FRAME_HEADER_BYTES);
+    this.#commit(at + FRAME_HEADER_BYTES + payload.length);
+  }
+
+  protected writeRst(id: number, code: number): void {
+    const at = this.#reserve(FRAME_HEADER_BYTES + 4);
+    writeFrameHead(this.#out, at, 4, FRAME_TYPE.RST_STREAM, 0, id);
+    this.#out.writeUInt32BE(code, at + FRAME_HEADER_BYTES);
+    this.#commit(at + FRAME_HEADER_BYTES + 4);
+  }
+
+  #writeWindowUpdate(id: number, inc: number): void {
+    const at = this.#reserve(FRAME_HEADER_BYTES + 4);
+    writeFrameHead(this.#out, at, 4, FRAME_TYPE.WINDOW_UPDATE, 0, id);
+    this.#out.writeUInt32BE(inc, at + FRAME_HEADER_BYTES);
+    this.#commit(at + FRAME_HEADER_BYTES + 4);
+  }
+
+  #writeGoaway(code: number, debug: string): void {
+    const msg = Buffer.from(debug.slice(0, 256), 'utf8');
+    const at = this.#reserve(FRAME_HEADER_BYTES + 8 + msg.length);
+    const b = this.#out;
+    writeFrameHead(b, at, 8 + msg.length, FRAME_TYPE.GOAWAY, 0, 0);
+    b.writeUInt32BE(this.lastPeerStreamId, at + FRAME_HEADER_BYTES);
+    b.writeUInt32BE(code, at + FRAME_HEADER_BYTES + 4);
+    msg.copy(b, at + FRAME_HEADER_BYTES + 8);
+    this.#commit(at + FRAME_HEADER_BYTES + 8 + msg.length);
+  }
+
+  #encodeHeaders(id: number, headers: readonly string[], flags: number): void {
+    const cap = HpackEncoder.maxEncodedLength(headers);
+    const at = this.#reserve(FRAME_HEADER_BYTES + cap);
+    const end = this.encoder.encode(headers, this.#out, at + FRAME_HEADER_BYTES);
+    const len = end - at - FRAME_HEADER_BYTES;
+    if (len <= this.remoteMaxFrameSize) {
+      writeFrameHead(this.#out, at, len, FRAME_TYPE.HEADERS, flags | FLAG.END_HEADERS, id);
+      this.#commit(end);
+      return;
+    }
+    // Rare: a block larger than a frame goes out as HEADERS + CONTINUATION frames.
+    const block = Buffer.from(this.#out.subarray(at + FRAME_HEADER_BYTES, end));
+    this.#writeHeaderBlock(id, block, flags);
+  }
+
+  /** A block encoded once up front; a pending table size update (if any) goes in front. */
+  #writePrebuilt(id: number, block: Buffer, flags: number): void {
+    const at = this.#reserve(FRAME_HEADER_BYTES + SIZE_UPDATE_MAX_BYTES + block.length);
+    const start = at + FRAME_HEADER_BYTES;
+    const p = this.encoder.encode(NO_HEADERS, this.#out, start);
+    const end = p + block.copy(this.#out, p);
+    const len = end - start;
+    if (len <= this.remoteMaxFrameSize) {
+      writeFrameHead(this.#out, at, len, FRAME_TYPE.HEADERS, flags | FLAG.END_HEADERS, id);
+      this.#commit(end);
+      return;
+    }
+    this.#writeHeaderBlock(id, Buffer.from(this.#out.subarray(start, end)), flags);
+  }
+
+  #writeHeaderBlock(id: number, block: Buffer, flags: number): void {
+    const max = this.remoteMaxFrameSize;
+    let type: number = FRAME_TYPE.HEADERS;
+    let off = 0;
+    do {
+      const len = Math.min(max, block.length - off);
+      const last = off + len === block.length;
+      const f = (type === FRAME_TYPE.HEADERS ? flags : 0) | (last ? FLAG.END_HEADERS : 0);
+      const at = this.#reserve(FRAME_HEADER_BYTES + len);
+      writeFrameHead(this.#out, at, len, type, f, id);
+      block.copy(this.#out, at + FRAME_HEADER_BYTES, off, off + len);
+      this.#commit(at + FRAME_HEADER_BYTES + len);
+      off += len;
+      type = FRAME_TYPE.CONTINUATION;
+    } while (off < block.length);
+  }
+
+  /**
+   * Writes as much of data[from…] as the windows allow (frames of at most the peer's max
+   * frame size); returns the offset reached. END_STREAM goes on the last frame only when
+   * everything was written.
+   */
+  #writeData(stream: H2Stream, data: Buffer, from: number, endStream: boolean): number {
+    const total = data.length;
+    if (total === from) {
+      if (endStream) this.#writeDataFrame(stream.id, data, from, from, FLAG.END_STREAM);
+      return from;
+    }
+    let off = from;
+    while (off < total) {
+      const room = Math.min(this.#sendConnWindow, stream.sendWindow, this.remoteMaxFrameSize);
+      if (room <= 0) break;
+      const len = Math.min(room, total - off);
+      const last = off + len === total;
+      this.#writeDataFrame(
+        stream.id,
+        data,
+        off,
+        off + len,
+        last && endStream ? FLAG.END_STREAM : 0,
+      );
+      this.#sendConnWindow -= len;
+      stream.sendWindow -= len;
+      off += len;
+    }
+    return off;
+  }
+
+  #writeDataFrame(id: number, data: Buffer, start: number, end: number, flags: number): void {
+    const len = end - start;
+    if (len < COPY_LIMIT_BYTES) {
+      const at = this.#reserve(FRAME_HEADER_BYTES + len);
+      writeFrameHead(this.#out, at, len, FRAME_TYPE.DATA, flags, id);
+      data.copy(this.#out, at + FRAME_HEADER_BYTES, start, end);
+      this.#commit(at + FRAME_HEADER_BYTES + len);
+      return;
+    }
+    // Large payloads go by reference: frame header, flush, then the bytes themselves.
+    const at = this.#reserve(FRAME_HEADER_BYTES);
+    writeFrameHead(this.#out, at, len, FRAME_TYPE.DATA, flags, id);
+    this.#commit(at + FRAME_HEADER_BYTES);
+    this.flush();
+    this.socket.write(data.subarray(start, end));
+  }
+
+  #localEnd(stream: H2Stream): void {
+    stream.localEnded = true;
+    if (stream.remoteEnded && !stream.closed) this.closeStream(stream, CLOSE.OK);
+  }
+
+  /** Sends queued data of blocked streams after a window grew. */
+  #drainBlocked(): void {
+    const blocked = this.#blocked;
+    if (blocked.length === 0) return;
+    let keep = 0;
+    for (let i = 0; i < blocked.length; i++) {
+      const s = blocked[i]!;
+      if (s.closed || s.queue === null) continue;
+      const q = s.queue;
+      while (q.length > 0) {
+        const chunk = q[0]!;
+        const lastChunk = q.length === 1;
+        const sent = this.#writeData(
+          s,
+          chunk,
+          0,
+          lastChunk && s.queuedEnd && s.queuedTrailers === null,
+        );
+        if (sent < chunk.length) {
+          q[0] = chunk.subarray(sent);
+          break;
+        }
+        q.shift();
+      }
+      if (q.length > 0) {
+        blocked[keep++] = s;
+        continue;
+      }
+      s.queue = null;
+      if (s.queuedTrailers !== null) {
+        const t = s.queuedTrailers;
+        s.queuedTrailers = null;
+        this.#encodeHeaders(s.id, t, FLAG.END_STREAM);
+        this.#localEnd(s);
+      } else if (s.queuedEnd) {
+        this.#localEnd(s);
+      }
+    }
+    blocked.length = keep;
+  }
+}
+
+export function writeFrameHead(
+  b: Buffer,
+  at: number,
+  len: number,
+  type: number,
+  flags: number,
+  id: number,
+): void {
+  b[at] = (len >>> 16) & 0xff;
+  b[at + 1] = (len >>> 8) & 0xff;
+  b[at + 2] = len & 0xff;
+  b[at + 3] = type;
+  b[at + 4] = flags;
+  b.writeUInt32BE(id, at + 5);
+}
