@@ -18,6 +18,7 @@ export {
   type PoolErrorCode,
   UnknownNodeError,
 } from './internal/errors.js';
+export { H2_CONNECTION_WINDOW_BYTES } from './internal/h2-connections.js';
 export {
   type Clock,
   type ConnectionEvent,

@@ -43,7 +43,7 @@ export type PoolCredentials =
       readonly serverName?: string;
     };
 
-export type ConnectionKind = 'channel' | 'session';
+export type ConnectionKind = 'channel' | 'session' | 'h2';
 
 /** Emitted when the pool opens or closes one connection (for metrics). */
 export interface ConnectionEvent {

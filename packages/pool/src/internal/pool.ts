@@ -1,4 +1,5 @@
 import type * as http2 from 'node:http2';
+import type { H2ClientConnection } from '@engram/h2';
 import type * as grpc from '@grpc/grpc-js';
 import {
   ConnectionSet,
@@ -19,6 +20,7 @@ import {
   grpcChannelOptions,
   grpcCredentials,
 } from './grpc-channels.js';
+import { H2ConnectionFactory } from './h2-connections.js';
 import { Http2SessionFactory } from './http2-sessions.js';
 import {
   type ConnectionKind,
@@ -40,6 +42,8 @@ export interface NodeHealth {
   readonly channels: readonly ConnectionState[];
   /** One entry per raw HTTP/2 session; empty until the node's sessions are first used. */
   readonly sessions: readonly ConnectionState[];
+  /** One entry per `@engram/h2` connection; empty until they are first used. */
+  readonly h2: readonly ConnectionState[];
   /** Message of the most recent connection failure, if any. */
   readonly lastError: string | undefined;
 }
@@ -51,6 +55,8 @@ export interface PoolHealthReport {
   readonly totalChannels: number;
   /** Open raw HTTP/2 sessions over all nodes. */
   readonly totalSessions: number;
+  /** Open `@engram/h2` connections over all nodes. */
+  readonly totalH2: number;
   readonly perNode: readonly NodeHealth[];
 }
 
@@ -62,6 +68,7 @@ class NodeEntry<C> {
   channels: ConnectionSet<GrpcConnection<C>> | undefined = undefined;
   grpc: GrpcChannelFactory<C> | undefined = undefined;
   sessions: ConnectionSet<http2.ClientHttp2Session> | undefined = undefined;
+  h2: ConnectionSet<H2ClientConnection> | undefined = undefined;
   closed = false;
   constructor(
     readonly id: string,
@@ -70,7 +77,7 @@ class NodeEntry<C> {
   ) {}
 
   failure(kind: ConnectionKind): ConnectionFailedError {
-    const set = kind === 'channel' ? this.channels : this.sessions;
+    const set = kind === 'channel' ? this.channels : kind === 'session' ? this.sessions : this.h2;
     return new ConnectionFailedError(
       this.id,
       this.address,
@@ -99,6 +106,7 @@ export class ConnectionPool<C = grpc.Client> {
   private readonly slots: (NodeEntry<C> | undefined)[] = [];
   private channels = 0;
   private sessions = 0;
+  private h2Connections = 0;
   private isClosed = false;
 
   constructor(options: PoolOptions<C> = {}) {
@@ -189,13 +197,30 @@ export class ConnectionPool<C = grpc.Client> {
   }
 
   /**
+   * Next `@engram/h2` connection of the node, round robin: the cheapest way to forward
+   * gRPC frames. Opens the node's connections on first use.
+   * @throws UnknownNodeError, PoolClosedError, ConnectionFailedError (every connection broken)
+   */
+  acquireH2(node: string | number): H2ClientConnection {
+    const entry = this.entry(node);
+    const c = (entry.h2 ?? this.h2Set(entry)).acquire();
+    if (c === undefined) throw entry.failure('h2');
+    return c;
+  }
+
+  /**
    * Opens the node's connections of `kind` (default grpc-js channels) and resolves when all
    * are READY. Rejects with `ConnectionFailedError` (node id, address, cause) as soon as one
    * fails, or when `connectTimeoutMs` passes first.
    */
   async connect(node: string | number, kind: ConnectionKind = 'channel'): Promise<void> {
     const entry = this.entry(node);
-    const set = kind === 'channel' ? this.channelSet(entry) : this.sessionSet(entry);
+    const set =
+      kind === 'channel'
+        ? this.channelSet(entry)
+        : kind === 'session'
+          ? this.sessionSet(entry)
+          : this.h2Set(entry);
     try {
       await set.whenReady(this.options.connectTimeoutMs);
     } catch (err) {
@@ -214,7 +239,9 @@ export class ConnectionPool<C = grpc.Client> {
     for (const entry of this.byId.values()) {
       const channels = entry.channels?.isOpen ? states(entry.channels.states) : [];
       const sessions = entry.sessions?.isOpen ? states(entry.sessions.states) : [];
-      const healthy = channels.includes('ready') || sessions.includes('ready');
+      const h2 = entry.h2?.isOpen ? states(entry.h2.states) : [];
+      const healthy =
+        channels.includes('ready') || sessions.includes('ready') || h2.includes('ready');
       if (healthy) healthyNodes++;
       perNode.push({
         nodeId: entry.id,
@@ -223,7 +250,9 @@ export class ConnectionPool<C = grpc.Client> {
         healthy,
         channels,
         sessions,
-        lastError: (entry.channels?.lastError ?? entry.sessions?.lastError)?.message,
+        h2,
+        lastError: (entry.channels?.lastError ?? entry.sessions?.lastError ?? entry.h2?.lastError)
+          ?.message,
       });
     }
     return {
@@ -231,6 +260,7 @@ export class ConnectionPool<C = grpc.Client> {
       healthyNodes,
       totalChannels: this.channels,
       totalSessions: this.sessions,
+      totalH2: this.h2Connections,
       perNode,
     };
   }
@@ -248,6 +278,11 @@ export class ConnectionPool<C = grpc.Client> {
   /** Open raw HTTP/2 sessions over all nodes (for metrics). */
   get sessionCount(): number {
     return this.sessions;
+  }
+
+  /** Open `@engram/h2` connections over all nodes (for metrics). */
+  get h2Count(): number {
+    return this.h2Connections;
   }
 
   get closed(): boolean {
@@ -272,7 +307,9 @@ export class ConnectionPool<C = grpc.Client> {
 
   private closeEntry(entry: NodeEntry<C>): Promise<void> {
     entry.closed = true;
-    return Promise.all([entry.channels?.close(), entry.sessions?.close()]).then(() => undefined);
+    return Promise.all([entry.channels?.close(), entry.sessions?.close(), entry.h2?.close()]).then(
+      () => undefined,
+    );
   }
 
   private createEntry(nodeId: string, address: string, slot: number): NodeEntry<C> {
@@ -291,7 +328,8 @@ export class ConnectionPool<C = grpc.Client> {
       onEvent: (type: 'open' | 'close', index: number) => {
         const delta = type === 'open' ? 1 : -1;
         if (kind === 'channel') this.channels += delta;
-        else this.sessions += delta;
+        else if (kind === 'session') this.sessions += delta;
+        else this.h2Connections += delta;
         onConnection?.({ type, kind, nodeId, index });
       },
       onState:
@@ -335,6 +373,23 @@ export class ConnectionPool<C = grpc.Client> {
     const set = new ConnectionSet(factory, o.channelsPerNode, this.setOptions(entry.id, 'session'));
     if (entry.closed) void set.close();
     entry.sessions = set;
+    return set;
+  }
+
+  private h2Set(entry: NodeEntry<C>): ConnectionSet<H2ClientConnection> {
+    if (entry.h2 !== undefined) return entry.h2;
+    const o = this.options;
+    const factory = new H2ConnectionFactory({
+      address: entry.address,
+      credentials: o.credentials,
+      connectTimeoutMs: o.connectTimeoutMs,
+      keepaliveIntervalMs: o.keepaliveIntervalMs,
+      keepaliveTimeoutMs: o.keepaliveTimeoutMs,
+      clock: o.clock,
+    });
+    const set = new ConnectionSet(factory, o.channelsPerNode, this.setOptions(entry.id, 'h2'));
+    if (entry.closed) void set.close();
+    entry.h2 = set;
     return set;
   }
 }

@@ -424,7 +424,8 @@ export class Router implements ExecutionHost {
           : {
               onConnection: (event) => {
                 const pool = this.#pool;
-                const open = pool === undefined ? 0 : pool.channelCount + pool.sessionCount;
+                const open =
+                  pool === undefined ? 0 : pool.channelCount + pool.sessionCount + pool.h2Count;
                 this.#emit(() => hook(event.nodeId, event.type, event.kind, open));
               },
             },

@@ -129,7 +129,7 @@ export interface RouterHooks {
   onPoolConnection?(
     nodeId: string,
     type: 'open' | 'close',
-    kind: 'channel' | 'session',
+    kind: 'channel' | 'session' | 'h2',
     openConnections: number,
   ): void;
   /** A breaker this router drove changed state. */

@@ -1,0 +1,155 @@
+import { H2_ERROR_CODE, H2ClientConnection, H2Error } from '@engram/h2';
+import {
+  CONNECTION_STATE,
+  type ConnectionFactory,
+  type ConnectionHooks,
+} from './connection-set.js';
+import type { Clock, PoolCredentials } from './options.js';
+
+/**
+ * Connection-level receive window of an `@engram/h2` connection: dozens of responses in
+ * flight on one connection must not stall on WINDOW_UPDATE round trips. A window is a
+ * credit, not an allocation.
+ */
+export const H2_CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024; // 16 MiB
+
+export interface H2ConnectionFactoryOptions {
+  readonly address: string;
+  readonly credentials: PoolCredentials;
+  readonly connectTimeoutMs: number;
+  readonly keepaliveIntervalMs: number;
+  readonly keepaliveTimeoutMs: number;
+  readonly clock: Clock;
+}
+
+/** Splits `host:port` (IPv6 hosts in brackets). */
+export function splitAddress(address: string): { host: string; port: number } {
+  const colon = address.lastIndexOf(':');
+  let host = address.slice(0, colon);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  return { host, port: Number(address.slice(colon + 1)) };
+}
+
+/**
+ * `@engram/h2` client connections to one node: the proxy's forwarding path, with none of
+ * `node:http2`'s per-stream objects. Broken (closed and replaced after backoff) on close,
+ * GOAWAY, a connect that outlasts the connect timeout (READY means the server's SETTINGS
+ * arrived, not just TCP), or a keep-alive PING left unanswered for the keep-alive timeout.
+ */
+export class H2ConnectionFactory implements ConnectionFactory<H2ClientConnection> {
+  readonly kind = 'h2' as const;
+  private readonly options: H2ConnectionFactoryOptions;
+  private readonly host: string;
+  private readonly port: number;
+
+  constructor(options: H2ConnectionFactoryOptions) {
+    this.options = options;
+    const { host, port } = splitAddress(options.address);
+    this.host = host;
+    this.port = port;
+  }
+
+  open(index: number, hooks: ConnectionHooks): H2ClientConnection {
+    const {
+      clock,
+      connectTimeoutMs,
+      keepaliveIntervalMs,
+      keepaliveTimeoutMs,
+      address,
+      credentials,
+    } = this.options;
+    const c = H2ClientConnection.connect({
+      host: this.host,
+      port: this.port,
+      settings: { connectionWindowSize: H2_CONNECTION_WINDOW_BYTES },
+      tls:
+        credentials.kind === 'tls'
+          ? {
+              ...(credentials.ca === undefined ? {} : { ca: credentials.ca }),
+              ...(credentials.cert === undefined ? {} : { cert: credentials.cert }),
+              ...(credentials.key === undefined ? {} : { key: credentials.key }),
+              ...(credentials.serverName === undefined
+                ? {}
+                : { servername: credentials.serverName }),
+            }
+          : null,
+    });
+    let keepaliveTimer: unknown;
+    let pingTimeoutTimer: unknown;
+    let done = false;
+    const stop = (): void => {
+      done = true;
+      clock.clearTimeout(connectTimer);
+      clock.clearTimeout(keepaliveTimer);
+      clock.clearTimeout(pingTimeoutTimer);
+    };
+    const broken = (cause: Error): void => {
+      if (done) return;
+      stop();
+      hooks.broken(cause);
+    };
+    const dead = (cause: Error): void => {
+      if (done) return;
+      c.destroy(new H2Error(H2_ERROR_CODE.CONNECTION_CLOSED, cause.message));
+      broken(cause);
+    };
+    const scheduleKeepalive = (): void => {
+      keepaliveTimer = clock.setTimeout(() => {
+        if (done || c.isDestroyed) return;
+        pingTimeoutTimer = clock.setTimeout(
+          () =>
+            dead(
+              new Error(
+                `connection ${index} to ${address}: keep-alive PING unanswered after ${keepaliveTimeoutMs} ms`,
+              ),
+            ),
+          keepaliveTimeoutMs,
+        );
+        c.ping((err) => {
+          clock.clearTimeout(pingTimeoutTimer);
+          if (err) broken(err);
+          else if (!done) scheduleKeepalive();
+        });
+      }, keepaliveIntervalMs);
+    };
+    const connectTimer = clock.setTimeout(
+      () =>
+        dead(
+          new Error(
+            `connection ${index} to ${address}: connect timeout after ${connectTimeoutMs} ms`,
+          ),
+        ),
+      connectTimeoutMs,
+    );
+    c.onReady = () => {
+      if (done) return;
+      clock.clearTimeout(connectTimer);
+      hooks.state(CONNECTION_STATE.READY);
+      scheduleKeepalive();
+    };
+    c.onGoaway = (_last, code) =>
+      broken(new Error(`connection ${index} to ${address}: GOAWAY received (code ${code})`));
+    c.onClose = (err) =>
+      broken(new Error(`connection ${index} to ${address}: ${err?.message ?? 'closed'}`));
+    return c;
+  }
+
+  close(c: H2ClientConnection): Promise<void> {
+    if (c.isDestroyed) return Promise.resolve();
+    const { clock, keepaliveTimeoutMs } = this.options;
+    return new Promise<void>((resolve) => {
+      // Graceful: in-flight streams may finish; a stream that never ends must not hold
+      // removeNode()/close() forever, so after the keep-alive timeout the socket goes anyway.
+      const grace = clock.setTimeout(() => {
+        c.destroy();
+        resolve();
+      }, keepaliveTimeoutMs);
+      c.socket.once('close', () => {
+        clock.clearTimeout(grace);
+        resolve();
+      });
+      if (c.isReady) c.close();
+      else c.destroy();
+    });
+  }
+}
