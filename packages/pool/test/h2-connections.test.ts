@@ -180,6 +180,19 @@ async function store(c: H2ClientConnection, authority: string, content: string) 
   return STORE.responseDeserialize(reply.message) as StoreResponse;
 }
 
+/** `e`'s cause chain, outermost first. */
+function causes(e: unknown): unknown[] {
+  const chain: unknown[] = [];
+  for (
+    let c = (e as { cause?: unknown }).cause;
+    c !== undefined;
+    c = (c as { cause?: unknown }).cause
+  ) {
+    chain.push(c);
+  }
+  return chain;
+}
+
 /** Counts the timers armed, so a test can wait for the one a PING ACK arms. */
 class CountingClock extends ManualClock {
   armed = 0;
@@ -409,6 +422,9 @@ describe('ConnectionPool with @engram/h2 connections', () => {
     for (const c of fresh) expect((await recall(c, b.address)).routing?.servedBy).toBe('n1');
     expect(b.proxy.accepted()).toBe(4);
     expect(p.healthReport().perNode[0]!.h2).toEqual(Array(4).fill('ready'));
+    await p.close();
+    // Keep-alive, connect, backoff and grace timers are all gone with the connections.
+    expect(clock.pending()).toBe(0);
   });
 
   it('replaces a connection whose keep-alive PING goes unanswered', async () => {
@@ -603,6 +619,8 @@ describe('ConnectionPool with @engram/h2 connections', () => {
     });
     expect(err.cause).toBeInstanceOf(Error);
     expect(err.cause.message).toMatch(/ECONNREFUSED/);
+    // The socket error itself stays reachable through the cause chain, as for sessions.
+    expect(causes(err)).toContainEqual(expect.objectContaining({ code: 'ECONNREFUSED' }));
     await until(() => p.h2Count === 0, 'every connection attempt to fail');
     expect(() => p.acquireH2('dead')).toThrow(
       expect.objectContaining({ code: 'ConnectionFailed', nodeId: 'dead' }),

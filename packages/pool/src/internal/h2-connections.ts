@@ -129,8 +129,14 @@ export class H2ConnectionFactory implements ConnectionFactory<H2ClientConnection
     };
     c.onGoaway = (_last, code) =>
       broken(new Error(`connection ${index} to ${address}: GOAWAY received (code ${code})`));
+    // The H2Error keeps the socket error (e.g. ECONNREFUSED) as its cause: keep the chain.
     c.onClose = (err) =>
-      broken(new Error(`connection ${index} to ${address}: ${err?.message ?? 'closed'}`));
+      broken(
+        new Error(
+          `connection ${index} to ${address}: ${err?.message ?? 'closed'}`,
+          err === null ? undefined : { cause: err },
+        ),
+      );
     return c;
   }
 
