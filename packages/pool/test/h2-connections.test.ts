@@ -568,6 +568,22 @@ describe('ConnectionPool with @engram/h2 connections', () => {
     expect(old.includes(p.acquireH2('g'))).toBe(false);
   });
 
+  it('close() lets an in-flight call finish before the socket goes', async () => {
+    const a = await memoryNode();
+    const p = pool({ channelsPerNode: 1 });
+    p.addNode('n1', a.address);
+    await p.connect('n1', 'h2');
+    const c = p.acquireH2('n1');
+    const call = recall(c, a.address);
+    const closed = p.close();
+    expect(c.available).toBe(false); // GOAWAY queued: no new streams
+    expect((await call).routing?.servedBy).toBe('n1');
+    await closed;
+    expect(c.isDestroyed).toBe(true);
+    await a.proxy.whenOpen(0);
+    expect(p.h2Count).toBe(0);
+  });
+
   it('close() does not wait forever for a stream that never ends', async () => {
     const clock = new ManualClock();
     const silent = http2.createServer();
