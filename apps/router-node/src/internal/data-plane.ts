@@ -1,8 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import http2 from 'node:http2';
 import type { Server as NetServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { BreakerTable, ConsecutiveFailures } from '@engram/breaker';
+import {
+  CLOSE,
+  encodeHeaderBlock,
+  H2_ERROR,
+  H2Server,
+  type H2Stream,
+  type StreamHandler,
+} from '@engram/h2';
 import { ConnectionPool, type PoolCredentials } from '@engram/pool';
 import { MemoryServiceDefinition, type QueryRequest, type QueryResponse } from '@engram/proto';
 import { Deadline, SharedRetryBudget } from '@engram/retry';
@@ -87,6 +94,7 @@ const OPERATION_OF_METHOD: Readonly<Record<string, number>> = {
 /** Headers not forwarded upstream (pseudo-headers are skipped separately). */
 const HOP_HEADERS = new Set([
   'grpc-timeout',
+  'te',
   'connection',
   'keep-alive',
   'transfer-encoding',
@@ -100,11 +108,17 @@ const HOP_HEADERS = new Set([
 interface Reply {
   /** The node's gRPC status (0 = OK). */
   status: number;
-  /** Response headers, to pass through (grpc-encoding). */
-  headers: http2.IncomingHttpHeaders;
+  /** Response headers (`[name, value, …]`), to pass through grpc-encoding. */
+  headers: string[];
   /** Trailers (or the headers of a trailers-only reply). */
-  trailers: http2.IncomingHttpHeaders;
+  trailers: string[];
   body: Buffer;
+}
+
+/** The value of header `name` in a `[name, value, …]` list, or undefined. */
+function headerValue(list: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < list.length; i += 2) if (list[i] === name) return list[i + 1];
+  return undefined;
 }
 
 /**
@@ -142,7 +156,7 @@ function asBuffers(c: PoolCredentials): PoolCredentials {
 /** The client side of one routed call: whether the client went away, and the attempt in flight. */
 interface ClientCall {
   gone: boolean;
-  upstream: http2.ClientHttp2Stream | null;
+  upstream: H2Stream | null;
   /** Per-space sub-calls of a scatter-gather. */
   children: ClientCall[] | null;
 }
@@ -150,8 +164,151 @@ interface ClientCall {
 function cancelCall(call: ClientCall): void {
   call.gone = true;
   const up = call.upstream;
-  if (up !== null && !up.closed) up.close(http2.constants.NGHTTP2_CANCEL);
+  if (up !== null && !up.closed) up.reset(H2_ERROR.CANCEL);
   if (call.children !== null) for (const c of call.children) cancelCall(c);
+}
+
+const CALL_KIND = { unary: 0, watch: 1 } as const;
+
+/**
+ * One request stream on the ingress: buffers the request (unary calls are replayed on retry
+ * and fall-back), then hands it to the data plane. Also the stream's handler, so a call costs
+ * no closures.
+ */
+class IngressCall implements StreamHandler, ClientCall {
+  gone = false;
+  upstream: H2Stream | null = null;
+  children: ClientCall[] | null = null;
+  kind: number = CALL_KIND.unary;
+  #chunks: Buffer[] = [];
+  #size = 0;
+  #tooLarge = false;
+
+  constructor(
+    readonly plane: DataPlane,
+    readonly stream: H2Stream,
+    readonly maxBytes: number,
+  ) {}
+
+  onHeaders(): void {
+    // Request trailers carry nothing a unary gRPC call uses.
+  }
+
+  onData(_s: H2Stream, chunk: Buffer, end: boolean): void {
+    if (chunk.length > 0 && !this.#tooLarge) {
+      this.#size += chunk.length;
+      if (this.#size > this.maxBytes) {
+        this.#tooLarge = true;
+        this.#chunks.length = 0;
+      } else this.#chunks.push(chunk);
+    }
+    if (end) this.requestComplete();
+  }
+
+  onClose(_s: H2Stream, code: number): void {
+    if (this.kind === CALL_KIND.watch) this.plane.watchEnded(this.stream);
+    // The client left before the reply: the routed call is cancelled (the attempt in flight
+    // is reset and fails as CANCELLED, not retried).
+    if (code !== CLOSE.OK) cancelCall(this);
+  }
+
+  requestComplete(): void {
+    const chunks = this.#chunks;
+    const body =
+      chunks.length === 1
+        ? chunks[0]!
+        : chunks.length === 0
+          ? EMPTY
+          : Buffer.concat(chunks, this.#size);
+    this.#chunks = [];
+    this.plane.dispatch(this, this.#tooLarge, body);
+  }
+}
+
+/** One attempt's upstream stream: collects the node's reply, settles the attempt's promise. */
+class Attempt implements StreamHandler {
+  headers: string[] | null = null;
+  trailers: string[] | null = null;
+  /** Unregisters the attempt's cancel callback (set once the stream exists). */
+  dispose: () => void = NOOP;
+  #chunks: Buffer[] = [];
+  #size = 0;
+
+  constructor(
+    readonly nodeId: string,
+    readonly call: ClientCall,
+    readonly resolve: (r: Reply) => void,
+    readonly reject: (e: unknown) => void,
+  ) {}
+
+  onHeaders(_s: H2Stream, h: string[], end: boolean): void {
+    if (this.headers === null) {
+      this.headers = h;
+      if (end) this.trailers = h; // trailers-only reply
+    } else this.trailers = h;
+  }
+
+  onData(_s: H2Stream, chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.#chunks.push(chunk);
+    this.#size += chunk.length;
+  }
+
+  onClose(s: H2Stream, code: number): void {
+    this.dispose();
+    const call = this.call;
+    if (call.upstream === s) call.upstream = null;
+    const nodeId = this.nodeId;
+    if (call.gone) {
+      this.reject(new UpstreamError(GRPC_STATUS.CANCELLED, 'cancelled by the client', nodeId));
+      return;
+    }
+    const t = this.trailers;
+    if (code !== CLOSE.OK || this.headers === null || t === null) {
+      const why =
+        code === CLOSE.CONNECTION_LOST
+          ? 'connection lost'
+          : code >= 0
+            ? `stream reset (code ${code})`
+            : 'stream closed without a reply';
+      this.reject(new UpstreamError(GRPC_STATUS.UNAVAILABLE, `node ${nodeId}: ${why}`, nodeId));
+      return;
+    }
+    const raw = headerValue(t, 'grpc-status');
+    const status = raw === undefined ? GRPC_STATUS.UNKNOWN : Number(raw);
+    if (isNodeFailureStatus(status)) {
+      const msg = headerValue(t, 'grpc-message');
+      this.reject(
+        new UpstreamError(
+          status,
+          `node ${nodeId}: ${msg !== undefined ? safeDecode(msg) : `status ${status}`}`,
+          nodeId,
+        ),
+      );
+      return;
+    }
+    const chunks = this.#chunks;
+    this.resolve({
+      status,
+      headers: this.headers,
+      trailers: t,
+      body:
+        chunks.length === 1
+          ? chunks[0]!
+          : chunks.length === 0
+            ? EMPTY
+            : Buffer.concat(chunks, this.#size),
+    });
+  }
+}
+
+/** `decodeURIComponent` that keeps malformed percent-encoding as it came. */
+function safeDecode(v: string): string {
+  try {
+    return decodeURIComponent(v);
+  } catch {
+    return v;
+  }
 }
 
 /** Statuses that say the node itself is unwell: thrown so the Router retries or counts them. */
@@ -165,17 +322,13 @@ function isNodeFailureStatus(status: number): boolean {
 }
 
 const EMPTY = Buffer.alloc(0);
-/** Shared per-call constants: node:http2 copies options objects, so one frozen object serves every call. */
 const NOOP = (): void => {};
-const REQUEST_OPTIONS: Readonly<http2.ClientSessionRequestOptions> = Object.freeze({
-  endStream: false,
-});
-const WAIT_FOR_TRAILERS: Readonly<http2.ServerStreamResponseOptions> = Object.freeze({
-  waitForTrailers: true,
-});
-const END_STREAM: Readonly<http2.ServerStreamResponseOptions> = Object.freeze({
-  endStream: true,
-});
+/** Where `#upstreamHeaders` leaves the per-attempt values. */
+const AUTHORITY_AT = 7;
+const TIMEOUT_AT = 9;
+const OK_TRAILERS: readonly string[] = ['grpc-status', '0'];
+/** `:status 200`, `content-type application/grpc`: the header block of every reply, encoded once. */
+const REPLY_HEADERS = encodeHeaderBlock([':status', '200', 'content-type', 'application/grpc']);
 /** `String(n)` for small attempt counts without a new string per call. */
 const SMALL_INTS = Array.from({ length: 16 }, (_, i) => String(i));
 function intString(n: number): string {
@@ -190,7 +343,9 @@ const MAX_TIMER_MS = 2_147_483_647;
  * thread, or on the main thread with `--workers 0`.
  */
 export class DataPlane {
-  readonly server: http2.Http2Server | http2.Http2SecureServer;
+  /** The listening `net.Server` (a `tls.Server` with ingress TLS). */
+  readonly server: NetServer;
+  readonly #ingress: H2Server;
   readonly #cfg: RouterNodeConfig;
   readonly #reader: TableReader;
   readonly #breakers: BreakerTable;
@@ -209,10 +364,10 @@ export class DataPlane {
   /** `:scheme` of upstream requests. */
   readonly #scheme: 'http' | 'https';
   readonly #stopGc: () => void;
-  #drainWaiters: (() => void)[] = [];
-  readonly #sessions = new Set<http2.ServerHttp2Session>();
+  /** Largest request frame buffered (message + gRPC frame header). */
+  readonly #maxRequestBytes: number;
   /** Open Health/Watch streams: told NOT_SERVING and ended when draining starts. */
-  readonly #watchers = new Map<http2.ServerHttp2Stream, boolean>();
+  readonly #watchers = new Map<H2Stream, boolean>();
 
   constructor(init: DataPlaneInit, log: Logger) {
     this.#cfg = init.config;
@@ -236,7 +391,7 @@ export class DataPlane {
       keepaliveTimeoutMs: init.config.pool.keepaliveTimeoutMs,
       credentials: asBuffers(init.upstreamCredentials),
       onConnection: (e) => {
-        if (e.kind !== 'session') return;
+        if (e.kind !== 'h2') return;
         const n = (sessionsBySlot.get(e.nodeId) ?? 0) + (e.type === 'open' ? 1 : -1);
         sessionsBySlot.set(e.nodeId, n);
         const index = this.#reader.nodeIndex(e.nodeId);
@@ -270,34 +425,27 @@ export class DataPlane {
       },
       logger: log,
     });
-    const settings: http2.Settings = { maxConcurrentStreams: 1000 };
-    const onStream = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) =>
-      this.#onStream(stream, headers);
-    if (init.ingressTls !== null) {
-      const t = init.ingressTls;
-      this.server = http2.createSecureServer({
-        cert: toBuffer(t.cert),
-        key: toBuffer(t.key),
-        ...(t.ca !== undefined
-          ? { ca: toBuffer(t.ca), requestCert: true, rejectUnauthorized: true }
-          : {}),
-        allowHTTP1: false,
-        settings,
-      });
-    } else {
-      this.server = http2.createServer({ settings });
-    }
-    this.server.on('stream', onStream);
-    this.server.on('session', (s: http2.ServerHttp2Session) => {
-      this.#sessions.add(s);
-      s.once('close', () => {
-        this.#sessions.delete(s);
-        if (this.#sessions.size === 0 && this.#drainWaiters.length > 0) {
-          for (const w of this.#drainWaiters.splice(0)) w();
-        }
-      });
-      s.on('error', () => {});
+    this.#maxRequestBytes = init.config.router.maxMessageBytes + FRAME_HEADER_BYTES;
+    const t = init.ingressTls;
+    this.#ingress = new H2Server({
+      settings: { maxConcurrentStreams: 1000 },
+      tls:
+        t === null
+          ? null
+          : {
+              cert: toBuffer(t.cert),
+              key: toBuffer(t.key),
+              ...(t.ca !== undefined
+                ? { ca: toBuffer(t.ca), requestCert: true, rejectUnauthorized: true }
+                : {}),
+            },
+      onStream: (stream) => {
+        const call = new IngressCall(this, stream, this.#maxRequestBytes);
+        stream.handler = call;
+        if (stream.remoteEnded) call.requestComplete();
+      },
     });
+    this.server = this.#ingress.server;
     this.#sync();
   }
 
@@ -330,31 +478,26 @@ export class DataPlane {
    * sessions and the pool. Resolves with the number of calls still in flight at the end.
    */
   async drain(graceMs: number): Promise<number> {
-    this.server.close();
-    // Watchers learn NOT_SERVING, then their streams end so the sessions can close.
+    // Watchers learn NOT_SERVING, then their streams end so the connections can close.
     for (const [w, known] of this.#watchers) {
       if (w.closed) continue;
-      if (known) w.write(HEALTH_NOT_SERVING);
-      w.end();
+      if (known) w.sendData(HEALTH_NOT_SERVING, false);
+      w.sendTrailers(OK_TRAILERS);
     }
     this.#watchers.clear();
-    // GOAWAY: clients open no new streams; a session closes once its streams have ended
+    // GOAWAY: clients open no new streams; a connection closes once its streams have ended
     // (replies and trailers written), which is what "no call lost" needs.
-    for (const s of this.#sessions) if (!s.closed) s.close();
-    if (this.#sessions.size > 0) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, graceMs);
-        this.#drainWaiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+    await this.#ingress.shutdown(graceMs);
     const left = this.#inFlight;
-    for (const s of this.#sessions) s.destroy();
+    this.#ingress.destroy();
     await this.#pool.close();
     this.#stopGc();
     return left;
+  }
+
+  /** A Health/Watch stream ended (client left, or drained). */
+  watchEnded(stream: H2Stream): void {
+    this.#watchers.delete(stream);
   }
 
   /** Follows a new table epoch: the pool's membership (ids and addresses). */
@@ -374,36 +517,29 @@ export class DataPlane {
     this.#epoch = r.epoch;
   }
 
-  #onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-    const path = headers[':path'] ?? '';
-    stream.on('error', NOOP);
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooLarge = false;
-    const max = this.#cfg.router.maxMessageBytes + FRAME_HEADER_BYTES;
-    stream.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > max) tooLarge = true;
-      else chunks.push(c);
-    });
-    // 'end', 'close' and 'wantTrailers' fire at most once per stream: plain on() listeners
-    // skip once()'s wrapper allocation on the hot path.
-    stream.on('end', () => {
-      if (tooLarge) {
-        this.#fail(stream, GRPC_STATUS.RESOURCE_EXHAUSTED, `request larger than ${max} bytes`);
-        return;
-      }
-      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-      if (path.startsWith(MEMORY_PREFIX)) {
-        void this.#handleMemory(stream, headers, path, body);
-      } else if (path === HEALTH_CHECK_PATH) {
-        this.#handleHealth(stream, body);
-      } else if (path === HEALTH_WATCH_PATH) {
-        this.#handleWatch(stream, body);
-      } else {
-        this.#fail(stream, GRPC_STATUS.UNIMPLEMENTED, `unknown method ${path}`);
-      }
-    });
+  /** A complete request from the ingress: routes it by method. */
+  dispatch(call: IngressCall, tooLarge: boolean, body: Buffer): void {
+    const stream = call.stream;
+    const headers = stream.headers!;
+    if (tooLarge) {
+      this.#fail(
+        stream,
+        GRPC_STATUS.RESOURCE_EXHAUSTED,
+        `request larger than ${this.#maxRequestBytes} bytes`,
+      );
+      return;
+    }
+    const path = headerValue(headers, ':path') ?? '';
+    if (path.startsWith(MEMORY_PREFIX)) {
+      void this.#handleMemory(call, headers, path, body);
+    } else if (path === HEALTH_CHECK_PATH) {
+      this.#handleHealth(stream, body);
+    } else if (path === HEALTH_WATCH_PATH) {
+      call.kind = CALL_KIND.watch;
+      this.#handleWatch(stream, body);
+    } else {
+      this.#fail(stream, GRPC_STATUS.UNIMPLEMENTED, `unknown method ${path}`);
+    }
   }
 
   /** SERVING while the table is usable and the router is not draining. */
@@ -417,30 +553,26 @@ export class DataPlane {
    * it ends when draining starts (SIGTERM). An unknown service gets SERVICE_UNKNOWN and the
    * stream stays open, as the health protocol asks.
    */
-  #handleWatch(stream: http2.ServerHttp2Stream, body: Buffer): void {
+  #handleWatch(stream: H2Stream, body: Buffer): void {
     const service = readSpaceId(body);
     if (service === null) {
       this.#fail(stream, GRPC_STATUS.INVALID_ARGUMENT, 'malformed HealthCheckRequest');
       return;
     }
     if (stream.closed) return;
-    stream.respond(
-      { ':status': 200, 'content-type': 'application/grpc' },
-      { waitForTrailers: true },
-    );
-    stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+    stream.sendHeaders(REPLY_HEADERS, false);
     const known = service === '' || service === HEALTH_SERVICE;
     const status = known ? this.#servingStatus() : HEALTH_SERVICE_UNKNOWN;
     if (status === HEALTH_NOT_SERVING && Atomics.load(this.#control, C_DRAINING) === 1) {
-      stream.end(status);
+      stream.sendData(status, false);
+      stream.sendTrailers(OK_TRAILERS);
       return;
     }
-    stream.write(status);
+    stream.sendData(status, false);
     this.#watchers.set(stream, known);
-    stream.once('close', () => this.#watchers.delete(stream));
   }
 
-  #handleHealth(stream: http2.ServerHttp2Stream, body: Buffer): void {
+  #handleHealth(stream: H2Stream, body: Buffer): void {
     // HealthCheckRequest { string service = 1 }: the same field-1 reader works.
     const service = readSpaceId(body);
     if (service !== '' && service !== HEALTH_SERVICE) {
@@ -449,63 +581,69 @@ export class DataPlane {
     }
     const reply = this.#servingStatus();
     if (stream.closed) return;
-    stream.respond(
-      { ':status': 200, 'content-type': 'application/grpc' },
-      { waitForTrailers: true },
-    );
-    stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
-    stream.end(reply);
+    stream.sendHeaders(REPLY_HEADERS, false);
+    stream.sendData(reply, false);
+    stream.sendTrailers(OK_TRAILERS);
   }
 
-  #fail(
-    stream: http2.ServerHttp2Stream,
-    status: number,
-    message: string,
-    extra?: http2.OutgoingHttpHeaders,
-  ): void {
-    if (stream.closed || stream.headersSent) return;
-    stream.respond(
-      {
-        ':status': 200,
-        'content-type': 'application/grpc',
-        'grpc-status': String(status),
-        'grpc-message': encodeGrpcMessage(message),
-        ...extra,
-      },
-      { endStream: true },
-    );
+  /** A trailers-only error reply (`extra`: more `[name, value, …]` pairs). */
+  #fail(stream: H2Stream, status: number, message: string, extra?: readonly string[]): void {
+    if (stream.closed || stream.localEnded || stream.sentHeaders) return;
+    const out = [
+      ':status',
+      '200',
+      'content-type',
+      'application/grpc',
+      'grpc-status',
+      String(status),
+      'grpc-message',
+      encodeGrpcMessage(message),
+    ];
+    if (extra !== undefined) for (const v of extra) out.push(v);
+    stream.sendHeaders(out, true);
+  }
+
+  /**
+   * The upstream header list of a call: pseudo-headers, then the client's metadata minus
+   * hop-by-hop headers. `:authority` and `grpc-timeout` are set per attempt in place
+   * (`AUTHORITY_AT`, `TIMEOUT_AT`): a list is encoded synchronously by `request()`.
+   */
+  #upstreamHeaders(headers: readonly string[], path: string): string[] {
+    const fwd = [
+      ':method',
+      'POST',
+      ':scheme',
+      this.#scheme,
+      ':path',
+      path,
+      ':authority',
+      '',
+      'grpc-timeout',
+      '',
+      'te',
+      'trailers',
+    ];
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      if (name.charCodeAt(0) === 58 /* ':' */ || HOP_HEADERS.has(name)) continue;
+      fwd.push(name, headers[i + 1]!);
+    }
+    return fwd;
   }
 
   async #handleMemory(
-    stream: http2.ServerHttp2Stream,
-    headers: http2.IncomingHttpHeaders,
+    call: IngressCall,
+    headers: readonly string[],
     path: string,
     body: Buffer,
   ): Promise<void> {
+    const stream = call.stream;
     const started = performance.now();
     const method = path.slice(MEMORY_PREFIX.length);
     const op = OPERATION_OF_METHOD[method] ?? OP.other;
-    const timeoutMs = parseGrpcTimeout(headers['grpc-timeout']);
+    const timeoutMs = parseGrpcTimeout(headerValue(headers, 'grpc-timeout'));
     const deadlineMs = Math.min(timeoutMs ?? this.#cfg.router.deadlineMs, MAX_TIMER_MS);
-    const fwd: http2.OutgoingHttpHeaders = {
-      ':method': 'POST',
-      ':path': path,
-      ':scheme': this.#scheme,
-    };
-    for (const name in headers) {
-      if (name.charCodeAt(0) === 58 /* ':' */ || HOP_HEADERS.has(name)) continue;
-      fwd[name] = headers[name];
-    }
-    // The client closing its stream before the reply cancels the routed call: the attempt in
-    // flight is reset and fails as CANCELLED (not retried). Cheaper than an AbortController
-    // per call, which the Router would otherwise listen on.
-    const call: ClientCall = { gone: false, upstream: null, children: null };
-    const onClose = () => {
-      if (!stream.headersSent) cancelCall(call);
-    };
-    // A plain listener, left in place: once the reply's headers are out it does nothing, and
-    // the stream closes soon after (cheaper than once() + off() per call).
-    stream.on('close', onClose);
+    const fwd = this.#upstreamHeaders(headers, path);
     this.#inFlight++;
     this.#metrics.inFlight(1);
     let outcome = 'ok';
@@ -575,10 +713,12 @@ export class DataPlane {
                 : code
               : 'Unavailable';
       }
-      this.#fail(stream, status, message, {
-        'x-engram-error': outcome,
-        'x-engram-epoch': String(this.#reader.epoch),
-      });
+      this.#fail(stream, status, message, [
+        'x-engram-error',
+        outcome,
+        'x-engram-epoch',
+        String(this.#reader.epoch),
+      ]);
     } finally {
       this.#inFlight--;
       this.#metrics.inFlight(-1);
@@ -621,26 +761,27 @@ export class DataPlane {
   }
 
   /**
-   * One attempt: the exact request bytes over a pooled HTTP/2 session, the reply buffered
-   * whole so the Router can retry or fail over before the client sees any header.
+   * One attempt: the exact request bytes over a pooled `@engram/h2` connection, the reply
+   * buffered whole so the Router can retry or fail over before the client sees any header.
    */
-  #forward(
-    ctx: CallContext,
-    headers: http2.OutgoingHttpHeaders,
-    body: Buffer,
-    call: ClientCall,
-  ): Promise<Reply> {
+  #forward(ctx: CallContext, headers: string[], body: Buffer, call: ClientCall): Promise<Reply> {
     return new Promise<Reply>((resolve, reject) => {
-      const nodeId = ctx.node.id;
+      const node = ctx.node;
+      const nodeId = node.id;
       if (call.gone) {
         reject(new UpstreamError(GRPC_STATUS.CANCELLED, 'cancelled by the client', nodeId));
         return;
       }
-      let req: http2.ClientHttp2Stream;
+      let up: H2Stream;
       try {
-        const session = this.#pool.acquireSession(nodeId);
-        headers['grpc-timeout'] = formatGrpcTimeout(ctx.attemptDeadline.remaining());
-        req = session.request(headers, REQUEST_OPTIONS);
+        const connection = this.#pool.acquireH2(nodeId);
+        headers[AUTHORITY_AT] = node.address;
+        headers[TIMEOUT_AT] = formatGrpcTimeout(ctx.attemptDeadline.remaining());
+        const attempt = new Attempt(nodeId, call, resolve, reject);
+        up = connection.request(headers, body, attempt);
+        attempt.dispose = whenCancelled(ctx, () => {
+          if (!up.closed) up.reset(H2_ERROR.CANCEL);
+        });
       } catch (err) {
         // ConnectionFailed from the pool is retryable as it is; anything else: UNAVAILABLE.
         const code = (err as { code?: unknown })?.code;
@@ -655,69 +796,7 @@ export class DataPlane {
         );
         return;
       }
-      call.upstream = req;
-      const dispose = whenCancelled(ctx, () => {
-        if (!req.closed) req.close(http2.constants.NGHTTP2_CANCEL);
-      });
-      let resHeaders: http2.IncomingHttpHeaders | null = null;
-      let trailers: http2.IncomingHttpHeaders | null = null;
-      const chunks: Buffer[] = [];
-      let size = 0;
-      req.on('response', (h) => {
-        resHeaders = h;
-        if (h['grpc-status'] !== undefined) trailers = h; // trailers-only reply
-      });
-      req.on('trailers', (t) => {
-        trailers = t;
-      });
-      req.on('data', (c: Buffer) => {
-        chunks.push(c);
-        size += c.length;
-      });
-      req.on('error', NOOP);
-      req.on('close', () => {
-        dispose();
-        if (call.upstream === req) call.upstream = null;
-        if (call.gone) {
-          reject(new UpstreamError(GRPC_STATUS.CANCELLED, 'cancelled by the client', nodeId));
-          return;
-        }
-        if (resHeaders === null || trailers === null) {
-          reject(
-            new UpstreamError(
-              GRPC_STATUS.UNAVAILABLE,
-              `node ${nodeId}: stream closed without a reply (rst ${req.rstCode})`,
-              nodeId,
-            ),
-          );
-          return;
-        }
-        const t = trailers as http2.IncomingHttpHeaders;
-        const status = Number(t['grpc-status'] ?? GRPC_STATUS.UNKNOWN);
-        if (isNodeFailureStatus(status)) {
-          const msg = t['grpc-message'];
-          reject(
-            new UpstreamError(
-              status,
-              `node ${nodeId}: ${typeof msg === 'string' ? decodeURIComponent(msg) : `status ${status}`}`,
-              nodeId,
-            ),
-          );
-          return;
-        }
-        resolve({
-          status,
-          headers: resHeaders,
-          trailers: t,
-          body:
-            chunks.length === 1
-              ? chunks[0]!
-              : chunks.length === 0
-                ? EMPTY
-                : Buffer.concat(chunks, size),
-        });
-      });
-      req.end(body);
+      call.upstream = up;
     });
   }
 
@@ -730,19 +809,22 @@ export class DataPlane {
     return b;
   }
 
-  #respond(stream: http2.ServerHttp2Stream, r: Reply, routing: RoutingInfo): void {
-    if (stream.closed || stream.headersSent) return;
+  #respond(stream: H2Stream, r: Reply, routing: RoutingInfo): void {
+    if (stream.closed || stream.sentHeaders) return;
     if (r.status !== 0 || r.body.length === 0) {
       // Pass the node's error through as a trailers-only reply.
-      const out: http2.OutgoingHttpHeaders = {
-        ':status': 200,
-        'content-type': 'application/grpc',
-        'grpc-status': String(r.status),
-      };
-      this.#setRoutingHeaders(out, routing);
-      const msg = r.trailers['grpc-message'];
-      if (msg !== undefined) out['grpc-message'] = msg;
-      stream.respond(out, END_STREAM);
+      const out = [
+        ':status',
+        '200',
+        'content-type',
+        'application/grpc',
+        'grpc-status',
+        String(r.status),
+      ];
+      this.#pushRoutingHeaders(out, routing);
+      const msg = headerValue(r.trailers, 'grpc-message');
+      if (msg !== undefined) out.push('grpc-message', msg);
+      stream.sendHeaders(out, true);
       return;
     }
     const strategy = STRATEGY_BYTES[routing.strategy as Strategy] ?? Buffer.from(routing.strategy);
@@ -755,35 +837,43 @@ export class DataPlane {
         strategy,
         routing.tableEpoch,
       ) ?? r.body;
-    const enc = r.headers['grpc-encoding'];
-    stream.respond(
+    const enc = headerValue(r.headers, 'grpc-encoding');
+    stream.sendHeaders(
       enc === undefined
-        ? { ':status': 200, 'content-type': 'application/grpc' }
-        : { ':status': 200, 'content-type': 'application/grpc', 'grpc-encoding': enc },
-      WAIT_FOR_TRAILERS,
+        ? REPLY_HEADERS
+        : [':status', '200', 'content-type', 'application/grpc', 'grpc-encoding', enc],
+      false,
     );
-    const t: http2.OutgoingHttpHeaders = { 'grpc-status': '0' };
-    this.#setRoutingHeaders(t, routing);
+    stream.sendData(framed, false);
+    const t = ['grpc-status', '0'];
+    this.#pushRoutingHeaders(t, routing);
     const nodeTrailers = r.trailers;
-    for (const name in nodeTrailers) {
+    for (let i = 0; i < nodeTrailers.length; i += 2) {
+      const name = nodeTrailers[i]!;
       if (name.charCodeAt(0) === 58 || name === 'grpc-status' || name.startsWith('x-engram-'))
         continue;
-      t[name] = nodeTrailers[name];
+      t.push(name, nodeTrailers[i + 1]!);
     }
-    stream.on('wantTrailers', () => stream.sendTrailers(t));
-    stream.end(framed);
+    stream.sendTrailers(t);
+  }
+
+  /** RoutingInfo as trailing metadata, appended to a `[name, value, …]` list. */
+  #pushRoutingHeaders(out: string[], routing: RoutingInfo): void {
+    out.push(
+      'x-engram-served-by',
+      routing.servedBy,
+      'x-engram-attempts',
+      intString(routing.attempts),
+      'x-engram-fallback',
+      routing.fallback ? 'true' : 'false',
+      'x-engram-strategy',
+      routing.strategy,
+      'x-engram-epoch',
+      this.#epochString(routing.tableEpoch),
+    );
   }
 
   /** The table epoch as a header value, rebuilt only when the epoch changes. */
-  /** RoutingInfo as trailing metadata, written into `out` (no intermediate object). */
-  #setRoutingHeaders(out: http2.OutgoingHttpHeaders, routing: RoutingInfo): void {
-    out['x-engram-served-by'] = routing.servedBy;
-    out['x-engram-attempts'] = intString(routing.attempts);
-    out['x-engram-fallback'] = routing.fallback ? 'true' : 'false';
-    out['x-engram-strategy'] = routing.strategy;
-    out['x-engram-epoch'] = this.#epochString(routing.tableEpoch);
-  }
-
   #epochString(epoch: number): string {
     if (epoch !== this.#epochStringOf) {
       this.#epochStringOf = epoch;
@@ -798,8 +888,8 @@ export class DataPlane {
    * become SpaceErrors. Decoding QueryRequest/Response is fine here: not the hot path.
    */
   async #scatterGather(
-    stream: http2.ServerHttp2Stream,
-    fwd: http2.OutgoingHttpHeaders,
+    stream: H2Stream,
+    fwd: string[],
     body: Buffer,
     options: ExecuteOptions,
     call: ClientCall,
@@ -847,7 +937,7 @@ export class DataPlane {
         const sub = frameMessage(
           def.requestSerialize({ spaceIds: [spaceId], cue: request.cue, limit: request.limit }),
         );
-        const headers = { ...fwd };
+        const headers = fwd.slice();
         const primaryId = d.primary.id;
         // Each space its own upstream slot; the client's close cancels every one.
         const sub_: ClientCall = { gone: false, upstream: null, children: null };
@@ -883,12 +973,8 @@ export class DataPlane {
       fallback ||= routing.fallback;
       if (!servedBy.includes(routing.servedBy)) servedBy.push(routing.servedBy);
       if (value.status !== 0) {
-        const m = value.trailers['grpc-message'];
-        errors.push({
-          spaceId,
-          code: value.status,
-          message: typeof m === 'string' ? decodeURIComponent(m) : '',
-        });
+        const m = headerValue(value.trailers, 'grpc-message');
+        errors.push({ spaceId, code: value.status, message: m === undefined ? '' : safeDecode(m) });
         continue;
       }
       const res = def.responseDeserialize(value.body.subarray(FRAME_HEADER_BYTES)) as QueryResponse;
@@ -904,21 +990,11 @@ export class DataPlane {
       tableEpoch: this.#reader.epoch,
     };
     const reply = frameMessage(def.responseSerialize({ results, errors, routing }));
-    if (stream.closed || stream.headersSent) return;
-    stream.respond(
-      { ':status': 200, 'content-type': 'application/grpc' },
-      { waitForTrailers: true },
-    );
-    stream.once('wantTrailers', () =>
-      stream.sendTrailers({
-        'grpc-status': '0',
-        'x-engram-served-by': routing.servedBy,
-        'x-engram-attempts': String(attempts),
-        'x-engram-fallback': fallback ? 'true' : 'false',
-        'x-engram-strategy': STRATEGY.ScatterGather,
-        'x-engram-epoch': String(routing.tableEpoch),
-      }),
-    );
-    stream.end(reply);
+    if (stream.closed || stream.sentHeaders) return;
+    stream.sendHeaders(REPLY_HEADERS, false);
+    stream.sendData(reply, false);
+    const t = ['grpc-status', '0'];
+    this.#pushRoutingHeaders(t, routing);
+    stream.sendTrailers(t);
   }
 }
