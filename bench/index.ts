@@ -7,8 +7,14 @@
  * /proc/<pid>/stat (utime+stime deltas over the 64-in-flight run); GC pauses of the data-plane
  * threads from router-node's own /metrics (perf_hooks 'gc' entries).
  *
+ * Every target is measured BENCH_ROUNDS times, round by round (one target under load at a
+ * time, the order rotated each round), and each figure is the median over the rounds; the
+ * calls/s spread (min–max) shows how noisy the machine was.
+ *
  * Run: pnpm --filter @engram/bench bench   (needs h2load; nginx optional)
- * Env: BENCH_SEQ (default 3000 calls), BENCH_CONC (default 30000 calls).
+ * Env: BENCH_SEQ (default 3000 calls), BENCH_CONC (default 30000 calls), BENCH_ROUNDS
+ * (default 3), BENCH_BASELINE_ROUTER=name=/path/to/router-node/dist/main.js (another build of
+ * router-node measured side by side, e.g. an older commit).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,6 +27,7 @@ import * as grpc from '@grpc/grpc-js';
 
 const SEQ_CALLS = Number(process.env.BENCH_SEQ ?? 3000);
 const CONC_CALLS = Number(process.env.BENCH_CONC ?? 30000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WARMUP_CALLS = 3000;
 const CLK_TCK = 100; // getconf CLK_TCK on Linux
 const ROUTER_MAIN = fileURLToPath(new URL('./main.js', import.meta.resolve('@engram/router-node')));
@@ -141,6 +148,8 @@ interface Target {
 
 interface Row {
   path: string;
+  /** calls/s over the rounds, `min–max` (set on the median row). */
+  rpsRange?: string;
   seqP50: number;
   seqP99: number;
   concP50: number;
@@ -149,6 +158,32 @@ interface Row {
   cpuUsPerCall: number | null;
   gc: string;
   errors: number;
+}
+
+function median(values: number[]): number {
+  const v = [...values].sort((a, b) => a - b);
+  const m = v.length >> 1;
+  return v.length % 2 === 1 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+}
+
+/** Each figure the median over the rounds (GC text from the median-throughput round). */
+function medianRow(rounds: Row[]): Row {
+  const first = rounds[0]!;
+  const rps = rounds.map((r) => r.rps);
+  const byRps = [...rounds].sort((a, b) => a.rps - b.rps);
+  const cpu = rounds.map((r) => r.cpuUsPerCall).filter((c): c is number => c !== null);
+  return {
+    path: first.path,
+    rpsRange: `${Math.round(Math.min(...rps))}–${Math.round(Math.max(...rps))}`,
+    seqP50: median(rounds.map((r) => r.seqP50)),
+    seqP99: median(rounds.map((r) => r.seqP99)),
+    concP50: median(rounds.map((r) => r.concP50)),
+    concP99: median(rounds.map((r) => r.concP99)),
+    rps: median(rps),
+    cpuUsPerCall: cpu.length > 0 ? median(cpu) : null,
+    gc: byRps[byRps.length >> 1]!.gc,
+    errors: rounds.reduce((n, r) => n + r.errors, 0),
+  };
 }
 
 async function gcCounters(port: number | undefined): Promise<{ count: number; sum: number }> {
@@ -196,6 +231,7 @@ async function startRouter(
   nodeAddress: string,
   extra: Record<string, unknown>,
   execArgv: string[] = [],
+  main: string = ROUTER_MAIN,
 ): Promise<Spawned> {
   const file = join(dir, `router-${Math.random().toString(36).slice(2)}.json`);
   writeFileSync(
@@ -209,7 +245,7 @@ async function startRouter(
       ...extra,
     }),
   );
-  return spawnJson([...execArgv, ROUTER_MAIN, '--config', file]);
+  return spawnJson([...execArgv, main, '--config', file]);
 }
 
 function nginxAvailable(): boolean {
@@ -330,7 +366,7 @@ async function main(): Promise<void> {
   const targets: Target[] = [
     { name: 'direct', url: `http://${nodeAddress}/engram.v1.MemoryService/Recall`, pids: () => [] },
   ];
-  const variants: [string, Record<string, unknown>, string[]][] = [
+  const variants: [string, Record<string, unknown>, string[], string?][] = [
     ['router-node --workers 0 (default)', { workers: 0 }, []],
     [`router-node --workers ${cores}`, { workers: cores }, []],
     ['router-node --workers 1', { workers: 1 }, []],
@@ -342,9 +378,15 @@ async function main(): Promise<void> {
     ],
   ];
 
+  const baseline = process.env.BENCH_BASELINE_ROUTER;
+  if (baseline !== undefined && baseline.includes('=')) {
+    const at = baseline.indexOf('=');
+    variants.push([baseline.slice(0, at), { workers: 0 }, [], baseline.slice(at + 1)]);
+  }
+
   const routers: Spawned[] = [];
-  for (const [name, extra, execArgv] of variants) {
-    const r = await startRouter(nodeAddress, extra, execArgv);
+  for (const [name, extra, execArgv, main] of variants) {
+    const r = await startRouter(nodeAddress, extra, execArgv, main);
     routers.push(r);
     await checkPath(String(r.first.address), true);
     targets.push({
@@ -367,15 +409,20 @@ async function main(): Promise<void> {
   }
 
   // Only one proxy runs load at a time; the idle ones cost nothing measurable.
-  const rows: Row[] = [];
-  for (const t of targets) {
-    rows.push(await measure(t, body));
-    process.stderr.write(`measured ${t.name}\n`);
+  const runs: Row[][] = targets.map(() => []);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let k = 0; k < targets.length; k++) {
+      const i = (k + round) % targets.length;
+      const t = targets[i]!;
+      runs[i]!.push(await measure(t, body));
+      process.stderr.write(`round ${round + 1}/${ROUNDS}: measured ${t.name}\n`);
+    }
   }
+  const rows = runs.map(medianRow);
   const direct = rows[0]!;
   const nginxRow = rows.find((r) => r.path.startsWith('nginx'));
   console.log(
-    `\nEnd to end, Recall (${msg.length + 5} B request), ${SEQ_CALLS} sequential calls, ${CONC_CALLS} calls at 64 in flight (4 conns x 16 streams), h2load, ${cores} cores, Node ${process.version}`,
+    `\nEnd to end, Recall (${msg.length + 5} B request), ${SEQ_CALLS} sequential calls, ${CONC_CALLS} calls at 64 in flight (4 conns x 16 streams), h2load, ${cores} cores, Node ${process.version}; medians of ${ROUNDS} rounds`,
   );
   console.table(
     rows.map((r) => ({
@@ -387,6 +434,7 @@ async function main(): Promise<void> {
       '64-in-flight p50 ms': r.concP50.toFixed(3),
       '64-in-flight p99 ms': r.concP99.toFixed(3),
       'calls/s': Math.round(r.rps),
+      'calls/s min–max': r.rpsRange,
       'calls/s ÷ direct': (r.rps / direct.rps).toFixed(2),
       'calls/s ÷ nginx': nginxRow ? (r.rps / nginxRow.rps).toFixed(2) : 'n/a',
       'proxy CPU µs/call': r.cpuUsPerCall === null ? '' : r.cpuUsPerCall.toFixed(0),
