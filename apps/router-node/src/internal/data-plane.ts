@@ -45,6 +45,9 @@ import {
   FRAME_HEADER_BYTES,
   formatGrpcTimeout,
   frameMessage,
+  headerSafe,
+  isValidFieldName,
+  isValidFieldValue,
   parseGrpcTimeout,
   readSpaceId,
 } from './wire.js';
@@ -302,6 +305,14 @@ class Attempt implements StreamHandler {
   }
 }
 
+function badHeader(name: string, value: string): RouteError {
+  return new RouteError(
+    'InvalidArgument',
+    GRPC_STATUS.INVALID_ARGUMENT,
+    `malformed request header ${JSON.stringify(name)}${value === '' ? '' : ` = ${JSON.stringify(value)}`}`,
+  );
+}
+
 /** `decodeURIComponent` that keeps malformed percent-encoding as it came. */
 function safeDecode(v: string): string {
   try {
@@ -358,6 +369,7 @@ export class DataPlane {
   #epoch = -1;
   /** UTF-8 node ids for the RoutingInfo field (encoded once per node). */
   readonly #servedBy = new Map<string, Buffer>();
+  readonly #servedByHeaders = new Map<string, string>();
   #inFlight = 0;
   #epochStringOf = -1;
   #epochStringValue = '-1';
@@ -623,10 +635,16 @@ export class DataPlane {
       'te',
       'trailers',
     ];
+    if (!isValidFieldValue(path) || path.includes(' ')) throw badHeader(':path', path);
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
       if (name.charCodeAt(0) === 58 /* ':' */ || HOP_HEADERS.has(name)) continue;
-      fwd.push(name, headers[i + 1]!);
+      const value = headers[i + 1]!;
+      // Checked here, not left to the node: a node refusing a malformed header would look
+      // like a node failure and count on its breaker.
+      if (!isValidFieldName(name)) throw badHeader(name, '');
+      if (!isValidFieldValue(value)) throw badHeader(name, value);
+      fwd.push(name, value);
     }
     return fwd;
   }
@@ -643,7 +661,6 @@ export class DataPlane {
     const op = OPERATION_OF_METHOD[method] ?? OP.other;
     const timeoutMs = parseGrpcTimeout(headerValue(headers, 'grpc-timeout'));
     const deadlineMs = Math.min(timeoutMs ?? this.#cfg.router.deadlineMs, MAX_TIMER_MS);
-    const fwd = this.#upstreamHeaders(headers, path);
     this.#inFlight++;
     this.#metrics.inFlight(1);
     let outcome = 'ok';
@@ -651,6 +668,7 @@ export class DataPlane {
       if (Atomics.load(this.#control, C_DRAINING) === 1) {
         throw new RouteError('Unavailable', GRPC_STATUS.UNAVAILABLE, 'router is shutting down');
       }
+      const fwd = this.#upstreamHeaders(headers, path);
       const options: ExecuteOptions =
         op === OP.consolidate
           ? // Consolidation may take long on a big space: bounded by the deadline only.
@@ -800,6 +818,18 @@ export class DataPlane {
     });
   }
 
+  /** A node id as a header value (percent-encoded unless printable ASCII), cached. */
+  #servedByHeader(id: string): string {
+    let h = this.#servedByHeaders.get(id);
+    if (h === undefined) {
+      h = headerSafe(id);
+      // Query replies join several ids: bound the cache rather than key every combination.
+      if (this.#servedByHeaders.size >= 4096) this.#servedByHeaders.clear();
+      this.#servedByHeaders.set(id, h);
+    }
+    return h;
+  }
+
   #servedByBytes(id: string): Buffer {
     let b = this.#servedBy.get(id);
     if (b === undefined) {
@@ -861,7 +891,7 @@ export class DataPlane {
   #pushRoutingHeaders(out: string[], routing: RoutingInfo): void {
     out.push(
       'x-engram-served-by',
-      routing.servedBy,
+      this.#servedByHeader(routing.servedBy),
       'x-engram-attempts',
       intString(routing.attempts),
       'x-engram-fallback',

@@ -1,0 +1,116 @@
+import { CLOSE, H2ClientConnection, type H2Stream, type StreamHandler } from '@engram/h2';
+import { MemoryServiceDefinition } from '@engram/proto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LocalCluster } from '../src/index.js';
+import {
+  Cleanup,
+  call,
+  callWithTrailers,
+  memoryClient,
+  spawnRouter,
+  testConfig,
+} from './helpers.js';
+
+const cleanup = new Cleanup();
+afterEach(() => cleanup.run());
+
+interface RawReply {
+  headers: string[];
+  trailers: string[] | null;
+  code: number;
+}
+
+function value(list: readonly string[] | null, name: string): string | undefined {
+  if (list === null) return undefined;
+  for (let i = 0; i < list.length; i += 2) if (list[i] === name) return list[i + 1];
+  return undefined;
+}
+
+/** A Recall over a raw @engram/h2 connection, which (unlike grpc-js) sends any header it is given. */
+function rawRecall(c: H2ClientConnection, extra: string[]): Promise<RawReply> {
+  const msg = MemoryServiceDefinition.Recall.requestSerialize({ spaceId: 'space-a', limit: 1 });
+  const body = Buffer.alloc(5 + msg.length);
+  body.writeUInt32BE(msg.length, 1);
+  msg.copy(body, 5);
+  return new Promise((resolve) => {
+    let headers: string[] = [];
+    let trailers: string[] | null = null;
+    const handler: StreamHandler = {
+      onHeaders(s: H2Stream, h: string[], end: boolean) {
+        if (s.headers === h) {
+          headers = h;
+          if (end) trailers = h;
+        } else trailers = h;
+      },
+      onData() {},
+      onClose(_s, code) {
+        resolve({ headers, trailers, code });
+      },
+    };
+    c.request(
+      [
+        ':method',
+        'POST',
+        ':scheme',
+        'http',
+        ':path',
+        '/engram.v1.MemoryService/Recall',
+        ':authority',
+        'router',
+        'content-type',
+        'application/grpc',
+        'te',
+        'trailers',
+        ...extra,
+      ],
+      body,
+      handler,
+    );
+  });
+}
+
+describe('request and reply headers', () => {
+  it('answers malformed request headers with INVALID_ARGUMENT and keeps the nodes healthy', async () => {
+    const c = await LocalCluster.start(3, 2);
+    cleanup.add(() => c.stop());
+    const router = await spawnRouter(cleanup, testConfig({ nodes: c.configs, workers: 0 }));
+    const h2 = H2ClientConnection.connect({ host: '127.0.0.1', port: router.port });
+    cleanup.add(() => h2.destroy());
+    const bad: [string, string][] = [
+      ['x-newline', 'a\nb'],
+      ['x-nul', 'a\u0000b'],
+      ['x-space', ' padded'],
+      ['X-Upper', 'v'],
+      ['bad name', 'v'],
+    ];
+    // More than breakerThreshold (5) bad calls: were they forwarded and refused by the node,
+    // the nodes' breakers would open and the good call below would fail.
+    for (let round = 0; round < 2; round++) {
+      for (const [name, v] of bad) {
+        const r = await rawRecall(h2, [name, v]);
+        expect(r.code).toBe(CLOSE.OK);
+        expect(value(r.trailers, 'grpc-status')).toBe('3');
+        expect(decodeURIComponent(value(r.trailers, 'grpc-message') ?? '')).toContain(
+          `malformed request header ${JSON.stringify(name)}`,
+        );
+        expect(value(r.trailers, 'x-engram-error')).toBe('InvalidArgument');
+      }
+    }
+    const good = await rawRecall(h2, ['x-fine', 'ok value']);
+    expect(value(good.trailers, 'grpc-status')).toBe('0');
+    expect(value(good.trailers, 'x-engram-attempts')).toBe('1');
+  });
+
+  it('percent-encodes a non-ASCII node id in the served-by trailer; field 15 keeps it exact', async () => {
+    const c = await LocalCluster.start(1, 1);
+    cleanup.add(() => c.stop());
+    const nodes = c.configs.map((n) => ({ ...n, id: 'nœud-1' }));
+    const router = await spawnRouter(cleanup, testConfig({ nodes, workers: 0 }));
+    const client = memoryClient(cleanup, router.address);
+    const stored = await call(client, 'store', { spaceId: 's', memory: { content: 'x' } });
+    expect(stored.routing?.servedBy).toBe('nœud-1');
+    const { response, trailers } = await callWithTrailers(client, 's');
+    expect(response.routing?.servedBy).toBe('nœud-1');
+    expect(trailers.get('x-engram-served-by')).toEqual([encodeURIComponent('nœud-1')]);
+  });
+});
