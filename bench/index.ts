@@ -370,6 +370,7 @@ async function main(): Promise<void> {
     ['router-node --workers 0 (default)', { workers: 0 }, []],
     [`router-node --workers ${cores}`, { workers: cores }, []],
     ['router-node --workers 1', { workers: 1 }, []],
+    ['router-node --workers 1, young gen 192 MB', { workers: 1, youngGenerationMb: 192 }, []],
     ['router-node --workers 0, semi-space 64 MB', { workers: 0 }, ['--max-semi-space-size=64']],
     [
       `router-node --workers ${cores}, young gen 192 MB`,
