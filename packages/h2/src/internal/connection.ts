@@ -9,7 +9,6 @@ import {
   FRAME_TYPE,
   H2_ERROR,
   MAX_FRAME_BYTES_LIMIT,
-  MAX_STREAM_ID,
   MAX_WINDOW_BYTES,
   SETTING,
 } from './frames.js';
@@ -166,6 +165,8 @@ export abstract class H2Connection implements Flushable {
   #hbStream = 0;
   #hbFlags = 0;
   #hbParts: Buffer[] = [];
+  /** Octets of the header block being assembled (bounded: CONTINUATION floods). */
+  #hbBytes = 0;
   /** Streams waiting for send window. */
   #blocked: H2Stream[] = [];
   #out: Buffer = Buffer.allocUnsafeSlow(SLAB_BYTES);
@@ -183,7 +184,15 @@ export abstract class H2Connection implements Flushable {
     this.decoder = new HpackDecoder({ maxHeaderListSize: this.local.maxHeaderListSize });
     this.#needPreface = isServer;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.#onBytes(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      // Nothing may escape a 'data' listener (it would take the process down): a throwing
+      // stream handler costs its connection, never the process.
+      try {
+        this.#onBytes(chunk);
+      } catch (err) {
+        this.#onHandlerError(err);
+      }
+    });
     socket.on('error', (err: Error) => {
       this.error ??= new H2Error(H2_ERROR_CODE.CONNECTION_CLOSED, err.message, 0, { cause: err });
     });
@@ -333,7 +342,7 @@ export abstract class H2Connection implements Flushable {
   /** A new stream opened by the peer (server) — subclasses decide. */
   protected abstract onPeerStream(id: number, headers: string[], endStream: boolean): void;
 
-  /** Called when the peer's first SETTINGS arrives. */
+  /** Called after each SETTINGS from the peer was applied (the first makes a client ready). */
   protected peerSettingsReceived(): void {}
 
   /** Called after a GOAWAY from the peer was applied. */
@@ -368,6 +377,17 @@ export abstract class H2Connection implements Flushable {
     if (this.destroyed) return;
     this.#writeGoaway(code, message);
     this.destroy(new H2Error(H2_ERROR_CODE.PROTOCOL, message, code));
+  }
+
+  #onHandlerError(err: unknown): void {
+    const message = err instanceof Error ? err.message : String(err);
+    this.error ??= new H2Error(
+      H2_ERROR_CODE.CONNECTION_CLOSED,
+      `stream handler threw: ${message}`,
+      H2_ERROR.INTERNAL_ERROR,
+      { cause: err },
+    );
+    this.fail(H2_ERROR.INTERNAL_ERROR, 'internal error');
   }
 
   /** Stream error (RFC 9113 §5.4.2): RST_STREAM, the connection lives on. */
@@ -444,7 +464,12 @@ export abstract class H2Connection implements Flushable {
           this.fail(H2_ERROR.PROTOCOL_ERROR, 'CONTINUATION without an open header block');
           return;
         }
-        this.#hbParts.push(buf.subarray(start, end));
+        this.#hbBytes += end - start;
+        if (this.#hbBytes > this.#maxHeaderBlockBytes()) {
+          this.fail(H2_ERROR.ENHANCE_YOUR_CALM, 'header block too large');
+          return;
+        }
+        if (end > start) this.#hbParts.push(buf.subarray(start, end));
         if (flags & FLAG.END_HEADERS) this.#endHeaderBlock();
         return;
       case FRAME_TYPE.PRIORITY:
@@ -528,9 +553,12 @@ export abstract class H2Connection implements Flushable {
     return peerOpened ? id > this.lastPeerStreamId : id >= this.nextLocalStreamId();
   }
 
-  /** Next id this side would open; servers never open streams. */
+  /**
+   * Next id this side would open. A server never opens streams (push is refused), so every
+   * even id is idle: a client using one breaks §5.1.1.
+   */
   protected nextLocalStreamId(): number {
-    return MAX_STREAM_ID + 1;
+    return 2;
   }
 
   #onData(flags: number, id: number, buf: Buffer, start: number, end: number): void {
@@ -626,6 +654,16 @@ export abstract class H2Connection implements Flushable {
     this.#hbFlags = flags;
     this.#hbParts.length = 0;
     this.#hbParts.push(buf.subarray(start, end));
+    this.#hbBytes = end - start;
+  }
+
+  /**
+   * Largest header block assembled from HEADERS + CONTINUATION. Encoded fields are smaller than
+   * their decoded size (name + value + 32) except for Huffman's worst case (30 bits per octet),
+   * so 4× the header list limit never cuts off a block the decoder would accept.
+   */
+  #maxHeaderBlockBytes(): number {
+    return 4 * this.local.maxHeaderListSize + this.local.maxFrameSize;
   }
 
   #endHeaderBlock(): void {
@@ -654,12 +692,31 @@ export abstract class H2Connection implements Flushable {
         this.onPeerStream(id, headers, endStream);
         return;
       }
-      // A stream we already closed (cancelled, reset): its late headers are dropped.
-      if (this.#idle(id)) this.fail(H2_ERROR.PROTOCOL_ERROR, 'HEADERS on an idle stream');
+      if (this.#idle(id)) {
+        this.fail(H2_ERROR.PROTOCOL_ERROR, 'HEADERS on an idle stream');
+        return;
+      }
+      // A stream we already closed (cancelled, reset, refused): its late trailers are dropped.
+      // Only trailers can come late — they carry END_STREAM; anything else opens a stream with
+      // an id lower than one already used (§5.1.1).
+      if (peerOpened && !endStream) {
+        this.fail(H2_ERROR.PROTOCOL_ERROR, `HEADERS reusing stream id ${id}`);
+      }
       return;
     }
     if (s.remoteEnded) {
       this.streamError(id, H2_ERROR.STREAM_CLOSED);
+      return;
+    }
+    if (
+      s.headers === null &&
+      !this.isServer &&
+      headers[0] === ':status' &&
+      headers[1]![0] === '1'
+    ) {
+      // 1xx informational response (§8.1): skipped; the final response follows. It never ends
+      // the stream.
+      if (endStream) this.streamError(id, H2_ERROR.PROTOCOL_ERROR);
       return;
     }
     if (s.headers === null) s.headers = headers;
@@ -733,10 +790,9 @@ export abstract class H2Connection implements Flushable {
       }
     }
     this.#writeControl(FRAME_TYPE.SETTINGS, FLAG.ACK, 0, ZERO);
-    if (!this.gotRemoteSettings) {
-      this.gotRemoteSettings = true;
-      this.peerSettingsReceived();
-    }
+    this.gotRemoteSettings = true;
+    // Every time: a raised MAX_CONCURRENT_STREAMS lets queued requests go.
+    this.peerSettingsReceived();
     this.#drainBlocked();
   }
 
