@@ -14,6 +14,7 @@ import {
   H2_ERROR,
   H2ClientConnection,
   type H2Error,
+  H2InvalidArgumentError,
   H2Server,
   type H2Stream,
   HpackDecoder,
@@ -1035,6 +1036,65 @@ describe('a throwing stream handler', () => {
     await good.waitFor((f) => f.type === T.HEADERS && (f.flags & F.END_STREAM) !== 0);
     expect(good.body(1).toString()).toBe('fine');
     await expectClean(srv, good);
+  });
+});
+
+describe('local settings', () => {
+  it.each([
+    ['maxFrameSize', 16_383],
+    ['maxFrameSize', 2 ** 24],
+    ['initialWindowSize', 2 ** 31],
+    ['connectionWindowSize', -1],
+    ['maxConcurrentStreams', 1.5],
+    ['maxHeaderListSize', 2 ** 32],
+  ] as const)(
+    'rejects %s = %s when the server or client is made, naming the field',
+    (key, value) => {
+      const settings = { [key]: value };
+      const check = (make: () => unknown) => {
+        let err: unknown;
+        try {
+          make();
+        } catch (e) {
+          err = e;
+        }
+        expect(err).toBeInstanceOf(H2InvalidArgumentError);
+        expect((err as H2InvalidArgumentError).field).toBe(`settings.${key}`);
+        expect((err as H2InvalidArgumentError).value).toBe(value);
+      };
+      check(() => new H2Server({ settings, onStream() {} }));
+      check(() => H2ClientConnection.connect({ host: '127.0.0.1', port: 1, settings }));
+    },
+  );
+
+  it('advertises the largest legal values and serves with them', async () => {
+    const { srv, peer } = await connected(
+      echo,
+      {
+        maxFrameSize: 2 ** 24 - 1,
+        initialWindowSize: MAX_WINDOW,
+        connectionWindowSize: MAX_WINDOW,
+        maxConcurrentStreams: 2 ** 32 - 1,
+      },
+      [SETTING.INITIAL_WINDOW_SIZE, 1 << 20],
+    );
+    const settingsFrame = peer.frames.find((f) => f.type === T.SETTINGS && f.flags === 0)!;
+    const advertised = new Map<number, number>();
+    for (let p = 0; p < settingsFrame.payload.length; p += 6) {
+      advertised.set(
+        settingsFrame.payload.readUInt16BE(p),
+        settingsFrame.payload.readUInt32BE(p + 2),
+      );
+    }
+    expect(advertised.get(SETTING.MAX_FRAME_SIZE)).toBe(2 ** 24 - 1);
+    expect(advertised.get(SETTING.INITIAL_WINDOW_SIZE)).toBe(MAX_WINDOW);
+    expect(advertised.get(SETTING.MAX_CONCURRENT_STREAMS)).toBe(2 ** 32 - 1);
+    peer.send(windowUpdate(0, 1 << 20));
+    // One 100 000-octet DATA frame: larger than the default 16 384, legal under our setting.
+    peer.send(headers(1, false), data(1, Buffer.alloc(100_000, 9), true));
+    await peer.waitFor((f) => f.id === 1 && f.type === T.HEADERS && (f.flags & F.END_STREAM) !== 0);
+    expect(peer.body(1).length).toBe(100_000);
+    await expectClean(srv, peer);
   });
 });
 

@@ -6,6 +6,7 @@ import {
   H2Connection,
   H2Stream,
   type LocalSettings,
+  resolveLocalSettings,
   type StreamHandler,
 } from './connection.js';
 import { H2_ERROR_CODE, H2Error } from './errors.js';
@@ -45,7 +46,8 @@ export class H2ClientConnection extends H2Connection {
 
   /** Opens a connection (TCP or TLS) and starts HTTP/2 on it at once. */
   static connect(options: H2ClientOptions): H2ClientConnection {
-    const settings = options.settings === undefined ? {} : { settings: options.settings };
+    // Checked before the socket exists, so a bad value leaks nothing.
+    const settings = { settings: resolveLocalSettings(options.settings) };
     if (options.tls != null) {
       const socket = tls.connect({
         ...options.tls,

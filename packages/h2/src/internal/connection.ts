@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { H2_ERROR_CODE, H2Error } from './errors.js';
+import { H2_ERROR_CODE, H2Error, H2InvalidArgumentError } from './errors.js';
 import {
   CLIENT_PREFACE,
   DEFAULT_MAX_FRAME_BYTES,
@@ -36,6 +36,32 @@ export const DEFAULT_LOCAL_SETTINGS: LocalSettings = Object.freeze({
   maxFrameSize: DEFAULT_MAX_FRAME_BYTES,
   maxHeaderListSize: 64 * 1024, // 64 KiB
 });
+
+const SETTING_LIMITS: { readonly [K in keyof LocalSettings]: readonly [number, number] } = {
+  maxConcurrentStreams: [0, 2 ** 32 - 1],
+  initialWindowSize: [0, MAX_WINDOW_BYTES],
+  connectionWindowSize: [0, MAX_WINDOW_BYTES],
+  maxFrameSize: [DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_LIMIT],
+  maxHeaderListSize: [0, 2 ** 32 - 1],
+};
+
+/**
+ * `DEFAULT_LOCAL_SETTINGS` overridden by `settings`, each field checked against the range the
+ * protocol allows (RFC 9113 §6.5.2, §6.9). Throws `H2InvalidArgumentError` naming the field:
+ * a value out of range would otherwise throw while writing our SETTINGS on every new
+ * connection, or make every peer close the connection.
+ */
+export function resolveLocalSettings(settings?: Partial<LocalSettings>): LocalSettings {
+  const out = { ...DEFAULT_LOCAL_SETTINGS, ...settings };
+  for (const key of Object.keys(SETTING_LIMITS) as (keyof LocalSettings)[]) {
+    const [min, max] = SETTING_LIMITS[key];
+    const value = out[key];
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw new H2InvalidArgumentError(`settings.${key}`, value, `an integer in [${min}, ${max}]`);
+    }
+  }
+  return out;
+}
 
 /** How a stream ended, passed to `onClose`: `CLOSE.OK`, `CLOSE.CONNECTION_LOST` or an RST code ≥ 0. */
 export const CLOSE = {
@@ -180,7 +206,7 @@ export abstract class H2Connection implements Flushable {
   protected constructor(socket: Socket, isServer: boolean, options: ConnectionOptions) {
     this.socket = socket;
     this.isServer = isServer;
-    this.local = { ...DEFAULT_LOCAL_SETTINGS, ...options.settings };
+    this.local = resolveLocalSettings(options.settings);
     this.decoder = new HpackDecoder({ maxHeaderListSize: this.local.maxHeaderListSize });
     this.#needPreface = isServer;
     socket.setNoDelay(true);

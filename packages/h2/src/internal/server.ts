@@ -5,6 +5,7 @@ import {
   H2Connection,
   type H2Stream,
   type LocalSettings,
+  resolveLocalSettings,
 } from './connection.js';
 import { H2_ERROR } from './frames.js';
 
@@ -53,7 +54,8 @@ export class H2Server {
   #closeWaiters: (() => void)[] = [];
 
   constructor(options: H2ServerOptions) {
-    this.#options = options.settings === undefined ? {} : { settings: options.settings };
+    // Checked here, once: a bad value must not surface as a throw on every accepted socket.
+    this.#options = { settings: resolveLocalSettings(options.settings) };
     this.#onStream = options.onStream;
     if (options.tls != null) {
       const server = tls.createServer({ ...options.tls, ALPNProtocols: ['h2'] });
