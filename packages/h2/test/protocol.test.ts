@@ -1280,6 +1280,51 @@ describe('H2ClientConnection against a hostile server', () => {
     expect(h.id).toBe(1);
   });
 
+  it('body and trailers sent on a request still waiting for a slot go out after its headers', async () => {
+    const raw = await rawServer();
+    const { client, peer } = await clientWith(raw);
+    peer.send(settings([SETTING.MAX_CONCURRENT_STREAMS, 1]));
+    await expect.poll(() => client.isReady).toBe(true);
+    const a = call();
+    const b = call();
+    const c = call();
+    client.request(REQ, Buffer.alloc(0), a.handler);
+    // b streams its body and ends with trailers while waiting; c ends with an empty DATA.
+    const sb = client.request(REQ, null, b.handler);
+    sb.sendHeaders(['ignored', 'x'], false);
+    sb.sendData(Buffer.from('part1-'), false);
+    sb.sendData(Buffer.from('part2'), false);
+    sb.sendTrailers(['x-trailer', 't']);
+    const sc = client.request(REQ, null, c.handler);
+    sc.sendData(Buffer.alloc(0), true);
+    expect([sb.id, sc.id]).toEqual([0, 0]);
+    const h1 = await peer.waitFor((f) => f.type === T.HEADERS && f.id === 1);
+    expect(h1.flags & F.END_STREAM).toBe(F.END_STREAM);
+    peer.send(
+      frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, encodeHeaderBlock([':status', '200'])),
+    );
+    expect(await a.closed).toBe(CLOSE.OK);
+    await peer.waitFor((f) => f.type === T.HEADERS && f.id === 3 && (f.flags & F.END_STREAM) !== 0);
+    const on3 = peer.framesOn(3);
+    expect(on3.map((f) => [f.type, f.flags & F.END_STREAM])).toEqual([
+      [T.HEADERS, 0],
+      [T.DATA, 0],
+      [T.DATA, 0],
+      [T.HEADERS, F.END_STREAM],
+    ]);
+    expect(peer.body(3).toString()).toBe('part1-part2');
+    const decoder = new HpackDecoder();
+    expect(decodeBlock(decoder, on3[0]!.payload)[':path']).toBe('/svc/M');
+    expect(decodeBlock(decoder, on3[3]!.payload)['x-trailer']).toBe('t');
+    peer.send(
+      frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 3, encodeHeaderBlock([':status', '200'])),
+    );
+    expect(await b.closed).toBe(CLOSE.OK);
+    await peer.waitFor((f) => f.type === T.DATA && f.id === 5 && (f.flags & F.END_STREAM) !== 0);
+    expect(peer.framesOn(0).filter((f) => f.type === T.DATA || f.type === T.HEADERS)).toEqual([]);
+    expect(peer.frames.some((f) => f.type === T.GOAWAY)).toBe(false);
+  });
+
   it('a server opening a stream (even-numbered HEADERS) → GOAWAY PROTOCOL_ERROR', async () => {
     const raw = await rawServer();
     const { peer } = await clientWith(raw);

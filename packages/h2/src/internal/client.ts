@@ -96,7 +96,8 @@ export class H2ClientConnection extends H2Connection {
     if (!this.available) {
       throw new H2Error(H2_ERROR_CODE.UNAVAILABLE, 'connection does not take new streams');
     }
-    if (this.streams.size >= this.remoteMaxConcurrentStreams) {
+    // Behind earlier waiting requests too: slots go out in request order.
+    if (this.#waiting.length > 0 || this.streams.size >= this.remoteMaxConcurrentStreams) {
       const s = new H2Stream(0, this, 0, 0);
       s.handler = handler;
       this.#waiting.push({ stream: s, headers, body });
@@ -178,7 +179,8 @@ export class H2ClientConnection extends H2Connection {
       w.stream.sendWindow = this.remoteInitialWindow;
       w.stream.recvWindow = this.local.initialWindowSize;
       this.streams.set(id, w.stream);
-      this.#send(w.stream, w.headers, w.body);
+      if (w.stream.queue === null) this.#send(w.stream, w.headers, w.body);
+      else this.startQueued(w.stream, w.headers, w.body);
     }
   }
 }

@@ -300,7 +300,8 @@ export abstract class H2Connection implements Flushable {
 
   /** @internal */
   sendHeaders(stream: H2Stream, headers: readonly string[] | Buffer, endStream: boolean): void {
-    if (stream.closed || stream.localEnded || this.destroyed) return;
+    // Id 0: a client request waiting for a slot; its header block is the one given to request().
+    if (stream.closed || stream.localEnded || this.destroyed || stream.id === 0) return;
     const flags = endStream ? FLAG.END_STREAM : 0;
     stream.sentHeaders = true;
     if (Buffer.isBuffer(headers)) this.#writePrebuilt(stream.id, headers, flags);
@@ -311,8 +312,10 @@ export abstract class H2Connection implements Flushable {
   /** @internal */
   sendData(stream: H2Stream, data: Buffer, endStream: boolean): void {
     if (stream.closed || stream.localEnded || this.destroyed) return;
-    if (stream.queue !== null) {
-      stream.queue.push(data);
+    if (stream.queue !== null || stream.id === 0) {
+      // Behind flow control, or (id 0) a request waiting for a slot: sent by startQueued().
+      if (stream.queue === null) stream.queue = [data];
+      else stream.queue.push(data);
       if (endStream) {
         stream.queuedEnd = true;
         stream.localEnded = true;
@@ -333,7 +336,8 @@ export abstract class H2Connection implements Flushable {
   /** @internal */
   sendTrailers(stream: H2Stream, trailers: readonly string[]): void {
     if (stream.closed || stream.localEnded || this.destroyed) return;
-    if (stream.queue !== null) {
+    if (stream.queue !== null || stream.id === 0) {
+      stream.queue ??= [];
       stream.queuedTrailers = trailers.slice();
       stream.localEnded = true;
       return;
@@ -378,6 +382,23 @@ export abstract class H2Connection implements Flushable {
     const s = new H2Stream(id, this, this.remoteInitialWindow, this.local.initialWindowSize);
     this.streams.set(id, s);
     return s;
+  }
+
+  /**
+   * Opens a client request that waited for a slot and whose owner queued data or trailers on
+   * it meanwhile (`stream.queue` set): the header block, then the body (if any) and the queue,
+   * as flow control allows.
+   */
+  protected startQueued(stream: H2Stream, headers: readonly string[], body: Buffer | null): void {
+    if (body !== null) {
+      stream.queue!.unshift(body);
+      stream.queuedEnd = true;
+      stream.localEnded = true;
+    }
+    stream.sentHeaders = true;
+    this.#encodeHeaders(stream.id, headers, 0);
+    this.#blocked.push(stream);
+    this.#drainBlocked();
   }
 
   /** Closes `stream` once (map removal, handler notified). */
