@@ -889,6 +889,42 @@ describe('PING, PRIORITY, unknown frames', () => {
     await expectClean(srv, peer);
   });
 
+  it('answers 50 000 PINGs from a peer that reads them all', async () => {
+    const { srv, peer } = await connected();
+    const one = frame(T.PING, 0, 0, PING_PAYLOAD);
+    for (let batch = 0; batch < 5; batch++) {
+      peer.send(...Array.from({ length: 10_000 }, () => one));
+    }
+    await peer.sync();
+    const acks = peer.frames.filter((f) => f.type === T.PING && f.payload.equals(PING_PAYLOAD));
+    expect(acks).toHaveLength(50_000);
+    expect(peer.frames.some((f) => f.type === T.GOAWAY)).toBe(false);
+    await expectClean(srv, peer);
+  });
+
+  it('cuts off a PING flood from a peer that does not read (ENHANCE_YOUR_CALM)', async () => {
+    const { srv, peer } = await connected();
+    const conn = [...srv.server.connections][0]!;
+    const closed = new Promise<H2Error | null>((r) => {
+      const prev = conn.onClose;
+      conn.onClose = (err) => {
+        prev?.(err);
+        r(err);
+      };
+    });
+    peer.socket.pause();
+    const batch = Buffer.concat(
+      Array.from({ length: 50_000 }, () => frame(T.PING, 0, 0, PING_PAYLOAD)),
+    );
+    // Up to 40 MB of PINGs (2.4 M); the server gives up long before.
+    for (let i = 0; i < 48 && !conn.isDestroyed; i++) {
+      await new Promise<void>((r) => peer.socket.write(batch, () => r()));
+    }
+    const err = await closed;
+    expect(err?.h2Code).toBe(E.ENHANCE_YOUR_CALM);
+    await expectClean(srv, peer);
+  }, 30_000);
+
   it.each([
     ['PING on a stream', frame(T.PING, 0, 1, PING_PAYLOAD), E.PROTOCOL_ERROR],
     ['PING of 7 octets', frame(T.PING, 0, 0, Buffer.alloc(7)), E.FRAME_SIZE_ERROR],

@@ -143,6 +143,12 @@ const NO_HEADERS: readonly string[] = [];
 /** An HPACK dynamic table size update takes at most this many octets (5-bit prefix, 32-bit value). */
 const SIZE_UPDATE_MAX_BYTES = 6;
 const SLAB_BYTES = 64 * 1024;
+/**
+ * Frames written only because the peer asked (PING and SETTINGS ACKs, RST_STREAM for frames on
+ * closed streams) while the socket's write buffer is full: a peer that sends them faster than
+ * it reads would otherwise grow our output without bound (ping / settings / reset floods).
+ */
+const MAX_UNREAD_ANSWERS = 10_000;
 /** Payloads at least this large are written by reference instead of copied into the slab. */
 const COPY_LIMIT_BYTES = 4096;
 
@@ -202,6 +208,7 @@ export abstract class H2Connection implements Flushable {
   #pings: ((err: Error | null) => void)[] = [];
   #pingPayload = Buffer.alloc(8);
   #pingCounter = 0;
+  #unreadAnswers = 0;
 
   protected constructor(socket: Socket, isServer: boolean, options: ConnectionOptions) {
     this.socket = socket;
@@ -437,11 +444,26 @@ export abstract class H2Connection implements Flushable {
     this.fail(H2_ERROR.INTERNAL_ERROR, 'internal error');
   }
 
+  /**
+   * Counts an answer the peer asked for; true (and the connection failed with
+   * ENHANCE_YOUR_CALM) once too many pile up unread. The count restarts whenever the socket's
+   * write buffer has room, so a peer that reads is never cut off.
+   */
+  #flooded(): boolean {
+    if (!this.socket.writableNeedDrain) {
+      this.#unreadAnswers = 0;
+      return false;
+    }
+    if (++this.#unreadAnswers <= MAX_UNREAD_ANSWERS) return false;
+    this.fail(H2_ERROR.ENHANCE_YOUR_CALM, 'peer does not read the answers it asks for');
+    return true;
+  }
+
   /** Stream error (RFC 9113 §5.4.2): RST_STREAM, the connection lives on. */
   protected streamError(id: number, code: number): void {
     const s = this.streams.get(id);
     if (s !== undefined) this.resetStream(s, code);
-    else this.writeRst(id, code);
+    else if (!this.#flooded()) this.writeRst(id, code);
   }
 
   // ---- receiving ---------------------------------------------------------------------------
@@ -556,6 +578,7 @@ export abstract class H2Connection implements Flushable {
           const cb = this.#pings.shift();
           if (cb !== undefined) cb(null);
         } else {
+          if (this.#flooded()) return;
           this.#writeControl(FRAME_TYPE.PING, FLAG.ACK, 0, buf.subarray(start, end));
         }
         return;
@@ -645,7 +668,7 @@ export abstract class H2Connection implements Flushable {
         this.fail(H2_ERROR.PROTOCOL_ERROR, 'DATA on an idle stream');
         return;
       }
-      this.writeRst(id, H2_ERROR.STREAM_CLOSED);
+      if (!this.#flooded()) this.writeRst(id, H2_ERROR.STREAM_CLOSED);
       return;
     }
     if (s.remoteEnded) {
@@ -836,6 +859,7 @@ export abstract class H2Connection implements Flushable {
           break;
       }
     }
+    if (this.#flooded()) return;
     this.#writeControl(FRAME_TYPE.SETTINGS, FLAG.ACK, 0, ZERO);
     this.gotRemoteSettings = true;
     // Every time: a raised MAX_CONCURRENT_STREAMS lets queued requests go.
