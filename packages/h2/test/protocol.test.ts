@@ -721,6 +721,40 @@ describe('SETTINGS (§6.5)', () => {
     await expectClean(srv, peer);
   });
 
+  it('splits a header block larger than the peer MAX_FRAME_SIZE into HEADERS + CONTINUATION', async () => {
+    const big = 'v'.repeat(40_000);
+    const prebuilt = encodeHeaderBlock([':status', '200', 'x-big', big]);
+    let n = 0;
+    const reply: Reply = (s) => {
+      // Pre-encoded block (with a pending size update in front) first, then the list path.
+      if (n++ === 0) s.sendHeaders(prebuilt, false);
+      else s.sendHeaders([':status', '200', 'x-big', big], false);
+      s.sendTrailers(['grpc-status', '0']);
+    };
+    const { srv, peer } = await connected(reply, { maxHeaderListSize: 100_000 });
+    peer.send(settings([SETTING.HEADER_TABLE_SIZE, 0]), headers(1, true), headers(3, true));
+    await peer.waitFor((f) => f.id === 3 && f.type === T.HEADERS && (f.flags & F.END_STREAM) !== 0);
+    const decoder = new HpackDecoder({ maxHeaderListSize: 100_000 });
+    for (const id of [1, 3]) {
+      const frames = peer.framesOn(id);
+      const types = frames.map((f) => f.type);
+      expect(types).toEqual([T.HEADERS, T.CONTINUATION, T.CONTINUATION, T.HEADERS]);
+      expect(frames.every((f) => f.payload.length <= 16_384)).toBe(true);
+      expect(frames.map((f) => f.flags & F.END_HEADERS)).toEqual([
+        0,
+        0,
+        F.END_HEADERS,
+        F.END_HEADERS,
+      ]);
+      const block = Buffer.concat(frames.slice(0, 3).map((f) => f.payload));
+      if (id === 1) expect(block[0]).toBe(0x20);
+      const h = decodeBlock(decoder, block);
+      expect(h['x-big']).toBe(big);
+      decodeBlock(decoder, frames[3]!.payload);
+    }
+    await expectClean(srv, peer);
+  });
+
   it('starts the next header block with a table size update after HEADER_TABLE_SIZE shrinks', async () => {
     const prebuilt = encodeHeaderBlock([':status', '200', 'content-type', 'application/grpc']);
     let n = 0;
@@ -1321,6 +1355,22 @@ describe('H2ClientConnection against a hostile server', () => {
     expect(await c.closed).toBe(CLOSE.OK);
     expect(c.headers).toEqual([{ ':status': '200' }, { 'grpc-status': '0' }]);
     expect(Buffer.concat(c.body).toString()).toBe('resp');
+  });
+
+  it('a 1xx response with END_STREAM is malformed → RST_STREAM PROTOCOL_ERROR', async () => {
+    const raw = await rawServer();
+    const { client, peer } = await clientWith(raw);
+    const c = call();
+    client.request(REQ, Buffer.from('x'), c.handler);
+    peer.send(settings());
+    await peer.waitFor((f) => f.type === T.DATA && f.id === 1 && (f.flags & F.END_STREAM) !== 0);
+    peer.send(
+      frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, encodeHeaderBlock([':status', '100'])),
+    );
+    expect(await peer.rst(1)).toBe(E.PROTOCOL_ERROR);
+    expect(await c.closed).toBe(E.PROTOCOL_ERROR);
+    expect(c.headers).toEqual([]);
+    expect(client.streams.size).toBe(0);
   });
 
   it('requests queued behind MAX_CONCURRENT_STREAMS = 0 go out when the server raises it', async () => {
