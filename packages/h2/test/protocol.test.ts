@@ -858,6 +858,15 @@ describe('WINDOW_UPDATE and flow control (§6.9)', () => {
     await expectClean(srv);
   });
 
+  it('never sends a WINDOW_UPDATE of 0 (empty DATA frames with tiny windows)', async () => {
+    const { srv, peer } = await connected(echo, { initialWindowSize: 1, connectionWindowSize: 1 });
+    peer.send(headers(1, false), data(1, '', false), data(1, '', false), data(1, 'x', true));
+    await peer.waitFor((f) => f.id === 1 && f.type === T.HEADERS && (f.flags & F.END_STREAM) !== 0);
+    const updates = peer.frames.filter((f) => f.type === T.WINDOW_UPDATE);
+    expect(updates.map((f) => f.payload.readUInt32BE(0)).filter((inc) => inc === 0)).toEqual([]);
+    await expectClean(srv, peer);
+  });
+
   it('replenishes the stream window for bodies larger than half of it', async () => {
     const window = 65_535;
     const { srv, peer } = await connected(echo, { initialWindowSize: window }, [

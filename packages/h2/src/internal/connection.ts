@@ -644,7 +644,11 @@ export abstract class H2Connection implements Flushable {
       return;
     }
     this.#recvConnUnacked += len;
-    if (this.#recvConnUnacked >= this.local.connectionWindowSize >>> 1) {
+    // `> 0`: with a window of 0 or 1 the threshold is 0, and an increment of 0 is illegal.
+    if (
+      this.#recvConnUnacked >= this.local.connectionWindowSize >>> 1 &&
+      this.#recvConnUnacked > 0
+    ) {
       this.#writeWindowUpdate(0, this.#recvConnUnacked);
       this.#recvConnWindow += this.#recvConnUnacked;
       this.#recvConnUnacked = 0;
@@ -684,7 +688,7 @@ export abstract class H2Connection implements Flushable {
     if (endStream) s.remoteEnded = true;
     else {
       s.recvUnacked += len;
-      if (s.recvUnacked >= this.local.initialWindowSize >>> 1) {
+      if (s.recvUnacked >= this.local.initialWindowSize >>> 1 && s.recvUnacked > 0) {
         this.#writeWindowUpdate(id, s.recvUnacked);
         s.recvWindow += s.recvUnacked;
         s.recvUnacked = 0;
