@@ -23,6 +23,7 @@ export {
   HpackError,
 } from './internal/hpack.js';
 export {
+  DEFAULT_IDLE_TIMEOUT_MS,
   H2Server,
   H2ServerConnection,
   type H2ServerOptions,

@@ -27,10 +27,12 @@ function headerMap(list: readonly string[]): Record<string, string> {
 function unaryServer(
   reply: (stream: H2Stream, body: Buffer) => void,
   settings?: Partial<LocalSettings>,
+  idleTimeoutMs?: number,
 ): Promise<{ server: H2Server; port: number; closed: number[] }> {
   const closed: number[] = [];
   const server = new H2Server({
     ...(settings === undefined ? {} : { settings }),
+    ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),
     onStream(stream) {
       const chunks: Buffer[] = [];
       const handler: StreamHandler = {
@@ -199,6 +201,68 @@ describe('H2Server with node:http2 clients', () => {
       pos += 9 + len;
     }
     expect(goawayCode).toBe(H2_ERROR.PROTOCOL_ERROR);
+  });
+});
+
+/** Frame types and GOAWAY codes in a captured server byte stream. */
+function framesOf(all: Buffer): { types: number[]; goaway: number } {
+  const types: number[] = [];
+  let goaway = -1;
+  let pos = 0;
+  while (pos + 9 <= all.length) {
+    const len = all.readUIntBE(pos, 3);
+    types.push(all[pos + 3]!);
+    if (all[pos + 3] === 7) goaway = all.readUInt32BE(pos + 9 + 4);
+    pos += 9 + len;
+  }
+  return { types, goaway };
+}
+
+describe('H2Server idle timeout', () => {
+  it('sends GOAWAY to a connection idle past idleTimeoutMs and ends it', async () => {
+    const { port, server } = await unaryServer(echoReply, undefined, 100);
+    const c = nodeClient(port);
+    const r = await nodeCall(c, '/before-idle', Buffer.from('x'));
+    expect(r.body.toString()).toBe('x');
+    const goaway = new Promise<number>((resolve) => c.once('goaway', resolve));
+    expect(await goaway).toBe(H2_ERROR.NO_ERROR);
+    await expect.poll(() => server.connections.size).toBe(0);
+  });
+
+  it('ends, then destroys, a connection that never speaks and never closes', async () => {
+    const { port, server } = await unaryServer(echoReply, undefined, 100);
+    // allowHalfOpen: the client does not answer the server's FIN, as a stuck peer would not.
+    const sock = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    cleanups.push(() => {
+      sock.destroy();
+    });
+    const chunks: Buffer[] = [];
+    sock.on('data', (d: Buffer) => chunks.push(d));
+    await once(sock, 'end');
+    expect(framesOf(Buffer.concat(chunks)).goaway).toBe(H2_ERROR.NO_ERROR);
+    // The peer keeps its half open; the server's side is destroyed one idle period later.
+    expect(server.connections.size).toBe(1);
+    await expect.poll(() => server.connections.size).toBe(0);
+  });
+
+  it('does not cut a stream that stays open longer than the idle timeout', async () => {
+    const { port } = await unaryServer(
+      (s, body) => {
+        setTimeout(() => echoReply(s, body), 300);
+      },
+      undefined,
+      50,
+    );
+    const c = nodeClient(port);
+    const r = await nodeCall(c, '/slow', Buffer.from('still here'));
+    expect(r.body.toString()).toBe('still here');
+    expect(r.trailers['grpc-status']).toBe('0');
+  });
+
+  it('rejects an invalid idleTimeoutMs, naming it', () => {
+    expect(() => new H2Server({ idleTimeoutMs: -1, onStream() {} })).toThrow(
+      expect.objectContaining({ code: 'InvalidArgument', field: 'idleTimeoutMs' }),
+    );
   });
 });
 

@@ -142,7 +142,11 @@ const ZERO = Buffer.alloc(0);
 const NO_HEADERS: readonly string[] = [];
 /** An HPACK dynamic table size update takes at most this many octets (5-bit prefix, 32-bit value). */
 const SIZE_UPDATE_MAX_BYTES = 6;
-const SLAB_BYTES = 64 * 1024;
+/** First output slab of a connection (allocated on its first write). */
+const INITIAL_SLAB_BYTES = 16 * 1024;
+/** Slabs double, up to this, for connections whose output per turn outgrows them. */
+const MAX_SLAB_BYTES = 256 * 1024;
+const NO_SLAB = Buffer.alloc(0);
 /**
  * Frames written only because the peer asked (PING and SETTINGS ACKs, RST_STREAM for frames on
  * closed streams) while the socket's write buffer is full: a peer that sends them faster than
@@ -201,7 +205,8 @@ export abstract class H2Connection implements Flushable {
   #hbBytes = 0;
   /** Streams waiting for send window. */
   #blocked: H2Stream[] = [];
-  #out: Buffer = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  #out: Buffer = NO_SLAB;
+  #slabBytes = INITIAL_SLAB_BYTES;
   #outStart = 0;
   #outEnd = 0;
   #flushQueued = false;
@@ -260,6 +265,11 @@ export abstract class H2Connection implements Flushable {
       this.#writeWindowUpdate(0, s.connectionWindowSize - DEFAULT_WINDOW_BYTES);
       this.#recvConnWindow = s.connectionWindowSize;
     }
+  }
+
+  /** GOAWAY was sent or received: the connection ends once its streams have. */
+  get isClosing(): boolean {
+    return this.goawaySent;
   }
 
   get isDestroyed(): boolean {
@@ -366,12 +376,16 @@ export abstract class H2Connection implements Flushable {
     this.#flushQueued = false;
     if (this.#outEnd === this.#outStart || this.socket.destroyed) return;
     this.socket.write(this.#out.subarray(this.#outStart, this.#outEnd));
-    this.#outStart = this.#outEnd;
-    if (this.#out.length - this.#outEnd < 1024) {
-      this.#out = Buffer.allocUnsafeSlow(SLAB_BYTES);
+    if (this.socket.writableLength === 0) {
+      // Written through to the kernel synchronously: nothing references the slab any more,
+      // so it is reused from the start (no allocation per turn, no garbage).
       this.#outStart = 0;
       this.#outEnd = 0;
+      return;
     }
+    // A pending write still reads [outStart, outEnd): append after it, or take a new slab.
+    this.#outStart = this.#outEnd;
+    if (this.#out.length - this.#outEnd < 1024) this.#out = NO_SLAB;
   }
 
   // ---- for subclasses ----------------------------------------------------------------------
@@ -930,9 +944,13 @@ export abstract class H2Connection implements Flushable {
   /** Space for `n` bytes at the end of the output slab; returns its offset. */
   #reserve(n: number): number {
     if (this.#outEnd + n > this.#out.length) {
+      if (this.#out !== NO_SLAB && this.#slabBytes < MAX_SLAB_BYTES) {
+        // One turn's output outgrew the slab: the next one is twice the size.
+        this.#slabBytes *= 2;
+      }
       this.flush();
       if (this.#outEnd + n > this.#out.length) {
-        this.#out = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, n));
+        this.#out = Buffer.allocUnsafeSlow(Math.max(this.#slabBytes, n));
         this.#outStart = 0;
         this.#outEnd = 0;
       }

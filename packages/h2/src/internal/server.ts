@@ -7,6 +7,7 @@ import {
   type LocalSettings,
   resolveLocalSettings,
 } from './connection.js';
+import { H2InvalidArgumentError } from './errors.js';
 import { H2_ERROR } from './frames.js';
 
 /** Gets each new request stream; `stream.headers` holds the request headers. */
@@ -38,9 +39,17 @@ export interface H2ServerOptions {
   /** TLS (ALPN `h2`) when set; plaintext HTTP/2 (prior knowledge) otherwise. */
   readonly tls?: tls.TlsOptions | null;
   readonly settings?: Partial<LocalSettings>;
+  /**
+   * A connection with no open stream and no traffic for this long gets GOAWAY and is ended;
+   * one still there after another such period is destroyed (clients that connect and never
+   * speak, or never close after GOAWAY). 0 = never. Default 300 000 (5 min).
+   */
+  readonly idleTimeoutMs?: number;
   /** Called for every request stream on every connection. */
   readonly onStream: StreamListener;
 }
+
+export const DEFAULT_IDLE_TIMEOUT_MS = 300_000; // 5 min
 
 /**
  * An HTTP/2 server: a `net.Server` (or `tls.Server`) whose connections are
@@ -51,11 +60,17 @@ export class H2Server {
   readonly connections = new Set<H2ServerConnection>();
   readonly #options: ConnectionOptions;
   readonly #onStream: StreamListener;
+  readonly #idleTimeoutMs: number;
   #closeWaiters: (() => void)[] = [];
 
   constructor(options: H2ServerOptions) {
     // Checked here, once: a bad value must not surface as a throw on every accepted socket.
     this.#options = { settings: resolveLocalSettings(options.settings) };
+    const idle = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    if (!Number.isInteger(idle) || idle < 0 || idle > 2 ** 31 - 1) {
+      throw new H2InvalidArgumentError('idleTimeoutMs', idle, 'an integer in 0..2147483647 (ms)');
+    }
+    this.#idleTimeoutMs = idle;
     this.#onStream = options.onStream;
     if (options.tls != null) {
       const server = tls.createServer({ ...options.tls, ALPNProtocols: ['h2'] });
@@ -75,6 +90,15 @@ export class H2Server {
     socket.on('error', () => {});
     const c = new H2ServerConnection(socket, this.#options, this.#onStream);
     this.connections.add(c);
+    if (this.#idleTimeoutMs > 0) {
+      // Node re-arms the socket's timer on every read and write: no cost per frame here.
+      socket.setTimeout(this.#idleTimeoutMs);
+      socket.on('timeout', () => {
+        if (c.streams.size > 0) return; // long-lived streams (Health/Watch) are not idle
+        if (c.isClosing) c.destroy();
+        else c.close();
+      });
+    }
     c.onClose = () => {
       this.connections.delete(c);
       if (this.connections.size === 0) for (const w of this.#closeWaiters.splice(0)) w();
