@@ -26,8 +26,15 @@ function value(list: readonly string[] | null, name: string): string | undefined
   return undefined;
 }
 
-/** A Recall over a raw @engram/h2 connection, which (unlike grpc-js) sends any header it is given. */
-function rawRecall(c: H2ClientConnection, extra: string[]): Promise<RawReply> {
+/**
+ * A Recall over a raw @engram/h2 connection, which (unlike grpc-js) sends any header it is
+ * given; `endWithTrailers` ends the request with a trailers block instead of END_STREAM on DATA.
+ */
+function rawRecall(
+  c: H2ClientConnection,
+  extra: string[],
+  endWithTrailers = false,
+): Promise<RawReply> {
   const msg = MemoryServiceDefinition.Recall.requestSerialize({ spaceId: 'space-a', limit: 1 });
   const body = Buffer.alloc(5 + msg.length);
   body.writeUInt32BE(msg.length, 1);
@@ -47,7 +54,7 @@ function rawRecall(c: H2ClientConnection, extra: string[]): Promise<RawReply> {
         resolve({ headers, trailers, code });
       },
     };
-    c.request(
+    const stream = c.request(
       [
         ':method',
         'POST',
@@ -63,9 +70,13 @@ function rawRecall(c: H2ClientConnection, extra: string[]): Promise<RawReply> {
         'trailers',
         ...extra,
       ],
-      body,
+      endWithTrailers ? null : body,
       handler,
     );
+    if (endWithTrailers) {
+      stream.sendData(body, false);
+      stream.sendTrailers(['x-request-trailer', 'yes']);
+    }
   });
 }
 
@@ -99,6 +110,18 @@ describe('request and reply headers', () => {
     const good = await rawRecall(h2, ['x-fine', 'ok value']);
     expect(value(good.trailers, 'grpc-status')).toBe('0');
     expect(value(good.trailers, 'x-engram-attempts')).toBe('1');
+  });
+
+  it('routes a request that ends with a trailers block instead of END_STREAM on its data', async () => {
+    const c = await LocalCluster.start(1, 1);
+    cleanup.add(() => c.stop());
+    const router = await spawnRouter(cleanup, testConfig({ nodes: c.configs, workers: 0 }));
+    const h2 = H2ClientConnection.connect({ host: '127.0.0.1', port: router.port });
+    cleanup.add(() => h2.destroy());
+    const r = await rawRecall(h2, [], true);
+    expect(r.code).toBe(CLOSE.OK);
+    expect(value(r.trailers, 'grpc-status')).toBe('0');
+    expect(value(r.trailers, 'x-engram-served-by')).toBe(c.configs[0]!.id);
   });
 
   it('percent-encodes a non-ASCII node id in the served-by trailer; field 15 keeps it exact', async () => {

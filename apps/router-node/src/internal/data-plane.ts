@@ -193,8 +193,9 @@ class IngressCall implements StreamHandler, ClientCall {
     readonly maxBytes: number,
   ) {}
 
-  onHeaders(): void {
-    // Request trailers carry nothing a unary gRPC call uses.
+  onHeaders(_s: H2Stream, _trailers: string[], end: boolean): void {
+    // Request trailers carry nothing a unary call uses, but they can end the request.
+    if (end) this.requestComplete();
   }
 
   onData(_s: H2Stream, chunk: Buffer, end: boolean): void {
