@@ -6,6 +6,8 @@ export {
   H2Connection,
   H2Stream,
   type LocalSettings,
+  STREAM_RESET_BURST,
+  STREAM_RESET_PER_SECOND,
   type StreamHandler,
 } from './internal/connection.js';
 export {

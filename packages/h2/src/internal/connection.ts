@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { H2_ERROR_CODE, H2Error, H2InvalidArgumentError } from './errors.js';
 import {
   CLIENT_PREFACE,
@@ -158,7 +159,18 @@ const COPY_LIMIT_BYTES = 4096;
 
 export interface ConnectionOptions {
   readonly settings?: Partial<LocalSettings>;
+  /** Milliseconds on a monotonic clock, for the stream-reset rate limit. Default `performance.now`. */
+  readonly now?: () => number;
 }
+
+/**
+ * Streams a client may reset in a burst, and per second after it, before the connection is
+ * closed with ENHANCE_YOUR_CALM: the "Rapid Reset" attack (CVE-2023-44487) opens and resets
+ * streams so each costs the server work while never counting against MAX_CONCURRENT_STREAMS.
+ * nghttp2's defaults.
+ */
+export const STREAM_RESET_BURST = 1000;
+export const STREAM_RESET_PER_SECOND = 33;
 
 /**
  * One HTTP/2 connection over a socket, either side. Parses frames, keeps HPACK and
@@ -214,11 +226,15 @@ export abstract class H2Connection implements Flushable {
   #pingPayload = Buffer.alloc(8);
   #pingCounter = 0;
   #unreadAnswers = 0;
+  readonly #now: () => number;
+  #resetTokens = STREAM_RESET_BURST;
+  #resetRefilledAt = -1;
 
   protected constructor(socket: Socket, isServer: boolean, options: ConnectionOptions) {
     this.socket = socket;
     this.isServer = isServer;
     this.local = resolveLocalSettings(options.settings);
+    this.#now = options.now ?? performance.now.bind(performance);
     this.decoder = new HpackDecoder({ maxHeaderListSize: this.local.maxHeaderListSize });
     this.#needPreface = isServer;
     socket.setNoDelay(true);
@@ -569,8 +585,15 @@ export abstract class H2Connection implements Flushable {
           return;
         }
         const s = this.streams.get(id);
-        if (s !== undefined) this.closeStream(s, buf.readUInt32BE(start));
-        else if (this.#idle(id)) this.fail(H2_ERROR.PROTOCOL_ERROR, 'RST_STREAM on an idle stream');
+        if (s !== undefined) {
+          if (this.isServer && !this.#takeResetToken()) {
+            this.fail(H2_ERROR.ENHANCE_YOUR_CALM, 'too many streams reset by the client');
+            return;
+          }
+          this.closeStream(s, buf.readUInt32BE(start));
+        } else if (this.#idle(id)) {
+          this.fail(H2_ERROR.PROTOCOL_ERROR, 'RST_STREAM on an idle stream');
+        }
         return;
       }
       case FRAME_TYPE.SETTINGS:
@@ -629,6 +652,19 @@ export abstract class H2Connection implements Flushable {
       default:
         return; // Unknown frame types are ignored (RFC 9113 §4.1).
     }
+  }
+
+  /** Token bucket of client stream resets (only RST_STREAM frames read the clock). */
+  #takeResetToken(): boolean {
+    const now = this.#now();
+    if (this.#resetRefilledAt >= 0) {
+      const refill = ((now - this.#resetRefilledAt) * STREAM_RESET_PER_SECOND) / 1000;
+      this.#resetTokens = Math.min(STREAM_RESET_BURST, this.#resetTokens + refill);
+    }
+    this.#resetRefilledAt = now;
+    if (this.#resetTokens < 1) return false;
+    this.#resetTokens -= 1;
+    return true;
   }
 
   /** A stream id the peer could not have used yet. */

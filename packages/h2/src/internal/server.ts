@@ -45,6 +45,8 @@ export interface H2ServerOptions {
    * speak, or never close after GOAWAY). 0 = never. Default 300 000 (5 min).
    */
   readonly idleTimeoutMs?: number;
+  /** Monotonic milliseconds for the stream-reset rate limit (tests). Default `performance.now`. */
+  readonly now?: () => number;
   /** Called for every request stream on every connection. */
   readonly onStream: StreamListener;
 }
@@ -65,7 +67,10 @@ export class H2Server {
 
   constructor(options: H2ServerOptions) {
     // Checked here, once: a bad value must not surface as a throw on every accepted socket.
-    this.#options = { settings: resolveLocalSettings(options.settings) };
+    this.#options = {
+      settings: resolveLocalSettings(options.settings),
+      ...(options.now === undefined ? {} : { now: options.now }),
+    };
     const idle = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     if (!Number.isInteger(idle) || idle < 0 || idle > 2 ** 31 - 1) {
       throw new H2InvalidArgumentError('idleTimeoutMs', idle, 'an integer in 0..2147483647 (ms)');
