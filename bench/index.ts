@@ -13,7 +13,8 @@
  *
  * Run: pnpm --filter @engram/bench bench   (needs h2load; nginx optional)
  * Env: BENCH_SEQ (default 3000 calls), BENCH_CONC (default 30000 calls), BENCH_ROUNDS
- * (default 3), BENCH_BASELINE_ROUTER=name=/path/to/router-node/dist/main.js (another build of
+ * (default 3), BENCH_VARIANTS=part,part (only router variants whose name has one),
+ * BENCH_BASELINE_ROUTER=name=/path/to/router-node/dist/main.js (another build of
  * router-node measured side by side, e.g. an older commit).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -74,6 +75,16 @@ function spawnJson(args: string[], env: Record<string, string> = {}): Promise<Sp
     });
     child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}: ${stderr}`)));
   });
+}
+
+/** Resident memory of the proxy's processes, MB (VmRSS from /proc). */
+function rssMb(pids: number[]): number {
+  let kb = 0;
+  for (const pid of pids) {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    kb += Number(m?.[1] ?? 0);
+  }
+  return kb / 1024;
 }
 
 function cpuTicks(pids: number[]): number {
@@ -156,6 +167,8 @@ interface Row {
   concP99: number;
   rps: number;
   cpuUsPerCall: number | null;
+  /** Resident memory of the proxy after the 64-in-flight run. */
+  rssMb: number | null;
   gc: string;
   errors: number;
 }
@@ -181,6 +194,7 @@ function medianRow(rounds: Row[]): Row {
     concP99: median(rounds.map((r) => r.concP99)),
     rps: median(rps),
     cpuUsPerCall: cpu.length > 0 ? median(cpu) : null,
+    rssMb: first.rssMb === null ? null : Math.max(...rounds.map((r) => r.rssMb ?? 0)),
     gc: byRps[byRps.length >> 1]!.gc,
     errors: rounds.reduce((n, r) => n + r.errors, 0),
   };
@@ -219,6 +233,7 @@ async function measure(t: Target, body: string): Promise<Row> {
     concP99: conc.p99Ms,
     rps: conc.rps,
     cpuUsPerCall: pids.length > 0 ? (((after - before) / CLK_TCK) * 1e6) / CONC_CALLS : null,
+    rssMb: pids.length > 0 ? rssMb(t.pids()) : null,
     gc:
       t.metricsPort === undefined
         ? ''
@@ -370,6 +385,7 @@ async function main(): Promise<void> {
     ['router-node --workers 0 (default)', { workers: 0 }, []],
     [`router-node --workers ${cores}`, { workers: cores }, []],
     ['router-node --workers 1', { workers: 1 }, []],
+    ['router-node --workers 1, young gen 48 MB', { workers: 1, youngGenerationMb: 48 }, []],
     ['router-node --workers 1, young gen 192 MB', { workers: 1, youngGenerationMb: 192 }, []],
     ['router-node --workers 0, semi-space 64 MB', { workers: 0 }, ['--max-semi-space-size=64']],
     [
@@ -379,6 +395,13 @@ async function main(): Promise<void> {
     ],
   ];
 
+  // BENCH_VARIANTS=a,b keeps only router variants whose name contains one of the parts.
+  const only = process.env.BENCH_VARIANTS?.split(',').filter((v) => v.length > 0);
+  if (only !== undefined && only.length > 0) {
+    for (let i = variants.length - 1; i >= 0; i--) {
+      if (!only.some((o) => variants[i]![0].includes(o))) variants.splice(i, 1);
+    }
+  }
   const baseline = process.env.BENCH_BASELINE_ROUTER;
   if (baseline !== undefined && baseline.includes('=')) {
     const at = baseline.indexOf('=');
@@ -439,6 +462,7 @@ async function main(): Promise<void> {
       'calls/s ÷ direct': (r.rps / direct.rps).toFixed(2),
       'calls/s ÷ nginx': nginxRow ? (r.rps / nginxRow.rps).toFixed(2) : 'n/a',
       'proxy CPU µs/call': r.cpuUsPerCall === null ? '' : r.cpuUsPerCall.toFixed(0),
+      'proxy RSS MB (max)': r.rssMb === null ? '' : r.rssMb.toFixed(0),
       'GC (data plane) during 64-in-flight': r.gc,
       errors: r.errors,
     })),

@@ -218,6 +218,44 @@ function framesOf(all: Buffer): { types: number[]; goaway: number } {
   return { types, goaway };
 }
 
+describe('write batching', () => {
+  it('writes the replies of 64 streams answered in one turn with one socket.write', async () => {
+    let batch: H2Stream[] = [];
+    const writes: number[] = [];
+    let wrapped = false;
+    const { port } = await unaryServer((s) => {
+      batch.push(s);
+      if (batch.length < 64) return;
+      const streams = batch;
+      batch = [];
+      const socket = streams[0]!.connection.socket;
+      if (!wrapped) {
+        wrapped = true;
+        const write = socket.write.bind(socket) as (chunk: Buffer) => boolean;
+        socket.write = ((chunk: Buffer) => {
+          writes.push(chunk.length);
+          return write(chunk);
+        }) as typeof socket.write;
+      }
+      writes.length = 0;
+      for (const st of streams) echoReply(st, Buffer.alloc(300, 1));
+    });
+    const c = nodeClient(port);
+    const round = () =>
+      Promise.all(Array.from({ length: 64 }, (_, i) => nodeCall(c, `/b/${i}`, Buffer.from('x'))));
+    // The first rounds grow the connection's output slab (2 KiB, doubling) to fit a turn's
+    // ~25 KB, a few writes each; from then on a turn is one write.
+    await round();
+    expect(writes.length).toBeGreaterThan(1);
+    await round();
+    await round();
+    // (Control frames the client prompts, e.g. a PING ACK, may follow in their own small write.)
+    const big = writes.filter((n) => n > 1024);
+    expect(big, `writes: ${writes.join(', ')}`).toHaveLength(1);
+    expect(big[0]).toBeGreaterThan(64 * 300);
+  });
+});
+
 describe('H2Server idle timeout', () => {
   it('sends GOAWAY to a connection idle past idleTimeoutMs and ends it', async () => {
     const { port, server } = await unaryServer(echoReply, undefined, 100);

@@ -162,7 +162,7 @@ const runChild = async (kind: string, channels: number): Promise<MemoryResult> =
   return JSON.parse(out.trim()) as MemoryResult;
 };
 const results: MemoryResult[] = [];
-for (const kind of ['channel', 'session']) {
+for (const kind of ['channel', 'session', 'h2']) {
   for (const channels of [1, 2, 4]) {
     const runs: MemoryResult[] = [];
     for (let i = 0; i < RUNS; i++) runs.push(await runChild(kind, channels));
@@ -179,7 +179,12 @@ console.log(
 );
 console.table(
   results.map((r) => ({
-    connections: r.kind === 'channel' ? 'grpc-js channels' : 'raw http2 sessions',
+    connections:
+      r.kind === 'channel'
+        ? 'grpc-js channels'
+        : r.kind === 'session'
+          ? 'raw http2 sessions'
+          : '@engram/h2 connections',
     'per node': r.channels,
     'open total': r.connections,
     'heap MB/100': mb(r.heapUsed, r.nodes),

@@ -4,11 +4,12 @@
  * connection so each really exists, and prints the memory delta as one JSON line.
  */
 import { setImmediate as turn } from 'node:timers/promises';
+import type { H2ClientConnection } from '@engram/h2';
 import { ConnectionPool } from '../src/index.js';
 import { healthCheck, rawHealthCheck } from '../test/helpers.js';
 
 const [kind, channelsArg, portsJson] = process.argv.slice(2) as [
-  'channel' | 'session',
+  'channel' | 'session' | 'h2',
   string,
   string,
 ];
@@ -25,6 +26,40 @@ async function settle(): Promise<NodeJS.MemoryUsage> {
   return process.memoryUsage();
 }
 
+/** grpc.health.v1.Health/Check over an @engram/h2 connection; resolves with grpc-status. */
+function h2HealthCheck(c: H2ClientConnection): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let status = '';
+    c.request(
+      [
+        ':method',
+        'POST',
+        ':scheme',
+        'http',
+        ':path',
+        '/grpc.health.v1.Health/Check',
+        ':authority',
+        'bench',
+        'content-type',
+        'application/grpc',
+        'te',
+        'trailers',
+      ],
+      Buffer.alloc(5),
+      {
+        onHeaders(_s, h) {
+          for (let i = 0; i < h.length; i += 2) if (h[i] === 'grpc-status') status = h[i + 1]!;
+        },
+        onData() {},
+        onClose(_s, code) {
+          if (code === -1 && status === '0') resolve(status);
+          else reject(new Error(`health check closed ${code}, grpc-status ${status}`));
+        },
+      },
+    );
+  });
+}
+
 async function callEvery(pool: ConnectionPool, nodes: number): Promise<void> {
   const calls: Promise<string>[] = [];
   for (let slot = 0; slot < nodes; slot++) {
@@ -32,7 +67,9 @@ async function callEvery(pool: ConnectionPool, nodes: number): Promise<void> {
       calls.push(
         kind === 'channel'
           ? healthCheck(pool.acquireClient(slot))
-          : rawHealthCheck(pool.acquireSession(slot)),
+          : kind === 'session'
+            ? rawHealthCheck(pool.acquireSession(slot))
+            : h2HealthCheck(pool.acquireH2(slot)),
       );
     }
   }
@@ -55,7 +92,8 @@ for (const [i, port] of ports.entries()) pool.addNode(`n${i}`, `127.0.0.1:${port
 await Promise.all(ports.map((_, i) => pool.connect(i, kind)));
 await callEvery(pool, ports.length);
 const after = await settle();
-const connections = kind === 'channel' ? pool.channelCount : pool.sessionCount;
+const connections =
+  kind === 'channel' ? pool.channelCount : kind === 'session' ? pool.sessionCount : pool.h2Count;
 await pool.close();
 
 process.stdout.write(

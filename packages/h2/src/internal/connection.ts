@@ -143,8 +143,8 @@ const ZERO = Buffer.alloc(0);
 const NO_HEADERS: readonly string[] = [];
 /** An HPACK dynamic table size update takes at most this many octets (5-bit prefix, 32-bit value). */
 const SIZE_UPDATE_MAX_BYTES = 6;
-/** First output slab of a connection (allocated on its first write). */
-const INITIAL_SLAB_BYTES = 16 * 1024;
+/** First output slab of a connection (allocated on its first write): small, so idle connections cost little. */
+const INITIAL_SLAB_BYTES = 2 * 1024;
 /** Slabs double, up to this, for connections whose output per turn outgrows them. */
 const MAX_SLAB_BYTES = 256 * 1024;
 const NO_SLAB = Buffer.alloc(0);
@@ -980,12 +980,12 @@ export abstract class H2Connection implements Flushable {
   /** Space for `n` bytes at the end of the output slab; returns its offset. */
   #reserve(n: number): number {
     if (this.#outEnd + n > this.#out.length) {
-      if (this.#out !== NO_SLAB && this.#slabBytes < MAX_SLAB_BYTES) {
-        // One turn's output outgrew the slab: the next one is twice the size.
-        this.#slabBytes *= 2;
-      }
+      // One turn's output outgrew the slab: the rest of the turn goes into one twice the size
+      // (reusing the small one after a synchronous write would mean a write per slab-full).
+      const grow = this.#out !== NO_SLAB && this.#slabBytes < MAX_SLAB_BYTES;
+      if (grow) this.#slabBytes *= 2;
       this.flush();
-      if (this.#outEnd + n > this.#out.length) {
+      if (grow || this.#outEnd + n > this.#out.length) {
         this.#out = Buffer.allocUnsafeSlow(Math.max(this.#slabBytes, n));
         this.#outStart = 0;
         this.#outEnd = 0;
