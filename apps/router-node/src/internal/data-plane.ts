@@ -268,7 +268,9 @@ class Attempt implements StreamHandler {
       return;
     }
     const t = this.trailers;
-    if (code !== CLOSE.OK || this.headers === null || t === null) {
+    // A complete reply (headers and trailers) stands whatever ended the stream after it: a
+    // node may stop an upload it no longer needs with RST_STREAM once it has answered.
+    if (this.headers === null || t === null) {
       const why =
         code === CLOSE.CONNECTION_LOST
           ? 'connection lost'

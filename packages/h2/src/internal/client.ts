@@ -9,7 +9,7 @@ import {
   resolveLocalSettings,
   type StreamHandler,
 } from './connection.js';
-import { H2_ERROR_CODE, H2Error } from './errors.js';
+import { H2_ERROR_CODE, H2Error, H2InvalidArgumentError } from './errors.js';
 import { MAX_STREAM_ID } from './frames.js';
 
 export interface H2ClientOptions {
@@ -18,6 +18,11 @@ export interface H2ClientOptions {
   /** TLS (ALPN `h2`) when set; plaintext HTTP/2 (prior knowledge) otherwise. */
   readonly tls?: tls.ConnectionOptions | null;
   readonly settings?: Partial<LocalSettings>;
+  /**
+   * Id of the first stream (odd). Default 1. For tests of id exhaustion: a connection whose
+   * ids run out closes gracefully and tells `onGoaway`, so a pool replaces it.
+   */
+  readonly firstStreamId?: number;
 }
 
 interface Waiting {
@@ -39,8 +44,21 @@ export class H2ClientConnection extends H2Connection {
   #nextId = 1;
   #waiting: Waiting[] = [];
 
-  constructor(socket: net.Socket, options: ConnectionOptions) {
+  constructor(socket: net.Socket, options: ConnectionOptions, firstStreamId = 1) {
     super(socket, false, options);
+    if (
+      !Number.isInteger(firstStreamId) ||
+      firstStreamId < 1 ||
+      firstStreamId > MAX_STREAM_ID ||
+      firstStreamId % 2 !== 1
+    ) {
+      throw new H2InvalidArgumentError(
+        'firstStreamId',
+        firstStreamId,
+        'an odd integer in 1..2147483647',
+      );
+    }
+    this.#nextId = firstStreamId;
     this.start();
   }
 
@@ -48,6 +66,10 @@ export class H2ClientConnection extends H2Connection {
   static connect(options: H2ClientOptions): H2ClientConnection {
     // Checked before the socket exists, so a bad value leaks nothing.
     const settings = { settings: resolveLocalSettings(options.settings) };
+    const first = options.firstStreamId ?? 1;
+    if (!Number.isInteger(first) || first < 1 || first > MAX_STREAM_ID || first % 2 !== 1) {
+      throw new H2InvalidArgumentError('firstStreamId', first, 'an odd integer in 1..2147483647');
+    }
     if (options.tls != null) {
       const socket = tls.connect({
         ...options.tls,
@@ -55,7 +77,7 @@ export class H2ClientConnection extends H2Connection {
         port: options.port,
         ALPNProtocols: ['h2'],
       });
-      const c = new H2ClientConnection(socket, settings);
+      const c = new H2ClientConnection(socket, settings, first);
       socket.once('secureConnect', () => {
         if (socket.alpnProtocol !== 'h2') {
           c.destroy(
@@ -71,6 +93,7 @@ export class H2ClientConnection extends H2Connection {
     return new H2ClientConnection(
       net.connect({ host: options.host, port: options.port }),
       settings,
+      first,
     );
   }
 
@@ -100,7 +123,8 @@ export class H2ClientConnection extends H2Connection {
     if (this.#waiting.length > 0 || this.streams.size >= this.remoteMaxConcurrentStreams) {
       const s = new H2Stream(0, this, 0, 0);
       s.handler = handler;
-      this.#waiting.push({ stream: s, headers, body });
+      // A copy: the caller may reuse its array for the next request (the router does).
+      this.#waiting.push({ stream: s, headers: headers.slice(), body });
       return s;
     }
     const s = this.#open(handler);
@@ -117,7 +141,16 @@ export class H2ClientConnection extends H2Connection {
     this.#nextId += 2;
     const s = this.newStream(id);
     s.handler = handler;
+    if (this.#nextId > MAX_STREAM_ID) queueMicrotask(() => this.#idsExhausted(id));
     return s;
+  }
+
+  /** The last stream id is taken: close gracefully and tell the owner, as a GOAWAY would. */
+  #idsExhausted(lastId: number): void {
+    if (this.destroyed) return;
+    this.close();
+    const cb = this.onGoaway;
+    if (cb !== null) cb(lastId, 0);
   }
 
   #send(s: H2Stream, headers: readonly string[], body: Buffer | null): void {
@@ -142,9 +175,32 @@ export class H2ClientConnection extends H2Connection {
   }
 
   protected override goawayReceived(lastStreamId: number, code: number): void {
-    for (const w of this.#waiting.splice(0)) this.closeStream(w.stream, 7 /* REFUSED_STREAM */);
+    this.#refuseWaiting();
     const cb = this.onGoaway;
     if (cb !== null) cb(lastStreamId, code);
+    // An error code means the server is failing the connection: its open streams will not
+    // be answered, whether or not it closes the socket.
+    if (code !== 0) {
+      queueMicrotask(() =>
+        this.destroy(
+          new H2Error(H2_ERROR_CODE.CONNECTION_CLOSED, `GOAWAY with error code ${code}`, code),
+        ),
+      );
+    }
+  }
+
+  /** Requests still waiting for a slot never went out: refused (safe to retry elsewhere). */
+  #refuseWaiting(): void {
+    for (const w of this.#waiting.splice(0)) this.closeStream(w.stream, 7 /* REFUSED_STREAM */);
+  }
+
+  override close(): void {
+    this.#refuseWaiting();
+    super.close();
+  }
+
+  protected override connectionLost(): void {
+    for (const w of this.#waiting.splice(0)) this.closeStream(w.stream, CLOSE.CONNECTION_LOST);
   }
 
   protected override closeStream(stream: H2Stream, code: number): void {

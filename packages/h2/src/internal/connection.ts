@@ -141,6 +141,20 @@ export class H2Stream {
 
 const ZERO = Buffer.alloc(0);
 const NO_HEADERS: readonly string[] = [];
+const HEADERS_TOO_LARGE: readonly string[] = [':status', '431'];
+/**
+ * The decoder's own cap, a multiple of SETTINGS_MAX_HEADER_LIST_SIZE: past it the block is an
+ * HPACK bomb and the connection fails; between the two only the stream does.
+ */
+const DECODER_LIST_SIZE_FACTOR = 4;
+const MAX_SETTING_VALUE = 2 ** 32 - 1;
+
+/** RFC 9113 §6.5.2 size of a header list: names + values + 32 per field. */
+function headerListSize(list: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < list.length; i++) n += list[i]!.length;
+  return n + 16 * list.length;
+}
 /** An HPACK dynamic table size update takes at most this many octets (5-bit prefix, 32-bit value). */
 const SIZE_UPDATE_MAX_BYTES = 6;
 /** First output slab of a connection (allocated on its first write): small, so idle connections cost little. */
@@ -235,7 +249,12 @@ export abstract class H2Connection implements Flushable {
     this.isServer = isServer;
     this.local = resolveLocalSettings(options.settings);
     this.#now = options.now ?? performance.now.bind(performance);
-    this.decoder = new HpackDecoder({ maxHeaderListSize: this.local.maxHeaderListSize });
+    this.decoder = new HpackDecoder({
+      maxHeaderListSize: Math.min(
+        this.local.maxHeaderListSize * DECODER_LIST_SIZE_FACTOR,
+        MAX_SETTING_VALUE,
+      ),
+    });
     this.#needPreface = isServer;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
@@ -390,7 +409,15 @@ export abstract class H2Connection implements Flushable {
   /** Writes what is buffered: one `socket.write` for everything since the last flush. */
   flush(): void {
     this.#flushQueued = false;
-    if (this.#outEnd === this.#outStart || this.socket.destroyed) return;
+    if (this.#outEnd === this.#outStart) return;
+    if (this.socket.destroyed || this.socket.writableEnded) {
+      // After end() (graceful close done) a late control frame (PING ACK, SETTINGS ACK...)
+      // must not be written: a write after end makes Node destroy the socket and drop
+      // reply bytes still queued for a slow reader.
+      this.#outStart = 0;
+      this.#outEnd = 0;
+      return;
+    }
     this.socket.write(this.#out.subarray(this.#outStart, this.#outEnd));
     if (this.socket.writableLength === 0) {
       // Written through to the kernel synchronously: nothing references the slab any more,
@@ -411,6 +438,9 @@ export abstract class H2Connection implements Flushable {
 
   /** Called after each SETTINGS from the peer was applied (the first makes a client ready). */
   protected peerSettingsReceived(): void {}
+
+  /** Called when the socket is gone, after open streams were closed (clients fail queued requests). */
+  protected connectionLost(): void {}
 
   /** Called after a GOAWAY from the peer was applied. */
   protected goawayReceived(_lastStreamId: number, _code: number): void {}
@@ -586,11 +616,16 @@ export abstract class H2Connection implements Flushable {
         }
         const s = this.streams.get(id);
         if (s !== undefined) {
-          if (this.isServer && !this.#takeResetToken()) {
-            this.fail(H2_ERROR.ENHANCE_YOUR_CALM, 'too many streams reset by the client');
+          const code = buf.readUInt32BE(start);
+          // NO_ERROR after the peer's complete reply only stops our upload (RFC 9113 §8.1):
+          // the reply stands.
+          if (code === H2_ERROR.NO_ERROR && s.remoteEnded) {
+            this.closeStream(s, CLOSE.OK);
             return;
           }
-          this.closeStream(s, buf.readUInt32BE(start));
+          if (this.isServer && !this.#takeResetToken())
+            this.#calm('too many streams reset by the client');
+          this.closeStream(s, code);
         } else if (this.#idle(id)) {
           this.fail(H2_ERROR.PROTOCOL_ERROR, 'RST_STREAM on an idle stream');
         }
@@ -652,6 +687,31 @@ export abstract class H2Connection implements Flushable {
       default:
         return; // Unknown frame types are ignored (RFC 9113 §4.1).
     }
+  }
+
+  /**
+   * The peer ended its side of `s`. Both sides ended: the stream is over. A client whose
+   * request is still going out already has the complete reply: it stops the upload with
+   * RST_STREAM(CANCEL) and the stream ends OK (a server's response may still be streaming).
+   */
+  #remoteEnded(s: H2Stream): void {
+    if (s.localEnded && s.queue === null) {
+      this.closeStream(s, CLOSE.OK);
+    } else if (!this.isServer) {
+      this.writeRst(s.id, H2_ERROR.CANCEL);
+      this.closeStream(s, CLOSE.OK);
+    }
+  }
+
+  /**
+   * An abusive but well-formed peer: GOAWAY(ENHANCE_YOUR_CALM) and a graceful close, so the
+   * streams it already opened still finish and it can open no more.
+   */
+  #calm(message: string): void {
+    if (this.goawaySent) return;
+    this.#writeGoaway(H2_ERROR.ENHANCE_YOUR_CALM, message);
+    this.goawaySent = true;
+    this.#endIfIdle();
   }
 
   /** Token bucket of client stream resets (only RST_STREAM frames read the clock). */
@@ -722,7 +782,11 @@ export abstract class H2Connection implements Flushable {
         this.fail(H2_ERROR.PROTOCOL_ERROR, 'DATA on an idle stream');
         return;
       }
-      if (!this.#flooded()) this.writeRst(id, H2_ERROR.STREAM_CLOSED);
+      // A client's closed streams are mostly ones it reset (cancelled attempts) whose DATA was
+      // in flight: ignored (RFC 9113 §5.1), the bytes counted above; answering each with
+      // RST_STREAM would spend the server's own reset budget. A server tells a client that
+      // sends DATA after its stream ended.
+      if (this.isServer && !this.#flooded()) this.writeRst(id, H2_ERROR.STREAM_CLOSED);
       return;
     }
     if (s.remoteEnded) {
@@ -748,7 +812,7 @@ export abstract class H2Connection implements Flushable {
     if (h !== null && (end > start || endStream)) {
       h.onData(s, end > start ? buf.subarray(start, end) : ZERO, endStream);
     }
-    if (endStream && !s.closed && s.localEnded && s.queue === null) this.closeStream(s, CLOSE.OK);
+    if (endStream && !s.closed) this.#remoteEnded(s);
   }
 
   #onHeadersFrame(flags: number, id: number, buf: Buffer, start: number, end: number): void {
@@ -808,11 +872,18 @@ export abstract class H2Connection implements Flushable {
       return;
     }
     const endStream = (flags & FLAG.END_STREAM) !== 0;
+    const tooLarge = headerListSize(headers) > this.local.maxHeaderListSize;
     const s = this.streams.get(id);
     if (s === undefined) {
       const peerOpened = (id & 1) === (this.isServer ? 1 : 0);
       if (peerOpened && id > this.lastPeerStreamId) {
         this.lastPeerStreamId = id;
+        if (tooLarge && this.isServer) {
+          // Only this request fails (RFC 9113 §10.5.1: 431); the others on the connection live.
+          this.#encodeHeaders(id, HEADERS_TOO_LARGE, FLAG.END_STREAM);
+          if (!endStream) this.writeRst(id, H2_ERROR.NO_ERROR);
+          return;
+        }
         this.onPeerStream(id, headers, endStream);
         return;
       }
@@ -830,6 +901,11 @@ export abstract class H2Connection implements Flushable {
     }
     if (s.remoteEnded) {
       this.streamError(id, H2_ERROR.STREAM_CLOSED);
+      return;
+    }
+    if (tooLarge) {
+      // A reply (or trailers) above our limit fails its stream, not the connection.
+      this.streamError(id, H2_ERROR.PROTOCOL_ERROR);
       return;
     }
     if (
@@ -852,7 +928,7 @@ export abstract class H2Connection implements Flushable {
     if (endStream) s.remoteEnded = true;
     const h = s.handler;
     if (h !== null) h.onHeaders(s, headers, endStream);
-    if (endStream && !s.closed && s.localEnded && s.queue === null) this.closeStream(s, CLOSE.OK);
+    if (endStream && !s.closed) this.#remoteEnded(s);
   }
 
   #onSettings(flags: number, id: number, buf: Buffer, start: number, end: number): void {
@@ -961,6 +1037,7 @@ export abstract class H2Connection implements Flushable {
     this.destroyed = true;
     const lost = this.error ?? new H2Error(H2_ERROR_CODE.CONNECTION_CLOSED, 'connection closed');
     for (const s of [...this.streams.values()]) this.closeStream(s, CLOSE.CONNECTION_LOST);
+    this.connectionLost();
     for (const cb of this.#pings.splice(0)) cb(lost);
     this.#blocked.length = 0;
     const cb = this.onClose;
@@ -1132,7 +1209,8 @@ export abstract class H2Connection implements Flushable {
     writeFrameHead(this.#out, at, len, FRAME_TYPE.DATA, flags, id);
     this.#commit(at + FRAME_HEADER_BYTES);
     this.flush();
-    this.socket.write(data.subarray(start, end));
+    if (!this.socket.writableEnded && !this.socket.destroyed)
+      this.socket.write(data.subarray(start, end));
   }
 
   #localEnd(stream: H2Stream): void {
