@@ -124,6 +124,26 @@ describe('request and reply headers', () => {
     expect(value(r.trailers, 'x-engram-served-by')).toBe(c.configs[0]!.id);
   });
 
+  it('answers a request above listen.maxHeaderListBytes with HTTP 431, and serves the next call', async () => {
+    const c = await LocalCluster.start(1, 1);
+    cleanup.add(() => c.stop());
+    const router = await spawnRouter(
+      cleanup,
+      testConfig({
+        nodes: c.configs,
+        workers: 0,
+        listen: { host: '127.0.0.1', port: 0, maxHeaderListBytes: 2048 },
+      }),
+    );
+    const h2 = H2ClientConnection.connect({ host: '127.0.0.1', port: router.port });
+    cleanup.add(() => h2.destroy());
+    const big = await rawRecall(h2, ['x-big', 'v'.repeat(4096)]);
+    expect(big.code).toBe(CLOSE.OK);
+    expect(value(big.headers, ':status')).toBe('431');
+    const ok = await rawRecall(h2, ['x-small', 'v']);
+    expect(value(ok.trailers, 'grpc-status')).toBe('0');
+  });
+
   it('percent-encodes a non-ASCII node id in the served-by trailer; field 15 keeps it exact', async () => {
     const c = await LocalCluster.start(1, 1);
     cleanup.add(() => c.stop());

@@ -179,6 +179,21 @@ describe('config', () => {
     expect(cfg.nodes).toEqual([{ id: 'a', address: '127.0.0.1:1', zone: '' }]);
   });
 
+  it('takes the ingress HTTP/2 limits from file, env and flags', () => {
+    const cfg = resolveConfig({
+      file: { listen: { maxConcurrentStreams: 50 } },
+      env: { [envName('listen.idleTimeoutMs')]: '0' },
+      flags: { 'listen.maxHeaderListBytes': '8192' },
+    });
+    expect(cfg.listen).toEqual({
+      host: CONFIG_DEFAULTS.listen.host,
+      port: CONFIG_DEFAULTS.listen.port,
+      maxConcurrentStreams: 50,
+      idleTimeoutMs: 0,
+      maxHeaderListBytes: 8192,
+    });
+  });
+
   it.each([
     [{ router: { maxRetries: -1 } }, 'router.maxRetries'],
     [{ router: { retryBaseDelayMs: 500, retryMaxDelayMs: 100 } }, 'router.retryMaxDelayMs'],
@@ -186,6 +201,9 @@ describe('config', () => {
     [{ logLevel: 'loud' }, 'logLevel'],
     [{ localNodeId: 'zz', nodes: [{ id: 'a', address: '127.0.0.1:1' }] }, 'localNodeId'],
     [{ nodes: [], localCluster: { nodes: 0 } }, 'nodes'],
+    [{ listen: { maxConcurrentStreams: 0 } }, 'listen.maxConcurrentStreams'],
+    [{ listen: { maxHeaderListBytes: 10 } }, 'listen.maxHeaderListBytes'],
+    [{ listen: { idleTimeoutMs: -1 } }, 'listen.idleTimeoutMs'],
   ])('rejects %j naming %s', (file, key) => {
     try {
       resolveConfig({ file });

@@ -34,7 +34,16 @@ export interface UpstreamTlsConfig {
 
 /** Every setting of router-node, with units in the names. See `CONFIG_DEFAULTS`. */
 export interface RouterNodeConfig {
-  readonly listen: { readonly host: string; readonly port: number };
+  readonly listen: {
+    readonly host: string;
+    readonly port: number;
+    /** HTTP/2 streams one client connection may have open at once. */
+    readonly maxConcurrentStreams: number;
+    /** A client connection with no stream and no traffic this long gets GOAWAY; 0 = never. */
+    readonly idleTimeoutMs: number;
+    /** Largest request header list accepted (names + values + 32 per field); larger: HTTP 431. */
+    readonly maxHeaderListBytes: number;
+  };
   readonly tls: ListenerTlsConfig | null;
   readonly admin: {
     readonly enabled: boolean;
@@ -94,7 +103,13 @@ export interface RouterNodeConfig {
 
 /** Defaults; the seed's router and pool defaults, units in the key names. */
 export const CONFIG_DEFAULTS: RouterNodeConfig = Object.freeze({
-  listen: { host: '127.0.0.1', port: 50051 },
+  listen: {
+    host: '127.0.0.1',
+    port: 50051,
+    maxConcurrentStreams: 1000,
+    idleTimeoutMs: 5 * 60 * 1000, // 5 min
+    maxHeaderListBytes: 64 * 1024, // 64 KiB, nghttp2's and grpc's usual limit
+  },
   tls: null,
   admin: { enabled: true, host: '127.0.0.1', port: 50052, tls: null },
   metrics: { enabled: true, host: '127.0.0.1', port: 9464 },
@@ -154,6 +169,9 @@ const MS = (min: number, max: number): Scalar => ({ kind: 'int', min, max });
 export const SCALAR_KEYS: Readonly<Record<string, Scalar>> = Object.freeze({
   'listen.host': { kind: 'string' },
   'listen.port': PORT,
+  'listen.maxConcurrentStreams': { kind: 'int', min: 1, max: 100_000 },
+  'listen.idleTimeoutMs': MS(0, 2_147_483_647),
+  'listen.maxHeaderListBytes': { kind: 'int', min: 1024, max: 16 * 1024 * 1024 },
   'admin.enabled': { kind: 'bool' },
   'admin.host': { kind: 'string' },
   'admin.port': PORT,
@@ -415,7 +433,13 @@ function validate(root: JsonObject): RouterNodeConfig {
     if (!TOP_KEYS.has(k)) throw new ConfigError(k, root[k], 'unknown key');
   }
   const d = CONFIG_DEFAULTS;
-  const listen = section(root, 'listen', ['host', 'port']);
+  const listen = section(root, 'listen', [
+    'host',
+    'port',
+    'maxConcurrentStreams',
+    'idleTimeoutMs',
+    'maxHeaderListBytes',
+  ]);
   const admin = section(root, 'admin', ['enabled', 'host', 'port', 'tls']);
   const metrics = section(root, 'metrics', ['enabled', 'host', 'port']);
   const router = section(root, 'router', Object.keys(d.router));
@@ -461,6 +485,14 @@ function validate(root: JsonObject): RouterNodeConfig {
     listen: {
       host: s(listen, 'listen', 'host', d.listen.host),
       port: s(listen, 'listen', 'port', d.listen.port),
+      maxConcurrentStreams: s(
+        listen,
+        'listen',
+        'maxConcurrentStreams',
+        d.listen.maxConcurrentStreams,
+      ),
+      idleTimeoutMs: s(listen, 'listen', 'idleTimeoutMs', d.listen.idleTimeoutMs),
+      maxHeaderListBytes: s(listen, 'listen', 'maxHeaderListBytes', d.listen.maxHeaderListBytes),
     },
     tls: listenerTls(root, 'tls'),
     admin: {

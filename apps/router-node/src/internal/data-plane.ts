@@ -443,7 +443,11 @@ export class DataPlane {
     this.#maxRequestBytes = init.config.router.maxMessageBytes + FRAME_HEADER_BYTES;
     const t = init.ingressTls;
     this.#ingress = new H2Server({
-      settings: { maxConcurrentStreams: 1000 },
+      settings: {
+        maxConcurrentStreams: init.config.listen.maxConcurrentStreams,
+        maxHeaderListSize: init.config.listen.maxHeaderListBytes,
+      },
+      idleTimeoutMs: init.config.listen.idleTimeoutMs,
       tls:
         t === null
           ? null
