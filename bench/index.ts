@@ -13,7 +13,7 @@
  *
  * Run: pnpm --filter @engram/bench bench   (needs h2load; nginx optional)
  * Env: BENCH_SEQ (default 3000 calls), BENCH_CONC (default 30000 calls), BENCH_ROUNDS
- * (default 3), BENCH_VARIANTS=part,part (only router variants whose name has one),
+ * (default 3), BENCH_RATE (calls/s of the fixed-rate run, default 10000, 0 = skip), BENCH_VARIANTS=part,part (only router variants whose name has one),
  * BENCH_BASELINE_ROUTER=name=/path/to/router-node/dist/main.js (another build of
  * router-node measured side by side, e.g. an older commit).
  */
@@ -29,6 +29,9 @@ import * as grpc from '@grpc/grpc-js';
 const SEQ_CALLS = Number(process.env.BENCH_SEQ ?? 3000);
 const CONC_CALLS = Number(process.env.BENCH_CONC ?? 30000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** Total calls/s of the fixed-rate run (4 connections, h2load --rps each); 0 = skipped. */
+const RATE = Number(process.env.BENCH_RATE ?? 10_000);
+const RATE_SECONDS = 3;
 const WARMUP_CALLS = 3000;
 const CLK_TCK = 100; // getconf CLK_TCK on Linux
 const ROUTER_MAIN = fileURLToPath(new URL('./main.js', import.meta.resolve('@engram/router-node')));
@@ -110,6 +113,7 @@ function h2load(
   conns: number,
   streams: number,
   body: string,
+  rpsPerConn = 0,
 ): LoadResult {
   const log = join(dir, `h2load-${Date.now()}.log`);
   const out = execFileSync(
@@ -123,6 +127,7 @@ function h2load(
       String(streams),
       '-t',
       '1',
+      ...(rpsPerConn > 0 ? [`--rps=${rpsPerConn}`] : []),
       '-d',
       body,
       '-H',
@@ -166,6 +171,9 @@ interface Row {
   concP50: number;
   concP99: number;
   rps: number;
+  /** p50/p99 at a fixed RATE calls/s (NaN when skipped). */
+  rateP50: number;
+  rateP99: number;
   cpuUsPerCall: number | null;
   /** Resident memory of the proxy after the 64-in-flight run. */
   rssMb: number | null;
@@ -192,6 +200,8 @@ function medianRow(rounds: Row[]): Row {
     seqP99: median(rounds.map((r) => r.seqP99)),
     concP50: median(rounds.map((r) => r.concP50)),
     concP99: median(rounds.map((r) => r.concP99)),
+    rateP50: median(rounds.map((r) => r.rateP50)),
+    rateP99: median(rounds.map((r) => r.rateP99)),
     rps: median(rps),
     cpuUsPerCall: cpu.length > 0 ? median(cpu) : null,
     rssMb: first.rssMb === null ? null : Math.max(...rounds.map((r) => r.rssMb ?? 0)),
@@ -202,7 +212,10 @@ function medianRow(rounds: Row[]): Row {
 
 async function gcCounters(port: number | undefined): Promise<{ count: number; sum: number }> {
   if (port === undefined) return { count: 0, sum: 0 };
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  // One retry: fetch reuses a keep-alive socket the server may just have closed (Node's
+  // http server drops idle ones after 5 s), which fails with "other side closed".
+  const scrape = async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const text = await scrape().catch(scrape);
   let count = 0;
   let sum = 0;
   for (const line of text.split('\n')) {
@@ -225,6 +238,10 @@ async function measure(t: Target, body: string): Promise<Row> {
   const after = pids.length > 0 ? cpuTicks(t.pids()) : 0;
   const gc1 = await gcCounters(t.metricsPort);
   const gcMs = (gc1.sum - gc0.sum) * 1000;
+  // Fixed rate, the same offered load for every path: tails compare like for like (the
+  // 64-in-flight run is closed-loop, each path at its own maximum).
+  const fixed =
+    RATE > 0 ? h2load(t.url, RATE * RATE_SECONDS, 4, 16, body, Math.ceil(RATE / 4)) : null;
   return {
     path: t.name,
     seqP50: seq.p50Ms,
@@ -232,13 +249,15 @@ async function measure(t: Target, body: string): Promise<Row> {
     concP50: conc.p50Ms,
     concP99: conc.p99Ms,
     rps: conc.rps,
+    rateP50: fixed?.p50Ms ?? Number.NaN,
+    rateP99: fixed?.p99Ms ?? Number.NaN,
     cpuUsPerCall: pids.length > 0 ? (((after - before) / CLK_TCK) * 1e6) / CONC_CALLS : null,
     rssMb: pids.length > 0 ? rssMb(t.pids()) : null,
     gc:
       t.metricsPort === undefined
         ? ''
         : `${gc1.count - gc0.count} pauses, ${gcMs.toFixed(0)} ms (${((gcMs / wallMs) * 100).toFixed(1)}% of wall), ${((gcMs * 1000) / CONC_CALLS).toFixed(1)} µs/call`,
-    errors: seq.errors + conc.errors,
+    errors: seq.errors + conc.errors + (fixed?.errors ?? 0),
   };
 }
 
@@ -457,6 +476,9 @@ async function main(): Promise<void> {
       'added seq p99 ms': r === direct ? '' : (r.seqP99 - direct.seqP99).toFixed(3),
       '64-in-flight p50 ms': r.concP50.toFixed(3),
       '64-in-flight p99 ms': r.concP99.toFixed(3),
+      [`${RATE}/s p50 ms`]: r.rateP50.toFixed(3),
+      [`${RATE}/s p99 ms`]: r.rateP99.toFixed(3),
+      [`added ${RATE}/s p99 ms`]: r === direct ? '' : (r.rateP99 - direct.rateP99).toFixed(3),
       'calls/s': Math.round(r.rps),
       'calls/s min–max': r.rpsRange,
       'calls/s ÷ direct': (r.rps / direct.rps).toFixed(2),

