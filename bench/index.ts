@@ -401,9 +401,9 @@ async function main(): Promise<void> {
     { name: 'direct', url: `http://${nodeAddress}/engram.v1.MemoryService/Recall`, pids: () => [] },
   ];
   const variants: [string, Record<string, unknown>, string[], string?][] = [
-    ['router-node --workers 0 (default)', { workers: 0 }, []],
+    ['router-node --workers 1 (default)', { workers: 1 }, []],
+    ['router-node --workers 0', { workers: 0 }, []],
     [`router-node --workers ${cores}`, { workers: cores }, []],
-    ['router-node --workers 1', { workers: 1 }, []],
     ['router-node --workers 1, young gen 48 MB', { workers: 1, youngGenerationMb: 48 }, []],
     ['router-node --workers 1, young gen 192 MB', { workers: 1, youngGenerationMb: 192 }, []],
     ['router-node --workers 0, semi-space 64 MB', { workers: 0 }, ['--max-semi-space-size=64']],
@@ -422,7 +422,7 @@ async function main(): Promise<void> {
     }
   }
   const baseline = process.env.BENCH_BASELINE_ROUTER;
-  if (baseline !== undefined && baseline.includes('=')) {
+  if (baseline?.includes('=')) {
     const at = baseline.indexOf('=');
     variants.push([baseline.slice(0, at), { workers: 0 }, [], baseline.slice(at + 1)]);
   }

@@ -43,7 +43,9 @@ export async function runDemo(config: RouterNodeConfig, log: Logger): Promise<nu
   const client = new MemoryServiceClient(router.address, grpc.credentials.createInsecure());
   let failures = 0;
   try {
-    line(`router listening on ${router.address} (${router.workers} data-plane worker threads)`);
+    line(
+      `router listening on ${router.address} (${router.workers} data-plane worker thread${router.workers === 1 ? '' : 's'})`,
+    );
     line(
       `local cluster: ${router
         .table()
