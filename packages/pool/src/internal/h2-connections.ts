@@ -1,9 +1,6 @@
 import { H2_ERROR_CODE, H2ClientConnection, H2Error } from '@engram/h2';
-import {
-  CONNECTION_STATE,
-  type ConnectionFactory,
-  type ConnectionHooks,
-} from './connection-set.js';
+import type { ConnectionFactory, ConnectionHooks } from './connection-set.js';
+import { superviseLiveness } from './liveness.js';
 import type { Clock, PoolCredentials } from './options.js';
 
 /**
@@ -74,59 +71,19 @@ export class H2ConnectionFactory implements ConnectionFactory<H2ClientConnection
             }
           : null,
     });
-    let keepaliveTimer: unknown;
-    let pingTimeoutTimer: unknown;
-    let done = false;
-    const stop = (): void => {
-      done = true;
-      clock.clearTimeout(connectTimer);
-      clock.clearTimeout(keepaliveTimer);
-      clock.clearTimeout(pingTimeoutTimer);
-    };
-    const broken = (cause: Error): void => {
-      if (done) return;
-      stop();
-      hooks.broken(cause);
-    };
-    const dead = (cause: Error): void => {
-      if (done) return;
-      c.destroy(new H2Error(H2_ERROR_CODE.CONNECTION_CLOSED, cause.message));
-      broken(cause);
-    };
-    const scheduleKeepalive = (): void => {
-      keepaliveTimer = clock.setTimeout(() => {
-        if (done || c.isDestroyed) return;
-        pingTimeoutTimer = clock.setTimeout(
-          () =>
-            dead(
-              new Error(
-                `connection ${index} to ${address}: keep-alive PING unanswered after ${keepaliveTimeoutMs} ms`,
-              ),
-            ),
-          keepaliveTimeoutMs,
-        );
-        c.ping((err) => {
-          clock.clearTimeout(pingTimeoutTimer);
-          if (err) broken(err);
-          else if (!done) scheduleKeepalive();
-        });
-      }, keepaliveIntervalMs);
-    };
-    const connectTimer = clock.setTimeout(
-      () =>
-        dead(
-          new Error(
-            `connection ${index} to ${address}: connect timeout after ${connectTimeoutMs} ms`,
-          ),
-        ),
+    const live = superviseLiveness({
+      clock,
       connectTimeoutMs,
-    );
-    c.onReady = () => {
-      if (done) return;
-      clock.clearTimeout(connectTimer);
-      hooks.state(CONNECTION_STATE.READY);
-      scheduleKeepalive();
-    };
+      keepaliveIntervalMs,
+      keepaliveTimeoutMs,
+      label: `connection ${index} to ${address}`,
+      hooks,
+      ping: (done) => c.ping(done),
+      destroy: (cause) => c.destroy(new H2Error(H2_ERROR_CODE.CONNECTION_CLOSED, cause.message)),
+      isGone: () => c.isDestroyed,
+    });
+    const broken = live.broken;
+    c.onReady = () => live.ready();
     c.onGoaway = (_last, code) =>
       broken(new Error(`connection ${index} to ${address}: GOAWAY received (code ${code})`));
     // The H2Error keeps the socket error (e.g. ECONNREFUSED) as its cause: keep the chain.

@@ -1,9 +1,6 @@
 import * as http2 from 'node:http2';
-import {
-  CONNECTION_STATE,
-  type ConnectionFactory,
-  type ConnectionHooks,
-} from './connection-set.js';
+import type { ConnectionFactory, ConnectionHooks } from './connection-set.js';
+import { superviseLiveness } from './liveness.js';
 import type { Clock, PoolCredentials } from './options.js';
 
 /**
@@ -67,62 +64,25 @@ export class Http2SessionFactory implements ConnectionFactory<http2.ClientHttp2S
     const { clock, connectTimeoutMs, keepaliveIntervalMs, keepaliveTimeoutMs, address } =
       this.options;
     const session = http2.connect(this.authority, this.connectOptions);
-    let keepaliveTimer: unknown;
-    let pingTimeoutTimer: unknown;
-    let done = false;
-    const stop = (): void => {
-      done = true;
-      clock.clearTimeout(connectTimer);
-      clock.clearTimeout(keepaliveTimer);
-      clock.clearTimeout(pingTimeoutTimer);
-    };
-    const broken = (cause: Error): void => {
-      if (done) return;
-      stop();
-      hooks.broken(cause);
-    };
-    // A peer that missed the connect timeout or a PING is gone: nothing to close gracefully.
-    const dead = (cause: Error): void => {
-      if (done) return;
-      session.destroy();
-      broken(cause);
-    };
-    const scheduleKeepalive = (): void => {
-      keepaliveTimer = clock.setTimeout(() => {
-        if (done || session.closed || session.destroyed) return;
-        pingTimeoutTimer = clock.setTimeout(
-          () =>
-            dead(
-              new Error(
-                `session ${index} to ${address}: keep-alive PING unanswered after ${keepaliveTimeoutMs} ms`,
-              ),
-            ),
-          keepaliveTimeoutMs,
-        );
-        const sent = session.ping((err) => {
-          clock.clearTimeout(pingTimeoutTimer);
-          if (err) broken(err);
-          else if (!done) scheduleKeepalive();
-        });
-        if (!sent) broken(new Error(`session ${index} to ${address}: too many pending PINGs`));
-      }, keepaliveIntervalMs);
-    };
-    const connectTimer = clock.setTimeout(
-      () =>
-        dead(
-          new Error(`session ${index} to ${address}: connect timeout after ${connectTimeoutMs} ms`),
-        ),
+    const live = superviseLiveness({
+      clock,
       connectTimeoutMs,
-    );
+      keepaliveIntervalMs,
+      keepaliveTimeoutMs,
+      label: `session ${index} to ${address}`,
+      hooks,
+      ping: (done) => session.ping((err) => done(err)),
+      destroy: () => session.destroy(),
+      isGone: () => session.closed || session.destroyed,
+    });
+    const broken = live.broken;
     // READY on the server's first SETTINGS frame, not on TCP/TLS connect: a peer that
     // accepts sockets but does not speak HTTP/2 must fail the connect timeout.
     session.once('remoteSettings', () => {
       this.settled.add(session);
-      if (done) return;
-      clock.clearTimeout(connectTimer);
+      if (session.destroyed) return;
       session.setLocalWindowSize(SESSION_CONNECTION_WINDOW_BYTES);
-      hooks.state(CONNECTION_STATE.READY);
-      scheduleKeepalive();
+      live.ready();
     });
     session.on('error', (err: Error) => broken(err));
     session.once('goaway', (errorCode: number) =>
