@@ -164,3 +164,41 @@ describe('stream reset rate limit (Rapid Reset, CVE-2023-44487)', () => {
     expect(seen.goaway()).toBe(-1);
   });
 });
+
+describe('stream reset rate limit, graceful', () => {
+  it('lets the calls already open finish after GOAWAY(ENHANCE_YOUR_CALM)', async () => {
+    const clock = { ms: 1000 };
+    let held: import('../src/index.js').H2Stream | null = null;
+    const server = new H2Server({
+      now: () => clock.ms,
+      onStream(s) {
+        s.handler = { onHeaders() {}, onData() {}, onClose() {} };
+        if (held === null) held = s; // the first stream is answered only after the trip
+      },
+    });
+    server.server.listen(0, '127.0.0.1');
+    await once(server.server, 'listening');
+    cleanups.push(() => server.close(100));
+    const socket = await client((server.server.address() as net.AddressInfo).port);
+    const seen = collect(socket);
+    let answered = false;
+    socket.on('data', (d: Buffer) => {
+      // HEADERS (type 1) with END_STREAM on stream 1: the held call's answer.
+      for (let p = 0; p + 9 <= d.length; ) {
+        const len = d.readUIntBE(p, 3);
+        if (d[p + 3] === FRAME_TYPE.HEADERS && (d.readUInt32BE(p + 5) & 0x7fffffff) === 1) {
+          answered = true;
+        }
+        p += 9 + len;
+      }
+    });
+    socket.write(frame(FRAME_TYPE.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, BLOCK));
+    await expect.poll(() => held).not.toBeNull();
+    socket.write(openAndReset(3, STREAM_RESET_BURST + 1));
+    await expect.poll(() => seen.goaway()).toBe(H2_ERROR.ENHANCE_YOUR_CALM);
+    expect(server.connections.size).toBe(1); // still open: stream 1 is in flight
+    held!.sendHeaders([':status', '200', 'grpc-status', '0'], true);
+    await once(socket, 'close');
+    expect(answered).toBe(true);
+  });
+});

@@ -238,3 +238,52 @@ describe('review fixes', () => {
     expect(c.isDestroyed).toBe(false);
   });
 });
+
+describe('a client ignores DATA for a stream it reset', () => {
+  it('answers late DATA on a cancelled stream with nothing (no RST_STREAM per frame)', async () => {
+    const net = await import('node:net');
+    const frames: { type: number; id: number }[] = [];
+    let serverSocket: import('node:net').Socket | null = null;
+    const raw = net.createServer((sock) => {
+      serverSocket = sock;
+      sock.on('error', () => {});
+      // Server preface: an empty SETTINGS.
+      sock.write(Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]));
+      let buf = Buffer.alloc(0);
+      let prefaceLeft = 24;
+      sock.on('data', (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        if (prefaceLeft > 0) {
+          const n = Math.min(prefaceLeft, buf.length);
+          buf = buf.subarray(n);
+          prefaceLeft -= n;
+        }
+        while (buf.length >= 9) {
+          const len = buf.readUIntBE(0, 3);
+          if (buf.length < 9 + len) break;
+          frames.push({ type: buf[3]!, id: buf.readUInt32BE(5) & 0x7fffffff });
+          buf = buf.subarray(9 + len);
+        }
+      });
+    });
+    raw.listen(0, '127.0.0.1');
+    await once(raw, 'listening');
+    cleanups.push(() => {
+      serverSocket?.destroy();
+      return new Promise<void>((r) => raw.close(() => r()));
+    });
+    const c = await client((raw.address() as AddressInfo).port);
+    const { stream, done } = send(c, Buffer.from('x'));
+    await expect.poll(() => frames.some((f) => f.type === 1 && f.id === 1)).toBe(true);
+    stream.reset(); // the router cancels an attempt
+    expect((await done).code).toBe(H2_ERROR.CANCEL);
+    await expect.poll(() => frames.filter((f) => f.type === 3).length).toBe(1);
+    // The node's DATA that was already on its way for stream 1, then a PING to sync.
+    const dataFrame = Buffer.from([0, 0, 3, 0, 0, 0, 0, 0, 1, 1, 2, 3]);
+    const ping = Buffer.from([0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    serverSocket!.write(Buffer.concat([dataFrame, dataFrame, dataFrame, dataFrame, ping]));
+    await expect.poll(() => frames.some((f) => f.type === 6)).toBe(true);
+    expect(frames.filter((f) => f.type === 3)).toHaveLength(1); // only our CANCEL
+    expect(c.isDestroyed).toBe(false);
+  });
+});
