@@ -1,7 +1,6 @@
 import { H2_ERROR_CODE, H2ClientConnection, H2Error } from '@engram/h2';
 import type { ConnectionFactory, ConnectionHooks } from './connection-set.js';
-import { superviseLiveness } from './liveness.js';
-import type { Clock, PoolCredentials } from './options.js';
+import { type RawConnectionOptions, superviseLiveness } from './liveness.js';
 
 /**
  * Connection-level receive window of an `@engram/h2` connection: dozens of responses in
@@ -9,15 +8,6 @@ import type { Clock, PoolCredentials } from './options.js';
  * credit, not an allocation.
  */
 export const H2_CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024; // 16 MiB
-
-export interface H2ConnectionFactoryOptions {
-  readonly address: string;
-  readonly credentials: PoolCredentials;
-  readonly connectTimeoutMs: number;
-  readonly keepaliveIntervalMs: number;
-  readonly keepaliveTimeoutMs: number;
-  readonly clock: Clock;
-}
 
 /** Splits `host:port` (IPv6 hosts in brackets). */
 export function splitAddress(address: string): { host: string; port: number } {
@@ -35,11 +25,11 @@ export function splitAddress(address: string): { host: string; port: number } {
  */
 export class H2ConnectionFactory implements ConnectionFactory<H2ClientConnection> {
   readonly kind = 'h2' as const;
-  private readonly options: H2ConnectionFactoryOptions;
+  private readonly options: RawConnectionOptions;
   private readonly host: string;
   private readonly port: number;
 
-  constructor(options: H2ConnectionFactoryOptions) {
+  constructor(options: RawConnectionOptions) {
     this.options = options;
     const { host, port } = splitAddress(options.address);
     this.host = host;

@@ -1,7 +1,6 @@
 import * as http2 from 'node:http2';
 import type { ConnectionFactory, ConnectionHooks } from './connection-set.js';
-import { superviseLiveness } from './liveness.js';
-import type { Clock, PoolCredentials } from './options.js';
+import { type RawConnectionOptions, superviseLiveness } from './liveness.js';
 
 /**
  * Connection-level receive window of a raw session. HTTP/2 starts every connection at
@@ -18,15 +17,6 @@ const SESSION_OPTIONS = {
   maxSessionMemory: Number.MAX_SAFE_INTEGER,
 } as const;
 
-export interface Http2SessionFactoryOptions {
-  readonly address: string;
-  readonly credentials: PoolCredentials;
-  readonly connectTimeoutMs: number;
-  readonly keepaliveIntervalMs: number;
-  readonly keepaliveTimeoutMs: number;
-  readonly clock: Clock;
-}
-
 /**
  * Raw `node:http2` client sessions to one node, for forwarding gRPC frames undecoded.
  * A session is broken (closed and replaced by the set after backoff) on 'error', 'goaway',
@@ -36,12 +26,12 @@ export interface Http2SessionFactoryOptions {
 export class Http2SessionFactory implements ConnectionFactory<http2.ClientHttp2Session> {
   readonly kind = 'session' as const;
   readonly authority: string;
-  private readonly options: Http2SessionFactoryOptions;
+  private readonly options: RawConnectionOptions;
   private readonly connectOptions: http2.SecureClientSessionOptions;
   /** Sessions that received the peer's SETTINGS (only those can close gracefully). */
   private readonly settled = new WeakSet<http2.ClientHttp2Session>();
 
-  constructor(options: Http2SessionFactoryOptions) {
+  constructor(options: RawConnectionOptions) {
     this.options = options;
     const creds = options.credentials;
     if (creds.kind === 'tls') {

@@ -1,5 +1,15 @@
 import { CONNECTION_STATE, type ConnectionHooks } from './connection-set.js';
-import type { Clock } from './options.js';
+import type { Clock, PoolCredentials } from './options.js';
+
+/** What a raw (non-grpc-js) connection factory needs: one node, credentials, the liveness timers. */
+export interface RawConnectionOptions {
+  readonly address: string;
+  readonly credentials: PoolCredentials;
+  readonly connectTimeoutMs: number;
+  readonly keepaliveIntervalMs: number;
+  readonly keepaliveTimeoutMs: number;
+  readonly clock: Clock;
+}
 
 export interface LivenessOptions {
   readonly clock: Clock;

@@ -2,6 +2,7 @@ import type * as http2 from 'node:http2';
 import type { H2ClientConnection } from '@engram/h2';
 import type * as grpc from '@grpc/grpc-js';
 import {
+  type ConnectionFactory,
   ConnectionSet,
   type ConnectionSetOptions,
   type ConnectionState,
@@ -22,6 +23,7 @@ import {
 } from './grpc-channels.js';
 import { H2ConnectionFactory } from './h2-connections.js';
 import { Http2SessionFactory } from './http2-sessions.js';
+import type { RawConnectionOptions } from './liveness.js';
 import {
   type ConnectionKind,
   type MakeClient,
@@ -360,36 +362,34 @@ export class ConnectionPool<C = grpc.Client> {
   }
 
   private sessionSet(entry: NodeEntry<C>): ConnectionSet<http2.ClientHttp2Session> {
-    if (entry.sessions !== undefined) return entry.sessions;
-    const o = this.options;
-    const factory = new Http2SessionFactory({
-      address: entry.address,
-      credentials: o.credentials,
-      connectTimeoutMs: o.connectTimeoutMs,
-      keepaliveIntervalMs: o.keepaliveIntervalMs,
-      keepaliveTimeoutMs: o.keepaliveTimeoutMs,
-      clock: o.clock,
-    });
-    const set = new ConnectionSet(factory, o.channelsPerNode, this.setOptions(entry.id, 'session'));
-    if (entry.closed) void set.close();
-    entry.sessions = set;
-    return set;
+    entry.sessions ??= this.rawSet(entry, new Http2SessionFactory(this.rawOptions(entry)));
+    return entry.sessions;
   }
 
   private h2Set(entry: NodeEntry<C>): ConnectionSet<H2ClientConnection> {
-    if (entry.h2 !== undefined) return entry.h2;
+    entry.h2 ??= this.rawSet(entry, new H2ConnectionFactory(this.rawOptions(entry)));
+    return entry.h2;
+  }
+
+  private rawOptions(entry: NodeEntry<C>): RawConnectionOptions {
     const o = this.options;
-    const factory = new H2ConnectionFactory({
+    return {
       address: entry.address,
       credentials: o.credentials,
       connectTimeoutMs: o.connectTimeoutMs,
       keepaliveIntervalMs: o.keepaliveIntervalMs,
       keepaliveTimeoutMs: o.keepaliveTimeoutMs,
       clock: o.clock,
-    });
-    const set = new ConnectionSet(factory, o.channelsPerNode, this.setOptions(entry.id, 'h2'));
+    };
+  }
+
+  private rawSet<T>(entry: NodeEntry<C>, factory: ConnectionFactory<T>): ConnectionSet<T> {
+    const set = new ConnectionSet(
+      factory,
+      this.options.channelsPerNode,
+      this.setOptions(entry.id, factory.kind),
+    );
     if (entry.closed) void set.close();
-    entry.h2 = set;
     return set;
   }
 }
