@@ -20,10 +20,10 @@ import {
   SETTING,
   type StreamHandler,
 } from '../src/index.js';
+import { frame, PREFACE, settings, u32 } from './raw-frames.js';
 
 const T = FRAME_TYPE;
 const F = FLAG;
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const BASE_SEED = 0x5eed_2026;
 const SERVER_CASES = 400;
 const CLIENT_CASES = 200;
@@ -52,31 +52,6 @@ const pick = <V>(r: Rand, list: readonly V[]): V => list[int(r, list.length)]!;
 function randomBytes(r: Rand, n: number): Buffer {
   const b = Buffer.alloc(n);
   for (let i = 0; i < n; i++) b[i] = int(r, 256);
-  return b;
-}
-
-function frame(type: number, flags: number, id: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const b = Buffer.alloc(9 + payload.length);
-  b.writeUIntBE(payload.length, 0, 3);
-  b[3] = type;
-  b[4] = flags;
-  b.writeUInt32BE(id >>> 0, 5);
-  payload.copy(b, 9);
-  return b;
-}
-
-function settings(...pairs: [number, number][]): Buffer {
-  const p = Buffer.alloc(pairs.length * 6);
-  pairs.forEach(([k, v], i) => {
-    p.writeUInt16BE(k, i * 6);
-    p.writeUInt32BE(v, i * 6 + 2);
-  });
-  return frame(T.SETTINGS, 0, 0, p);
-}
-
-function u32(v: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v >>> 0);
   return b;
 }
 

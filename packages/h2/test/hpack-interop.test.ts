@@ -2,8 +2,8 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeHeaderBlock, HpackDecoder, HpackEncoder } from '../src/internal/hpack.js';
+import { frame, PREFACE } from './raw-frames.js';
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const FRAME_HEADER_OCTETS = 9;
 const TYPE_HEADERS = 0x1;
 const TYPE_SETTINGS = 0x4;
@@ -16,15 +16,6 @@ const FLAG_END_HEADERS = 0x4;
 const FLAG_PADDED = 0x8;
 const FLAG_PRIORITY = 0x20;
 const SETTINGS_HEADER_TABLE_SIZE = 0x1;
-
-function frame(type: number, flags: number, streamId: number, payload: Uint8Array): Buffer {
-  const head = Buffer.alloc(FRAME_HEADER_OCTETS);
-  head.writeUIntBE(payload.length, 0, 3);
-  head[3] = type;
-  head[4] = flags;
-  head.writeUInt32BE(streamId, 5);
-  return Buffer.concat([head, payload]);
-}
 
 interface Frame {
   type: number;

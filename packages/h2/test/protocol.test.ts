@@ -22,11 +22,11 @@ import {
   SETTING,
   type StreamHandler,
 } from '../src/index.js';
+import { frame, PREFACE, settings, u32 } from './raw-frames.js';
 
 const T = FRAME_TYPE;
 const F = FLAG;
 const E = H2_ERROR;
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const MAX_WINDOW = 2 ** 31 - 1;
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -46,31 +46,6 @@ function closeOf(socket: net.Socket): Promise<void> {
 }
 
 // ---- frame building ------------------------------------------------------------------------
-
-function frame(type: number, flags: number, id: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const b = Buffer.alloc(9 + payload.length);
-  b.writeUIntBE(payload.length, 0, 3);
-  b[3] = type;
-  b[4] = flags;
-  b.writeUInt32BE(id, 5);
-  payload.copy(b, 9);
-  return b;
-}
-
-function settings(...pairs: [number, number][]): Buffer {
-  const p = Buffer.alloc(pairs.length * 6);
-  pairs.forEach(([k, v], i) => {
-    p.writeUInt16BE(k, i * 6);
-    p.writeUInt32BE(v, i * 6 + 2);
-  });
-  return frame(T.SETTINGS, 0, 0, p);
-}
-
-function u32(v: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v);
-  return b;
-}
 
 function windowUpdate(id: number, inc: number): Buffer {
   return frame(T.WINDOW_UPDATE, 0, id, u32(inc));

@@ -10,8 +10,8 @@ import {
   STREAM_RESET_BURST,
   STREAM_RESET_PER_SECOND,
 } from '../src/index.js';
+import { frame, PREFACE } from './raw-frames.js';
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const BLOCK = encodeHeaderBlock([
   ':method',
   'POST',
@@ -27,16 +27,6 @@ const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-function frame(type: number, flags: number, id: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const b = Buffer.alloc(9 + payload.length);
-  b.writeUIntBE(payload.length, 0, 3);
-  b[3] = type;
-  b[4] = flags;
-  b.writeUInt32BE(id, 5);
-  payload.copy(b, 9);
-  return b;
-}
 
 /** HEADERS then RST_STREAM(CANCEL) for `count` new streams from `firstId`. */
 function openAndReset(firstId: number, count: number): Buffer {
