@@ -1,3 +1,4 @@
+export { whenCancelled } from './internal/attempt-context.js';
 export {
   AbortedError,
   AllReplicasFailedError,
@@ -27,11 +28,20 @@ export {
   ROUTER_DEFAULTS,
   type RouterOptions,
 } from './internal/options.js';
-export { defaultIsRetryable, Router, whenCancelled } from './internal/router.js';
+export {
+  defaultIsRetryable,
+  isNodeFailure,
+  isNodeFailureStatus,
+  NODE_FAILURE_STATUSES,
+} from './internal/policy.js';
+export { Router } from './internal/router.js';
+export { type Gathered, gather, type SpaceAnswer } from './internal/scatter-gather.js';
 export {
   type AttemptOutcome,
   type CallContext,
   type ExecuteOptions,
+  NodeState,
+  type NodeStates,
   Operation,
   type PartitionState,
   type Routed,

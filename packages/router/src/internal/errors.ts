@@ -1,5 +1,5 @@
+import type { RoutingInfo } from '@engram/proto';
 import { GrpcStatus } from '@engram/retry';
-import type { RoutingInfo } from './types.js';
 
 /** Stable codes of every error the router throws. */
 export const ROUTER_ERROR_CODES = Object.freeze({

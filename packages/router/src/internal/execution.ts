@@ -4,13 +4,13 @@ import {
   type Clock,
   Deadline,
   GrpcStatus,
-  isRetryableError,
   type Random,
   type RetryBudgetLike,
   retryPushbackMs,
 } from '@engram/retry';
 import type { NodeInfo } from '@engram/ring';
 import type { Logger } from 'pino';
+import { AttemptContext } from './attempt-context.js';
 import {
   AbortedError,
   AllReplicasFailedError,
@@ -24,6 +24,7 @@ import {
 } from './errors.js';
 import type { LatencyWindow } from './latency.js';
 import type { ResolvedHedge, ResolvedRouterOptions } from './options.js';
+import { AttemptTimeoutError, defaultIsRetryable, isNodeFailure } from './policy.js';
 import type {
   CallContext,
   ExecuteOptions,
@@ -52,44 +53,10 @@ const BYPASS = -1;
 const DEADLINE_SLACK_MS = 5;
 const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout's limit (~24.8 days)
 
-/** Raised into an attempt's signal when its own timeout (not the operation's) fires. */
-export class AttemptTimeoutError extends Error {
-  readonly code = 'AttemptTimeout' as const;
-  constructor(timeoutMs: number) {
-    super(`attempt timed out after ${timeoutMs} ms`);
-    this.name = 'AttemptTimeoutError';
-  }
-}
-
-/**
- * The router's default retry/fail-over classifier: connection failures (pool
- * `ConnectionFailed`, socket errors), gRPC UNAVAILABLE, RESOURCE_EXHAUSTED with pushback
- * (`isRetryableError` of @engram/retry), invalid endpoints and attempt timeouts. Everything
- * else (INVALID_ARGUMENT, NOT_FOUND, ...) goes straight back to the caller.
- */
-export function defaultIsRetryable(error: unknown): boolean {
-  return (
-    isRetryableError(error) ||
-    error instanceof InvalidEndpointError ||
-    error instanceof AttemptTimeoutError
-  );
-}
-
-/** gRPC codes that say something is wrong with the node itself (they count on its breaker). */
-function isNodeFailure(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return (
-    code === GrpcStatus.UNKNOWN ||
-    code === GrpcStatus.INTERNAL ||
-    code === GrpcStatus.DATA_LOSS ||
-    code === GrpcStatus.RESOURCE_EXHAUSTED ||
-    code === GrpcStatus.UNAVAILABLE
-  );
-}
-
 function isGrpcDeadline(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === GrpcStatus.DEADLINE_EXCEEDED;
 }
+
 interface Target {
   readonly node: NodeInfo;
   /** Position in the decision: 0 = primary. */
@@ -104,106 +71,6 @@ interface Target {
   notBefore: number;
   /** The node asked not to be retried (negative pushback). */
   noRetry: boolean;
-}
-
-/**
- * The CallContext of one attempt. Its AbortSignal is created on first access: an
- * AbortController and an abort listener cost microseconds per call, and the router's own
- * typed calls cancel through `onCancel` instead.
- */
-export class AttemptContext implements CallContext {
-  readonly node: NodeInfo;
-  readonly attempt: number;
-  readonly fallback: boolean;
-  readonly deadline: Deadline;
-  readonly hedge: boolean;
-  /** Where the attempt's deadline is on the clock's timeline (<= `deadline.at`). */
-  readonly attemptAt: number;
-  #attemptDeadline: Deadline | undefined;
-  #controller: AbortController | undefined;
-  #cancelled = false;
-  #reason: unknown;
-  /** Cancel callbacks in registration order: the first inline (the common case), then more. */
-  #onCancel: (() => void) | undefined;
-  #moreOnCancel: (() => void)[] | undefined;
-
-  constructor(
-    node: NodeInfo,
-    attempt: number,
-    fallback: boolean,
-    deadline: Deadline,
-    attemptAt: number,
-    hedge: boolean,
-  ) {
-    this.node = node;
-    this.attempt = attempt;
-    this.fallback = fallback;
-    this.deadline = deadline;
-    this.attemptAt = attemptAt;
-    this.hedge = hedge;
-  }
-
-  /** Created on first access: a call that never reads it costs no Deadline object. */
-  get attemptDeadline(): Deadline {
-    let d = this.#attemptDeadline;
-    if (d === undefined) {
-      const deadline = this.deadline;
-      d = this.attemptAt < deadline.at ? new Deadline(this.attemptAt, deadline.clock) : deadline;
-      this.#attemptDeadline = d;
-    }
-    return d;
-  }
-
-  get signal(): AbortSignal {
-    if (this.#controller === undefined) {
-      this.#controller = new AbortController();
-      if (this.#cancelled) this.#controller.abort(this.#reason);
-    }
-    return this.#controller.signal;
-  }
-
-  get cancelled(): boolean {
-    return this.#cancelled;
-  }
-
-  get reason(): unknown {
-    return this.#reason;
-  }
-
-  /** Adds a cancel callback (cheaper than a signal listener); they run in registration order. */
-  addOnCancel(fn: () => void): void {
-    if (this.#onCancel === undefined && this.#moreOnCancel === undefined) {
-      this.#onCancel = fn;
-      return;
-    }
-    if (this.#moreOnCancel === undefined) this.#moreOnCancel = [fn];
-    else this.#moreOnCancel.push(fn);
-  }
-
-  /** Removes one registration of `fn`, if still registered. */
-  removeOnCancel(fn: () => void): void {
-    if (this.#onCancel === fn) {
-      this.#onCancel = this.#moreOnCancel?.shift();
-      return;
-    }
-    const more = this.#moreOnCancel;
-    if (more === undefined) return;
-    const i = more.indexOf(fn);
-    if (i >= 0) more.splice(i, 1);
-  }
-
-  cancel(reason: unknown): void {
-    if (this.#cancelled) return;
-    this.#cancelled = true;
-    this.#reason = reason;
-    const fn = this.#onCancel;
-    const more = this.#moreOnCancel;
-    this.#onCancel = undefined;
-    this.#moreOnCancel = undefined;
-    if (fn !== undefined) runCallback(fn);
-    if (more !== undefined) for (const f of more) runCallback(f);
-    this.#controller?.abort(reason);
-  }
 }
 
 interface Attempt {
@@ -250,6 +117,8 @@ export class Execution<T> {
   readonly #attemptTimeoutMs: number;
   readonly #hedge: ResolvedHedge | undefined;
   readonly #targets: Target[];
+  /** The placement's primary: a reply from any other node is a fall-back. */
+  readonly #ownerId: string;
   /** Attempts in flight (at most 1 + maxHedges: an array beats a Set). */
   readonly #inflight: Attempt[] = [];
   readonly #errors: TargetError[] = [];
@@ -337,6 +206,8 @@ export class Execution<T> {
       });
     }
     this.#targets = targets;
+    // A hand-made decision may lack `placement`: its primary is then the owner.
+    this.#ownerId = (decision.placement?.[0] ?? decision.primary).id;
     this.#startedAt = host.clock.now();
   }
 
@@ -529,7 +400,7 @@ export class Execution<T> {
     const timeoutMs = this.#attemptTimeoutMs;
     const remaining = deadline.remaining();
     const attemptAt = timeoutMs < remaining ? deadline.clock.now() + timeoutMs : deadline.at;
-    const ctx = new AttemptContext(node, n, target.index !== 0, deadline, attemptAt, hedge);
+    const ctx = new AttemptContext(node, n, node.id !== this.#ownerId, deadline, attemptAt, hedge);
     const attempt: Attempt = {
       target,
       admission,
@@ -602,7 +473,7 @@ export class Execution<T> {
     const routing: RoutingInfo = {
       servedBy: attempt.target.node.id,
       attempts: this.#attempts,
-      fallback: attempt.target.index !== 0,
+      fallback: attempt.target.node.id !== this.#ownerId,
       strategy: this.#decision.strategy,
       tableEpoch: this.#decision.epoch,
     };
@@ -778,49 +649,4 @@ export function errorCode(error: unknown): string {
   if (typeof code === 'string') return code;
   if (typeof code === 'number') return STATUS_NAMES[code] ?? `GRPC_${code}`;
   return 'Error';
-}
-
-/**
- * Runs `fn` once when the attempt behind `ctx` is cancelled (hedge lost, timeout, deadline,
- * caller abort, operation finished); returns a function that unregisters it. Several
- * callbacks may be registered on one attempt: each runs once, in registration order (one that
- * throws is reported as an uncaught exception, as from an AbortSignal listener, and does not
- * stop the others). For the router's own contexts this avoids
- * creating an AbortSignal; for any other CallContext it listens on `ctx.signal`. If the
- * attempt is already cancelled, `fn` runs at once.
- */
-export function whenCancelled(ctx: CallContext, fn: () => void): () => void {
-  if (ctx instanceof AttemptContext) {
-    if (ctx.cancelled) {
-      fn();
-      return noop;
-    }
-    ctx.addOnCancel(fn);
-    let registered = true;
-    return () => {
-      if (!registered) return;
-      registered = false;
-      ctx.removeOnCancel(fn);
-    };
-  }
-  const signal = ctx.signal;
-  if (signal.aborted) {
-    fn();
-    return noop;
-  }
-  signal.addEventListener('abort', fn, { once: true });
-  return () => signal.removeEventListener('abort', fn);
-}
-
-function noop(): void {}
-
-/** A cancel callback that throws must not stop the others (nor the attempt's bookkeeping). */
-function runCallback(fn: () => void): void {
-  try {
-    fn();
-  } catch (error) {
-    queueMicrotask(() => {
-      throw error;
-    });
-  }
 }

@@ -10,10 +10,9 @@ import {
   type QueryResponse,
   type RecallRequest,
   type RecallResponse,
-  type SpaceError,
-  type SpaceResult,
   type StoreRequest,
   type StoreResponse,
+  type TypedMethodDefinition,
 } from '@engram/proto';
 import {
   type Clock,
@@ -26,17 +25,13 @@ import {
 import type { NodeInfo, PlacementTable } from '@engram/ring';
 import type * as grpc from '@grpc/grpc-js';
 import { type Logger, pino } from 'pino';
-import {
-  InvalidArgumentError,
-  InvalidEndpointError,
-  NoAssignmentError,
-  NoLocalDataError,
-  RouterClosedError,
-  toGrpcStatus,
-} from './errors.js';
-import { defaultIsRetryable, Execution, type ExecutionHost, whenCancelled } from './execution.js';
+import { BreakerSlots } from './breaker-slots.js';
+import { Decider } from './decider.js';
+import { InvalidArgumentError, InvalidEndpointError, RouterClosedError } from './errors.js';
+import { Execution, type ExecutionHost } from './execution.js';
 import { LatencyWindow } from './latency.js';
 import { type ResolvedRouterOptions, resolveOptions, validateExecuteOptions } from './options.js';
+import { gather, type SpaceAnswer } from './scatter-gather.js';
 import {
   type CallContext,
   type ExecuteOptions,
@@ -46,17 +41,10 @@ import {
   type RouterHooks,
   type RouterInit,
   type RoutingDecision,
-  type RoutingInfo,
-  RoutingStrategy,
 } from './types.js';
 import { unaryCall } from './unary.js';
 
-export { defaultIsRetryable, whenCancelled };
-
 const NEVER_PARTITIONED: PartitionState = Object.freeze({ isPartitioned: () => false });
-const NO_REPLICAS: readonly NodeInfo[] = Object.freeze([]);
-/** Scratch for placements; grown when a table answers more (explicit assignments). */
-const INITIAL_SCRATCH = 16;
 
 /**
  * The spec's Router: synchronous routing decisions over a placement table, and `execute`,
@@ -73,23 +61,15 @@ export class Router implements ExecutionHost {
   readonly hooks: RouterHooks;
   readonly logger: Logger;
   readonly latency = new LatencyWindow();
-  readonly #partition: PartitionState;
-  readonly #localNodeId: string | undefined;
+  readonly #slots: BreakerSlots;
+  readonly #decider: Decider;
   readonly #sharedBreakers: boolean;
-  /** Private breakers: slot by node id (nodes beyond the capacity are absent: unguarded). */
-  readonly #privateSlots = new Map<string, number>();
-  /** Private breaker slots of nodes that left the table, reset when handed out again. */
-  readonly #freeSlots: number[] = [];
-  #nextSlot = 0;
-  readonly #slotNodes = new Map<number, NodeInfo>();
-  /** The table epoch the slots (and the private pool's membership) were last synced to. */
-  #epoch = Number.NaN;
-  /** Breaker slot (or -1) per node index of the table at `#epoch`. */
-  #slotByIndex: Int32Array = new Int32Array(0);
   readonly #previousListener: BreakerTable['onStateChange'];
-  #scratch: Uint16Array;
   #pool: ConnectionPool | undefined;
   readonly #ownPool: boolean;
+  readonly #managePool: boolean;
+  /** The table epoch the managed pool's membership was last synced to. */
+  #poolEpoch = Number.NaN;
   #closed = false;
 
   constructor(init: RouterInit) {
@@ -106,6 +86,9 @@ export class Router implements ExecutionHost {
     ) {
       throw new InvalidArgumentError('init.localNodeId', init.localNodeId, 'a non-empty string');
     }
+    if (init.managePool !== undefined && typeof init.managePool !== 'boolean') {
+      throw new InvalidArgumentError('init.managePool', init.managePool, 'a boolean');
+    }
     this.options = resolveOptions(init.options);
     this.table = table;
     this.clock = init.clock ?? systemClock;
@@ -113,9 +96,6 @@ export class Router implements ExecutionHost {
     this.hooks = init.hooks ?? {};
     this.logger = init.logger ?? pino({ level: 'silent' });
     this.budget = init.budget ?? new RetryBudget({ clock: this.clock });
-    this.#partition = init.partition ?? NEVER_PARTITIONED;
-    this.#localNodeId = init.localNodeId;
-    this.#scratch = new Uint16Array(Math.max(INITIAL_SCRATCH, table.maxPlacementSize));
     const listener = (slot: number, from: BreakerStateName, to: BreakerStateName, reason: string) =>
       this.#onBreakerTransition(slot, from, to, reason);
     if (init.breakers !== undefined) {
@@ -142,8 +122,19 @@ export class Router implements ExecutionHost {
       this.#sharedBreakers = false;
       this.#previousListener = undefined;
     }
+    this.#slots = new BreakerSlots(table, this.breakers, this.#sharedBreakers);
+    this.#decider = new Decider({
+      table,
+      slots: this.#slots,
+      breakers: this.breakers,
+      partition: init.partition ?? NEVER_PARTITIONED,
+      nodeStates: init.nodeStates,
+      localNodeId: init.localNodeId,
+      maxSpaceIdLength: this.options.maxSpaceIdLength,
+    });
     this.#pool = init.pool;
     this.#ownPool = init.pool === undefined;
+    this.#managePool = init.managePool ?? this.#ownPool;
   }
 
   /** Where a Store goes: the primary, with fall-back to replicas when `storeFallback`. */
@@ -175,6 +166,11 @@ export class Router implements ExecutionHost {
       out[i] = this.#decide(spaceIds[i] as string, Operation.Query, this.options.replicaFallback);
     }
     return out;
+  }
+
+  /** Throws InvalidArgument unless `spaceId` is a space id this router accepts. */
+  checkSpaceId(spaceId: unknown, field = 'spaceId'): asserts spaceId is string {
+    this.#decider.checkSpaceId(spaceId, field);
   }
 
   /**
@@ -249,8 +245,7 @@ export class Router implements ExecutionHost {
   /**
    * Scatter-gather: each distinct space to its own decision, all in parallel under one
    * deadline. A space that fails (no route, every replica down, deadline) becomes an entry
-   * in `errors` with its gRPC status; the others' results are returned. `routing.servedBy`
-   * lists the nodes that served, comma-separated; `attempts` sums every space's attempts.
+   * in `errors` with its gRPC status; the others' results are returned (see `gather`).
    * Throws only for a malformed request (InvalidArgument).
    */
   async query(request: Init<QueryRequest>, options: ExecuteOptions = {}): Promise<QueryResponse> {
@@ -260,7 +255,7 @@ export class Router implements ExecutionHost {
     }
     validateExecuteOptions(options);
     const unique = [...new Set(spaceIds as readonly string[])];
-    for (const spaceId of unique) this.#checkSpaceId(spaceId, 'request.spaceIds[]');
+    for (const spaceId of unique) this.checkSpaceId(spaceId, 'request.spaceIds[]');
     const deadline =
       options.deadline ?? Deadline.after(options.deadlineMs ?? this.options.deadlineMs, this.clock);
     const perSpace: ExecuteOptions = {
@@ -268,13 +263,12 @@ export class Router implements ExecutionHost {
       deadline,
       operation: options.operation ?? 'query',
     };
-    // The epoch the decisions used (the newest, should the table move between two of them).
-    let tableEpoch = Number.NEGATIVE_INFINITY;
+    const epochs: number[] = [];
     const settled = await Promise.allSettled(
-      unique.map(async (spaceId) => {
+      unique.map(async (spaceId): Promise<Routed<SpaceAnswer>> => {
         // async: a space without a route (NoLocalData, NoAssignment) becomes that space's error.
         const decision = this.#decide(spaceId, Operation.Query, this.options.replicaFallback);
-        if (decision.epoch > tableEpoch) tableEpoch = decision.epoch;
+        epochs.push(decision.epoch);
         const sub: Init<QueryRequest> = {
           spaceIds: [spaceId],
           cue: request.cue ?? null,
@@ -287,37 +281,7 @@ export class Router implements ExecutionHost {
         );
       }),
     );
-    const results: SpaceResult[] = [];
-    const errors: SpaceError[] = [];
-    const servedBy: string[] = [];
-    let attempts = 0;
-    let fallback = false;
-    for (let i = 0; i < settled.length; i++) {
-      const outcome = settled[i]!;
-      const spaceId = unique[i]!;
-      if (outcome.status === 'fulfilled') {
-        const { value, routing } = outcome.value;
-        attempts += routing.attempts;
-        fallback ||= routing.fallback;
-        if (!servedBy.includes(routing.servedBy)) servedBy.push(routing.servedBy);
-        for (const r of value.results) results.push(r);
-        for (const e of value.errors) errors.push(e);
-      } else {
-        const error = outcome.reason as { attempts?: unknown };
-        if (typeof error?.attempts === 'number') attempts += error.attempts;
-        const status = toGrpcStatus(outcome.reason);
-        errors.push({ spaceId, code: status.code, message: status.message });
-      }
-    }
-    const routing: RoutingInfo = {
-      servedBy: servedBy.join(','),
-      attempts,
-      fallback,
-      strategy: RoutingStrategy.ScatterGather,
-      // No decision made (every space without a route): the table's epoch now.
-      tableEpoch: tableEpoch === Number.NEGATIVE_INFINITY ? this.table.epoch : tableEpoch,
-    };
-    return { results, errors, routing };
+    return gather(unique, settled, epochs, this.table.epoch);
   }
 
   /** Closes the pool if the router created it, and detaches from a shared breaker table. */
@@ -330,90 +294,14 @@ export class Router implements ExecutionHost {
 
   /** Breaker slot of a node, or -1 when it has none (then it is never refused). */
   slotOf(node: NodeInfo): number {
-    this.#sync();
-    if (!this.#sharedBreakers) return this.#privateSlot(node);
-    const table = this.table;
-    const index = table.nodeIndex(node.id);
-    if (index < 0) return -1;
-    const cached = this.#slotByIndex[index];
-    return cached ?? this.#sharedSlot(index, node);
+    this.#syncPool();
+    return this.#slots.slotOf(node);
   }
 
   /**
-   * One compare per decision: when the table's epoch moved, recompute the breaker slot of
-   * every node, free the private breaker slots of nodes that left, and remove departed nodes
-   * from the router's own pool (never from a pool passed in `init.pool`: that one is its
-   * owner's to manage). Nodes still present get `addNode` with their current address.
+   * The pool the typed conveniences use (created on first use when none was given), its
+   * membership synced to the table's current epoch when the router manages it.
    */
-  #sync(): void {
-    const table = this.table;
-    const epoch = table.epoch;
-    if (epoch === this.#epoch) return;
-    this.#epoch = epoch;
-    const nodes = table.nodes;
-    const slots = new Int32Array(nodes.length);
-    if (this.#sharedBreakers) {
-      for (let i = 0; i < nodes.length; i++) slots[i] = this.#sharedSlot(i, nodes[i]!);
-    } else {
-      for (const [id, slot] of this.#privateSlots) {
-        if (table.nodeIndex(id) >= 0) continue;
-        this.#privateSlots.delete(id);
-        this.#slotNodes.delete(slot);
-        this.#freeSlots.push(slot);
-      }
-      for (let i = 0; i < nodes.length; i++) {
-        const node = nodes[i]!;
-        const slot = this.#privateSlot(node);
-        if (slot >= 0 && this.#slotNodes.get(slot) !== node) this.#slotNodes.set(slot, node);
-        slots[i] = slot;
-      }
-    }
-    this.#slotByIndex = slots;
-    const pool = this.#pool;
-    if (this.#ownPool && pool !== undefined && !this.#closed) {
-      for (const id of pool.nodeIds()) {
-        const index = table.nodeIndex(id);
-        if (index < 0) {
-          pool.removeNode(id).catch((error: unknown) => {
-            this.logger.debug({ err: error, node: id }, 'closing a departed node failed');
-          });
-          continue;
-        }
-        const node = nodes[index]!;
-        try {
-          pool.addNode(node.id, node.address); // no-op unless its address changed
-        } catch (error) {
-          this.logger.warn({ err: error, node: node.id }, 'pool refused a node address');
-        }
-      }
-    }
-  }
-
-  #sharedSlot(index: number, node: NodeInfo): number {
-    const slot = this.table.nodeSlot(index);
-    if (slot < 0 || slot >= this.breakers.capacity) return -1;
-    if (this.#slotNodes.get(slot) !== node) this.#slotNodes.set(slot, node);
-    return slot;
-  }
-
-  #privateSlot(node: NodeInfo): number {
-    const known = this.#privateSlots.get(node.id);
-    if (known !== undefined) return known;
-    let slot = this.#freeSlots.pop();
-    if (slot !== undefined) {
-      // A departed node's breaker (maybe open): the newcomer starts closed.
-      this.breakers.reset(slot);
-    } else if (this.#nextSlot < this.breakers.capacity) {
-      slot = this.#nextSlot++;
-    } else {
-      return -1; // unguarded; asked again once a departed node frees a slot
-    }
-    this.#privateSlots.set(node.id, slot);
-    this.#slotNodes.set(slot, node);
-    return slot;
-  }
-
-  /** The pool the typed conveniences use (created on first use when none was given). */
   get pool(): ConnectionPool {
     if (this.#pool === undefined) {
       if (this.#closed) throw new RouterClosedError();
@@ -431,60 +319,15 @@ export class Router implements ExecutionHost {
             },
       );
     }
+    this.#syncPool();
     return this.#pool;
-  }
-
-  #checkSpaceId(spaceId: unknown, field: string): asserts spaceId is string {
-    if (
-      typeof spaceId !== 'string' ||
-      spaceId.length === 0 ||
-      spaceId.length > this.options.maxSpaceIdLength
-    ) {
-      throw new InvalidArgumentError(
-        field,
-        spaceId,
-        `a non-empty string of at most ${this.options.maxSpaceIdLength} characters`,
-      );
-    }
   }
 
   #decide(spaceId: string, operation: Operation, fallback: boolean): RoutingDecision {
     const onDecision = this.hooks.onDecision;
     const started = onDecision === undefined ? 0n : process.hrtime.bigint();
-    this.#checkSpaceId(spaceId, 'spaceId');
-    const table = this.table;
-    let count: number;
-    try {
-      count = table.lookupInto(spaceId, this.#scratch);
-      if (count > this.#scratch.length) {
-        this.#scratch = new Uint16Array(count);
-        count = table.lookupInto(spaceId, this.#scratch);
-      }
-    } catch (error) {
-      throw new NoAssignmentError(spaceId, error);
-    }
-    if (count === 0) throw new NoAssignmentError(spaceId);
-    this.#sync();
-    const epoch = this.#epoch;
-    const nodes = table.nodes;
-    const scratch = this.#scratch;
-    const partitioned = this.#partition.isPartitioned();
-    let decision: RoutingDecision;
-    if (partitioned || operation === Operation.Consolidate) {
-      decision = this.#localDecision(spaceId, operation, partitioned, count, nodes, epoch);
-    } else {
-      const primary = nodes[scratch[0]!]!;
-      const replicas = fallback && count > 1 ? this.#orderReplicas(count, nodes) : NO_REPLICAS;
-      // A Store is `Primary` whatever the fall-back setting (the spec's strategy table): its
-      // replicas are there for `storeFallback` only, and `execute` knows it from the operation.
-      const strategy =
-        operation === Operation.Query
-          ? RoutingStrategy.ScatterGather
-          : fallback && operation !== Operation.Store
-            ? RoutingStrategy.PrimaryWithFallback
-            : RoutingStrategy.Primary;
-      decision = { spaceId, primary, replicas, strategy, epoch, operation };
-    }
+    const decision = this.#decider.decide(spaceId, operation, fallback);
+    this.#syncPool();
     if (onDecision !== undefined) {
       this.#emit(() =>
         onDecision(operation, decision.strategy, Number(process.hrtime.bigint() - started)),
@@ -493,80 +336,31 @@ export class Router implements ExecutionHost {
     return decision;
   }
 
-  /** Replicas in placement order, those with an open breaker moved last (stable). */
-  #orderReplicas(count: number, nodes: readonly NodeInfo[]): NodeInfo[] {
-    const scratch = this.#scratch;
-    const replicas: NodeInfo[] = new Array(count - 1);
-    let front = 0;
-    let back = count - 2;
-    // Open ones fill from the back, so reverse them afterwards to keep their relative order.
-    // Slots were synced for this epoch, by node index: no lookup per replica.
-    const slots = this.#slotByIndex;
-    for (let i = 1; i < count; i++) {
-      const index = scratch[i]!;
-      const node = nodes[index]!;
-      const slot = index < slots.length ? slots[index]! : this.slotOf(node);
-      if (slot >= 0 && this.breakers.state(slot) === 'open') replicas[back--] = node;
-      else replicas[front++] = node;
+  /**
+   * One compare per call: when the table's epoch moved, a managed pool follows the
+   * membership: departed nodes are removed, the others get `addNode` with their current
+   * address (a no-op unless it changed).
+   */
+  #syncPool(): void {
+    const table = this.table;
+    const epoch = table.epoch;
+    if (epoch === this.#poolEpoch) return;
+    const pool = this.#pool;
+    if (!this.#managePool || pool === undefined || this.#closed) return;
+    this.#poolEpoch = epoch;
+    for (const id of pool.nodeIds()) {
+      if (table.nodeIndex(id) >= 0) continue;
+      pool.removeNode(id).catch((error: unknown) => {
+        this.logger.debug({ err: error, node: id }, 'closing a departed node failed');
+      });
     }
-    for (let i = front, j = count - 2; i < j; i++, j--) {
-      const t = replicas[i]!;
-      replicas[i] = replicas[j]!;
-      replicas[j] = t;
-    }
-    return replicas;
-  }
-
-  #localDecision(
-    spaceId: string,
-    operation: Operation,
-    partitioned: boolean,
-    count: number,
-    nodes: readonly NodeInfo[],
-    epoch: number,
-  ): RoutingDecision {
-    const localId = this.#localNodeId;
-    if (localId === undefined) {
-      if (partitioned) {
-        throw new NoLocalDataError(
-          spaceId,
-          undefined,
-          'partitioned and no localNodeId is configured',
-        );
-      }
-      // Consolidation without a local node: the primary alone.
-      return {
-        spaceId,
-        primary: nodes[this.#scratch[0]!]!,
-        replicas: NO_REPLICAS,
-        strategy: RoutingStrategy.LocalOnly,
-        epoch,
-        operation,
-      };
-    }
-    const localIndex = this.table.nodeIndex(localId);
-    if (localIndex >= 0) {
-      const scratch = this.#scratch;
-      for (let i = 0; i < count; i++) {
-        if (scratch[i] === localIndex) {
-          return {
-            spaceId,
-            primary: nodes[localIndex]!,
-            replicas: NO_REPLICAS,
-            strategy: RoutingStrategy.LocalOnly,
-            epoch,
-            operation,
-          };
-        }
+    for (const node of table.nodes) {
+      try {
+        pool.addNode(node.id, node.address);
+      } catch (error) {
+        this.logger.warn({ err: error, node: node.id }, 'pool refused a node address');
       }
     }
-    throw new NoLocalDataError(
-      spaceId,
-      localId,
-      localIndex < 0
-        ? `local node ${localId} is not in the table`
-        : `local node ${localId} is neither primary nor replica`,
-    );
   }
 
   /**
@@ -602,14 +396,14 @@ export class Router implements ExecutionHost {
 
   #unary<Req, Res>(
     ctx: CallContext,
-    method: import('@engram/proto').TypedMethodDefinition<Req, Res>,
+    method: TypedMethodDefinition<Req, Res>,
     request: unknown,
   ): Promise<Res> {
     return unaryCall(this.#client(ctx), method, request, ctx);
   }
 
   #onBreakerTransition(slot: number, from: string, to: string, reason: string): void {
-    const node = this.#slotNodes.get(slot);
+    const node = this.#slots.nodeOf(slot);
     const nodeId = node?.id ?? `slot ${slot}`;
     this.logger.warn({ node: nodeId, from, to, reason }, 'circuit breaker transition');
     const hook = this.hooks.onBreakerTransition;

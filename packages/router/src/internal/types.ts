@@ -32,8 +32,16 @@ export interface RoutingDecision {
   readonly spaceId: string;
   /** The first node to try (for LocalOnly: the local node). */
   readonly primary: NodeInfo;
-  /** Fallback order (empty unless the strategy allows fallback); open breakers sorted last. */
+  /**
+   * Fallback order (empty unless the strategy allows fallback): up nodes first, open breakers
+   * and down nodes last, draining nodes left out (see the README's "Target order").
+   */
   readonly replicas: readonly NodeInfo[];
+  /**
+   * The space's nodes in placement order, the placement's primary first, whatever their
+   * state. A reply from any node but `placement[0]` is reported as a fall-back.
+   */
+  readonly placement: readonly NodeInfo[];
   readonly strategy: RoutingStrategy;
   /** Table epoch the decision came from. */
   readonly epoch: number;
@@ -74,6 +82,26 @@ export interface Routed<T> {
 /** Whether this router is cut off from the cluster (e.g. `Atomics.load` on a shared flag). */
 export interface PartitionState {
   isPartitioned(): boolean;
+}
+
+/** What the cluster's control plane says about a node; decisions order targets by it. */
+export const NodeState = Object.freeze({
+  /** Serving. */
+  Up: 'up',
+  /** Failed its health checks: tried only after every up node. */
+  Down: 'down',
+  /** Taken out of service by an operator: no new calls while any node is up. */
+  Draining: 'draining',
+} as const);
+export type NodeState = (typeof NodeState)[keyof typeof NodeState];
+
+/**
+ * The state of each node, read on every decision that may fall back (so keep it cheap: an
+ * `Atomics.load` on a shared word, a Map lookup). `slot` is the node's breaker slot (-1 when
+ * it has none), which router-node also uses as its node-state slot.
+ */
+export interface NodeStates {
+  stateOf(node: NodeInfo, slot: number): NodeState;
 }
 
 export interface ExecuteOptions {
@@ -148,8 +176,15 @@ export interface RouterInit {
   readonly budget?: RetryBudgetLike | undefined;
   /** Needed by the typed conveniences only. Default: a private pool, closed by `close()`. */
   readonly pool?: ConnectionPool | undefined;
+  /**
+   * Keep `pool`'s membership in step with the table (nodes added, re-addressed, removed as
+   * epochs move). Default: true for the router's own pool, false for one passed in `pool`.
+   */
+  readonly managePool?: boolean | undefined;
   /** Default: never partitioned. */
   readonly partition?: PartitionState | undefined;
+  /** Default: every node is up (breakers alone order the targets). */
+  readonly nodeStates?: NodeStates | undefined;
   /** This process's node id, for LocalOnly decisions. */
   readonly localNodeId?: string | undefined;
   readonly options?: RouterOptions | undefined;

@@ -1,6 +1,6 @@
 import type { TypedMethodDefinition } from '@engram/proto';
 import * as grpc from '@grpc/grpc-js';
-import { whenCancelled } from './execution.js';
+import { whenCancelled } from './attempt-context.js';
 import type { CallContext } from './types.js';
 
 /**
