@@ -3,7 +3,7 @@ import { buildRing } from '@engram/ring';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { RouterNodeConfig } from './internal/config.js';
-import { type RouterNode, startRouterNode } from './internal/control-plane.js';
+import { type RouterNode, startRouterNode } from './internal/router-node.js';
 
 const SPACE = 'demo/alice';
 

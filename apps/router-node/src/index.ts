@@ -3,6 +3,7 @@ export {
   ROUTER_PROTO_FILE,
   RouterAdminClient,
   routerAdminDefinition,
+  type TableView,
 } from './internal/admin.js';
 export {
   type AssignmentConfig,
@@ -19,12 +20,6 @@ export {
   type UpstreamTlsConfig,
 } from './internal/config.js';
 export {
-  MAX_CLUSTER_NODES,
-  type RouterNode,
-  startRouterNode,
-  type TableView,
-} from './internal/control-plane.js';
-export {
   ConfigError,
   GRPC_STATUS,
   ROUTER_NODE_ERROR_CODES,
@@ -34,6 +29,11 @@ export {
 } from './internal/errors.js';
 export { OPERATIONS, OUTCOMES } from './internal/layout.js';
 export { LocalCluster, MEMORY_NODE_MAIN } from './internal/local-cluster.js';
+export {
+  MAX_CLUSTER_NODES,
+  type RouterNode,
+  startRouterNode,
+} from './internal/router-node.js';
 export {
   appendRouting,
   assignMemoryId,

@@ -1,7 +1,13 @@
-import { BreakerTable } from '@engram/breaker';
+import { BreakerTable, ConsecutiveFailures } from '@engram/breaker';
 import { buildRing, type NodeInfo, TableReader, TableWriter } from '@engram/ring';
 import { describe, expect, it } from 'vitest';
-import { InvalidArgumentError, Router, type RoutingStrategy } from '../src/index.js';
+import {
+  InvalidArgumentError,
+  type NodeState,
+  type NodeStates,
+  Router,
+  type RoutingStrategy,
+} from '../src/index.js';
 import { ringOf } from './helpers.js';
 
 const NODES: NodeInfo[] = [
@@ -199,3 +205,59 @@ describe('routing decisions', () => {
     ]);
   });
 });
+
+describe('target order with node states', () => {
+  const states = (map: Record<string, NodeState>): NodeStates => ({
+    stateOf: (node) => map[node.id] ?? 'up',
+  });
+
+  it('tries up nodes first, down nodes last, and leaves draining nodes out', () => {
+    const r = router({ nodeStates: states({ a: 'down', b: 'draining' }) });
+    const d = r.routeRecall('s1');
+    expect([d.primary.id, ...d.replicas.map((n) => n.id)]).toEqual(['c', 'a']);
+    // The placement itself is unchanged: a reply from c is a fall-back.
+    expect(d.placement.map((n) => n.id)).toEqual(['a', 'b', 'c']);
+  });
+
+  it('keeps placement order when no node is up (health checks lag; a call may still succeed)', () => {
+    const r = router({ nodeStates: states({ a: 'down', b: 'draining', c: 'down' }) });
+    const d = r.routeRecall('s1');
+    expect([d.primary.id, ...d.replicas.map((n) => n.id)]).toEqual(['a', 'b', 'c']);
+  });
+
+  it('moves up replicas with an open breaker behind the others; the primary keeps its place', () => {
+    const breakers = new BreakerTable({ capacity: 8, trip: new ConsecutiveFailures(1) });
+    const reader = sharedReader();
+    const r = new Router({ table: reader, breakers });
+    const b = reader.nodeSlot(reader.nodeIndex('b'));
+    breakers.onFailure(b, breakers.tryAcquire(b));
+    const a = reader.nodeSlot(reader.nodeIndex('a'));
+    breakers.onFailure(a, breakers.tryAcquire(a));
+    const d = r.routeRecall('s1');
+    expect([d.primary.id, ...d.replicas.map((n) => n.id)]).toEqual(['a', 'c', 'b']);
+  });
+
+  it('gives the only target without fall-back, whatever its state', () => {
+    const r = router({
+      nodeStates: states({ a: 'draining' }),
+      options: { storeFallback: false },
+    });
+    const d = r.routeStore('s1');
+    expect(d.primary.id).toBe('a');
+    expect(d.replicas).toEqual([]);
+  });
+
+  it('reports fallback for a reply from any node but the placement primary', async () => {
+    const r = router({ nodeStates: states({ a: 'down' }) });
+    const d = r.routeRecall('s1');
+    const { routing } = await r.execute(d, async (ctx) => ctx.node.id);
+    expect(routing).toMatchObject({ servedBy: 'b', fallback: true, attempts: 1 });
+    await r.close();
+  });
+});
+
+function sharedReader(): TableReader {
+  const writer = new TableWriter({ maxNodes: 8, maxTokens: 64, maxReplicationFactor: 3 });
+  writer.publish(buildRing({ nodes: NODES, vnodesPerNode: 16, assignments: ASSIGN }));
+  return new TableReader(writer.buffer);
+}

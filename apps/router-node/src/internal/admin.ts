@@ -3,9 +3,7 @@ import { LOADER_OPTIONS } from '@engram/proto';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import type { Logger } from 'pino';
-import type { RouterNodeConfig } from './config.js';
-import type { RouterNode } from './control-plane.js';
-import { ConfigError } from './errors.js';
+import type { AssignmentConfig, ListenerTlsConfig } from './config.js';
 
 export const ROUTER_PROTO_FILE = 'engram/v1/router.proto';
 export const ADMIN_SERVICE_NAME = 'engram.v1.RouterAdmin';
@@ -22,6 +20,61 @@ export const RouterAdminClient = grpc.makeGenericClientConstructor(
   'RouterAdmin',
 );
 
+/** A view of the routing table for the admin API, /metrics and the demo. */
+export interface TableView {
+  readonly epoch: number;
+  readonly partitioned: boolean;
+  readonly replicationFactor: number;
+  readonly vnodesPerNode: number;
+  readonly localNodeId: string | null;
+  readonly nodes: ReadonlyArray<{
+    id: string;
+    address: string;
+    zone: string;
+    state: string;
+    breaker: string;
+    slot: number;
+  }>;
+  readonly assignments: readonly AssignmentConfig[];
+}
+
+/**
+ * What the admin API needs from the router: a table view and validated, atomic changes that
+ * return the epoch carrying them. Raw request fields are passed as received; the implementation
+ * validates them and throws coded errors (`code` below), changing nothing on error.
+ */
+export interface AdminTarget {
+  table(): TableView;
+  addNode(node: unknown): number;
+  removeNode(id: string): number;
+  drainNode(id: string, undrain: boolean): number;
+  assignSpace(assignment: unknown): number;
+  unassignSpace(spaceId: unknown): number;
+}
+
+/**
+ * The gRPC status of each error code a change can fail with. A code not listed is a bug in
+ * the router, not in the request: INTERNAL.
+ */
+export const ADMIN_STATUS_BY_CODE: Readonly<Record<string, grpc.status>> = Object.freeze({
+  InvalidConfig: grpc.status.INVALID_ARGUMENT,
+  InvalidArgument: grpc.status.INVALID_ARGUMENT,
+  NotAMember: grpc.status.NOT_FOUND,
+  NoSuchAssignment: grpc.status.NOT_FOUND,
+  AlreadyAMember: grpc.status.ALREADY_EXISTS,
+  InUse: grpc.status.FAILED_PRECONDITION,
+  WrongLifecycle: grpc.status.FAILED_PRECONDITION,
+  CapacityExceeded: grpc.status.RESOURCE_EXHAUSTED,
+});
+
+/** The status an admin change answers for `err`. */
+export function adminStatus(err: unknown): grpc.status {
+  const code = (err as { code?: unknown } | null)?.code;
+  return (
+    (typeof code === 'string' ? ADMIN_STATUS_BY_CODE[code] : undefined) ?? grpc.status.INTERNAL
+  );
+}
+
 type Unary = (
   call: grpc.ServerUnaryCall<Record<string, unknown>, unknown>,
   callback: grpc.sendUnaryData<unknown>,
@@ -35,36 +88,33 @@ function change(log: Logger, name: string, fn: (req: Record<string, unknown>) =>
       callback(null, { epoch });
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
+      const code = adminStatus(err);
       log.warn(
-        { event: 'admin-rejected', method: name, request: call.request, message },
+        { event: 'admin-rejected', method: name, request: call.request, message, code },
         `admin ${name} rejected`,
       );
-      const code =
-        err instanceof ConfigError
-          ? /not a member|no assignment/.test(message)
-            ? grpc.status.NOT_FOUND
-            : /already a member/.test(message)
-              ? grpc.status.ALREADY_EXISTS
-              : /is used by|is the localNodeId|last node|draining/.test(message)
-                ? grpc.status.FAILED_PRECONDITION
-                : grpc.status.INVALID_ARGUMENT
-          : grpc.status.INVALID_ARGUMENT;
       callback({ code, details: message });
     }
   };
 }
 
+export interface AdminServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly tls: ListenerTlsConfig | null;
+}
+
 /** Starts the RouterAdmin gRPC server on its own listener. */
 export async function startAdminServer(
-  router: RouterNode,
-  cfg: RouterNodeConfig,
+  target: AdminTarget,
+  options: AdminServerOptions,
   log: Logger,
 ): Promise<{ port: number; close(): Promise<void> }> {
   const server = new grpc.Server();
   const str = (v: unknown) => (typeof v === 'string' ? v : '');
   server.addService(routerAdminDefinition, {
     GetTable: ((_call, callback) => {
-      const t = router.table();
+      const t = target.table();
       callback(null, {
         epoch: t.epoch,
         nodes: t.nodes.map((n) => ({
@@ -87,16 +137,16 @@ export async function startAdminServer(
     }) as Unary,
     AssignSpace: change(log, 'AssignSpace', (r) =>
       r.clear === true
-        ? router.assignSpace({ spaceId: r.spaceId }, true)
-        : router.assignSpace({ spaceId: r.spaceId, primary: r.primary, replicas: r.replicas }),
+        ? target.unassignSpace(r.spaceId)
+        : target.assignSpace({ spaceId: r.spaceId, primary: r.primary, replicas: r.replicas }),
     ),
     AddNode: change(log, 'AddNode', (r) =>
-      router.addNode({ id: r.id, address: r.address, zone: str(r.zone) }),
+      target.addNode({ id: r.id, address: r.address, zone: str(r.zone) }),
     ),
-    RemoveNode: change(log, 'RemoveNode', (r) => router.removeNode(str(r.id))),
-    DrainNode: change(log, 'DrainNode', (r) => router.drainNode(str(r.id), r.undrain === true)),
+    RemoveNode: change(log, 'RemoveNode', (r) => target.removeNode(str(r.id))),
+    DrainNode: change(log, 'DrainNode', (r) => target.drainNode(str(r.id), r.undrain === true)),
   });
-  const t = cfg.admin.tls;
+  const t = options.tls;
   const creds =
     t === null
       ? grpc.ServerCredentials.createInsecure()
@@ -105,9 +155,9 @@ export async function startAdminServer(
           [{ cert_chain: readFileSync(t.cert), private_key: readFileSync(t.key) }],
           t.clientCa !== null,
         );
-  const host = cfg.admin.host.includes(':') ? `[${cfg.admin.host}]` : cfg.admin.host;
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host}:${cfg.admin.port}`, creds, (err, p) =>
+    server.bindAsync(`${host}:${options.port}`, creds, (err, p) =>
       err ? reject(err) : resolve(p),
     ),
   );

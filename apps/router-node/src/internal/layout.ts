@@ -1,4 +1,6 @@
+import { Operation as RouterOperation } from '@engram/router';
 import { ROUTER_NODE_ERROR_CODES, type RouterNodeErrorCode } from './errors.js';
+import { RoutingState } from './membership.js';
 
 /**
  * The router-node's own shared memory (the placement table, breakers and retry budget have
@@ -38,25 +40,29 @@ export const C_NODE_STATE = 8;
 export const CONTROL_WORDS = C_NODE_STATE + MAX_NODE_SLOTS;
 const CONTROL_BYTES = CONTROL_WORDS * 4;
 
-export const NODE_STATE = Object.freeze({ up: 0, down: 1, draining: 2 } as const);
-export const NODE_STATE_NAMES = Object.freeze(['up', 'down', 'draining'] as const);
+/** Node-state words: the index of the state's name (membership.ts) in NODE_STATE_NAMES. */
+export const NODE_STATE_NAMES: readonly RoutingState[] = Object.freeze([
+  RoutingState.Up,
+  RoutingState.Down,
+  RoutingState.Draining,
+]);
+export const NODE_STATE: Readonly<Record<RoutingState, number>> = Object.freeze(
+  Object.fromEntries(NODE_STATE_NAMES.map((name, i) => [name, i])) as Record<RoutingState, number>,
+);
 
 /** Operations, as metric labels; index = position. `other` = methods passed through by space id. */
 export const OPERATIONS = Object.freeze([
-  'store',
-  'recall',
-  'consolidate',
-  'query',
+  RouterOperation.Store,
+  RouterOperation.Recall,
+  RouterOperation.Consolidate,
+  RouterOperation.Query,
   'other',
 ] as const);
 export type Operation = (typeof OPERATIONS)[number];
-export const OP = Object.freeze({
-  store: 0,
-  recall: 1,
-  consolidate: 2,
-  query: 3,
-  other: 4,
-} as const);
+/** Index of each operation in OPERATIONS (the metrics layout's order). */
+export const OP: Readonly<Record<Operation, number>> = Object.freeze(
+  Object.fromEntries(OPERATIONS.map((name, i) => [name, i])) as Record<Operation, number>,
+);
 
 /**
  * Outcomes, as metric labels. `ok` = the node answered OK; `upstream_error` = the node

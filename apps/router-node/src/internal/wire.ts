@@ -4,6 +4,12 @@
  */
 
 export const FRAME_HEADER_BYTES = 5;
+
+/** The value of header `name` in a `[name, value, …]` list, or undefined. */
+export function headerValue(list: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < list.length; i += 2) if (list[i] === name) return list[i + 1];
+  return undefined;
+}
 /** Result of `readSpaceId` when the message has no field 1 string. */
 export const NO_SPACE_ID = '';
 /** Result of `readSpaceId` for a malformed frame or message. */

@@ -1,0 +1,202 @@
+import { CLOSE, H2_ERROR, type H2Stream, type StreamHandler } from '@engram/h2';
+import type { ConnectionPool } from '@engram/pool';
+import { type CallContext, isNodeFailureStatus, whenCancelled } from '@engram/router';
+import { GRPC_STATUS } from './errors.js';
+import { AUTHORITY_AT, TIMEOUT_AT } from './upstream-headers.js';
+import { formatGrpcTimeout, headerValue } from './wire.js';
+
+/** What one attempt got back from a node. */
+export interface Reply {
+  /** The node's gRPC status (0 = OK). */
+  status: number;
+  /** Response headers (`[name, value, …]`), to pass through grpc-encoding. */
+  headers: string[];
+  /** Trailers (or the headers of a trailers-only reply). */
+  trailers: string[];
+  body: Buffer;
+}
+
+/** The client side of one routed call: whether the client went away, and the attempt in flight. */
+export interface ClientCall {
+  gone: boolean;
+  upstream: H2Stream | null;
+  /** Per-space sub-calls of a scatter-gather. */
+  children: ClientCall[] | null;
+}
+
+/** The client left: resets the attempt in flight and every sub-call's. */
+export function cancelCall(call: ClientCall): void {
+  call.gone = true;
+  const up = call.upstream;
+  if (up !== null && !up.closed) up.reset(H2_ERROR.CANCEL);
+  if (call.children !== null) for (const c of call.children) cancelCall(c);
+}
+
+/**
+ * A failed attempt, shaped like a grpc-js error (`code` = gRPC status, `metadata.get` for
+ * `grpc-retry-pushback-ms`) so the Router's policy classifies it as it does grpc-js errors.
+ */
+export class UpstreamError extends Error {
+  readonly metadata: { get(key: string): string[] };
+  constructor(
+    readonly code: number,
+    readonly details: string,
+    readonly nodeId: string,
+    trailers: readonly string[] = NO_TRAILERS,
+  ) {
+    super(details);
+    this.metadata = {
+      get: (key) => {
+        const v = headerValue(trailers, key);
+        return v === undefined ? [] : [v];
+      },
+    };
+  }
+}
+
+const NO_TRAILERS: readonly string[] = Object.freeze([]);
+const EMPTY = Buffer.alloc(0);
+const NOOP = (): void => {};
+
+/** `decodeURIComponent` that keeps malformed percent-encoding as it came. */
+export function safeDecode(v: string): string {
+  try {
+    return decodeURIComponent(v);
+  } catch {
+    return v;
+  }
+}
+
+/**
+ * One attempt's upstream stream: collects the node's reply and settles the attempt. A status
+ * the Router's policy counts against the node (`isNodeFailureStatus`) rejects, so the Router
+ * retries or counts it; any other complete reply resolves and is passed to the client as is.
+ */
+class Attempt implements StreamHandler {
+  headers: string[] | null = null;
+  trailers: string[] | null = null;
+  /** Unregisters the attempt's cancel callback (set once the stream exists). */
+  dispose: () => void = NOOP;
+  #chunks: Buffer[] = [];
+  #size = 0;
+
+  constructor(
+    readonly nodeId: string,
+    readonly call: ClientCall,
+    readonly resolve: (r: Reply) => void,
+    readonly reject: (e: unknown) => void,
+  ) {}
+
+  onHeaders(_s: H2Stream, h: string[], end: boolean): void {
+    if (this.headers === null) {
+      this.headers = h;
+      if (end) this.trailers = h; // trailers-only reply
+    } else this.trailers = h;
+  }
+
+  onData(_s: H2Stream, chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.#chunks.push(chunk);
+    this.#size += chunk.length;
+  }
+
+  onClose(s: H2Stream, code: number): void {
+    this.dispose();
+    const call = this.call;
+    if (call.upstream === s) call.upstream = null;
+    const nodeId = this.nodeId;
+    if (call.gone) {
+      this.reject(new UpstreamError(GRPC_STATUS.CANCELLED, 'cancelled by the client', nodeId));
+      return;
+    }
+    const t = this.trailers;
+    // A complete reply (headers and trailers) stands whatever ended the stream after it: a
+    // node may stop an upload it no longer needs with RST_STREAM once it has answered.
+    if (this.headers === null || t === null) {
+      const why =
+        code === CLOSE.CONNECTION_LOST
+          ? 'connection lost'
+          : code >= 0
+            ? `stream reset (code ${code})`
+            : 'stream closed without a reply';
+      this.reject(new UpstreamError(GRPC_STATUS.UNAVAILABLE, `node ${nodeId}: ${why}`, nodeId));
+      return;
+    }
+    const raw = headerValue(t, 'grpc-status');
+    const status = raw === undefined ? GRPC_STATUS.UNKNOWN : Number(raw);
+    if (
+      status !== 0 &&
+      isNodeFailureStatus(status, headerValue(t, 'grpc-retry-pushback-ms') !== undefined)
+    ) {
+      const msg = headerValue(t, 'grpc-message');
+      this.reject(
+        new UpstreamError(
+          status,
+          `node ${nodeId}: ${msg !== undefined ? safeDecode(msg) : `status ${status}`}`,
+          nodeId,
+          t,
+        ),
+      );
+      return;
+    }
+    const chunks = this.#chunks;
+    this.resolve({
+      status,
+      headers: this.headers,
+      trailers: t,
+      body:
+        chunks.length === 1
+          ? chunks[0]!
+          : chunks.length === 0
+            ? EMPTY
+            : Buffer.concat(chunks, this.#size),
+    });
+  }
+}
+
+/**
+ * One attempt: the exact request bytes over a pooled `@engram/h2` connection, the reply
+ * buffered whole so the Router can retry or fail over before the client sees any header.
+ * `headers` come from `upstreamHeaders` (authority and timeout set here, in place).
+ */
+export function forward(
+  pool: ConnectionPool,
+  ctx: CallContext,
+  headers: string[],
+  body: Buffer,
+  call: ClientCall,
+): Promise<Reply> {
+  return new Promise<Reply>((resolve, reject) => {
+    const node = ctx.node;
+    const nodeId = node.id;
+    if (call.gone) {
+      reject(new UpstreamError(GRPC_STATUS.CANCELLED, 'cancelled by the client', nodeId));
+      return;
+    }
+    let up: H2Stream;
+    try {
+      const connection = pool.acquireH2(nodeId);
+      headers[AUTHORITY_AT] = node.address;
+      headers[TIMEOUT_AT] = formatGrpcTimeout(ctx.attemptDeadline.remaining());
+      const attempt = new Attempt(nodeId, call, resolve, reject);
+      up = connection.request(headers, body, attempt);
+      attempt.dispose = whenCancelled(ctx, () => {
+        if (!up.closed) up.reset(H2_ERROR.CANCEL);
+      });
+    } catch (err) {
+      // ConnectionFailed from the pool is retryable as it is; anything else: UNAVAILABLE.
+      const code = (err as { code?: unknown })?.code;
+      reject(
+        code === 'ConnectionFailed'
+          ? err
+          : new UpstreamError(
+              GRPC_STATUS.UNAVAILABLE,
+              `node ${nodeId}: ${(err as Error).message}`,
+              nodeId,
+            ),
+      );
+      return;
+    }
+    call.upstream = up;
+  });
+}

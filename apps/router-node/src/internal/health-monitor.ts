@@ -1,0 +1,159 @@
+import { Health } from './membership.js';
+import type { Timers } from './timers.js';
+
+export interface HealthThresholds {
+  /** Consecutive successful probes that mark a down node up. */
+  readonly healthyThreshold: number;
+  /** Consecutive failed probes that mark an up node down. */
+  readonly unhealthyThreshold: number;
+}
+
+/**
+ * The pure core of health checking: consecutive probe results per node, and the verdict
+ * they reach. A streak counts in one direction (+ successes, − failures) and restarts at
+ * ±1 when the direction flips, so one success in a run of failures delays a down verdict.
+ */
+export class HealthVerdicts {
+  readonly #thresholds: HealthThresholds;
+  readonly #streaks = new Map<string, number>();
+
+  constructor(thresholds: HealthThresholds) {
+    this.#thresholds = thresholds;
+  }
+
+  /**
+   * Records one probe result of a node whose verdict is `current`; returns the new verdict
+   * when this result flips it, else undefined.
+   */
+  record(id: string, ok: boolean, current: Health): Health | undefined {
+    const prev = this.#streaks.get(id) ?? 0;
+    const streak = ok ? Math.max(1, prev + 1) : Math.min(-1, prev - 1);
+    this.#streaks.set(id, streak);
+    const t = this.#thresholds;
+    if (current === Health.Up && streak <= -t.unhealthyThreshold) return Health.Down;
+    if (current === Health.Down && streak >= t.healthyThreshold) return Health.Up;
+    return undefined;
+  }
+
+  /** Current streak of a node (0 when it has none). */
+  streak(id: string): number {
+    return this.#streaks.get(id) ?? 0;
+  }
+
+  forget(id: string): void {
+    this.#streaks.delete(id);
+  }
+}
+
+export interface ProbeTarget {
+  readonly id: string;
+  readonly address: string;
+}
+
+/** Health probes of nodes (I/O). */
+export interface Probe {
+  /** One probe: resolves true when the node answers SERVING, false otherwise. */
+  check(target: ProbeTarget, timeoutMs: number): Promise<boolean>;
+  /** The target is no longer watched: release what `check` kept for it. */
+  forget(target: ProbeTarget): void;
+}
+
+export interface HealthMonitorInit extends HealthThresholds {
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly timers: Timers;
+  readonly probe: Probe;
+  /** The node's current verdict (undefined: no longer a member, results are dropped). */
+  readonly current: (id: string) => Health | undefined;
+  /** A verdict flipped. */
+  readonly onVerdict: (id: string, health: Health) => void;
+}
+
+interface Watched {
+  readonly target: ProbeTarget;
+  probing: boolean;
+}
+
+/**
+ * Probes every watched node each interval (a node whose probe is still running is skipped),
+ * counts a probe that outlives `timeoutMs` as failed, and reports verdict flips. I/O is the
+ * injected `probe`; time is the injected `timers`.
+ */
+export class HealthMonitor {
+  readonly #init: HealthMonitorInit;
+  readonly #verdicts: HealthVerdicts;
+  readonly #watched = new Map<string, Watched>();
+  #interval: unknown;
+
+  constructor(init: HealthMonitorInit) {
+    this.#init = init;
+    this.#verdicts = new HealthVerdicts(init);
+  }
+
+  start(): void {
+    if (this.#interval !== undefined) return;
+    this.#interval = this.#init.timers.setInterval(() => this.probeAll(), this.#init.intervalMs);
+    this.probeAll();
+  }
+
+  stop(): void {
+    if (this.#interval !== undefined) this.#init.timers.clearInterval(this.#interval);
+    this.#interval = undefined;
+    for (const w of this.#watched.values()) this.#init.probe.forget(w.target);
+    this.#watched.clear();
+  }
+
+  /** Watches a node (replacing an earlier target of the same id: a new address starts over). */
+  watch(target: ProbeTarget): void {
+    const old = this.#watched.get(target.id);
+    if (old !== undefined && old.target.address === target.address) return;
+    if (old !== undefined) this.#init.probe.forget(old.target);
+    this.#verdicts.forget(target.id);
+    const w: Watched = { target, probing: false };
+    this.#watched.set(target.id, w);
+    if (this.#interval !== undefined) this.#probe(w);
+  }
+
+  unwatch(id: string): void {
+    const old = this.#watched.get(id);
+    if (old === undefined) return;
+    this.#watched.delete(id);
+    this.#verdicts.forget(id);
+    this.#init.probe.forget(old.target);
+  }
+
+  streak(id: string): number {
+    return this.#verdicts.streak(id);
+  }
+
+  /** One round: a probe for every watched node not already being probed. */
+  probeAll(): void {
+    for (const w of this.#watched.values()) this.#probe(w);
+  }
+
+  #probe(w: Watched): void {
+    if (w.probing) return;
+    w.probing = true;
+    const { timers, timeoutMs, probe } = this.#init;
+    let settled = false;
+    const finish = (ok: boolean): void => {
+      if (settled) return;
+      settled = true;
+      timers.clearTimeout(timer);
+      w.probing = false;
+      this.#result(w, ok);
+    };
+    const timer = timers.setTimeout(() => finish(false), timeoutMs);
+    probe.check(w.target, timeoutMs).then(finish, () => finish(false));
+  }
+
+  #result(w: Watched, ok: boolean): void {
+    const id = w.target.id;
+    // A node removed or re-addressed while its probe ran: the result is about the old target.
+    if (this.#watched.get(id) !== w) return;
+    const current = this.#init.current(id);
+    if (current === undefined) return;
+    const verdict = this.#verdicts.record(id, ok, current);
+    if (verdict !== undefined) this.#init.onVerdict(id, verdict);
+  }
+}

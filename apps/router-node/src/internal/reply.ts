@@ -1,0 +1,159 @@
+import { encodeHeaderBlock, type H2Stream } from '@engram/h2';
+import { type RoutingInfo, RoutingStrategy } from '@engram/router';
+import type { Reply } from './forward.js';
+import { appendRouting, encodeGrpcMessage, headerSafe, headerValue } from './wire.js';
+
+/** `:status 200`, `content-type application/grpc`: the header block of every reply, encoded once. */
+export const REPLY_HEADERS = encodeHeaderBlock([
+  ':status',
+  '200',
+  'content-type',
+  'application/grpc',
+]);
+export const OK_TRAILERS: readonly string[] = ['grpc-status', '0'];
+
+const STRATEGY_BYTES: ReadonlyMap<string, Buffer> = new Map(
+  Object.values(RoutingStrategy).map((s) => [s, Buffer.from(s)]),
+);
+/** `String(n)` for small attempt counts without a new string per call. */
+const SMALL_INTS = Array.from({ length: 16 }, (_, i) => String(i));
+function intString(n: number): string {
+  return n >= 0 && n < SMALL_INTS.length ? SMALL_INTS[n]! : String(n);
+}
+/** Query replies join several node ids: bound the caches rather than key every combination. */
+const MAX_CACHED_IDS = 4096;
+
+/**
+ * Replies to clients: the node's reply with RoutingInfo appended as field 15 and as trailing
+ * metadata (`x-engram-*`), and trailers-only errors. Caches the per-node encodings, so a
+ * reply encodes no strings on the hot path.
+ */
+export class Replies {
+  /** UTF-8 node ids for the RoutingInfo field (encoded once per node). */
+  readonly #servedByBytes = new Map<string, Buffer>();
+  readonly #servedByHeaders = new Map<string, string>();
+  #epochOf = -1;
+  #epochValue = '-1';
+
+  /** Passes a node's reply to the client, RoutingInfo added. */
+  respond(stream: H2Stream, r: Reply, routing: RoutingInfo): void {
+    if (stream.closed || stream.sentHeaders) return;
+    if (r.status !== 0 || r.body.length === 0) {
+      // Pass the node's error through as a trailers-only reply.
+      const out = [
+        ':status',
+        '200',
+        'content-type',
+        'application/grpc',
+        'grpc-status',
+        String(r.status),
+      ];
+      this.pushRoutingHeaders(out, routing);
+      const msg = headerValue(r.trailers, 'grpc-message');
+      if (msg !== undefined) out.push('grpc-message', msg);
+      stream.sendHeaders(out, true);
+      return;
+    }
+    const strategy = STRATEGY_BYTES.get(routing.strategy) ?? Buffer.from(routing.strategy);
+    const framed =
+      appendRouting(
+        r.body,
+        this.#servedBy(routing.servedBy),
+        routing.attempts,
+        routing.fallback,
+        strategy,
+        routing.tableEpoch,
+      ) ?? r.body;
+    const enc = headerValue(r.headers, 'grpc-encoding');
+    stream.sendHeaders(
+      enc === undefined
+        ? REPLY_HEADERS
+        : [':status', '200', 'content-type', 'application/grpc', 'grpc-encoding', enc],
+      false,
+    );
+    stream.sendData(framed, false);
+    const t = ['grpc-status', '0'];
+    this.pushRoutingHeaders(t, routing);
+    const nodeTrailers = r.trailers;
+    for (let i = 0; i < nodeTrailers.length; i += 2) {
+      const name = nodeTrailers[i]!;
+      if (name.charCodeAt(0) === 58 || name === 'grpc-status' || name.startsWith('x-engram-'))
+        continue;
+      t.push(name, nodeTrailers[i + 1]!);
+    }
+    stream.sendTrailers(t);
+  }
+
+  /** A reply the router built itself (one framed message, RoutingInfo already inside). */
+  sendMessage(stream: H2Stream, framed: Buffer, routing: RoutingInfo): void {
+    if (stream.closed || stream.sentHeaders) return;
+    stream.sendHeaders(REPLY_HEADERS, false);
+    stream.sendData(framed, false);
+    const t = ['grpc-status', '0'];
+    this.pushRoutingHeaders(t, routing);
+    stream.sendTrailers(t);
+  }
+
+  /** A trailers-only error reply (`extra`: more `[name, value, …]` pairs). */
+  fail(stream: H2Stream, status: number, message: string, extra?: readonly string[]): void {
+    if (stream.closed || stream.localEnded || stream.sentHeaders) return;
+    const out = [
+      ':status',
+      '200',
+      'content-type',
+      'application/grpc',
+      'grpc-status',
+      String(status),
+      'grpc-message',
+      encodeGrpcMessage(message),
+    ];
+    if (extra !== undefined) for (const v of extra) out.push(v);
+    stream.sendHeaders(out, true);
+  }
+
+  /** The table epoch as a header value, rebuilt only when the epoch changes. */
+  epochString(epoch: number): string {
+    if (epoch !== this.#epochOf) {
+      this.#epochOf = epoch;
+      this.#epochValue = String(epoch);
+    }
+    return this.#epochValue;
+  }
+
+  /** RoutingInfo as trailing metadata, appended to a `[name, value, …]` list. */
+  pushRoutingHeaders(out: string[], routing: RoutingInfo): void {
+    out.push(
+      'x-engram-served-by',
+      this.#servedByHeader(routing.servedBy),
+      'x-engram-attempts',
+      intString(routing.attempts),
+      'x-engram-fallback',
+      routing.fallback ? 'true' : 'false',
+      'x-engram-strategy',
+      routing.strategy,
+      'x-engram-epoch',
+      this.epochString(routing.tableEpoch),
+    );
+  }
+
+  /** A node id as a header value (percent-encoded unless printable ASCII), cached. */
+  #servedByHeader(id: string): string {
+    let h = this.#servedByHeaders.get(id);
+    if (h === undefined) {
+      h = headerSafe(id);
+      if (this.#servedByHeaders.size >= MAX_CACHED_IDS) this.#servedByHeaders.clear();
+      this.#servedByHeaders.set(id, h);
+    }
+    return h;
+  }
+
+  #servedBy(id: string): Buffer {
+    let b = this.#servedByBytes.get(id);
+    if (b === undefined) {
+      b = Buffer.from(id);
+      if (this.#servedByBytes.size >= MAX_CACHED_IDS) this.#servedByBytes.clear();
+      this.#servedByBytes.set(id, b);
+    }
+    return b;
+  }
+}

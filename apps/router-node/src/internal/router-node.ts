@@ -1,0 +1,237 @@
+import { readFileSync } from 'node:fs';
+import { BreakerTable, ConsecutiveFailures } from '@engram/breaker';
+import type { PoolCredentials } from '@engram/pool';
+import { SharedRetryBudget, systemClock } from '@engram/retry';
+import { TableWriter } from '@engram/ring';
+import type { Logger } from 'pino';
+import { startAdminServer, type TableView } from './admin.js';
+import { type NodeConfig, type RouterNodeConfig, validateAssignment } from './config.js';
+import { ControlPlane } from './control-plane.js';
+import { DataPlane, type DataPlaneInit } from './data-plane.js';
+import { GrpcProbe } from './grpc-probe.js';
+import {
+  C_DRAINING,
+  controlWords,
+  createStateBuffer,
+  M_IN_FLIGHT,
+  M_POOL_SESSIONS,
+  MAX_NODE_SLOTS,
+  metricsRegion,
+} from './layout.js';
+import { LocalCluster } from './local-cluster.js';
+import { renderMetrics } from './metrics.js';
+import { startMetricsServer } from './metrics-server.js';
+import { TablePublisher } from './table-publisher.js';
+import { systemTimers } from './timers.js';
+import { WorkerSupervisor } from './worker-supervisor.js';
+
+/** Largest cluster the shared table is sized for. */
+export const MAX_CLUSTER_NODES = 64;
+/** Widest placement the shared table holds (replication factor or a pin's size). */
+export const MAX_TABLE_REPLICATION_FACTOR = 5;
+
+/** A running router-node. */
+export interface RouterNode {
+  readonly port: number;
+  readonly address: string;
+  readonly adminPort: number | null;
+  readonly metricsPort: number | null;
+  readonly workers: number;
+  readonly config: RouterNodeConfig;
+  /** The zero-config child-process cluster, when one was started. */
+  readonly localCluster: LocalCluster | null;
+  table(): TableView;
+  metricsText(): string;
+  /** Replaces the membership (SIGHUP): adds, removes and re-addresses nodes in one publish. */
+  reloadMembership(nodes: readonly NodeConfig[]): number;
+  /** Stops accepting, drains in-flight calls up to the grace period, stops everything. */
+  close(): Promise<void>;
+}
+
+function readPem(path: string | null): Buffer | undefined {
+  return path === null ? undefined : readFileSync(path);
+}
+
+function upstreamCredentials(cfg: RouterNodeConfig): PoolCredentials {
+  const t = cfg.pool.tls;
+  if (t === null) return { kind: 'insecure' };
+  const ca = readPem(t.ca);
+  const cert = readPem(t.cert);
+  const key = readPem(t.key);
+  return {
+    kind: 'tls',
+    ...(ca !== undefined ? { ca } : {}),
+    ...(cert !== undefined ? { cert } : {}),
+    ...(key !== undefined ? { key } : {}),
+    ...(t.serverName !== null ? { serverName: t.serverName } : {}),
+  };
+}
+
+/** Starts the control plane, the data plane (workers or main thread), admin and metrics. */
+export async function startRouterNode(config: RouterNodeConfig, log: Logger): Promise<RouterNode> {
+  let localCluster: LocalCluster | null = null;
+  let cfg = config;
+  if (cfg.nodes.length === 0) {
+    localCluster = await LocalCluster.start(
+      cfg.localCluster.nodes,
+      cfg.localCluster.zones,
+      cfg.localCluster.dataDir,
+    );
+    cfg = { ...cfg, nodes: localCluster.configs };
+    for (const n of cfg.nodes)
+      log.info({ event: 'local-node', ...n }, `started local memory node ${n.id}`);
+    const ids = new Set(cfg.nodes.map((n) => n.id));
+    cfg.assignments.forEach((a, i) => {
+      validateAssignment(a, `assignments[${i}]`, ids);
+    });
+  }
+  try {
+    return await start(cfg, log, localCluster);
+  } catch (err) {
+    await localCluster?.stop();
+    throw err;
+  }
+}
+
+async function start(
+  cfg: RouterNodeConfig,
+  log: Logger,
+  localCluster: LocalCluster | null,
+): Promise<RouterNode> {
+  const threads = Math.max(1, cfg.workers);
+  const stateBuffer = createStateBuffer(threads);
+  const control = controlWords(stateBuffer);
+  const writer = new TableWriter({
+    maxNodes: MAX_CLUSTER_NODES,
+    maxTokens: Math.min(1 << 22, MAX_CLUSTER_NODES * cfg.vnodesPerNode),
+    maxReplicationFactor: MAX_TABLE_REPLICATION_FACTOR,
+  });
+  const breakers = new BreakerTable({
+    capacity: MAX_NODE_SLOTS,
+    trip: new ConsecutiveFailures(cfg.router.breakerThreshold),
+    openTimeoutMs: cfg.router.breakerTimeoutMs,
+  });
+  const budget = new SharedRetryBudget({ ...cfg.retryBudget });
+  const upstream = upstreamCredentials(cfg);
+  const probe = new GrpcProbe(upstream);
+  const controlPlane = new ControlPlane({
+    config: cfg,
+    limits: { maxNodes: MAX_CLUSTER_NODES, maxSlots: MAX_NODE_SLOTS },
+    publisher: new TablePublisher(writer, control, cfg),
+    breakers,
+    probe,
+    timers: systemTimers,
+    log,
+  });
+
+  const ingressTls =
+    cfg.tls === null
+      ? null
+      : {
+          cert: readFileSync(cfg.tls.cert),
+          key: readFileSync(cfg.tls.key),
+          ...(cfg.tls.clientCa !== null ? { ca: readFileSync(cfg.tls.clientCa) } : {}),
+        };
+  const planeInit = (thread: number): DataPlaneInit => ({
+    thread,
+    table: writer.buffer,
+    breakers: breakers.buffer,
+    budget: budget.buffer,
+    state: stateBuffer,
+    config: cfg,
+    ingressTls,
+    upstreamCredentials: upstream,
+  });
+  let mainPlane: DataPlane | null = null;
+  let supervisor: WorkerSupervisor | null = null;
+  let port: number;
+  try {
+    if (cfg.workers === 0) {
+      mainPlane = new DataPlane(planeInit(0), log.child({ thread: 0 }));
+      port = await mainPlane.listen(cfg.listen);
+    } else {
+      supervisor = new WorkerSupervisor({
+        count: cfg.workers,
+        initFor: planeInit,
+        listen: cfg.listen,
+        youngGenerationMb: cfg.youngGenerationMb,
+        clock: systemClock,
+        timers: systemTimers,
+        log,
+        onExit: (thread) => {
+          // The dead thread's gauges would stay stuck at their last values.
+          const region = metricsRegion(stateBuffer, thread);
+          region[M_IN_FLIGHT] = 0;
+          region.fill(0, M_POOL_SESSIONS, M_POOL_SESSIONS + MAX_NODE_SLOTS);
+        },
+      });
+      port = await supervisor.start();
+    }
+  } catch (err) {
+    controlPlane.close();
+    probe.close();
+    throw err;
+  }
+  controlPlane.start();
+
+  // Tests only (NODE_ENV=test): SIGUSR2 crashes the first live worker, to test restarts.
+  const onTestCrash = () => supervisor?.postToFirst({ type: 'test-crash' });
+  if (process.env.NODE_ENV === 'test' && supervisor !== null) process.on('SIGUSR2', onTestCrash);
+
+  const metricsText = () =>
+    renderMetrics(stateBuffer, {
+      epoch: controlPlane.epoch,
+      partitioned: controlPlane.partitioned,
+      nodes: controlPlane.table().nodes,
+      workers: supervisor === null ? 0 : supervisor.live.length,
+      workerRestarts: supervisor?.restarts ?? 0,
+    });
+  const closers: (() => Promise<void>)[] = [];
+  let closed = false;
+  const handle: RouterNode = {
+    port,
+    address: `${cfg.listen.host.includes(':') ? `[${cfg.listen.host}]` : cfg.listen.host}:${port}`,
+    adminPort: null,
+    metricsPort: null,
+    workers: cfg.workers,
+    config: cfg,
+    localCluster,
+    table: () => controlPlane.table(),
+    metricsText,
+    reloadMembership: (nodes) => controlPlane.reloadMembership(nodes),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      controlPlane.close();
+      process.off('SIGUSR2', onTestCrash);
+      Atomics.store(control, C_DRAINING, 1);
+      log.info({ event: 'shutdown', graceMs: cfg.shutdownGraceMs }, 'draining');
+      let left = 0;
+      if (mainPlane !== null) left += await mainPlane.drain(cfg.shutdownGraceMs);
+      if (supervisor !== null) {
+        left += await supervisor.drain(cfg.shutdownGraceMs);
+        await supervisor.close();
+      }
+      for (const close of closers.splice(0).reverse()) await close();
+      probe.close();
+      await localCluster?.stop();
+      log.info({ event: 'stopped', abandoned: left }, `stopped (${left} calls abandoned)`);
+    },
+  };
+  try {
+    if (cfg.metrics.enabled) {
+      const metrics = await startMetricsServer(cfg.metrics.host, cfg.metrics.port, metricsText);
+      closers.push(() => metrics.close());
+      (handle as { metricsPort: number | null }).metricsPort = metrics.port;
+    }
+    if (cfg.admin.enabled) {
+      const admin = await startAdminServer(controlPlane, cfg.admin, log);
+      closers.push(() => admin.close());
+      (handle as { adminPort: number | null }).adminPort = admin.port;
+    }
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+  return handle;
+}

@@ -1,0 +1,198 @@
+import { BreakerTable, ConsecutiveFailures } from '@engram/breaker';
+import { TableReader, TableWriter } from '@engram/ring';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { adminStatus } from '../src/internal/admin.js';
+import { CONFIG_DEFAULTS, type NodeConfig, type RouterNodeConfig } from '../src/internal/config.js';
+import { ControlPlane } from '../src/internal/control-plane.js';
+import type { Probe, ProbeTarget } from '../src/internal/health-monitor.js';
+import {
+  C_NODE_STATE,
+  C_PARTITIONED,
+  controlWords,
+  createStateBuffer,
+  NODE_STATE_NAMES,
+} from '../src/internal/layout.js';
+import { TablePublisher } from '../src/internal/table-publisher.js';
+import { RESTART_POLICY_DEFAULTS, RestartPolicy } from '../src/internal/worker-supervisor.js';
+import { FakeTime } from './fake-time.js';
+
+function nodes(n: number): NodeConfig[] {
+  return Array.from({ length: n }, (_, i) => ({
+    id: `n${i + 1}`,
+    address: `127.0.0.1:${7001 + i}`,
+    zone: i % 2 === 0 ? 'a' : 'b',
+  }));
+}
+
+/** Probes whose verdict per node the test sets; answers at once. */
+class SwitchProbe implements Probe {
+  readonly healthy = new Map<string, boolean>();
+  async check(target: ProbeTarget): Promise<boolean> {
+    return this.healthy.get(target.id) ?? true;
+  }
+  forget(): void {}
+}
+
+function setup(count = 3, extra: Partial<RouterNodeConfig> = {}) {
+  const time = new FakeTime();
+  const probe = new SwitchProbe();
+  const state = createStateBuffer(1);
+  const control = controlWords(state);
+  const writer = new TableWriter({ maxNodes: 8, maxTokens: 8 * 16, maxReplicationFactor: 3 });
+  const breakers = new BreakerTable({
+    capacity: 16,
+    trip: new ConsecutiveFailures(2),
+    clock: time.clock,
+  });
+  const config: RouterNodeConfig = {
+    ...CONFIG_DEFAULTS,
+    nodes: nodes(count),
+    vnodesPerNode: 16,
+    health: { intervalMs: 1000, timeoutMs: 500, unhealthyThreshold: 2, healthyThreshold: 2 },
+    ...extra,
+  };
+  const plane = new ControlPlane({
+    config,
+    limits: { maxNodes: 8, maxSlots: 10 },
+    publisher: new TablePublisher(writer, control, config),
+    breakers,
+    probe,
+    timers: time,
+    log: pino({ level: 'silent' }),
+  });
+  const reader = new TableReader(writer.buffer);
+  const stateOf = (slot: number) => NODE_STATE_NAMES[Atomics.load(control, C_NODE_STATE + slot)];
+  return { time, probe, control, plane, breakers, reader, stateOf };
+}
+
+describe('ControlPlane (fake time)', () => {
+  it('publishes the membership at start with every node up', () => {
+    const { plane, reader, stateOf } = setup();
+    expect(plane.epoch).toBe(1);
+    reader.refresh();
+    expect(reader.nodes.map((n) => n.id)).toEqual(['n1', 'n2', 'n3']);
+    expect([0, 1, 2].map(stateOf)).toEqual(['up', 'up', 'up']);
+  });
+
+  it('marks a node down after unhealthyThreshold failed rounds, republishing its state', async () => {
+    const { time, probe, plane, stateOf } = setup();
+    probe.healthy.set('n2', false);
+    plane.start();
+    await time.advance(0); // first round, at start: failure 1
+    expect(stateOf(1)).toBe('up');
+    await time.advance(1000); // failure 2
+    expect(stateOf(1)).toBe('down');
+    expect(plane.table().nodes.find((n) => n.id === 'n2')?.state).toBe('down');
+    expect(plane.epoch).toBe(2);
+    expect(plane.partitioned).toBe(false);
+    plane.close();
+    expect(time.pending).toBe(0);
+  });
+
+  it('declares a partition when a majority is down and heals it; a node up gets a fresh breaker', async () => {
+    const { time, probe, plane, control, breakers } = setup();
+    probe.healthy.set('n1', false);
+    probe.healthy.set('n2', false);
+    plane.start();
+    await time.advance(1000); // rounds at 0 and 1000: two failures each
+    expect(plane.partitioned).toBe(true);
+    expect(Atomics.load(control, C_PARTITIONED)).toBe(1);
+    // n1's breaker opened from failed calls meanwhile.
+    breakers.onFailure(0, breakers.tryAcquire(0));
+    breakers.onFailure(0, breakers.tryAcquire(0));
+    expect(breakers.state(0)).toBe('open');
+    probe.healthy.set('n1', true);
+    await time.advance(1000); // success 1
+    expect(plane.partitioned).toBe(true);
+    await time.advance(1000); // success 2: n1 up
+    expect(plane.partitioned).toBe(false);
+    expect(Atomics.load(control, C_PARTITIONED)).toBe(0);
+    expect(breakers.state(0)).toBe('closed');
+    plane.close();
+  });
+
+  it('adds, drains and removes nodes as new epochs, and watches the new node', async () => {
+    const { time, probe, plane, reader, stateOf } = setup();
+    plane.start();
+    const e1 = plane.addNode({ id: 'n4', address: '127.0.0.1:7004', zone: 'b' });
+    expect(e1).toBe(2);
+    reader.refresh();
+    expect(reader.nodes.map((n) => n.id)).toContain('n4');
+    probe.healthy.set('n4', false);
+    await time.advance(1000);
+    await time.advance(1000);
+    expect(stateOf(3)).toBe('down');
+    expect(plane.drainNode('n1', false)).toBeGreaterThan(e1);
+    expect(stateOf(0)).toBe('draining');
+    plane.removeNode('n4');
+    reader.refresh();
+    expect(reader.nodes.map((n) => n.id)).toEqual(['n1', 'n2', 'n3']);
+    plane.close();
+  });
+
+  it('applies nothing when a change fails: coded error, same epoch, same table', () => {
+    const { plane } = setup();
+    const before = plane.table();
+    const attempts: [() => unknown, string, number][] = [
+      [() => plane.addNode({ id: 'n1', address: '127.0.0.1:9' }), 'AlreadyAMember', 6],
+      [() => plane.addNode({ id: 'x', address: 'nope' }), 'InvalidConfig', 3],
+      [() => plane.removeNode('ghost'), 'NotAMember', 5],
+      [() => plane.drainNode('n1', true), 'WrongLifecycle', 9],
+      [() => plane.unassignSpace('s'), 'NoSuchAssignment', 5],
+      // Four nodes in one pin: wider than the table's maxReplicationFactor (3) at publish.
+      [
+        () => plane.assignSpace({ spaceId: 's', primary: 'n1', replicas: ['n2', 'n3', 'n1x'] }),
+        'InvalidConfig',
+        3,
+      ],
+    ];
+    for (const [fn, code, status] of attempts) {
+      let err: unknown;
+      try {
+        fn();
+      } catch (e) {
+        err = e;
+      }
+      expect((err as { code?: string })?.code, String(fn)).toBe(code);
+      expect(adminStatus(err)).toBe(status);
+    }
+    expect(plane.table()).toEqual(before);
+  });
+
+  it('a publish refused by the table capacity leaves the previous states and epoch', () => {
+    const { plane, stateOf } = setup(3);
+    plane.addNode({ id: 'n4', address: '127.0.0.1:7004' });
+    plane.drainNode('n4', false);
+    const epoch = plane.epoch;
+    const err = (() => {
+      try {
+        plane.assignSpace({ spaceId: 's', primary: 'n1', replicas: ['n2', 'n3', 'n4'] });
+      } catch (e) {
+        return e as { code?: string };
+      }
+      return undefined;
+    })();
+    expect(err?.code).toBe('CapacityExceeded');
+    expect(plane.epoch).toBe(epoch);
+    expect(plane.table().assignments).toEqual([]);
+    expect(stateOf(3)).toBe('draining');
+  });
+});
+
+describe('RestartPolicy', () => {
+  it('backs off 100, 200, 400 ms… up to 5 s, and gives up after 10 restarts in a minute', () => {
+    const p = new RestartPolicy();
+    const delays: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const v = p.onExit(i);
+      expect(v.restart).toBe(true);
+      if (v.restart) delays.push(v.delayMs);
+    }
+    expect(delays).toEqual([100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000, 5000]);
+    expect(p.onExit(10)).toEqual({ restart: false, recent: 10 });
+    // A minute after the first restarts they no longer count.
+    const later = p.onExit(RESTART_POLICY_DEFAULTS.windowMs + 5);
+    expect(later).toMatchObject({ restart: true });
+  });
+});

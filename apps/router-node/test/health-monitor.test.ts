@@ -1,0 +1,146 @@
+import { describe, expect, it } from 'vitest';
+import {
+  HealthMonitor,
+  HealthVerdicts,
+  type Probe,
+  type ProbeTarget,
+} from '../src/internal/health-monitor.js';
+import type { Health } from '../src/internal/membership.js';
+import { FakeTime } from './fake-time.js';
+
+describe('HealthVerdicts', () => {
+  it('marks down after exactly unhealthyThreshold consecutive failures, up after healthyThreshold', () => {
+    const v = new HealthVerdicts({ unhealthyThreshold: 3, healthyThreshold: 2 });
+    expect(v.record('a', false, 'up')).toBeUndefined();
+    expect(v.record('a', false, 'up')).toBeUndefined();
+    expect(v.record('a', false, 'up')).toBe('down');
+    expect(v.record('a', true, 'down')).toBeUndefined();
+    expect(v.record('a', true, 'down')).toBe('up');
+  });
+
+  it('a success in a run of failures starts the count over (a flapping node stays up)', () => {
+    const v = new HealthVerdicts({ unhealthyThreshold: 2, healthyThreshold: 2 });
+    for (let i = 0; i < 10; i++) {
+      expect(v.record('a', false, 'up')).toBeUndefined();
+      expect(v.record('a', true, 'up')).toBeUndefined();
+    }
+    expect(v.streak('a')).toBe(1);
+  });
+});
+
+/** A probe whose answers the test gives: each check waits for `answer(id, ok)`. */
+class ScriptedProbe implements Probe {
+  readonly waiting = new Map<string, (ok: boolean) => void>();
+  readonly checks: string[] = [];
+  readonly forgotten: string[] = [];
+  check(target: ProbeTarget): Promise<boolean> {
+    this.checks.push(target.id);
+    return new Promise((resolve) => this.waiting.set(target.id, resolve));
+  }
+  forget(target: ProbeTarget): void {
+    this.forgotten.push(`${target.id}@${target.address}`);
+  }
+  answer(id: string, ok: boolean): void {
+    const resolve = this.waiting.get(id);
+    if (resolve === undefined) throw new Error(`no probe of ${id} is waiting`);
+    this.waiting.delete(id);
+    resolve(ok);
+  }
+}
+
+function monitor(time: FakeTime, probe: Probe, states: Map<string, Health>) {
+  const verdicts: string[] = [];
+  const m = new HealthMonitor({
+    intervalMs: 1000,
+    timeoutMs: 300,
+    healthyThreshold: 2,
+    unhealthyThreshold: 2,
+    timers: time,
+    probe,
+    current: (id) => states.get(id),
+    onVerdict: (id, health) => {
+      verdicts.push(`${id}:${health}`);
+      states.set(id, health);
+    },
+  });
+  return { m, verdicts };
+}
+
+describe('HealthMonitor (fake time)', () => {
+  it('probes at start and every interval, and marks a node down after two failed rounds', async () => {
+    const time = new FakeTime();
+    const probe = new ScriptedProbe();
+    const states = new Map<string, Health>([['a', 'up']]);
+    const { m, verdicts } = monitor(time, probe, states);
+    m.watch({ id: 'a', address: 'h:1' });
+    m.start();
+    expect(probe.checks).toEqual(['a']);
+    probe.answer('a', false);
+    await time.advance(999);
+    expect(probe.checks).toHaveLength(1);
+    await time.advance(1);
+    expect(probe.checks).toHaveLength(2);
+    probe.answer('a', false);
+    await time.advance(0);
+    expect(verdicts).toEqual(['a:down']);
+    m.stop();
+    expect(time.pending).toBe(0);
+  });
+
+  it('counts a probe that outlives the timeout as failed, and ignores its late answer', async () => {
+    const time = new FakeTime();
+    const probe = new ScriptedProbe();
+    const states = new Map<string, Health>([['a', 'up']]);
+    const { m, verdicts } = monitor(time, probe, states);
+    m.watch({ id: 'a', address: 'h:1' });
+    m.start();
+    await time.advance(300); // timeout: failure 1
+    expect(m.streak('a')).toBe(-1);
+    probe.answer('a', true); // late: ignored
+    await time.advance(0);
+    expect(m.streak('a')).toBe(-1);
+    await time.advance(700); // next round at 1000
+    await time.advance(300); // timeout: failure 2
+    expect(verdicts).toEqual(['a:down']);
+    m.stop();
+  });
+
+  it('does not start a second probe of a node while one is running', async () => {
+    const time = new FakeTime();
+    const probe = new ScriptedProbe();
+    const monitorWithLongTimeout = new HealthMonitor({
+      intervalMs: 100,
+      timeoutMs: 1000,
+      healthyThreshold: 1,
+      unhealthyThreshold: 1,
+      timers: time,
+      probe,
+      current: () => 'up',
+      onVerdict: () => {},
+    });
+    monitorWithLongTimeout.watch({ id: 'a', address: 'h:1' });
+    monitorWithLongTimeout.start();
+    await time.advance(500);
+    expect(probe.checks).toEqual(['a']);
+    monitorWithLongTimeout.stop();
+  });
+
+  it('drops results of a node removed or re-addressed while its probe ran, and forgets it', async () => {
+    const time = new FakeTime();
+    const probe = new ScriptedProbe();
+    const states = new Map<string, Health>([['a', 'up']]);
+    const { m, verdicts } = monitor(time, probe, states);
+    m.watch({ id: 'a', address: 'h:1' });
+    m.start();
+    m.watch({ id: 'a', address: 'h:2' }); // re-addressed: a new probe starts at once
+    expect(probe.forgotten).toEqual(['a@h:1']);
+    probe.answer('a', false); // the probe of h:2 (the newest waiting one)
+    await time.advance(0);
+    expect(m.streak('a')).toBe(-1);
+    m.unwatch('a');
+    expect(probe.forgotten).toEqual(['a@h:1', 'a@h:2']);
+    await time.advance(5000);
+    expect(verdicts).toEqual([]);
+    m.stop();
+  });
+});

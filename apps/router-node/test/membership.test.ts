@@ -1,0 +1,147 @@
+import { describe, expect, it } from 'vitest';
+import type { NodeConfig } from '../src/internal/config.js';
+import {
+  Health,
+  Lifecycle,
+  Membership,
+  MembershipError,
+  routingState,
+} from '../src/internal/membership.js';
+
+const LIMITS = { maxNodes: 4, maxSlots: 6 };
+
+function node(id: string, port = 7000): NodeConfig {
+  return { id, address: `127.0.0.1:${port}`, zone: '' };
+}
+
+function three(): Membership {
+  return Membership.create([node('a', 1), node('b', 2), node('c', 3)], [], null, LIMITS);
+}
+
+function codeOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(MembershipError);
+    return (err as MembershipError).code;
+  }
+  throw new Error('expected a MembershipError');
+}
+
+describe('Membership', () => {
+  it('starts every node up and active on slots 0..n-1', () => {
+    const m = three();
+    expect([...m.members].map((x) => [x.node.id, x.slot, x.health, x.lifecycle])).toEqual([
+      ['a', 0, 'up', 'active'],
+      ['b', 1, 'up', 'active'],
+      ['c', 2, 'up', 'active'],
+    ]);
+    expect(m.reachable).toBe(3);
+  });
+
+  it('adds a node on the next slot and reports it fresh; the old value is unchanged', () => {
+    const m = three();
+    const change = m.add(node('d', 4));
+    expect(change.next.get('d')?.slot).toBe(3);
+    expect(change.freshSlots).toEqual([3]);
+    expect(m.get('d')).toBeUndefined();
+    expect(codeOf(() => change.next.add(node('d', 5)))).toBe('AlreadyAMember');
+  });
+
+  it('refuses a fifth node (table capacity) and the seventh slot ever handed out', () => {
+    const four = three().add(node('d', 4)).next;
+    expect(codeOf(() => four.add(node('e', 5)))).toBe('CapacityExceeded');
+    // Slots are reused (last freed first) before new ones are taken.
+    let m = four.remove('d').next;
+    expect(m.add(node('e', 5)).next.get('e')?.slot).toBe(3);
+    m = m.add(node('e', 5)).next.remove('e').next.add(node('f', 6)).next;
+    expect(m.get('f')?.slot).toBe(3);
+  });
+
+  it('runs out of slots after maxSlots distinct allocations with none freed', () => {
+    const m = Membership.create([node('a', 1)], [], null, { maxNodes: 10, maxSlots: 2 });
+    const two = m.add(node('b', 2)).next;
+    const err = (() => {
+      try {
+        two.add(node('c', 3));
+      } catch (e) {
+        return e as MembershipError;
+      }
+      return undefined;
+    })();
+    expect(err?.code).toBe('CapacityExceeded');
+    expect(err?.field).toBe('node.id');
+    expect(err?.value).toBe('c');
+  });
+
+  it('refuses to remove an unknown node, the local node, a pinned node and the last node', () => {
+    const m = Membership.create(
+      [node('a', 1), node('b', 2), node('c', 3)],
+      [{ spaceId: 's', primary: 'b', replicas: [] }],
+      'c',
+      LIMITS,
+    );
+    expect(codeOf(() => m.remove('ghost'))).toBe('NotAMember');
+    expect(codeOf(() => m.remove('c'))).toBe('InUse');
+    expect(codeOf(() => m.remove('b'))).toBe('InUse');
+    const one = Membership.create([node('a', 1)], [], null, LIMITS);
+    expect(codeOf(() => one.remove('a'))).toBe('InUse');
+    expect(m.remove('a').next.size).toBe(2);
+  });
+
+  it('drains and undrains; the routed state combines lifecycle and health', () => {
+    const m = three();
+    const drained = m.drain('b').next;
+    expect(routingState(drained.get('b')!)).toBe('draining');
+    expect(codeOf(() => drained.drain('b'))).toBe('WrongLifecycle');
+    expect(codeOf(() => m.undrain('b'))).toBe('WrongLifecycle');
+    // Down while draining, then undrained: comes back down, not up.
+    const back = drained.setHealth('b', Health.Down).undrain('b').next;
+    expect(back.get('b')?.lifecycle).toBe(Lifecycle.Active);
+    expect(routingState(back.get('b')!)).toBe('down');
+    expect(back.reachable).toBe(2);
+  });
+
+  it('setHealth returns the same value when nothing changes', () => {
+    const m = three();
+    expect(m.setHealth('a', Health.Up)).toBe(m);
+    expect(m.setHealth('ghost', Health.Down)).toBe(m);
+    expect(m.setHealth('a', Health.Down)).not.toBe(m);
+  });
+
+  it('pins only to members, replaces a pin, and clears it', () => {
+    const m = three();
+    expect(codeOf(() => m.assign({ spaceId: 's', primary: 'x', replicas: [] }))).toBe('NotAMember');
+    const pinned = m
+      .assign({ spaceId: 's', primary: 'a', replicas: ['b'] })
+      .next.assign({ spaceId: 's', primary: 'c', replicas: [] }).next;
+    expect(pinned.assignments).toEqual([{ spaceId: 's', primary: 'c', replicas: [] }]);
+    expect(codeOf(() => pinned.unassign('other'))).toBe('NoSuchAssignment');
+    expect(pinned.unassign('s').next.assignments).toEqual([]);
+  });
+
+  it('reload: the list wins; kept nodes keep state, re-addressed ones keep their slot and start over', () => {
+    const m = three().drain('a').next.setHealth('b', Health.Down);
+    const change = m.reload([node('a', 1), node('b', 22), node('d', 4)]);
+    const next = change.next;
+    expect(change.removed).toEqual(['c']);
+    expect(change.added).toEqual(['d']);
+    expect(next.get('a')?.lifecycle).toBe('draining');
+    expect(next.get('b')).toMatchObject({ slot: 1, health: 'up', lifecycle: 'active' });
+    // d takes c's freed slot; b's breaker (same slot, new address) is reset too.
+    expect(next.get('d')?.slot).toBe(2);
+    expect([...change.freshSlots].sort()).toEqual([1, 2]);
+  });
+
+  it('reload refuses to drop a pinned node or the local node, changing nothing', () => {
+    const m = Membership.create(
+      [node('a', 1), node('b', 2)],
+      [{ spaceId: 's', primary: 'b', replicas: [] }],
+      'a',
+      LIMITS,
+    );
+    expect(codeOf(() => m.reload([node('a', 1)]))).toBe('InUse');
+    expect(codeOf(() => m.reload([node('b', 2)]))).toBe('InUse');
+    expect(m.size).toBe(2);
+  });
+});
