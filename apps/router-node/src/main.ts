@@ -11,12 +11,13 @@
 import { pino } from 'pino';
 import { runDemo } from './demo.js';
 import {
+  CONFIG_KEYS,
+  CONFIG_SCHEMA,
   ConfigError,
   flagName,
   type RouterNodeConfig,
   readConfigFile,
   resolveConfig,
-  SCALAR_KEYS,
   startRouterNode,
 } from './index.js';
 
@@ -32,7 +33,12 @@ const ALIASES: Readonly<Record<string, string>> = {
   '--admin-port': 'admin.port',
   '--metrics-port': 'metrics.port',
 };
-const FLAG_KEYS = new Map(Object.keys(SCALAR_KEYS).map((k) => [flagName(k), k]));
+const FLAG_KEYS = new Map(
+  CONFIG_KEYS.filter((k) => !['nodes', 'assignments'].includes(CONFIG_SCHEMA[k].type)).map((k) => [
+    flagName(k),
+    k,
+  ]),
+);
 
 interface Cli {
   command: 'run' | 'demo';

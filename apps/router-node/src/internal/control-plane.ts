@@ -16,6 +16,7 @@ import {
   validateAssignment,
   validateNode,
 } from './config.js';
+import { TABLE_MAX_REPLICATION_FACTOR } from './config-caps.js';
 import { DataPlane, type DataPlaneInit } from './data-plane.js';
 import { ConfigError } from './errors.js';
 import {
@@ -162,7 +163,7 @@ async function start(
   const writer = new TableWriter({
     maxNodes: MAX_CLUSTER_NODES,
     maxTokens,
-    maxReplicationFactor: 5,
+    maxReplicationFactor: TABLE_MAX_REPLICATION_FACTOR,
   });
   const breakerOptions = {
     trip: new ConsecutiveFailures(cfg.router.breakerThreshold),
