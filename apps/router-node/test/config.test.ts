@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { MAX_TIMEOUT_MS } from '@engram/breaker';
 import { MAX_CHANNELS_PER_NODE } from '@engram/pool';
 import { RetryBudget } from '@engram/retry';
@@ -15,6 +18,7 @@ import {
   type KeySpec,
   NULLABLE_SECTIONS,
   type RouterNodeConfig,
+  readConfigFile,
   resolveConfig,
   TABLE_MAX_REPLICATION_FACTOR,
 } from '../src/index.js';
@@ -362,5 +366,44 @@ describe('unknown config keys', () => {
     expect(
       resolveConfig({ file: { tls: null, admin: { tls: null }, pool: { tls: null } } }),
     ).toEqual(CONFIG_DEFAULTS);
+  });
+});
+
+describe('config file', () => {
+  function readError(text: string): ConfigError {
+    const dir = mkdtempSync(join(tmpdir(), 'engram-rn-config-'));
+    try {
+      const file = join(dir, 'router.json');
+      writeFileSync(file, text);
+      try {
+        readConfigFile(file);
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        expect((err as ConfigError).code).toBe('InvalidConfig');
+        expect((err as ConfigError).field).toBe('config');
+        expect((err as ConfigError).value).toBe(file);
+        return err as ConfigError;
+      }
+      return expect.unreachable('parsed');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it.each([
+    ['an unquoted key', '{\n  "workers": 1,\n  nodes: []\n}\n', 3, 3],
+    ['a trailing comma', '{\n  "workers": 1,\n}', 3, 1],
+    ['CRLF line ends', '{\r\n  "workers": 1\r\n  "logLevel": "info"\r\n}', 3, 3],
+    ['input ending early', '{\n  "workers": ', 2, 14],
+    ['a first-line error', '{"workers": 1 x}', 1, 15],
+  ])('reports malformed JSON (%s) with its line and column', (_name, text, line, column) => {
+    const err = readError(text);
+    expect(err.message).toContain(`not valid JSON at line ${line}, column ${column}:`);
+    expect(err.message).not.toMatch(/at position/);
+    expect(err.cause).toBeInstanceOf(SyntaxError);
+  });
+
+  it('refuses a file that holds JSON but not an object', () => {
+    expect(readError('[1, 2]').message).toContain('must hold a JSON object');
   });
 });

@@ -167,7 +167,17 @@ function coerce(key: string, spec: ScalarSpec, text: string, source: string): Js
   }
 }
 
-/** Reads a JSON config file; errors name the file. */
+// V8 gives a character offset ("at position N"; none at the end of input); a person editing
+// the file needs the 1-based line and column.
+function jsonErrorLocation(text: string, message: string): { line: number; column: number } {
+  const match = /at position (\d+)/.exec(message);
+  const position = Math.min(match === null ? text.length : Number(match[1]), text.length);
+  const before = text.slice(0, position);
+  const lineStart = before.lastIndexOf('\n') + 1;
+  return { line: before.split('\n').length, column: position - lineStart + 1 };
+}
+
+/** Reads a JSON config file; errors name the file, and for bad JSON the line and column. */
 export function readConfigFile(path: string): JsonObject {
   let text: string;
   try {
@@ -179,7 +189,16 @@ export function readConfigFile(path: string): JsonObject {
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError('config', path, `not valid JSON: ${(err as Error).message}`);
+    const message = (err as Error).message;
+    const { line, column } = jsonErrorLocation(text, message);
+    // V8's own "at position N" (and on newer Node "(line L column C)") is replaced by ours.
+    const what = message.replace(/ in JSON at position \d+.*$/, '');
+    throw new ConfigError(
+      'config',
+      path,
+      `not valid JSON at line ${line}, column ${column}: ${what}`,
+      { cause: err },
+    );
   }
   if (!isObject(parsed)) throw new ConfigError('config', path, 'must hold a JSON object');
   return parsed;

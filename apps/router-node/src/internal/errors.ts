@@ -35,8 +35,8 @@ export class RouterNodeError extends Error {
 export class ConfigError extends RouterNodeError {
   readonly field: string;
   readonly value: unknown;
-  constructor(field: string, value: unknown, reason: string) {
-    super('InvalidConfig', `config ${field} = ${safeJson(value)}: ${reason}`);
+  constructor(field: string, value: unknown, reason: string, options?: ErrorOptions) {
+    super('InvalidConfig', `config ${field} = ${safeJson(value)}: ${reason}`, options);
     this.name = 'ConfigError';
     this.field = field;
     this.value = value;
