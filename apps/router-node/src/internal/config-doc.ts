@@ -1,8 +1,12 @@
 import { CONFIG_SCHEMA } from './config-schema.js';
-import { CONFIG_KEYS, type ConfigKey, isScalar, type KeySpec } from './config-spec.js';
+import { CONFIG_KEYS, type ConfigKey, envName, isScalar, type KeySpec } from './config-spec.js';
 
-// Text generated from CONFIG_SCHEMA for people: the per-key part of `--help`. Nothing here is
-// hand-kept per key.
+// Text generated from CONFIG_SCHEMA for people: the README's configuration table and the
+// per-key part of `--help`. Nothing here is hand-kept per key.
+
+/** Marker lines around the generated table in README.md. */
+export const CONFIG_TABLE_START = '<!-- config-table:start -->';
+export const CONFIG_TABLE_END = '<!-- config-table:end -->';
 
 const MS_PER = [
   [60 * 60 * 1000, 'h'],
@@ -55,4 +59,35 @@ export function formatType(spec: KeySpec): string {
 /** Keys SIGHUP applies; every other key needs a restart. */
 export function reloadableKeys(): ConfigKey[] {
   return CONFIG_KEYS.filter((k) => CONFIG_SCHEMA[k].reloadable);
+}
+
+/** The README's configuration table (Markdown), one row per key in schema order. */
+export function renderConfigTable(): string {
+  const rows = CONFIG_KEYS.map((key) => {
+    const spec = CONFIG_SCHEMA[key];
+    const env = isScalar(spec) ? `\`${envName(key)}\`` : 'file only';
+    const type = isScalar(spec) ? formatType(spec) : `\`${formatType(spec)}\``;
+    const shown =
+      isScalar(spec) && spec.default === undefined
+        ? `none (required with \`${key.slice(0, key.lastIndexOf('.'))}\`)`
+        : `\`${formatDefault(key, spec)}\``;
+    const sighup = spec.reloadable ? 'applied' : 'restart';
+    return `| \`${key}\` | ${env} | ${type} | ${shown} | ${sighup} | ${spec.description} |`;
+  });
+  return [
+    '| key | env var | type | default | on SIGHUP | meaning |',
+    '|---|---|---|---|---|---|',
+    ...rows,
+  ].join('\n');
+}
+
+/** `readme` with the text between the config-table markers replaced by `renderConfigTable()`. */
+export function withConfigTable(readme: string): string {
+  const start = readme.indexOf(CONFIG_TABLE_START);
+  const end = readme.indexOf(CONFIG_TABLE_END);
+  if (start < 0 || end < start) {
+    throw new Error(`README has no ${CONFIG_TABLE_START} … ${CONFIG_TABLE_END} markers`);
+  }
+  const head = readme.slice(0, start + CONFIG_TABLE_START.length);
+  return `${head}\n${renderConfigTable()}\n${readme.slice(end)}`;
 }
