@@ -1,7 +1,8 @@
-// Upper (and some lower) bounds of the config keys, named, with why. The schema
-// (config-schema.ts) takes a library's own exported constant where it has one, so the config
-// cannot accept what the library refuses (or refuse what it accepts) after either changes;
-// these are the bounds no library exports, or where router-node is stricter.
+// Bounds of the config keys. The schema (config-schema.ts) takes a library's own exported
+// constant where there is one, so the config cannot accept what the library refuses after
+// either changes. These are the rest: where router-node is stricter than a library (said why),
+// or where no library exports a bound; those keep the values router-node checked before the
+// schema existed, now named.
 
 /**
  * Primary + replicas the shared placement table holds per token; control-plane sizes its
@@ -14,36 +15,35 @@
 export const TABLE_MAX_REPLICATION_FACTOR = 5;
 export const MAX_PORT = 65_535;
 export const MAX_TIMER_MS = 2_147_483_647; // setTimeout's ceiling (~24.8 days)
-export const MAX_CONCURRENT_STREAMS = 100_000; // each open stream may buffer a whole request
-export const MIN_HEADER_LIST_BYTES = 1024; // 1 KiB: below this ordinary gRPC metadata is refused
+export const MAX_CONCURRENT_STREAMS = 100_000;
+export const MIN_HEADER_LIST_BYTES = 1024; // 1 KiB
 export const MAX_HEADER_LIST_BYTES = 16 * 1024 * 1024; // 16 MiB
-export const MAX_WORKERS = 256; // one metrics region per thread in the shared state buffer
-export const MAX_YOUNG_GENERATION_MB = 1024; // 1 GiB per thread
+export const MAX_WORKERS = 256;
+export const MAX_YOUNG_GENERATION_MB = 1024; // MiB per thread (1 GiB)
 export const MAX_RETRY_BASE_DELAY_MS = 60 * 1000; // 1 min
 export const MAX_RETRY_MAX_DELAY_MS = 10 * 60 * 1000; // 10 min
-// @engram/router accepts up to 24 h but does not export its bound; an hour is already more
-// than a proxied unary call needs, and it catches a typo of a few zeros.
+// @engram/router accepts deadlines up to 24 h (that bound is not exported); router-node keeps
+// its one hour.
 export const MAX_CALL_MS = 60 * 60 * 1000; // 1 h
-// ConsecutiveFailures accepts up to 10⁶ (not exported); past 1000 the breaker never opens
-// before the health check has marked the node down anyway.
+// @engram/breaker's ConsecutiveFailures accepts up to 10⁶ (not exported).
 export const MAX_BREAKER_THRESHOLD = 1000;
 export const MIN_MESSAGE_BYTES = 1024; // 1 KiB
-export const MAX_MESSAGE_BYTES = 1024 * 1024 * 1024; // 1 GiB: each request is buffered whole
+export const MAX_MESSAGE_BYTES = 1024 * 1024 * 1024; // 1 GiB; a request is buffered whole
 // @engram/retry's budget checks these bounds without exporting them; a test pins that it
 // accepts both ends of each range, so a change there fails here.
 export const BUDGET_MIN_TTL_MS = 100; // 100 ms
 export const BUDGET_MAX_TTL_MS = 10 * 60 * 1000; // 10 min
 export const BUDGET_MAX_MIN_RETRIES_PER_SECOND = 10_000;
-// @engram/pool accepts timers up to MAX_TIMER_MS (not exported); these are the router's.
+// @engram/pool accepts timers up to 2^31 - 1 ms (its MAX_TIMER_MS is not exported).
 export const MAX_CONNECT_TIMEOUT_MS = 10 * 60 * 1000; // 10 min
 export const MAX_KEEPALIVE_INTERVAL_MS = 24 * 60 * 60 * 1000; // 24 h
 export const MAX_KEEPALIVE_TIMEOUT_MS = 10 * 60 * 1000; // 10 min
-export const MIN_HEALTH_INTERVAL_MS = 10; // 10 ms: faster probing is load, not detection
+export const MIN_HEALTH_INTERVAL_MS = 10; // 10 ms
 export const MAX_HEALTH_INTERVAL_MS = 60 * 60 * 1000; // 1 h
 export const MAX_HEALTH_TIMEOUT_MS = 10 * 60 * 1000; // 10 min
 export const MAX_HEALTH_THRESHOLD = 100;
 export const MAX_SHUTDOWN_GRACE_MS = 60 * 60 * 1000; // 1 h
-export const MAX_LOCAL_NODES = 16; // child processes on one machine
+export const MAX_LOCAL_NODES = 16; // child processes of this one
 export const MAX_LOCAL_ZONES = 16;
 
 /** pino's levels, most to least severe, then `silent`. */
