@@ -16,9 +16,24 @@ export {
   type RouterNodeConfig,
   readConfigFile,
   resolveConfig,
-  SCALAR_KEYS,
   type UpstreamTlsConfig,
 } from './internal/config.js';
+export { TABLE_MAX_REPLICATION_FACTOR } from './internal/config-caps.js';
+export { CONFIG_SCHEMA } from './internal/config-schema.js';
+export {
+  type BoolSpec,
+  CONFIG_KEYS,
+  type ConfigKey,
+  type ConfigSchema,
+  type EnumSpec,
+  type KeySpec,
+  type ListSpec,
+  NULLABLE_SECTIONS,
+  type NullableStringSpec,
+  type NumberSpec,
+  type ScalarSpec,
+  type StringSpec,
+} from './internal/config-spec.js';
 export {
   ConfigError,
   GRPC_STATUS,

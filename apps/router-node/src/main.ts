@@ -3,8 +3,9 @@
  * router-node CLI.
  *   router-node [run] [--config FILE] [--<key> VALUE …]   serve (no nodes configured: local cluster)
  *   router-node demo  [--config FILE] [--<key> VALUE …]   start everything, run the demo, stop
+ *   router-node --help                                    every key, its flag, env var and default
  * Keys are the dotted config keys (`--listen.port 0`, `--health.interval-ms 200`) plus the
- * aliases --port, --host, --workers, --log-level, --admin-port, --metrics-port.
+ * aliases in internal/cli.ts (--port, --host, --admin-port, --metrics-port).
  * First stdout line once serving: {"event":"listening","address":…,"port":…,"adminPort":…,…}
  * Logs (pino JSON) go to stderr. Exit codes: 0 clean stop, 2 bad config or usage, 1 failure.
  */
@@ -12,71 +13,24 @@ import { pino } from 'pino';
 import { runDemo } from './demo.js';
 import {
   ConfigError,
-  flagName,
   type RouterNodeConfig,
+  RouterNodeError,
   readConfigFile,
   resolveConfig,
-  SCALAR_KEYS,
   startRouterNode,
 } from './index.js';
+import { type Cli, parseCli, renderHelp, USAGE } from './internal/cli.js';
 
-const USAGE =
-  'usage: router-node [run|demo] [--config FILE] [--port N] [--host H] [--workers N] ' +
-  '[--log-level L] [--admin-port N] [--metrics-port N] [--<config.key> VALUE ...]';
-
-const ALIASES: Readonly<Record<string, string>> = {
-  '--port': 'listen.port',
-  '--host': 'listen.host',
-  '--workers': 'workers',
-  '--log-level': 'logLevel',
-  '--admin-port': 'admin.port',
-  '--metrics-port': 'metrics.port',
-};
-const FLAG_KEYS = new Map(Object.keys(SCALAR_KEYS).map((k) => [flagName(k), k]));
-
-interface Cli {
-  command: 'run' | 'demo';
-  configPath: string | undefined;
-  flags: Record<string, string>;
-}
-
-function usageError(message: string): never {
-  process.stderr.write(`${message}\n${USAGE}\n`);
-  process.exit(2);
-}
-
-export function parseCli(argv: readonly string[]): Cli {
-  const cli: Cli = { command: 'run', configPath: undefined, flags: {} };
-  let i = 0;
-  if (argv[0] === 'run' || argv[0] === 'demo') {
-    cli.command = argv[0];
-    i = 1;
+function parseArgs(argv: readonly string[]): Cli {
+  try {
+    return parseCli(argv);
+  } catch (err) {
+    if (err instanceof RouterNodeError && err.code === 'InvalidArgument') {
+      process.stderr.write(`${err.message}\n${USAGE}\nrouter-node --help lists every key.\n`);
+      process.exit(2);
+    }
+    throw err;
   }
-  for (; i < argv.length; i++) {
-    let arg = argv[i]!;
-    let value: string | undefined;
-    const eq = arg.indexOf('=');
-    if (arg.startsWith('--') && eq > 0) {
-      value = arg.slice(eq + 1);
-      arg = arg.slice(0, eq);
-    }
-    if (arg === '--help' || arg === '-h') {
-      process.stdout.write(`${USAGE}\n`);
-      process.exit(0);
-    }
-    const key =
-      arg === '--config'
-        ? 'config'
-        : (ALIASES[arg] ?? FLAG_KEYS.get(arg) ?? FLAG_KEYS.get(arg.toLowerCase()));
-    if (key === undefined) usageError(`unknown argument ${JSON.stringify(arg)}`);
-    if (value === undefined) {
-      value = argv[++i];
-      if (value === undefined) usageError(`${arg} needs a value`);
-    }
-    if (key === 'config') cli.configPath = value;
-    else cli.flags[key] = value;
-  }
-  return cli;
 }
 
 function loadConfig(cli: Cli): RouterNodeConfig {
@@ -85,7 +39,12 @@ function loadConfig(cli: Cli): RouterNodeConfig {
 }
 
 async function main(): Promise<void> {
-  const cli = parseCli(process.argv.slice(2));
+  const cli = parseArgs(process.argv.slice(2));
+  if (cli.command === 'help') {
+    // Returning (exit code 0) instead of process.exit lets a piped stdout drain on every OS.
+    process.stdout.write(renderHelp());
+    return;
+  }
   let config: RouterNodeConfig;
   try {
     if (cli.command === 'demo') {

@@ -204,14 +204,14 @@ describe('config', () => {
     [{ listen: { maxConcurrentStreams: 0 } }, 'listen.maxConcurrentStreams'],
     [{ listen: { maxHeaderListBytes: 10 } }, 'listen.maxHeaderListBytes'],
     [{ listen: { idleTimeoutMs: -1 } }, 'listen.idleTimeoutMs'],
-  ])('rejects %j naming %s', (file, key) => {
+  ])('rejects %j naming %s', (file, field) => {
     try {
       resolveConfig({ file });
       expect.unreachable();
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);
       expect((err as ConfigError).code).toBe('InvalidConfig');
-      expect((err as ConfigError).key).toBe(key);
+      expect((err as ConfigError).field).toBe(field);
     }
   });
 });

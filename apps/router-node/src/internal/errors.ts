@@ -28,14 +28,17 @@ export class RouterNodeError extends Error {
   }
 }
 
-/** A bad setting: names the key (dotted, `nodes[1].address`) and the value received. */
+/**
+ * A bad setting: `field` names the offending input (dotted, `nodes[1].address`; `field` as
+ * across the repo's packages) and `value` is what was received.
+ */
 export class ConfigError extends RouterNodeError {
-  readonly key: string;
+  readonly field: string;
   readonly value: unknown;
-  constructor(key: string, value: unknown, reason: string) {
-    super('InvalidConfig', `config ${key} = ${safeJson(value)}: ${reason}`);
+  constructor(field: string, value: unknown, reason: string, options?: ErrorOptions) {
+    super('InvalidConfig', `config ${field} = ${safeJson(value)}: ${reason}`, options);
     this.name = 'ConfigError';
-    this.key = key;
+    this.field = field;
     this.value = value;
   }
 }

@@ -6,6 +6,7 @@ import { TableWriter } from '@engram/ring';
 import type { Logger } from 'pino';
 import { startAdminServer, type TableView } from './admin.js';
 import { type NodeConfig, type RouterNodeConfig, validateAssignment } from './config.js';
+import { TABLE_MAX_REPLICATION_FACTOR } from './config-caps.js';
 import { ControlPlane } from './control-plane.js';
 import { DataPlane, type DataPlaneInit } from './data-plane.js';
 import { GrpcProbe } from './grpc-probe.js';
@@ -27,8 +28,6 @@ import { WorkerSupervisor } from './worker-supervisor.js';
 
 /** Largest cluster the shared table is sized for. */
 export const MAX_CLUSTER_NODES = 64;
-/** Widest placement the shared table holds (replication factor or a pin's size). */
-export const MAX_TABLE_REPLICATION_FACTOR = 5;
 
 /** A running router-node. */
 export interface RouterNode {
@@ -104,7 +103,7 @@ async function start(
   const writer = new TableWriter({
     maxNodes: MAX_CLUSTER_NODES,
     maxTokens: Math.min(1 << 22, MAX_CLUSTER_NODES * cfg.vnodesPerNode),
-    maxReplicationFactor: MAX_TABLE_REPLICATION_FACTOR,
+    maxReplicationFactor: TABLE_MAX_REPLICATION_FACTOR,
   });
   const breakers = new BreakerTable({
     capacity: MAX_NODE_SLOTS,

@@ -1,0 +1,421 @@
+import { MAX_TIMEOUT_MS } from '@engram/breaker';
+import { MAX_CHANNELS_PER_NODE } from '@engram/pool';
+import { MAX_VNODES_PER_NODE } from '@engram/ring';
+import { MAX_RETRIES } from '@engram/router';
+import * as CAP from './config-caps.js';
+import type { ConfigSchema } from './config-spec.js';
+
+// The one table of router-node's settings. Parsing (file, env, flags), validation, defaults
+// (`CONFIG_DEFAULTS`), `--help` and the README's table are all read from `CONFIG_SCHEMA`; a key
+// is added here (and to the `RouterNodeConfig` interface) and nowhere else. `ConfigSchema` is
+// derived from that interface: a key missing on either side, or a default of the wrong type,
+// does not compile.
+
+/**
+ * The settings of router-node, one entry per key, in the order of `RouterNodeConfig`. Only
+ * `nodes` is reloadable: SIGHUP replaces the membership and nothing else.
+ */
+export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
+  'listen.host': {
+    type: 'string',
+    default: '127.0.0.1',
+    reloadable: false,
+    description: 'address of the MemoryService + grpc.health.v1 ingress (h2c, or TLS with `tls`)',
+  },
+  'listen.port': {
+    type: 'int',
+    min: 0,
+    max: CAP.MAX_PORT,
+    default: 50051,
+    reloadable: false,
+    description: 'ingress port; 0 = any free port',
+  },
+  'listen.maxConcurrentStreams': {
+    type: 'int',
+    min: 1,
+    max: CAP.MAX_CONCURRENT_STREAMS,
+    default: 1000,
+    reloadable: false,
+    description: 'HTTP/2 streams one client connection may have open at once',
+  },
+  'listen.idleTimeoutMs': {
+    type: 'int',
+    min: 0,
+    max: CAP.MAX_TIMER_MS,
+    default: 5 * 60 * 1000, // 5 min
+    reloadable: false,
+    description:
+      'a client connection with no stream and no traffic this long gets GOAWAY (destroyed one period later if it never closes); 0 = never',
+  },
+  'listen.maxHeaderListBytes': {
+    type: 'int',
+    min: CAP.MIN_HEADER_LIST_BYTES,
+    max: CAP.MAX_HEADER_LIST_BYTES,
+    default: 64 * 1024, // 64 KiB, nghttp2's and grpc's usual limit
+    reloadable: false,
+    description:
+      'largest request header list (names + values + 32 per field); a larger request gets HTTP 431, the connection lives on',
+  },
+  'tls.cert': {
+    type: 'string',
+    reloadable: false,
+    description: 'PEM certificate file; setting `tls` serves the ingress over TLS',
+  },
+  'tls.key': {
+    type: 'string',
+    reloadable: false,
+    description: 'PEM private key file of `tls.cert`',
+  },
+  'tls.clientCa': {
+    type: 'string-or-null',
+    default: null,
+    reloadable: false,
+    description: 'PEM CA file; when set, ingress clients must present a certificate it signed',
+  },
+  'admin.enabled': {
+    type: 'bool',
+    default: true,
+    reloadable: false,
+    description: 'serve RouterAdmin (gRPC) on its own listener, never the public port',
+  },
+  'admin.host': {
+    type: 'string',
+    default: '127.0.0.1',
+    reloadable: false,
+    description: 'address of the RouterAdmin listener',
+  },
+  'admin.port': {
+    type: 'int',
+    min: 0,
+    max: CAP.MAX_PORT,
+    default: 50052,
+    reloadable: false,
+    description: 'RouterAdmin port; 0 = any free port',
+  },
+  'admin.tls.cert': {
+    type: 'string',
+    reloadable: false,
+    description: 'PEM certificate file; setting `admin.tls` serves RouterAdmin over TLS',
+  },
+  'admin.tls.key': {
+    type: 'string',
+    reloadable: false,
+    description: 'PEM private key file of `admin.tls.cert`',
+  },
+  'admin.tls.clientCa': {
+    type: 'string-or-null',
+    default: null,
+    reloadable: false,
+    description: 'PEM CA file; when set, admin clients must present a certificate it signed',
+  },
+  'metrics.enabled': {
+    type: 'bool',
+    default: true,
+    reloadable: false,
+    description: 'serve Prometheus `GET /metrics`',
+  },
+  'metrics.host': {
+    type: 'string',
+    default: '127.0.0.1',
+    reloadable: false,
+    description: 'address of the metrics listener',
+  },
+  'metrics.port': {
+    type: 'int',
+    min: 0,
+    max: CAP.MAX_PORT,
+    default: 9464,
+    reloadable: false,
+    description: 'metrics port; 0 = any free port',
+  },
+  workers: {
+    type: 'int',
+    min: 0,
+    max: CAP.MAX_WORKERS,
+    // One data-plane thread beside the control plane. Measured (bench/README.md, 2 cores
+    // shared with the load and the node): 23.8k calls/s against 22.2k for the main-thread data
+    // plane and 22.4k for 2 threads, the lowest added p99, the same memory. And with
+    // `workers: 0` a table rebuild on the main thread (124 ms for 100 nodes at 8192 vnodes)
+    // pauses traffic.
+    default: 1,
+    reloadable: false,
+    description: 'data-plane worker threads; 0 = the data plane runs on the main thread',
+  },
+  youngGenerationMb: {
+    type: 'int',
+    min: 0,
+    max: CAP.MAX_YOUNG_GENERATION_MB,
+    default: 0, // MiB; 0 = V8's default
+    reloadable: false,
+    description:
+      'young-generation (semi-space) size of each data-plane thread, MiB; 0 = V8 default',
+  },
+  nodes: {
+    type: 'nodes',
+    shape: '[{ id, address: "host:port", zone? }]',
+    default: [],
+    reloadable: true,
+    description: "memory nodes; empty = start a local cluster; SIGHUP applies the file's list",
+  },
+  assignments: {
+    type: 'assignments',
+    shape: '[{ spaceId, primary, replicas }]',
+    default: [],
+    reloadable: false,
+    description: 'pinned placements, read at start (AssignSpace changes pins live)',
+  },
+  localNodeId: {
+    type: 'string-or-null',
+    default: null,
+    reloadable: false,
+    description: 'node that serves LocalOnly calls while partitioned (and Consolidate)',
+  },
+  replicationFactor: {
+    type: 'int',
+    min: 1,
+    max: CAP.TABLE_MAX_REPLICATION_FACTOR,
+    default: 3,
+    reloadable: false,
+    description: 'nodes per space: the primary and its replicas',
+  },
+  vnodesPerNode: {
+    type: 'int',
+    min: 1,
+    max: MAX_VNODES_PER_NODE,
+    default: 8192,
+    reloadable: false,
+    description: 'ring tokens per node (see @engram/ring)',
+  },
+  'router.maxRetries': {
+    type: 'int',
+    min: 0,
+    max: MAX_RETRIES,
+    default: 3,
+    reloadable: false,
+    description: 'retries after every target failed once',
+  },
+  'router.retryBaseDelayMs': {
+    type: 'int',
+    min: 0,
+    max: CAP.MAX_RETRY_BASE_DELAY_MS,
+    default: 100, // 100 ms
+    reloadable: false,
+    description: 'first retry backoff; the backoff is base·2^n, capped, full jitter',
+  },
+  'router.retryMaxDelayMs': {
+    type: 'int',
+    min: 0,
+    max: CAP.MAX_RETRY_MAX_DELAY_MS,
+    default: 5 * 1000, // 5 s
+    reloadable: false,
+    description: 'cap on the retry backoff; at least `router.retryBaseDelayMs`',
+  },
+  'router.deadlineMs': {
+    type: 'int',
+    min: 1,
+    max: CAP.MAX_CALL_MS,
+    default: 10 * 1000, // 10 s
+    reloadable: false,
+    description: 'deadline of a call whose client sends no `grpc-timeout`',
+  },
+  'router.attemptTimeoutMs': {
+    type: 'int',
+    min: 1,
+    max: CAP.MAX_CALL_MS,
+    default: 2 * 1000, // 2 s: a node silent this long is failed over
+    reloadable: false,
+    description: 'a node silent this long is failed over (not for Consolidate)',
+  },
+  'router.replicaFallback': {
+    type: 'bool',
+    default: true,
+    reloadable: false,
+    description: 'fail reads over to replicas',
+  },
+  'router.storeFallback': {
+    type: 'bool',
+    default: true,
+    reloadable: false,
+    description: 'fail writes over to replicas',
+  },
+  'router.breakerThreshold': {
+    type: 'int',
+    min: 1,
+    max: CAP.MAX_BREAKER_THRESHOLD,
+    default: 5,
+    reloadable: false,
+    description: "consecutive failures that open a node's circuit breaker",
+  },
+  'router.breakerTimeoutMs': {
+    type: 'int',
+    min: 1,
+    max: MAX_TIMEOUT_MS,
+    default: 30 * 1000, // 30 s
+    reloadable: false,
+    description: 'how long an open breaker stays open before it lets a probe through',
+  },
+  'router.maxMessageBytes': {
+    type: 'int',
+    min: CAP.MIN_MESSAGE_BYTES,
+    max: CAP.MAX_MESSAGE_BYTES,
+    default: 4 * 1024 * 1024, // 4 MiB, grpc's default receive limit
+    reloadable: false,
+    description: 'largest request accepted; a larger one gets RESOURCE_EXHAUSTED',
+  },
+  'retryBudget.ratio': {
+    type: 'number',
+    min: 0,
+    max: 1,
+    default: 0.2, // 20 % of requests
+    reloadable: false,
+    description: 'retries allowed as a share of requests (one budget shared by all threads)',
+  },
+  'retryBudget.minRetriesPerSecond': {
+    type: 'number',
+    min: 0,
+    max: CAP.BUDGET_MAX_MIN_RETRIES_PER_SECOND,
+    default: 10, // retries per second
+    reloadable: false,
+    description: 'retries always allowed per second, on top of the ratio',
+  },
+  'retryBudget.ttlMs': {
+    type: 'int',
+    min: CAP.BUDGET_MIN_TTL_MS,
+    max: CAP.BUDGET_MAX_TTL_MS,
+    default: 10 * 1000, // 10 s
+    reloadable: false,
+    description: 'window over which requests and retries count',
+  },
+  'pool.channelsPerNode': {
+    type: 'int',
+    min: 1,
+    max: MAX_CHANNELS_PER_NODE,
+    default: 1,
+    reloadable: false,
+    description: 'HTTP/2 connections per node per data-plane thread',
+  },
+  'pool.connectTimeoutMs': {
+    type: 'int',
+    min: 1,
+    max: CAP.MAX_CONNECT_TIMEOUT_MS,
+    default: 5 * 1000, // 5 s
+    reloadable: false,
+    description: 'how long connecting to a node may take',
+  },
+  'pool.keepaliveIntervalMs': {
+    type: 'int',
+    min: 1,
+    max: CAP.MAX_KEEPALIVE_INTERVAL_MS,
+    default: 30 * 1000, // 30 s
+    reloadable: false,
+    description: 'HTTP/2 PING interval on each node connection',
+  },
+  'pool.keepaliveTimeoutMs': {
+    type: 'int',
+    min: 1,
+    max: CAP.MAX_KEEPALIVE_TIMEOUT_MS,
+    default: 10 * 1000, // 10 s
+    reloadable: false,
+    description: 'a PING unanswered this long marks the connection broken',
+  },
+  'pool.tls.ca': {
+    type: 'string-or-null',
+    default: null,
+    reloadable: false,
+    description:
+      'PEM CA file to verify nodes with (null = system roots); `pool.tls` dials nodes (and health checks) over TLS',
+  },
+  'pool.tls.cert': {
+    type: 'string-or-null',
+    default: null,
+    reloadable: false,
+    description: 'PEM client certificate file for mutual TLS; given with `pool.tls.key`',
+  },
+  'pool.tls.key': {
+    type: 'string-or-null',
+    default: null,
+    reloadable: false,
+    description: 'PEM client private key file; given with `pool.tls.cert`',
+  },
+  'pool.tls.serverName': {
+    type: 'string-or-null',
+    default: null,
+    reloadable: false,
+    description: 'name to verify and send as SNI instead of the node address host',
+  },
+  'health.intervalMs': {
+    type: 'int',
+    min: CAP.MIN_HEALTH_INTERVAL_MS,
+    max: CAP.MAX_HEALTH_INTERVAL_MS,
+    default: 1000, // 1 s
+    reloadable: false,
+    description: 'grpc.health.v1 probe interval per node',
+  },
+  'health.timeoutMs': {
+    type: 'int',
+    min: 1,
+    max: CAP.MAX_HEALTH_TIMEOUT_MS,
+    default: 500, // 0.5 s
+    reloadable: false,
+    description: 'probe timeout; at most `health.intervalMs`',
+  },
+  'health.unhealthyThreshold': {
+    type: 'int',
+    min: 1,
+    max: CAP.MAX_HEALTH_THRESHOLD,
+    default: 2,
+    reloadable: false,
+    description: 'consecutive failed probes that mark a node down',
+  },
+  'health.healthyThreshold': {
+    type: 'int',
+    min: 1,
+    max: CAP.MAX_HEALTH_THRESHOLD,
+    default: 2,
+    reloadable: false,
+    description: 'consecutive good probes that mark a node up again',
+  },
+  shutdownGraceMs: {
+    type: 'int',
+    min: 0,
+    max: CAP.MAX_SHUTDOWN_GRACE_MS,
+    default: 10 * 1000, // 10 s
+    reloadable: false,
+    description: 'on SIGTERM, how long calls in flight may take to finish',
+  },
+  logLevel: {
+    type: 'enum',
+    values: CAP.LOG_LEVELS,
+    default: 'info',
+    reloadable: false,
+    description: 'pino log level (logs are JSON on stderr)',
+  },
+  'localCluster.nodes': {
+    type: 'int',
+    min: 0,
+    max: CAP.MAX_LOCAL_NODES,
+    default: 3,
+    reloadable: false,
+    description: 'with no `nodes`, start this many local memory nodes; 0 = never',
+  },
+  'localCluster.zones': {
+    type: 'int',
+    min: 1,
+    max: CAP.MAX_LOCAL_ZONES,
+    default: 2,
+    reloadable: false,
+    description: 'zones the local memory nodes are spread over, round robin',
+  },
+  'localCluster.dataDir': {
+    type: 'string-or-null',
+    default: null,
+    reloadable: false,
+    description: 'data directory of the local memory nodes; null = a temp dir',
+  },
+} satisfies ConfigSchema);
+
+// The entries too, not only the table: every reader (parser, validator, help, docs) shares them.
+for (const spec of Object.values(CONFIG_SCHEMA)) {
+  Object.freeze(spec);
+  if (spec.type === 'nodes' || spec.type === 'assignments') Object.freeze(spec.default);
+}

@@ -1,0 +1,258 @@
+import {
+  addressProblem,
+  MAX_NODE_ID_LENGTH,
+  MAX_SPACE_ID_LENGTH,
+  MAX_ZONE_LENGTH,
+} from '@engram/ring';
+import type { AssignmentConfig, NodeConfig, RouterNodeConfig } from './config.js';
+import { CONFIG_SCHEMA } from './config-schema.js';
+import {
+  CONFIG_KEYS,
+  isScalar,
+  NULLABLE_SECTIONS,
+  type ScalarSpec,
+  specOf,
+} from './config-spec.js';
+import { ConfigError } from './errors.js';
+
+// Validation of a merged config (file ← env ← flags) against CONFIG_SCHEMA: unknown keys at
+// any depth, each key's type and range, the node and assignment lists, then the rules that
+// tie keys together. Errors are ConfigErrors naming the dotted key (`field`).
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type JsonObject = { [key: string]: Json };
+
+export function isObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The nullable section (`tls`, `admin.tls`, `pool.tls`) holding `key`, if any. */
+export function nullableSectionOf(key: string): string | undefined {
+  return NULLABLE_SECTIONS.find((s) => key.startsWith(`${s}.`));
+}
+
+// Object keys that hold other keys (`listen`, `admin.tls`, …), derived from the table so a new
+// section needs no list of its own.
+const SECTIONS: ReadonlySet<string> = new Set(
+  CONFIG_KEYS.flatMap((key) => {
+    const parts = key.split('.');
+    return parts.slice(1).map((_, i) => parts.slice(0, i + 1).join('.'));
+  }),
+);
+
+export function getPath(obj: JsonObject, key: string): Json | undefined {
+  let value: Json | undefined = obj;
+  for (const part of key.split('.')) {
+    if (!isObject(value) || !Object.hasOwn(value, part)) return undefined;
+    value = value[part];
+  }
+  return value;
+}
+
+export function setPath(target: JsonObject, key: string, value: Json): void {
+  const parts = key.split('.');
+  let obj = target;
+  for (let i = 0; i < parts.length - 1; i++) {
+    const part = parts[i]!;
+    const next = obj[part];
+    if (!isObject(next)) {
+      const fresh: JsonObject = {};
+      obj[part] = fresh;
+      obj = fresh;
+    } else {
+      obj = next;
+    }
+  }
+  obj[parts[parts.length - 1]!] = value;
+}
+
+// A misspelt key would otherwise be ignored and its default used without a word.
+function refuseUnknown(obj: JsonObject, prefix: string): void {
+  for (const [name, value] of Object.entries(obj)) {
+    const key = `${prefix}${name}`;
+    if (specOf(key) !== undefined) continue;
+    if (!SECTIONS.has(key)) throw new ConfigError(key, value, 'unknown key');
+    if (value === null && (NULLABLE_SECTIONS as readonly string[]).includes(key)) continue;
+    if (!isObject(value)) throw new ConfigError(key, value, 'must be an object');
+    refuseUnknown(value, `${key}.`);
+  }
+}
+
+// Absent means the default; a key without one (a TLS file of a section that was given) is
+// taken as null, so it is refused as missing, as before the table existed.
+function checkScalar(key: string, spec: ScalarSpec, raw: Json | undefined): Json {
+  const value = raw === undefined ? (spec.default ?? null) : raw;
+  switch (spec.type) {
+    case 'int':
+    case 'number':
+      if (typeof value !== 'number' || !Number.isFinite(value)) {
+        throw new ConfigError(key, value, 'must be a number');
+      }
+      if (spec.type === 'int' && !Number.isInteger(value)) {
+        throw new ConfigError(key, value, 'must be an integer');
+      }
+      if (value < spec.min || value > spec.max) {
+        throw new ConfigError(key, value, `must be from ${spec.min} to ${spec.max}`);
+      }
+      return value;
+    case 'bool':
+      if (typeof value !== 'boolean') throw new ConfigError(key, value, 'must be true or false');
+      return value;
+    case 'string':
+    case 'enum':
+      if (typeof value !== 'string' || value === '') {
+        throw new ConfigError(key, value, 'must be a non-empty string');
+      }
+      if (spec.type === 'enum' && !spec.values.includes(value)) {
+        throw new ConfigError(key, value, `must be one of ${spec.values.join(', ')}`);
+      }
+      return value;
+    case 'string-or-null':
+      if (value !== null && (typeof value !== 'string' || value === '')) {
+        throw new ConfigError(key, value, 'must be a non-empty string or null');
+      }
+      return value;
+  }
+}
+
+function checkNodes(raw: Json | undefined): NodeConfig[] {
+  const list = raw ?? [];
+  if (!Array.isArray(list)) throw new ConfigError('nodes', list, 'must be an array');
+  const nodes = list.map((n, i) => validateNode(n, `nodes[${i}]`));
+  const seen = new Set<string>();
+  nodes.forEach((n, i) => {
+    if (seen.has(n.id)) throw new ConfigError(`nodes[${i}].id`, n.id, 'duplicate node id');
+    seen.add(n.id);
+  });
+  return nodes;
+}
+
+function checkAssignments(raw: Json | undefined, nodes: readonly NodeConfig[]): Json {
+  const list = raw ?? [];
+  if (!Array.isArray(list)) throw new ConfigError('assignments', list, 'must be an array');
+  const ids = new Set(nodes.map((n) => n.id));
+  return list.map((a, i) =>
+    validateAssignment(a, `assignments[${i}]`, ids, nodes.length === 0),
+  ) as unknown as Json;
+}
+
+/** Checks a merged config object against the schema, filling in defaults. */
+export function validateConfig(root: JsonObject): RouterNodeConfig {
+  refuseUnknown(root, '');
+  const nodes = checkNodes(root.nodes);
+  const assignments = checkAssignments(root.assignments, nodes);
+  const out: JsonObject = {};
+  for (const key of CONFIG_KEYS) {
+    const spec = CONFIG_SCHEMA[key];
+    const section = nullableSectionOf(key);
+    if (section !== undefined && (getPath(root, section) ?? null) === null) {
+      setPath(out, section, null);
+    } else if (isScalar(spec)) {
+      setPath(out, key, checkScalar(key, spec, getPath(root, key)));
+    } else {
+      out[key] = spec.type === 'nodes' ? (nodes as unknown as Json) : assignments;
+    }
+  }
+  const cfg = out as unknown as RouterNodeConfig;
+  checkAcrossKeys(cfg);
+  return cfg;
+}
+
+// Rules between keys run after each key passed on its own, so their messages quote values
+// already known to be well-formed.
+function checkAcrossKeys(cfg: RouterNodeConfig): void {
+  if (cfg.localNodeId !== null && cfg.nodes.length > 0) {
+    if (!cfg.nodes.some((n) => n.id === cfg.localNodeId)) {
+      throw new ConfigError('localNodeId', cfg.localNodeId, 'is not one of the configured nodes');
+    }
+  }
+  const poolTls = cfg.pool.tls;
+  if (poolTls !== null && (poolTls.cert === null) !== (poolTls.key === null)) {
+    throw new ConfigError('pool.tls.cert', poolTls.cert, 'cert and key go together');
+  }
+  if (cfg.router.retryMaxDelayMs < cfg.router.retryBaseDelayMs) {
+    throw new ConfigError(
+      'router.retryMaxDelayMs',
+      cfg.router.retryMaxDelayMs,
+      `must be at least router.retryBaseDelayMs (${cfg.router.retryBaseDelayMs})`,
+    );
+  }
+  if (cfg.health.timeoutMs > cfg.health.intervalMs) {
+    throw new ConfigError(
+      'health.timeoutMs',
+      cfg.health.timeoutMs,
+      `must not exceed health.intervalMs (${cfg.health.intervalMs})`,
+    );
+  }
+  if (cfg.nodes.length === 0 && cfg.localCluster.nodes === 0) {
+    throw new ConfigError('nodes', [], 'is empty and localCluster.nodes is 0: nothing to route to');
+  }
+}
+
+/** Checks a node entry; shared with the admin API's AddNode. */
+export function validateNode(value: unknown, key: string): NodeConfig {
+  if (!isObject(value)) throw new ConfigError(key, value, 'must be an object');
+  for (const k of Object.keys(value)) {
+    if (!['id', 'address', 'zone'].includes(k)) {
+      throw new ConfigError(`${key}.${k}`, value[k], 'unknown key');
+    }
+  }
+  const { id, address, zone } = value;
+  if (typeof id !== 'string' || id === '' || id.length > MAX_NODE_ID_LENGTH) {
+    throw new ConfigError(
+      `${key}.id`,
+      id,
+      `must be a non-empty string of at most ${MAX_NODE_ID_LENGTH} characters`,
+    );
+  }
+  const problem = addressProblem(address);
+  if (problem !== undefined) throw new ConfigError(`${key}.address`, address, problem);
+  if (zone !== undefined && (typeof zone !== 'string' || zone.length > MAX_ZONE_LENGTH)) {
+    throw new ConfigError(
+      `${key}.zone`,
+      zone,
+      `must be a string of at most ${MAX_ZONE_LENGTH} characters`,
+    );
+  }
+  return { id, address: address as string, zone: (zone as string | undefined) ?? '' };
+}
+
+/** Checks an assignment against known node ids (skipped for a local cluster not yet started). */
+export function validateAssignment(
+  value: unknown,
+  key: string,
+  nodeIds: ReadonlySet<string>,
+  skipNodeCheck = false,
+): AssignmentConfig {
+  if (!isObject(value)) throw new ConfigError(key, value, 'must be an object');
+  for (const k of Object.keys(value)) {
+    if (!['spaceId', 'primary', 'replicas'].includes(k)) {
+      throw new ConfigError(`${key}.${k}`, value[k], 'unknown key');
+    }
+  }
+  const { spaceId, primary } = value;
+  const replicas = value.replicas ?? [];
+  if (typeof spaceId !== 'string' || spaceId === '' || spaceId.length > MAX_SPACE_ID_LENGTH) {
+    throw new ConfigError(
+      `${key}.spaceId`,
+      spaceId,
+      `must be a non-empty string (≤ ${MAX_SPACE_ID_LENGTH})`,
+    );
+  }
+  if (typeof primary !== 'string' || (!skipNodeCheck && !nodeIds.has(primary))) {
+    throw new ConfigError(`${key}.primary`, primary, 'must name a known node');
+  }
+  if (!Array.isArray(replicas))
+    throw new ConfigError(`${key}.replicas`, replicas, 'must be an array');
+  const seen = new Set([primary]);
+  replicas.forEach((r, i) => {
+    if (typeof r !== 'string' || (!skipNodeCheck && !nodeIds.has(r))) {
+      throw new ConfigError(`${key}.replicas[${i}]`, r, 'must name a known node');
+    }
+    if (seen.has(r)) {
+      throw new ConfigError(`${key}.replicas[${i}]`, r, 'repeats the primary or another replica');
+    }
+    seen.add(r);
+  });
+  return { spaceId, primary, replicas: replicas as string[] };
+}
