@@ -48,6 +48,28 @@ export interface RouterProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/**
+ * Health settings of the end-to-end tests: frequent probes, so a killed node (refused at once)
+ * is seen in ~0.2 s; but a timeout generous enough that a healthy node's probe on a machine
+ * busy with other work is never taken for a failure (a false "down" would partition the
+ * router and fail calls that should succeed).
+ */
+export const TEST_HEALTH = Object.freeze({
+  intervalMs: 100,
+  timeoutMs: 2000,
+  unhealthyThreshold: 2,
+  healthyThreshold: 2,
+});
+
+/**
+ * The longest a node can take to be marked down with `TEST_HEALTH`, from its death, as the
+ * monitor works: a probe round every interval, a round skipped while a probe still runs, each
+ * probe failing by its timeout at the latest; plus one more round for the process being
+ * scheduled late on a shared machine.
+ */
+export const TEST_DOWN_WINDOW_MS =
+  (TEST_HEALTH.unhealthyThreshold + 1) * (TEST_HEALTH.intervalMs + TEST_HEALTH.timeoutMs);
+
 /** Test defaults: ephemeral ports, fast health checks, quiet logs. */
 export function testConfig(extra: Record<string, unknown>): Record<string, unknown> {
   return {
@@ -55,7 +77,7 @@ export function testConfig(extra: Record<string, unknown>): Record<string, unkno
     admin: { host: '127.0.0.1', port: 0 },
     metrics: { host: '127.0.0.1', port: 0 },
     vnodesPerNode: 256,
-    health: { intervalMs: 100, timeoutMs: 80, unhealthyThreshold: 2, healthyThreshold: 2 },
+    health: TEST_HEALTH,
     logLevel: 'info',
     ...extra,
   };

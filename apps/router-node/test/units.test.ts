@@ -197,7 +197,7 @@ describe('config', () => {
   it.each([
     [{ router: { maxRetries: -1 } }, 'router.maxRetries'],
     [{ router: { retryBaseDelayMs: 500, retryMaxDelayMs: 100 } }, 'router.retryMaxDelayMs'],
-    [{ health: { intervalMs: 100, timeoutMs: 200 } }, 'health.timeoutMs'],
+    [{ health: { timeoutMs: 0 } }, 'health.timeoutMs'],
     [{ logLevel: 'loud' }, 'logLevel'],
     [{ localNodeId: 'zz', nodes: [{ id: 'a', address: '127.0.0.1:1' }] }, 'localNodeId'],
     [{ nodes: [], localCluster: { nodes: 0 } }, 'nodes'],

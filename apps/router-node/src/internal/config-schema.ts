@@ -357,7 +357,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     max: CAP.MAX_HEALTH_TIMEOUT_MS,
     default: 500, // 0.5 s
     reloadable: false,
-    description: 'probe timeout; at most `health.intervalMs`',
+    description: 'probe timeout (may exceed the interval: a node is never probed twice at once)',
   },
   'health.unhealthyThreshold': {
     type: 'int',

@@ -177,13 +177,6 @@ function checkAcrossKeys(cfg: RouterNodeConfig): void {
       `must be at least router.retryBaseDelayMs (${cfg.router.retryBaseDelayMs})`,
     );
   }
-  if (cfg.health.timeoutMs > cfg.health.intervalMs) {
-    throw new ConfigError(
-      'health.timeoutMs',
-      cfg.health.timeoutMs,
-      `must not exceed health.intervalMs (${cfg.health.intervalMs})`,
-    );
-  }
   if (cfg.nodes.length === 0 && cfg.localCluster.nodes === 0) {
     throw new ConfigError('nodes', [], 'is empty and localCluster.nodes is 0: nothing to route to');
   }
