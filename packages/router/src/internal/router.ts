@@ -86,7 +86,8 @@ export class Router implements ExecutionHost {
   #epoch = Number.NaN;
   /** Breaker slot (or -1) per node index of the table at `#epoch`. */
   #slotByIndex: Int32Array = new Int32Array(0);
-  readonly #previousListener: BreakerTable['onStateChange'];
+  /** Removes our listener from a shared breaker table; undefined for our own table. */
+  readonly #stopListening: (() => void) | undefined;
   #scratch: Uint16Array;
   #pool: ConnectionPool | undefined;
   readonly #ownPool: boolean;
@@ -121,16 +122,8 @@ export class Router implements ExecutionHost {
     if (init.breakers !== undefined) {
       this.breakers = init.breakers;
       this.#sharedBreakers = true;
-      // Chain, do not replace: the owner of a shared table may listen too. Restored by close().
-      const previous = init.breakers.onStateChange;
-      this.#previousListener = previous;
-      init.breakers.onStateChange =
-        previous === undefined
-          ? listener
-          : (slot, from, to, reason) => {
-              previous(slot, from, to, reason);
-              listener(slot, from, to, reason);
-            };
+      // The owner of a shared table may listen too; removed again by close().
+      this.#stopListening = init.breakers.addListener(listener);
     } else {
       this.breakers = new BreakerTable({
         capacity: this.options.breakerCapacity,
@@ -140,7 +133,7 @@ export class Router implements ExecutionHost {
         onStateChange: listener,
       });
       this.#sharedBreakers = false;
-      this.#previousListener = undefined;
+      this.#stopListening = undefined;
     }
     this.#pool = init.pool;
     this.#ownPool = init.pool === undefined;
@@ -324,7 +317,7 @@ export class Router implements ExecutionHost {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#sharedBreakers) this.breakers.onStateChange = this.#previousListener;
+    this.#stopListening?.();
     if (this.#ownPool && this.#pool !== undefined) await this.#pool.close();
   }
 
