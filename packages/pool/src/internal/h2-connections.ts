@@ -1,4 +1,4 @@
-import { H2_ERROR_CODE, H2ClientConnection, H2Error } from '@engram/h2';
+import { H2_ERROR_CODES, H2ClientConnection, H2Error } from '@engram/h2';
 import type { ConnectionFactory, ConnectionHooks } from './connection-set.js';
 import { type RawConnectionOptions, superviseLiveness } from './liveness.js';
 
@@ -69,7 +69,7 @@ export class H2ConnectionFactory implements ConnectionFactory<H2ClientConnection
       label: `connection ${index} to ${address}`,
       hooks,
       ping: (done) => c.ping(done),
-      destroy: (cause) => c.destroy(new H2Error(H2_ERROR_CODE.CONNECTION_CLOSED, cause.message)),
+      destroy: (cause) => c.destroy(new H2Error(H2_ERROR_CODES.H2ConnectionClosed, cause.message)),
       isGone: () => c.isDestroyed,
     });
     const broken = live.broken;
