@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type BreakerStateName, BreakerTable, ConsecutiveFailures } from '@engram/breaker';
-import { ConnectionPool, InvalidPoolArgumentError, UnknownNodeError } from '@engram/pool';
+import { isEngramError } from '@engram/common';
+import { ConnectionPool, UnknownNodeError } from '@engram/pool';
 import {
   type ConsolidateRequest,
   type ConsolidateResponse,
@@ -586,7 +587,7 @@ export class Router implements ExecutionHost {
     try {
       return pool.addNode(node.id, node.address);
     } catch (error) {
-      if (error instanceof InvalidPoolArgumentError) {
+      if (isEngramError(error, 'InvalidArgument')) {
         throw new InvalidEndpointError(node.id, node.address, error);
       }
       throw error;
