@@ -68,7 +68,12 @@ describe('breaker errors', () => {
     const table = new BreakerTable({ capacity: 4 });
     const truncated = new SharedArrayBuffer(table.buffer.byteLength - 64);
     new Int32Array(truncated).set(new Int32Array(table.buffer, 0, truncated.byteLength / 4));
-    for (const buffer of [new SharedArrayBuffer(1024), new SharedArrayBuffer(8), truncated]) {
+    for (const buffer of [
+      new SharedArrayBuffer(1024),
+      new SharedArrayBuffer(8),
+      new SharedArrayBuffer(66),
+      truncated,
+    ]) {
       const error = thrownBy(() => new BreakerTable({ buffer }));
       expect(error).toBeInstanceOf(LayoutMismatchError);
       expect(error).toMatchObject({ code: 'LayoutMismatch', what: 'breaker table' });

@@ -137,10 +137,13 @@ export class BreakerCore {
       }
       this.#listeners = [{ listener: options.onStateChange }];
     }
-    if (memory.kind === 'attach' && buffer.byteLength < HEADER_WORDS * 4) {
+    if (
+      memory.kind === 'attach' &&
+      (buffer.byteLength < HEADER_WORDS * 4 || buffer.byteLength % 4 !== 0)
+    ) {
       throw new LayoutMismatchError(
         LAYOUT,
-        `it holds ${buffer.byteLength} bytes, less than a header`,
+        `it holds ${buffer.byteLength} bytes, not a header and whole Int32 words`,
       );
     }
     const mem = new Int32Array(buffer);
