@@ -1,16 +1,16 @@
+export { InvalidArgumentError } from '@engram/common';
 export {
-  InvalidArgumentError,
-  InvalidOptionError,
+  isMemoryNodeError,
   MEMORY_NODE_ERROR_CODES,
   MemoryNodeError,
   type MemoryNodeErrorCode,
   StorageFailedError,
 } from './internal/errors.js';
 export {
-  type Clock,
   MEMORY_NODE_DEFAULTS,
   type MemoryNode,
   type MemoryNodeOptions,
   type MemoryNodeTlsOptions,
   startMemoryNode,
+  type WallClock,
 } from './internal/node.js';

@@ -1,7 +1,7 @@
 import { callMemory, checkHealth, MEMORY_SERVICE_NAME } from '@engram/proto';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { InvalidOptionError, startMemoryNode } from '../src/index.js';
+import { InvalidArgumentError, startMemoryNode } from '../src/index.js';
 import { Cleanup, healthClient, memoryClient, startNode } from './helpers.js';
 
 const cleanup = new Cleanup();
@@ -205,7 +205,7 @@ describe('memory node', () => {
       callMemory(client, 'store', { spaceId: `${longest}a`, memory: { content: 'x' } }),
     ).rejects.toMatchObject({
       code: grpc.status.INVALID_ARGUMENT,
-      details: expect.stringContaining('space_id: must be at most 4096 bytes'),
+      details: expect.stringContaining('space_id must be at most 4096 bytes'),
     });
     await expect(
       callMemory(client, 'store', { spaceId: 's', memory: { id: 'i'.repeat(257), content: 'x' } }),
@@ -218,7 +218,7 @@ describe('memory node', () => {
       callMemory(small.client, 'recall', { spaceId: '€€€' }), // 9 bytes
     ).rejects.toMatchObject({ details: expect.stringContaining('at most 8 bytes') });
     await expect(startMemoryNode({ id: 'n', maxSpaceIdBytes: 0 })).rejects.toMatchObject({
-      option: 'maxSpaceIdBytes',
+      field: 'maxSpaceIdBytes',
     });
   });
 
@@ -302,13 +302,13 @@ describe('memory node', () => {
   });
 
   it('validates options, naming the option', async () => {
-    await expect(startMemoryNode({ id: '' })).rejects.toBeInstanceOf(InvalidOptionError);
+    await expect(startMemoryNode({ id: '' })).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(startMemoryNode({ id: 'n', port: 70000 })).rejects.toMatchObject({
-      code: 'ENGRAM_MEMORY_NODE_INVALID_OPTION',
-      option: 'port',
+      code: 'InvalidArgument',
+      field: 'port',
     });
     await expect(startMemoryNode({ id: 'n', maxContentBytes: 0 })).rejects.toMatchObject({
-      option: 'maxContentBytes',
+      field: 'maxContentBytes',
     });
   });
 

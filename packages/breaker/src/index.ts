@@ -1,22 +1,29 @@
+// One Clock for every package: @engram/common's, re-exported.
+export {
+  type Clock,
+  InvalidArgumentError,
+  LayoutMismatchError,
+  systemClock,
+} from '@engram/common';
 export { CircuitBreaker } from './internal/circuit-breaker.js';
 export { ADMITTED, type BreakerSnapshot, isProbe, REJECTED } from './internal/core.js';
 export {
+  BREAKER_ERROR_CODES,
   BreakerError,
-  BreakerLayoutMismatchError,
+  type BreakerErrorCode,
   CircuitBreakerOpenError,
+  isBreakerError,
   isCircuitBreakerOpenError,
 } from './internal/errors.js';
 export {
   BREAKER_DEFAULTS,
   type BreakerOptions,
   type BreakerStateName,
-  type Clock,
   MAX_CAPACITY,
   MAX_HALF_OPEN_PROBES,
   MAX_TIMEOUT_MS,
   type ResolvedBreakerOptions,
   type StateChangeListener,
-  systemClock,
   type TransitionReason,
 } from './internal/options.js';
 export {

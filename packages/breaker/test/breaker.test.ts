@@ -2,7 +2,6 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   ADMITTED,
   BREAKER_DEFAULTS,
-  BreakerLayoutMismatchError,
   type BreakerOptions,
   BreakerTable,
   CircuitBreaker,
@@ -11,6 +10,7 @@ import {
   FailureRate,
   isCircuitBreakerOpenError,
   isProbe,
+  LayoutMismatchError,
   REJECTED,
   systemClock,
   type TripRule,
@@ -465,10 +465,10 @@ describe('options and sharing', () => {
     } catch (e) {
       error = e;
     }
-    expect(error).toBeInstanceOf(BreakerLayoutMismatchError);
-    expect((error as BreakerLayoutMismatchError).code).toBe('BreakerLayoutMismatch');
+    expect(error).toBeInstanceOf(LayoutMismatchError);
+    expect((error as LayoutMismatchError).code).toBe('LayoutMismatch');
     expect(() => new BreakerTable({ buffer: table.buffer, halfOpenProbes: 2 })).toThrow(
-      BreakerLayoutMismatchError,
+      LayoutMismatchError,
     );
   });
 });
@@ -478,7 +478,7 @@ describe('CircuitBreaker (one thread)', () => {
     const clock = new FakeClock();
     const events: Event[] = [];
     const breaker = new CircuitBreaker({ clock, trip: new ConsecutiveFailures(2) });
-    breaker.onStateChange = (...e) => events.push(e);
+    breaker.addListener((...e) => events.push(e));
     const boom = () => Promise.reject(new Error('boom'));
     await expect(breaker.execute(boom)).rejects.toThrow('boom');
     await expect(breaker.execute(boom)).rejects.toThrow('boom');

@@ -1,3 +1,4 @@
+export { InvalidArgumentError } from '@engram/common';
 export { H2ClientConnection, type H2ClientOptions } from './internal/client.js';
 export {
   CLOSE,
@@ -11,10 +12,10 @@ export {
   type StreamHandler,
 } from './internal/connection.js';
 export {
-  H2_ERROR_CODE,
+  H2_ERROR_CODES,
   H2Error,
   type H2ErrorCode,
-  H2InvalidArgumentError,
+  isH2Error,
 } from './internal/errors.js';
 export { FLAG, FRAME_TYPE, H2_ERROR, SETTING } from './internal/frames.js';
 export {

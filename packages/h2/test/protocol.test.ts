@@ -14,10 +14,10 @@ import {
   H2_ERROR,
   H2ClientConnection,
   type H2Error,
-  H2InvalidArgumentError,
   H2Server,
   type H2Stream,
   HpackDecoder,
+  InvalidArgumentError,
   type LocalSettings,
   SETTING,
   type StreamHandler,
@@ -1135,9 +1135,9 @@ describe('local settings', () => {
         } catch (e) {
           err = e;
         }
-        expect(err).toBeInstanceOf(H2InvalidArgumentError);
-        expect((err as H2InvalidArgumentError).field).toBe(`settings.${key}`);
-        expect((err as H2InvalidArgumentError).value).toBe(value);
+        expect(err).toBeInstanceOf(InvalidArgumentError);
+        expect((err as InvalidArgumentError).field).toBe(`settings.${key}`);
+        expect((err as InvalidArgumentError).value).toBe(value);
       };
       check(() => new H2Server({ settings, onStream() {} }));
       check(() => H2ClientConnection.connect({ host: '127.0.0.1', port: 1, settings }));

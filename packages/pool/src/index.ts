@@ -1,3 +1,10 @@
+// One Clock and Random for every package: @engram/common's, re-exported.
+export {
+  type Clock,
+  InvalidArgumentError,
+  type Random,
+  systemClock,
+} from '@engram/common';
 export { reconnectDelayMs } from './internal/backoff.js';
 export {
   CONNECTION_STATE,
@@ -10,9 +17,9 @@ export {
 } from './internal/connection-set.js';
 export {
   ConnectionFailedError,
-  InvalidPoolArgumentError,
   isConnectionFailed,
-  POOL_ERROR_CODE,
+  isPoolError,
+  POOL_ERROR_CODES,
   PoolClosedError,
   PoolError,
   type PoolErrorCode,
@@ -20,7 +27,6 @@ export {
 } from './internal/errors.js';
 export { H2_CONNECTION_WINDOW_BYTES } from './internal/h2-connections.js';
 export {
-  type Clock,
   type ConnectionEvent,
   type ConnectionKind,
   type ConnectionStateEvent,
@@ -29,8 +35,8 @@ export {
   type MakeClient,
   type PoolCredentials,
   type PoolOptions,
-  type Random,
   type ResolvedOptions,
+  type TimerClock,
 } from './internal/options.js';
 export {
   ConnectionPool,

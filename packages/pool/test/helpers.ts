@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { generateTestCertificates } from '@engram/memory-node/test-support';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import type { Clock } from '../src/index.js';
+import type { TimerClock } from '../src/index.js';
 
 const HEALTH_PROTO = fileURLToPath(
   new URL('../../../protos/grpc/health/v1/health.proto', import.meta.url),
@@ -277,7 +277,7 @@ export async function startBlackhole(): Promise<{ address: string; close(): Prom
 }
 
 /** Manual clock: timers fire only when the test advances time. */
-export class ManualClock implements Clock {
+export class ManualClock implements TimerClock {
   private time = 0;
   private seq = 0;
   private readonly timers = new Map<number, { at: number; fn: () => void }>();

@@ -1,10 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  ConnectionPool,
-  DEFAULTS,
-  InvalidPoolArgumentError,
-  UnknownNodeError,
-} from '../src/index.js';
+import { ConnectionPool, DEFAULTS, InvalidArgumentError, UnknownNodeError } from '../src/index.js';
 
 describe('ConnectionPool options', () => {
   it('applies the defaults (1 connection per node of each kind; seed timings)', () => {
@@ -31,10 +26,10 @@ describe('ConnectionPool options', () => {
       caught = err;
     }
     expect(caught).toBeInstanceOf(RangeError);
-    expect(caught).toBeInstanceOf(InvalidPoolArgumentError);
-    expect((caught as InvalidPoolArgumentError).code).toBe('InvalidArgument');
-    expect((caught as InvalidPoolArgumentError).field).toBe(field);
-    expect((caught as InvalidPoolArgumentError).value).toBe(value);
+    expect(caught).toBeInstanceOf(InvalidArgumentError);
+    expect((caught as InvalidArgumentError).code).toBe('InvalidArgument');
+    expect((caught as InvalidArgumentError).field).toBe(field);
+    expect((caught as InvalidArgumentError).value).toBe(value);
   });
 
   it('random is a () => number, the shape @engram/retry and @engram/router take', () => {
@@ -59,9 +54,9 @@ describe('ConnectionPool options', () => {
     } catch (err) {
       caught = err;
     }
-    expect(caught).toBeInstanceOf(InvalidPoolArgumentError);
-    expect((caught as InvalidPoolArgumentError).field).toBe('random');
-    expect((caught as InvalidPoolArgumentError).value).toBe(old);
+    expect(caught).toBeInstanceOf(InvalidArgumentError);
+    expect((caught as InvalidArgumentError).field).toBe('random');
+    expect((caught as InvalidArgumentError).value).toBe(old);
   });
 
   it('requires a client certificate and key together', () => {

@@ -1,3 +1,9 @@
+export {
+  isProtoError,
+  PROTO_ERROR_CODES,
+  ProtoError,
+  type ProtoErrorCode,
+} from './internal/errors.js';
 export { addHealthService, HealthReporter } from './internal/health.js';
 export {
   HEALTH_PROTO_FILE,

@@ -1,3 +1,12 @@
+// One Clock and Random for every package: these are @engram/common's, re-exported.
+export {
+  type Clock,
+  InvalidArgumentError,
+  LayoutMismatchError,
+  type Random,
+  seededRandom,
+  systemClock,
+} from '@engram/common';
 export {
   BACKOFF_DEFAULTS,
   type BackoffOptions,
@@ -17,14 +26,15 @@ export {
   SharedRetryBudget,
   type SharedRetryBudgetOptions,
 } from './internal/budget.js';
-export { type Clock, type Random, seededRandom, systemClock } from './internal/clock.js';
 export { DEFAULT_DEADLINE_MS, Deadline } from './internal/deadline.js';
 export {
   AbortedError,
   DeadlineExceededError,
   isRetryError,
+  RETRY_ERROR_CODES,
   RetryBudgetExhaustedError,
   RetryError,
+  type RetryErrorCode,
 } from './internal/errors.js';
 export {
   type GrpcLikeError,

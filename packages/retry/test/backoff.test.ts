@@ -79,7 +79,7 @@ describe('backoff', () => {
       /maxMs.*received 5/,
     );
     expect(() => backoffStep(INITIAL_BACKOFF_STATE, { jitter: 'fuzzy' as JitterMode }, r)).toThrow(
-      /jitter.*received fuzzy/,
+      /jitter.*received "fuzzy"/,
     );
   });
 });

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { type Clock, RETRY_BUDGET_DEFAULTS, RetryBudget, SharedRetryBudget } from '../src/index.js';
+import {
+  type Clock,
+  isRetryError,
+  LayoutMismatchError,
+  RETRY_BUDGET_DEFAULTS,
+  RetryBudget,
+  SharedRetryBudget,
+} from '../src/index.js';
 
 class FakeClock implements Clock {
   constructor(public t = 0) {}
@@ -79,5 +86,32 @@ describe('SharedRetryBudget', () => {
     const a = new SharedRetryBudget();
     expect(() => new SharedRetryBudget({ buffer: a.buffer, ratio: 0.5 })).toThrow(/ratio/);
     expect(() => new SharedRetryBudget({ buffer: a.buffer, ttlMs: 1_000 })).toThrow(/ttlMs/);
+    expect(() => new SharedRetryBudget({ buffer: a.buffer, ratio: 0.5 })).toThrow(
+      LayoutMismatchError,
+    );
+  });
+
+  it('refuses a buffer that is not a budget of this layout with LayoutMismatch', () => {
+    for (const buffer of [
+      new SharedArrayBuffer(SharedRetryBudget.byteLength),
+      new SharedArrayBuffer(8),
+    ]) {
+      let caught: unknown;
+      try {
+        new SharedRetryBudget({ buffer });
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toBeInstanceOf(LayoutMismatchError);
+      expect(caught).toMatchObject({ code: 'LayoutMismatch', what: 'retry budget' });
+      expect(isRetryError(caught)).toBe(true);
+    }
+  });
+
+  it('refuses a buffer that is not a SharedArrayBuffer, naming the field', () => {
+    const buffer = new ArrayBuffer(SharedRetryBudget.byteLength) as unknown as SharedArrayBuffer;
+    expect(() => new SharedRetryBudget({ buffer })).toThrow(
+      expect.objectContaining({ code: 'InvalidArgument', field: 'buffer' }),
+    );
   });
 });

@@ -1,40 +1,32 @@
+import { EngramError, InvalidArgumentError, isEngramError } from '@engram/common';
+
+export { InvalidArgumentError };
+
 /** Stable codes of every error @engram/ring throws. */
-export const RING_ERROR_CODES = {
+export const RING_ERROR_CODES = Object.freeze({
   InvalidArgument: 'InvalidArgument',
   CapacityExceeded: 'CapacityExceeded',
   InvalidTable: 'InvalidTable',
-} as const;
+} as const);
 
 export type RingErrorCode = (typeof RING_ERROR_CODES)[keyof typeof RING_ERROR_CODES];
 
-/** Base class of @engram/ring errors: `code` is stable, `message` is for humans. */
-export class RingError extends Error {
-  override name = 'RingError';
-  readonly code: RingErrorCode;
+/**
+ * Base class of @engram/ring's own errors: `code` is stable, `message` is for humans. Bad
+ * input throws the common `InvalidArgumentError` (code `InvalidArgument`, a RangeError);
+ * `isRingError` recognises all of them.
+ */
+export class RingError extends EngramError {
+  declare readonly code: RingErrorCode;
 
   constructor(code: RingErrorCode, message: string) {
-    super(message);
-    this.code = code;
-  }
-}
-
-/** Bad input: names the offending field (a path such as `nodes[2].address`) and the value. */
-export class InvalidArgumentError extends RingError {
-  override name = 'InvalidArgumentError';
-  declare readonly code: 'InvalidArgument';
-  readonly field: string;
-  readonly value: unknown;
-
-  constructor(field: string, value: unknown, reason: string) {
-    super(RING_ERROR_CODES.InvalidArgument, `${field}: ${reason} (got ${describe(value)})`);
-    this.field = field;
-    this.value = value;
+    super(code, message);
+    this.name = 'RingError';
   }
 }
 
 /** A table does not fit the shared buffer's capacity: names the limit, the need and the cap. */
 export class CapacityExceededError extends RingError {
-  override name = 'CapacityExceededError';
   declare readonly code: 'CapacityExceeded';
   readonly limit: string;
   readonly required: number;
@@ -45,36 +37,30 @@ export class CapacityExceededError extends RingError {
       RING_ERROR_CODES.CapacityExceeded,
       `${limit}: the table needs ${required} but the buffer holds at most ${capacity}`,
     );
+    this.name = 'CapacityExceededError';
     this.limit = limit;
     this.required = required;
     this.capacity = capacity;
   }
 }
 
-/** The buffer handed to a reader is not a table written by a compatible `TableWriter`. */
+/**
+ * The buffer handed to a reader is not a table written by a compatible `TableWriter`, or no
+ * table has been published in it yet. Covers more than a layout mismatch, hence its own code.
+ */
 export class InvalidTableError extends RingError {
-  override name = 'InvalidTableError';
   declare readonly code: 'InvalidTable';
 
   constructor(reason: string) {
     super(RING_ERROR_CODES.InvalidTable, reason);
+    this.name = 'InvalidTableError';
   }
 }
 
-export function isRingError(error: unknown): error is RingError {
-  return error instanceof RingError;
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') {
-    return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
-  }
-  if (typeof value === 'bigint') return `${value}n`;
-  if (value === null || typeof value !== 'object') return String(value);
-  try {
-    const json = JSON.stringify(value);
-    return json.length > 80 ? `${json.slice(0, 80)}…` : json;
-  } catch {
-    return Object.prototype.toString.call(value);
-  }
+/**
+ * True for every error @engram/ring throws, by brand and code (so also for errors of another
+ * copy of the package, which `instanceof` would miss).
+ */
+export function isRingError(error: unknown): error is RingError | InvalidArgumentError {
+  return isEngramError(error) && Object.hasOwn(RING_ERROR_CODES, error.code);
 }

@@ -11,7 +11,7 @@ let scratch = new Uint8Array(INITIAL_SCRATCH_BYTES);
  * `TextEncoder` does.
  */
 export function hashKey(key: string): number {
-  if (typeof key !== 'string') throw new InvalidArgumentError('key', key, 'must be a string');
+  if (typeof key !== 'string') throw new InvalidArgumentError('key', key, 'a string');
   const length = encodeUtf8(key); // may replace `scratch`: read it only after
   return murmur3x86_32(scratch, length, 0);
 }

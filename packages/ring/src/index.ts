@@ -1,3 +1,5 @@
+// The host:port rules ring applies to node addresses; router-node's config uses them too.
+export { addressProblem } from '@engram/common';
 export {
   CapacityExceededError,
   InvalidArgumentError,
@@ -9,7 +11,6 @@ export {
 } from './errors.js';
 export { hashKey } from './hash-key.js';
 export {
-  addressProblem,
   buildRing,
   DEFAULT_REPLICATION_FACTOR,
   DEFAULT_VNODES_PER_NODE,

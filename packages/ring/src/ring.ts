@@ -1,3 +1,4 @@
+import { parseAddress } from '@engram/common';
 import { InvalidArgumentError } from './errors.js';
 import { hashKey } from './hash-key.js';
 import {
@@ -46,33 +47,9 @@ export interface RingOptions {
   readonly assignments?: readonly SpaceAssignment[];
 }
 
-const HOSTNAME =
-  /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*\.?$/;
-const IPV6 = /^[0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?$/;
-
-/** Validates `host:port` (bracketed IPv6 hosts) and returns an error reason, or undefined. */
-export function addressProblem(address: unknown): string | undefined {
-  if (typeof address !== 'string') return 'must be a "host:port" string';
-  const colon = address.lastIndexOf(':');
-  if (colon <= 0) return 'must be "host:port"';
-  let host = address.slice(0, colon);
-  const portText = address.slice(colon + 1);
-  if (!/^[0-9]{1,5}$/.test(portText)) return 'port must be a number from 1 to 65535';
-  const port = Number(portText);
-  if (port < 1 || port > 65_535) return 'port must be a number from 1 to 65535';
-  if (host.startsWith('[')) {
-    if (!host.endsWith(']')) return 'an IPv6 host must be in brackets';
-    host = host.slice(1, -1);
-    if (!host.includes(':') || !IPV6.test(host)) return 'malformed IPv6 host';
-    return undefined;
-  }
-  if (host.includes(':')) return 'an IPv6 host must be in brackets, as [::1]:port';
-  return HOSTNAME.test(host) ? undefined : 'malformed host';
-}
-
 function checkInteger(field: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidArgumentError(field, value, `must be an integer from ${min} to ${max}`);
+    throw new InvalidArgumentError(field, value, `an integer from ${min} to ${max}`);
   }
   return value;
 }
@@ -82,43 +59,42 @@ function checkSpaceId(field: string, value: unknown): string {
     throw new InvalidArgumentError(
       field,
       value,
-      `must be a non-empty string of at most ${MAX_SPACE_ID_LENGTH} characters`,
+      `a non-empty string of at most ${MAX_SPACE_ID_LENGTH} characters`,
     );
   }
   return value;
 }
 
 function validateNodes(nodes: unknown): NodeInfo[] {
-  if (!Array.isArray(nodes)) throw new InvalidArgumentError('nodes', nodes, 'must be an array');
-  if (nodes.length === 0) throw new InvalidArgumentError('nodes', nodes, 'must not be empty');
+  if (!Array.isArray(nodes)) throw new InvalidArgumentError('nodes', nodes, 'an array');
+  if (nodes.length === 0) throw new InvalidArgumentError('nodes', nodes, 'a non-empty array');
   if (nodes.length > MAX_NODES) {
-    throw new InvalidArgumentError('nodes', nodes.length, `at most ${MAX_NODES} nodes`);
+    throw new InvalidArgumentError('nodes', nodes.length, `an array of at most ${MAX_NODES} nodes`);
   }
   const seen = new Set<string>();
   const out: NodeInfo[] = [];
   for (let i = 0; i < nodes.length; i++) {
     const node: unknown = nodes[i];
     if (typeof node !== 'object' || node === null) {
-      throw new InvalidArgumentError(`nodes[${i}]`, node, 'must be an object');
+      throw new InvalidArgumentError(`nodes[${i}]`, node, 'an object');
     }
     const { id, address, zone } = node as Record<string, unknown>;
     if (typeof id !== 'string' || id.length === 0 || id.length > MAX_NODE_ID_LENGTH) {
       throw new InvalidArgumentError(
         `nodes[${i}].id`,
         id,
-        `must be a non-empty string of at most ${MAX_NODE_ID_LENGTH} characters`,
+        `a non-empty string of at most ${MAX_NODE_ID_LENGTH} characters`,
       );
     }
-    if (seen.has(id)) throw new InvalidArgumentError(`nodes[${i}].id`, id, 'duplicate node id');
+    if (seen.has(id))
+      throw new InvalidArgumentError(`nodes[${i}].id`, id, 'unique among the nodes');
     seen.add(id);
-    const problem = addressProblem(address);
-    if (problem !== undefined)
-      throw new InvalidArgumentError(`nodes[${i}].address`, address, problem);
+    parseAddress(address, `nodes[${i}].address`);
     if (zone !== undefined && (typeof zone !== 'string' || zone.length > MAX_ZONE_LENGTH)) {
       throw new InvalidArgumentError(
         `nodes[${i}].zone`,
         zone,
-        `must be a string of at most ${MAX_ZONE_LENGTH} characters when present`,
+        `a string of at most ${MAX_ZONE_LENGTH} characters when present`,
       );
     }
     out.push(
@@ -139,32 +115,32 @@ function validateAssignments(
   const map = new Map<string, Uint16Array>();
   if (assignments === undefined) return map;
   if (!Array.isArray(assignments)) {
-    throw new InvalidArgumentError('assignments', assignments, 'must be an array');
+    throw new InvalidArgumentError('assignments', assignments, 'an array');
   }
   for (let i = 0; i < assignments.length; i++) {
     const field = `assignments[${i}]`;
     const entry: unknown = assignments[i];
     if (typeof entry !== 'object' || entry === null) {
-      throw new InvalidArgumentError(field, entry, 'must be an object');
+      throw new InvalidArgumentError(field, entry, 'an object');
     }
     const { spaceId, primary, replicas } = entry as Record<string, unknown>;
     checkSpaceId(`${field}.spaceId`, spaceId);
     if (map.has(spaceId as string)) {
-      throw new InvalidArgumentError(`${field}.spaceId`, spaceId, 'space assigned twice');
+      throw new InvalidArgumentError(`${field}.spaceId`, spaceId, 'a space not assigned before');
     }
     const primaryIndex = typeof primary === 'string' ? indexOf.get(primary) : undefined;
     if (primaryIndex === undefined) {
-      throw new InvalidArgumentError(`${field}.primary`, primary, 'must name a node of the ring');
+      throw new InvalidArgumentError(`${field}.primary`, primary, 'the id of a node of the ring');
     }
     const replicaList = replicas ?? [];
     if (!Array.isArray(replicaList)) {
-      throw new InvalidArgumentError(`${field}.replicas`, replicas, 'must be an array of node ids');
+      throw new InvalidArgumentError(`${field}.replicas`, replicas, 'an array of node ids');
     }
     if (replicaList.length + 1 > MAX_REPLICATION_FACTOR) {
       throw new InvalidArgumentError(
         `${field}.replicas`,
         replicaList.length,
-        `at most ${MAX_REPLICATION_FACTOR - 1} replicas`,
+        `an array of at most ${MAX_REPLICATION_FACTOR - 1} node ids`,
       );
     }
     const placement = new Uint16Array(replicaList.length + 1);
@@ -176,14 +152,14 @@ function validateAssignments(
         throw new InvalidArgumentError(
           `${field}.replicas[${r}]`,
           id,
-          'must name a node of the ring',
+          'the id of a node of the ring',
         );
       }
       if (placement.subarray(0, r + 1).includes(index)) {
         throw new InvalidArgumentError(
           `${field}.replicas[${r}]`,
           id,
-          'replicas must be distinct and must not repeat the primary',
+          'distinct from the primary and the other replicas',
         );
       }
       placement[r + 1] = index;
@@ -200,7 +176,7 @@ function validateAssignments(
  */
 export function buildRing(options: RingOptions): Ring {
   if (typeof options !== 'object' || options === null) {
-    throw new InvalidArgumentError('options', options, 'must be an object');
+    throw new InvalidArgumentError('options', options, 'an object');
   }
   const nodes = validateNodes(options.nodes).sort((a, b) => compareCodePoints(a.id, b.id));
   const vnodesPerNode = checkInteger(
@@ -219,7 +195,7 @@ export function buildRing(options: RingOptions): Ring {
     throw new InvalidArgumentError(
       'vnodesPerNode',
       vnodesPerNode,
-      `${nodes.length} nodes × ${vnodesPerNode} vnodes exceeds ${MAX_RING_TOKENS} tokens`,
+      `at most ${Math.floor(MAX_RING_TOKENS / nodes.length)} with ${nodes.length} nodes (${MAX_RING_TOKENS} tokens in all)`,
     );
   }
   const indexOf = new Map<string, number>();

@@ -72,7 +72,7 @@ interface TableMetadata {
 function capacityOption(field: string, value: number | undefined, fallback: number, max: number) {
   const v = value ?? fallback;
   if (!Number.isInteger(v) || v < 1 || v > max) {
-    throw new InvalidArgumentError(field, v, `must be an integer from 1 to ${max}`);
+    throw new InvalidArgumentError(field, v, `an integer from 1 to ${max}`);
   }
   return v;
 }
@@ -92,7 +92,7 @@ export const MAX_NODE_SLOT = 2 ** 31 - 1;
 function slotsOf(ring: Ring, slots: ReadonlyMap<string, number> | undefined): number[] {
   if (slots === undefined) return ring.nodes.map((_, index) => index);
   if (!(slots instanceof Map))
-    throw new InvalidArgumentError('slots', slots, 'must be a Map of node id to slot');
+    throw new InvalidArgumentError('slots', slots, 'a Map of node id to slot');
   const seen = new Set<number>();
   return ring.nodes.map((node) => {
     const slot = slots.get(node.id);
@@ -100,14 +100,14 @@ function slotsOf(ring: Ring, slots: ReadonlyMap<string, number> | undefined): nu
       throw new InvalidArgumentError(
         `slots[${JSON.stringify(node.id)}]`,
         slot,
-        'must be an integer from 0 to 2^31-1 for every node',
+        'an integer from 0 to 2^31-1 for every node',
       );
     }
     if (seen.has(slot))
       throw new InvalidArgumentError(
         `slots[${JSON.stringify(node.id)}]`,
         slot,
-        'slots must be distinct',
+        "distinct from the other nodes' slots",
       );
     seen.add(slot);
     return slot;
@@ -255,7 +255,7 @@ export class TableReader implements PlacementTable {
 
   constructor(buffer: SharedArrayBuffer) {
     if (!(buffer instanceof SharedArrayBuffer)) {
-      throw new InvalidArgumentError('buffer', buffer, 'must be a SharedArrayBuffer');
+      throw new InvalidArgumentError('buffer', buffer, 'a SharedArrayBuffer');
     }
     if (buffer.byteLength < GLOBAL_HEADER_SLOTS * 4) {
       throw new InvalidTableError('buffer is too small to hold a placement table');

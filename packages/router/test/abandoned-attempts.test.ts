@@ -53,7 +53,7 @@ describe('abandoned attempts', () => {
     r.breakers.release(slot, admission);
     // A late answer of the abandoned attempt is ignored (no verdict on the breaker).
     const states: string[] = [];
-    r.breakers.onStateChange = (_s, from, to) => states.push(`${from}->${to}`);
+    r.breakers.addListener((_s, from, to) => states.push(`${from}->${to}`));
     late?.('late');
     await vi.advanceTimersByTimeAsync(0);
     expect(states).toEqual([]);

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { formatAddress, InvalidArgumentError, isEngramError } from '@engram/common';
 import {
   addHealthService,
   type HealthReporter,
@@ -12,7 +13,7 @@ import {
 } from '@engram/proto';
 import * as grpc from '@grpc/grpc-js';
 import { type Logger, pino } from 'pino';
-import { InvalidArgumentError, InvalidOptionError, StorageFailedError } from './errors.js';
+import { MEMORY_NODE_ERROR_CODES, StorageFailedError } from './errors.js';
 import { AppendLog } from './log.js';
 import {
   type Cue,
@@ -27,8 +28,12 @@ import {
   validateSpaceId,
 } from './store.js';
 
-/** Source of wall-clock time (ms since the epoch), injectable for tests. */
-export interface Clock {
+/**
+ * Source of wall-clock time (ms since the Unix epoch), injectable for tests. A wall clock on
+ * purpose, unlike `@engram/common`'s monotonic `Clock`: it stamps `created_at_ms`, which
+ * clients and other nodes read as a date.
+ */
+export interface WallClock {
   now(): number;
 }
 
@@ -74,8 +79,8 @@ export interface MemoryNodeOptions {
   tls?: MemoryNodeTlsOptions;
   /** pino logger. Default: a silent one. */
   logger?: Logger;
-  /** Default `Date`. */
-  clock?: Clock;
+  /** Stamps `created_at_ms` when a memory arrives without one. Default `Date` (wall clock). */
+  clock?: WallClock;
   /** Graceful shutdown waits this long for in-flight calls, then forces. Default 5000 ms. */
   shutdownTimeoutMs?: number;
 }
@@ -113,7 +118,7 @@ export interface MemoryNode {
 
 function checkInt(name: string, v: number, min: number, max: number): number {
   if (!Number.isInteger(v) || v < min || v > max) {
-    throw new InvalidOptionError(name, v, `an integer in [${min}, ${max}]`);
+    throw new InvalidArgumentError(name, v, `an integer in [${min}, ${max}]`);
   }
   return v;
 }
@@ -121,10 +126,10 @@ function checkInt(name: string, v: number, min: number, max: number): number {
 function resolveOptions(options: MemoryNodeOptions) {
   const d = MEMORY_NODE_DEFAULTS;
   if (typeof options.id !== 'string' || options.id.length === 0) {
-    throw new InvalidOptionError('id', options.id, 'a non-empty string');
+    throw new InvalidArgumentError('id', options.id, 'a non-empty string');
   }
   const host = options.host ?? d.host;
-  if (host.length === 0) throw new InvalidOptionError('host', host, 'a non-empty host');
+  if (host.length === 0) throw new InvalidArgumentError('host', host, 'a non-empty host');
   const limits: StoreLimits = {
     maxContentBytes: checkInt(
       'maxContentBytes',
@@ -168,9 +173,9 @@ function resolveOptions(options: MemoryNodeOptions) {
   );
   const t = limits.defaultSimilarityThreshold;
   if (!(t > 0 && t <= 1))
-    throw new InvalidOptionError('defaultSimilarityThreshold', t, 'in (0, 1]');
+    throw new InvalidArgumentError('defaultSimilarityThreshold', t, 'in (0, 1]');
   if (options.tls !== undefined && (!options.tls.cert || !options.tls.key)) {
-    throw new InvalidOptionError('tls', '<redacted>', 'both cert and key');
+    throw new InvalidArgumentError('tls', '<redacted>', 'an object with both cert and key');
   }
   return {
     id: options.id,
@@ -192,7 +197,7 @@ function resolveOptions(options: MemoryNodeOptions) {
 }
 
 function toServiceError(err: unknown): Partial<grpc.StatusObject> {
-  if (err instanceof InvalidArgumentError) {
+  if (isEngramError(err, MEMORY_NODE_ERROR_CODES.InvalidArgument)) {
     return { code: grpc.status.INVALID_ARGUMENT, details: err.message };
   }
   if (err instanceof StorageFailedError) {
@@ -204,7 +209,11 @@ function toServiceError(err: unknown): Partial<grpc.StatusObject> {
 function readCue(cue: { text: string; embedding: number[] } | null, limits: StoreLimits): Cue {
   if (cue === null) return { text: '', embedding: [] };
   if (Buffer.byteLength(cue.text) > limits.maxContentBytes) {
-    throw new InvalidArgumentError('cue.text', `must be at most ${limits.maxContentBytes} bytes`);
+    throw new InvalidArgumentError(
+      'cue.text',
+      cue.text,
+      `at most ${limits.maxContentBytes} bytes (UTF-8)`,
+    );
   }
   validateEmbedding(cue.embedding, 'cue.embedding', limits);
   return cue;
@@ -348,11 +357,14 @@ export async function startMemoryNode(options: MemoryNodeOptions): Promise<Memor
     Query: (call, callback) => {
       try {
         const { spaceIds } = call.request;
-        if (spaceIds.length === 0) throw new InvalidArgumentError('space_ids', 'must not be empty');
+        if (spaceIds.length === 0) {
+          throw new InvalidArgumentError('space_ids', spaceIds, 'a non-empty list');
+        }
         if (spaceIds.length > limits.maxQuerySpaces) {
           throw new InvalidArgumentError(
             'space_ids',
-            `has ${spaceIds.length} entries, max ${limits.maxQuerySpaces}`,
+            spaceIds,
+            `a list of at most ${limits.maxQuerySpaces} space ids`,
           );
         }
         const cue = readCue(call.request.cue, limits);
@@ -389,10 +401,8 @@ export async function startMemoryNode(options: MemoryNodeOptions): Promise<Memor
   let port: number;
   try {
     port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(
-        o.host.includes(':') ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`,
-        serverCredentials(o.tls),
-        (err, p) => (err ? reject(err) : resolve(p)),
+      server.bindAsync(formatAddress(o.host, o.port), serverCredentials(o.tls), (err, p) =>
+        err ? reject(err) : resolve(p),
       ),
     );
   } catch (err) {
@@ -400,7 +410,7 @@ export async function startMemoryNode(options: MemoryNodeOptions): Promise<Memor
     await log?.close();
     throw err;
   }
-  const address = o.host.includes(':') ? `[${o.host}]:${port}` : `${o.host}:${port}`;
+  const address = formatAddress(o.host, port);
   logger.info(
     {
       id: o.id,

@@ -1,5 +1,5 @@
+import { InvalidArgumentError } from '@engram/common';
 import type { Memory, MergedGroup, ScoredMemory } from '@engram/proto';
-import { InvalidArgumentError } from './errors.js';
 
 /** Limits applied to requests; validated once when the node starts. */
 export interface StoreLimits {
@@ -51,22 +51,23 @@ function normalizeContent(text: string): string {
 }
 
 export function validateSpaceId(spaceId: string, limits: StoreLimits, field = 'space_id'): void {
-  if (spaceId.length === 0) throw new InvalidArgumentError(field, 'must not be empty');
+  if (spaceId.length === 0) throw new InvalidArgumentError(field, spaceId, 'a non-empty string');
   if (Buffer.byteLength(spaceId) > limits.maxSpaceIdBytes) {
-    throw new InvalidArgumentError(field, `must be at most ${limits.maxSpaceIdBytes} bytes`);
+    throw new InvalidArgumentError(
+      field,
+      spaceId,
+      `at most ${limits.maxSpaceIdBytes} bytes (UTF-8)`,
+    );
   }
 }
 
 export function validateEmbedding(v: readonly number[], field: string, limits: StoreLimits): void {
   if (v.length > limits.maxEmbeddingDims) {
-    throw new InvalidArgumentError(
-      field,
-      `has ${v.length} dimensions, max ${limits.maxEmbeddingDims}`,
-    );
+    throw new InvalidArgumentError(field, v, `at most ${limits.maxEmbeddingDims} dimensions`);
   }
   for (let i = 0; i < v.length; i++) {
     if (!Number.isFinite(v[i]))
-      throw new InvalidArgumentError(`${field}[${i}]`, `must be finite, got ${v[i]}`);
+      throw new InvalidArgumentError(`${field}[${i}]`, v[i], 'a finite number');
   }
 }
 
@@ -77,32 +78,35 @@ export function validateMemory(
   assignId: () => string,
   nowMs: number,
 ): Memory {
-  if (memory === null) throw new InvalidArgumentError('memory', 'is required');
+  if (memory === null) throw new InvalidArgumentError('memory', memory, 'present');
   if (Buffer.byteLength(memory.id) > limits.maxIdBytes) {
-    throw new InvalidArgumentError('memory.id', `must be at most ${limits.maxIdBytes} bytes`);
+    throw new InvalidArgumentError(
+      'memory.id',
+      memory.id,
+      `at most ${limits.maxIdBytes} bytes (UTF-8)`,
+    );
   }
   const contentBytes = Buffer.byteLength(memory.content);
   if (contentBytes > limits.maxContentBytes) {
     throw new InvalidArgumentError(
       'memory.content',
-      `is ${contentBytes} bytes, max ${limits.maxContentBytes}`,
+      memory.content,
+      `at most ${limits.maxContentBytes} bytes (UTF-8), not ${contentBytes}`,
     );
   }
   validateEmbedding(memory.embedding, 'memory.embedding', limits);
   if (memory.content.length === 0 && memory.embedding.length === 0) {
-    throw new InvalidArgumentError('memory.content', 'must not be empty when memory.embedding is');
+    throw new InvalidArgumentError(
+      'memory.content',
+      memory.content,
+      'non-empty when memory.embedding is empty',
+    );
   }
   if (!(memory.confidence >= 0 && memory.confidence <= 1)) {
-    throw new InvalidArgumentError(
-      'memory.confidence',
-      `must be in [0, 1], got ${memory.confidence}`,
-    );
+    throw new InvalidArgumentError('memory.confidence', memory.confidence, 'in [0, 1]');
   }
   if (!Number.isSafeInteger(memory.createdAtMs) || memory.createdAtMs < 0) {
-    throw new InvalidArgumentError(
-      'memory.created_at_ms',
-      `must be >= 0, got ${memory.createdAtMs}`,
-    );
+    throw new InvalidArgumentError('memory.created_at_ms', memory.createdAtMs, 'an integer >= 0');
   }
   return {
     id: memory.id.length > 0 ? memory.id : assignId(),
@@ -116,10 +120,7 @@ export function validateMemory(
 export function resolveLimit(limit: number, limits: StoreLimits): number {
   if (limit === 0) return limits.defaultRecallLimit;
   if (!Number.isInteger(limit) || limit < 0 || limit > limits.maxRecallLimit) {
-    throw new InvalidArgumentError(
-      'limit',
-      `must be in [0, ${limits.maxRecallLimit}], got ${limit}`,
-    );
+    throw new InvalidArgumentError('limit', limit, `an integer in [0, ${limits.maxRecallLimit}]`);
   }
   return limit;
 }
@@ -127,7 +128,7 @@ export function resolveLimit(limit: number, limits: StoreLimits): number {
 export function resolveThreshold(t: number, limits: StoreLimits): number {
   if (t === 0) return limits.defaultSimilarityThreshold;
   if (!(t > 0 && t <= 1)) {
-    throw new InvalidArgumentError('similarity_threshold', `must be in (0, 1], got ${t}`);
+    throw new InvalidArgumentError('similarity_threshold', t, 'in (0, 1]');
   }
   return t;
 }

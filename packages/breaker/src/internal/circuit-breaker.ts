@@ -10,20 +10,13 @@ export class CircuitBreaker {
   readonly #core: BreakerCore;
 
   constructor(options: BreakerOptions = {}) {
-    this.#core = new BreakerCore(
-      new ArrayBuffer(BreakerCore.byteLength(1, options)),
-      true,
-      1,
-      options,
-    );
+    const buffer = new ArrayBuffer(BreakerCore.byteLength(1, options));
+    this.#core = new BreakerCore({ kind: 'create', buffer, capacity: 1 }, options);
   }
 
-  get onStateChange(): StateChangeListener | undefined {
-    return this.#core.onStateChange;
-  }
-
-  set onStateChange(listener: StateChangeListener | undefined) {
-    this.#core.onStateChange = listener;
+  /** See BreakerTable.addListener (listeners receive slot 0). */
+  addListener(listener: StateChangeListener): () => void {
+    return this.#core.addListener(listener);
   }
 
   /** See BreakerTable.tryAcquire. */

@@ -1,4 +1,4 @@
-import { BreakerLayoutMismatchError } from './errors.js';
+import { type Clock, InvalidArgumentError, LayoutMismatchError } from '@engram/common';
 import {
   byteLengthFor,
   CLOSED,
@@ -31,7 +31,6 @@ import {
 import {
   type BreakerOptions,
   type BreakerStateName,
-  type Clock,
   MAX_CAPACITY,
   type ResolvedBreakerOptions,
   resolveOptions,
@@ -85,11 +84,21 @@ function fingerprint(rules: readonly TripRule[]): number {
   return h | 0;
 }
 
+/**
+ * Where a core's words live: fresh memory it lays a table of `capacity` breakers out in
+ * (`create`), or a table another thread laid out in a SharedArrayBuffer (`attach`: the header
+ * is checked against the options, and the capacity is the table's).
+ */
+export type CoreMemory =
+  | { readonly kind: 'create'; readonly buffer: ArrayBufferLike; readonly capacity: number }
+  | { readonly kind: 'attach'; readonly buffer: SharedArrayBuffer };
+
+/** What LayoutMismatchError names when a buffer is not a table these options can use. */
+const LAYOUT = 'breaker table';
+
 /** The state machine over an Int32Array; shared by BreakerTable (SAB) and CircuitBreaker. */
 export class BreakerCore {
   readonly capacity: number;
-  /** Listener for transitions made by this thread. */
-  onStateChange: StateChangeListener | undefined;
 
   readonly #mem: Int32Array;
   readonly #stride: number;
@@ -100,10 +109,16 @@ export class BreakerCore {
   readonly #origin: number;
   readonly #opts: ResolvedBreakerOptions;
   readonly #maxRemainingMs: number;
+  /**
+   * Transition listeners of this thread's view, in registration order. Replaced, never
+   * mutated, so a listener that subscribes or unsubscribes during an emit does not disturb it.
+   */
+  #listeners: readonly { readonly listener: StateChangeListener }[] = [];
   #ownedWord = 0;
 
-  constructor(buffer: ArrayBufferLike, create: boolean, capacity: number, options: BreakerOptions) {
+  constructor(memory: CoreMemory, options: BreakerOptions) {
     const opts = resolveOptions(options);
+    const { buffer } = memory;
     this.#opts = opts;
     this.#maxRemainingMs = opts.maxOpenTimeoutMs + CLOCK_SKEW_TOLERANCE_MS;
     this.#clock = opts.clock;
@@ -116,14 +131,34 @@ export class BreakerCore {
       ruleWords += opts.rules[i]!.words;
     }
     this.#stride = strideWords(opts.halfOpenProbes, ruleWords);
-    this.onStateChange = options.onStateChange;
+    if (options.onStateChange !== undefined) {
+      if (typeof options.onStateChange !== 'function') {
+        throw new InvalidArgumentError('onStateChange', options.onStateChange, 'a function');
+      }
+      this.#listeners = [{ listener: options.onStateChange }];
+    }
+    if (
+      memory.kind === 'attach' &&
+      (buffer.byteLength < HEADER_WORDS * 4 || buffer.byteLength % 4 !== 0)
+    ) {
+      throw new LayoutMismatchError(
+        LAYOUT,
+        `it holds ${buffer.byteLength} bytes, not a header and whole Int32 words`,
+      );
+    }
     const mem = new Int32Array(buffer);
     const f64 = new Float64Array(buffer, 0, HEADER_WORDS / 2);
     const fp = fingerprint(opts.rules);
-    if (create) {
+    if (memory.kind === 'create') {
+      const { capacity } = memory;
       this.capacity = capacity;
-      if (buffer.byteLength < byteLengthFor(capacity, this.#stride)) {
-        throw new RangeError(`buffer too small for capacity ${capacity}`);
+      const needed = byteLengthFor(capacity, this.#stride);
+      if (buffer.byteLength < needed) {
+        throw new InvalidArgumentError(
+          'buffer',
+          buffer,
+          `at least ${needed} bytes for ${capacity} breakers`,
+        );
       }
       mem[HDR_MAGIC] = MAGIC;
       mem[HDR_VERSION] = LAYOUT_VERSION;
@@ -139,10 +174,14 @@ export class BreakerCore {
         this.#resetSlot(HEADER_WORDS + slot * this.#stride, 0);
     } else {
       if (mem[HDR_MAGIC] !== MAGIC || mem[HDR_VERSION] !== LAYOUT_VERSION) {
-        throw new BreakerLayoutMismatchError('buffer is not a breaker table of this version');
+        throw new LayoutMismatchError(
+          LAYOUT,
+          'bad magic or layout version (another structure, or another version of @engram/breaker)',
+        );
       }
       const mismatch = (what: string, mine: number, theirs: number | undefined): never => {
-        throw new BreakerLayoutMismatchError(
+        throw new LayoutMismatchError(
+          LAYOUT,
           `${what} differs from the table's: options give ${mine}, buffer holds ${theirs}`,
         );
       };
@@ -154,6 +193,13 @@ export class BreakerCore {
       }
       if (mem[HDR_STRIDE] !== this.#stride) mismatch('stride', this.#stride, mem[HDR_STRIDE]);
       this.capacity = mem[HDR_CAPACITY]!;
+      const needed = byteLengthFor(this.capacity, this.#stride);
+      if (buffer.byteLength < needed) {
+        throw new LayoutMismatchError(
+          LAYOUT,
+          `its header says ${this.capacity} breakers (${needed} bytes), it holds ${buffer.byteLength} bytes`,
+        );
+      }
       this.#mem = mem;
       this.#origin = f64[HDR_ORIGIN_F64]!;
     }
@@ -177,20 +223,39 @@ export class BreakerCore {
 
   #base(slot: number): number {
     if (!(slot >>> 0 === slot && slot < this.capacity)) {
-      throw new RangeError(`slot must be an integer in [0, ${this.capacity}), received ${slot}`);
+      throw new InvalidArgumentError('slot', slot, `an integer in [0, ${this.capacity})`);
     }
     return HEADER_WORDS + slot * this.#stride;
   }
 
+  /**
+   * Adds a transition listener for this thread's view (after the `onStateChange` option and
+   * any added before). Returns a function that removes it again (idempotent); adding the same
+   * function twice makes two registrations.
+   */
+  addListener(listener: StateChangeListener): () => void {
+    if (typeof listener !== 'function') {
+      throw new InvalidArgumentError('listener', listener, 'a function');
+    }
+    const entry = { listener };
+    this.#listeners = [...this.#listeners, entry];
+    return () => {
+      this.#listeners = this.#listeners.filter((e) => e !== entry);
+    };
+  }
+
   #emit(slot: number, from: number, to: number, reason: TransitionReason): void {
-    const listener = this.onStateChange;
-    if (listener === undefined) return;
-    try {
-      listener(slot, STATE_NAMES[from]!, STATE_NAMES[to]!, reason);
-    } catch (error) {
-      queueMicrotask(() => {
-        throw error;
-      });
+    const listeners = this.#listeners;
+    for (let i = 0; i < listeners.length; i++) {
+      try {
+        listeners[i]!.listener(slot, STATE_NAMES[from]!, STATE_NAMES[to]!, reason);
+      } catch (error) {
+        // The transition already happened: the other listeners must still hear of it, and
+        // the caller (a tryAcquire on the hot path) must not fail for a listener's bug.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
     }
   }
 
@@ -449,8 +514,6 @@ export class BreakerCore {
 
 export function checkCapacity(capacity: number): void {
   if (!Number.isInteger(capacity) || capacity < 1 || capacity > MAX_CAPACITY) {
-    throw new RangeError(
-      `capacity must be an integer in [1, ${MAX_CAPACITY}], received ${capacity}`,
-    );
+    throw new InvalidArgumentError('capacity', capacity, `an integer in [1, ${MAX_CAPACITY}]`);
   }
 }

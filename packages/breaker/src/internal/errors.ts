@@ -1,31 +1,52 @@
-/** Base class of every error thrown by @engram/breaker; `code` is stable, messages are not. */
-export class BreakerError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, options?: ErrorOptions) {
-    super(message, options);
+import {
+  EngramError,
+  type InvalidArgumentError,
+  isEngramError,
+  type LayoutMismatchError,
+} from '@engram/common';
+
+/** Stable codes of every error @engram/breaker throws. */
+export const BREAKER_ERROR_CODES = Object.freeze({
+  CircuitBreakerOpen: 'CircuitBreakerOpen',
+  InvalidArgument: 'InvalidArgument',
+  LayoutMismatch: 'LayoutMismatch',
+} as const);
+
+export type BreakerErrorCode = (typeof BREAKER_ERROR_CODES)[keyof typeof BREAKER_ERROR_CODES];
+
+/**
+ * Base class of @engram/breaker's own errors; `code` is stable, messages are not. Bad options
+ * throw the common `InvalidArgumentError`, attaching to an incompatible table the common
+ * `LayoutMismatchError`; `isBreakerError` recognises all of them.
+ */
+export class BreakerError extends EngramError {
+  declare readonly code: BreakerErrorCode;
+  constructor(code: BreakerErrorCode, message: string, options?: ErrorOptions) {
+    super(code, message, options);
     this.name = 'BreakerError';
-    this.code = code;
   }
 }
 
 /** A call was refused because the breaker is open (or half-open with no probe permit left). */
 export class CircuitBreakerOpenError extends BreakerError {
-  override readonly code = 'CircuitBreakerOpen' as const;
+  declare readonly code: 'CircuitBreakerOpen';
   constructor(message = 'circuit breaker is open') {
-    super('CircuitBreakerOpen', message);
+    super(BREAKER_ERROR_CODES.CircuitBreakerOpen, message);
     this.name = 'CircuitBreakerOpenError';
   }
 }
 
-/** A shared buffer does not match the options a thread tried to attach with. */
-export class BreakerLayoutMismatchError extends BreakerError {
-  override readonly code = 'BreakerLayoutMismatch' as const;
-  constructor(message: string) {
-    super('BreakerLayoutMismatch', message);
-    this.name = 'BreakerLayoutMismatchError';
-  }
+/**
+ * True for every error @engram/breaker throws, by brand and code (so also for errors of
+ * another copy of the package, which `instanceof` would miss).
+ */
+export function isBreakerError(
+  error: unknown,
+): error is BreakerError | InvalidArgumentError | LayoutMismatchError {
+  return isEngramError(error) && Object.hasOwn(BREAKER_ERROR_CODES, error.code);
 }
 
+/** True when `error` is a CircuitBreakerOpenError, of this or another copy of the package. */
 export function isCircuitBreakerOpenError(error: unknown): error is CircuitBreakerOpenError {
-  return error instanceof BreakerError && error.code === 'CircuitBreakerOpen';
+  return isEngramError(error, BREAKER_ERROR_CODES.CircuitBreakerOpen);
 }

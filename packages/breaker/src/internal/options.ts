@@ -1,19 +1,5 @@
+import { type Clock, InvalidArgumentError, systemClock } from '@engram/common';
 import { ConsecutiveFailures, type TripRule } from './rules.js';
-
-/** Milliseconds on some timeline; the default is `systemClock`, which all threads share. */
-export interface Clock {
-  now(): number;
-}
-
-/**
- * `performance.timeOrigin + performance.now()`: monotonic within a thread (a wall-clock step
- * neither ends nor stretches an open period), and on one timeline across threads (each thread's
- * origin is its start on the epoch scale), unlike bare `performance.now()`. Looked up per call
- * so that fake timers that replace `performance` are honoured.
- */
-export const systemClock: Clock = Object.freeze({
-  now: () => performance.timeOrigin + performance.now(),
-});
 
 export type BreakerStateName = 'closed' | 'open' | 'half-open';
 
@@ -30,7 +16,8 @@ export type TransitionReason =
 
 /**
  * Called synchronously, in the thread that made the transition, once per transition
- * process-wide. Local breakers report slot 0. Exceptions are rethrown asynchronously.
+ * process-wide. Local breakers report slot 0. Listeners run in registration order; one that
+ * throws does not stop the others, and its exception is rethrown asynchronously.
  */
 export type StateChangeListener = (
   slot: number,
@@ -54,7 +41,10 @@ export interface BreakerOptions {
   readonly trip?: TripRule | readonly TripRule[] | undefined;
   /** Time source. Default `systemClock` (monotonic); in shared mode every thread must use the same timeline. */
   readonly clock?: Clock | undefined;
-  /** Transition listener (see StateChangeListener). */
+  /**
+   * Transition listener (see StateChangeListener), registered first; `addListener` adds more.
+   * Default none.
+   */
   readonly onStateChange?: StateChangeListener | undefined;
 }
 
@@ -80,11 +70,9 @@ export interface ResolvedBreakerOptions {
   readonly clock: Clock;
 }
 
-function checkMs(name: string, value: number): void {
+function checkMs(field: string, value: number): void {
   if (!Number.isFinite(value) || value < 1 || value > MAX_TIMEOUT_MS) {
-    throw new RangeError(
-      `${name} must be a number of ms in [1, ${MAX_TIMEOUT_MS}], received ${value}`,
-    );
+    throw new InvalidArgumentError(field, value, `a number of ms in [1, ${MAX_TIMEOUT_MS}]`);
   }
 }
 
@@ -94,16 +82,16 @@ export function resolveOptions(options: BreakerOptions): ResolvedBreakerOptions 
   const maxOpenTimeoutMs = options.maxOpenTimeoutMs ?? openTimeoutMs;
   checkMs('maxOpenTimeoutMs', maxOpenTimeoutMs);
   if (maxOpenTimeoutMs < openTimeoutMs) {
-    throw new RangeError(
-      `maxOpenTimeoutMs must be >= openTimeoutMs (${openTimeoutMs}), received ${maxOpenTimeoutMs}`,
+    throw new InvalidArgumentError(
+      'maxOpenTimeoutMs',
+      maxOpenTimeoutMs,
+      `>= openTimeoutMs (${openTimeoutMs})`,
     );
   }
   const openTimeoutMultiplier =
     options.openTimeoutMultiplier ?? BREAKER_DEFAULTS.openTimeoutMultiplier;
   if (!(openTimeoutMultiplier >= 1 && openTimeoutMultiplier <= 100)) {
-    throw new RangeError(
-      `openTimeoutMultiplier must be in [1, 100], received ${openTimeoutMultiplier}`,
-    );
+    throw new InvalidArgumentError('openTimeoutMultiplier', openTimeoutMultiplier, 'in [1, 100]');
   }
   const halfOpenProbes = options.halfOpenProbes ?? BREAKER_DEFAULTS.halfOpenProbes;
   if (
@@ -111,8 +99,10 @@ export function resolveOptions(options: BreakerOptions): ResolvedBreakerOptions 
     halfOpenProbes < 1 ||
     halfOpenProbes > MAX_HALF_OPEN_PROBES
   ) {
-    throw new RangeError(
-      `halfOpenProbes must be an integer in [1, ${MAX_HALF_OPEN_PROBES}], received ${halfOpenProbes}`,
+    throw new InvalidArgumentError(
+      'halfOpenProbes',
+      halfOpenProbes,
+      `an integer in [1, ${MAX_HALF_OPEN_PROBES}]`,
     );
   }
   const probeTimeoutMs = options.probeTimeoutMs ?? BREAKER_DEFAULTS.probeTimeoutMs;
@@ -121,12 +111,14 @@ export function resolveOptions(options: BreakerOptions): ResolvedBreakerOptions 
   const rules: readonly TripRule[] = Array.isArray(trip)
     ? [...(trip as readonly TripRule[])]
     : [trip as TripRule];
-  if (rules.length === 0) throw new RangeError('trip must name at least one rule, received []');
-  for (const rule of rules) {
-    if (!Number.isInteger(rule.words) || rule.words < 0) {
-      throw new RangeError(
-        `trip rule ${rule.name} words must be a non-negative integer, received ${rule.words}`,
-      );
+  if (rules.length === 0) {
+    throw new InvalidArgumentError('trip', trip, 'a rule or a non-empty array of rules');
+  }
+  for (let i = 0; i < rules.length; i++) {
+    const words = rules[i]!.words;
+    if (!Number.isInteger(words) || words < 0) {
+      const field = Array.isArray(trip) ? `trip[${i}].words` : 'trip.words';
+      throw new InvalidArgumentError(field, words, 'a non-negative integer');
     }
   }
   return Object.freeze({

@@ -1,3 +1,5 @@
+import { InvalidArgumentError } from '@engram/common';
+
 /**
  * A rule that decides when a closed breaker opens. Rules keep their counters in Int32 words
  * that the table gives them (`words` per breaker), in shared memory when the table is shared,
@@ -30,9 +32,7 @@ export class ConsecutiveFailures implements TripRule {
 
   constructor(threshold: number = DEFAULT_CONSECUTIVE_FAILURES) {
     if (!Number.isInteger(threshold) || threshold < 1 || threshold > 1_000_000) {
-      throw new RangeError(
-        `ConsecutiveFailures threshold must be an integer in [1, 1000000], received ${threshold}`,
-      );
+      throw new InvalidArgumentError('threshold', threshold, 'an integer in [1, 1000000]');
     }
     this.threshold = threshold;
     this.key = `consecutive-failures(${threshold})`;
@@ -96,16 +96,20 @@ export class FailureRate implements TripRule {
     const minimumCalls =
       options.minimumCalls ?? Math.min(FAILURE_RATE_DEFAULTS.minimumCalls, windowSize);
     if (!(threshold > 0 && threshold <= 1)) {
-      throw new RangeError(`FailureRate threshold must be in (0, 1], received ${threshold}`);
+      throw new InvalidArgumentError('threshold', threshold, 'in (0, 1]');
     }
     if (!Number.isInteger(windowSize) || windowSize < 1 || windowSize > MAX_FAILURE_RATE_WINDOW) {
-      throw new RangeError(
-        `FailureRate windowSize must be an integer in [1, ${MAX_FAILURE_RATE_WINDOW}], received ${windowSize}`,
+      throw new InvalidArgumentError(
+        'windowSize',
+        windowSize,
+        `an integer in [1, ${MAX_FAILURE_RATE_WINDOW}]`,
       );
     }
     if (!Number.isInteger(minimumCalls) || minimumCalls < 1 || minimumCalls > windowSize) {
-      throw new RangeError(
-        `FailureRate minimumCalls must be an integer in [1, windowSize=${windowSize}], received ${minimumCalls}`,
+      throw new InvalidArgumentError(
+        'minimumCalls',
+        minimumCalls,
+        `an integer in [1, windowSize=${windowSize}]`,
       );
     }
     this.threshold = threshold;

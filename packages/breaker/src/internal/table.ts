@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from '@engram/common';
 import { BreakerCore, type BreakerSnapshot, checkCapacity } from './core.js';
 import type { BreakerOptions } from './options.js';
 
@@ -25,16 +26,17 @@ export class BreakerTable extends BreakerCore {
     const { buffer, capacity } = options;
     if (buffer !== undefined) {
       if (!(buffer instanceof SharedArrayBuffer)) {
-        throw new TypeError('buffer must be a SharedArrayBuffer');
+        throw new InvalidArgumentError('buffer', buffer, 'a SharedArrayBuffer');
       }
-      super(buffer, false, 0, options);
+      super({ kind: 'attach', buffer }, options);
       this.buffer = buffer;
     } else {
-      if (capacity === undefined)
-        throw new RangeError('capacity is required without buffer, received undefined');
+      if (capacity === undefined) {
+        throw new InvalidArgumentError('capacity', capacity, 'given when there is no buffer');
+      }
       checkCapacity(capacity);
       const created = new SharedArrayBuffer(BreakerCore.byteLength(capacity, options));
-      super(created, true, capacity, options);
+      super({ kind: 'create', buffer: created, capacity }, options);
       this.buffer = created;
     }
   }

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import tls from 'node:tls';
+import { InvalidArgumentError } from '@engram/common';
 import {
   CLOSE,
   type ConnectionOptions,
@@ -9,7 +10,7 @@ import {
   resolveLocalSettings,
   type StreamHandler,
 } from './connection.js';
-import { H2_ERROR_CODE, H2Error, H2InvalidArgumentError } from './errors.js';
+import { H2_ERROR_CODES, H2Error } from './errors.js';
 import { MAX_STREAM_ID } from './frames.js';
 
 export interface H2ClientOptions {
@@ -52,7 +53,7 @@ export class H2ClientConnection extends H2Connection {
       firstStreamId > MAX_STREAM_ID ||
       firstStreamId % 2 !== 1
     ) {
-      throw new H2InvalidArgumentError(
+      throw new InvalidArgumentError(
         'firstStreamId',
         firstStreamId,
         'an odd integer in 1..2147483647',
@@ -68,7 +69,7 @@ export class H2ClientConnection extends H2Connection {
     const settings = { settings: resolveLocalSettings(options.settings) };
     const first = options.firstStreamId ?? 1;
     if (!Number.isInteger(first) || first < 1 || first > MAX_STREAM_ID || first % 2 !== 1) {
-      throw new H2InvalidArgumentError('firstStreamId', first, 'an odd integer in 1..2147483647');
+      throw new InvalidArgumentError('firstStreamId', first, 'an odd integer in 1..2147483647');
     }
     if (options.tls != null) {
       const socket = tls.connect({
@@ -82,7 +83,7 @@ export class H2ClientConnection extends H2Connection {
         if (socket.alpnProtocol !== 'h2') {
           c.destroy(
             new H2Error(
-              H2_ERROR_CODE.PROTOCOL,
+              H2_ERROR_CODES.H2ProtocolError,
               `server did not negotiate h2 (ALPN ${socket.alpnProtocol})`,
             ),
           );
@@ -117,7 +118,7 @@ export class H2ClientConnection extends H2Connection {
    */
   request(headers: readonly string[], body: Buffer | null, handler: StreamHandler): H2Stream {
     if (!this.available) {
-      throw new H2Error(H2_ERROR_CODE.UNAVAILABLE, 'connection does not take new streams');
+      throw new H2Error(H2_ERROR_CODES.H2Unavailable, 'connection does not take new streams');
     }
     // Behind earlier waiting requests too: slots go out in request order.
     if (this.#waiting.length > 0 || this.streams.size >= this.remoteMaxConcurrentStreams) {
@@ -183,7 +184,7 @@ export class H2ClientConnection extends H2Connection {
     if (code !== 0) {
       queueMicrotask(() =>
         this.destroy(
-          new H2Error(H2_ERROR_CODE.CONNECTION_CLOSED, `GOAWAY with error code ${code}`, code),
+          new H2Error(H2_ERROR_CODES.H2ConnectionClosed, `GOAWAY with error code ${code}`, code),
         ),
       );
     }

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { H2_ERROR_CODE, H2Error, H2InvalidArgumentError } from './errors.js';
+import { InvalidArgumentError } from '@engram/common';
+import { H2_ERROR_CODES, H2Error } from './errors.js';
 import {
   CLIENT_PREFACE,
   DEFAULT_MAX_FRAME_BYTES,
@@ -48,7 +49,7 @@ const SETTING_LIMITS: { readonly [K in keyof LocalSettings]: readonly [number, n
 
 /**
  * `DEFAULT_LOCAL_SETTINGS` overridden by `settings`, each field checked against the range the
- * protocol allows (RFC 9113 §6.5.2, §6.9). Throws `H2InvalidArgumentError` naming the field:
+ * protocol allows (RFC 9113 §6.5.2, §6.9). Throws `InvalidArgumentError` naming the field:
  * a value out of range would otherwise throw while writing our SETTINGS on every new
  * connection, or make every peer close the connection.
  */
@@ -58,7 +59,7 @@ export function resolveLocalSettings(settings?: Partial<LocalSettings>): LocalSe
     const [min, max] = SETTING_LIMITS[key];
     const value = out[key];
     if (!Number.isInteger(value) || value < min || value > max) {
-      throw new H2InvalidArgumentError(`settings.${key}`, value, `an integer in [${min}, ${max}]`);
+      throw new InvalidArgumentError(`settings.${key}`, value, `an integer in [${min}, ${max}]`);
     }
   }
   return out;
@@ -267,7 +268,7 @@ export abstract class H2Connection implements Flushable {
       }
     });
     socket.on('error', (err: Error) => {
-      this.error ??= new H2Error(H2_ERROR_CODE.CONNECTION_CLOSED, err.message, 0, { cause: err });
+      this.error ??= new H2Error(H2_ERROR_CODES.H2ConnectionClosed, err.message, 0, { cause: err });
     });
     socket.on('close', () => this.#onSocketClose());
   }
@@ -490,13 +491,13 @@ export abstract class H2Connection implements Flushable {
   protected fail(code: number, message: string): void {
     if (this.destroyed) return;
     this.#writeGoaway(code, message);
-    this.destroy(new H2Error(H2_ERROR_CODE.PROTOCOL, message, code));
+    this.destroy(new H2Error(H2_ERROR_CODES.H2ProtocolError, message, code));
   }
 
   #onHandlerError(err: unknown): void {
     const message = err instanceof Error ? err.message : String(err);
     this.error ??= new H2Error(
-      H2_ERROR_CODE.CONNECTION_CLOSED,
+      H2_ERROR_CODES.H2ConnectionClosed,
       `stream handler threw: ${message}`,
       H2_ERROR.INTERNAL_ERROR,
       { cause: err },
@@ -1035,7 +1036,7 @@ export abstract class H2Connection implements Flushable {
   #onSocketClose(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    const lost = this.error ?? new H2Error(H2_ERROR_CODE.CONNECTION_CLOSED, 'connection closed');
+    const lost = this.error ?? new H2Error(H2_ERROR_CODES.H2ConnectionClosed, 'connection closed');
     for (const s of [...this.streams.values()]) this.closeStream(s, CLOSE.CONNECTION_LOST);
     this.connectionLost();
     for (const cb of this.#pings.splice(0)) cb(lost);

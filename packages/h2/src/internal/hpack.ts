@@ -5,13 +5,19 @@
  * round-trips and `string.length` is the octet length the RFC's size accounting needs.
  */
 import { Buffer } from 'node:buffer';
+import { InvalidArgumentError } from '@engram/common';
+import { H2_ERROR_CODES, H2Error } from './errors.js';
+import { H2_ERROR } from './frames.js';
 import { STATIC_LOOKUP, STATIC_NAMES, STATIC_TABLE_LENGTH, STATIC_VALUES } from './hpack-static.js';
 import { HUFFMAN_ERR_EOS, huffmanDecode, huffmanMaxDecodedLength } from './huffman.js';
 
 /** Any malformed header block; the connection must fail with COMPRESSION_ERROR. */
-export class HpackError extends Error {
-  readonly code = 'CompressionError' as const;
-  override readonly name = 'HpackError';
+export class HpackError extends H2Error {
+  declare readonly code: 'CompressionError';
+  constructor(message: string) {
+    super(H2_ERROR_CODES.CompressionError, message, H2_ERROR.COMPRESSION_ERROR);
+    this.name = 'HpackError';
+  }
 }
 
 export interface HpackDecoderOptions {
@@ -53,7 +59,7 @@ const { latin1Slice, latin1Write } = Buffer.prototype as unknown as Latin1Codec;
 
 function validateSize(field: string, value: number): number {
   if (!Number.isInteger(value) || value < 0 || value > MAX_SETTING_VALUE) {
-    throw new RangeError(`${field} must be an integer in [0, ${MAX_SETTING_VALUE}], got ${value}`);
+    throw new InvalidArgumentError(field, value, `an integer in [0, ${MAX_SETTING_VALUE}]`);
   }
   return value;
 }
@@ -115,7 +121,11 @@ export class HpackDecoder {
    */
   decode(buf: Uint8Array, start: number, end: number, out: string[]): void {
     if (!(start >= 0 && start <= end && end <= buf.length)) {
-      throw new RangeError(`decode range [${start}, ${end}) outside a buffer of ${buf.length}`);
+      throw new InvalidArgumentError(
+        '[start, end)',
+        `[${start}, ${end})`,
+        `a range inside the buffer's ${buf.length} octets`,
+      );
     }
     let p = start;
     let listSize = 0;

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import tls from 'node:tls';
+import { InvalidArgumentError } from '@engram/common';
 import {
   type ConnectionOptions,
   H2Connection,
@@ -7,7 +8,6 @@ import {
   type LocalSettings,
   resolveLocalSettings,
 } from './connection.js';
-import { H2InvalidArgumentError } from './errors.js';
 import { H2_ERROR } from './frames.js';
 
 /** Gets each new request stream; `stream.headers` holds the request headers. */
@@ -73,7 +73,7 @@ export class H2Server {
     };
     const idle = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     if (!Number.isInteger(idle) || idle < 0 || idle > 2 ** 31 - 1) {
-      throw new H2InvalidArgumentError('idleTimeoutMs', idle, 'an integer in 0..2147483647 (ms)');
+      throw new InvalidArgumentError('idleTimeoutMs', idle, 'an integer in 0..2147483647 (ms)');
     }
     this.#idleTimeoutMs = idle;
     this.#onStream = options.onStream;

@@ -1,10 +1,11 @@
-import type { Random } from './options.js';
+import type { Random } from '@engram/common';
+import { backoffDelay } from '@engram/retry';
 
 /**
- * Reconnect delay for the `attempt`-th consecutive failure (0-based): `base * 2^attempt`,
- * capped at `max`, with equal jitter (`capped * (0.5 + r * 0.5)`) so a fleet of broken
- * connections does not reconnect in lock step, yet never retries sooner than half the cap.
- * Pure: same inputs, same delay.
+ * Reconnect delay for the `attempt`-th consecutive failure (0-based): @engram/retry's
+ * `backoffDelay` with equal jitter (`capped * (0.5 + r * 0.5)`, `capped = min(max, base *
+ * 2^attempt)`), so a fleet of broken connections does not reconnect in lock step, yet never
+ * retries sooner than half the cap. Whole milliseconds. Pure: same inputs, same delay.
  */
 export function reconnectDelayMs(
   attempt: number,
@@ -12,7 +13,8 @@ export function reconnectDelayMs(
   maxMs: number,
   random: Random,
 ): number {
-  // 2^31 already exceeds any timer; clamp the exponent so the product stays finite.
-  const capped = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 31));
-  return Math.floor(capped * (0.5 + random() * 0.5));
+  // 2^31 already exceeds any timer; clamping the exponent keeps a 0 ms base from making
+  // 0 * Infinity (NaN) after 1024 failures.
+  const delay = backoffDelay(Math.min(attempt, 31), 0, { baseMs, maxMs, jitter: 'equal' }, random);
+  return Math.floor(delay);
 }

@@ -1,5 +1,6 @@
+import type { Random } from '@engram/common';
 import { reconnectDelayMs } from './backoff.js';
-import type { Clock, ConnectionKind, Random } from './options.js';
+import type { ConnectionKind, TimerClock } from './options.js';
 
 /**
  * Connection states, numerically equal to grpc-js `ConnectivityState` so a channel's state
@@ -54,7 +55,7 @@ export interface ConnectionFactory<T> {
 export interface ConnectionSetOptions {
   readonly reconnectBaseDelayMs: number;
   readonly reconnectMaxDelayMs: number;
-  readonly clock: Clock;
+  readonly clock: TimerClock;
   readonly random: Random;
   /** Called on every open and close of a connection in this set. */
   readonly onEvent?: ((type: 'open' | 'close', index: number) => void) | undefined;

@@ -1,20 +1,24 @@
+import { EngramError, type InvalidArgumentError, isEngramError } from '@engram/common';
+
 /** Stable error codes of `@engram/pool`; tests and callers match on these, never on messages. */
-export const POOL_ERROR_CODE = {
-  CONNECTION_FAILED: 'ConnectionFailed',
-  UNKNOWN_NODE: 'UnknownNode',
-  POOL_CLOSED: 'PoolClosed',
-  INVALID_ARGUMENT: 'InvalidArgument',
-} as const;
+export const POOL_ERROR_CODES = Object.freeze({
+  ConnectionFailed: 'ConnectionFailed',
+  UnknownNode: 'UnknownNode',
+  PoolClosed: 'PoolClosed',
+  InvalidArgument: 'InvalidArgument',
+} as const);
 
-export type PoolErrorCode = (typeof POOL_ERROR_CODE)[keyof typeof POOL_ERROR_CODE];
+export type PoolErrorCode = (typeof POOL_ERROR_CODES)[keyof typeof POOL_ERROR_CODES];
 
-/** Base class of every error the pool throws or rejects with (except option `RangeError`s). */
-export class PoolError extends Error {
-  readonly code: PoolErrorCode;
+/**
+ * Base class of the errors the pool throws or rejects with. Bad options and arguments throw
+ * the common `InvalidArgumentError` (a `RangeError`); `isPoolError` recognises both.
+ */
+export class PoolError extends EngramError {
+  declare readonly code: PoolErrorCode;
   constructor(code: PoolErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(code, message, options);
     this.name = 'PoolError';
-    this.code = code;
   }
 }
 
@@ -29,7 +33,7 @@ export class ConnectionFailedError extends PoolError {
   override readonly cause: Error;
   constructor(nodeId: string, address: string, cause: Error) {
     super(
-      POOL_ERROR_CODE.CONNECTION_FAILED,
+      POOL_ERROR_CODES.ConnectionFailed,
       `connection to node ${nodeId} at ${address} failed: ${cause.message}`,
       { cause },
     );
@@ -46,7 +50,7 @@ export class UnknownNodeError extends PoolError {
   readonly node: string | number;
   constructor(node: string | number) {
     super(
-      POOL_ERROR_CODE.UNKNOWN_NODE,
+      POOL_ERROR_CODES.UnknownNode,
       `unknown node ${typeof node === 'number' ? `slot ${node}` : node}`,
     );
     this.name = 'UnknownNodeError';
@@ -58,37 +62,20 @@ export class UnknownNodeError extends PoolError {
 export class PoolClosedError extends PoolError {
   declare readonly code: 'PoolClosed';
   constructor() {
-    super(POOL_ERROR_CODE.POOL_CLOSED, 'connection pool is closed');
+    super(POOL_ERROR_CODES.PoolClosed, 'connection pool is closed');
     this.name = 'PoolClosedError';
   }
 }
 
-/** An option or argument was out of range; names the field and the value received. */
-export class InvalidPoolArgumentError extends RangeError {
-  readonly code = POOL_ERROR_CODE.INVALID_ARGUMENT;
-  readonly field: string;
-  readonly value: unknown;
-  constructor(field: string, value: unknown, expected: string) {
-    super(`${field} must be ${expected}, received ${describe(value)}`);
-    this.name = 'InvalidPoolArgumentError';
-    this.field = field;
-    this.value = value;
-  }
+/**
+ * True for every error the pool throws or rejects with, by brand and code (so also for errors
+ * of another copy of the package, which `instanceof` would miss).
+ */
+export function isPoolError(error: unknown): error is PoolError | InvalidArgumentError {
+  return isEngramError(error) && Object.hasOwn(POOL_ERROR_CODES, error.code);
 }
 
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || value == null)
-    return String(value);
-  return typeof value;
-}
-
-/** True when `err` is a pool `ConnectionFailedError` (also across package copies, by code). */
+/** True when `err` is a `ConnectionFailedError`, of this or another copy of the package. */
 export function isConnectionFailed(err: unknown): err is ConnectionFailedError {
-  return (
-    err instanceof ConnectionFailedError ||
-    (typeof err === 'object' &&
-      err !== null &&
-      (err as { code?: unknown }).code === 'ConnectionFailed')
-  );
+  return isEngramError(err, POOL_ERROR_CODES.ConnectionFailed);
 }

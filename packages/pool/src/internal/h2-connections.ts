@@ -1,4 +1,5 @@
-import { H2_ERROR_CODE, H2ClientConnection, H2Error } from '@engram/h2';
+import { parseAddress } from '@engram/common';
+import { H2_ERROR_CODES, H2ClientConnection, H2Error } from '@engram/h2';
 import type { ConnectionFactory, ConnectionHooks } from './connection-set.js';
 import { type RawConnectionOptions, superviseLiveness } from './liveness.js';
 
@@ -8,14 +9,6 @@ import { type RawConnectionOptions, superviseLiveness } from './liveness.js';
  * credit, not an allocation.
  */
 export const H2_CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024; // 16 MiB
-
-/** Splits `host:port` (IPv6 hosts in brackets). */
-export function splitAddress(address: string): { host: string; port: number } {
-  const colon = address.lastIndexOf(':');
-  let host = address.slice(0, colon);
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-  return { host, port: Number(address.slice(colon + 1)) };
-}
 
 /**
  * `@engram/h2` client connections to one node: the proxy's forwarding path, with none of
@@ -31,7 +24,7 @@ export class H2ConnectionFactory implements ConnectionFactory<H2ClientConnection
 
   constructor(options: RawConnectionOptions) {
     this.options = options;
-    const { host, port } = splitAddress(options.address);
+    const { host, port } = parseAddress(options.address);
     this.host = host;
     this.port = port;
   }
@@ -69,7 +62,7 @@ export class H2ConnectionFactory implements ConnectionFactory<H2ClientConnection
       label: `connection ${index} to ${address}`,
       hooks,
       ping: (done) => c.ping(done),
-      destroy: (cause) => c.destroy(new H2Error(H2_ERROR_CODE.CONNECTION_CLOSED, cause.message)),
+      destroy: (cause) => c.destroy(new H2Error(H2_ERROR_CODES.H2ConnectionClosed, cause.message)),
       isGone: () => c.isDestroyed,
     });
     const broken = live.broken;

@@ -1,5 +1,5 @@
 import { CONNECTION_STATE, type ConnectionHooks } from './connection-set.js';
-import type { Clock, PoolCredentials } from './options.js';
+import type { PoolCredentials, TimerClock } from './options.js';
 
 /** What a raw (non-grpc-js) connection factory needs: one node, credentials, the liveness timers. */
 export interface RawConnectionOptions {
@@ -8,11 +8,11 @@ export interface RawConnectionOptions {
   readonly connectTimeoutMs: number;
   readonly keepaliveIntervalMs: number;
   readonly keepaliveTimeoutMs: number;
-  readonly clock: Clock;
+  readonly clock: TimerClock;
 }
 
 export interface LivenessOptions {
-  readonly clock: Clock;
+  readonly clock: TimerClock;
   readonly connectTimeoutMs: number;
   readonly keepaliveIntervalMs: number;
   readonly keepaliveTimeoutMs: number;

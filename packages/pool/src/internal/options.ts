@@ -1,23 +1,27 @@
+import {
+  type Clock,
+  InvalidArgumentError,
+  parseAddress,
+  type Random,
+  systemClock,
+} from '@engram/common';
 import type * as grpc from '@grpc/grpc-js';
-import { InvalidPoolArgumentError } from './errors.js';
 
-/** Time source; injected so replacement backoff runs on fake time in tests. */
-export interface Clock {
-  now(): number;
+/**
+ * The common monotonic `Clock` that can also schedule: the pool's time source, injected so
+ * reconnect backoff, connect timeouts and keep-alives run on fake time in tests.
+ */
+export interface TimerClock extends Clock {
   setTimeout(callback: () => void, delayMs: number): unknown;
   clearTimeout(handle: unknown): void;
 }
 
 /**
- * Uniform random in [0, 1), like `Math.random`; injected so backoff jitter is deterministic in
- * tests. The same shape as `@engram/retry`'s and `@engram/router`'s `Random`, so one seeded
- * generator can drive all of them.
+ * `systemClock` (monotonic) with real timers, unref'd so a pool never keeps a process alive
+ * on its own.
  */
-export type Random = () => number;
-
-/** Real time; timers are unref'd so a pool never keeps a process alive on its own. */
-export const SYSTEM_CLOCK: Clock = Object.freeze({
-  now: () => Date.now(),
+export const SYSTEM_TIMER_CLOCK: TimerClock = Object.freeze({
+  now: () => systemClock.now(),
   setTimeout: (callback: () => void, delayMs: number) => {
     const t = setTimeout(callback, delayMs);
     t.unref();
@@ -95,9 +99,12 @@ export interface PoolOptions<C = grpc.Client> {
   readonly onConnection?: (event: ConnectionEvent) => void;
   /** Called synchronously on every connection state change. Default none. */
   readonly onStateChange?: (event: ConnectionStateEvent) => void;
-  /** Default real time. */
-  readonly clock?: Clock;
-  /** Default `Math.random`. */
+  /** Default `systemClock` (monotonic) with real, unref'd timers. */
+  readonly clock?: TimerClock;
+  /**
+   * Uniform in [0, 1), for reconnect jitter. Default `Math.random`. The common `Random`, so one
+   * seeded generator drives the pool, retry and the router.
+   */
   readonly random?: Random;
 }
 
@@ -126,13 +133,13 @@ export interface ResolvedOptions {
   readonly channelOptions: grpc.ChannelOptions;
   readonly onConnection: ((event: ConnectionEvent) => void) | undefined;
   readonly onStateChange: ((event: ConnectionStateEvent) => void) | undefined;
-  readonly clock: Clock;
+  readonly clock: TimerClock;
   readonly random: Random;
 }
 
 function integerIn(field: string, value: number, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidPoolArgumentError(field, value, `an integer in [${min}, ${max}]`);
+    throw new InvalidArgumentError(field, value, `an integer in [${min}, ${max}]`);
   }
   return value;
 }
@@ -176,7 +183,7 @@ export function resolveOptions(options: PoolOptions<unknown>): ResolvedOptions {
   );
   const credentials = options.credentials ?? { kind: 'insecure' as const };
   if (credentials.kind !== 'insecure' && credentials.kind !== 'tls') {
-    throw new InvalidPoolArgumentError(
+    throw new InvalidArgumentError(
       'credentials.kind',
       (credentials as { kind: unknown }).kind,
       '"insecure" or "tls"',
@@ -186,7 +193,7 @@ export function resolveOptions(options: PoolOptions<unknown>): ResolvedOptions {
     credentials.kind === 'tls' &&
     (credentials.cert === undefined) !== (credentials.key === undefined)
   ) {
-    throw new InvalidPoolArgumentError(
+    throw new InvalidArgumentError(
       credentials.cert === undefined ? 'credentials.cert' : 'credentials.key',
       undefined,
       'given together with the other (cert and key make mutual TLS)',
@@ -195,7 +202,7 @@ export function resolveOptions(options: PoolOptions<unknown>): ResolvedOptions {
   const random = options.random ?? MATH_RANDOM;
   if (typeof random !== 'function') {
     // Until 2026-11 `random` was `{ next(): number }`; name the new shape in the error.
-    throw new InvalidPoolArgumentError('random', random, 'a function returning [0, 1)');
+    throw new InvalidArgumentError('random', random, 'a function returning [0, 1)');
   }
   return {
     channelsPerNode,
@@ -208,19 +215,13 @@ export function resolveOptions(options: PoolOptions<unknown>): ResolvedOptions {
     channelOptions: options.channelOptions ?? {},
     onConnection: options.onConnection,
     onStateChange: options.onStateChange,
-    clock: options.clock ?? SYSTEM_CLOCK,
+    clock: options.clock ?? SYSTEM_TIMER_CLOCK,
     random,
   };
 }
 
-/** `host:port` with a non-empty host and a port in 1..65535 (IPv6 hosts in brackets). */
+/** `host:port` by `@engram/common`'s rules (IPv6 hosts in brackets, port 1..65535). */
 export function validateAddress(field: string, address: string): string {
-  if (typeof address !== 'string') throw new InvalidPoolArgumentError(field, address, 'host:port');
-  const colon = address.lastIndexOf(':');
-  const host = address.slice(0, colon);
-  const port = Number(address.slice(colon + 1));
-  if (colon <= 0 || host.length === 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new InvalidPoolArgumentError(field, address, 'host:port with a port in 1..65535');
-  }
+  parseAddress(address, field);
   return address;
 }

@@ -1,4 +1,5 @@
 import type * as http2 from 'node:http2';
+import { InvalidArgumentError } from '@engram/common';
 import type { H2ClientConnection } from '@engram/h2';
 import type * as grpc from '@grpc/grpc-js';
 import {
@@ -8,12 +9,7 @@ import {
   type ConnectionState,
   connectionStateName,
 } from './connection-set.js';
-import {
-  ConnectionFailedError,
-  InvalidPoolArgumentError,
-  PoolClosedError,
-  UnknownNodeError,
-} from './errors.js';
+import { ConnectionFailedError, PoolClosedError, UnknownNodeError } from './errors.js';
 import {
   defaultMakeClient,
   GrpcChannelFactory,
@@ -126,7 +122,7 @@ export class ConnectionPool<C = grpc.Client> {
   addNode(nodeId: string, address: string): number {
     if (this.isClosed) throw new PoolClosedError();
     if (typeof nodeId !== 'string' || nodeId.length === 0) {
-      throw new InvalidPoolArgumentError('nodeId', nodeId, 'a non-empty string');
+      throw new InvalidArgumentError('nodeId', nodeId, 'a non-empty string');
     }
     validateAddress('address', address);
     const existing = this.byId.get(nodeId);

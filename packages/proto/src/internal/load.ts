@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { loadSync, type Options } from '@grpc/proto-loader';
+import { PROTO_ERROR_CODES, ProtoError } from './errors.js';
 
 /**
  * Absolute path of the repository's `protos/` directory. Resolved relative to this module,
@@ -31,10 +32,14 @@ export const packageDefinition = loadSync([MEMORY_PROTO_FILE, HEALTH_PROTO_FILE]
   ...LOADER_OPTIONS,
 });
 
-function service(name: string): ServiceDefinition {
+/** The loaded definition of service `name`; throws ProtoError (ServiceNotFound) without one. */
+export function service(name: string): ServiceDefinition {
   const def = packageDefinition[name];
   if (def === undefined || !('Store' in def || 'Check' in def)) {
-    throw new Error(`proto service ${name} not found under ${PROTO_ROOT}`);
+    throw new ProtoError(
+      PROTO_ERROR_CODES.ServiceNotFound,
+      `proto service ${name} not found under ${PROTO_ROOT}`,
+    );
   }
   return def as ServiceDefinition;
 }

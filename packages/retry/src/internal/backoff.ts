@@ -1,4 +1,4 @@
-import type { Random } from './clock.js';
+import { InvalidArgumentError, type Random } from '@engram/common';
 
 /** Jitter modes, named as in AWS's "Exponential Backoff and Jitter". */
 export const Jitter = Object.freeze({
@@ -43,19 +43,17 @@ export function validateBackoff(options: BackoffOptions): void {
   const maxMs = options.maxMs ?? BACKOFF_DEFAULTS.maxMs;
   const jitter = options.jitter ?? BACKOFF_DEFAULTS.jitter;
   if (!(baseMs >= 0 && baseMs <= MAX_BACKOFF_MS)) {
-    throw new RangeError(
-      `baseMs must be a number of ms in [0, ${MAX_BACKOFF_MS}], received ${baseMs}`,
-    );
+    throw new InvalidArgumentError('baseMs', baseMs, `a number of ms in [0, ${MAX_BACKOFF_MS}]`);
   }
   if (!(maxMs >= baseMs && maxMs <= MAX_BACKOFF_MS)) {
-    throw new RangeError(
-      `maxMs must be a number of ms in [baseMs=${baseMs}, ${MAX_BACKOFF_MS}], received ${maxMs}`,
+    throw new InvalidArgumentError(
+      'maxMs',
+      maxMs,
+      `a number of ms in [baseMs=${baseMs}, ${MAX_BACKOFF_MS}]`,
     );
   }
   if (jitter !== 'full' && jitter !== 'equal' && jitter !== 'decorrelated' && jitter !== 'none') {
-    throw new RangeError(
-      `jitter must be 'full', 'equal', 'decorrelated' or 'none', received ${String(jitter)}`,
-    );
+    throw new InvalidArgumentError('jitter', jitter, "'full', 'equal', 'decorrelated' or 'none'");
   }
 }
 
@@ -91,7 +89,7 @@ export function backoffDelay(
 
 /**
  * The pure backoff step, cockatiel-style: `(state, options, random) => [delayMs, nextState]`.
- * Validates the options (throws RangeError naming the field).
+ * Validates the options (throws InvalidArgumentError, a RangeError, naming the field).
  */
 export function backoffStep(
   state: BackoffState,

@@ -1,3 +1,4 @@
+import { type Clock, InvalidArgumentError, LayoutMismatchError, systemClock } from '@engram/common';
 import {
   BUDGET_BYTES,
   EPOCH_UNUSED,
@@ -18,7 +19,6 @@ import {
   SLICES,
   WITHDRAWAL,
 } from './budget-layout.js';
-import { type Clock, systemClock } from './clock.js';
 
 export interface RetryBudgetOptions {
   /** Retries allowed as a share of requests over the window, in [0, 1]. Default 0.2 (20 %). */
@@ -61,22 +61,31 @@ class BudgetCore implements RetryBudgetLike {
     const ratio = options.ratio ?? RETRY_BUDGET_DEFAULTS.ratio;
     const minPerSecond = options.minRetriesPerSecond ?? RETRY_BUDGET_DEFAULTS.minRetriesPerSecond;
     const ttlMs = options.ttlMs ?? RETRY_BUDGET_DEFAULTS.ttlMs;
-    if (!(ratio >= 0 && ratio <= 1))
-      throw new RangeError(`ratio must be in [0, 1], received ${ratio}`);
+    if (!(ratio >= 0 && ratio <= 1)) throw new InvalidArgumentError('ratio', ratio, 'in [0, 1]');
     if (!(minPerSecond >= 0 && minPerSecond <= MAX_MIN_RETRIES_PER_SECOND)) {
-      throw new RangeError(
-        `minRetriesPerSecond must be in [0, ${MAX_MIN_RETRIES_PER_SECOND}], received ${minPerSecond}`,
+      throw new InvalidArgumentError(
+        'minRetriesPerSecond',
+        minPerSecond,
+        `in [0, ${MAX_MIN_RETRIES_PER_SECOND}]`,
       );
     }
     if (!(Number.isInteger(ttlMs) && ttlMs >= MIN_TTL_MS && ttlMs <= MAX_TTL_MS)) {
-      throw new RangeError(
-        `ttlMs must be an integer in [${MIN_TTL_MS}, ${MAX_TTL_MS}], received ${ttlMs}`,
+      throw new InvalidArgumentError(
+        'ttlMs',
+        ttlMs,
+        `an integer in [${MIN_TTL_MS}, ${MAX_TTL_MS}]`,
       );
     }
     this.#clock = options.clock ?? systemClock;
     this.#sliceMs = ttlMs / SLICES;
     this.#deposit = Math.round(ratio * WITHDRAWAL);
     this.#reserve = Math.round(minPerSecond * (ttlMs / 1000) * WITHDRAWAL);
+    if (!create && buffer.byteLength < BUDGET_BYTES) {
+      throw new LayoutMismatchError(
+        'retry budget',
+        `it holds ${buffer.byteLength} bytes, a budget takes ${BUDGET_BYTES}`,
+      );
+    }
     const mem = new Int32Array(buffer, 0, BUDGET_BYTES / 4);
     const f64 = new Float64Array(buffer, 0, HEADER_WORDS / 2);
     if (create) {
@@ -94,11 +103,15 @@ class BudgetCore implements RetryBudgetLike {
       }
     } else {
       if (mem[HDR_MAGIC] !== MAGIC || mem[HDR_VERSION] !== LAYOUT_VERSION) {
-        throw new TypeError('buffer is not a retry budget of this version');
+        throw new LayoutMismatchError(
+          'retry budget',
+          'bad magic or layout version (another structure, or another version of @engram/retry)',
+        );
       }
       const check = (name: string, mine: number, theirs: number | undefined): void => {
         if (mine !== theirs) {
-          throw new RangeError(
+          throw new LayoutMismatchError(
+            'retry budget',
             `${name} differs from the shared budget's: options give ${mine}, buffer holds ${theirs}`,
           );
         }
@@ -195,7 +208,7 @@ export class SharedRetryBudget extends BudgetCore {
   constructor(options: SharedRetryBudgetOptions = {}) {
     const existing = options.buffer;
     if (existing !== undefined && !(existing instanceof SharedArrayBuffer)) {
-      throw new TypeError('buffer must be a SharedArrayBuffer');
+      throw new InvalidArgumentError('buffer', existing, 'a SharedArrayBuffer');
     }
     const buffer = existing ?? new SharedArrayBuffer(BUDGET_BYTES);
     super(buffer, existing === undefined, options);

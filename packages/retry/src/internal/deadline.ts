@@ -1,4 +1,4 @@
-import { type Clock, systemClock } from './clock.js';
+import { type Clock, InvalidArgumentError, systemClock } from '@engram/common';
 import { AbortedError, DeadlineExceededError } from './errors.js';
 
 /** Default deadline of an operation and all its attempts (the seed's). */
@@ -15,15 +15,14 @@ export class Deadline {
   readonly clock: Clock;
 
   constructor(at: number, clock: Clock = systemClock) {
-    if (Number.isNaN(at))
-      throw new RangeError(`deadline at must be a number of ms, received ${at}`);
+    if (Number.isNaN(at)) throw new InvalidArgumentError('at', at, 'a number of ms');
     this.at = at;
     this.clock = clock;
   }
 
   /** A deadline `timeoutMs` from now. */
   static after(timeoutMs: number, clock: Clock = systemClock): Deadline {
-    if (!(timeoutMs >= 0)) throw new RangeError(`timeoutMs must be >= 0, received ${timeoutMs}`);
+    if (!(timeoutMs >= 0)) throw new InvalidArgumentError('timeoutMs', timeoutMs, 'a number >= 0');
     return new Deadline(clock.now() + timeoutMs, clock);
   }
 
@@ -70,7 +69,7 @@ export class Deadline {
    * reason) as soon as `signal` aborts. Leaves no timer or listener behind either way.
    */
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    if (!(ms >= 0)) return Promise.reject(new RangeError(`ms must be >= 0, received ${ms}`));
+    if (!(ms >= 0)) return Promise.reject(new InvalidArgumentError('ms', ms, 'a number >= 0'));
     if (signal?.aborted) return Promise.reject(new AbortedError(0, signal.reason));
     const left = this.remaining();
     const cut = ms >= left;

@@ -1,7 +1,6 @@
+import { type Clock, InvalidArgumentError, type Random, systemClock } from '@engram/common';
 import { BACKOFF_DEFAULTS, type BackoffOptions, backoffDelay, validateBackoff } from './backoff.js';
 import type { RetryBudgetLike } from './budget.js';
-import type { Clock, Random } from './clock.js';
-import { systemClock } from './clock.js';
 import { DEFAULT_DEADLINE_MS, Deadline } from './deadline.js';
 import { AbortedError, DeadlineExceededError, RetryBudgetExhaustedError } from './errors.js';
 import { isRetryableError, retryPushbackMs } from './grpc.js';
@@ -71,7 +70,7 @@ export async function retry<T>(
   validateBackoff(options);
   const retries = options.retries ?? RETRY_DEFAULTS.retries;
   if (!Number.isInteger(retries) || retries < 0 || retries > MAX_RETRIES) {
-    throw new RangeError(`retries must be an integer in [0, ${MAX_RETRIES}], received ${retries}`);
+    throw new InvalidArgumentError('retries', retries, `an integer in [0, ${MAX_RETRIES}]`);
   }
   const clock = options.clock ?? systemClock;
   const deadline =

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type BreakerStateName, BreakerTable, ConsecutiveFailures } from '@engram/breaker';
-import { ConnectionPool, InvalidPoolArgumentError, UnknownNodeError } from '@engram/pool';
+import { isEngramError } from '@engram/common';
+import { ConnectionPool, UnknownNodeError } from '@engram/pool';
 import {
   type ConsolidateRequest,
   type ConsolidateResponse,
@@ -64,7 +65,8 @@ export class Router implements ExecutionHost {
   readonly #slots: BreakerSlots;
   readonly #decider: Decider;
   readonly #sharedBreakers: boolean;
-  readonly #previousListener: BreakerTable['onStateChange'];
+  /** Removes our listener from a shared breaker table; undefined for our own table. */
+  readonly #stopListening: (() => void) | undefined;
   #pool: ConnectionPool | undefined;
   readonly #ownPool: boolean;
   readonly #managePool: boolean;
@@ -101,16 +103,8 @@ export class Router implements ExecutionHost {
     if (init.breakers !== undefined) {
       this.breakers = init.breakers;
       this.#sharedBreakers = true;
-      // Chain, do not replace: the owner of a shared table may listen too. Restored by close().
-      const previous = init.breakers.onStateChange;
-      this.#previousListener = previous;
-      init.breakers.onStateChange =
-        previous === undefined
-          ? listener
-          : (slot, from, to, reason) => {
-              previous(slot, from, to, reason);
-              listener(slot, from, to, reason);
-            };
+      // The owner of a shared table may listen too; removed again by close().
+      this.#stopListening = init.breakers.addListener(listener);
     } else {
       this.breakers = new BreakerTable({
         capacity: this.options.breakerCapacity,
@@ -120,7 +114,7 @@ export class Router implements ExecutionHost {
         onStateChange: listener,
       });
       this.#sharedBreakers = false;
-      this.#previousListener = undefined;
+      this.#stopListening = undefined;
     }
     this.#slots = new BreakerSlots(table, this.breakers, this.#sharedBreakers);
     this.#decider = new Decider({
@@ -288,7 +282,7 @@ export class Router implements ExecutionHost {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#sharedBreakers) this.breakers.onStateChange = this.#previousListener;
+    this.#stopListening?.();
     if (this.#ownPool && this.#pool !== undefined) await this.#pool.close();
   }
 
@@ -387,7 +381,7 @@ export class Router implements ExecutionHost {
     try {
       return pool.addNode(node.id, node.address);
     } catch (error) {
-      if (error instanceof InvalidPoolArgumentError) {
+      if (isEngramError(error, 'InvalidArgument')) {
         throw new InvalidEndpointError(node.id, node.address, error);
       }
       throw error;

@@ -1,6 +1,6 @@
 /**
- * Milliseconds on some timeline. The default, `systemClock`, is monotonic and shared by all
- * threads of a process (see there).
+ * Milliseconds on a monotonic timeline shared by all threads of a process. The default,
+ * `systemClock`, is one (see there); a test injects a fake one so that nothing sleeps.
  */
 export interface Clock {
   now(): number;

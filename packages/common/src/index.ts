@@ -1,0 +1,10 @@
+export { addressProblem, formatAddress, parseAddress } from './internal/address.js';
+export { type Clock, type Random, seededRandom, systemClock } from './internal/clock.js';
+export {
+  describeValue,
+  ENGRAM_ERROR_BRAND,
+  EngramError,
+  InvalidArgumentError,
+  isEngramError,
+  LayoutMismatchError,
+} from './internal/errors.js';
