@@ -45,4 +45,10 @@ export {
   RETRYABLE_CONNECTION_CODES,
   retryPushbackMs,
 } from './internal/grpc.js';
+export {
+  NoRetryReason,
+  planRetry,
+  type RetryPlan,
+  type RetryPlanOptions,
+} from './internal/plan.js';
 export { RETRY_DEFAULTS, type RetryInfo, type RetryOptions, retry } from './internal/retry.js';

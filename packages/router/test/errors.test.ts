@@ -18,7 +18,7 @@ import {
 } from '../src/index.js';
 
 describe('errors', () => {
-  const all: [RouterError, string, number][] = [
+  const all: [RouterError | InvalidArgumentError, string, number][] = [
     [new NoAssignmentError('s'), 'NoAssignment', 14],
     [new NoLocalDataError('s', 'n1', 'why'), 'NoLocalData', 14],
     [new InvalidEndpointError('n1', 'x'), 'InvalidEndpoint', 14],
@@ -39,7 +39,9 @@ describe('errors', () => {
   it('every class has its stable code, name and gRPC status', () => {
     expect(all.map(([e]) => e.code).sort()).toEqual(Object.values(ROUTER_ERROR_CODES).sort());
     for (const [error, code, status] of all) {
-      expect(error).toBeInstanceOf(RouterError);
+      // Bad input is the one class every package shares (@engram/common), a RangeError.
+      if (code === 'InvalidArgument') expect(error).toBeInstanceOf(RangeError);
+      else expect(error).toBeInstanceOf(RouterError);
       expect(isRouterError(error)).toBe(true);
       expect(error.code).toBe(code);
       expect(error.name).toBe(`${code}Error`);
@@ -70,5 +72,15 @@ describe('errors', () => {
     ]);
     expect(e.errors.map((t) => t.nodeId)).toEqual(['a', 'b']);
     expect(e.cause).toBe(last);
+  });
+
+  it('recognises router errors by brand and code, also from another copy of the package', () => {
+    const foreign = Object.assign(new Error('x'), { code: 'NoLocalData' });
+    Object.defineProperty(foreign, Symbol.for('@engram/error'), { value: true });
+    expect(isRouterError(foreign)).toBe(true);
+    expect(isRouterError(Object.assign(new Error('x'), { code: 'NoLocalData' }))).toBe(false);
+    const other = Object.assign(new Error('x'), { code: 'SomethingElse' });
+    Object.defineProperty(other, Symbol.for('@engram/error'), { value: true });
+    expect(isRouterError(other)).toBe(false);
   });
 });

@@ -1,3 +1,4 @@
+import { EngramError, isEngramError } from '@engram/common';
 import { GrpcStatus } from '@engram/retry';
 
 /** gRPC status codes (wire values), shared with @engram/retry rather than listed twice. */
@@ -19,13 +20,21 @@ export const ROUTER_NODE_ERROR_CODES = Object.freeze([
 export type RouterNodeErrorCode = (typeof ROUTER_NODE_ERROR_CODES)[number];
 
 /** Base of every router-node error; `code` is stable, tests match on it. */
-export class RouterNodeError extends Error {
-  readonly code: RouterNodeErrorCode;
+export class RouterNodeError extends EngramError {
+  declare readonly code: RouterNodeErrorCode;
   constructor(code: RouterNodeErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
+    super(code, message, options);
     this.name = 'RouterNodeError';
-    this.code = code;
   }
+}
+
+const CODES: ReadonlySet<string> = new Set(ROUTER_NODE_ERROR_CODES);
+
+/** True for any router-node error (by brand and code, not `instanceof`). */
+export function isRouterNodeError(
+  error: unknown,
+): error is Error & { readonly code: RouterNodeErrorCode } {
+  return isEngramError(error) && CODES.has(error.code);
 }
 
 /**

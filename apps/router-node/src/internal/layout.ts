@@ -1,3 +1,4 @@
+import { LayoutMismatchError } from '@engram/common';
 import { Operation as RouterOperation } from '@engram/router';
 import { ROUTER_NODE_ERROR_CODES, type RouterNodeErrorCode } from './errors.js';
 import { RoutingState } from './membership.js';
@@ -132,7 +133,7 @@ export function createStateBuffer(threads: number): SharedArrayBuffer {
 export function controlWords(buffer: SharedArrayBuffer): Int32Array {
   const words = new Int32Array(buffer, 0, CONTROL_WORDS);
   if (Atomics.load(words, C_MAGIC) !== LAYOUT_MAGIC) {
-    throw new TypeError('not a router-node state buffer');
+    throw new LayoutMismatchError('router-node state buffer', 'its magic word does not match');
   }
   return words;
 }

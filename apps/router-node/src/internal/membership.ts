@@ -1,3 +1,4 @@
+import { EngramError } from '@engram/common';
 import type { AssignmentConfig, NodeConfig } from './config.js';
 
 /**
@@ -60,14 +61,13 @@ export type MembershipErrorCode =
   (typeof MEMBERSHIP_ERROR_CODES)[keyof typeof MEMBERSHIP_ERROR_CODES];
 
 /** A membership command refused; `field` names the offending input, `value` its value. */
-export class MembershipError extends Error {
-  readonly code: MembershipErrorCode;
+export class MembershipError extends EngramError {
+  declare readonly code: MembershipErrorCode;
   readonly field: string;
   readonly value: unknown;
   constructor(code: MembershipErrorCode, field: string, value: unknown, reason: string) {
-    super(`${field} ${JSON.stringify(value)}: ${reason}`);
+    super(code, `${field} ${JSON.stringify(value)}: ${reason}`);
     this.name = 'MembershipError';
-    this.code = code;
     this.field = field;
     this.value = value;
   }

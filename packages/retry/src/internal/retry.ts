@@ -1,9 +1,16 @@
 import { type Clock, InvalidArgumentError, type Random, systemClock } from '@engram/common';
-import { BACKOFF_DEFAULTS, type BackoffOptions, backoffDelay, validateBackoff } from './backoff.js';
+import {
+  BACKOFF_DEFAULTS,
+  type BackoffOptions,
+  type BackoffState,
+  INITIAL_BACKOFF_STATE,
+  validateBackoff,
+} from './backoff.js';
 import type { RetryBudgetLike } from './budget.js';
 import { DEFAULT_DEADLINE_MS, Deadline } from './deadline.js';
 import { AbortedError, DeadlineExceededError, RetryBudgetExhaustedError } from './errors.js';
 import { isRetryableError, retryPushbackMs } from './grpc.js';
+import { planRetry } from './plan.js';
 
 export interface RetryOptions extends BackoffOptions {
   /** Retries after the first attempt. Default 3 (so at most 4 attempts). */
@@ -109,7 +116,8 @@ export async function retry<T>(
     return new DeadlineExceededError(attempts, lastError);
   };
   try {
-    let prevDelayMs = 0;
+    const policy = { maxRetries: retries, backoff: options };
+    let backoff: BackoffState = INITIAL_BACKOFF_STATE;
     for (let attempt = 0; ; attempt++) {
       if (controller.signal.aborted) throw stopped();
       attempts = attempt + 1;
@@ -122,21 +130,22 @@ export async function retry<T>(
         }
         lastError = error;
       }
-      if (attempt >= retries || !shouldRetry(lastError, attempt)) throw lastError;
-      let delayMs = backoffDelay(attempt, prevDelayMs, options, random);
-      if (respectPushback) {
-        const pushback = retryPushbackMs(lastError);
-        if (pushback !== undefined) {
-          if (pushback < 0) throw lastError;
-          delayMs = pushback;
-        }
+      if (!shouldRetry(lastError, attempt)) throw lastError;
+      const plan = planRetry(
+        backoff,
+        policy,
+        respectPushback ? retryPushbackMs(lastError) : undefined,
+        deadline.remaining(),
+        random,
+        budget,
+      );
+      if (!plan.retry) {
+        if (plan.reason === 'deadline') throw new DeadlineExceededError(attempts, lastError);
+        if (plan.reason === 'budget') throw new RetryBudgetExhaustedError(attempts, lastError);
+        throw lastError; // retries exhausted, or the server said not to retry
       }
-      prevDelayMs = delayMs;
-      // A delay that reaches the deadline cannot lead to a useful attempt: fail now.
-      if (delayMs >= deadline.remaining()) throw new DeadlineExceededError(attempts, lastError);
-      if (budget !== undefined && !budget.tryRetry()) {
-        throw new RetryBudgetExhaustedError(attempts, lastError);
-      }
+      backoff = plan.next;
+      const delayMs = plan.delayMs;
       options.onRetry?.({ attempt, error: lastError, delayMs });
       try {
         await deadline.sleep(delayMs, controller.signal);

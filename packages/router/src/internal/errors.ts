@@ -1,5 +1,9 @@
+import { EngramError, InvalidArgumentError, isEngramError } from '@engram/common';
 import type { RoutingInfo } from '@engram/proto';
 import { GrpcStatus } from '@engram/retry';
+
+/** Bad input (a space id, an option): the common class, `field` and `value` named. */
+export { InvalidArgumentError };
 
 /** Stable codes of every error the router throws. */
 export const ROUTER_ERROR_CODES = Object.freeze({
@@ -24,17 +28,16 @@ export interface TargetError {
 }
 
 /** Base of every router error; match on `code`, never on the message. */
-export class RouterError extends Error {
-  readonly code: RouterErrorCode;
+export class RouterError extends EngramError {
+  declare readonly code: RouterErrorCode;
   /** Attempts started before the error (0 for a decision error). */
   attempts = 0;
   /** Routing of the failed operation, when it got as far as a decision. */
   routing: RoutingInfo | undefined;
 
   constructor(code: RouterErrorCode, message: string, cause?: unknown) {
-    super(message, cause === undefined ? undefined : { cause });
+    super(code, message, cause === undefined ? undefined : { cause });
     this.name = 'RouterError';
-    this.code = code;
   }
 }
 
@@ -135,19 +138,6 @@ export class RetryBudgetExhaustedError extends RouterError {
   }
 }
 
-/** Bad input: empty or oversize space id, bad options. Also a `RangeError` by intent. */
-export class InvalidArgumentError extends RouterError {
-  override readonly code = 'InvalidArgument' as const;
-  readonly field: string;
-  readonly value: unknown;
-  constructor(field: string, value: unknown, expected: string) {
-    super('InvalidArgument', `${field} must be ${expected}, received ${describe(value)}`);
-    this.name = 'InvalidArgumentError';
-    this.field = field;
-    this.value = value;
-  }
-}
-
 /** The caller's signal aborted the operation; `cause` is the signal's reason. */
 export class AbortedError extends RouterError {
   override readonly code = 'Aborted' as const;
@@ -166,17 +156,14 @@ export class RouterClosedError extends RouterError {
   }
 }
 
-function describe(value: unknown): string {
-  if (typeof value === 'string') {
-    return value.length > 64 ? `a string of length ${value.length}` : JSON.stringify(value);
-  }
-  if (typeof value === 'object' && value !== null)
-    return Array.isArray(value) ? 'an array' : 'an object';
-  return String(value);
-}
+const ROUTER_CODES: ReadonlySet<string> = new Set(Object.values(ROUTER_ERROR_CODES));
 
-export function isRouterError(error: unknown): error is RouterError {
-  return error instanceof RouterError;
+/**
+ * True for any error the router throws, `InvalidArgumentError` included (by brand and code,
+ * not `instanceof`: works across two copies of the package).
+ */
+export function isRouterError(error: unknown): error is Error & { readonly code: RouterErrorCode } {
+  return isEngramError(error) && ROUTER_CODES.has(error.code);
 }
 
 const STATUS_BY_CODE: Readonly<Record<RouterErrorCode, number>> = Object.freeze({
@@ -205,7 +192,7 @@ export interface GrpcStatusInfo {
  * from a node pass through (their numeric code and details), anything else is INTERNAL.
  */
 export function toGrpcStatus(error: unknown): GrpcStatusInfo {
-  if (error instanceof RouterError) {
+  if (isRouterError(error)) {
     return { code: STATUS_BY_CODE[error.code], message: `${error.code}: ${error.message}` };
   }
   if (typeof error === 'object' && error !== null) {

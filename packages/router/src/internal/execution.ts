@@ -1,9 +1,11 @@
 import { type BreakerTable, REJECTED } from '@engram/breaker';
 import {
-  backoffDelay,
+  type BackoffState,
   type Clock,
   Deadline,
   GrpcStatus,
+  INITIAL_BACKOFF_STATE,
+  planRetry,
   type Random,
   type RetryBudgetLike,
   retryPushbackMs,
@@ -69,6 +71,8 @@ interface Target {
   admission: number;
   /** Clock ms before which it must not be retried (the node's `grpc-retry-pushback-ms`). */
   notBefore: number;
+  /** Its node sent a pushback (then `notBefore` holds). */
+  pushedBack: boolean;
   /** The node asked not to be retried (negative pushback). */
   noRetry: boolean;
 }
@@ -125,8 +129,8 @@ export class Execution<T> {
   readonly #startedAt: number;
   #attempts = 0;
   #failures = 0;
-  #retries = 0;
-  #prevDelayMs = 0;
+  /** Retries of the retry phase made so far, and the previous backoff delay. */
+  #backoff: BackoffState = INITIAL_BACKOFF_STATE;
   #hedges = 0;
   #lastResortUsed = false;
   #budgetExhausted = false;
@@ -179,6 +183,7 @@ export class Execution<T> {
         open: false,
         admission: REJECTED,
         notBefore: 0,
+        pushedBack: false,
         noRetry: false,
       },
     ];
@@ -202,6 +207,7 @@ export class Execution<T> {
         open: false,
         admission: REJECTED,
         notBefore: 0,
+        pushedBack: false,
         noRetry: false,
       });
     }
@@ -248,11 +254,7 @@ export class Execution<T> {
       }
     }
     if (this.#inflight.length > 0) return;
-    if (
-      !this.#budgetExhausted &&
-      this.#failures > 0 &&
-      this.#retries < this.#host.options.maxRetries
-    ) {
+    if (!this.#budgetExhausted && this.#failures > 0) {
       this.#scheduleRetry();
       return;
     }
@@ -309,46 +311,54 @@ export class Execution<T> {
     else breakers.release(target.slot, admission);
   }
 
+  /**
+   * Plans the retry phase's next attempt with @engram/retry's `planRetry` (the policy `retry()`
+   * follows too). Pushback is per node: the delay is the backoff while any target that did not
+   * refuse retries sent no pushback, else the soonest pushback to end (a node's pushback
+   * replaces the backoff for it). The retry then goes to the first target, in order, that is
+   * not pushed back past it and that its breaker admits.
+   */
   #scheduleRetry(): void {
     const o = this.#host.options;
-    const backoff = backoffDelay(
-      this.#retries,
-      this.#prevDelayMs,
-      { baseMs: o.retryBaseDelayMs, maxMs: o.retryMaxDelayMs, jitter: o.retryJitter },
-      this.#host.random,
-    );
-    this.#prevDelayMs = backoff;
-    // A node's pushback is the minimum delay before retrying it; the retry waits for the
-    // backoff or for the first node whose pushback ends, whichever is later.
     const now = this.#host.clock.now();
-    let first: Target | undefined;
-    let pushback = Number.POSITIVE_INFINITY;
+    let pushback: number | undefined = -1; // every target refused retries
     for (const target of this.#targets) {
       if (target.noRetry) continue;
-      const wait = Math.max(0, target.notBefore - now);
-      if (wait < pushback) {
-        pushback = wait;
-        first = target;
+      if (!target.pushedBack) {
+        pushback = undefined;
+        break;
       }
-      if (wait <= backoff) break; // targets are in order: this one will be tried first
+      const wait = Math.max(0, target.notBefore - now);
+      pushback = pushback === -1 ? wait : Math.min(pushback as number, wait);
     }
-    if (first === undefined) {
-      this.#giveUp(); // every node asked not to be retried
+    const plan = planRetry(
+      this.#backoff,
+      {
+        maxRetries: o.maxRetries,
+        backoff: { baseMs: o.retryBaseDelayMs, maxMs: o.retryMaxDelayMs, jitter: o.retryJitter },
+      },
+      pushback,
+      this.#deadline.remaining(),
+      this.#host.random,
+      this.#host.budget,
+    );
+    if (!plan.retry) {
+      if (plan.reason === 'deadline') {
+        this.#fail(new DeadlineExceededError(this.#errors.slice(), this.#lastError));
+        return;
+      }
+      if (plan.reason === 'budget') this.#budgetExhausted = true;
+      this.#giveUp();
       return;
     }
-    const delay = Math.max(backoff, pushback);
+    this.#backoff = plan.next;
+    const delay = plan.delayMs;
     this.#retryAt = now + delay;
-    this.#retries++;
-    // A backoff that would reach the deadline cannot lead to a useful attempt: stop now.
-    if (delay >= this.#deadline.remaining()) {
-      this.#fail(new DeadlineExceededError(this.#errors.slice(), this.#lastError));
-      return;
-    }
     const onRetry = this.#host.hooks.onRetry;
     if (onRetry !== undefined) {
-      const node = first.node;
+      const node = this.#targets.find((t) => !t.noRetry && t.notBefore <= now + delay)?.node;
       const next = this.#attempts + 1;
-      this.#emit(() => onRetry(this.#operation, node, next, delay));
+      if (node !== undefined) this.#emit(() => onRetry(this.#operation, node, next, delay));
     }
     this.#backoffTimer = setTimeout(Execution.#onBackoff, delay, this);
   }
@@ -368,11 +378,15 @@ export class Execution<T> {
     this.#giveUp();
   }
 
-  /** Starts one attempt on `target` (admission in `target.admission`); false if the budget refused. */
+  /**
+   * Starts one attempt on `target` (admission in `target.admission`); false if the budget
+   * refused. Every attempt after the first takes a budget token; a retry after backoff took
+   * its token when it was planned.
+   */
   #launch(target: Target, hedge: boolean, afterBackoff: boolean): boolean {
     const admission = target.admission;
     const host = this.#host;
-    if (this.#attempts > 0 && !host.budget.tryRetry()) {
+    if (this.#attempts > 0 && !afterBackoff && !host.budget.tryRetry()) {
       if (admission !== BYPASS) host.breakers.release(target.slot, admission);
       if (hedge) {
         target.tried = false;
@@ -535,7 +549,10 @@ export class Execution<T> {
       const pushback = retryPushbackMs(error);
       if (pushback !== undefined) {
         if (pushback < 0) attempt.target.noRetry = true;
-        else attempt.target.notBefore = this.#host.clock.now() + pushback;
+        else {
+          attempt.target.notBefore = this.#host.clock.now() + pushback;
+          attempt.target.pushedBack = true;
+        }
       }
       this.#settleBreaker(attempt, 'failure');
       this.#failures++;
