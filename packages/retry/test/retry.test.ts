@@ -216,7 +216,29 @@ describe('retry on fake timers', () => {
 
 describe('retry on real timers', () => {
   it('leaves no active timer and no abort listener behind, whichever way it ends', async () => {
-    const before = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    // Track exactly the timers this test's retries start (a process-wide count would also see
+    // the test runner's own timers come and go on a busy machine).
+    const live = new Set<unknown>();
+    const realSet = globalThis.setTimeout;
+    const realClear = globalThis.clearTimeout;
+    const setSpy = vi.spyOn(globalThis, 'setTimeout').mockImplementation(((
+      fn: (...a: unknown[]) => void,
+      ms?: number,
+      ...args: unknown[]
+    ) => {
+      const handle = realSet(() => {
+        live.delete(handle);
+        fn(...args);
+      }, ms);
+      live.add(handle);
+      return handle;
+    }) as unknown as typeof setTimeout);
+    const clearSpy = vi.spyOn(globalThis, 'clearTimeout').mockImplementation(((
+      handle?: Parameters<typeof clearTimeout>[0],
+    ) => {
+      live.delete(handle);
+      realClear(handle);
+    }) as typeof clearTimeout);
     const controller = new AbortController();
     let calls = 0;
     await retry(
@@ -239,8 +261,12 @@ describe('retry on real timers', () => {
     await new Promise<void>((r) => setImmediate(r));
     aborting.abort();
     expect(((await p) as AbortedError).code).toBe('Aborted');
-    const after = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
-    expect(after).toBe(before);
+    const started = setSpy.mock.calls.length;
+    setSpy.mockRestore();
+    clearSpy.mockRestore();
+    expect(started).toBeGreaterThan(0); // the tracking saw retry's timers
+
+    expect(live.size).toBe(0);
     expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
     expect(getEventListeners(aborting.signal, 'abort')).toHaveLength(0);
   });
