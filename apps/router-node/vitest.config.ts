@@ -1,11 +1,13 @@
-import { defineConfig } from 'vitest/config';
+import { defineConfig, mergeConfig } from 'vitest/config';
+import shared from '../../vitest.shared.js';
 
-export default defineConfig({
-  test: {
-    testTimeout: 60_000,
-    hookTimeout: 60_000,
-    // Each file starts its own processes; running files one at a time keeps the 2-core box
-    // from timing out health checks.
-    fileParallelism: false,
-  },
-});
+export default mergeConfig(
+  shared,
+  defineConfig({
+    test: {
+      // Each file starts its own processes; running files one at a time keeps the 2-core box
+      // from timing out health checks.
+      fileParallelism: false,
+    },
+  }),
+);

@@ -259,6 +259,44 @@ export function metricValue(text: string, name: string, ...match: string[]): num
   return total;
 }
 
+/**
+ * A loop of calls in the background, until `stop()` (registered with `cleanup` too, so a test
+ * that fails midway does not leave it spinning against stopped servers). Keeps counts and the
+ * first failures only: a loop of fast failures must not grow memory without bound.
+ */
+export class Traffic<T> {
+  ok = 0;
+  failed = 0;
+  readonly failures: unknown[] = [];
+  readonly results: T[] = [];
+  #running = true;
+  readonly #done: Promise<void>;
+
+  constructor(cleanup: Cleanup, call: () => Promise<T>, keepResults = 0) {
+    this.#done = (async () => {
+      while (this.#running) {
+        try {
+          const r = await call();
+          this.ok++;
+          if (this.results.length < keepResults) this.results.push(r);
+        } catch (e) {
+          this.failed++;
+          if (this.failures.length < 10) this.failures.push(e);
+          // A failing call may fail at once: yield so the loop cannot starve the event loop.
+          await new Promise((r) => setTimeout(r, 1));
+        }
+      }
+    })();
+    cleanup.add(() => this.stop());
+  }
+
+  /** Stops after the call in flight; resolves when the loop has ended. */
+  stop(): Promise<void> {
+    this.#running = false;
+    return this.#done;
+  }
+}
+
 /** Polls `check` on real time (the processes under test run on it) until true or timeout. */
 export async function eventually<T>(
   check: () => Promise<T | undefined | false> | T | undefined | false,

@@ -16,6 +16,7 @@ import {
   scrape,
   spawnRouter,
   TEST_DOWN_WINDOW_MS,
+  Traffic,
   testConfig,
 } from './helpers.js';
 
@@ -103,22 +104,12 @@ describe('router-node end to end', () => {
     const primary = primaryOf(c, space);
     await call(client, 'store', { spaceId: space, memory: { content: 'x' } });
 
-    let running = true;
-    let ok = 0;
-    const failures: unknown[] = [];
     const servedBy = new Set<string>();
-    const traffic = (async () => {
-      while (running) {
-        try {
-          const r = await call(client, 'recall', { spaceId: space, cue: { text: 'x' } }, 3000);
-          ok++;
-          servedBy.add(r.routing?.servedBy ?? '?');
-        } catch (e) {
-          failures.push(e);
-        }
-      }
-    })();
-    await eventually(() => ok > 20);
+    const traffic = new Traffic(cleanup, async () => {
+      const r = await call(client, 'recall', { spaceId: space, cue: { text: 'x' } }, 3000);
+      servedBy.add(r.routing?.servedBy ?? '?');
+    });
+    await eventually(() => traffic.ok > 20);
     const killedAt = Date.now();
     await c.kill(primary);
     const downAt = await eventually(
@@ -129,8 +120,8 @@ describe('router-node end to end', () => {
       5000,
       10,
     );
-    const okAtKill = ok;
-    await eventually(() => ok > okAtKill + 20);
+    const okAtKill = traffic.ok;
+    await eventually(() => traffic.ok > okAtKill + 20);
     // Within the window the health settings give (TEST_DOWN_WINDOW_MS, from TEST_HEALTH).
     expect(downAt - killedAt).toBeLessThan(TEST_DOWN_WINDOW_MS);
     const replicas = buildRing({ nodes: c.configs, vnodesPerNode: 256 })
@@ -150,9 +141,9 @@ describe('router-node end to end', () => {
       return r.routing?.servedBy === primary && r.routing.fallback === false ? r : undefined;
     });
     expect(back.routing?.servedBy).toBe(primary);
-    running = false;
-    await traffic;
-    expect(failures).toEqual([]);
+    await traffic.stop();
+    expect(traffic.failures).toEqual([]);
+    expect(traffic.failed).toBe(0);
   });
 
   it('routes LocalOnly while a majority is down, and NoLocalData for spaces the local node lacks', async () => {

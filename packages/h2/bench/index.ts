@@ -172,7 +172,7 @@ console.table(
       'p99 µs/call': usPerCall(t, latency(t).p99).toFixed(2),
       'CPU µs/call (both ends)': (c.us / c.calls).toFixed(2),
       'vs node:http2 (median)':
-        base === t ? '1.00' : (latency(base).p50 / latency(t).p50).toFixed(2) + '× faster',
+        base === t ? '1.00' : `${(latency(base).p50 / latency(t).p50).toFixed(2)}× faster`,
     };
   }),
 );

@@ -67,6 +67,27 @@ describe('ConnectionSet', () => {
     expect(set.liveCount).toBe(3);
   });
 
+  it('reconnectNow replaces broken connections at once and starts their backoff over', () => {
+    const { set, factory, clock } = makeSet(2);
+    set.acquire();
+    for (let round = 0; round < 3; round++) {
+      for (const c of factory.opened.slice(-2)) c.hooks.broken(new Error('refused'));
+      clock.advance(10_000); // replacements open, and break again at once above
+    }
+    for (const c of factory.opened.slice(-2)) c.hooks.broken(new Error('refused'));
+    expect(set.acquire()).toBeUndefined();
+    const before = factory.opened.length;
+    set.reconnectNow();
+    expect(factory.opened.length).toBe(before + 2);
+    expect(set.acquire()).toBeDefined();
+    // The next failure waits the first backoff step again (50 ms with this jitter), not 400.
+    factory.opened.at(-1)!.hooks.broken(new Error('refused'));
+    factory.opened.at(-2)!.hooks.broken(new Error('refused'));
+    clock.advance(50);
+    expect(factory.opened.length).toBe(before + 4);
+    expect(clock.pending()).toBe(0);
+  });
+
   it('hands connections out round robin', () => {
     const { set } = makeSet(3);
     const order = Array.from({ length: 7 }, () => set.acquire()?.index);

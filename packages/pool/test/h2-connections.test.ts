@@ -263,7 +263,7 @@ describe('ConnectionPool with @engram/h2 connections', () => {
     p.addNode('n1', a.address);
     for (let i = 0; i < 5; i++) await recall(p.acquireH2('n1'), a.address);
     expect(a.proxy.accepted()).toBe(1);
-    expect(p.h2Count).toBe(1);
+    expect(p.h2Count).toBe(p.options.channelsPerNode);
   });
 
   it("carries a request on first use, before the server's SETTINGS arrive", async () => {
@@ -441,10 +441,10 @@ describe('ConnectionPool with @engram/h2 connections', () => {
     a.proxy.freeze();
 
     clock.advance(30_000); // keepaliveIntervalMs: the PING goes out, nothing comes back
-    expect(p.h2Count).toBe(1);
+    expect(p.h2Count).toBe(p.options.channelsPerNode);
     expect(first.isDestroyed).toBe(false);
     clock.advance(9_999);
-    expect(p.h2Count).toBe(1);
+    expect(p.h2Count).toBe(p.options.channelsPerNode);
     clock.advance(1); // keepaliveTimeoutMs: broken, closed, replacement scheduled
     expect(p.h2Count).toBe(0);
     expect(first.isDestroyed).toBe(true);
@@ -541,7 +541,7 @@ describe('ConnectionPool with @engram/h2 connections', () => {
     clock.advance(50); // backoff with r = 0: a fresh connection to the same server
     await p.connect('g', 'h2');
     expect(p.acquireH2('g')).not.toBe(c);
-    expect(p.h2Count).toBe(1);
+    expect(p.h2Count).toBe(p.options.channelsPerNode);
   });
 
   it('destroys a GOAWAY connection the server never closes after the grace period', async () => {
@@ -638,10 +638,15 @@ describe('ConnectionPool with @engram/h2 connections', () => {
     // The socket error itself stays reachable through the cause chain, as for sessions.
     expect(causes(err)).toContainEqual(expect.objectContaining({ code: 'ECONNREFUSED' }));
     await until(() => p.h2Count === 0, 'every connection attempt to fail');
+    // connect() reached the node (and was refused); acquireH2 now fails without trying.
+    expect(err.contacted).toBe(true);
     expect(() => p.acquireH2('dead')).toThrow(
-      expect.objectContaining({ code: 'ConnectionFailed', nodeId: 'dead' }),
+      expect.objectContaining({ code: 'ConnectionFailed', nodeId: 'dead', contacted: false }),
     );
     expect(p.healthReport()).toMatchObject({ totalNodes: 1, healthyNodes: 0, totalH2: 0 });
+    // A node known to be back is dialled again at once, not after its backoff.
+    p.reconnectNow('dead');
+    expect(p.h2Count).toBe(p.options.channelsPerNode);
   });
 
   it('reports ConnectionFailed when the peer accepts TCP but never sends SETTINGS', async () => {

@@ -4,13 +4,14 @@ import { hashKey, type NodeInfo } from '../src/index.js';
 import { murmur3x86_32 } from '../src/internal/murmur3.js';
 import { compareCodePoints } from '../src/internal/placement.js';
 
-export function referencePlacement(
-  nodes: readonly NodeInfo[],
-  vnodesPerNode: number,
-  replicationFactor: number,
-  key: string,
-): string[] {
-  const vnodes: Array<{ token: number; id: string; zone: string }> = [];
+type Vnode = { token: number; id: string; zone: string };
+/** The last cluster's sorted vnodes: many keys are looked up on one cluster in a row. */
+let cached: { key: string; vnodes: Vnode[] } | undefined;
+
+function sortedVnodes(nodes: readonly NodeInfo[], vnodesPerNode: number): Vnode[] {
+  const cacheKey = JSON.stringify([nodes, vnodesPerNode]);
+  if (cached?.key === cacheKey) return cached.vnodes;
+  const vnodes: Vnode[] = [];
   for (const node of nodes) {
     const bytes = new TextEncoder().encode(node.id);
     for (let k = 0; k < vnodesPerNode; k++) {
@@ -22,6 +23,17 @@ export function referencePlacement(
     }
   }
   vnodes.sort((a, b) => a.token - b.token || compareCodePoints(a.id, b.id));
+  cached = { key: cacheKey, vnodes };
+  return vnodes;
+}
+
+export function referencePlacement(
+  nodes: readonly NodeInfo[],
+  vnodesPerNode: number,
+  replicationFactor: number,
+  key: string,
+): string[] {
+  const vnodes = sortedVnodes(nodes, vnodesPerNode);
   const token = hashKey(key);
   let start = vnodes.findIndex((v) => v.token >= token);
   if (start < 0) start = 0;

@@ -199,6 +199,22 @@ export class ConnectionSet<T> {
     });
   }
 
+  /**
+   * Opens the replacement of every broken connection now, cancelling its backoff timer, and
+   * starts its backoff count over.
+   */
+  reconnectNow(): void {
+    if (!this.opened || this.closed) return;
+    for (let i = 0; i < this.size; i++) {
+      if (this.timers[i] === undefined) continue;
+      this.options.clock.clearTimeout(this.timers[i]);
+      this.timers[i] = undefined;
+      this.failures[i] = 0;
+      this.openAt(i);
+    }
+    this.notify();
+  }
+
   /** Closes every connection and cancels pending replacements; resolves when sockets are gone. */
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();

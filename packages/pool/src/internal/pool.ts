@@ -76,10 +76,12 @@ class NodeEntry<C> {
 
   failure(kind: ConnectionKind): ConnectionFailedError {
     const set = kind === 'channel' ? this.channels : kind === 'session' ? this.sessions : this.h2;
+    // Called when `acquire` found every connection broken and awaiting replacement.
     return new ConnectionFailedError(
       this.id,
       this.address,
       set?.lastError ?? new Error(`no usable ${kind} to ${this.address}`),
+      false,
     );
   }
 }
@@ -204,6 +206,20 @@ export class ConnectionPool<C = grpc.Client> {
     const c = (entry.h2 ?? this.h2Set(entry)).acquire();
     if (c === undefined) throw entry.failure('h2');
     return c;
+  }
+
+  /**
+   * Replaces the node's broken connections now instead of after their reconnect backoff (and
+   * starts their backoff over): for a node that is known to be back, e.g. marked up by health
+   * checks, so its first calls do not fail fast on a connection still waiting to reconnect.
+   * A no-op for an unknown node.
+   */
+  reconnectNow(nodeId: string): void {
+    const entry = this.byId.get(nodeId);
+    if (entry === undefined || entry.closed) return;
+    entry.channels?.reconnectNow();
+    entry.sessions?.reconnectNow();
+    entry.h2?.reconnectNow();
   }
 
   /**

@@ -36,6 +36,8 @@ import { gather, type SpaceAnswer } from './scatter-gather.js';
 import {
   type CallContext,
   type ExecuteOptions,
+  NodeState,
+  type NodeStates,
   Operation,
   type PartitionState,
   type Routed,
@@ -72,6 +74,9 @@ export class Router implements ExecutionHost {
   readonly #managePool: boolean;
   /** The table epoch the managed pool's membership was last synced to. */
   #poolEpoch = Number.NaN;
+  readonly #nodeStates: NodeStates | undefined;
+  /** Node states at the last pool sync: a node found up again gets its connections at once. */
+  readonly #lastStates = new Map<string, NodeState>();
   #closed = false;
 
   constructor(init: RouterInit) {
@@ -126,6 +131,7 @@ export class Router implements ExecutionHost {
       localNodeId: init.localNodeId,
       maxSpaceIdLength: this.options.maxSpaceIdLength,
     });
+    this.#nodeStates = init.nodeStates;
     this.#pool = init.pool;
     this.#ownPool = init.pool === undefined;
     this.#managePool = init.managePool ?? this.#ownPool;
@@ -333,7 +339,9 @@ export class Router implements ExecutionHost {
   /**
    * One compare per call: when the table's epoch moved, a managed pool follows the
    * membership: departed nodes are removed, the others get `addNode` with their current
-   * address (a no-op unless it changed).
+   * address (a no-op unless it changed), and a node whose state went back to up has its broken
+   * connections replaced now rather than after their reconnect backoff, so its first calls do
+   * not fail fast and count as failures (a recovery that would shut it out again).
    */
   #syncPool(): void {
     const table = this.table;
@@ -348,12 +356,26 @@ export class Router implements ExecutionHost {
         this.logger.debug({ err: error, node: id }, 'closing a departed node failed');
       });
     }
-    for (const node of table.nodes) {
+    const states = this.#nodeStates;
+    const seen = this.#lastStates;
+    for (let i = 0; i < table.nodes.length; i++) {
+      const node = table.nodes[i]!;
       try {
         pool.addNode(node.id, node.address);
       } catch (error) {
         this.logger.warn({ err: error, node: node.id }, 'pool refused a node address');
+        continue;
       }
+      if (states === undefined) continue;
+      const state = states.stateOf(node, this.#slots.slotOf(node));
+      const before = seen.get(node.id);
+      seen.set(node.id, state);
+      if (state === NodeState.Up && before !== undefined && before !== NodeState.Up) {
+        pool.reconnectNow(node.id);
+      }
+    }
+    if (seen.size > table.nodes.length) {
+      for (const id of seen.keys()) if (table.nodeIndex(id) < 0) seen.delete(id);
     }
   }
 
