@@ -1,6 +1,4 @@
-import { BreakerTable, ConsecutiveFailures } from '@engram/breaker';
-import { ConnectionFailedError, ConnectionPool } from '@engram/pool';
-import { RetryBudget } from '@engram/retry';
+import { ConnectionPool } from '@engram/pool';
 import { buildRing, type NodeInfo, TableReader, TableWriter } from '@engram/ring';
 import { describe, expect, it, vi } from 'vitest';
 import { type NodeState, Router } from '../src/index.js';
@@ -39,31 +37,5 @@ describe('a node coming back', () => {
     expect(reconnect).toHaveBeenCalledTimes(1);
     await r.close();
     await pool.close();
-  });
-
-  it('does not count a call the pool failed without reaching the node against its breaker', async () => {
-    const breakers = new BreakerTable({ capacity: 4, trip: new ConsecutiveFailures(1) });
-    const r = new Router({
-      table: RING,
-      breakers,
-      budget: new RetryBudget({ ratio: 1, minRetriesPerSecond: 1000 }),
-    });
-    const notTried = new ConnectionFailedError('a', NODES[0]!.address, new Error('backoff'), false);
-    for (let i = 0; i < 5; i++) {
-      const { routing } = await r.execute(r.routeRecall('s'), async (ctx) => {
-        if (ctx.node.id === 'a') throw notTried;
-        return 'ok';
-      });
-      expect(routing).toMatchObject({ servedBy: 'b', fallback: true });
-    }
-    expect(breakers.state(RING.nodeSlot(RING.nodeIndex('a')))).toBe('closed');
-    // A failure that did reach the node still counts (threshold 1: open at once).
-    const refused = new ConnectionFailedError('a', NODES[0]!.address, new Error('refused'));
-    await r.execute(r.routeRecall('s'), async (ctx) => {
-      if (ctx.node.id === 'a') throw refused;
-      return 'ok';
-    });
-    expect(breakers.state(RING.nodeSlot(RING.nodeIndex('a')))).toBe('open');
-    await r.close();
   });
 });

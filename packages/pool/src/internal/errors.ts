@@ -31,13 +31,7 @@ export class ConnectionFailedError extends PoolError {
   readonly nodeId: string;
   readonly address: string;
   override readonly cause: Error;
-  /**
-   * False when this call never reached the node: every connection was already broken and
-   * waiting out its reconnect backoff, so the failure says nothing new about the node (a
-   * caller should not count it against the node, e.g. on a breaker).
-   */
-  readonly contacted: boolean;
-  constructor(nodeId: string, address: string, cause: Error, contacted = true) {
+  constructor(nodeId: string, address: string, cause: Error) {
     super(
       POOL_ERROR_CODES.ConnectionFailed,
       `connection to node ${nodeId} at ${address} failed: ${cause.message}`,
@@ -47,7 +41,6 @@ export class ConnectionFailedError extends PoolError {
     this.nodeId = nodeId;
     this.address = address;
     this.cause = cause;
-    this.contacted = contacted;
   }
 }
 

@@ -76,12 +76,10 @@ class NodeEntry<C> {
 
   failure(kind: ConnectionKind): ConnectionFailedError {
     const set = kind === 'channel' ? this.channels : kind === 'session' ? this.sessions : this.h2;
-    // Called when `acquire` found every connection broken and awaiting replacement.
     return new ConnectionFailedError(
       this.id,
       this.address,
       set?.lastError ?? new Error(`no usable ${kind} to ${this.address}`),
-      false,
     );
   }
 }

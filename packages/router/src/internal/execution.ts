@@ -1,5 +1,4 @@
 import { type BreakerTable, REJECTED } from '@engram/breaker';
-import { isEngramError } from '@engram/common';
 import {
   type BackoffState,
   type Clock,
@@ -555,9 +554,7 @@ export class Execution<T> {
           attempt.target.pushedBack = true;
         }
       }
-      // A call the pool failed without reaching the node (every connection waiting out its
-      // reconnect backoff) says nothing new about the node: no breaker verdict.
-      this.#settleBreaker(attempt, neverReachedNode(error) ? 'release' : 'failure');
+      this.#settleBreaker(attempt, 'failure');
       this.#failures++;
       this.#host.logger.debug(
         { node: node.id, op: this.#operation, err: failure },
@@ -657,13 +654,6 @@ export class Execution<T> {
       this.#host.logger.error({ err: error }, 'router hook threw');
     }
   }
-}
-
-function neverReachedNode(error: unknown): boolean {
-  return (
-    isEngramError(error, 'ConnectionFailed') &&
-    (error as { contacted?: unknown }).contacted === false
-  );
 }
 
 const STATUS_NAMES = Object.fromEntries(
