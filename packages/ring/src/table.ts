@@ -1,3 +1,8 @@
+/**
+ * Why this module is long (~430 lines): the writer and the reader of one shared layout
+ * (layout.ts) belong together; the publish order and the epoch-checked read loop are two halves
+ * of one protocol, argued once.
+ */
 import { decode, encode } from '@msgpack/msgpack';
 import { CapacityExceededError, InvalidArgumentError, InvalidTableError } from './errors.js';
 import { hashKey } from './hash-key.js';

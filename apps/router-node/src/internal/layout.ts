@@ -1,7 +1,6 @@
 import { LayoutMismatchError } from '@engram/common';
-import { Operation as RouterOperation } from '@engram/router';
+import { NodeState, Operation as RouterOperation } from '@engram/router';
 import { ROUTER_NODE_ERROR_CODES, type RouterNodeErrorCode } from './errors.js';
-import { RoutingState } from './membership.js';
 
 /**
  * The router-node's own shared memory (the placement table, breakers and retry budget have
@@ -41,14 +40,14 @@ export const C_NODE_STATE = 8;
 export const CONTROL_WORDS = C_NODE_STATE + MAX_NODE_SLOTS;
 const CONTROL_BYTES = CONTROL_WORDS * 4;
 
-/** Node-state words: the index of the state's name (membership.ts) in NODE_STATE_NAMES. */
-export const NODE_STATE_NAMES: readonly RoutingState[] = Object.freeze([
-  RoutingState.Up,
-  RoutingState.Down,
-  RoutingState.Draining,
+/** Node-state words: the index of the node's NodeState in NODE_STATE_NAMES. */
+export const NODE_STATE_NAMES: readonly NodeState[] = Object.freeze([
+  NodeState.Up,
+  NodeState.Down,
+  NodeState.Draining,
 ]);
-export const NODE_STATE: Readonly<Record<RoutingState, number>> = Object.freeze(
-  Object.fromEntries(NODE_STATE_NAMES.map((name, i) => [name, i])) as Record<RoutingState, number>,
+export const NODE_STATE: Readonly<Record<NodeState, number>> = Object.freeze(
+  Object.fromEntries(NODE_STATE_NAMES.map((name, i) => [name, i])) as Record<NodeState, number>,
 );
 
 /** Operations, as metric labels; index = position. `other` = methods passed through by space id. */

@@ -1,4 +1,5 @@
 import { EngramError } from '@engram/common';
+import { NodeState } from '@engram/router';
 import type { AssignmentConfig, NodeConfig } from './config.js';
 
 /**
@@ -26,14 +27,6 @@ export const Lifecycle = Object.freeze({
 } as const);
 export type Lifecycle = (typeof Lifecycle)[keyof typeof Lifecycle];
 
-/** The state published to the data plane for each node. Grows with the lifecycle. */
-export const RoutingState = Object.freeze({
-  Up: 'up',
-  Down: 'down',
-  Draining: 'draining',
-} as const);
-export type RoutingState = (typeof RoutingState)[keyof typeof RoutingState];
-
 export interface Member {
   readonly node: NodeConfig;
   readonly slot: number;
@@ -41,9 +34,9 @@ export interface Member {
   readonly lifecycle: Lifecycle;
 }
 
-/** The state a member is routed by. */
-export function routingState(m: Member): RoutingState {
-  return m.lifecycle === Lifecycle.Draining ? RoutingState.Draining : m.health;
+/** The state a member is routed by (the Router's NodeState, published per node slot). */
+export function routingState(m: Member): NodeState {
+  return m.lifecycle === Lifecycle.Draining ? NodeState.Draining : m.health;
 }
 
 export const MEMBERSHIP_ERROR_CODES = Object.freeze({

@@ -1,3 +1,9 @@
+/**
+ * Why this module is long (~520 lines): it is one state machine over shared memory, every
+ * transition one compare-and-swap on a packed state word; the CAS loops and the probe-permit
+ * protocol rely on one ordering argument (layout.ts) and are reviewed together. The trip
+ * rules, the layout and the options live in their own modules.
+ */
 import { type Clock, InvalidArgumentError, LayoutMismatchError } from '@engram/common';
 import {
   byteLengthFor,

@@ -1,3 +1,10 @@
+/**
+ * Why this module is long (~1300 lines): it is one HTTP/2 connection state machine (RFC 9113
+ * frames, both flow-control windows, stream states, SETTINGS/PING/GOAWAY, the output slab),
+ * shared by client and server. Its invariants (stream and window accounting, when a frame is
+ * a connection or a stream error) cross every handler; split across files they would be
+ * argued in several places. Server- and client-only parts live in server.ts and client.ts.
+ */
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { InvalidArgumentError } from '@engram/common';

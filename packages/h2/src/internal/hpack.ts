@@ -1,4 +1,9 @@
 /**
+ * Why this module is long (~460 lines): the HPACK codec is one format (RFC 7541); the decoder
+ * and the encoder share its integer and string primitives and the static table's lookups.
+ * Huffman and the static table, which stand alone, have their own modules.
+ */
+/**
  * HPACK (RFC 7541): a decoder with a ring-buffer dynamic table and a stateless encoder.
  *
  * Header names and values are latin1 strings: one char per octet, so any octet sequence

@@ -1,3 +1,11 @@
+/**
+ * Why this module is long (~670 lines): one execution is one event-driven state machine
+ * (documented on `Execution`): attempts, fail-over, the retry phase, hedges, timers and the
+ * breaker admissions it holds all change the same few fields, and its invariants (every
+ * admission settled exactly once, no timer outlives the operation) span every handler. The
+ * policy (what is retryable, what counts against a node, when to retry) lives in policy.ts and
+ * @engram/retry's planRetry; attempt contexts in attempt-context.ts.
+ */
 import { type BreakerTable, REJECTED } from '@engram/breaker';
 import {
   type BackoffState,
