@@ -423,8 +423,10 @@ async function main(): Promise<void> {
   }
   const baseline = process.env.BENCH_BASELINE_ROUTER;
   if (baseline?.includes('=')) {
+    // Like for like: the other build runs with the settings of the first variant kept.
     const at = baseline.indexOf('=');
-    variants.push([baseline.slice(0, at), { workers: 0 }, [], baseline.slice(at + 1)]);
+    const [, extra, execArgv] = variants[0] ?? ['', { workers: 1 }, []];
+    variants.push([baseline.slice(0, at), extra, execArgv, baseline.slice(at + 1)]);
   }
 
   const routers: Spawned[] = [];
