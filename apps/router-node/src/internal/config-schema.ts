@@ -1,3 +1,8 @@
+/**
+ * Why this module is long (~420 lines): it is the one table of every setting (type, range,
+ * default, reloadability, description), one entry per key; parsing, validation, `--help` and
+ * the README table are generated from it elsewhere.
+ */
 import { MAX_TIMEOUT_MS } from '@engram/breaker';
 import { MAX_CHANNELS_PER_NODE } from '@engram/pool';
 import { MAX_VNODES_PER_NODE } from '@engram/ring';
