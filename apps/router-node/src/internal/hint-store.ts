@@ -17,17 +17,7 @@ import { HintStoreError } from './hint-store-error.js';
 export type { Hint, StoredHint } from './hint-format.js';
 export { HINT_STORE_ERROR_CODES, HintStoreError } from './hint-store-error.js';
 
-/**
- * Durable hinted handoff for the control plane: per node, the exact requests a replica missed,
- * replayed in order once it is back and deleted only once it acknowledged them.
- *
- * Layout of `dir` (format in hint-format.ts): per node `<stem>.log`, an append-only log of
- * checksummed frames, and `<stem>.ack`, the seq acknowledged so far; `<stem>.log.tmp` only
- * during a compaction. `stem` is `n-<hex of the UTF-8 id>` (`h-<sha256>` for long ids).
- *
- * One store per directory: the control plane owns it and worker threads reach it by message.
- */
-
+/** Limits and the wall clock of a `HintStore`; every field is optional. */
 export interface HintStoreOptions {
   /**
    * Pending bytes (encoded records) one node may hold; an append past it is dropped and
@@ -50,6 +40,7 @@ export interface HintStoreOptions {
   readonly wallClock?: Clock;
 }
 
+/** The defaults of `HintStoreOptions`. */
 export const HINT_STORE_DEFAULTS = Object.freeze({
   maxBytesPerNode: 64 * 1024 * 1024, // 64 MiB
   maxAgeMs: 3 * 60 * 60 * 1000, // 3 h
@@ -96,7 +87,20 @@ export interface HintStoreTotals extends HintPending {
 type Resolved = Required<HintStoreOptions>;
 type MutableDrops = { -readonly [K in keyof HintDrops]: HintDrops[K] };
 
-/** A durable, per-node store of hints; see the module comment. */
+/**
+ * Durable hinted handoff for the control plane: per node, the exact requests a replica missed,
+ * replayed in order once it is back and deleted only once it acknowledged them.
+ *
+ * Layout of `dir` (format in hint-format.ts): per node `<stem>.log`, an append-only log of
+ * checksummed frames, and `<stem>.ack`, the seq acknowledged so far; `<stem>.log.tmp` only
+ * during a compaction. `stem` is `n-<hex of the UTF-8 id>` (`h-<sha256>` for long ids).
+ *
+ * One store per directory: the control plane owns it and worker threads reach it by message.
+ *
+ * Per node, operations run in call order. After a disk error whose outcome is unknown (a
+ * failed sync, rename or unlink) that node rejects everything with `HintStoreFailed` until
+ * the store is reopened, which recovers what reached the disk; other nodes carry on.
+ */
 export class HintStore {
   readonly #options: Resolved;
   readonly #env: LogEnv;
