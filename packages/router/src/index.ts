@@ -6,6 +6,7 @@ export {
   ConnectionFailedError,
   DeadlineExceededError,
   type GrpcStatusInfo,
+  InsufficientReplicasError,
   InvalidArgumentError,
   InvalidEndpointError,
   isRouterError,
@@ -34,7 +35,43 @@ export {
   isNodeFailureStatus,
   NODE_FAILURE_STATUSES,
 } from './internal/policy.js';
+export {
+  ReadConsistency,
+  requiredReplicas,
+  WriteConsistency,
+} from './internal/consistency.js';
+export { singleNodeDecision } from './internal/decider.js';
+export { GrpcReplicaAccess, REPLICA_CALL_TIMEOUT_MS } from './internal/grpc-replica-access.js';
+export {
+  HINT_REPLAY_BATCH,
+  HINT_REPLAY_INTERVAL_MS,
+  type ReplayCall,
+} from './internal/hint-replay.js';
+export {
+  type Hint,
+  type HintStore,
+  MEMORY_HINT_STORE_DEFAULTS,
+  MemoryHintStore,
+} from './internal/hints.js';
+export { LAG_BUCKETS, LagTable } from './internal/lag.js';
+export { type QuorumReadOptions, type ReadMerge } from './internal/quorum-read.js';
+export { RECALL_MERGE, singleSpaceQueryMerge } from './internal/recall-merge.js';
+export {
+  REPAIR_PAGE_SIZE,
+  type ReplicaAccess,
+  repairSpace,
+  type ScanPage,
+  type SpaceRepair,
+  type StreamProgress,
+  streamSpace,
+} from './internal/repair.js';
+export {
+  type Replicated,
+  type ReplicateOptions,
+  type WriteObserver,
+} from './internal/replication.js';
 export { Router } from './internal/router.js';
+export { VersionClock } from './internal/version-clock.js';
 export { type Gathered, gather, type SpaceAnswer } from './internal/scatter-gather.js';
 export {
   type AttemptOutcome,

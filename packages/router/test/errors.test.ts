@@ -6,6 +6,7 @@ import {
   ConnectionFailedError,
   DeadlineExceededError,
   InvalidArgumentError,
+  InsufficientReplicasError,
   InvalidEndpointError,
   isRouterError,
   NoAssignmentError,
@@ -34,6 +35,7 @@ describe('errors', () => {
     [new InvalidArgumentError('spaceId', '', 'non-empty'), 'InvalidArgument', 3],
     [new AbortedError(), 'Aborted', 1],
     [new RouterClosedError(), 'RouterClosed', 14],
+    [new InsufficientReplicasError('write', 2, 1, 3, []), 'InsufficientReplicas', 14],
   ];
 
   it('every class has its stable code, name and gRPC status', () => {

@@ -243,6 +243,28 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     reloadable: false,
     description: 'fail writes over to replicas',
   },
+  'router.replicateWrites': {
+    type: 'bool',
+    default: true,
+    reloadable: false,
+    description:
+      'a Store goes to every replica (answered after `router.writeConsistency`, hints for the ones that miss it); false = the primary only',
+  },
+  'router.writeConsistency': {
+    type: 'enum',
+    values: ['one', 'quorum', 'all'],
+    default: 'quorum',
+    reloadable: false,
+    description: 'replicas that must acknowledge a replicated Store before its answer',
+  },
+  'router.readConsistency': {
+    type: 'enum',
+    values: ['one', 'quorum'],
+    default: 'one',
+    reloadable: false,
+    description:
+      'one = the first live replica; quorum = a majority, merged newest first, divergent replicas repaired',
+  },
   'router.breakerThreshold': {
     type: 'int',
     min: 1,
@@ -379,6 +401,69 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     default: 2,
     reloadable: false,
     description: 'consecutive good probes that mark a node up again',
+  },
+  'health.panicThreshold': {
+    type: 'number',
+    min: 0,
+    max: 1,
+    default: 0.3,
+    reloadable: false,
+    description:
+      'share of nodes up below which health verdicts are ignored (every node routed to, breakers decide); 0 = never',
+  },
+  dataDir: {
+    type: 'string-or-null',
+    default: null,
+    reloadable: false,
+    description: 'directory for hints and streaming progress (survive restarts); null = memory only',
+  },
+  'hints.maxBytesPerNode': {
+    type: 'int',
+    min: 1024,
+    max: CAP.MAX_HINT_BYTES_PER_NODE,
+    default: 64 * 1024 * 1024, // 64 MiB
+    reloadable: false,
+    description: 'hints kept per node; beyond, a hint is dropped and the node needs a repair',
+  },
+  'hints.maxAgeMs': {
+    type: 'int',
+    min: 1000,
+    max: CAP.MAX_HINT_AGE_MS,
+    default: 3 * 60 * 60 * 1000, // 3 h, Cassandra's max_hint_window
+    reloadable: false,
+    description: 'hints older than this are dropped (the node needs a repair)',
+  },
+  'hints.replayPerSecond': {
+    type: 'int',
+    min: 1,
+    max: 1_000_000,
+    default: 1000,
+    reloadable: false,
+    description: 'hints replayed per second per node, so live traffic keeps its latency',
+  },
+  'streaming.concurrency': {
+    type: 'int',
+    min: 1,
+    max: 64,
+    default: 4,
+    reloadable: false,
+    description: 'spaces streamed at once when a node joins or leaves',
+  },
+  'repair.intervalMs': {
+    type: 'int',
+    min: 0,
+    max: CAP.MAX_TIMER_MS,
+    default: 0,
+    reloadable: false,
+    description: 'background anti-entropy: every space compared this often; 0 = off',
+  },
+  'repair.spacesPerSecond': {
+    type: 'int',
+    min: 1,
+    max: 10_000,
+    default: 10,
+    reloadable: false,
+    description: 'spaces the background repair compares per second',
   },
   shutdownGraceMs: {
     type: 'int',

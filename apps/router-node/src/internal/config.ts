@@ -93,6 +93,9 @@ export interface RouterNodeConfig {
     readonly attemptTimeoutMs: number;
     readonly replicaFallback: boolean;
     readonly storeFallback: boolean;
+    readonly replicateWrites: boolean;
+    readonly writeConsistency: 'one' | 'quorum' | 'all';
+    readonly readConsistency: 'one' | 'quorum';
     readonly breakerThreshold: number;
     readonly breakerTimeoutMs: number;
     readonly maxMessageBytes: number;
@@ -114,6 +117,21 @@ export interface RouterNodeConfig {
     readonly timeoutMs: number;
     readonly unhealthyThreshold: number;
     readonly healthyThreshold: number;
+    readonly panicThreshold: number;
+  };
+  /** Durable state of this router (hints, streaming progress); null = memory only. */
+  readonly dataDir: string | null;
+  readonly hints: {
+    readonly maxBytesPerNode: number;
+    readonly maxAgeMs: number;
+    readonly replayPerSecond: number;
+  };
+  readonly streaming: {
+    readonly concurrency: number;
+  };
+  readonly repair: {
+    readonly intervalMs: number;
+    readonly spacesPerSecond: number;
   };
   readonly shutdownGraceMs: number;
   readonly logLevel: string;

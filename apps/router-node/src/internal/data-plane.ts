@@ -8,10 +8,13 @@ import { SharedRetryBudget } from '@engram/retry';
 import { MAX_SPACE_ID_LENGTH, TableReader } from '@engram/ring';
 import {
   type ExecuteOptions,
+  LagTable,
   NodeState,
   type NodeStates,
   Router,
+  RoutingStrategy,
   toGrpcStatus,
+  VersionClock,
 } from '@engram/router';
 import type { Logger } from 'pino';
 import type { RouterNodeConfig } from './config.js';
@@ -33,14 +36,25 @@ import {
 } from './layout.js';
 import { MetricsRecorder } from './metrics.js';
 import { Replies } from './reply.js';
+import { type HintSink, quorumRecall, replicatedStore } from './replicated.js';
 import { upstreamHeaders } from './upstream-headers.js';
 import {
-  assignMemoryId,
   FRAME_HEADER_BYTES,
   headerValue,
   parseGrpcTimeout,
   readSpaceId,
+  stampConsolidate,
+  stampStore,
 } from './wire.js';
+
+/**
+ * What a data plane asks of the control plane (the main thread; a worker reaches it by
+ * message): keeping a hint durably, and repairing a space whose replicas disagree.
+ */
+export interface ControlChannel extends HintSink {
+  /** Compares the space's replicas and copies what one lacks; resolves when done. */
+  repairSpace(spaceId: string): Promise<void>;
+}
 
 /** Everything a data-plane thread needs; structured-cloneable (posted to workers). */
 export interface DataPlaneInit {
@@ -49,6 +63,8 @@ export interface DataPlaneInit {
   readonly breakers: SharedArrayBuffer;
   readonly budget: SharedArrayBuffer;
   readonly state: SharedArrayBuffer;
+  /** The shared LagTable: which replicas lack acknowledged writes. */
+  readonly lag: SharedArrayBuffer;
   readonly config: RouterNodeConfig;
   /** PEM contents (read by the control plane) for ingress TLS and upstream TLS. */
   readonly ingressTls: { cert: Buffer; key: Buffer; ca?: Buffer } | null;
@@ -110,15 +126,19 @@ export class DataPlane implements Dispatcher {
   readonly #router: Router;
   readonly #replies = new Replies();
   readonly #health: HealthService;
+  readonly #channel: ControlChannel;
+  readonly #versions = new VersionClock();
   #inFlight = 0;
   /** `:scheme` of upstream requests. */
   readonly #scheme: 'http' | 'https';
   readonly #stopGc: () => void;
   /** Largest request frame buffered (message + gRPC frame header). */
   readonly #maxRequestBytes: number;
+  readonly #quorumReads: boolean;
 
-  constructor(init: DataPlaneInit, log: Logger) {
+  constructor(init: DataPlaneInit, log: Logger, channel: ControlChannel) {
     const cfg = init.config;
+    this.#channel = channel;
     this.#cfg = cfg;
     this.#scheme = init.upstreamCredentials.kind === 'tls' ? 'https' : 'http';
     this.#reader = new TableReader(init.table);
@@ -162,6 +182,7 @@ export class DataPlane implements Dispatcher {
       managePool: true,
       partition: { isPartitioned: () => Atomics.load(control, C_PARTITIONED) === 1 },
       nodeStates,
+      lag: new LagTable({ buffer: init.lag }),
       ...(cfg.localNodeId !== null ? { localNodeId: cfg.localNodeId } : {}),
       options: {
         maxRetries: rc.maxRetries,
@@ -171,6 +192,9 @@ export class DataPlane implements Dispatcher {
         attemptTimeoutMs: rc.attemptTimeoutMs,
         replicaFallback: rc.replicaFallback,
         storeFallback: rc.storeFallback,
+        replicateWrites: rc.replicateWrites,
+        writeConsistency: rc.writeConsistency,
+        readConsistency: rc.readConsistency,
         breakerThreshold: rc.breakerThreshold,
         breakerTimeoutMs: rc.breakerTimeoutMs,
         breakerCapacity: MAX_NODE_SLOTS,
@@ -188,6 +212,7 @@ export class DataPlane implements Dispatcher {
       () => this.#draining,
     );
     this.#maxRequestBytes = rc.maxMessageBytes + FRAME_HEADER_BYTES;
+    this.#quorumReads = rc.readConsistency === 'quorum';
     const t = init.ingressTls;
     this.#ingress = new H2Server({
       settings: {
@@ -336,9 +361,15 @@ export class DataPlane implements Dispatcher {
           'malformed request message',
         );
       }
-      // An id-less Store gets its id here, once: every attempt and fallback replays it, so a
-      // node that got the write before failing holds the same memory, not a duplicate.
-      const request = op === OP.store ? assignMemoryId(body, randomUUID) : body;
+      // A Store gets its memory id (when it has none) and its last-write-wins version here,
+      // once: every attempt, replica and hint carries the same ones, so nodes that get it twice
+      // or late converge. A Consolidate gets the version its merges are written with.
+      const request =
+        op === OP.store
+          ? stampStore(body, randomUUID, this.#versions.next())
+          : op === OP.consolidate
+            ? stampConsolidate(body, this.#versions.next())
+            : body;
       const decision =
         op === OP.store
           ? router.routeStore(spaceId)
@@ -346,11 +377,19 @@ export class DataPlane implements Dispatcher {
             ? router.routeConsolidation(spaceId)
             : router.routeRecall(spaceId);
       const pool = this.#pool;
-      const { value, routing } = await router.execute(
-        decision,
-        (ctx) => forward(pool, ctx, fwd, request, call),
-        options,
-      );
+      const { value, routing } =
+        decision.strategy === RoutingStrategy.Replicated
+          ? await replicatedStore(router, pool, this.#channel, decision, fwd, path, request, options)
+          : op === OP.recall && this.#quorumReads && decision.placement.length > 1 &&
+              decision.strategy !== RoutingStrategy.LocalOnly
+            ? await quorumRecall(router, pool, decision, fwd, request, call, options, (space) => {
+                void this.#channel.repairSpace(space).catch(() => {});
+              })
+            : await router.execute(decision, (ctx) => forward(pool, ctx, fwd, request, call), options);
+      if (op === OP.consolidate && value.status === 0 && router.options.replicateWrites) {
+        // One node consolidated; its replicas take its merges by a repair before the answer.
+        await this.#channel.repairSpace(spaceId);
+      }
       if (routing.fallback) this.#metrics.fallback(op);
       if (value.status !== 0) outcome = 'upstream_error';
       this.#replies.respond(stream, value, routing);

@@ -6,23 +6,33 @@ import type { AssignmentConfig, NodeConfig } from './config.js';
  * The cluster membership as the control plane holds it: an immutable value, and commands that
  * give the next value or throw a `MembershipError` with a stable code (nothing changes on
  * error). No I/O, no clock: the control plane applies a result (publishes a table, resets
- * breakers) only after every check passed.
+ * breakers, starts streaming) only after every check passed.
  *
- * A member has a stable slot (shared breaker slot = node-state word = metrics slot), a health
- * verdict from the probes, and an operator lifecycle. The state the data plane routes by is
- * derived from the two (`routingState`), so a draining node that fails its probes and is
- * undrained comes back as down, not up.
+ * A member has a stable slot (shared breaker slot = node-state word = lag row = metrics slot),
+ * a health verdict, and an operator lifecycle. With data movement on (`moveData`, the router
+ * replicating writes), membership changes move data as Cassandra's bootstrap and decommission
+ * do: a node added is `joining` (it gets writes, serves no reads) until its spaces are
+ * streamed to it; a node removed or drained is `leaving` (it serves as before) until its spaces
+ * are streamed to their new owners, then it is gone or `drained` (a member holding nothing).
+ * A pin changed is a pending `move` the same way. Without data movement, changes apply at once
+ * and a drained node stays placed but gets no new calls (`draining`).
  */
 
-/** Health verdict of the probes (and, later, passive evidence). */
+/** Health verdict of the probes and of passive evidence (calls that succeed). */
 export const Health = Object.freeze({ Up: 'up', Down: 'down' } as const);
 export type Health = (typeof Health)[keyof typeof Health];
 
-/** What an operator asked of a node. */
+/** What an operator asked of a node, and where its data stands. */
 export const Lifecycle = Object.freeze({
   /** Serving as placed. */
   Active: 'active',
-  /** No new calls while another replica can serve (DrainNode). */
+  /** Placed for writes only until its spaces are streamed to it. */
+  Joining: 'joining',
+  /** Serving while its spaces stream to their new owners; then removed or drained. */
+  Leaving: 'leaving',
+  /** A member out of the placement (DrainNode done); undrain makes it join again. */
+  Drained: 'drained',
+  /** Without data movement: placed, but no new calls while another replica can serve. */
   Draining: 'draining',
 } as const);
 export type Lifecycle = (typeof Lifecycle)[keyof typeof Lifecycle];
@@ -32,11 +42,24 @@ export interface Member {
   readonly slot: number;
   readonly health: Health;
   readonly lifecycle: Lifecycle;
+  /** A leaving node, once its data is streamed: removed, or drained (a member). */
+  readonly leaveTo?: 'removed' | 'drained';
+}
+
+/** A pin being moved: `to` is the new pin, or null to go back to the ring's placement. */
+export interface SpaceMove {
+  readonly spaceId: string;
+  readonly to: AssignmentConfig | null;
 }
 
 /** The state a member is routed by (the Router's NodeState, published per node slot). */
 export function routingState(m: Member): NodeState {
   return m.lifecycle === Lifecycle.Draining ? NodeState.Draining : m.health;
+}
+
+/** Members placed on the ring (joining and leaving included; drained ones are not). */
+export function isPlaced(m: Member): boolean {
+  return m.lifecycle !== Lifecycle.Drained;
 }
 
 export const MEMBERSHIP_ERROR_CODES = Object.freeze({
@@ -45,7 +68,7 @@ export const MEMBERSHIP_ERROR_CODES = Object.freeze({
   NoSuchAssignment: 'NoSuchAssignment',
   /** The node is pinned by an assignment, is the localNodeId, or is the last node. */
   InUse: 'InUse',
-  /** Drain of a draining node, undrain of one that is not. */
+  /** Drain of a draining node, undrain of one that is not, a change of a node in transit. */
   WrongLifecycle: 'WrongLifecycle',
   /** More nodes, or more node slots over the process's life, than the shared layout holds. */
   CapacityExceeded: 'CapacityExceeded',
@@ -82,28 +105,31 @@ export interface Change {
   readonly freshSlots: readonly number[];
 }
 
-export class Membership {
-  readonly #members: ReadonlyMap<string, Member>;
+interface State {
+  readonly members: ReadonlyMap<string, Member>;
   readonly assignments: readonly AssignmentConfig[];
+  readonly moves: readonly SpaceMove[];
+  readonly free: readonly number[];
+  readonly nextSlot: number;
+}
+
+export class Membership {
+  readonly #s: State;
   readonly localNodeId: string | null;
   readonly limits: MembershipLimits;
-  readonly #freeSlots: readonly number[];
-  readonly #nextSlot: number;
+  /** Membership changes move data (joining, leaving, moves) rather than apply at once. */
+  readonly moveData: boolean;
 
   private constructor(
-    members: ReadonlyMap<string, Member>,
-    assignments: readonly AssignmentConfig[],
+    s: State,
     localNodeId: string | null,
     limits: MembershipLimits,
-    freeSlots: readonly number[],
-    nextSlot: number,
+    moveData: boolean,
   ) {
-    this.#members = members;
-    this.assignments = assignments;
+    this.#s = s;
     this.localNodeId = localNodeId;
     this.limits = limits;
-    this.#freeSlots = freeSlots;
-    this.#nextSlot = nextSlot;
+    this.moveData = moveData;
   }
 
   /** The first membership: every node up and active, slots 0..n-1. */
@@ -112,126 +138,206 @@ export class Membership {
     assignments: readonly AssignmentConfig[],
     localNodeId: string | null,
     limits: MembershipLimits,
+    moveData = false,
   ): Membership {
-    const empty = new Membership(new Map(), [], localNodeId, limits, [], 0);
-    let m = empty;
+    let m = new Membership(
+      { members: new Map(), assignments: [], moves: [], free: [], nextSlot: 0 },
+      localNodeId,
+      limits,
+      false, // the first nodes hold the data: they start active
+    );
     for (const node of nodes) m = m.add(node).next;
     m.#checkNodeCount(m.size, 'nodes');
-    return new Membership(m.#members, [...assignments], localNodeId, limits, [], m.#nextSlot);
+    return new Membership({ ...m.#s, assignments: [...assignments] }, localNodeId, limits, moveData);
   }
 
   get size(): number {
-    return this.#members.size;
+    return this.#s.members.size;
   }
 
   /** Members in the order they joined. */
   get members(): IterableIterator<Member> {
-    return this.#members.values();
+    return this.#s.members.values();
   }
 
   get nodes(): NodeConfig[] {
-    return [...this.#members.values()].map((m) => m.node);
+    return [...this.#s.members.values()].map((m) => m.node);
+  }
+
+  get assignments(): readonly AssignmentConfig[] {
+    return this.#s.assignments;
+  }
+
+  /** Pins being moved (their data streams before they apply). */
+  get moves(): readonly SpaceMove[] {
+    return this.#s.moves;
   }
 
   get(id: string): Member | undefined {
-    return this.#members.get(id);
+    return this.#s.members.get(id);
+  }
+
+  /** Members that count for a partition (placed for reads), and those of them up. */
+  get serving(): { total: number; up: number } {
+    let total = 0;
+    let up = 0;
+    for (const m of this.#s.members.values()) {
+      if (m.lifecycle === Lifecycle.Drained || m.lifecycle === Lifecycle.Joining) continue;
+      total++;
+      if (m.health === Health.Up) up++;
+    }
+    return { total, up };
   }
 
   /** Members whose health is up (draining ones included: they answer). */
   get reachable(): number {
     let n = 0;
-    for (const m of this.#members.values()) if (m.health === Health.Up) n++;
+    for (const m of this.#s.members.values()) if (m.health === Health.Up) n++;
     return n;
   }
 
   add(node: NodeConfig): Change {
-    if (this.#members.has(node.id)) {
+    if (this.#s.members.has(node.id)) {
       throw new MembershipError('AlreadyAMember', 'node.id', node.id, 'is already a member');
     }
+    for (const m of this.#s.members.values()) {
+      if (m.node.address === node.address) {
+        throw new MembershipError('InUse', 'node.address', node.address, `is ${m.node.id}'s`);
+      }
+    }
     this.#checkNodeCount(this.size + 1, 'node.id', node.id);
-    const { slot, free, next } = this.#takeSlot(node.id);
-    const members = new Map(this.#members);
-    members.set(node.id, { node, slot, health: Health.Up, lifecycle: Lifecycle.Active });
-    return {
-      next: this.#with(members, this.assignments, free, next),
-      reason: `add ${node.id}`,
-      freshSlots: [slot],
-    };
+    const { slot, free, next } = slotFrom(this.#s.free, this.#s.nextSlot, this.limits.maxSlots, node.id);
+    const lifecycle = this.moveData && this.size > 0 ? Lifecycle.Joining : Lifecycle.Active;
+    const members = new Map(this.#s.members);
+    members.set(node.id, { node, slot, health: Health.Up, lifecycle });
+    return this.#change({ members, free, nextSlot: next }, `add ${node.id}`, [slot]);
   }
 
+  /**
+   * Removes a node: with data movement an active node leaves first (its spaces stream to their
+   * new owners); a joining or drained one, or any without data movement, goes at once.
+   */
   remove(id: string): Change {
     const m = this.#require(id, 'id');
-    if (id === this.localNodeId) {
-      throw new MembershipError('InUse', 'id', id, 'is the localNodeId');
-    }
-    const used = this.assignments.find((a) => a.primary === id || a.replicas.includes(id));
+    if (id === this.localNodeId) throw new MembershipError('InUse', 'id', id, 'is the localNodeId');
+    const pins = [...this.#s.assignments, ...this.#s.moves.flatMap((x) => (x.to ? [x.to] : []))];
+    const used = pins.find((a) => a.primary === id || a.replicas.includes(id));
     if (used !== undefined) {
       throw new MembershipError('InUse', 'id', id, `is pinned by space ${used.spaceId}`);
     }
-    if (this.size === 1) throw new MembershipError('InUse', 'id', id, 'is the last node');
-    const members = new Map(this.#members);
-    members.delete(id);
-    return {
-      next: this.#with(members, this.assignments, [...this.#freeSlots, m.slot], this.#nextSlot),
-      reason: `remove ${id}`,
-      freshSlots: [],
-    };
+    if (this.#placedCount() === 1 && isPlaced(m)) {
+      throw new MembershipError('InUse', 'id', id, 'is the last node');
+    }
+    if (m.lifecycle === Lifecycle.Leaving) {
+      return this.#update({ ...m, leaveTo: 'removed' }, `remove ${id} (after leaving)`);
+    }
+    if (this.moveData && (m.lifecycle === Lifecycle.Active || m.lifecycle === Lifecycle.Draining)) {
+      return this.#update({ ...m, lifecycle: Lifecycle.Leaving, leaveTo: 'removed' }, `leave ${id}`);
+    }
+    return this.#drop(m, `remove ${id}`);
   }
 
   drain(id: string): Change {
     const m = this.#require(id, 'id');
-    if (m.lifecycle === Lifecycle.Draining) {
-      throw new MembershipError('WrongLifecycle', 'id', id, 'is already draining');
+    if (!this.moveData) {
+      if (m.lifecycle === Lifecycle.Draining) {
+        throw new MembershipError('WrongLifecycle', 'id', id, 'is already draining');
+      }
+      return this.#update({ ...m, lifecycle: Lifecycle.Draining }, `drain ${id}`);
     }
-    return this.#update({ ...m, lifecycle: Lifecycle.Draining }, `drain ${id}`);
+    if (m.lifecycle === Lifecycle.Joining) {
+      return this.#update({ ...m, lifecycle: Lifecycle.Drained }, `drain ${id} (was joining)`);
+    }
+    if (m.lifecycle !== Lifecycle.Active) {
+      throw new MembershipError('WrongLifecycle', 'id', id, `is ${m.lifecycle}`);
+    }
+    if (this.#placedCount() === 1) throw new MembershipError('InUse', 'id', id, 'is the last node');
+    return this.#update({ ...m, lifecycle: Lifecycle.Leaving, leaveTo: 'drained' }, `drain ${id}`);
   }
 
   undrain(id: string): Change {
     const m = this.#require(id, 'id');
-    if (m.lifecycle !== Lifecycle.Draining) {
-      throw new MembershipError('WrongLifecycle', 'id', id, 'is not draining');
+    if (m.lifecycle === Lifecycle.Draining) {
+      return this.#update({ ...m, lifecycle: Lifecycle.Active }, `undrain ${id}`);
     }
-    return this.#update({ ...m, lifecycle: Lifecycle.Active }, `undrain ${id}`);
+    if (m.lifecycle === Lifecycle.Drained) {
+      const lifecycle = this.moveData ? Lifecycle.Joining : Lifecycle.Active;
+      return this.#update({ ...m, lifecycle }, `undrain ${id}`);
+    }
+    if (m.lifecycle === Lifecycle.Leaving && m.leaveTo === 'drained') {
+      return this.#update({ node: m.node, slot: m.slot, health: m.health, lifecycle: 'active' }, `undrain ${id}`);
+    }
+    throw new MembershipError('WrongLifecycle', 'id', id, 'is not draining');
   }
 
-  /** Pins a space (replacing its pin); every node it names must be a member. */
+  /** A joining node's spaces are streamed to it: it serves reads from now on. */
+  completeJoin(id: string): Change {
+    const m = this.#require(id, 'id');
+    if (m.lifecycle !== Lifecycle.Joining) {
+      throw new MembershipError('WrongLifecycle', 'id', id, 'is not joining');
+    }
+    return this.#update({ ...m, lifecycle: Lifecycle.Active }, `joined ${id}`);
+  }
+
+  /** A leaving node's spaces are streamed to their new owners: it goes (or stays drained). */
+  completeLeave(id: string): Change {
+    const m = this.#require(id, 'id');
+    if (m.lifecycle !== Lifecycle.Leaving) {
+      throw new MembershipError('WrongLifecycle', 'id', id, 'is not leaving');
+    }
+    if (m.leaveTo === 'drained') {
+      return this.#update({ node: m.node, slot: m.slot, health: m.health, lifecycle: 'drained' }, `drained ${id}`);
+    }
+    return this.#drop(m, `left ${id}`);
+  }
+
+  /** Pins a space (replacing its pin); with data movement the pin is a move until streamed. */
   assign(a: AssignmentConfig): Change {
     for (const [field, id] of [
       ['assignment.primary', a.primary],
       ...a.replicas.map((r, i) => [`assignment.replicas[${i}]`, r] as const),
     ] as const) {
-      if (!this.#members.has(id)) {
-        throw new MembershipError('NotAMember', field, id, 'is not a member');
+      const m = this.#s.members.get(id);
+      if (m === undefined) throw new MembershipError('NotAMember', field, id, 'is not a member');
+      if (m.lifecycle !== Lifecycle.Active && m.lifecycle !== Lifecycle.Draining) {
+        throw new MembershipError('WrongLifecycle', field, id, `is ${m.lifecycle}`);
       }
     }
-    const assignments = [...this.assignments.filter((x) => x.spaceId !== a.spaceId), a];
-    return {
-      next: this.#with(this.#members, assignments, this.#freeSlots, this.#nextSlot),
-      reason: `assign ${a.spaceId} -> ${a.primary}`,
-      freshSlots: [],
-    };
+    if (this.moveData) return this.#move({ spaceId: a.spaceId, to: a }, `move ${a.spaceId} -> ${a.primary}`);
+    const assignments = [...this.#s.assignments.filter((x) => x.spaceId !== a.spaceId), a];
+    return this.#change({ assignments }, `assign ${a.spaceId} -> ${a.primary}`);
   }
 
   unassign(spaceId: string): Change {
-    if (!this.assignments.some((a) => a.spaceId === spaceId)) {
+    if (!this.#s.assignments.some((a) => a.spaceId === spaceId)) {
       throw new MembershipError('NoSuchAssignment', 'spaceId', spaceId, 'has no assignment');
     }
-    const assignments = this.assignments.filter((a) => a.spaceId !== spaceId);
-    return {
-      next: this.#with(this.#members, assignments, this.#freeSlots, this.#nextSlot),
-      reason: `unassign ${spaceId}`,
-      freshSlots: [],
-    };
+    if (this.moveData) return this.#move({ spaceId, to: null }, `move ${spaceId} -> ring`);
+    const assignments = this.#s.assignments.filter((a) => a.spaceId !== spaceId);
+    return this.#change({ assignments }, `unassign ${spaceId}`);
+  }
+
+  /** A moved pin's data is streamed: the pin (or the ring placement) applies. */
+  completeMove(spaceId: string): Change {
+    const move = this.#s.moves.find((x) => x.spaceId === spaceId);
+    if (move === undefined) {
+      throw new MembershipError('NoSuchAssignment', 'spaceId', spaceId, 'is not being moved');
+    }
+    const assignments = this.#s.assignments.filter((a) => a.spaceId !== spaceId);
+    if (move.to !== null) assignments.push(move.to);
+    const moves = this.#s.moves.filter((x) => x.spaceId !== spaceId);
+    return this.#change({ assignments, moves }, `moved ${spaceId}`);
   }
 
   /**
-   * Replaces the node list (SIGHUP: the file wins). Members not in `nodes` leave, new ones
-   * join, a member whose address or zone changed keeps its slot but starts over (up, active,
-   * fresh breaker); the others keep their state. Pins must still name members.
+   * Replaces the node list (SIGHUP: the file wins). Members not in `nodes` are removed (they
+   * leave first with data movement), new ones are added (they join), a member whose address or
+   * zone changed keeps its slot but starts over (up, fresh breaker); the others keep their
+   * state. Pins must still name members.
    */
   reload(nodes: readonly NodeConfig[]): Change & { added: string[]; removed: string[] } {
     const ids = new Set(nodes.map((n) => n.id));
-    for (const a of this.assignments) {
+    for (const a of this.#s.assignments) {
       for (const id of [a.primary, ...a.replicas]) {
         if (!ids.has(id)) {
           throw new MembershipError('InUse', 'nodes', id, `is pinned by space ${a.spaceId}`);
@@ -242,60 +348,73 @@ export class Membership {
       throw new MembershipError('InUse', 'nodes', this.localNodeId, 'is the localNodeId');
     }
     this.#checkNodeCount(nodes.length, 'nodes');
-    const removed = [...this.#members.keys()].filter((id) => !ids.has(id));
-    const added = nodes.filter((n) => !this.#members.has(n.id)).map((n) => n.id);
-    let free = [...this.#freeSlots];
-    for (const id of removed) free.push(this.#members.get(id)!.slot);
-    let nextSlot = this.#nextSlot;
-    const members = new Map<string, Member>();
+    const removed = [...this.#s.members.keys()].filter((id) => !ids.has(id));
+    const added = nodes.filter((n) => !this.#s.members.has(n.id)).map((n) => n.id);
+    let m: Membership = this;
     const fresh: number[] = [];
     for (const node of nodes) {
-      const old = this.#members.get(node.id);
-      if (old !== undefined && old.node.address === node.address && old.node.zone === node.zone) {
-        members.set(node.id, old);
+      const old = m.get(node.id);
+      if (old === undefined || (old.node.address === node.address && old.node.zone === node.zone)) {
         continue;
       }
-      let slot: number;
-      if (old !== undefined) slot = old.slot;
-      else {
-        const taken = slotFrom(free, nextSlot, this.limits.maxSlots, node.id);
-        slot = taken.slot;
-        free = taken.free;
-        nextSlot = taken.next;
-      }
-      fresh.push(slot);
-      members.set(node.id, { node, slot, health: Health.Up, lifecycle: Lifecycle.Active });
+      const members = new Map(m.#s.members);
+      members.set(node.id, { ...old, node, health: Health.Up });
+      fresh.push(old.slot);
+      m = m.#change({ members }, 'reload').next;
     }
-    return {
-      next: this.#with(members, this.assignments, free, nextSlot),
-      reason: 'reload',
-      freshSlots: fresh,
-      added,
-      removed,
-    };
+    for (const id of removed) {
+      const member = m.get(id)!;
+      if (member.lifecycle === Lifecycle.Leaving && member.leaveTo === 'removed') continue;
+      m = m.remove(id).next;
+    }
+    for (const node of nodes) {
+      if (m.get(node.id) !== undefined) continue;
+      const change = m.add(node);
+      fresh.push(...change.freshSlots);
+      m = change.next;
+    }
+    return { next: m, reason: 'reload', freshSlots: fresh, added, removed };
   }
 
   /** A health verdict; the same membership when it changes nothing. */
   setHealth(id: string, health: Health): Membership {
-    const m = this.#members.get(id);
+    const m = this.#s.members.get(id);
     if (m === undefined || m.health === health) return this;
     return this.#update({ ...m, health }, `${id} ${health}`).next;
   }
 
+  #placedCount(): number {
+    let n = 0;
+    for (const m of this.#s.members.values()) if (isPlaced(m)) n++;
+    return n;
+  }
+
   #require(id: string, field: string): Member {
-    const m = this.#members.get(id);
+    const m = this.#s.members.get(id);
     if (m === undefined) throw new MembershipError('NotAMember', field, id, 'is not a member');
     return m;
   }
 
+  #drop(m: Member, reason: string): Change {
+    const members = new Map(this.#s.members);
+    members.delete(m.node.id);
+    return this.#change({ members, free: [...this.#s.free, m.slot] }, reason);
+  }
+
+  #move(move: SpaceMove, reason: string): Change {
+    const moves = [...this.#s.moves.filter((x) => x.spaceId !== move.spaceId), move];
+    return this.#change({ moves }, reason);
+  }
+
   #update(m: Member, reason: string): Change {
-    const members = new Map(this.#members);
+    const members = new Map(this.#s.members);
     members.set(m.node.id, m);
-    return {
-      next: this.#with(members, this.assignments, this.#freeSlots, this.#nextSlot),
-      reason,
-      freshSlots: [],
-    };
+    return this.#change({ members }, reason);
+  }
+
+  #change(patch: Partial<State>, reason: string, freshSlots: readonly number[] = []): Change {
+    const next = new Membership({ ...this.#s, ...patch }, this.localNodeId, this.limits, this.moveData);
+    return { next, reason, freshSlots };
   }
 
   #checkNodeCount(count: number, field: string, value: unknown = count): void {
@@ -308,19 +427,6 @@ export class Membership {
       );
     }
     if (count === 0) throw new MembershipError('InUse', field, [], 'the last node cannot go');
-  }
-
-  #takeSlot(id: string): { slot: number; free: readonly number[]; next: number } {
-    return slotFrom(this.#freeSlots, this.#nextSlot, this.limits.maxSlots, id);
-  }
-
-  #with(
-    members: ReadonlyMap<string, Member>,
-    assignments: readonly AssignmentConfig[],
-    free: readonly number[],
-    nextSlot: number,
-  ): Membership {
-    return new Membership(members, assignments, this.localNodeId, this.limits, free, nextSlot);
   }
 }
 

@@ -63,6 +63,9 @@ export class Replies {
         routing.fallback,
         strategy,
         routing.tableEpoch,
+        routing.acknowledged,
+        routing.asked,
+        routing.degraded,
       ) ?? r.body;
     const enc = headerValue(r.headers, 'grpc-encoding');
     stream.sendHeaders(
@@ -134,6 +137,15 @@ export class Replies {
       'x-engram-epoch',
       this.epochString(routing.tableEpoch),
     );
+    if (routing.asked > 0) {
+      out.push(
+        'x-engram-acknowledged',
+        intString(routing.acknowledged),
+        'x-engram-asked',
+        intString(routing.asked),
+      );
+    }
+    if (routing.degraded) out.push('x-engram-degraded', 'true');
   }
 
   /** A node id as a header value (percent-encoded unless printable ASCII), cached. */

@@ -1,14 +1,14 @@
 import { buildRing, type Ring, type TableWriter } from '@engram/ring';
 import { C_NODE_STATE, C_PARTITIONED, MAX_NODE_SLOTS, NODE_STATE } from './layout.js';
-import { type Membership, routingState } from './membership.js';
+import { isPlaced, Lifecycle, type Membership, routingState } from './membership.js';
 
 /**
  * Partitioned: fewer than a majority of the members answer their probes. While partitioned
  * the data plane routes LocalOnly (the seed's rule).
  */
 export function isPartitioned(membership: Membership): boolean {
-  const total = membership.size;
-  return total > 0 && membership.reachable < Math.floor(total / 2) + 1;
+  const { total, up } = membership.serving;
+  return total > 0 && up < Math.floor(total / 2) + 1;
 }
 
 export interface PlacementSettings {
@@ -46,18 +46,31 @@ export class TablePublisher {
 
   /** The ring of `membership`; throws (ring or capacity errors) without publishing anything. */
   ringFor(membership: Membership): Ring {
-    const nodes = membership.nodes.map((n) => ({ id: n.id, address: n.address, zone: n.zone }));
-    const key = JSON.stringify([nodes, membership.assignments]);
+    const placed = [...membership.members].filter(isPlaced);
+    const nodes = placed.map((m) => ({ id: m.node.id, address: m.node.address, zone: m.node.zone }));
+    const joining = placed.filter((m) => m.lifecycle === Lifecycle.Joining).map((m) => m.node.id);
+    const leaving = placed.filter((m) => m.lifecycle === Lifecycle.Leaving).map((m) => m.node.id);
+    const moves = membership.moves;
+    const key = JSON.stringify([nodes, membership.assignments, joining, leaving, moves]);
     if (key === this.#ringKey && this.#ring !== undefined) return this.#ring;
     const ring = buildRing({
       nodes,
       replicationFactor: this.#settings.replicationFactor,
       vnodesPerNode: this.#settings.vnodesPerNode,
       assignments: membership.assignments,
+      joining,
+      leaving,
+      pendingAssignments: pendingPins(moves),
     });
     this.#ring = ring;
     this.#ringKey = key;
     return ring;
+  }
+
+  /** The ring last built (current placements and, while data moves, future ones). */
+  get ring(): Ring {
+    if (this.#ring === undefined) throw new Error('nothing published yet');
+    return this.#ring;
   }
 
   /**

@@ -103,17 +103,24 @@ export function appendRouting(
   fallback: boolean,
   strategy: Buffer,
   epoch: number,
+  acknowledged = 0,
+  asked = 0,
+  degraded = false,
 ): Buffer | null {
   if (frame.length < FRAME_HEADER_BYTES || frame[0] !== 0) return null;
   const msgLen = frame.readUInt32BE(1);
   if (FRAME_HEADER_BYTES + msgLen !== frame.length) return null;
-  // RoutingInfo body: 1 served_by, 2 attempts, 3 fallback, 4 strategy, 5 table_epoch.
+  // RoutingInfo body: 1 served_by, 2 attempts, 3 fallback, 4 strategy, 5 table_epoch,
+  // 6 acknowledged, 7 asked, 8 degraded.
   let inner = 0;
   if (servedBy.length > 0) inner += 1 + varintLength(servedBy.length) + servedBy.length;
   if (attempts > 0) inner += 1 + varintLength(attempts);
   if (fallback) inner += 2;
   if (strategy.length > 0) inner += 1 + varintLength(strategy.length) + strategy.length;
   if (epoch > 0) inner += 1 + varintLength(epoch);
+  if (acknowledged > 0) inner += 1 + varintLength(acknowledged);
+  if (asked > 0) inner += 1 + varintLength(asked);
+  if (degraded) inner += 2;
   const field = 1 + varintLength(inner) + inner;
   const out = Buffer.allocUnsafe(frame.length + field);
   frame.copy(out, 0);
@@ -142,6 +149,18 @@ export function appendRouting(
   if (epoch > 0) {
     out[at++] = 5 << 3;
     at = writeVarint(out, at, epoch);
+  }
+  if (acknowledged > 0) {
+    out[at++] = 6 << 3;
+    at = writeVarint(out, at, acknowledged);
+  }
+  if (asked > 0) {
+    out[at++] = 7 << 3;
+    at = writeVarint(out, at, asked);
+  }
+  if (degraded) {
+    out[at++] = 8 << 3;
+    out[at++] = 1;
   }
   return out;
 }
@@ -230,6 +249,20 @@ function skipValue(buf: Uint8Array, wire: number, end: number): boolean {
  * length varint and the gRPC frame length fixed.
  */
 export function assignMemoryId(frame: Buffer, newId: () => string): Buffer {
+  return stampStore(frame, newId, 0);
+}
+
+const MEMORY_VERSION_TAG = 6 << 3; // varint
+const CONSOLIDATE_VERSION_TAG = 3 << 3; // varint
+
+/**
+ * `assignMemoryId`, and the write's last-write-wins version too: a Memory whose `version`
+ * (field 6) is absent or 0 gets `version` appended (when `version` > 0), in the same rewrite as
+ * the id. Every attempt, replica and hint of the Store then carries one id and one version, so
+ * nodes applying it twice or out of order converge. Same rules as `assignMemoryId` otherwise
+ * (last occurrence wins; compressed or malformed frames are returned as they are).
+ */
+export function stampStore(frame: Buffer, newId: () => string, version: number): Buffer {
   if (frame.length < FRAME_HEADER_BYTES || frame[0] !== 0) return frame;
   const len = frame.readUInt32BE(1);
   const end = FRAME_HEADER_BYTES + len;
@@ -250,23 +283,36 @@ export function assignMemoryId(frame: Buffer, newId: () => string): Buffer {
     }
   }
   if (pos !== end || tagAt < 0) return frame;
-  // Inside the Memory: the last field 1 decides (proto3 scalars: last one wins).
+  // Inside the Memory: the last field 1 and the last field 6 decide (proto3: last one wins).
   let hasId = false;
+  let hasVersion = false;
   pos = memStart;
   while (pos < memEnd) {
     const tag = readVarint(frame, memEnd);
+    if (tag === MEMORY_VERSION_TAG) {
+      const v = readVarint(frame, memEnd);
+      if (v < 0) return frame;
+      hasVersion = v !== 0;
+      continue;
+    }
     if (tag <= 0 || !skipValue(frame, tag & 7, memEnd)) return frame;
     if (tag === MEMORY_ID_TAG) hasId = pos > lenStart;
   }
-  if (hasId || pos !== memEnd) return frame;
-  const id = newId();
-  if (Buffer.byteLength(id) !== UUID_BYTES)
-    throw new RangeError(`newId() must return a UUID, got ${JSON.stringify(id)}`);
+  if (pos !== memEnd) return frame;
+  const addVersion = !hasVersion && version > 0;
+  if (hasId && !addVersion) return frame;
+  let id = '';
+  if (!hasId) {
+    id = newId();
+    if (Buffer.byteLength(id) !== UUID_BYTES)
+      throw new RangeError(`newId() must return a UUID, got ${JSON.stringify(id)}`);
+  }
+  const extra = (hasId ? 0 : ID_FIELD_BYTES) + (addVersion ? 1 + varintLength(version) : 0);
   const memLen = memEnd - memStart;
-  const newMemLen = memLen + ID_FIELD_BYTES;
+  const newMemLen = memLen + extra;
   const oldHeader = memStart - tagAt;
   const newHeader = 1 + varintLength(newMemLen);
-  const outLen = len + ID_FIELD_BYTES + newHeader - oldHeader;
+  const outLen = len + extra + newHeader - oldHeader;
   const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + outLen);
   out[0] = 0;
   out.writeUInt32BE(outLen, 1);
@@ -274,10 +320,48 @@ export function assignMemoryId(frame: Buffer, newId: () => string): Buffer {
   out[w++] = STORE_MEMORY_TAG;
   w = writeVarint(out, w, newMemLen);
   w += frame.copy(out, w, memStart, memEnd);
-  out[w++] = MEMORY_ID_TAG;
-  out[w++] = UUID_BYTES;
-  w += out.write(id, w, 'latin1');
+  if (!hasId) {
+    out[w++] = MEMORY_ID_TAG;
+    out[w++] = UUID_BYTES;
+    w += out.write(id, w, 'latin1');
+  }
+  if (addVersion) {
+    out[w++] = MEMORY_VERSION_TAG;
+    w = writeVarint(out, w, version);
+  }
   frame.copy(out, w, memEnd, end);
+  return out;
+}
+
+/**
+ * Gives a ConsolidateRequest frame its `version` (field 3) when it has none (absent or 0, last
+ * occurrence wins): the version the node gives what the consolidation writes, so replicas
+ * repaired from it converge. Returns the frame itself otherwise, or when malformed/compressed.
+ */
+export function stampConsolidate(frame: Buffer, version: number): Buffer {
+  if (frame.length < FRAME_HEADER_BYTES || frame[0] !== 0) return frame;
+  const len = frame.readUInt32BE(1);
+  const end = FRAME_HEADER_BYTES + len;
+  if (end !== frame.length) return frame;
+  let hasVersion = false;
+  pos = FRAME_HEADER_BYTES;
+  while (pos < end) {
+    const tag = readVarint(frame, end);
+    if (tag === CONSOLIDATE_VERSION_TAG) {
+      const v = readVarint(frame, end);
+      if (v < 0) return frame;
+      hasVersion = v !== 0;
+      continue;
+    }
+    if (tag <= 0 || !skipValue(frame, tag & 7, end)) return frame;
+  }
+  if (pos !== end || hasVersion) return frame;
+  const extra = 1 + varintLength(version);
+  const out = Buffer.allocUnsafe(frame.length + extra);
+  frame.copy(out, 0);
+  out.writeUInt32BE(len + extra, 1);
+  out[frame.length] = CONSOLIDATE_VERSION_TAG;
+  writeVarint(out, frame.length + 1, version);
   return out;
 }
 

@@ -1,6 +1,8 @@
 import { Worker } from 'node:worker_threads';
 import { backoffDelay, type Clock } from '@engram/retry';
 import type { Logger } from 'pino';
+import { type ChannelRequest, serveChannelRequest } from './control-channel.js';
+import type { ControlChannel } from './data-plane.js';
 import { SocketDuplicator } from './socket-dup.js';
 import type { Timers } from './timers.js';
 import type { WorkerInit, WorkerMessage } from './worker.js';
@@ -81,6 +83,8 @@ export interface WorkerSupervisorInit {
   readonly policy?: RestartPolicy;
   /** A worker exited unexpectedly (before any restart): its gauges must be zeroed. */
   readonly onExit?: (thread: number) => void;
+  /** Serves a worker's request to the control plane (hints, repairs). */
+  readonly channel: ControlChannel;
 }
 
 const WORKER_URL = new URL('./worker.js', import.meta.url);
@@ -190,6 +194,13 @@ export class WorkerSupervisor {
   #watch(thread: number, worker: Worker): void {
     this.#workers[thread] = worker;
     worker.once('exit', (code) => this.#onExit(thread, worker, code));
+    worker.on('message', (msg: WorkerMessage) => {
+      if (msg.type === 'hint' || msg.type === 'repair') {
+        serveChannelRequest(this.#init.channel, msg as ChannelRequest, (reply) => {
+          if (this.#workers[thread] === worker) worker.postMessage(reply);
+        });
+      }
+    });
   }
 
   /** A worker exited while the router runs: restart it on a fresh socket duplicate, or give up. */

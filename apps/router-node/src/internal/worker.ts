@@ -1,5 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { pino } from 'pino';
+import { type ChannelReply, type ChannelRequest, PortChannel } from './control-channel.js';
 import { DataPlane, type DataPlaneInit } from './data-plane.js';
 
 /** What the control plane posts to a data-plane worker. */
@@ -11,7 +12,8 @@ export interface WorkerInit extends DataPlaneInit {
 export type WorkerMessage =
   | { type: 'listening'; port: number; fd: number }
   | { type: 'drained'; left: number }
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string }
+  | ChannelRequest;
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -20,7 +22,8 @@ const log = pino(
   pino.destination({ dest: 2, sync: true }),
 );
 
-const plane = new DataPlane(init, log);
+const channel = new PortChannel(port);
+const plane = new DataPlane(init, log, channel);
 plane.listen(init.listen).then(
   (boundPort) => {
     port.postMessage({
@@ -37,7 +40,11 @@ plane.listen(init.listen).then(
   },
 );
 
-port.on('message', (msg: { type: 'drain'; graceMs: number } | { type: 'test-crash' }) => {
+port.on('message', (msg: { type: 'drain'; graceMs: number } | { type: 'test-crash' } | ChannelReply) => {
+  if (msg.type === 'done') {
+    channel.onReply(msg);
+    return;
+  }
   if (msg.type === 'test-crash') {
     // Test builds only: an uncaught exception, the way a real bug would end this thread.
     if (process.env.NODE_ENV === 'test') {

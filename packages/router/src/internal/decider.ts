@@ -2,6 +2,7 @@ import type { BreakerTable } from '@engram/breaker';
 import type { NodeInfo, PlacementTable } from '@engram/ring';
 import type { BreakerSlots } from './breaker-slots.js';
 import { InvalidArgumentError, NoAssignmentError, NoLocalDataError } from './errors.js';
+import { LagTable } from './lag.js';
 import {
   NodeState,
   type NodeStates,
@@ -17,9 +18,10 @@ const INITIAL_SCRATCH = 16;
 
 /** Target ranks: lower is tried first; DRAINING is left out while any node is up. */
 const RANK_UP = 0;
-const RANK_UP_OPEN = 1;
-const RANK_DOWN = 2;
-const RANK_DRAINING = 3;
+const RANK_UP_BEHIND = 1;
+const RANK_UP_OPEN = 2;
+const RANK_DOWN = 3;
+const RANK_DRAINING = 4;
 
 export interface DeciderInit {
   readonly table: PlacementTable;
@@ -29,6 +31,10 @@ export interface DeciderInit {
   readonly nodeStates: NodeStates | undefined;
   readonly localNodeId: string | undefined;
   readonly maxSpaceIdLength: number;
+  /** Stores go to every replica (`Replicated`) rather than to the primary. */
+  readonly replicateWrites: boolean;
+  /** Which replicas lack acknowledged writes: reads prefer the others. */
+  readonly lag: LagTable | undefined;
 }
 
 /**
@@ -37,10 +43,17 @@ export interface DeciderInit {
  *
  * Target order (when the strategy allows fall-back): the placement's nodes ranked by
  * (1) up (replicas with a closed or half-open breaker; the primary whatever its breaker, which
- * refuses it without a call when open), (2) up replicas with an open breaker, (3) down;
- * draining nodes get no new calls while any node is up. Within a rank, placement order. When no node is
- * up, placement order as is (health checks lag; a call may still succeed). Without fall-back
- * the placement's primary is the only target, whatever its state.
+ * refuses it without a call when open), (2) for reads, up replicas known to lack an
+ * acknowledged write of the space (LagTable), (3) up replicas with an open breaker, (4) down;
+ * draining nodes get no new calls while any node is up. Within a rank, placement order. When
+ * no node is up, placement order as is (health checks lag; a call may still succeed). Without
+ * fall-back the placement's primary is the only target, whatever its state.
+ *
+ * Stores with `replicateWrites` go to the whole placement (plus the pending owners of a space
+ * being moved). While the router is partitioned (a minority of nodes up) without a
+ * `localNodeId`, a space is served by its reachable replicas and the decision is `degraded`;
+ * a space with none up fails at once with NoLocalData. With a `localNodeId` the seed's
+ * LocalOnly rule holds.
  */
 export class Decider {
   readonly #table: PlacementTable;
@@ -50,7 +63,12 @@ export class Decider {
   readonly #nodeStates: NodeStates | undefined;
   readonly #localNodeId: string | undefined;
   readonly #maxSpaceIdLength: number;
+  readonly #replicateWrites: boolean;
+  readonly #lag: LagTable | undefined;
   #scratch: Uint16Array;
+  readonly #pendingScratch: Uint16Array;
+  /** Set by #order: some node of the placement it ranked is up. */
+  #anyUp = true;
   /** Rank per placement position (reused). */
   #ranks = new Uint8Array(INITIAL_SCRATCH);
 
@@ -62,6 +80,9 @@ export class Decider {
     this.#nodeStates = init.nodeStates;
     this.#localNodeId = init.localNodeId;
     this.#maxSpaceIdLength = init.maxSpaceIdLength;
+    this.#replicateWrites = init.replicateWrites;
+    this.#lag = init.lag;
+    this.#pendingScratch = new Uint16Array(Math.max(INITIAL_SCRATCH, init.table.maxPlacementSize));
     this.#scratch = new Uint16Array(Math.max(INITIAL_SCRATCH, init.table.maxPlacementSize));
   }
 
@@ -99,12 +120,42 @@ export class Decider {
     const epoch = this.#slots.epoch;
     const nodes = table.nodes;
     const partitioned = this.#partition.isPartitioned();
-    if (partitioned || operation === Operation.Consolidate) {
-      return this.#localDecision(spaceId, operation, partitioned, count, nodes, epoch);
+    const localId = this.#localNodeId;
+    if (localId !== undefined && (partitioned || operation === Operation.Consolidate)) {
+      return this.#localDecision(spaceId, operation, localId, count, nodes, epoch);
     }
     const scratch = this.#scratch;
     const placement: NodeInfo[] = new Array(count);
     for (let i = 0; i < count; i++) placement[i] = nodes[scratch[i]!]!;
+    const isRead = operation === Operation.Recall || operation === Operation.Query;
+    const replicated = operation === Operation.Store && this.#replicateWrites;
+    // Rank every placement when it may matter: fall-back, a partition (which replica is
+    // reachable), consolidation (the first up node runs it).
+    const ranked =
+      (fallback && count > 1) || partitioned || operation === Operation.Consolidate
+        ? this.#order(placement, count, isRead ? LagTable.bucketOf(spaceId) : -1)
+        : placement;
+    if (partitioned && !this.#anyUp) {
+      throw new NoLocalDataError(spaceId, undefined, 'no replica of the space is reachable');
+    }
+    const pending = replicated && table.pending ? this.#pending(spaceId, nodes) : NO_NODES;
+    if (replicated) {
+      return {
+        spaceId,
+        primary: placement[0]!,
+        replicas: placement.slice(1),
+        placement,
+        pending,
+        degraded: partitioned,
+        strategy: RoutingStrategy.Replicated,
+        epoch,
+        operation,
+      };
+    }
+    if (operation === Operation.Consolidate) {
+      // One node consolidates (the first up one); the replicas converge by repair after it.
+      return { ...local(spaceId, ranked[0]!, operation, epoch), placement, degraded: partitioned };
+    }
     // A Store is `Primary` whatever the fall-back setting (the spec's strategy table): its
     // replicas are there for `storeFallback` only, and `execute` knows it from the operation.
     const strategy =
@@ -113,37 +164,56 @@ export class Decider {
         : fallback && operation !== Operation.Store
           ? RoutingStrategy.PrimaryWithFallback
           : RoutingStrategy.Primary;
+    const degraded = partitioned;
     if (!fallback || count === 1) {
       return {
         spaceId,
         primary: placement[0]!,
         replicas: NO_NODES,
         placement,
+        pending,
+        degraded,
         strategy,
         epoch,
         operation,
       };
     }
-    const targets = this.#order(placement, count);
     return {
       spaceId,
-      primary: targets[0]!,
-      replicas: targets.slice(1),
+      primary: ranked[0]!,
+      replicas: ranked.slice(1),
       placement,
+      pending,
+      degraded,
       strategy,
       epoch,
       operation,
     };
   }
 
-  /** The placement ranked as the class comment says; `placement` itself when nothing moves. */
-  #order(placement: NodeInfo[], count: number): NodeInfo[] {
+  /** Write-only owners of a space while a membership change moves it (see PlacementTable). */
+  #pending(spaceId: string, nodes: readonly NodeInfo[]): readonly NodeInfo[] {
+    const out = this.#pendingScratch;
+    const n = this.#table.pendingInto(spaceId, out);
+    if (n === 0) return NO_NODES;
+    const pending: NodeInfo[] = new Array(Math.min(n, out.length));
+    for (let i = 0; i < pending.length; i++) pending[i] = nodes[out[i]!]!;
+    return pending;
+  }
+
+  /**
+   * The placement ranked as the class comment says; `placement` itself when nothing moves.
+   * `bucket` ≥ 0 for reads: a replica known to lack an acknowledged write of the space's bucket
+   * (LagTable) goes behind the up ones that do not. Sets `#anyUp`.
+   */
+  #order(placement: NodeInfo[], count: number, bucket: number): NodeInfo[] {
     if (this.#ranks.length < count) this.#ranks = new Uint8Array(count);
     const ranks = this.#ranks;
     const scratch = this.#scratch;
     const slots = this.#slots.byIndex;
     const states = this.#nodeStates;
     const breakers = this.#breakers;
+    const lag = bucket >= 0 && this.#lag?.any === true ? this.#lag : undefined;
     let anyUp = false;
     let sorted = true;
     for (let i = 0; i < count; i++) {
@@ -154,14 +224,17 @@ export class Decider {
       let rank: number;
       if (state === NodeState.Up) {
         anyUp = true;
+        if (lag?.isBehind(slot, bucket)) rank = RANK_UP_BEHIND;
         // The primary keeps its place: its own breaker refuses it without a call when open.
-        rank = i > 0 && slot >= 0 && breakers.state(slot) === 'open' ? RANK_UP_OPEN : RANK_UP;
+        else if (i > 0 && slot >= 0 && breakers.state(slot) === 'open') rank = RANK_UP_OPEN;
+        else rank = RANK_UP;
       } else {
         rank = state === NodeState.Draining ? RANK_DRAINING : RANK_DOWN;
       }
       ranks[i] = rank;
       if (i > 0 && rank < ranks[i - 1]!) sorted = false;
     }
+    this.#anyUp = anyUp;
     if (!anyUp) return placement;
     if (sorted && ranks[count - 1] !== RANK_DRAINING) return placement;
     const out: NodeInfo[] = [];
@@ -171,27 +244,15 @@ export class Decider {
     return out;
   }
 
+  /** LocalOnly (a router beside a node, `localNodeId`): the local node when it holds the space. */
   #localDecision(
     spaceId: string,
     operation: Operation,
-    partitioned: boolean,
+    localId: string,
     count: number,
     nodes: readonly NodeInfo[],
     epoch: number,
   ): RoutingDecision {
-    const localId = this.#localNodeId;
-    if (localId === undefined) {
-      if (partitioned) {
-        throw new NoLocalDataError(
-          spaceId,
-          undefined,
-          'partitioned and no localNodeId is configured',
-        );
-      }
-      // Consolidation without a local node: the primary alone.
-      const primary = nodes[this.#scratch[0]!]!;
-      return local(spaceId, primary, operation, epoch);
-    }
     const localIndex = this.#table.nodeIndex(localId);
     if (localIndex >= 0) {
       const scratch = this.#scratch;
@@ -222,7 +283,30 @@ function local(
     primary: node,
     replicas: NO_NODES,
     placement: [node],
+    pending: NO_NODES,
     strategy: RoutingStrategy.LocalOnly,
+    epoch,
+    operation,
+  };
+}
+
+/**
+ * A decision for one given node, no fall-back: one replica of a replicated write or a quorum
+ * read, a hint replay. Its `fallback` is always false (the node is its own placement).
+ */
+export function singleNodeDecision(
+  node: NodeInfo,
+  spaceId: string,
+  epoch: number,
+  operation: Operation,
+): RoutingDecision {
+  return {
+    spaceId,
+    primary: node,
+    replicas: NO_NODES,
+    placement: [node],
+    pending: NO_NODES,
+    strategy: RoutingStrategy.Primary,
     epoch,
     operation,
   };

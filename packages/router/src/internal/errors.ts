@@ -18,6 +18,7 @@ export const ROUTER_ERROR_CODES = Object.freeze({
   InvalidArgument: 'InvalidArgument',
   Aborted: 'Aborted',
   RouterClosed: 'RouterClosed',
+  InsufficientReplicas: 'InsufficientReplicas',
 } as const);
 export type RouterErrorCode = (typeof ROUTER_ERROR_CODES)[keyof typeof ROUTER_ERROR_CODES];
 
@@ -178,7 +179,46 @@ const STATUS_BY_CODE: Readonly<Record<RouterErrorCode, number>> = Object.freeze(
   InvalidArgument: GrpcStatus.INVALID_ARGUMENT,
   Aborted: GrpcStatus.CANCELLED,
   RouterClosed: GrpcStatus.UNAVAILABLE,
+  InsufficientReplicas: GrpcStatus.UNAVAILABLE,
 });
+
+/**
+ * A replicated write or a quorum read did not reach the replicas its consistency level needs.
+ * For a write, as Cassandra says of its timeouts: the write was not acknowledged, but it *may*
+ * exist on the replicas that did take it (`acknowledged` of them), and replicas that missed it
+ * get hints; a retry with the same memory id and version is safe.
+ */
+export class InsufficientReplicasError extends RouterError {
+  override readonly code = 'InsufficientReplicas' as const;
+  /** Replicas the consistency level needs. */
+  readonly required: number;
+  /** Replicas that answered. */
+  readonly acknowledged: number;
+  /** Replicas asked (the space's placement). */
+  readonly asked: number;
+  readonly errors: readonly TargetError[];
+  constructor(
+    kind: 'write' | 'read',
+    required: number,
+    acknowledged: number,
+    asked: number,
+    errors: readonly TargetError[],
+  ) {
+    super(
+      'InsufficientReplicas',
+      kind === 'write'
+        ? `${acknowledged} of ${asked} replicas acknowledged the write, ${required} required; ` +
+            'it may exist on the replicas that took it'
+        : `${acknowledged} of ${asked} replicas answered the read, ${required} required`,
+      errors.length === 0 ? undefined : errors[errors.length - 1]!.error,
+    );
+    this.name = 'InsufficientReplicasError';
+    this.required = required;
+    this.acknowledged = acknowledged;
+    this.asked = asked;
+    this.errors = errors;
+  }
+}
 
 /** A gRPC status for any error the router can throw, for servers answering a client. */
 export interface GrpcStatusInfo {

@@ -498,6 +498,9 @@ export class Execution<T> {
       fallback: attempt.target.node.id !== this.#ownerId,
       strategy: this.#decision.strategy,
       tableEpoch: this.#decision.epoch,
+      acknowledged: 0,
+      asked: 0,
+      degraded: this.#decision.degraded === true,
     };
     this.#finish();
     const onComplete = this.#host.hooks.onComplete;
@@ -630,6 +633,9 @@ export class Execution<T> {
       fallback: false,
       strategy: this.#decision.strategy,
       tableEpoch: this.#decision.epoch,
+      acknowledged: 0,
+      asked: 0,
+      degraded: this.#decision.degraded === true,
     };
     if (error instanceof RouterError) {
       error.attempts = this.#attempts;

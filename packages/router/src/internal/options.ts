@@ -1,6 +1,7 @@
 import { type JitterMode, validateBackoff } from '@engram/retry';
 import { MAX_SPACE_ID_LENGTH } from '@engram/ring';
 import { InvalidArgumentError } from './errors.js';
+import { ReadConsistency, WriteConsistency } from './consistency.js';
 
 /** Hedged reads: a second attempt to the next replica when the first is slow. */
 export interface HedgeOptions {
@@ -55,6 +56,16 @@ export interface RouterOptions {
   readonly hedge?: HedgeOptions | false | undefined;
   /** Longest accepted space id, UTF-16 units. Default (and cap) MAX_SPACE_ID_LENGTH (1024). */
   readonly maxSpaceIdLength?: number | undefined;
+  /**
+   * Stores go to every replica of the space (Dynamo's coordinator), answered after
+   * `writeConsistency` acknowledgements; replicas that miss one get hints. `false` is the
+   * seed's behaviour: the primary only (with `storeFallback`). Default true.
+   */
+  readonly replicateWrites?: boolean | undefined;
+  /** Acknowledgements a replicated write waits for: 'one', 'quorum' or 'all'. Default 'quorum'. */
+  readonly writeConsistency?: WriteConsistency | undefined;
+  /** Replicas a Recall or Query reads: 'one' (first live) or 'quorum' (merged). Default 'one'. */
+  readonly readConsistency?: ReadConsistency | undefined;
 }
 
 export interface ResolvedHedge {
@@ -80,6 +91,9 @@ export interface ResolvedRouterOptions {
   readonly tryOpenLast: boolean;
   readonly hedge: ResolvedHedge | undefined;
   readonly maxSpaceIdLength: number;
+  readonly replicateWrites: boolean;
+  readonly writeConsistency: WriteConsistency;
+  readonly readConsistency: ReadConsistency;
 }
 
 /** The seed's RouterConfig defaults, plus ours. */
@@ -99,6 +113,9 @@ export const ROUTER_DEFAULTS = Object.freeze({
   tryOpenLast: true,
   hedge: false as const,
   maxSpaceIdLength: MAX_SPACE_ID_LENGTH,
+  replicateWrites: true,
+  writeConsistency: 'quorum' as WriteConsistency,
+  readConsistency: 'one' as ReadConsistency,
 });
 
 export const HEDGE_DEFAULTS = Object.freeze({
@@ -128,6 +145,13 @@ function ms(field: string, value: number, min: number, allowInfinity = false): n
     );
   }
   return value;
+}
+
+function oneOf<T extends string>(field: string, value: unknown, values: readonly T[]): T {
+  if (!values.includes(value as T)) {
+    throw new InvalidArgumentError(`options.${field}`, value, `one of ${values.join(', ')}`);
+  }
+  return value as T;
 }
 
 function bool(field: string, value: unknown): boolean {
@@ -193,6 +217,17 @@ export function resolveOptions(options: RouterOptions = {}): ResolvedRouterOptio
       options.maxSpaceIdLength ?? d.maxSpaceIdLength,
       1,
       MAX_SPACE_ID_LENGTH,
+    ),
+    replicateWrites: bool('replicateWrites', options.replicateWrites ?? d.replicateWrites),
+    writeConsistency: oneOf(
+      'writeConsistency',
+      options.writeConsistency ?? d.writeConsistency,
+      Object.values(WriteConsistency),
+    ),
+    readConsistency: oneOf(
+      'readConsistency',
+      options.readConsistency ?? d.readConsistency,
+      Object.values(ReadConsistency),
     ),
   };
   if (resolved.retryMaxDelayMs < resolved.retryBaseDelayMs) {

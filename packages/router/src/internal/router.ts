@@ -30,9 +30,21 @@ import { BreakerSlots } from './breaker-slots.js';
 import { Decider } from './decider.js';
 import { InvalidArgumentError, InvalidEndpointError, RouterClosedError } from './errors.js';
 import { Execution, type ExecutionHost } from './execution.js';
+import { GrpcReplicaAccess } from './grpc-replica-access.js';
+import { HintReplay, type ReplayCall } from './hint-replay.js';
+import { type HintStore, MemoryHintStore } from './hints.js';
+import { LagTable } from './lag.js';
+import { MemoryCalls } from './memory-calls.js';
+import { type QuorumReadOptions, QuorumRead, type ReadMerge } from './quorum-read.js';
+import { type ReplicaAccess, repairSpace, type SpaceRepair } from './repair.js';
+import {
+  type Replicated,
+  type ReplicateOptions,
+  Replication,
+  type WriteObserver,
+} from './replication.js';
 import { LatencyWindow } from './latency.js';
 import { type ResolvedRouterOptions, resolveOptions, validateExecuteOptions } from './options.js';
-import { gather, type SpaceAnswer } from './scatter-gather.js';
 import {
   type CallContext,
   type ExecuteOptions,
@@ -45,7 +57,6 @@ import {
   type RouterInit,
   type RoutingDecision,
 } from './types.js';
-import { unaryCall } from './unary.js';
 
 const NEVER_PARTITIONED: PartitionState = Object.freeze({ isPartitioned: () => false });
 
@@ -77,6 +88,13 @@ export class Router implements ExecutionHost {
   readonly #nodeStates: NodeStates | undefined;
   /** Node states at the last pool sync: a node found up again gets its connections at once. */
   readonly #lastStates = new Map<string, NodeState>();
+  /** Which replicas lack acknowledged writes (reads prefer the others). */
+  readonly lag: LagTable;
+  /** Writes replicas missed (library use; router-node keeps its own on disk). */
+  readonly hints: HintStore<ReplayCall>;
+  readonly #calls: MemoryCalls;
+  readonly #hintReplay: HintReplay;
+  #replicas: ReplicaAccess | undefined;
   #closed = false;
 
   constructor(init: RouterInit) {
@@ -122,6 +140,8 @@ export class Router implements ExecutionHost {
       this.#stopListening = undefined;
     }
     this.#slots = new BreakerSlots(table, this.breakers, this.#sharedBreakers);
+    this.lag = init.lag ?? new LagTable({ slots: this.breakers.capacity });
+    this.hints = init.hints ?? new MemoryHintStore<ReplayCall>();
     this.#decider = new Decider({
       table,
       slots: this.#slots,
@@ -130,7 +150,11 @@ export class Router implements ExecutionHost {
       nodeStates: init.nodeStates,
       localNodeId: init.localNodeId,
       maxSpaceIdLength: this.options.maxSpaceIdLength,
+      replicateWrites: this.options.replicateWrites,
+      lag: this.lag,
     });
+    this.#calls = new MemoryCalls(this);
+    this.#hintReplay = new HintReplay(this);
     this.#nodeStates = init.nodeStates;
     this.#pool = init.pool;
     this.#ownPool = init.pool === undefined;
@@ -194,100 +218,120 @@ export class Router implements ExecutionHost {
     }
   }
 
-  /** Store through the router; `response.routing` is filled. */
-  async store(request: Init<StoreRequest>, options?: ExecuteOptions): Promise<StoreResponse> {
-    const decision = this.routeStore(request.spaceId as string);
-    const memory = request.memory;
-    if (
-      this.options.assignMemoryIds &&
-      typeof memory === 'object' &&
-      memory !== null &&
-      (memory.id === undefined || memory.id === '')
-    ) {
-      request = { ...request, memory: { ...memory, id: randomUUID() } };
-    }
-    const { value, routing } = await this.execute(
-      decision,
-      (ctx) => this.#unary(ctx, MemoryServiceDefinition.Store, request),
-      options,
-    );
-    value.routing = routing;
-    return value;
+  /** Store through the router (replicated with `replicateWrites`); `response.routing` is filled. */
+  store(request: Init<StoreRequest>, options?: ExecuteOptions): Promise<StoreResponse> {
+    return this.#calls.store(request, options);
   }
 
   /** Recall through the router (hedged when `options.hedge` is set); `routing` is filled. */
-  async recall(request: Init<RecallRequest>, options?: ExecuteOptions): Promise<RecallResponse> {
-    const decision = this.routeRecall(request.spaceId as string);
-    const { value, routing } = await this.execute(
-      decision,
-      (ctx) => this.#unary(ctx, MemoryServiceDefinition.Recall, request),
-      options,
-    );
-    value.routing = routing;
-    return value;
+  recall(request: Init<RecallRequest>, options?: ExecuteOptions): Promise<RecallResponse> {
+    return this.#calls.recall(request, options);
   }
 
-  /** Consolidate on one node (see routeConsolidation); no attempt timeout by default. */
-  async consolidate(
+  /** Consolidate on one node, then repair the space's replicas (see MemoryCalls). */
+  consolidate(
     request: Init<ConsolidateRequest>,
     options?: ExecuteOptions,
   ): Promise<ConsolidateResponse> {
-    const decision = this.routeConsolidation(request.spaceId as string);
-    const { value, routing } = await this.execute(
-      decision,
-      (ctx) => this.#unary(ctx, MemoryServiceDefinition.Consolidate, request),
-      { ...options, attemptTimeoutMs: options?.attemptTimeoutMs ?? Number.POSITIVE_INFINITY },
-    );
-    value.routing = routing;
-    return value;
+    return this.#calls.consolidate(request, options);
+  }
+
+  /** Scatter-gather over many spaces: partial results and per-space errors (see `gather`). */
+  query(request: Init<QueryRequest>, options: ExecuteOptions = {}): Promise<QueryResponse> {
+    return this.#calls.query(request, options);
   }
 
   /**
-   * Scatter-gather: each distinct space to its own decision, all in parallel under one
-   * deadline. A space that fails (no route, every replica down, deadline) becomes an entry
-   * in `errors` with its gRPC status; the others' results are returned (see `gather`).
-   * Throws only for a malformed request (InvalidArgument).
+   * A replicated write (Dynamo's coordinator, see Replication): `call` runs on every replica of
+   * the decision's placement and its pending owners, and the result comes after the write
+   * consistency's number of acknowledgements. Replicas that miss it go to `options.observer`
+   * (default: this router's lag table and hint store).
    */
-  async query(request: Init<QueryRequest>, options: ExecuteOptions = {}): Promise<QueryResponse> {
-    const spaceIds = request.spaceIds;
-    if (!Array.isArray(spaceIds)) {
-      throw new InvalidArgumentError('request.spaceIds', spaceIds, 'an array of space ids');
+  replicate<T>(
+    decision: RoutingDecision,
+    call: (ctx: CallContext) => Promise<T>,
+    options: ReplicateOptions = {},
+  ): Promise<Replicated<T>> {
+    if (this.#closed) return Promise.reject(new RouterClosedError());
+    try {
+      validateExecuteOptions(options);
+      const deadline =
+        options.deadline ??
+        Deadline.after(options.deadlineMs ?? this.options.deadlineMs, this.clock);
+      const consistency = options.consistency ?? this.options.writeConsistency;
+      const observer = options.observer ?? this.#libraryObserver(call);
+      return new Replication<T>(
+        this,
+        decision,
+        call,
+        { ...options, deadline, observer },
+        consistency,
+      ).run();
+    } catch (error) {
+      return Promise.reject(error);
     }
-    validateExecuteOptions(options);
-    const unique = [...new Set(spaceIds as readonly string[])];
-    for (const spaceId of unique) this.checkSpaceId(spaceId, 'request.spaceIds[]');
-    const deadline =
-      options.deadline ?? Deadline.after(options.deadlineMs ?? this.options.deadlineMs, this.clock);
-    const perSpace: ExecuteOptions = {
-      ...options,
-      deadline,
-      operation: options.operation ?? 'query',
-    };
-    const epochs: number[] = [];
-    const settled = await Promise.allSettled(
-      unique.map(async (spaceId): Promise<Routed<SpaceAnswer>> => {
-        // async: a space without a route (NoLocalData, NoAssignment) becomes that space's error.
-        const decision = this.#decide(spaceId, Operation.Query, this.options.replicaFallback);
-        epochs.push(decision.epoch);
-        const sub: Init<QueryRequest> = {
-          spaceIds: [spaceId],
-          cue: request.cue ?? null,
-          limit: request.limit ?? 0,
-        };
-        return this.execute(
-          decision,
-          (ctx) => this.#unary(ctx, MemoryServiceDefinition.Query, sub),
-          perSpace,
-        );
-      }),
-    );
-    return gather(unique, settled, epochs, this.table.epoch);
+  }
+
+  /** A quorum read (see QuorumRead): a majority of replicas, answers merged by `merge`. */
+  readQuorum<T>(
+    decision: RoutingDecision,
+    call: (ctx: CallContext) => Promise<T>,
+    merge: ReadMerge<T>,
+    options: QuorumReadOptions = {},
+  ): Promise<Routed<T>> {
+    if (this.#closed) return Promise.reject(new RouterClosedError());
+    try {
+      validateExecuteOptions(options);
+      const deadline =
+        options.deadline ??
+        Deadline.after(options.deadlineMs ?? this.options.deadlineMs, this.clock);
+      const onDivergence =
+        options.onDivergence ??
+        ((spaceId: string) => {
+          this.repairSpace(spaceId).catch((error: unknown) =>
+            this.logger.warn({ err: error, spaceId }, 'read repair failed'),
+          );
+        });
+      return new QuorumRead<T>(this, decision, call, merge, {
+        ...options,
+        deadline,
+        onDivergence,
+      }).run();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Anti-entropy for one space over its current placement: digests compared, what a replica
+   * lacks copied to it (see `repairSpace` in repair.ts). Needs nodes serving ReplicaService.
+   */
+  async repairSpace(spaceId: string, _options?: ExecuteOptions): Promise<SpaceRepair> {
+    this.checkSpaceId(spaceId);
+    const placement = this.table.lookup(spaceId);
+    return repairSpace(this.replicas, spaceId, [placement.primary, ...placement.replicas]);
+  }
+
+  /** ReplicaService over this router's pool (repair and streaming). */
+  get replicas(): ReplicaAccess {
+    this.#replicas ??= new GrpcReplicaAccess(() => this.pool);
+    return this.#replicas;
+  }
+
+  /**
+   * Replays pending hints (library use: hints kept in this router's hint store), oldest first
+   * per node, each as a single-node write; a node's replay stops at its first failure (tried
+   * again on the next call). Resolves with the hints applied.
+   */
+  replayHints(): Promise<number> {
+    return this.#hintReplay.replay();
   }
 
   /** Closes the pool if the router created it, and detaches from a shared breaker table. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#hintReplay.stop();
     this.#stopListening?.();
     if (this.#ownPool && this.#pool !== undefined) await this.#pool.close();
   }
@@ -380,42 +424,24 @@ export class Router implements ExecutionHost {
   }
 
   /**
-   * The node's client from the pool. The pool's slot is looked up on every call (one Map
-   * lookup), never cached here: the owner of a shared pool may remove and re-add a node, which
-   * gives it a new slot. A node the pool does not know (yet, or any more) is registered.
+   * The observer of a replicated write made through this router when the caller gave none:
+   * lagging replicas raise the lag table until they land; a replica that missed the write gets
+   * a hint in `hints` (the call itself, replayed as is), counted in the lag table until replayed.
    */
-  #client(ctx: CallContext): grpc.Client {
-    const node = ctx.node;
-    const pool = this.pool;
-    const slot = pool.slotOf(node.id);
-    if (slot >= 0) {
-      try {
-        return pool.acquireClient(slot);
-      } catch (error) {
-        // Removed between slotOf and acquire: register it again below.
-        if (!(error instanceof UnknownNodeError)) throw error;
-      }
-    }
-    return pool.acquireClient(this.#register(pool, node));
-  }
-
-  #register(pool: ConnectionPool, node: NodeInfo): number {
-    try {
-      return pool.addNode(node.id, node.address);
-    } catch (error) {
-      if (isEngramError(error, 'InvalidArgument')) {
-        throw new InvalidEndpointError(node.id, node.address, error);
-      }
-      throw error;
-    }
-  }
-
-  #unary<Req, Res>(
-    ctx: CallContext,
-    method: TypedMethodDefinition<Req, Res>,
-    request: unknown,
-  ): Promise<Res> {
-    return unaryCall(this.#client(ctx), method, request, ctx);
+  #libraryObserver(call: ReplayCall): WriteObserver {
+    return {
+      lagging: (node, spaceId) => this.lag.add(this.slotOf(node), LagTable.bucketOf(spaceId), 1),
+      settled: (node, spaceId) => this.lag.add(this.slotOf(node), LagTable.bucketOf(spaceId), -1),
+      missed: async (node, spaceId) => {
+        const kept = await this.hints.add({ node, spaceId, request: call, createdAtMs: Date.now() });
+        if (!kept) {
+          this.logger.warn({ node: node.id, spaceId }, 'hint dropped (store full): repair needed');
+          return;
+        }
+        this.lag.add(this.slotOf(node), LagTable.bucketOf(spaceId), 1);
+        this.#hintReplay.schedule();
+      },
+    };
   }
 
   #onBreakerTransition(slot: number, from: string, to: string, reason: string): void {

@@ -34,6 +34,7 @@ export function gather(
   const servedBy: string[] = [];
   let attempts = 0;
   let fallback = false;
+  let degraded = false;
   let tableEpoch = Number.NEGATIVE_INFINITY;
   for (const epoch of epochs) if (epoch > tableEpoch) tableEpoch = epoch;
   for (let i = 0; i < settled.length; i++) {
@@ -43,6 +44,7 @@ export function gather(
       const { value, routing } = outcome.value;
       attempts += routing.attempts;
       fallback ||= routing.fallback;
+      degraded ||= routing.degraded;
       if (!servedBy.includes(routing.servedBy)) servedBy.push(routing.servedBy);
       for (const r of value.results) results.push(r);
       for (const e of value.errors) errors.push(e);
@@ -62,6 +64,9 @@ export function gather(
       fallback,
       strategy: RoutingStrategy.ScatterGather,
       tableEpoch: tableEpoch === Number.NEGATIVE_INFINITY ? epochNow : tableEpoch,
+      acknowledged: 0,
+      asked: 0,
+      degraded,
     },
   };
 }

@@ -3,6 +3,9 @@ import type { ConnectionPool } from '@engram/pool';
 import type { Clock, Deadline, Random, RetryBudgetLike } from '@engram/retry';
 import type { NodeInfo, PlacementTable } from '@engram/ring';
 import type { Logger } from 'pino';
+import type { ReplayCall } from './hint-replay.js';
+import type { HintStore } from './hints.js';
+import type { LagTable } from './lag.js';
 import type { RouterOptions } from './options.js';
 
 /** How a decision's targets may be used. */
@@ -15,6 +18,11 @@ export const RoutingStrategy = Object.freeze({
   LocalOnly: 'LocalOnly',
   /** One of several per-space decisions of a distributed query (reads with fallback). */
   ScatterGather: 'ScatterGather',
+  /**
+   * A write to every replica of the placement in parallel, answered after the write
+   * consistency's number of acknowledgements (Dynamo's coordinator; `replicateWrites`).
+   */
+  Replicated: 'Replicated',
 } as const);
 export type RoutingStrategy = (typeof RoutingStrategy)[keyof typeof RoutingStrategy];
 
@@ -42,6 +50,14 @@ export interface RoutingDecision {
    * state. A reply from any node but `placement[0]` is reported as a fall-back.
    */
   readonly placement: readonly NodeInfo[];
+  /**
+   * Writes only: nodes that will own the space once a membership change completes (a joining
+   * node, the new owners of a leaving node's or a moving pin's spaces). They get every write but
+   * serve no read and do not count towards the write consistency. Empty almost always.
+   */
+  readonly pending: readonly NodeInfo[];
+  /** Served with less than the placement promises: the router reaches only a minority. */
+  readonly degraded?: boolean | undefined;
   readonly strategy: RoutingStrategy;
   /** Table epoch the decision came from. */
   readonly epoch: number;
@@ -185,6 +201,13 @@ export interface RouterInit {
   readonly partition?: PartitionState | undefined;
   /** Default: every node is up (breakers alone order the targets). */
   readonly nodeStates?: NodeStates | undefined;
+  /**
+   * Which replicas lack acknowledged writes, by space bucket (reads prefer the others); pass a
+   * view over a shared one to share it between threads. Default: a private table.
+   */
+  readonly lag?: LagTable | undefined;
+  /** Where replicated writes keep hints for replicas that missed them. Default: in memory. */
+  readonly hints?: HintStore<ReplayCall> | undefined;
   /** This process's node id, for LocalOnly decisions. */
   readonly localNodeId?: string | undefined;
   readonly options?: RouterOptions | undefined;

@@ -1,0 +1,235 @@
+import type { NodeInfo, PlacementTable } from '@engram/ring';
+import { type ReplicaAccess, type StreamProgress, streamSpace } from '@engram/router';
+import type { Logger } from 'pino';
+import type { Timers } from './timers.js';
+import type { TransitionStore } from './transition-store.js';
+
+/** What moves data: a node joining or leaving, or a pin moving. */
+export type TransitionKind = 'join' | 'leave' | 'pin';
+
+export const StreamPhase = Object.freeze({
+  /** Waiting for writes decided on older tables to finish (they do not reach new owners). */
+  Waiting: 'waiting',
+  Listing: 'listing',
+  Streaming: 'streaming',
+  Done: 'done',
+} as const);
+export type StreamPhase = (typeof StreamPhase)[keyof typeof StreamPhase];
+
+export interface StreamStatus {
+  readonly kind: TransitionKind;
+  /** The node joining or leaving, or the space of a pin. */
+  readonly subject: string;
+  readonly phase: StreamPhase;
+  readonly spacesTotal: number;
+  readonly spacesDone: number;
+  readonly entriesCopied: number;
+}
+
+export interface StreamerInit {
+  readonly access: ReplicaAccess;
+  /** The table now: current placements (`lookup`) and future ones (`lookupFuture`). */
+  readonly table: () => PlacementTable;
+  readonly isUp: (nodeId: string) => boolean;
+  /** The spaces the given nodes hold (ReplicaService.ListSpaces over each). */
+  readonly listSpaces: (nodes: readonly NodeInfo[]) => Promise<string[]>;
+  readonly concurrency: number;
+  /** How long writes decided on an older table may still run: the operation deadline. */
+  readonly fenceMs: number;
+  /** Wait before a failed space is tried again. */
+  readonly retryMs: number;
+  readonly store: TransitionStore;
+  readonly timers: Timers;
+  readonly log: Logger;
+  /** The transition's data is where the future placement wants it: apply the change. */
+  readonly complete: (kind: TransitionKind, subject: string) => void;
+}
+
+interface Run {
+  readonly kind: TransitionKind;
+  readonly subject: string;
+  phase: StreamPhase;
+  spacesTotal: number;
+  spacesDone: number;
+  entriesCopied: number;
+  cancelled: boolean;
+}
+
+function keyOf(kind: TransitionKind, subject: string): string {
+  return `${kind}\n${subject}`;
+}
+
+/**
+ * Streams the data of membership changes, as Cassandra's bootstrap and decommission do. For
+ * each transition: wait until writes decided on older tables are over (the new owners get
+ * every write from the table that started the transition on), list the spaces involved, copy
+ * each from a current replica to the nodes its future placement adds (`streamSpace`: paged,
+ * idempotent, progress persisted after every page so a restarted router resumes), at most
+ * `concurrency` spaces at once, a failed space retried until it lands or the transition is
+ * cancelled; then `complete`, which applies the change (the joining node serves reads, the
+ * leaving node goes, the pin applies).
+ */
+export class Streamer {
+  readonly #init: StreamerInit;
+  readonly #runs = new Map<string, Run>();
+  #stopped = false;
+
+  constructor(init: StreamerInit) {
+    this.#init = init;
+  }
+
+  /**
+   * Starts a run for every transition in `wanted` not running yet, and cancels runs no longer
+   * wanted (a joining node removed, a drain undone).
+   */
+  sync(wanted: readonly { kind: TransitionKind; subject: string }[]): void {
+    if (this.#stopped) return;
+    const keys = new Set(wanted.map((w) => keyOf(w.kind, w.subject)));
+    for (const [key, run] of this.#runs) {
+      if (keys.has(key)) continue;
+      run.cancelled = true;
+      this.#runs.delete(key);
+      void this.#init.store.forget(run.kind, run.subject);
+    }
+    for (const w of wanted) {
+      const key = keyOf(w.kind, w.subject);
+      if (this.#runs.has(key)) continue;
+      const run: Run = {
+        kind: w.kind,
+        subject: w.subject,
+        phase: StreamPhase.Waiting,
+        spacesTotal: 0,
+        spacesDone: 0,
+        entriesCopied: 0,
+        cancelled: false,
+      };
+      this.#runs.set(key, run);
+      void this.#run(run).catch((err: unknown) => {
+        this.#init.log.error({ err, kind: run.kind, subject: run.subject }, 'stream failed');
+      });
+    }
+  }
+
+  status(): StreamStatus[] {
+    return [...this.#runs.values()].map((r) => ({
+      kind: r.kind,
+      subject: r.subject,
+      phase: r.phase,
+      spacesTotal: r.spacesTotal,
+      spacesDone: r.spacesDone,
+      entriesCopied: r.entriesCopied,
+    }));
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    for (const run of this.#runs.values()) run.cancelled = true;
+  }
+
+  async #run(run: Run): Promise<void> {
+    const { log, store } = this.#init;
+    log.info(
+      { event: 'stream-start', kind: run.kind, subject: run.subject },
+      `streaming for ${run.kind} ${run.subject}`,
+    );
+    await this.#sleep(this.#init.fenceMs);
+    if (run.cancelled) return;
+    run.phase = StreamPhase.Listing;
+    const spaces = await this.#spaces(run);
+    if (run.cancelled) return;
+    run.phase = StreamPhase.Streaming;
+    run.spacesTotal = spaces.length;
+    const saved = await store.progress(run.kind, run.subject);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (!run.cancelled && next < spaces.length) {
+        const spaceId = spaces[next++]!;
+        const progress = await this.#streamOne(run, spaceId, saved.get(spaceId));
+        if (progress === undefined) return;
+        run.spacesDone++;
+      }
+    };
+    await Promise.all(Array.from({ length: this.#init.concurrency }, worker));
+    if (run.cancelled) return;
+    run.phase = StreamPhase.Done;
+    log.info(
+      {
+        event: 'stream-done',
+        kind: run.kind,
+        subject: run.subject,
+        spaces: run.spacesDone,
+        entries: run.entriesCopied,
+      },
+      `streamed ${run.spacesDone} spaces (${run.entriesCopied} entries) for ${run.kind} ${run.subject}`,
+    );
+    this.#runs.delete(keyOf(run.kind, run.subject));
+    await store.forget(run.kind, run.subject);
+    this.#init.complete(run.kind, run.subject);
+  }
+
+  /** Spaces whose placement the transition changes. */
+  async #spaces(run: Run): Promise<string[]> {
+    if (run.kind === 'pin') return [run.subject];
+    for (;;) {
+      const table = this.#init.table();
+      const holders = table.nodes.filter((n) => this.#init.isUp(n.id));
+      try {
+        const all = await this.#init.listSpaces(holders);
+        return all.filter((spaceId) => this.#targets(spaceId).length > 0);
+      } catch (err) {
+        this.#init.log.warn({ err, subject: run.subject }, 'listing spaces failed; retrying');
+        await this.#sleep(this.#init.retryMs);
+        if (run.cancelled) return [];
+      }
+    }
+  }
+
+  /** Nodes the space's future placement adds (they get its data). */
+  #targets(spaceId: string): NodeInfo[] {
+    const table = this.#init.table();
+    const current = table.lookup(spaceId);
+    const future = table.lookupFuture(spaceId);
+    const have = new Set([current.primary.id, ...current.replicas.map((n) => n.id)]);
+    return [future.primary, ...future.replicas].filter((n) => !have.has(n.id));
+  }
+
+  /** Copies one space to its new owners, retrying until done; undefined when cancelled. */
+  async #streamOne(
+    run: Run,
+    spaceId: string,
+    from: StreamProgress | undefined,
+  ): Promise<StreamProgress | undefined> {
+    const { access, store, isUp, log } = this.#init;
+    let progress = from ?? { after: '', copied: 0, done: false };
+    while (!run.cancelled) {
+      if (progress.done) return progress;
+      const table = this.#init.table();
+      const current = table.lookup(spaceId);
+      const targets = this.#targets(spaceId);
+      const source = [current.primary, ...current.replicas].find((n) => isUp(n.id));
+      if (targets.length === 0) return progress;
+      if (source === undefined || !targets.every((t) => isUp(t.id))) {
+        await this.#sleep(this.#init.retryMs);
+        continue;
+      }
+      let counted = progress.copied;
+      try {
+        progress = await streamSpace(access, spaceId, source, targets, progress, async (p) => {
+          run.entriesCopied += p.copied - counted;
+          counted = p.copied;
+          await store.save(run.kind, run.subject, spaceId, p);
+        });
+        return progress;
+      } catch (err) {
+        log.warn({ err, spaceId, subject: run.subject }, 'streaming a space failed; retrying');
+        progress = (await store.progress(run.kind, run.subject)).get(spaceId) ?? progress;
+        await this.#sleep(this.#init.retryMs);
+      }
+    }
+    return undefined;
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.#init.timers.setTimeout(resolve, ms));
+  }
+}
