@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import type { Logger } from 'pino';
 import type { AssignmentConfig, ListenerTlsConfig } from './config.js';
+import type { StreamStatus } from './streamer.js';
 
 export const ROUTER_PROTO_FILE = 'engram/v1/router.proto';
 export const ADMIN_SERVICE_NAME = 'engram.v1.RouterAdmin';
@@ -32,10 +33,17 @@ export interface TableView {
     address: string;
     zone: string;
     state: string;
+    lifecycle: string;
     breaker: string;
     slot: number;
+    hintsPending: number;
+    hintBytesPending: number;
+    repairNeeded: boolean;
   }>;
   readonly assignments: readonly AssignmentConfig[];
+  /** Pins being moved (primary '' = back to the ring's placement). */
+  readonly pendingAssignments: readonly AssignmentConfig[];
+  readonly streams: readonly StreamStatus[];
 }
 
 /**
@@ -50,6 +58,17 @@ export interface AdminTarget {
   drainNode(id: string, undrain: boolean): number;
   assignSpace(assignment: unknown): number;
   unassignSpace(spaceId: unknown): number;
+  /** Anti-entropy of one space; resolves with what it did. */
+  repairSpace(spaceId: unknown): Promise<RepairResult>;
+  /** Starts a whole-node repair in the background. */
+  repairNode(id: unknown): RepairResult;
+}
+
+export interface RepairResult {
+  readonly spaces: number;
+  readonly differed: number;
+  readonly applied: number;
+  readonly unreachable: readonly string[];
 }
 
 /**
@@ -123,12 +142,22 @@ export async function startAdminServer(
           zone: n.zone,
           state: n.state,
           breaker: n.breaker,
+          lifecycle: n.lifecycle,
+          hintsPending: n.hintsPending,
+          hintBytesPending: n.hintBytesPending,
+          repairNeeded: n.repairNeeded,
         })),
         assignments: t.assignments.map((a) => ({
           spaceId: a.spaceId,
           primary: a.primary,
           replicas: [...a.replicas],
         })),
+        pendingAssignments: t.pendingAssignments.map((a) => ({
+          spaceId: a.spaceId,
+          primary: a.primary,
+          replicas: [...a.replicas],
+        })),
+        streams: t.streams,
         replicationFactor: t.replicationFactor,
         vnodesPerNode: t.vnodesPerNode,
         partitioned: t.partitioned,
@@ -145,6 +174,20 @@ export async function startAdminServer(
     ),
     RemoveNode: change(log, 'RemoveNode', (r) => target.removeNode(str(r.id))),
     DrainNode: change(log, 'DrainNode', (r) => target.drainNode(str(r.id), r.undrain === true)),
+    RepairSpace: ((call, callback) => {
+      target.repairSpace(call.request.spaceId).then(
+        (res) => callback(null, res),
+        (err: unknown) =>
+          callback({ code: adminStatus(err), details: (err as Error)?.message ?? String(err) }),
+      );
+    }) as Unary,
+    RepairNode: ((call, callback) => {
+      try {
+        callback(null, target.repairNode(call.request.id));
+      } catch (err) {
+        callback({ code: adminStatus(err), details: (err as Error)?.message ?? String(err) });
+      }
+    }) as Unary,
   });
   const t = options.tls;
   const creds =

@@ -1,6 +1,6 @@
 import type { BreakerTable } from '@engram/breaker';
 import type { Logger } from 'pino';
-import type { AdminTarget, TableView } from './admin.js';
+import type { AdminTarget, RepairResult, TableView } from './admin.js';
 import {
   type NodeConfig,
   type RouterNodeConfig,
@@ -13,14 +13,57 @@ import {
   type Change,
   Health,
   Membership,
+  MembershipError,
   type MembershipLimits,
   routingState,
 } from './membership.js';
-import { isPartitioned, type TablePublisher } from './table-publisher.js';
+import type { NodeDataStatus } from './data-movement.js';
+import type { StreamStatus, TransitionKind } from './streamer.js';
+import { isPanic, isPartitioned, type TablePublisher } from './table-publisher.js';
 import type { Timers } from './timers.js';
+import type { TransitionRecord } from './transition-store.js';
+
+const NO_DATA_STATUS: NodeDataStatus = Object.freeze({
+  hintsPending: 0,
+  hintBytesPending: 0,
+  repairNeeded: false,
+});
+
+/** A persisted transition put back onto the membership a restarted router starts with. */
+function resumed(m: Membership, r: TransitionRecord, log: Logger): Membership {
+  try {
+    if (r.kind === 'join') {
+      if (m.get(r.subject) !== undefined) return m.rejoin(r.subject).next;
+      return r.node === undefined ? m : m.add(r.node).next;
+    }
+    if (r.kind === 'leave') {
+      if (m.get(r.subject) === undefined) return m;
+      return (r.leaveTo === 'drained' ? m.drain(r.subject) : m.remove(r.subject)).next;
+    }
+    if (r.to === null || r.to === undefined) return m.unassign(r.subject).next;
+    return m.assign(r.to).next;
+  } catch (err) {
+    log.warn({ err, kind: r.kind, subject: r.subject }, 'a persisted transition cannot resume');
+    return m;
+  }
+}
 
 export interface ControlPlaneInit {
   readonly config: RouterNodeConfig;
+  /** Transitions a previous run of this router left in progress (resumed at start). */
+  readonly resume?: readonly TransitionRecord[];
+  /** Called after every published change (data movement follows it). */
+  readonly onChange?: (membership: Membership) => void;
+  /** Per node: hints and repair state, for the table view. */
+  readonly dataStatus?: (nodeId: string) => NodeDataStatus;
+  readonly streams?: () => readonly StreamStatus[];
+  /** Whether the node answered a call within the last `ms` (the data plane's passive words). */
+  readonly answeredWithin?: (nodeId: string, ms: number) => boolean;
+  /** Anti-entropy (RepairSpace / RepairNode of the admin API). */
+  readonly repair?: {
+    space(spaceId: string): Promise<RepairResult>;
+    node(nodeId: string): void;
+  };
   readonly limits: MembershipLimits;
   readonly publisher: TablePublisher;
   /** The shared breakers: a slot handed to a new node, or a node marked up, is reset. */
@@ -41,6 +84,7 @@ export class ControlPlane implements AdminTarget {
   readonly #monitor: HealthMonitor;
   #membership: Membership;
   #partitioned = false;
+  #panic = false;
   #closed = false;
 
   constructor(init: ControlPlaneInit) {
@@ -53,19 +97,50 @@ export class ControlPlane implements AdminTarget {
       healthyThreshold: h.healthyThreshold,
       unhealthyThreshold: h.unhealthyThreshold,
       timers: init.timers,
-      probe: init.probe,
+      probe: {
+        // Passive evidence counts with the probe: a node that answered calls lately is up.
+        check: async (target, timeoutMs) =>
+          (await init.probe.check(target, timeoutMs)) ||
+          (init.answeredWithin?.(target.id, 2 * h.intervalMs) ?? false),
+        forget: (target) => init.probe.forget(target),
+      },
       current: (id) => this.#membership.get(id)?.health,
       onVerdict: (id, health) => this.#onVerdict(id, health),
     });
-    const first = Membership.create(cfg.nodes, cfg.assignments, cfg.localNodeId, init.limits);
+    let first = Membership.create(
+      cfg.nodes,
+      cfg.assignments,
+      cfg.localNodeId,
+      init.limits,
+      cfg.router.replicateWrites,
+    );
+    for (const r of init.resume ?? []) first = resumed(first, r, init.log);
     this.#membership = first;
     this.#publish(first, 'start');
     for (const m of first.members) this.#monitor.watch(m.node);
   }
 
-  /** Starts health checking (a first round at once). */
+  /** Starts health checking (a first round at once) and data movement of changes in progress. */
   start(): void {
     this.#monitor.start();
+    this.#init.onChange?.(this.#membership);
+  }
+
+  /** A transition's data is where the new placement wants it: the change applies now. */
+  completeTransition(kind: TransitionKind, subject: string): void {
+    const m = this.#membership;
+    try {
+      const change =
+        kind === 'join'
+          ? m.completeJoin(subject)
+          : kind === 'leave'
+            ? m.completeLeave(subject)
+            : m.completeMove(subject);
+      this.#apply(change);
+    } catch (err) {
+      // The transition was cancelled or changed meanwhile (e.g. the node was removed).
+      this.#init.log.warn({ err, kind, subject }, 'transition done but no longer applicable');
+    }
   }
 
   get membership(): Membership {
@@ -97,10 +172,16 @@ export class ControlPlane implements AdminTarget {
           address: x.node.address,
           zone: x.node.zone,
           state: routingState(x),
+          lifecycle: x.lifecycle,
           breaker: breakers.state(x.slot),
           slot: x.slot,
+          ...(this.#init.dataStatus?.(x.node.id) ?? NO_DATA_STATUS),
         })),
       assignments: [...m.assignments],
+      pendingAssignments: m.moves.map((x) =>
+        x.to === null ? { spaceId: x.spaceId, primary: '', replicas: [] } : x.to,
+      ),
+      streams: this.#init.streams?.() ?? [],
     };
   }
 
@@ -120,6 +201,27 @@ export class ControlPlane implements AdminTarget {
   assignSpace(raw: unknown): number {
     const ids = new Set(this.#membership.nodes.map((n) => n.id));
     return this.#apply(this.#membership.assign(validateAssignment(raw, 'assignment', ids)));
+  }
+
+  async repairSpace(spaceId: unknown): Promise<RepairResult> {
+    if (typeof spaceId !== 'string' || spaceId === '') {
+      throw new ConfigError('spaceId', spaceId, 'must be a non-empty string');
+    }
+    if (this.#init.repair === undefined) {
+      throw new ConfigError('spaceId', spaceId, 'repair needs router.replicateWrites');
+    }
+    return this.#init.repair.space(spaceId);
+  }
+
+  repairNode(id: unknown): RepairResult {
+    if (typeof id !== 'string' || this.#membership.get(id) === undefined) {
+      throw new MembershipError('NotAMember', 'id', id, 'is not a member');
+    }
+    if (this.#init.repair === undefined) {
+      throw new ConfigError('id', id, 'repair needs router.replicateWrites');
+    }
+    this.#init.repair.node(id);
+    return { spaces: 0, differed: 0, applied: 0, unreachable: [] };
   }
 
   unassignSpace(spaceId: unknown): number {
@@ -158,6 +260,7 @@ export class ControlPlane implements AdminTarget {
       if (next.get(m.node.id) === undefined) this.#monitor.unwatch(m.node.id);
     }
     for (const m of next.members) this.#monitor.watch(m.node);
+    this.#init.onChange?.(next);
     return epoch;
   }
 
@@ -175,12 +278,24 @@ export class ControlPlane implements AdminTarget {
     const next = this.#membership.setHealth(id, health);
     this.#publish(next, `node ${id} ${health}`);
     this.#membership = next;
+    this.#init.onChange?.(next);
   }
 
   #publish(next: Membership, reason: string): number {
-    const partitioned = isPartitioned(next);
-    const epoch = this.#init.publisher.publish(next, partitioned);
+    const panic = isPanic(next, this.#init.config.health.panicThreshold);
+    const partitioned = !panic && isPartitioned(next);
+    const epoch = this.#init.publisher.publish(next, partitioned, panic);
     const log = this.#init.log;
+    if (panic !== this.#panic) {
+      this.#panic = panic;
+      const { up, total } = next.serving;
+      log.warn(
+        { event: 'panic', panic, up, total },
+        panic
+          ? `panic: ${up}/${total} nodes up is below health.panicThreshold; routing to every node, breakers decide`
+          : `panic over: ${up}/${total} nodes up`,
+      );
+    }
     if (partitioned !== this.#partitioned) {
       this.#partitioned = partitioned;
       const reachable = next.reachable;

@@ -33,6 +33,8 @@ import {
   OP,
   OPERATIONS,
   OUTCOME_INDEX,
+  P_LAST_ANSWER,
+  passiveNow,
 } from './layout.js';
 import { MetricsRecorder } from './metrics.js';
 import { Replies } from './reply.js';
@@ -135,6 +137,8 @@ export class DataPlane implements Dispatcher {
   /** Largest request frame buffered (message + gRPC frame header). */
   readonly #maxRequestBytes: number;
   readonly #quorumReads: boolean;
+  /** Records a node's answer in its passive word (see layout.ts). */
+  readonly #answered: (nodeId: string) => void;
 
   constructor(init: DataPlaneInit, log: Logger, channel: ControlChannel) {
     const cfg = init.config;
@@ -213,6 +217,15 @@ export class DataPlane implements Dispatcher {
     );
     this.#maxRequestBytes = rc.maxMessageBytes + FRAME_HEADER_BYTES;
     this.#quorumReads = rc.readConsistency === 'quorum';
+    this.#answered = (nodeId) => {
+      const index = reader.nodeIndex(nodeId);
+      const slot = index < 0 ? -1 : reader.nodeSlot(index);
+      if (slot < 0 || slot >= MAX_NODE_SLOTS) return;
+      const now = passiveNow(control);
+      if (Atomics.load(control, P_LAST_ANSWER + slot) !== now) {
+        Atomics.store(control, P_LAST_ANSWER + slot, now);
+      }
+    };
     const t = init.ingressTls;
     this.#ingress = new H2Server({
       settings: {
@@ -379,13 +392,27 @@ export class DataPlane implements Dispatcher {
       const pool = this.#pool;
       const { value, routing } =
         decision.strategy === RoutingStrategy.Replicated
-          ? await replicatedStore(router, pool, this.#channel, decision, fwd, path, request, options)
+          ? await replicatedStore(
+              router,
+              pool,
+              this.#channel,
+              decision,
+              fwd,
+              path,
+              request,
+              options,
+              this.#answered,
+            )
           : op === OP.recall && this.#quorumReads && decision.placement.length > 1 &&
               decision.strategy !== RoutingStrategy.LocalOnly
-            ? await quorumRecall(router, pool, decision, fwd, request, call, options, (space) => {
+            ? await quorumRecall(router, pool, decision, fwd, request, call, options, this.#answered, (space) => {
                 void this.#channel.repairSpace(space).catch(() => {});
               })
-            : await router.execute(decision, (ctx) => forward(pool, ctx, fwd, request, call), options);
+            : await router.execute(
+                decision,
+                (ctx) => forward(pool, ctx, fwd, request, call, this.#answered),
+                options,
+              );
       if (op === OP.consolidate && value.status === 0 && router.options.replicateWrites) {
         // One node consolidated; its replicas take its merges by a repair before the answer.
         await this.#channel.repairSpace(spaceId);

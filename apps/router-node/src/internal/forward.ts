@@ -85,6 +85,7 @@ class Attempt implements StreamHandler {
     readonly call: ClientCall,
     readonly resolve: (r: Reply) => void,
     readonly reject: (e: unknown) => void,
+    readonly answered: ((nodeId: string) => void) | undefined,
   ) {}
 
   onHeaders(_s: H2Stream, h: string[], end: boolean): void {
@@ -139,6 +140,7 @@ class Attempt implements StreamHandler {
       );
       return;
     }
+    this.answered?.(nodeId);
     const chunks = this.#chunks;
     this.resolve({
       status,
@@ -157,6 +159,7 @@ class Attempt implements StreamHandler {
 /**
  * One attempt: the exact request bytes over a pooled `@engram/h2` connection, the reply
  * buffered whole so the Router can retry or fail over before the client sees any header.
+ * `answered` hears of every reply that is not a node failure (passive health evidence).
  * `headers` come from `upstreamHeaders` (authority and timeout set here, in place).
  */
 export function forward(
@@ -165,6 +168,7 @@ export function forward(
   headers: string[],
   body: Buffer,
   call: ClientCall,
+  answered?: (nodeId: string) => void,
 ): Promise<Reply> {
   return new Promise<Reply>((resolve, reject) => {
     const node = ctx.node;
@@ -178,7 +182,7 @@ export function forward(
       const connection = pool.acquireH2(nodeId);
       headers[AUTHORITY_AT] = node.address;
       headers[TIMEOUT_AT] = formatGrpcTimeout(ctx.attemptDeadline.remaining());
-      const attempt = new Attempt(nodeId, call, resolve, reject);
+      const attempt = new Attempt(nodeId, call, resolve, reject, answered);
       up = connection.request(headers, body, attempt);
       attempt.dispose = whenCancelled(ctx, () => {
         if (!up.closed) up.reset(H2_ERROR.CANCEL);

@@ -69,15 +69,22 @@ export class HintManager {
     this.#init = init;
   }
 
-  /** A manager over `backend`; hints kept before a restart are counted in the lag table. */
-  static async open(init: HintManagerInit): Promise<HintManager> {
-    for (const nodeId of init.backend.nodes()) {
-      const slot = init.slotOf(nodeId);
-      for (const h of await init.backend.peek(nodeId, Number.MAX_SAFE_INTEGER)) {
-        init.lag.add(slot, LagTable.bucketOf(h.spaceId), 1);
+  static open(init: HintManagerInit): HintManager {
+    return new HintManager(init);
+  }
+
+  /**
+   * Counts hints kept before a restart in the lag table (their nodes lack those writes until
+   * replayed); call once the membership (node slots) is known, before `start`.
+   */
+  async countPending(): Promise<void> {
+    const { backend, lag, slotOf } = this.#init;
+    for (const nodeId of backend.nodes()) {
+      const slot = slotOf(nodeId);
+      for (const h of await backend.peek(nodeId, Number.MAX_SAFE_INTEGER)) {
+        lag.add(slot, LagTable.bucketOf(h.spaceId), 1);
       }
     }
-    return new HintManager(init);
   }
 
   start(): void {

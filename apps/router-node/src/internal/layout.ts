@@ -8,7 +8,8 @@ import { ROUTER_NODE_ERROR_CODES, type RouterNodeErrorCode } from './errors.js';
  *
  * One SharedArrayBuffer, created by the control plane and posted to every data-plane thread:
  *
- *   [ control words: Int32 × CONTROL_WORDS ][ metrics region of thread 0 ] … [ region of thread T-1 ]
+ *   [ control words: Int32 × CONTROL_WORDS ][ passive words: Int32 × MAX_NODE_SLOTS ]
+ *   [ metrics region of thread 0 ] … [ region of thread T-1 ]
  *
  * Control words — written only by the control plane (main thread) with `Atomics.store`, read by
  * data-plane threads with `Atomics.load` on every call:
@@ -21,6 +22,12 @@ import { ROUTER_NODE_ERROR_CODES, type RouterNodeErrorCode } from './errors.js';
  * epoch E also sees states at least as new as E's. Each word is self-contained; no reader needs
  * two of them to agree.
  *
+ * Passive words — P_LAST_ANSWER + s: when node `s` last answered a call (any status but a node
+ * failure), in tenths of a second since C_TIME_BASE_S (written once by the control plane).
+ * Written by every data-plane thread with `Atomics.store` only when the tenth changed (a plain
+ * last-writer-wins: any recent value will do), read by the control plane, which counts a recent
+ * answer as a passed health probe (passive evidence: a node that serves calls is not down).
+ *
  * Metrics regions — one per data-plane thread, Float64 words, **single writer** (that thread)
  * with plain stores; the only reader is the control plane rendering /metrics, which sums the
  * regions. Aligned 8-byte stores are not torn on the 64-bit targets V8 supports; a render may
@@ -28,7 +35,7 @@ import { ROUTER_NODE_ERROR_CODES, type RouterNodeErrorCode } from './errors.js';
  * counter go backwards. Per-thread regions mean no contended atomics on the hot path.
  */
 
-export const LAYOUT_MAGIC = 0x52_4e_30_31; // "RN01"
+export const LAYOUT_MAGIC = 0x52_4e_30_32; // "RN02" (passive words added)
 
 /** Stable node slots (shared breaker slot = node-state slot = pool gauge slot). */
 export const MAX_NODE_SLOTS = 256;
@@ -36,9 +43,17 @@ export const MAX_NODE_SLOTS = 256;
 export const C_MAGIC = 0;
 export const C_PARTITIONED = 1;
 export const C_DRAINING = 2;
+/** Wall-clock seconds (since the Unix epoch) the passive words count from. */
+export const C_TIME_BASE_S = 3;
 export const C_NODE_STATE = 8;
-export const CONTROL_WORDS = C_NODE_STATE + MAX_NODE_SLOTS;
+export const P_LAST_ANSWER = C_NODE_STATE + MAX_NODE_SLOTS;
+export const CONTROL_WORDS = P_LAST_ANSWER + MAX_NODE_SLOTS;
 const CONTROL_BYTES = CONTROL_WORDS * 4;
+
+/** Tenths of a second since the buffer's time base: the passive words' clock. */
+export function passiveNow(control: Int32Array): number {
+  return Math.floor((Date.now() / 1000 - Atomics.load(control, C_TIME_BASE_S)) * 10);
+}
 
 /** Node-state words: the index of the node's NodeState in NODE_STATE_NAMES. */
 export const NODE_STATE_NAMES: readonly NodeState[] = Object.freeze([
@@ -125,7 +140,9 @@ export function stateByteLength(threads: number): number {
 
 export function createStateBuffer(threads: number): SharedArrayBuffer {
   const buffer = new SharedArrayBuffer(stateByteLength(threads));
-  Atomics.store(new Int32Array(buffer, 0, CONTROL_WORDS), C_MAGIC, LAYOUT_MAGIC);
+  const words = new Int32Array(buffer, 0, CONTROL_WORDS);
+  Atomics.store(words, C_TIME_BASE_S, Math.floor(Date.now() / 1000));
+  Atomics.store(words, C_MAGIC, LAYOUT_MAGIC);
   return buffer;
 }
 

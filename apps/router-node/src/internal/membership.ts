@@ -270,6 +270,16 @@ export class Membership {
     throw new MembershipError('WrongLifecycle', 'id', id, 'is not draining');
   }
 
+  /**
+   * Puts back a transition a restarted router finds persisted: an active node that was
+   * joining joins again (its stream resumes).
+   */
+  rejoin(id: string): Change {
+    const m = this.#require(id, 'id');
+    if (!this.moveData || m.lifecycle !== Lifecycle.Active) return this.#change({}, `rejoin ${id}`);
+    return this.#update({ ...m, lifecycle: Lifecycle.Joining }, `rejoin ${id}`);
+  }
+
   /** A joining node's spaces are streamed to it: it serves reads from now on. */
   completeJoin(id: string): Change {
     const m = this.#require(id, 'id');

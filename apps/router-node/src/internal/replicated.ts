@@ -46,6 +46,7 @@ export function replicatedStore(
   path: string,
   body: Buffer,
   options: ExecuteOptions,
+  answered: (nodeId: string) => void,
 ): Promise<Routed<Reply>> {
   const lag = router.lag;
   const bucket = LagTable.bucketOf(decision.spaceId);
@@ -56,7 +57,7 @@ export function replicatedStore(
   };
   return router.replicate(
     decision,
-    (ctx) => forward(pool, ctx, headers, body, detached()),
+    (ctx) => forward(pool, ctx, headers, body, detached(), answered),
     { ...options, observer },
   );
 }
@@ -94,6 +95,7 @@ export function quorumRecall(
   body: Buffer,
   call: ClientCall,
   options: ExecuteOptions,
+  answered: (nodeId: string) => void,
   onDivergence: (spaceId: string) => void,
 ): Promise<Routed<Reply>> {
   const subs: ClientCall[] = [];
@@ -103,7 +105,7 @@ export function quorumRecall(
     (ctx) => {
       const sub: ClientCall = { gone: call.gone, upstream: null, children: null };
       subs.push(sub);
-      return forward(pool, ctx, headers, body, sub);
+      return forward(pool, ctx, headers, body, sub, answered);
     },
     RECALL_REPLY_MERGE,
     { ...options, onDivergence },

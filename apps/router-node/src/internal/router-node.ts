@@ -2,16 +2,20 @@ import { readFileSync } from 'node:fs';
 import { BreakerTable, ConsecutiveFailures } from '@engram/breaker';
 import type { PoolCredentials } from '@engram/pool';
 import { SharedRetryBudget, systemClock } from '@engram/retry';
+import { LagTable } from '@engram/router';
 import { TableWriter } from '@engram/ring';
 import type { Logger } from 'pino';
 import { startAdminServer, type TableView } from './admin.js';
 import { type NodeConfig, type RouterNodeConfig, validateAssignment } from './config.js';
 import { TABLE_MAX_REPLICATION_FACTOR } from './config-caps.js';
 import { ControlPlane } from './control-plane.js';
+import { DataMovement } from './data-movement.js';
 import { DataPlane, type DataPlaneInit } from './data-plane.js';
 import { GrpcProbe } from './grpc-probe.js';
 import {
   C_DRAINING,
+  P_LAST_ANSWER,
+  passiveNow,
   controlWords,
   createStateBuffer,
   M_IN_FLIGHT,
@@ -20,6 +24,7 @@ import {
   metricsRegion,
 } from './layout.js';
 import { LocalCluster } from './local-cluster.js';
+import type { Membership } from './membership.js';
 import { renderMetrics } from './metrics.js';
 import { startMetricsServer } from './metrics-server.js';
 import { TablePublisher } from './table-publisher.js';
@@ -113,15 +118,65 @@ async function start(
   const budget = new SharedRetryBudget({ ...cfg.retryBudget });
   const upstream = upstreamCredentials(cfg);
   const probe = new GrpcProbe(upstream);
-  const controlPlane = new ControlPlane({
-    config: cfg,
-    limits: { maxNodes: MAX_CLUSTER_NODES, maxSlots: MAX_NODE_SLOTS },
-    publisher: new TablePublisher(writer, control, cfg),
-    breakers,
-    probe,
-    timers: systemTimers,
-    log,
-  });
+  const lag = new LagTable({ slots: MAX_NODE_SLOTS, shared: true });
+  const publisher = new TablePublisher(writer, control, cfg);
+  // Data movement and the control plane see each other through these two (built just below).
+  let controlPlane: ControlPlane | undefined;
+  const movement = await DataMovement.open(
+    {
+      config: cfg,
+      upstream,
+      lag,
+      timers: systemTimers,
+      log,
+      membership: () => controlPlane!.membership,
+      ring: () => publisher.ring,
+      complete: (kind, subject) => controlPlane?.completeTransition(kind, subject),
+    },
+    (id) => controlPlane?.membership.get(id)?.slot ?? -1,
+  );
+  const answeredWithin = (nodeId: string, ms: number): boolean => {
+    const slot = controlPlane?.membership.get(nodeId)?.slot ?? -1;
+    if (slot < 0 || slot >= MAX_NODE_SLOTS) return false;
+    const at = Atomics.load(control, P_LAST_ANSWER + slot);
+    return at > 0 && passiveNow(control) - at <= ms / 100;
+  };
+  try {
+    controlPlane = new ControlPlane({
+      config: cfg,
+      limits: { maxNodes: MAX_CLUSTER_NODES, maxSlots: MAX_NODE_SLOTS },
+      publisher,
+      breakers,
+      probe,
+      timers: systemTimers,
+      log,
+      resume: movement.persisted,
+      ...(cfg.router.replicateWrites
+        ? {
+            onChange: (m: Membership) => movement.sync(m),
+            dataStatus: (id: string) => movement.status(id),
+            streams: () => movement.streams(),
+            repair: {
+              space: async (spaceId: string) => {
+                const r = await movement.repairer.repairSpace(spaceId);
+                return {
+                  spaces: 1,
+                  differed: r.differed ? 1 : 0,
+                  applied: r.applied,
+                  unreachable: r.unreachable,
+                };
+              },
+              node: (id: string) => movement.markRepairNeeded(id),
+            },
+          }
+        : {}),
+      answeredWithin,
+    });
+  } catch (err) {
+    await movement.close();
+    throw err;
+  }
+  const plane = controlPlane;
 
   const ingressTls =
     cfg.tls === null
@@ -137,6 +192,7 @@ async function start(
     breakers: breakers.buffer,
     budget: budget.buffer,
     state: stateBuffer,
+    lag: lag.buffer as SharedArrayBuffer,
     config: cfg,
     ingressTls,
     upstreamCredentials: upstream,
@@ -146,7 +202,7 @@ async function start(
   let port: number;
   try {
     if (cfg.workers === 0) {
-      mainPlane = new DataPlane(planeInit(0), log.child({ thread: 0 }));
+      mainPlane = new DataPlane(planeInit(0), log.child({ thread: 0 }), movement.channel);
       port = await mainPlane.listen(cfg.listen);
     } else {
       supervisor = new WorkerSupervisor({
@@ -157,6 +213,7 @@ async function start(
         clock: systemClock,
         timers: systemTimers,
         log,
+        channel: movement.channel,
         onExit: (thread) => {
           // The dead thread's gauges would stay stuck at their last values.
           const region = metricsRegion(stateBuffer, thread);
@@ -167,11 +224,13 @@ async function start(
       port = await supervisor.start();
     }
   } catch (err) {
-    controlPlane.close();
+    plane.close();
     probe.close();
+    await movement.close();
     throw err;
   }
-  controlPlane.start();
+  await movement.start();
+  plane.start();
 
   // Tests only (NODE_ENV=test): SIGUSR2 crashes the first live worker, to test restarts.
   const onTestCrash = () => supervisor?.postToFirst({ type: 'test-crash' });
@@ -179,9 +238,9 @@ async function start(
 
   const metricsText = () =>
     renderMetrics(stateBuffer, {
-      epoch: controlPlane.epoch,
-      partitioned: controlPlane.partitioned,
-      nodes: controlPlane.table().nodes,
+      epoch: plane.epoch,
+      partitioned: plane.partitioned,
+      nodes: plane.table().nodes,
       workers: supervisor === null ? 0 : supervisor.live.length,
       workerRestarts: supervisor?.restarts ?? 0,
     });
@@ -195,13 +254,13 @@ async function start(
     workers: cfg.workers,
     config: cfg,
     localCluster,
-    table: () => controlPlane.table(),
+    table: () => plane.table(),
     metricsText,
-    reloadMembership: (nodes) => controlPlane.reloadMembership(nodes),
+    reloadMembership: (nodes) => plane.reloadMembership(nodes),
     close: async () => {
       if (closed) return;
       closed = true;
-      controlPlane.close();
+      plane.close();
       process.off('SIGUSR2', onTestCrash);
       Atomics.store(control, C_DRAINING, 1);
       log.info({ event: 'shutdown', graceMs: cfg.shutdownGraceMs }, 'draining');
@@ -213,6 +272,7 @@ async function start(
       }
       for (const close of closers.splice(0).reverse()) await close();
       probe.close();
+      await movement.close();
       await localCluster?.stop();
       log.info({ event: 'stopped', abandoned: left }, `stopped (${left} calls abandoned)`);
     },
@@ -224,7 +284,7 @@ async function start(
       (handle as { metricsPort: number | null }).metricsPort = metrics.port;
     }
     if (cfg.admin.enabled) {
-      const admin = await startAdminServer(controlPlane, cfg.admin, log);
+      const admin = await startAdminServer(plane, cfg.admin, log);
       closers.push(() => admin.close());
       (handle as { adminPort: number | null }).adminPort = admin.port;
     }

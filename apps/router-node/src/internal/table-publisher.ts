@@ -1,4 +1,5 @@
 import { buildRing, type Ring, type TableWriter } from '@engram/ring';
+import { NodeState } from '@engram/router';
 import { C_NODE_STATE, C_PARTITIONED, MAX_NODE_SLOTS, NODE_STATE } from './layout.js';
 import { isPlaced, Lifecycle, type Membership, routingState } from './membership.js';
 
@@ -9,6 +10,16 @@ import { isPlaced, Lifecycle, type Membership, routingState } from './membership
 export function isPartitioned(membership: Membership): boolean {
   const { total, up } = membership.serving;
   return total > 0 && up < Math.floor(total / 2) + 1;
+}
+
+/**
+ * Panic: a share of the serving nodes up below `threshold` (e.g. every probe timing out on an
+ * overloaded router). Health verdicts are then more likely wrong than the cluster gone, so they
+ * are ignored and breakers decide; the partition rules do not apply.
+ */
+export function isPanic(membership: Membership, threshold: number): boolean {
+  const { total, up } = membership.serving;
+  return total > 0 && up / total < threshold;
 }
 
 export interface PlacementSettings {
@@ -32,7 +43,7 @@ export class TablePublisher {
   #ringKey = '';
   #ring: Ring | undefined;
   /** What the last successful publish wrote, to restore when a publish fails. */
-  #published: { membership: Membership; partitioned: boolean } | undefined;
+  #published: { membership: Membership; partitioned: boolean; panic: boolean } | undefined;
 
   constructor(writer: TableWriter, control: Int32Array, settings: PlacementSettings) {
     this.#writer = writer;
@@ -77,28 +88,33 @@ export class TablePublisher {
    * Publishes `membership` as the next epoch; returns the epoch. Throws (ring, capacity) with
    * the previous table and states still in force.
    */
-  publish(membership: Membership, partitioned: boolean): number {
+  publish(membership: Membership, partitioned: boolean, panic = false): number {
     const ring = this.ringFor(membership);
     const slots = new Map<string, number>();
     for (const m of membership.members) slots.set(m.node.id, m.slot);
-    this.#storeStates(membership, partitioned);
+    this.#storeStates(membership, partitioned, panic);
     let epoch: number;
     try {
       epoch = this.#writer.publish(ring, { slots });
     } catch (err) {
       const last = this.#published;
-      if (last !== undefined) this.#storeStates(last.membership, last.partitioned);
+      if (last !== undefined) this.#storeStates(last.membership, last.partitioned, last.panic);
       throw err;
     }
-    this.#published = { membership, partitioned };
+    this.#published = { membership, partitioned, panic };
     return epoch;
   }
 
-  #storeStates(membership: Membership, partitioned: boolean): void {
+  /**
+   * In a panic (too few nodes up to believe the probes), every node is published up: the data
+   * plane routes to all of them and the breakers decide (Envoy's panic threshold).
+   */
+  #storeStates(membership: Membership, partitioned: boolean, panic: boolean): void {
     const control = this.#control;
     for (const m of membership.members) {
       if (m.slot < MAX_NODE_SLOTS) {
-        Atomics.store(control, C_NODE_STATE + m.slot, NODE_STATE[routingState(m)]);
+        const state = panic && m.health === 'down' ? NodeState.Up : routingState(m);
+        Atomics.store(control, C_NODE_STATE + m.slot, NODE_STATE[state]);
       }
     }
     Atomics.store(control, C_PARTITIONED, partitioned ? 1 : 0);

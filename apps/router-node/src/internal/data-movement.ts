@@ -1,0 +1,225 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConnectionPool, type PoolCredentials } from '@engram/pool';
+import type { Ring } from '@engram/ring';
+import { GrpcReplicaAccess, type LagTable } from '@engram/router';
+import type { Logger } from 'pino';
+import type { RouterNodeConfig } from './config.js';
+import type { ControlChannel } from './data-plane.js';
+import { HintManager } from './hint-manager.js';
+import { HintStore } from './hint-store.js';
+import { Lifecycle, type Membership } from './membership.js';
+import type { HintRequest } from './replicated.js';
+import { Repairer } from './repairer.js';
+import { type StreamStatus, Streamer, type TransitionKind } from './streamer.js';
+import type { Timers } from './timers.js';
+import { type TransitionRecord, TransitionStore } from './transition-store.js';
+
+/** Wait before a failed stream of a space is tried again. */
+const STREAM_RETRY_MS = 1000; // 1 s
+
+export interface DataMovementInit {
+  readonly config: RouterNodeConfig;
+  readonly upstream: PoolCredentials;
+  readonly lag: LagTable;
+  readonly timers: Timers;
+  readonly log: Logger;
+  /** The membership now, and the ring built from it (current and future placements). */
+  readonly membership: () => Membership;
+  readonly ring: () => Ring;
+  /** A transition's data is in place: apply the membership change. */
+  readonly complete: (kind: TransitionKind, subject: string) => void;
+}
+
+/** Per node, for GetTable and /metrics. */
+export interface NodeDataStatus {
+  readonly hintsPending: number;
+  readonly hintBytesPending: number;
+  readonly repairNeeded: boolean;
+}
+
+/**
+ * Everything that makes data follow placement, in the control plane: the hint store and its
+ * replay, anti-entropy repair, and the streaming of membership changes, over one pool of
+ * grpc-js connections of its own (never the data plane's). Data planes reach it through
+ * `channel` (hints, repairs).
+ */
+export class DataMovement {
+  readonly hints: HintManager;
+  readonly repairer: Repairer;
+  readonly streamer: Streamer;
+  readonly transitions: TransitionStore;
+  readonly channel: ControlChannel;
+  readonly #pool: ConnectionPool;
+  readonly #init: DataMovementInit;
+  readonly #repairNeeded = new Set<string>();
+  readonly #tempDir: string | null;
+  #sweepTimer: unknown;
+
+  private constructor(
+    init: DataMovementInit,
+    pool: ConnectionPool,
+    hints: HintManager,
+    transitions: TransitionStore,
+    tempDir: string | null,
+  ) {
+    this.#init = init;
+    this.#pool = pool;
+    this.hints = hints;
+    this.transitions = transitions;
+    this.#tempDir = tempDir;
+    const access = new GrpcReplicaAccess(() => pool);
+    const isUp = (id: string) => init.membership().get(id)?.health === 'up';
+    const cfg = init.config;
+    this.repairer = new Repairer({
+      access,
+      table: init.ring,
+      isUp,
+      timers: init.timers,
+      log: init.log,
+      spacesPerSecond: cfg.repair.spacesPerSecond,
+    });
+    this.streamer = new Streamer({
+      access,
+      table: init.ring,
+      isUp,
+      listSpaces: (nodes) => this.repairer.listSpaces(nodes),
+      concurrency: cfg.streaming.concurrency,
+      fenceMs: cfg.router.deadlineMs,
+      retryMs: STREAM_RETRY_MS,
+      store: transitions,
+      timers: init.timers,
+      log: init.log,
+      complete: init.complete,
+    });
+    this.channel = {
+      add: (hint: HintRequest) => this.hints.add(hint),
+      repairSpace: async (spaceId: string) => {
+        await this.repairer.repairSpace(spaceId);
+      },
+    };
+  }
+
+  /**
+   * Opens the hint store (in `dataDir`, or a temporary directory removed on close without
+   * one: hints then do not survive a restart) and the transitions in progress.
+   */
+  static async open(init: DataMovementInit, slotOf: (id: string) => number): Promise<DataMovement> {
+    const cfg = init.config;
+    const tempDir = cfg.dataDir === null ? mkdtempSync(join(tmpdir(), 'engram-router-')) : null;
+    const dir = cfg.dataDir ?? tempDir!;
+    const pool = new ConnectionPool({ credentials: init.upstream });
+    const store = await HintStore.open(join(dir, 'hints'), {
+      maxBytesPerNode: cfg.hints.maxBytesPerNode,
+      maxAgeMs: cfg.hints.maxAgeMs,
+    });
+    const transitions = await TransitionStore.open(cfg.dataDir);
+    let movement: DataMovement | undefined;
+    const hints = HintManager.open({
+      backend: store,
+      lag: init.lag,
+      slotOf,
+      addressOf: (id) => init.membership().get(id)?.node.address,
+      isUp: (id) => {
+        const m = init.membership().get(id);
+        return m !== undefined && m.health === 'up' && m.lifecycle !== Lifecycle.Drained;
+      },
+      pool,
+      replayPerSecond: cfg.hints.replayPerSecond,
+      timers: init.timers,
+      wallClock: Date.now,
+      log: init.log,
+      onDropped: (id) => movement?.markRepairNeeded(id),
+    });
+    movement = new DataMovement(init, pool, hints, transitions, tempDir);
+    return movement;
+  }
+
+  /** Transitions persisted by an earlier run of this router (to resume). */
+  get persisted(): readonly TransitionRecord[] {
+    return this.transitions.records;
+  }
+
+  async start(): Promise<void> {
+    await this.hints.countPending();
+    this.hints.start();
+    const every = this.#init.config.repair.intervalMs;
+    if (every > 0) {
+      this.#sweepTimer = this.#init.timers.setInterval(() => {
+        void this.repairer.sweep().catch((err: unknown) => {
+          this.#init.log.warn({ err }, 'background repair failed');
+        });
+      }, every);
+    }
+  }
+
+  /** Follows a new membership: starts and cancels streams, repairs nodes that need it. */
+  sync(membership: Membership): void {
+    const wanted: { kind: TransitionKind; subject: string }[] = [];
+    for (const m of membership.members) {
+      if (m.lifecycle === Lifecycle.Joining) {
+        wanted.push({ kind: 'join', subject: m.node.id });
+        void this.transitions.begin({ kind: 'join', subject: m.node.id, node: m.node });
+      } else if (m.lifecycle === Lifecycle.Leaving) {
+        wanted.push({ kind: 'leave', subject: m.node.id });
+        void this.transitions.begin({
+          kind: 'leave',
+          subject: m.node.id,
+          ...(m.leaveTo !== undefined ? { leaveTo: m.leaveTo } : {}),
+        });
+      }
+      if (this.#repairNeeded.has(m.node.id) && m.health === 'up') this.#repairNode(m.node.id);
+    }
+    for (const move of membership.moves) {
+      wanted.push({ kind: 'pin', subject: move.spaceId });
+      void this.transitions.begin({ kind: 'pin', subject: move.spaceId, to: move.to });
+    }
+    this.streamer.sync(wanted);
+  }
+
+  /** Hints of the node were dropped: it gets a whole-node repair once it is up. */
+  markRepairNeeded(nodeId: string): void {
+    this.#repairNeeded.add(nodeId);
+    const m = this.#init.membership().get(nodeId);
+    if (m?.health === 'up') this.#repairNode(nodeId);
+  }
+
+  #repairing = new Set<string>();
+
+  #repairNode(nodeId: string): void {
+    if (this.#repairing.has(nodeId)) return;
+    this.#repairing.add(nodeId);
+    void this.repairer
+      .repairNode(nodeId)
+      .then(({ failed }) => {
+        if (failed > 0) return;
+        this.#repairNeeded.delete(nodeId);
+        this.#init.log.info({ event: 'repair-node', node: nodeId }, `node ${nodeId} repaired`);
+      })
+      .catch((err: unknown) => this.#init.log.warn({ err, node: nodeId }, 'node repair failed'))
+      .finally(() => this.#repairing.delete(nodeId));
+  }
+
+  status(nodeId: string): NodeDataStatus {
+    const p = this.hints.pending().get(nodeId);
+    return {
+      hintsPending: p?.count ?? 0,
+      hintBytesPending: p?.bytes ?? 0,
+      repairNeeded: this.#repairNeeded.has(nodeId),
+    };
+  }
+
+  streams(): StreamStatus[] {
+    return this.streamer.status();
+  }
+
+  async close(): Promise<void> {
+    this.streamer.stop();
+    this.repairer.stop();
+    this.#init.timers.clearInterval(this.#sweepTimer);
+    await this.hints.close();
+    await this.#pool.close();
+    if (this.#tempDir !== null) rmSync(this.#tempDir, { recursive: true, force: true });
+  }
+}
