@@ -9,6 +9,7 @@ const memory = (id: string, content: string, extra: object = {}) => ({
   embedding: [] as number[],
   confidence: 0,
   createdAtMs: 1,
+  version: 0,
   ...extra,
 });
 
@@ -22,6 +23,7 @@ describe('log framing', () => {
       embedding: fc.array(fc.float({ noNaN: true, noDefaultInfinity: true }), { maxLength: 4 }),
       confidence: fc.constant(0.5),
       createdAtMs: fc.nat(),
+      version: fc.nat(),
     }),
   });
 

@@ -114,6 +114,7 @@ export function validateMemory(
     embedding: memory.embedding,
     confidence: memory.confidence,
     createdAtMs: memory.createdAtMs === 0 ? nowMs : memory.createdAtMs,
+    version: memory.version,
   };
 }
 
