@@ -6,7 +6,7 @@ import {
   MemoryNodeError,
   StorageFailedError,
 } from '../src/index.js';
-import { validateMemory } from '../src/internal/store.js';
+import { validateMemory } from '../src/internal/validate.js';
 
 const BRAND = Symbol.for('@engram/error');
 const limits = {

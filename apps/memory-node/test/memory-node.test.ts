@@ -48,7 +48,7 @@ describe('memory node', () => {
           embedding: [],
           confidence: 0.5,
           createdAtMs: 1234,
-          version: 0,
+          version: 1_234_000, // µs
         },
         score: 1,
       },
