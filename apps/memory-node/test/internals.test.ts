@@ -14,18 +14,23 @@ const memory = (id: string, content: string, extra: object = {}) => ({
 });
 
 describe('log framing', () => {
-  const recordArb: fc.Arbitrary<LogRecord> = fc.record({
-    t: fc.constant('store' as const),
-    s: fc.string({ minLength: 1 }),
-    m: fc.record({
-      id: fc.string(),
-      content: fc.string(),
-      embedding: fc.array(fc.float({ noNaN: true, noDefaultInfinity: true }), { maxLength: 4 }),
-      confidence: fc.constant(0.5),
-      createdAtMs: fc.nat(),
-      version: fc.nat(),
-    }),
+  const memoryArb = fc.record({
+    id: fc.string(),
+    content: fc.string(),
+    embedding: fc.array(fc.float({ noNaN: true, noDefaultInfinity: true }), { maxLength: 4 }),
+    confidence: fc.constant(0.5),
+    createdAtMs: fc.nat(),
+    version: fc.nat(),
   });
+  const recordArb: fc.Arbitrary<LogRecord> = fc.oneof(
+    fc.record({ t: fc.constant('store' as const), s: fc.string({ minLength: 1 }), m: memoryArb }),
+    fc.record({
+      t: fc.constant('apply' as const),
+      s: fc.string({ minLength: 1 }),
+      m: fc.array(memoryArb, { maxLength: 3 }),
+      d: fc.array(fc.record({ id: fc.string(), version: fc.nat() }), { maxLength: 3 }),
+    }),
+  );
 
   it('replays exactly the whole records of any prefix of the log (torn tails are dropped)', () => {
     fc.assert(
