@@ -4,39 +4,35 @@ import { ENTRY_KINDS, SpaceDigestState } from './digest.js';
 import { dot, normalizeContent, normOf, tokenize } from './similarity.js';
 import { memoryWins } from './versions.js';
 
-/** A live memory under its id. */
+// A live memory under its id, with what recall needs precomputed: the embedding's Euclidean
+// norm (0 when absent) and, once a text cue has asked, the content's terms.
 interface LiveSlot {
   readonly kind: typeof ENTRY_KINDS.Memory;
   memory: Memory;
-  /** Euclidean norm of the embedding (0 when absent). */
   readonly norm: number;
   terms: Set<string> | undefined;
 }
 
-/** A memory removed by a consolidation at `version`. */
+// A memory removed by a consolidation at `version`.
 interface TombSlot {
   readonly kind: typeof ENTRY_KINDS.Tombstone;
   readonly version: number;
 }
 
-/**
- * Each id of a space holds one entry, a live memory or a tombstone: the greatest write it has
- * seen in the last-write-wins order (see {@link MemoryStore}).
- */
+// Each id of a space holds one entry, a live memory or a tombstone: the greatest write it has
+// seen in the last-write-wins order (below).
 type Slot = LiveSlot | TombSlot;
 
 interface Space {
   readonly slots: Map<string, Slot>;
   readonly digest: SpaceDigestState;
-  /**
-   * Ids in code-point order for ScanSpace, dropped when an id comes or goes and rebuilt by the
-   * next scan: a stream after a burst of writes sorts once, where keeping the order on every
-   * write would cost a splice per new id.
-   */
+  // Ids in code-point order for ScanSpace, dropped when an id comes or goes and rebuilt by the
+  // next scan: a stream after a burst of writes sorts once, where keeping the order on every
+  // write would cost a splice per new id.
   sortedIds: string[] | undefined;
 }
 
-/** Rough protobuf bytes of entries, to keep a page well under grpc's 4 MiB message default. */
+// Rough protobuf bytes of entries, to keep a page well under grpc's 4 MiB message default.
 const MEMORY_OVERHEAD_BYTES = 48; // tags, lengths, confidence, created_at_ms, version
 const TOMBSTONE_OVERHEAD_BYTES = 16;
 const DIGEST_OVERHEAD_BYTES = 40;

@@ -17,7 +17,8 @@ export interface Memory {
   createdAtMs: number;
   /**
    * Last-write-wins version: microseconds since the Unix epoch of the write (uint64 decoded as
-   * number, exact below 2^53, i.e. until the year 2255). 0 on Store means "stamp it now".
+   * number, exact below 2^53, i.e. until the year 2255). Ties go to the larger
+   * `encodeMemory` bytes. 0 on Store means "stamp it now".
    */
   version: number;
 }
@@ -125,8 +126,8 @@ export interface QueryResponse {
 }
 
 /**
- * A memory removed (merged away by Consolidate) at `version`: a copy older than it is not
- * resurrected by a replay, a stream or a repair.
+ * A memory removed (merged away by Consolidate) at `version`: a copy of the same or an older
+ * version is not resurrected by a replay, a stream or a repair; a newer one replaces it.
  */
 export interface Tombstone {
   id: string;
@@ -142,7 +143,8 @@ export interface SpaceDigest {
   tombstones: number;
   /**
    * XOR over every entry (memory or tombstone) of the first 8 bytes of
-   * SHA-256(id NUL version NUL kind), kind "m" or "t"; 16 lowercase hex digits.
+   * SHA-256(id NUL version NUL kind), version in decimal, kind "m" or "t"; 16 lowercase hex
+   * digits.
    */
   digest: string;
 }
