@@ -12,5 +12,6 @@ export {
   type MemoryNodeOptions,
   type MemoryNodeTlsOptions,
   startMemoryNode,
-  type WallClock,
 } from './internal/node.js';
+export { REPLICA_PAGE_LIMITS } from './internal/replica-service.js';
+export type { WallClock } from './internal/versions.js';

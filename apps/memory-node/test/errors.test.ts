@@ -6,7 +6,7 @@ import {
   MemoryNodeError,
   StorageFailedError,
 } from '../src/index.js';
-import { validateMemory } from '../src/internal/store.js';
+import { validateMemory } from '../src/internal/validate.js';
 
 const BRAND = Symbol.for('@engram/error');
 const limits = {
@@ -30,7 +30,14 @@ describe('memory-node errors', () => {
     let caught: unknown;
     try {
       validateMemory(
-        { id: '', content: 'x', embedding: [1, Number.NaN], confidence: 0, createdAtMs: 0 },
+        {
+          id: '',
+          content: 'x',
+          embedding: [1, Number.NaN],
+          confidence: 0,
+          createdAtMs: 0,
+          version: 0,
+        },
         limits,
         () => 'id',
         0,

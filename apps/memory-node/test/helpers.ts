@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { HealthClient, MemoryServiceClient } from '@engram/proto';
+import { HealthClient, MemoryServiceClient, ReplicaServiceClient } from '@engram/proto';
 import * as grpc from '@grpc/grpc-js';
 import { type MemoryNode, type MemoryNodeOptions, startMemoryNode } from '../src/index.js';
 
@@ -43,6 +43,12 @@ export function memoryClient(
   options: grpc.ClientOptions = {},
 ): MemoryServiceClient {
   const client = new MemoryServiceClient(address, credentials, options);
+  cleanup.add(() => client.close());
+  return client;
+}
+
+export function replicaClient(cleanup: Cleanup, address: string): ReplicaServiceClient {
+  const client = new ReplicaServiceClient(address, grpc.credentials.createInsecure());
   cleanup.add(() => client.close());
   return client;
 }

@@ -9,21 +9,28 @@ const memory = (id: string, content: string, extra: object = {}) => ({
   embedding: [] as number[],
   confidence: 0,
   createdAtMs: 1,
+  version: 0,
   ...extra,
 });
 
 describe('log framing', () => {
-  const recordArb: fc.Arbitrary<LogRecord> = fc.record({
-    t: fc.constant('store' as const),
-    s: fc.string({ minLength: 1 }),
-    m: fc.record({
-      id: fc.string(),
-      content: fc.string(),
-      embedding: fc.array(fc.float({ noNaN: true, noDefaultInfinity: true }), { maxLength: 4 }),
-      confidence: fc.constant(0.5),
-      createdAtMs: fc.nat(),
-    }),
+  const memoryArb = fc.record({
+    id: fc.string(),
+    content: fc.string(),
+    embedding: fc.array(fc.float({ noNaN: true, noDefaultInfinity: true }), { maxLength: 4 }),
+    confidence: fc.constant(0.5),
+    createdAtMs: fc.nat(),
+    version: fc.nat(),
   });
+  const recordArb: fc.Arbitrary<LogRecord> = fc.oneof(
+    fc.record({ t: fc.constant('store' as const), s: fc.string({ minLength: 1 }), m: memoryArb }),
+    fc.record({
+      t: fc.constant('apply' as const),
+      s: fc.string({ minLength: 1 }),
+      m: fc.array(memoryArb, { maxLength: 3 }),
+      d: fc.array(fc.record({ id: fc.string(), version: fc.nat() }), { maxLength: 3 }),
+    }),
+  );
 
   it('replays exactly the whole records of any prefix of the log (torn tails are dropped)', () => {
     fc.assert(
@@ -81,20 +88,32 @@ describe('MemoryStore', () => {
     store.put('s', memory('old', 'a', { embedding: [1, 0], createdAtMs: 1 }));
     store.put('s', memory('mid', 'b', { embedding: [0.96, 0.28], createdAtMs: 2 })); // cos 0.96
     store.put('s', memory('new', 'c', { embedding: [0.96, -0.28], createdAtMs: 3 })); // cos 0.96 with old, 0.84 with mid
-    const plan = store.planMerge('s', 0.95);
+    const plan = store.planMerge('s', 0.95, 10);
     expect(plan.groups.map((g) => [g.kept.id, g.removed])).toEqual([['old', ['mid', 'new']]]);
-    store.applyMerge('s', plan.groups);
+    store.applyEntries('s', plan.writes.memories, plan.writes.tombstones);
     expect(store.size('s')).toBe(1);
   });
 
-  it('applying a merge keeps a memory re-stored under the kept id since planning', () => {
-    const store = new MemoryStore();
-    store.put('s', memory('k', 'same', { confidence: 0.2, createdAtMs: 1 }));
-    store.put('s', memory('d', 'same', { confidence: 0.8, createdAtMs: 2 }));
-    const plan = store.planMerge('s', 0.95);
-    store.put('s', memory('k', 'rewritten', { confidence: 0.1, createdAtMs: 3 }));
-    store.applyMerge('s', plan.groups);
-    expect(store.get('s', 'k')).toMatchObject({ content: 'rewritten', confidence: 0.8 });
-    expect(store.get('s', 'd')).toBeUndefined();
-  });
+  // Under last write wins the kept memory's fate depends on versions only, never on whether a
+  // re-store landed before or after the consolidation was applied.
+  for (const [name, version, expected] of [
+    ['newer', 11, { content: 'rewritten', confidence: 0.1, version: 11 }],
+    ['older', 5, { content: 'same', confidence: 0.8, version: 10 }],
+  ] as const) {
+    for (const when of ['before', 'after'] as const) {
+      it(`a re-store under the kept id ${name} than the consolidation, landing ${when} it applies, ${name === 'newer' ? 'wins' : 'loses'}`, () => {
+        const store = new MemoryStore();
+        store.put('s', memory('k', 'same', { confidence: 0.2, createdAtMs: 1, version: 1 }));
+        store.put('s', memory('d', 'same', { confidence: 0.8, createdAtMs: 2, version: 2 }));
+        const plan = store.planMerge('s', 0.95, 10);
+        const restore = memory('k', 'rewritten', { confidence: 0.1, createdAtMs: 3, version });
+        if (when === 'before') store.put('s', restore);
+        store.applyEntries('s', plan.writes.memories, plan.writes.tombstones);
+        if (when === 'after') store.put('s', restore);
+        expect(store.get('s', 'k')).toMatchObject(expected);
+        expect(store.get('s', 'd')).toBeUndefined();
+        expect(store.tombstoneVersion('s', 'd')).toBe(10);
+      });
+    }
+  }
 });

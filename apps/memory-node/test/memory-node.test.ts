@@ -32,6 +32,9 @@ describe('memory node', () => {
       fallback: false,
       strategy: 'direct',
       tableEpoch: 0,
+      acknowledged: 0,
+      asked: 0,
+      degraded: false,
     });
     const recalled = await callMemory(client, 'recall', {
       spaceId: 'space-a',
@@ -45,6 +48,7 @@ describe('memory node', () => {
           embedding: [],
           confidence: 0.5,
           createdAtMs: 1234,
+          version: 1_234_000, // µs
         },
         score: 1,
       },

@@ -143,6 +143,9 @@ describe('wire', () => {
             fallback,
             strategy,
             tableEpoch: epoch,
+            acknowledged: 0,
+            asked: 0,
+            degraded: false,
           });
           expect(decoded.memories).toHaveLength(1);
           // Decodes like @engram/proto's encoder output (which also writes default values).

@@ -21,6 +21,9 @@ describe('proto errors', () => {
     expect(caught).toMatchObject({ code: 'ServiceNotFound' });
     expect(isProtoError(caught)).toBe(true);
     expect(service('engram.v1.MemoryService')).toHaveProperty('Store');
+    expect(service('engram.v1.ReplicaService')).toHaveProperty('ScanSpace');
+    // a message is not a service
+    expect(() => service('engram.v1.Memory')).toThrow(ProtoError);
   });
 
   it('isProtoError goes by brand and code, so an error of another copy of proto passes', () => {

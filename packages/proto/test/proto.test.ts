@@ -3,14 +3,21 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  type ApplyEntriesRequest,
+  type ApplyEntriesResponse,
   addHealthService,
   type ConsolidateRequest,
   type ConsolidateResponse,
   type Cue,
   callMemory,
+  callReplica,
   checkHealth,
+  encodeMemory,
   encodeRoutingField,
   HealthClient,
+  type Init,
+  type ListSpacesRequest,
+  type ListSpacesResponse,
   MEMORY_METHOD_PATHS,
   MEMORY_PROTO_FILE,
   type Memory,
@@ -22,14 +29,23 @@ import {
   packageDefinition,
   type QueryRequest,
   type QueryResponse,
+  REPLICA_METHOD_PATHS,
+  REPLICA_SERVICE_NAME,
   type RecallRequest,
   type RecallResponse,
+  ReplicaServiceClient,
+  ReplicaServiceDefinition,
+  type ReplicaServiceHandlers,
   type RoutingInfo,
+  type ScanSpaceRequest,
+  type ScanSpaceResponse,
   type ScoredMemory,
+  type SpaceDigest,
   type SpaceError,
   type SpaceResult,
   type StoreRequest,
   type StoreResponse,
+  type Tombstone,
 } from '../src/index.js';
 
 // `Record<keyof T, true>` fails to compile when an interface gains or loses a field, and the
@@ -42,6 +58,7 @@ const MESSAGE_KEYS = {
     embedding: true,
     confidence: true,
     createdAtMs: true,
+    version: true,
   } satisfies Keys<Memory>,
   Cue: { text: true, embedding: true } satisfies Keys<Cue>,
   RoutingInfo: {
@@ -50,6 +67,9 @@ const MESSAGE_KEYS = {
     fallback: true,
     strategy: true,
     tableEpoch: true,
+    acknowledged: true,
+    asked: true,
+    degraded: true,
   } satisfies Keys<RoutingInfo>,
   StoreRequest: { spaceId: true, memory: true } satisfies Keys<StoreRequest>,
   StoreResponse: { memoryId: true, routing: true } satisfies Keys<StoreResponse>,
@@ -59,6 +79,7 @@ const MESSAGE_KEYS = {
   ConsolidateRequest: {
     spaceId: true,
     similarityThreshold: true,
+    version: true,
   } satisfies Keys<ConsolidateRequest>,
   MergedGroup: { keptId: true, mergedIds: true } satisfies Keys<MergedGroup>,
   ConsolidateResponse: {
@@ -71,6 +92,27 @@ const MESSAGE_KEYS = {
   SpaceResult: { spaceId: true, memories: true } satisfies Keys<SpaceResult>,
   SpaceError: { spaceId: true, code: true, message: true } satisfies Keys<SpaceError>,
   QueryResponse: { results: true, errors: true, routing: true } satisfies Keys<QueryResponse>,
+  Tombstone: { id: true, version: true } satisfies Keys<Tombstone>,
+  SpaceDigest: {
+    spaceId: true,
+    memories: true,
+    tombstones: true,
+    digest: true,
+  } satisfies Keys<SpaceDigest>,
+  ListSpacesRequest: { after: true, limit: true, spaceId: true } satisfies Keys<ListSpacesRequest>,
+  ListSpacesResponse: { spaces: true, more: true } satisfies Keys<ListSpacesResponse>,
+  ScanSpaceRequest: { spaceId: true, after: true, limit: true } satisfies Keys<ScanSpaceRequest>,
+  ScanSpaceResponse: {
+    memories: true,
+    tombstones: true,
+    more: true,
+  } satisfies Keys<ScanSpaceResponse>,
+  ApplyEntriesRequest: {
+    spaceId: true,
+    memories: true,
+    tombstones: true,
+  } satisfies Keys<ApplyEntriesRequest>,
+  ApplyEntriesResponse: { applied: true } satisfies Keys<ApplyEntriesResponse>,
 };
 
 const cleanups: (() => void | Promise<void>)[] = [];
@@ -114,7 +156,12 @@ describe('@engram/proto', () => {
   it('decodes with camelCase names, defaults, numeric int64 and null sub-messages', () => {
     const bytes = MemoryServiceDefinition.Store.requestSerialize({
       spaceId: 's',
-      memory: { content: 'x', createdAtMs: 1_700_000_000_123, embedding: [0.5, 1] },
+      memory: {
+        content: 'x',
+        createdAtMs: 1_700_000_000_123,
+        embedding: [0.5, 1],
+        version: 1_700_000_000_123_456,
+      },
     });
     const req: StoreRequest = MemoryServiceDefinition.Store.requestDeserialize(bytes);
     expect(req).toEqual({
@@ -125,6 +172,7 @@ describe('@engram/proto', () => {
         embedding: [0.5, 1],
         confidence: 0,
         createdAtMs: 1_700_000_000_123,
+        version: 1_700_000_000_123_456,
       },
     });
     expect(MemoryServiceDefinition.Store.requestDeserialize(Buffer.alloc(0))).toEqual({
@@ -138,6 +186,8 @@ describe('@engram/proto', () => {
       MemoryServiceDefinition.Store,
       MemoryServiceDefinition.Recall,
       MemoryServiceDefinition.Consolidate,
+      ReplicaServiceDefinition.ScanSpace,
+      ReplicaServiceDefinition.ApplyEntries,
     ]) {
       const bytes = (def.requestSerialize as (v: object) => Buffer)({ spaceId: 'abc', limit: 3 });
       // tag (field 1, wire type 2) = 0x0a, then length, then the UTF-8 bytes
@@ -167,7 +217,72 @@ describe('@engram/proto', () => {
       fallback: true,
       strategy: 'primary',
       tableEpoch: 7,
+      acknowledged: 0,
+      asked: 0,
+      degraded: false,
     });
+  });
+
+  it('carries the replication fields of RoutingInfo through an appended routing field', () => {
+    const body = MemoryServiceDefinition.Store.responseSerialize({ memoryId: 'm1' });
+    const merged = Buffer.concat([
+      body,
+      encodeRoutingField({ servedBy: 'n1', acknowledged: 2, asked: 3, degraded: true }),
+    ]);
+    const res = MemoryServiceDefinition.Store.responseDeserialize(merged);
+    expect(res.routing).toMatchObject({
+      servedBy: 'n1',
+      acknowledged: 2,
+      asked: 3,
+      degraded: true,
+    });
+  });
+
+  it('encodes a Memory canonically: defaults left out, so presence does not change the bytes', () => {
+    const def = packageDefinition['engram.v1.Memory'] as {
+      serialize(v: object): Buffer;
+      deserialize(b: Buffer): Memory;
+    };
+    const full: Memory = {
+      id: 'a',
+      content: '',
+      embedding: [],
+      confidence: 0,
+      createdAtMs: 0,
+      version: 5,
+    };
+    // protobufjs alone writes the empty content because the property is present
+    expect(def.serialize(full)).not.toEqual(def.serialize({ id: 'a', version: 5 }));
+    expect(encodeMemory(full)).toEqual(encodeMemory({ id: 'a', version: 5 }));
+    // id (field 1) then version (field 6, varint): what any proto3 encoder emits
+    expect([...encodeMemory(full)]).toEqual([0x0a, 1, 0x61, 0x30, 5]);
+    const rich: Memory = {
+      id: 'm',
+      content: 'c',
+      embedding: [0.5, -1],
+      confidence: 0.25,
+      createdAtMs: 1_700_000_000_000,
+      version: 1_700_000_000_000_001,
+    };
+    expect(def.deserialize(encodeMemory(rich))).toEqual(rich);
+    expect(encodeMemory({})).toHaveLength(0);
+  });
+
+  it('types what is sent for the replica messages as Init<T>', () => {
+    const req: Init<ApplyEntriesRequest> = {
+      spaceId: 's',
+      memories: [{ id: 'a', content: 'x', version: 1 }],
+      tombstones: [{ id: 'b', version: 2 }],
+    };
+    const decoded = ReplicaServiceDefinition.ApplyEntries.requestDeserialize(
+      ReplicaServiceDefinition.ApplyEntries.requestSerialize(req),
+    );
+    expect(decoded.memories.map((m) => [m.id, m.version])).toEqual([['a', 1]]);
+    expect(decoded.tombstones).toEqual([{ id: 'b', version: 2 }]);
+    const scan: Init<ScanSpaceResponse> = { memories: [], more: true };
+    expect(ReplicaServiceDefinition.ScanSpace.responseSerialize(scan)).toEqual(
+      Buffer.from([0x18, 1]),
+    );
   });
 
   it('serves typed unary calls through the generated client', async () => {
@@ -188,6 +303,44 @@ describe('@engram/proto', () => {
       code: grpc.status.UNIMPLEMENTED,
     });
     expect(MEMORY_METHOD_PATHS.Store).toBe(MemoryServiceDefinition.Store.path);
+  });
+
+  it('serves typed ReplicaService calls through the generated client', async () => {
+    const handlers: ReplicaServiceHandlers = {
+      ListSpaces: (call, cb) =>
+        cb(null, {
+          spaces: [{ spaceId: call.request.spaceId, memories: 2, digest: '00ff00ff00ff00ff' }],
+          more: true,
+        }),
+      ScanSpace: (call, cb) =>
+        cb(null, {
+          memories: [{ id: `${call.request.after}+`, version: 9 }],
+          tombstones: [{ id: 'gone', version: 8 }],
+        }),
+      ApplyEntries: (call, cb) =>
+        cb(null, { applied: call.request.memories.length + call.request.tombstones.length }),
+    };
+    const address = await startServer((s) => s.addService(ReplicaServiceDefinition, handlers));
+    const client = new ReplicaServiceClient(address, grpc.credentials.createInsecure());
+    cleanups.push(() => client.close());
+    expect(await callReplica(client, 'listSpaces', { spaceId: 'sp' })).toEqual({
+      spaces: [{ spaceId: 'sp', memories: 2, tombstones: 0, digest: '00ff00ff00ff00ff' }],
+      more: true,
+    });
+    const scan = await callReplica(client, 'scanSpace', { spaceId: 'sp', after: 'k' });
+    expect(scan.memories.map((m) => [m.id, m.version])).toEqual([['k+', 9]]);
+    expect(scan.tombstones).toEqual([{ id: 'gone', version: 8 }]);
+    expect(scan.more).toBe(false);
+    const applied = await callReplica(client, 'applyEntries', {
+      spaceId: 'sp',
+      memories: [{ id: 'a', version: 1 }],
+      tombstones: [{ id: 'b', version: 1 }],
+    });
+    expect(applied.applied).toBe(2);
+    for (const [name, path] of Object.entries(REPLICA_METHOD_PATHS)) {
+      expect(path).toBe(ReplicaServiceDefinition[name as keyof typeof REPLICA_METHOD_PATHS].path);
+      expect(path.startsWith(`/${REPLICA_SERVICE_NAME}/`)).toBe(true);
+    }
   });
 
   it('serves grpc.health.v1 Check and Watch', async () => {

@@ -2,7 +2,7 @@ import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync 
 import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import type { Memory } from '@engram/proto';
+import type { Memory, Tombstone } from '@engram/proto';
 import { StorageFailedError } from './errors.js';
 
 /**
@@ -20,9 +20,21 @@ export const FRAME_HEADER_BYTES = 8;
 export const MAX_RECORD_BYTES = 64 * 1024 * 1024; // 64 MiB
 export const LOG_FILE_NAME = 'memories.log';
 
+/** A memory as logged: logs written before versions existed have none (replayed as 0). */
+export type LoggedMemory = Omit<Memory, 'version'> & { version?: number };
+
+/**
+ * One durable change to a space (`s`):
+ * - `store`: one Store (its version stamped when the client sent 0);
+ * - `apply`: last-write-wins writes of an ApplyEntries, or of a Consolidate (its raised kept
+ *   memories and the tombstones `d` of what it merged, all at its version);
+ * - `merge`: a Consolidate of a log written before versions; replayed with the rules of then,
+ *   never written any more.
+ */
 export type LogRecord =
-  | { t: 'store'; s: string; m: Memory }
-  | { t: 'merge'; s: string; g: { kept: Memory; removed: string[] }[] };
+  | { t: 'store'; s: string; m: LoggedMemory }
+  | { t: 'apply'; s: string; m: Memory[]; d: Tombstone[] }
+  | { t: 'merge'; s: string; g: { kept: LoggedMemory; removed: string[] }[] };
 
 export function encodeFrame(record: LogRecord): Buffer {
   const payload = Buffer.from(JSON.stringify(record));

@@ -1,41 +1,25 @@
 import { randomBytes } from 'node:crypto';
-import { formatAddress, InvalidArgumentError, isEngramError } from '@engram/common';
+import { formatAddress, InvalidArgumentError } from '@engram/common';
 import {
   addHealthService,
   type HealthReporter,
   type Init,
   MEMORY_SERVICE_NAME,
   MemoryServiceDefinition,
-  type MemoryServiceHandlers,
+  REPLICA_SERVICE_NAME,
+  ReplicaServiceDefinition,
   type RoutingInfo,
-  type SpaceError,
-  type SpaceResult,
 } from '@engram/proto';
 import * as grpc from '@grpc/grpc-js';
 import { type Logger, pino } from 'pino';
-import { MEMORY_NODE_ERROR_CODES, StorageFailedError } from './errors.js';
+import { DurableStore, replayRecords } from './durable-store.js';
+import type { StorageFailedError } from './errors.js';
 import { AppendLog } from './log.js';
-import {
-  type Cue,
-  DEFAULT_MAX_SPACE_ID_BYTES,
-  MemoryStore,
-  resolveLimit,
-  resolveThreshold,
-  type StoreLimits,
-  toMergedGroups,
-  validateEmbedding,
-  validateMemory,
-  validateSpaceId,
-} from './store.js';
-
-/**
- * Source of wall-clock time (ms since the Unix epoch), injectable for tests. A wall clock on
- * purpose, unlike `@engram/common`'s monotonic `Clock`: it stamps `created_at_ms`, which
- * clients and other nodes read as a date.
- */
-export interface WallClock {
-  now(): number;
-}
+import { memoryServiceHandlers } from './memory-service.js';
+import { replicaServiceHandlers } from './replica-service.js';
+import { MemoryStore } from './store.js';
+import { DEFAULT_MAX_SPACE_ID_BYTES, type StoreLimits } from './validate.js';
+import { VersionStamper, type WallClock } from './versions.js';
 
 /** PEM contents (not paths) of the node's TLS material. */
 export interface MemoryNodeTlsOptions {
@@ -79,7 +63,10 @@ export interface MemoryNodeOptions {
   tls?: MemoryNodeTlsOptions;
   /** pino logger. Default: a silent one. */
   logger?: Logger;
-  /** Stamps `created_at_ms` when a memory arrives without one. Default `Date` (wall clock). */
+  /**
+   * Stamps `created_at_ms` and the version (in µs) of a write that arrives without them.
+   * Default `Date` (wall clock).
+   */
   clock?: WallClock;
   /** Graceful shutdown waits this long for in-flight calls, then forces. Default 5000 ms. */
   shutdownTimeoutMs?: number;
@@ -108,7 +95,7 @@ export interface MemoryNode {
   readonly port: number;
   /** `host:port`, e.g. `127.0.0.1:43567`. */
   readonly address: string;
-  /** Health statuses served by this node ("" and "engram.v1.MemoryService"). */
+  /** Health statuses served by this node ("", "engram.v1.MemoryService", "engram.v1.ReplicaService"). */
   readonly health: HealthReporter;
   /** Records replayed from the data dir at start (0 without one). */
   readonly replayedRecords: number;
@@ -196,29 +183,6 @@ function resolveOptions(options: MemoryNodeOptions) {
   };
 }
 
-function toServiceError(err: unknown): Partial<grpc.StatusObject> {
-  if (isEngramError(err, MEMORY_NODE_ERROR_CODES.InvalidArgument)) {
-    return { code: grpc.status.INVALID_ARGUMENT, details: err.message };
-  }
-  if (err instanceof StorageFailedError) {
-    return { code: grpc.status.INTERNAL, details: err.message };
-  }
-  return { code: grpc.status.INTERNAL, details: err instanceof Error ? err.message : String(err) };
-}
-
-function readCue(cue: { text: string; embedding: number[] } | null, limits: StoreLimits): Cue {
-  if (cue === null) return { text: '', embedding: [] };
-  if (Buffer.byteLength(cue.text) > limits.maxContentBytes) {
-    throw new InvalidArgumentError(
-      'cue.text',
-      cue.text,
-      `at most ${limits.maxContentBytes} bytes (UTF-8)`,
-    );
-  }
-  validateEmbedding(cue.embedding, 'cue.embedding', limits);
-  return cue;
-}
-
 function serverCredentials(tls: MemoryNodeTlsOptions | undefined): grpc.ServerCredentials {
   if (tls === undefined) return grpc.ServerCredentials.createInsecure();
   const ca = tls.clientCa === undefined ? null : Buffer.from(tls.clientCa);
@@ -229,7 +193,10 @@ function serverCredentials(tls: MemoryNodeTlsOptions | undefined): grpc.ServerCr
   );
 }
 
-/** Starts a memory node serving `engram.v1.MemoryService` and `grpc.health.v1.Health`. */
+/**
+ * Starts a memory node serving `engram.v1.MemoryService`, `engram.v1.ReplicaService` and
+ * `grpc.health.v1.Health` on one port.
+ */
 export async function startMemoryNode(options: MemoryNodeOptions): Promise<MemoryNode> {
   const o = resolveOptions(options);
   const { limits, logger, clock } = o;
@@ -244,10 +211,7 @@ export async function startMemoryNode(options: MemoryNodeOptions): Promise<Memor
   if (o.dataDir !== undefined) {
     const opened = await AppendLog.open(o.dataDir);
     log = opened.log;
-    for (const r of opened.replay.records) {
-      if (r.t === 'store') store.put(r.s, r.m);
-      else store.applyMerge(r.s, r.g);
-    }
+    replayRecords(store, opened.replay.records);
     replayedRecords = opened.replay.records.length;
     if (opened.replay.droppedBytes > 0) {
       logger.warn(
@@ -265,138 +229,24 @@ export async function startMemoryNode(options: MemoryNodeOptions): Promise<Memor
     tableEpoch: 0,
   });
 
-  let health: HealthReporter | undefined;
-  const onStorageFailure = (err: unknown) => {
-    if (err instanceof StorageFailedError) {
-      logger.error({ err }, 'log write failed; refusing writes');
-      health?.setStatus('', 'NOT_SERVING');
-      health?.setStatus(MEMORY_SERVICE_NAME, 'NOT_SERVING');
+  const server = new grpc.Server();
+  const health = addHealthService(server, {
+    '': 'SERVING',
+    [MEMORY_SERVICE_NAME]: 'SERVING',
+    [REPLICA_SERVICE_NAME]: 'SERVING',
+  });
+  const onStorageFailure = (err: StorageFailedError) => {
+    logger.error({ err }, 'log write failed; refusing writes');
+    for (const service of ['', MEMORY_SERVICE_NAME, REPLICA_SERVICE_NAME]) {
+      health.setStatus(service, 'NOT_SERVING');
     }
   };
-
-  // Consolidations run one at a time so each plans on the result of the previous one.
-  let consolidating: Promise<unknown> = Promise.resolve();
-
-  const handlers: MemoryServiceHandlers = {
-    Store: (call, callback) => {
-      const { spaceId } = call.request;
-      let memory: ReturnType<typeof validateMemory>;
-      try {
-        validateSpaceId(spaceId, limits);
-        memory = validateMemory(call.request.memory, limits, assignId, clock.now());
-      } catch (err) {
-        callback(toServiceError(err));
-        return;
-      }
-      const apply = () => store.put(spaceId, memory);
-      if (log === undefined) {
-        apply();
-        callback(null, { memoryId: memory.id, routing });
-        return;
-      }
-      log.append({ t: 'store', s: spaceId, m: memory }, apply).then(
-        () => callback(null, { memoryId: memory.id, routing }),
-        (err: unknown) => {
-          onStorageFailure(err);
-          callback(toServiceError(err));
-        },
-      );
-    },
-
-    Recall: (call, callback) => {
-      try {
-        const { spaceId } = call.request;
-        validateSpaceId(spaceId, limits);
-        const cue = readCue(call.request.cue, limits);
-        const limit = resolveLimit(call.request.limit, limits);
-        callback(null, { memories: store.recall(spaceId, cue, limit), routing });
-      } catch (err) {
-        callback(toServiceError(err));
-      }
-    },
-
-    Consolidate: (call, callback) => {
-      const { spaceId } = call.request;
-      let threshold: number;
-      try {
-        validateSpaceId(spaceId, limits);
-        threshold = resolveThreshold(call.request.similarityThreshold, limits);
-      } catch (err) {
-        callback(toServiceError(err));
-        return;
-      }
-      const run = async () => {
-        const plan = store.planMerge(spaceId, threshold);
-        const apply = () => store.applyMerge(spaceId, plan.groups);
-        if (plan.groups.length > 0) {
-          if (log === undefined) apply();
-          else await log.append({ t: 'merge', s: spaceId, g: plan.groups }, apply);
-        }
-        return plan;
-      };
-      const done = consolidating.then(run);
-      consolidating = done.catch(() => undefined);
-      done.then(
-        (plan) => {
-          const merged = toMergedGroups(plan);
-          logger.debug({ spaceId, groups: merged.length }, 'consolidated');
-          callback(null, {
-            merged,
-            memoriesBefore: plan.before,
-            memoriesAfter: store.size(spaceId),
-            routing,
-          });
-        },
-        (err: unknown) => {
-          onStorageFailure(err);
-          callback(toServiceError(err));
-        },
-      );
-    },
-
-    Query: (call, callback) => {
-      try {
-        const { spaceIds } = call.request;
-        if (spaceIds.length === 0) {
-          throw new InvalidArgumentError('space_ids', spaceIds, 'a non-empty list');
-        }
-        if (spaceIds.length > limits.maxQuerySpaces) {
-          throw new InvalidArgumentError(
-            'space_ids',
-            spaceIds,
-            `a list of at most ${limits.maxQuerySpaces} space ids`,
-          );
-        }
-        const cue = readCue(call.request.cue, limits);
-        const limit = resolveLimit(call.request.limit, limits);
-        const results: SpaceResult[] = [];
-        const errors: SpaceError[] = [];
-        const seen = new Set<string>();
-        spaceIds.forEach((spaceId, i) => {
-          if (seen.has(spaceId)) return;
-          seen.add(spaceId);
-          try {
-            validateSpaceId(spaceId, limits, `space_ids[${i}]`);
-            results.push({ spaceId, memories: store.recall(spaceId, cue, limit) });
-          } catch (err) {
-            const e = toServiceError(err);
-            errors.push({
-              spaceId,
-              code: e.code ?? grpc.status.INTERNAL,
-              message: e.details ?? '',
-            });
-          }
-        });
-        callback(null, { results, errors, routing });
-      } catch (err) {
-        callback(toServiceError(err));
-      }
-    },
-  };
-
-  const server = new grpc.Server();
-  server.addService(MemoryServiceDefinition, handlers);
-  health = addHealthService(server, { '': 'SERVING', [MEMORY_SERVICE_NAME]: 'SERVING' });
+  const durable = new DurableStore(store, new VersionStamper(clock), log, onStorageFailure);
+  server.addService(
+    MemoryServiceDefinition,
+    memoryServiceHandlers({ limits, durable, assignId, clock, routing, logger }),
+  );
+  server.addService(ReplicaServiceDefinition, replicaServiceHandlers(limits, durable));
 
   let port: number;
   try {
@@ -426,7 +276,7 @@ export async function startMemoryNode(options: MemoryNodeOptions): Promise<Memor
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      health?.shutdown();
+      health.shutdown();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           logger.warn('graceful shutdown timed out; forcing');

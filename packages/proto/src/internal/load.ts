@@ -25,6 +25,7 @@ export const LOADER_OPTIONS: Readonly<Options> = Object.freeze({
 });
 
 export const MEMORY_SERVICE_NAME = 'engram.v1.MemoryService';
+export const REPLICA_SERVICE_NAME = 'engram.v1.ReplicaService';
 export const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
 
 /** Loaded once at import. */
@@ -35,7 +36,8 @@ export const packageDefinition = loadSync([MEMORY_PROTO_FILE, HEALTH_PROTO_FILE]
 /** The loaded definition of service `name`; throws ProtoError (ServiceNotFound) without one. */
 export function service(name: string): ServiceDefinition {
   const def = packageDefinition[name];
-  if (def === undefined || !('Store' in def || 'Check' in def)) {
+  // Message and enum definitions carry a `format`; a service is a map of method definitions.
+  if (def === undefined || 'format' in def || Object.keys(def).length === 0) {
     throw new ProtoError(
       PROTO_ERROR_CODES.ServiceNotFound,
       `proto service ${name} not found under ${PROTO_ROOT}`,
@@ -45,4 +47,5 @@ export function service(name: string): ServiceDefinition {
 }
 
 export const memoryServiceDefinitionUntyped: ServiceDefinition = service(MEMORY_SERVICE_NAME);
+export const replicaServiceDefinitionUntyped: ServiceDefinition = service(REPLICA_SERVICE_NAME);
 export const healthDefinitionUntyped: ServiceDefinition = service(HEALTH_SERVICE_NAME);

@@ -15,6 +15,12 @@ export interface Memory {
   confidence: number;
   /** Milliseconds since the Unix epoch (int64 decoded as number); 0 on Store means "now". */
   createdAtMs: number;
+  /**
+   * Last-write-wins version: microseconds since the Unix epoch of the write (uint64 decoded as
+   * number, exact below 2^53, i.e. until the year 2255). Ties go to the larger
+   * `encodeMemory` bytes. 0 on Store means "stamp it now".
+   */
+  version: number;
 }
 
 export interface Cue {
@@ -30,6 +36,19 @@ export interface RoutingInfo {
   strategy: string;
   /** uint64 decoded as number (exact below 2^53). */
   tableEpoch: number;
+  // The three replication fields below are always present when decoded (0 / false by default).
+  // They are optional here only so that code building a RoutingInfo for unreplicated calls
+  // (the router, until it coordinates replicated writes) compiles unchanged; make them required
+  // once every producer fills them.
+  /** Replicas that acknowledged a replicated write before the reply. */
+  acknowledged?: number;
+  /** Replicas a replicated write was sent to. */
+  asked?: number;
+  /**
+   * Served with less than the placement promises: a write acknowledged by fewer than all its
+   * replicas, or a read served while the router reaches only a minority of the cluster.
+   */
+  degraded?: boolean;
 }
 
 export interface StoreRequest {
@@ -63,6 +82,11 @@ export interface ConsolidateRequest {
   spaceId: string;
   /** Cosine similarity at or above which two memories merge; 0 means the server default. */
   similarityThreshold: number;
+  /**
+   * Version given to what the consolidation writes (raised kept memories, tombstones of the
+   * merged ones); 0 means the node's clock. Stamped by the router.
+   */
+  version: number;
 }
 
 export interface MergedGroup {
@@ -99,6 +123,70 @@ export interface QueryResponse {
   results: SpaceResult[];
   errors: SpaceError[];
   routing: RoutingInfo | null;
+}
+
+/**
+ * A memory removed (merged away by Consolidate) at `version`: a copy of the same or an older
+ * version is not resurrected by a replay, a stream or a repair; a newer one replaces it.
+ */
+export interface Tombstone {
+  id: string;
+  /** uint64 decoded as number (exact below 2^53). */
+  version: number;
+}
+
+/** What a replica holds of a space: equal digests mean equal contents. */
+export interface SpaceDigest {
+  spaceId: string;
+  /** Live memories. */
+  memories: number;
+  tombstones: number;
+  /**
+   * XOR over every entry (memory or tombstone) of the first 8 bytes of
+   * SHA-256(id NUL version NUL kind), version in decimal, kind "m" or "t"; 16 lowercase hex
+   * digits.
+   */
+  digest: string;
+}
+
+export interface ListSpacesRequest {
+  /** Spaces after this id (code-point order); empty = from the start. */
+  after: string;
+  /** 0 = the server default (1000). */
+  limit: number;
+  /** When set, only this space (a digest for one space). */
+  spaceId: string;
+}
+
+export interface ListSpacesResponse {
+  spaces: SpaceDigest[];
+  /** True when more spaces follow the last one returned. */
+  more: boolean;
+}
+
+export interface ScanSpaceRequest {
+  spaceId: string;
+  /** Entries after this memory id (code-point order); empty = from the start. */
+  after: string;
+  /** 0 = the server default (500). */
+  limit: number;
+}
+
+export interface ScanSpaceResponse {
+  memories: Memory[];
+  tombstones: Tombstone[];
+  more: boolean;
+}
+
+export interface ApplyEntriesRequest {
+  spaceId: string;
+  memories: Memory[];
+  tombstones: Tombstone[];
+}
+
+export interface ApplyEntriesResponse {
+  /** Entries that changed the node (newer than what it held). */
+  applied: number;
 }
 
 export const SERVING_STATUS = {

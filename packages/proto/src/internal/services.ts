@@ -1,16 +1,28 @@
 import * as grpc from '@grpc/grpc-js';
-import { healthDefinitionUntyped, memoryServiceDefinitionUntyped } from './load.js';
+import {
+  healthDefinitionUntyped,
+  MEMORY_SERVICE_NAME,
+  memoryServiceDefinitionUntyped,
+  REPLICA_SERVICE_NAME,
+  replicaServiceDefinitionUntyped,
+} from './load.js';
 import type {
+  ApplyEntriesRequest,
+  ApplyEntriesResponse,
   ConsolidateRequest,
   ConsolidateResponse,
   HealthCheckRequest,
   HealthCheckResponse,
   Init,
+  ListSpacesRequest,
+  ListSpacesResponse,
   QueryRequest,
   QueryResponse,
   RecallRequest,
   RecallResponse,
   RoutingInfo,
+  ScanSpaceRequest,
+  ScanSpaceResponse,
   StoreRequest,
   StoreResponse,
 } from './messages.js';
@@ -31,6 +43,12 @@ export interface MemoryServiceDefinition extends grpc.ServiceDefinition {
   readonly Query: TypedMethodDefinition<QueryRequest, QueryResponse>;
 }
 
+export interface ReplicaServiceDefinition extends grpc.ServiceDefinition {
+  readonly ListSpaces: TypedMethodDefinition<ListSpacesRequest, ListSpacesResponse>;
+  readonly ScanSpace: TypedMethodDefinition<ScanSpaceRequest, ScanSpaceResponse>;
+  readonly ApplyEntries: TypedMethodDefinition<ApplyEntriesRequest, ApplyEntriesResponse>;
+}
+
 export interface HealthDefinition extends grpc.ServiceDefinition {
   readonly Check: TypedMethodDefinition<HealthCheckRequest, HealthCheckResponse>;
   readonly Watch: TypedMethodDefinition<HealthCheckRequest, HealthCheckResponse>;
@@ -38,6 +56,8 @@ export interface HealthDefinition extends grpc.ServiceDefinition {
 
 /** `engram.v1.MemoryService` as loaded by proto-loader, for `server.addService` and `makeClientConstructor`. */
 export const MemoryServiceDefinition = memoryServiceDefinitionUntyped as MemoryServiceDefinition;
+/** `engram.v1.ReplicaService` (replication and repair; a router calls a node directly). */
+export const ReplicaServiceDefinition = replicaServiceDefinitionUntyped as ReplicaServiceDefinition;
 /** `grpc.health.v1.Health`. */
 export const HealthDefinition = healthDefinitionUntyped as HealthDefinition;
 
@@ -47,6 +67,13 @@ export interface MemoryServiceHandlers extends grpc.UntypedServiceImplementation
   Recall: grpc.handleUnaryCall<RecallRequest, Init<RecallResponse>>;
   Consolidate: grpc.handleUnaryCall<ConsolidateRequest, Init<ConsolidateResponse>>;
   Query: grpc.handleUnaryCall<QueryRequest, Init<QueryResponse>>;
+}
+
+/** Server-side implementation of ReplicaService (`server.addService(ReplicaServiceDefinition, impl)`). */
+export interface ReplicaServiceHandlers extends grpc.UntypedServiceImplementation {
+  ListSpaces: grpc.handleUnaryCall<ListSpacesRequest, Init<ListSpacesResponse>>;
+  ScanSpace: grpc.handleUnaryCall<ScanSpaceRequest, Init<ScanSpaceResponse>>;
+  ApplyEntries: grpc.handleUnaryCall<ApplyEntriesRequest, Init<ApplyEntriesResponse>>;
 }
 
 export interface HealthHandlers extends grpc.UntypedServiceImplementation {
@@ -96,6 +123,16 @@ export interface MemoryServiceClient extends grpc.Client {
   Query: UnaryClientMethod<QueryRequest, QueryResponse>;
 }
 
+/** grpc-js client for ReplicaService; methods exist under both the proto name and camelCase. */
+export interface ReplicaServiceClient extends grpc.Client {
+  listSpaces: UnaryClientMethod<ListSpacesRequest, ListSpacesResponse>;
+  scanSpace: UnaryClientMethod<ScanSpaceRequest, ScanSpaceResponse>;
+  applyEntries: UnaryClientMethod<ApplyEntriesRequest, ApplyEntriesResponse>;
+  ListSpaces: UnaryClientMethod<ListSpacesRequest, ListSpacesResponse>;
+  ScanSpace: UnaryClientMethod<ScanSpaceRequest, ScanSpaceResponse>;
+  ApplyEntries: UnaryClientMethod<ApplyEntriesRequest, ApplyEntriesResponse>;
+}
+
 export interface HealthClient extends grpc.Client {
   check: UnaryClientMethod<HealthCheckRequest, HealthCheckResponse>;
   watch: ServerStreamClientMethod<HealthCheckRequest, HealthCheckResponse>;
@@ -112,8 +149,14 @@ export type ClientConstructor<C> = new (
 /** `new MemoryServiceClient('127.0.0.1:50051', grpc.credentials.createInsecure())`. */
 export const MemoryServiceClient = grpc.makeClientConstructor(
   memoryServiceDefinitionUntyped,
-  'engram.v1.MemoryService',
+  MEMORY_SERVICE_NAME,
 ) as unknown as ClientConstructor<MemoryServiceClient>;
+
+/** `new ReplicaServiceClient('127.0.0.1:50051', grpc.credentials.createInsecure())`. */
+export const ReplicaServiceClient = grpc.makeClientConstructor(
+  replicaServiceDefinitionUntyped,
+  REPLICA_SERVICE_NAME,
+) as unknown as ClientConstructor<ReplicaServiceClient>;
 
 export const HealthClient = grpc.makeClientConstructor(
   healthDefinitionUntyped,
@@ -130,10 +173,35 @@ export type MemoryMethodName = keyof MemoryMethods;
 export type MemoryMethodRequest<M extends MemoryMethodName> = MemoryMethods[M][0];
 export type MemoryMethodResponse<M extends MemoryMethodName> = MemoryMethods[M][1];
 
+interface ReplicaMethods {
+  listSpaces: [ListSpacesRequest, ListSpacesResponse];
+  scanSpace: [ScanSpaceRequest, ScanSpaceResponse];
+  applyEntries: [ApplyEntriesRequest, ApplyEntriesResponse];
+}
+export type ReplicaMethodName = keyof ReplicaMethods;
+export type ReplicaMethodRequest<M extends ReplicaMethodName> = ReplicaMethods[M][0];
+export type ReplicaMethodResponse<M extends ReplicaMethodName> = ReplicaMethods[M][1];
+
 export interface CallUnaryOptions {
   /** Absolute deadline (Date or epoch ms). Default: none. */
   deadline?: Date | number;
   metadata?: grpc.Metadata;
+}
+
+function callUnary<Req, Res>(
+  client: grpc.Client,
+  fn: UnaryClientMethod<Req, Res>,
+  request: Init<Req>,
+  options: CallUnaryOptions,
+): Promise<Res> {
+  const callOptions: Partial<grpc.CallOptions> = {};
+  if (options.deadline !== undefined) callOptions.deadline = options.deadline;
+  return new Promise((resolve, reject) => {
+    fn.call(client, request, options.metadata ?? new grpc.Metadata(), callOptions, (err, res) => {
+      if (err !== null) reject(err);
+      else resolve(res as Res);
+    });
+  });
 }
 
 /** Promise wrapper around one unary MemoryService call; rejects with grpc-js's `ServiceError`. */
@@ -147,14 +215,21 @@ export function callMemory<M extends MemoryMethodName>(
     MemoryMethodRequest<M>,
     MemoryMethodResponse<M>
   >;
-  const callOptions: Partial<grpc.CallOptions> = {};
-  if (options.deadline !== undefined) callOptions.deadline = options.deadline;
-  return new Promise((resolve, reject) => {
-    fn.call(client, request, options.metadata ?? new grpc.Metadata(), callOptions, (err, res) => {
-      if (err !== null) reject(err);
-      else resolve(res as MemoryMethodResponse<M>);
-    });
-  });
+  return callUnary(client, fn, request, options);
+}
+
+/** Promise wrapper around one unary ReplicaService call; rejects with grpc-js's `ServiceError`. */
+export function callReplica<M extends ReplicaMethodName>(
+  client: ReplicaServiceClient,
+  method: M,
+  request: Init<ReplicaMethodRequest<M>>,
+  options: CallUnaryOptions = {},
+): Promise<ReplicaMethodResponse<M>> {
+  const fn = client[method] as unknown as UnaryClientMethod<
+    ReplicaMethodRequest<M>,
+    ReplicaMethodResponse<M>
+  >;
+  return callUnary(client, fn, request, options);
 }
 
 /** Promise wrapper around `grpc.health.v1.Health/Check`. */
@@ -163,17 +238,10 @@ export function checkHealth(
   service = '',
   options: CallUnaryOptions = {},
 ): Promise<HealthCheckResponse> {
-  const callOptions: Partial<grpc.CallOptions> = {};
-  if (options.deadline !== undefined) callOptions.deadline = options.deadline;
-  return new Promise((resolve, reject) => {
-    client.check({ service }, options.metadata ?? new grpc.Metadata(), callOptions, (err, res) => {
-      if (err !== null) reject(err);
-      else resolve(res as HealthCheckResponse);
-    });
-  });
+  return callUnary(client, client.check, { service }, options);
 }
 
-/** Field number of `RoutingInfo routing` in every MemoryService response. */
+/** Field number of `RoutingInfo routing` in every MemoryService response (ReplicaService's carry none). */
 export const ROUTING_FIELD_NUMBER = 15;
 /** Field number of `space_id` in every single-space request. */
 export const SPACE_ID_FIELD_NUMBER = 1;
@@ -184,6 +252,13 @@ export const MEMORY_METHOD_PATHS = Object.freeze({
   Recall: '/engram.v1.MemoryService/Recall',
   Consolidate: '/engram.v1.MemoryService/Consolidate',
   Query: '/engram.v1.MemoryService/Query',
+} as const);
+
+/** Full method paths (`:path` header values) of ReplicaService. */
+export const REPLICA_METHOD_PATHS = Object.freeze({
+  ListSpaces: '/engram.v1.ReplicaService/ListSpaces',
+  ScanSpace: '/engram.v1.ReplicaService/ScanSpace',
+  ApplyEntries: '/engram.v1.ReplicaService/ApplyEntries',
 } as const);
 
 /**
