@@ -36,19 +36,15 @@ export interface RoutingInfo {
   strategy: string;
   /** uint64 decoded as number (exact below 2^53). */
   tableEpoch: number;
-  // The three replication fields below are always present when decoded (0 / false by default).
-  // They are optional here only so that code building a RoutingInfo for unreplicated calls
-  // (the router, until it coordinates replicated writes) compiles unchanged; make them required
-  // once every producer fills them.
-  /** Replicas that acknowledged a replicated write before the reply. */
-  acknowledged?: number;
-  /** Replicas a replicated write was sent to. */
-  asked?: number;
+  /** Replicas that acknowledged a replicated write before the reply (0 otherwise). */
+  acknowledged: number;
+  /** Replicas a replicated write was sent to (0 otherwise). */
+  asked: number;
   /**
    * Served with less than the placement promises: a write acknowledged by fewer than all its
    * replicas, or a read served while the router reaches only a minority of the cluster.
    */
-  degraded?: boolean;
+  degraded: boolean;
 }
 
 export interface StoreRequest {

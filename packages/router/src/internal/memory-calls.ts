@@ -99,7 +99,7 @@ export class MemoryCalls {
    * Throws only for a malformed request (InvalidArgument).
    */
   async query(request: Init<QueryRequest>, options: ExecuteOptions = {}): Promise<QueryResponse> {
-    const router = this.#router;
+    const router: Router = this.#router;
     const spaceIds = request.spaceIds;
     if (!Array.isArray(spaceIds)) {
       throw new InvalidArgumentError('request.spaceIds', spaceIds, 'an array of space ids');
