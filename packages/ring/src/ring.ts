@@ -5,6 +5,8 @@ import {
   type BuiltArrays,
   buildArrays,
   compareCodePoints,
+  createWalker,
+  ROLE_CODES,
   startPosition,
 } from './internal/placement.js';
 import type { NodeInfo, Placement, PlacementTable, SpaceAssignment } from './types.js';
@@ -213,14 +215,14 @@ export function buildRing(options: RingOptions): Ring {
     }
     zoneOf[i] = number;
   }
-  const stride = Math.min(replicationFactor, nodes.length);
-  const arrays = buildArrays({
-    ids: nodes.map((node) => node.id),
+  const walker = createWalker(
     zoneOf,
-    zoneCount: zoneNumbers.size,
-    vnodesPerNode,
-    stride,
-  });
+    new Uint8Array(nodes.length),
+    ROLE_CODES.joining,
+    replicationFactor,
+  );
+  const stride = walker.stride;
+  const arrays = buildArrays({ ids: nodes.map((node) => node.id), vnodesPerNode, walker });
   return new Ring(nodes, indexOf, arrays, vnodesPerNode, replicationFactor, stride, assignments);
 }
 
