@@ -92,6 +92,23 @@ export interface BuiltArrays extends OwnedArrays {
  * the future one.
  */
 export const ROLE_CODES = Object.freeze({ normal: 0, joining: 1, leaving: 2 } as const);
+/** Role names by `ROLE_CODES` value. */
+export const ROLE_NAMES = Object.freeze(['normal', 'joining', 'leaving'] as const);
+
+/** Dense zone numbers (0-based, in order of first appearance) for each node's zone. */
+export function zoneNumbersOf(zones: readonly string[]): Uint16Array {
+  const numbers = new Map<string, number>();
+  const zoneOf = new Uint16Array(zones.length);
+  for (let i = 0; i < zones.length; i++) {
+    let number = numbers.get(zones[i]!);
+    if (number === undefined) {
+      number = numbers.size;
+      numbers.set(zones[i]!, number);
+    }
+    zoneOf[i] = number;
+  }
+  return zoneOf;
+}
 
 /** `taken` entry of a node a walker passes over: above every stamp, so always "taken". */
 const SKIPPED = 0xffffffff;
