@@ -5,7 +5,8 @@
  * nodes that leaves the busiest node ~11 % over the mean at 256 vnodes, ~5 % at 2048 and
  * ~4 % at 4096 (over 1.05 in about half of random clusters); 8192 keeps it near 1.02–1.03
  * of owned token space, within the 1.05 target with 1M keys' sampling noise on top
- * (bench/index.ts). Costs 10 bytes per token per table: 8 MB at 100 nodes. Clusters of
+ * (bench/index.ts). Costs 12 bytes per token in a Ring at replication factor 3 (token,
+ * owner, row): 9.4 MiB at 100 nodes. Clusters of
  * many hundreds of nodes may choose fewer when they are first set up (changing it later
  * moves data).
  */
