@@ -18,7 +18,7 @@ import { clusterArb, keysArb } from './arbitraries.js';
 const OUT = new Uint16Array(32);
 type Kind = 'lookupInto' | 'futureInto' | 'pendingInto';
 
-/** Node ids a table answers for `key`, in order. */
+// Node ids a table answers for `key`, in order.
 function answer(table: PlacementTable, kind: Kind, key: string): string[] {
   const count = table[kind](key, OUT);
   return Array.from(OUT.subarray(0, count), (index) => table.nodes[index]!.id);
@@ -32,7 +32,7 @@ const NORMAL = 0;
 const JOINING = 1;
 const LEAVING = 2;
 
-/** A cluster with a role per node, never all joining nor all leaving. */
+// A cluster with a role per node, never all joining nor all leaving.
 function changeArb(roles: readonly number[]) {
   return fc
     .tuple(clusterArb, fc.array(fc.constantFrom(...roles), { minLength: 12, maxLength: 12 }))
@@ -52,7 +52,7 @@ const idList = (nodes: NodeInfo[]) => nodes.map((n) => n.id);
 const rfArb = fc.integer({ min: 1, max: 4 });
 const vnodesArb = fc.integer({ min: 1, max: 8 });
 
-/** Checks the three placements of `ring` for every key against the expected rings. */
+// Checks the three placements of `ring` for every key against the expected rings.
 function checkAgainst(ring: Ring, current: Ring, future: Ring, keys: readonly string[]) {
   for (const key of keys) {
     const now = answer(ring, 'lookupInto', key);
@@ -195,7 +195,7 @@ describe('membership change properties', () => {
   });
 });
 
-/** Where each space is pinned after the change: pending pins replace current ones. */
+// Where each space is pinned after the change: pending pins replace current ones.
 function futurePins(
   assignments: readonly SpaceAssignment[],
   pending: readonly PendingAssignment[],
@@ -212,11 +212,9 @@ function normalised(p: PendingAssignment): PendingAssignment {
   return p.primary === null ? { spaceId: p.spaceId, primary: null } : p;
 }
 
-/**
- * A change with pins that a control plane could ask for: current pins on nodes not joining,
- * pending pins on nodes not leaving, and every current pin on a leaving node moved.
- * Pinned spaces are among the keys looked up.
- */
+// A change with pins that a control plane could ask for: current pins on nodes not joining,
+// pending pins on nodes not leaving, and every current pin on a leaving node moved.
+// Pinned spaces are among the keys looked up.
 function pinnedChangeArb() {
   return fc
     .tuple(changeArb([NORMAL, NORMAL, JOINING, LEAVING]), rfArb, vnodesArb, keysArb, fc.gen())

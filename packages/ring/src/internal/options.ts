@@ -140,7 +140,7 @@ export function validateChange(
   return { roles, joiningCount, leavingCount, assignments, pendingPins };
 }
 
-/** Marks the nodes listed in `field` with `role`; returns how many. */
+// Marks the nodes listed in `field` with `role`; returns how many.
 function markRoles(
   field: 'joining' | 'leaving',
   list: unknown,
@@ -171,11 +171,9 @@ function markRoles(
   return list.length;
 }
 
-/**
- * Validates a list of pins. `refuse(index)` says why a node may not be pinned here (or null).
- * With `current` (pending pins), `primary: null` is accepted for a space that has a current
- * pin: the space returns to the ring.
- */
+// Validates a list of pins. `refuse(index)` says why a node may not be pinned here (or null).
+// With `current` (pending pins), `primary: null` is accepted for a space that has a current
+// pin: the space returns to the ring.
 function validatePins(
   field: 'assignments' | 'pendingAssignments',
   list: unknown,
@@ -257,10 +255,8 @@ function validatePins(
   return map;
 }
 
-/**
- * A current pin stays in force after the change unless a pending pin replaces it, so a pin
- * on a leaving node needs one: otherwise its future would name a node that is gone.
- */
+// A current pin stays in force after the change unless a pending pin replaces it, so a pin
+// on a leaving node needs one: otherwise its future would name a node that is gone.
 function checkPinsOutliveLeaving(
   list: unknown,
   assignments: ReadonlyMap<string, Uint16Array>,

@@ -110,7 +110,7 @@ export function zoneNumbersOf(zones: readonly string[]): Uint16Array {
   return zoneOf;
 }
 
-/** `taken` entry of a node a walker passes over: above every stamp, so always "taken". */
+// `taken` entry of a node a walker passes over: above every stamp, so always "taken".
 const SKIPPED = 0xffffffff;
 
 /**

@@ -65,12 +65,12 @@ export function pendingInto(t: Transition, spaceId: string, token: number, out: 
   return count;
 }
 
-/** The pin in force now, or undefined: the ring places the space. */
+// The pin in force now, or undefined: the ring places the space.
 function currentPin(t: Transition, spaceId: string): Uint16Array | undefined {
   return t.assignments.size === 0 ? undefined : t.assignments.get(spaceId);
 }
 
-/** The pin in force once the change completes, or undefined: the ring places the space. */
+// The pin in force once the change completes, or undefined: the ring places the space.
 function futurePin(t: Transition, spaceId: string): Uint16Array | undefined {
   if (t.pendingPins.size !== 0) {
     const pin = t.pendingPins.get(spaceId);
@@ -79,7 +79,7 @@ function futurePin(t: Transition, spaceId: string): Uint16Array | undefined {
   return currentPin(t, spaceId);
 }
 
-/** The current ring placement: the row at vnode position `start`. */
+// The current ring placement: the row at vnode position `start`.
 function rowInto(t: Transition, start: number, out: Uint16Array): number {
   const { rows } = t.arrays;
   const stride = t.stride;
@@ -89,7 +89,7 @@ function rowInto(t: Transition, start: number, out: Uint16Array): number {
   return stride;
 }
 
-/** The future ring placement from vnode position `start`: the row when no node moves. */
+// The future ring placement from vnode position `start`: the row when no node moves.
 function ringFutureInto(t: Transition, start: number, out: Uint16Array): number {
   const walker = t.future;
   if (walker === null) return rowInto(t, start, out);
