@@ -173,11 +173,10 @@ export class Ring implements PlacementTable {
   readonly pending: boolean;
   /** @internal */ readonly arrays: BuiltArrays;
   /** @internal */ readonly assignmentMap: ReadonlyMap<string, Uint16Array>;
-  /** @internal Future pins; `null`: back to the ring. */ readonly pendingPinMap: ReadonlyMap<
-    string,
-    Uint16Array | null
-  >;
-  /** @internal `ROLE_CODES` value per node index. */ readonly roles: Uint8Array;
+  /** @internal Future pins; `null`: back to the ring. */
+  readonly pendingPinMap: ReadonlyMap<string, Uint16Array | null>;
+  /** @internal `ROLE_CODES` value per node index. */
+  readonly roles: Uint8Array;
   readonly #indexOf: ReadonlyMap<string, number>;
   readonly #scratch: Uint16Array;
   readonly #transition: Transition;

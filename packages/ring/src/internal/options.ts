@@ -124,7 +124,7 @@ export function validateChange(
   }
   const assignments = validatePins('assignments', options.assignments, indexOf, (index) =>
     roles[index] === ROLE_CODES.joining ? 'a node that is not joining (a pin serves reads)' : null,
-  ) as Map<string, Uint16Array>;
+  ) as Map<string, Uint16Array>; // null pins come only with `current`, i.e. pending ones
   const pendingPins = validatePins(
     'pendingAssignments',
     options.pendingAssignments,
