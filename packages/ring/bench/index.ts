@@ -1,5 +1,8 @@
 // @engram/ring benchmarks: lookup cost, balance, movement and build time, ours beside the
-// npm `hashring` package (ketama, md5) in one run. `pnpm bench` from this package.
+// npm `hashring` package (ketama, md5) in one run; the cost of membership changes
+// (pendingInto, futureInto) beside ordinary lookups. `pnpm bench` from this package.
+// RING_BENCH_BASELINE=/abs/path/to/another/build/packages/ring/dist/index.js also times that
+// build's lookups in the same run (e.g. the commit before a change; never committed).
 import { Worker } from 'node:worker_threads';
 import HashRing from 'hashring';
 import { Bench, type Task } from 'tinybench';
@@ -35,16 +38,30 @@ const writer = new TableWriter({ maxTokens: ring.tokenCount, maxNodes: NODES });
 writer.publish(ring);
 const hashring = new HashRing(nodes.map((n) => n.address));
 
-const workerResult = await new Promise<{ p50: number; mean: number }>((resolve, reject) => {
-  const worker = new Worker(new URL('./lookup-worker.mjs', import.meta.url), {
-    workerData: { buffer: writer.buffer, keys, batch: BATCH, time: TIME_MS },
+interface Timing {
+  name: string;
+  p50: number;
+  mean: number;
+}
+const OURS = new URL('../dist/index.js', import.meta.url).href;
+const BASELINE = process.env.RING_BENCH_BASELINE;
+type RingModule = typeof import('../src/index.js');
+
+/** Times `tasks` in a worker thread over `buffer`, reading it with `module`'s TableReader. */
+function inWorker(module: string, buffer: SharedArrayBuffer, tasks: string[]): Promise<Timing[]> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./lookup-worker.mjs', import.meta.url), {
+      workerData: { module, buffer, keys, batch: BATCH, time: TIME_MS, tasks },
+    });
+    worker.once('message', (m: { results: Timing[] }) => {
+      void worker.terminate();
+      resolve(m.results);
+    });
+    worker.once('error', reject);
   });
-  worker.once('message', (m) => {
-    void worker.terminate();
-    resolve(m);
-  });
-  worker.once('error', reject);
-});
+}
+
+const workerResult = (await inWorker(OURS, writer.buffer, ['lookupInto']))[0]!;
 
 let cursor = 0;
 let sink = 0;
@@ -186,32 +203,89 @@ console.table([
   },
 ]);
 
+// ---------------------------------------------------------------- membership change
+// Worker-thread TableReader costs, like for like: the same 100-node ring (plain), then the
+// same ring with node 101 joining or node 0 leaving. With RING_BENCH_BASELINE, the other
+// build's lookupInto over its own table of the plain ring, in the same run.
+const changeRows: Array<Record<string, string>> = [];
+const addChange = (table: string, timings: Timing[]) => {
+  for (const t of timings) {
+    changeRows.push({
+      table,
+      task: t.name,
+      'median ns/op': fmt(perOp(t.p50)),
+      'mean ns/op': fmt(perOp(t.mean)),
+    });
+  }
+};
+if (BASELINE !== undefined) {
+  const base = (await import(BASELINE)) as RingModule;
+  const baseRing = base.buildRing({ nodes });
+  const baseWriter = new base.TableWriter({ maxTokens: baseRing.tokenCount, maxNodes: NODES });
+  baseWriter.publish(baseRing);
+  addChange('plain, baseline build', await inWorker(BASELINE, baseWriter.buffer, ['lookupInto']));
+}
+addChange(
+  'plain, this build',
+  await inWorker(OURS, writer.buffer, ['lookupInto', 'pendingInto', 'lookupInto + pendingInto']),
+);
+const newcomer = { id: 'node-new', address: '10.9.9.9:7000', zone: 'zone-1' };
+for (const [label, options] of [
+  ['node 101 joining', { nodes: [...nodes, newcomer], joining: [newcomer.id] }],
+  ['node-0 leaving', { nodes, leaving: ['node-0'] }],
+] as const) {
+  const changing = buildRing(options);
+  const changeWriter = new TableWriter({ maxTokens: changing.tokenCount, maxNodes: NODES + 1 });
+  changeWriter.publish(changing);
+  let pendingKeys = 0;
+  const extra = new Uint16Array(changing.maxPlacementSize);
+  for (let i = 0; i < 100_000; i++) if (changing.pendingInto(keys[i]!, extra) > 0) pendingKeys++;
+  addChange(
+    `${label} (${fmt(pendingKeys / 1000, 1)} % of keys have a pending node)`,
+    await inWorker(OURS, changeWriter.buffer, [
+      'lookupInto',
+      'pendingInto',
+      'lookupInto + pendingInto',
+      'futureInto',
+    ]),
+  );
+}
+console.log(
+  `\nMembership change: TableReader in a worker, ${NODES} nodes, default vnodes, RF 3 (ns per call)`,
+);
+console.table(changeRows);
+
 // ---------------------------------------------------------------- build + publish
 const buildRows: Array<Record<string, string>> = [];
+const builds: Array<[string, RingModule]> = [['this build', await import(OURS)]];
+if (BASELINE !== undefined) builds.push(['baseline build', await import(BASELINE)]);
 for (const count of [100, 1000]) {
   const members = nodesOf(count, 'n');
-  const buildMs: number[] = [];
-  const publishMs: number[] = [];
-  const tokenWriter = new TableWriter({
-    maxNodes: count,
-    maxTokens: count * DEFAULT_VNODES_PER_NODE,
-  });
-  for (let run = 0; run < 3; run++) {
-    const t0 = performance.now();
-    const built = buildRing({ nodes: members });
-    const t1 = performance.now();
-    tokenWriter.publish(built);
-    publishMs.push(performance.now() - t1);
-    buildMs.push(t1 - t0);
+  for (const [label, build] of builds) {
+    const buildMs: number[] = [];
+    const publishMs: number[] = [];
+    const tokenWriter = new build.TableWriter({
+      maxNodes: count,
+      maxTokens: count * DEFAULT_VNODES_PER_NODE,
+    });
+    for (let run = 0; run < 3; run++) {
+      const t0 = performance.now();
+      const built = build.buildRing({ nodes: members });
+      const t1 = performance.now();
+      tokenWriter.publish(built);
+      publishMs.push(performance.now() - t1);
+      buildMs.push(t1 - t0);
+    }
+    const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    buildRows.push({
+      build: label,
+      nodes: String(count),
+      tokens: (count * DEFAULT_VNODES_PER_NODE).toLocaleString(),
+      'build ms (median of 3)': fmt(median(buildMs), 0),
+      'publish ms (median of 3)': fmt(median(publishMs), 1),
+      'shared table MB (2 halves)': fmt(tokenWriter.buffer.byteLength / 2 ** 20, 1),
+    });
   }
-  const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  buildRows.push({
-    nodes: String(count),
-    tokens: (count * DEFAULT_VNODES_PER_NODE).toLocaleString(),
-    'build ms (median of 3)': fmt(median(buildMs), 0),
-    'publish ms (median of 3)': fmt(median(publishMs), 1),
-    'shared table MB (2 halves)': fmt(tokenWriter.buffer.byteLength / 2 ** 20, 1),
-  });
 }
 console.log('\nBuild + publish, default vnodes, replication factor 3');
 console.table(buildRows);

@@ -21,6 +21,7 @@ export {
   MAX_SPACE_ID_LENGTH,
   MAX_VNODES_PER_NODE,
   MAX_ZONE_LENGTH,
+  NODE_ROLES,
   Ring,
   type RingOptions,
 } from './ring.js';
@@ -35,4 +36,11 @@ export {
   TableWriter,
   type TableWriterOptions,
 } from './table.js';
-export type { NodeInfo, Placement, PlacementTable, SpaceAssignment } from './types.js';
+export type {
+  NodeInfo,
+  NodeRole,
+  PendingAssignment,
+  Placement,
+  PlacementTable,
+  SpaceAssignment,
+} from './types.js';

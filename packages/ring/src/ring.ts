@@ -1,36 +1,61 @@
-import { parseAddress } from '@engram/common';
 import { InvalidArgumentError } from './errors.js';
 import { hashKey } from './hash-key.js';
+import {
+  checkInteger,
+  type ValidatedChange,
+  validateChange,
+  validateNodes,
+} from './internal/options.js';
 import {
   type BuiltArrays,
   buildArrays,
   compareCodePoints,
+  createWalker,
+  ROLE_CODES,
+  ROLE_NAMES,
   startPosition,
+  type Walker,
+  zoneNumbersOf,
 } from './internal/placement.js';
-import type { NodeInfo, Placement, PlacementTable, SpaceAssignment } from './types.js';
+import {
+  futureInto as futurePlacementInto,
+  pendingInto as pendingNodesInto,
+  type Transition,
+} from './internal/transition.js';
+import {
+  DEFAULT_REPLICATION_FACTOR,
+  DEFAULT_VNODES_PER_NODE,
+  MAX_REPLICATION_FACTOR,
+  MAX_RING_TOKENS,
+  MAX_VNODES_PER_NODE,
+} from './limits.js';
+import type {
+  NodeInfo,
+  NodeRole,
+  PendingAssignment,
+  Placement,
+  PlacementTable,
+  SpaceAssignment,
+} from './types.js';
 
-/**
- * Virtual nodes per node by default. A node's share of the ring is the sum of the gaps in
- * front of its tokens, so with random tokens its spread is about 1/sqrt(vnodes). At 100
- * nodes that leaves the busiest node ~11 % over the mean at 256 vnodes, ~5 % at 2048 and
- * ~4 % at 4096 (over 1.05 in about half of random clusters); 8192 keeps it near 1.02–1.03
- * of owned token space, within the 1.05 target with 1M keys' sampling noise on top
- * (bench/index.ts). Costs 10 bytes per token per table: 8 MB at 100 nodes. Clusters of
- * many hundreds of nodes may choose fewer when they are first set up (changing it later
- * moves data).
- */
-export const DEFAULT_VNODES_PER_NODE = 8192;
-export const DEFAULT_REPLICATION_FACTOR = 3;
-/** Node indexes are 16-bit in the shared table. */
-export const MAX_NODES = 65_535;
-export const MAX_VNODES_PER_NODE = 65_536;
-export const MAX_REPLICATION_FACTOR = 16;
-/** Guards memory on build: 2^24 tokens already take ~200 MB of scratch while building. */
-export const MAX_RING_TOKENS = 1 << 24;
-export const MAX_NODE_ID_LENGTH = 256;
-export const MAX_ZONE_LENGTH = 256;
-/** Space ids longer than this are rejected by assignments (and by the router). */
-export const MAX_SPACE_ID_LENGTH = 1024;
+export {
+  DEFAULT_REPLICATION_FACTOR,
+  DEFAULT_VNODES_PER_NODE,
+  MAX_NODE_ID_LENGTH,
+  MAX_NODES,
+  MAX_REPLICATION_FACTOR,
+  MAX_RING_TOKENS,
+  MAX_SPACE_ID_LENGTH,
+  MAX_VNODES_PER_NODE,
+  MAX_ZONE_LENGTH,
+} from './limits.js';
+
+/** The roles `nodeRole` reports. */
+export const NODE_ROLES = Object.freeze({
+  normal: 'normal',
+  joining: 'joining',
+  leaving: 'leaving',
+} as const satisfies Record<NodeRole, NodeRole>);
 
 export interface RingOptions {
   /** Cluster members; order does not matter (placement depends only on the set). */
@@ -43,136 +68,34 @@ export interface RingOptions {
    * `replicationFactor` on the ring reports the effective value.
    */
   readonly replicationFactor?: number;
-  /** Explicit placements that override the ring. Default none. */
+  /**
+   * Explicit placements that override the ring. Default none. They may not name a joining
+   * node, nor a leaving one unless `pendingAssignments` moves the space.
+   */
   readonly assignments?: readonly SpaceAssignment[];
-}
-
-function checkInteger(field: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidArgumentError(field, value, `an integer from ${min} to ${max}`);
-  }
-  return value;
-}
-
-function checkSpaceId(field: string, value: unknown): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_SPACE_ID_LENGTH) {
-    throw new InvalidArgumentError(
-      field,
-      value,
-      `a non-empty string of at most ${MAX_SPACE_ID_LENGTH} characters`,
-    );
-  }
-  return value;
-}
-
-function validateNodes(nodes: unknown): NodeInfo[] {
-  if (!Array.isArray(nodes)) throw new InvalidArgumentError('nodes', nodes, 'an array');
-  if (nodes.length === 0) throw new InvalidArgumentError('nodes', nodes, 'a non-empty array');
-  if (nodes.length > MAX_NODES) {
-    throw new InvalidArgumentError('nodes', nodes.length, `an array of at most ${MAX_NODES} nodes`);
-  }
-  const seen = new Set<string>();
-  const out: NodeInfo[] = [];
-  for (let i = 0; i < nodes.length; i++) {
-    const node: unknown = nodes[i];
-    if (typeof node !== 'object' || node === null) {
-      throw new InvalidArgumentError(`nodes[${i}]`, node, 'an object');
-    }
-    const { id, address, zone } = node as Record<string, unknown>;
-    if (typeof id !== 'string' || id.length === 0 || id.length > MAX_NODE_ID_LENGTH) {
-      throw new InvalidArgumentError(
-        `nodes[${i}].id`,
-        id,
-        `a non-empty string of at most ${MAX_NODE_ID_LENGTH} characters`,
-      );
-    }
-    if (seen.has(id))
-      throw new InvalidArgumentError(`nodes[${i}].id`, id, 'unique among the nodes');
-    seen.add(id);
-    parseAddress(address, `nodes[${i}].address`);
-    if (zone !== undefined && (typeof zone !== 'string' || zone.length > MAX_ZONE_LENGTH)) {
-      throw new InvalidArgumentError(
-        `nodes[${i}].zone`,
-        zone,
-        `a string of at most ${MAX_ZONE_LENGTH} characters when present`,
-      );
-    }
-    out.push(
-      Object.freeze(
-        zone === undefined
-          ? { id, address: address as string }
-          : { id, address: address as string, zone },
-      ),
-    );
-  }
-  return out;
-}
-
-function validateAssignments(
-  assignments: unknown,
-  indexOf: ReadonlyMap<string, number>,
-): Map<string, Uint16Array> {
-  const map = new Map<string, Uint16Array>();
-  if (assignments === undefined) return map;
-  if (!Array.isArray(assignments)) {
-    throw new InvalidArgumentError('assignments', assignments, 'an array');
-  }
-  for (let i = 0; i < assignments.length; i++) {
-    const field = `assignments[${i}]`;
-    const entry: unknown = assignments[i];
-    if (typeof entry !== 'object' || entry === null) {
-      throw new InvalidArgumentError(field, entry, 'an object');
-    }
-    const { spaceId, primary, replicas } = entry as Record<string, unknown>;
-    checkSpaceId(`${field}.spaceId`, spaceId);
-    if (map.has(spaceId as string)) {
-      throw new InvalidArgumentError(`${field}.spaceId`, spaceId, 'a space not assigned before');
-    }
-    const primaryIndex = typeof primary === 'string' ? indexOf.get(primary) : undefined;
-    if (primaryIndex === undefined) {
-      throw new InvalidArgumentError(`${field}.primary`, primary, 'the id of a node of the ring');
-    }
-    const replicaList = replicas ?? [];
-    if (!Array.isArray(replicaList)) {
-      throw new InvalidArgumentError(`${field}.replicas`, replicas, 'an array of node ids');
-    }
-    if (replicaList.length + 1 > MAX_REPLICATION_FACTOR) {
-      throw new InvalidArgumentError(
-        `${field}.replicas`,
-        replicaList.length,
-        `an array of at most ${MAX_REPLICATION_FACTOR - 1} node ids`,
-      );
-    }
-    const placement = new Uint16Array(replicaList.length + 1);
-    placement[0] = primaryIndex;
-    for (let r = 0; r < replicaList.length; r++) {
-      const id: unknown = replicaList[r];
-      const index = typeof id === 'string' ? indexOf.get(id) : undefined;
-      if (index === undefined) {
-        throw new InvalidArgumentError(
-          `${field}.replicas[${r}]`,
-          id,
-          'the id of a node of the ring',
-        );
-      }
-      if (placement.subarray(0, r + 1).includes(index)) {
-        throw new InvalidArgumentError(
-          `${field}.replicas[${r}]`,
-          id,
-          'distinct from the primary and the other replicas',
-        );
-      }
-      placement[r + 1] = index;
-    }
-    map.set(spaceId as string, placement);
-  }
-  return map;
+  /**
+   * Ids of nodes (of `nodes`) receiving their spaces: the current placement is computed as
+   * if they were absent, the future one with them. Default none.
+   */
+  readonly joining?: readonly string[];
+  /**
+   * Ids of nodes (of `nodes`) handing their spaces over: the current placement keeps them,
+   * the future one is computed as if they were absent. Not also joining. Default none.
+   */
+  readonly leaving?: readonly string[];
+  /**
+   * Pins that take effect once the change completes, one per space: where a space with or
+   * without a current assignment moves to, or `primary: null` to return an assigned space to
+   * the ring. They may not name a leaving node. Default none.
+   */
+  readonly pendingAssignments?: readonly PendingAssignment[];
 }
 
 /**
  * Builds a placement ring. Deterministic: the same nodes (in any order), vnodes,
- * replication factor and assignments give the same placements in every thread and process.
- * Throws `InvalidArgumentError` (code `InvalidArgument`, with `field` and `value`).
+ * replication factor, assignments and change in progress give the same placements in every
+ * thread and process. Throws `InvalidArgumentError` (code `InvalidArgument`, with `field`
+ * and `value`).
  */
 export function buildRing(options: RingOptions): Ring {
   if (typeof options !== 'object' || options === null) {
@@ -200,69 +123,97 @@ export function buildRing(options: RingOptions): Ring {
   }
   const indexOf = new Map<string, number>();
   for (let i = 0; i < nodes.length; i++) indexOf.set(nodes[i]!.id, i);
-  const assignments = validateAssignments(options.assignments, indexOf);
+  const change = validateChange(options, indexOf);
 
-  const zoneNumbers = new Map<string, number>();
-  const zoneOf = new Uint16Array(nodes.length);
-  for (let i = 0; i < nodes.length; i++) {
-    const zone = nodes[i]!.zone ?? '';
-    let number = zoneNumbers.get(zone);
-    if (number === undefined) {
-      number = zoneNumbers.size;
-      zoneNumbers.set(zone, number);
-    }
-    zoneOf[i] = number;
-  }
-  const stride = Math.min(replicationFactor, nodes.length);
-  const arrays = buildArrays({
-    ids: nodes.map((node) => node.id),
-    zoneOf,
-    zoneCount: zoneNumbers.size,
+  const zoneOf = zoneNumbersOf(nodes.map((node) => node.zone ?? ''));
+  // Joining nodes' tokens are in the arrays but never taken: their vnodes exist already for
+  // the future walk, and the current walk passes over them exactly as if they were absent.
+  const current = createWalker(zoneOf, change.roles, ROLE_CODES.joining, replicationFactor);
+  const arrays = buildArrays({ ids: nodes.map((node) => node.id), vnodesPerNode, walker: current });
+  const future =
+    change.joiningCount + change.leavingCount === 0
+      ? null
+      : createWalker(zoneOf, change.roles, ROLE_CODES.leaving, replicationFactor);
+  return new Ring({
+    nodes,
+    indexOf,
+    arrays,
     vnodesPerNode,
-    stride,
+    configuredReplicationFactor: replicationFactor,
+    stride: current.stride,
+    change,
+    future,
   });
-  return new Ring(nodes, indexOf, arrays, vnodesPerNode, replicationFactor, stride, assignments);
+}
+
+/** @internal What `buildRing` hands the `Ring` constructor. */
+export interface RingParts {
+  readonly nodes: readonly NodeInfo[];
+  readonly indexOf: ReadonlyMap<string, number>;
+  readonly arrays: BuiltArrays;
+  readonly vnodesPerNode: number;
+  readonly configuredReplicationFactor: number;
+  /** Current placement size: min(replication factor, nodes not joining). */
+  readonly stride: number;
+  readonly change: ValidatedChange;
+  /** Future ring walker; null when no node joins or leaves. */
+  readonly future: Walker | null;
 }
 
 /** An immutable placement table built in this thread. */
 export class Ring implements PlacementTable {
   readonly epoch = 0;
   readonly nodes: readonly NodeInfo[];
-  /** Effective replication factor: min(configured, node count). */
+  /** Effective replication factor of the current placement: min(configured, nodes not joining). */
   readonly replicationFactor: number;
   /** The replication factor asked for. */
   readonly configuredReplicationFactor: number;
   readonly vnodesPerNode: number;
   readonly maxPlacementSize: number;
+  readonly pending: boolean;
   /** @internal */ readonly arrays: BuiltArrays;
   /** @internal */ readonly assignmentMap: ReadonlyMap<string, Uint16Array>;
+  /** @internal Future pins; `null`: back to the ring. */
+  readonly pendingPinMap: ReadonlyMap<string, Uint16Array | null>;
+  /** @internal `ROLE_CODES` value per node index. */
+  readonly roles: Uint8Array;
   readonly #indexOf: ReadonlyMap<string, number>;
   readonly #scratch: Uint16Array;
+  readonly #transition: Transition;
 
   /** @internal Use `buildRing`. */
-  constructor(
-    nodes: readonly NodeInfo[],
-    indexOf: ReadonlyMap<string, number>,
-    arrays: BuiltArrays,
-    vnodesPerNode: number,
-    configuredReplicationFactor: number,
-    stride: number,
-    assignments: ReadonlyMap<string, Uint16Array>,
-  ) {
-    this.nodes = Object.freeze(nodes.slice());
-    this.#indexOf = indexOf;
+  constructor(parts: RingParts) {
+    const { arrays, change, future, stride } = parts;
+    this.nodes = Object.freeze(parts.nodes.slice());
+    this.#indexOf = parts.indexOf;
     this.arrays = arrays;
-    this.vnodesPerNode = vnodesPerNode;
-    this.configuredReplicationFactor = configuredReplicationFactor;
+    this.vnodesPerNode = parts.vnodesPerNode;
+    this.configuredReplicationFactor = parts.configuredReplicationFactor;
     this.replicationFactor = stride;
-    this.assignmentMap = assignments;
-    let max = stride;
-    for (const placement of assignments.values()) max = Math.max(max, placement.length);
+    this.assignmentMap = change.assignments;
+    this.pendingPinMap = change.pendingPins;
+    this.roles = change.roles;
+    this.pending = future !== null || change.pendingPins.size !== 0;
+    let max = Math.max(stride, future?.stride ?? stride);
+    for (const placement of change.assignments.values()) max = Math.max(max, placement.length);
+    for (const placement of change.pendingPins.values()) {
+      if (placement !== null) max = Math.max(max, placement.length);
+    }
     this.maxPlacementSize = max;
     this.#scratch = new Uint16Array(max);
+    this.#transition = {
+      arrays,
+      tokenCount: arrays.tokenCount,
+      stride,
+      assignments: change.assignments,
+      pendingPins: change.pendingPins,
+      future,
+      shared: false,
+      scratch: [new Uint16Array(max), new Uint16Array(max), new Uint16Array(max)],
+    };
   }
 
-  /** Number of vnode tokens on the ring. */
+  /** Number of vnode tokens on the ring (joining nodes' included). */
   get tokenCount(): number {
     return this.arrays.tokenCount;
   }
@@ -271,10 +222,28 @@ export class Ring implements PlacementTable {
   get assignments(): SpaceAssignment[] {
     const out: SpaceAssignment[] = [];
     for (const [spaceId, placement] of this.assignmentMap) {
-      const ids = Array.from(placement, (index) => this.nodes[index]!.id);
-      out.push({ spaceId, primary: ids[0]!, replicas: ids.slice(1) });
+      out.push(this.#pin(spaceId, placement));
     }
     return out;
+  }
+
+  /** The pending assignments, as given (validated). */
+  get pendingAssignments(): PendingAssignment[] {
+    const out: PendingAssignment[] = [];
+    for (const [spaceId, placement] of this.pendingPinMap) {
+      out.push(placement === null ? { spaceId, primary: null } : this.#pin(spaceId, placement));
+    }
+    return out;
+  }
+
+  /** Ids of the joining nodes, in node order. */
+  get joining(): string[] {
+    return this.#withRole(ROLE_CODES.joining);
+  }
+
+  /** Ids of the leaving nodes, in node order. */
+  get leaving(): string[] {
+    return this.#withRole(ROLE_CODES.leaving);
   }
 
   nodeIndex(nodeId: string): number {
@@ -283,6 +252,11 @@ export class Ring implements PlacementTable {
 
   nodeSlot(index: number): number {
     return index;
+  }
+
+  nodeRole(index: number): NodeRole | undefined {
+    const code = this.roles[index];
+    return code === undefined ? undefined : ROLE_NAMES[code];
   }
 
   lookupInto(spaceId: string, out: Uint16Array): number {
@@ -296,9 +270,36 @@ export class Ring implements PlacementTable {
     return copyPlacement(this.arrays.rows, start * stride, stride, out);
   }
 
+  futureInto(spaceId: string, out: Uint16Array): number {
+    if (!this.pending) return this.lookupInto(spaceId, out);
+    return futurePlacementInto(this.#transition, spaceId, hashKey(spaceId), out);
+  }
+
+  pendingInto(spaceId: string, out: Uint16Array): number {
+    if (!this.pending) return 0;
+    return pendingNodesInto(this.#transition, spaceId, hashKey(spaceId), out);
+  }
+
   lookup(spaceId: string): Placement {
     const count = this.lookupInto(spaceId, this.#scratch);
     return toPlacement(this.nodes, this.#scratch, count);
+  }
+
+  lookupFuture(spaceId: string): Placement {
+    const count = this.futureInto(spaceId, this.#scratch);
+    return toPlacement(this.nodes, this.#scratch, count);
+  }
+
+  #pin(spaceId: string, placement: Uint16Array): SpaceAssignment {
+    const ids = Array.from(placement, (index) => this.nodes[index]!.id);
+    return { spaceId, primary: ids[0]!, replicas: ids.slice(1) };
+  }
+
+  #withRole(role: number): string[] {
+    const ids: string[] = [];
+    for (let i = 0; i < this.roles.length; i++)
+      if (this.roles[i] === role) ids.push(this.nodes[i]!.id);
+    return ids;
   }
 }
 

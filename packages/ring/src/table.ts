@@ -1,5 +1,5 @@
 /**
- * Why this module is long (~430 lines): the writer and the reader of one shared layout
+ * Why this module is long (~540 lines): the writer and the reader of one shared layout
  * (layout.ts) belong together; the publish order and the epoch-checked read loop are two halves
  * of one protocol, argued once.
  */
@@ -32,19 +32,23 @@ import {
   type TableCapacity,
 } from './internal/layout.js';
 import {
+  createWalker,
   INDEX_BITS,
   INDEX_LENGTH,
-  type PlacementArrays,
+  type OwnedArrays,
+  ROLE_CODES,
+  ROLE_NAMES,
   startPosition,
+  zoneNumbersOf,
 } from './internal/placement.js';
 import {
-  MAX_NODES,
-  MAX_REPLICATION_FACTOR,
-  MAX_RING_TOKENS,
-  type Ring,
-  toPlacement,
-} from './ring.js';
-import type { NodeInfo, Placement, PlacementTable } from './types.js';
+  futureInto as futurePlacementInto,
+  pendingInto as pendingNodesInto,
+  type Transition,
+} from './internal/transition.js';
+import { MAX_NODES, MAX_REPLICATION_FACTOR, MAX_RING_TOKENS } from './limits.js';
+import { type Ring, toPlacement } from './ring.js';
+import type { NodeInfo, NodeRole, Placement, PlacementTable } from './types.js';
 
 export const DEFAULT_TABLE_MAX_NODES = 1024;
 /** 2^20 tokens: 128 nodes at the default 8192 vnodes. */
@@ -68,10 +72,12 @@ export interface TableWriterOptions {
 
 /** Cold data of one table, msgpack-encoded once per publish and decoded once per epoch. */
 interface TableMetadata {
-  /** [id, address, zone | null, slot] per node, in index order. */
-  readonly n: Array<[string, string, string | null, number]>;
+  /** [id, address, zone | null, slot, role (`ROLE_CODES`)] per node, in index order. */
+  readonly n: Array<[string, string, string | null, number, number]>;
   /** [spaceId, node indexes (primary first)] per assignment. */
   readonly a: Array<[string, number[]]>;
+  /** [spaceId, node indexes, or null: back to the ring] per pending assignment. */
+  readonly p: Array<[string, number[] | null]>;
 }
 
 function capacityOption(field: string, value: number | undefined, fallback: number, max: number) {
@@ -190,8 +196,18 @@ export class TableWriter {
     }
     const slots = slotsOf(ring, options.slots);
     const metadata: TableMetadata = {
-      n: ring.nodes.map((node, index) => [node.id, node.address, node.zone ?? null, slots[index]!]),
+      n: ring.nodes.map((node, index) => [
+        node.id,
+        node.address,
+        node.zone ?? null,
+        slots[index]!,
+        ring.roles[index]!,
+      ]),
       a: Array.from(ring.assignmentMap, ([spaceId, placement]) => [spaceId, Array.from(placement)]),
+      p: Array.from(ring.pendingPinMap, ([spaceId, placement]) => [
+        spaceId,
+        placement === null ? null : Array.from(placement),
+      ]),
     };
     const blob = encode(metadata);
     if (blob.byteLength > maxBlobBytes) {
@@ -205,7 +221,7 @@ export class TableWriter {
     const target = state === 0 ? 0 : 1 - (state & 1);
     const half = this.#halves[target]!;
     const epoch = this.#epoch + 1;
-    const { tokens, index, rows, tokenCount } = ring.arrays;
+    const { tokens, index, rows, owners, tokenCount } = ring.arrays;
     const stride = ring.replicationFactor;
 
     new Uint32Array(this.buffer, half.tokens, tokenCount).set(tokens.subarray(0, tokenCount));
@@ -213,6 +229,8 @@ export class TableWriter {
     new Uint16Array(this.buffer, half.rows, tokenCount * stride).set(
       rows.subarray(0, tokenCount * stride),
     );
+    // Written even when nothing is pending: every section of a half is the table of its epoch.
+    new Uint16Array(this.buffer, half.owners, tokenCount).set(owners.subarray(0, tokenCount));
     new Uint8Array(this.buffer, half.blob, blob.byteLength).set(blob);
     const header = new Int32Array(this.buffer, half.header, HALF_HEADER_SLOTS);
     header[H_EPOCH] = epoch;
@@ -231,7 +249,7 @@ export class TableWriter {
   }
 }
 
-interface HalfView extends PlacementArrays {
+interface HalfView extends OwnedArrays {
   readonly header: Int32Array;
   readonly blob: Uint8Array;
 }
@@ -239,7 +257,8 @@ interface HalfView extends PlacementArrays {
 /**
  * Reads the table a `TableWriter` publishes, from any thread, without locks. Each lookup
  * costs two `Atomics.load`s of the state word on top of the ring math; node metadata and
- * assignments are decoded only when the epoch moved.
+ * assignments are decoded only when the epoch moved. While a membership change is in
+ * progress, `futureInto` and `pendingInto` walk the ring at lookup time (layout.ts: owners).
  */
 export class TableReader implements PlacementTable {
   readonly #global: Int32Array;
@@ -251,6 +270,10 @@ export class TableReader implements PlacementTable {
   #indexOf = new Map<string, number>();
   #slots: readonly number[] = [];
   #assignments = new Map<string, Uint16Array>();
+  #roles = new Uint8Array(0);
+  #pending = false;
+  /** The placements of table #state, for futureInto / pendingInto; set by #refresh. */
+  #transition: Transition | undefined;
   #tokenCount = 0;
   #stride = 0;
   #maxPlacementSize = 0;
@@ -289,6 +312,7 @@ export class TableReader implements PlacementTable {
       tokens: new Uint32Array(buffer, half.tokens, capacity.maxTokens),
       index: new Uint32Array(buffer, half.index, INDEX_LENGTH),
       rows: new Uint16Array(buffer, half.rows, capacity.maxTokens * capacity.maxReplicationFactor),
+      owners: new Uint16Array(buffer, half.owners, capacity.maxTokens),
       blob: new Uint8Array(buffer, half.blob, capacity.maxBlobBytes),
     });
     this.#global = global;
@@ -299,7 +323,8 @@ export class TableReader implements PlacementTable {
   /**
    * Epoch of the table the last answer came from (0 before any). Like `nodes` and the other
    * getters it does not look for a newer table, so indexes from `lookupInto` always refer to
-   * `nodes` as they are now: only `lookupInto`, `lookup` and `refresh` move to a new epoch.
+   * `nodes` as they are now: only `lookupInto`, `futureInto`, `lookup`, `lookupFuture` and
+   * `refresh` move to a new epoch (and `pendingInto` when a newer table replaced its own).
    */
   get epoch(): number {
     return this.#epoch;
@@ -325,6 +350,10 @@ export class TableReader implements PlacementTable {
     return this.#maxPlacementSize;
   }
 
+  get pending(): boolean {
+    return this.#pending;
+  }
+
   /** True once a writer has published a table into the buffer. */
   get published(): boolean {
     return Atomics.load(this.#global, G_STATE) !== 0;
@@ -344,6 +373,11 @@ export class TableReader implements PlacementTable {
 
   nodeSlot(index: number): number {
     return this.#slots[index] ?? -1;
+  }
+
+  nodeRole(index: number): NodeRole | undefined {
+    const code = this.#roles[index];
+    return code === undefined ? undefined : ROLE_NAMES[code];
   }
 
   lookupInto(spaceId: string, out: Uint16Array): number {
@@ -369,8 +403,42 @@ export class TableReader implements PlacementTable {
     }
   }
 
+  futureInto(spaceId: string, out: Uint16Array): number {
+    const token = hashKey(spaceId);
+    const global = this.#global;
+    for (;;) {
+      const state = Atomics.load(global, G_STATE);
+      if (state !== this.#state) this.#refresh(state);
+      const count = futurePlacementInto(this.#transition!, spaceId, token, out);
+      if (count >= 0 && Atomics.load(global, G_STATE) === state) return count;
+    }
+  }
+
+  pendingInto(spaceId: string, out: Uint16Array): number {
+    if (!this.#pending) return 0;
+    const token = hashKey(spaceId);
+    const global = this.#global;
+    for (;;) {
+      // The table the reader is on (the last lookupInto's), not the newest: the two answers
+      // must index the same `nodes`.
+      const state = this.#state;
+      const count = pendingNodesInto(this.#transition!, spaceId, token, out);
+      const now = Atomics.load(global, G_STATE);
+      if (count >= 0 && now === state) return count;
+      // A newer table was published: this one's half may be rewritten under us, so answer
+      // from the newer one (the caller sees `epoch` move).
+      this.#refresh(now);
+      if (!this.#pending) return 0;
+    }
+  }
+
   lookup(spaceId: string): Placement {
     const count = this.lookupInto(spaceId, this.#scratch);
+    return toPlacement(this.#nodes, this.#scratch, count);
+  }
+
+  lookupFuture(spaceId: string): Placement {
+    const count = this.futureInto(spaceId, this.#scratch);
     return toPlacement(this.#nodes, this.#scratch, count);
   }
 
@@ -413,10 +481,41 @@ export class TableReader implements PlacementTable {
         for (const [spaceId, placement] of metadata.a) {
           assignments.set(spaceId, Uint16Array.from(placement));
         }
+        const pendingPins = new Map<string, Uint16Array | null>();
+        for (const [spaceId, placement] of metadata.p) {
+          pendingPins.set(spaceId, placement === null ? null : Uint16Array.from(placement));
+        }
+        const roles = Uint8Array.from(metadata.n, (entry) => entry[4]);
+        const moving = roles.some((role) => role !== ROLE_CODES.normal);
+        // The same walker the ring built for its future placement: same zones, same roles.
+        const future = moving
+          ? createWalker(
+              zoneNumbersOf(metadata.n.map((entry) => entry[2] ?? '')),
+              roles,
+              ROLE_CODES.leaving,
+              configured,
+            )
+          : null;
         this.#nodes = Object.freeze(nodes);
         this.#indexOf = indexOf;
         this.#slots = slots;
         this.#assignments = assignments;
+        this.#roles = roles;
+        this.#pending = moving || pendingPins.size !== 0;
+        this.#transition = {
+          arrays: view,
+          tokenCount,
+          stride,
+          assignments,
+          pendingPins,
+          future,
+          shared: true,
+          scratch: [
+            new Uint16Array(maxPlacement),
+            new Uint16Array(maxPlacement),
+            new Uint16Array(maxPlacement),
+          ],
+        };
         this.#tokenCount = tokenCount;
         this.#stride = stride;
         this.#vnodesPerNode = vnodes;

@@ -1,27 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { buildRing, type NodeInfo } from '../src/index.js';
+import { clusterArb, keysArb, nodeArb } from './arbitraries.js';
 import { ids, referencePlacement } from './reference.js';
-
-const nodeArb = fc.record({
-  id: fc.string({ minLength: 1, maxLength: 12, unit: 'grapheme' }),
-  zone: fc.option(fc.constantFrom('a', 'b', 'c', 'd'), { nil: undefined }),
-});
-const clusterArb = fc
-  .uniqueArray(nodeArb, { minLength: 1, maxLength: 12, selector: (n) => n.id })
-  .map((list) =>
-    list.map(
-      (n, i): NodeInfo => ({
-        id: n.id,
-        address: `127.0.0.1:${7000 + i}`,
-        ...(n.zone === undefined ? {} : { zone: n.zone }),
-      }),
-    ),
-  );
-const keysArb = fc.array(fc.string({ maxLength: 24, unit: 'binary' }), {
-  minLength: 1,
-  maxLength: 40,
-});
 
 describe('ring properties', () => {
   it('matches the naive reference on random clusters, zones and unicode keys', () => {

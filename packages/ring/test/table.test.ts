@@ -5,6 +5,7 @@ import {
   CapacityExceededError,
   InvalidArgumentError,
   InvalidTableError,
+  type PlacementTable,
   type Ring,
   TableReader,
   TableWriter,
@@ -14,13 +15,12 @@ import { makeNodes } from './reference.js';
 const spaces = Array.from({ length: 500 }, (_, i) => `space-${i}`);
 const small = { maxNodes: 64, maxTokens: 8192, maxReplicationFactor: 5, maxBlobBytes: 64 * 1024 };
 
-function answers(table: {
-  lookupInto(k: string, out: Uint16Array): number;
-  nodes: readonly { id: string }[];
-}) {
+type Kind = 'lookupInto' | 'futureInto' | 'pendingInto';
+
+function answers(table: Pick<PlacementTable, Kind | 'nodes'>, kind: Kind = 'lookupInto'): string[] {
   const out = new Uint16Array(8);
   return spaces.map((space) => {
-    const count = table.lookupInto(space, out);
+    const count = table[kind](space, out);
     return Array.from(out.subarray(0, count), (i) => table.nodes[i]!.id).join(',');
   });
 }
@@ -207,6 +207,81 @@ describe('across threads', () => {
       expect(result.lookups).toBeGreaterThan(1000);
     }
     expect(writer.epoch).toBe(PUBLISHES + 1);
+  });
+});
+
+describe('across threads, while membership changes', () => {
+  const workers: Worker[] = [];
+  afterEach(async () => {
+    await Promise.all(workers.splice(0).map((w) => w.terminate()));
+  });
+
+  it('never answers a current, future or pending placement from a half-written table', async () => {
+    // Three tables in rotation, so each half's content changes on every rewrite (with two, a
+    // half would always hold the same table and a torn read could go unseen). Two of them
+    // have a change in progress, so future and pending answers walk the shared owners.
+    const tables = [
+      buildRing({ nodes: makeNodes(40, 4, 'alpha'), vnodesPerNode: 150, replicationFactor: 3 }),
+      buildRing({
+        nodes: makeNodes(7, 2, 'beta'),
+        vnodesPerNode: 300,
+        replicationFactor: 2,
+        joining: ['beta-5', 'beta-6'],
+        leaving: ['beta-0'],
+        assignments: [{ spaceId: 'space-1', primary: 'beta-1', replicas: ['beta-2'] }],
+        pendingAssignments: [
+          { spaceId: 'space-1', primary: 'beta-6', replicas: ['beta-1', 'beta-2', 'beta-3'] },
+          { spaceId: 'space-2', primary: 'beta-5', replicas: [] },
+        ],
+      }),
+      buildRing({
+        nodes: makeNodes(25, 3, 'gamma'),
+        vnodesPerNode: 200,
+        replicationFactor: 4,
+        leaving: ['gamma-3', 'gamma-4', 'gamma-5', 'gamma-6'],
+      }),
+    ];
+    expect(tables.map((t) => t.pending)).toEqual([false, true, true]);
+    const cycle = tables.map((t) => ({
+      lookupInto: answers(t),
+      futureInto: answers(t, 'futureInto'),
+      pendingInto: answers(t, 'pendingInto'),
+    }));
+    expect(cycle[2]!.pendingInto.filter((a) => a !== '').length).toBeGreaterThan(100);
+    const writer = new TableWriter({ ...small, maxTokens: 8192 });
+    writer.publish(tables[1]!); // epoch e holds tables[e % 3]
+    const control = new Int32Array(new SharedArrayBuffer(8));
+    Atomics.store(control, 0, 1);
+    const data = {
+      buffer: writer.buffer,
+      control: control.buffer,
+      spaces,
+      expected: { cycle },
+      mode: 'cycle',
+    };
+    const start = (): Promise<Record<string, number>> => {
+      const worker = new Worker(new URL('./fixtures/stress-reader.mjs', import.meta.url), {
+        workerData: data,
+      });
+      workers.push(worker);
+      return new Promise((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+    };
+    const results = [start(), start()];
+    while (Atomics.load(control, 1) < 2) await new Promise((r) => setImmediate(r));
+    const PUBLISHES = 3000;
+    for (let i = 0; i < PUBLISHES; i++) {
+      writer.publish(tables[(writer.epoch + 1) % 3]!);
+      if (i % 64 === 0) await new Promise((r) => setImmediate(r));
+    }
+    Atomics.store(control, 0, 0);
+    for (const result of await Promise.all(results)) {
+      expect(result.mismatches).toBe(0);
+      expect(result.epochsSeen).toBeGreaterThan(10);
+      expect(result.lookups).toBeGreaterThan(1000);
+    }
   });
 });
 

@@ -275,6 +275,11 @@ describe('router over a real 3-node cluster', () => {
       lookupInto: (s, out) => base.lookupInto(s, out),
       nodeIndex: (id) => base.nodeIndex(id),
       nodeSlot: (i) => base.nodeSlot(i),
+      pending: base.pending,
+      futureInto: (s, out) => base.futureInto(s, out),
+      pendingInto: (s, out) => base.pendingInto(s, out),
+      lookupFuture: (s) => base.lookupFuture(s),
+      nodeRole: (i) => base.nodeRole(i),
     };
     const r = router({ table });
     const recalled = await r.recall({ spaceId: 'ie', cue: { text: 'x' } });
