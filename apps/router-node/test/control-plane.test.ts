@@ -49,7 +49,15 @@ function setup(count = 3, extra: Partial<RouterNodeConfig> = {}) {
     ...CONFIG_DEFAULTS,
     nodes: nodes(count),
     vnodesPerNode: 16,
-    health: { intervalMs: 1000, timeoutMs: 500, unhealthyThreshold: 2, healthyThreshold: 2 },
+    health: {
+      intervalMs: 1000,
+      timeoutMs: 500,
+      unhealthyThreshold: 2,
+      healthyThreshold: 2,
+      panicThreshold: 0,
+    },
+    // Membership changes apply at once unless a test turns data movement on.
+    router: { ...CONFIG_DEFAULTS.router, replicateWrites: false },
     ...extra,
   };
   const plane = new ControlPlane({
@@ -177,6 +185,95 @@ describe('ControlPlane (fake time)', () => {
     expect(plane.epoch).toBe(epoch);
     expect(plane.table().assignments).toEqual([]);
     expect(stateOf(3)).toBe('draining');
+  });
+});
+
+describe('ControlPlane with data movement (fake time)', () => {
+  const moving = { router: { ...CONFIG_DEFAULTS.router, replicateWrites: true } };
+
+  it('a node added joins: placed for writes only until its transition completes', () => {
+    const changes: string[][] = [];
+    const { plane, reader } = setup(3, moving);
+    plane.addNode({ id: 'n4', address: '127.0.0.1:7004', zone: 'b' });
+    reader.refresh();
+    expect(plane.table().nodes.find((n) => n.id === 'n4')?.lifecycle).toBe('joining');
+    expect(reader.nodeRole(reader.nodeIndex('n4'))).toBe('joining');
+    expect(reader.pending).toBe(true);
+    // No current placement holds it; some future ones do.
+    let future = 0;
+    for (let i = 0; i < 200; i++) {
+      const p = reader.lookup(`space-${i}`);
+      expect([p.primary.id, ...p.replicas.map((r) => r.id)]).not.toContain('n4');
+      const f = reader.lookupFuture(`space-${i}`);
+      if ([f.primary.id, ...f.replicas.map((r) => r.id)].includes('n4')) future++;
+    }
+    expect(future).toBeGreaterThan(0);
+    plane.completeTransition('join', 'n4');
+    reader.refresh();
+    expect(plane.table().nodes.find((n) => n.id === 'n4')?.lifecycle).toBe('active');
+    expect(reader.pending).toBe(false);
+    expect(changes).toEqual([]);
+  });
+
+  it('a drained node leaves, then stays drained out of the placement; undrain makes it join', () => {
+    const { plane, reader } = setup(4, moving);
+    plane.drainNode('n2', false);
+    expect(plane.table().nodes.find((n) => n.id === 'n2')?.lifecycle).toBe('leaving');
+    reader.refresh();
+    expect(reader.nodeRole(reader.nodeIndex('n2'))).toBe('leaving');
+    plane.completeTransition('leave', 'n2');
+    reader.refresh();
+    expect(plane.table().nodes.find((n) => n.id === 'n2')?.lifecycle).toBe('drained');
+    expect(reader.nodeIndex('n2')).toBe(-1);
+    plane.drainNode('n2', true);
+    expect(plane.table().nodes.find((n) => n.id === 'n2')?.lifecycle).toBe('joining');
+  });
+
+  it('a pin moves: the ring placement serves until the move completes', () => {
+    const { plane, reader } = setup(3, moving);
+    plane.assignSpace({ spaceId: 'pinned', primary: 'n3', replicas: [] });
+    expect(plane.table().assignments).toEqual([]);
+    expect(plane.table().pendingAssignments).toEqual([
+      { spaceId: 'pinned', primary: 'n3', replicas: [] },
+    ]);
+    reader.refresh();
+    expect(reader.lookupFuture('pinned').primary.id).toBe('n3');
+    plane.completeTransition('pin', 'pinned');
+    reader.refresh();
+    expect(reader.lookup('pinned').primary.id).toBe('n3');
+    expect(plane.table().assignments).toEqual([{ spaceId: 'pinned', primary: 'n3', replicas: [] }]);
+  });
+
+  it('refuses a second node with an address another member has', () => {
+    const { plane } = setup(3, moving);
+    expect(() => plane.addNode({ id: 'n9', address: '127.0.0.1:7001' })).toThrow(
+      expect.objectContaining({ code: 'InUse', field: 'node.address' }),
+    );
+  });
+
+  it('in a panic (too few nodes up to believe), publishes every node up', async () => {
+    const { time, probe, plane, stateOf, control } = setup(3, {
+      health: {
+        intervalMs: 1000,
+        timeoutMs: 500,
+        unhealthyThreshold: 1,
+        healthyThreshold: 1,
+        panicThreshold: 0.5,
+      },
+    });
+    probe.healthy.set('n1', false);
+    probe.healthy.set('n2', false);
+    plane.start();
+    await time.advance(0);
+    // 1 of 3 up: below 0.5, so the verdicts are not believed.
+    expect([0, 1, 2].map(stateOf)).toEqual(['up', 'up', 'up']);
+    expect(plane.table().nodes.map((n) => n.state)).toEqual(['down', 'down', 'up']);
+    expect(Atomics.load(control, C_PARTITIONED)).toBe(0);
+    probe.healthy.set('n1', true);
+    await time.advance(1000);
+    // 2 of 3 up: the verdicts hold again.
+    expect(stateOf(1)).toBe('down');
+    plane.close();
   });
 });
 

@@ -125,12 +125,13 @@ describe('router-node lifecycle', () => {
     expect(second).toEqual({ cancelled: first.cancelled + 1, deadline: first.deadline });
   });
 
-  it('on SIGHUP the file wins for the node list; AssignSpace assignments and drains survive', async () => {
+  it('on SIGHUP the file wins for the node list; AssignSpace assignments and drains survive (no data movement)', async () => {
     const c = await LocalCluster.start(3, 2);
     cleanup.add(() => c.stop());
     const [a, b, d] = c.configs;
     const { writeFileSync } = await import('node:fs');
-    const router = await spawnRouter(cleanup, testConfig({ nodes: [a, b], workers: 1 }));
+    const legacy = { router: { replicateWrites: false } };
+    const router = await spawnRouter(cleanup, testConfig({ nodes: [a, b], workers: 1, ...legacy }));
     const adm = adminClient(cleanup, router.adminPort);
     await admin(adm, 'AddNode', { id: d!.id, address: d!.address, zone: d!.zone });
     await admin(adm, 'AssignSpace', { spaceId: 'pinned', primary: 'n2', replicas: ['n1'] });
@@ -140,7 +141,7 @@ describe('router-node lifecycle', () => {
     // Same file (n1, n2), reloaded: the admin-added n3 goes, the rest of the admin state stays.
     const cmdline = router.child.spawnargs;
     const file = cmdline[cmdline.indexOf('--config') + 1]!;
-    writeFileSync(file, JSON.stringify(testConfig({ nodes: [a, b], workers: 1 })));
+    writeFileSync(file, JSON.stringify(testConfig({ nodes: [a, b], workers: 1, ...legacy })));
     router.child.kill('SIGHUP');
     const after = await eventually(async () => {
       const t = await getTable(adm);

@@ -145,3 +145,57 @@ describe('Membership', () => {
     expect(m.size).toBe(2);
   });
 });
+
+describe('Membership with data movement', () => {
+  function moving(): Membership {
+    return Membership.create([node('a', 1), node('b', 2), node('c', 3)], [], null, LIMITS, true);
+  }
+
+  it('starts its first nodes active; a node added later joins until completeJoin', () => {
+    const m = moving();
+    expect([...m.members].map((x) => x.lifecycle)).toEqual(['active', 'active', 'active']);
+    const joined = m.add(node('d', 4)).next;
+    expect(joined.get('d')?.lifecycle).toBe('joining');
+    expect(joined.serving).toEqual({ total: 3, up: 3 });
+    expect(joined.completeJoin('d').next.get('d')?.lifecycle).toBe('active');
+    expect(codeOf(() => m.completeJoin('a'))).toBe('WrongLifecycle');
+  });
+
+  it('removing an active node makes it leave first; a joining one goes at once', () => {
+    const m = moving().add(node('d', 4)).next;
+    expect(m.remove('d').next.get('d')).toBeUndefined();
+    const leaving = m.remove('a').next;
+    expect(leaving.get('a')).toMatchObject({ lifecycle: 'leaving', leaveTo: 'removed' });
+    expect(leaving.completeLeave('a').next.get('a')).toBeUndefined();
+  });
+
+  it('drain: leaving, then drained (a member out of the placement); undrain joins again', () => {
+    const drained = moving().drain('b').next.completeLeave('b').next;
+    expect(drained.get('b')?.lifecycle).toBe('drained');
+    expect(drained.serving.total).toBe(2);
+    expect(drained.undrain('b').next.get('b')?.lifecycle).toBe('joining');
+    // Undoing a drain still in progress: back to active.
+    expect(moving().drain('b').next.undrain('b').next.get('b')?.lifecycle).toBe('active');
+    expect(codeOf(() => drained.drain('b'))).toBe('WrongLifecycle');
+  });
+
+  it('a pin is a move until completeMove; unpinning moves back to the ring', () => {
+    const m = moving().assign({ spaceId: 's', primary: 'a', replicas: [] }).next;
+    expect(m.assignments).toEqual([]);
+    expect(m.moves).toEqual([{ spaceId: 's', to: { spaceId: 's', primary: 'a', replicas: [] } }]);
+    const pinned = m.completeMove('s').next;
+    expect(pinned.assignments).toEqual([{ spaceId: 's', primary: 'a', replicas: [] }]);
+    const back = pinned.unassign('s').next;
+    expect(back.moves).toEqual([{ spaceId: 's', to: null }]);
+    expect(back.completeMove('s').next.assignments).toEqual([]);
+    expect(codeOf(() => pinned.completeMove('s'))).toBe('NoSuchAssignment');
+  });
+
+  it('refuses a pin on a node in transit, and a second node at an address in use', () => {
+    const m = moving().add(node('d', 4)).next;
+    expect(codeOf(() => m.assign({ spaceId: 's', primary: 'd', replicas: [] }))).toBe(
+      'WrongLifecycle',
+    );
+    expect(codeOf(() => m.add({ id: 'e', address: '127.0.0.1:1', zone: '' }))).toBe('InUse');
+  });
+});

@@ -33,35 +33,48 @@ function primaryOf(c: LocalCluster, spaceId: string, vnodes = 256): string {
   return buildRing({ nodes: c.configs, vnodesPerNode: vnodes }).lookup(spaceId).primary.id;
 }
 
+function placementOf(c: LocalCluster, spaceId: string, vnodes = 256): string[] {
+  const p = buildRing({ nodes: c.configs, vnodesPerNode: vnodes }).lookup(spaceId);
+  return [p.primary.id, ...p.replicas.map((r) => r.id)];
+}
+
 describe('router-node end to end', () => {
-  it('routes store and recall to the placement primary and reports it in field 15 and trailers', async () => {
+  it('replicates stores to every replica, recalls from the placement primary, and reports both in field 15 and trailers', async () => {
     const c = await cluster();
     const router = await spawnRouter(cleanup, testConfig({ nodes: c.configs, workers: 2 }));
     const client = memoryClient(cleanup, router.address);
     for (const space of ['alice/episodic', 'bob/semantic', 'carol', 'dave/x']) {
-      const expected = primaryOf(c, space);
+      const placement = placementOf(c, space);
       const stored = await call(client, 'store', {
         spaceId: space,
         memory: { content: `hi ${space}` },
       });
-      expect(stored.routing?.servedBy).toBe(expected);
-      // Store is Primary (the spec's table); storeFallback (on by default) still lets it fail over.
-      expect(stored.routing?.strategy).toBe('Primary');
-      expect(stored.routing?.fallback).toBe(false);
-      expect(stored.routing?.attempts).toBe(1);
+      // Replicated: the answer after a quorum (2 of 3), from the first replica in placement
+      // order that acknowledged by then.
+      expect(stored.routing?.strategy).toBe('Replicated');
+      expect(stored.routing?.asked).toBe(3);
+      expect(stored.routing?.acknowledged).toBeGreaterThanOrEqual(2);
+      expect(placement).toContain(stored.routing?.servedBy);
       expect(stored.routing?.tableEpoch).toBeGreaterThanOrEqual(1);
+      // The memory really lives on every replica, one id: ask each node directly.
+      for (const id of placement) {
+        const direct = memoryClient(cleanup, c.node(id).config.address);
+        const there = await eventually(async () => {
+          const r = await call(direct, 'recall', { spaceId: space, cue: { text: space } });
+          return r.memories.length === 1 ? r : undefined;
+        });
+        expect(there.memories[0]?.memory?.id).toBe(stored.memoryId);
+      }
+      // Every replica has it: the placement primary serves the recall.
       const recalled = await call(client, 'recall', {
         spaceId: space,
         cue: { text: space },
         limit: 5,
       });
-      expect(recalled.routing?.servedBy).toBe(expected);
+      expect(recalled.routing?.servedBy).toBe(placement[0]);
       expect(recalled.routing?.strategy).toBe('PrimaryWithFallback');
+      expect(recalled.routing?.fallback).toBe(false);
       expect(recalled.memories.map((m) => m.memory?.content)).toEqual([`hi ${space}`]);
-      // The memory really lives on that node: ask it directly.
-      const direct = memoryClient(cleanup, c.node(expected).config.address);
-      const there = await call(direct, 'recall', { spaceId: space, cue: { text: space } });
-      expect(there.memories).toHaveLength(1);
     }
     const { response, trailers } = await callWithTrailers(client, 'alice/episodic');
     expect(trailers.get('x-engram-served-by')).toEqual([response.routing?.servedBy]);
@@ -179,9 +192,12 @@ describe('router-node end to end', () => {
     expect(metricValue(m, 'engram_router_partitioned')).toBe(1);
   });
 
-  it('applies AssignSpace on the next call in every worker, and rejects bad admin requests without changes', async () => {
+  it('applies AssignSpace on the next call in every worker, and rejects bad admin requests without changes (no data movement)', async () => {
     const c = await cluster();
-    const router = await spawnRouter(cleanup, testConfig({ nodes: c.configs, workers: 2 }));
+    const router = await spawnRouter(
+      cleanup,
+      testConfig({ nodes: c.configs, workers: 2, router: { replicateWrites: false } }),
+    );
     const adm = adminClient(cleanup, router.adminPort);
     const space = 'pinned/space';
     const target = c.configs.map((n) => n.id).find((id) => id !== primaryOf(c, space))!;

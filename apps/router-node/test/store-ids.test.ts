@@ -59,7 +59,7 @@ async function startFlakyNode(id: string, failFirst: number): Promise<FlakyNode>
 }
 
 describe('Store ids through the pass-through', () => {
-  it('a store retried and failed over after the primary applied it is stored once, under one id', async () => {
+  it('a store retried and failed over after the primary applied it is stored once, under one id (primary-only writes)', async () => {
     // Both nodes apply their first Store and then fail it: whichever is primary, the call is
     // retried and fails over, and every attempt must carry the same id.
     const a = await startFlakyNode('a', 2);
@@ -73,7 +73,12 @@ describe('Store ids through the pass-through', () => {
         ],
         replicationFactor: 2,
         workers: 1,
-        router: { retryBaseDelayMs: 1, retryMaxDelayMs: 5, maxRetries: 4 },
+        router: {
+          retryBaseDelayMs: 1,
+          retryMaxDelayMs: 5,
+          maxRetries: 4,
+          replicateWrites: false,
+        },
       }),
     );
     const client = memoryClient(cleanup, router.address);
@@ -100,5 +105,31 @@ describe('Store ids through the pass-through', () => {
     // Two separate id-less stores are two memories (a fresh id per call, not per router).
     const other = await call(client, 'store', { spaceId: 'dup/space', memory: { content: 'two' } });
     expect(other.memoryId).not.toBe(res.memoryId);
+  });
+
+  it('a replicated store retried on every replica carries one id and one version, and every replica holds just it', async () => {
+    const a = await startFlakyNode('a', 2);
+    const b = await startFlakyNode('b', 1);
+    const router = await spawnRouter(
+      cleanup,
+      testConfig({
+        nodes: [
+          { id: 'a', address: a.address, zone: 'z1' },
+          { id: 'b', address: b.address, zone: 'z2' },
+        ],
+        replicationFactor: 2,
+        workers: 1,
+        router: { retryBaseDelayMs: 1, retryMaxDelayMs: 5, maxRetries: 4, writeConsistency: 'all' },
+      }),
+    );
+    const client = memoryClient(cleanup, router.address);
+    const res = await call(client, 'store', { spaceId: 'dup/space', memory: { content: 'once' } });
+    expect(res.routing).toMatchObject({ strategy: 'Replicated', acknowledged: 2, asked: 2 });
+    // a failed twice and b once before both applied it: every attempt had the router's id.
+    expect(a.received.length).toBeGreaterThanOrEqual(3);
+    expect(b.received.length).toBeGreaterThanOrEqual(2);
+    expect(new Set([...a.received, ...b.received])).toEqual(new Set([res.memoryId]));
+    expect([...a.stored]).toEqual([res.memoryId]);
+    expect([...b.stored]).toEqual([res.memoryId]);
   });
 });

@@ -1,5 +1,11 @@
 export { whenCancelled } from './internal/attempt-context.js';
 export {
+  ReadConsistency,
+  requiredReplicas,
+  WriteConsistency,
+} from './internal/consistency.js';
+export { singleNodeDecision } from './internal/decider.js';
+export {
   AbortedError,
   AllReplicasFailedError,
   CircuitBreakerOpenError,
@@ -20,6 +26,19 @@ export {
   type TargetError,
   toGrpcStatus,
 } from './internal/errors.js';
+export { GrpcReplicaAccess, REPLICA_CALL_TIMEOUT_MS } from './internal/grpc-replica-access.js';
+export {
+  HINT_REPLAY_BATCH,
+  HINT_REPLAY_INTERVAL_MS,
+  type ReplayCall,
+} from './internal/hint-replay.js';
+export {
+  type Hint,
+  type HintStore,
+  MEMORY_HINT_STORE_DEFAULTS,
+  MemoryHintStore,
+} from './internal/hints.js';
+export { LAG_BUCKETS, LagTable } from './internal/lag.js';
 export {
   HEDGE_DEFAULTS,
   type HedgeOptions,
@@ -35,26 +54,7 @@ export {
   isNodeFailureStatus,
   NODE_FAILURE_STATUSES,
 } from './internal/policy.js';
-export {
-  ReadConsistency,
-  requiredReplicas,
-  WriteConsistency,
-} from './internal/consistency.js';
-export { singleNodeDecision } from './internal/decider.js';
-export { GrpcReplicaAccess, REPLICA_CALL_TIMEOUT_MS } from './internal/grpc-replica-access.js';
-export {
-  HINT_REPLAY_BATCH,
-  HINT_REPLAY_INTERVAL_MS,
-  type ReplayCall,
-} from './internal/hint-replay.js';
-export {
-  type Hint,
-  type HintStore,
-  MEMORY_HINT_STORE_DEFAULTS,
-  MemoryHintStore,
-} from './internal/hints.js';
-export { LAG_BUCKETS, LagTable } from './internal/lag.js';
-export { type QuorumReadOptions, type ReadMerge } from './internal/quorum-read.js';
+export type { QuorumReadOptions, ReadMerge } from './internal/quorum-read.js';
 export { RECALL_MERGE, singleSpaceQueryMerge } from './internal/recall-merge.js';
 export {
   REPAIR_PAGE_SIZE,
@@ -65,13 +65,12 @@ export {
   type StreamProgress,
   streamSpace,
 } from './internal/repair.js';
-export {
-  type Replicated,
-  type ReplicateOptions,
-  type WriteObserver,
+export type {
+  Replicated,
+  ReplicateOptions,
+  WriteObserver,
 } from './internal/replication.js';
 export { Router } from './internal/router.js';
-export { VersionClock } from './internal/version-clock.js';
 export { type Gathered, gather, type SpaceAnswer } from './internal/scatter-gather.js';
 export {
   type AttemptOutcome,
@@ -88,3 +87,4 @@ export {
   type RoutingInfo,
   RoutingStrategy,
 } from './internal/types.js';
+export { VersionClock } from './internal/version-clock.js';

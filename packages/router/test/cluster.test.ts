@@ -33,9 +33,10 @@ function router(init: Partial<RouterInit> & { table: RouterInit['table'] }): Rou
 const memory = (content: string) => ({ content, embedding: [1, 0, 0], confidence: 0.9 });
 
 describe('router over a real 3-node cluster', () => {
-  it('stores to the primary and recalls from it', async () => {
+  it('stores to the primary and recalls from it (the seed mode: replicateWrites off)', async () => {
     const r = router({
       table: ringOf(infos, [{ spaceId: 'alpha', primary: 'n2', replicas: ['n3', 'n1'] }]),
+      options: { replicateWrites: false },
     });
     const stored = await r.store({ spaceId: 'alpha', memory: memory('the sky is blue') });
     expect(stored.memoryId).not.toBe('');
@@ -45,6 +46,9 @@ describe('router over a real 3-node cluster', () => {
       fallback: false,
       strategy: 'Primary',
       tableEpoch: 0,
+      acknowledged: 0,
+      asked: 0,
+      degraded: false,
     });
     const recalled = await r.recall({
       spaceId: 'alpha',
@@ -100,13 +104,13 @@ describe('router over a real 3-node cluster', () => {
     expect(recalled.routing).toMatchObject({ servedBy: 'n1', attempts: 2, fallback: true });
   });
 
-  it('falls back to the first healthy replica for a store when the primary fails, and says so', async () => {
+  it('falls back to the first healthy replica for a store when the primary fails, and says so (seed mode)', async () => {
     const dead = { id: 'dead', address: await refusedAddress() };
     const table = ringOf(
       [...infos, dead],
       [{ spaceId: 'gamma', primary: 'dead', replicas: ['n3', 'n1'] }],
     );
-    const r = router({ table });
+    const r = router({ table, options: { replicateWrites: false } });
     const stored = await r.store({
       spaceId: 'gamma',
       memory: memory('written while the primary is down'),
@@ -115,7 +119,7 @@ describe('router over a real 3-node cluster', () => {
     // With storeFallback off the store fails instead.
     const strict = router({
       table,
-      options: { storeFallback: false, maxRetries: 1, retryBaseDelayMs: 1 },
+      options: { storeFallback: false, replicateWrites: false, maxRetries: 1, retryBaseDelayMs: 1 },
     });
     await expect(strict.store({ spaceId: 'gamma', memory: memory('no') })).rejects.toMatchObject({
       code: 'ConnectionFailed',

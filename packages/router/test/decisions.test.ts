@@ -35,8 +35,15 @@ function codeOf(fn: () => unknown): unknown {
 }
 
 describe('routing decisions', () => {
-  it('stores are Primary, with replicas in placement order for store fall-back (default)', () => {
+  it('stores are Replicated by default: the whole placement, no pending owners', () => {
     const d = router().routeStore('s1');
+    expect(d.strategy).toBe('Replicated');
+    expect(d.placement.map((n) => n.id)).toEqual(['a', 'b', 'c']);
+    expect(d.pending).toEqual([]);
+  });
+
+  it('the seed mode (replicateWrites off): stores are Primary, with replicas in placement order for store fall-back', () => {
+    const d = router({ options: { replicateWrites: false } }).routeStore('s1');
     expect(d.primary.id).toBe('a');
     expect(d.replicas.map((n) => n.id)).toEqual(['b', 'c']);
     expect(d.strategy).toBe('Primary');
@@ -45,7 +52,9 @@ describe('routing decisions', () => {
   });
 
   it('stores carry no replicas when storeFallback is off', () => {
-    const d = router({ options: { storeFallback: false } }).routeStore('s1');
+    const d = router({ options: { storeFallback: false, replicateWrites: false } }).routeStore(
+      's1',
+    );
     expect(d.strategy).toBe('Primary');
     expect(d.replicas).toEqual([]);
   });
@@ -109,10 +118,18 @@ describe('routing decisions', () => {
     expect(r.routeDistributedQuery(['s1'])[0]!.strategy).toBe('LocalOnly');
   });
 
-  it('while partitioned without a localNodeId, everything is NoLocalData', () => {
-    const r = router({ partition: { isPartitioned: () => true } });
+  it('while partitioned without a localNodeId, reachable replicas serve (degraded); none up: NoLocalData', () => {
+    const down = new Set<string>();
+    const r = router({
+      partition: { isPartitioned: () => true },
+      nodeStates: { stateOf: (n) => (down.has(n.id) ? 'down' : 'up') },
+    });
+    expect(r.routeRecall('s1')).toMatchObject({ degraded: true, primary: { id: 'a' } });
+    expect(r.routeConsolidation('s1')).toMatchObject({ degraded: true, primary: { id: 'a' } });
+    for (const id of ['a', 'b', 'c']) down.add(id);
     expect(codeOf(() => r.routeRecall('s1'))).toBe('NoLocalData');
     expect(codeOf(() => r.routeConsolidation('s1'))).toBe('NoLocalData');
+    expect(codeOf(() => r.routeStore('s1'))).toBe('NoLocalData');
   });
 
   it('consolidation is always LocalOnly: the local node, NoLocalData, or the primary without a local node', () => {
@@ -199,7 +216,7 @@ describe('routing decisions', () => {
     r.routeConsolidation('s1');
     r.routeDistributedQuery(['s2']);
     expect(seen).toEqual([
-      ['store', 'Primary'],
+      ['store', 'Replicated'],
       ['consolidate', 'LocalOnly'],
       ['query', 'ScatterGather'],
     ]);
@@ -240,7 +257,7 @@ describe('target order with node states', () => {
   it('gives the only target without fall-back, whatever its state', () => {
     const r = router({
       nodeStates: states({ a: 'draining' }),
-      options: { storeFallback: false },
+      options: { storeFallback: false, replicateWrites: false },
     });
     const d = r.routeStore('s1');
     expect(d.primary.id).toBe('a');

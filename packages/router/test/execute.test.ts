@@ -81,6 +81,9 @@ describe('execute', () => {
       fallback: false,
       strategy: 'PrimaryWithFallback',
       tableEpoch: 0,
+      acknowledged: 0,
+      asked: 0,
+      degraded: false,
     });
     expect(calls.map((c) => [c.node.id, c.attempt, c.fallback])).toEqual([['a', 1, false]]);
   });
@@ -97,7 +100,13 @@ describe('execute', () => {
   it('retries with exponential backoff (base * 2^n, capped) after every target failed', async () => {
     const delays: number[] = [];
     const r = makeRouter(
-      { retryBaseDelayMs: 100, retryMaxDelayMs: 300, maxRetries: 4, deadlineMs: 60_000 },
+      {
+        retryBaseDelayMs: 100,
+        retryMaxDelayMs: 300,
+        maxRetries: 4,
+        deadlineMs: 60_000,
+        replicateWrites: false,
+      },
       {
         hooks: {
           onRetry: (_op, _node, _attempt, delayMs) => (delayMs > 0 ? delays.push(delayMs) : 0),
@@ -467,7 +476,11 @@ describe('hedged reads', () => {
     await outcome;
     expect(calls.map((c) => c.hedge)).toEqual([false, false]);
 
-    const hedging = makeRouter({ hedge: { delayMs: 10 }, attemptTimeoutMs: 100 });
+    const hedging = makeRouter({
+      hedge: { delayMs: 10 },
+      attemptTimeoutMs: 100,
+      replicateWrites: false,
+    });
     const store = scripted({ a: 'hang' });
     const stored = settle(hedging.execute(hedging.routeStore('s'), store.call));
     await vi.advanceTimersByTimeAsync(100);

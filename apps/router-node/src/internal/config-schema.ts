@@ -415,7 +415,8 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     type: 'string-or-null',
     default: null,
     reloadable: false,
-    description: 'directory for hints and streaming progress (survive restarts); null = memory only',
+    description:
+      'directory for hints and streaming progress (survive restarts); null = memory only',
   },
   'hints.maxBytesPerNode': {
     type: 'int',

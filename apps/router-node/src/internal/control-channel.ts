@@ -55,15 +55,20 @@ export function serveChannelRequest(
   reply: (r: ChannelReply) => void,
 ): void {
   const work =
-    request.type === 'hint' ? channel.add(toBuffers(request.hint)) : channel.repairSpace(request.spaceId);
+    request.type === 'hint'
+      ? channel.add(toBuffers(request.hint))
+      : channel.repairSpace(request.spaceId);
   work.then(
     () => reply({ type: 'done', id: request.id }),
-    (err: unknown) => reply({ type: 'done', id: request.id, error: String((err as Error)?.message ?? err) }),
+    (err: unknown) =>
+      reply({ type: 'done', id: request.id, error: String((err as Error)?.message ?? err) }),
   );
 }
 
 /** A Buffer posted between threads arrives as a plain Uint8Array. */
 function toBuffers(hint: HintRequest): HintRequest {
   const b = hint.body as Uint8Array;
-  return Buffer.isBuffer(b) ? hint : { ...hint, body: Buffer.from(b.buffer, b.byteOffset, b.byteLength) };
+  return Buffer.isBuffer(b)
+    ? hint
+    : { ...hint, body: Buffer.from(b.buffer, b.byteOffset, b.byteLength) };
 }

@@ -7,6 +7,7 @@ import {
   validateAssignment,
   validateNode,
 } from './config.js';
+import type { NodeDataStatus } from './data-movement.js';
 import { ConfigError } from './errors.js';
 import { HealthMonitor, type Probe } from './health-monitor.js';
 import {
@@ -17,7 +18,6 @@ import {
   type MembershipLimits,
   routingState,
 } from './membership.js';
-import type { NodeDataStatus } from './data-movement.js';
 import type { StreamStatus, TransitionKind } from './streamer.js';
 import { isPanic, isPartitioned, type TablePublisher } from './table-publisher.js';
 import type { Timers } from './timers.js';

@@ -10,9 +10,9 @@ import type { ControlChannel } from './data-plane.js';
 import { HintManager } from './hint-manager.js';
 import { HintStore } from './hint-store.js';
 import { Lifecycle, type Membership } from './membership.js';
-import type { HintRequest } from './replicated.js';
 import { Repairer } from './repairer.js';
-import { type StreamStatus, Streamer, type TransitionKind } from './streamer.js';
+import type { HintRequest } from './replicated.js';
+import { Streamer, type StreamStatus, type TransitionKind } from './streamer.js';
 import type { Timers } from './timers.js';
 import { type TransitionRecord, TransitionStore } from './transition-store.js';
 

@@ -37,8 +37,8 @@ import {
   passiveNow,
 } from './layout.js';
 import { MetricsRecorder } from './metrics.js';
-import { Replies } from './reply.js';
 import { type HintSink, quorumRecall, replicatedStore } from './replicated.js';
+import { Replies } from './reply.js';
 import { upstreamHeaders } from './upstream-headers.js';
 import {
   FRAME_HEADER_BYTES,
@@ -403,11 +403,23 @@ export class DataPlane implements Dispatcher {
               options,
               this.#answered,
             )
-          : op === OP.recall && this.#quorumReads && decision.placement.length > 1 &&
+          : op === OP.recall &&
+              this.#quorumReads &&
+              decision.placement.length > 1 &&
               decision.strategy !== RoutingStrategy.LocalOnly
-            ? await quorumRecall(router, pool, decision, fwd, request, call, options, this.#answered, (space) => {
-                void this.#channel.repairSpace(space).catch(() => {});
-              })
+            ? await quorumRecall(
+                router,
+                pool,
+                decision,
+                fwd,
+                request,
+                call,
+                options,
+                this.#answered,
+                (space) => {
+                  void this.#channel.repairSpace(space).catch(() => {});
+                },
+              )
             : await router.execute(
                 decision,
                 (ctx) => forward(pool, ctx, fwd, request, call, this.#answered),

@@ -148,7 +148,12 @@ export class Membership {
     );
     for (const node of nodes) m = m.add(node).next;
     m.#checkNodeCount(m.size, 'nodes');
-    return new Membership({ ...m.#s, assignments: [...assignments] }, localNodeId, limits, moveData);
+    return new Membership(
+      { ...m.#s, assignments: [...assignments] },
+      localNodeId,
+      limits,
+      moveData,
+    );
   }
 
   get size(): number {
@@ -206,7 +211,12 @@ export class Membership {
       }
     }
     this.#checkNodeCount(this.size + 1, 'node.id', node.id);
-    const { slot, free, next } = slotFrom(this.#s.free, this.#s.nextSlot, this.limits.maxSlots, node.id);
+    const { slot, free, next } = slotFrom(
+      this.#s.free,
+      this.#s.nextSlot,
+      this.limits.maxSlots,
+      node.id,
+    );
     const lifecycle = this.moveData && this.size > 0 ? Lifecycle.Joining : Lifecycle.Active;
     const members = new Map(this.#s.members);
     members.set(node.id, { node, slot, health: Health.Up, lifecycle });
@@ -232,7 +242,10 @@ export class Membership {
       return this.#update({ ...m, leaveTo: 'removed' }, `remove ${id} (after leaving)`);
     }
     if (this.moveData && (m.lifecycle === Lifecycle.Active || m.lifecycle === Lifecycle.Draining)) {
-      return this.#update({ ...m, lifecycle: Lifecycle.Leaving, leaveTo: 'removed' }, `leave ${id}`);
+      return this.#update(
+        { ...m, lifecycle: Lifecycle.Leaving, leaveTo: 'removed' },
+        `leave ${id}`,
+      );
     }
     return this.#drop(m, `remove ${id}`);
   }
@@ -265,7 +278,10 @@ export class Membership {
       return this.#update({ ...m, lifecycle }, `undrain ${id}`);
     }
     if (m.lifecycle === Lifecycle.Leaving && m.leaveTo === 'drained') {
-      return this.#update({ node: m.node, slot: m.slot, health: m.health, lifecycle: 'active' }, `undrain ${id}`);
+      return this.#update(
+        { node: m.node, slot: m.slot, health: m.health, lifecycle: 'active' },
+        `undrain ${id}`,
+      );
     }
     throw new MembershipError('WrongLifecycle', 'id', id, 'is not draining');
   }
@@ -296,7 +312,10 @@ export class Membership {
       throw new MembershipError('WrongLifecycle', 'id', id, 'is not leaving');
     }
     if (m.leaveTo === 'drained') {
-      return this.#update({ node: m.node, slot: m.slot, health: m.health, lifecycle: 'drained' }, `drained ${id}`);
+      return this.#update(
+        { node: m.node, slot: m.slot, health: m.health, lifecycle: 'drained' },
+        `drained ${id}`,
+      );
     }
     return this.#drop(m, `left ${id}`);
   }
@@ -313,7 +332,8 @@ export class Membership {
         throw new MembershipError('WrongLifecycle', field, id, `is ${m.lifecycle}`);
       }
     }
-    if (this.moveData) return this.#move({ spaceId: a.spaceId, to: a }, `move ${a.spaceId} -> ${a.primary}`);
+    if (this.moveData)
+      return this.#move({ spaceId: a.spaceId, to: a }, `move ${a.spaceId} -> ${a.primary}`);
     const assignments = [...this.#s.assignments.filter((x) => x.spaceId !== a.spaceId), a];
     return this.#change({ assignments }, `assign ${a.spaceId} -> ${a.primary}`);
   }
@@ -423,7 +443,12 @@ export class Membership {
   }
 
   #change(patch: Partial<State>, reason: string, freshSlots: readonly number[] = []): Change {
-    const next = new Membership({ ...this.#s, ...patch }, this.localNodeId, this.limits, this.moveData);
+    const next = new Membership(
+      { ...this.#s, ...patch },
+      this.localNodeId,
+      this.limits,
+      this.moveData,
+    );
     return { next, reason, freshSlots };
   }
 

@@ -63,9 +63,7 @@ export class Repairer {
 
   async #repair(spaceId: string): Promise<SpaceRepair> {
     const placement = this.#init.table().lookup(spaceId);
-    const nodes = [placement.primary, ...placement.replicas].filter((n) =>
-      this.#init.isUp(n.id),
-    );
+    const nodes = [placement.primary, ...placement.replicas].filter((n) => this.#init.isUp(n.id));
     try {
       const report = await repairSpace(this.#init.access, spaceId, nodes);
       this.stats.spacesCompared++;

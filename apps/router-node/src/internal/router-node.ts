@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { BreakerTable, ConsecutiveFailures } from '@engram/breaker';
 import type { PoolCredentials } from '@engram/pool';
 import { SharedRetryBudget, systemClock } from '@engram/retry';
-import { LagTable } from '@engram/router';
 import { TableWriter } from '@engram/ring';
+import { LagTable } from '@engram/router';
 import type { Logger } from 'pino';
 import { startAdminServer, type TableView } from './admin.js';
 import { type NodeConfig, type RouterNodeConfig, validateAssignment } from './config.js';
@@ -14,14 +14,14 @@ import { DataPlane, type DataPlaneInit } from './data-plane.js';
 import { GrpcProbe } from './grpc-probe.js';
 import {
   C_DRAINING,
-  P_LAST_ANSWER,
-  passiveNow,
   controlWords,
   createStateBuffer,
   M_IN_FLIGHT,
   M_POOL_SESSIONS,
   MAX_NODE_SLOTS,
   metricsRegion,
+  P_LAST_ANSWER,
+  passiveNow,
 } from './layout.js';
 import { LocalCluster } from './local-cluster.js';
 import type { Membership } from './membership.js';

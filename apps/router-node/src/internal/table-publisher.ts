@@ -1,7 +1,18 @@
-import { buildRing, type Ring, type TableWriter } from '@engram/ring';
+import { buildRing, type PendingAssignment, type Ring, type TableWriter } from '@engram/ring';
 import { NodeState } from '@engram/router';
 import { C_NODE_STATE, C_PARTITIONED, MAX_NODE_SLOTS, NODE_STATE } from './layout.js';
-import { isPlaced, Lifecycle, type Membership, routingState } from './membership.js';
+import {
+  isPlaced,
+  Lifecycle,
+  type Membership,
+  routingState,
+  type SpaceMove,
+} from './membership.js';
+
+/** Pins being moved, as the ring takes them (null: back to the ring's placement). */
+function pendingPins(moves: readonly SpaceMove[]): PendingAssignment[] {
+  return moves.map((m) => (m.to === null ? { spaceId: m.spaceId, primary: null } : m.to));
+}
 
 /**
  * Partitioned: fewer than a majority of the members answer their probes. While partitioned
@@ -58,7 +69,11 @@ export class TablePublisher {
   /** The ring of `membership`; throws (ring or capacity errors) without publishing anything. */
   ringFor(membership: Membership): Ring {
     const placed = [...membership.members].filter(isPlaced);
-    const nodes = placed.map((m) => ({ id: m.node.id, address: m.node.address, zone: m.node.zone }));
+    const nodes = placed.map((m) => ({
+      id: m.node.id,
+      address: m.node.address,
+      zone: m.node.zone,
+    }));
     const joining = placed.filter((m) => m.lifecycle === Lifecycle.Joining).map((m) => m.node.id);
     const leaving = placed.filter((m) => m.lifecycle === Lifecycle.Leaving).map((m) => m.node.id);
     const moves = membership.moves;

@@ -40,29 +40,32 @@ plane.listen(init.listen).then(
   },
 );
 
-port.on('message', (msg: { type: 'drain'; graceMs: number } | { type: 'test-crash' } | ChannelReply) => {
-  if (msg.type === 'done') {
-    channel.onReply(msg);
-    return;
-  }
-  if (msg.type === 'test-crash') {
-    // Test builds only: an uncaught exception, the way a real bug would end this thread.
-    if (process.env.NODE_ENV === 'test') {
-      setImmediate(() => {
-        throw new Error('test-crash: data-plane worker crashing on purpose');
-      });
+port.on(
+  'message',
+  (msg: { type: 'drain'; graceMs: number } | { type: 'test-crash' } | ChannelReply) => {
+    if (msg.type === 'done') {
+      channel.onReply(msg);
+      return;
     }
-    return;
-  }
-  if (msg.type !== 'drain') return;
-  plane.drain(msg.graceMs).then(
-    (left) => {
-      port.postMessage({ type: 'drained', left } satisfies WorkerMessage);
-      port.close();
-    },
-    (err: unknown) => {
-      log.error({ err }, 'drain failed');
-      port.postMessage({ type: 'drained', left: -1 } satisfies WorkerMessage);
-    },
-  );
-});
+    if (msg.type === 'test-crash') {
+      // Test builds only: an uncaught exception, the way a real bug would end this thread.
+      if (process.env.NODE_ENV === 'test') {
+        setImmediate(() => {
+          throw new Error('test-crash: data-plane worker crashing on purpose');
+        });
+      }
+      return;
+    }
+    if (msg.type !== 'drain') return;
+    plane.drain(msg.graceMs).then(
+      (left) => {
+        port.postMessage({ type: 'drained', left } satisfies WorkerMessage);
+        port.close();
+      },
+      (err: unknown) => {
+        log.error({ err }, 'drain failed');
+        port.postMessage({ type: 'drained', left: -1 } satisfies WorkerMessage);
+      },
+    );
+  },
+);

@@ -22,4 +22,3 @@ export function requiredReplicas(level: WriteConsistency | ReadConsistency, repl
   if (level === 'all') return replicas;
   return Math.floor(replicas / 2) + 1;
 }
-

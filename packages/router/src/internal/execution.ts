@@ -533,20 +533,22 @@ export class Execution<T> {
     const node = attempt.target.node;
     const deadline = this.#deadline;
     const ctx = attempt.ctx;
+    // A gRPC DEADLINE_EXCEEDED is the deadline we sent with the attempt expiring (grpc-js's
+    // timer or the node's, on the wall clock, may run a few ms ahead of our monotonic one):
+    // the operation's when the attempt had no earlier deadline of its own, else the attempt's.
     const grpcDeadline = isGrpcDeadline(error);
+    const ownDeadline = ctx.attemptAt < deadline.at;
     const opExpired =
       error instanceof DeadlineExceededError ||
       deadline.expired() ||
-      (grpcDeadline && deadline.remaining() <= DEADLINE_SLACK_MS);
-    const timedOut =
-      error instanceof AttemptTimeoutError ||
-      (grpcDeadline &&
-        ctx.attemptAt < deadline.at &&
-        ctx.attemptAt - deadline.clock.now() <= DEADLINE_SLACK_MS);
+      (grpcDeadline && (!ownDeadline || deadline.remaining() <= DEADLINE_SLACK_MS));
+    const timedOut = error instanceof AttemptTimeoutError || (grpcDeadline && ownDeadline);
     const failure =
-      timedOut && !(error instanceof AttemptTimeoutError)
-        ? new AttemptTimeoutError(this.#attemptTimeoutMs)
-        : error;
+      opExpired && grpcDeadline
+        ? new DeadlineExceededError([], error)
+        : timedOut && !(error instanceof AttemptTimeoutError)
+          ? new AttemptTimeoutError(this.#attemptTimeoutMs)
+          : error;
     this.#lastError = failure;
     this.#errors.push({ nodeId: node.id, error: failure });
     this.#hookAttempt(node, 'error', durationMs, failure);

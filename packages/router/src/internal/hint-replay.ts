@@ -59,7 +59,12 @@ export class HintReplay {
         const node = hint.node;
         const slot = router.slotOf(node);
         if (slot >= 0 && router.breakers.state(slot) === 'open') break;
-        const decision = singleNodeDecision(node, hint.spaceId, router.table.epoch, Operation.Store);
+        const decision = singleNodeDecision(
+          node,
+          hint.spaceId,
+          router.table.epoch,
+          Operation.Store,
+        );
         try {
           await router.execute(decision, hint.request, {
             operation: 'hint',

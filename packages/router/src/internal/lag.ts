@@ -79,7 +79,7 @@ export class LagTable {
     // counted again at load) must not hide a later lag.
     for (;;) {
       const old = Atomics.load(words, at);
-      const next = old + delta < 0 ? 0 : old + delta;
+      const next = Math.max(old + delta, 0);
       if (Atomics.compareExchange(words, at, old, next) === old) {
         Atomics.add(words, W_TOTAL, next - old);
         return;

@@ -110,7 +110,11 @@ export class MemoryCalls {
     const deadline =
       options.deadline ??
       Deadline.after(options.deadlineMs ?? router.options.deadlineMs, router.clock);
-    const perSpace: ExecuteOptions = { ...options, deadline, operation: options.operation ?? 'query' };
+    const perSpace: ExecuteOptions = {
+      ...options,
+      deadline,
+      operation: options.operation ?? 'query',
+    };
     const epochs: number[] = [];
     const settled = await Promise.allSettled(
       unique.map(async (spaceId): Promise<Routed<SpaceAnswer>> => {

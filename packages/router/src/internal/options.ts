@@ -1,7 +1,7 @@
 import { type JitterMode, validateBackoff } from '@engram/retry';
 import { MAX_SPACE_ID_LENGTH } from '@engram/ring';
-import { InvalidArgumentError } from './errors.js';
 import { ReadConsistency, WriteConsistency } from './consistency.js';
+import { InvalidArgumentError } from './errors.js';
 
 /** Hedged reads: a second attempt to the next replica when the first is slow. */
 export interface HedgeOptions {

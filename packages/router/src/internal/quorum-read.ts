@@ -1,16 +1,10 @@
 import type { NodeInfo } from '@engram/ring';
+import { requiredReplicas } from './consistency.js';
+import { singleNodeDecision } from './decider.js';
 import { InsufficientReplicasError, type TargetError } from './errors.js';
 import { defaultIsRetryable } from './policy.js';
-import { singleNodeDecision } from './decider.js';
-import { requiredReplicas } from './consistency.js';
 import type { ReplicationHost } from './replication.js';
-import {
-  type CallContext,
-  type ExecuteOptions,
-  type Routed,
-  type RoutingDecision,
-  RoutingStrategy,
-} from './types.js';
+import type { CallContext, ExecuteOptions, Routed, RoutingDecision } from './types.js';
 
 /** How the answers of several replicas become one (operation-specific). */
 export interface ReadMerge<T> {

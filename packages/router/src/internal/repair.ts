@@ -111,7 +111,9 @@ export async function repairSpace(
       return;
     }
     reachable.push(node);
-    seen.add(d.value === undefined ? '' : `${d.value.memories}:${d.value.tombstones}:${d.value.digest}`);
+    seen.add(
+      d.value === undefined ? '' : `${d.value.memories}:${d.value.tombstones}:${d.value.digest}`,
+    );
   });
   const compared = reachable.map((n) => n.id);
   if (reachable.length < 2 || seen.size <= 1) {
@@ -212,7 +214,9 @@ export async function streamSpace(
     const page = await access.scan(source, spaceId, cursor, REPAIR_PAGE_SIZE);
     const last = lastId(page, cursor);
     if (page.memories.length + page.tombstones.length > 0) {
-      await Promise.all(targets.map((t) => access.apply(t, spaceId, page.memories, page.tombstones)));
+      await Promise.all(
+        targets.map((t) => access.apply(t, spaceId, page.memories, page.tombstones)),
+      );
     }
     copied += page.memories.length + page.tombstones.length;
     const done = !page.more || last === cursor;

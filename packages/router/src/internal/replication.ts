@@ -1,7 +1,7 @@
 import type { NodeInfo } from '@engram/ring';
-import { InsufficientReplicasError, isRouterError, type TargetError } from './errors.js';
-import { singleNodeDecision } from './decider.js';
 import { requiredReplicas, type WriteConsistency } from './consistency.js';
+import { singleNodeDecision } from './decider.js';
+import { InsufficientReplicasError, isRouterError, type TargetError } from './errors.js';
 import { AttemptTimeoutError, defaultIsRetryable, isNodeFailure } from './policy.js';
 import {
   type CallContext,
@@ -134,7 +134,8 @@ export class Replication<T> {
       const node = this.#targets[i]!;
       const single = singleNodeDecision(node, d.spaceId, d.epoch, Operation.Store);
       this.#host.execute(single, this.#call, perReplica).then(
-        ({ value, routing }) => this.#settle(i, { kind: 'value', value, attempts: routing.attempts }),
+        ({ value, routing }) =>
+          this.#settle(i, { kind: 'value', value, attempts: routing.attempts }),
         (error: unknown) => {
           const attempts = (error as { attempts?: unknown })?.attempts;
           const n = typeof attempts === 'number' ? attempts : 1;

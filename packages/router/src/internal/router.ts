@@ -1,19 +1,15 @@
-import { randomUUID } from 'node:crypto';
 import { type BreakerStateName, BreakerTable, ConsecutiveFailures } from '@engram/breaker';
-import { isEngramError } from '@engram/common';
-import { ConnectionPool, UnknownNodeError } from '@engram/pool';
-import {
-  type ConsolidateRequest,
-  type ConsolidateResponse,
-  type Init,
-  MemoryServiceDefinition,
-  type QueryRequest,
-  type QueryResponse,
-  type RecallRequest,
-  type RecallResponse,
-  type StoreRequest,
-  type StoreResponse,
-  type TypedMethodDefinition,
+import { ConnectionPool } from '@engram/pool';
+import type {
+  ConsolidateRequest,
+  ConsolidateResponse,
+  Init,
+  QueryRequest,
+  QueryResponse,
+  RecallRequest,
+  RecallResponse,
+  StoreRequest,
+  StoreResponse,
 } from '@engram/proto';
 import {
   type Clock,
@@ -24,18 +20,19 @@ import {
   systemClock,
 } from '@engram/retry';
 import type { NodeInfo, PlacementTable } from '@engram/ring';
-import type * as grpc from '@grpc/grpc-js';
 import { type Logger, pino } from 'pino';
 import { BreakerSlots } from './breaker-slots.js';
 import { Decider } from './decider.js';
-import { InvalidArgumentError, InvalidEndpointError, RouterClosedError } from './errors.js';
+import { InvalidArgumentError, RouterClosedError } from './errors.js';
 import { Execution, type ExecutionHost } from './execution.js';
 import { GrpcReplicaAccess } from './grpc-replica-access.js';
 import { HintReplay, type ReplayCall } from './hint-replay.js';
 import { type HintStore, MemoryHintStore } from './hints.js';
 import { LagTable } from './lag.js';
+import { LatencyWindow } from './latency.js';
 import { MemoryCalls } from './memory-calls.js';
-import { type QuorumReadOptions, QuorumRead, type ReadMerge } from './quorum-read.js';
+import { type ResolvedRouterOptions, resolveOptions, validateExecuteOptions } from './options.js';
+import { QuorumRead, type QuorumReadOptions, type ReadMerge } from './quorum-read.js';
 import { type ReplicaAccess, repairSpace, type SpaceRepair } from './repair.js';
 import {
   type Replicated,
@@ -43,8 +40,6 @@ import {
   Replication,
   type WriteObserver,
 } from './replication.js';
-import { LatencyWindow } from './latency.js';
-import { type ResolvedRouterOptions, resolveOptions, validateExecuteOptions } from './options.js';
 import {
   type CallContext,
   type ExecuteOptions,
@@ -433,7 +428,12 @@ export class Router implements ExecutionHost {
       lagging: (node, spaceId) => this.lag.add(this.slotOf(node), LagTable.bucketOf(spaceId), 1),
       settled: (node, spaceId) => this.lag.add(this.slotOf(node), LagTable.bucketOf(spaceId), -1),
       missed: async (node, spaceId) => {
-        const kept = await this.hints.add({ node, spaceId, request: call, createdAtMs: Date.now() });
+        const kept = await this.hints.add({
+          node,
+          spaceId,
+          request: call,
+          createdAtMs: Date.now(),
+        });
         if (!kept) {
           this.logger.warn({ node: node.id, spaceId }, 'hint dropped (store full): repair needed');
           return;
