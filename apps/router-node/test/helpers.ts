@@ -9,6 +9,8 @@ import type { Init } from '@engram/proto';
 import {
   addHealthService,
   callMemory,
+  callReplica,
+  ReplicaServiceClient,
   type MemoryMethodName,
   type MemoryMethodRequest,
   type MemoryMethodResponse,
@@ -40,6 +42,8 @@ export function tempDir(cleanup: Cleanup): string {
 
 export interface RouterProcess {
   child: ChildProcess;
+  /** The config file it was started with (SIGHUP reloads it). */
+  configFile: string;
   address: string;
   port: number;
   adminPort: number;
@@ -88,9 +92,10 @@ export function spawnRouter(
   cleanup: Cleanup,
   config: Record<string, unknown>,
   args: string[] = [],
+  /** Where to write the config (to restart a router on the same file); default a temp dir. */
+  configFile?: string,
 ): Promise<RouterProcess> {
-  const dir = tempDir(cleanup);
-  const file = join(dir, 'router.json');
+  const file = configFile ?? join(tempDir(cleanup), 'router.json');
   writeFileSync(file, JSON.stringify(config));
   const child = spawn(process.execPath, [MAIN_JS, '--config', file, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -115,7 +120,7 @@ export function spawnRouter(
         adminPort: number;
         metricsPort: number;
       };
-      resolve({ child, ...msg, stderr: () => stderr, exited });
+      resolve({ child, configFile: file, ...msg, stderr: () => stderr, exited });
     });
     void exited.then(({ code }) => reject(new Error(`router exited with ${code}: ${stderr}`)));
   });
@@ -353,4 +358,32 @@ export async function startSlowNode(
   );
   cleanup.add(() => server.forceShutdown());
   return { address: `127.0.0.1:${port}`, recalls: () => recalls, cancelled: () => cancelled };
+}
+
+/** Every memory id (with its version) a node holds of a space, read with ReplicaService. */
+export async function idsOn(
+  cleanup: Cleanup,
+  address: string,
+  spaceId: string,
+): Promise<Map<string, number>> {
+  const client = new ReplicaServiceClient(address, grpc.credentials.createInsecure());
+  cleanup.add(() => client.close());
+  const out = new Map<string, number>();
+  let after = '';
+  for (;;) {
+    const page = await callReplica(
+      client,
+      'scanSpace',
+      { spaceId, after, limit: 5000 },
+      { deadline: Date.now() + 5000 },
+    );
+    for (const m of page.memories) out.set(m.id, m.version);
+    const last = [...page.memories.map((m) => m.id), ...page.tombstones.map((t) => t.id)]
+      .sort()
+      .at(-1);
+    if (!page.more || last === undefined) break;
+    after = last;
+  }
+  client.close();
+  return out;
 }

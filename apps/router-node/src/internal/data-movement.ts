@@ -160,10 +160,10 @@ export class DataMovement {
     for (const m of membership.members) {
       if (m.lifecycle === Lifecycle.Joining) {
         wanted.push({ kind: 'join', subject: m.node.id });
-        void this.transitions.begin({ kind: 'join', subject: m.node.id, node: m.node });
+        this.transitions.begin({ kind: 'join', subject: m.node.id, node: m.node });
       } else if (m.lifecycle === Lifecycle.Leaving) {
         wanted.push({ kind: 'leave', subject: m.node.id });
-        void this.transitions.begin({
+        this.transitions.begin({
           kind: 'leave',
           subject: m.node.id,
           ...(m.leaveTo !== undefined ? { leaveTo: m.leaveTo } : {}),
@@ -173,7 +173,7 @@ export class DataMovement {
     }
     for (const move of membership.moves) {
       wanted.push({ kind: 'pin', subject: move.spaceId });
-      void this.transitions.begin({ kind: 'pin', subject: move.spaceId, to: move.to });
+      this.transitions.begin({ kind: 'pin', subject: move.spaceId, to: move.to });
     }
     this.streamer.sync(wanted);
   }

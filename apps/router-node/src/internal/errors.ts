@@ -14,6 +14,7 @@ export const ROUTER_NODE_ERROR_CODES = Object.freeze([
   'DeadlineExceeded',
   'AllReplicasFailed',
   'RetryBudgetExhausted',
+  'InsufficientReplicas',
   'Cancelled',
   'Unavailable',
 ] as const);

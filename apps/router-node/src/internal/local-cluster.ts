@@ -64,8 +64,29 @@ export class LocalCluster {
   /** Kills a node's process (SIGKILL by default) and waits for it to exit. */
   async kill(id: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const n = this.node(id);
-    if (n.child.exitCode === null && n.child.signalCode === null) n.child.kill(signal);
+    if (n.child.exitCode === null && n.child.signalCode === null) {
+      // A paused process would not act on SIGTERM until thawed.
+      if (signal !== 'SIGKILL') n.child.kill('SIGCONT');
+      n.child.kill(signal);
+    }
     await n.exited;
+  }
+
+  /** Starts one more node (a new member for the router to add), `id` in `zone`. */
+  async add(id: string, zone: string): Promise<LocalNode> {
+    if (this.nodes.some((n) => n.config.id === id)) throw new RangeError(`node ${id} exists`);
+    const node = await this.#spawn(id, zone, 0);
+    this.nodes.push(node);
+    return node;
+  }
+
+  /** Freezes a node's process (SIGSTOP): connected, silent. `resume` thaws it. */
+  pause(id: string): void {
+    this.node(id).child.kill('SIGSTOP');
+  }
+
+  resume(id: string): void {
+    this.node(id).child.kill('SIGCONT');
   }
 
   /** Starts a killed node again on the same port and data directory. */

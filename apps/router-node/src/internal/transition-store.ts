@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
 import { open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { StreamProgress } from '@engram/router';
@@ -54,12 +54,18 @@ export class TransitionStore {
     return [...this.#records.values()];
   }
 
-  /** Records a transition as started (no progress yet), or updates its description. */
-  begin(record: Omit<TransitionRecord, 'spaces'>): Promise<void> {
+  /**
+   * Records a transition as started (no progress yet), or updates its description. Durable
+   * when it returns (written synchronously: a change is published right after, and a router
+   * killed then must find it; changes are rare, pages of progress are not and go async).
+   */
+  begin(record: Omit<TransitionRecord, 'spaces'>): void {
     const key = `${record.kind}\n${record.subject}`;
     const old = this.#records.get(key);
-    this.#records.set(key, { ...record, spaces: old?.spaces ?? {} });
-    return this.#persist();
+    const next = { ...record, spaces: old?.spaces ?? {} };
+    if (old !== undefined && JSON.stringify(old) === JSON.stringify(next)) return;
+    this.#records.set(key, next);
+    this.#persistNow();
   }
 
   async progress(kind: TransitionKind, subject: string): Promise<Map<string, StreamProgress>> {
@@ -81,12 +87,27 @@ export class TransitionStore {
     return this.#persist();
   }
 
+  #persistNow(): void {
+    const file = this.#file;
+    if (file === null) return;
+    const tmp = `${file}.tmp-sync`;
+    const fd = openSync(tmp, 'w');
+    try {
+      writeSync(fd, JSON.stringify([...this.#records.values()]));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  }
+
   #persist(): Promise<void> {
     const file = this.#file;
     if (file === null) return Promise.resolve();
-    const text = JSON.stringify([...this.#records.values()]);
     this.#writing = this.#writing.then(async () => {
-      const tmp = `${file}.tmp`;
+      // The state when written, not when asked: a synchronous write in between stays included.
+      const text = JSON.stringify([...this.#records.values()]);
+      const tmp = `${file}.tmp-async`;
       const handle = await open(tmp, 'w');
       try {
         await handle.writeFile(text);

@@ -1,0 +1,217 @@
+import { buildRing } from '@engram/ring';
+import * as grpc from '@grpc/grpc-js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LocalCluster } from '../src/index.js';
+import {
+  admin,
+  adminClient,
+  Cleanup,
+  call,
+  eventually,
+  getTable,
+  idsOn,
+  memoryClient,
+  spawnRouter,
+  tempDir,
+  testConfig,
+} from './helpers.js';
+
+const cleanup = new Cleanup();
+afterEach(() => cleanup.run());
+
+/**
+ * Settings of these tests. The deadline is short because a membership change waits one
+ * deadline (writes decided on the old table finish) before streaming; the attempt timeout
+ * bounds a write to a stopped node.
+ */
+const MOVING = { deadlineMs: 2000, attemptTimeoutMs: 500, retryBaseDelayMs: 20 };
+
+async function cluster(count: number): Promise<LocalCluster> {
+  const c = await LocalCluster.start(count, 2);
+  cleanup.add(() => c.stop());
+  return c;
+}
+
+function placement(nodes: LocalCluster['configs'], spaceId: string): string[] {
+  const p = buildRing({ nodes, vnodesPerNode: 256 }).lookup(spaceId);
+  return [p.primary.id, ...p.replicas.map((r) => r.id)];
+}
+
+describe('data follows placement (router-node, real processes)', () => {
+  it('a replica answers with the data after kill -9 of the primary; outage writes reach it by hints', async () => {
+    const c = await cluster(3);
+    const router = await spawnRouter(
+      cleanup,
+      testConfig({ nodes: c.configs, workers: 1, router: MOVING }),
+    );
+    const client = memoryClient(cleanup, router.address);
+    const adm = adminClient(cleanup, router.adminPort);
+    const space = 'kept/space';
+    const [primary] = placement(c.configs, space);
+    const before: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const r = await call(client, 'store', { spaceId: space, memory: { content: `before ${i}` } });
+      before.push(r.memoryId);
+    }
+    await c.kill(primary!);
+    const recalled = await call(client, 'recall', { spaceId: space, cue: { text: '' }, limit: 50 });
+    expect(recalled.routing?.fallback).toBe(true);
+    expect(recalled.memories.map((m) => m.memory?.id).sort()).toEqual([...before].sort());
+
+    const during: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await call(client, 'store', { spaceId: space, memory: { content: `during ${i}` } });
+      expect(r.routing).toMatchObject({ acknowledged: 2, asked: 3, degraded: true });
+      during.push(r.memoryId);
+    }
+    await eventually(async () => {
+      const t = (await getTable(adm)) as unknown as {
+        nodes: { id: string; hintsPending: number }[];
+      };
+      return Number(t.nodes.find((n) => n.id === primary)?.hintsPending) === 4;
+    });
+    await c.restart(primary!);
+    // Replayed once the node is up; the node then holds every write.
+    await eventually(async () => {
+      const held = await idsOn(cleanup, c.node(primary!).config.address, space);
+      return [...before, ...during].every((id) => held.has(id));
+    }, 20_000);
+    const back = await eventually(async () => {
+      const r = await call(client, 'recall', { spaceId: space, cue: { text: '' }, limit: 50 });
+      return r.routing?.servedBy === primary ? r : undefined;
+    });
+    expect(back.memories).toHaveLength(10);
+  });
+
+  it('majority loss: the survivor serves every recall (degraded); a quorum write is refused, typed', async () => {
+    const c = await cluster(3);
+    const router = await spawnRouter(
+      cleanup,
+      testConfig({ nodes: c.configs, workers: 1, router: MOVING }),
+    );
+    const client = memoryClient(cleanup, router.address);
+    const adm = adminClient(cleanup, router.adminPort);
+    const spaces = Array.from({ length: 12 }, (_, i) => `loss/${i}`);
+    for (const s of spaces) await call(client, 'store', { spaceId: s, memory: { content: s } });
+    await c.kill('n1');
+    await c.kill('n2');
+    await eventually(async () => (await getTable(adm)).partitioned);
+    for (const s of spaces) {
+      const r = await call(client, 'recall', { spaceId: s, cue: { text: '' } });
+      expect(r.routing).toMatchObject({ servedBy: 'n3', degraded: true });
+      expect(r.memories.map((m) => m.memory?.content)).toEqual([s]);
+    }
+    const err = (await call(client, 'store', {
+      spaceId: spaces[0]!,
+      memory: { content: 'x' },
+    }).catch((e: unknown) => e)) as grpc.ServiceError;
+    expect(err.code).toBe(grpc.status.UNAVAILABLE);
+    expect(err.metadata.get('x-engram-error')).toEqual(['InsufficientReplicas']);
+    expect(err.details).toMatch(/may exist/);
+  });
+
+  it('a node added under traffic gets its spaces streamed before it serves a read; a drained node hands its spaces over before it goes', async () => {
+    const c = await cluster(3);
+    const dataDir = tempDir(cleanup);
+    const router = await spawnRouter(
+      cleanup,
+      testConfig({ nodes: c.configs, workers: 2, dataDir, router: MOVING }),
+    );
+    const client = memoryClient(cleanup, router.address);
+    const adm = adminClient(cleanup, router.adminPort);
+    const acked = new Map<string, string[]>();
+    const spaces = Array.from({ length: 40 }, (_, i) => `grow/${i}`);
+    for (const s of spaces) acked.set(s, []);
+    let n = 0;
+    const storeOne = async () => {
+      const s = spaces[n++ % spaces.length]!;
+      const r = await call(client, 'store', { spaceId: s, memory: { content: `m${n}` } });
+      acked.get(s)!.push(r.memoryId);
+    };
+    for (let i = 0; i < 120; i++) await storeOne();
+    const n4 = await c.add('n4', 'b');
+    await admin(adm, 'AddNode', { id: 'n4', address: n4.config.address, zone: 'b' });
+    // Writes keep coming while n4 joins.
+    let joined = false;
+    const writer = (async () => {
+      while (!joined) await storeOne();
+    })();
+    const table = await eventually(async () => {
+      const t = (await getTable(adm)) as unknown as {
+        nodes: { id: string; lifecycle: string }[];
+        streams: unknown[];
+      };
+      return t.nodes.find((x) => x.id === 'n4')?.lifecycle === 'active' ? t : undefined;
+    }, 30_000);
+    expect(table.streams).toEqual([]);
+    joined = true;
+    await writer;
+    // Every space n4 now holds is complete on it: every write acknowledged so far.
+    const all = [...c.configs];
+    let checked = 0;
+    for (const s of spaces) {
+      if (!placement(all, s).includes('n4')) continue;
+      const held = await idsOn(cleanup, n4.config.address, s);
+      for (const id of acked.get(s)!) expect(held.has(id), `${s} ${id} on n4`).toBe(true);
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(0);
+
+    await admin(adm, 'DrainNode', { id: 'n1' });
+    await eventually(async () => {
+      const t = (await getTable(adm)) as unknown as { nodes: { id: string; lifecycle: string }[] };
+      return t.nodes.find((x) => x.id === 'n1')?.lifecycle === 'drained';
+    }, 30_000);
+    await c.kill('n1');
+    const remaining = all.filter((x) => x.id !== 'n1');
+    for (const s of spaces) {
+      for (const id of placement(remaining, s)) {
+        const held = await idsOn(cleanup, c.node(id).config.address, s);
+        for (const m of acked.get(s)!) expect(held.has(m), `${s} ${m} on ${id}`).toBe(true);
+      }
+      const r = await call(client, 'recall', { spaceId: s, cue: { text: '' }, limit: 100 });
+      expect(r.memories.length).toBe(acked.get(s)!.length);
+    }
+  });
+
+  it('a join interrupted by a router restart resumes from its persisted progress', async () => {
+    const c = await cluster(3);
+    const dataDir = tempDir(cleanup);
+    const slow = { ...MOVING, deadlineMs: 4000 };
+    const config = testConfig({ nodes: c.configs, workers: 1, dataDir, router: slow });
+    const first = await spawnRouter(cleanup, config);
+    const client = memoryClient(cleanup, first.address);
+    const stored = new Map<string, string>();
+    for (let i = 0; i < 30; i++) {
+      const s = `resume/${i}`;
+      stored.set(s, (await call(client, 'store', { spaceId: s, memory: { content: s } })).memoryId);
+    }
+    const n4 = await c.add('n4', 'b');
+    // The operator adds n4 to the file and reloads; the router dies while n4 is joining.
+    const withN4 = { ...config, nodes: [...c.configs] };
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(first.configFile, JSON.stringify(withN4));
+    first.child.kill('SIGHUP');
+    const adm = adminClient(cleanup, first.adminPort);
+    await eventually(async () => {
+      const t = (await getTable(adm)) as unknown as { nodes: { id: string; lifecycle: string }[] };
+      return t.nodes.find((x) => x.id === 'n4')?.lifecycle === 'joining';
+    });
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const second = await spawnRouter(cleanup, withN4, [], first.configFile);
+    const adm2 = adminClient(cleanup, second.adminPort);
+    const t = (await getTable(adm2)) as unknown as { nodes: { id: string; lifecycle: string }[] };
+    expect(t.nodes.find((x) => x.id === 'n4')?.lifecycle).toBe('joining');
+    await eventually(async () => {
+      const now = (await getTable(adm2)) as unknown as {
+        nodes: { id: string; lifecycle: string }[];
+      };
+      return now.nodes.find((x) => x.id === 'n4')?.lifecycle === 'active';
+    }, 30_000);
+    for (const [s, id] of stored) {
+      if (!placement(c.configs, s).includes('n4')) continue;
+      expect((await idsOn(cleanup, n4.config.address, s)).has(id)).toBe(true);
+    }
+  });
+});
