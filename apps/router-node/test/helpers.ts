@@ -10,13 +10,13 @@ import {
   addHealthService,
   callMemory,
   callReplica,
-  ReplicaServiceClient,
   type MemoryMethodName,
   type MemoryMethodRequest,
   type MemoryMethodResponse,
   MemoryServiceClient,
   MemoryServiceDefinition,
   type MemoryServiceHandlers,
+  ReplicaServiceClient,
 } from '@engram/proto';
 import * as grpc from '@grpc/grpc-js';
 import { RouterAdminClient } from '../src/index.js';

@@ -18,6 +18,9 @@ import { type TransitionRecord, TransitionStore } from './transition-store.js';
 
 /** Wait before a failed stream of a space is tried again. */
 const STREAM_RETRY_MS = 1000; // 1 s
+/** Reconnect backoff of the control plane's own connections to the nodes. */
+const RECONNECT_MIN_MS = 100; // 100 ms
+const RECONNECT_MAX_MS = 1000; // 1 s
 
 export interface DataMovementInit {
   readonly config: RouterNodeConfig;
@@ -54,6 +57,8 @@ export class DataMovement {
   readonly #pool: ConnectionPool;
   readonly #init: DataMovementInit;
   readonly #repairNeeded = new Set<string>();
+  /** Health at the last sync: a node found up again is re-dialled at once. */
+  readonly #health = new Map<string, string>();
   readonly #tempDir: string | null;
   #sweepTimer: unknown;
 
@@ -109,7 +114,17 @@ export class DataMovement {
     const cfg = init.config;
     const tempDir = cfg.dataDir === null ? mkdtempSync(join(tmpdir(), 'engram-router-')) : null;
     const dir = cfg.dataDir ?? tempDir!;
-    const pool = new ConnectionPool({ credentials: init.upstream });
+    // grpc-js backs off reconnecting up to 2 minutes by default: a node back from a restart
+    // would wait that long for its hints. Reconnect within a second instead (one pool, a few
+    // connections: the extra dials cost nothing), and at once when health marks a node up.
+    const pool = new ConnectionPool({
+      credentials: init.upstream,
+      channelOptions: {
+        'grpc.initial_reconnect_backoff_ms': RECONNECT_MIN_MS,
+        'grpc.min_reconnect_backoff_ms': RECONNECT_MIN_MS,
+        'grpc.max_reconnect_backoff_ms': RECONNECT_MAX_MS,
+      },
+    });
     const store = await HintStore.open(join(dir, 'hints'), {
       maxBytesPerNode: cfg.hints.maxBytesPerNode,
       maxAgeMs: cfg.hints.maxAgeMs,
@@ -158,6 +173,9 @@ export class DataMovement {
   sync(membership: Membership): void {
     const wanted: { kind: TransitionKind; subject: string }[] = [];
     for (const m of membership.members) {
+      const was = this.#health.get(m.node.id);
+      this.#health.set(m.node.id, m.health);
+      if (m.health === 'up' && was === 'down') this.#pool.reconnectNow(m.node.id);
       if (m.lifecycle === Lifecycle.Joining) {
         wanted.push({ kind: 'join', subject: m.node.id });
         this.transitions.begin({ kind: 'join', subject: m.node.id, node: m.node });

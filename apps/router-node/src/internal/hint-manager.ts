@@ -139,15 +139,23 @@ export class HintManager {
     }
   }
 
-  /** One tick's share of a node's hints, in order; stops at the first failure to deliver. */
+  /**
+   * One tick's share of a node's hints: sent together on the node's connection, in order
+   * (nodes apply them last-write-wins by version, so the order they land in does not matter for
+   * the result), acknowledged up to the first that could not be delivered (the rest are tried
+   * next tick), with one durable acknowledgement per batch.
+   */
   async #replay(nodeId: string): Promise<void> {
     const { backend, lag, slotOf, log } = this.#init;
     const budget = Math.max(1, Math.floor((this.#init.replayPerSecond * TICK_MS) / 1000));
     const batch = await backend.peek(nodeId, budget);
-    for (const hint of batch) {
-      if (this.#stopped || !this.#init.isUp(nodeId)) return;
-      const code = await this.#send(hint);
-      if (code !== grpc.status.OK && UNAVAILABLE_CODES.has(code)) return; // tried again later
+    if (batch.length === 0 || this.#stopped || !this.#init.isUp(nodeId)) return;
+    const codes = await Promise.all(batch.map((hint) => this.#send(hint)));
+    let done = 0;
+    for (; done < batch.length; done++) {
+      const code = codes[done]!;
+      if (code !== grpc.status.OK && UNAVAILABLE_CODES.has(code)) break; // tried again later
+      const hint = batch[done]!;
       if (code !== grpc.status.OK) {
         this.stats.refused++;
         log.warn(
@@ -157,11 +165,13 @@ export class HintManager {
       } else {
         this.stats.replayed++;
       }
-      // By seq, not count: an expiry between peek and here must not move the acknowledgement.
-      await backend.ackThrough(nodeId, hint.seq);
-      lag.add(slotOf(nodeId), LagTable.bucketOf(hint.spaceId), -1);
     }
-    if (batch.length > 0 && backend.pending(nodeId).count === 0) {
+    if (done === 0) return;
+    // By seq, not count: an expiry between peek and here must not move the acknowledgement.
+    await backend.ackThrough(nodeId, batch[done - 1]!.seq);
+    const slot = slotOf(nodeId);
+    for (let i = 0; i < done; i++) lag.add(slot, LagTable.bucketOf(batch[i]!.spaceId), -1);
+    if (backend.pending(nodeId).count === 0) {
       log.info({ event: 'hints-replayed', node: nodeId }, `hints for ${nodeId} all replayed`);
     }
   }
