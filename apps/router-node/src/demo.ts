@@ -13,13 +13,14 @@ function line(text = ''): void {
 
 function fmt(r: RoutingInfo | null | undefined): string {
   if (r == null) return '(no routing info)';
-  return `served_by=${r.servedBy} attempts=${r.attempts} fallback=${r.fallback} strategy=${r.strategy} epoch=${r.tableEpoch}`;
+  const acks = r.asked > 0 ? ` acknowledged=${r.acknowledged}/${r.asked}` : '';
+  return `served_by=${r.servedBy} fallback=${r.fallback} strategy=${r.strategy}${acks}${r.degraded ? ' DEGRADED' : ''}`;
 }
 
 function tableLine(router: RouterNode): string {
   const t = router.table();
   return `epoch ${t.epoch}${t.partitioned ? ' PARTITIONED' : ''}: ${t.nodes
-    .map((n) => `${n.id}(zone ${n.zone}) ${n.state}, breaker ${n.breaker}`)
+    .map((n) => `${n.id}(zone ${n.zone}) ${n.state} ${n.lifecycle}`)
     .join(' | ')}`;
 }
 
@@ -32,16 +33,37 @@ async function waitFor(check: () => boolean, timeoutMs: number): Promise<boolean
   return check();
 }
 
+async function store(client: MemoryServiceClient, spaceId: string, content: string) {
+  return callMemory(
+    client,
+    'store',
+    { spaceId, memory: { content } },
+    { deadline: Date.now() + 5000 },
+  );
+}
+
+async function recall(client: MemoryServiceClient, spaceId: string, text: string) {
+  return callMemory(
+    client,
+    'recall',
+    { spaceId, cue: { text }, limit: 10 },
+    { deadline: Date.now() + 5000 },
+  );
+}
+
 /**
- * The README's demo: a router over a local 3-node cluster, stores and recalls through it,
- * kills the space's primary and shows recalls succeeding by fallback and the breaker opening.
- * Returns the process exit code.
+ * The README's demo: a router over a local 3-node cluster, replicating every store; kills the
+ * space's primary and shows recalls answered by a replica *with the data*, writes during the
+ * outage kept as hints and replayed when the primary is back, then a fourth node joining with
+ * its spaces streamed to it before it serves. Returns the process exit code.
  */
 export async function runDemo(config: RouterNodeConfig, log: Logger): Promise<number> {
   line('== Engram router-node demo ==');
   const router = await startRouterNode({ ...config, nodes: [] }, log);
   const client = new MemoryServiceClient(router.address, grpc.credentials.createInsecure());
-  let failures = 0;
+  const cluster = router.localCluster!;
+  const problems: string[] = [];
+  const node = (id: string) => router.table().nodes.find((n) => n.id === id);
   try {
     line(
       `router listening on ${router.address} (${router.workers} data-plane worker thread${router.workers === 1 ? '' : 's'})`,
@@ -54,109 +76,108 @@ export async function runDemo(config: RouterNodeConfig, log: Logger): Promise<nu
     );
     line(`table: ${tableLine(router)}`);
     line();
-    line(`-- store three memories in space "${SPACE}" through the router`);
-    const deadline = () => Date.now() + 5000;
-    let primary = '';
-    const stored: Array<{ id: string; content: string }> = [];
+    line(`-- store three memories in space "${SPACE}": each goes to all 3 replicas`);
+    const ids: string[] = [];
     for (const content of ['met Bob at the lake', 'Bob likes sailing', 'lunch with Carol']) {
-      const res = await callMemory(
-        client,
-        'store',
-        { spaceId: SPACE, memory: { content } },
-        { deadline: deadline() },
-      );
-      primary = res.routing?.servedBy ?? primary;
-      stored.push({ id: res.memoryId, content });
+      const res = await store(client, SPACE, content);
+      ids.push(res.memoryId);
       line(`  store "${content}" -> id ${res.memoryId.slice(0, 8)}…  ${fmt(res.routing)}`);
     }
-    // Copying a primary's writes to its replicas is the memory cluster's replication, not the
-    // router's job, and the reference nodes do not do it: stand in for it, so a fallback
-    // recall shows the data a replicated cluster would have.
-    const nodes = router.table().nodes.map((n) => ({ id: n.id, address: n.address, zone: n.zone }));
-    const placement = buildRing({
-      nodes,
+    const placed = buildRing({
+      nodes: router.table().nodes.map((n) => ({ id: n.id, address: n.address, zone: n.zone })),
       vnodesPerNode: config.vnodesPerNode,
       replicationFactor: config.replicationFactor,
     }).lookup(SPACE);
-    const replicas = placement.replicas.map((n) => n.id);
+    const primary = placed.primary.id;
     line(
-      `-- placement of "${SPACE}": primary ${placement.primary.id}, replicas ${replicas.join(', ')}; ` +
-        "copy the memories to the replicas directly (replication is the cluster's job, not the router's)",
+      `  placement: primary ${primary}, replicas ${placed.replicas.map((n) => n.id).join(', ')}`,
     );
-    for (const replica of placement.replicas) {
-      const direct = new MemoryServiceClient(replica.address, grpc.credentials.createInsecure());
-      try {
-        for (const memory of stored) {
-          await callMemory(direct, 'store', { spaceId: SPACE, memory }, { deadline: deadline() });
-        }
-      } finally {
-        direct.close();
-      }
-    }
     line();
-    line('-- recall "Bob"');
-    const first = await callMemory(
-      client,
-      'recall',
-      { spaceId: SPACE, cue: { text: 'Bob' }, limit: 3 },
-      { deadline: deadline() },
-    );
-    for (const m of first.memories) line(`  ${m.score.toFixed(2)}  ${m.memory?.content}`);
-    line(`  ${fmt(first.routing)}`);
-    line();
-    line(`-- kill the primary of "${SPACE}": ${primary} (SIGKILL)`);
-    await router.localCluster!.kill(primary);
-    line('-- recall 10 times right away');
-    let fallbacks = 0;
+    line(`-- kill the primary ${primary} (SIGKILL) and recall "Bob" 10 times right away`);
+    await cluster.kill(primary);
+    let withData = 0;
     for (let i = 0; i < 10; i++) {
       try {
-        const r = await callMemory(
-          client,
-          'recall',
-          { spaceId: SPACE, cue: { text: 'Bob' }, limit: 3 },
-          { deadline: deadline() },
-        );
-        if (r.routing?.fallback) fallbacks++;
-        const top = r.memories[0]?.memory?.content;
-        line(
-          `  recall #${i + 1}: ok, ${r.memories.length} memories${top ? ` ("${top}"…)` : ''}  ${fmt(r.routing)}`,
-        );
+        const r = await recall(client, SPACE, 'Bob');
+        if (r.memories.length === 2) withData++;
+        line(`  recall #${i + 1}: ${r.memories.length} memories  ${fmt(r.routing)}`);
       } catch (err) {
-        failures++;
+        problems.push(`recall #${i + 1} failed`);
         line(`  recall #${i + 1}: FAILED ${(err as Error).message}`);
       }
     }
-    const breaker = router.table().nodes.find((n) => n.id === primary)?.breaker;
-    line(`  breaker for ${primary}: ${breaker}`);
+    line(`  ${withData}/10 recalls answered with both "Bob" memories, by a replica`);
+    if (withData !== 10) problems.push('recalls after the kill lacked data');
+    const markedDown = await waitFor(() => node(primary)?.state === 'down', 10_000);
+    line(`  health checks: ${primary} ${markedDown ? 'marked down' : 'NOT marked down in 10 s'}`);
     line();
-    line(`-- wait for the health checks to mark ${primary} down`);
-    const down = await waitFor(
-      () => router.table().nodes.find((n) => n.id === primary)?.state === 'down',
-      10_000,
+    line('-- store two more while the primary is down: acknowledged by 2 of 3, a hint kept for it');
+    for (const content of ['Bob sails on Sundays', 'Carol visits Bob']) {
+      const res = await store(client, SPACE, content);
+      ids.push(res.memoryId);
+      line(`  store "${content}"  ${fmt(res.routing)}`);
+    }
+    await waitFor(() => (node(primary)?.hintsPending ?? 0) >= 2, 5_000);
+    line(`  hints pending for ${primary}: ${node(primary)?.hintsPending}`);
+    line();
+    line(`-- restart ${primary}: marked up, its hints replayed, then it serves again`);
+    await cluster.restart(primary);
+    const caughtUp = await waitFor(
+      () => node(primary)?.state === 'up' && node(primary)?.hintsPending === 0,
+      15_000,
     );
-    line(`  ${down ? 'marked down' : 'NOT marked down in 10 s'}; table: ${tableLine(router)}`);
-    const after = await callMemory(
-      client,
-      'recall',
-      { spaceId: SPACE, cue: { text: 'Bob' }, limit: 3 },
-      { deadline: deadline() },
-    );
-    line(`  recall after mark-down: ${fmt(after.routing)}`);
+    line(`  ${primary}: ${node(primary)?.state}, hints pending ${node(primary)?.hintsPending}`);
+    const back = await recall(client, SPACE, 'Bob');
+    line(`  recall "Bob": ${back.memories.length} memories  ${fmt(back.routing)}`);
+    if (!caughtUp || back.memories.length !== 4) problems.push('the primary did not catch up');
+    line();
+    line('-- a fourth node joins: the spaces it will own are streamed to it first');
+    const spaces = Array.from({ length: 12 }, (_, i) => `demo/space-${i}`);
+    for (const s of spaces) await store(client, s, `a memory of ${s}`);
+    const n4 = await cluster.add('n4', 'b');
+    router.reloadMembership([...cluster.configs.slice(0, 3), n4.config]);
+    line(`  n4 added: ${node('n4')?.lifecycle} (gets writes, serves no reads yet)`);
+    const joined = await waitFor(() => node('n4')?.lifecycle === 'active', 30_000);
+    const copied = router.table().streams;
+    line(`  n4: ${node('n4')?.lifecycle}${copied.length > 0 ? ` (still streaming)` : ''}`);
+    const owned = buildRing({
+      nodes: cluster.configs,
+      vnodesPerNode: config.vnodesPerNode,
+      replicationFactor: config.replicationFactor,
+    });
+    const direct = new MemoryServiceClient(n4.config.address, grpc.credentials.createInsecure());
+    let complete = 0;
+    let held = 0;
+    try {
+      for (const s of spaces) {
+        const p = owned.lookup(s);
+        if (![p.primary.id, ...p.replicas.map((r) => r.id)].includes('n4')) continue;
+        held++;
+        const r = await recall(direct, s, '');
+        if (r.memories.length === 1) complete++;
+      }
+    } finally {
+      direct.close();
+    }
+    line(`  n4 holds ${complete} of the ${held} demo spaces it now owns, complete`);
+    if (!joined || complete !== held) problems.push('n4 did not get its spaces');
     line();
     line('== summary ==');
-    line(`  stores and recalls went through the router; primary ${primary} was killed`);
-    line(`  ${10 - failures}/10 recalls succeeded after the kill, ${fallbacks} by fallback`);
     line(
-      `  breaker for ${primary} after the burst: ${breaker}; health check: ${down ? 'down' : 'still up'}`,
+      `  ${withData}/10 recalls after killing ${primary} came back with the data (from a replica)`,
     );
-    if (failures > 0 || !down) failures = Math.max(failures, 1);
+    line(
+      `  writes during the outage reached ${primary} by hints; it then served all 4 "Bob" memories`,
+    );
+    line(`  n4 joined with ${held} spaces streamed to it before serving reads`);
+    for (const p of problems) line(`  PROBLEM: ${p}`);
   } catch (err) {
     line(`demo failed: ${(err as Error).stack ?? String(err)}`);
-    failures++;
+    problems.push('error');
   } finally {
     client.close();
     await router.close();
     line('stopped the router and the local cluster');
   }
-  return failures === 0 ? 0 : 1;
+  return problems.length === 0 ? 0 : 1;
 }

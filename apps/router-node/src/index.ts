@@ -54,4 +54,5 @@ export {
   assignMemoryId,
   parseGrpcTimeout,
   readSpaceId,
+  stampStore,
 } from './internal/wire.js';

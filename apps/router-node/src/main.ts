@@ -48,14 +48,18 @@ async function main(): Promise<void> {
   let config: RouterNodeConfig;
   try {
     if (cli.command === 'demo') {
-      // The demo needs free ports and a quiet log unless told otherwise.
+      // The demo needs free ports and a quiet log unless told otherwise; a short deadline,
+      // because a joining node waits one deadline (writes of the old table finish) before
+      // its spaces stream.
       cli.flags = {
         'listen.port': '0',
         'admin.port': '0',
         'metrics.port': '0',
         logLevel: 'warn',
         'health.intervalMs': '250',
-        'health.timeoutMs': '200',
+        'health.timeoutMs': '1000',
+        'router.deadlineMs': '2000',
+        'router.attemptTimeoutMs': '1000',
         ...cli.flags,
       };
     }

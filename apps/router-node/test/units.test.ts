@@ -10,6 +10,7 @@ import {
   parseGrpcTimeout,
   readSpaceId,
   resolveConfig,
+  stampStore,
 } from '../src/index.js';
 
 function frame(bytes: Uint8Array): Buffer {
@@ -103,6 +104,39 @@ describe('wire', () => {
     expect(assignMemoryId(bad, () => uuid)).toBe(bad);
     const compressed = Buffer.from([1, 0, 0, 0, 0]);
     expect(assignMemoryId(compressed, () => uuid)).toBe(compressed);
+  });
+
+  it('stamps a version and its millisecond as the creation time, keeping what the client set', () => {
+    const Store = MemoryServiceDefinition.Store;
+    const uuid = '123e4567-e89b-12d3-a456-426614174000';
+    const version = 1_764_000_000_123_456;
+    const stamp = (memory: object) =>
+      Store.requestDeserialize(
+        stampStore(
+          frame(Store.requestSerialize({ spaceId: 's', memory })),
+          () => uuid,
+          version,
+        ).subarray(5),
+      ).memory;
+    expect(stamp({ content: 'x' })).toMatchObject({
+      id: uuid,
+      version,
+      createdAtMs: 1_764_000_000_123,
+    });
+    // Replicas given this frame hold the same bytes: nothing is left for a node to stamp.
+    expect(stamp({ id: 'mine', content: 'x', createdAtMs: 7, version: 9 })).toMatchObject({
+      id: 'mine',
+      createdAtMs: 7,
+      version: 9,
+    });
+    expect(stamp({ id: 'mine', content: 'x', version: 9 })).toMatchObject({
+      createdAtMs: 1_764_000_000_123,
+      version: 9,
+    });
+    const complete = frame(
+      Store.requestSerialize({ spaceId: 's', memory: { id: 'i', createdAtMs: 7, version: 9 } }),
+    );
+    expect(stampStore(complete, () => uuid, version)).toBe(complete);
   });
 
   it('finds field 1 after other fields and flags malformed frames', () => {

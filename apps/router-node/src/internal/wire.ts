@@ -252,15 +252,18 @@ export function assignMemoryId(frame: Buffer, newId: () => string): Buffer {
   return stampStore(frame, newId, 0);
 }
 
+const MEMORY_CREATED_AT_TAG = 5 << 3; // varint
 const MEMORY_VERSION_TAG = 6 << 3; // varint
 const CONSOLIDATE_VERSION_TAG = 3 << 3; // varint
 
 /**
  * `assignMemoryId`, and the write's last-write-wins version too: a Memory whose `version`
- * (field 6) is absent or 0 gets `version` appended (when `version` > 0), in the same rewrite as
- * the id. Every attempt, replica and hint of the Store then carries one id and one version, so
- * nodes applying it twice or out of order converge. Same rules as `assignMemoryId` otherwise
- * (last occurrence wins; compressed or malformed frames are returned as they are).
+ * (field 6) is absent or 0 gets `version` appended (when `version` > 0), and one whose
+ * `created_at_ms` (field 5) is absent or 0 gets the version's millisecond, in the same rewrite
+ * as the id. Every attempt, replica and hint of the Store then carries one id, one version and
+ * one creation time (a node stamping "now" itself would make replicas differ), so nodes
+ * applying it twice or out of order converge byte for byte. Same rules as `assignMemoryId`
+ * otherwise (last occurrence wins; compressed or malformed frames are returned as they are).
  */
 export function stampStore(frame: Buffer, newId: () => string, version: number): Buffer {
   if (frame.length < FRAME_HEADER_BYTES || frame[0] !== 0) return frame;
@@ -286,13 +289,15 @@ export function stampStore(frame: Buffer, newId: () => string, version: number):
   // Inside the Memory: the last field 1 and the last field 6 decide (proto3: last one wins).
   let hasId = false;
   let hasVersion = false;
+  let hasCreatedAt = false;
   pos = memStart;
   while (pos < memEnd) {
     const tag = readVarint(frame, memEnd);
-    if (tag === MEMORY_VERSION_TAG) {
+    if (tag === MEMORY_VERSION_TAG || tag === MEMORY_CREATED_AT_TAG) {
       const v = readVarint(frame, memEnd);
       if (v < 0) return frame;
-      hasVersion = v !== 0;
+      if (tag === MEMORY_VERSION_TAG) hasVersion = v !== 0;
+      else hasCreatedAt = v !== 0;
       continue;
     }
     if (tag <= 0 || !skipValue(frame, tag & 7, memEnd)) return frame;
@@ -300,14 +305,19 @@ export function stampStore(frame: Buffer, newId: () => string, version: number):
   }
   if (pos !== memEnd) return frame;
   const addVersion = !hasVersion && version > 0;
-  if (hasId && !addVersion) return frame;
+  const createdAtMs = Math.floor(version / 1000);
+  const addCreatedAt = !hasCreatedAt && createdAtMs > 0;
+  if (hasId && !addVersion && !addCreatedAt) return frame;
   let id = '';
   if (!hasId) {
     id = newId();
     if (Buffer.byteLength(id) !== UUID_BYTES)
       throw new RangeError(`newId() must return a UUID, got ${JSON.stringify(id)}`);
   }
-  const extra = (hasId ? 0 : ID_FIELD_BYTES) + (addVersion ? 1 + varintLength(version) : 0);
+  const extra =
+    (hasId ? 0 : ID_FIELD_BYTES) +
+    (addVersion ? 1 + varintLength(version) : 0) +
+    (addCreatedAt ? 1 + varintLength(createdAtMs) : 0);
   const memLen = memEnd - memStart;
   const newMemLen = memLen + extra;
   const oldHeader = memStart - tagAt;
@@ -324,6 +334,10 @@ export function stampStore(frame: Buffer, newId: () => string, version: number):
     out[w++] = MEMORY_ID_TAG;
     out[w++] = UUID_BYTES;
     w += out.write(id, w, 'latin1');
+  }
+  if (addCreatedAt) {
+    out[w++] = MEMORY_CREATED_AT_TAG;
+    w = writeVarint(out, w, createdAtMs);
   }
   if (addVersion) {
     out[w++] = MEMORY_VERSION_TAG;

@@ -153,9 +153,10 @@ export class MemoryCalls {
   }
 
   /**
-   * Gives the memory an id and a version when it has none, once, before the first attempt: every
-   * retry, fail-over, replica and hint carries the same ones, so a node that applied the write
-   * already overwrites it with itself (nodes apply last-write-wins by version).
+   * Gives the memory an id, a version and a creation time when it has none, once, before the
+   * first attempt: every retry, fail-over, replica and hint carries the same ones, so a node
+   * that applied the write already overwrites it with itself (nodes apply last-write-wins by
+   * version) and replicas hold byte-identical copies (a node stamping its own "now" would not).
    */
   #stamp(request: Init<StoreRequest>): Init<StoreRequest> {
     const memory = request.memory;
@@ -163,13 +164,16 @@ export class MemoryCalls {
     const needsId =
       this.#router.options.assignMemoryIds && (memory.id === undefined || memory.id === '');
     const needsVersion = memory.version === undefined || memory.version === 0;
-    if (!needsId && !needsVersion) return request;
+    const needsCreatedAt = memory.createdAtMs === undefined || Number(memory.createdAtMs) === 0;
+    if (!needsId && !needsVersion && !needsCreatedAt) return request;
+    const version = this.#versions.next();
     return {
       ...request,
       memory: {
         ...memory,
         ...(needsId ? { id: randomUUID() } : {}),
-        ...(needsVersion ? { version: this.#versions.next() } : {}),
+        ...(needsVersion ? { version } : {}),
+        ...(needsCreatedAt ? { createdAtMs: Math.floor(version / 1000) } : {}),
       },
     };
   }

@@ -85,6 +85,8 @@ export class Replication<T> {
   readonly #outcomes: (Outcome<T> | undefined)[];
   readonly #errors: TargetError[] = [];
   #answered = false;
+  /** An attempt on some replica failed before the answer. */
+  #stumbled = false;
   #acks = 0;
   #failures = 0;
   #resolve!: (value: Replicated<T>) => void;
@@ -133,7 +135,14 @@ export class Replication<T> {
     for (let i = 0; i < this.#targets.length; i++) {
       const node = this.#targets[i]!;
       const single = singleNodeDecision(node, d.spaceId, d.epoch, Operation.Store);
-      this.#host.execute(single, this.#call, perReplica).then(
+      // A replica whose attempt failed (even if a retry is still running) makes the write
+      // degraded: it is short of its placement right now.
+      const call = (ctx: CallContext) =>
+        this.#call(ctx).catch((error: unknown) => {
+          this.#stumbled = true;
+          throw error;
+        });
+      this.#host.execute(single, call, perReplica).then(
         ({ value, routing }) =>
           this.#settle(i, { kind: 'value', value, attempts: routing.attempts }),
         (error: unknown) => {
@@ -202,7 +211,8 @@ export class Replication<T> {
       tableEpoch: this.#decision.epoch,
       acknowledged: this.#acks,
       asked: this.#natural,
-      degraded: this.#acks < this.#natural,
+      // A replica that failed (not one still running): the write is short of its placement.
+      degraded: this.#stumbled || this.#failures > 0 || this.#decision.degraded === true,
     };
     if (first.kind === 'answer') {
       const error = first.error as { routing?: unknown };
