@@ -7,10 +7,13 @@ import {
   adminClient,
   Cleanup,
   call,
+  digestOn,
   eventually,
   getTable,
   idsOn,
   memoryClient,
+  metricValue,
+  scrape,
   spawnRouter,
   tempDir,
   testConfig,
@@ -70,17 +73,35 @@ describe('data follows placement (router-node, real processes)', () => {
       };
       return Number(t.nodes.find((n) => n.id === primary)?.hintsPending) === 4;
     });
+    const node = `node="${primary}"`;
+    const outage = await scrape(router.metricsPort);
+    expect(metricValue(outage, 'engram_router_hints_pending', node)).toBe(4);
+    expect(metricValue(outage, 'engram_router_hints_stored_total', node)).toBe(4);
+    expect(metricValue(outage, 'engram_router_hint_bytes_pending', node)).toBeGreaterThan(0);
+    const writes = 'engram_router_replicated_writes_total';
+    expect(metricValue(outage, writes, 'result="full"')).toBe(6);
+    expect(metricValue(outage, writes, 'result="degraded"')).toBe(4);
     await c.restart(primary!);
     // Replayed once the node is up; the node then holds every write.
     await eventually(async () => {
       const held = await idsOn(cleanup, c.node(primary!).config.address, space);
       return [...before, ...during].every((id) => held.has(id));
     }, 20_000);
+    let last: unknown;
     const back = await eventually(async () => {
       const r = await call(client, 'recall', { spaceId: space, cue: { text: '' }, limit: 50 });
+      last = { routing: r.routing, table: (await getTable(adm)).nodes };
       return r.routing?.servedBy === primary ? r : undefined;
+    }).catch((e: Error) => {
+      // What kept reads off the primary (health, hints, lag), for a failure report.
+      throw new Error(`${e.message}; last: ${JSON.stringify(last)}`);
     });
     expect(back.memories).toHaveLength(10);
+    const after = await scrape(router.metricsPort);
+    expect(metricValue(after, 'engram_router_hints_pending', node)).toBe(0);
+    expect(metricValue(after, 'engram_router_hint_bytes_pending', node)).toBe(0);
+    expect(metricValue(after, 'engram_router_hints_replayed_total', node)).toBe(4);
+    expect(metricValue(after, 'engram_router_hints_dropped_total', node)).toBe(0);
   });
 
   it('majority loss: the survivor serves every recall (degraded); a quorum write is refused, typed', async () => {
@@ -146,6 +167,12 @@ describe('data follows placement (router-node, real processes)', () => {
     expect(table.streams).toEqual([]);
     joined = true;
     await writer;
+    const gains = spaces.filter((s) => placement([...c.configs], s).includes('n4'));
+    const m = await scrape(router.metricsPort);
+    expect(metricValue(m, 'engram_router_transitions_completed_total')).toBe(1);
+    expect(metricValue(m, 'engram_router_streamed_spaces_total')).toBe(gains.length);
+    expect(metricValue(m, 'engram_router_streamed_entries_total')).toBeGreaterThan(0);
+    expect(metricValue(m, 'engram_router_stream_spaces_done')).toBe(0); // no change in progress
     // Every space n4 now holds is complete on it: every write acknowledged so far.
     const all = [...c.configs];
     let checked = 0;
@@ -172,6 +199,61 @@ describe('data follows placement (router-node, real processes)', () => {
       const r = await call(client, 'recall', { spaceId: s, cue: { text: '' }, limit: 100 });
       expect(r.memories.length).toBe(acked.get(s)!.length);
     }
+  });
+
+  it('RepairSpace gives every replica what one was written behind the router; Consolidate leaves the replicas equal', async () => {
+    const c = await cluster(3);
+    const router = await spawnRouter(
+      cleanup,
+      testConfig({ nodes: c.configs, workers: 1, router: MOVING }),
+    );
+    const client = memoryClient(cleanup, router.address);
+    const adm = adminClient(cleanup, router.adminPort);
+    const space = 'agree/space';
+    const owners = placement(c.configs, space);
+    const near = [
+      [1, 0, 0],
+      [0.99, 0.01, 0],
+      [0.98, 0.02, 0],
+      [0, 1, 0],
+      [0, 0, 1],
+    ];
+    for (const [i, embedding] of near.entries()) {
+      await call(client, 'store', { spaceId: space, memory: { content: `m${i}`, embedding } });
+    }
+    // A write straight to the last replica: the others never see it.
+    const last = c.node(owners[2]!).config.address;
+    const direct = memoryClient(cleanup, last);
+    await call(direct, 'store', {
+      spaceId: space,
+      memory: { id: 'behind', content: 'behind', embedding: [0, 0.7, 0.7], version: 1 },
+    });
+    const digests = () =>
+      Promise.all(owners.map((id) => digestOn(cleanup, c.node(id).config.address, space)));
+    expect(new Set(await digests()).size).toBe(2);
+    const repaired = await admin<{ spaces: number; differed: number; applied: string }>(
+      adm,
+      'RepairSpace',
+      { spaceId: space },
+    );
+    expect(repaired).toMatchObject({ spaces: 1, differed: 1, unreachable: [] });
+    expect(Number(repaired.applied)).toBe(2);
+    expect(new Set(await digests()).size).toBe(1);
+    for (const id of owners) {
+      expect((await idsOn(cleanup, c.node(id).config.address, space)).get('behind')).toBe(1);
+    }
+
+    const consolidated = await call(client, 'consolidate', {
+      spaceId: space,
+      similarityThreshold: 0.95,
+    });
+    expect(consolidated).toMatchObject({ memoriesBefore: 6, memoriesAfter: 4 });
+    // The merges are on every replica (same survivors, same tombstones, same versions).
+    const after = await digests();
+    expect(new Set(after).size).toBe(1);
+    expect(after[0]).toMatch(/^4:2:/);
+    const again = await admin<{ differed: number }>(adm, 'RepairSpace', { spaceId: space });
+    expect(again.differed).toBe(0);
   });
 
   it('a join interrupted by a router restart resumes from its persisted progress', async () => {

@@ -361,6 +361,25 @@ export async function startSlowNode(
 }
 
 /** Every memory id (with its version) a node holds of a space, read with ReplicaService. */
+/** A node's digest of one space (count, tombstones, hash of ids and versions), '' when none. */
+export async function digestOn(
+  cleanup: Cleanup,
+  address: string,
+  spaceId: string,
+): Promise<string> {
+  const client = new ReplicaServiceClient(address, grpc.credentials.createInsecure());
+  cleanup.add(() => client.close());
+  const res = await callReplica(
+    client,
+    'listSpaces',
+    { spaceId, limit: 1 },
+    { deadline: Date.now() + 5000 },
+  );
+  client.close();
+  const d = res.spaces.find((x) => x.spaceId === spaceId);
+  return d === undefined ? '' : `${d.memories}:${d.tombstones}:${d.digest}`;
+}
+
 export async function idsOn(
   cleanup: Cleanup,
   address: string,

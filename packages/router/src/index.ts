@@ -18,6 +18,7 @@ export {
   isRouterError,
   NoAssignmentError,
   NoLocalDataError,
+  ReplicaServiceMissingError,
   RetryBudgetExhaustedError,
   ROUTER_ERROR_CODES,
   RouterClosedError,

@@ -11,6 +11,7 @@ import {
   isRouterError,
   NoAssignmentError,
   NoLocalDataError,
+  ReplicaServiceMissingError,
   RetryBudgetExhaustedError,
   ROUTER_ERROR_CODES,
   RouterClosedError,
@@ -36,6 +37,11 @@ describe('errors', () => {
     [new AbortedError(), 'Aborted', 1],
     [new RouterClosedError(), 'RouterClosed', 14],
     [new InsufficientReplicasError('write', 2, 1, 3, []), 'InsufficientReplicas', 14],
+    [
+      new ReplicaServiceMissingError('n1', '/engram.v1.ReplicaService/ScanSpace'),
+      'ReplicaServiceMissing',
+      9,
+    ],
   ];
 
   it('every class has its stable code, name and gRPC status', () => {

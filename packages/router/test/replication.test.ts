@@ -1,12 +1,14 @@
 import type { MemoryNode } from '@engram/memory-node';
 import { RetryBudget } from '@engram/retry';
 import type { NodeInfo } from '@engram/ring';
+import * as grpc from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   type CallContext,
   LagTable,
   type NodeState,
   RECALL_MERGE,
+  ReplicaServiceMissingError,
   Router,
   type RouterInit,
   requiredReplicas,
@@ -312,6 +314,42 @@ describe('against real memory nodes', () => {
     const recalled = await third.recall({ spaceId: 'repaired', cue: { text: 'one' } });
     expect(recalled.memories.map((m) => m.memory?.id)).toEqual([stored.memoryId]);
     expect(await wider.repairSpace('repaired')).toMatchObject({ differed: false, applied: 0 });
+  });
+
+  it('repairSpace counts every entry it gave every replica (the replicas are repaired at once)', async () => {
+    const infos = nodes.map(infoOf);
+    // Written to one node alone: the two others lack both memories.
+    const alone = router({ table: ringOf([infos[1]!]) });
+    for (const content of ['x', 'y'])
+      await alone.store({ spaceId: 'counted', memory: { content } });
+    const r = router({ table: ringOf(infos) });
+    expect(await r.repairSpace('counted')).toMatchObject({ differed: true, applied: 4 });
+    expect(await r.repairSpace('counted')).toMatchObject({ differed: false, applied: 0 });
+  });
+
+  it('refuses to repair with a node that does not serve ReplicaService, naming it', async () => {
+    // An older node: a gRPC server without engram.v1.ReplicaService answers UNIMPLEMENTED.
+    const old = new grpc.Server();
+    const port = await new Promise<number>((resolve, reject) =>
+      old.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
+        e ? reject(e) : resolve(p),
+      ),
+    );
+    try {
+      const infos = [infoOf(nodes[0]!), { id: 'old', address: `127.0.0.1:${port}` }];
+      const r = router({
+        table: ringOf(infos, [{ spaceId: 'old/s', primary: infos[0]!.id, replicas: ['old'] }]),
+      });
+      const failed = await r.repairSpace('old/s').catch((e: unknown) => e);
+      expect(failed).toBeInstanceOf(ReplicaServiceMissingError);
+      expect(failed).toMatchObject({
+        code: 'ReplicaServiceMissing',
+        nodeId: 'old',
+        method: '/engram.v1.ReplicaService/ListSpaces',
+      });
+    } finally {
+      old.forceShutdown();
+    }
   });
 });
 

@@ -6,6 +6,7 @@ import type { Ring } from '@engram/ring';
 import { GrpcReplicaAccess, type LagTable } from '@engram/router';
 import type { Logger } from 'pino';
 import type { RouterNodeConfig } from './config.js';
+import type { DataMetrics } from './data-metrics.js';
 import type { ControlChannel } from './data-plane.js';
 import { HintManager } from './hint-manager.js';
 import { HintStore } from './hint-store.js';
@@ -89,7 +90,7 @@ export class DataMovement {
       access,
       table: init.ring,
       isUp,
-      listSpaces: (nodes) => this.repairer.listSpaces(nodes),
+      listSpaces: (nodes) => this.repairer.listSpaces(nodes, true),
       concurrency: cfg.streaming.concurrency,
       fenceMs: cfg.router.deadlineMs,
       retryMs: STREAM_RETRY_MS,
@@ -230,6 +231,19 @@ export class DataMovement {
 
   streams(): StreamStatus[] {
     return this.streamer.status();
+  }
+
+  /** Hints, repair and streaming for /metrics. */
+  metrics(): DataMetrics {
+    return {
+      nodes: [...this.#init.membership().members].map((m) => m.node.id),
+      pending: this.hints.pending(),
+      hintStats: this.hints.stats(),
+      repairNeeded: (id) => this.#repairNeeded.has(id),
+      repair: this.repairer.stats,
+      streams: this.streamer.status(),
+      streamTotals: this.streamer.totals,
+    };
   }
 
   async close(): Promise<void> {

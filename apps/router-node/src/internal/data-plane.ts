@@ -35,6 +35,9 @@ import {
   OUTCOME_INDEX,
   P_LAST_ANSWER,
   passiveNow,
+  WRITE_DEGRADED,
+  WRITE_FULL,
+  WRITE_INSUFFICIENT,
 } from './layout.js';
 import { MetricsRecorder } from './metrics.js';
 import { type HintSink, quorumRecall, replicatedStore } from './replicated.js';
@@ -390,50 +393,57 @@ export class DataPlane implements Dispatcher {
             ? router.routeConsolidation(spaceId)
             : router.routeRecall(spaceId);
       const pool = this.#pool;
-      const { value, routing } =
-        decision.strategy === RoutingStrategy.Replicated
-          ? await replicatedStore(
+      const replicated = decision.strategy === RoutingStrategy.Replicated;
+      const { value, routing } = replicated
+        ? await replicatedStore(
+            router,
+            pool,
+            this.#channel,
+            decision,
+            fwd,
+            path,
+            request,
+            options,
+            this.#answered,
+          )
+        : op === OP.recall &&
+            this.#quorumReads &&
+            decision.placement.length > 1 &&
+            decision.strategy !== RoutingStrategy.LocalOnly
+          ? await quorumRecall(
               router,
               pool,
-              this.#channel,
               decision,
               fwd,
-              path,
               request,
+              call,
               options,
               this.#answered,
+              (space) => {
+                this.#metrics.readRepair();
+                void this.#channel.repairSpace(space).catch(() => {});
+              },
             )
-          : op === OP.recall &&
-              this.#quorumReads &&
-              decision.placement.length > 1 &&
-              decision.strategy !== RoutingStrategy.LocalOnly
-            ? await quorumRecall(
-                router,
-                pool,
-                decision,
-                fwd,
-                request,
-                call,
-                options,
-                this.#answered,
-                (space) => {
-                  void this.#channel.repairSpace(space).catch(() => {});
-                },
-              )
-            : await router.execute(
-                decision,
-                (ctx) => forward(pool, ctx, fwd, request, call, this.#answered),
-                options,
-              );
+          : await router.execute(
+              decision,
+              (ctx) => forward(pool, ctx, fwd, request, call, this.#answered),
+              options,
+            );
       if (op === OP.consolidate && value.status === 0 && router.options.replicateWrites) {
         // One node consolidated; its replicas take its merges by a repair before the answer.
         await this.#channel.repairSpace(spaceId);
       }
       if (routing.fallback) this.#metrics.fallback(op);
+      if (replicated) {
+        this.#metrics.replicatedWrite(routing.degraded === true ? WRITE_DEGRADED : WRITE_FULL);
+      }
       if (value.status !== 0) outcome = 'upstream_error';
       this.#replies.respond(stream, value, routing);
     } catch (err) {
       outcome = outcomeOf(err, call.gone);
+      if (outcome === 'InsufficientReplicas' && op === OP.store) {
+        this.#metrics.replicatedWrite(WRITE_INSUFFICIENT);
+      }
       const { code, message } =
         err instanceof RouteError
           ? { code: err.grpcStatus, message: err.message }

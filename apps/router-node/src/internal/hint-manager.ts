@@ -39,11 +39,14 @@ export interface HintManagerInit {
   readonly onDropped: (nodeId: string, count: number) => void;
 }
 
-/** Counters for /metrics. */
+/** Counters of one node's hints, for /metrics. */
 export interface HintStats {
   stored: number;
   replayed: number;
-  dropped: number;
+  /** Dropped because the node's store was full (`hints.maxBytesPerNode`). */
+  droppedFull: number;
+  /** Dropped because older than `hints.maxAgeMs`. */
+  droppedAge: number;
   /** Hints the node refused as a bad request: replaying cannot help, so they are dropped. */
   refused: number;
 }
@@ -59,7 +62,7 @@ export interface HintStats {
  */
 export class HintManager {
   readonly #init: HintManagerInit;
-  readonly stats: HintStats = { stored: 0, replayed: 0, dropped: 0, refused: 0 };
+  readonly #stats = new Map<string, HintStats>();
   readonly #replaying = new Set<string>();
   #tick: unknown;
   #expireTimer: unknown;
@@ -71,6 +74,20 @@ export class HintManager {
 
   static open(init: HintManagerInit): HintManager {
     return new HintManager(init);
+  }
+
+  /** Counters per node since this process started (nodes with any hint activity). */
+  stats(): ReadonlyMap<string, Readonly<HintStats>> {
+    return this.#stats;
+  }
+
+  #statsOf(nodeId: string): HintStats {
+    let s = this.#stats.get(nodeId);
+    if (s === undefined) {
+      s = { stored: 0, replayed: 0, droppedFull: 0, droppedAge: 0, refused: 0 };
+      this.#stats.set(nodeId, s);
+    }
+    return s;
   }
 
   /**
@@ -104,11 +121,11 @@ export class HintManager {
     const { backend, lag, slotOf, wallClock, log } = this.#init;
     const result = await backend.append({ ...hint, createdAtMs: wallClock() });
     if (result === 'stored') {
-      this.stats.stored++;
+      this.#statsOf(hint.nodeId).stored++;
       lag.add(slotOf(hint.nodeId), LagTable.bucketOf(hint.spaceId), 1);
       return;
     }
-    this.stats.dropped++;
+    this.#statsOf(hint.nodeId).droppedFull++;
     log.warn(
       { event: 'hint-dropped', node: hint.nodeId, spaceId: hint.spaceId, reason: 'full' },
       `hint for ${hint.nodeId} dropped (store full): the node needs a repair`,
@@ -157,13 +174,13 @@ export class HintManager {
       if (code !== grpc.status.OK && UNAVAILABLE_CODES.has(code)) break; // tried again later
       const hint = batch[done]!;
       if (code !== grpc.status.OK) {
-        this.stats.refused++;
+        this.#statsOf(nodeId).refused++;
         log.warn(
           { event: 'hint-refused', node: nodeId, spaceId: hint.spaceId, code },
           `hint for ${nodeId} refused with status ${code}: dropped`,
         );
       } else {
-        this.stats.replayed++;
+        this.#statsOf(nodeId).replayed++;
       }
     }
     if (done === 0) return;
@@ -206,7 +223,7 @@ export class HintManager {
     const dropped = await this.#init.backend.expire(this.#init.wallClock());
     for (const [nodeId, count] of dropped) {
       if (count === 0) continue;
-      this.stats.dropped += count;
+      this.#statsOf(nodeId).droppedAge += count;
       this.#init.log.warn(
         { event: 'hint-dropped', node: nodeId, count, reason: 'age' },
         `${count} hints for ${nodeId} dropped (older than hints.maxAgeMs): the node needs a repair`,

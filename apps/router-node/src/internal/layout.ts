@@ -111,6 +111,12 @@ export const GC_BUCKETS_S = Object.freeze([
 /** GC kinds (perf_hooks `detail.kind`), as labels; index = position. */
 export const GC_KINDS = Object.freeze(['minor', 'major', 'incremental', 'weakcb'] as const);
 
+/** How replicated writes ended, as labels; index = position. */
+export const WRITE_RESULTS = Object.freeze(['full', 'degraded', 'insufficient'] as const);
+export const WRITE_FULL = 0;
+export const WRITE_DEGRADED = 1;
+export const WRITE_INSUFFICIENT = 2;
+
 /** A histogram's words: one per bucket, +Inf, sum (seconds), count. */
 const histWords = (buckets: readonly number[]) => buckets.length + 3;
 export const REQUEST_HIST_WORDS = histWords(REQUEST_BUCKETS_S);
@@ -125,7 +131,9 @@ export const M_FALLBACKS = M_RETRIES + OPERATIONS.length; // [op]
 export const M_IN_FLIGHT = M_FALLBACKS + OPERATIONS.length; // gauge
 export const M_POOL_SESSIONS = M_IN_FLIGHT + 1; // [slot] gauge: open raw sessions per node
 export const M_GC = M_POOL_SESSIONS + MAX_NODE_SLOTS; // [kind] GC pause histograms
-export const REGION_WORDS = M_GC + GC_KINDS.length * GC_HIST_WORDS;
+export const M_WRITES = M_GC + GC_KINDS.length * GC_HIST_WORDS; // [write result]
+export const M_READ_REPAIRS = M_WRITES + WRITE_RESULTS.length; // quorum reads that diverged
+export const REGION_WORDS = M_READ_REPAIRS + 1;
 const REGION_BYTES = REGION_WORDS * 8;
 
 /** Offset of the request histogram of (op, outcome) in a region. */

@@ -1,4 +1,6 @@
 import { constants, PerformanceObserver } from 'node:perf_hooks';
+import { type DataMetrics, renderDataMetrics } from './data-metrics.js';
+import { esc, family } from './exposition.js';
 import {
   DECISION_BUCKETS_S,
   GC_BUCKETS_S,
@@ -9,7 +11,9 @@ import {
   M_GC,
   M_IN_FLIGHT,
   M_POOL_SESSIONS,
+  M_READ_REPAIRS,
   M_RETRIES,
+  M_WRITES,
   MAX_NODE_SLOTS,
   metricsRegion,
   OPERATIONS,
@@ -18,6 +22,7 @@ import {
   REQUEST_BUCKETS_S,
   regionCount,
   requestHistOffset,
+  WRITE_RESULTS,
 } from './layout.js';
 
 function observe(region: Float64Array, base: number, buckets: readonly number[], v: number): void {
@@ -75,6 +80,14 @@ export class MetricsRecorder {
     obs.observe({ entryTypes: ['gc'] });
     return () => obs.disconnect();
   }
+  /** A replicated write ended: WRITE_FULL, WRITE_DEGRADED or WRITE_INSUFFICIENT. */
+  replicatedWrite(result: number): void {
+    this.region[M_WRITES + result]! += 1;
+  }
+  /** A quorum read found replicas that differ (a read repair was asked for). */
+  readRepair(): void {
+    this.region[M_READ_REPAIRS]! += 1;
+  }
   poolSessions(slot: number, count: number): void {
     if (slot >= 0 && slot < MAX_NODE_SLOTS) this.region[M_POOL_SESSIONS + slot] = count;
   }
@@ -93,13 +106,11 @@ export interface ControlSnapshot {
   readonly workers: number;
   /** Data-plane workers restarted after exiting unexpectedly. */
   readonly workerRestarts: number;
+  /** Hints, repair and streaming, when the control plane moves data. */
+  readonly data?: DataMetrics;
 }
 
 const BREAKER_VALUE: Readonly<Record<string, number>> = { closed: 0, open: 1, 'half-open': 2 };
-
-function esc(v: string): string {
-  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
-}
 
 /** Sums every thread region into one array (the consistent cross-worker view). */
 export function sumRegions(buffer: SharedArrayBuffer): Float64Array {
@@ -219,5 +230,20 @@ export function renderMetrics(buffer: SharedArrayBuffer, control: ControlSnapsho
   );
   out.push('# TYPE engram_router_worker_restarts_total counter');
   out.push(`engram_router_worker_restarts_total ${control.workerRestarts}`);
+  family(
+    out,
+    'engram_router_replicated_writes_total',
+    'counter',
+    'Replicated writes by result: full (every replica), degraded (acknowledged, a replica short), insufficient (W not met).',
+    WRITE_RESULTS.map((r, i) => [`result="${r}"`, m[M_WRITES + i]!] as const),
+  );
+  family(
+    out,
+    'engram_router_read_repairs_total',
+    'counter',
+    'Quorum reads whose replicas differed (each asks for a repair of the space).',
+    [['', m[M_READ_REPAIRS]!]],
+  );
+  if (control.data !== undefined) renderDataMetrics(out, control.data);
   return `${out.join('\n')}\n`;
 }

@@ -109,8 +109,13 @@ export class Repairer {
     return { spaces: count, failed };
   }
 
-  /** The union of the spaces held by `nodes`, in code-point order (unreachable nodes skipped). */
-  async listSpaces(nodes: readonly NodeInfo[]): Promise<string[]> {
+  /**
+   * The union of the spaces held by `nodes`, in code-point order. A node that cannot list is
+   * skipped (`complete: false`: repair gets another chance) or fails the whole listing
+   * (`complete: true`, for streaming: a space missed there would be hidden once the change
+   * applies).
+   */
+  async listSpaces(nodes: readonly NodeInfo[], complete = false): Promise<string[]> {
     const all = new Set<string>();
     await Promise.all(
       nodes.map(async (node) => {
@@ -120,6 +125,7 @@ export class Repairer {
           try {
             page = await this.#init.access.listSpaces(node, after, LIST_PAGE);
           } catch (err) {
+            if (complete) throw err;
             this.#init.log.warn({ err, node: node.id }, 'listing spaces failed');
             return;
           }

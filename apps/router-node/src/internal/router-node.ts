@@ -243,6 +243,7 @@ async function start(
       nodes: plane.table().nodes,
       workers: supervisor === null ? 0 : supervisor.live.length,
       workerRestarts: supervisor?.restarts ?? 0,
+      data: movement.metrics(),
     });
   const closers: (() => Promise<void>)[] = [];
   let closed = false;

@@ -24,6 +24,15 @@ export interface StreamStatus {
   readonly spacesTotal: number;
   readonly spacesDone: number;
   readonly entriesCopied: number;
+  /** Why the last try failed (it is retried); '' while all goes well. */
+  readonly lastError: string;
+}
+
+/** Totals since this process started, for /metrics. */
+export interface StreamTotals {
+  spaces: number;
+  entries: number;
+  transitions: number;
 }
 
 export interface StreamerInit {
@@ -31,7 +40,7 @@ export interface StreamerInit {
   /** The table now: current placements (`lookup`) and future ones (`lookupFuture`). */
   readonly table: () => PlacementTable;
   readonly isUp: (nodeId: string) => boolean;
-  /** The spaces the given nodes hold (ReplicaService.ListSpaces over each). */
+  /** The spaces the given nodes hold (ReplicaService.ListSpaces over each); rejects when one cannot list. */
   readonly listSpaces: (nodes: readonly NodeInfo[]) => Promise<string[]>;
   readonly concurrency: number;
   /** How long writes decided on an older table may still run: the operation deadline. */
@@ -52,6 +61,7 @@ interface Run {
   spacesTotal: number;
   spacesDone: number;
   entriesCopied: number;
+  lastError: string;
   cancelled: boolean;
 }
 
@@ -72,6 +82,7 @@ function keyOf(kind: TransitionKind, subject: string): string {
 export class Streamer {
   readonly #init: StreamerInit;
   readonly #runs = new Map<string, Run>();
+  readonly totals: StreamTotals = { spaces: 0, entries: 0, transitions: 0 };
   #stopped = false;
 
   constructor(init: StreamerInit) {
@@ -101,6 +112,7 @@ export class Streamer {
         spacesTotal: 0,
         spacesDone: 0,
         entriesCopied: 0,
+        lastError: '',
         cancelled: false,
       };
       this.#runs.set(key, run);
@@ -118,6 +130,7 @@ export class Streamer {
       spacesTotal: r.spacesTotal,
       spacesDone: r.spacesDone,
       entriesCopied: r.entriesCopied,
+      lastError: r.lastError,
     }));
   }
 
@@ -147,6 +160,7 @@ export class Streamer {
         const progress = await this.#streamOne(run, spaceId, saved.get(spaceId));
         if (progress === undefined) return;
         run.spacesDone++;
+        this.totals.spaces++;
       }
     };
     await Promise.all(Array.from({ length: this.#init.concurrency }, worker));
@@ -164,6 +178,7 @@ export class Streamer {
     );
     this.#runs.delete(keyOf(run.kind, run.subject));
     await store.forget(run.kind, run.subject);
+    this.totals.transitions++;
     this.#init.complete(run.kind, run.subject);
   }
 
@@ -175,9 +190,10 @@ export class Streamer {
       const holders = table.nodes.filter((n) => this.#init.isUp(n.id));
       try {
         const all = await this.#init.listSpaces(holders);
+        run.lastError = '';
         return all.filter((spaceId) => this.#targets(spaceId).length > 0);
       } catch (err) {
-        this.#init.log.warn({ err, subject: run.subject }, 'listing spaces failed; retrying');
+        this.#failed(run, err, 'listing spaces failed; retrying');
         await this.#sleep(this.#init.retryMs);
         if (run.cancelled) return [];
       }
@@ -199,7 +215,7 @@ export class Streamer {
     spaceId: string,
     from: StreamProgress | undefined,
   ): Promise<StreamProgress | undefined> {
-    const { access, store, isUp, log } = this.#init;
+    const { access, store, isUp } = this.#init;
     let progress = from ?? { after: '', copied: 0, done: false };
     while (!run.cancelled) {
       if (progress.done) return progress;
@@ -209,6 +225,10 @@ export class Streamer {
       const source = [current.primary, ...current.replicas].find((n) => isUp(n.id));
       if (targets.length === 0) return progress;
       if (source === undefined || !targets.every((t) => isUp(t.id))) {
+        run.lastError =
+          source === undefined
+            ? `no replica of ${spaceId} is up to stream from`
+            : `a new owner of ${spaceId} is down: ${targets.filter((t) => !isUp(t.id)).map((t) => t.id)}`;
         await this.#sleep(this.#init.retryMs);
         continue;
       }
@@ -216,17 +236,31 @@ export class Streamer {
       try {
         progress = await streamSpace(access, spaceId, source, targets, progress, async (p) => {
           run.entriesCopied += p.copied - counted;
+          this.totals.entries += p.copied - counted;
           counted = p.copied;
           await store.save(run.kind, run.subject, spaceId, p);
         });
+        run.lastError = '';
         return progress;
       } catch (err) {
-        log.warn({ err, spaceId, subject: run.subject }, 'streaming a space failed; retrying');
+        this.#failed(run, err, `streaming ${spaceId} failed; retrying`);
         progress = (await store.progress(run.kind, run.subject)).get(spaceId) ?? progress;
         await this.#sleep(this.#init.retryMs);
       }
     }
     return undefined;
+  }
+
+  /**
+   * Notes a failed try (retried later). A node without ReplicaService is an error, not a
+   * blip: streaming through it cannot work until it is upgraded (or removed).
+   */
+  #failed(run: Run, err: unknown, message: string): void {
+    run.lastError = err instanceof Error ? err.message : String(err);
+    const missing = (err as { code?: unknown }).code === 'ReplicaServiceMissing';
+    const fields = { err, kind: run.kind, subject: run.subject };
+    if (missing) this.#init.log.error(fields, `${message}: ${run.lastError}`);
+    else this.#init.log.warn(fields, message);
   }
 
   #sleep(ms: number): Promise<void> {

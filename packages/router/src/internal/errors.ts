@@ -19,6 +19,7 @@ export const ROUTER_ERROR_CODES = Object.freeze({
   Aborted: 'Aborted',
   RouterClosed: 'RouterClosed',
   InsufficientReplicas: 'InsufficientReplicas',
+  ReplicaServiceMissing: 'ReplicaServiceMissing',
 } as const);
 export type RouterErrorCode = (typeof ROUTER_ERROR_CODES)[keyof typeof ROUTER_ERROR_CODES];
 
@@ -180,6 +181,7 @@ const STATUS_BY_CODE: Readonly<Record<RouterErrorCode, number>> = Object.freeze(
   Aborted: GrpcStatus.CANCELLED,
   RouterClosed: GrpcStatus.UNAVAILABLE,
   InsufficientReplicas: GrpcStatus.UNAVAILABLE,
+  ReplicaServiceMissing: GrpcStatus.FAILED_PRECONDITION,
 });
 
 /**
@@ -217,6 +219,29 @@ export class InsufficientReplicasError extends RouterError {
     this.acknowledged = acknowledged;
     this.asked = asked;
     this.errors = errors;
+  }
+}
+
+/**
+ * A node does not serve `engram.v1.ReplicaService` (it answered UNIMPLEMENTED): repair and
+ * streaming refuse to read from or write to it, since they cannot copy its data without the
+ * scan and apply calls. Upgrade the node.
+ */
+export class ReplicaServiceMissingError extends RouterError {
+  override readonly code = 'ReplicaServiceMissing' as const;
+  readonly nodeId: string;
+  /** The method the node does not implement, e.g. `/engram.v1.ReplicaService/ScanSpace`. */
+  readonly method: string;
+  constructor(nodeId: string, method: string, options?: ErrorOptions) {
+    super(
+      'ReplicaServiceMissing',
+      `node ${nodeId} does not implement ${method}: it cannot take part in repair or ` +
+        'streaming (upgrade it to a memory node that serves engram.v1.ReplicaService)',
+      options,
+    );
+    this.name = 'ReplicaServiceMissingError';
+    this.nodeId = nodeId;
+    this.method = method;
   }
 }
 

@@ -8,6 +8,7 @@ import {
 } from '@engram/proto';
 import type { NodeInfo } from '@engram/ring';
 import * as grpc from '@grpc/grpc-js';
+import { ReplicaServiceMissingError } from './errors.js';
 import type { ReplicaAccess, ScanPage } from './repair.js';
 
 /** Deadline of one replica call (a page of a scan, one batch applied). */
@@ -16,7 +17,8 @@ export const REPLICA_CALL_TIMEOUT_MS = 30 * 1000; // 30 s
 /**
  * `engram.v1.ReplicaService` over grpc-js clients of a connection pool (nodes registered on
  * first use), for repair, streaming and hint-free copies. One call per operation, no retries:
- * the callers (repair, streaming) are idempotent and try again as a whole.
+ * the callers (repair, streaming) are idempotent and try again as a whole. A node answering
+ * UNIMPLEMENTED (no ReplicaService) fails with `ReplicaServiceMissingError`.
  */
 export class GrpcReplicaAccess implements ReplicaAccess {
   readonly #pool: () => ConnectionPool;
@@ -76,7 +78,12 @@ export class GrpcReplicaAccess implements ReplicaAccess {
         request,
         new grpc.Metadata(),
         { deadline: Date.now() + this.#timeoutMs },
-        (error, response) => (error !== null ? reject(error) : resolve(response as Res)),
+        (error, response) => {
+          if (error === null) resolve(response as Res);
+          else if (error.code === grpc.status.UNIMPLEMENTED) {
+            reject(new ReplicaServiceMissingError(node.id, method.path, { cause: error }));
+          } else reject(error);
+        },
       );
     });
   }

@@ -1,5 +1,6 @@
 import type { Memory, SpaceDigest, Tombstone } from '@engram/proto';
 import type { NodeInfo } from '@engram/ring';
+import { isRouterError } from './errors.js';
 
 /** A page of a space's entries as `ReplicaService.ScanSpace` returns it. */
 export interface ScanPage {
@@ -74,6 +75,10 @@ function versionOf(e: Entry): number {
   return 'memory' in e ? e.memory.version : e.tombstone.version;
 }
 
+function isMissingService(error: unknown): boolean {
+  return isRouterError(error) && error.code === 'ReplicaServiceMissing';
+}
+
 /** Reads a whole space from a node, page by page. */
 async function scanAll(access: ReplicaAccess, node: NodeInfo, spaceId: string): Promise<Entry[]> {
   const out: Entry[] = [];
@@ -104,6 +109,10 @@ export async function repairSpace(
   const reachable: NodeInfo[] = [];
   const unreachable: string[] = [];
   const seen = new Set<string>();
+  for (const d of digests) {
+    // A node without ReplicaService is not "unreachable": the repair cannot work, say so.
+    if (d.status === 'rejected' && isMissingService(d.reason)) throw d.reason;
+  }
   digests.forEach((d, i) => {
     const node = replicas[i]!;
     if (d.status === 'rejected') {
@@ -124,7 +133,8 @@ export async function repairSpace(
     reachable.map(async (n) => {
       try {
         return await scanAll(access, n, spaceId);
-      } catch {
+      } catch (error) {
+        if (isMissingService(error)) throw error;
         return undefined;
       }
     }),
@@ -163,7 +173,10 @@ export async function repairSpace(
           else tombstones.push(c.tombstone);
         }
       }
-      applied += await applyInBatches(access, node, spaceId, memories, tombstones);
+      // Not `applied += await …`: that reads `applied` before the await, and the replicas'
+      // applies run concurrently, so all but one count would be lost.
+      const n = await applyInBatches(access, node, spaceId, memories, tombstones);
+      applied += n;
     }),
   );
   return { spaceId, compared, unreachable, differed: true, applied };
