@@ -128,7 +128,10 @@ describe('data follows placement (router-node, real processes)', () => {
     }).catch((e: unknown) => e)) as grpc.ServiceError;
     expect(err.code).toBe(grpc.status.UNAVAILABLE);
     expect(err.metadata.get('x-engram-error')).toEqual(['InsufficientReplicas']);
-    expect(err.details).toMatch(/may exist/);
+    expect(err.details).toBe(
+      'InsufficientReplicas: 1 of 3 replicas acknowledged the write, 2 required; ' +
+        'it may exist on the replicas that took it',
+    );
   });
 
   it('a node added under traffic gets its spaces streamed before it serves a read; a drained node hands its spaces over before it goes', async () => {

@@ -36,6 +36,16 @@ function rawRecall(
   endWithTrailers = false,
 ): Promise<RawReply> {
   const msg = MemoryServiceDefinition.Recall.requestSerialize({ spaceId: 'space-a', limit: 1 });
+  return rawCall(c, '/engram.v1.MemoryService/Recall', msg, extra, endWithTrailers);
+}
+
+function rawCall(
+  c: H2ClientConnection,
+  path: string,
+  msg: Buffer,
+  extra: string[],
+  endWithTrailers = false,
+): Promise<RawReply> {
   const body = Buffer.alloc(5 + msg.length);
   body.writeUInt32BE(msg.length, 1);
   msg.copy(body, 5);
@@ -61,7 +71,7 @@ function rawRecall(
         ':scheme',
         'http',
         ':path',
-        '/engram.v1.MemoryService/Recall',
+        path,
         ':authority',
         'router',
         'content-type',
@@ -122,6 +132,31 @@ describe('request and reply headers', () => {
     expect(r.code).toBe(CLOSE.OK);
     expect(value(r.trailers, 'grpc-status')).toBe('0');
     expect(value(r.trailers, 'x-engram-served-by')).toBe(c.configs[0]!.id);
+  });
+
+  it('forwards a Store sent with content-length although the stamped body is longer', async () => {
+    const c = await LocalCluster.start(3, 2);
+    cleanup.add(() => c.stop());
+    const router = await spawnRouter(cleanup, testConfig({ nodes: c.configs, workers: 0 }));
+    const h2 = H2ClientConnection.connect({ host: '127.0.0.1', port: router.port });
+    cleanup.add(() => h2.destroy());
+    const msg = MemoryServiceDefinition.Store.requestSerialize({
+      spaceId: 'sized',
+      memory: { content: 'no id: the router stamps one, a version and a creation time' },
+    });
+    // What h2load and some HTTP/2 clients send: the client's length, stale once stamped.
+    const r = await rawCall(h2, '/engram.v1.MemoryService/Store', msg, [
+      'content-length',
+      String(msg.length + 5),
+    ]);
+    expect(r.code).toBe(CLOSE.OK);
+    expect(value(r.trailers, 'grpc-status')).toBe('0');
+    const recalled = await call(memoryClient(cleanup, router.address), 'recall', {
+      spaceId: 'sized',
+      cue: { text: '' },
+    });
+    expect(recalled.memories).toHaveLength(1);
+    expect(recalled.routing).toMatchObject({ strategy: 'PrimaryWithFallback' });
   });
 
   it('answers a request above listen.maxHeaderListBytes with HTTP 431, and serves the next call', async () => {

@@ -12,6 +12,7 @@ import {
   resolveConfig,
   stampStore,
 } from '../src/index.js';
+import { encodeGrpcMessage } from '../src/internal/wire.js';
 
 function frame(bytes: Uint8Array): Buffer {
   const out = Buffer.alloc(5 + bytes.length);
@@ -137,6 +138,16 @@ describe('wire', () => {
       Store.requestSerialize({ spaceId: 's', memory: { id: 'i', createdAtMs: 7, version: 9 } }),
     );
     expect(stampStore(complete, () => uuid, version)).toBe(complete);
+  });
+
+  it('percent-encodes grpc-message as the gRPC spec says (only non-printable bytes and %)', () => {
+    const plain = 'InsufficientReplicas: 1 of 3 replicas acknowledged, 2 required; it may exist';
+    expect(encodeGrpcMessage(plain)).toBe(plain);
+    expect(encodeGrpcMessage('über 100%\nnext')).toBe('%C3%BCber 100%25%0Anext');
+    // What grpc-js does with it (decodeURI) gives the message back.
+    for (const m of [plain, 'über 100%\nnext', 'a/b?c#d&e=f+g']) {
+      expect(decodeURI(encodeGrpcMessage(m))).toBe(m);
+    }
   });
 
   it('finds field 1 after other fields and flags malformed frames', () => {

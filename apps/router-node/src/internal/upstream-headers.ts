@@ -12,6 +12,10 @@ const HOP_HEADERS = new Set([
   'host',
   'http2-settings',
   'proxy-connection',
+  // The body the node gets may not be the client's (a Store gets its id, version and creation
+  // time stamped), and HTTP/2 frames carry their own lengths: a stale content-length would make
+  // the node reset the stream as malformed (RFC 9113 §8.1.1).
+  'content-length',
 ]);
 
 /** Where `upstreamHeaders` leaves the per-attempt values, set in place before each request. */

@@ -190,9 +190,24 @@ export function formatGrpcTimeout(ms: number): string {
   return `${Math.ceil(v / 1000)}S`;
 }
 
-/** Percent-encodes a `grpc-message` value as the gRPC HTTP/2 spec requires. */
+const GRPC_MESSAGE_PLAIN = /^[\x20-\x24\x26-\x7e]*$/;
+
+/**
+ * Percent-encodes a `grpc-message` value as the gRPC HTTP/2 spec says: the UTF-8 bytes outside
+ * %x20-%x7E, and `%` itself, become `%XX`; everything else stays as it is. (Not
+ * `encodeURIComponent`: that also encodes `:`, `,`, `;`…, which clients decoding by the spec,
+ * grpc-js's `decodeURI` among them, then show as `%3A`.)
+ */
 export function encodeGrpcMessage(message: string): string {
-  return encodeURIComponent(message).replace(/%20/g, ' ');
+  if (GRPC_MESSAGE_PLAIN.test(message)) return message;
+  let out = '';
+  for (const byte of Buffer.from(message, 'utf8')) {
+    out +=
+      byte >= 0x20 && byte <= 0x7e && byte !== 0x25
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
 }
 
 /** Length-prefixes a serialized message into a gRPC frame. */
