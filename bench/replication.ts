@@ -1,0 +1,218 @@
+/**
+ * What replication costs, end to end, side by side in one run against the same 3 memory nodes
+ * (in memory, one per zone, replication factor 3):
+ *
+ *   Store: direct to one node · router-node primary-only (`replicateWrites: false`, the seed's
+ *          behaviour) · replicated with W = one / quorum (default) / all
+ *   Recall: direct · router-node with readConsistency one (default) / quorum
+ *
+ * Same harness as the proxy benchmark (index.ts): h2load POSTs one serialized request; per
+ * target sequential p50/p99, 64 in flight p50/p99 and calls/s, a fixed-rate run, and the
+ * router process's CPU per call (utime+stime over the 64-in-flight run). Each Store without an
+ * id becomes a new memory (the router stamps one per call), so every target writes its own
+ * space and the phases are shorter than the proxy benchmark's (nodes keep what they store).
+ *
+ * Run: pnpm --filter @engram/bench bench:replication   (needs h2load)
+ * Env: BENCH_ROUNDS (default 3), BENCH_STORE_CONC (calls at 64 in flight, default 20000),
+ * BENCH_STORE_RATE (calls/s of the fixed-rate run, default 3000).
+ */
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { callMemory, MemoryServiceClient, MemoryServiceDefinition } from '@engram/proto';
+import * as grpc from '@grpc/grpc-js';
+import {
+  dir,
+  measure,
+  medianRow,
+  NODE_MAIN,
+  type Phases,
+  printRows,
+  ROUNDS,
+  ROUTER_MAIN,
+  type Row,
+  type Spawned,
+  spawnJson,
+  type Target,
+} from './harness.js';
+
+const STORE_PHASES: Phases = {
+  warmup: 2000,
+  seq: 2000,
+  conc: Number(process.env.BENCH_STORE_CONC ?? 20_000),
+  rate: Number(process.env.BENCH_STORE_RATE ?? 3000),
+};
+const RECALL_PHASES: Phases = { warmup: 2000, seq: 2000, conc: 20_000, rate: 3000 };
+
+function frameFile(name: string, message: Buffer): string {
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  message.copy(frame, 5);
+  const file = join(dir, name);
+  writeFileSync(file, frame);
+  return file;
+}
+
+const storeBody = (spaceId: string) =>
+  frameFile(
+    `store-${spaceId.replace(/\W/g, '_')}.bin`,
+    MemoryServiceDefinition.Store.requestSerialize({
+      spaceId,
+      memory: { content: 'a memory of about forty bytes, stored', confidence: 0.5 },
+    }),
+  );
+
+async function startRouter(
+  nodes: { id: string; address: string; zone: string }[],
+  extra: Record<string, unknown>,
+): Promise<Spawned> {
+  const file = join(dir, `router-${Math.random().toString(36).slice(2)}.json`);
+  writeFileSync(
+    file,
+    JSON.stringify({
+      listen: { host: '127.0.0.1', port: 0 },
+      admin: { enabled: false },
+      metrics: { host: '127.0.0.1', port: 0 },
+      nodes,
+      replicationFactor: 3,
+      workers: 1,
+      dataDir: join(dir, `router-data-${Math.random().toString(36).slice(2)}`),
+      logLevel: 'warn',
+      ...extra,
+    }),
+  );
+  return spawnJson([ROUTER_MAIN, '--config', file]);
+}
+
+/** Runs every target BENCH_ROUNDS times, one under load at a time, order rotated. */
+async function rounds(targets: Target[], bodies: string[], phases: Phases): Promise<Row[]> {
+  const runs: Row[][] = targets.map(() => []);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let k = 0; k < targets.length; k++) {
+      const i = (k + round) % targets.length;
+      runs[i]!.push(await measure(targets[i]!, bodies[i]!, phases));
+      process.stderr.write(`round ${round + 1}/${ROUNDS}: measured ${targets[i]!.name}\n`);
+    }
+  }
+  return runs.map(medianRow);
+}
+
+async function main(): Promise<void> {
+  try {
+    execFileSync('h2load', ['--version'], { stdio: 'ignore' });
+  } catch {
+    console.log('h2load not found: skipped (apt-get install -y nghttp2-client)');
+    return;
+  }
+  const nodes: { id: string; address: string; zone: string }[] = [];
+  for (const [i, zone] of ['a', 'b', 'c'].entries()) {
+    const id = `n${i + 1}`;
+    const n = await spawnJson([NODE_MAIN, '--id', id, '--zone', zone, '--port', '0']);
+    nodes.push({ id, address: String(n.first.address), zone });
+  }
+  const url = (address: string, method: string) =>
+    `http://${address}/engram.v1.MemoryService/${method}`;
+
+  // Store: each target its own space (placement: all 3 nodes, RF 3 on 3 nodes).
+  const storeVariants: [string, Record<string, unknown>][] = [
+    ['router-node primary-only (replicateWrites false)', { router: { replicateWrites: false } }],
+    ['router-node W=one', { router: { writeConsistency: 'one' } }],
+    ['router-node W=quorum (default)', { router: { writeConsistency: 'quorum' } }],
+    ['router-node W=all', { router: { writeConsistency: 'all' } }],
+  ];
+  const storeTargets: Target[] = [
+    { name: 'direct (one node)', url: url(nodes[0]!.address, 'Store'), pids: () => [] },
+  ];
+  const storeBodies = [storeBody('store/direct')];
+  const routers: Spawned[] = [];
+  for (const [name, extra] of storeVariants) {
+    const r = await startRouter(nodes, extra);
+    routers.push(r);
+    storeTargets.push({
+      name,
+      url: url(String(r.first.address), 'Store'),
+      pids: () => [r.child.pid!],
+      metricsPort: Number(r.first.metricsPort),
+    });
+    storeBodies.push(storeBody(`store/${name}`));
+  }
+  const storeRows = await rounds(storeTargets, storeBodies, STORE_PHASES);
+
+  // Recall over a space with 10 memories on every replica (stored through a replicating router).
+  const quorum = await startRouter(nodes, { router: { readConsistency: 'quorum' } });
+  const one = routers[2]!; // W=quorum, readConsistency one (both defaults)
+  const client = new MemoryServiceClient(
+    String(one.first.address),
+    grpc.credentials.createInsecure(),
+  );
+  for (let i = 0; i < 10; i++) {
+    await callMemory(client, 'store', {
+      spaceId: 'recall/bench',
+      memory: { content: `hello world memory ${i}` },
+    });
+  }
+  client.close();
+  await new Promise((r) => setTimeout(r, 200)); // replicas past the quorum land
+  const recallBody = frameFile(
+    'recall.bin',
+    MemoryServiceDefinition.Recall.requestSerialize({
+      spaceId: 'recall/bench',
+      cue: { text: 'hello' },
+      limit: 5,
+    }),
+  );
+  const recallTargets: Target[] = [
+    { name: 'direct (one node)', url: url(nodes[0]!.address, 'Recall'), pids: () => [] },
+    {
+      name: 'router-node readConsistency one (default)',
+      url: url(String(one.first.address), 'Recall'),
+      pids: () => [one.child.pid!],
+      metricsPort: Number(one.first.metricsPort),
+    },
+    {
+      name: 'router-node readConsistency quorum',
+      url: url(String(quorum.first.address), 'Recall'),
+      pids: () => [quorum.child.pid!],
+      metricsPort: Number(quorum.first.metricsPort),
+    },
+  ];
+  const recallRows = await rounds(
+    recallTargets,
+    recallTargets.map(() => recallBody),
+    RECALL_PHASES,
+  );
+
+  const reference = (rows: Row[], prefix: string) => rows.find((r) => r.path.startsWith(prefix))!;
+  console.log(
+    `\nStore through router-node, 3 in-memory nodes, RF 3, --workers 1; ${STORE_PHASES.seq} sequential, ${STORE_PHASES.conc} at 64 in flight, ${STORE_PHASES.rate}/s fixed rate; medians of ${ROUNDS} rounds`,
+  );
+  printRows(storeRows, STORE_PHASES, {
+    direct: storeRows[0]!,
+    reference: reference(storeRows, 'router-node primary-only'),
+    referenceLabel: 'primary-only',
+  });
+  const cpu = (prefix: string) => reference(storeRows, prefix).cpuUsPerCall ?? Number.NaN;
+  const base = cpu('router-node primary-only');
+  for (const w of ['one', 'quorum', 'all']) {
+    const c = cpu(`router-node W=${w}`);
+    console.log(
+      `extra router CPU per replicated write, W=${w}: ${(c - base).toFixed(1)} µs (${c.toFixed(1)} vs ${base.toFixed(1)} µs primary-only, ${(c / base).toFixed(2)}×)`,
+    );
+  }
+  console.log(
+    `\nRecall through router-node (same nodes), ${RECALL_PHASES.seq} sequential, ${RECALL_PHASES.conc} at 64 in flight, ${RECALL_PHASES.rate}/s fixed rate; medians of ${ROUNDS} rounds`,
+  );
+  printRows(recallRows, RECALL_PHASES, {
+    direct: recallRows[0]!,
+    reference: recallRows[1]!,
+    referenceLabel: 'one',
+  });
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
