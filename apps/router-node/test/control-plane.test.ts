@@ -1,5 +1,6 @@
 import { BreakerTable, ConsecutiveFailures } from '@engram/breaker';
 import { TableReader, TableWriter } from '@engram/ring';
+import { ReplicaServiceMissingError } from '@engram/router';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { adminStatus } from '../src/internal/admin.js';
@@ -166,6 +167,10 @@ describe('ControlPlane (fake time)', () => {
       expect(adminStatus(err)).toBe(status);
     }
     expect(plane.table()).toEqual(before);
+    // A repair refused by a node without ReplicaService: FAILED_PRECONDITION, not INTERNAL.
+    expect(
+      adminStatus(new ReplicaServiceMissingError('n1', '/engram.v1.ReplicaService/ListSpaces')),
+    ).toBe(9);
   });
 
   it('a publish refused by the table capacity leaves the previous states and epoch', () => {

@@ -257,6 +257,73 @@ describe('data follows placement (router-node, real processes)', () => {
     expect(after[0]).toMatch(/^4:2:/);
     const again = await admin<{ differed: number }>(adm, 'RepairSpace', { spaceId: space });
     expect(again.differed).toBe(0);
+
+    // A replica down during a consolidation: the answer stands (the primary consolidated),
+    // degraded; the replica is marked for a repair and gets the merges once it is back.
+    for (const embedding of [
+      [0, 0.1, 0.99],
+      [0, 0.11, 0.99],
+    ]) {
+      await call(client, 'store', { spaceId: space, memory: { content: 'pair', embedding } });
+    }
+    await c.kill(owners[2]!);
+    const partly = await call(client, 'consolidate', { spaceId: space, similarityThreshold: 0.95 });
+    expect(partly.routing).toMatchObject({ servedBy: owners[0], degraded: true });
+    expect(partly.memoriesAfter).toBeLessThan(partly.memoriesBefore);
+    const needed = `node="${owners[2]}"`;
+    expect(
+      metricValue(await scrape(router.metricsPort), 'engram_router_repair_needed', needed),
+    ).toBe(1);
+    await c.restart(owners[2]!);
+    await eventually(async () => new Set(await digests()).size === 1, 20_000);
+    await eventually(
+      async () =>
+        metricValue(await scrape(router.metricsPort), 'engram_router_repair_needed', needed) === 0,
+    );
+  });
+
+  it('readConsistency quorum: Recall and Query merge two replicas, and the replicas are read-repaired', async () => {
+    const c = await cluster(3);
+    const router = await spawnRouter(
+      cleanup,
+      testConfig({
+        nodes: c.configs,
+        workers: 1,
+        router: { ...MOVING, readConsistency: 'quorum' },
+      }),
+    );
+    const client = memoryClient(cleanup, router.address);
+    const space = 'quorum/space';
+    const owners = placement(c.configs, space);
+    const stored = await call(client, 'store', {
+      spaceId: space,
+      memory: { content: 'everywhere' },
+    });
+    // Written behind the router to the second replica only: one read of the primary misses it.
+    await call(memoryClient(cleanup, c.node(owners[1]!).config.address), 'store', {
+      spaceId: space,
+      memory: { id: 'second-only', content: 'second only', version: 1 },
+    });
+    const recalled = await call(client, 'recall', { spaceId: space, cue: { text: '' }, limit: 10 });
+    expect(recalled.memories.map((m) => m.memory?.id).sort()).toEqual(
+      [stored.memoryId, 'second-only'].sort(),
+    );
+    // Both replicas asked are named (the first in placement order first).
+    expect(recalled.routing).toMatchObject({ servedBy: `${owners[0]},${owners[1]}` });
+    const queried = await call(client, 'query', {
+      spaceIds: [space],
+      cue: { text: '' },
+      limit: 10,
+    });
+    expect(queried.results[0]?.memories.map((m) => m.memory?.id).sort()).toEqual(
+      [stored.memoryId, 'second-only'].sort(),
+    );
+    const digests = () =>
+      Promise.all(owners.map((id) => digestOn(cleanup, c.node(id).config.address, space)));
+    await eventually(async () => new Set(await digests()).size === 1);
+    expect(
+      metricValue(await scrape(router.metricsPort), 'engram_router_read_repairs_total'),
+    ).toBeGreaterThanOrEqual(1);
   });
 
   it('a join interrupted by a router restart resumes from its persisted progress', async () => {

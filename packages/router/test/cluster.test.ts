@@ -73,7 +73,8 @@ describe('router over a real 3-node cluster', () => {
     });
     const recalled = await r.recall({ spaceId: 'ids', cue: { text: 'router id' } });
     expect(recalled.memories.map((m) => m.memory?.id)).toEqual([stored.memoryId]);
-    const nodeIds = router({ table, options: { assignMemoryIds: false } });
+    // Ids from the nodes: only without replicated writes (each replica would pick its own).
+    const nodeIds = router({ table, options: { assignMemoryIds: false, replicateWrites: false } });
     const byNode = await nodeIds.store({ spaceId: 'ids', memory: memory('node id') });
     expect(byNode.memoryId.startsWith('n1-')).toBe(true);
   });

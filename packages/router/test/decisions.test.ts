@@ -182,6 +182,8 @@ describe('routing decisions', () => {
       [{ hedge: { percentile: 1.5 } }, 'options.hedge.percentile'],
       [{ maxSpaceIdLength: 5000 }, 'options.maxSpaceIdLength'],
       [{ retryJitter: 'sometimes' }, 'options.retryJitter'],
+      // Replicas would each give the memory an id of their own.
+      [{ assignMemoryIds: false }, 'options.assignMemoryIds'],
     ];
     for (const [options, field] of cases) {
       let error: unknown;

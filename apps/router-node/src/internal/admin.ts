@@ -84,6 +84,8 @@ export const ADMIN_STATUS_BY_CODE: Readonly<Record<string, grpc.status>> = Objec
   InUse: grpc.status.FAILED_PRECONDITION,
   WrongLifecycle: grpc.status.FAILED_PRECONDITION,
   CapacityExceeded: grpc.status.RESOURCE_EXHAUSTED,
+  // A node without engram.v1.ReplicaService: repair cannot work until it is upgraded.
+  ReplicaServiceMissing: grpc.status.FAILED_PRECONDITION,
 });
 
 /** The status an admin change answers for `err`. */

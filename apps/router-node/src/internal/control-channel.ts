@@ -6,7 +6,13 @@ import type { HintRequest } from './replicated.js';
 export type ChannelRequest =
   | { readonly type: 'hint'; readonly id: number; readonly hint: HintRequest }
   | { readonly type: 'repair'; readonly id: number; readonly spaceId: string };
-export type ChannelReply = { readonly type: 'done'; readonly id: number; readonly error?: string };
+export type ChannelReply = {
+  readonly type: 'done';
+  readonly id: number;
+  readonly error?: string;
+  /** A repair's answer: every replica took part. */
+  readonly complete?: boolean;
+};
 
 /**
  * The data plane's ControlChannel in a worker thread: each request posted to the main thread
@@ -15,7 +21,10 @@ export type ChannelReply = { readonly type: 'done'; readonly id: number; readonl
  */
 export class PortChannel implements ControlChannel {
   readonly #port: MessagePort;
-  readonly #pending = new Map<number, { resolve(): void; reject(e: Error): void }>();
+  readonly #pending = new Map<
+    number,
+    { resolve(complete: boolean): void; reject(e: Error): void }
+  >();
   #next = 1;
 
   constructor(port: MessagePort) {
@@ -27,21 +36,21 @@ export class PortChannel implements ControlChannel {
     const p = this.#pending.get(reply.id);
     if (p === undefined) return;
     this.#pending.delete(reply.id);
-    if (reply.error === undefined) p.resolve();
+    if (reply.error === undefined) p.resolve(reply.complete ?? true);
     else p.reject(new Error(reply.error));
   }
 
-  add(hint: HintRequest): Promise<void> {
-    return this.#request((id) => ({ type: 'hint', id, hint }));
+  async add(hint: HintRequest): Promise<void> {
+    await this.#request((id) => ({ type: 'hint', id, hint }));
   }
 
-  repairSpace(spaceId: string): Promise<void> {
+  repairSpace(spaceId: string): Promise<boolean> {
     return this.#request((id) => ({ type: 'repair', id, spaceId }));
   }
 
-  #request(make: (id: number) => ChannelRequest): Promise<void> {
+  #request(make: (id: number) => ChannelRequest): Promise<boolean> {
     const id = this.#next++;
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<boolean>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
       this.#port.postMessage(make(id));
     });
@@ -54,12 +63,17 @@ export function serveChannelRequest(
   request: ChannelRequest,
   reply: (r: ChannelReply) => void,
 ): void {
-  const work =
+  const work: Promise<boolean | undefined> =
     request.type === 'hint'
-      ? channel.add(toBuffers(request.hint))
+      ? channel.add(toBuffers(request.hint)).then(() => undefined)
       : channel.repairSpace(request.spaceId);
   work.then(
-    () => reply({ type: 'done', id: request.id }),
+    (complete) =>
+      reply(
+        complete === undefined
+          ? { type: 'done', id: request.id }
+          : { type: 'done', id: request.id, complete },
+      ),
     (err: unknown) =>
       reply({ type: 'done', id: request.id, error: String((err as Error)?.message ?? err) }),
   );

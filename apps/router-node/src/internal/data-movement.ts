@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConnectionPool, type PoolCredentials } from '@engram/pool';
 import type { Ring } from '@engram/ring';
-import { GrpcReplicaAccess, type LagTable } from '@engram/router';
+import { GrpcReplicaAccess, type LagTable, type SpaceRepair } from '@engram/router';
 import type { Logger } from 'pino';
 import type { RouterNodeConfig } from './config.js';
 import type { DataMetrics } from './data-metrics.js';
@@ -102,7 +102,17 @@ export class DataMovement {
     this.channel = {
       add: (hint: HintRequest) => this.hints.add(hint),
       repairSpace: async (spaceId: string) => {
-        await this.repairer.repairSpace(spaceId);
+        let report: SpaceRepair;
+        try {
+          report = await this.repairer.repairSpace(spaceId);
+        } catch (err) {
+          // Could not compare at all: every replica of the space gets a repair of its own.
+          const p = init.ring().lookup(spaceId);
+          for (const n of [p.primary, ...p.replicas]) this.markRepairNeeded(n.id);
+          throw err;
+        }
+        for (const id of report.unreachable) this.markRepairNeeded(id);
+        return report.unreachable.length === 0;
       },
     };
   }

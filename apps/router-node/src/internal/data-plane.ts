@@ -57,8 +57,12 @@ import {
  * message): keeping a hint durably, and repairing a space whose replicas disagree.
  */
 export interface ControlChannel extends HintSink {
-  /** Compares the space's replicas and copies what one lacks; resolves when done. */
-  repairSpace(spaceId: string): Promise<void>;
+  /**
+   * Compares the space's replicas and copies what one lacks; resolves when done, with true
+   * when every replica took part (false: some could not be reached, and are marked for a
+   * repair of their own once up). Rejects when the repair could not run.
+   */
+  repairSpace(spaceId: string): Promise<boolean>;
 }
 
 /** Everything a data-plane thread needs; structured-cloneable (posted to workers). */
@@ -132,6 +136,7 @@ export class DataPlane implements Dispatcher {
   readonly #replies = new Replies();
   readonly #health: HealthService;
   readonly #channel: ControlChannel;
+  readonly #log: Logger;
   readonly #versions = new VersionClock();
   #inFlight = 0;
   /** `:scheme` of upstream requests. */
@@ -140,12 +145,18 @@ export class DataPlane implements Dispatcher {
   /** Largest request frame buffered (message + gRPC frame header). */
   readonly #maxRequestBytes: number;
   readonly #quorumReads: boolean;
+  /** A quorum read found replicas that differ: counted, and the space repaired behind it. */
+  readonly #readRepair = (spaceId: string): void => {
+    this.#metrics.readRepair();
+    void this.#channel.repairSpace(spaceId).catch(() => {});
+  };
   /** Records a node's answer in its passive word (see layout.ts). */
   readonly #answered: (nodeId: string) => void;
 
   constructor(init: DataPlaneInit, log: Logger, channel: ControlChannel) {
     const cfg = init.config;
     this.#channel = channel;
+    this.#log = log;
     this.#cfg = cfg;
     this.#scheme = init.upstreamCredentials.kind === 'tls' ? 'https' : 'http';
     this.#reader = new TableReader(init.table);
@@ -365,6 +376,7 @@ export class DataPlane implements Dispatcher {
           body,
           options,
           call,
+          this.#quorumReads ? this.#readRepair : null,
         );
         if (routing.fallback) this.#metrics.fallback(op);
         return;
@@ -394,7 +406,7 @@ export class DataPlane implements Dispatcher {
             : router.routeRecall(spaceId);
       const pool = this.#pool;
       const replicated = decision.strategy === RoutingStrategy.Replicated;
-      const { value, routing } = replicated
+      const answer = replicated
         ? await replicatedStore(
             router,
             pool,
@@ -419,19 +431,25 @@ export class DataPlane implements Dispatcher {
               call,
               options,
               this.#answered,
-              (space) => {
-                this.#metrics.readRepair();
-                void this.#channel.repairSpace(space).catch(() => {});
-              },
+              this.#readRepair,
             )
           : await router.execute(
               decision,
               (ctx) => forward(pool, ctx, fwd, request, call, this.#answered),
               options,
             );
+      const { value } = answer;
+      let { routing } = answer;
       if (op === OP.consolidate && value.status === 0 && router.options.replicateWrites) {
         // One node consolidated; its replicas take its merges by a repair before the answer.
-        await this.#channel.repairSpace(spaceId);
+        // A repair that could not reach every replica (or not run) leaves the answer as it is,
+        // since the node did consolidate, flagged degraded: the replicas short of the merges
+        // are marked for a repair of their own.
+        const complete = await this.#channel.repairSpace(spaceId).catch((err: unknown) => {
+          this.#log.warn({ err, spaceId }, 'repair after consolidation failed');
+          return false;
+        });
+        if (!complete) routing = { ...routing, degraded: true };
       }
       if (routing.fallback) this.#metrics.fallback(op);
       if (replicated) {

@@ -9,10 +9,12 @@ import {
   type Router,
   type RoutingDecision,
   type RoutingInfo,
+  RoutingStrategy,
   type SpaceAnswer,
 } from '@engram/router';
 import { GRPC_STATUS, RouteError } from './errors.js';
 import { type ClientCall, forward, safeDecode } from './forward.js';
+import { QUERY_REPLY_MERGE } from './replicated.js';
 import type { Replies } from './reply.js';
 import { FRAME_HEADER_BYTES, frameMessage, headerValue } from './wire.js';
 
@@ -25,8 +27,9 @@ function malformed(what: string): RouteError {
 /**
  * Query over many spaces: one sub-query per distinct space, each routed by its own
  * ScatterGather decision (fallback per space) under the call's one deadline; the Router's
- * `gather` merges partial results and per-space errors. Decoding QueryRequest/Response is
- * fine here: not the hot path. Resolves with the merged RoutingInfo once the reply is sent.
+ * `gather` merges partial results and per-space errors; with `readConsistency: quorum` each
+ * space is a quorum read like a Recall's. Decoding QueryRequest/Response is fine here: not
+ * the hot path. Resolves with the merged RoutingInfo once the reply is sent.
  */
 export async function scatterGather(
   router: Router,
@@ -37,6 +40,8 @@ export async function scatterGather(
   body: Buffer,
   options: ExecuteOptions & { deadlineMs: number },
   call: ClientCall,
+  /** With `readConsistency: quorum`: replicas that differed get a repair (null: read one). */
+  onDivergence: ((spaceId: string) => void) | null,
 ): Promise<RoutingInfo> {
   if (body.length < FRAME_HEADER_BYTES || body[0] !== 0) throw malformed('request message');
   let request: QueryRequest;
@@ -74,11 +79,21 @@ export async function scatterGather(
       // Each space its own upstream slot; the client's close cancels every one.
       const subCall: ClientCall = { gone: false, upstream: null, children: null };
       subs.push(subCall);
-      const { value, routing } = await router.execute(
-        d,
-        (ctx) => forward(pool, ctx, headers, sub, subCall),
-        perSpace,
-      );
+      // Each space read as a Recall is (readConsistency): one replica, or a quorum merged.
+      const quorum =
+        onDivergence !== null && d.placement.length > 1 && d.strategy !== RoutingStrategy.LocalOnly;
+      const { value, routing } = quorum
+        ? await router.readQuorum(
+            d,
+            (ctx) => {
+              const replica: ClientCall = { gone: subCall.gone, upstream: null, children: null };
+              subs.push(replica);
+              return forward(pool, ctx, headers, sub, replica);
+            },
+            QUERY_REPLY_MERGE,
+            { ...perSpace, onDivergence },
+          )
+        : await router.execute(d, (ctx) => forward(pool, ctx, headers, sub, subCall), perSpace);
       if (value.status !== 0) {
         const m = headerValue(value.trailers, 'grpc-message');
         const error = {

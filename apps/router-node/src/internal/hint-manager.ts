@@ -177,8 +177,10 @@ export class HintManager {
         this.#statsOf(nodeId).refused++;
         log.warn(
           { event: 'hint-refused', node: nodeId, spaceId: hint.spaceId, code },
-          `hint for ${nodeId} refused with status ${code}: dropped`,
+          `hint for ${nodeId} refused with status ${code}: dropped, the node needs a repair`,
         );
+        // Other replicas took this write: the node lacks it all the same.
+        this.#init.onDropped(nodeId, 1);
       } else {
         this.#statsOf(nodeId).replayed++;
       }

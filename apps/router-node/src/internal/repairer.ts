@@ -84,8 +84,9 @@ export class Repairer {
 
   /**
    * Every space `nodeId` holds or should hold (listed from every up node), repaired at
-   * `spacesPerSecond`. Resolves with the spaces repaired; a space that failed is counted and
-   * skipped (the next repair takes it again).
+   * `spacesPerSecond`. Resolves with the spaces repaired; a space that failed, or that was
+   * compared without the node (it did not answer), is counted as failed and skipped (the next
+   * repair takes it again).
    */
   async repairNode(nodeId: string): Promise<{ spaces: number; failed: number }> {
     const table = this.#init.table();
@@ -99,8 +100,10 @@ export class Repairer {
         continue;
       }
       try {
-        await this.repairSpace(spaceId);
-        count++;
+        const report = await this.repairSpace(spaceId);
+        // Repaired only if the node itself took part (it may have gone away meanwhile).
+        if (report.compared.includes(nodeId)) count++;
+        else failed++;
       } catch {
         failed++;
       }

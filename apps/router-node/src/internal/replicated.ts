@@ -1,5 +1,5 @@
 import type { ConnectionPool } from '@engram/pool';
-import { MemoryServiceDefinition, type RecallResponse } from '@engram/proto';
+import { MemoryServiceDefinition, type QueryResponse, type RecallResponse } from '@engram/proto';
 import {
   type ExecuteOptions,
   LagTable,
@@ -8,6 +8,7 @@ import {
   type Routed,
   type Router,
   type RoutingDecision,
+  singleSpaceQueryMerge,
   type WriteObserver,
 } from '@engram/router';
 import { type ClientCall, forward, type Reply } from './forward.js';
@@ -68,23 +69,39 @@ function detached(): ClientCall {
 }
 
 /**
- * Recall answers of a quorum read merged (the Router's RECALL_MERGE on decoded responses),
- * re-encoded as one reply. A replica's non-OK answer (about the request) is passed on as is.
+ * A ReadMerge over forwarded replies: each decoded with `def`, merged by `merge` (the
+ * Router's), re-encoded as one reply without the nodes' RoutingInfo (the router appends its
+ * own). A replica's non-OK answer (about the request) is passed on as is.
  */
-export const RECALL_REPLY_MERGE: ReadMerge<Reply> = Object.freeze({
-  merge(values: readonly Reply[]) {
-    const failed = values.find((v) => v.status !== 0 || v.body.length < FRAME_HEADER_BYTES);
-    if (failed !== undefined) return { value: failed, diverged: false };
-    const def = MemoryServiceDefinition.Recall;
-    const decoded = values.map(
-      (v) => def.responseDeserialize(v.body.subarray(FRAME_HEADER_BYTES)) as RecallResponse,
-    );
-    const { value, diverged } = RECALL_MERGE.merge(decoded);
-    const first = values[0]!;
-    const body = frameMessage(def.responseSerialize({ memories: value.memories, routing: null }));
-    return { value: { ...first, body }, diverged };
-  },
-});
+function decodedReplyMerge<Res extends { routing?: unknown }>(
+  def: { responseDeserialize(b: Buffer): unknown; responseSerialize(v: Res): Buffer },
+  merge: ReadMerge<Res>,
+): ReadMerge<Reply> {
+  return Object.freeze({
+    merge(values: readonly Reply[]) {
+      const failed = values.find((v) => v.status !== 0 || v.body.length < FRAME_HEADER_BYTES);
+      if (failed !== undefined) return { value: failed, diverged: false };
+      const decoded = values.map(
+        (v) => def.responseDeserialize(v.body.subarray(FRAME_HEADER_BYTES)) as Res,
+      );
+      const { value, diverged } = merge.merge(decoded);
+      const body = frameMessage(def.responseSerialize({ ...value, routing: null }));
+      return { value: { ...values[0]!, body }, diverged };
+    },
+  });
+}
+
+/** Recall answers of a quorum read merged (the Router's RECALL_MERGE). */
+export const RECALL_REPLY_MERGE: ReadMerge<Reply> = decodedReplyMerge<RecallResponse>(
+  MemoryServiceDefinition.Recall,
+  RECALL_MERGE,
+);
+
+/** One space's Query answers of a quorum read merged (the Router's singleSpaceQueryMerge). */
+export const QUERY_REPLY_MERGE: ReadMerge<Reply> = decodedReplyMerge<QueryResponse>(
+  MemoryServiceDefinition.Query,
+  singleSpaceQueryMerge,
+);
 
 /** A quorum Recall over forwarded bytes, the client's call cancelling every replica's. */
 export function quorumRecall(

@@ -41,7 +41,8 @@ export interface RouterOptions {
   /**
    * `store()` gives a memory without an id a random UUID before the first attempt, so a retry
    * or fall-back after an ambiguous failure overwrites the same memory instead of adding a
-   * second one (nodes upsert by id). Default true.
+   * second one (nodes upsert by id). Default true; false (nodes assign ids) only with
+   * `replicateWrites: false`, since replicas would each assign their own.
    */
   readonly assignMemoryIds?: boolean | undefined;
   /** Consecutive failures that open a private breaker. Default 5. */
@@ -230,6 +231,14 @@ export function resolveOptions(options: RouterOptions = {}): ResolvedRouterOptio
       Object.values(ReadConsistency),
     ),
   };
+  if (resolved.replicateWrites && !resolved.assignMemoryIds) {
+    // Each replica would give the same memory an id of its own: three memories, not one.
+    throw new InvalidArgumentError(
+      'options.assignMemoryIds',
+      false,
+      'true while replicateWrites is on (every replica must store a memory under one id)',
+    );
+  }
   if (resolved.retryMaxDelayMs < resolved.retryBaseDelayMs) {
     throw new InvalidArgumentError(
       'options.retryMaxDelayMs',

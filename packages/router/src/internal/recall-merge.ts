@@ -1,13 +1,6 @@
 import type { QueryResponse, RecallResponse, ScoredMemory } from '@engram/proto';
 import type { ReadMerge } from './quorum-read.js';
 
-/**
- * Merges Recall answers of several replicas: memories by id, the highest version kept (the
- * last write wins, as on the nodes), ranked as a node ranks (score, then newer, then id), cut
- * to the longest answer's length (what one node would have returned for the request's limit).
- * The replicas disagreed when they did not return the same ids at the same versions: one of
- * them lacks a write, or holds an older copy, and the space needs a repair.
- */
 /** Merged memories of several replicas' answers, and whether the replicas disagreed. */
 function mergeMemories(lists: readonly (readonly ScoredMemory[])[]): {
   memories: ScoredMemory[];
