@@ -187,7 +187,7 @@ async function seed(nodes: NodeProc[]): Promise<void> {
   for (const c of clients) c.close();
 }
 
-function admin<T>(client: RouterAdminClient, method: string, request: object): Promise<T> {
+function admin<T>(client: grpc.Client, method: string, request: object): Promise<T> {
   const fn = (client as unknown as Record<string, (...a: unknown[]) => void>)[method]!;
   return new Promise((resolve, reject) =>
     fn.call(client, request, (err: grpc.ServiceError | null, res: T) =>
