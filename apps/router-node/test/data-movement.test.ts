@@ -71,7 +71,10 @@ describe('data follows placement (router-node, real processes)', () => {
       const t = (await getTable(adm)) as unknown as {
         nodes: { id: string; hintsPending: number }[];
       };
-      return Number(t.nodes.find((n) => n.id === primary)?.hintsPending) === 4;
+      const pending = Number(t.nodes.find((n) => n.id === primary)?.hintsPending);
+      // Thrown, not false: a timeout then reports what the table said last.
+      if (pending !== 4) throw new Error(`hints pending ${pending}: ${JSON.stringify(t.nodes)}`);
+      return true;
     });
     const node = `node="${primary}"`;
     const outage = await scrape(router.metricsPort);
