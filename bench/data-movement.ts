@@ -1,23 +1,3 @@
-/**
- * Data movement, end to end over real processes:
- *
- * 1. Hint replay rate. 3 in-memory nodes, RF 3, router-node with a `dataDir`. n3 is killed,
- *    BENCH_HINTS stores go through the router (W = quorum: acknowledged by n1 and n2, a
- *    durable hint each for n3); n3 restarts on its port and the time from the router marking it
- *    up to its last hint acknowledged is measured, at the default `hints.replayPerSecond` and
- *    with the limit lifted.
- * 2. A node joining a cluster that holds BENCH_JOIN_MEMORIES memories (in BENCH_JOIN_SPACES
- *    spaces, every space on all 3 nodes, RF 3; nodes durable with --data-dir, the memories
- *    written straight to the nodes with ApplyEntries). `AddNode n4`; measured: the time until
- *    n4 is published `active` (the one-deadline fence, listing, streaming), the streaming part
- *    alone, and memories streamed per second, at `streaming.concurrency` 4 (default) and 16.
- *
- * Run: pnpm --filter @engram/bench bench:movement
- * Env: BENCH_HINTS (default 20000), BENCH_JOIN_MEMORIES (default 100000),
- * BENCH_JOIN_SPACES (default 1000).
- */
-import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   callReplica,
@@ -27,7 +7,16 @@ import {
 } from '@engram/proto';
 import { RouterAdminClient } from '@engram/router-node';
 import * as grpc from '@grpc/grpc-js';
-import { dir, h2load, NODE_MAIN, ROUTER_MAIN, type Spawned, spawnJson } from './harness.js';
+import {
+  dir,
+  frameFile,
+  h2load,
+  h2loadAvailable,
+  NODE_MAIN,
+  type Spawned,
+  spawnJson,
+  startRouterNode,
+} from './harness.js';
 
 const HINTS = Number(process.env.BENCH_HINTS ?? 20_000);
 const JOIN_MEMORIES = Number(process.env.BENCH_JOIN_MEMORIES ?? 100_000);
@@ -51,24 +40,16 @@ async function startNode(id: string, zone: string, port = 0, dataDir?: string) {
   return { id, zone, address, port: Number(address.split(':')[1]), proc, args } as NodeProc;
 }
 
-async function startRouter(nodes: NodeProc[], extra: Record<string, unknown>): Promise<Spawned> {
-  const file = join(dir, `router-${Math.random().toString(36).slice(2)}.json`);
-  writeFileSync(
-    file,
-    JSON.stringify({
-      listen: { host: '127.0.0.1', port: 0 },
-      admin: { host: '127.0.0.1', port: 0 },
-      metrics: { host: '127.0.0.1', port: 0 },
-      nodes: nodes.map((n) => ({ id: n.id, address: n.address, zone: n.zone })),
-      replicationFactor: 3,
-      workers: 1,
-      dataDir: join(dir, `router-data-${Math.random().toString(36).slice(2)}`),
-      health: { intervalMs: 200, timeoutMs: 1000 },
-      logLevel: 'warn',
-      ...extra,
-    }),
-  );
-  return spawnJson([ROUTER_MAIN, '--config', file]);
+function startRouter(nodes: NodeProc[], extra: Record<string, unknown>): Promise<Spawned> {
+  return startRouterNode({
+    admin: { host: '127.0.0.1', port: 0 },
+    nodes: nodes.map((n) => ({ id: n.id, address: n.address, zone: n.zone })),
+    replicationFactor: 3,
+    workers: 1,
+    dataDir: join(dir, `router-data-${Math.random().toString(36).slice(2)}`),
+    health: { intervalMs: 200, timeoutMs: 1000 },
+    ...extra,
+  });
 }
 
 async function metric(port: number, name: string, label = ''): Promise<number> {
@@ -93,16 +74,13 @@ async function until(check: () => Promise<boolean>, what: string, limitMs = 600_
 }
 
 function storeFrameFile(spaceId: string): string {
-  const msg = MemoryServiceDefinition.Store.requestSerialize({
-    spaceId,
-    memory: { content: 'a memory of about forty bytes, stored', confidence: 0.5 },
-  });
-  const frame = Buffer.alloc(5 + msg.length);
-  frame.writeUInt32BE(msg.length, 1);
-  msg.copy(frame, 5);
-  const file = join(dir, `store-${spaceId.replace(/\W/g, '_')}.bin`);
-  writeFileSync(file, frame);
-  return file;
+  return frameFile(
+    `store-${spaceId.replace(/\W/g, '_')}.bin`,
+    MemoryServiceDefinition.Store.requestSerialize({
+      spaceId,
+      memory: { content: 'a memory of about forty bytes, stored', confidence: 0.5 },
+    }),
+  );
 }
 
 async function hintReplay(replayPerSecond: number | null): Promise<string> {
@@ -244,12 +222,7 @@ async function joinNode(concurrency: number): Promise<string> {
 }
 
 async function main(): Promise<void> {
-  try {
-    execFileSync('h2load', ['--version'], { stdio: 'ignore' });
-  } catch {
-    console.log('h2load not found: skipped (apt-get install -y nghttp2-client)');
-    return;
-  }
+  if (!h2loadAvailable()) return;
   const lines: string[] = [];
   lines.push(await hintReplay(null));
   lines.push(await hintReplay(1_000_000));

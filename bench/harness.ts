@@ -4,7 +4,7 @@
  * per-target measurement (warm-up, sequential, 64 in flight, fixed rate).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -308,4 +308,48 @@ export function printRows(
       errors: r.errors,
     })),
   );
+}
+
+/** True when h2load is installed; otherwise says how to get it (the benchmark is skipped). */
+export function h2loadAvailable(): boolean {
+  try {
+    execFileSync('h2load', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    console.log('h2load not found: skipped (apt-get install -y nghttp2-client)');
+    return false;
+  }
+}
+
+/**
+ * Starts router-node (`main`: this build, or another one's dist/main.js) on `config` written
+ * to a file, on free ports, admin off, quiet; resolves with its first stdout line.
+ */
+export function startRouterNode(
+  config: Record<string, unknown>,
+  execArgv: string[] = [],
+  main: string = ROUTER_MAIN,
+): Promise<Spawned> {
+  const file = join(dir, `router-${Math.random().toString(36).slice(2)}.json`);
+  writeFileSync(
+    file,
+    JSON.stringify({
+      listen: { host: '127.0.0.1', port: 0 },
+      admin: { enabled: false },
+      metrics: { host: '127.0.0.1', port: 0 },
+      logLevel: 'warn',
+      ...config,
+    }),
+  );
+  return spawnJson([...execArgv, main, '--config', file]);
+}
+
+/** A serialized message as one gRPC frame in a file (h2load's request body). */
+export function frameFile(name: string, message: Uint8Array): string {
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  frame.set(message, 5);
+  const file = join(dir, name);
+  writeFileSync(file, frame);
+  return file;
 }

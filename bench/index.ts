@@ -28,7 +28,9 @@ import {
   children,
   DEFAULT_PHASES,
   dir,
+  frameFile,
   graceful,
+  h2loadAvailable,
   measure,
   medianRow,
   NODE_MAIN,
@@ -39,28 +41,21 @@ import {
   SEQ_CALLS,
   type Spawned,
   spawnJson,
+  startRouterNode,
   type Target,
 } from './harness.js';
 
-async function startRouter(
+function startRouter(
   nodeAddress: string,
   extra: Record<string, unknown>,
   execArgv: string[] = [],
   main: string = ROUTER_MAIN,
 ): Promise<Spawned> {
-  const file = join(dir, `router-${Math.random().toString(36).slice(2)}.json`);
-  writeFileSync(
-    file,
-    JSON.stringify({
-      listen: { host: '127.0.0.1', port: 0 },
-      admin: { enabled: false },
-      metrics: { host: '127.0.0.1', port: 0 },
-      nodes: [{ id: 'n1', address: nodeAddress, zone: 'a' }],
-      logLevel: 'warn',
-      ...extra,
-    }),
+  return startRouterNode(
+    { nodes: [{ id: 'n1', address: nodeAddress, zone: 'a' }], ...extra },
+    execArgv,
+    main,
   );
-  return spawnJson([...execArgv, main, '--config', file]);
 }
 
 function nginxAvailable(): boolean {
@@ -140,12 +135,7 @@ async function checkPath(address: string, expectRouting: boolean): Promise<void>
 }
 
 async function main(): Promise<void> {
-  try {
-    execFileSync('h2load', ['--version'], { stdio: 'ignore' });
-  } catch {
-    console.log('h2load not found: skipped (apt-get install -y nghttp2-client)');
-    return;
-  }
+  if (!h2loadAvailable()) return;
   const node = await spawnJson([
     NODE_MAIN,
     '--id',
@@ -166,16 +156,12 @@ async function main(): Promise<void> {
     });
   }
   client.close();
-  const body = join(dir, 'recall.bin');
   const msg = MemoryServiceDefinition.Recall.requestSerialize({
     spaceId: 'bench',
     cue: { text: 'hello' },
     limit: 5,
   });
-  const frame = Buffer.alloc(5 + msg.length);
-  frame.writeUInt32BE(msg.length, 1);
-  msg.copy(frame, 5);
-  writeFileSync(body, frame);
+  const body = frameFile('recall.bin', msg);
 
   const cores = availableParallelism();
   const targets: Target[] = [

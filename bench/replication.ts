@@ -1,38 +1,20 @@
-/**
- * What replication costs, end to end, side by side in one run against the same 3 memory nodes
- * (in memory, one per zone, replication factor 3):
- *
- *   Store: direct to one node · router-node primary-only (`replicateWrites: false`, the seed's
- *          behaviour) · replicated with W = one / quorum (default) / all
- *   Recall: direct · router-node with readConsistency one (default) / quorum
- *
- * Same harness as the proxy benchmark (index.ts): h2load POSTs one serialized request; per
- * target sequential p50/p99, 64 in flight p50/p99 and calls/s, a fixed-rate run, and the
- * router process's CPU per call (utime+stime over the 64-in-flight run). Each Store without an
- * id becomes a new memory (the router stamps one per call), so every target writes its own
- * space and the phases are shorter than the proxy benchmark's (nodes keep what they store).
- *
- * Run: pnpm --filter @engram/bench bench:replication   (needs h2load)
- * Env: BENCH_ROUNDS (default 3), BENCH_STORE_CONC (calls at 64 in flight, default 20000),
- * BENCH_STORE_RATE (calls/s of the fixed-rate run, default 3000).
- */
-import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { callMemory, MemoryServiceClient, MemoryServiceDefinition } from '@engram/proto';
 import * as grpc from '@grpc/grpc-js';
 import {
   dir,
+  frameFile,
+  h2loadAvailable,
   measure,
   medianRow,
   NODE_MAIN,
   type Phases,
   printRows,
   ROUNDS,
-  ROUTER_MAIN,
   type Row,
   type Spawned,
   spawnJson,
+  startRouterNode,
   type Target,
 } from './harness.js';
 
@@ -44,15 +26,6 @@ const STORE_PHASES: Phases = {
 };
 const RECALL_PHASES: Phases = { warmup: 2000, seq: 2000, conc: 20_000, rate: 3000 };
 
-function frameFile(name: string, message: Buffer): string {
-  const frame = Buffer.alloc(5 + message.length);
-  frame.writeUInt32BE(message.length, 1);
-  message.copy(frame, 5);
-  const file = join(dir, name);
-  writeFileSync(file, frame);
-  return file;
-}
-
 const storeBody = (spaceId: string) =>
   frameFile(
     `store-${spaceId.replace(/\W/g, '_')}.bin`,
@@ -62,26 +35,17 @@ const storeBody = (spaceId: string) =>
     }),
   );
 
-async function startRouter(
+function startRouter(
   nodes: { id: string; address: string; zone: string }[],
   extra: Record<string, unknown>,
 ): Promise<Spawned> {
-  const file = join(dir, `router-${Math.random().toString(36).slice(2)}.json`);
-  writeFileSync(
-    file,
-    JSON.stringify({
-      listen: { host: '127.0.0.1', port: 0 },
-      admin: { enabled: false },
-      metrics: { host: '127.0.0.1', port: 0 },
-      nodes,
-      replicationFactor: 3,
-      workers: 1,
-      dataDir: join(dir, `router-data-${Math.random().toString(36).slice(2)}`),
-      logLevel: 'warn',
-      ...extra,
-    }),
-  );
-  return spawnJson([ROUTER_MAIN, '--config', file]);
+  return startRouterNode({
+    nodes,
+    replicationFactor: 3,
+    workers: 1,
+    dataDir: join(dir, `router-data-${Math.random().toString(36).slice(2)}`),
+    ...extra,
+  });
 }
 
 /** Runs every target BENCH_ROUNDS times, one under load at a time, order rotated. */
@@ -98,12 +62,7 @@ async function rounds(targets: Target[], bodies: string[], phases: Phases): Prom
 }
 
 async function main(): Promise<void> {
-  try {
-    execFileSync('h2load', ['--version'], { stdio: 'ignore' });
-  } catch {
-    console.log('h2load not found: skipped (apt-get install -y nghttp2-client)');
-    return;
-  }
+  if (!h2loadAvailable()) return;
   const nodes: { id: string; address: string; zone: string }[] = [];
   for (const [i, zone] of ['a', 'b', 'c'].entries()) {
     const id = `n${i + 1}`;

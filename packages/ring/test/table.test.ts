@@ -135,9 +135,9 @@ describe('across threads', () => {
     await Promise.all(workers.splice(0).map((w) => w.terminate()));
   });
 
-  function startWorker(workerData: unknown): Promise<Record<string, number>> {
+  function startWorker(workerData: object, slot = 0): Promise<Record<string, number>> {
     const worker = new Worker(new URL('./fixtures/stress-reader.mjs', import.meta.url), {
-      workerData,
+      workerData: { ...workerData, slot },
     });
     workers.push(worker);
     return new Promise((resolve, reject) => {
@@ -180,8 +180,8 @@ describe('across threads', () => {
     writer.publish(a);
     const expectedA = answers(a);
     const expectedB = answers(b);
-    // control[0]: 1 while the writer runs; control[1]: readers ready
-    const control = new Int32Array(new SharedArrayBuffer(8));
+    // control[0]: 1 while the writer runs; [1]: readers ready; [2..5]: readers' progress
+    const control = new Int32Array(new SharedArrayBuffer(32));
     Atomics.store(control, 0, 1);
     const data = {
       buffer: writer.buffer,
@@ -190,11 +190,15 @@ describe('across threads', () => {
       expected: { odd: expectedA, even: expectedB },
       mode: 'stress',
     };
-    const results = [startWorker(data), startWorker(data)];
+    const results = [startWorker(data, 0), startWorker(data, 1)];
     while (Atomics.load(control, 1) < 2) await new Promise((r) => setImmediate(r));
+    // At least PUBLISHES, and on until both readers raced the writer (on a busy machine a
+    // reader thread may get little CPU while the writer runs).
     const PUBLISHES = 3000;
-    for (let i = 0; i < PUBLISHES; i++) {
+    let published = 0;
+    for (let i = 0; i < PUBLISHES || !raced(control, 2); i++) {
       writer.publish(i % 2 === 0 ? b : a);
+      published++;
       // Let readers in: a few microseconds between publishes, none in most iterations.
       if (i % 64 === 0) await new Promise((r) => setImmediate(r));
     }
@@ -206,7 +210,7 @@ describe('across threads', () => {
       expect(result.epochsSeen).toBeGreaterThan(10);
       expect(result.lookups).toBeGreaterThan(1000);
     }
-    expect(writer.epoch).toBe(PUBLISHES + 1);
+    expect(writer.epoch).toBe(published + 1);
   });
 });
 
@@ -250,7 +254,7 @@ describe('across threads, while membership changes', () => {
     expect(cycle[2]!.pendingInto.filter((a) => a !== '').length).toBeGreaterThan(100);
     const writer = new TableWriter({ ...small, maxTokens: 8192 });
     writer.publish(tables[1]!); // epoch e holds tables[e % 3]
-    const control = new Int32Array(new SharedArrayBuffer(8));
+    const control = new Int32Array(new SharedArrayBuffer(32));
     Atomics.store(control, 0, 1);
     const data = {
       buffer: writer.buffer,
@@ -259,9 +263,9 @@ describe('across threads, while membership changes', () => {
       expected: { cycle },
       mode: 'cycle',
     };
-    const start = (): Promise<Record<string, number>> => {
+    const start = (slot: number): Promise<Record<string, number>> => {
       const worker = new Worker(new URL('./fixtures/stress-reader.mjs', import.meta.url), {
-        workerData: data,
+        workerData: { ...data, slot },
       });
       workers.push(worker);
       return new Promise((resolve, reject) => {
@@ -269,10 +273,10 @@ describe('across threads, while membership changes', () => {
         worker.once('error', reject);
       });
     };
-    const results = [start(), start()];
+    const results = [start(0), start(1)];
     while (Atomics.load(control, 1) < 2) await new Promise((r) => setImmediate(r));
     const PUBLISHES = 3000;
-    for (let i = 0; i < PUBLISHES; i++) {
+    for (let i = 0; i < PUBLISHES || !raced(control, 2); i++) {
       writer.publish(tables[(writer.epoch + 1) % 3]!);
       if (i % 64 === 0) await new Promise((r) => setImmediate(r));
     }
@@ -284,6 +288,16 @@ describe('across threads, while membership changes', () => {
     }
   });
 });
+
+/** Every stress reader saw more than 10 epochs and made more than 1000 lookups. */
+function raced(control: Int32Array, readers: number): boolean {
+  for (let r = 0; r < readers; r++) {
+    if (Atomics.load(control, 2 + 2 * r) <= 10 || Atomics.load(control, 3 + 2 * r) <= 1000) {
+      return false;
+    }
+  }
+  return true;
+}
 
 function catchError(fn: () => unknown): unknown {
   try {

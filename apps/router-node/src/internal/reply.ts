@@ -12,6 +12,11 @@ export const REPLY_HEADERS = encodeHeaderBlock([
 ]);
 export const OK_TRAILERS: readonly string[] = ['grpc-status', '0'];
 
+/** The start of a trailers-only reply (headers and status in one block). */
+function trailersOnly(status: number): string[] {
+  return [':status', '200', 'content-type', 'application/grpc', 'grpc-status', String(status)];
+}
+
 const STRATEGY_BYTES: ReadonlyMap<string, Buffer> = new Map(
   Object.values(RoutingStrategy).map((s) => [s, Buffer.from(s)]),
 );
@@ -40,14 +45,7 @@ export class Replies {
     if (stream.closed || stream.sentHeaders) return;
     if (r.status !== 0 || r.body.length === 0) {
       // Pass the node's error through as a trailers-only reply.
-      const out = [
-        ':status',
-        '200',
-        'content-type',
-        'application/grpc',
-        'grpc-status',
-        String(r.status),
-      ];
+      const out = trailersOnly(r.status);
       this.pushRoutingHeaders(out, routing);
       const msg = headerValue(r.trailers, 'grpc-message');
       if (msg !== undefined) out.push('grpc-message', msg);
@@ -100,16 +98,8 @@ export class Replies {
   /** A trailers-only error reply (`extra`: more `[name, value, …]` pairs). */
   fail(stream: H2Stream, status: number, message: string, extra?: readonly string[]): void {
     if (stream.closed || stream.localEnded || stream.sentHeaders) return;
-    const out = [
-      ':status',
-      '200',
-      'content-type',
-      'application/grpc',
-      'grpc-status',
-      String(status),
-      'grpc-message',
-      encodeGrpcMessage(message),
-    ];
+    const out = trailersOnly(status);
+    out.push('grpc-message', encodeGrpcMessage(message));
     if (extra !== undefined) for (const v of extra) out.push(v);
     stream.sendHeaders(out, true);
   }

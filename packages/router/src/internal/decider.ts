@@ -278,13 +278,23 @@ function local(
   operation: Operation,
   epoch: number,
 ): RoutingDecision {
+  return oneNode(node, spaceId, epoch, operation, RoutingStrategy.LocalOnly);
+}
+
+function oneNode(
+  node: NodeInfo,
+  spaceId: string,
+  epoch: number,
+  operation: Operation,
+  strategy: RoutingStrategy,
+): RoutingDecision {
   return {
     spaceId,
     primary: node,
     replicas: NO_NODES,
     placement: [node],
     pending: NO_NODES,
-    strategy: RoutingStrategy.LocalOnly,
+    strategy,
     epoch,
     operation,
   };
@@ -300,14 +310,5 @@ export function singleNodeDecision(
   epoch: number,
   operation: Operation,
 ): RoutingDecision {
-  return {
-    spaceId,
-    primary: node,
-    replicas: NO_NODES,
-    placement: [node],
-    pending: NO_NODES,
-    strategy: RoutingStrategy.Primary,
-    epoch,
-    operation,
-  };
+  return oneNode(node, spaceId, epoch, operation, RoutingStrategy.Primary);
 }
