@@ -35,6 +35,23 @@ async function cluster(count: number): Promise<LocalCluster> {
   return c;
 }
 
+/** Three nodes and a router in front of them (MOVING settings, `extra` on top), with clients. */
+async function routed(extra: Record<string, unknown> = {}) {
+  const c = await cluster(3);
+  const router = await spawnRouter(
+    cleanup,
+    testConfig({
+      nodes: c.configs,
+      workers: 1,
+      ...extra,
+      router: { ...MOVING, ...(extra.router as object) },
+    }),
+  );
+  const client = memoryClient(cleanup, router.address);
+  const adm = adminClient(cleanup, router.adminPort);
+  return { c, router, client, adm };
+}
+
 function placement(nodes: LocalCluster['configs'], spaceId: string): string[] {
   const p = buildRing({ nodes, vnodesPerNode: 256 }).lookup(spaceId);
   return [p.primary.id, ...p.replicas.map((r) => r.id)];
@@ -42,13 +59,7 @@ function placement(nodes: LocalCluster['configs'], spaceId: string): string[] {
 
 describe('data follows placement (router-node, real processes)', () => {
   it('a replica answers with the data after kill -9 of the primary; outage writes reach it by hints', async () => {
-    const c = await cluster(3);
-    const router = await spawnRouter(
-      cleanup,
-      testConfig({ nodes: c.configs, workers: 1, router: MOVING }),
-    );
-    const client = memoryClient(cleanup, router.address);
-    const adm = adminClient(cleanup, router.adminPort);
+    const { c, router, client, adm } = await routed();
     const space = 'kept/space';
     const [primary] = placement(c.configs, space);
     const before: string[] = [];
@@ -108,13 +119,7 @@ describe('data follows placement (router-node, real processes)', () => {
   });
 
   it('majority loss: the survivor serves every recall (degraded); a quorum write is refused, typed', async () => {
-    const c = await cluster(3);
-    const router = await spawnRouter(
-      cleanup,
-      testConfig({ nodes: c.configs, workers: 1, router: MOVING }),
-    );
-    const client = memoryClient(cleanup, router.address);
-    const adm = adminClient(cleanup, router.adminPort);
+    const { c, client, adm } = await routed();
     const spaces = Array.from({ length: 12 }, (_, i) => `loss/${i}`);
     for (const s of spaces) await call(client, 'store', { spaceId: s, memory: { content: s } });
     await c.kill('n1');
@@ -138,14 +143,7 @@ describe('data follows placement (router-node, real processes)', () => {
   });
 
   it('a node added under traffic gets its spaces streamed before it serves a read; a drained node hands its spaces over before it goes', async () => {
-    const c = await cluster(3);
-    const dataDir = tempDir(cleanup);
-    const router = await spawnRouter(
-      cleanup,
-      testConfig({ nodes: c.configs, workers: 2, dataDir, router: MOVING }),
-    );
-    const client = memoryClient(cleanup, router.address);
-    const adm = adminClient(cleanup, router.adminPort);
+    const { c, router, client, adm } = await routed({ workers: 2, dataDir: tempDir(cleanup) });
     const acked = new Map<string, string[]>();
     const spaces = Array.from({ length: 40 }, (_, i) => `grow/${i}`);
     for (const s of spaces) acked.set(s, []);
@@ -208,13 +206,7 @@ describe('data follows placement (router-node, real processes)', () => {
   });
 
   it('RepairSpace gives every replica what one was written behind the router; Consolidate leaves the replicas equal', async () => {
-    const c = await cluster(3);
-    const router = await spawnRouter(
-      cleanup,
-      testConfig({ nodes: c.configs, workers: 1, router: MOVING }),
-    );
-    const client = memoryClient(cleanup, router.address);
-    const adm = adminClient(cleanup, router.adminPort);
+    const { c, router, client, adm } = await routed();
     const space = 'agree/space';
     const owners = placement(c.configs, space);
     const near = [
@@ -286,16 +278,7 @@ describe('data follows placement (router-node, real processes)', () => {
   });
 
   it('readConsistency quorum: Recall and Query merge two replicas, and the replicas are read-repaired', async () => {
-    const c = await cluster(3);
-    const router = await spawnRouter(
-      cleanup,
-      testConfig({
-        nodes: c.configs,
-        workers: 1,
-        router: { ...MOVING, readConsistency: 'quorum' },
-      }),
-    );
-    const client = memoryClient(cleanup, router.address);
+    const { c, router, client } = await routed({ router: { readConsistency: 'quorum' } });
     const space = 'quorum/space';
     const owners = placement(c.configs, space);
     const stored = await call(client, 'store', {
