@@ -144,7 +144,6 @@ export class DataPlane implements Dispatcher {
   readonly #stopGc: () => void;
   /** Largest request frame buffered (message + gRPC frame header). */
   readonly #maxRequestBytes: number;
-  readonly #quorumReads: boolean;
   /** A quorum read found replicas that differ: counted, and the space repaired behind it. */
   readonly #readRepair = (spaceId: string): void => {
     this.#metrics.readRepair();
@@ -230,7 +229,6 @@ export class DataPlane implements Dispatcher {
       () => this.#draining,
     );
     this.#maxRequestBytes = rc.maxMessageBytes + FRAME_HEADER_BYTES;
-    this.#quorumReads = rc.readConsistency === 'quorum';
     this.#answered = (nodeId) => {
       const index = reader.nodeIndex(nodeId);
       const slot = index < 0 ? -1 : reader.nodeSlot(index);
@@ -376,7 +374,7 @@ export class DataPlane implements Dispatcher {
           body,
           options,
           call,
-          this.#quorumReads ? this.#readRepair : null,
+          this.#readRepair,
         );
         if (routing.fallback) this.#metrics.fallback(op);
         return;
@@ -418,10 +416,7 @@ export class DataPlane implements Dispatcher {
             options,
             this.#answered,
           )
-        : op === OP.recall &&
-            this.#quorumReads &&
-            decision.placement.length > 1 &&
-            decision.strategy !== RoutingStrategy.LocalOnly
+        : op === OP.recall && router.readsQuorum(decision)
           ? await quorumRecall(
               router,
               pool,

@@ -9,7 +9,6 @@ import {
   type Router,
   type RoutingDecision,
   type RoutingInfo,
-  RoutingStrategy,
   type SpaceAnswer,
 } from '@engram/router';
 import { GRPC_STATUS, RouteError } from './errors.js';
@@ -40,8 +39,8 @@ export async function scatterGather(
   body: Buffer,
   options: ExecuteOptions & { deadlineMs: number },
   call: ClientCall,
-  /** With `readConsistency: quorum`: replicas that differed get a repair (null: read one). */
-  onDivergence: ((spaceId: string) => void) | null,
+  /** After a quorum read whose replicas differed: repair the space. */
+  onDivergence: (spaceId: string) => void,
 ): Promise<RoutingInfo> {
   if (body.length < FRAME_HEADER_BYTES || body[0] !== 0) throw malformed('request message');
   let request: QueryRequest;
@@ -80,9 +79,7 @@ export async function scatterGather(
       const subCall: ClientCall = { gone: false, upstream: null, children: null };
       subs.push(subCall);
       // Each space read as a Recall is (readConsistency): one replica, or a quorum merged.
-      const quorum =
-        onDivergence !== null && d.placement.length > 1 && d.strategy !== RoutingStrategy.LocalOnly;
-      const { value, routing } = quorum
+      const { value, routing } = router.readsQuorum(d)
         ? await router.readQuorum(
             d,
             (ctx) => {

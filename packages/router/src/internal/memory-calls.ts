@@ -22,7 +22,7 @@ import { validateExecuteOptions } from './options.js';
 import { RECALL_MERGE, singleSpaceQueryMerge } from './recall-merge.js';
 import type { Router } from './router.js';
 import { gather, type SpaceAnswer } from './scatter-gather.js';
-import type { CallContext, ExecuteOptions, Routed, RoutingDecision } from './types.js';
+import type { CallContext, ExecuteOptions, Routed } from './types.js';
 import { RoutingStrategy } from './types.js';
 import { unaryCall } from './unary.js';
 import { VersionClock } from './version-clock.js';
@@ -58,7 +58,7 @@ export class MemoryCalls {
     const router = this.#router;
     const decision = router.routeRecall(request.spaceId as string);
     const call = (ctx: CallContext) => this.#unary(ctx, MemoryServiceDefinition.Recall, request);
-    const { value, routing } = this.#quorum(decision)
+    const { value, routing } = this.#router.readsQuorum(decision)
       ? await router.readQuorum(decision, call, RECALL_MERGE, options)
       : await router.execute(decision, call, options);
     value.routing = routing;
@@ -127,7 +127,7 @@ export class MemoryCalls {
           limit: request.limit ?? 0,
         };
         const call = (ctx: CallContext) => this.#unary(ctx, MemoryServiceDefinition.Query, sub);
-        return this.#quorum(decision)
+        return this.#router.readsQuorum(decision)
           ? router.readQuorum(decision, call, singleSpaceQueryMerge, perSpace)
           : router.execute(decision, call, perSpace);
       }),
@@ -142,14 +142,6 @@ export class MemoryCalls {
     request: unknown,
   ): Promise<Res> {
     return this.#unary(ctx, method, request);
-  }
-
-  #quorum(decision: RoutingDecision): boolean {
-    return (
-      this.#router.options.readConsistency === 'quorum' &&
-      decision.strategy !== RoutingStrategy.LocalOnly &&
-      decision.placement.length > 1
-    );
   }
 
   /**

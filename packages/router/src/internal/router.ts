@@ -51,6 +51,7 @@ import {
   type RouterHooks,
   type RouterInit,
   type RoutingDecision,
+  RoutingStrategy,
 } from './types.js';
 
 const NEVER_PARTITIONED: PartitionState = Object.freeze({ isPartitioned: () => false });
@@ -154,6 +155,18 @@ export class Router implements ExecutionHost {
     this.#pool = init.pool;
     this.#ownPool = init.pool === undefined;
     this.#managePool = init.managePool ?? this.#ownPool;
+  }
+
+  /**
+   * Whether a read of this decision asks a quorum: `readConsistency: 'quorum'`, more than one
+   * replica, and not the partitioned LocalOnly (one node by design).
+   */
+  readsQuorum(decision: RoutingDecision): boolean {
+    return (
+      this.options.readConsistency === 'quorum' &&
+      decision.strategy !== RoutingStrategy.LocalOnly &&
+      decision.placement.length > 1
+    );
   }
 
   /** Where a Store goes: the primary, with fall-back to replicas when `storeFallback`. */
