@@ -26,7 +26,10 @@ export {
   HpackError,
 } from './internal/hpack.js';
 export {
+  DEFAULT_BODY_TIMEOUT_MS,
+  DEFAULT_HEADER_TIMEOUT_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_SEND_TIMEOUT_MS,
   H2Server,
   H2ServerConnection,
   type H2ServerOptions,

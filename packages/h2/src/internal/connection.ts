@@ -325,6 +325,22 @@ export abstract class H2Connection implements Flushable {
   }
 
   /**
+   * Frames parsed so far, CONTINUATION not counted (a header block counts once, when it
+   * starts). A server's read-timeout sweep compares it between its rounds to see progress, so
+   * no clock is read per frame, and a header block trickled as CONTINUATIONs is no progress.
+   */
+  framesReceived = 0;
+
+  /**
+   * True while the connection waits for the rest of something it started reading: the
+   * preface and first SETTINGS, a frame, or a header block (HEADERS + CONTINUATION). Sampled
+   * by a server's read timeouts; a peer that stays here is trickling bytes (slowloris).
+   */
+  get isMidRead(): boolean {
+    return !this.gotRemoteSettings || this.#pending !== null || this.#hbStream !== 0;
+  }
+
+  /**
    * Sends a PING; `callback` gets null when its ACK arrives, or an error when the
    * connection closes first. Returns false when the connection is closed.
    */
@@ -574,6 +590,7 @@ export abstract class H2Connection implements Flushable {
       const id = buf.readUInt32BE(pos + 5) & 0x7fffffff;
       const start = pos + FRAME_HEADER_BYTES;
       pos = start + len;
+      if (type !== FRAME_TYPE.CONTINUATION) this.framesReceived++;
       this.#onFrame(type, flags, id, buf, start, pos);
       if (this.destroyed) return;
     }

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
 import { InvalidArgumentError } from '@engram/common';
 import {
@@ -9,6 +10,7 @@ import {
   resolveLocalSettings,
 } from './connection.js';
 import { H2_ERROR } from './frames.js';
+import { StallTimeouts } from './stall-timeouts.js';
 
 /** Gets each new request stream; `stream.headers` holds the request headers. */
 export type StreamListener = (stream: H2Stream) => void;
@@ -33,7 +35,14 @@ export class H2ServerConnection extends H2Connection {
     s.remoteEnded = endStream;
     this.#onStream(s);
   }
+
+  /** The header read timeout passed: the peer is stuck mid-frame or mid-handshake. */
+  readTimedOut(): void {
+    this.fail(H2_ERROR.NO_ERROR, 'read timeout');
+  }
 }
+
+const REQUEST_TIMEOUT: readonly string[] = [':status', '408'];
 
 export interface H2ServerOptions {
   /** TLS (ALPN `h2`) when set; plaintext HTTP/2 (prior knowledge) otherwise. */
@@ -45,13 +54,50 @@ export interface H2ServerOptions {
    * speak, or never close after GOAWAY). 0 = never. Default 300 000 (5 min).
    */
   readonly idleTimeoutMs?: number;
-  /** Monotonic milliseconds for the stream-reset rate limit (tests). Default `performance.now`. */
+  /**
+   * A connection must complete what it started reading (the preface and first SETTINGS, a
+   * frame, a header block) within this long, or it is closed: slowloris on headers. Bytes
+   * trickling in are no progress; a parsed frame is. 0 = off. Default 10 000 (10 s).
+   */
+  readonly headerTimeoutMs?: number;
+  /**
+   * A request stream must be complete (END_STREAM) within this long of being opened, or it
+   * gets HTTP 408 and RST_STREAM: slowloris on bodies. 0 = off. Default 30 000 (30 s).
+   */
+  readonly bodyTimeoutMs?: number;
+  /**
+   * A reply held back by the client's flow-control window must make progress within this
+   * long, or its stream is reset (CANCEL): a client that never reads cannot park replies in
+   * memory. 0 = off. Default 30 000 (30 s).
+   */
+  readonly sendTimeoutMs?: number;
+  /**
+   * Connections served at once; one more is closed as soon as it is accepted. 0 = no limit.
+   * Default 0.
+   */
+  readonly maxConnections?: number;
+  /**
+   * Monotonic milliseconds for the stream-reset rate limit and the read timeouts (tests).
+   * Default `performance.now`.
+   */
   readonly now?: () => number;
   /** Called for every request stream on every connection. */
   readonly onStream: StreamListener;
 }
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 300_000; // 5 min
+export const DEFAULT_HEADER_TIMEOUT_MS = 10_000; // 10 s
+export const DEFAULT_BODY_TIMEOUT_MS = 30_000; // 30 s
+export const DEFAULT_SEND_TIMEOUT_MS = 30_000; // 30 s
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function checkMs(field: string, value: number): number {
+  if (!Number.isInteger(value) || value < 0 || value > MAX_TIMER_MS) {
+    throw new InvalidArgumentError(field, value, `an integer in 0..${MAX_TIMER_MS} (ms)`);
+  }
+  return value;
+}
 
 /**
  * An HTTP/2 server: a `net.Server` (or `tls.Server`) whose connections are
@@ -63,7 +109,18 @@ export class H2Server {
   readonly #options: ConnectionOptions;
   readonly #onStream: StreamListener;
   readonly #idleTimeoutMs: number;
+  readonly #stalls: StallTimeouts;
+  readonly #now: () => number;
+  #sweepTimer: NodeJS.Timeout | null = null;
   #closeWaiters: (() => void)[] = [];
+  /** Connections closed by the header read timeout. */
+  headerTimeouts = 0;
+  /** Request streams answered 408 by the body read timeout. */
+  bodyTimeouts = 0;
+  /** Streams reset because their reply made no progress behind flow control. */
+  sendTimeouts = 0;
+  /** Connections closed at accept because `maxConnections` were open. */
+  refusedConnections = 0;
 
   constructor(options: H2ServerOptions) {
     // Checked here, once: a bad value must not surface as a throw on every accepted socket.
@@ -71,11 +128,24 @@ export class H2Server {
       settings: resolveLocalSettings(options.settings),
       ...(options.now === undefined ? {} : { now: options.now }),
     };
-    const idle = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
-    if (!Number.isInteger(idle) || idle < 0 || idle > 2 ** 31 - 1) {
-      throw new InvalidArgumentError('idleTimeoutMs', idle, 'an integer in 0..2147483647 (ms)');
+    this.#idleTimeoutMs = checkMs(
+      'idleTimeoutMs',
+      options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+    );
+    const limits = {
+      headerTimeoutMs: checkMs(
+        'headerTimeoutMs',
+        options.headerTimeoutMs ?? DEFAULT_HEADER_TIMEOUT_MS,
+      ),
+      bodyTimeoutMs: checkMs('bodyTimeoutMs', options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS),
+      sendTimeoutMs: checkMs('sendTimeoutMs', options.sendTimeoutMs ?? DEFAULT_SEND_TIMEOUT_MS),
+    };
+    const maxConnections = options.maxConnections ?? 0;
+    if (!Number.isInteger(maxConnections) || maxConnections < 0) {
+      throw new InvalidArgumentError('maxConnections', maxConnections, 'an integer ≥ 0');
     }
-    this.#idleTimeoutMs = idle;
+    this.#stalls = new StallTimeouts(limits);
+    this.#now = options.now ?? performance.now.bind(performance);
     this.#onStream = options.onStream;
     if (options.tls != null) {
       const server = tls.createServer({ ...options.tls, ALPNProtocols: ['h2'] });
@@ -89,6 +159,50 @@ export class H2Server {
     } else {
       this.server = net.createServer((socket) => this.#accept(socket));
     }
+    if (maxConnections > 0) {
+      // net.Server closes sockets past the limit itself, before any TLS or HTTP/2 work.
+      this.server.maxConnections = maxConnections;
+      this.server.on('drop', () => {
+        this.refusedConnections++;
+      });
+    }
+    const period = StallTimeouts.periodMs(limits);
+    if (period > 0) {
+      this.#sweepTimer = setInterval(() => this.sweep(), period);
+      this.#sweepTimer.unref();
+      this.server.once('close', () => this.#stopSweep());
+    }
+  }
+
+  /**
+   * Applies the stall timeouts now (the server's timer calls it every quarter of the shortest
+   * timeout; tests call it on fake time): closes connections stuck mid-read, answers request
+   * streams whose body is overdue with 408 and RST_STREAM, resets streams whose reply is stuck
+   * behind the client's flow control.
+   */
+  sweep(): void {
+    const stuck = this.#stalls.sweep(this.connections, this.#now());
+    for (const c of stuck.connections) {
+      this.headerTimeouts++;
+      (c as H2ServerConnection).readTimedOut();
+    }
+    for (const s of stuck.requests) {
+      if (s.closed) continue;
+      this.bodyTimeouts++;
+      if (!s.sentHeaders) s.sendHeaders(REQUEST_TIMEOUT, true);
+      // The reply is complete; RST_STREAM(NO_ERROR) stops the upload (RFC 9113 §8.1).
+      s.reset(s.sentHeaders && s.localEnded ? H2_ERROR.NO_ERROR : H2_ERROR.CANCEL);
+    }
+    for (const s of stuck.replies) {
+      if (s.closed) continue;
+      this.sendTimeouts++;
+      s.reset(H2_ERROR.CANCEL);
+    }
+  }
+
+  #stopSweep(): void {
+    if (this.#sweepTimer !== null) clearInterval(this.#sweepTimer);
+    this.#sweepTimer = null;
   }
 
   #accept(socket: net.Socket): void {
@@ -129,6 +243,7 @@ export class H2Server {
 
   /** Closes every connection now; their open streams close with `CLOSE.CONNECTION_LOST`. */
   destroy(): void {
+    this.#stopSweep();
     if (this.server.listening) this.server.close();
     for (const c of this.connections) c.destroy();
   }
