@@ -16,6 +16,8 @@ export const TABLE_MAX_REPLICATION_FACTOR = 5;
 export const MAX_PORT = 65_535;
 export const MAX_TIMER_MS = 2_147_483_647; // setTimeout's ceiling (~24.8 days)
 export const MAX_CONCURRENT_STREAMS = 100_000;
+// Linux's usual hard limit of open files (fs.nr_open): a thread cannot hold more sockets.
+export const MAX_CONNECTIONS_PER_WORKER = 1_048_576;
 export const MIN_HEADER_LIST_BYTES = 1024; // 1 KiB
 export const MAX_HEADER_LIST_BYTES = 16 * 1024 * 1024; // 16 MiB
 export const MAX_WORKERS = 256;

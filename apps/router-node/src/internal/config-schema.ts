@@ -61,6 +61,42 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     description:
       'largest request header list (names + values + 32 per field); a larger request gets HTTP 431, the connection lives on',
   },
+  'listen.maxConnectionsPerWorker': {
+    type: 'int',
+    min: 1,
+    max: CAP.MAX_CONNECTIONS_PER_WORKER,
+    default: 10_000,
+    reloadable: false,
+    description:
+      'client connections one data-plane thread serves at once; one more is closed as soon as it is accepted (each costs a file descriptor and ~10 KiB)',
+  },
+  'listen.headerTimeoutMs': {
+    type: 'int',
+    min: 0,
+    max: CAP.MAX_TIMER_MS,
+    default: 10 * 1000, // 10 s
+    reloadable: false,
+    description:
+      'a client connection must finish what it started sending (the HTTP/2 preface, a frame, a header block) within this long, or it is closed (slowloris); 0 = off',
+  },
+  'listen.bodyTimeoutMs': {
+    type: 'int',
+    min: 0,
+    max: CAP.MAX_TIMER_MS,
+    default: 30 * 1000, // 30 s
+    reloadable: false,
+    description:
+      'a request must arrive whole (its last DATA frame) within this long of its headers, or it gets HTTP 408 and RST_STREAM; 0 = off',
+  },
+  'listen.sendTimeoutMs': {
+    type: 'int',
+    min: 0,
+    max: CAP.MAX_TIMER_MS,
+    default: 30 * 1000, // 30 s
+    reloadable: false,
+    description:
+      "a reply held back by the client's flow-control window (a client that does not read) must make progress within this long, or its stream is reset; 0 = off",
+  },
   'tls.cert': {
     type: 'string',
     reloadable: false,

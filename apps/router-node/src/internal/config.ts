@@ -67,6 +67,14 @@ export interface RouterNodeConfig {
     readonly idleTimeoutMs: number;
     /** Largest request header list accepted (names + values + 32 per field); larger: HTTP 431. */
     readonly maxHeaderListBytes: number;
+    /** Client connections one data-plane thread serves at once; more are closed at accept. */
+    readonly maxConnectionsPerWorker: number;
+    /** Time to finish the handshake, a frame or a header block once started; 0 = off. */
+    readonly headerTimeoutMs: number;
+    /** Time from a request's headers to its last byte; 0 = off. */
+    readonly bodyTimeoutMs: number;
+    /** Time a reply held back by the client's flow control may make no progress; 0 = off. */
+    readonly sendTimeoutMs: number;
   };
   readonly tls: ListenerTlsConfig | null;
   readonly admin: {

@@ -22,7 +22,7 @@ import { GRPC_STATUS, RouteError } from './errors.js';
 import { scatterGather } from './fan-out.js';
 import { forward, UpstreamError } from './forward.js';
 import { HEALTH_CHECK_PATH, HEALTH_WATCH_PATH, HealthService } from './health-service.js';
-import { CALL_KIND, type Dispatcher, IngressCall } from './ingress.js';
+import { CALL_KIND, type Dispatcher, IngressCall, refuseNonGrpc } from './ingress.js';
 import {
   C_DRAINING,
   C_NODE_STATE,
@@ -245,6 +245,10 @@ export class DataPlane implements Dispatcher {
         maxHeaderListSize: cfg.listen.maxHeaderListBytes,
       },
       idleTimeoutMs: cfg.listen.idleTimeoutMs,
+      headerTimeoutMs: cfg.listen.headerTimeoutMs,
+      bodyTimeoutMs: cfg.listen.bodyTimeoutMs,
+      sendTimeoutMs: cfg.listen.sendTimeoutMs,
+      maxConnections: cfg.listen.maxConnectionsPerWorker,
       tls:
         t === null
           ? null
@@ -256,6 +260,7 @@ export class DataPlane implements Dispatcher {
                 : {}),
             },
       onStream: (stream) => {
+        if (refuseNonGrpc(stream)) return;
         const call = new IngressCall(this, stream, this.#maxRequestBytes);
         stream.handler = call;
         if (stream.remoteEnded) call.requestComplete();

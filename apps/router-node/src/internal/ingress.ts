@@ -67,3 +67,70 @@ export class IngressCall implements StreamHandler, ClientCall {
     this.dispatcher.dispatch(this, this.#tooLarge, body);
   }
 }
+
+/** Where a refused request's body goes: nowhere (the stream stays flow-controlled). */
+const DISCARD: StreamHandler = { onHeaders() {}, onData() {}, onClose() {} };
+
+const TEXT = 'text/plain; charset=utf-8';
+const NOT_POST = Buffer.from(
+  'engram-router serves gRPC: requests are POST with content-type application/grpc. ' +
+    'This request used another method.\n',
+);
+const NOT_GRPC = Buffer.from(
+  'engram-router serves gRPC: requests are POST with content-type application/grpc. ' +
+    'This request has another content type, or none.\n',
+);
+const METHOD_NOT_ALLOWED: readonly string[] = [
+  ':status',
+  '405',
+  'allow',
+  'POST',
+  'content-type',
+  TEXT,
+];
+const UNSUPPORTED_MEDIA_TYPE: readonly string[] = [
+  ':status',
+  '415',
+  'accept',
+  'application/grpc',
+  'content-type',
+  TEXT,
+];
+
+/** `application/grpc`, alone or with a `+format` or `;parameters` suffix (gRPC over HTTP/2). */
+function isGrpcContentType(value: string): boolean {
+  if (!value.startsWith('application/grpc')) return false;
+  const next = value.charCodeAt(16);
+  return Number.isNaN(next) || next === 0x2b /* + */ || next === 0x3b /* ; */;
+}
+
+/**
+ * Answers a request that is not gRPC with a real HTTP error and a short text body, as the
+ * gRPC over HTTP/2 spec asks (415 for another content type; 405 for a method other than
+ * POST), and returns true; returns false for a gRPC request. The body makes the answer an
+ * ordinary HTTP response: it is flow-controlled like any other, so a stream the peer holds
+ * at a zero window stays open and counts against `maxConcurrentStreams`.
+ */
+export function refuseNonGrpc(stream: H2Stream): boolean {
+  const headers = stream.headers!;
+  let method = '';
+  let contentType = '';
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name === ':method') method = headers[i + 1]!;
+    else if (name === 'content-type') contentType = headers[i + 1]!;
+  }
+  let head: readonly string[];
+  let body: Buffer;
+  if (method !== 'POST') {
+    head = METHOD_NOT_ALLOWED;
+    body = NOT_POST;
+  } else if (!isGrpcContentType(contentType)) {
+    head = UNSUPPORTED_MEDIA_TYPE;
+    body = NOT_GRPC;
+  } else return false;
+  stream.handler = DISCARD;
+  stream.sendHeaders(head, false);
+  stream.sendData(body, true);
+  return true;
+}
