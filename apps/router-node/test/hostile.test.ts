@@ -243,7 +243,7 @@ describe('requests that are not gRPC', () => {
     const w = watch(socket);
     const refused: number[] = [];
     socket.on('data', () => {});
-    const parts = [PREFACE, settings([SETTING.INITIAL_WINDOW_SIZE, 0])];
+    const parts: Buffer[] = [PREFACE, settings([SETTING.INITIAL_WINDOW_SIZE, 0])];
     const block = encodeHeaderBlock(plainRequest('GET', null));
     for (let i = 0; i <= LIMITS.maxConcurrentStreams; i++) {
       parts.push(frame(FRAME_TYPE.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1 + 2 * i, block));
@@ -360,7 +360,7 @@ describe('hostile clients', () => {
       const socket = await connect();
       const w = watch(socket);
       const body = recallBody();
-      const parts = [PREFACE, settings([SETTING.INITIAL_WINDOW_SIZE, 0])];
+      const parts: Buffer[] = [PREFACE, settings([SETTING.INITIAL_WINDOW_SIZE, 0])];
       for (let i = 0; i < STREAMS; i++) {
         parts.push(frame(FRAME_TYPE.HEADERS, FLAG.END_HEADERS, 1 + 2 * i, RECALL_HEADERS));
         parts.push(frame(FRAME_TYPE.DATA, FLAG.END_STREAM, 1 + 2 * i, body));
@@ -440,7 +440,7 @@ describe('hostile clients', () => {
     const { peakGrowth } = await underAttack('RST flood', async () => {
       const socket = await connect();
       const w = watch(socket);
-      const parts = [HANDSHAKE];
+      const parts: Buffer[] = [HANDSHAKE];
       for (let i = 0; i < 5000; i++) {
         parts.push(frame(FRAME_TYPE.HEADERS, FLAG.END_HEADERS, 1 + 2 * i, RECALL_HEADERS));
         parts.push(frame(FRAME_TYPE.RST_STREAM, 0, 1 + 2 * i, u32(H2_ERROR.CANCEL)));
