@@ -334,6 +334,22 @@ describe('config keys', () => {
       refusal({ file: { localNodeId: 'zz', nodes: [{ id: 'a', address: '127.0.0.1:1' }] } }).field,
     ).toBe('localNodeId');
   });
+
+  it('refuses two nodes on one address, naming both (addresses compared normalised)', () => {
+    const err = refusal({
+      file: {
+        nodes: [
+          { id: 'a', address: 'Memory-1.local:7000' },
+          { id: 'b', address: '127.0.0.1:7001' },
+          { id: 'c', address: 'memory-1.LOCAL:07000' },
+        ],
+      },
+    });
+    expect(err.field).toBe('nodes[2].address');
+    expect(err.value).toBe('memory-1.LOCAL:07000');
+    expect(err.message).toContain('"c"');
+    expect(err.message).toContain('"a"');
+  });
 });
 
 describe('unknown config keys', () => {

@@ -1,6 +1,7 @@
 import { BreakerTable, ConsecutiveFailures } from '@engram/breaker';
 import { TableReader, TableWriter } from '@engram/ring';
 import { ReplicaServiceMissingError } from '@engram/router';
+import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { adminStatus } from '../src/internal/admin.js';
@@ -249,11 +250,24 @@ describe('ControlPlane with data movement (fake time)', () => {
     expect(plane.table().assignments).toEqual([{ spaceId: 'pinned', primary: 'n3', replicas: [] }]);
   });
 
-  it('refuses a second node with an address another member has', () => {
+  it('refuses a second node with an address another member has: ALREADY_EXISTS naming the owner', () => {
     const { plane } = setup(3, moving);
-    expect(() => plane.addNode({ id: 'n9', address: '127.0.0.1:7001' })).toThrow(
-      expect.objectContaining({ code: 'InUse', field: 'node.address' }),
-    );
+    const epoch = plane.epoch;
+    let err: unknown;
+    try {
+      plane.addNode({ id: 'n9', address: '127.000.000.001:07001' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({
+      code: 'AddressInUse',
+      field: 'node.address',
+      details: { owner: 'n1' },
+    });
+    expect((err as Error).message).toContain('n1');
+    expect(adminStatus(err)).toBe(grpc.status.ALREADY_EXISTS);
+    expect(plane.epoch).toBe(epoch);
+    expect(plane.table().nodes.map((n) => n.id)).toEqual(['n1', 'n2', 'n3']);
   });
 
   it('in a panic (too few nodes up to believe), publishes every node up', async () => {

@@ -146,6 +146,80 @@ describe('Membership', () => {
   });
 });
 
+describe('Membership: one node per address', () => {
+  function refusal(fn: () => unknown): MembershipError {
+    try {
+      fn();
+    } catch (err) {
+      expect(err).toBeInstanceOf(MembershipError);
+      return err as MembershipError;
+    }
+    throw new Error('expected a MembershipError');
+  }
+
+  it('refuses a node at an address a member has, naming the member that owns it', () => {
+    const err = refusal(() => three().add({ id: 'e', address: '127.0.0.1:2', zone: '' }));
+    expect(err.code).toBe('AddressInUse');
+    expect(err.field).toBe('node.address');
+    expect(err.value).toBe('127.0.0.1:2');
+    expect(err.details).toEqual({ owner: 'b', ownerAddress: '127.0.0.1:2' });
+  });
+
+  it.each([
+    ['a leading-zero port', '127.0.0.1:0002'],
+    ['leading-zero octets', '127.000.000.001:2'],
+    ['a short IPv4 form', '127.1:2'],
+    ['a hex IPv4 form', '0x7f.0.0.1:2'],
+    ['a 32-bit IPv4 number', '2130706433:2'],
+    ['a trailing dot', '127.0.0.1.:2'],
+  ])('sees through %s of the same literal IP', (_name, address) => {
+    expect(refusal(() => three().add({ id: 'e', address, zone: '' })).code).toBe('AddressInUse');
+  });
+
+  it('compares host names without case and IPv6 literals in any written form', () => {
+    const m = Membership.create(
+      [
+        { id: 'a', address: 'Node-A.example:7000', zone: '' },
+        { id: 'b', address: '[::1]:7000', zone: '' },
+      ],
+      [],
+      null,
+      LIMITS,
+    );
+    expect(codeOf(() => m.add({ id: 'x', address: 'node-a.EXAMPLE.:7000', zone: '' }))).toBe(
+      'AddressInUse',
+    );
+    expect(codeOf(() => m.add({ id: 'y', address: '[0:0:0:0:0:0:0:1]:7000', zone: '' }))).toBe(
+      'AddressInUse',
+    );
+    // Different ports, and names that only a resolver could equate, are different addresses.
+    expect(m.add({ id: 'z', address: 'node-a.example:7001', zone: '' }).next.size).toBe(3);
+    expect(m.add({ id: 'w', address: 'localhost:7000', zone: '' }).next.size).toBe(3);
+  });
+
+  it('refuses a config list with two nodes on one address at create', () => {
+    const err = refusal(() =>
+      Membership.create(
+        [node('a', 1), { id: 'b', address: '127.0.0.1:01', zone: '' }],
+        [],
+        null,
+        LIMITS,
+      ),
+    );
+    expect(err.code).toBe('AddressInUse');
+    expect(err.details).toEqual({ owner: 'a', ownerAddress: '127.0.0.1:1' });
+  });
+
+  it('reload refuses a node re-addressed onto another member, changing nothing', () => {
+    const m = three();
+    const err = refusal(() => m.reload([node('a', 1), node('b', 3), node('c', 3)]));
+    expect(err.code).toBe('AddressInUse');
+    expect(m.get('b')?.node.address).toBe('127.0.0.1:2');
+    // Taking the address of a node the same reload removes is fine (it is gone first).
+    expect(m.reload([node('a', 1), node('b', 3)]).next.get('b')?.node.address).toBe('127.0.0.1:3');
+  });
+});
+
 describe('Membership with data movement', () => {
   function moving(): Membership {
     return Membership.create([node('a', 1), node('b', 2), node('c', 3)], [], null, LIMITS, true);
@@ -196,6 +270,6 @@ describe('Membership with data movement', () => {
     expect(codeOf(() => m.assign({ spaceId: 's', primary: 'd', replicas: [] }))).toBe(
       'WrongLifecycle',
     );
-    expect(codeOf(() => m.add({ id: 'e', address: '127.0.0.1:1', zone: '' }))).toBe('InUse');
+    expect(codeOf(() => m.add({ id: 'e', address: '127.0.0.1:1', zone: '' }))).toBe('AddressInUse');
   });
 });

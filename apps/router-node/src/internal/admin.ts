@@ -81,6 +81,9 @@ export const ADMIN_STATUS_BY_CODE: Readonly<Record<string, grpc.status>> = Objec
   NotAMember: grpc.status.NOT_FOUND,
   NoSuchAssignment: grpc.status.NOT_FOUND,
   AlreadyAMember: grpc.status.ALREADY_EXISTS,
+  // The address is taken: the entity the request would create (a member there) exists, and
+  // the request is well-formed on its own, which INVALID_ARGUMENT would deny.
+  AddressInUse: grpc.status.ALREADY_EXISTS,
   InUse: grpc.status.FAILED_PRECONDITION,
   WrongLifecycle: grpc.status.FAILED_PRECONDITION,
   CapacityExceeded: grpc.status.RESOURCE_EXHAUSTED,

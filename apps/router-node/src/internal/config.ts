@@ -20,7 +20,7 @@ import {
 } from './config-validate.js';
 import { ConfigError } from './errors.js';
 
-export { validateAssignment, validateNode } from './config-validate.js';
+export { addressKey, validateAssignment, validateNode } from './config-validate.js';
 export { envName, flagName };
 
 /** A memory node of the cluster. */

@@ -1,6 +1,6 @@
 import { EngramError } from '@engram/common';
 import { NodeState } from '@engram/router';
-import type { AssignmentConfig, NodeConfig } from './config.js';
+import { type AssignmentConfig, addressKey, type NodeConfig } from './config.js';
 
 /**
  * The cluster membership as the control plane holds it: an immutable value, and commands that
@@ -65,6 +65,8 @@ export function isPlaced(m: Member): boolean {
 export const MEMBERSHIP_ERROR_CODES = Object.freeze({
   NotAMember: 'NotAMember',
   AlreadyAMember: 'AlreadyAMember',
+  /** Another member has the node's address (compared by `addressKey`); details name it. */
+  AddressInUse: 'AddressInUse',
   NoSuchAssignment: 'NoSuchAssignment',
   /** The node is pinned by an assignment, is the localNodeId, or is the last node. */
   InUse: 'InUse',
@@ -76,16 +78,28 @@ export const MEMBERSHIP_ERROR_CODES = Object.freeze({
 export type MembershipErrorCode =
   (typeof MEMBERSHIP_ERROR_CODES)[keyof typeof MEMBERSHIP_ERROR_CODES];
 
-/** A membership command refused; `field` names the offending input, `value` its value. */
+/**
+ * A membership command refused; `field` names the offending input, `value` its value, and
+ * `details` what it ran into, for a caller to act on without parsing the message (the member
+ * owning an address, the counts behind a refused removal).
+ */
 export class MembershipError extends EngramError {
   declare readonly code: MembershipErrorCode;
   readonly field: string;
   readonly value: unknown;
-  constructor(code: MembershipErrorCode, field: string, value: unknown, reason: string) {
+  readonly details: Readonly<Record<string, unknown>>;
+  constructor(
+    code: MembershipErrorCode,
+    field: string,
+    value: unknown,
+    reason: string,
+    details: Readonly<Record<string, unknown>> = {},
+  ) {
     super(code, `${field} ${JSON.stringify(value)}: ${reason}`);
     this.name = 'MembershipError';
     this.field = field;
     this.value = value;
+    this.details = details;
   }
 }
 
@@ -205,11 +219,7 @@ export class Membership {
     if (this.#s.members.has(node.id)) {
       throw new MembershipError('AlreadyAMember', 'node.id', node.id, 'is already a member');
     }
-    for (const m of this.#s.members.values()) {
-      if (m.node.address === node.address) {
-        throw new MembershipError('InUse', 'node.address', node.address, `is ${m.node.id}'s`);
-      }
-    }
+    this.#checkAddressFree(node, 'node.address');
     this.#checkNodeCount(this.size + 1, 'node.id', node.id);
     const { slot, free, next } = slotFrom(
       this.#s.free,
@@ -378,6 +388,12 @@ export class Membership {
       throw new MembershipError('InUse', 'nodes', this.localNodeId, 'is the localNodeId');
     }
     this.#checkNodeCount(nodes.length, 'nodes');
+    const owners = new Map<string, NodeConfig>();
+    for (const node of nodes) {
+      const owner = owners.get(addressKey(node.address));
+      if (owner !== undefined) throw addressInUse(node, owner, 'nodes');
+      owners.set(addressKey(node.address), node);
+    }
     const removed = [...this.#s.members.keys()].filter((id) => !ids.has(id));
     const added = nodes.filter((n) => !this.#s.members.has(n.id)).map((n) => n.id);
     let m: Membership = this;
@@ -387,6 +403,10 @@ export class Membership {
       if (old === undefined || (old.node.address === node.address && old.node.zone === node.zone)) {
         continue;
       }
+      // Against the nodes going: the list itself is checked above, and without data movement
+      // the nodes going are gone before anyone is added; with it they keep their address
+      // while they leave.
+      if (this.moveData) m.#checkAddressFree(node, 'nodes', (x) => !ids.has(x.node.id));
       const members = new Map(m.#s.members);
       members.set(node.id, { ...old, node, health: Health.Up });
       fresh.push(old.slot);
@@ -411,6 +431,20 @@ export class Membership {
     const m = this.#s.members.get(id);
     if (m === undefined || m.health === health) return this;
     return this.#update({ ...m, health }, `${id} ${health}`).next;
+  }
+
+  /** Refuses `node` at an address another member (of those `among` takes) has. */
+  #checkAddressFree(
+    node: NodeConfig,
+    field: string,
+    among: (m: Member) => boolean = () => true,
+  ): void {
+    const key = addressKey(node.address);
+    for (const m of this.#s.members.values()) {
+      if (m.node.id !== node.id && among(m) && addressKey(m.node.address) === key) {
+        throw addressInUse(node, m.node, field);
+      }
+    }
   }
 
   #placedCount(): number {
@@ -463,6 +497,17 @@ export class Membership {
     }
     if (count === 0) throw new MembershipError('InUse', field, [], 'the last node cannot go');
   }
+}
+
+function addressInUse(node: NodeConfig, owner: NodeConfig, field: string): MembershipError {
+  const as = owner.address === node.address ? '' : ` (as ${JSON.stringify(owner.address)})`;
+  return new MembershipError(
+    'AddressInUse',
+    field,
+    node.address,
+    `node ${JSON.stringify(node.id)} cannot have the address of node ${JSON.stringify(owner.id)}${as}: one node per address`,
+    { owner: owner.id, ownerAddress: owner.address },
+  );
 }
 
 /** Reuses a freed slot (last freed first) or takes the next unused one. */
