@@ -174,6 +174,28 @@ describe('ControlPlane (fake time)', () => {
     ).toBe(9);
   });
 
+  it('RemoveNode below the replication factor is FAILED_PRECONDITION saying what force overrides', () => {
+    const { plane } = setup(3, { replicationFactor: 3 });
+    const epoch = plane.epoch;
+    let err: unknown;
+    try {
+      plane.removeNode('n2');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({
+      code: 'BelowReplicationFactor',
+      field: 'id',
+      value: 'n2',
+      details: { remaining: 2, replicationFactor: 3 },
+    });
+    expect((err as Error).message).toContain('force');
+    expect(adminStatus(err)).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(plane.epoch).toBe(epoch);
+    expect(plane.removeNode('n2', true)).toBe(epoch + 1);
+    expect(plane.table().nodes.map((n) => n.id)).toEqual(['n1', 'n3']);
+  });
+
   it('a publish refused by the table capacity leaves the previous states and epoch', () => {
     const { plane, stateOf } = setup(3);
     plane.addNode({ id: 'n4', address: '127.0.0.1:7004' });

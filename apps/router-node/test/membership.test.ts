@@ -89,6 +89,36 @@ describe('Membership', () => {
     expect(m.remove('a').next.size).toBe(2);
   });
 
+  it('refuses a removal that leaves fewer placed nodes than the replication factor, unless forced', () => {
+    const m = three();
+    let err: MembershipError | undefined;
+    try {
+      m.remove('a', { replicationFactor: 3 });
+    } catch (e) {
+      err = e as MembershipError;
+    }
+    expect(err?.code).toBe('BelowReplicationFactor');
+    expect(err?.details).toEqual({ remaining: 2, replicationFactor: 3 });
+    expect(err?.message).toMatch(/2 .*replicationFactor 3.*force/);
+    expect(m.remove('a', { replicationFactor: 3, force: true }).next.size).toBe(2);
+    expect(m.remove('a', { replicationFactor: 2 }).next.size).toBe(2);
+    // A drained member holds no placement: removing it leaves the placed count as it was.
+    const moving = Membership.create(
+      [node('a', 1), node('b', 2), node('c', 3)],
+      [],
+      null,
+      LIMITS,
+      true,
+    );
+    const drained = moving.drain('c').next.completeLeave('c').next;
+    expect(drained.remove('c', { replicationFactor: 3 }).next.get('c')).toBeUndefined();
+    // A leaving node is already on its way out: it does not count among those that remain.
+    const leaving = moving.remove('c').next;
+    expect(codeOf(() => leaving.remove('b', { replicationFactor: 2 }))).toBe(
+      'BelowReplicationFactor',
+    );
+  });
+
   it('drains and undrains; the routed state combines lifecycle and health', () => {
     const m = three();
     const drained = m.drain('b').next;

@@ -54,7 +54,8 @@ export interface TableView {
 export interface AdminTarget {
   table(): TableView;
   addNode(node: unknown): number;
-  removeNode(id: string): number;
+  /** `force`: even when fewer placed nodes than the replication factor would remain. */
+  removeNode(id: string, force: boolean): number;
   drainNode(id: string, undrain: boolean): number;
   assignSpace(assignment: unknown): number;
   unassignSpace(spaceId: unknown): number;
@@ -85,6 +86,8 @@ export const ADMIN_STATUS_BY_CODE: Readonly<Record<string, grpc.status>> = Objec
   // the request is well-formed on its own, which INVALID_ARGUMENT would deny.
   AddressInUse: grpc.status.ALREADY_EXISTS,
   InUse: grpc.status.FAILED_PRECONDITION,
+  // Allowed once enough nodes are added (or with `force`): the cluster's state, not the request.
+  BelowReplicationFactor: grpc.status.FAILED_PRECONDITION,
   WrongLifecycle: grpc.status.FAILED_PRECONDITION,
   CapacityExceeded: grpc.status.RESOURCE_EXHAUSTED,
   // A node without engram.v1.ReplicaService: repair cannot work until it is upgraded.
@@ -177,7 +180,7 @@ export async function startAdminServer(
     AddNode: change(log, 'AddNode', (r) =>
       target.addNode({ id: r.id, address: r.address, zone: str(r.zone) }),
     ),
-    RemoveNode: change(log, 'RemoveNode', (r) => target.removeNode(str(r.id))),
+    RemoveNode: change(log, 'RemoveNode', (r) => target.removeNode(str(r.id), r.force === true)),
     DrainNode: change(log, 'DrainNode', (r) => target.drainNode(str(r.id), r.undrain === true)),
     RepairSpace: ((call, callback) => {
       target.repairSpace(call.request.spaceId).then(

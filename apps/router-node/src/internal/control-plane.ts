@@ -189,8 +189,9 @@ export class ControlPlane implements AdminTarget {
     return this.#apply(this.#membership.add(validateNode(raw, 'node')));
   }
 
-  removeNode(id: string): number {
-    return this.#apply(this.#membership.remove(id));
+  removeNode(id: string, force = false): number {
+    const replicationFactor = this.#init.config.replicationFactor;
+    return this.#apply(this.#membership.remove(id, { replicationFactor, force }));
   }
 
   drainNode(id: string, undrain: boolean): number {

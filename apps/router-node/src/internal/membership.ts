@@ -62,6 +62,19 @@ export function isPlaced(m: Member): boolean {
   return m.lifecycle !== Lifecycle.Drained;
 }
 
+/** Members that will hold a placement once changes in progress complete (not leaving). */
+function staysPlaced(m: Member): boolean {
+  return isPlaced(m) && m.lifecycle !== Lifecycle.Leaving;
+}
+
+/** When a removal is refused for leaving too few nodes (see `Membership.remove`). */
+export interface RemoveGuard {
+  /** Placed nodes that must remain; undefined: no such check (SIGHUP reload: the file wins). */
+  readonly replicationFactor?: number;
+  /** Remove even below `replicationFactor`. */
+  readonly force?: boolean;
+}
+
 export const MEMBERSHIP_ERROR_CODES = Object.freeze({
   NotAMember: 'NotAMember',
   AlreadyAMember: 'AlreadyAMember',
@@ -72,6 +85,8 @@ export const MEMBERSHIP_ERROR_CODES = Object.freeze({
   InUse: 'InUse',
   /** Drain of a draining node, undrain of one that is not, a change of a node in transit. */
   WrongLifecycle: 'WrongLifecycle',
+  /** A removal would leave fewer placed nodes than the replication factor (`force` overrides). */
+  BelowReplicationFactor: 'BelowReplicationFactor',
   /** More nodes, or more node slots over the process's life, than the shared layout holds. */
   CapacityExceeded: 'CapacityExceeded',
 } as const);
@@ -235,9 +250,11 @@ export class Membership {
 
   /**
    * Removes a node: with data movement an active node leaves first (its spaces stream to their
-   * new owners); a joining or drained one, or any without data movement, goes at once.
+   * new owners); a joining or drained one, or any without data movement, goes at once. With
+   * `replicationFactor`, a removal that would leave fewer placed nodes than that (spaces with
+   * fewer replicas than configured) is refused unless `force`.
    */
-  remove(id: string): Change {
+  remove(id: string, guard: RemoveGuard = {}): Change {
     const m = this.#require(id, 'id');
     if (id === this.localNodeId) throw new MembershipError('InUse', 'id', id, 'is the localNodeId');
     const pins = [...this.#s.assignments, ...this.#s.moves.flatMap((x) => (x.to ? [x.to] : []))];
@@ -247,6 +264,20 @@ export class Membership {
     }
     if (this.#placedCount() === 1 && isPlaced(m)) {
       throw new MembershipError('InUse', 'id', id, 'is the last node');
+    }
+    const rf = guard.replicationFactor;
+    if (rf !== undefined && guard.force !== true && staysPlaced(m)) {
+      let remaining = 0;
+      for (const x of this.#s.members.values()) if (x !== m && staysPlaced(x)) remaining++;
+      if (remaining < rf) {
+        throw new MembershipError(
+          'BelowReplicationFactor',
+          'id',
+          id,
+          `removing it would leave ${remaining} placed node${remaining === 1 ? '' : 's'}, fewer than replicationFactor ${rf}: its spaces would have fewer replicas than configured; set force to remove it anyway`,
+          { remaining, replicationFactor: rf },
+        );
+      }
     }
     if (m.lifecycle === Lifecycle.Leaving) {
       return this.#update({ ...m, leaveTo: 'removed' }, `remove ${id} (after leaving)`);
