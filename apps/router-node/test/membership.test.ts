@@ -18,6 +18,13 @@ function three(): Membership {
   return Membership.create([node('a', 1), node('b', 2), node('c', 3)], [], null, LIMITS);
 }
 
+/** Every member marked up (as after a first probe round that all passed). */
+function up(m: Membership): Membership {
+  let next = m;
+  for (const x of m.members) next = next.setHealth(x.node.id, Health.Up);
+  return next;
+}
+
 function codeOf(fn: () => unknown): string {
   try {
     fn();
@@ -29,14 +36,24 @@ function codeOf(fn: () => unknown): string {
 }
 
 describe('Membership', () => {
-  it('starts every node up and active on slots 0..n-1', () => {
+  it('starts every node of unknown health (routed as down) and active on slots 0..n-1', () => {
     const m = three();
     expect([...m.members].map((x) => [x.node.id, x.slot, x.health, x.lifecycle])).toEqual([
-      ['a', 0, 'up', 'active'],
-      ['b', 1, 'up', 'active'],
-      ['c', 2, 'up', 'active'],
+      ['a', 0, 'unknown', 'active'],
+      ['b', 1, 'unknown', 'active'],
+      ['c', 2, 'unknown', 'active'],
     ]);
-    expect(m.reachable).toBe(3);
+    expect(routingState(m.get('a')!)).toBe('down');
+    expect(m.reachable).toBe(0);
+    // Nodes without a verdict count for neither side of a partition.
+    expect(m.serving).toEqual({ total: 0, up: 0 });
+    const probed = m.setHealth('a', Health.Up).setHealth('b', Health.Down);
+    expect(probed.serving).toEqual({ total: 2, up: 1 });
+  });
+
+  it('a node added is of unknown health until probed, whatever the others are', () => {
+    const m = up(three());
+    expect(m.add(node('d', 4)).next.get('d')?.health).toBe('unknown');
   });
 
   it('adds a node on the next slot and reports it fresh; the old value is unchanged', () => {
@@ -120,7 +137,7 @@ describe('Membership', () => {
   });
 
   it('drains and undrains; the routed state combines lifecycle and health', () => {
-    const m = three();
+    const m = up(three());
     const drained = m.drain('b').next;
     expect(routingState(drained.get('b')!)).toBe('draining');
     expect(codeOf(() => drained.drain('b'))).toBe('WrongLifecycle');
@@ -133,7 +150,7 @@ describe('Membership', () => {
   });
 
   it('setHealth returns the same value when nothing changes', () => {
-    const m = three();
+    const m = up(three());
     expect(m.setHealth('a', Health.Up)).toBe(m);
     expect(m.setHealth('ghost', Health.Down)).toBe(m);
     expect(m.setHealth('a', Health.Down)).not.toBe(m);
@@ -151,13 +168,15 @@ describe('Membership', () => {
   });
 
   it('reload: the list wins; kept nodes keep state, re-addressed ones keep their slot and start over', () => {
-    const m = three().drain('a').next.setHealth('b', Health.Down);
+    const m = up(three()).drain('a').next.setHealth('b', Health.Down);
     const change = m.reload([node('a', 1), node('b', 22), node('d', 4)]);
     const next = change.next;
     expect(change.removed).toEqual(['c']);
     expect(change.added).toEqual(['d']);
-    expect(next.get('a')?.lifecycle).toBe('draining');
-    expect(next.get('b')).toMatchObject({ slot: 1, health: 'up', lifecycle: 'active' });
+    expect(next.get('a')).toMatchObject({ lifecycle: 'draining', health: 'up' });
+    // A new address is a node never probed: unknown until its first probe.
+    expect(next.get('b')).toMatchObject({ slot: 1, health: 'unknown', lifecycle: 'active' });
+    expect(next.get('d')?.health).toBe('unknown');
     // d takes c's freed slot; b's breaker (same slot, new address) is reset too.
     expect(next.get('d')?.slot).toBe(2);
     expect([...change.freshSlots].sort()).toEqual([1, 2]);
@@ -252,7 +271,9 @@ describe('Membership: one node per address', () => {
 
 describe('Membership with data movement', () => {
   function moving(): Membership {
-    return Membership.create([node('a', 1), node('b', 2), node('c', 3)], [], null, LIMITS, true);
+    return up(
+      Membership.create([node('a', 1), node('b', 2), node('c', 3)], [], null, LIMITS, true),
+    );
   }
 
   it('starts its first nodes active; a node added later joins until completeJoin', () => {

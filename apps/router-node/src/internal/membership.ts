@@ -18,8 +18,12 @@ import { type AssignmentConfig, addressKey, type NodeConfig } from './config.js'
  * and a drained node stays placed but gets no new calls (`draining`).
  */
 
-/** Health verdict of the probes and of passive evidence (calls that succeed). */
-export const Health = Object.freeze({ Up: 'up', Down: 'down' } as const);
+/**
+ * Health verdict of the probes and of passive evidence (calls that succeed). `unknown`: a node
+ * never probed (at start, added, re-addressed), routed as down until its first probe passes;
+ * it counts for neither side of a partition or a panic (no evidence either way).
+ */
+export const Health = Object.freeze({ Up: 'up', Down: 'down', Unknown: 'unknown' } as const);
 export type Health = (typeof Health)[keyof typeof Health];
 
 /** What an operator asked of a node, and where its data stands. */
@@ -54,7 +58,15 @@ export interface SpaceMove {
 
 /** The state a member is routed by (the Router's NodeState, published per node slot). */
 export function routingState(m: Member): NodeState {
-  return m.lifecycle === Lifecycle.Draining ? NodeState.Draining : m.health;
+  if (m.lifecycle === Lifecycle.Draining) return NodeState.Draining;
+  return m.health === Health.Up ? NodeState.Up : NodeState.Down;
+}
+
+/** The state reported for a member (GetTable, /metrics): as routed, but `unknown` told apart. */
+export function reportedState(m: Member): NodeState | typeof Health.Unknown {
+  return m.lifecycle !== Lifecycle.Draining && m.health === Health.Unknown
+    ? Health.Unknown
+    : routingState(m);
 }
 
 /** Members placed on the ring (joining and leaving included; drained ones are not). */
@@ -161,7 +173,7 @@ export class Membership {
     this.moveData = moveData;
   }
 
-  /** The first membership: every node up and active, slots 0..n-1. */
+  /** The first membership: every node active, of unknown health until probed, slots 0..n-1. */
   static create(
     nodes: readonly NodeConfig[],
     assignments: readonly AssignmentConfig[],
@@ -211,12 +223,13 @@ export class Membership {
     return this.#s.members.get(id);
   }
 
-  /** Members that count for a partition (placed for reads), and those of them up. */
+  /** Members that count for a partition (placed for reads, probed at least once), and those up. */
   get serving(): { total: number; up: number } {
     let total = 0;
     let up = 0;
     for (const m of this.#s.members.values()) {
       if (m.lifecycle === Lifecycle.Drained || m.lifecycle === Lifecycle.Joining) continue;
+      if (m.health === Health.Unknown) continue;
       total++;
       if (m.health === Health.Up) up++;
     }
@@ -244,7 +257,7 @@ export class Membership {
     );
     const lifecycle = this.moveData && this.size > 0 ? Lifecycle.Joining : Lifecycle.Active;
     const members = new Map(this.#s.members);
-    members.set(node.id, { node, slot, health: Health.Up, lifecycle });
+    members.set(node.id, { node, slot, health: Health.Unknown, lifecycle });
     return this.#change({ members, free, nextSlot: next }, `add ${node.id}`, [slot]);
   }
 
@@ -403,7 +416,7 @@ export class Membership {
   /**
    * Replaces the node list (SIGHUP: the file wins). Members not in `nodes` are removed (they
    * leave first with data movement), new ones are added (they join), a member whose address or
-   * zone changed keeps its slot but starts over (up, fresh breaker); the others keep their
+   * zone changed keeps its slot but starts over (unknown until probed, fresh breaker); the others keep their
    * state. Pins must still name members.
    */
   reload(nodes: readonly NodeConfig[]): Change & { added: string[]; removed: string[] } {
@@ -439,7 +452,7 @@ export class Membership {
       // while they leave.
       if (this.moveData) m.#checkAddressFree(node, 'nodes', (x) => !ids.has(x.node.id));
       const members = new Map(m.#s.members);
-      members.set(node.id, { ...old, node, health: Health.Up });
+      members.set(node.id, { ...old, node, health: Health.Unknown });
       fresh.push(old.slot);
       m = m.#change({ members }, 'reload').next;
     }

@@ -230,7 +230,10 @@ async function start(
     throw err;
   }
   await movement.start();
-  plane.start();
+  // Nodes start unknown (routed as down) until probed: the first round (at most
+  // health.timeoutMs; a refused connection fails at once) is over before this router reports
+  // itself started, so its first calls are routed by verdicts.
+  await plane.start();
 
   // Tests only (NODE_ENV=test): SIGUSR2 crashes the first live worker, to test restarts.
   const onTestCrash = () => supervisor?.postToFirst({ type: 'test-crash' });
