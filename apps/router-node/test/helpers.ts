@@ -169,10 +169,31 @@ export interface AdminClient extends grpc.Client {
   [method: string]: unknown;
 }
 
-export function adminClient(cleanup: Cleanup, port: number): grpc.Client {
-  const client = new RouterAdminClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+/**
+ * A RouterAdmin client; with `token`, every call carries `authorization: Bearer <token>`
+ * (`credentials`: TLS ones, default plaintext).
+ */
+export function adminClient(
+  cleanup: Cleanup,
+  port: number,
+  token?: string,
+  credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+): grpc.Client {
+  const options: grpc.ClientOptions =
+    token === undefined ? {} : { interceptors: [bearerInterceptor(token)] };
+  const client = new RouterAdminClient(`127.0.0.1:${port}`, credentials, options);
   cleanup.add(() => client.close());
   return client;
+}
+
+function bearerInterceptor(token: string): grpc.Interceptor {
+  return (options, nextCall) =>
+    new grpc.InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        metadata.set('authorization', `Bearer ${token}`);
+        next(metadata, listener);
+      },
+    });
 }
 
 /** Promise wrapper for one RouterAdmin call; rejects with the grpc ServiceError. */

@@ -178,6 +178,14 @@ function checkAcrossKeys(cfg: RouterNodeConfig): void {
       throw new ConfigError('localNodeId', cfg.localNodeId, 'is not one of the configured nodes');
     }
   }
+  if (cfg.admin.token !== null && cfg.admin.tokenFile !== null) {
+    // The value quoted is the file, never the token.
+    throw new ConfigError(
+      'admin.tokenFile',
+      cfg.admin.tokenFile,
+      'admin.token is set too: set one',
+    );
+  }
   const poolTls = cfg.pool.tls;
   if (poolTls !== null && (poolTls.cert === null) !== (poolTls.key === null)) {
     throw new ConfigError('pool.tls.cert', poolTls.cert, 'cert and key go together');

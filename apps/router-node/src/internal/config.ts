@@ -73,6 +73,10 @@ export interface RouterNodeConfig {
     readonly enabled: boolean;
     readonly host: string;
     readonly port: number;
+    /** Bearer token admin calls must carry (inline: discouraged, see `tokenFile`); null = none. */
+    readonly token: string | null;
+    /** File holding the bearer token, read at start and on SIGHUP; null = none. */
+    readonly tokenFile: string | null;
     readonly tls: ListenerTlsConfig | null;
   };
   readonly metrics: { readonly enabled: boolean; readonly host: string; readonly port: number };
