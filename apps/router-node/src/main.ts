@@ -79,7 +79,17 @@ async function main(): Promise<void> {
     const code = await runDemo(config, log);
     process.exit(code);
   }
-  const router = await startRouterNode(config, log);
+  let router: Awaited<ReturnType<typeof startRouterNode>>;
+  try {
+    router = await startRouterNode(config, log);
+  } catch (err) {
+    // Files the config names (admin.tokenFile) are read at start: still a bad configuration.
+    if (err instanceof ConfigError) {
+      process.stderr.write(`router-node: invalid configuration: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
   process.stdout.write(
     `${JSON.stringify({
       event: 'listening',
@@ -121,8 +131,26 @@ async function main(): Promise<void> {
       log.warn({ event: 'reload' }, 'SIGHUP: no config file to reload');
       return;
     }
+    let next: RouterNodeConfig;
     try {
-      const next = loadConfig(cli);
+      next = loadConfig(cli);
+    } catch (err) {
+      log.error(
+        { event: 'reload-failed', err: (err as Error).message },
+        'SIGHUP: reload rejected, nothing changed',
+      );
+      return;
+    }
+    try {
+      router.reloadAdminToken(next.admin);
+      log.info({ event: 'reload-admin-token' }, 'SIGHUP: admin token reloaded');
+    } catch (err) {
+      log.error(
+        { event: 'reload-failed', err: (err as Error).message },
+        'SIGHUP: admin token not reloaded, the token in force stays',
+      );
+    }
+    try {
       if (next.nodes.length === 0) throw new ConfigError('nodes', [], 'reload needs nodes');
       const epoch = router.reloadMembership(next.nodes);
       log.info({ event: 'reload', epoch }, 'SIGHUP: membership reloaded');

@@ -110,7 +110,9 @@ describe('--help', () => {
   it('lists the file-only keys and says what SIGHUP reloads', () => {
     expect(help).toMatch(/^ {2}nodes$/m);
     expect(help).toMatch(/^ {2}assignments$/m);
-    expect(help).toContain('SIGHUP re-reads the config file and applies: nodes.');
+    expect(help).toContain(
+      'SIGHUP re-reads the config file and applies: admin.token, admin.tokenFile, nodes.',
+    );
   });
 
   it('is what `router-node --help` prints, exiting 0', () => {

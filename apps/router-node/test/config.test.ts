@@ -110,7 +110,14 @@ describe('config schema', () => {
         maxHeaderListBytes: 65_536,
       },
       tls: null,
-      admin: { enabled: true, host: '127.0.0.1', port: 50052, tls: null },
+      admin: {
+        enabled: true,
+        host: '127.0.0.1',
+        port: 50052,
+        token: null,
+        tokenFile: null,
+        tls: null,
+      },
       metrics: { enabled: true, host: '127.0.0.1', port: 9464 },
       workers: 1,
       youngGenerationMb: 0,
@@ -182,8 +189,20 @@ describe('config schema', () => {
     expect(Object.isFrozen(CONFIG_SCHEMA['listen.port'])).toBe(true);
   });
 
-  it('marks only nodes as reloaded by SIGHUP (main.ts reloads the membership, nothing else)', () => {
-    expect(CONFIG_KEYS.filter((k) => CONFIG_SCHEMA[k].reloadable)).toEqual(['nodes']);
+  it('marks only the admin token and nodes as reloaded by SIGHUP (what main.ts reloads)', () => {
+    expect(CONFIG_KEYS.filter((k) => CONFIG_SCHEMA[k].reloadable)).toEqual([
+      'admin.token',
+      'admin.tokenFile',
+      'nodes',
+    ]);
+  });
+
+  it('refuses admin.token with admin.tokenFile, quoting the file and never the token', () => {
+    const err = refusal({
+      file: { admin: { token: 'do-not-print-me', tokenFile: '/etc/engram/admin.token' } },
+    });
+    expect(err.field).toBe('admin.tokenFile');
+    expect(err.message).not.toContain('do-not-print-me');
   });
 
   it("takes its caps from the libraries' own constants", () => {
@@ -333,6 +352,22 @@ describe('config keys', () => {
     expect(
       refusal({ file: { localNodeId: 'zz', nodes: [{ id: 'a', address: '127.0.0.1:1' }] } }).field,
     ).toBe('localNodeId');
+  });
+
+  it('refuses two nodes on one address, naming both (addresses compared normalised)', () => {
+    const err = refusal({
+      file: {
+        nodes: [
+          { id: 'a', address: 'Memory-1.local:7000' },
+          { id: 'b', address: '127.0.0.1:7001' },
+          { id: 'c', address: 'memory-1.LOCAL:07000' },
+        ],
+      },
+    });
+    expect(err.field).toBe('nodes[2].address');
+    expect(err.value).toBe('memory-1.LOCAL:07000');
+    expect(err.message).toContain('"c"');
+    expect(err.message).toContain('"a"');
   });
 });
 

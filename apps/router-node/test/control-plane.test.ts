@@ -1,6 +1,7 @@
 import { BreakerTable, ConsecutiveFailures } from '@engram/breaker';
 import { TableReader, TableWriter } from '@engram/ring';
 import { ReplicaServiceMissingError } from '@engram/router';
+import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { adminStatus } from '../src/internal/admin.js';
@@ -26,10 +27,12 @@ function nodes(n: number): NodeConfig[] {
   }));
 }
 
-/** Probes whose verdict per node the test sets; answers at once. */
+/** Probes whose verdict per node the test sets; answers at once (or never, for `hang`). */
 class SwitchProbe implements Probe {
   readonly healthy = new Map<string, boolean>();
+  readonly hang = new Set<string>();
   async check(target: ProbeTarget): Promise<boolean> {
+    if (this.hang.has(target.id)) return new Promise<boolean>(() => {});
     return this.healthy.get(target.id) ?? true;
   }
   forget(): void {}
@@ -76,24 +79,56 @@ function setup(count = 3, extra: Partial<RouterNodeConfig> = {}) {
 }
 
 describe('ControlPlane (fake time)', () => {
-  it('publishes the membership at start with every node up', () => {
+  it('publishes the membership at start, every node unknown (routed as down) until probed', () => {
     const { plane, reader, stateOf } = setup();
     expect(plane.epoch).toBe(1);
     reader.refresh();
     expect(reader.nodes.map((n) => n.id)).toEqual(['n1', 'n2', 'n3']);
+    expect([0, 1, 2].map(stateOf)).toEqual(['down', 'down', 'down']);
+    expect(plane.table().nodes.map((n) => n.state)).toEqual(['unknown', 'unknown', 'unknown']);
+    // No verdict yet is no evidence of a partition (nor of a panic).
+    expect(plane.partitioned).toBe(false);
+  });
+
+  it('start() resolves after the first probe round, every node then up on its first success', async () => {
+    const { time, plane, stateOf } = setup();
+    let started = false;
+    void plane.start().then(() => {
+      started = true;
+    });
+    await time.advance(0);
+    expect(started).toBe(true);
     expect([0, 1, 2].map(stateOf)).toEqual(['up', 'up', 'up']);
+    plane.close();
+  });
+
+  it('start() waits no longer than the probe timeout for a first round that hangs', async () => {
+    const { time, probe, plane, stateOf } = setup();
+    probe.hang.add('n2');
+    let started = false;
+    void plane.start().then(() => {
+      started = true;
+    });
+    await time.advance(499);
+    expect(started).toBe(false);
+    await time.advance(1); // timeoutMs 500: n2's probe counts as failed
+    expect(started).toBe(true);
+    expect([0, 1, 2].map(stateOf)).toEqual(['up', 'down', 'up']);
+    expect(plane.table().nodes.find((n) => n.id === 'n2')?.state).toBe('unknown');
+    plane.close();
   });
 
   it('marks a node down after unhealthyThreshold failed rounds, republishing its state', async () => {
     const { time, probe, plane, stateOf } = setup();
     probe.healthy.set('n2', false);
     plane.start();
-    await time.advance(0); // first round, at start: failure 1
-    expect(stateOf(1)).toBe('up');
+    await time.advance(0); // first round, at start: n1, n3 up; n2 failure 1
+    expect(plane.table().nodes.find((n) => n.id === 'n2')?.state).toBe('unknown');
+    const epoch = plane.epoch;
     await time.advance(1000); // failure 2
     expect(stateOf(1)).toBe('down');
     expect(plane.table().nodes.find((n) => n.id === 'n2')?.state).toBe('down');
-    expect(plane.epoch).toBe(2);
+    expect(plane.epoch).toBe(epoch + 1);
     expect(plane.partitioned).toBe(false);
     plane.close();
     expect(time.pending).toBe(0);
@@ -118,6 +153,29 @@ describe('ControlPlane (fake time)', () => {
     expect(plane.partitioned).toBe(false);
     expect(Atomics.load(control, C_PARTITIONED)).toBe(0);
     expect(breakers.state(0)).toBe('closed');
+    plane.close();
+  });
+
+  it('a node added is not up until its first successful probe, which runs at once', async () => {
+    const { time, probe, plane, reader, stateOf } = setup();
+    plane.start();
+    await time.advance(0);
+    probe.healthy.set('n4', false);
+    plane.addNode({ id: 'n4', address: '127.0.0.1:7004', zone: 'b' });
+    const slot = plane.membership.get('n4')!.slot;
+    reader.refresh();
+    expect(reader.nodes.map((n) => n.id)).toContain('n4');
+    expect(stateOf(slot)).toBe('down');
+    expect(plane.table().nodes.find((n) => n.id === 'n4')?.state).toBe('unknown');
+    await time.advance(0); // its first probe, at once: failed
+    expect(stateOf(slot)).toBe('down');
+    await time.advance(1000); // failed again: now down, not merely unknown
+    expect(plane.table().nodes.find((n) => n.id === 'n4')?.state).toBe('down');
+    // A node added healthy is up on its first probe (no healthyThreshold rounds to wait).
+    plane.addNode({ id: 'n5', address: '127.0.0.1:7005', zone: 'a' });
+    expect(plane.table().nodes.find((n) => n.id === 'n5')?.state).toBe('unknown');
+    await time.advance(0);
+    expect(stateOf(plane.membership.get('n5')!.slot)).toBe('up');
     plane.close();
   });
 
@@ -171,6 +229,28 @@ describe('ControlPlane (fake time)', () => {
     expect(
       adminStatus(new ReplicaServiceMissingError('n1', '/engram.v1.ReplicaService/ListSpaces')),
     ).toBe(9);
+  });
+
+  it('RemoveNode below the replication factor is FAILED_PRECONDITION saying what force overrides', () => {
+    const { plane } = setup(3, { replicationFactor: 3 });
+    const epoch = plane.epoch;
+    let err: unknown;
+    try {
+      plane.removeNode('n2');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({
+      code: 'BelowReplicationFactor',
+      field: 'id',
+      value: 'n2',
+      details: { remaining: 2, replicationFactor: 3 },
+    });
+    expect((err as Error).message).toContain('force');
+    expect(adminStatus(err)).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(plane.epoch).toBe(epoch);
+    expect(plane.removeNode('n2', true)).toBe(epoch + 1);
+    expect(plane.table().nodes.map((n) => n.id)).toEqual(['n1', 'n3']);
   });
 
   it('a publish refused by the table capacity leaves the previous states and epoch', () => {
@@ -249,11 +329,24 @@ describe('ControlPlane with data movement (fake time)', () => {
     expect(plane.table().assignments).toEqual([{ spaceId: 'pinned', primary: 'n3', replicas: [] }]);
   });
 
-  it('refuses a second node with an address another member has', () => {
+  it('refuses a second node with an address another member has: ALREADY_EXISTS naming the owner', () => {
     const { plane } = setup(3, moving);
-    expect(() => plane.addNode({ id: 'n9', address: '127.0.0.1:7001' })).toThrow(
-      expect.objectContaining({ code: 'InUse', field: 'node.address' }),
-    );
+    const epoch = plane.epoch;
+    let err: unknown;
+    try {
+      plane.addNode({ id: 'n9', address: '127.000.000.001:07001' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({
+      code: 'AddressInUse',
+      field: 'node.address',
+      details: { owner: 'n1' },
+    });
+    expect((err as Error).message).toContain('n1');
+    expect(adminStatus(err)).toBe(grpc.status.ALREADY_EXISTS);
+    expect(plane.epoch).toBe(epoch);
+    expect(plane.table().nodes.map((n) => n.id)).toEqual(['n1', 'n2', 'n3']);
   });
 
   it('in a panic (too few nodes up to believe), publishes every node up', async () => {

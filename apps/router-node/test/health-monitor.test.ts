@@ -18,6 +18,19 @@ describe('HealthVerdicts', () => {
     expect(v.record('a', true, 'down')).toBe('up');
   });
 
+  it('a node of unknown health (never probed) is up on its first success', () => {
+    const v = new HealthVerdicts({ unhealthyThreshold: 2, healthyThreshold: 3 });
+    expect(v.record('a', true, 'unknown')).toBe('up');
+  });
+
+  it('a node of unknown health is down after unhealthyThreshold failures, then needs healthyThreshold', () => {
+    const v = new HealthVerdicts({ unhealthyThreshold: 2, healthyThreshold: 2 });
+    expect(v.record('a', false, 'unknown')).toBeUndefined();
+    expect(v.record('a', false, 'unknown')).toBe('down');
+    expect(v.record('a', true, 'down')).toBeUndefined();
+    expect(v.record('a', true, 'down')).toBe('up');
+  });
+
   it('a success in a run of failures starts the count over (a flapping node stays up)', () => {
     const v = new HealthVerdicts({ unhealthyThreshold: 2, healthyThreshold: 2 });
     for (let i = 0; i < 10; i++) {

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -168,10 +169,31 @@ export interface AdminClient extends grpc.Client {
   [method: string]: unknown;
 }
 
-export function adminClient(cleanup: Cleanup, port: number): grpc.Client {
-  const client = new RouterAdminClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+/**
+ * A RouterAdmin client; with `token`, every call carries `authorization: Bearer <token>`
+ * (`credentials`: TLS ones, default plaintext).
+ */
+export function adminClient(
+  cleanup: Cleanup,
+  port: number,
+  token?: string,
+  credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+): grpc.Client {
+  const options: grpc.ClientOptions =
+    token === undefined ? {} : { interceptors: [bearerInterceptor(token)] };
+  const client = new RouterAdminClient(`127.0.0.1:${port}`, credentials, options);
   cleanup.add(() => client.close());
   return client;
+}
+
+function bearerInterceptor(token: string): grpc.Interceptor {
+  return (options, nextCall) =>
+    new grpc.InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        metadata.set('authorization', `Bearer ${token}`);
+        next(metadata, listener);
+      },
+    });
 }
 
 /** Promise wrapper for one RouterAdmin call; rejects with the grpc ServiceError. */
@@ -331,6 +353,8 @@ export async function startSlowNode(
   cleanup: Cleanup,
   id: string,
   delayMs: number,
+  /** Listen on this port (e.g. one `freePort` gave); default any free port. */
+  port = 0,
 ): Promise<{ address: string; recalls: () => number; cancelled: () => number }> {
   const server = new grpc.Server();
   let recalls = 0;
@@ -351,13 +375,25 @@ export async function startSlowNode(
   };
   server.addService(MemoryServiceDefinition, handlers);
   addHealthService(server);
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
+  const bound = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (e, p) =>
       e ? reject(e) : resolve(p),
     ),
   );
   cleanup.add(() => server.forceShutdown());
-  return { address: `127.0.0.1:${port}`, recalls: () => recalls, cancelled: () => cancelled };
+  return { address: `127.0.0.1:${bound}`, recalls: () => recalls, cancelled: () => cancelled };
+}
+
+/**
+ * A port nothing listens on (the kernel's pick, released at once): a node address that
+ * refuses connections until a test starts a server there.
+ */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 /** Every memory id (with its version) a node holds of a space, read with ReplicaService. */

@@ -35,6 +35,16 @@ describe('router-node lifecycle', () => {
       },
       'nodes[1].id = "a"',
     ],
+    [
+      'duplicate address',
+      {
+        nodes: [
+          { id: 'a', address: '127.0.0.1:1' },
+          { id: 'b', address: '127.0.0.1:01' },
+        ],
+      },
+      'nodes[1].address = "127.0.0.1:01"',
+    ],
     ['bad type', { health: { intervalMs: 'fast' } }, 'health.intervalMs = "fast"'],
     [
       'unknown assignment node',

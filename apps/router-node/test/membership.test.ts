@@ -18,6 +18,13 @@ function three(): Membership {
   return Membership.create([node('a', 1), node('b', 2), node('c', 3)], [], null, LIMITS);
 }
 
+/** Every member marked up (as after a first probe round that all passed). */
+function up(m: Membership): Membership {
+  let next = m;
+  for (const x of m.members) next = next.setHealth(x.node.id, Health.Up);
+  return next;
+}
+
 function codeOf(fn: () => unknown): string {
   try {
     fn();
@@ -29,14 +36,24 @@ function codeOf(fn: () => unknown): string {
 }
 
 describe('Membership', () => {
-  it('starts every node up and active on slots 0..n-1', () => {
+  it('starts every node of unknown health (routed as down) and active on slots 0..n-1', () => {
     const m = three();
     expect([...m.members].map((x) => [x.node.id, x.slot, x.health, x.lifecycle])).toEqual([
-      ['a', 0, 'up', 'active'],
-      ['b', 1, 'up', 'active'],
-      ['c', 2, 'up', 'active'],
+      ['a', 0, 'unknown', 'active'],
+      ['b', 1, 'unknown', 'active'],
+      ['c', 2, 'unknown', 'active'],
     ]);
-    expect(m.reachable).toBe(3);
+    expect(routingState(m.get('a')!)).toBe('down');
+    expect(m.reachable).toBe(0);
+    // Nodes without a verdict count for neither side of a partition.
+    expect(m.serving).toEqual({ total: 0, up: 0 });
+    const probed = m.setHealth('a', Health.Up).setHealth('b', Health.Down);
+    expect(probed.serving).toEqual({ total: 2, up: 1 });
+  });
+
+  it('a node added is of unknown health until probed, whatever the others are', () => {
+    const m = up(three());
+    expect(m.add(node('d', 4)).next.get('d')?.health).toBe('unknown');
   });
 
   it('adds a node on the next slot and reports it fresh; the old value is unchanged', () => {
@@ -89,8 +106,38 @@ describe('Membership', () => {
     expect(m.remove('a').next.size).toBe(2);
   });
 
-  it('drains and undrains; the routed state combines lifecycle and health', () => {
+  it('refuses a removal that leaves fewer placed nodes than the replication factor, unless forced', () => {
     const m = three();
+    let err: MembershipError | undefined;
+    try {
+      m.remove('a', { replicationFactor: 3 });
+    } catch (e) {
+      err = e as MembershipError;
+    }
+    expect(err?.code).toBe('BelowReplicationFactor');
+    expect(err?.details).toEqual({ remaining: 2, replicationFactor: 3 });
+    expect(err?.message).toMatch(/2 .*replicationFactor 3.*force/);
+    expect(m.remove('a', { replicationFactor: 3, force: true }).next.size).toBe(2);
+    expect(m.remove('a', { replicationFactor: 2 }).next.size).toBe(2);
+    // A drained member holds no placement: removing it leaves the placed count as it was.
+    const moving = Membership.create(
+      [node('a', 1), node('b', 2), node('c', 3)],
+      [],
+      null,
+      LIMITS,
+      true,
+    );
+    const drained = moving.drain('c').next.completeLeave('c').next;
+    expect(drained.remove('c', { replicationFactor: 3 }).next.get('c')).toBeUndefined();
+    // A leaving node is already on its way out: it does not count among those that remain.
+    const leaving = moving.remove('c').next;
+    expect(codeOf(() => leaving.remove('b', { replicationFactor: 2 }))).toBe(
+      'BelowReplicationFactor',
+    );
+  });
+
+  it('drains and undrains; the routed state combines lifecycle and health', () => {
+    const m = up(three());
     const drained = m.drain('b').next;
     expect(routingState(drained.get('b')!)).toBe('draining');
     expect(codeOf(() => drained.drain('b'))).toBe('WrongLifecycle');
@@ -103,7 +150,7 @@ describe('Membership', () => {
   });
 
   it('setHealth returns the same value when nothing changes', () => {
-    const m = three();
+    const m = up(three());
     expect(m.setHealth('a', Health.Up)).toBe(m);
     expect(m.setHealth('ghost', Health.Down)).toBe(m);
     expect(m.setHealth('a', Health.Down)).not.toBe(m);
@@ -121,13 +168,15 @@ describe('Membership', () => {
   });
 
   it('reload: the list wins; kept nodes keep state, re-addressed ones keep their slot and start over', () => {
-    const m = three().drain('a').next.setHealth('b', Health.Down);
+    const m = up(three()).drain('a').next.setHealth('b', Health.Down);
     const change = m.reload([node('a', 1), node('b', 22), node('d', 4)]);
     const next = change.next;
     expect(change.removed).toEqual(['c']);
     expect(change.added).toEqual(['d']);
-    expect(next.get('a')?.lifecycle).toBe('draining');
-    expect(next.get('b')).toMatchObject({ slot: 1, health: 'up', lifecycle: 'active' });
+    expect(next.get('a')).toMatchObject({ lifecycle: 'draining', health: 'up' });
+    // A new address is a node never probed: unknown until its first probe.
+    expect(next.get('b')).toMatchObject({ slot: 1, health: 'unknown', lifecycle: 'active' });
+    expect(next.get('d')?.health).toBe('unknown');
     // d takes c's freed slot; b's breaker (same slot, new address) is reset too.
     expect(next.get('d')?.slot).toBe(2);
     expect([...change.freshSlots].sort()).toEqual([1, 2]);
@@ -146,9 +195,85 @@ describe('Membership', () => {
   });
 });
 
+describe('Membership: one node per address', () => {
+  function refusal(fn: () => unknown): MembershipError {
+    try {
+      fn();
+    } catch (err) {
+      expect(err).toBeInstanceOf(MembershipError);
+      return err as MembershipError;
+    }
+    throw new Error('expected a MembershipError');
+  }
+
+  it('refuses a node at an address a member has, naming the member that owns it', () => {
+    const err = refusal(() => three().add({ id: 'e', address: '127.0.0.1:2', zone: '' }));
+    expect(err.code).toBe('AddressInUse');
+    expect(err.field).toBe('node.address');
+    expect(err.value).toBe('127.0.0.1:2');
+    expect(err.details).toEqual({ owner: 'b', ownerAddress: '127.0.0.1:2' });
+  });
+
+  it.each([
+    ['a leading-zero port', '127.0.0.1:0002'],
+    ['leading-zero octets', '127.000.000.001:2'],
+    ['a short IPv4 form', '127.1:2'],
+    ['a hex IPv4 form', '0x7f.0.0.1:2'],
+    ['a 32-bit IPv4 number', '2130706433:2'],
+    ['a trailing dot', '127.0.0.1.:2'],
+  ])('sees through %s of the same literal IP', (_name, address) => {
+    expect(refusal(() => three().add({ id: 'e', address, zone: '' })).code).toBe('AddressInUse');
+  });
+
+  it('compares host names without case and IPv6 literals in any written form', () => {
+    const m = Membership.create(
+      [
+        { id: 'a', address: 'Node-A.example:7000', zone: '' },
+        { id: 'b', address: '[::1]:7000', zone: '' },
+      ],
+      [],
+      null,
+      LIMITS,
+    );
+    expect(codeOf(() => m.add({ id: 'x', address: 'node-a.EXAMPLE.:7000', zone: '' }))).toBe(
+      'AddressInUse',
+    );
+    expect(codeOf(() => m.add({ id: 'y', address: '[0:0:0:0:0:0:0:1]:7000', zone: '' }))).toBe(
+      'AddressInUse',
+    );
+    // Different ports, and names that only a resolver could equate, are different addresses.
+    expect(m.add({ id: 'z', address: 'node-a.example:7001', zone: '' }).next.size).toBe(3);
+    expect(m.add({ id: 'w', address: 'localhost:7000', zone: '' }).next.size).toBe(3);
+  });
+
+  it('refuses a config list with two nodes on one address at create', () => {
+    const err = refusal(() =>
+      Membership.create(
+        [node('a', 1), { id: 'b', address: '127.0.0.1:01', zone: '' }],
+        [],
+        null,
+        LIMITS,
+      ),
+    );
+    expect(err.code).toBe('AddressInUse');
+    expect(err.details).toEqual({ owner: 'a', ownerAddress: '127.0.0.1:1' });
+  });
+
+  it('reload refuses a node re-addressed onto another member, changing nothing', () => {
+    const m = three();
+    const err = refusal(() => m.reload([node('a', 1), node('b', 3), node('c', 3)]));
+    expect(err.code).toBe('AddressInUse');
+    expect(m.get('b')?.node.address).toBe('127.0.0.1:2');
+    // Taking the address of a node the same reload removes is fine (it is gone first).
+    expect(m.reload([node('a', 1), node('b', 3)]).next.get('b')?.node.address).toBe('127.0.0.1:3');
+  });
+});
+
 describe('Membership with data movement', () => {
   function moving(): Membership {
-    return Membership.create([node('a', 1), node('b', 2), node('c', 3)], [], null, LIMITS, true);
+    return up(
+      Membership.create([node('a', 1), node('b', 2), node('c', 3)], [], null, LIMITS, true),
+    );
   }
 
   it('starts its first nodes active; a node added later joins until completeJoin', () => {
@@ -196,6 +321,6 @@ describe('Membership with data movement', () => {
     expect(codeOf(() => m.assign({ spaceId: 's', primary: 'd', replicas: [] }))).toBe(
       'WrongLifecycle',
     );
-    expect(codeOf(() => m.add({ id: 'e', address: '127.0.0.1:1', zone: '' }))).toBe('InUse');
+    expect(codeOf(() => m.add({ id: 'e', address: '127.0.0.1:1', zone: '' }))).toBe('AddressInUse');
   });
 });

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { generateTestCertificates } from '@engram/memory-node/test-support';
@@ -6,7 +7,18 @@ import { MemoryServiceClient } from '@engram/proto';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MEMORY_NODE_MAIN, RouterAdminClient } from '../src/index.js';
-import { Cleanup, call, getTable, spawnRouter, tempDir, testConfig } from './helpers.js';
+import {
+  admin,
+  adminClient,
+  Cleanup,
+  call,
+  eventually,
+  getTable,
+  spawnRouter,
+  startSlowNode,
+  tempDir,
+  testConfig,
+} from './helpers.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -88,5 +100,44 @@ describe('router-node TLS', () => {
       (e) => e,
     );
     expect(err.code).toBe(grpc.status.UNAVAILABLE);
+  });
+
+  it('admin over TLS with a bearer token from admin.tokenFile: refused without it, rotated by SIGHUP', async () => {
+    const dir = tempDir(cleanup);
+    const pki = generateTestCertificates(dir);
+    const node = await startSlowNode(cleanup, 'a', 0);
+    const tokenFile = join(dir, 'admin.token');
+    writeFileSync(tokenFile, 'first-token-0123456789\n');
+    const listenerTls = { cert: join(dir, 'server.crt'), key: join(dir, 'server.key') };
+    const config = testConfig({
+      nodes: [{ id: 'a', address: node.address }],
+      workers: 0,
+      admin: { host: '127.0.0.1', port: 0, tls: listenerTls, tokenFile },
+    });
+    const router = await spawnRouter(cleanup, config);
+    const creds = () => grpc.credentials.createSsl(pki.ca);
+    const without = await getTable(
+      adminClient(cleanup, router.adminPort, undefined, creds()),
+    ).catch((e) => e);
+    expect(without.code).toBe(grpc.status.UNAUTHENTICATED);
+    const first = adminClient(cleanup, router.adminPort, 'first-token-0123456789', creds());
+    expect((await getTable(first)).nodes.map((n) => n.id)).toEqual(['a']);
+
+    writeFileSync(tokenFile, 'second-token-0123456789\n');
+    router.child.kill('SIGHUP');
+    await eventually(async () => {
+      const e = await getTable(first).catch((x) => x);
+      return e?.code === grpc.status.UNAUTHENTICATED;
+    });
+    const second = adminClient(cleanup, router.adminPort, 'second-token-0123456789', creds());
+    expect(await admin(second, 'GetTable')).toMatchObject({ nodes: [{ id: 'a' }] });
+    // A token file that cannot be read on SIGHUP keeps the token in force (never none).
+    writeFileSync(tokenFile, '');
+    router.child.kill('SIGHUP');
+    await eventually(() => router.stderr().includes('admin.tokenFile'));
+    expect((await getTable(second)).nodes.map((n) => n.id)).toEqual(['a']);
+    expect(router.stderr()).toMatch(/"event":"admin-unauthenticated"/);
+    expect(router.stderr()).not.toContain('first-token');
+    expect(router.stderr()).not.toContain('second-token');
   });
 });

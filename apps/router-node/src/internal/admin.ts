@@ -1,9 +1,11 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { LOADER_OPTIONS } from '@engram/proto';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import type { Logger } from 'pino';
-import type { AssignmentConfig, ListenerTlsConfig } from './config.js';
+import type { AssignmentConfig, ListenerTlsConfig, RouterNodeConfig } from './config.js';
+import { ConfigError } from './errors.js';
 import type { StreamStatus } from './streamer.js';
 
 export const ROUTER_PROTO_FILE = 'engram/v1/router.proto';
@@ -54,7 +56,8 @@ export interface TableView {
 export interface AdminTarget {
   table(): TableView;
   addNode(node: unknown): number;
-  removeNode(id: string): number;
+  /** `force`: even when fewer placed nodes than the replication factor would remain. */
+  removeNode(id: string, force: boolean): number;
   drainNode(id: string, undrain: boolean): number;
   assignSpace(assignment: unknown): number;
   unassignSpace(spaceId: unknown): number;
@@ -81,7 +84,12 @@ export const ADMIN_STATUS_BY_CODE: Readonly<Record<string, grpc.status>> = Objec
   NotAMember: grpc.status.NOT_FOUND,
   NoSuchAssignment: grpc.status.NOT_FOUND,
   AlreadyAMember: grpc.status.ALREADY_EXISTS,
+  // The address is taken: the entity the request would create (a member there) exists, and
+  // the request is well-formed on its own, which INVALID_ARGUMENT would deny.
+  AddressInUse: grpc.status.ALREADY_EXISTS,
   InUse: grpc.status.FAILED_PRECONDITION,
+  // Allowed once enough nodes are added (or with `force`): the cluster's state, not the request.
+  BelowReplicationFactor: grpc.status.FAILED_PRECONDITION,
   WrongLifecycle: grpc.status.FAILED_PRECONDITION,
   CapacityExceeded: grpc.status.RESOURCE_EXHAUSTED,
   // A node without engram.v1.ReplicaService: repair cannot work until it is upgraded.
@@ -119,10 +127,87 @@ function change(log: Logger, name: string, fn: (req: Record<string, unknown>) =>
   };
 }
 
+/** Why a call's credentials were refused. */
+export type AuthRefusal = 'missing' | 'malformed' | 'wrong';
+
+const UNAUTHENTICATED_DETAILS: Readonly<Record<AuthRefusal, string>> = Object.freeze({
+  missing:
+    'RouterAdmin needs "authorization: Bearer <token>" metadata (admin.token or admin.tokenFile is set)',
+  malformed: 'the authorization metadata must be one "Bearer <token>" value',
+  wrong: 'the bearer token is not the one this router accepts',
+});
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}
+
+/**
+ * The admin API's bearer token: `authorization: Bearer <token>` on every call, or nothing
+ * when no token is configured. Only the token's SHA-256 is kept, and a presented token is
+ * compared by its SHA-256 with `timingSafeEqual`: equal lengths always, so neither the
+ * token's bytes nor its length leak through the time a refusal takes.
+ */
+export class AdminAuth {
+  #digest: Buffer | null = null;
+  /** Calls refused since start. */
+  rejected = 0;
+
+  constructor(token: string | null) {
+    this.set(token);
+  }
+
+  /** Replaces the token (SIGHUP); null: calls need none. */
+  set(token: string | null): void {
+    this.#digest = token === null ? null : sha256(token);
+  }
+
+  get enabled(): boolean {
+    return this.#digest !== null;
+  }
+
+  /** The refusal for a call's `authorization` metadata values, or undefined to let it in. */
+  check(values: readonly (string | Buffer)[]): AuthRefusal | undefined {
+    const digest = this.#digest;
+    if (digest === null) return undefined;
+    if (values.length === 0) return 'missing';
+    const value = values[0];
+    if (values.length > 1 || typeof value !== 'string') return 'malformed';
+    const match = /^bearer +(\S+) *$/i.exec(value);
+    if (match === null) return 'malformed';
+    return timingSafeEqual(sha256(match[1]!), digest) ? undefined : 'wrong';
+  }
+}
+
+/**
+ * The admin token `admin` configures: `admin.token`, or the trimmed contents of
+ * `admin.tokenFile` (read now: at start and on SIGHUP), or null. Throws a ConfigError naming
+ * the file when it cannot be read or holds no token; the message never holds the token.
+ */
+export function readAdminToken(admin: RouterNodeConfig['admin']): string | null {
+  if (admin.tokenFile === null) return admin.token;
+  let text: string;
+  try {
+    text = readFileSync(admin.tokenFile, 'utf8');
+  } catch (err) {
+    throw new ConfigError(
+      'admin.tokenFile',
+      admin.tokenFile,
+      `cannot read: ${(err as Error).message}`,
+    );
+  }
+  const token = text.trim();
+  if (token === '' || /\s/.test(token)) {
+    throw new ConfigError('admin.tokenFile', admin.tokenFile, 'must hold one token (no spaces)');
+  }
+  return token;
+}
+
 export interface AdminServerOptions {
   readonly host: string;
   readonly port: number;
   readonly tls: ListenerTlsConfig | null;
+  /** Bearer-token check of every call; default none (as with no token configured). */
+  readonly auth?: AdminAuth;
 }
 
 /** Starts the RouterAdmin gRPC server on its own listener. */
@@ -133,64 +218,96 @@ export async function startAdminServer(
 ): Promise<{ port: number; close(): Promise<void> }> {
   const server = new grpc.Server();
   const str = (v: unknown) => (typeof v === 'string' ? v : '');
-  server.addService(routerAdminDefinition, {
-    GetTable: ((_call, callback) => {
-      const t = target.table();
-      callback(null, {
-        epoch: t.epoch,
-        nodes: t.nodes.map((n) => ({
-          id: n.id,
-          address: n.address,
-          zone: n.zone,
-          state: n.state,
-          breaker: n.breaker,
-          lifecycle: n.lifecycle,
-          hintsPending: n.hintsPending,
-          hintBytesPending: n.hintBytesPending,
-          repairNeeded: n.repairNeeded,
-        })),
-        assignments: t.assignments.map((a) => ({
-          spaceId: a.spaceId,
-          primary: a.primary,
-          replicas: [...a.replicas],
-        })),
-        pendingAssignments: t.pendingAssignments.map((a) => ({
-          spaceId: a.spaceId,
-          primary: a.primary,
-          replicas: [...a.replicas],
-        })),
-        streams: t.streams,
-        replicationFactor: t.replicationFactor,
-        vnodesPerNode: t.vnodesPerNode,
-        partitioned: t.partitioned,
-        localNodeId: t.localNodeId ?? '',
-      });
-    }) as Unary,
-    AssignSpace: change(log, 'AssignSpace', (r) =>
-      r.clear === true
-        ? target.unassignSpace(r.spaceId)
-        : target.assignSpace({ spaceId: r.spaceId, primary: r.primary, replicas: r.replicas }),
-    ),
-    AddNode: change(log, 'AddNode', (r) =>
-      target.addNode({ id: r.id, address: r.address, zone: str(r.zone) }),
-    ),
-    RemoveNode: change(log, 'RemoveNode', (r) => target.removeNode(str(r.id))),
-    DrainNode: change(log, 'DrainNode', (r) => target.drainNode(str(r.id), r.undrain === true)),
-    RepairSpace: ((call, callback) => {
-      target.repairSpace(call.request.spaceId).then(
-        (res) => callback(null, res),
-        (err: unknown) =>
-          callback({ code: adminStatus(err), details: (err as Error)?.message ?? String(err) }),
-      );
-    }) as Unary,
-    RepairNode: ((call, callback) => {
-      try {
-        callback(null, target.repairNode(call.request.id));
-      } catch (err) {
-        callback({ code: adminStatus(err), details: (err as Error)?.message ?? String(err) });
-      }
-    }) as Unary,
-  });
+  const auth = options.auth;
+  // Every method passes the token check first; a refusal is counted and logged with the
+  // method, the reason and the peer, never the metadata.
+  const guarded = (handlers: Record<string, Unary>): grpc.UntypedServiceImplementation => {
+    if (auth === undefined) return handlers;
+    const out: Record<string, Unary> = {};
+    for (const [method, handler] of Object.entries(handlers)) {
+      out[method] = (call, callback) => {
+        const reason = auth.check(call.metadata.get('authorization'));
+        if (reason === undefined) {
+          handler(call, callback);
+          return;
+        }
+        auth.rejected++;
+        log.warn(
+          {
+            event: 'admin-unauthenticated',
+            method,
+            reason,
+            peer: call.getPeer(),
+            rejected: auth.rejected,
+          },
+          `admin ${method} refused: ${reason} bearer token`,
+        );
+        callback({ code: grpc.status.UNAUTHENTICATED, details: UNAUTHENTICATED_DETAILS[reason] });
+      };
+    }
+    return out;
+  };
+  server.addService(
+    routerAdminDefinition,
+    guarded({
+      GetTable: ((_call, callback) => {
+        const t = target.table();
+        callback(null, {
+          epoch: t.epoch,
+          nodes: t.nodes.map((n) => ({
+            id: n.id,
+            address: n.address,
+            zone: n.zone,
+            state: n.state,
+            breaker: n.breaker,
+            lifecycle: n.lifecycle,
+            hintsPending: n.hintsPending,
+            hintBytesPending: n.hintBytesPending,
+            repairNeeded: n.repairNeeded,
+          })),
+          assignments: t.assignments.map((a) => ({
+            spaceId: a.spaceId,
+            primary: a.primary,
+            replicas: [...a.replicas],
+          })),
+          pendingAssignments: t.pendingAssignments.map((a) => ({
+            spaceId: a.spaceId,
+            primary: a.primary,
+            replicas: [...a.replicas],
+          })),
+          streams: t.streams,
+          replicationFactor: t.replicationFactor,
+          vnodesPerNode: t.vnodesPerNode,
+          partitioned: t.partitioned,
+          localNodeId: t.localNodeId ?? '',
+        });
+      }) as Unary,
+      AssignSpace: change(log, 'AssignSpace', (r) =>
+        r.clear === true
+          ? target.unassignSpace(r.spaceId)
+          : target.assignSpace({ spaceId: r.spaceId, primary: r.primary, replicas: r.replicas }),
+      ),
+      AddNode: change(log, 'AddNode', (r) =>
+        target.addNode({ id: r.id, address: r.address, zone: str(r.zone) }),
+      ),
+      RemoveNode: change(log, 'RemoveNode', (r) => target.removeNode(str(r.id), r.force === true)),
+      DrainNode: change(log, 'DrainNode', (r) => target.drainNode(str(r.id), r.undrain === true)),
+      RepairSpace: ((call, callback) => {
+        target.repairSpace(call.request.spaceId).then(
+          (res) => callback(null, res),
+          (err: unknown) =>
+            callback({ code: adminStatus(err), details: (err as Error)?.message ?? String(err) }),
+        );
+      }) as Unary,
+      RepairNode: ((call, callback) => {
+        try {
+          callback(null, target.repairNode(call.request.id));
+        } catch (err) {
+          callback({ code: adminStatus(err), details: (err as Error)?.message ?? String(err) });
+        }
+      }) as Unary,
+    }),
+  );
   const t = options.tls;
   const creds =
     t === null

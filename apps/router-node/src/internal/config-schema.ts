@@ -17,8 +17,8 @@ import type { ConfigSchema } from './config-spec.js';
 // does not compile.
 
 /**
- * The settings of router-node, one entry per key, in the order of `RouterNodeConfig`. Only
- * `nodes` is reloadable: SIGHUP replaces the membership and nothing else.
+ * The settings of router-node, one entry per key, in the order of `RouterNodeConfig`. SIGHUP
+ * replaces the membership (`nodes`) and the admin token (`admin.token`, `admin.tokenFile`).
  */
 export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
   'listen.host': {
@@ -132,6 +132,20 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     default: 50052,
     reloadable: false,
     description: 'RouterAdmin port; 0 = any free port',
+  },
+  'admin.token': {
+    type: 'string-or-null',
+    default: null,
+    reloadable: true,
+    description:
+      'bearer token every RouterAdmin call must carry (`authorization: Bearer <token>`); inline it is visible in the file, env or process list: prefer `admin.tokenFile`; null = no token',
+  },
+  'admin.tokenFile': {
+    type: 'string-or-null',
+    default: null,
+    reloadable: true,
+    description:
+      'file holding the RouterAdmin bearer token (trimmed), read at start and on SIGHUP (an unreadable file keeps the token in force); null = none',
   },
   'admin.tls.cert': {
     type: 'string',

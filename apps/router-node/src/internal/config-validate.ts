@@ -1,3 +1,4 @@
+import { parseAddress } from '@engram/common';
 import {
   addressProblem,
   MAX_NODE_ID_LENGTH,
@@ -120,9 +121,20 @@ function checkNodes(raw: Json | undefined): NodeConfig[] {
   if (!Array.isArray(list)) throw new ConfigError('nodes', list, 'must be an array');
   const nodes = list.map((n, i) => validateNode(n, `nodes[${i}]`));
   const seen = new Set<string>();
+  const owners = new Map<string, NodeConfig>();
   nodes.forEach((n, i) => {
     if (seen.has(n.id)) throw new ConfigError(`nodes[${i}].id`, n.id, 'duplicate node id');
     seen.add(n.id);
+    const key = addressKey(n.address);
+    const owner = owners.get(key);
+    if (owner !== undefined) {
+      throw new ConfigError(
+        `nodes[${i}].address`,
+        n.address,
+        `node "${n.id}" and node "${owner.id}" (${JSON.stringify(owner.address)}) are one address`,
+      );
+    }
+    owners.set(key, n);
   });
   return nodes;
 }
@@ -166,6 +178,14 @@ function checkAcrossKeys(cfg: RouterNodeConfig): void {
       throw new ConfigError('localNodeId', cfg.localNodeId, 'is not one of the configured nodes');
     }
   }
+  if (cfg.admin.token !== null && cfg.admin.tokenFile !== null) {
+    // The value quoted is the file, never the token.
+    throw new ConfigError(
+      'admin.tokenFile',
+      cfg.admin.tokenFile,
+      'admin.token is set too: set one',
+    );
+  }
   const poolTls = cfg.pool.tls;
   if (poolTls !== null && (poolTls.cert === null) !== (poolTls.key === null)) {
     throw new ConfigError('pool.tls.cert', poolTls.cert, 'cert and key go together');
@@ -179,6 +199,41 @@ function checkAcrossKeys(cfg: RouterNodeConfig): void {
   }
   if (cfg.nodes.length === 0 && cfg.localCluster.nodes === 0) {
     throw new ConfigError('nodes', [], 'is empty and localCluster.nodes is 0: nothing to route to');
+  }
+}
+
+/**
+ * What two node addresses are compared by: the same `host:port` written two ways gives the
+ * same key. The port is compared as a number (`07000` = `7000`); the host as the WHATWG URL
+ * parser canonicalises it, which is what the resolver would connect to for a literal IP:
+ * IPv4 in any inet_aton form (`127.1`, `0x7f.0.0.1`, `2130706433`; a leading 0 is octal,
+ * as getaddrinfo reads it) becomes dotted decimal, IPv6 its RFC 5952 form (`[::1]`), a name
+ * lower case; a trailing dot is dropped. Names are not resolved (`localhost` and `127.0.0.1`
+ * stay different): that needs I/O and the answer can change.
+ */
+export function addressKey(address: string): string {
+  const { host, port } = parseAddress(address);
+  return `${canonicalHost(host)}:${port}`;
+}
+
+function canonicalHost(host: string): string {
+  if (host.includes(':')) {
+    // IPv6; a zone id (`%eth0`) is not URL syntax: canonicalise the address, keep the zone.
+    const at = host.indexOf('%');
+    const ip = at < 0 ? host : host.slice(0, at);
+    const zone = at < 0 ? '' : host.slice(at);
+    return `[${urlHost(`[${ip}]`, ip.toLowerCase()).replace(/^\[|\]$/g, '')}${zone}]`;
+  }
+  const name = host.endsWith('.') ? host.slice(0, -1) : host;
+  return urlHost(name, name.toLowerCase());
+}
+
+function urlHost(host: string, fallback: string): string {
+  try {
+    return new URL(`http://${host}/`).hostname;
+  } catch {
+    // Names the URL parser refuses (`node.123`: a last label of digits) are compared as written.
+    return fallback;
   }
 }
 

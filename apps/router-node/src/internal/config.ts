@@ -20,7 +20,7 @@ import {
 } from './config-validate.js';
 import { ConfigError } from './errors.js';
 
-export { validateAssignment, validateNode } from './config-validate.js';
+export { addressKey, validateAssignment, validateNode } from './config-validate.js';
 export { envName, flagName };
 
 /** A memory node of the cluster. */
@@ -81,6 +81,10 @@ export interface RouterNodeConfig {
     readonly enabled: boolean;
     readonly host: string;
     readonly port: number;
+    /** Bearer token admin calls must carry (inline: discouraged, see `tokenFile`); null = none. */
+    readonly token: string | null;
+    /** File holding the bearer token, read at start and on SIGHUP; null = none. */
+    readonly tokenFile: string | null;
     readonly tls: ListenerTlsConfig | null;
   };
   readonly metrics: { readonly enabled: boolean; readonly host: string; readonly port: number };

@@ -16,7 +16,7 @@ import {
   Membership,
   MembershipError,
   type MembershipLimits,
-  routingState,
+  reportedState,
 } from './membership.js';
 import type { StreamStatus, TransitionKind } from './streamer.js';
 import { isPanic, isPartitioned, type TablePublisher } from './table-publisher.js';
@@ -120,10 +120,16 @@ export class ControlPlane implements AdminTarget {
     for (const m of first.members) this.#monitor.watch(m.node);
   }
 
-  /** Starts health checking (a first round at once) and data movement of changes in progress. */
-  start(): void {
-    this.#monitor.start();
+  /**
+   * Starts health checking and data movement of changes in progress. Resolves once the first
+   * probe round is settled (within `health.timeoutMs`): every node starts unknown (routed as
+   * down) and is up from its first passing probe, so a router that waits for this routes its
+   * first calls by verdicts rather than by nothing.
+   */
+  start(): Promise<void> {
+    const firstRound = this.#monitor.start();
     this.#init.onChange?.(this.#membership);
+    return firstRound;
   }
 
   /** A transition's data is where the new placement wants it: the change applies now. */
@@ -171,7 +177,7 @@ export class ControlPlane implements AdminTarget {
           id: x.node.id,
           address: x.node.address,
           zone: x.node.zone,
-          state: routingState(x),
+          state: reportedState(x),
           lifecycle: x.lifecycle,
           breaker: breakers.state(x.slot),
           slot: x.slot,
@@ -189,8 +195,9 @@ export class ControlPlane implements AdminTarget {
     return this.#apply(this.#membership.add(validateNode(raw, 'node')));
   }
 
-  removeNode(id: string): number {
-    return this.#apply(this.#membership.remove(id));
+  removeNode(id: string, force = false): number {
+    const replicationFactor = this.#init.config.replicationFactor;
+    return this.#apply(this.#membership.remove(id, { replicationFactor, force }));
   }
 
   drainNode(id: string, undrain: boolean): number {
@@ -312,7 +319,7 @@ export class ControlPlane implements AdminTarget {
         event: 'table-publish',
         epoch,
         reason,
-        nodes: [...next.members].map((m) => `${m.node.id}:${routingState(m)}`),
+        nodes: [...next.members].map((m) => `${m.node.id}:${reportedState(m)}`),
         partitioned,
         assignments: next.assignments.length,
       },

@@ -23,14 +23,19 @@ export class HealthVerdicts {
 
   /**
    * Records one probe result of a node whose verdict is `current`; returns the new verdict
-   * when this result flips it, else undefined.
+   * when this result flips it, else undefined. A node of unknown health (never probed) is up
+   * on its first success, as Envoy marks a new host healthy after one passing check: making a
+   * fresh node wait healthyThreshold rounds guards against nothing a flapping node would do,
+   * it only delays every start and every AddNode. It is down after unhealthyThreshold
+   * failures, as an up node would be.
    */
   record(id: string, ok: boolean, current: Health): Health | undefined {
     const prev = this.#streaks.get(id) ?? 0;
     const streak = ok ? Math.max(1, prev + 1) : Math.min(-1, prev - 1);
     this.#streaks.set(id, streak);
     const t = this.#thresholds;
-    if (current === Health.Up && streak <= -t.unhealthyThreshold) return Health.Down;
+    if (current !== Health.Down && streak <= -t.unhealthyThreshold) return Health.Down;
+    if (current === Health.Unknown && ok) return Health.Up;
     if (current === Health.Down && streak >= t.healthyThreshold) return Health.Up;
     return undefined;
   }
@@ -71,7 +76,8 @@ export interface HealthMonitorInit extends HealthThresholds {
 
 interface Watched {
   readonly target: ProbeTarget;
-  probing: boolean;
+  /** The probe running, settled once its result (or its timeout) is recorded. */
+  probing: Promise<void> | null;
 }
 
 /**
@@ -90,10 +96,14 @@ export class HealthMonitor {
     this.#verdicts = new HealthVerdicts(init);
   }
 
-  start(): void {
-    if (this.#interval !== undefined) return;
+  /**
+   * Starts probing: a first round at once, then one every interval. Resolves when the first
+   * round's probes are settled (each within `timeoutMs`: a probe that outlives it fails).
+   */
+  start(): Promise<void> {
+    if (this.#interval !== undefined) return Promise.resolve();
     this.#interval = this.#init.timers.setInterval(() => this.probeAll(), this.#init.intervalMs);
-    this.probeAll();
+    return this.probeAll();
   }
 
   stop(): void {
@@ -109,7 +119,7 @@ export class HealthMonitor {
     if (old !== undefined && old.target.address === target.address) return;
     if (old !== undefined) this.#init.probe.forget(old.target);
     this.#verdicts.forget(target.id);
-    const w: Watched = { target, probing: false };
+    const w: Watched = { target, probing: null };
     this.#watched.set(target.id, w);
     if (this.#interval !== undefined) this.#probe(w);
   }
@@ -126,25 +136,34 @@ export class HealthMonitor {
     return this.#verdicts.streak(id);
   }
 
-  /** One round: a probe for every watched node not already being probed. */
-  probeAll(): void {
-    for (const w of this.#watched.values()) this.#probe(w);
+  /**
+   * One round: a probe for every watched node not already being probed. Resolves when each
+   * node's probe (this round's, or the one already running) is settled.
+   */
+  probeAll(): Promise<void> {
+    return Promise.all([...this.#watched.values()].map((w) => this.#probe(w))).then(() => {});
   }
 
-  #probe(w: Watched): void {
-    if (w.probing) return;
-    w.probing = true;
+  #probe(w: Watched): Promise<void> {
+    if (w.probing !== null) return w.probing;
     const { timers, timeoutMs, probe } = this.#init;
     let settled = false;
+    let done = (): void => {};
+    w.probing = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    const running = w.probing;
     const finish = (ok: boolean): void => {
       if (settled) return;
       settled = true;
       timers.clearTimeout(timer);
-      w.probing = false;
+      w.probing = null;
       this.#result(w, ok);
+      done();
     };
     const timer = timers.setTimeout(() => finish(false), timeoutMs);
     probe.check(w.target, timeoutMs).then(finish, () => finish(false));
+    return running;
   }
 
   #result(w: Watched, ok: boolean): void {

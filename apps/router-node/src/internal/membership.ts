@@ -1,6 +1,6 @@
 import { EngramError } from '@engram/common';
 import { NodeState } from '@engram/router';
-import type { AssignmentConfig, NodeConfig } from './config.js';
+import { type AssignmentConfig, addressKey, type NodeConfig } from './config.js';
 
 /**
  * The cluster membership as the control plane holds it: an immutable value, and commands that
@@ -18,8 +18,12 @@ import type { AssignmentConfig, NodeConfig } from './config.js';
  * and a drained node stays placed but gets no new calls (`draining`).
  */
 
-/** Health verdict of the probes and of passive evidence (calls that succeed). */
-export const Health = Object.freeze({ Up: 'up', Down: 'down' } as const);
+/**
+ * Health verdict of the probes and of passive evidence (calls that succeed). `unknown`: a node
+ * never probed (at start, added, re-addressed), routed as down until its first probe passes;
+ * it counts for neither side of a partition or a panic (no evidence either way).
+ */
+export const Health = Object.freeze({ Up: 'up', Down: 'down', Unknown: 'unknown' } as const);
 export type Health = (typeof Health)[keyof typeof Health];
 
 /** What an operator asked of a node, and where its data stands. */
@@ -54,7 +58,15 @@ export interface SpaceMove {
 
 /** The state a member is routed by (the Router's NodeState, published per node slot). */
 export function routingState(m: Member): NodeState {
-  return m.lifecycle === Lifecycle.Draining ? NodeState.Draining : m.health;
+  if (m.lifecycle === Lifecycle.Draining) return NodeState.Draining;
+  return m.health === Health.Up ? NodeState.Up : NodeState.Down;
+}
+
+/** The state reported for a member (GetTable, /metrics): as routed, but `unknown` told apart. */
+export function reportedState(m: Member): NodeState | typeof Health.Unknown {
+  return m.lifecycle !== Lifecycle.Draining && m.health === Health.Unknown
+    ? Health.Unknown
+    : routingState(m);
 }
 
 /** Members placed on the ring (joining and leaving included; drained ones are not). */
@@ -62,30 +74,59 @@ export function isPlaced(m: Member): boolean {
   return m.lifecycle !== Lifecycle.Drained;
 }
 
+/** Members that will hold a placement once changes in progress complete (not leaving). */
+function staysPlaced(m: Member): boolean {
+  return isPlaced(m) && m.lifecycle !== Lifecycle.Leaving;
+}
+
+/** When a removal is refused for leaving too few nodes (see `Membership.remove`). */
+export interface RemoveGuard {
+  /** Placed nodes that must remain; undefined: no such check (SIGHUP reload: the file wins). */
+  readonly replicationFactor?: number;
+  /** Remove even below `replicationFactor`. */
+  readonly force?: boolean;
+}
+
 export const MEMBERSHIP_ERROR_CODES = Object.freeze({
   NotAMember: 'NotAMember',
   AlreadyAMember: 'AlreadyAMember',
+  /** Another member has the node's address (compared by `addressKey`); details name it. */
+  AddressInUse: 'AddressInUse',
   NoSuchAssignment: 'NoSuchAssignment',
   /** The node is pinned by an assignment, is the localNodeId, or is the last node. */
   InUse: 'InUse',
   /** Drain of a draining node, undrain of one that is not, a change of a node in transit. */
   WrongLifecycle: 'WrongLifecycle',
+  /** A removal would leave fewer placed nodes than the replication factor (`force` overrides). */
+  BelowReplicationFactor: 'BelowReplicationFactor',
   /** More nodes, or more node slots over the process's life, than the shared layout holds. */
   CapacityExceeded: 'CapacityExceeded',
 } as const);
 export type MembershipErrorCode =
   (typeof MEMBERSHIP_ERROR_CODES)[keyof typeof MEMBERSHIP_ERROR_CODES];
 
-/** A membership command refused; `field` names the offending input, `value` its value. */
+/**
+ * A membership command refused; `field` names the offending input, `value` its value, and
+ * `details` what it ran into, for a caller to act on without parsing the message (the member
+ * owning an address, the counts behind a refused removal).
+ */
 export class MembershipError extends EngramError {
   declare readonly code: MembershipErrorCode;
   readonly field: string;
   readonly value: unknown;
-  constructor(code: MembershipErrorCode, field: string, value: unknown, reason: string) {
+  readonly details: Readonly<Record<string, unknown>>;
+  constructor(
+    code: MembershipErrorCode,
+    field: string,
+    value: unknown,
+    reason: string,
+    details: Readonly<Record<string, unknown>> = {},
+  ) {
     super(code, `${field} ${JSON.stringify(value)}: ${reason}`);
     this.name = 'MembershipError';
     this.field = field;
     this.value = value;
+    this.details = details;
   }
 }
 
@@ -132,7 +173,7 @@ export class Membership {
     this.moveData = moveData;
   }
 
-  /** The first membership: every node up and active, slots 0..n-1. */
+  /** The first membership: every node active, of unknown health until probed, slots 0..n-1. */
   static create(
     nodes: readonly NodeConfig[],
     assignments: readonly AssignmentConfig[],
@@ -182,12 +223,13 @@ export class Membership {
     return this.#s.members.get(id);
   }
 
-  /** Members that count for a partition (placed for reads), and those of them up. */
+  /** Members that count for a partition (placed for reads, probed at least once), and those up. */
   get serving(): { total: number; up: number } {
     let total = 0;
     let up = 0;
     for (const m of this.#s.members.values()) {
       if (m.lifecycle === Lifecycle.Drained || m.lifecycle === Lifecycle.Joining) continue;
+      if (m.health === Health.Unknown) continue;
       total++;
       if (m.health === Health.Up) up++;
     }
@@ -205,11 +247,7 @@ export class Membership {
     if (this.#s.members.has(node.id)) {
       throw new MembershipError('AlreadyAMember', 'node.id', node.id, 'is already a member');
     }
-    for (const m of this.#s.members.values()) {
-      if (m.node.address === node.address) {
-        throw new MembershipError('InUse', 'node.address', node.address, `is ${m.node.id}'s`);
-      }
-    }
+    this.#checkAddressFree(node, 'node.address');
     this.#checkNodeCount(this.size + 1, 'node.id', node.id);
     const { slot, free, next } = slotFrom(
       this.#s.free,
@@ -219,15 +257,17 @@ export class Membership {
     );
     const lifecycle = this.moveData && this.size > 0 ? Lifecycle.Joining : Lifecycle.Active;
     const members = new Map(this.#s.members);
-    members.set(node.id, { node, slot, health: Health.Up, lifecycle });
+    members.set(node.id, { node, slot, health: Health.Unknown, lifecycle });
     return this.#change({ members, free, nextSlot: next }, `add ${node.id}`, [slot]);
   }
 
   /**
    * Removes a node: with data movement an active node leaves first (its spaces stream to their
-   * new owners); a joining or drained one, or any without data movement, goes at once.
+   * new owners); a joining or drained one, or any without data movement, goes at once. With
+   * `replicationFactor`, a removal that would leave fewer placed nodes than that (spaces with
+   * fewer replicas than configured) is refused unless `force`.
    */
-  remove(id: string): Change {
+  remove(id: string, guard: RemoveGuard = {}): Change {
     const m = this.#require(id, 'id');
     if (id === this.localNodeId) throw new MembershipError('InUse', 'id', id, 'is the localNodeId');
     const pins = [...this.#s.assignments, ...this.#s.moves.flatMap((x) => (x.to ? [x.to] : []))];
@@ -237,6 +277,20 @@ export class Membership {
     }
     if (this.#placedCount() === 1 && isPlaced(m)) {
       throw new MembershipError('InUse', 'id', id, 'is the last node');
+    }
+    const rf = guard.replicationFactor;
+    if (rf !== undefined && guard.force !== true && staysPlaced(m)) {
+      let remaining = 0;
+      for (const x of this.#s.members.values()) if (x !== m && staysPlaced(x)) remaining++;
+      if (remaining < rf) {
+        throw new MembershipError(
+          'BelowReplicationFactor',
+          'id',
+          id,
+          `removing it would leave ${remaining} placed node${remaining === 1 ? '' : 's'}, fewer than replicationFactor ${rf}: its spaces would have fewer replicas than configured; set force to remove it anyway`,
+          { remaining, replicationFactor: rf },
+        );
+      }
     }
     if (m.lifecycle === Lifecycle.Leaving) {
       return this.#update({ ...m, leaveTo: 'removed' }, `remove ${id} (after leaving)`);
@@ -362,7 +416,7 @@ export class Membership {
   /**
    * Replaces the node list (SIGHUP: the file wins). Members not in `nodes` are removed (they
    * leave first with data movement), new ones are added (they join), a member whose address or
-   * zone changed keeps its slot but starts over (up, fresh breaker); the others keep their
+   * zone changed keeps its slot but starts over (unknown until probed, fresh breaker); the others keep their
    * state. Pins must still name members.
    */
   reload(nodes: readonly NodeConfig[]): Change & { added: string[]; removed: string[] } {
@@ -378,6 +432,12 @@ export class Membership {
       throw new MembershipError('InUse', 'nodes', this.localNodeId, 'is the localNodeId');
     }
     this.#checkNodeCount(nodes.length, 'nodes');
+    const owners = new Map<string, NodeConfig>();
+    for (const node of nodes) {
+      const owner = owners.get(addressKey(node.address));
+      if (owner !== undefined) throw addressInUse(node, owner, 'nodes');
+      owners.set(addressKey(node.address), node);
+    }
     const removed = [...this.#s.members.keys()].filter((id) => !ids.has(id));
     const added = nodes.filter((n) => !this.#s.members.has(n.id)).map((n) => n.id);
     let m: Membership = this;
@@ -387,8 +447,12 @@ export class Membership {
       if (old === undefined || (old.node.address === node.address && old.node.zone === node.zone)) {
         continue;
       }
+      // Against the nodes going: the list itself is checked above, and without data movement
+      // the nodes going are gone before anyone is added; with it they keep their address
+      // while they leave.
+      if (this.moveData) m.#checkAddressFree(node, 'nodes', (x) => !ids.has(x.node.id));
       const members = new Map(m.#s.members);
-      members.set(node.id, { ...old, node, health: Health.Up });
+      members.set(node.id, { ...old, node, health: Health.Unknown });
       fresh.push(old.slot);
       m = m.#change({ members }, 'reload').next;
     }
@@ -411,6 +475,20 @@ export class Membership {
     const m = this.#s.members.get(id);
     if (m === undefined || m.health === health) return this;
     return this.#update({ ...m, health }, `${id} ${health}`).next;
+  }
+
+  /** Refuses `node` at an address another member (of those `among` takes) has. */
+  #checkAddressFree(
+    node: NodeConfig,
+    field: string,
+    among: (m: Member) => boolean = () => true,
+  ): void {
+    const key = addressKey(node.address);
+    for (const m of this.#s.members.values()) {
+      if (m.node.id !== node.id && among(m) && addressKey(m.node.address) === key) {
+        throw addressInUse(node, m.node, field);
+      }
+    }
   }
 
   #placedCount(): number {
@@ -463,6 +541,17 @@ export class Membership {
     }
     if (count === 0) throw new MembershipError('InUse', field, [], 'the last node cannot go');
   }
+}
+
+function addressInUse(node: NodeConfig, owner: NodeConfig, field: string): MembershipError {
+  const as = owner.address === node.address ? '' : ` (as ${JSON.stringify(owner.address)})`;
+  return new MembershipError(
+    'AddressInUse',
+    field,
+    node.address,
+    `node ${JSON.stringify(node.id)} cannot have the address of node ${JSON.stringify(owner.id)}${as}: one node per address`,
+    { owner: owner.id, ownerAddress: owner.address },
+  );
 }
 
 /** Reuses a freed slot (last freed first) or takes the next unused one. */

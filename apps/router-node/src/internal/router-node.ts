@@ -5,7 +5,7 @@ import { SharedRetryBudget, systemClock } from '@engram/retry';
 import { TableWriter } from '@engram/ring';
 import { LagTable } from '@engram/router';
 import type { Logger } from 'pino';
-import { startAdminServer, type TableView } from './admin.js';
+import { AdminAuth, readAdminToken, startAdminServer, type TableView } from './admin.js';
 import { type NodeConfig, type RouterNodeConfig, validateAssignment } from './config.js';
 import { TABLE_MAX_REPLICATION_FACTOR } from './config-caps.js';
 import { ControlPlane } from './control-plane.js';
@@ -48,8 +48,17 @@ export interface RouterNode {
   metricsText(): string;
   /** Replaces the membership (SIGHUP): adds, removes and re-addresses nodes in one publish. */
   reloadMembership(nodes: readonly NodeConfig[]): number;
+  /**
+   * Replaces the admin bearer token (SIGHUP): `admin.token`, or `admin.tokenFile` read again.
+   * Throws a ConfigError (the token in force stays) when the file cannot be read.
+   */
+  reloadAdminToken(admin: RouterNodeConfig['admin']): void;
   /** Stops accepting, drains in-flight calls up to the grace period, stops everything. */
   close(): Promise<void>;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
 function readPem(path: string | null): Buffer | undefined {
@@ -102,6 +111,20 @@ async function start(
   log: Logger,
   localCluster: LocalCluster | null,
 ): Promise<RouterNode> {
+  // Read before anything starts: an unreadable token file is a bad config, not a late failure.
+  const adminAuth = new AdminAuth(cfg.admin.enabled ? readAdminToken(cfg.admin) : null);
+  if (cfg.admin.enabled && cfg.admin.token !== null) {
+    log.warn(
+      { event: 'admin-token-inline' },
+      'admin.token is inline (visible in the config file, environment or process list): prefer admin.tokenFile',
+    );
+  }
+  if (adminAuth.enabled && cfg.admin.tls === null && !isLoopback(cfg.admin.host)) {
+    log.warn(
+      { event: 'admin-token-plaintext', host: cfg.admin.host },
+      'the admin bearer token travels in plaintext: set admin.tls',
+    );
+  }
   const threads = Math.max(1, cfg.workers);
   const stateBuffer = createStateBuffer(threads);
   const control = controlWords(stateBuffer);
@@ -230,7 +253,10 @@ async function start(
     throw err;
   }
   await movement.start();
-  plane.start();
+  // Nodes start unknown (routed as down) until probed: the first round (at most
+  // health.timeoutMs; a refused connection fails at once) is over before this router reports
+  // itself started, so its first calls are routed by verdicts.
+  await plane.start();
 
   // Tests only (NODE_ENV=test): SIGUSR2 crashes the first live worker, to test restarts.
   const onTestCrash = () => supervisor?.postToFirst({ type: 'test-crash' });
@@ -258,6 +284,9 @@ async function start(
     table: () => plane.table(),
     metricsText,
     reloadMembership: (nodes) => plane.reloadMembership(nodes),
+    reloadAdminToken: (admin) => {
+      if (cfg.admin.enabled) adminAuth.set(readAdminToken(admin));
+    },
     close: async () => {
       if (closed) return;
       closed = true;
@@ -285,7 +314,7 @@ async function start(
       (handle as { metricsPort: number | null }).metricsPort = metrics.port;
     }
     if (cfg.admin.enabled) {
-      const admin = await startAdminServer(plane, cfg.admin, log);
+      const admin = await startAdminServer(plane, { ...cfg.admin, auth: adminAuth }, log);
       closers.push(() => admin.close());
       (handle as { adminPort: number | null }).adminPort = admin.port;
     }
