@@ -12,7 +12,7 @@ import {
   resolveConfig,
   stampStore,
 } from '../src/index.js';
-import { encodeGrpcMessage } from '../src/internal/wire.js';
+import { encodeGrpcMessage, MalformedMessageError } from '../src/internal/wire.js';
 
 function frame(bytes: Uint8Array): Buffer {
   const out = Buffer.alloc(5 + bytes.length);
@@ -100,11 +100,15 @@ describe('wire', () => {
       id: uuid,
       content: '',
     });
-    // Malformed or compressed frames pass through for the node to reject.
+    // Malformed or compressed frames are refused (the data plane inflates compressed ones first).
     const bad = frame(Uint8Array.of(0x12, 0x05, 0x0a));
-    expect(assignMemoryId(bad, () => uuid)).toBe(bad);
+    expect(() => assignMemoryId(bad, () => uuid)).toThrow(
+      expect.objectContaining({ reason: 'Truncated', field: 'StoreRequest.memory' }),
+    );
     const compressed = Buffer.from([1, 0, 0, 0, 0]);
-    expect(assignMemoryId(compressed, () => uuid)).toBe(compressed);
+    expect(() => assignMemoryId(compressed, () => uuid)).toThrow(
+      expect.objectContaining({ reason: 'Frame' }),
+    );
   });
 
   it('stamps a version and its millisecond as the creation time, keeping what the client set', () => {
@@ -150,13 +154,14 @@ describe('wire', () => {
     }
   });
 
-  it('finds field 1 after other fields and flags malformed frames', () => {
+  it('finds field 1 after other fields and refuses malformed frames', () => {
     // limit = 3 (field 3 varint) then space_id = "ab"
     expect(readSpaceId(frame(Uint8Array.of(0x18, 0x03, 0x0a, 0x02, 0x61, 0x62)))).toBe('ab');
     expect(readSpaceId(frame(Uint8Array.of(0x18, 0x03)))).toBe('');
-    expect(readSpaceId(frame(Uint8Array.of(0x0a, 0x05, 0x61)))).toBeNull();
-    expect(readSpaceId(Buffer.from([1, 0, 0, 0, 0]))).toBeNull(); // compressed
-    expect(readSpaceId(Buffer.from([0, 0, 0]))).toBeNull();
+    const refused = (f: Buffer) => expect(() => readSpaceId(f)).toThrow(MalformedMessageError);
+    refused(frame(Uint8Array.of(0x0a, 0x05, 0x61)));
+    refused(Buffer.from([1, 0, 0, 0, 0])); // compressed
+    refused(Buffer.from([0, 0, 0]));
   });
 
   it('appends RoutingInfo as field 15 so it merges into any reply, with the frame length fixed', () => {

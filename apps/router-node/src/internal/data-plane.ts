@@ -17,6 +17,7 @@ import {
   VersionClock,
 } from '@engram/router';
 import type { Logger } from 'pino';
+import { ACCEPT_ENCODING, inflateRequest, isAcceptedEncoding } from './compression.js';
 import type { RouterNodeConfig } from './config.js';
 import { GRPC_STATUS, RouteError } from './errors.js';
 import { scatterGather } from './fan-out.js';
@@ -46,7 +47,9 @@ import { upstreamHeaders } from './upstream-headers.js';
 import {
   FRAME_HEADER_BYTES,
   headerValue,
+  type MessageSchema,
   parseGrpcTimeout,
+  REQUEST,
   readSpaceId,
   stampConsolidate,
   stampStore,
@@ -87,6 +90,16 @@ const OPERATION_OF_METHOD: Readonly<Record<string, number>> = {
   Consolidate: OP.consolidate,
   Query: OP.query,
 };
+/** The request schema the reader validates a method's message against (by operation). */
+const SCHEMA_OF_OPERATION: readonly MessageSchema[] = (() => {
+  const out: MessageSchema[] = [];
+  for (const op of Object.values(OP)) out[op] = REQUEST.unknown;
+  out[OP.store] = REQUEST.store;
+  out[OP.recall] = REQUEST.recall;
+  out[OP.consolidate] = REQUEST.consolidate;
+  out[OP.query] = REQUEST.query;
+  return out;
+})();
 /** setTimeout's ceiling. */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -332,6 +345,16 @@ export class DataPlane implements Dispatcher {
       return;
     }
     const path = headerValue(headers, ':path') ?? '';
+    if (!isAcceptedEncoding(headerValue(headers, 'grpc-encoding'))) {
+      // As the gRPC spec asks: UNIMPLEMENTED, and what the router does accept.
+      this.#replies.fail(
+        stream,
+        GRPC_STATUS.UNIMPLEMENTED,
+        `grpc-encoding ${headerValue(headers, 'grpc-encoding')} is not supported`,
+        ['grpc-accept-encoding', ACCEPT_ENCODING],
+      );
+      return;
+    }
     if (path.startsWith(MEMORY_PREFIX)) {
       void this.#handleMemory(call, headers, path, body);
     } else if (path === HEALTH_CHECK_PATH) {
@@ -364,6 +387,18 @@ export class DataPlane implements Dispatcher {
       }
       const fwd = upstreamHeaders(headers, path, this.#scheme);
       const router = this.#router;
+      // A compressed message is read inflated (at most the request limit: a bomb is
+      // RESOURCE_EXHAUSTED here). Recall and unknown methods forward the client's bytes as they
+      // came; Store and Consolidate forward their stamped message uncompressed (flag 0 is valid
+      // whatever grpc-encoding says), and Query sub-queries are built uncompressed.
+      const plain =
+        body.length > 0 && body[0] !== 0
+          ? await inflateRequest(
+              body,
+              headerValue(headers, 'grpc-encoding'),
+              this.#maxRequestBytes - FRAME_HEADER_BYTES,
+            )
+          : body;
       const options: ExecuteOptions & { deadlineMs: number } =
         op === OP.consolidate
           ? // Consolidation may take long on a big space: bounded by the deadline only.
@@ -376,7 +411,7 @@ export class DataPlane implements Dispatcher {
           this.#replies,
           stream,
           fwd,
-          body,
+          plain,
           options,
           call,
           this.#readRepair,
@@ -384,22 +419,18 @@ export class DataPlane implements Dispatcher {
         if (routing.fallback) this.#metrics.fallback(op);
         return;
       }
-      const spaceId = readSpaceId(body);
-      if (spaceId === null) {
-        throw new RouteError(
-          'InvalidArgument',
-          GRPC_STATUS.INVALID_ARGUMENT,
-          'malformed request message',
-        );
-      }
+      // The whole message is validated as the node will decode it (proto-reader.ts): a request
+      // the node would refuse or read differently is refused here (INVALID_ARGUMENT), before
+      // any node is tried, so it never counts on a breaker.
+      const spaceId = readSpaceId(plain, SCHEMA_OF_OPERATION[op]!);
       // A Store gets its memory id (when it has none) and its last-write-wins version here,
       // once: every attempt, replica and hint carries the same ones, so nodes that get it twice
       // or late converge. A Consolidate gets the version its merges are written with.
       const request =
         op === OP.store
-          ? stampStore(body, randomUUID, this.#versions.next())
+          ? stampStore(plain, randomUUID, this.#versions.next())
           : op === OP.consolidate
-            ? stampConsolidate(body, this.#versions.next())
+            ? stampConsolidate(plain, this.#versions.next())
             : body;
       const decision =
         op === OP.store

@@ -15,7 +15,7 @@ import { GRPC_STATUS, RouteError } from './errors.js';
 import { type ClientCall, forward, safeDecode } from './forward.js';
 import { QUERY_REPLY_MERGE } from './replicated.js';
 import type { Replies } from './reply.js';
-import { FRAME_HEADER_BYTES, frameMessage, headerValue } from './wire.js';
+import { FRAME_HEADER_BYTES, frameMessage, headerValue, readQuerySpaceIds } from './wire.js';
 
 const Query = MemoryServiceDefinition.Query;
 
@@ -24,7 +24,7 @@ function malformed(what: string): RouteError {
 }
 
 /**
- * Query over many spaces: one sub-query per distinct space, each routed by its own
+ * Query over many spaces (`body`: the request frame, uncompressed): one sub-query per distinct space, each routed by its own
  * ScatterGather decision (fallback per space) under the call's one deadline; the Router's
  * `gather` merges partial results and per-space errors; with `readConsistency: quorum` each
  * space is a quorum read like a Recall's. Decoding QueryRequest/Response is fine here: not
@@ -42,14 +42,15 @@ export async function scatterGather(
   /** After a quorum read whose replicas differed: repair the space. */
   onDivergence: (spaceId: string) => void,
 ): Promise<RoutingInfo> {
-  if (body.length < FRAME_HEADER_BYTES || body[0] !== 0) throw malformed('request message');
+  // The reader validates the message as the node will decode its sub-queries' source and
+  // gives the space ids (MalformedMessageError otherwise); cue and limit come from the decode.
+  const spaces = [...new Set(readQuerySpaceIds(body))];
   let request: QueryRequest;
   try {
     request = Query.requestDeserialize(body.subarray(FRAME_HEADER_BYTES)) as QueryRequest;
   } catch {
     throw malformed('QueryRequest');
   }
-  const spaces = [...new Set(request.spaceIds)];
   if (spaces.length === 0) {
     throw new RouteError('InvalidArgument', GRPC_STATUS.INVALID_ARGUMENT, 'space_ids is empty');
   }

@@ -1,6 +1,7 @@
 import { CLOSE, H2_ERROR, type H2Stream, type StreamHandler } from '@engram/h2';
 import type { ConnectionPool } from '@engram/pool';
 import { type CallContext, isNodeFailureStatus, whenCancelled } from '@engram/router';
+import { inflateReply } from './compression.js';
 import { GRPC_STATUS } from './errors.js';
 import { AUTHORITY_AT, TIMEOUT_AT } from './upstream-headers.js';
 import { formatGrpcTimeout, headerValue } from './wire.js';
@@ -55,6 +56,13 @@ export class UpstreamError extends Error {
 }
 
 const NO_TRAILERS: readonly string[] = Object.freeze([]);
+/**
+ * Largest message a compressed reply may inflate to. grpc-js nodes never compress replies
+ * (grpc-js 1.14 writes flag 0 whatever the client accepts); another server might, and the
+ * router must inflate to append RoutingInfo. 64 MiB: well past any client's receive limit
+ * (4 MiB by default), so only a broken reply hits it.
+ */
+export const MAX_INFLATED_REPLY_BYTES = 64 * 1024 * 1024; // 64 MiB
 const EMPTY = Buffer.alloc(0);
 const NOOP = (): void => {};
 
@@ -140,19 +148,36 @@ class Attempt implements StreamHandler {
       );
       return;
     }
-    this.answered?.(nodeId);
     const chunks = this.#chunks;
-    this.resolve({
-      status,
-      headers: this.headers,
-      trailers: t,
-      body:
-        chunks.length === 1
-          ? chunks[0]!
-          : chunks.length === 0
-            ? EMPTY
-            : Buffer.concat(chunks, this.#size),
-    });
+    let body =
+      chunks.length === 1
+        ? chunks[0]!
+        : chunks.length === 0
+          ? EMPTY
+          : Buffer.concat(chunks, this.#size);
+    if (body.length > 0 && body[0] !== 0) {
+      // A compressed reply is passed on inflated (flag 0): RoutingInfo is appended to it, and
+      // quorum and Query merges decode it. One the router cannot read is the node's fault.
+      const plain = inflateReply(
+        body,
+        headerValue(this.headers, 'grpc-encoding'),
+        MAX_INFLATED_REPLY_BYTES,
+      );
+      if (plain === null) {
+        this.reject(
+          new UpstreamError(
+            GRPC_STATUS.INTERNAL,
+            `node ${nodeId}: unreadable compressed reply`,
+            nodeId,
+            t,
+          ),
+        );
+        return;
+      }
+      body = plain;
+    }
+    this.answered?.(nodeId);
+    this.resolve({ status, headers: this.headers, trailers: t, body });
   }
 }
 

@@ -1,7 +1,7 @@
 import type { H2Stream } from '@engram/h2';
 import { GRPC_STATUS } from './errors.js';
 import { OK_TRAILERS, REPLY_HEADERS, type Replies } from './reply.js';
-import { frameMessage, readSpaceId } from './wire.js';
+import { frameMessage, REQUEST, readSpaceId } from './wire.js';
 
 export const HEALTH_CHECK_PATH = '/grpc.health.v1.Health/Check';
 export const HEALTH_WATCH_PATH = '/grpc.health.v1.Health/Watch';
@@ -10,6 +10,15 @@ const HEALTH_SERVICE = 'engram.v1.MemoryService';
 const HEALTH_SERVING = frameMessage(Uint8Array.of(0x08, 1));
 const HEALTH_NOT_SERVING = frameMessage(Uint8Array.of(0x08, 2));
 const HEALTH_SERVICE_UNKNOWN = frameMessage(Uint8Array.of(0x08, 3));
+
+/** HealthCheckRequest's `service`; null for a malformed request. */
+function serviceOf(body: Buffer): string | null {
+  try {
+    return readSpaceId(body, REQUEST.health);
+  } catch {
+    return null;
+  }
+}
 
 /**
  * `grpc.health.v1` on the ingress, for load balancers: SERVING while the table is usable and
@@ -36,7 +45,7 @@ export class HealthService {
   /** Health/Check; an unknown service is NOT_FOUND, as the health protocol asks. */
   check(stream: H2Stream, body: Buffer): void {
     // HealthCheckRequest { string service = 1 }: the same field-1 reader works.
-    const service = readSpaceId(body);
+    const service = serviceOf(body);
     if (service !== '' && service !== HEALTH_SERVICE) {
       this.#replies.fail(stream, GRPC_STATUS.NOT_FOUND, 'unknown service');
       return;
@@ -50,7 +59,7 @@ export class HealthService {
 
   /** Health/Watch: an unknown service gets SERVICE_UNKNOWN and the stream stays open. */
   watch(stream: H2Stream, body: Buffer): void {
-    const service = readSpaceId(body);
+    const service = serviceOf(body);
     if (service === null) {
       this.#replies.fail(stream, GRPC_STATUS.INVALID_ARGUMENT, 'malformed HealthCheckRequest');
       return;

@@ -65,13 +65,9 @@ export class Replies {
         routing.asked,
         routing.degraded,
       ) ?? r.body;
-    const enc = headerValue(r.headers, 'grpc-encoding');
-    stream.sendHeaders(
-      enc === undefined
-        ? REPLY_HEADERS
-        : [':status', '200', 'content-type', 'application/grpc', 'grpc-encoding', enc],
-      false,
-    );
+    // Every reply body is uncompressed by now (forward.ts inflates a compressed one), so the
+    // node's grpc-encoding is not passed on.
+    stream.sendHeaders(REPLY_HEADERS, false);
     stream.sendData(framed, false);
     const t = ['grpc-status', '0'];
     this.pushRoutingHeaders(t, routing);
