@@ -32,8 +32,25 @@ afterEach(() => cleanup.run());
  *     space.
  */
 
-const SPACES = Array.from({ length: 16 }, (_, i) => `jepsen/${i}`);
-const SETTINGS = { deadlineMs: 2000, attemptTimeoutMs: 500, retryBaseDelayMs: 20 };
+const SPACES = Array.from({ length: 32 }, (_, i) => `jepsen/${i}`);
+/**
+ * Writes per space stop here: a recall returns at most 1000 memories (memory-node's largest
+ * `limit`), so past that a recall could not show every acknowledged memory and invariant 1
+ * could not be checked. The margin covers the writes in flight when a space fills.
+ */
+const MAX_ACKED_PER_SPACE = 900;
+/**
+ * The frozen node's breaker opens on attempt timeouts while its health stays up, and writes
+ * keep being hinted until the breaker lets a probe through: a phase settles only after
+ * `breakerTimeoutMs`, which is sized well inside the 30 s a phase may take to settle (the
+ * default 30 s would leave no margin at all).
+ */
+const SETTINGS = {
+  deadlineMs: 2000,
+  attemptTimeoutMs: 500,
+  retryBaseDelayMs: 20,
+  breakerTimeoutMs: 3000,
+};
 
 interface History {
   /** Memory ids acknowledged per space, in order. */
@@ -67,6 +84,10 @@ describe('Jepsen-style: data survives faults', () => {
     const writer = async () => {
       while (running) {
         const s = SPACES[seq++ % SPACES.length]!;
+        if (history.acked.get(s)!.length >= MAX_ACKED_PER_SPACE) {
+          if (seq % SPACES.length === 0) await new Promise((r) => setTimeout(r, 20));
+          continue;
+        }
         try {
           const r = await call(
             client,

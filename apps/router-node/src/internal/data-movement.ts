@@ -186,7 +186,9 @@ export class DataMovement {
     for (const m of membership.members) {
       const was = this.#health.get(m.node.id);
       this.#health.set(m.node.id, m.health);
-      if (m.health === 'up' && was === 'down') this.#pool.reconnectNow(m.node.id);
+      // Down or never probed (unknown) before: the pool may be waiting out a reconnect backoff.
+      if (m.health === 'up' && was !== undefined && was !== 'up')
+        this.#pool.reconnectNow(m.node.id);
       if (m.lifecycle === Lifecycle.Joining) {
         wanted.push({ kind: 'join', subject: m.node.id });
         this.transitions.begin({ kind: 'join', subject: m.node.id, node: m.node });
