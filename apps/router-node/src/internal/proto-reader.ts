@@ -416,7 +416,8 @@ export function readQuerySpaceIds(frame: Buffer): string[] {
   return out;
 }
 
-function varintLength(v: number): number {
+/** Bytes of `v` as a protobuf varint. */
+export function varintLength(v: number): number {
   let n = 1;
   while (v >= 0x80) {
     v = Math.floor(v / 128);
@@ -425,7 +426,8 @@ function varintLength(v: number): number {
   return n;
 }
 
-function writeVarint(buf: Buffer, at: number, v: number): number {
+/** Writes `v` as a protobuf varint at `at`; returns the offset after it. */
+export function writeVarint(buf: Buffer, at: number, v: number): number {
   while (v >= 0x80) {
     buf[at++] = (v & 0x7f) | 0x80;
     v = Math.floor(v / 128);

@@ -5,7 +5,7 @@
  * appends RoutingInfo to replies and handles headers.
  */
 
-import { FRAME_HEADER_BYTES, stampStore } from './proto-reader.js';
+import { FRAME_HEADER_BYTES, stampStore, varintLength, writeVarint } from './proto-reader.js';
 
 export {
   FRAME_HEADER_BYTES,
@@ -24,24 +24,6 @@ export function headerValue(list: readonly string[], name: string): string | und
   for (let i = 0; i < list.length; i += 2) if (list[i] === name) return list[i + 1];
   return undefined;
 }
-function varintLength(v: number): number {
-  let n = 1;
-  while (v >= 0x80) {
-    v = Math.floor(v / 128);
-    n++;
-  }
-  return n;
-}
-
-function writeVarint(buf: Buffer, at: number, v: number): number {
-  while (v >= 0x80) {
-    buf[at++] = (v & 0x7f) | 0x80;
-    v = Math.floor(v / 128);
-  }
-  buf[at++] = v;
-  return at;
-}
-
 /**
  * Builds the reply frame: `message ++ (field 15 = RoutingInfo)` with a fixed frame length.
  * `servedBy`/`strategy` are passed pre-encoded (UTF-8) so the hot path encodes no strings.
