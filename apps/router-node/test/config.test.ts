@@ -108,6 +108,10 @@ describe('config schema', () => {
         maxConcurrentStreams: 1000,
         idleTimeoutMs: 300_000,
         maxHeaderListBytes: 65_536,
+        maxConnectionsPerWorker: 10_000,
+        headerTimeoutMs: 10_000,
+        bodyTimeoutMs: 30_000,
+        sendTimeoutMs: 30_000,
       },
       tls: null,
       admin: {
@@ -203,6 +207,14 @@ describe('config schema', () => {
     });
     expect(err.field).toBe('admin.tokenFile');
     expect(err.message).not.toContain('do-not-print-me');
+  });
+
+  it('refuses an inline admin.token no bearer header could carry, without quoting it', () => {
+    for (const token of ['has space', ' lead', '']) {
+      const err = refusal({ file: { admin: { token } } });
+      expect(err.field).toBe('admin.token');
+      if (token !== '') expect(err.message).not.toContain(token);
+    }
   });
 
   it("takes its caps from the libraries' own constants", () => {

@@ -136,6 +136,25 @@ describe('Membership', () => {
     );
   });
 
+  it('refuses a drain (with data movement) that leaves fewer placed nodes than the replication factor, unless forced', () => {
+    const moving = Membership.create(
+      [node('a', 1), node('b', 2), node('c', 3)],
+      [],
+      null,
+      LIMITS,
+      true,
+    );
+    expect(codeOf(() => moving.drain('c', { replicationFactor: 3 }))).toBe(
+      'BelowReplicationFactor',
+    );
+    expect(moving.drain('c', { replicationFactor: 3, force: true }).next.get('c')?.lifecycle).toBe(
+      'leaving',
+    );
+    expect(moving.drain('c', { replicationFactor: 2 }).next.get('c')?.lifecycle).toBe('leaving');
+    // Without data movement a draining node stays placed: no replica is lost.
+    expect(three().drain('c', { replicationFactor: 3 }).next.get('c')?.lifecycle).toBe('draining');
+  });
+
   it('drains and undrains; the routed state combines lifecycle and health', () => {
     const m = up(three());
     const drained = m.drain('b').next;
@@ -221,6 +240,8 @@ describe('Membership: one node per address', () => {
     ['a hex IPv4 form', '0x7f.0.0.1:2'],
     ['a 32-bit IPv4 number', '2130706433:2'],
     ['a trailing dot', '127.0.0.1.:2'],
+    ['an IPv4-mapped IPv6 form', '[::ffff:127.0.0.1]:2'],
+    ['an IPv4-mapped IPv6 form in hex', '[0:0:0:0:0:ffff:7f00:1]:2'],
   ])('sees through %s of the same literal IP', (_name, address) => {
     expect(refusal(() => three().add({ id: 'e', address, zone: '' })).code).toBe('AddressInUse');
   });

@@ -195,8 +195,19 @@ describe('crafted requests', () => {
       // A truncated message.
       ['Consolidate', frame([0x0a, 0x05, 0x61])],
     ];
+    // A valid gzip/deflate Recall under a compressed flag other than 1: a node would read the
+    // compressed bytes as protobuf and fail INTERNAL.
+    const recall = MemoryServiceDefinition.Recall.requestSerialize({ spaceId: 'flagged' });
+    const flagged: [string, Buffer, string][] = [
+      ['Recall', frame(zlib.gzipSync(recall), 2), 'gzip'],
+      ['Recall', frame(zlib.deflateSync(recall), 0x80), 'deflate'],
+      ['Recall', frame(zlib.gzipSync(recall), 0xff), 'gzip'],
+    ];
     const replies = await Promise.all(
-      Array.from({ length: 8 }, () => bad.map(([m, b]) => rawCall(s, m, b))).flat(),
+      Array.from({ length: 8 }, () => [
+        ...bad.map(([m, b]) => rawCall(s, m, b)),
+        ...flagged.map(([m, b, encoding]) => rawCall(s, m, b, { 'grpc-encoding': encoding })),
+      ]).flat(),
     );
     for (const r of replies) {
       expect(r.status).toBe(grpc.status.INVALID_ARGUMENT);

@@ -58,7 +58,8 @@ export interface AdminTarget {
   addNode(node: unknown): number;
   /** `force`: even when fewer placed nodes than the replication factor would remain. */
   removeNode(id: string, force: boolean): number;
-  drainNode(id: string, undrain: boolean): number;
+  /** `force`: even when fewer placed nodes than the replication factor would remain. */
+  drainNode(id: string, undrain: boolean, force: boolean): number;
   assignSpace(assignment: unknown): number;
   unassignSpace(spaceId: unknown): number;
   /** Anti-entropy of one space; resolves with what it did. */
@@ -291,7 +292,9 @@ export async function startAdminServer(
         target.addNode({ id: r.id, address: r.address, zone: str(r.zone) }),
       ),
       RemoveNode: change(log, 'RemoveNode', (r) => target.removeNode(str(r.id), r.force === true)),
-      DrainNode: change(log, 'DrainNode', (r) => target.drainNode(str(r.id), r.undrain === true)),
+      DrainNode: change(log, 'DrainNode', (r) =>
+        target.drainNode(str(r.id), r.undrain === true, r.force === true),
+      ),
       RepairSpace: ((call, callback) => {
         target.repairSpace(call.request.spaceId).then(
           (res) => callback(null, res),

@@ -34,6 +34,18 @@ function compressedMessage(frame: Buffer, encoding: string | undefined): Buffer 
       `compressed request message with grpc-encoding ${encoding ?? '(absent)'}`,
     );
   }
+  if (frame.length < FRAME_HEADER_BYTES || frame[0] !== 1) {
+    // gRPC's compressed flag is 0 or 1. A node (grpc-js) reads any other value as "not
+    // compressed" and fails to decode the compressed bytes with INTERNAL, a node failure: let
+    // through, a handful of such calls would open every breaker.
+    throw new RouteError(
+      'InvalidArgument',
+      GRPC_STATUS.INVALID_ARGUMENT,
+      frame.length < FRAME_HEADER_BYTES
+        ? `malformed request message: ${frame.length}-byte body, shorter than a gRPC frame header`
+        : `malformed request message: compressed flag ${frame[0]}, expected 0 or 1`,
+    );
+  }
   const end = FRAME_HEADER_BYTES + frame.readUInt32BE(1);
   if (end !== frame.length) {
     throw new RouteError(

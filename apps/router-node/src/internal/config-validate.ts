@@ -186,6 +186,10 @@ function checkAcrossKeys(cfg: RouterNodeConfig): void {
       'admin.token is set too: set one',
     );
   }
+  if (cfg.admin.token !== null && (cfg.admin.token === '' || /\s/.test(cfg.admin.token))) {
+    // A token no bearer header can carry would lock every admin client out. Not quoted.
+    throw new ConfigError('admin.token', '(hidden)', 'must be one token (no spaces)');
+  }
   const poolTls = cfg.pool.tls;
   if (poolTls !== null && (poolTls.cert === null) !== (poolTls.key === null)) {
     throw new ConfigError('pool.tls.cert', poolTls.cert, 'cert and key go together');
@@ -222,7 +226,16 @@ function canonicalHost(host: string): string {
     const at = host.indexOf('%');
     const ip = at < 0 ? host : host.slice(0, at);
     const zone = at < 0 ? '' : host.slice(at);
-    return `[${urlHost(`[${ip}]`, ip.toLowerCase()).replace(/^\[|\]$/g, '')}${zone}]`;
+    const v6 = urlHost(`[${ip}]`, ip.toLowerCase()).replace(/^\[|\]$/g, '');
+    // An IPv4-mapped address (::ffff:a.b.c.d, which the URL parser writes in hex) reaches
+    // the IPv4 host: compare it as that.
+    const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(v6);
+    if (mapped !== null && zone === '') {
+      const hi = Number.parseInt(mapped[1]!, 16);
+      const lo = Number.parseInt(mapped[2]!, 16);
+      return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+    }
+    return `[${v6}${zone}]`;
   }
   const name = host.endsWith('.') ? host.slice(0, -1) : host;
   return urlHost(name, name.toLowerCase());

@@ -200,9 +200,10 @@ export class ControlPlane implements AdminTarget {
     return this.#apply(this.#membership.remove(id, { replicationFactor, force }));
   }
 
-  drainNode(id: string, undrain: boolean): number {
+  drainNode(id: string, undrain: boolean, force = false): number {
     const m = this.#membership;
-    return this.#apply(undrain ? m.undrain(id) : m.drain(id));
+    const replicationFactor = this.#init.config.replicationFactor;
+    return this.#apply(undrain ? m.undrain(id) : m.drain(id, { replicationFactor, force }));
   }
 
   assignSpace(raw: unknown): number {

@@ -278,20 +278,7 @@ export class Membership {
     if (this.#placedCount() === 1 && isPlaced(m)) {
       throw new MembershipError('InUse', 'id', id, 'is the last node');
     }
-    const rf = guard.replicationFactor;
-    if (rf !== undefined && guard.force !== true && staysPlaced(m)) {
-      let remaining = 0;
-      for (const x of this.#s.members.values()) if (x !== m && staysPlaced(x)) remaining++;
-      if (remaining < rf) {
-        throw new MembershipError(
-          'BelowReplicationFactor',
-          'id',
-          id,
-          `removing it would leave ${remaining} placed node${remaining === 1 ? '' : 's'}, fewer than replicationFactor ${rf}: its spaces would have fewer replicas than configured; set force to remove it anyway`,
-          { remaining, replicationFactor: rf },
-        );
-      }
-    }
+    if (staysPlaced(m)) this.#checkReplicas(m, guard, 'removing');
     if (m.lifecycle === Lifecycle.Leaving) {
       return this.#update({ ...m, leaveTo: 'removed' }, `remove ${id} (after leaving)`);
     }
@@ -304,8 +291,32 @@ export class Membership {
     return this.#drop(m, `remove ${id}`);
   }
 
-  drain(id: string): Change {
+  /**
+   * Refuses (unless `force`) taking `m` out of the placement when fewer placed nodes than the
+   * replication factor would remain: its spaces would have fewer replicas than configured.
+   */
+  #checkReplicas(m: Member, guard: RemoveGuard, doing: 'removing' | 'draining'): void {
+    const rf = guard.replicationFactor;
+    if (rf === undefined || guard.force === true) return;
+    let remaining = 0;
+    for (const x of this.#s.members.values()) if (x !== m && staysPlaced(x)) remaining++;
+    if (remaining < rf) {
+      throw new MembershipError(
+        'BelowReplicationFactor',
+        'id',
+        m.node.id,
+        `${doing} it would leave ${remaining} placed node${remaining === 1 ? '' : 's'}, fewer than replicationFactor ${rf}: its spaces would have fewer replicas than configured; set force to ${doing === 'removing' ? 'remove' : 'drain'} it anyway`,
+        { remaining, replicationFactor: rf },
+      );
+    }
+  }
+
+  /** Drains a node (its spaces go to others); guarded by the replication factor as `remove` is. */
+  drain(id: string, guard: RemoveGuard = {}): Change {
     const m = this.#require(id, 'id');
+    // With data movement a drained node leaves the placement; without, it stays placed (its
+    // traffic goes elsewhere) and no replica is lost.
+    if (this.moveData && staysPlaced(m)) this.#checkReplicas(m, guard, 'draining');
     if (!this.moveData) {
       if (m.lifecycle === Lifecycle.Draining) {
         throw new MembershipError('WrongLifecycle', 'id', id, 'is already draining');

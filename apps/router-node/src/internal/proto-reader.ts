@@ -399,7 +399,11 @@ function scan(frame: Buffer, s: MessageSchema): void {
  */
 export function readSpaceId(frame: Buffer, s: MessageSchema = REQUEST.unknown): string {
   scan(frame, s);
-  return spaceStart < 0 ? '' : frame.toString('utf8', spaceStart, spaceEnd);
+  const spaceId = spaceStart < 0 ? '' : frame.toString('utf8', spaceStart, spaceEnd);
+  // Only a Store or Consolidate is stamped next (reusing this scan); any other request's
+  // buffer is let go at once, not kept alive by the module until the next call.
+  if (s !== REQUEST.store && s !== REQUEST.consolidate) scannedFrame = null;
+  return spaceId;
 }
 
 /** QueryRequest's `space_ids`, in wire order (duplicates kept), after validating it. */
