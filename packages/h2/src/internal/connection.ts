@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { InvalidArgumentError } from '@engram/common';
 import { H2_ERROR_CODES, H2Error } from './errors.js';
+import { checkFields, FIELD_SECTION, FIELDS_VERDICT } from './fields.js';
 import {
   CLIENT_PREFACE,
   DEFAULT_MAX_FRAME_BYTES,
@@ -23,6 +24,7 @@ import {
 } from './frames.js';
 import { HpackDecoder, HpackEncoder } from './hpack.js';
 import { type Flushable, scheduleFlush } from './output.js';
+import { StreamIdRing } from './stream-id-ring.js';
 
 /** Settings this side advertises and enforces. */
 export interface LocalSettings {
@@ -118,6 +120,11 @@ export class H2Stream {
   /** @internal */ queuedEnd = false;
   /** @internal Trailers to send once the queue drains. */
   queuedTrailers: string[] | null = null;
+  /**
+   * @internal Body bytes the peer's `content-length` still announces (server side); -1 when
+   * it sent none. Checked on each DATA frame and at END_STREAM (RFC 9113 §8.1.1).
+   */
+  contentLeft = -1;
 
   constructor(id: number, connection: H2Connection, sendWindow: number, recvWindow: number) {
     this.id = id;
@@ -150,6 +157,37 @@ export class H2Stream {
 const ZERO = Buffer.alloc(0);
 const NO_HEADERS: readonly string[] = [];
 const HEADERS_TOO_LARGE: readonly string[] = [':status', '431'];
+/** The answer to a well-formed CONNECT (§8.5): a gRPC proxy tunnels nothing. */
+const CONNECT_NOT_IMPLEMENTED: readonly string[] = [':status', '501'];
+/**
+ * Not a wire flag: set beside a HEADERS frame's flags (which use 8 bits) when its priority
+ * block names the stream itself (RFC 7540 §5.3.1), so the verdict waits for the whole block.
+ */
+const SELF_DEPENDENT = 0x100;
+/**
+ * CONTINUATION frames one header block may take. Tiny or empty CONTINUATION frames cost a
+ * parse each without adding bytes, so the byte cap alone does not bound the CPU a block costs
+ * (CVE-2024-27316 class). At the default settings the byte cap admits a block of 17 full
+ * frames; peers split blocks at their max frame size (nghttp2 accepts 8 CONTINUATIONs), so 64
+ * leaves room for any honest peer. Past it: GOAWAY ENHANCE_YOUR_CALM.
+ */
+export const MAX_CONTINUATION_FRAMES = 64;
+/**
+ * Stream ids we reset (RST_STREAM sent: cancel, refusal, stream error) that are remembered so
+ * the peer's late frames on them are ignored (RFC 9113 §5.1: it may have sent them before it
+ * saw our reset). A late frame for an id forgotten since is judged as on any closed stream.
+ * 512 ids (2 KiB, allocated on the first reset) outlast the round trip of any honest peer:
+ * forgetting needs 512 more resets on the same connection in that time.
+ */
+export const RECENTLY_RESET_STREAMS = 512;
+/**
+ * Stream ids that closed with the peer knowing: stored as `id` when both sides ended it (then
+ * HEADERS or DATA on it is a connection error STREAM_CLOSED), as `-id` when the peer reset it
+ * (then a stream error STREAM_CLOSED), RFC 9113 §5.1 and RFC 7540 §5.1. A stream the peer
+ * would open that is neither open nor remembered is taken for a reused id (§5.1.1). 128 ids
+ * (512 B, allocated on the first close).
+ */
+export const RECENTLY_CLOSED_STREAMS = 128;
 /**
  * The decoder's own cap, a multiple of SETTINGS_MAX_HEADER_LIST_SIZE: past it the block is an
  * HPACK bomb and the connection fails; between the two only the stream does.
@@ -237,6 +275,12 @@ export abstract class H2Connection implements Flushable {
   #hbParts: Buffer[] = [];
   /** Octets of the header block being assembled (bounded: CONTINUATION floods). */
   #hbBytes = 0;
+  /** CONTINUATION frames of the header block being assembled (bounded: empty-frame floods). */
+  #hbFrames = 0;
+  /** Ids of streams we reset, whose late frames are ignored. */
+  readonly #resetIds = new StreamIdRing(RECENTLY_RESET_STREAMS);
+  /** Ids of streams that closed with the peer knowing (`-id`: it reset them): frames on them are errors. */
+  readonly #closedIds = new StreamIdRing(RECENTLY_CLOSED_STREAMS);
   /** Streams waiting for send window. */
   #blocked: H2Stream[] = [];
   #out: Buffer = NO_SLAB;
@@ -426,7 +470,10 @@ export abstract class H2Connection implements Flushable {
   resetStream(stream: H2Stream, code: number): void {
     if (stream.closed) return;
     // Id 0: a request still queued behind MAX_CONCURRENT_STREAMS, never sent.
-    if (!this.destroyed && stream.id !== 0) this.writeRst(stream.id, code);
+    if (!this.destroyed && stream.id !== 0) {
+      this.writeRst(stream.id, code);
+      this.#resetIds.add(stream.id);
+    }
     this.closeStream(stream, code);
   }
 
@@ -457,8 +504,26 @@ export abstract class H2Connection implements Flushable {
 
   // ---- for subclasses ----------------------------------------------------------------------
 
-  /** A new stream opened by the peer (server) — subclasses decide. */
-  protected abstract onPeerStream(id: number, headers: string[], endStream: boolean): void;
+  /**
+   * A new stream opened by the peer (server) — subclasses decide. On a server the request
+   * headers are well-formed (RFC 9113 §8.1.1); `contentLength` is their `content-length`, -1
+   * when absent.
+   */
+  protected abstract onPeerStream(
+    id: number,
+    headers: string[],
+    endStream: boolean,
+    contentLength: number,
+  ): void;
+
+  /**
+   * Resets a stream that is not (or no longer) in `streams` but that the peer opened: its late
+   * frames will be ignored.
+   */
+  protected refuseStream(id: number, code: number): void {
+    this.writeRst(id, code);
+    this.#resetIds.add(id);
+  }
 
   /** Called after each SETTINGS from the peer was applied (the first makes a client ready). */
   protected peerSettingsReceived(): void {}
@@ -500,6 +565,8 @@ export abstract class H2Connection implements Flushable {
     stream.queue = null;
     stream.queuedTrailers = null;
     this.streams.delete(stream.id);
+    // Both sides ended it: the peer knows it is closed.
+    if (code === CLOSE.OK) this.#closedIds.add(stream.id);
     const h = stream.handler;
     if (h !== null) h.onClose(stream, code);
     this.streamClosed();
@@ -623,12 +690,22 @@ export abstract class H2Connection implements Flushable {
           this.fail(H2_ERROR.ENHANCE_YOUR_CALM, 'header block too large');
           return;
         }
+        if (++this.#hbFrames > MAX_CONTINUATION_FRAMES) {
+          this.fail(H2_ERROR.ENHANCE_YOUR_CALM, 'too many CONTINUATION frames');
+          return;
+        }
         if (end > start) this.#hbParts.push(buf.subarray(start, end));
         if (flags & FLAG.END_HEADERS) this.#endHeaderBlock();
         return;
       case FRAME_TYPE.PRIORITY:
         if (id === 0) this.fail(H2_ERROR.PROTOCOL_ERROR, 'PRIORITY on stream 0');
         else if (end - start !== 5) this.streamError(id, H2_ERROR.FRAME_SIZE_ERROR);
+        else if ((buf.readUInt32BE(start) & 0x7fffffff) === id) {
+          // A stream cannot depend on itself: a stream error (RFC 7540 §5.3.1). RST_STREAM
+          // must not name an idle stream (§6.4), so there it becomes a connection error (§5.4).
+          if (this.#idle(id)) this.fail(H2_ERROR.PROTOCOL_ERROR, 'stream depends on itself');
+          else this.streamError(id, H2_ERROR.PROTOCOL_ERROR);
+        }
         return;
       case FRAME_TYPE.RST_STREAM: {
         if (id === 0) {
@@ -650,6 +727,7 @@ export abstract class H2Connection implements Flushable {
           }
           if (this.isServer && !this.#takeResetToken())
             this.#calm('too many streams reset by the client');
+          this.#closedIds.add(-id);
           this.closeStream(s, code);
         } else if (this.#idle(id)) {
           this.fail(H2_ERROR.PROTOCOL_ERROR, 'RST_STREAM on an idle stream');
@@ -724,6 +802,7 @@ export abstract class H2Connection implements Flushable {
       this.closeStream(s, CLOSE.OK);
     } else if (!this.isServer) {
       this.writeRst(s.id, H2_ERROR.CANCEL);
+      this.#resetIds.add(s.id);
       this.closeStream(s, CLOSE.OK);
     }
   }
@@ -807,10 +886,17 @@ export abstract class H2Connection implements Flushable {
         this.fail(H2_ERROR.PROTOCOL_ERROR, 'DATA on an idle stream');
         return;
       }
-      // A client's closed streams are mostly ones it reset (cancelled attempts) whose DATA was
-      // in flight: ignored (RFC 9113 §5.1), the bytes counted above; answering each with
-      // RST_STREAM would spend the server's own reset budget. A server tells a client that
-      // sends DATA after its stream ended.
+      // DATA after both sides ended the stream: the peer's state machine is broken (RFC 9113
+      // §5.1 allows, RFC 7540 §5.1 required, a connection error STREAM_CLOSED).
+      if (this.#closedIds.has(id) && !this.#resetIds.has(id)) {
+        this.fail(H2_ERROR.STREAM_CLOSED, `DATA on closed stream ${id}`);
+        return;
+      }
+      // A client's other closed streams are mostly ones it reset (cancelled attempts) whose
+      // DATA was in flight: ignored (RFC 9113 §5.1), the bytes counted above; answering each
+      // with RST_STREAM would spend the server's own reset budget. A server answers with
+      // RST_STREAM, as it always did (bounded by the unread-answer cap): the stream error
+      // STREAM_CLOSED due after the peer's own RST_STREAM (RFC 7540 §5.1).
       if (this.isServer && !this.#flooded()) this.writeRst(id, H2_ERROR.STREAM_CLOSED);
       return;
     }
@@ -824,6 +910,15 @@ export abstract class H2Connection implements Flushable {
       return;
     }
     const endStream = (flags & FLAG.END_STREAM) !== 0;
+    if (s.contentLeft >= 0) {
+      // The request announced its length: more DATA than that, or an end before it, is a
+      // malformed request (§8.1.1), failed before the handler sees the offending bytes.
+      s.contentLeft -= end - start;
+      if (s.contentLeft < 0 || (endStream && s.contentLeft !== 0)) {
+        this.streamError(id, H2_ERROR.PROTOCOL_ERROR);
+        return;
+      }
+    }
     if (endStream) s.remoteEnded = true;
     else {
       s.recvUnacked += len;
@@ -854,7 +949,12 @@ export abstract class H2Connection implements Flushable {
       start += 1;
       end -= pad;
     }
-    if (flags & FLAG.PRIORITY) start += 5;
+    if (flags & FLAG.PRIORITY) {
+      if (end - start >= 5 && (buf.readUInt32BE(start) & 0x7fffffff) === id) {
+        flags |= SELF_DEPENDENT;
+      }
+      start += 5;
+    }
     if (end < start) {
       this.fail(H2_ERROR.PROTOCOL_ERROR, 'HEADERS padding too long');
       return;
@@ -868,6 +968,7 @@ export abstract class H2Connection implements Flushable {
     this.#hbParts.length = 0;
     this.#hbParts.push(buf.subarray(start, end));
     this.#hbBytes = end - start;
+    this.#hbFrames = 0;
   }
 
   /**
@@ -903,50 +1004,48 @@ export abstract class H2Connection implements Flushable {
       const peerOpened = (id & 1) === (this.isServer ? 1 : 0);
       if (peerOpened && id > this.lastPeerStreamId) {
         this.lastPeerStreamId = id;
-        if (tooLarge && this.isServer) {
-          // Only this request fails (RFC 9113 §10.5.1: 431); the others on the connection live.
-          this.#encodeHeaders(id, HEADERS_TOO_LARGE, FLAG.END_STREAM);
-          if (!endStream) this.writeRst(id, H2_ERROR.NO_ERROR);
-          return;
-        }
-        this.onPeerStream(id, headers, endStream);
+        if (this.isServer) this.#onRequest(id, flags, headers, endStream, tooLarge);
+        else this.onPeerStream(id, headers, endStream, -1);
         return;
       }
       if (this.#idle(id)) {
         this.fail(H2_ERROR.PROTOCOL_ERROR, 'HEADERS on an idle stream');
         return;
       }
-      // A stream we already closed (cancelled, reset, refused): its late trailers are dropped.
-      // Only trailers can come late — they carry END_STREAM; anything else opens a stream with
-      // an id lower than one already used (§5.1.1).
-      if (peerOpened && !endStream) {
-        this.fail(H2_ERROR.PROTOCOL_ERROR, `HEADERS reusing stream id ${id}`);
-      }
+      this.#onClosedStreamHeaders(id, peerOpened, endStream);
       return;
     }
     if (s.remoteEnded) {
       this.streamError(id, H2_ERROR.STREAM_CLOSED);
       return;
     }
-    if (tooLarge) {
-      // A reply (or trailers) above our limit fails its stream, not the connection.
+    if (tooLarge || (flags & SELF_DEPENDENT) !== 0) {
+      // A reply (or trailers) above our limit fails its stream, not the connection; so does a
+      // stream made to depend on itself (RFC 7540 §5.3.1).
       this.streamError(id, H2_ERROR.PROTOCOL_ERROR);
       return;
     }
-    if (
-      s.headers === null &&
-      !this.isServer &&
-      headers[0] === ':status' &&
-      headers[1]![0] === '1'
+    if (s.headers === null) {
+      // Client side: the response (a server's streams have their request headers already).
+      if (checkFields(headers, FIELD_SECTION.RESPONSE) === FIELDS_VERDICT.MALFORMED) {
+        this.streamError(id, H2_ERROR.PROTOCOL_ERROR);
+        return;
+      }
+      // Well-formed: `:status` comes first.
+      if (headers[1]!.charCodeAt(0) === 0x31 /* '1' */) {
+        // 1xx informational response (§8.1): skipped; the final response follows. It never
+        // ends the stream.
+        if (endStream) this.streamError(id, H2_ERROR.PROTOCOL_ERROR);
+        return;
+      }
+      s.headers = headers;
+    } else if (
+      // A second block is trailers: it ends the stream (§8.1), holds no pseudo-header (§8.1),
+      // and ends a body as long as the request's content-length said (§8.1.1).
+      !endStream ||
+      s.contentLeft > 0 ||
+      checkFields(headers, FIELD_SECTION.TRAILERS) === FIELDS_VERDICT.MALFORMED
     ) {
-      // 1xx informational response (§8.1): skipped; the final response follows. It never ends
-      // the stream.
-      if (endStream) this.streamError(id, H2_ERROR.PROTOCOL_ERROR);
-      return;
-    }
-    if (s.headers === null) s.headers = headers;
-    else if (!endStream) {
-      // A second block is trailers and must end the stream (RFC 9113 §8.1).
       this.streamError(id, H2_ERROR.PROTOCOL_ERROR);
       return;
     }
@@ -954,6 +1053,79 @@ export abstract class H2Connection implements Flushable {
     const h = s.handler;
     if (h !== null) h.onHeaders(s, headers, endStream);
     if (endStream && !s.closed) this.#remoteEnded(s);
+  }
+
+  /**
+   * Request headers opening stream `id` (server side). Only a well-formed request reaches
+   * `onPeerStream`; the others fail their stream alone (RFC 9113 §8.1.1), never reaching the
+   * stream listener.
+   */
+  #onRequest(
+    id: number,
+    flags: number,
+    headers: string[],
+    endStream: boolean,
+    tooLarge: boolean,
+  ): void {
+    if (tooLarge) {
+      // Only this request fails (RFC 9113 §10.5.1: 431); the others on the connection live.
+      this.#answerAndClose(id, HEADERS_TOO_LARGE, endStream);
+      return;
+    }
+    const verdict =
+      (flags & SELF_DEPENDENT) !== 0
+        ? FIELDS_VERDICT.MALFORMED
+        : checkFields(headers, FIELD_SECTION.REQUEST);
+    if (verdict === FIELDS_VERDICT.CONNECT) {
+      this.#answerAndClose(id, CONNECT_NOT_IMPLEMENTED, endStream);
+      return;
+    }
+    // A content-length above 0 on a request without DATA is already a body that fell short.
+    if (verdict === FIELDS_VERDICT.MALFORMED || (endStream && verdict > 0)) {
+      this.refuseStream(id, H2_ERROR.PROTOCOL_ERROR);
+      return;
+    }
+    this.onPeerStream(id, headers, endStream, verdict);
+  }
+
+  /** A final answer of our own to a request its handler never sees; the stream is over. */
+  #answerAndClose(id: number, block: readonly string[], endStream: boolean): void {
+    this.#encodeHeaders(id, block, FLAG.END_STREAM);
+    // The peer ended its side too: closed for both. Otherwise the rest of the request is
+    // refused (NO_ERROR: the answer stands, §8.1).
+    if (endStream) this.#closedIds.add(id);
+    else this.refuseStream(id, H2_ERROR.NO_ERROR);
+  }
+
+  /**
+   * HEADERS on a stream that is no longer open and not idle (RFC 9113 §5.1, §5.1.1):
+   * - we reset it: late trailers the peer sent before it saw our RST_STREAM, ignored (a block
+   *   without END_STREAM cannot be trailers: an id reused, PROTOCOL_ERROR);
+   * - both sides ended it: connection error STREAM_CLOSED. A connection error, not
+   *   RST_STREAM: RFC 7540 required it after END_STREAM, RFC 9113 allows it, and a peer that
+   *   sends on a stream it ended has a broken state machine;
+   * - the peer reset it: stream error STREAM_CLOSED (RFC 7540 §5.1's rule after RST_STREAM;
+   *   the connection lives on, as for DATA on such a stream);
+   * - neither, on a stream id the peer would open: an id lower than one it already used opens
+   *   no stream (§5.1.1), connection error PROTOCOL_ERROR. On a client, a stream of ours that
+   *   closed otherwise (refused by GOAWAY, or forgotten): ignored, as before.
+   */
+  #onClosedStreamHeaders(id: number, peerOpened: boolean, endStream: boolean): void {
+    if (this.#resetIds.has(id)) {
+      if (peerOpened && !endStream) {
+        this.fail(H2_ERROR.PROTOCOL_ERROR, `HEADERS reusing stream id ${id}`);
+      }
+      return;
+    }
+    if (this.#closedIds.has(id)) {
+      this.fail(H2_ERROR.STREAM_CLOSED, `HEADERS on closed stream ${id}`);
+      return;
+    }
+    if (this.#closedIds.has(-id)) {
+      this.streamError(id, H2_ERROR.STREAM_CLOSED);
+      return;
+    }
+    if (peerOpened) this.fail(H2_ERROR.PROTOCOL_ERROR, `HEADERS reusing stream id ${id}`);
   }
 
   #onSettings(flags: number, id: number, buf: Buffer, start: number, end: number): void {

@@ -25,14 +25,20 @@ export class H2ServerConnection extends H2Connection {
     this.start();
   }
 
-  protected onPeerStream(id: number, headers: string[], endStream: boolean): void {
+  protected onPeerStream(
+    id: number,
+    headers: string[],
+    endStream: boolean,
+    contentLength: number,
+  ): void {
     if (this.goawaySent || this.streams.size >= this.local.maxConcurrentStreams) {
-      this.writeRst(id, H2_ERROR.REFUSED_STREAM);
+      this.refuseStream(id, H2_ERROR.REFUSED_STREAM);
       return;
     }
     const s = this.newStream(id);
     s.headers = headers;
     s.remoteEnded = endStream;
+    s.contentLeft = contentLength;
     this.#onStream(s);
   }
 
