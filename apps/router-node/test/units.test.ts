@@ -234,9 +234,12 @@ describe('config', () => {
 
   it('takes the ingress HTTP/2 limits from file, env and flags', () => {
     const cfg = resolveConfig({
-      file: { listen: { maxConcurrentStreams: 50 } },
-      env: { [envName('listen.idleTimeoutMs')]: '0' },
-      flags: { 'listen.maxHeaderListBytes': '8192' },
+      file: { listen: { maxConcurrentStreams: 50, headerTimeoutMs: 2000 } },
+      env: {
+        [envName('listen.idleTimeoutMs')]: '0',
+        [envName('listen.maxConnectionsPerWorker')]: '500',
+      },
+      flags: { 'listen.maxHeaderListBytes': '8192', 'listen.sendTimeoutMs': '0' },
     });
     expect(cfg.listen).toEqual({
       host: CONFIG_DEFAULTS.listen.host,
@@ -244,6 +247,10 @@ describe('config', () => {
       maxConcurrentStreams: 50,
       idleTimeoutMs: 0,
       maxHeaderListBytes: 8192,
+      maxConnectionsPerWorker: 500,
+      headerTimeoutMs: 2000,
+      bodyTimeoutMs: CONFIG_DEFAULTS.listen.bodyTimeoutMs,
+      sendTimeoutMs: 0,
     });
   });
 
@@ -257,6 +264,9 @@ describe('config', () => {
     [{ listen: { maxConcurrentStreams: 0 } }, 'listen.maxConcurrentStreams'],
     [{ listen: { maxHeaderListBytes: 10 } }, 'listen.maxHeaderListBytes'],
     [{ listen: { idleTimeoutMs: -1 } }, 'listen.idleTimeoutMs'],
+    [{ listen: { maxConnectionsPerWorker: 0 } }, 'listen.maxConnectionsPerWorker'],
+    [{ listen: { headerTimeoutMs: -1 } }, 'listen.headerTimeoutMs'],
+    [{ listen: { bodyTimeoutMs: 1.5 } }, 'listen.bodyTimeoutMs'],
   ])('rejects %j naming %s', (file, field) => {
     try {
       resolveConfig({ file });

@@ -1,5 +1,4 @@
 import { GRPC_STATUS, RouteError } from './errors.js';
-import { isValidFieldName, isValidFieldValue } from './wire.js';
 
 /** Headers not forwarded upstream (pseudo-headers are skipped separately). */
 const HOP_HEADERS = new Set([
@@ -33,9 +32,11 @@ function badHeader(name: string, value: string): RouteError {
 /**
  * The upstream header list of a call: pseudo-headers, then the client's metadata minus
  * hop-by-hop headers. `:authority` and `grpc-timeout` are set per attempt in place
- * (`AUTHORITY_AT`, `TIMEOUT_AT`): a list is encoded synchronously by `request()`. Throws
- * InvalidArgument for a header a node would refuse: checked here, because a node refusing a
- * malformed header would look like a node failure and count on its breaker.
+ * (`AUTHORITY_AT`, `TIMEOUT_AT`): a list is encoded synchronously by `request()`. Every field
+ * is already valid HTTP/2: @engram/h2 resets a malformed request (RFC 9113 §8.2, §8.3: names,
+ * values, pseudo-headers, connection-specific fields) before the data plane sees it, so none
+ * can reach a node and count on its breaker. What HTTP/2 allows and a gRPC method path does
+ * not (a space) is refused here with InvalidArgument.
  */
 export function upstreamHeaders(
   headers: readonly string[],
@@ -56,14 +57,11 @@ export function upstreamHeaders(
     'te',
     'trailers',
   ];
-  if (!isValidFieldValue(path) || path.includes(' ')) throw badHeader(':path', path);
+  if (path.includes(' ')) throw badHeader(':path', path);
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
     if (name.charCodeAt(0) === 58 /* ':' */ || HOP_HEADERS.has(name)) continue;
-    const value = headers[i + 1]!;
-    if (!isValidFieldName(name)) throw badHeader(name, '');
-    if (!isValidFieldValue(value)) throw badHeader(name, value);
-    fwd.push(name, value);
+    fwd.push(name, headers[i + 1]!);
   }
   return fwd;
 }

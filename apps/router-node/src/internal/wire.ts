@@ -160,38 +160,6 @@ export function assignMemoryId(frame: Buffer, newId: () => string): Buffer {
   return stampStore(frame, newId, 0);
 }
 
-/** Octets allowed in an HTTP/2 field name (RFC 9110 token chars, lowercase only: RFC 9113 §8.2). */
-const FIELD_NAME_OCTET = (() => {
-  const t = new Uint8Array(128);
-  for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") t[c.charCodeAt(0)] = 1;
-  return t;
-})();
-
-/** A field name HTTP/2 may carry: non-empty, lowercase token characters. */
-export function isValidFieldName(name: string): boolean {
-  if (name.length === 0) return false;
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i);
-    if (c >= 128 || FIELD_NAME_OCTET[c] !== 1) return false;
-  }
-  return true;
-}
-
-/** A field value HTTP/2 may carry: no NUL, CR or LF, no leading or trailing SP/HTAB (RFC 9113 §8.2.1). */
-export function isValidFieldValue(value: string): boolean {
-  const n = value.length;
-  if (n === 0) return true;
-  let c = value.charCodeAt(0);
-  if (c === 0x20 || c === 0x09) return false;
-  c = value.charCodeAt(n - 1);
-  if (c === 0x20 || c === 0x09) return false;
-  for (let i = 0; i < n; i++) {
-    c = value.charCodeAt(i);
-    if (c === 0 || c === 0x0a || c === 0x0d || c > 0xff) return false;
-  }
-  return true;
-}
-
 /** `s` itself when it is printable ASCII, else percent-encoded: safe as a header value. */
 export function headerSafe(s: string): string {
   for (let i = 0; i < s.length; i++) {
