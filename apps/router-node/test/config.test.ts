@@ -111,6 +111,7 @@ describe('config schema', () => {
         maxConnectionsPerWorker: 10_000,
         headerTimeoutMs: 10_000,
         bodyTimeoutMs: 30_000,
+        bodyMinBytesPerSecond: 16_384,
         sendTimeoutMs: 30_000,
       },
       tls: null,

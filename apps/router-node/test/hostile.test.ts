@@ -19,7 +19,9 @@ import {
   call,
   eventually,
   memoryClient,
+  metricValue,
   type RouterProcess,
+  scrape,
   spawnRouter,
   testConfig,
 } from './helpers.js';
@@ -42,6 +44,9 @@ const MIB = 1024 * 1024;
 const BASE_SLACK_BYTES = 48 * MIB;
 const SPACE = 'hostile-space';
 const REPLY_CONTENT_BYTES = 4096;
+/** A space whose Recall reply is large: what a client that never reads would pile up. */
+const BIG_SPACE = 'hostile-big';
+const BIG_REPLY_CONTENT_BYTES = 60 * 1024; // under memory-node's 64 KiB content limit
 
 const cleanup = new Cleanup();
 let cluster: LocalCluster;
@@ -60,9 +65,14 @@ beforeAll(async () => {
     }),
   );
   // One memory large enough that a Recall's reply is worth parking in a zero window.
-  await call(memoryClient(cleanup, router.address), 'store', {
+  const client = memoryClient(cleanup, router.address);
+  await call(client, 'store', {
     spaceId: SPACE,
     memory: { content: 'x'.repeat(REPLY_CONTENT_BYTES) },
+  });
+  await call(client, 'store', {
+    spaceId: BIG_SPACE,
+    memory: { content: 'x '.repeat(BIG_REPLY_CONTENT_BYTES / 2) },
   });
 }, 60_000);
 
@@ -71,8 +81,8 @@ afterAll(async () => {
   await cleanup.run();
 }, 60_000);
 
-function status(field: 'VmRSS' | 'VmHWM'): number {
-  const text = readFileSync(`/proc/${router.child.pid}/status`, 'utf8');
+function status(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const text = readFileSync(`/proc/${pid}/status`, 'utf8');
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);
   return Number(m![1]) * 1024;
 }
@@ -83,11 +93,13 @@ function status(field: 'VmRSS' | 'VmHWM'): number {
  */
 async function underAttack(
   name: string,
+  target: RouterProcess,
   attack: () => Promise<string>,
 ): Promise<{ peakGrowth: number; failures: number; calls: number }> {
-  writeFileSync(`/proc/${router.child.pid}/clear_refs`, '5'); // resets VmHWM
-  const before = status('VmRSS');
-  const client = memoryClient(cleanup, router.address, true);
+  const pid = target.child.pid!;
+  writeFileSync(`/proc/${pid}/clear_refs`, '5'); // resets VmHWM
+  const before = status(pid, 'VmRSS');
+  const client = memoryClient(cleanup, target.address, true);
   let stop = false;
   let calls = 0;
   const errors: string[] = [];
@@ -109,7 +121,7 @@ async function underAttack(
     stop = true;
     await good;
   }
-  const peak = status('VmHWM');
+  const peak = status(pid, 'VmHWM');
   figures.push({
     attack: name,
     'RSS before MiB': (before / MIB).toFixed(1),
@@ -119,14 +131,14 @@ async function underAttack(
     'good calls ok/failed': `${calls}/${errors.length}`,
     detail,
   });
-  expect(router.child.exitCode).toBeNull();
+  expect(target.child.exitCode).toBeNull();
   expect(errors).toEqual([]);
   expect(calls).toBeGreaterThan(0);
   return { peakGrowth: peak - before, failures: errors.length, calls };
 }
 
-async function connect(): Promise<net.Socket> {
-  const socket = net.connect(router.port, '127.0.0.1');
+async function connect(port = router.port): Promise<net.Socket> {
+  const socket = net.connect(port, '127.0.0.1');
   socket.on('error', () => {});
   cleanup.add(() => socket.destroy());
   await once(socket, 'connect');
@@ -178,9 +190,9 @@ const RECALL_HEADERS = encodeHeaderBlock([
   'trailers',
 ]);
 
-function recallBody(): Buffer {
+function recallBody(spaceId = SPACE): Buffer {
   const msg = MemoryServiceDefinition.Recall.requestSerialize({
-    spaceId: SPACE,
+    spaceId,
     cue: { text: 'x' },
     limit: 1,
   });
@@ -191,8 +203,13 @@ function recallBody(): Buffer {
 }
 
 const HANDSHAKE = Buffer.concat([PREFACE, settings()]);
-/** The longest a stall timeout may take: its limit plus two sweep periods (≤ limit / 2). */
-const stallWindow = (limitMs: number) => 2 * limitMs + 5_000;
+/** The stall sweep's period at most (@engram/h2: a quarter of the shortest limit, ≤ 1 s). */
+const MAX_SWEEP_PERIOD_MS = 1000;
+/** What a busy shared machine may add to any deadline here: scheduling, not the rule tested. */
+const SCHEDULING_ALLOWANCE_MS = 5_000;
+/** The longest a stall timeout may take to act: its limit plus two sweep periods. */
+const stallWindow = (limitMs: number) =>
+  limitMs + 2 * MAX_SWEEP_PERIOD_MS + SCHEDULING_ALLOWANCE_MS;
 
 /** Request headers of a plain HTTP request (not gRPC). */
 function plainRequest(method: string, contentType: string | null): string[] {
@@ -259,9 +276,9 @@ describe('requests that are not gRPC', () => {
 describe('hostile clients', () => {
   it('slowloris on headers: connections trickling a frame a byte at a time are closed', async () => {
     const COUNT = 200;
-    const { peakGrowth } = await underAttack('slowloris headers', async () => {
+    const { peakGrowth } = await underAttack('slowloris headers', router, async () => {
       const headers = frame(FRAME_TYPE.HEADERS, FLAG.END_HEADERS, 1, RECALL_HEADERS);
-      const sockets = await Promise.all(Array.from({ length: COUNT }, connect));
+      const sockets = await Promise.all(Array.from({ length: COUNT }, () => connect()));
       const watched = sockets.map(watch);
       const started = performance.now();
       for (const s of sockets) s.write(Buffer.concat([HANDSHAKE, headers.subarray(0, 3)]));
@@ -288,8 +305,8 @@ describe('hostile clients', () => {
 
   it('slowloris on bodies: requests trickling their body get 408 and a reset', async () => {
     const COUNT = 200;
-    const { peakGrowth } = await underAttack('slowloris bodies', async () => {
-      const sockets = await Promise.all(Array.from({ length: COUNT }, connect));
+    const { peakGrowth } = await underAttack('slowloris bodies', router, async () => {
+      const sockets = await Promise.all(Array.from({ length: COUNT }, () => connect()));
       const watched = sockets.map(watch);
       const body = recallBody();
       for (const s of sockets) {
@@ -327,15 +344,26 @@ describe('hostile clients', () => {
     /** What one idle connection may cost the router: socket, HTTP/2 state, HPACK tables. */
     const PER_CONNECTION_BOUND_BYTES = 32 * 1024;
     let perConnection = 0;
-    const { peakGrowth } = await underAttack('10k idle connections', async () => {
-      const before = status('VmRSS');
+    // A router with the default stall limits: this router's 500 ms header timeout is for the
+    // slowloris tests, and a machine busy with 10k connects could stall a read that long.
+    const own = await spawnRouter(
+      cleanup,
+      testConfig({
+        nodes: cluster.configs,
+        workers: 1,
+        listen: { host: '127.0.0.1', port: 0, maxConnectionsPerWorker: COUNT + 100 },
+      }),
+    );
+    const { peakGrowth } = await underAttack('10k idle connections', own, async () => {
+      const before = status(own.child.pid!, 'VmRSS');
       const sockets: net.Socket[] = [];
       const ping = frame(FRAME_TYPE.PING, 0, 0, Buffer.alloc(8));
       // In batches, each answered before the next: the attack is holding 10k connections, not
-      // a connect flood (the header timeout of this router, 500 ms, would close connections
-      // it had no time to read, as it should).
+      // a connect flood.
       for (let i = 0; i < COUNT; i += 500) {
-        const batch = await Promise.all(Array.from({ length: Math.min(500, COUNT - i) }, connect));
+        const batch = await Promise.all(
+          Array.from({ length: Math.min(500, COUNT - i) }, () => connect(own.port)),
+        );
         const acked = batch.map((s) => {
           const w = watch(s);
           s.write(Buffer.concat([HANDSHAKE, ping]));
@@ -345,7 +373,7 @@ describe('hostile clients', () => {
         sockets.push(...batch);
       }
       expect(sockets.filter((s) => s.destroyed)).toHaveLength(0);
-      const held = status('VmRSS');
+      const held = status(own.child.pid!, 'VmRSS');
       perConnection = (held - before) / COUNT;
       for (const s of sockets) s.destroy();
       return `${COUNT} conns held: ${((held - before) / MIB).toFixed(1)} MiB, ${(perConnection / 1024).toFixed(1)} KiB each`;
@@ -356,7 +384,7 @@ describe('hostile clients', () => {
 
   it('a peer that never reads (zero window) cannot park replies: they are reset', async () => {
     const STREAMS = 500;
-    const { peakGrowth } = await underAttack('zero window', async () => {
+    const { peakGrowth } = await underAttack('zero window', router, async () => {
       const socket = await connect();
       const w = watch(socket);
       const body = recallBody();
@@ -376,8 +404,41 @@ describe('hostile clients', () => {
     expect(peakGrowth).toBeLessThan(BASE_SLACK_BYTES + 2 * STREAMS * REPLY_CONTENT_BYTES);
   }, 60_000);
 
+  it('a peer that grants every window but never reads its socket is closed', async () => {
+    // ~24 MiB of replies: more than loopback's socket buffers hold, within one connection's
+    // stream limit.
+    const REQUESTS = 400;
+    const limited = async () =>
+      metricValue(
+        await scrape(router.metricsPort),
+        'engram_router_ingress_limited_total',
+        'kind="unread"',
+      );
+    const before = await limited();
+    const { peakGrowth } = await underAttack('never reads TCP', router, async () => {
+      const socket = await connect();
+      socket.pause();
+      const body = recallBody(BIG_SPACE);
+      const parts: Buffer[] = [
+        PREFACE,
+        settings([SETTING.INITIAL_WINDOW_SIZE, 2 ** 31 - 1]),
+        frame(FRAME_TYPE.WINDOW_UPDATE, 0, 0, u32(2 ** 31 - 1 - 65_535)),
+      ];
+      for (let i = 0; i < REQUESTS; i++) {
+        parts.push(frame(FRAME_TYPE.HEADERS, FLAG.END_HEADERS, 1 + 2 * i, RECALL_HEADERS));
+        parts.push(frame(FRAME_TYPE.DATA, FLAG.END_STREAM, 1 + 2 * i, body));
+      }
+      socket.write(Buffer.concat(parts));
+      await eventually(async () => (await limited()) > before, stallWindow(LIMITS.sendTimeoutMs));
+      return `${REQUESTS} requests, replies never read: connection closed`;
+    });
+    // What it asked for, held until the send timeout: each reply at most three times over (the
+    // upstream's chunks, the framed reply with field 15, the socket's queue) before GC.
+    expect(peakGrowth).toBeLessThan(BASE_SLACK_BYTES + 3 * REQUESTS * BIG_REPLY_CONTENT_BYTES);
+  }, 60_000);
+
   it('HPACK bomb: a small header block that decodes huge is refused', async () => {
-    const { peakGrowth } = await underAttack('HPACK bomb', async () => {
+    const { peakGrowth } = await underAttack('HPACK bomb', router, async () => {
       // One 4 KiB literal added to the dynamic table, then indexed 4000 times: ~16 MiB decoded.
       const name = Buffer.from('x-bomb');
       const value = Buffer.alloc(4000, 0x61);
@@ -413,7 +474,7 @@ describe('hostile clients', () => {
   });
 
   it('CONTINUATION bomb: an endless header block is cut off', async () => {
-    const { peakGrowth } = await underAttack('CONTINUATION bomb', async () => {
+    const { peakGrowth } = await underAttack('CONTINUATION bomb', router, async () => {
       const socket = await connect();
       const w = watch(socket);
       socket.write(HANDSHAKE);
@@ -437,7 +498,7 @@ describe('hostile clients', () => {
   });
 
   it('RST flood: streams opened and reset without end get ENHANCE_YOUR_CALM', async () => {
-    const { peakGrowth } = await underAttack('RST flood', async () => {
+    const { peakGrowth } = await underAttack('RST flood', router, async () => {
       const socket = await connect();
       const w = watch(socket);
       const parts: Buffer[] = [HANDSHAKE];
@@ -456,7 +517,7 @@ describe('hostile clients', () => {
   it('oversize messages are refused without being held', async () => {
     const COUNT = 8;
     const MESSAGE_BYTES = 8 * MIB; // twice router.maxMessageBytes' default
-    const { peakGrowth } = await underAttack('oversize messages', async () => {
+    const { peakGrowth } = await underAttack('oversize messages', router, async () => {
       const socket = await connect();
       const w = watch(socket);
       socket.write(Buffer.concat([PREFACE, settings()]));
@@ -488,8 +549,8 @@ describe('hostile clients', () => {
 
   it('random bytes after the preface close that connection only', async () => {
     const COUNT = 100;
-    const { peakGrowth } = await underAttack('random bytes', async () => {
-      const sockets = await Promise.all(Array.from({ length: COUNT }, connect));
+    const { peakGrowth } = await underAttack('random bytes', router, async () => {
+      const sockets = await Promise.all(Array.from({ length: COUNT }, () => connect()));
       const watched = sockets.map(watch);
       for (const s of sockets) s.write(Buffer.concat([PREFACE, randomBytes(64 * 1024)]));
       await eventually(() => watched.every((w) => w.closed()), 10_000);

@@ -250,6 +250,7 @@ describe('config', () => {
       maxConnectionsPerWorker: 500,
       headerTimeoutMs: 2000,
       bodyTimeoutMs: CONFIG_DEFAULTS.listen.bodyTimeoutMs,
+      bodyMinBytesPerSecond: CONFIG_DEFAULTS.listen.bodyMinBytesPerSecond,
       sendTimeoutMs: 0,
     });
   });

@@ -26,6 +26,7 @@ export {
   HpackError,
 } from './internal/hpack.js';
 export {
+  DEFAULT_BODY_MIN_BYTES_PER_SECOND,
   DEFAULT_BODY_TIMEOUT_MS,
   DEFAULT_HEADER_TIMEOUT_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -33,5 +34,7 @@ export {
   H2Server,
   H2ServerConnection,
   type H2ServerOptions,
+  LIMIT_KINDS,
+  type LimitKind,
   type StreamListener,
 } from './internal/server.js';

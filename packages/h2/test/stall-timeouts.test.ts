@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  DEFAULT_BODY_MIN_BYTES_PER_SECOND,
   encodeHeaderBlock,
   FLAG,
   FRAME_TYPE,
@@ -207,16 +208,39 @@ describe('body read timeout (slowloris on request bodies)', () => {
         frame(FRAME_TYPE.DATA, 0, 1, Buffer.from('a')),
       ]),
     );
-    await until(() => t.opened.length === 1);
+    await until(() => t.opened[0]?.bytesReceived === 1);
+    // One byte earns 1000 / 16 384 ms beyond the timeout: a trickle earns nothing that counts.
+    const earnedMs = 1000 / DEFAULT_BODY_MIN_BYTES_PER_SECOND;
     t.advance(0);
     t.advance(BODY_TIMEOUT_MS - 1);
     expect(t.server.bodyTimeouts).toBe(0);
-    t.advance(1);
+    t.advance(1 + earnedMs);
     expect(t.server.bodyTimeouts).toBe(1);
     expect(t.opened[0]!.closed).toBe(true);
     await until(() => got.types.includes(FRAME_TYPE.RST_STREAM));
     expect(got.types).toContain(FRAME_TYPE.HEADERS);
     expect(t.server.connections.size).toBe(1); // the connection lives on
+  });
+
+  it('gives a large body on a slow link one more second per bodyMinBytesPerSecond received', async () => {
+    const t = await fakeTimeServer();
+    const socket = await connect(t.port);
+    socket.write(
+      Buffer.concat([PREFACE, settings(), frame(FRAME_TYPE.HEADERS, FLAG.END_HEADERS, 1, BLOCK)]),
+    );
+    await until(() => t.opened.length === 1);
+    t.advance(0);
+    // 64 KiB arrive at 16 KiB/s over 4 s: 4 s earned beyond the timeout.
+    const chunk = Buffer.alloc(DEFAULT_BODY_MIN_BYTES_PER_SECOND, 0x61);
+    for (let i = 1; i <= 4; i++) {
+      socket.write(frame(FRAME_TYPE.DATA, 0, 1, chunk));
+      await until(() => t.opened[0]!.bytesReceived === i * chunk.length);
+      t.advance(1000);
+    }
+    t.advance(BODY_TIMEOUT_MS - 1);
+    expect(t.server.bodyTimeouts).toBe(0);
+    t.advance(1);
+    expect(t.server.bodyTimeouts).toBe(1);
   });
 
   it('does not time out a request that ended, however long its answer takes', async () => {
@@ -280,6 +304,66 @@ describe('send timeout (a peer that does not read)', () => {
     t.advance(SEND_TIMEOUT_MS / 2);
     expect(t.server.sendTimeouts).toBe(0);
     expect(t.opened[0]!.closed).toBe(false);
+  });
+});
+
+describe('send timeout: what is not progress', () => {
+  it('resets a reply whose queue only grows (a stream writing to a window that never opens)', async () => {
+    const t = await fakeTimeServer();
+    const socket = await connect(t.port);
+    received(socket);
+    socket.write(
+      Buffer.concat([
+        PREFACE,
+        settings([SETTING.INITIAL_WINDOW_SIZE, 0]),
+        frame(FRAME_TYPE.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, BLOCK),
+      ]),
+    );
+    await until(() => t.opened.length === 1);
+    const s = t.opened[0]!;
+    s.sendHeaders([':status', '200'], false);
+    s.sendData(Buffer.alloc(10, 2), false);
+    t.advance(0);
+    for (let i = 0; i < 3; i++) {
+      // More queued each round (a server-streaming reply): growth is no progress.
+      s.sendData(Buffer.alloc(10, 2), false);
+      t.advance(SEND_TIMEOUT_MS / 4);
+      expect(s.closed).toBe(false);
+    }
+    t.advance(SEND_TIMEOUT_MS / 4);
+    expect(t.server.sendTimeouts).toBe(1);
+    expect(s.closed).toBe(true);
+  });
+
+  it('closes a connection whose peer does not read its socket, whatever window it granted', async () => {
+    const big = Buffer.alloc(32 * 1024 * 1024, 3);
+    const t = await fakeTimeServer({ reply: big });
+    const socket = await connect(t.port);
+    socket.write(
+      Buffer.concat([
+        PREFACE,
+        settings([SETTING.INITIAL_WINDOW_SIZE, 2 ** 31 - 1]),
+        frame(FRAME_TYPE.WINDOW_UPDATE, 0, 0, u32(2 ** 31 - 1 - 65_535)),
+        frame(FRAME_TYPE.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, BLOCK),
+      ]),
+    );
+    socket.pause(); // and it never reads
+    await until(() => t.opened.length === 1);
+    const server = serverSide(t.server)!;
+    // Until the kernel's buffers are full and it takes no more.
+    let taken = -1;
+    await until(() => {
+      const now = server.socket.bytesWritten - server.socket.writableLength;
+      const stable = now === taken && server.socket.writableLength > 0;
+      taken = now;
+      return stable;
+    });
+    t.advance(0);
+    t.advance(SEND_TIMEOUT_MS - 1);
+    expect(t.server.unreadTimeouts).toBe(0);
+    t.advance(1);
+    expect(t.server.unreadTimeouts).toBe(1);
+    expect(server.isDestroyed).toBe(true);
   });
 });
 

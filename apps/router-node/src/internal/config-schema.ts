@@ -86,7 +86,16 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     default: 30 * 1000, // 30 s
     reloadable: false,
     description:
-      'a request must arrive whole (its last DATA frame) within this long of its headers, or it gets HTTP 408 and RST_STREAM; 0 = off',
+      'a request must arrive whole (its last DATA frame) within this long of its headers (plus what `listen.bodyMinBytesPerSecond` earns it), or it gets HTTP 408 and RST_STREAM; 0 = off',
+  },
+  'listen.bodyMinBytesPerSecond': {
+    type: 'int',
+    min: 1,
+    max: CAP.MAX_MESSAGE_BYTES,
+    default: 16 * 1024, // 16 KiB/s
+    reloadable: false,
+    description:
+      'each this many request-body bytes received earn the request one more second beyond `listen.bodyTimeoutMs` (a large body on a slow link gets the time its size needs; a trickle does not)',
   },
   'listen.sendTimeoutMs': {
     type: 'int',
@@ -95,7 +104,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     default: 30 * 1000, // 30 s
     reloadable: false,
     description:
-      "a reply held back by the client's flow-control window (a client that does not read) must make progress within this long, or its stream is reset; 0 = off",
+      "a reply held back by the client's flow-control window must make progress within this long, or its stream is reset; a connection whose output the kernel does not take (the client does not read) is closed after as long; 0 = off",
   },
   'tls.cert': {
     type: 'string',

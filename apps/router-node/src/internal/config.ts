@@ -73,6 +73,8 @@ export interface RouterNodeConfig {
     readonly headerTimeoutMs: number;
     /** Time from a request's headers to its last byte; 0 = off. */
     readonly bodyTimeoutMs: number;
+    /** Body bytes per second that earn a request one more second beyond `bodyTimeoutMs`. */
+    readonly bodyMinBytesPerSecond: number;
     /** Time a reply held back by the client's flow control may make no progress; 0 = off. */
     readonly sendTimeoutMs: number;
   };

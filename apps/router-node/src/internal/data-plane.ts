@@ -260,8 +260,10 @@ export class DataPlane implements Dispatcher {
       idleTimeoutMs: cfg.listen.idleTimeoutMs,
       headerTimeoutMs: cfg.listen.headerTimeoutMs,
       bodyTimeoutMs: cfg.listen.bodyTimeoutMs,
+      bodyMinBytesPerSecond: cfg.listen.bodyMinBytesPerSecond,
       sendTimeoutMs: cfg.listen.sendTimeoutMs,
       maxConnections: cfg.listen.maxConnectionsPerWorker,
+      onLimit: (kind) => this.#metrics.ingressLimit(kind),
       tls:
         t === null
           ? null

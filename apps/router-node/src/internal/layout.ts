@@ -1,4 +1,5 @@
 import { LayoutMismatchError } from '@engram/common';
+import { LIMIT_KINDS } from '@engram/h2';
 import { NodeState, Operation as RouterOperation } from '@engram/router';
 import { ROUTER_NODE_ERROR_CODES, type RouterNodeErrorCode } from './errors.js';
 
@@ -35,7 +36,7 @@ import { ROUTER_NODE_ERROR_CODES, type RouterNodeErrorCode } from './errors.js';
  * counter go backwards. Per-thread regions mean no contended atomics on the hot path.
  */
 
-export const LAYOUT_MAGIC = 0x52_4e_30_32; // "RN02" (passive words added)
+export const LAYOUT_MAGIC = 0x52_4e_30_33; // "RN03" (ingress limit counters added)
 
 /** Stable node slots (shared breaker slot = node-state slot = pool gauge slot). */
 export const MAX_NODE_SLOTS = 256;
@@ -133,7 +134,8 @@ export const M_POOL_SESSIONS = M_IN_FLIGHT + 1; // [slot] gauge: open raw sessio
 export const M_GC = M_POOL_SESSIONS + MAX_NODE_SLOTS; // [kind] GC pause histograms
 export const M_WRITES = M_GC + GC_KINDS.length * GC_HIST_WORDS; // [write result]
 export const M_READ_REPAIRS = M_WRITES + WRITE_RESULTS.length; // quorum reads that diverged
-export const REGION_WORDS = M_READ_REPAIRS + 1;
+export const M_INGRESS_LIMITS = M_READ_REPAIRS + 1; // [LIMIT_KINDS of @engram/h2]
+export const REGION_WORDS = M_INGRESS_LIMITS + LIMIT_KINDS.length;
 const REGION_BYTES = REGION_WORDS * 8;
 
 /** Offset of the request histogram of (op, outcome) in a region. */

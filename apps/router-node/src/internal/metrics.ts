@@ -1,4 +1,5 @@
 import { constants, PerformanceObserver } from 'node:perf_hooks';
+import { LIMIT_KINDS, type LimitKind } from '@engram/h2';
 import { type DataMetrics, renderDataMetrics } from './data-metrics.js';
 import { esc, family } from './exposition.js';
 import {
@@ -10,6 +11,7 @@ import {
   M_FALLBACKS,
   M_GC,
   M_IN_FLIGHT,
+  M_INGRESS_LIMITS,
   M_POOL_SESSIONS,
   M_READ_REPAIRS,
   M_RETRIES,
@@ -87,6 +89,10 @@ export class MetricsRecorder {
   /** A quorum read found replicas that differ (a read repair was asked for). */
   readRepair(): void {
     this.region[M_READ_REPAIRS]! += 1;
+  }
+  /** An ingress limit acted (a stall timeout, or a connection over the cap). */
+  ingressLimit(kind: LimitKind): void {
+    this.region[M_INGRESS_LIMITS + LIMIT_KINDS.indexOf(kind)]! += 1;
   }
   poolSessions(slot: number, count: number): void {
     if (slot >= 0 && slot < MAX_NODE_SLOTS) this.region[M_POOL_SESSIONS + slot] = count;
@@ -243,6 +249,13 @@ export function renderMetrics(buffer: SharedArrayBuffer, control: ControlSnapsho
     'counter',
     'Quorum reads whose replicas differed (each asks for a repair of the space).',
     [['', m[M_READ_REPAIRS]!]],
+  );
+  family(
+    out,
+    'engram_router_ingress_limited_total',
+    'counter',
+    'Client connections and calls an ingress limit ended: header_timeout (stuck mid-read, closed), body_timeout (request overdue, 408), send_timeout (reply stuck behind flow control, reset), unread (client does not read, closed), max_connections (over listen.maxConnectionsPerWorker, closed at accept).',
+    LIMIT_KINDS.map((k, i) => [`kind="${k}"`, m[M_INGRESS_LIMITS + i]!] as const),
   );
   if (control.data !== undefined) renderDataMetrics(out, control.data);
   return `${out.join('\n')}\n`;

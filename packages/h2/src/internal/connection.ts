@@ -125,6 +125,8 @@ export class H2Stream {
    * it sent none. Checked on each DATA frame and at END_STREAM (RFC 9113 §8.1.1).
    */
   contentLeft = -1;
+  /** DATA payload bytes received on the stream (padding included): a server's body-timeout progress. */
+  bytesReceived = 0;
 
   constructor(id: number, connection: H2Connection, sendWindow: number, recvWindow: number) {
     this.id = id;
@@ -892,12 +894,15 @@ export abstract class H2Connection implements Flushable {
         this.fail(H2_ERROR.STREAM_CLOSED, `DATA on closed stream ${id}`);
         return;
       }
-      // A client's other closed streams are mostly ones it reset (cancelled attempts) whose
-      // DATA was in flight: ignored (RFC 9113 §5.1), the bytes counted above; answering each
-      // with RST_STREAM would spend the server's own reset budget. A server answers with
-      // RST_STREAM, as it always did (bounded by the unread-answer cap): the stream error
+      // DATA on a stream this side reset was in flight before the peer saw the reset: ignored
+      // (RFC 9113 §5.1), the bytes counted above. A client's closed streams are mostly ones it
+      // reset (cancelled attempts), so a client never answers; answering each with RST_STREAM
+      // would spend the server's own reset budget. A server answers DATA on a stream the peer
+      // reset with RST_STREAM (bounded by the unread-answer cap): the stream error
       // STREAM_CLOSED due after the peer's own RST_STREAM (RFC 7540 §5.1).
-      if (this.isServer && !this.#flooded()) this.writeRst(id, H2_ERROR.STREAM_CLOSED);
+      if (this.isServer && !this.#resetIds.has(id) && !this.#flooded()) {
+        this.writeRst(id, H2_ERROR.STREAM_CLOSED);
+      }
       return;
     }
     if (s.remoteEnded) {
@@ -909,6 +914,7 @@ export abstract class H2Connection implements Flushable {
       this.streamError(id, H2_ERROR.FLOW_CONTROL_ERROR);
       return;
     }
+    s.bytesReceived += len;
     const endStream = (flags & FLAG.END_STREAM) !== 0;
     if (s.contentLeft >= 0) {
       // The request announced its length: more DATA than that, or an end before it, is a

@@ -72,9 +72,16 @@ export interface H2ServerOptions {
    */
   readonly bodyTimeoutMs?: number;
   /**
+   * Each this many bytes of request body received earn one more second beyond
+   * `bodyTimeoutMs` (a large body on a slow link gets the time its size needs; a trickle
+   * does not). Default 16 384 (16 KiB/s).
+   */
+  readonly bodyMinBytesPerSecond?: number;
+  /**
    * A reply held back by the client's flow-control window must make progress within this
-   * long, or its stream is reset (CANCEL): a client that never reads cannot park replies in
-   * memory. 0 = off. Default 30 000 (30 s).
+   * long, or its stream is reset (CANCEL); a connection whose socket output the kernel does
+   * not take (the client does not read TCP) is closed after as long: a client that never
+   * reads cannot park replies in memory. 0 = off. Default 30 000 (30 s).
    */
   readonly sendTimeoutMs?: number;
   /**
@@ -89,12 +96,32 @@ export interface H2ServerOptions {
   readonly now?: () => number;
   /** Called for every request stream on every connection. */
   readonly onStream: StreamListener;
+  /** Called each time a limit acts (for metrics); the counters on `H2Server` say the same. */
+  readonly onLimit?: (kind: LimitKind) => void;
 }
+
+/**
+ * What a server limit did: closed a connection stuck mid-read (`header_timeout`), answered an
+ * overdue request 408 (`body_timeout`), reset a reply stuck behind flow control
+ * (`send_timeout`), closed a connection whose peer does not read (`unread`), or refused a
+ * connection over `maxConnections` (`max_connections`).
+ */
+export const LIMIT_KINDS = Object.freeze([
+  'header_timeout',
+  'body_timeout',
+  'send_timeout',
+  'unread',
+  'max_connections',
+] as const);
+export type LimitKind = (typeof LIMIT_KINDS)[number];
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 300_000; // 5 min
 export const DEFAULT_HEADER_TIMEOUT_MS = 10_000; // 10 s
 export const DEFAULT_BODY_TIMEOUT_MS = 30_000; // 30 s
 export const DEFAULT_SEND_TIMEOUT_MS = 30_000; // 30 s
+export const DEFAULT_BODY_MIN_BYTES_PER_SECOND = 16 * 1024; // 16 KiB/s
+/** Node's own TLS handshake timeout, used when the header timeout is off. */
+const TLS_HANDSHAKE_TIMEOUT_MS = 120_000; // 2 min
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -114,6 +141,7 @@ export class H2Server {
   readonly connections = new Set<H2ServerConnection>();
   readonly #options: ConnectionOptions;
   readonly #onStream: StreamListener;
+  readonly #onLimit: (kind: LimitKind) => void;
   readonly #idleTimeoutMs: number;
   readonly #stalls: StallTimeouts;
   readonly #now: () => number;
@@ -125,6 +153,8 @@ export class H2Server {
   bodyTimeouts = 0;
   /** Streams reset because their reply made no progress behind flow control. */
   sendTimeouts = 0;
+  /** Connections closed because the kernel took none of their output (the peer does not read). */
+  unreadTimeouts = 0;
   /** Connections closed at accept because `maxConnections` were open. */
   refusedConnections = 0;
 
@@ -145,7 +175,15 @@ export class H2Server {
       ),
       bodyTimeoutMs: checkMs('bodyTimeoutMs', options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS),
       sendTimeoutMs: checkMs('sendTimeoutMs', options.sendTimeoutMs ?? DEFAULT_SEND_TIMEOUT_MS),
+      bodyMinBytesPerSecond: options.bodyMinBytesPerSecond ?? DEFAULT_BODY_MIN_BYTES_PER_SECOND,
     };
+    if (!Number.isInteger(limits.bodyMinBytesPerSecond) || limits.bodyMinBytesPerSecond < 1) {
+      throw new InvalidArgumentError(
+        'bodyMinBytesPerSecond',
+        limits.bodyMinBytesPerSecond,
+        'an integer ≥ 1',
+      );
+    }
     const maxConnections = options.maxConnections ?? 0;
     if (!Number.isInteger(maxConnections) || maxConnections < 0) {
       throw new InvalidArgumentError('maxConnections', maxConnections, 'an integer ≥ 0');
@@ -153,8 +191,15 @@ export class H2Server {
     this.#stalls = new StallTimeouts(limits);
     this.#now = options.now ?? performance.now.bind(performance);
     this.#onStream = options.onStream;
+    this.#onLimit = options.onLimit ?? (() => {});
     if (options.tls != null) {
-      const server = tls.createServer({ ...options.tls, ALPNProtocols: ['h2'] });
+      // A stalled TLS handshake is a header stall too: it holds a connection slot as long.
+      const server = tls.createServer({
+        handshakeTimeout:
+          limits.headerTimeoutMs > 0 ? limits.headerTimeoutMs : TLS_HANDSHAKE_TIMEOUT_MS,
+        ...options.tls,
+        ALPNProtocols: ['h2'],
+      });
       server.on('secureConnection', (socket: tls.TLSSocket) => {
         // gRPC clients always negotiate h2; anything else cannot be served.
         if (socket.alpnProtocol !== 'h2') socket.destroy();
@@ -170,6 +215,7 @@ export class H2Server {
       this.server.maxConnections = maxConnections;
       this.server.on('drop', () => {
         this.refusedConnections++;
+        this.#onLimit('max_connections');
       });
     }
     const period = StallTimeouts.periodMs(limits);
@@ -190,11 +236,18 @@ export class H2Server {
     const stuck = this.#stalls.sweep(this.connections, this.#now());
     for (const c of stuck.connections) {
       this.headerTimeouts++;
+      this.#onLimit('header_timeout');
       (c as H2ServerConnection).readTimedOut();
+    }
+    for (const c of stuck.unread) {
+      this.unreadTimeouts++;
+      this.#onLimit('unread');
+      c.destroy();
     }
     for (const s of stuck.requests) {
       if (s.closed) continue;
       this.bodyTimeouts++;
+      this.#onLimit('body_timeout');
       if (!s.sentHeaders) s.sendHeaders(REQUEST_TIMEOUT, true);
       // The reply is complete; RST_STREAM(NO_ERROR) stops the upload (RFC 9113 §8.1).
       s.reset(s.sentHeaders && s.localEnded ? H2_ERROR.NO_ERROR : H2_ERROR.CANCEL);
@@ -202,6 +255,7 @@ export class H2Server {
     for (const s of stuck.replies) {
       if (s.closed) continue;
       this.sendTimeouts++;
+      this.#onLimit('send_timeout');
       s.reset(H2_ERROR.CANCEL);
     }
   }
