@@ -298,7 +298,7 @@ export function printRows(
       'calls/s min–max': r.rpsRange,
       'calls/s ÷ direct': (r.rps / direct.rps).toFixed(2),
       [`calls/s ÷ ${label}`]: reference ? (r.rps / reference.rps).toFixed(2) : 'n/a',
-      'proxy CPU µs/call': r.cpuUsPerCall === null ? '' : r.cpuUsPerCall.toFixed(0),
+      'proxy CPU µs/call': r.cpuUsPerCall === null ? '' : r.cpuUsPerCall.toFixed(1),
       [`CPU ÷ ${label}`]:
         reference?.cpuUsPerCall && r.cpuUsPerCall !== null
           ? (r.cpuUsPerCall / reference.cpuUsPerCall).toFixed(2)

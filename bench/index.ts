@@ -19,6 +19,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { callMemory, MemoryServiceClient, MemoryServiceDefinition } from '@engram/proto';
@@ -67,13 +68,26 @@ function nginxAvailable(): boolean {
   }
 }
 
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
 async function startNginx(
   nodeAddress: string,
 ): Promise<{ port: number; pids: () => number[] } | null> {
   if (!nginxAvailable()) return null;
   const prefix = join(dir, 'nginx');
   execFileSync('mkdir', ['-p', prefix]);
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  // A port the kernel just handed out and took back: a random one could be any connection's
+  // ephemeral port (the bench failed with EADDRINUSE that way).
+  const port = await freePort();
   const conf = join(prefix, 'nginx.conf');
   writeFileSync(
     conf,

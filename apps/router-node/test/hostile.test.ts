@@ -273,6 +273,124 @@ describe('requests that are not gRPC', () => {
   });
 });
 
+describe('HTTP/2 conformance through the router (RFC 9113)', () => {
+  const GRPC = [
+    ':method',
+    'POST',
+    ':scheme',
+    'http',
+    ':path',
+    '/engram.v1.MemoryService/Recall',
+    ':authority',
+    'router',
+    'content-type',
+    'application/grpc',
+  ];
+  const malformed: [string, string[]][] = [
+    ['an uppercase field name (§8.2)', [...GRPC, 'X-Upper', 'v']],
+    ['a pseudo-header after a regular field (§8.3)', ['te', 'trailers', ...GRPC]],
+    ['an unknown pseudo-header (§8.3)', [...GRPC, ':bogus', 'v']],
+    ['a response pseudo-header in a request (§8.3)', [...GRPC, ':status', '200']],
+    ['no :path (§8.3.1)', GRPC.filter((_, i) => i !== 4 && i !== 5)],
+    ['a second :method (§8.3.1)', [...GRPC.slice(0, 2), ':method', 'POST', ...GRPC.slice(2)]],
+    ['a connection-specific field (§8.2.2)', [...GRPC, 'connection', 'keep-alive']],
+    ['te other than trailers (§8.2.2)', [...GRPC, 'te', 'gzip']],
+  ];
+
+  it.each(malformed)(
+    'resets a request with %s (PROTOCOL_ERROR), and the connection serves on',
+    async (_n, list) => {
+      const socket = await connect();
+      const w = watch(socket);
+      const body = recallBody();
+      socket.write(
+        Buffer.concat([
+          HANDSHAKE,
+          frame(FRAME_TYPE.HEADERS, FLAG.END_HEADERS, 1, encodeHeaderBlock(list)),
+          frame(FRAME_TYPE.DATA, FLAG.END_STREAM, 1, body),
+          frame(FRAME_TYPE.HEADERS, FLAG.END_HEADERS, 3, RECALL_HEADERS),
+          frame(FRAME_TYPE.DATA, FLAG.END_STREAM, 3, body),
+        ]),
+      );
+      // Stream 3 is answered in full (HEADERS, DATA, trailers): the connection lived on.
+      await eventually(() => w.types.filter((t) => t === FRAME_TYPE.HEADERS).length === 2);
+      expect(w.rst.filter(([id]) => id === 1)).toEqual([[1, H2_ERROR.PROTOCOL_ERROR]]);
+      expect(w.goaway).toEqual([]);
+    },
+  );
+
+  it('resets a request whose DATA disagrees with its content-length (§8.1.1)', async () => {
+    const socket = await connect();
+    const w = watch(socket);
+    const body = recallBody();
+    const list = [...GRPC, 'content-length', String(body.length + 10)];
+    socket.write(
+      Buffer.concat([
+        HANDSHAKE,
+        frame(FRAME_TYPE.HEADERS, FLAG.END_HEADERS, 1, encodeHeaderBlock(list)),
+        frame(FRAME_TYPE.DATA, FLAG.END_STREAM, 1, body),
+      ]),
+    );
+    await eventually(() => w.rst.length > 0);
+    expect(w.rst).toEqual([[1, H2_ERROR.PROTOCOL_ERROR]]);
+  });
+
+  it('closes the connection on a stream id lower than one used (§5.1.1), and on HEADERS for a stream both sides ended (§5.1)', async () => {
+    const lower = await connect();
+    const a = watch(lower);
+    lower.write(
+      Buffer.concat([
+        HANDSHAKE,
+        frame(
+          FRAME_TYPE.HEADERS,
+          FLAG.END_HEADERS | FLAG.END_STREAM,
+          5,
+          encodeHeaderBlock(plainRequest('GET', null)),
+        ),
+        frame(
+          FRAME_TYPE.HEADERS,
+          FLAG.END_HEADERS | FLAG.END_STREAM,
+          3,
+          encodeHeaderBlock(plainRequest('GET', null)),
+        ),
+      ]),
+    );
+    await eventually(() => a.goaway.length > 0);
+    expect(a.goaway).toEqual([H2_ERROR.PROTOCOL_ERROR]);
+
+    const ended = await connect();
+    const b = watch(ended);
+    const body = recallBody();
+    ended.write(
+      Buffer.concat([
+        HANDSHAKE,
+        frame(FRAME_TYPE.HEADERS, FLAG.END_HEADERS, 1, RECALL_HEADERS),
+        frame(FRAME_TYPE.DATA, FLAG.END_STREAM, 1, body),
+      ]),
+    );
+    await eventually(() => b.types.filter((t) => t === FRAME_TYPE.HEADERS).length === 2);
+    ended.write(frame(FRAME_TYPE.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, RECALL_HEADERS));
+    await eventually(() => b.goaway.length > 0);
+    expect(b.goaway).toEqual([H2_ERROR.STREAM_CLOSED]);
+  });
+
+  it('resets a stream that depends on itself (RFC 7540 §5.3.1)', async () => {
+    const socket = await connect();
+    const w = watch(socket);
+    const priority = Buffer.alloc(5);
+    priority.writeUInt32BE(1);
+    socket.write(
+      Buffer.concat([
+        HANDSHAKE,
+        frame(FRAME_TYPE.HEADERS, FLAG.END_HEADERS, 1, RECALL_HEADERS),
+        frame(FRAME_TYPE.PRIORITY, 0, 1, priority),
+      ]),
+    );
+    await eventually(() => w.rst.length > 0);
+    expect(w.rst).toEqual([[1, H2_ERROR.PROTOCOL_ERROR]]);
+  });
+});
+
 describe('hostile clients', () => {
   it('slowloris on headers: connections trickling a frame a byte at a time are closed', async () => {
     const COUNT = 200;

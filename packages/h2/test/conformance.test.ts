@@ -273,6 +273,25 @@ describe('RFC 9113 §8.1.1, §8.2, §8.3: malformed requests get RST_STREAM PROT
     await expectClean(srv, peer);
   });
 
+  it('a bad field kept in the HPACK dynamic table fails every request that indexes it later', async () => {
+    const { srv, peer } = await connected();
+    // x-bad: "a\nb" as a literal with incremental indexing (dynamic index 62), then indexed.
+    const bad = Buffer.concat([
+      Buffer.from([0x40, 5]),
+      Buffer.from('x-bad'),
+      Buffer.from([3, 0x61, 0x0a, 0x62]),
+    ]);
+    const block = (extra: Buffer) => Buffer.concat([encodeHeaderBlock(GOOD), extra]);
+    peer.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, block(bad)));
+    expect(await peer.rst(1)).toBe(E.PROTOCOL_ERROR);
+    peer.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 3, block(Buffer.from([0xbe]))));
+    expect(await peer.rst(3)).toBe(E.PROTOCOL_ERROR);
+    expect(srv.streams).toHaveLength(0);
+    peer.send(headers(5, true));
+    await served(peer, 5);
+    await expectClean(srv, peer);
+  });
+
   it('accepts te: trailers, a matching content-length and a request without :authority', async () => {
     const { srv, peer } = await connected();
     const list = [

@@ -472,6 +472,54 @@ describe('HpackEncoder', () => {
   });
 });
 
+/** A literal field with incremental indexing and a new name (RFC 7541 §6.2.1), raw octets. */
+function indexedLiteral(name: string, value: string): Buffer {
+  return Buffer.concat([
+    Buffer.from([0x40, name.length]),
+    Buffer.from(name, 'latin1'),
+    Buffer.from([value.length]),
+    Buffer.from(value, 'latin1'),
+  ]);
+}
+
+describe('HpackDecoder.charsValid: fields vouched for as they decode (RFC 9113 §8.2.1)', () => {
+  const decode = (d: HpackDecoder, block: Buffer) => {
+    const out: string[] = [];
+    d.decode(block, 0, block.length, out);
+    return out;
+  };
+
+  it('vouches for static fields and valid literals, and for dynamic entries that were valid', () => {
+    const d = new HpackDecoder();
+    expect(decode(d, Buffer.from([0x83, 0x86]))).toEqual([':method', 'POST', ':scheme', 'http']);
+    expect(d.charsValid).toBe(true);
+    decode(d, indexedLiteral('x-good', 'v 1'));
+    expect(d.charsValid).toBe(true);
+    expect(decode(d, Buffer.from([0xbe]))).toEqual(['x-good', 'v 1']);
+    expect(d.charsValid).toBe(true);
+  });
+
+  it.each([
+    ['an uppercase name', 'X-Bad', 'v'],
+    ['a name with a space', 'x bad', 'v'],
+    ['a value with LF', 'x-bad', 'a\nb'],
+    ['a value with NUL', 'x-bad', 'a\u0000b'],
+    ['a value with a leading space', 'x-bad', ' v'],
+    ['a value with a trailing tab', 'x-bad', 'v\t'],
+  ])('does not vouch for %s, as a literal or when indexed in a later block', (_n, name, value) => {
+    const d = new HpackDecoder();
+    decode(d, indexedLiteral(name, value));
+    expect(d.charsValid).toBe(false);
+    expect(decode(d, Buffer.from([0x82, 0xbe]))).toEqual([':method', 'GET', name, value]);
+    expect(d.charsValid).toBe(false);
+    // The entry keeps its verdict after the table grows and moves its entries.
+    for (let i = 0; i < 40; i++) decode(d, indexedLiteral(`x-${i}`, 'v'));
+    // Now the 41st dynamic entry: index 61 + 41 = 102.
+    expect(decode(d, Buffer.from([0x80 | 102]))).toEqual([name, value]);
+    expect(d.charsValid).toBe(false);
+  });
+});
+
 describe('HpackDecoder: dynamic table', () => {
   it('matches a reference model across random inserts, lookups and size updates', () => {
     const op = fc.oneof(

@@ -1033,7 +1033,10 @@ export abstract class H2Connection implements Flushable {
     }
     if (s.headers === null) {
       // Client side: the response (a server's streams have their request headers already).
-      if (checkFields(headers, FIELD_SECTION.RESPONSE) === FIELDS_VERDICT.MALFORMED) {
+      if (
+        checkFields(headers, FIELD_SECTION.RESPONSE, this.decoder.charsValid) ===
+        FIELDS_VERDICT.MALFORMED
+      ) {
         this.streamError(id, H2_ERROR.PROTOCOL_ERROR);
         return;
       }
@@ -1050,7 +1053,8 @@ export abstract class H2Connection implements Flushable {
       // and ends a body as long as the request's content-length said (§8.1.1).
       !endStream ||
       s.contentLeft > 0 ||
-      checkFields(headers, FIELD_SECTION.TRAILERS) === FIELDS_VERDICT.MALFORMED
+      checkFields(headers, FIELD_SECTION.TRAILERS, this.decoder.charsValid) ===
+        FIELDS_VERDICT.MALFORMED
     ) {
       this.streamError(id, H2_ERROR.PROTOCOL_ERROR);
       return;
@@ -1081,7 +1085,7 @@ export abstract class H2Connection implements Flushable {
     const verdict =
       (flags & SELF_DEPENDENT) !== 0
         ? FIELDS_VERDICT.MALFORMED
-        : checkFields(headers, FIELD_SECTION.REQUEST);
+        : checkFields(headers, FIELD_SECTION.REQUEST, this.decoder.charsValid);
     if (verdict === FIELDS_VERDICT.CONNECT) {
       this.#answerAndClose(id, CONNECT_NOT_IMPLEMENTED, endStream);
       return;

@@ -4,6 +4,7 @@
  * fails them is malformed: the connection answers it with a stream error (PROTOCOL_ERROR) and
  * the stream's owner never sees it.
  */
+import { isValidName, isValidValue } from './field-chars.js';
 
 /** Which header section a list is: the rules for pseudo-headers and `te` differ. */
 export const FIELD_SECTION = {
@@ -37,24 +38,8 @@ const STATUS = 16;
 const REQUIRED_REQUEST = METHOD | SCHEME | PATH;
 
 const COLON = 0x3a;
-const NUL = 0x00;
-const HTAB = 0x09;
-const LF = 0x0a;
-const CR = 0x0d;
-const SP = 0x20;
 const DIGIT_0 = 0x30;
 const DIGIT_9 = 0x39;
-
-/**
- * Octets a field name may hold: RFC 9110 `tchar` without uppercase (RFC 9113 §8.2.1 bans
- * uppercase; its minimum, "no CTL, SP, uppercase, DEL or non-ASCII", is weaker than `token`,
- * and nghttp2 checks `token` too).
- */
-const NAME_OCTET = (() => {
-  const t = new Uint8Array(128);
-  for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") t[c.charCodeAt(0)] = 1;
-  return t;
-})();
 
 /**
  * Checks a decoded header list in one pass (RFC 9113):
@@ -73,7 +58,12 @@ const NAME_OCTET = (() => {
  * `:authority` and no `:scheme` or `:path`; any other CONNECT is `MALFORMED`), or the
  * `content-length` (`NO_CONTENT_LENGTH` when absent).
  */
-export function checkFields(list: readonly string[], section: FieldSection): number {
+export function checkFields(
+  list: readonly string[],
+  section: FieldSection,
+  /** The HPACK decoder vouched for every field's characters (`HpackDecoder.charsValid`). */
+  charsValid = false,
+): number {
   let pseudo = 0;
   let regular = false;
   let connect = false;
@@ -96,10 +86,7 @@ export function checkFields(list: readonly string[], section: FieldSection): num
       if (bit === METHOD && value === 'CONNECT') connect = true;
     } else {
       regular = true;
-      for (let k = 0; k < n; k++) {
-        const c = name.charCodeAt(k);
-        if (c >= 128 || NAME_OCTET[c] === 0) return MALFORMED;
-      }
+      if (!charsValid && !isValidName(name)) return MALFORMED;
       // Connection-specific names by length first: most names are compared to nothing.
       switch (n) {
         case 2:
@@ -130,7 +117,7 @@ export function checkFields(list: readonly string[], section: FieldSection): num
           break;
       }
     }
-    if (!isValidValue(value)) return MALFORMED;
+    if (!charsValid && !isValidValue(value)) return MALFORMED;
   }
   if (section === FIELD_SECTION.REQUEST) {
     if (connect) {
@@ -159,21 +146,6 @@ function pseudoBit(name: string, section: FieldSection): number {
     }
   }
   return section === FIELD_SECTION.RESPONSE && name === ':status' ? STATUS : 0;
-}
-
-/** §8.2.1: no NUL, LF or CR anywhere, no SP or HTAB at either end. */
-function isValidValue(value: string): boolean {
-  const n = value.length;
-  if (n === 0) return true;
-  let c = value.charCodeAt(0);
-  if (c === SP || c === HTAB) return false;
-  c = value.charCodeAt(n - 1);
-  if (c === SP || c === HTAB) return false;
-  for (let k = 0; k < n; k++) {
-    c = value.charCodeAt(k);
-    if (c <= CR && (c === NUL || c === LF || c === CR)) return false;
-  }
-  return true;
 }
 
 function isStatusCode(value: string): boolean {

@@ -12,6 +12,7 @@
 import { Buffer } from 'node:buffer';
 import { InvalidArgumentError } from '@engram/common';
 import { H2_ERROR_CODES, H2Error } from './errors.js';
+import { isValidField } from './field-chars.js';
 import { H2_ERROR } from './frames.js';
 import { STATIC_LOOKUP, STATIC_NAMES, STATIC_TABLE_LENGTH, STATIC_VALUES } from './hpack-static.js';
 import { HUFFMAN_ERR_EOS, huffmanDecode, huffmanMaxDecodedLength } from './huffman.js';
@@ -83,6 +84,15 @@ export class HpackDecoder {
   private names: string[] = new Array<string>(INITIAL_RING_SLOTS).fill('');
   private values: string[] = new Array<string>(INITIAL_RING_SLOTS).fill('');
   private sizes = new Int32Array(INITIAL_RING_SLOTS);
+  /** 1 when an entry's characters are valid HTTP/2 (`isValidField`), checked once on insert. */
+  private oks = new Uint8Array(INITIAL_RING_SLOTS);
+  /**
+   * After `decode`: every field of the block has valid HTTP/2 characters (RFC 9113 §8.2.1).
+   * Literals are checked as they are decoded and dynamic-table entries once, when inserted;
+   * static entries are valid. A block of indexed fields, the usual case on a busy connection,
+   * costs no per-character scan. False tells `checkFields` to scan the list itself.
+   */
+  charsValid = true;
   private scratch = Buffer.allocUnsafe(INITIAL_SCRATCH_OCTETS);
   private readonly cacheOctets = new Uint8Array(HUFFMAN_CACHE_SLOTS * HUFFMAN_CACHE_MAX_OCTETS);
   /** Encoded length of each cache slot; 0 = empty (the empty string is never cached). */
@@ -135,6 +145,8 @@ export class HpackDecoder {
     let p = start;
     let listSize = 0;
     let sizeUpdateAllowed = true;
+    let charsValid = true;
+    this.charsValid = false; // until the whole block decoded
     while (p < end) {
       const first = buf[p++] as number;
       let name: string;
@@ -156,6 +168,7 @@ export class HpackDecoder {
           const slot = (this.head - k) & this.mask;
           name = this.names[slot] as string;
           value = this.values[slot] as string;
+          if (this.oks[slot] === 0) charsValid = false;
         }
       } else if (first >= 0x20 && first < 0x40) {
         // 6.3 Dynamic Table Size Update
@@ -197,13 +210,16 @@ export class HpackDecoder {
         }
         value = this.readString(buf, p, end);
         p = this.pos;
-        if (indexing) this.insert(name, value);
+        const ok = isValidField(name, value);
+        if (!ok) charsValid = false;
+        if (indexing) this.insert(name, value, ok);
       }
       sizeUpdateAllowed = false;
       listSize += name.length + value.length + ENTRY_OVERHEAD_OCTETS;
       if (listSize > this.maxHeaderListSize) throw this.listSizeError();
       out.push(name, value);
     }
+    this.charsValid = charsValid;
   }
 
   private indexError(index: number): HpackError {
@@ -291,7 +307,7 @@ export class HpackDecoder {
   }
 
   /** 4.4 entry addition: evict from the oldest end, then add unless the entry alone is too big. */
-  private insert(name: string, value: string): void {
+  private insert(name: string, value: string, ok: boolean): void {
     const entrySize = name.length + value.length + ENTRY_OVERHEAD_OCTETS;
     if (entrySize > this.capacity) {
       this.evictTo(0);
@@ -304,6 +320,7 @@ export class HpackDecoder {
     this.names[slot] = name;
     this.values[slot] = value;
     this.sizes[slot] = entrySize;
+    this.oks[slot] = ok ? 1 : 0;
     this.count++;
     this.size += entrySize;
   }
@@ -324,15 +341,18 @@ export class HpackDecoder {
     const names = new Array<string>(slots).fill('');
     const values = new Array<string>(slots).fill('');
     const sizes = new Int32Array(slots);
+    const oks = new Uint8Array(slots);
     for (let i = 0; i < this.count; i++) {
       const from = (this.head - this.count + 1 + i) & this.mask;
       names[i] = this.names[from] as string;
       values[i] = this.values[from] as string;
       sizes[i] = this.sizes[from] as number;
+      oks[i] = this.oks[from] as number;
     }
     this.names = names;
     this.values = values;
     this.sizes = sizes;
+    this.oks = oks;
     this.mask = slots - 1;
     this.head = this.count - 1;
   }
