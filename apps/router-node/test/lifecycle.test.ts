@@ -146,7 +146,12 @@ describe('router-node lifecycle', () => {
     await admin(adm, 'AddNode', { id: d!.id, address: d!.address, zone: d!.zone });
     await admin(adm, 'AssignSpace', { spaceId: 'pinned', primary: 'n2', replicas: ['n1'] });
     await admin(adm, 'DrainNode', { id: 'n1' });
-    const before = await getTable(adm);
+    // An added node is unknown until its first probe, whose verdict publishes a new epoch: wait
+    // for it, so the epoch compared below is the reload's.
+    const before = await eventually(async () => {
+      const t = await getTable(adm);
+      return t.nodes.find((n) => n.id === 'n3')?.state === 'up' ? t : undefined;
+    });
     expect(before.nodes.map((n) => n.id)).toEqual(['n1', 'n2', 'n3']);
     // Same file (n1, n2), reloaded: the admin-added n3 goes, the rest of the admin state stays.
     const cmdline = router.child.spawnargs;
