@@ -113,6 +113,26 @@ describe('stream reset rate limit (Rapid Reset, CVE-2023-44487)', () => {
     expect(seen.goaway()).toBe(H2_ERROR.ENHANCE_YOUR_CALM);
   });
 
+  it('counts streams the client makes the server reset (self-dependent PRIORITY) against the same budget (MadeYouReset)', async () => {
+    const clock = { ms: 1000 };
+    const { port, opened } = await serverAt(clock);
+    const socket = await client(port);
+    const seen = collect(socket);
+    const parts: Buffer[] = [];
+    for (let i = 0; i <= STREAM_RESET_BURST; i++) {
+      const id = 1 + 2 * i;
+      const selfDependent = Buffer.alloc(5);
+      selfDependent.writeUInt32BE(id);
+      parts.push(frame(FRAME_TYPE.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, id, BLOCK));
+      parts.push(frame(FRAME_TYPE.PRIORITY, 0, id, selfDependent));
+    }
+    socket.write(Buffer.concat(parts));
+    await once(socket, 'close');
+    expect(seen.goaway()).toBe(H2_ERROR.ENHANCE_YOUR_CALM);
+    // GOAWAY at the budget's end: no stream opened past it.
+    expect(opened()).toBeLessThanOrEqual(STREAM_RESET_BURST + 1);
+  });
+
   it(`refills ${STREAM_RESET_PER_SECOND} resets per second after the burst`, async () => {
     const clock = { ms: 1000 };
     const { port } = await serverAt(clock);

@@ -351,11 +351,11 @@ describe('send timeout: what is not progress', () => {
     await until(() => t.opened.length === 1);
     const server = serverSide(t.server)!;
     // Until the kernel's buffers are full and it takes no more.
-    let taken = -1;
+    let last = '';
     await until(() => {
-      const now = server.socket.bytesWritten - server.socket.writableLength;
-      const stable = now === taken && server.socket.writableLength > 0;
-      taken = now;
+      const now = progressOf(server.socket);
+      const stable = now === last && server.socket.writableLength > 0;
+      last = now;
       return stable;
     });
     t.advance(0);
@@ -364,6 +364,55 @@ describe('send timeout: what is not progress', () => {
     t.advance(1);
     expect(t.server.unreadTimeouts).toBe(1);
     expect(server.isDestroyed).toBe(true);
+  });
+});
+
+/** What the kernel has taken of a socket's output so far (completed writes, the one in flight). */
+function progressOf(socket: net.Socket): string {
+  const handle = (socket as unknown as { _handle?: { writeQueueSize?: number } })._handle;
+  return `${socket.bytesWritten - socket.writableLength}/${handle?.writeQueueSize}`;
+}
+
+describe('send timeout: a slow reader is not a non-reader', () => {
+  it('leaves alone a peer that reads its socket slowly, a large write still in flight', async () => {
+    const big = Buffer.alloc(32 * 1024 * 1024, 3);
+    const t = await fakeTimeServer({ reply: big });
+    const socket = await connect(t.port);
+    let read = 0;
+    let target = 0;
+    socket.on('data', (d: Buffer) => {
+      read += d.length;
+      if (read >= target) socket.pause();
+    });
+    socket.write(
+      Buffer.concat([
+        PREFACE,
+        settings([SETTING.INITIAL_WINDOW_SIZE, 2 ** 31 - 1]),
+        frame(FRAME_TYPE.WINDOW_UPDATE, 0, 0, u32(2 ** 31 - 1 - 65_535)),
+        frame(FRAME_TYPE.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, BLOCK),
+      ]),
+    );
+    socket.pause();
+    await until(() => t.opened.length === 1);
+    const server = serverSide(t.server)!;
+    await until(() => server.socket.writableLength > 0);
+    t.advance(0);
+    // Rounds in which no write completed although the kernel took more: what counting
+    // completed writes alone took for a peer that does not read.
+    let onlyInFlightMoved = 0;
+    for (let i = 0; i < 40 && server.socket.writableLength > 0; i++) {
+      // 2 MiB read each round, then half the send timeout passes.
+      const before = progressOf(server.socket);
+      target = read + 2 * 1024 * 1024;
+      socket.resume();
+      await until(() => read >= target || server.socket.writableLength === 0);
+      await until(() => progressOf(server.socket) !== before || server.socket.writableLength === 0);
+      if (progressOf(server.socket).split('/')[0] === before.split('/')[0]) onlyInFlightMoved++;
+      t.advance(SEND_TIMEOUT_MS / 2);
+      expect(t.server.unreadTimeouts).toBe(0);
+    }
+    expect(onlyInFlightMoved).toBeGreaterThanOrEqual(2);
+    expect(server.isDestroyed).toBe(false);
   });
 });
 

@@ -295,6 +295,8 @@ export abstract class H2Connection implements Flushable {
   #pingCounter = 0;
   #unreadAnswers = 0;
   readonly #now: () => number;
+  /** The peer opened a stream id more than 2 above the last: lower ids may be unused. */
+  #peerSkippedIds = false;
   #resetTokens = STREAM_RESET_BURST;
   #resetRefilledAt = -1;
 
@@ -371,9 +373,10 @@ export abstract class H2Connection implements Flushable {
   }
 
   /**
-   * Frames parsed so far, CONTINUATION not counted (a header block counts once, when it
-   * starts). A server's read-timeout sweep compares it between its rounds to see progress, so
-   * no clock is read per frame, and a header block trickled as CONTINUATIONs is no progress.
+   * Frames parsed so far, CONTINUATIONs not counted except the one that ends a header block
+   * (a block counts when it starts and when it ends). A server's read-timeout sweep compares it
+   * between its rounds to see progress, so no clock is read per frame, and a header block
+   * trickled as CONTINUATIONs is no progress.
    */
   framesReceived = 0;
 
@@ -523,7 +526,9 @@ export abstract class H2Connection implements Flushable {
    * frames will be ignored.
    */
   protected refuseStream(id: number, code: number): void {
-    this.writeRst(id, code);
+    // A peer that sends refused requests faster than it reads the answers grows our output:
+    // capped like every other answer it asks for.
+    if (!this.#flooded()) this.writeRst(id, code);
     this.#resetIds.add(id);
   }
 
@@ -615,8 +620,13 @@ export abstract class H2Connection implements Flushable {
   /** Stream error (RFC 9113 §5.4.2): RST_STREAM, the connection lives on. */
   protected streamError(id: number, code: number): void {
     const s = this.streams.get(id);
-    if (s !== undefined) this.resetStream(s, code);
-    else if (!this.#flooded()) this.writeRst(id, code);
+    if (s !== undefined) {
+      // A stream error the client provokes on a stream it opened (a self-dependency, DATA past
+      // content-length, a zero WINDOW_UPDATE...) frees its slot and cancels its call just as
+      // its own RST_STREAM would: the same Rapid Reset budget (CVE-2025-8671, MadeYouReset).
+      if (this.isServer && !this.#takeResetToken()) this.#calm('too many streams reset');
+      this.resetStream(s, code);
+    } else if (!this.#flooded()) this.writeRst(id, code);
   }
 
   // ---- receiving ---------------------------------------------------------------------------
@@ -659,7 +669,10 @@ export abstract class H2Connection implements Flushable {
       const id = buf.readUInt32BE(pos + 5) & 0x7fffffff;
       const start = pos + FRAME_HEADER_BYTES;
       pos = start + len;
-      if (type !== FRAME_TYPE.CONTINUATION) this.framesReceived++;
+      // A header block counts when it starts and when it ends, not in between.
+      if (type !== FRAME_TYPE.CONTINUATION || (flags & FLAG.END_HEADERS) !== 0) {
+        this.framesReceived++;
+      }
       this.#onFrame(type, flags, id, buf, start, pos);
       if (this.destroyed) return;
     }
@@ -1009,6 +1022,7 @@ export abstract class H2Connection implements Flushable {
     if (s === undefined) {
       const peerOpened = (id & 1) === (this.isServer ? 1 : 0);
       if (peerOpened && id > this.lastPeerStreamId) {
+        if (id > this.lastPeerStreamId + 2) this.#peerSkippedIds = true;
         this.lastPeerStreamId = id;
         if (this.isServer) this.#onRequest(id, flags, headers, endStream, tooLarge);
         else this.onPeerStream(id, headers, endStream, -1);
@@ -1100,6 +1114,7 @@ export abstract class H2Connection implements Flushable {
 
   /** A final answer of our own to a request its handler never sees; the stream is over. */
   #answerAndClose(id: number, block: readonly string[], endStream: boolean): void {
+    if (this.#flooded()) return;
     this.#encodeHeaders(id, block, FLAG.END_STREAM);
     // The peer ended its side too: closed for both. Otherwise the rest of the request is
     // refused (NO_ERROR: the answer stands, §8.1).
@@ -1135,7 +1150,15 @@ export abstract class H2Connection implements Flushable {
       this.streamError(id, H2_ERROR.STREAM_CLOSED);
       return;
     }
-    if (peerOpened) this.fail(H2_ERROR.PROTOCOL_ERROR, `HEADERS reusing stream id ${id}`);
+    // Neither ring remembers it. A peer that never skipped an id used every lower one: this
+    // is an old stream, likely one reset by us longer ago than the ring remembers, whose
+    // trailers came late: a stream error, not the connection's end. Otherwise the id may
+    // never have been used: opening it now breaks §5.1.1.
+    if (peerOpened && endStream && !this.#peerSkippedIds) {
+      this.streamError(id, H2_ERROR.STREAM_CLOSED);
+    } else if (peerOpened) {
+      this.fail(H2_ERROR.PROTOCOL_ERROR, `HEADERS reusing stream id ${id}`);
+    }
   }
 
   #onSettings(flags: number, id: number, buf: Buffer, start: number, end: number): void {

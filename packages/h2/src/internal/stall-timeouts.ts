@@ -48,6 +48,21 @@ interface Mark {
   since: number;
   /** What progress looks like for the state marked: frames received, or bytes queued. */
   at: number;
+  /** For a socket: bytes libuv still holds for the kernel (see `libuvQueued`). */
+  queued?: number;
+}
+
+/**
+ * Bytes of the socket's write in flight that the kernel has not taken yet: Node's own
+ * `_handle.writeQueueSize` (no public API says it). It falls while the kernel takes a large
+ * write (Node writes everything buffered as one writev, which completes only when the peer has
+ * read most of it), so a slow reader is seen making progress before the write completes. -1
+ * when the handle does not say.
+ */
+function libuvQueued(socket: object): number {
+  const handle = (socket as { _handle?: { writeQueueSize?: unknown } | null })._handle;
+  const n = handle?.writeQueueSize;
+  return typeof n === 'number' ? n : -1;
 }
 
 const NONE: StallVerdict = Object.freeze({
@@ -131,11 +146,13 @@ export class StallTimeouts {
       this.#sockets.delete(c);
       return false;
     }
-    // bytesWritten counts what is still buffered: the difference is what the kernel took.
+    // bytesWritten counts what is still buffered: the difference is what completed writes
+    // handed over; the write in flight shows its own progress in libuv's queue.
     const taken = socket.bytesWritten - socket.writableLength;
+    const queued = libuvQueued(socket);
     const mark = this.#sockets.get(c);
-    if (mark === undefined || mark.at !== taken) {
-      this.#sockets.set(c, { since: now, at: taken });
+    if (mark === undefined || mark.at !== taken || mark.queued !== queued) {
+      this.#sockets.set(c, { since: now, at: taken, queued });
       return false;
     }
     return now - mark.since >= limitMs;
