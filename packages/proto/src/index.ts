@@ -6,12 +6,16 @@ export {
 } from './internal/errors.js';
 export { addHealthService, HealthReporter } from './internal/health.js';
 export {
+  BUNDLED_PROTO_ROOT,
   HEALTH_PROTO_FILE,
   HEALTH_SERVICE_NAME,
   LOADER_OPTIONS,
+  type LoadProtosOptions,
+  loadProtos,
   MEMORY_PROTO_FILE,
   MEMORY_SERVICE_NAME,
   PROTO_ROOT,
+  PROTO_ROOT_ENV,
   packageDefinition,
   REPLICA_SERVICE_NAME,
 } from './internal/load.js';

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -135,7 +136,8 @@ async function startServer(setup: (server: grpc.Server) => void): Promise<string
 }
 
 describe('@engram/proto', () => {
-  it('resolves the protos directory from the module location', () => {
+  it('loads the protos copied into the package, not a directory above it', () => {
+    expect(PROTO_ROOT).toBe(fileURLToPath(new URL('../protos/', import.meta.url)));
     expect(existsSync(join(PROTO_ROOT, MEMORY_PROTO_FILE))).toBe(true);
   });
 

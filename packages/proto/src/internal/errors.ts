@@ -4,6 +4,8 @@ import { EngramError, isEngramError } from '@engram/common';
 export const PROTO_ERROR_CODES = Object.freeze({
   /** A service is missing from the loaded protos (a broken or partial `protos/` directory). */
   ServiceNotFound: 'ServiceNotFound',
+  /** A `.proto` file is missing under the root it is loaded from. */
+  ProtoNotFound: 'ProtoNotFound',
 } as const);
 
 export type ProtoErrorCode = (typeof PROTO_ERROR_CODES)[keyof typeof PROTO_ERROR_CODES];

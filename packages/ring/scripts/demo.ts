@@ -1,8 +1,7 @@
 // Prints where sample memory spaces live on a sample cluster, read back through a shared
-// table the way router threads read it. `node packages/ring/dist/cli/demo.js`
-import { buildRing } from '../ring.js';
-import { TableReader, TableWriter } from '../table.js';
-import type { NodeInfo } from '../types.js';
+// table the way router threads read it. `pnpm --filter @engram/ring demo`. Kept out of src/ so
+// it is not built into dist/ and published, where nothing could reach it.
+import { buildRing, type NodeInfo, TableReader, TableWriter } from '../src/index.js';
 
 const nodes: NodeInfo[] = [
   { id: 'node-a1', address: '127.0.0.1:7101', zone: 'zone-a' },
