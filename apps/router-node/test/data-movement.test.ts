@@ -67,6 +67,13 @@ describe('data follows placement (router-node, real processes)', () => {
       const r = await call(client, 'store', { spaceId: space, memory: { content: `before ${i}` } });
       before.push(r.memoryId);
     }
+    // A Store is answered once a quorum acknowledged it; the last replica's write may still be
+    // in flight. The primary is killed once it holds every write, so the outage's hints are
+    // exactly the writes made during it.
+    await eventually(async () => {
+      const held = await idsOn(cleanup, c.node(primary!).config.address, space);
+      return before.every((id) => held.has(id));
+    });
     await c.kill(primary!);
     const recalled = await call(client, 'recall', { spaceId: space, cue: { text: '' }, limit: 50 });
     expect(recalled.routing?.fallback).toBe(true);
