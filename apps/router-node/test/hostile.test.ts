@@ -175,7 +175,8 @@ function watch(socket: net.Socket): {
   return { types, goaway, rst, closed: () => closed };
 }
 
-const RECALL_HEADERS = encodeHeaderBlock([
+/** A gRPC Recall's request headers (`te` added where a test sends a whole request). */
+const GRPC_RECALL = [
   ':method',
   'POST',
   ':scheme',
@@ -186,9 +187,8 @@ const RECALL_HEADERS = encodeHeaderBlock([
   'router',
   'content-type',
   'application/grpc',
-  'te',
-  'trailers',
-]);
+];
+const RECALL_HEADERS = encodeHeaderBlock([...GRPC_RECALL, 'te', 'trailers']);
 
 function recallBody(spaceId = SPACE): Buffer {
   const msg = MemoryServiceDefinition.Recall.requestSerialize({
@@ -274,18 +274,7 @@ describe('requests that are not gRPC', () => {
 });
 
 describe('HTTP/2 conformance through the router (RFC 9113)', () => {
-  const GRPC = [
-    ':method',
-    'POST',
-    ':scheme',
-    'http',
-    ':path',
-    '/engram.v1.MemoryService/Recall',
-    ':authority',
-    'router',
-    'content-type',
-    'application/grpc',
-  ];
+  const GRPC = GRPC_RECALL;
   const malformed: [string, string[]][] = [
     ['an uppercase field name (§8.2)', [...GRPC, 'X-Upper', 'v']],
     ['a pseudo-header after a regular field (§8.3)', ['te', 'trailers', ...GRPC]],

@@ -3,7 +3,6 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   DEFAULT_BODY_MIN_BYTES_PER_SECOND,
-  encodeHeaderBlock,
   FLAG,
   FRAME_TYPE,
   type H2Connection,
@@ -13,17 +12,9 @@ import {
   SETTING,
 } from '../src/index.js';
 import { frame, PREFACE, settings, u32 } from './raw-frames.js';
+import { requestBlock } from './raw-peer.js';
 
-const BLOCK = encodeHeaderBlock([
-  ':method',
-  'POST',
-  ':scheme',
-  'http',
-  ':path',
-  '/svc/M',
-  ':authority',
-  'x',
-]);
+const BLOCK = requestBlock('/svc/M');
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
