@@ -30,11 +30,15 @@ export { DEFAULT_DEADLINE_MS, Deadline } from './internal/deadline.js';
 export {
   AbortedError,
   DeadlineExceededError,
+  isAbortedError,
+  isDeadlineExceededError,
+  isRetryBudgetExhaustedError,
   isRetryError,
   RETRY_ERROR_CODES,
   RetryBudgetExhaustedError,
   RetryError,
   type RetryErrorCode,
+  type TargetError,
 } from './internal/errors.js';
 export {
   type GrpcLikeError,

@@ -1,3 +1,4 @@
+import { EngramError } from '@engram/common';
 import { describe, expect, it } from 'vitest';
 import {
   AbortedError,
@@ -19,8 +20,15 @@ import {
   toGrpcStatus,
 } from '../src/index.js';
 
+const SHARED = new Set([
+  'CircuitBreakerOpen',
+  'DeadlineExceeded',
+  'RetryBudgetExhausted',
+  'Aborted',
+]);
+
 describe('errors', () => {
-  const all: [RouterError | InvalidArgumentError, string, number][] = [
+  const all: [Error & { readonly code: string }, string, number][] = [
     [new NoAssignmentError('s'), 'NoAssignment', 14],
     [new NoLocalDataError('s', 'n1', 'why'), 'NoLocalData', 14],
     [new InvalidEndpointError('n1', 'x'), 'InvalidEndpoint', 14],
@@ -32,7 +40,7 @@ describe('errors', () => {
       'AllReplicasFailed',
       14,
     ],
-    [new RetryBudgetExhaustedError([]), 'RetryBudgetExhausted', 14],
+    [new RetryBudgetExhaustedError(), 'RetryBudgetExhausted', 14],
     [new InvalidArgumentError('spaceId', '', 'non-empty'), 'InvalidArgument', 3],
     [new AbortedError(), 'Aborted', 1],
     [new RouterClosedError(), 'RouterClosed', 14],
@@ -47,8 +55,10 @@ describe('errors', () => {
   it('every class has its stable code, name and gRPC status', () => {
     expect(all.map(([e]) => e.code).sort()).toEqual(Object.values(ROUTER_ERROR_CODES).sort());
     for (const [error, code, status] of all) {
-      // Bad input is the one class every package shares (@engram/common), a RangeError.
+      // Bad input is the one class every package shares (@engram/common), a RangeError; an
+      // open breaker is @engram/breaker's class, a deadline, budget or abort @engram/retry's.
       if (code === 'InvalidArgument') expect(error).toBeInstanceOf(RangeError);
+      else if (SHARED.has(code)) expect(error).toBeInstanceOf(EngramError);
       else expect(error).toBeInstanceOf(RouterError);
       expect(isRouterError(error)).toBe(true);
       expect(error.code).toBe(code);

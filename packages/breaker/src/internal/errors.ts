@@ -27,12 +27,23 @@ export class BreakerError extends EngramError {
   }
 }
 
-/** A call was refused because the breaker is open (or half-open with no probe permit left). */
+/**
+ * A call was refused because the breaker is open (or half-open with no probe permit left).
+ * The only class of its kind: @engram/router throws and re-exports it, naming the node.
+ */
 export class CircuitBreakerOpenError extends BreakerError {
   declare readonly code: 'CircuitBreakerOpen';
-  constructor(message = 'circuit breaker is open') {
-    super(BREAKER_ERROR_CODES.CircuitBreakerOpen, message);
+  /** The node whose breaker refused, when the breaker guards one (the router's do). */
+  readonly nodeId: string | undefined;
+  constructor(nodeId?: string) {
+    super(
+      BREAKER_ERROR_CODES.CircuitBreakerOpen,
+      nodeId === undefined
+        ? 'circuit breaker is open'
+        : `circuit breaker of node ${nodeId} is open`,
+    );
     this.name = 'CircuitBreakerOpenError';
+    this.nodeId = nodeId;
   }
 }
 

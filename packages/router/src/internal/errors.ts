@@ -1,9 +1,50 @@
+import { CircuitBreakerOpenError } from '@engram/breaker';
 import { EngramError, InvalidArgumentError, isEngramError } from '@engram/common';
 import type { RoutingInfo } from '@engram/proto';
-import { GrpcStatus } from '@engram/retry';
+import {
+  AbortedError,
+  DeadlineExceededError,
+  GrpcStatus,
+  RetryBudgetExhaustedError,
+  RetryError,
+  type TargetError,
+} from '@engram/retry';
 
-/** Bad input (a space id, an option): the common class, `field` and `value` named. */
-export { InvalidArgumentError };
+/**
+ * The router throws the classes of the packages that own the concept, re-exported here as the
+ * same objects (so `instanceof` and the guards agree whichever package they are imported from):
+ * bad input is @engram/common's, an open breaker @engram/breaker's, a passed deadline, an empty
+ * retry budget and an abort @engram/retry's.
+ */
+export {
+  AbortedError,
+  CircuitBreakerOpenError,
+  DeadlineExceededError,
+  InvalidArgumentError,
+  RetryBudgetExhaustedError,
+  type TargetError,
+};
+
+/**
+ * What the router adds to the errors it throws that are not `RouterError`s: after a decision,
+ * the operation's `routing`, and on an open breaker the operation's `attempts` (the retry
+ * classes have `attempts` already). Declared on those classes, so `err.routing` type-checks the
+ * same on every error the router throws.
+ */
+declare module '@engram/retry' {
+  interface RetryError {
+    /** Routing of the failed operation, when the router threw it after a decision. */
+    routing?: RoutingInfo | undefined;
+  }
+}
+declare module '@engram/breaker' {
+  interface CircuitBreakerOpenError {
+    /** Attempts the router's operation started before every breaker refused. */
+    attempts?: number;
+    /** Routing of the failed operation, when the router threw it after a decision. */
+    routing?: RoutingInfo | undefined;
+  }
+}
 
 /** Stable codes of every error the router throws. */
 export const ROUTER_ERROR_CODES = Object.freeze({
@@ -22,12 +63,6 @@ export const ROUTER_ERROR_CODES = Object.freeze({
   ReplicaServiceMissing: 'ReplicaServiceMissing',
 } as const);
 export type RouterErrorCode = (typeof ROUTER_ERROR_CODES)[keyof typeof ROUTER_ERROR_CODES];
-
-/** One target's failure inside an `AllReplicasFailedError` (or another error's `errors`). */
-export interface TargetError {
-  readonly nodeId: string;
-  readonly error: unknown;
-}
 
 /** Base of every router error; match on `code`, never on the message. */
 export class RouterError extends EngramError {
@@ -95,28 +130,6 @@ export class ConnectionFailedError extends RouterError {
   }
 }
 
-/** Every target's breaker was open and none could be tried. */
-export class CircuitBreakerOpenError extends RouterError {
-  override readonly code = 'CircuitBreakerOpen' as const;
-  readonly nodeId: string;
-  constructor(nodeId: string) {
-    super('CircuitBreakerOpen', `circuit breaker of node ${nodeId} is open`);
-    this.name = 'CircuitBreakerOpenError';
-    this.nodeId = nodeId;
-  }
-}
-
-/** The operation's deadline passed; `errors` holds what the targets had failed with so far. */
-export class DeadlineExceededError extends RouterError {
-  override readonly code = 'DeadlineExceeded' as const;
-  readonly errors: readonly TargetError[];
-  constructor(errors: readonly TargetError[] = [], cause?: unknown) {
-    super('DeadlineExceeded', 'deadline exceeded', cause);
-    this.name = 'DeadlineExceededError';
-    this.errors = errors;
-  }
-}
-
 /** Every target failed; `errors` has one entry per failed attempt, in order. */
 export class AllReplicasFailedError extends RouterError {
   override readonly code = 'AllReplicasFailed' as const;
@@ -129,26 +142,6 @@ export class AllReplicasFailedError extends RouterError {
   }
 }
 
-/** A retry or fail-over was due but the retry budget had no token; `cause` is the last failure. */
-export class RetryBudgetExhaustedError extends RouterError {
-  override readonly code = 'RetryBudgetExhausted' as const;
-  readonly errors: readonly TargetError[];
-  constructor(errors: readonly TargetError[], cause?: unknown) {
-    super('RetryBudgetExhausted', 'retry budget exhausted', cause);
-    this.name = 'RetryBudgetExhaustedError';
-    this.errors = errors;
-  }
-}
-
-/** The caller's signal aborted the operation; `cause` is the signal's reason. */
-export class AbortedError extends RouterError {
-  override readonly code = 'Aborted' as const;
-  constructor(cause?: unknown) {
-    super('Aborted', 'operation aborted', cause);
-    this.name = 'AbortedError';
-  }
-}
-
 /** The router was closed. */
 export class RouterClosedError extends RouterError {
   override readonly code = 'RouterClosed' as const;
@@ -156,6 +149,17 @@ export class RouterClosedError extends RouterError {
     super('RouterClosed', 'router is closed');
     this.name = 'RouterClosedError';
   }
+}
+
+/** The errors an operation's end stamps with its `attempts` and `routing`. */
+export function carriesRouting(
+  error: unknown,
+): error is RouterError | RetryError | CircuitBreakerOpenError {
+  return (
+    error instanceof RouterError ||
+    error instanceof RetryError ||
+    error instanceof CircuitBreakerOpenError
+  );
 }
 
 const ROUTER_CODES: ReadonlySet<string> = new Set(Object.values(ROUTER_ERROR_CODES));

@@ -13,6 +13,7 @@ import {
   Deadline,
   GrpcStatus,
   INITIAL_BACKOFF_STATE,
+  isDeadlineExceededError,
   planRetry,
   type Random,
   type RetryBudgetLike,
@@ -26,10 +27,10 @@ import {
   AllReplicasFailedError,
   CircuitBreakerOpenError,
   ConnectionFailedError,
+  carriesRouting,
   DeadlineExceededError,
   InvalidEndpointError,
   RetryBudgetExhaustedError,
-  RouterError,
   type TargetError,
 } from './errors.js';
 import type { LatencyWindow } from './latency.js';
@@ -232,7 +233,7 @@ export class Execution<T> {
     });
     const signal = this.#signal;
     if (signal?.aborted) {
-      this.#fail(new AbortedError(signal.reason));
+      this.#fail(new AbortedError(0, signal.reason));
       return promise;
     }
     if (this.#deadline.remaining() <= 0) {
@@ -242,7 +243,7 @@ export class Execution<T> {
     this.#host.budget.recordRequest();
     if (signal !== undefined) {
       const onAbort = (): void => {
-        this.#fail(new AbortedError(signal.reason));
+        this.#fail(new AbortedError(0, signal.reason));
       };
       this.#onAbort = onAbort;
       signal.addEventListener('abort', onAbort, { once: true });
@@ -352,7 +353,7 @@ export class Execution<T> {
     );
     if (!plan.retry) {
       if (plan.reason === 'deadline') {
-        this.#fail(new DeadlineExceededError(this.#errors.slice(), this.#lastError));
+        this.#fail(new DeadlineExceededError(0, this.#lastError, this.#errors.slice()));
         return;
       }
       if (plan.reason === 'budget') this.#budgetExhausted = true;
@@ -539,13 +540,13 @@ export class Execution<T> {
     const grpcDeadline = isGrpcDeadline(error);
     const ownDeadline = ctx.attemptAt < deadline.at;
     const opExpired =
-      error instanceof DeadlineExceededError ||
+      isDeadlineExceededError(error) ||
       deadline.expired() ||
       (grpcDeadline && (!ownDeadline || deadline.remaining() <= DEADLINE_SLACK_MS));
     const timedOut = error instanceof AttemptTimeoutError || (grpcDeadline && ownDeadline);
     const failure =
       opExpired && grpcDeadline
-        ? new DeadlineExceededError([], error)
+        ? new DeadlineExceededError(0, error)
         : timedOut && !(error instanceof AttemptTimeoutError)
           ? new AttemptTimeoutError(this.#attemptTimeoutMs)
           : error;
@@ -555,7 +556,7 @@ export class Execution<T> {
     if (opExpired) {
       // The node did not answer within the whole remaining deadline: a failure for its breaker.
       this.#settleBreaker(attempt, 'failure');
-      this.#fail(new DeadlineExceededError(this.#errors.slice(), failure));
+      this.#fail(new DeadlineExceededError(0, failure, this.#errors.slice()));
       return;
     }
     if (timedOut || this.#isRetryable(error)) {
@@ -584,7 +585,7 @@ export class Execution<T> {
   #giveUp(): void {
     const errors = this.#errors.slice();
     if (this.#budgetExhausted) {
-      this.#fail(new RetryBudgetExhaustedError(errors, this.#lastError));
+      this.#fail(new RetryBudgetExhaustedError(0, this.#lastError, errors));
     } else if (this.#attempts === 0) {
       this.#fail(new CircuitBreakerOpenError(this.#targets[0]!.node.id));
     } else if (this.#targets.length === 1) {
@@ -609,7 +610,7 @@ export class Execution<T> {
       this.#signal?.removeEventListener('abort', onAbort);
     }
     if (this.#inflight.length === 0) return;
-    const reason = new AbortedError('operation finished');
+    const reason = new AbortedError(0, 'operation finished');
     // Abandoned attempts (lost hedges, caller abort, deadline) are decided now: their breaker
     // admission is released at once, so a call that ignores cancellation cannot hold a
     // half-open probe permit; their late settlement is ignored (`done`).
@@ -639,7 +640,7 @@ export class Execution<T> {
       asked: 0,
       degraded: this.#decision.degraded === true,
     };
-    if (error instanceof RouterError) {
+    if (carriesRouting(error)) {
       error.attempts = this.#attempts;
       error.routing = routing;
     }
