@@ -1,3 +1,37 @@
+// The other packages' types this package's signatures use, re-exported so a user needs no
+// second import to name them (the classes as types: construct them from their own package).
+export type { BreakerTable } from '@engram/breaker';
+export type { EngramError } from '@engram/common';
+export type { ConnectionPool } from '@engram/pool';
+export type {
+  ConsolidateRequest,
+  ConsolidateResponse,
+  Cue,
+  Init,
+  Memory,
+  MergedGroup,
+  QueryRequest,
+  QueryResponse,
+  RecallRequest,
+  RecallResponse,
+  ScoredMemory,
+  SpaceDigest,
+  SpaceError,
+  SpaceResult,
+  StoreRequest,
+  StoreResponse,
+  Tombstone,
+} from '@engram/proto';
+// Deadline as a value: `ExecuteOptions.deadline` takes one, built with `Deadline.after(ms)`.
+export {
+  type Clock,
+  Deadline,
+  type JitterMode,
+  type Random,
+  type RetryBudgetLike,
+} from '@engram/retry';
+export type { NodeInfo, NodeRole, PlacementTable } from '@engram/ring';
+export type { Logger } from 'pino';
 export { whenCancelled } from './internal/attempt-context.js';
 export {
   ReadConsistency,
@@ -76,16 +110,21 @@ export { type Gathered, gather, type SpaceAnswer } from './internal/scatter-gath
 export {
   type AttemptOutcome,
   type CallContext,
+  type ConsolidateResult,
   type ExecuteOptions,
   NodeState,
   type NodeStates,
   Operation,
   type PartitionState,
+  type QueryResult,
+  type RecallResult,
   type Routed,
   type RouterHooks,
   type RouterInit,
   type RoutingDecision,
   type RoutingInfo,
   RoutingStrategy,
+  type StoreResult,
+  type WithRouting,
 } from './internal/types.js';
 export { VersionClock } from './internal/version-clock.js';

@@ -3,15 +3,11 @@ import { isEngramError } from '@engram/common';
 import { type ConnectionPool, UnknownNodeError } from '@engram/pool';
 import {
   type ConsolidateRequest,
-  type ConsolidateResponse,
   type Init,
   MemoryServiceDefinition,
   type QueryRequest,
-  type QueryResponse,
   type RecallRequest,
-  type RecallResponse,
   type StoreRequest,
-  type StoreResponse,
   type TypedMethodDefinition,
 } from '@engram/proto';
 import { Deadline } from '@engram/retry';
@@ -22,7 +18,15 @@ import { validateExecuteOptions } from './options.js';
 import { RECALL_MERGE, singleSpaceQueryMerge } from './recall-merge.js';
 import type { Router } from './router.js';
 import { gather, type SpaceAnswer } from './scatter-gather.js';
-import type { CallContext, ExecuteOptions, Routed } from './types.js';
+import type {
+  CallContext,
+  ConsolidateResult,
+  ExecuteOptions,
+  QueryResult,
+  RecallResult,
+  Routed,
+  StoreResult,
+} from './types.js';
 import { RoutingStrategy } from './types.js';
 import { unaryCall } from './unary.js';
 import { VersionClock } from './version-clock.js';
@@ -41,7 +45,7 @@ export class MemoryCalls {
     this.#router = router;
   }
 
-  async store(request: Init<StoreRequest>, options?: ExecuteOptions): Promise<StoreResponse> {
+  async store(request: Init<StoreRequest>, options?: ExecuteOptions): Promise<StoreResult> {
     const router = this.#router;
     const decision = router.routeStore(request.spaceId as string);
     const stamped = this.#stamp(request);
@@ -50,19 +54,17 @@ export class MemoryCalls {
       decision.strategy === RoutingStrategy.Replicated
         ? await router.replicate(decision, call, options)
         : await router.execute(decision, call, options);
-    value.routing = routing;
-    return value;
+    return Object.assign(value, { routing });
   }
 
-  async recall(request: Init<RecallRequest>, options?: ExecuteOptions): Promise<RecallResponse> {
+  async recall(request: Init<RecallRequest>, options?: ExecuteOptions): Promise<RecallResult> {
     const router = this.#router;
     const decision = router.routeRecall(request.spaceId as string);
     const call = (ctx: CallContext) => this.#unary(ctx, MemoryServiceDefinition.Recall, request);
     const { value, routing } = this.#router.readsQuorum(decision)
       ? await router.readQuorum(decision, call, RECALL_MERGE, options)
       : await router.execute(decision, call, options);
-    value.routing = routing;
-    return value;
+    return Object.assign(value, { routing });
   }
 
   /**
@@ -73,7 +75,7 @@ export class MemoryCalls {
   async consolidate(
     request: Init<ConsolidateRequest>,
     options?: ExecuteOptions,
-  ): Promise<ConsolidateResponse> {
+  ): Promise<ConsolidateResult> {
     const router = this.#router;
     const decision = router.routeConsolidation(request.spaceId as string);
     const stamped =
@@ -88,8 +90,7 @@ export class MemoryCalls {
     if (router.options.replicateWrites && decision.placement.length > 1) {
       await router.repairSpace(decision.spaceId, options);
     }
-    value.routing = routing;
-    return value;
+    return Object.assign(value, { routing });
   }
 
   /**
@@ -98,7 +99,7 @@ export class MemoryCalls {
    * in `errors` with its gRPC status; the others' results are returned (see `gather`).
    * Throws only for a malformed request (InvalidArgument).
    */
-  async query(request: Init<QueryRequest>, options: ExecuteOptions = {}): Promise<QueryResponse> {
+  async query(request: Init<QueryRequest>, options: ExecuteOptions = {}): Promise<QueryResult> {
     const router: Router = this.#router;
     const spaceIds = request.spaceIds;
     if (!Array.isArray(spaceIds)) {

@@ -2,14 +2,10 @@ import { type BreakerStateName, BreakerTable, ConsecutiveFailures } from '@engra
 import { ConnectionPool } from '@engram/pool';
 import type {
   ConsolidateRequest,
-  ConsolidateResponse,
   Init,
   QueryRequest,
-  QueryResponse,
   RecallRequest,
-  RecallResponse,
   StoreRequest,
-  StoreResponse,
 } from '@engram/proto';
 import {
   type Clock,
@@ -42,16 +38,20 @@ import {
 } from './replication.js';
 import {
   type CallContext,
+  type ConsolidateResult,
   type ExecuteOptions,
   NodeState,
   type NodeStates,
   Operation,
   type PartitionState,
+  type QueryResult,
+  type RecallResult,
   type Routed,
   type RouterHooks,
   type RouterInit,
   type RoutingDecision,
   RoutingStrategy,
+  type StoreResult,
 } from './types.js';
 
 const NEVER_PARTITIONED: PartitionState = Object.freeze({ isPartitioned: () => false });
@@ -227,12 +227,12 @@ export class Router implements ExecutionHost {
   }
 
   /** Store through the router (replicated with `replicateWrites`); `response.routing` is filled. */
-  store(request: Init<StoreRequest>, options?: ExecuteOptions): Promise<StoreResponse> {
+  store(request: Init<StoreRequest>, options?: ExecuteOptions): Promise<StoreResult> {
     return this.#calls.store(request, options);
   }
 
   /** Recall through the router (hedged when `options.hedge` is set); `routing` is filled. */
-  recall(request: Init<RecallRequest>, options?: ExecuteOptions): Promise<RecallResponse> {
+  recall(request: Init<RecallRequest>, options?: ExecuteOptions): Promise<RecallResult> {
     return this.#calls.recall(request, options);
   }
 
@@ -240,12 +240,12 @@ export class Router implements ExecutionHost {
   consolidate(
     request: Init<ConsolidateRequest>,
     options?: ExecuteOptions,
-  ): Promise<ConsolidateResponse> {
+  ): Promise<ConsolidateResult> {
     return this.#calls.consolidate(request, options);
   }
 
-  /** Scatter-gather over many spaces: partial results and per-space errors (see `gather`). */
-  query(request: Init<QueryRequest>, options: ExecuteOptions = {}): Promise<QueryResponse> {
+  /** Scatter-gather over many spaces: partial results and per-space errors (see `gather`); `routing` is filled. */
+  query(request: Init<QueryRequest>, options: ExecuteOptions = {}): Promise<QueryResult> {
     return this.#calls.query(request, options);
   }
 

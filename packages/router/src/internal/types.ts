@@ -88,12 +88,33 @@ export interface CallContext {
 /** How a result was obtained: engram.v1.RoutingInfo itself, so replies carry it as is. */
 export type { RoutingInfo } from '@engram/proto';
 
-import type { RoutingInfo } from '@engram/proto';
+import type {
+  ConsolidateResponse,
+  QueryResponse,
+  RecallResponse,
+  RoutingInfo,
+  StoreResponse,
+} from '@engram/proto';
 
 export interface Routed<T> {
   readonly value: T;
   readonly routing: RoutingInfo;
 }
+
+/**
+ * A MemoryService reply as the Router returns it: `routing` is always filled (the wire type
+ * allows `null`, for a node answered directly). Still assignable to the wire type, so a
+ * server can answer with it as is.
+ */
+export type WithRouting<T extends { routing: RoutingInfo | null }> = T & { routing: RoutingInfo };
+/** `router.store`'s reply. */
+export type StoreResult = WithRouting<StoreResponse>;
+/** `router.recall`'s reply. */
+export type RecallResult = WithRouting<RecallResponse>;
+/** `router.consolidate`'s reply. */
+export type ConsolidateResult = WithRouting<ConsolidateResponse>;
+/** `router.query`'s reply. */
+export type QueryResult = WithRouting<QueryResponse>;
 
 /** Whether this router is cut off from the cluster (e.g. `Atomics.load` on a shared flag). */
 export interface PartitionState {
