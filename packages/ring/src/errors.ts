@@ -35,7 +35,10 @@ export class CapacityExceededError extends RingError {
   constructor(limit: string, required: number, capacity: number) {
     super(
       RING_ERROR_CODES.CapacityExceeded,
-      `${limit}: the table needs ${required} but the buffer holds at most ${capacity}`,
+      `${limit}: the table needs ${required} but the buffer holds at most ${capacity}` +
+        (limit === 'epoch'
+          ? ''
+          : ` (a shared buffer cannot grow: create the TableWriter with a larger ${limit})`),
     );
     this.name = 'CapacityExceededError';
     this.limit = limit;

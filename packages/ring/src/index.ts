@@ -10,6 +10,7 @@ export {
   type RingErrorCode,
 } from './errors.js';
 export { hashKey } from './hash-key.js';
+export type { TableCapacity } from './internal/layout.js';
 export {
   buildRing,
   DEFAULT_REPLICATION_FACTOR,
@@ -31,7 +32,9 @@ export {
   DEFAULT_TABLE_MAX_REPLICATION_FACTOR,
   DEFAULT_TABLE_MAX_TOKENS,
   MAX_NODE_SLOT,
+  MIN_TABLE_BLOB_BYTES,
   type PublishOptions,
+  TABLE_GROWTH_FACTOR,
   TableReader,
   TableWriter,
   type TableWriterOptions,

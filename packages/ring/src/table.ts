@@ -50,23 +50,49 @@ import { MAX_NODES, MAX_REPLICATION_FACTOR, MAX_RING_TOKENS } from './limits.js'
 import { type Ring, toPlacement } from './ring.js';
 import type { NodeInfo, NodeRole, Placement, PlacementTable } from './types.js';
 
+/**
+ * The fixed capacities a `TableWriter` falls back to for an option not given when its `buffer`
+ * (or `capacity`) is read before the first publish, so there is no table to size it from:
+ * 36.5 MiB shared in all. Publish first, or give the options, for a buffer sized to the cluster.
+ */
 export const DEFAULT_TABLE_MAX_NODES = 1024;
 /** 2^20 tokens: 128 nodes at the default 8192 vnodes. */
 export const DEFAULT_TABLE_MAX_TOKENS = 1 << 20;
 export const DEFAULT_TABLE_MAX_REPLICATION_FACTOR = 5;
 export const DEFAULT_TABLE_MAX_BLOB_BYTES = 2 * 1024 * 1024; // 2 MiB
+/**
+ * Room a capacity derived from the first table published leaves for growth: twice its nodes,
+ * tokens and metadata (a cluster can double before the writer throws `CapacityExceeded`).
+ */
+export const TABLE_GROWTH_FACTOR = 2;
+/** Smallest metadata section a derived capacity reserves (node addresses, assignments). */
+export const MIN_TABLE_BLOB_BYTES = 64 * 1024; // 64 KiB
+const MAX_TABLE_BLOB_BYTES = 2 ** 30; // 1 GiB
 /** Epochs live in 30 bits of the state word. */
 const MAX_EPOCH = 2 ** 30 - 1;
 
-/** Capacities of a shared table; memory is reserved for two tables of this size. */
+/**
+ * Capacities of a shared table; memory is reserved for two tables of this size, once (a
+ * SharedArrayBuffer cannot grow). Each option left out is derived from the first table
+ * published: `TABLE_GROWTH_FACTOR` (2) times its nodes, tokens and metadata bytes (metadata at
+ * least 64 KiB), placement width at least 5. A later table beyond a capacity throws
+ * `CapacityExceededError` naming the option to raise. Give all four for a buffer that exists
+ * before the first publish at a size you chose.
+ */
 export interface TableWriterOptions {
-  /** Default 1024 (at most 65535). */
+  /** Nodes. Default: 2 × the first table's (1024 if `buffer` is read first); at most 65535. */
   readonly maxNodes?: number;
-  /** Vnode tokens. Default 2^20. */
+  /** Vnode tokens. Default: 2 × the first table's (2^20 if `buffer` is read first). */
   readonly maxTokens?: number;
-  /** Widest placement (ring replication factor or an assignment's size). Default 5. */
+  /**
+   * Widest placement (ring replication factor or an assignment's size). Default: the first
+   * table's widest, at least 5.
+   */
   readonly maxReplicationFactor?: number;
-  /** Node metadata and assignments, msgpack-encoded. Default 2 MiB. */
+  /**
+   * Node metadata and assignments, msgpack-encoded. Default: 2 × the first table's, at least
+   * 64 KiB (2 MiB if `buffer` is read first).
+   */
   readonly maxBlobBytes?: number;
 }
 
@@ -80,12 +106,35 @@ interface TableMetadata {
   readonly p: Array<[string, number[] | null]>;
 }
 
-function capacityOption(field: string, value: number | undefined, fallback: number, max: number) {
-  const v = value ?? fallback;
-  if (!Number.isInteger(v) || v < 1 || v > max) {
-    throw new InvalidArgumentError(field, v, `an integer from 1 to ${max}`);
+function capacityOption(field: string, value: number | undefined, max: number) {
+  if (value === undefined) return undefined;
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    throw new InvalidArgumentError(field, value, `an integer from 1 to ${max}`);
   }
-  return v;
+  return value;
+}
+
+/** A writer's buffer, once its capacities are known. */
+interface SizedTable {
+  readonly buffer: SharedArrayBuffer;
+  readonly capacity: TableCapacity;
+  readonly global: Int32Array;
+  readonly halves: readonly [HalfOffsets, HalfOffsets];
+}
+
+function allocate(capacity: TableCapacity): SizedTable {
+  const layout = computeLayout(capacity, INDEX_LENGTH);
+  const buffer = new SharedArrayBuffer(layout.totalBytes);
+  const global = new Int32Array(buffer, 0, GLOBAL_HEADER_SLOTS);
+  global[G_LAYOUT_VERSION] = TABLE_LAYOUT_VERSION;
+  global[G_MAX_NODES] = capacity.maxNodes;
+  global[G_MAX_TOKENS] = capacity.maxTokens;
+  global[G_MAX_REPLICATION_FACTOR] = capacity.maxReplicationFactor;
+  global[G_MAX_BLOB_BYTES] = capacity.maxBlobBytes;
+  global[G_INDEX_BITS] = INDEX_BITS;
+  // Last: a reader that sees the magic sees the capacities above.
+  Atomics.store(global, G_MAGIC, TABLE_MAGIC);
+  return { buffer, capacity: Object.freeze({ ...capacity }), global, halves: layout.halves };
 }
 
 /** Options of one `TableWriter.publish`. */
@@ -131,45 +180,73 @@ function slotsOf(ring: Ring, slots: ReadonlyMap<string, number> | undefined): nu
  * on their next lookup, never seeing a half-written table.
  */
 export class TableWriter {
-  readonly buffer: SharedArrayBuffer;
-  readonly capacity: TableCapacity;
-  readonly #global: Int32Array;
-  readonly #halves: readonly [HalfOffsets, HalfOffsets];
+  /** The options given, validated; an absent one is derived when the buffer is sized. */
+  readonly #options: { readonly [K in keyof TableCapacity]: number | undefined };
+  #sized: SizedTable | undefined;
   #epoch = 0;
 
   constructor(options: TableWriterOptions = {}) {
-    this.capacity = Object.freeze({
-      maxNodes: capacityOption('maxNodes', options.maxNodes, DEFAULT_TABLE_MAX_NODES, MAX_NODES),
-      maxTokens: capacityOption(
-        'maxTokens',
-        options.maxTokens,
-        DEFAULT_TABLE_MAX_TOKENS,
-        MAX_RING_TOKENS,
-      ),
+    const given = {
+      maxNodes: capacityOption('maxNodes', options.maxNodes, MAX_NODES),
+      maxTokens: capacityOption('maxTokens', options.maxTokens, MAX_RING_TOKENS),
       maxReplicationFactor: capacityOption(
         'maxReplicationFactor',
         options.maxReplicationFactor,
-        DEFAULT_TABLE_MAX_REPLICATION_FACTOR,
         MAX_REPLICATION_FACTOR,
       ),
-      maxBlobBytes: capacityOption(
-        'maxBlobBytes',
-        options.maxBlobBytes,
-        DEFAULT_TABLE_MAX_BLOB_BYTES,
-        2 ** 30,
-      ),
-    });
-    const layout = computeLayout(this.capacity, INDEX_LENGTH);
-    this.buffer = new SharedArrayBuffer(layout.totalBytes);
-    this.#halves = layout.halves;
-    this.#global = new Int32Array(this.buffer, 0, GLOBAL_HEADER_SLOTS);
-    this.#global[G_LAYOUT_VERSION] = TABLE_LAYOUT_VERSION;
-    this.#global[G_MAX_NODES] = this.capacity.maxNodes;
-    this.#global[G_MAX_TOKENS] = this.capacity.maxTokens;
-    this.#global[G_MAX_REPLICATION_FACTOR] = this.capacity.maxReplicationFactor;
-    this.#global[G_MAX_BLOB_BYTES] = this.capacity.maxBlobBytes;
-    this.#global[G_INDEX_BITS] = INDEX_BITS;
-    Atomics.store(this.#global, G_MAGIC, TABLE_MAGIC);
+      maxBlobBytes: capacityOption('maxBlobBytes', options.maxBlobBytes, MAX_TABLE_BLOB_BYTES),
+    };
+    this.#options = given;
+    const { maxNodes, maxTokens, maxReplicationFactor, maxBlobBytes } = given;
+    // Every capacity given: nothing to wait for, the buffer exists from the start.
+    if (
+      maxNodes !== undefined &&
+      maxTokens !== undefined &&
+      maxReplicationFactor !== undefined &&
+      maxBlobBytes !== undefined
+    ) {
+      this.#sized = allocate({ maxNodes, maxTokens, maxReplicationFactor, maxBlobBytes });
+    }
+  }
+
+  /**
+   * The shared memory to hand to each thread's `TableReader`. Sized at the first publish when
+   * an option was left out; read before it, the left-out options take the fixed
+   * `DEFAULT_TABLE_MAX_*` capacities.
+   */
+  get buffer(): SharedArrayBuffer {
+    return this.#size(undefined).buffer;
+  }
+
+  /** The capacities the buffer was sized for (read before the first publish: as `buffer`). */
+  get capacity(): TableCapacity {
+    return this.#size(undefined).capacity;
+  }
+
+  #size(first: { readonly ring: Ring; readonly blobBytes: number } | undefined): SizedTable {
+    if (this.#sized !== undefined) return this.#sized;
+    const o = this.#options;
+    const grown = (n: number, max: number) => Math.min(max, n * TABLE_GROWTH_FACTOR);
+    const capacity: TableCapacity =
+      first === undefined
+        ? {
+            maxNodes: o.maxNodes ?? DEFAULT_TABLE_MAX_NODES,
+            maxTokens: o.maxTokens ?? DEFAULT_TABLE_MAX_TOKENS,
+            maxReplicationFactor: o.maxReplicationFactor ?? DEFAULT_TABLE_MAX_REPLICATION_FACTOR,
+            maxBlobBytes: o.maxBlobBytes ?? DEFAULT_TABLE_MAX_BLOB_BYTES,
+          }
+        : {
+            maxNodes: o.maxNodes ?? grown(Math.max(1, first.ring.nodes.length), MAX_NODES),
+            maxTokens: o.maxTokens ?? grown(Math.max(1, first.ring.tokenCount), MAX_RING_TOKENS),
+            maxReplicationFactor:
+              o.maxReplicationFactor ??
+              Math.max(first.ring.maxPlacementSize, DEFAULT_TABLE_MAX_REPLICATION_FACTOR),
+            maxBlobBytes:
+              o.maxBlobBytes ??
+              Math.max(MIN_TABLE_BLOB_BYTES, grown(first.blobBytes, MAX_TABLE_BLOB_BYTES)),
+          };
+    this.#sized = allocate(capacity);
+    return this.#sized;
   }
 
   /** Epoch of the last published table; 0 before the first. */
@@ -182,18 +259,6 @@ export class TableWriter {
    * `CapacityExceededError` (and publishes nothing) when the ring does not fit.
    */
   publish(ring: Ring, options: PublishOptions = {}): number {
-    const { maxNodes, maxTokens, maxReplicationFactor, maxBlobBytes } = this.capacity;
-    if (ring.nodes.length > maxNodes)
-      throw new CapacityExceededError('maxNodes', ring.nodes.length, maxNodes);
-    if (ring.tokenCount > maxTokens)
-      throw new CapacityExceededError('maxTokens', ring.tokenCount, maxTokens);
-    if (ring.maxPlacementSize > maxReplicationFactor) {
-      throw new CapacityExceededError(
-        'maxReplicationFactor',
-        ring.maxPlacementSize,
-        maxReplicationFactor,
-      );
-    }
     const slots = slotsOf(ring, options.slots);
     const metadata: TableMetadata = {
       n: ring.nodes.map((node, index) => [
@@ -210,6 +275,19 @@ export class TableWriter {
       ]),
     };
     const blob = encode(metadata);
+    const { buffer, capacity, global, halves } = this.#size({ ring, blobBytes: blob.byteLength });
+    const { maxNodes, maxTokens, maxReplicationFactor, maxBlobBytes } = capacity;
+    if (ring.nodes.length > maxNodes)
+      throw new CapacityExceededError('maxNodes', ring.nodes.length, maxNodes);
+    if (ring.tokenCount > maxTokens)
+      throw new CapacityExceededError('maxTokens', ring.tokenCount, maxTokens);
+    if (ring.maxPlacementSize > maxReplicationFactor) {
+      throw new CapacityExceededError(
+        'maxReplicationFactor',
+        ring.maxPlacementSize,
+        maxReplicationFactor,
+      );
+    }
     if (blob.byteLength > maxBlobBytes) {
       throw new CapacityExceededError('maxBlobBytes', blob.byteLength, maxBlobBytes);
     }
@@ -217,22 +295,22 @@ export class TableWriter {
       throw new CapacityExceededError('epoch', this.#epoch + 1, MAX_EPOCH);
     }
 
-    const state = Atomics.load(this.#global, G_STATE);
+    const state = Atomics.load(global, G_STATE);
     const target = state === 0 ? 0 : 1 - (state & 1);
-    const half = this.#halves[target]!;
+    const half = halves[target]!;
     const epoch = this.#epoch + 1;
     const { tokens, index, rows, owners, tokenCount } = ring.arrays;
     const stride = ring.replicationFactor;
 
-    new Uint32Array(this.buffer, half.tokens, tokenCount).set(tokens.subarray(0, tokenCount));
-    new Uint32Array(this.buffer, half.index, INDEX_LENGTH).set(index);
-    new Uint16Array(this.buffer, half.rows, tokenCount * stride).set(
+    new Uint32Array(buffer, half.tokens, tokenCount).set(tokens.subarray(0, tokenCount));
+    new Uint32Array(buffer, half.index, INDEX_LENGTH).set(index);
+    new Uint16Array(buffer, half.rows, tokenCount * stride).set(
       rows.subarray(0, tokenCount * stride),
     );
     // Written even when nothing is pending: every section of a half is the table of its epoch.
-    new Uint16Array(this.buffer, half.owners, tokenCount).set(owners.subarray(0, tokenCount));
-    new Uint8Array(this.buffer, half.blob, blob.byteLength).set(blob);
-    const header = new Int32Array(this.buffer, half.header, HALF_HEADER_SLOTS);
+    new Uint16Array(buffer, half.owners, tokenCount).set(owners.subarray(0, tokenCount));
+    new Uint8Array(buffer, half.blob, blob.byteLength).set(blob);
+    const header = new Int32Array(buffer, half.header, HALF_HEADER_SLOTS);
     header[H_EPOCH] = epoch;
     header[H_NODE_COUNT] = ring.nodes.length;
     header[H_TOKEN_COUNT] = tokenCount;
@@ -243,7 +321,7 @@ export class TableWriter {
     header[H_MAX_PLACEMENT_SIZE] = ring.maxPlacementSize;
 
     // The one publication point: everything above happens-before a reader's load of it.
-    Atomics.store(this.#global, G_STATE, (epoch << 1) | target);
+    Atomics.store(global, G_STATE, (epoch << 1) | target);
     this.#epoch = epoch;
     return epoch;
   }

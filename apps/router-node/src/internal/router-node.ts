@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { BreakerTable, ConsecutiveFailures } from '@engram/breaker';
 import type { PoolCredentials } from '@engram/pool';
 import { SharedRetryBudget, systemClock } from '@engram/retry';
-import { TableWriter } from '@engram/ring';
+import { DEFAULT_TABLE_MAX_BLOB_BYTES, TableWriter } from '@engram/ring';
 import { LagTable } from '@engram/router';
 import type { Logger } from 'pino';
 import { AdminAuth, readAdminToken, startAdminServer, type TableView } from './admin.js';
@@ -132,6 +132,9 @@ async function start(
     maxNodes: MAX_CLUSTER_NODES,
     maxTokens: Math.min(1 << 22, MAX_CLUSTER_NODES * cfg.vnodesPerNode),
     maxReplicationFactor: TABLE_MAX_REPLICATION_FACTOR,
+    // Given, not derived from the first table: the cluster may grow to MAX_CLUSTER_NODES, and
+    // with all four capacities given the buffer exists before the first publish.
+    maxBlobBytes: DEFAULT_TABLE_MAX_BLOB_BYTES,
   });
   const breakers = new BreakerTable({
     capacity: MAX_NODE_SLOTS,
