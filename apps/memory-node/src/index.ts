@@ -1,4 +1,7 @@
-export { InvalidArgumentError } from '@engram/common';
+export { EngramError, InvalidArgumentError } from '@engram/common';
+// Types the node's signatures use, re-exported.
+export type { HealthReporter, Memory, ReplicaServiceHandlers } from '@engram/proto';
+export type { Logger } from 'pino';
 export {
   isMemoryNodeError,
   MEMORY_NODE_ERROR_CODES,

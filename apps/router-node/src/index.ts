@@ -1,3 +1,7 @@
+// Types the node's signatures use, re-exported.
+export { EngramError } from '@engram/common';
+export { NodeState } from '@engram/router';
+export type { Logger } from 'pino';
 export {
   ADMIN_SERVICE_NAME,
   ROUTER_PROTO_FILE,

@@ -1,6 +1,7 @@
 // One Clock for every package: @engram/common's, re-exported.
 export {
   type Clock,
+  EngramError,
   InvalidArgumentError,
   LayoutMismatchError,
   systemClock,

@@ -1,4 +1,5 @@
-export { InvalidArgumentError } from '@engram/common';
+// The base of H2Error and the common bad-input class, re-exported (same bindings).
+export { EngramError, InvalidArgumentError } from '@engram/common';
 export { H2ClientConnection, type H2ClientOptions } from './internal/client.js';
 export {
   CLOSE,

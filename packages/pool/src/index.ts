@@ -1,6 +1,7 @@
 // One Clock and Random for every package: @engram/common's, re-exported.
 export {
   type Clock,
+  EngramError,
   InvalidArgumentError,
   type Random,
   systemClock,

@@ -1,3 +1,5 @@
+// The base of ProtoError, re-exported (the same binding).
+export { EngramError } from '@engram/common';
 export {
   isProtoError,
   PROTO_ERROR_CODES,

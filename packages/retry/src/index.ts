@@ -1,6 +1,7 @@
 // One Clock and Random for every package: these are @engram/common's, re-exported.
 export {
   type Clock,
+  EngramError,
   InvalidArgumentError,
   LayoutMismatchError,
   type Random,

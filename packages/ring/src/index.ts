@@ -1,5 +1,6 @@
 // The host:port rules ring applies to node addresses; router-node's config uses them too.
-export { addressProblem } from '@engram/common';
+// The base of RingError, re-exported (the same binding).
+export { addressProblem, EngramError } from '@engram/common';
 export {
   CapacityExceededError,
   InvalidArgumentError,

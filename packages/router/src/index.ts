@@ -1,7 +1,9 @@
 // The other packages' types this package's signatures use, re-exported so a user needs no
 // second import to name them (the classes as types: construct them from their own package).
 export type { BreakerTable } from '@engram/breaker';
-export type { EngramError } from '@engram/common';
+// The bases of the error classes the router shares with lower packages (same bindings).
+export { BreakerError } from '@engram/breaker';
+export { EngramError } from '@engram/common';
 export type { ConnectionPool } from '@engram/pool';
 export type {
   ConsolidateRequest,
@@ -29,6 +31,7 @@ export {
   type JitterMode,
   type Random,
   type RetryBudgetLike,
+  RetryError,
 } from '@engram/retry';
 export type { NodeInfo, NodeRole, PlacementTable } from '@engram/ring';
 export type { Logger } from 'pino';

@@ -43,6 +43,14 @@ describe('names shared between packages', () => {
     for (const pkg of [Breaker, Pool, Retry]) expect(pkg.systemClock).toBe(Common.systemClock);
   });
 
+  it('EngramError, the base of every error, is @engram/common’s everywhere', () => {
+    for (const pkg of [Breaker, Pool, Retry, Ring, Router]) {
+      expect(pkg.EngramError).toBe(Common.EngramError);
+    }
+    expect(Router.RetryError).toBe(Retry.RetryError);
+    expect(Router.BreakerError).toBe(Breaker.BreakerError);
+  });
+
   it('LayoutMismatchError is @engram/common’s everywhere', () => {
     for (const pkg of [Breaker, Retry]) {
       expect(pkg.LayoutMismatchError).toBe(Common.LayoutMismatchError);
