@@ -1,4 +1,5 @@
-import { RetryBudget, seededRandom } from '@engram/retry';
+import { CircuitBreakerOpenError } from '@engram/breaker';
+import { DeadlineExceededError, RetryBudget, seededRandom } from '@engram/retry';
 import type { NodeInfo } from '@engram/ring';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
@@ -191,6 +192,10 @@ describe('execute', () => {
     expect((error as { code: string }).code).toBe('DeadlineExceeded');
     expect(Date.now() - started).toBe(0);
     expect(calls).toHaveLength(1);
+    // @engram/retry's class, stamped with the operation's attempts, failures and routing.
+    expect(error).toBeInstanceOf(DeadlineExceededError);
+    expect(error).toMatchObject({ attempts: 1, routing: { attempts: 1, servedBy: '' } });
+    expect((error as DeadlineExceededError).errors.map((e) => e.nodeId)).toEqual(['a']);
   });
 
   it('gives non-retryable errors straight back, unchanged, without fall-back', async () => {
@@ -371,6 +376,9 @@ describe('execute with breakers', () => {
     const { error } = await settle(r.execute(r.routeRecall('s'), call));
     expect((error as { code: string }).code).toBe('CircuitBreakerOpen');
     expect(calls).toHaveLength(5);
+    // @engram/breaker's class, naming the node, stamped with attempts and routing.
+    expect(error).toBeInstanceOf(CircuitBreakerOpenError);
+    expect(error).toMatchObject({ nodeId: 'a', attempts: 0, routing: { attempts: 0 } });
   });
 
   it('half-opens after the breaker timeout (fake clock) and closes on a successful probe', async () => {
