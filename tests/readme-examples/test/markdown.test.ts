@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { scanCodeBlocks, withChecks } from './markdown.js';
+import { declaredNames, scanCodeBlocks, withChecks } from './markdown.js';
 
 const md = (...lines: string[]) => lines.join('\n');
 
@@ -80,5 +80,29 @@ describe('withChecks', () => {
     expect(
       withChecks(['  routing; // → { a: 1 }', 'f(); // note'], (i) => `R.md:${i + 10}`),
     ).toEqual(['  __expectShown(routing, { a: 1 }, "R.md:10");', 'f(); // note']);
+  });
+});
+
+describe('declaredNames', () => {
+  it('takes the top-level names of an API summary, not its members', () => {
+    const code = [
+      'class Router {',
+      '  constructor(init: RouterInit);',
+      '  store(req: Init<StoreRequest>): Promise<StoreResponse>;',
+      '}',
+      'function whenCancelled(ctx: CallContext, fn: () => void): () => void;',
+      'const RoutingStrategy = { Primary } as const;',
+      'interface RoutingInfo { servedBy }',
+      'retry<T>(fn: () => T): Promise<T>',
+      'INITIAL_BACKOFF_STATE; validateBackoff(options)',
+    ];
+    expect(declaredNames(code)).toEqual([
+      { name: 'Router', index: 0 },
+      { name: 'whenCancelled', index: 4 },
+      { name: 'RoutingStrategy', index: 5 },
+      { name: 'RoutingInfo', index: 6 },
+      { name: 'retry', index: 7 },
+      { name: 'INITIAL_BACKOFF_STATE', index: 8 },
+    ]);
   });
 });

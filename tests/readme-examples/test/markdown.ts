@@ -5,7 +5,7 @@
  * (blank lines allowed in between). No markdown dependency: this is all the syntax READMEs use.
  */
 
-export const EXAMPLE_MODES = ['run', 'typecheck', 'skip'] as const;
+export const EXAMPLE_MODES = ['run', 'typecheck', 'api', 'skip'] as const;
 export type ExampleMode = (typeof EXAMPLE_MODES)[number];
 
 /** An unmarked block is type-checked: every block is at least compiled against the packages. */
@@ -107,4 +107,25 @@ export function withChecks(code: readonly string[], where: (index: number) => st
     const [, indent, expr, value] = shown;
     return `${indent}__expectShown(${expr}, ${value}, ${JSON.stringify(where(index))});`;
   });
+}
+
+/**
+ * The top-level names an API summary declares (`class Router`, `function whenCancelled(`,
+ * `const REJECTED`, `interface RoutingInfo`, or a bare `backoffStep(` / `retry<T>(` line), with
+ * the index of their line. Indented lines are members, not names of the package.
+ */
+export function declaredNames(code: readonly string[]): { name: string; index: number }[] {
+  const names: { name: string; index: number }[] = [];
+  const seen = new Set<string>();
+  code.forEach((line, index) => {
+    const m =
+      /^(?:export\s+)?(?:declare\s+)?(?:abstract\s+)?(?:class|interface|type|function|const|let|enum)\s+([A-Za-z_$][\w$]*)/.exec(
+        line,
+      ) ?? /^([A-Za-z_$][\w$]*)\s*(?:<[^>]*>)?\s*[(;]/.exec(line);
+    if (m !== null && !seen.has(m[1]!)) {
+      seen.add(m[1]!);
+      names.push({ name: m[1]!, index });
+    }
+  });
+  return names;
 }

@@ -1,7 +1,7 @@
 /**
  * README examples are tested: every ts/typescript/js block of the root README and of each
  * `packages/*` / `apps/*` README is extracted (conventions: ../README.md), written under
- * `.examples/` (git-ignored, removed afterwards), type-checked in one `tsc` run of the
+ * `.examples/<pid>/` (git-ignored, removed afterwards), type-checked in one `tsc` run of the
  * workspace's TypeScript against the built packages, and the `run` blocks are executed with
  * plain `node`, on 127.0.0.1, against real memory nodes started from
  * `apps/memory-node/dist/main.js` when a block asks for them. A failure names the README and
@@ -12,15 +12,17 @@
  * `.examples/` removed in afterAll, pass or fail.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CodeBlock, scanCodeBlocks, withChecks } from './markdown.js';
+import { type CodeBlock, declaredNames, scanCodeBlocks, withChecks } from './markdown.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const WORK = fileURLToPath(new URL('../.examples/', import.meta.url));
+const EXAMPLES = fileURLToPath(new URL('../.examples/', import.meta.url));
+/** One directory per run, so two runs at once (two worktrees' watchers) do not collide. */
+const WORK = join(EXAMPLES, String(process.pid));
 const TSC = join(ROOT, 'node_modules', '.bin', 'tsc');
 const MEMORY_NODE = join(ROOT, 'apps', 'memory-node', 'dist', 'main.js');
 
@@ -34,6 +36,14 @@ const NODES_VARIABLE = 'ENGRAM_EXAMPLE_NODES';
 interface Example extends CodeBlock {
   readonly readme: string; // relative to the root, '/'-separated
   readonly id: string; // file name stem under .examples/
+  /** The package whose README it is (what an `api` block's names must be exported by). */
+  readonly packageName: string | undefined;
+}
+
+function packageOf(readme: string): string | undefined {
+  if (readme === 'README.md') return undefined; // the root is private, not a package
+  const manifest = JSON.parse(readFileSync(join(ROOT, dirname(readme), 'package.json'), 'utf8'));
+  return (manifest as { name: string }).name;
 }
 
 function readmes(): string[] {
@@ -55,18 +65,35 @@ const examples: Example[] = readmes().flatMap((readme) =>
   scanCodeBlocks(readFileSync(join(ROOT, readme), 'utf8')).map((block) => ({
     ...block,
     readme,
+    packageName: packageOf(readme),
     id: `${readme.replace(/\/?README\.md$/, '').replace(/\//g, '-') || 'root'}-L${block.line}`,
   })),
 );
 const compiled = examples.filter((e) => e.mode !== 'skip');
 
+/** README line of each line of a block's generated file (index 0 = file line 1). */
+const lineMaps = new Map<Example, number[]>();
+
 /** `README.md:line` of a line of a generated file (1-based); prelude lines point at the marker. */
 function sourceOf(example: Example, fileLine: number): string {
-  const readmeLine =
-    fileLine <= example.prelude.length
-      ? example.line - 2 // the marker comment ends just above the fence
-      : example.line + fileLine - example.prelude.length - 1;
+  const readmeLine = lineMaps.get(example)?.[fileLine - 1] ?? example.line - 2;
   return `${example.readme}:${readmeLine}`;
+}
+
+/**
+ * An `api` block becomes one type-only import per name it declares, on a line of its own, so
+ * a name the package does not export fails at the README line that declares it.
+ */
+function apiSource(e: Example): { lines: string[]; map: number[] } {
+  const names = declaredNames(e.code);
+  if (e.packageName === undefined || names.length === 0) {
+    const why = e.packageName === undefined ? 'outside a package' : 'that declares no names';
+    return { lines: [`"an api block ${why}" satisfies never;`], map: [e.line] };
+  }
+  return {
+    lines: names.map(({ name }) => `import type { ${name} } from '${e.packageName}';`),
+    map: names.map(({ index }) => e.line + index),
+  };
 }
 
 const sourceFile = (e: Example) => `blocks/${e.id}.${e.language}`;
@@ -96,6 +123,12 @@ function writeExamples(): void {
   mkdirSync(join(WORK, 'blocks'), { recursive: true });
   writeFileSync(join(WORK, 'expect-shown.ts'), EXPECT_SHOWN);
   for (const e of compiled) {
+    if (e.mode === 'api') {
+      const { lines, map } = apiSource(e);
+      lineMaps.set(e, map);
+      writeFileSync(join(WORK, sourceFile(e)), [...lines, 'export {};'].join('\n'));
+      continue;
+    }
     const code = e.mode === 'run' ? withChecks(e.code, (i) => `${e.readme}:${e.line + i}`) : e.code;
     const checks = code.some((line, i) => line !== e.code[i]);
     const trailer = [
@@ -104,6 +137,7 @@ function writeExamples(): void {
         ? `import { expectShown as __expectShown } from '../expect-shown.js'; export {};`
         : 'export {};',
     ];
+    lineMaps.set(e, [...e.prelude.map(() => e.line - 2), ...code.map((_, i) => e.line + i)]);
     writeFileSync(join(WORK, sourceFile(e)), [...e.prelude, ...code, ...trailer].join('\n'));
   }
 }
@@ -251,6 +285,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(memoryNodes.map(stop));
   rmSync(WORK, { recursive: true, force: true });
+  try {
+    rmdirSync(EXAMPLES); // only when no other run is using it
+  } catch {}
 }, NODE_STOP_TIMEOUT_MS * 2);
 
 describe('README code blocks', () => {
