@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { BenchReport, QUICK } from '@engram/bench-kit';
 import {
   callReplica,
   type Memory,
@@ -18,9 +19,9 @@ import {
   startRouterNode,
 } from './harness.js';
 
-const HINTS = Number(process.env.BENCH_HINTS ?? 20_000);
-const JOIN_MEMORIES = Number(process.env.BENCH_JOIN_MEMORIES ?? 100_000);
-const JOIN_SPACES = Number(process.env.BENCH_JOIN_SPACES ?? 1000);
+const HINTS = Number(process.env.BENCH_HINTS ?? (QUICK ? 2000 : 20_000));
+const JOIN_MEMORIES = Number(process.env.BENCH_JOIN_MEMORIES ?? (QUICK ? 10_000 : 100_000));
+const JOIN_SPACES = Number(process.env.BENCH_JOIN_SPACES ?? (QUICK ? 100 : 1000));
 const APPLY_BATCH = 500;
 
 interface NodeProc {
@@ -228,10 +229,13 @@ async function main(): Promise<void> {
   lines.push(await hintReplay(1_000_000));
   lines.push(await joinNode(4));
   lines.push(await joinNode(16));
-  console.log(`\nData movement (2-core shared machine, Node ${process.version}):`);
-  for (const l of lines) console.log(`- ${l}`);
+  // Scenario lines, not a table: each is its own measure with no shared baseline.
+  report.note('\nData movement:');
+  for (const l of lines) report.note(`- ${l}`);
+  report.write();
 }
 
+const report = new BenchReport('data-movement');
 main().then(
   () => process.exit(0),
   (err: unknown) => {
