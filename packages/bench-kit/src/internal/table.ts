@@ -16,11 +16,18 @@ export interface Table {
   rows: Row[];
   /** What the unit counts when higher is better (calls/s); default false (a time or a size). */
   higherIsBetter?: boolean;
+  /**
+   * Names of the two number columns when they are not a distribution (a ring's balance):
+   * default `['median', 'p99']`. The ratio still divides the first column.
+   */
+  columns?: readonly [string, string];
 }
 
 function number(n: number): string {
   if (!Number.isFinite(n)) return '-';
+  if (Number.isInteger(n) && Math.abs(n) < 1e15) return n.toLocaleString('en-US');
   const abs = Math.abs(n);
+  if (abs < 0.01) return n.toPrecision(2);
   const digits = abs >= 100 ? 0 : abs >= 10 ? 1 : abs >= 1 ? 2 : 3;
   return n.toLocaleString('en-US', {
     minimumFractionDigits: digits,
@@ -36,9 +43,11 @@ export function formatTable(table: Table): string {
   const base = table.rows.find((r) => r.name === table.baseline);
   if (base === undefined)
     throw new RangeError(`baseline "${table.baseline}" is not a row of "${table.title}"`);
-  const header = ['name', `median ${table.unit}`, `p99 ${table.unit}`, 'ratio'];
+  const [first, second] = table.columns ?? ['median', 'p99'];
+  const unit = table.unit === '' ? '' : ` ${table.unit}`;
+  const header = ['name', `${first}${unit}`, `${second}${unit}`, 'ratio'];
   const body = table.rows.map((r) => [
-    r === base ? `${r.name} (baseline)` : r.name,
+    r === base && !r.name.startsWith('baseline') ? `${r.name} (baseline)` : r.name,
     number(r.median),
     number(r.p99),
     `${(r.median / base.median).toFixed(2)}x`,
@@ -52,6 +61,6 @@ export function formatTable(table: Table): string {
     line(header),
     line(widths.map((w) => '-'.repeat(w))),
     ...body.map(line),
-    `ratio = median / baseline median (${better} the baseline)`,
+    `ratio = ${first} / baseline ${first} (${better} the baseline)`,
   ].join('\n');
 }
