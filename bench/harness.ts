@@ -12,13 +12,13 @@ import { fileURLToPath } from 'node:url';
 import { type BenchReport, QUICK, type Row as TableRow } from '@engram/bench-kit';
 
 // --quick (BENCH_QUICK=1): one round of fewer calls, the same measures and tables.
-export const SEQ_CALLS = Number(process.env.BENCH_SEQ ?? (QUICK ? 500 : 3000));
-export const CONC_CALLS = Number(process.env.BENCH_CONC ?? (QUICK ? 5000 : 30000));
+export const SEQ_CALLS = Number(process.env.BENCH_SEQ ?? (QUICK ? 300 : 3000));
+export const CONC_CALLS = Number(process.env.BENCH_CONC ?? (QUICK ? 3000 : 30000));
 export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 3));
 /** Total calls/s of the fixed-rate run (4 connections, h2load --rps each); 0 = skipped. */
 export const RATE = Number(process.env.BENCH_RATE ?? 10_000);
 export const RATE_SECONDS = QUICK ? 1 : 3;
-export const WARMUP_CALLS = QUICK ? 500 : 3000;
+export const WARMUP_CALLS = QUICK ? 300 : 3000;
 export const CLK_TCK = 100; // getconf CLK_TCK on Linux
 export const ROUTER_MAIN = fileURLToPath(
   new URL('./main.js', import.meta.resolve('@engram/router-node')),
