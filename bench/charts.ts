@@ -56,10 +56,22 @@ function table(r: Result, prefix: string): ResultTable | undefined {
   return r.tables.find((t) => t.title.startsWith(prefix));
 }
 
-function render(file: string, option: echarts.EChartsCoreOption, height = HEIGHT_PX): void {
+const escapeXml = (text: string) =>
+  text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+function render(
+  file: string,
+  heading: string,
+  option: echarts.EChartsCoreOption,
+  height = HEIGHT_PX,
+): void {
   const chart = echarts.init(null, null, { renderer: 'svg', ssr: true, width: WIDTH_PX, height });
   chart.setOption({ animation: false, backgroundColor: '#fff', ...option });
-  writeFileSync(`${CHARTS}${file}`, chart.renderToSVGString());
+  // A <title> so the image has a text alternative (echarts writes none).
+  const svg = chart
+    .renderToSVGString()
+    .replace(/^<svg[^>]*>/, (open) => `${open}<title>${escapeXml(heading)}</title>`);
+  writeFileSync(`${CHARTS}${file}`, svg);
   chart.dispose();
   console.log(`wrote bench/charts/${file}`);
 }
@@ -77,6 +89,7 @@ function bars(r: Result, t: ResultTable, heading: string, file: string): void {
   const rows = t.rows.filter((row) => row.median !== null);
   render(
     file,
+    heading,
     {
       title: title(heading, r),
       grid: { left: 220, right: 70, top: 70, bottom: 40 },
@@ -114,10 +127,12 @@ function proxy(r: Result): void {
   const paths = present[0]!.t.rows.map((row) => row.name);
   const value = (t: ResultTable, path: string, stat: 'median' | 'p99') =>
     t.rows.find((row) => row.name === path)?.[stat] ?? null;
+  const heading = 'Proxy latency per path: p50 (solid) and p99 (light), ms per call';
   render(
     'proxy-latency.svg',
+    heading,
     {
-      title: title('Proxy latency per path: p50 (solid) and p99 (light), ms per call', r),
+      title: title(heading, r),
       legend: { top: 58, data: present.flatMap(({ label }) => [`${label} p50`, `${label} p99`]) },
       grid: { left: 220, right: 40, top: 110, bottom: 50 },
       xAxis: { type: 'log', name: 'ms/call (log)', nameLocation: 'middle', nameGap: 28 },
@@ -150,8 +165,9 @@ function ring(r: Result): void {
     data,
     symbolSize: 8,
   });
-  render('ring-balance.svg', {
-    title: title('Ring balance against vnodes per node (100 nodes; 1.00 = perfect)', r),
+  const heading = 'Ring balance against vnodes per node (100 nodes; 1.00 = perfect)';
+  render('ring-balance.svg', heading, {
+    title: title(heading, r),
     legend: { top: 58 },
     grid: { left: 70, right: 40, top: 100, bottom: 50 },
     xAxis: {

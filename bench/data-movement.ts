@@ -19,7 +19,7 @@ import {
   startRouterNode,
 } from './harness.js';
 
-const HINTS = Number(process.env.BENCH_HINTS ?? (QUICK ? 2000 : 20_000));
+const HINTS = Number(process.env.BENCH_HINTS ?? (QUICK ? 1000 : 20_000));
 const JOIN_MEMORIES = Number(process.env.BENCH_JOIN_MEMORIES ?? (QUICK ? 10_000 : 100_000));
 const FENCE_MS = 3 * 1000; // 3 s, --quick only
 const JOIN_SPACES = Number(process.env.BENCH_JOIN_SPACES ?? (QUICK ? 100 : 1000));

@@ -13,7 +13,7 @@ import { type BenchReport, QUICK, type Row as TableRow } from '@engram/bench-kit
 
 // --quick (BENCH_QUICK=1): one round of fewer calls, the same measures and tables.
 export const SEQ_CALLS = Number(process.env.BENCH_SEQ ?? (QUICK ? 300 : 3000));
-export const CONC_CALLS = Number(process.env.BENCH_CONC ?? (QUICK ? 3000 : 30000));
+export const CONC_CALLS = Number(process.env.BENCH_CONC ?? (QUICK ? 2000 : 30000));
 export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 3));
 /** Total calls/s of the fixed-rate run (4 connections, h2load --rps each); 0 = skipped. */
 export const RATE = Number(process.env.BENCH_RATE ?? 10_000);

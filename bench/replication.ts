@@ -20,17 +20,17 @@ import {
 } from './harness.js';
 
 const report = new BenchReport('replication');
-const CALLS = QUICK ? 400 : 2000;
+const CALLS = QUICK ? 200 : 2000;
 const STORE_PHASES: Phases = {
   warmup: CALLS,
   seq: CALLS,
-  conc: Number(process.env.BENCH_STORE_CONC ?? (QUICK ? 4000 : 20_000)),
+  conc: Number(process.env.BENCH_STORE_CONC ?? (QUICK ? 2000 : 20_000)),
   rate: Number(process.env.BENCH_STORE_RATE ?? 3000),
 };
 const RECALL_PHASES: Phases = {
   warmup: CALLS,
   seq: CALLS,
-  conc: QUICK ? 4000 : 20_000,
+  conc: QUICK ? 2000 : 20_000,
   rate: 3000,
 };
 

@@ -27,10 +27,10 @@ import {
 import * as grpc from '@grpc/grpc-js';
 
 const report = new BenchReport('memory-node');
-const SEQUENTIAL_CALLS = QUICK ? 1000 : 5000;
-const CONCURRENT_CALLS = QUICK ? 5000 : 30000;
+const SEQUENTIAL_CALLS = QUICK ? 300 : 5000;
+const CONCURRENT_CALLS = QUICK ? 2000 : 30000;
 const IN_FLIGHT = 64;
-const WARMUP_CALLS = QUICK ? 300 : 2000;
+const WARMUP_CALLS = QUICK ? 100 : 2000;
 const SPACE_MEMORIES = 100;
 const EMBEDDING_DIMS = 64;
 const MAIN_JS = fileURLToPath(new URL('../dist/main.js', import.meta.url));
