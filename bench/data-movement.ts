@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { BenchReport, QUICK } from '@engram/bench-kit';
 import {
   callReplica,
   type Memory,
@@ -18,9 +19,10 @@ import {
   startRouterNode,
 } from './harness.js';
 
-const HINTS = Number(process.env.BENCH_HINTS ?? 20_000);
-const JOIN_MEMORIES = Number(process.env.BENCH_JOIN_MEMORIES ?? 100_000);
-const JOIN_SPACES = Number(process.env.BENCH_JOIN_SPACES ?? 1000);
+const HINTS = Number(process.env.BENCH_HINTS ?? (QUICK ? 1000 : 20_000));
+const JOIN_MEMORIES = Number(process.env.BENCH_JOIN_MEMORIES ?? (QUICK ? 10_000 : 100_000));
+const FENCE_MS = 3 * 1000; // 3 s, --quick only
+const JOIN_SPACES = Number(process.env.BENCH_JOIN_SPACES ?? (QUICK ? 100 : 1000));
 const APPLY_BATCH = 500;
 
 interface NodeProc {
@@ -188,7 +190,11 @@ async function joinNode(concurrency: number): Promise<string> {
   const seeded = performance.now();
   await seed(nodes);
   const seedSeconds = (performance.now() - seeded) / 1000;
-  const router = await startRouter(nodes, { streaming: { concurrency } });
+  // --quick shortens the fence (one router.deadlineMs) that AddNode → active waits out.
+  const router = await startRouter(nodes, {
+    streaming: { concurrency },
+    ...(QUICK ? { router: { deadlineMs: FENCE_MS } } : {}),
+  });
   const metricsPort = Number(router.first.metricsPort);
   const adm = new RouterAdminClient(
     `127.0.0.1:${String(router.first.adminPort)}`,
@@ -217,7 +223,7 @@ async function joinNode(concurrency: number): Promise<string> {
     `${JOIN_MEMORIES} memories in ${JOIN_SPACES} spaces (seeded in ${seedSeconds.toFixed(1)} s); ` +
     `n4 gained ${spaces} spaces, ${entries} memories streamed in ${streamed.toFixed(2)} s = ` +
     `${Math.round(entries / streamed)} memories/s; AddNode → active ${((active - started) / 1000).toFixed(2)} s ` +
-    '(includes the fence of one router.deadlineMs, 10 s by default, and listing)'
+    `(includes the fence of one router.deadlineMs, ${QUICK ? `${FENCE_MS / 1000} s in --quick` : '10 s by default'}, and listing)`
   );
 }
 
@@ -228,10 +234,13 @@ async function main(): Promise<void> {
   lines.push(await hintReplay(1_000_000));
   lines.push(await joinNode(4));
   lines.push(await joinNode(16));
-  console.log(`\nData movement (2-core shared machine, Node ${process.version}):`);
-  for (const l of lines) console.log(`- ${l}`);
+  // Scenario lines, not a table: each is its own measure with no shared baseline.
+  report.note('\nData movement:');
+  for (const l of lines) report.note(`- ${l}`);
+  report.write();
 }
 
+const report = new BenchReport('data-movement');
 main().then(
   () => process.exit(0),
   (err: unknown) => {

@@ -9,14 +9,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { type BenchReport, QUICK, type Row as TableRow } from '@engram/bench-kit';
 
-export const SEQ_CALLS = Number(process.env.BENCH_SEQ ?? 3000);
-export const CONC_CALLS = Number(process.env.BENCH_CONC ?? 30000);
-export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+// --quick (BENCH_QUICK=1): one round of fewer calls, the same measures and tables.
+export const SEQ_CALLS = Number(process.env.BENCH_SEQ ?? (QUICK ? 300 : 3000));
+export const CONC_CALLS = Number(process.env.BENCH_CONC ?? (QUICK ? 2000 : 30000));
+export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 3));
 /** Total calls/s of the fixed-rate run (4 connections, h2load --rps each); 0 = skipped. */
 export const RATE = Number(process.env.BENCH_RATE ?? 10_000);
-export const RATE_SECONDS = 3;
-export const WARMUP_CALLS = 3000;
+export const RATE_SECONDS = QUICK ? 1 : 3;
+export const WARMUP_CALLS = QUICK ? 300 : 3000;
 export const CLK_TCK = 100; // getconf CLK_TCK on Linux
 export const ROUTER_MAIN = fileURLToPath(
   new URL('./main.js', import.meta.resolve('@engram/router-node')),
@@ -273,41 +275,73 @@ export async function measure(
   };
 }
 
-/** The rows as one console table: added latency against `direct`, ratios against `reference`. */
+/**
+ * The rows as narrow tables on `report`: latency sequential, at 64 in flight and at the fixed
+ * rate against `direct`; throughput and proxy CPU per call against `reference` (the proxy we
+ * compare with, e.g. nginx), or `direct` when there is none; then one detail line per path.
+ */
 export function printRows(
+  report: BenchReport,
   rows: readonly Row[],
   phases: Phases,
-  against: { direct: Row; reference?: Row | undefined; referenceLabel?: string },
+  against: { direct: Row; reference?: Row | undefined },
 ): void {
   const { direct, reference } = against;
-  const label = against.referenceLabel ?? 'reference';
-  const rate = phases.rate;
-  console.table(
-    rows.map((r) => ({
-      path: r.path,
-      'seq p50 ms': r.seqP50.toFixed(3),
-      'seq p99 ms': r.seqP99.toFixed(3),
-      'added seq p50 ms': r === direct ? '' : (r.seqP50 - direct.seqP50).toFixed(3),
-      'added seq p99 ms': r === direct ? '' : (r.seqP99 - direct.seqP99).toFixed(3),
-      '64-in-flight p50 ms': r.concP50.toFixed(3),
-      '64-in-flight p99 ms': r.concP99.toFixed(3),
-      [`${rate}/s p50 ms`]: r.rateP50.toFixed(3),
-      [`${rate}/s p99 ms`]: r.rateP99.toFixed(3),
-      [`added ${rate}/s p99 ms`]: r === direct ? '' : (r.rateP99 - direct.rateP99).toFixed(3),
-      'calls/s': Math.round(r.rps),
-      'calls/s min–max': r.rpsRange,
-      'calls/s ÷ direct': (r.rps / direct.rps).toFixed(2),
-      [`calls/s ÷ ${label}`]: reference ? (r.rps / reference.rps).toFixed(2) : 'n/a',
-      'proxy CPU µs/call': r.cpuUsPerCall === null ? '' : r.cpuUsPerCall.toFixed(1),
-      [`CPU ÷ ${label}`]:
-        reference?.cpuUsPerCall && r.cpuUsPerCall !== null
-          ? (r.cpuUsPerCall / reference.cpuUsPerCall).toFixed(2)
-          : '',
-      'proxy RSS MB (max)': r.rssMb === null ? '' : r.rssMb.toFixed(0),
-      'GC (data plane) during 64-in-flight': r.gc,
-      errors: r.errors,
-    })),
+  const latency = (title: string, p50: (r: Row) => number, p99: (r: Row) => number) =>
+    report.table({
+      title,
+      unit: 'ms/call',
+      baseline: direct.path,
+      rows: rows.map((r) => ({ name: r.path, median: p50(r), p99: p99(r) })),
+    });
+  latency(
+    `Latency, sequential (1 connection, 1 stream, ${phases.seq} calls)`,
+    (r) => r.seqP50,
+    (r) => r.seqP99,
   );
+  latency(
+    `Latency, 64 in flight (4 connections x 16 streams, ${phases.conc} calls)`,
+    (r) => r.concP50,
+    (r) => r.concP99,
+  );
+  if (phases.rate > 0) {
+    latency(
+      `Latency at a fixed ${phases.rate} calls/s (${RATE_SECONDS} s)`,
+      (r) => r.rateP50,
+      (r) => r.rateP99,
+    );
+  }
+  const ref = reference ?? direct;
+  report.table({
+    title: 'Throughput, 64 in flight (median of the rounds; no p99: spread in the notes)',
+    unit: 'calls/s',
+    baseline: ref.path,
+    higherIsBetter: true,
+    rows: rows.map((r) => ({
+      name: r.path,
+      median: r.rps,
+      p99: Number.NaN,
+    })),
+  });
+  const cpuRows: TableRow[] = rows
+    .filter((r) => r.cpuUsPerCall !== null)
+    .map((r) => ({ name: r.path, median: r.cpuUsPerCall!, p99: Number.NaN }));
+  const cpuBase = cpuRows.find((r) => r.name === ref.path) ?? cpuRows[0];
+  if (cpuBase !== undefined) {
+    report.table({
+      title: 'Proxy CPU per call, 64 in flight (utime+stime / calls; one figure per run)',
+      unit: 'µs/call',
+      baseline: cpuBase.name,
+      rows: cpuRows,
+    });
+  }
+  for (const r of rows) {
+    const parts = [`calls/s ${r.rpsRange ?? Math.round(r.rps)}`];
+    if (r.rssMb !== null) parts.push(`RSS ${r.rssMb.toFixed(0)} MB`);
+    if (r.gc !== '') parts.push(`GC ${r.gc}`);
+    parts.push(`${r.errors} errors`);
+    report.note(`${r.path}: ${parts.join('; ')}`);
+  }
 }
 
 /** True when h2load is installed; otherwise says how to get it (the benchmark is skipped). */

@@ -22,6 +22,7 @@ import { writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { BenchReport } from '@engram/bench-kit';
 import { callMemory, MemoryServiceClient, MemoryServiceDefinition } from '@engram/proto';
 import * as grpc from '@grpc/grpc-js';
 import {
@@ -247,18 +248,16 @@ async function main(): Promise<void> {
   const rows = runs.map(medianRow);
   const direct = rows[0]!;
   const nginxRow = rows.find((r) => r.path.startsWith('nginx'));
-  console.log(
+  report.note(
     `\nEnd to end, Recall (${msg.length + 5} B request), ${SEQ_CALLS} sequential calls, ${CONC_CALLS} calls at 64 in flight (4 conns x 16 streams), h2load, ${cores} cores, Node ${process.version}; medians of ${ROUNDS} rounds`,
   );
-  printRows(rows, DEFAULT_PHASES, {
-    direct,
-    reference: nginxRow,
-    referenceLabel: 'nginx',
-  });
+  printRows(report, rows, DEFAULT_PHASES, { direct, reference: nginxRow });
+  report.write();
 
   for (const c of children) c.kill('SIGTERM');
 }
 
+const report = new BenchReport('proxy');
 main().then(
   () => process.exit(0),
   (err: unknown) => {

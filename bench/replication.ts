@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { BenchReport, QUICK } from '@engram/bench-kit';
 import { callMemory, MemoryServiceClient, MemoryServiceDefinition } from '@engram/proto';
 import * as grpc from '@grpc/grpc-js';
 import {
@@ -18,13 +19,20 @@ import {
   type Target,
 } from './harness.js';
 
+const report = new BenchReport('replication');
+const CALLS = QUICK ? 200 : 2000;
 const STORE_PHASES: Phases = {
-  warmup: 2000,
-  seq: 2000,
-  conc: Number(process.env.BENCH_STORE_CONC ?? 20_000),
+  warmup: CALLS,
+  seq: CALLS,
+  conc: Number(process.env.BENCH_STORE_CONC ?? (QUICK ? 2000 : 20_000)),
   rate: Number(process.env.BENCH_STORE_RATE ?? 3000),
 };
-const RECALL_PHASES: Phases = { warmup: 2000, seq: 2000, conc: 20_000, rate: 3000 };
+const RECALL_PHASES: Phases = {
+  warmup: CALLS,
+  seq: CALLS,
+  conc: QUICK ? 2000 : 20_000,
+  rate: 3000,
+};
 
 const storeBody = (spaceId: string) =>
   frameFile(
@@ -142,30 +150,29 @@ async function main(): Promise<void> {
   );
 
   const reference = (rows: Row[], prefix: string) => rows.find((r) => r.path.startsWith(prefix))!;
-  console.log(
+  report.note(
     `\nStore through router-node, 3 in-memory nodes, RF 3, --workers 1; ${STORE_PHASES.seq} sequential, ${STORE_PHASES.conc} at 64 in flight, ${STORE_PHASES.rate}/s fixed rate; medians of ${ROUNDS} rounds`,
   );
-  printRows(storeRows, STORE_PHASES, {
+  printRows(report, storeRows, STORE_PHASES, {
     direct: storeRows[0]!,
     reference: reference(storeRows, 'router-node primary-only'),
-    referenceLabel: 'primary-only',
   });
   const cpu = (prefix: string) => reference(storeRows, prefix).cpuUsPerCall ?? Number.NaN;
   const base = cpu('router-node primary-only');
   for (const w of ['one', 'quorum', 'all']) {
     const c = cpu(`router-node W=${w}`);
-    console.log(
+    report.note(
       `extra router CPU per replicated write, W=${w}: ${(c - base).toFixed(1)} µs (${c.toFixed(1)} vs ${base.toFixed(1)} µs primary-only, ${(c / base).toFixed(2)}×)`,
     );
   }
-  console.log(
+  report.note(
     `\nRecall through router-node (same nodes), ${RECALL_PHASES.seq} sequential, ${RECALL_PHASES.conc} at 64 in flight, ${RECALL_PHASES.rate}/s fixed rate; medians of ${ROUNDS} rounds`,
   );
-  printRows(recallRows, RECALL_PHASES, {
+  printRows(report, recallRows, RECALL_PHASES, {
     direct: recallRows[0]!,
     reference: recallRows[1]!,
-    referenceLabel: 'one',
   });
+  report.write();
 }
 
 main().then(

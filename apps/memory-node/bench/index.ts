@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { BenchReport, QUICK } from '@engram/bench-kit';
 import {
   callMemory,
   checkHealth,
@@ -25,11 +26,11 @@ import {
 } from '@engram/proto';
 import * as grpc from '@grpc/grpc-js';
 
-const QUICK = process.env.BENCH_QUICK === '1';
-const SEQUENTIAL_CALLS = QUICK ? 1000 : 5000;
-const CONCURRENT_CALLS = QUICK ? 5000 : 30000;
+const report = new BenchReport('memory-node');
+const SEQUENTIAL_CALLS = QUICK ? 300 : 5000;
+const CONCURRENT_CALLS = QUICK ? 2000 : 30000;
 const IN_FLIGHT = 64;
-const WARMUP_CALLS = QUICK ? 300 : 2000;
+const WARMUP_CALLS = QUICK ? 100 : 2000;
 const SPACE_MEMORIES = 100;
 const EMBEDDING_DIMS = 64;
 const MAIN_JS = fileURLToPath(new URL('../dist/main.js', import.meta.url));
@@ -188,20 +189,39 @@ async function main(): Promise<void> {
   await disk.stop();
   rmSync(dataDir, { recursive: true, force: true });
 
-  console.log(
-    `\nmemory-node direct unary latency (grpc-js client in this process, node in a child; node ${process.version})`,
+  // Baseline: health Check, a unary round trip through the same client and server that does
+  // no work, so each ratio is what a call costs beyond the gRPC floor.
+  const FLOOR = 'health Check (floor)';
+  const pick = (mode: string) => rows.filter((r) => r.mode === mode);
+  const latency = (mode: string) =>
+    pick(mode).map((r) => ({ name: r.name, median: r.p50, p99: r.p99 }));
+  report.note(
+    'memory-node direct unary calls: grpc-js client in this process, node in a child process',
   );
-  console.table(
-    rows.map((r) => ({
-      call: r.name,
-      mode: r.mode,
-      calls: r.calls,
-      'p50 µs': r.p50.toFixed(0),
-      'p99 µs': r.p99.toFixed(0),
-      'mean µs': r.mean.toFixed(0),
-      'ops/s': r.opsPerSec.toFixed(0),
+  report.table({
+    title: `Sequential, 1 in flight (${SEQUENTIAL_CALLS} calls; Store to disk ${Math.min(SEQUENTIAL_CALLS, 1000)})`,
+    unit: 'µs/call',
+    baseline: FLOOR,
+    rows: latency('sequential'),
+  });
+  report.table({
+    title: `${IN_FLIGHT} in flight (${CONCURRENT_CALLS} calls)`,
+    unit: 'µs/call',
+    baseline: FLOOR,
+    rows: latency(`${IN_FLIGHT} in flight`),
+  });
+  report.table({
+    title: `Throughput, ${IN_FLIGHT} in flight (one timed run: no p99)`,
+    unit: 'calls/s',
+    baseline: FLOOR,
+    higherIsBetter: true,
+    rows: pick(`${IN_FLIGHT} in flight`).map((r) => ({
+      name: r.name,
+      median: r.opsPerSec,
+      p99: Number.NaN,
     })),
-  );
+  });
+  report.write();
 }
 
 await main();

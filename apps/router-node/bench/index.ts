@@ -4,9 +4,13 @@
  *  - RoutingInfo onto a reply: appendRouting (field 15 appended) vs decode + set + encode
  * Run: pnpm --filter @engram/router-node bench
  */
+
+import { BenchReport, benchTime, tinybenchRows } from '@engram/bench-kit';
 import { encodeRoutingField, MemoryServiceDefinition } from '@engram/proto';
 import { Bench } from 'tinybench';
 import { appendRouting, readSpaceId } from '../src/index.js';
+
+const report = new BenchReport('router-node');
 
 function frame(message: Buffer): Buffer {
   const out = Buffer.alloc(5 + message.length);
@@ -46,7 +50,7 @@ const routing = {
 };
 
 let sink = 0;
-const bench = new Bench({ time: 500, warmupTime: 100 });
+const bench = new Bench({ time: benchTime(500), warmupTime: benchTime(100, 50) });
 bench
   .add(`baseline: protobufjs decode, ${small.length} B Recall`, () => {
     sink += (recall.requestDeserialize(small.subarray(5)) as { spaceId: string }).spaceId.length;
@@ -72,13 +76,11 @@ bench
     sink += appendRouting(reply, servedBy, 2, true, strategy, 7)!.length;
   });
 await bench.run();
-const rows = bench.tasks.map((t) => {
-  const r = t.result as { latency?: { p50?: number; p99?: number } } | undefined;
-  return {
-    task: t.name,
-    'median ns/op': Math.round((r?.latency?.p50 ?? Number.NaN) * 1e6),
-    'p99 ns/op': Math.round((r?.latency?.p99 ?? Number.NaN) * 1e6),
-  };
-});
-console.table(rows);
+const rows = tinybenchRows(bench);
+const table = (title: string, part: typeof rows) =>
+  report.table({ title, unit: 'ns/op', baseline: part[0]!.name, rows: part });
+table(`space_id from a ${small.length} B Recall frame`, rows.slice(0, 2));
+table(`space_id from a ${large.length} B Recall frame`, rows.slice(2, 4));
+table(`RoutingInfo onto a ${reply.length} B reply`, rows.slice(4));
+report.write();
 if (sink === -1) console.log(sink);

@@ -5,10 +5,14 @@
  *    readSpaceId then stampStore on one scan.
  * Run: pnpm --filter @engram/router-node exec tsx bench/proto-reader.ts
  */
+
+import { BenchReport, benchTime, tinybenchRows } from '@engram/bench-kit';
 import { MemoryServiceDefinition } from '@engram/proto';
 import { Bench } from 'tinybench';
 import { REQUEST, readSpaceId, stampStore } from '../src/internal/proto-reader.js';
 import * as old from './baseline/wire-66b10a8.js';
+
+const report = new BenchReport('router-node-proto-reader');
 
 function frame(message: Buffer): Buffer {
   const out = Buffer.alloc(5 + message.length);
@@ -47,7 +51,7 @@ const newId = () => UUID;
 const VERSION = 1_764_000_000_123_456;
 
 let sink = 0;
-const bench = new Bench({ time: 1000, warmupTime: 200 });
+const bench = new Bench({ time: benchTime(1000), warmupTime: benchTime(200, 50) });
 bench
   .add(`baseline: readSpaceId + stampStore, ${store.length} B Store (768 floats)`, () => {
     sink += old.readSpaceId(store)!.length + old.stampStore(store, newId, VERSION).length;
@@ -68,13 +72,14 @@ bench
     sink += readSpaceId(recallEmbedding, REQUEST.recall).length;
   });
 await bench.run();
-const median = (i: number) =>
-  ((bench.tasks[i]!.result as { latency?: { p50?: number } } | undefined)?.latency?.p50 ??
-    Number.NaN) * 1e6;
-const rows = bench.tasks.map((t, i) => ({
-  task: t.name,
-  'median ns/op': Math.round(median(i)),
-  'ours / baseline': i % 2 === 1 ? (median(i) / median(i - 1)).toFixed(2) : '',
-}));
-console.table(rows);
+const rows = tinybenchRows(bench);
+for (let i = 0; i < rows.length; i += 2) {
+  report.table({
+    title: rows[i + 1]!.name.replace('ours: ', ''),
+    unit: 'ns/op',
+    baseline: rows[i]!.name,
+    rows: [rows[i]!, rows[i + 1]!],
+  });
+}
+report.write();
 if (sink === -1) console.log(sink);

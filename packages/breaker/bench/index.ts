@@ -7,13 +7,17 @@
 // call in turn; "ours, execute (async)" does the same with our CircuitBreaker so the promise
 // overhead can be separated from the breaker's own cost. opossum is shown with its default
 // per-call timeout (a timer armed and cleared on every call) and with `timeout: false`.
+
+import { BenchReport, benchTime, tinybenchRows } from '@engram/bench-kit';
 import { ConsecutiveBreaker, circuitBreaker, handleAll } from 'cockatiel';
 import Opossum from 'opossum';
 import { Bench } from 'tinybench';
 import { BreakerTable, CircuitBreaker } from '../src/index.js';
 
 const BATCH = 1000;
-const TIME_MS = Number(process.env.BREAKER_BENCH_TIME_MS ?? 1000);
+const report = new BenchReport('breaker');
+const TIME_MS = Number(process.env.BREAKER_BENCH_TIME_MS ?? benchTime(1000));
+const COCKATIEL = 'cockatiel execute (async, ConsecutiveBreaker(5))';
 const noop = (): number => 1;
 const asyncNoop = async (): Promise<number> => 1;
 
@@ -27,7 +31,7 @@ const cockatiel = circuitBreaker(handleAll, {
 });
 let sink = 0;
 
-const bench = new Bench({ time: TIME_MS, warmupTime: 200 });
+const bench = new Bench({ time: TIME_MS, warmupTime: benchTime(200, 50) });
 bench
   .add('ours BreakerTable (shared SAB): tryAcquire only', () => {
     for (let i = 0; i < BATCH; i++) sink += table.tryAcquire(i & 1023);
@@ -60,29 +64,19 @@ bench
   .add('opossum fire (async, timeout: false)', async () => {
     for (let i = 0; i < BATCH; i++) sink += (await opossumNoTimeout.fire()) as number;
   })
-  .add('cockatiel execute (async, ConsecutiveBreaker(5))', async () => {
+  .add(COCKATIEL, async () => {
     for (let i = 0; i < BATCH; i++) sink += await cockatiel.execute(asyncNoop);
   });
 
 await bench.run();
 
-const baseline = bench.tasks.find((t) => t.name.startsWith('cockatiel'));
-const baseP50 = baseline && 'latency' in baseline.result ? baseline.result.latency.p50 : Number.NaN;
-const rows = bench.tasks.map((task) => {
-  const r = task.result;
-  if (!('latency' in r)) return { task: task.name, state: r.state };
-  const perOp = (ms: number) => (ms * 1e6) / BATCH;
-  return {
-    task: task.name,
-    'median ns/op': perOp(r.latency.p50).toFixed(1),
-    'p99 ns/op (per-batch mean)': perOp(r.latency.p99).toFixed(1),
-    'ops/s': Math.round((BATCH * 1000) / r.latency.p50).toLocaleString('en-US'),
-    'vs cockatiel': `${(baseP50 / r.latency.p50).toFixed(1)}x`,
-    samples: r.latency.samplesCount ?? '',
-  };
+report.table({
+  title: `Guarded no-op call, ${BATCH} calls per sample (p99 = of per-batch means)`,
+  unit: 'ns/op',
+  baseline: COCKATIEL,
+  rows: tinybenchRows(bench, BATCH),
 });
-console.log(`@engram/breaker bench, node ${process.version}, ${BATCH} calls per sample`);
-console.table(rows);
+report.write();
 opossumDefault.shutdown();
 opossumNoTimeout.shutdown();
 if (sink === 42) console.log(sink);

@@ -4,11 +4,13 @@
 // No baseline HPACK implementation is a dependency of this package, so only ours is measured.
 import http2 from 'node:http2';
 import net from 'node:net';
-import { Bench, type Task } from 'tinybench';
+import { BenchReport, benchTime, tinybenchRows } from '@engram/bench-kit';
+import { Bench } from 'tinybench';
 import { HpackDecoder, HpackEncoder } from '../src/internal/hpack.js';
 
 const BATCH = 100; // ops per task call, so timer overhead stays out of the figures
-const TIME_MS = Number(process.env.HPACK_BENCH_TIME_MS ?? 1000);
+const report = new BenchReport('h2-hpack');
+const TIME_MS = Number(process.env.HPACK_BENCH_TIME_MS ?? benchTime(1000, 200));
 
 const GRPC_REQUEST = {
   ':method': 'POST',
@@ -90,7 +92,7 @@ const TRAILERS = ['grpc-status', '0', 'grpc-message', ''];
 const encodeOut = new Uint8Array(256);
 
 let sink = 0;
-const bench = new Bench({ time: TIME_MS, warmupTime: 200 });
+const bench = new Bench({ time: TIME_MS, warmupTime: benchTime(200, 50) });
 bench
   .add(`decode 2nd nghttp2 request block (${second.length} B, ${fields} fields, indexed)`, () => {
     for (let i = 0; i < BATCH; i++) {
@@ -127,19 +129,14 @@ bench
   });
 await bench.run();
 
-function latency(task: Task) {
-  const result = task.result;
-  if (result === undefined || !('latency' in result))
-    throw new Error(`${task.name} did not complete`);
-  return result.latency;
-}
-const perOp = (ms: number) => ((ms * 1e6) / BATCH).toFixed(1);
-console.log(`\nHPACK, ns per block (batches of ${BATCH}); sink ${sink > 0 ? 'ok' : 'empty'}`);
-console.table(
-  bench.tasks.map((t) => ({
-    task: `ours: ${t.name}`,
-    'median ns/op': perOp(latency(t).p50),
-    'p99 ns/op': perOp(latency(t).p99),
-    'mean ns/op': perOp(latency(t).mean),
-  })),
-);
+if (sink === 0) report.note('sink empty: the work may have been optimised away');
+// No JavaScript HPACK codec is in this run to compare with (node:http2's is nghttp2, in C,
+// not callable alone); the reference row is the steady-state decode, an indexed block.
+const rows = tinybenchRows(bench, BATCH);
+report.table({
+  title: `HPACK, ours, per block (batches of ${BATCH}; p99 = of per-batch means)`,
+  unit: 'ns/op',
+  baseline: rows[0]!.name,
+  rows,
+});
+report.write();

@@ -6,6 +6,7 @@
 import { once } from 'node:events';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { BenchReport, benchTime } from '@engram/bench-kit';
 import { Bench, type Task } from 'tinybench';
 import {
   encodeHeaderBlock,
@@ -15,7 +16,8 @@ import {
   type StreamHandler,
 } from '../src/index.js';
 
-const TIME_MS = Number(process.env.H2_BENCH_TIME_MS ?? 2000);
+const report = new BenchReport('h2');
+const TIME_MS = Number(process.env.H2_BENCH_TIME_MS ?? benchTime(2000, 300));
 const PARALLEL = 64;
 const REQUEST = Buffer.alloc(23, 1);
 const REPLY = Buffer.alloc(300, 2);
@@ -142,7 +144,7 @@ function withCpu(name: string, calls: number, fn: () => Promise<void>): () => Pr
   };
 }
 
-const bench = new Bench({ time: TIME_MS, warmupTime: 300 });
+const bench = new Bench({ time: TIME_MS, warmupTime: benchTime(300, 50) });
 const tasks: [string, number, () => Promise<void>][] = [
   ['node:http2 → node:http2, 1 call', 1, nodeCall],
   ['@engram/h2 → @engram/h2, 1 call', 1, ourCall],
@@ -160,22 +162,33 @@ function latency(task: Task) {
 }
 const callsOf = new Map(tasks.map(([name, calls]) => [name, calls]));
 const usPerCall = (t: Task, ms: number) => (ms * 1000) / callsOf.get(t.name)!;
-const baselineOf = (t: Task) => bench.tasks[bench.tasks.indexOf(t) & ~1]!;
-console.log('\nUnary call over loopback, client and server in one process (µs per call)');
-console.table(
-  bench.tasks.map((t) => {
-    const base = baselineOf(t);
+const rowOf = (t: Task) => ({
+  name: t.name,
+  median: usPerCall(t, latency(t).p50),
+  p99: usPerCall(t, latency(t).p99),
+});
+// Baseline: node:http2 on both ends, what router-node used before @engram/h2.
+for (const [title, pair] of [
+  ['Unary call over loopback, one at a time', bench.tasks.slice(0, 2)],
+  [`Unary call over loopback, ${PARALLEL} in parallel`, bench.tasks.slice(2, 4)],
+] as const) {
+  report.table({
+    title: `${title} (client and server in one process)`,
+    unit: 'µs/call',
+    baseline: pair[0]!.name,
+    rows: pair.map(rowOf),
+  });
+}
+report.table({
+  title: 'CPU per call, both ends (process.cpuUsage over all samples: no p99)',
+  unit: 'µs/call',
+  baseline: bench.tasks[0]!.name,
+  rows: bench.tasks.map((t) => {
     const c = cpu.get(t.name)!;
-    return {
-      task: t.name,
-      'median µs/call': usPerCall(t, latency(t).p50).toFixed(2),
-      'p99 µs/call': usPerCall(t, latency(t).p99).toFixed(2),
-      'CPU µs/call (both ends)': (c.us / c.calls).toFixed(2),
-      'vs node:http2 (median)':
-        base === t ? '1.00' : `${(latency(base).p50 / latency(t).p50).toFixed(2)}× faster`,
-    };
+    return { name: t.name, median: c.us / c.calls, p99: Number.NaN };
   }),
-);
+});
+report.write();
 
 nodeClient.close();
 ourClient.close();

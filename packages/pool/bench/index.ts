@@ -13,11 +13,13 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { BenchReport, benchTime, QUICK, tinybenchRows } from '@engram/bench-kit';
 import type * as grpc from '@grpc/grpc-js';
 import { Bench } from 'tinybench';
 import { ConnectionPool } from '../src/index.js';
 import { healthCheck, startHealthServer } from '../test/helpers.js';
 
+const report = new BenchReport('pool');
 const NODES = 16;
 const BATCH = 1000; // acquisitions per measured iteration: a single one is below timer resolution
 const MEMORY_NODES = 100;
@@ -47,7 +49,7 @@ const naiveAcquire = (id: string): grpc.Channel => {
 const asyncAcquire = async (id: string): Promise<grpc.Channel> => naiveAcquire(id);
 
 let sink: unknown;
-const bench = new Bench({ time: 1500, warmupTime: 300 });
+const bench = new Bench({ time: benchTime(1500, 300), warmupTime: benchTime(300, 50) });
 bench
   .add('baseline: Map.get + array[i++ % n]', () => {
     for (let i = 0; i < BATCH; i++) sink = naiveAcquire(ids[i & (NODES - 1)]!);
@@ -69,25 +71,12 @@ bench
   });
 await bench.run();
 
-const baselineMedian = (() => {
-  const r = bench.tasks[0]!.result;
-  return 'latency' in r ? r.latency.p50 : Number.NaN;
-})();
-console.log(`\nCached acquisition, ${NODES} nodes x 4 connections, ns per acquisition`);
-console.table(
-  bench.tasks.map((task) => {
-    const r = task.result;
-    if (!('latency' in r)) return { task: task.name, state: r.state };
-    const ns = (ms: number) => Number(((ms * 1e6) / BATCH).toFixed(1));
-    return {
-      task: task.name,
-      'median ns/op': ns(r.latency.p50),
-      'p99 ns/op': ns(r.latency.p99),
-      'vs Map baseline': `${(r.latency.p50 / baselineMedian).toFixed(2)}x`,
-      samples: r.latency.samplesCount,
-    };
-  }),
-);
+report.table({
+  title: `Cached acquisition, ${NODES} nodes x 4 connections, batches of ${BATCH} (p99 = of per-batch means)`,
+  unit: 'ns/op',
+  baseline: 'baseline: Map.get + array[i++ % n]',
+  rows: tinybenchRows(bench, BATCH),
+});
 
 // Allocation check: with GC observed, 1e7 slot acquisitions should trigger no collection
 // and leave the heap where it was.
@@ -97,8 +86,8 @@ let gcs = 0;
 const observer = new PerformanceObserver((list) => {
   gcs += list.getEntries().length;
 });
-const OPS = 10_000_000;
-const allocation: Record<string, { 'GCs during 1e7 ops': number; 'heap delta B/op': number }> = {};
+const OPS = QUICK ? 1_000_000 : 10_000_000;
+const allocation: Array<{ name: string; median: number; p99: number }> = [];
 for (const [name, op] of [
   ['pool.acquireChannel(slot)', (i: number) => pool.acquireChannel(i & (NODES - 1))],
   ['pool.acquireClient(slot)', (i: number) => pool.acquireClient(i & (NODES - 1))],
@@ -115,13 +104,15 @@ for (const [name, op] of [
   // GC entries are delivered asynchronously, some time after the collection.
   await new Promise((r) => setTimeout(r, 200));
   observer.disconnect();
-  allocation[name] = {
-    'GCs during 1e7 ops': gcs,
-    'heap delta B/op': Number(((after - before) / OPS).toFixed(4)),
-  };
+  allocation.push({ name, median: (after - before) / OPS, p99: gcs });
 }
-console.log('\nAllocation on the hot path (1e7 acquisitions after a 1e6 warm-up)');
-console.table(allocation);
+report.table({
+  title: `Allocation on the hot path (${OPS.toLocaleString('en-US')} acquisitions after a 1e6 warm-up)`,
+  unit: '',
+  columns: ['heap delta B/op', 'GCs'],
+  baseline: 'baseline: async lookup',
+  rows: allocation,
+});
 void sink;
 await pool.close();
 await server.close();
@@ -147,7 +138,7 @@ interface MemoryResult {
   external: number;
   rss: number;
 }
-const RUNS = 3; // fresh process each; the table shows the median run (by heap+external)
+const RUNS = QUICK ? 1 : 3; // fresh process each; the table shows the median run (by heap+external)
 const runChild = async (kind: string, channels: number): Promise<MemoryResult> => {
   const child = spawn(
     process.execPath,
@@ -163,7 +154,7 @@ const runChild = async (kind: string, channels: number): Promise<MemoryResult> =
 };
 const results: MemoryResult[] = [];
 for (const kind of ['channel', 'session', 'h2']) {
-  for (const channels of [1, 2, 4]) {
+  for (const channels of QUICK ? [1, 4] : [1, 2, 4]) {
     const runs: MemoryResult[] = [];
     for (let i = 0; i < RUNS; i++) runs.push(await runChild(kind, channels));
     runs.sort((a, b) => a.heapUsed + a.external - (b.heapUsed + b.external));
@@ -174,22 +165,22 @@ servers.stdin!.end();
 await once(servers, 'exit');
 
 const mb = (bytes: number, nodes: number) => Number(((bytes / 2 ** 20) * (100 / nodes)).toFixed(2));
-console.log(
-  `\nMemory per 100 remote nodes (${MEMORY_NODES} grpc-js servers in another process; median of ${RUNS} fresh processes)`,
-);
-console.table(
-  results.map((r) => ({
-    connections:
-      r.kind === 'channel'
-        ? 'grpc-js channels'
-        : r.kind === 'session'
-          ? 'raw http2 sessions'
-          : '@engram/h2 connections',
-    'per node': r.channels,
-    'open total': r.connections,
-    'heap MB/100': mb(r.heapUsed, r.nodes),
-    'external MB/100': mb(r.external, r.nodes),
-    'heap+external MB/100': mb(r.heapUsed + r.external, r.nodes),
-    'RSS MB/100': mb(r.rss, r.nodes),
-  })),
-);
+const KIND = {
+  channel: 'grpc-js channels',
+  session: 'raw http2 sessions',
+  h2: '@engram/h2 connections',
+} as Record<string, string>;
+const memoryRows = results.map((r) => ({
+  name: `${KIND[r.kind] ?? r.kind}, ${r.channels} per node (${r.connections} open)`,
+  median: mb(r.heapUsed + r.external, r.nodes),
+  p99: mb(r.rss, r.nodes),
+}));
+// Baseline: one grpc-js channel per node, what a grpc-js client holds without a pool.
+report.table({
+  title: `Memory per 100 remote nodes (${MEMORY_NODES} grpc-js servers in another process; median of ${RUNS} fresh processes)`,
+  unit: 'MB/100 nodes',
+  columns: ['heap+external', 'RSS'],
+  baseline: memoryRows[0]!.name,
+  rows: memoryRows,
+});
+report.write();

@@ -2,6 +2,7 @@
  * Codec cost of a typical RecallResponse (10 memories, 64-dim embeddings) with the
  * proto-loader serializers grpc-js uses, next to JSON as a baseline.
  */
+import { BenchReport, benchTime, tinybenchRows } from '@engram/bench-kit';
 import { Bench } from 'tinybench';
 import { type Init, MemoryServiceDefinition, type RecallResponse } from '../src/index.js';
 
@@ -18,18 +19,32 @@ const response: Init<RecallResponse> = {
   })),
   routing: { servedBy: 'n1', attempts: 1, strategy: 'direct' },
 };
+const report = new BenchReport('proto');
 const def = MemoryServiceDefinition.Recall;
 const protoBytes = def.responseSerialize(response);
 const jsonText = JSON.stringify(response);
 
-const bench = new Bench({ time: 1000 });
+const bench = new Bench({ time: benchTime(1000) });
 bench
-  .add('JSON.stringify (baseline)', () => JSON.stringify(response))
+  .add('JSON.stringify', () => JSON.stringify(response))
   .add('protobuf serialize', () => def.responseSerialize(response))
-  .add('JSON.parse (baseline)', () => JSON.parse(jsonText))
+  .add('JSON.parse', () => JSON.parse(jsonText))
   .add('protobuf deserialize', () => def.responseDeserialize(protoBytes));
 await bench.run();
-console.log(
+report.note(
   `RecallResponse: ${protoBytes.length} B protobuf, ${Buffer.byteLength(jsonText)} B JSON`,
 );
-console.table(bench.table());
+const rows = tinybenchRows(bench, 1, 1e3);
+report.table({
+  title: 'RecallResponse encode (10 memories, 64-dim embeddings)',
+  unit: 'µs/op',
+  baseline: 'JSON.stringify',
+  rows: rows.slice(0, 2),
+});
+report.table({
+  title: 'RecallResponse decode (10 memories, 64-dim embeddings)',
+  unit: 'µs/op',
+  baseline: 'JSON.parse',
+  rows: rows.slice(2),
+});
+report.write();

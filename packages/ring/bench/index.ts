@@ -4,6 +4,7 @@
 // RING_BENCH_BASELINE=/abs/path/to/another/build/packages/ring/dist/index.js also times that
 // build's lookups in the same run (e.g. the commit before a change; never committed).
 import { Worker } from 'node:worker_threads';
+import { BenchReport, benchTime, QUICK } from '@engram/bench-kit';
 import HashRing from 'hashring';
 import { Bench, type Task } from 'tinybench';
 import {
@@ -15,10 +16,11 @@ import {
 } from '../src/index.js';
 import { randomSpaceIds } from './keys.js';
 
+const report = new BenchReport('ring');
 const NODES = 100;
-const KEYS = Number(process.env.RING_BENCH_KEYS ?? 1_000_000);
+const KEYS = Number(process.env.RING_BENCH_KEYS ?? (QUICK ? 100_000 : 1_000_000));
 const BATCH = 1000;
-const TIME_MS = Number(process.env.RING_BENCH_TIME_MS ?? 1500);
+const TIME_MS = Number(process.env.RING_BENCH_TIME_MS ?? benchTime(1500, 300));
 
 const nodesOf = (count: number, prefix = 'node'): NodeInfo[] =>
   Array.from({ length: count }, (_, i) => ({
@@ -30,7 +32,7 @@ const nodesOf = (count: number, prefix = 'node'): NodeInfo[] =>
 const keys = randomSpaceIds(KEYS);
 const nodes = nodesOf(NODES);
 const fmt = (n: number, digits = 1) => n.toFixed(digits);
-const rows: Array<Record<string, string>> = [];
+const balanceRows: Array<{ name: string; median: number; p99: number }> = [];
 
 // ---------------------------------------------------------------- lookup ns/op
 const ring = buildRing({ nodes });
@@ -42,6 +44,7 @@ interface Timing {
   name: string;
   p50: number;
   mean: number;
+  p99: number;
 }
 const OURS = new URL('../dist/index.js', import.meta.url).href;
 const BASELINE = process.env.RING_BENCH_BASELINE;
@@ -94,30 +97,19 @@ function latency(task: Task | undefined) {
     throw new Error(`${task?.name} did not complete`);
   return result.latency;
 }
-const hashringRange = latency(bench.tasks[2]);
 const lookupRows = [
-  {
-    name: 'ours: TableReader.lookupInto in a worker (primary + 2 replicas)',
-    p50: workerResult.p50,
-    mean: workerResult.mean,
-  },
+  { ...workerResult, name: 'ours: TableReader.lookupInto in a worker (primary + 2 replicas)' },
   ...bench.tasks.map((t) => ({
+    ...latency(t),
     name: `${t.name.startsWith('Ring') ? 'ours' : 'baseline'}: ${t.name}`,
-    p50: latency(t).p50,
-    mean: latency(t).mean,
   })),
 ];
-console.log(
-  `\nLookup, ${NODES} nodes, ${KEYS.toLocaleString()} random 16–36 byte space ids (ns per lookup, batches of ${BATCH})`,
-);
-console.table(
-  lookupRows.map((r) => ({
-    task: r.name,
-    'median ns/op': fmt(perOp(r.p50)),
-    'mean ns/op': fmt(perOp(r.mean)),
-    'hashring.range ÷ this': fmt(hashringRange.mean / r.mean, 2),
-  })),
-);
+report.table({
+  title: `Lookup, ${NODES} nodes, ${KEYS.toLocaleString('en-US')} random 16–36 byte space ids, batches of ${BATCH} (p99 = of per-batch means)`,
+  unit: 'ns/op',
+  baseline: 'baseline: hashring.range (3 nodes)',
+  rows: lookupRows.map((r) => ({ name: r.name, median: perOp(r.p50!), p99: perOp(r.p99!) })),
+});
 
 // ---------------------------------------------------------------- balance
 function primaryCounts(lookup: (key: string) => string): Map<string, number> {
@@ -146,25 +138,28 @@ for (const vnodes of [256, 1024, 4096, 8192, DEFAULT_VNODES_PER_NODE, 16_384].fi
   (v, i, a) => a.indexOf(v) === i,
 )) {
   const r = vnodes === DEFAULT_VNODES_PER_NODE ? ring : buildRing({ nodes, vnodesPerNode: vnodes });
-  rows.push({
-    ring: `ours, ${vnodes} vnodes${vnodes === DEFAULT_VNODES_PER_NODE ? ' (default)' : ''}`,
-    'max/mean primaries (1M keys)': fmt(maxOverMean(primaryCounts(idOf(r)), NODES), 3),
-    'max/mean owned token share': fmt(ownedShareMaxOverMean(r), 3),
+  balanceRows.push({
+    name: `ours, ${vnodes} vnodes${vnodes === DEFAULT_VNODES_PER_NODE ? ' (default)' : ''}`,
+    median: maxOverMean(primaryCounts(idOf(r)), NODES),
+    p99: ownedShareMaxOverMean(r),
   });
 }
-rows.push({
-  ring: 'hashring (40 vnodes × 4, md5)',
-  'max/mean primaries (1M keys)': fmt(
-    maxOverMean(
-      primaryCounts((k) => hashring.get(k)),
-      NODES,
-    ),
-    3,
+const HASHRING = 'hashring (40 vnodes × 4, md5)';
+balanceRows.push({
+  name: HASHRING,
+  median: maxOverMean(
+    primaryCounts((k) => hashring.get(k)),
+    NODES,
   ),
-  'max/mean owned token share': 'n/a',
+  p99: Number.NaN,
 });
-console.log(`\nBalance, ${NODES} nodes (target ≤ 1.05 for the default)`);
-console.table(rows);
+report.table({
+  title: `Balance, ${NODES} nodes, ${KEYS.toLocaleString('en-US')} keys (max/mean; target ≤ 1.05 for the default)`,
+  unit: '',
+  columns: ['primaries max/mean', 'token share max/mean'],
+  baseline: HASHRING,
+  rows: balanceRows,
+});
 
 // ---------------------------------------------------------------- movement on add
 const grown = buildRing({
@@ -185,37 +180,25 @@ hashringGrown.add('10.9.9.9:7000');
 let hrMoved = 0;
 for (const key of keys) if (hashring.get(key) !== hashringGrown.get(key)) hrMoved++;
 const ideal = KEYS / (NODES + 1);
-console.log(
-  `\nMovement adding node ${NODES + 1} (ideal ${Math.round(ideal)} of ${KEYS}; target moved/ideal ≤ 1.1)`,
-);
-console.table([
-  {
-    ring: 'ours (default vnodes)',
-    moved,
-    'moved/ideal': fmt(moved / ideal, 3),
-    'moved to an old node': movedElsewhere,
-  },
-  {
-    ring: 'hashring',
-    moved: hrMoved,
-    'moved/ideal': fmt(hrMoved / ideal, 3),
-    'moved to an old node': 'n/a',
-  },
-]);
+report.table({
+  title: `Movement adding node ${NODES + 1} (ideal ${Math.round(ideal)} of ${KEYS} keys; target moved/ideal ≤ 1.1)`,
+  unit: '',
+  columns: ['moved/ideal', 'moved to an old node'],
+  baseline: 'hashring',
+  rows: [
+    { name: 'ours (default vnodes)', median: moved / ideal, p99: movedElsewhere },
+    { name: 'hashring', median: hrMoved / ideal, p99: Number.NaN },
+  ],
+});
 
 // ---------------------------------------------------------------- membership change
 // Worker-thread TableReader costs, like for like: the same 100-node ring (plain), then the
 // same ring with node 101 joining or node 0 leaving. With RING_BENCH_BASELINE, the other
 // build's lookupInto over its own table of the plain ring, in the same run.
-const changeRows: Array<Record<string, string>> = [];
+const changeRows: Array<{ name: string; median: number; p99: number }> = [];
 const addChange = (table: string, timings: Timing[]) => {
   for (const t of timings) {
-    changeRows.push({
-      table,
-      task: t.name,
-      'median ns/op': fmt(perOp(t.p50)),
-      'mean ns/op': fmt(perOp(t.mean)),
-    });
+    changeRows.push({ name: `${table}: ${t.name}`, median: perOp(t.p50), p99: perOp(t.p99) });
   }
 };
 if (BASELINE !== undefined) {
@@ -250,16 +233,19 @@ for (const [label, options] of [
     ]),
   );
 }
-console.log(
-  `\nMembership change: TableReader in a worker, ${NODES} nodes, default vnodes, RF 3 (ns per call)`,
-);
-console.table(changeRows);
+report.table({
+  title: `Membership change: TableReader in a worker, ${NODES} nodes, default vnodes, RF 3`,
+  unit: 'ns/op',
+  baseline: 'plain, this build: lookupInto',
+  rows: changeRows,
+});
 
 // ---------------------------------------------------------------- build + publish
-const buildRows: Array<Record<string, string>> = [];
+const buildRows: Array<{ name: string; median: number; p99: number }> = [];
+const BUILD_RUNS = QUICK ? 1 : 3;
 const builds: Array<[string, RingModule]> = [['this build', await import(OURS)]];
 if (BASELINE !== undefined) builds.push(['baseline build', await import(BASELINE)]);
-for (const count of [100, 1000]) {
+for (const count of QUICK ? [100] : [100, 1000]) {
   const members = nodesOf(count, 'n');
   for (const [label, build] of builds) {
     const buildMs: number[] = [];
@@ -268,7 +254,7 @@ for (const count of [100, 1000]) {
       maxNodes: count,
       maxTokens: count * DEFAULT_VNODES_PER_NODE,
     });
-    for (let run = 0; run < 3; run++) {
+    for (let run = 0; run < BUILD_RUNS; run++) {
       const t0 = performance.now();
       const built = build.buildRing({ nodes: members });
       const t1 = performance.now();
@@ -278,15 +264,18 @@ for (const count of [100, 1000]) {
     }
     const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     buildRows.push({
-      build: label,
-      nodes: String(count),
-      tokens: (count * DEFAULT_VNODES_PER_NODE).toLocaleString(),
-      'build ms (median of 3)': fmt(median(buildMs), 0),
-      'publish ms (median of 3)': fmt(median(publishMs), 1),
-      'shared table MB (2 halves)': fmt(tokenWriter.buffer.byteLength / 2 ** 20, 1),
+      name: `${label}, ${count} nodes (${(count * DEFAULT_VNODES_PER_NODE).toLocaleString('en-US')} tokens, ${fmt(tokenWriter.buffer.byteLength / 2 ** 20, 1)} MB table)`,
+      median: median(buildMs),
+      p99: median(publishMs),
     });
   }
 }
-console.log('\nBuild + publish, default vnodes, replication factor 3');
-console.table(buildRows);
+report.table({
+  title: `Build + publish, default vnodes, replication factor 3 (median of ${BUILD_RUNS})`,
+  unit: 'ms',
+  columns: ['build', 'publish'],
+  baseline: buildRows[0]!.name,
+  rows: buildRows,
+});
+report.write();
 if (sink === 0.5) console.log(sink); // keep the work observable

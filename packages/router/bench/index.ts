@@ -8,6 +8,7 @@
  *  3. retries per failed request during a total outage, with and without the retry budget.
  */
 
+import { BenchReport, benchTime, QUICK, tinybenchRows } from '@engram/bench-kit';
 import { callMemory, MemoryServiceClient, MemoryServiceDefinition } from '@engram/proto';
 import { RetryBudget } from '@engram/retry';
 import { buildRing, type NodeInfo, TableReader, TableWriter } from '@engram/ring';
@@ -21,6 +22,7 @@ const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? '1,2,3').split(','));
 const BATCH = 16; // decisions per measured iteration: one alone is below the timer's resolution
 const SPACES = 1024;
 let sink: unknown;
+const report = new BenchReport('router');
 
 // ---------------------------------------------------------------- 1. decisions
 if (SECTIONS.has('1')) {
@@ -43,7 +45,6 @@ if (SECTIONS.has('1')) {
     };
   }
 
-  const decisionRows: Record<string, unknown>[] = [];
   for (const [tableName, table] of [
     ['Ring', ring],
     ['TableReader (shared)', reader],
@@ -55,7 +56,7 @@ if (SECTIONS.has('1')) {
       return p.primary.id === 'node-3' || p.replicas.some((n) => n.id === 'node-3');
     });
     const single = spaceIds.map((s) => [s]);
-    const bench = new Bench({ time: 1000, warmupTime: 200 });
+    const bench = new Bench({ time: benchTime(1000, 200), warmupTime: benchTime(200, 50) });
     let k = 0;
     bench
       .add('baseline: table.lookupInto (ring math only)', () => {
@@ -79,35 +80,25 @@ if (SECTIONS.has('1')) {
           sink = plain.routeDistributedQuery(single[k++ & (SPACES - 1)]!);
       });
     await bench.run();
-    for (const task of bench.tasks) {
-      const r = task.result;
-      if (!('latency' in r)) continue;
-      const ns = (ms: number) => Number(((ms * 1e6) / BATCH).toFixed(1));
-      decisionRows.push({
-        table: tableName,
-        task: task.name,
-        'p50 ns/op': ns(r.latency.p50),
-        'p99 ns/op': ns(r.latency.p99),
-        samples: r.latency.samplesCount,
-      });
-    }
+    report.table({
+      title: `1. Decision over a ${tableName} (12 nodes, RF 3, 8192 vnodes/node), batches of ${BATCH} (p99 = of per-batch means)`,
+      unit: 'ns/op',
+      baseline: 'baseline: table.lookupInto (ring math only)',
+      rows: tinybenchRows(bench, BATCH),
+    });
   }
-  console.log(
-    `\n1. Decision latency (12 nodes, RF 3, 8192 vnodes/node), ns per decision, batches of ${BATCH}`,
-  );
-  console.table(decisionRows);
 
   {
     // Heap per decision: what the result costs (object + replicas array), nothing else.
     const { plain } = routers(ring);
-    const OPS = 1_000_000;
+    const OPS = QUICK ? 200_000 : 1_000_000;
     for (let i = 0; i < OPS; i++) sink = plain.routeRecall(spaceIds[i & (SPACES - 1)]!);
     const held: unknown[] = new Array(OPS);
     const before = process.memoryUsage().heapUsed;
     for (let i = 0; i < OPS; i++) held[i] = plain.routeRecall(spaceIds[i & (SPACES - 1)]!);
     const after = process.memoryUsage().heapUsed;
-    console.log(
-      `   heap retained per routeRecall decision (result kept alive): ${((after - before) / OPS).toFixed(1)} B`,
+    report.note(
+      `heap retained per routeRecall decision (result kept alive): ${((after - before) / OPS).toFixed(1)} B`,
     );
     sink = held;
   }
@@ -123,7 +114,7 @@ if (SECTIONS.has('2')) {
     const decision = r.routeRecall('bench');
     const value = Promise.resolve(1);
     const instant = () => value;
-    const bench = new Bench({ time: 1500, warmupTime: 300 });
+    const bench = new Bench({ time: benchTime(1500, 300), warmupTime: benchTime(300, 50) });
     bench
       .add('baseline: await call()', async () => {
         sink = await instant();
@@ -135,24 +126,12 @@ if (SECTIONS.has('2')) {
         sink = await r.execute(r.routeRecall('bench'), instant);
       });
     await bench.run();
-    const base = (() => {
-      const t = bench.tasks[0]!.result;
-      return 'latency' in t ? t.latency.p50 : Number.NaN;
-    })();
-    console.log('\n2a. Execute machinery per operation, no network (µs)');
-    console.table(
-      bench.tasks.map((task) => {
-        const t = task.result;
-        if (!('latency' in t)) return { task: task.name };
-        return {
-          task: task.name,
-          'p50 µs': Number((t.latency.p50 * 1e3).toFixed(2)),
-          'p99 µs': Number((t.latency.p99 * 1e3).toFixed(2)),
-          'added p50 µs': Number(((t.latency.p50 - base) * 1e3).toFixed(2)),
-          samples: t.latency.samplesCount,
-        };
-      }),
-    );
+    report.table({
+      title: '2a. Execute machinery per operation, no network',
+      unit: 'µs/op',
+      baseline: 'baseline: await call()',
+      rows: tinybenchRows(bench, 1, 1e3),
+    });
   }
   const child = await spawnNode('bench-node');
   const target: NodeInfo = { id: child.id, address: child.address };
@@ -201,9 +180,9 @@ if (SECTIONS.has('2')) {
     return Number(process.hrtime.bigint() - started) / 1e9;
   }
 
-  const ROUNDS = 8;
-  const SEQ_CALLS = 1000;
-  const CONC_CALLS = 5000;
+  const ROUNDS = QUICK ? 1 : 8;
+  const SEQ_CALLS = QUICK ? 300 : 1000;
+  const CONC_CALLS = QUICK ? 2000 : 5000;
   // A third client: grpc-js straight over the router's own pooled channel (same channel
   // options), to separate the pool's channel settings from the router's machinery.
   const slot = router.pool.addNode(target.id, target.address);
@@ -241,33 +220,35 @@ if (SECTIONS.has('2')) {
       concSeconds[who] += await inFlight(fn, CONC_CALLS, 64, conc[who]);
     }
   }
-  const rows = [];
   for (const [mode, data] of [
     ['sequential', seq],
     ['64 in flight', conc],
   ] as const) {
-    const stats = {} as Record<Who, { p50: number; p99: number }>;
-    for (const who of WHO) {
-      const sorted = Float64Array.from(data[who]).sort();
-      stats[who] = { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) };
-    }
-    for (const who of WHO) {
-      rows.push({
-        mode,
-        client: CLIENTS[who][0],
-        'p50 µs': Number(stats[who].p50.toFixed(1)),
-        'p99 µs': Number(stats[who].p99.toFixed(1)),
-        'p50 vs direct µs': Number((stats[who].p50 - stats.direct.p50).toFixed(1)),
-        'calls/s':
-          mode === '64 in flight'
-            ? Math.round((CONC_CALLS * ROUNDS) / concSeconds[who])
-            : Math.round(1e6 / stats[who].p50),
-        calls: data[who].length,
-      });
-    }
+    report.table({
+      title: `2. Recall to one memory node (child process), ${mode}, ${data.direct.length} calls per client`,
+      unit: 'µs/call',
+      baseline: CLIENTS.direct[0],
+      rows: WHO.map((who) => {
+        const sorted = Float64Array.from(data[who]).sort();
+        return {
+          name: CLIENTS[who][0],
+          median: percentile(sorted, 0.5),
+          p99: percentile(sorted, 0.99),
+        };
+      }),
+    });
   }
-  console.log('\n2. Execute overhead: Recall to one memory node (child process), µs per call');
-  console.table(rows);
+  report.table({
+    title: '2. Recall throughput, 64 in flight (one figure over all rounds: no p99)',
+    unit: 'calls/s',
+    baseline: CLIENTS.direct[0],
+    higherIsBetter: true,
+    rows: WHO.map((who) => ({
+      name: CLIENTS[who][0],
+      median: (CONC_CALLS * ROUNDS) / concSeconds[who],
+      p99: Number.NaN,
+    })),
+  });
   direct.close();
   await router.close();
   await child.stop();
@@ -279,8 +260,9 @@ if (SECTIONS.has('3')) {
     [0, 1, 2].map(async (i) => ({ id: `dead-${i}`, address: await refusedAddress() })),
   );
   const outage = buildRing({ nodes: dead, replicationFactor: 3, vnodesPerNode: 16 });
-  const OUTAGE_MS = 3_000;
-  const outageRows = [];
+  const OUTAGE_MS = QUICK ? 1_000 : 3_000;
+  const outageRows: Array<{ name: string; median: number; p99: number }> = [];
+  const outcomes: string[] = [];
   for (const [name, budget, breakerThreshold] of [
     [
       'no budget (ratio 1, 10k/s reserve), breakers off',
@@ -317,20 +299,21 @@ if (SECTIONS.has('3')) {
       }),
     );
     await r.close();
-    outageRows.push({
-      router: name,
-      requests,
-      attempts,
-      retries,
-      'retries/request': Number((retries / requests).toFixed(3)),
-      'attempts/request': Number((attempts / requests).toFixed(3)),
-      outcomes: [...codes].map(([c, n]) => `${c}:${n}`).join(' '),
-    });
+    outageRows.push({ name, median: retries / requests, p99: attempts / requests });
+    outcomes.push(
+      `${name}: ${requests} requests, ${attempts} attempts, ${retries} retries; outcomes ${[...codes].map(([c, n]) => `${c}:${n}`).join(' ')}`,
+    );
   }
-  console.log(
-    `\n3. Total outage (3 nodes refusing connections, maxRetries 3, backoff 1-4 ms), 8 callers for ${OUTAGE_MS / 1000} s`,
-  );
-  console.table(outageRows);
+  // Baseline: the router without a budget or breakers, i.e. plain "retry up to 3 times".
+  report.table({
+    title: `3. Total outage (3 nodes refusing connections, maxRetries 3, backoff 1-4 ms), 8 callers for ${OUTAGE_MS / 1000} s`,
+    unit: '',
+    columns: ['retries/request', 'attempts/request'],
+    baseline: outageRows[0]!.name,
+    rows: outageRows,
+  });
+  for (const line of outcomes) report.note(line);
 }
 
 void sink;
+report.write();
