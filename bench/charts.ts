@@ -92,7 +92,8 @@ function bars(r: Result, t: ResultTable, heading: string, file: string): void {
     heading,
     {
       title: title(heading, r),
-      grid: { left: 220, right: 70, top: 70, bottom: 40 },
+      // Room for the longest path name (~45 characters at 12 px).
+      grid: { left: 300, right: 70, top: 70, bottom: 40 },
       xAxis: { type: 'value', name: t.unit, nameLocation: 'middle', nameGap: 26 },
       yAxis: { type: 'category', data: rows.map((row) => row.name), inverse: true },
       series: [
@@ -127,20 +128,28 @@ function proxy(r: Result): void {
   const paths = present[0]!.t.rows.map((row) => row.name);
   const value = (t: ResultTable, path: string, stat: 'median' | 'p99') =>
     t.rows.find((row) => row.name === path)?.[stat] ?? null;
+  // Points, not bars: bars on a log axis grow from 1, which would draw sub-millisecond values
+  // leftwards.
   const heading = 'Proxy latency per path: p50 (solid) and p99 (light), ms per call';
   render(
     'proxy-latency.svg',
     heading,
     {
       title: title(heading, r),
-      legend: { top: 58, data: present.flatMap(({ label }) => [`${label} p50`, `${label} p99`]) },
-      grid: { left: 220, right: 40, top: 110, bottom: 50 },
+      legend: {
+        bottom: 0,
+        width: '90%',
+        itemGap: 18,
+        data: present.flatMap(({ label }) => [`${label} p50`, `${label} p99`]),
+      },
+      grid: { left: 300, right: 40, top: 70, bottom: 110 },
       xAxis: { type: 'log', name: 'ms/call (log)', nameLocation: 'middle', nameGap: 28 },
       yAxis: { type: 'category', data: paths, inverse: true },
       series: present.flatMap(({ t, label }, i) =>
         (['median', 'p99'] as const).map((stat) => ({
           name: `${label} ${stat === 'median' ? 'p50' : 'p99'}`,
-          type: 'bar',
+          type: 'scatter',
+          symbolSize: 11,
           data: paths.map((p) => value(t, p, stat)),
           itemStyle: {
             color: ['#5470c6', '#91cc75', '#ee6666'][i],
@@ -149,7 +158,7 @@ function proxy(r: Result): void {
         })),
       ),
     },
-    Math.max(320, 150 + paths.length * 60),
+    Math.max(360, 190 + paths.length * 60),
   );
 }
 
@@ -168,8 +177,8 @@ function ring(r: Result): void {
   const heading = 'Ring balance against vnodes per node (100 nodes; 1.00 = perfect)';
   render('ring-balance.svg', heading, {
     title: title(heading, r),
-    legend: { top: 58 },
-    grid: { left: 70, right: 40, top: 100, bottom: 50 },
+    legend: { bottom: 0, width: '90%', itemGap: 24 },
+    grid: { left: 70, right: 40, top: 80, bottom: 80 },
     xAxis: {
       type: 'category',
       data: vnodes,
@@ -177,7 +186,7 @@ function ring(r: Result): void {
       nameLocation: 'middle',
       nameGap: 28,
     },
-    yAxis: { type: 'value', name: 'max / mean', min: 1 },
+    yAxis: { type: 'value', name: 'max / mean', min: 1, nameLocation: 'middle', nameGap: 45 },
     series: [
       line(
         'primaries max/mean (keys)',
