@@ -1,10 +1,57 @@
 /**
  * Test support, exported as `@engram/memory-node/test-support`: not part of the node's API.
- * Shared by the memory node's and the pool's TLS tests so the throwaway PKI is made one way.
+ * Shared by the memory node's and the pool's TLS tests so the throwaway PKI is made one way,
+ * and by the repository's packaging and README-example tests, which start memory nodes.
  */
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+/** A memory-node process started by `spawnMemoryNode`; the caller stops `child`. */
+export interface SpawnedMemoryNode {
+  readonly child: ChildProcess;
+  /** `127.0.0.1:port`, as the node reported it. */
+  readonly address: string;
+}
+
+export interface SpawnMemoryNodeOptions {
+  readonly id: string;
+  readonly zone: string;
+  /** The node's main script; default this package's own `main.js` (an installed copy's bin, say). */
+  readonly main?: string;
+  readonly cwd?: string;
+}
+
+/**
+ * Starts a memory node on 127.0.0.1 and an ephemeral port, quiet (`--log-level warn`);
+ * resolves once it reports `listening` on its first stdout line, rejects if it exits first.
+ */
+export function spawnMemoryNode(options: SpawnMemoryNodeOptions): Promise<SpawnedMemoryNode> {
+  const main = options.main ?? fileURLToPath(new URL('./main.js', import.meta.url));
+  const child = spawn(
+    process.execPath,
+    [main, '--id', options.id, '--zone', options.zone, '--host', '127.0.0.1', '--port', '0'].concat(
+      ['--log-level', 'warn'],
+    ),
+    {
+      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null) =>
+      reject(new Error(`memory node ${options.id} exited (${code}) before listening`));
+    child.once('exit', onExit);
+    createInterface({ input: child.stdout! }).once('line', (line) => {
+      child.off('exit', onExit);
+      const msg = JSON.parse(line) as { event: string; address: string };
+      if (msg.event !== 'listening') reject(new Error(`memory node ${options.id} said ${line}`));
+      else resolve({ child, address: msg.address });
+    });
+  });
+}
 
 /** PEM contents of a throwaway PKI (also left in the directory, see below). */
 export interface TestCertificates {

@@ -10,14 +10,14 @@
  * hang detector, not a speed check). Everything it starts is stopped and its temporary
  * directory removed in afterAll, pass or fail.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix, relative, sep } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { type SpawnedMemoryNode, spawnMemoryNode } from '@engram/memory-node/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
@@ -90,27 +90,10 @@ async function requireTool(cmd: string, why: string): Promise<void> {
   }
 }
 
-function startMemoryNode(bin: string, id: string, zone: string): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    [bin, '--id', id, '--zone', zone, '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn'],
-    {
-      cwd: project,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  memoryNodes.push(child);
-  return new Promise((resolve, reject) => {
-    const onExit = (code: number | null) =>
-      reject(new Error(`memory node ${id} exited (${code}) before listening`));
-    child.once('exit', onExit);
-    createInterface({ input: child.stdout! }).once('line', (line) => {
-      child.off('exit', onExit);
-      const msg = JSON.parse(line) as { event: string; address: string };
-      if (msg.event !== 'listening') reject(new Error(`memory node ${id} said ${line}`));
-      else resolve(Object.assign(child, { engramAddress: msg.address }));
-    });
-  });
+async function startMemoryNode(bin: string, id: string, zone: string): Promise<SpawnedMemoryNode> {
+  const node = await spawnMemoryNode({ id, zone, main: bin, cwd: project });
+  memoryNodes.push(node.child);
+  return node;
 }
 
 async function stop(child: ChildProcess): Promise<void> {
@@ -171,11 +154,7 @@ beforeAll(
       zones.slice(0, MEMORY_NODES).map((zone, i) => startMemoryNode(bin, `n${i + 1}`, zone)),
     );
     nodesEnv = JSON.stringify(
-      started.map((child, i) => ({
-        id: `n${i + 1}`,
-        zone: zones[i],
-        address: (child as ChildProcess & { engramAddress: string }).engramAddress,
-      })),
+      started.map((node, i) => ({ id: `n${i + 1}`, zone: zones[i], address: node.address })),
     );
   },
   PACK_TIMEOUT_MS * PUBLISHED.length + NPM_INSTALL_TIMEOUT_MS + 30_000,

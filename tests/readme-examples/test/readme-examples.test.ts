@@ -11,11 +11,11 @@
  * RUN_TIMEOUT_MS are hang detectors, not speed checks. Every process it starts is stopped and
  * `.examples/` removed in afterAll, pass or fail.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { spawnMemoryNode } from '@engram/memory-node/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CodeBlock, declaredNames, scanCodeBlocks, withChecks } from './markdown.js';
 
@@ -191,36 +191,10 @@ function runFile(
   });
 }
 
-function startMemoryNode(id: string, zone: string): Promise<string> {
-  const child = spawn(
-    process.execPath,
-    [
-      MEMORY_NODE,
-      '--id',
-      id,
-      '--zone',
-      zone,
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-      '--log-level',
-      'warn',
-    ],
-    { cwd: WORK, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  memoryNodes.push(child);
-  return new Promise((resolve, reject) => {
-    const onExit = (code: number | null) =>
-      reject(new Error(`memory node ${id} exited (${code}) before listening`));
-    child.once('exit', onExit);
-    createInterface({ input: child.stdout! }).once('line', (line) => {
-      child.off('exit', onExit);
-      const msg = JSON.parse(line) as { event: string; address: string };
-      if (msg.event !== 'listening') reject(new Error(`memory node ${id} said ${line}`));
-      else resolve(msg.address);
-    });
-  });
+async function startMemoryNode(id: string, zone: string): Promise<string> {
+  const node = await spawnMemoryNode({ id, zone, main: MEMORY_NODE, cwd: WORK });
+  memoryNodes.push(node.child);
+  return node.address;
 }
 
 async function stop(child: ChildProcess): Promise<void> {
