@@ -9,11 +9,22 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-/** A memory-node process started by `spawnMemoryNode`; the caller stops `child`. */
+/** A memory-node process started by `spawnMemoryNode`; the caller stops it. */
 export interface SpawnedMemoryNode {
   readonly child: ChildProcess;
   /** `127.0.0.1:port`, as the node reported it. */
   readonly address: string;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process has exited. */
+  stop(graceMs: number): Promise<void>;
+}
+
+async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
 }
 
 export interface SpawnMemoryNodeOptions {
@@ -48,7 +59,7 @@ export function spawnMemoryNode(options: SpawnMemoryNodeOptions): Promise<Spawne
       child.off('exit', onExit);
       const msg = JSON.parse(line) as { event: string; address: string };
       if (msg.event !== 'listening') reject(new Error(`memory node ${options.id} said ${line}`));
-      else resolve({ child, address: msg.address });
+      else resolve({ child, address: msg.address, stop: (graceMs) => stopChild(child, graceMs) });
     });
   });
 }

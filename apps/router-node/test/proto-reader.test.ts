@@ -334,23 +334,24 @@ describe('proto-reader against protobufjs (the node decoder)', () => {
     expect(stats.multi).toBeGreaterThan(RUNS / 50);
   });
 
+  /** RecallRequest and QueryRequest share a shape: 1 string(s), 2 Cue, 3 uint32. */
+  const cueRequest = () =>
+    request([stringField(1), messageField(2, cuePayload), uint32Field(3)], 3, [
+      [1, [2]],
+      [2, [2]],
+      [3, [0]],
+    ]);
+
   it('routes a RecallRequest by the space_id the node decodes, or refuses', () => {
     fc.assert(
-      fc.property(
-        request([stringField(1), messageField(2, cuePayload), uint32Field(3)], 3, [
-          [1, [2]],
-          [2, [2]],
-          [3, [0]],
-        ]),
-        (req) => {
-          const f = frame(req.bytes);
-          const node = decodeOrNull(() => Recall.requestDeserialize(f.subarray(5)), req.defect);
-          let spaceId = '';
-          if (routerRefused(() => (spaceId = readSpaceId(f, REQUEST.recall)), req.defect)) return;
-          expect(node).not.toBeNull();
-          expect(spaceId).toBe(node!.spaceId);
-        },
-      ),
+      fc.property(cueRequest(), (req) => {
+        const f = frame(req.bytes);
+        const node = decodeOrNull(() => Recall.requestDeserialize(f.subarray(5)), req.defect);
+        let spaceId = '';
+        if (routerRefused(() => (spaceId = readSpaceId(f, REQUEST.recall)), req.defect)) return;
+        expect(node).not.toBeNull();
+        expect(spaceId).toBe(node!.spaceId);
+      }),
       { numRuns: RUNS },
     );
   });
@@ -388,21 +389,14 @@ describe('proto-reader against protobufjs (the node decoder)', () => {
 
   it('reads exactly the space_ids the node decodes from a QueryRequest, or refuses', () => {
     fc.assert(
-      fc.property(
-        request([stringField(1), messageField(2, cuePayload), uint32Field(3)], 3, [
-          [1, [2]],
-          [2, [2]],
-          [3, [0]],
-        ]),
-        (req) => {
-          const f = frame(req.bytes);
-          const node = decodeOrNull(() => Query.requestDeserialize(f.subarray(5)), req.defect);
-          let ids: string[] = [];
-          if (routerRefused(() => (ids = readQuerySpaceIds(f)), req.defect)) return;
-          expect(node).not.toBeNull();
-          expect(ids).toEqual(node!.spaceIds);
-        },
-      ),
+      fc.property(cueRequest(), (req) => {
+        const f = frame(req.bytes);
+        const node = decodeOrNull(() => Query.requestDeserialize(f.subarray(5)), req.defect);
+        let ids: string[] = [];
+        if (routerRefused(() => (ids = readQuerySpaceIds(f)), req.defect)) return;
+        expect(node).not.toBeNull();
+        expect(ids).toEqual(node!.spaceIds);
+      }),
       { numRuns: RUNS },
     );
   });

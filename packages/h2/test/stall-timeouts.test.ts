@@ -252,23 +252,31 @@ describe('body read timeout (slowloris on request bodies)', () => {
   });
 });
 
+/** The handshake of a client granting every window, and one request: nothing but TCP holds the reply back. */
+const WIDE_OPEN_REQUEST = Buffer.concat([
+  PREFACE,
+  settings([SETTING.INITIAL_WINDOW_SIZE, 2 ** 31 - 1]),
+  frame(FRAME_TYPE.WINDOW_UPDATE, 0, 0, u32(2 ** 31 - 1 - 65_535)),
+  frame(FRAME_TYPE.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, BLOCK),
+]);
+
+/** A client that grants no window, then asks for one reply. */
+async function stuckReply(t: Awaited<ReturnType<typeof fakeTimeServer>>) {
+  const socket = await connect(t.port);
+  const got = received(socket);
+  socket.write(
+    Buffer.concat([
+      PREFACE,
+      settings([SETTING.INITIAL_WINDOW_SIZE, 0]),
+      frame(FRAME_TYPE.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, BLOCK),
+    ]),
+  );
+  await until(() => t.opened.length === 1);
+  return { socket, got };
+}
+
 describe('send timeout (a peer that does not read)', () => {
   const REPLY = Buffer.alloc(1000, 1);
-
-  /** A client that grants no window, then asks for one reply. */
-  async function stuckReply(t: Awaited<ReturnType<typeof fakeTimeServer>>) {
-    const socket = await connect(t.port);
-    const got = received(socket);
-    socket.write(
-      Buffer.concat([
-        PREFACE,
-        settings([SETTING.INITIAL_WINDOW_SIZE, 0]),
-        frame(FRAME_TYPE.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, BLOCK),
-      ]),
-    );
-    await until(() => t.opened.length === 1);
-    return { socket, got };
-  }
 
   it('resets a stream whose reply made no progress behind a zero window', async () => {
     const t = await fakeTimeServer({ reply: REPLY });
@@ -301,16 +309,7 @@ describe('send timeout (a peer that does not read)', () => {
 describe('send timeout: what is not progress', () => {
   it('resets a reply whose queue only grows (a stream writing to a window that never opens)', async () => {
     const t = await fakeTimeServer();
-    const socket = await connect(t.port);
-    received(socket);
-    socket.write(
-      Buffer.concat([
-        PREFACE,
-        settings([SETTING.INITIAL_WINDOW_SIZE, 0]),
-        frame(FRAME_TYPE.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, BLOCK),
-      ]),
-    );
-    await until(() => t.opened.length === 1);
+    await stuckReply(t);
     const s = t.opened[0]!;
     s.sendHeaders([':status', '200'], false);
     s.sendData(Buffer.alloc(10, 2), false);
@@ -330,14 +329,7 @@ describe('send timeout: what is not progress', () => {
     const big = Buffer.alloc(32 * 1024 * 1024, 3);
     const t = await fakeTimeServer({ reply: big });
     const socket = await connect(t.port);
-    socket.write(
-      Buffer.concat([
-        PREFACE,
-        settings([SETTING.INITIAL_WINDOW_SIZE, 2 ** 31 - 1]),
-        frame(FRAME_TYPE.WINDOW_UPDATE, 0, 0, u32(2 ** 31 - 1 - 65_535)),
-        frame(FRAME_TYPE.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, BLOCK),
-      ]),
-    );
+    socket.write(WIDE_OPEN_REQUEST);
     socket.pause(); // and it never reads
     await until(() => t.opened.length === 1);
     const server = serverSide(t.server)!;
@@ -375,14 +367,7 @@ describe('send timeout: a slow reader is not a non-reader', () => {
       read += d.length;
       if (read >= target) socket.pause();
     });
-    socket.write(
-      Buffer.concat([
-        PREFACE,
-        settings([SETTING.INITIAL_WINDOW_SIZE, 2 ** 31 - 1]),
-        frame(FRAME_TYPE.WINDOW_UPDATE, 0, 0, u32(2 ** 31 - 1 - 65_535)),
-        frame(FRAME_TYPE.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, BLOCK),
-      ]),
-    );
+    socket.write(WIDE_OPEN_REQUEST);
     socket.pause();
     await until(() => t.opened.length === 1);
     const server = serverSide(t.server)!;

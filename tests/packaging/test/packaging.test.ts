@@ -10,7 +10,7 @@
  * hang detector, not a speed check). Everything it starts is stopped and its temporary
  * directory removed in afterAll, pass or fail.
  */
-import { type ChildProcess, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -67,7 +67,7 @@ const manifests = new Map(
 
 let temp = '';
 let project = '';
-const memoryNodes: ChildProcess[] = [];
+const memoryNodes: SpawnedMemoryNode[] = [];
 let nodesEnv = '';
 
 /**
@@ -92,17 +92,8 @@ async function requireTool(cmd: string, why: string): Promise<void> {
 
 async function startMemoryNode(bin: string, id: string, zone: string): Promise<SpawnedMemoryNode> {
   const node = await spawnMemoryNode({ id, zone, main: bin, cwd: project });
-  memoryNodes.push(node.child);
+  memoryNodes.push(node);
   return node;
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), NODE_STOP_TIMEOUT_MS);
-  await exited;
-  clearTimeout(timer);
 }
 
 beforeAll(
@@ -161,7 +152,7 @@ beforeAll(
 );
 
 afterAll(async () => {
-  await Promise.all(memoryNodes.map(stop));
+  await Promise.all(memoryNodes.map((n) => n.stop(NODE_STOP_TIMEOUT_MS)));
   if (temp !== '') rmSync(temp, { recursive: true, force: true });
 }, NODE_STOP_TIMEOUT_MS * 2);
 

@@ -11,11 +11,11 @@
  * RUN_TIMEOUT_MS are hang detectors, not speed checks. Every process it starts is stopped and
  * `.examples/` removed in afterAll, pass or fail.
  */
-import { type ChildProcess, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawnMemoryNode } from '@engram/memory-node/test-support';
+import { type SpawnedMemoryNode, spawnMemoryNode } from '@engram/memory-node/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CodeBlock, declaredNames, scanCodeBlocks, withChecks } from './markdown.js';
 
@@ -170,7 +170,7 @@ export function expectShown(actual: unknown, expected: unknown, where: string): 
 
 /** tsc's diagnostics (\`--pretty false\`), by generated file. */
 const diagnostics = new Map<string, string[]>();
-const memoryNodes: ChildProcess[] = [];
+const memoryNodes: SpawnedMemoryNode[] = [];
 let nodesJson = '';
 
 function runFile(
@@ -193,17 +193,8 @@ function runFile(
 
 async function startMemoryNode(id: string, zone: string): Promise<string> {
   const node = await spawnMemoryNode({ id, zone, main: MEMORY_NODE, cwd: WORK });
-  memoryNodes.push(node.child);
+  memoryNodes.push(node);
   return node.address;
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), NODE_STOP_TIMEOUT_MS);
-  await exited;
-  clearTimeout(timer);
 }
 
 /**
@@ -257,7 +248,7 @@ beforeAll(async () => {
 }, TSC_TIMEOUT_MS + 30_000);
 
 afterAll(async () => {
-  await Promise.all(memoryNodes.map(stop));
+  await Promise.all(memoryNodes.map((n) => n.stop(NODE_STOP_TIMEOUT_MS)));
   rmSync(WORK, { recursive: true, force: true });
   try {
     rmdirSync(EXAMPLES); // only when no other run is using it
