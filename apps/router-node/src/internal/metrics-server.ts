@@ -1,18 +1,58 @@
 import http from 'node:http';
 
-/** Serves `GET /metrics` (Prometheus text format) on its own listener. */
+/** What a GET route of the metrics listener answers. */
+export interface HttpReply {
+  readonly status: number;
+  readonly contentType: string;
+  readonly body: string | Buffer;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/** GET routes by exact path (query string ignored). */
+export type HttpRoutes = Readonly<Record<string, () => HttpReply>>;
+
+const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8';
+
+/** `GET /metrics` (Prometheus text format 0.0.4) as an `HttpReply`. */
+export function metricsRoute(render: () => string): () => HttpReply {
+  return () => ({ status: 200, contentType: PROMETHEUS_TEXT, body: render() });
+}
+
+/**
+ * Serves GET routes (`/metrics` and whatever else the router adds) on the metrics listener.
+ * Anything else is 404 (unknown path) or 405 (known path, other method).
+ */
 export async function startMetricsServer(
   host: string,
   port: number,
-  render: () => string,
+  routes: HttpRoutes,
 ): Promise<{ port: number; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
-    if (req.url === '/metrics' && req.method === 'GET') {
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
-      res.end(render());
-    } else {
-      res.writeHead(404).end('not found\n');
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const route = Object.hasOwn(routes, path) ? routes[path] : undefined;
+    if (route === undefined) {
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found\n');
+      return;
     }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res
+        .writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' })
+        .end('method not allowed\n');
+      return;
+    }
+    let reply: HttpReply;
+    try {
+      reply = route();
+    } catch (err) {
+      res
+        .writeHead(500, { 'content-type': 'text/plain; charset=utf-8' })
+        .end(`error: ${(err as Error).message}\n`);
+      return;
+    }
+    res.writeHead(reply.status, { 'content-type': reply.contentType, ...reply.headers });
+    res.end(req.method === 'HEAD' ? undefined : reply.body);
   });
   const bound = await new Promise<number>((resolve, reject) => {
     server.once('error', reject);

@@ -26,7 +26,7 @@ import {
 import { LocalCluster } from './local-cluster.js';
 import type { Membership } from './membership.js';
 import { renderMetrics } from './metrics.js';
-import { startMetricsServer } from './metrics-server.js';
+import { type HttpRoutes, metricsRoute, startMetricsServer } from './metrics-server.js';
 import { TablePublisher } from './table-publisher.js';
 import { systemTimers } from './timers.js';
 import { WorkerSupervisor } from './worker-supervisor.js';
@@ -312,7 +312,11 @@ async function start(
   };
   try {
     if (cfg.metrics.enabled) {
-      const metrics = await startMetricsServer(cfg.metrics.host, cfg.metrics.port, metricsText);
+      // The metrics listener's GET routes; each feature adds its own path here.
+      const routes: HttpRoutes = {
+        '/metrics': metricsRoute(metricsText),
+      };
+      const metrics = await startMetricsServer(cfg.metrics.host, cfg.metrics.port, routes);
       closers.push(() => metrics.close());
       (handle as { metricsPort: number | null }).metricsPort = metrics.port;
     }
