@@ -27,6 +27,7 @@ import { LocalCluster } from './local-cluster.js';
 import type { Membership } from './membership.js';
 import { renderMetrics } from './metrics.js';
 import { type HttpRoutes, metricsRoute, startMetricsServer } from './metrics-server.js';
+import { startStatusRoutes } from './status-routes.js';
 import { TablePublisher } from './table-publisher.js';
 import { systemTimers } from './timers.js';
 import { WorkerSupervisor } from './worker-supervisor.js';
@@ -313,8 +314,15 @@ async function start(
   try {
     if (cfg.metrics.enabled) {
       // The metrics listener's GET routes; each feature adds its own path here.
+      const status = startStatusRoutes(
+        stateBuffer,
+        () => plane.table(),
+        () => publisher.ring,
+      );
+      closers.push(async () => status.stop());
       const routes: HttpRoutes = {
         '/metrics': metricsRoute(metricsText),
+        ...status.routes,
       };
       const metrics = await startMetricsServer(cfg.metrics.host, cfg.metrics.port, routes);
       closers.push(() => metrics.close());
