@@ -103,6 +103,7 @@ describe('StatusSampler', () => {
       await time.advance(1000);
     }
     expect(sampler.history().atMs).toEqual([3000, 4000, 5000]);
+    expect(sampler.history().capacity).toBe(3);
     expect(sampler.history().ratePerS).toEqual([3, 4, 5]);
   });
 

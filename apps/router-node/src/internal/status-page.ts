@@ -14,6 +14,7 @@ const STYLE = `
 body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1d2430;background:#f4f6f9}
 header{display:flex;gap:16px;align-items:center;padding:10px 20px;background:#1d2430;color:#fff}
 header h1{font-size:17px;margin:0}
+#banner{display:flex;gap:14px;align-items:center}
 .badge{padding:2px 10px;border-radius:10px;font-weight:600}
 .ok{background:#1e8e3e;color:#fff}.bad{background:#d93025;color:#fff}.warn{background:#f29900;color:#1d2430}
 .muted{color:#6b7480}header .muted{color:#aab2bd}
@@ -29,10 +30,10 @@ th{font-size:12px;color:#6b7480;font-weight:600}
 .s-draining,.s-unknown,.b-half-open{background:#fef7e0;color:#b06000}
 .bar{display:inline-block;width:90px;height:8px;background:#e6e9ee;border-radius:4px;vertical-align:middle;margin-right:6px}
 .bar>i{display:block;height:100%;border-radius:4px;background:#4285f4}
-.legend span{display:inline-block;margin:2px 10px 2px 0}.legend i{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px}
-.spark{display:flex;gap:16px;flex-wrap:wrap}.spark div{flex:1;min-width:220px}
+.legend span{display:inline-block;margin:2px 10px 2px 0}.legend i{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px}.legend i.down-key{width:8px;height:8px;border:1px solid #d93025;background:#fff}
+.series{display:grid;grid-template-columns:190px 1fr;align-items:center;gap:12px;margin:6px 0 14px}
 .grow{flex:1}.sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:6px}
-.spark b{font-size:20px}svg.line{width:100%;height:48px;display:block}
+.series b{font-size:20px;display:block}svg.line{width:100%;height:90px;display:block;background:#f8f9fb;border-radius:4px}
 `;
 
 const SCRIPT = `
@@ -103,13 +104,15 @@ function drawRing(snap, colours) {
     swatch.style.background = colour;
     legend.append(h('span', {}, swatch, zone === '' ? '(no zone)' : zone));
   }
+  legend.append(h('span', {}, h('i', { class: 'down-key' }), 'not up'));
   byId('ring').replaceChildren(svg, legend);
 }
 
-// A sparkline of one or more series (null = no calls in that interval: a gap in the line).
-function spark(series, colours) {
-  const w = 240, ht = 44;
-  const count = Math.max(1, ...series.map((x) => x.length));
+// A sparkline of one or more series (null = no calls in that interval: a gap in the line),
+// the newest point at the right edge, the whole history's capacity across.
+function spark(series, colours, capacity) {
+  const w = 600, ht = 90;
+  const count = Math.max(2, capacity);
   const max = Math.max(1e-9, ...series.flat().filter((v) => v !== null));
   const svg = s('svg', { class: 'line', viewBox: '0 0 ' + w + ' ' + ht, preserveAspectRatio: 'none' });
   series.forEach((values, k) => {
@@ -118,9 +121,10 @@ function spark(series, colours) {
       if (run.length > 1) svg.append(s('polyline', { points: run.join(' '), fill: 'none', stroke: colours[k], 'stroke-width': 1.5, 'vector-effect': 'non-scaling-stroke' }));
       run = [];
     };
+    const skip = count - values.length;
     values.forEach((v, i) => {
       if (v === null) return flush();
-      run.push(((i / Math.max(1, count - 1)) * w).toFixed(1) + ',' + (ht - 2 - (v / max) * (ht - 4)).toFixed(1));
+      run.push((((skip + i) / (count - 1)) * w).toFixed(1) + ',' + (ht - 3 - (v / max) * (ht - 8)).toFixed(1));
     });
     flush();
   });
@@ -128,11 +132,15 @@ function spark(series, colours) {
 }
 function drawHistory(hist) {
   const last = (a) => (a.length === 0 ? null : a[a.length - 1]);
+  const peak = (...series) => 'top of the scale ' + fixed(Math.max(0, ...series.flat().filter((v) => v !== null)), 1);
+  const row = (label, value, series, colours) => h('div', { class: 'series' },
+    h('div', {}, h('span', { class: 'muted' }, label), h('b', {}, value), h('small', { class: 'muted' }, peak(...series))),
+    spark(series, colours, hist.capacity));
   byId('history').replaceChildren(
-    h('div', {}, h('div', { class: 'muted' }, 'requests / s'), h('b', { id: 'rate' }, fixed(last(hist.ratePerS), 1)), spark([hist.ratePerS], ['#4285f4'])),
-    h('div', {}, h('div', { class: 'muted' }, 'non-OK / s'), h('b', {}, fixed(last(hist.errorsPerS), 1)), spark([hist.errorsPerS], ['#d93025'])),
-    h('div', {}, h('div', { class: 'muted' }, 'latency p50 / p99 (ms)'),
-      h('b', {}, fixed(last(hist.p50Ms), 2) + ' / ' + fixed(last(hist.p99Ms), 2)), spark([hist.p50Ms, hist.p99Ms], ['#34a853', '#f29900'])),
+    row('requests / s', fixed(last(hist.ratePerS), 1), [hist.ratePerS], ['#4285f4']),
+    row('non-OK / s', fixed(last(hist.errorsPerS), 1), [hist.errorsPerS], ['#d93025']),
+    row('latency p50 / p99 (ms)', fixed(last(hist.p50Ms), 2) + ' / ' + fixed(last(hist.p99Ms), 2),
+      [hist.p50Ms, hist.p99Ms], ['#34a853', '#f29900']),
   );
 }
 
@@ -207,8 +215,8 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <style>${STYLE}</style></head>
 <body><header><h1>Engram router</h1><span id="banner"></span><span class="grow"></span><span id="live" class="badge warn">loading</span></header>
 <main>
-<section><h2>Ring (primary share of the token space)</h2><div id="ring"></div></section>
-<section><h2>Requests (last two minutes)</h2><div id="history" class="spark"></div></section>
+<section><h2>Ring (token share)</h2><div id="ring"></div></section>
+<section><h2>Requests (last two minutes, all operations)</h2><div id="history"></div></section>
 <section class="wide"><h2>Nodes</h2><table><thead><tr><th>node</th><th>zone</th><th>address</th><th>health</th><th>lifecycle</th><th>breaker</th><th>probe</th><th>ring</th><th>hints pending</th><th>repair</th></tr></thead><tbody id="nodes"></tbody></table></section>
 <section class="wide"><h2>Data movement</h2><table><tbody id="streams"></tbody></table></section>
 </main><script>${SCRIPT}</script></body></html>

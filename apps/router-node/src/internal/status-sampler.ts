@@ -24,6 +24,8 @@ export interface RequestTotals {
 /** The history as columns, oldest first; null where an interval had no calls. */
 export interface RequestHistory {
   readonly intervalMs: number;
+  /** Most points kept. */
+  readonly capacity: number;
   readonly atMs: number[];
   readonly ratePerS: number[];
   readonly errorsPerS: number[];
@@ -148,6 +150,7 @@ export class StatusSampler {
     const orNull = (a: Float64Array) => col(a).map((v) => (Number.isNaN(v) ? null : v));
     return {
       intervalMs: this.#intervalMs,
+      capacity: this.#capacity,
       atMs: col(this.#at),
       ratePerS: col(this.#rate),
       errorsPerS: col(this.#errors),
