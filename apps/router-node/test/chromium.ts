@@ -120,11 +120,12 @@ export class HeadlessChromium {
     });
     this.#out = this.#child.stdio[3] as Writable;
     this.#out.on('error', () => {}); // EPIPE after an exit: reported through #exited
-    let buffered = '';
+    // Bytes until a NUL: a chunk may end inside a multi-byte character.
+    let buffered = Buffer.alloc(0);
     (this.#child.stdio[4] as Readable).on('data', (d: Buffer) => {
-      buffered += d.toString();
-      for (let end = buffered.indexOf('\0'); end >= 0; end = buffered.indexOf('\0')) {
-        const msg = JSON.parse(buffered.slice(0, end)) as {
+      buffered = Buffer.concat([buffered, d]);
+      for (let end = buffered.indexOf(0); end >= 0; end = buffered.indexOf(0)) {
+        const msg = JSON.parse(buffered.subarray(0, end).toString()) as {
           id?: number;
           result?: Record<string, unknown>;
           error?: { message: string };

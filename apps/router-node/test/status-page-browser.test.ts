@@ -146,7 +146,7 @@ describe.skipIf('skip' in chromium)(
 
     // Some seconds of samples (one a second), so the lines have some length; the README's
     // screenshot waits for a minute of them.
-    const points = process.env.UPDATE_SCREENSHOT === '1' ? 60 : 15;
+    const points = process.env.UPDATE_SCREENSHOT === '1' ? 60 : 5;
     const historyWaitMs = points * 1000 * 4;
     it('draws the request history as sparklines', {
       timeout: historyWaitMs + PAGE_LAG_MS * 2,
