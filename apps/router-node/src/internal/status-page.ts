@@ -91,7 +91,7 @@ function drawRing(snap, colours) {
       const mid = a + n.ringShare * Math.PI;
       const [x, y] = point(99, mid).split(' ');
       g.append(s('text', { x, y, 'text-anchor': 'middle', 'dominant-baseline': 'middle', 'font-size': 11, fill: '#1d2430' },
-        n.id.length > 10 ? n.id.slice(0, 9) + '…' : n.id));
+        [...n.id].length > 10 ? [...n.id].slice(0, 9).join('') + '…' : n.id));
     }
     a += n.ringShare * 2 * Math.PI;
     svg.append(g);
