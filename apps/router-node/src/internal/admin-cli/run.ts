@@ -149,7 +149,9 @@ export function outputOf(inv: Run, reply: unknown): string {
     case 'add':
       return change(`added node ${a} at ${b}; it joins, its spaces stream to it`);
     case 'remove':
-      return change(`removed node ${a}`);
+      return change(
+        `removing node ${a}; it leaves once its spaces are streamed to their new owners`,
+      );
     case 'drain':
       return change(`draining node ${a}; its spaces stream to their new owners`);
     case 'undrain':
@@ -216,7 +218,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       io.stderr(`${PROGRAM}: ${oneLine(String((err as Error)?.message ?? err))}\n`);
       return EXIT.Refused;
     }
-    const details = oneLine(String((err as { details?: unknown }).details ?? '')).replace(/\s*Resolution note:\s*$/, '');
+    const details = oneLine(String((err as { details?: unknown }).details ?? '')).replace(
+      /\s*Resolution note:\s*$/,
+      '',
+    );
     if (code === GrpcStatus.UNAVAILABLE || code === GrpcStatus.DEADLINE_EXCEEDED) {
       io.stderr(
         `${PROGRAM}: router admin at ${conn.address} unreachable: ${statusName(code)}: ${details}\n`,
