@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { generateTestCertificates } from '@engram/memory-node/test-support';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalCluster } from '../src/index.js';
@@ -89,8 +90,11 @@ function runCli(args: string[], env: Record<string, string | undefined>): Promis
   return exited;
 }
 
-/** `nodes` memory nodes (zones a, b), a router in front of the first `placed` of them. */
-async function routed(nodes = 3, placed = nodes): Promise<Routed> {
+/**
+ * `nodes` memory nodes (zones a, b), a router in front of the first `placed` of them; its
+ * admin listener takes TOKEN, and `adminExtra` on top.
+ */
+async function routed(nodes = 3, placed = nodes, adminExtra: object = {}): Promise<Routed> {
   const c = await LocalCluster.start(nodes, 2);
   cleanup.add(() => c.stop());
   const router = await spawnRouter(
@@ -99,7 +103,7 @@ async function routed(nodes = 3, placed = nodes): Promise<Routed> {
       nodes: c.configs.slice(0, placed),
       workers: 1,
       router: ROUTER,
-      admin: { host: '127.0.0.1', port: 0, token: TOKEN },
+      admin: { host: '127.0.0.1', port: 0, token: TOKEN, ...adminExtra },
     }),
   );
   const env = {
@@ -450,5 +454,43 @@ describe('engram-router (the built CLI against a real router)', () => {
       TEST_HEALTH.intervalMs * 10 + TEST_DOWN_WINDOW_MS,
     );
     expect(t.nodes.every((n) => n.healthLatencyMs <= TEST_HEALTH.timeoutMs * 2)).toBe(true);
+  });
+
+  it('TLS: the CA, a client certificate and a server name as flags; a failed handshake is unreachable', async () => {
+    const dir = tempDir(cleanup);
+    generateTestCertificates(dir);
+    const pem = (name: string) => join(dir, name);
+    const r = await routed(1, 1, {
+      tls: { cert: pem('server.crt'), key: pem('server.key'), clientCa: pem('ca.crt') },
+    });
+    const mtls = [
+      '--tls-ca',
+      pem('ca.crt'),
+      '--tls-cert',
+      pem('client.crt'),
+      '--tls-key',
+      pem('client.key'),
+    ];
+    const ok = await r.cli(['status', '--json', ...mtls]);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    expect((JSON.parse(ok.stdout) as { nodes: { id: string }[] }).nodes.map((n) => n.id)).toEqual([
+      'n1',
+    ]);
+    // The certificate names localhost too: checked against it instead of the address's host.
+    expect((await r.cli(['table', ...mtls, '--tls-server-name', 'localhost'])).code).toBe(0);
+
+    const cases: [string, string[]][] = [
+      ['plaintext to a TLS listener', []],
+      ['no client certificate', ['--tls-ca', pem('ca.crt')]],
+      ['a name the certificate does not carry', [...mtls, '--tls-server-name', 'other.example']],
+    ];
+    for (const [what, flags] of cases) {
+      const res = await r.cli(['status', ...flags]);
+      expect([what, res.code]).toEqual([what, 3]);
+      expect(res.stderr).toMatch(
+        /^engram-router: router admin at 127\.0\.0\.1:\d+ unreachable: UNAVAILABLE: /,
+      );
+    }
   });
 });
