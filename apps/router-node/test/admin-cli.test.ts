@@ -146,6 +146,7 @@ interface TableJson {
 }
 interface WhereJson {
   spaceId: string;
+  pendingAssignment: { spaceId: string; primary: string; replicas: string[] } | null;
   token: number;
   placement: string;
   nodes: {
@@ -180,6 +181,7 @@ describe('engram-router (the built CLI against a real router)', () => {
     }, CHANGE_WINDOW_MS);
     expect(where.spaceId).toBe(space);
     expect(where.placement).toBe('ring');
+    expect(where.pendingAssignment).toBeNull();
     expect(where.nodes.map((n) => n.role)).toEqual(['primary', 'replica', 'replica']);
     expect(where.nodes.map((n) => n.id).sort()).toEqual(['n1', 'n2', 'n3']);
     // The digests are the nodes' own, as ReplicaService answers them.

@@ -66,7 +66,7 @@ export interface LocateReply {
   epoch: number;
   placement: string;
   nodes: LocatedNodeReply[];
-  pendingAssignment: AssignmentReply | null;
+  pendingAssignment: AssignmentReply | null | undefined;
 }
 
 export interface RepairReply {
@@ -163,7 +163,7 @@ export function whereJson(l: LocateReply) {
       tombstones: n.tombstones,
       digest: n.digest,
     })),
-    pendingAssignment: l.pendingAssignment === null ? null : assignmentJson(l.pendingAssignment),
+    pendingAssignment: l.pendingAssignment == null ? null : assignmentJson(l.pendingAssignment),
   };
 }
 
@@ -357,7 +357,7 @@ export function renderWhere(l: LocateReply): string {
   );
   const errors = l.nodes.filter((n) => !n.reachable).map((n) => `${n.id}: ${n.error}`);
   const pending =
-    l.pendingAssignment === null
+    l.pendingAssignment == null
       ? []
       : [
           l.pendingAssignment.primary === ''
