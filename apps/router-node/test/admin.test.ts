@@ -48,6 +48,7 @@ function fakeTarget(calls: unknown[][]): AdminTarget {
     unassignSpace: refuse,
     repairSpace: async () => refuse(),
     repairNode: refuse,
+    locate: async () => refuse(),
   };
 }
 

@@ -6,6 +6,7 @@ import { loadSync } from '@grpc/proto-loader';
 import type { Logger } from 'pino';
 import type { AssignmentConfig, ListenerTlsConfig, RouterNodeConfig } from './config.js';
 import { ConfigError } from './errors.js';
+import type { Location } from './locate.js';
 import type { StreamStatus } from './streamer.js';
 
 export const ROUTER_PROTO_FILE = 'engram/v1/router.proto';
@@ -41,6 +42,8 @@ export interface TableView {
     hintsPending: number;
     hintBytesPending: number;
     repairNeeded: boolean;
+    /** Round trip of its last health probe, milliseconds; 0 before the first settled. */
+    healthLatencyMs: number;
   }>;
   readonly assignments: readonly AssignmentConfig[];
   /** Pins being moved (primary '' = back to the ring's placement). */
@@ -66,6 +69,8 @@ export interface AdminTarget {
   repairSpace(spaceId: unknown): Promise<RepairResult>;
   /** Starts a whole-node repair in the background. */
   repairNode(id: unknown): RepairResult;
+  /** Where a space lives and which of its nodes hold data (asked of each node). */
+  locate(spaceId: unknown): Promise<Location>;
 }
 
 export interface RepairResult {
@@ -265,6 +270,7 @@ export async function startAdminServer(
             hintsPending: n.hintsPending,
             hintBytesPending: n.hintBytesPending,
             repairNeeded: n.repairNeeded,
+            healthLatencyMs: n.healthLatencyMs,
           })),
           assignments: t.assignments.map((a) => ({
             spaceId: a.spaceId,
@@ -308,6 +314,24 @@ export async function startAdminServer(
         } catch (err) {
           callback({ code: adminStatus(err), details: (err as Error)?.message ?? String(err) });
         }
+      }) as Unary,
+      Locate: ((call, callback) => {
+        // A promise: even a synchronous throw (a bad space id) becomes a rejection.
+        Promise.resolve()
+          .then(() => target.locate(call.request.spaceId))
+          .then(
+            (loc) =>
+              callback(null, {
+                ...loc,
+                nodes: [...loc.nodes],
+                pendingAssignment:
+                  loc.pendingAssignment === null
+                    ? null
+                    : { ...loc.pendingAssignment, replicas: [...loc.pendingAssignment.replicas] },
+              }),
+            (err: unknown) =>
+              callback({ code: adminStatus(err), details: (err as Error)?.message ?? String(err) }),
+          );
       }) as Unary,
     }),
   );

@@ -10,6 +10,7 @@ import {
 import type { NodeDataStatus } from './data-movement.js';
 import { ConfigError } from './errors.js';
 import { HealthMonitor, type Probe } from './health-monitor.js';
+import { type DigestOf, type Location, locateSpace } from './locate.js';
 import {
   type Change,
   Health,
@@ -64,6 +65,8 @@ export interface ControlPlaneInit {
     space(spaceId: string): Promise<RepairResult>;
     node(nodeId: string): void;
   };
+  /** What a node holds of a space, asked of the node (the admin API's Locate). */
+  readonly digestOf?: DigestOf;
   readonly limits: MembershipLimits;
   readonly publisher: TablePublisher;
   /** The shared breakers: a slot handed to a new node, or a node marked up, is reset. */
@@ -182,6 +185,7 @@ export class ControlPlane implements AdminTarget {
           breaker: breakers.state(x.slot),
           slot: x.slot,
           ...(this.#init.dataStatus?.(x.node.id) ?? NO_DATA_STATUS),
+          healthLatencyMs: this.#monitor.latencyMs(x.node.id) ?? 0,
         })),
       assignments: [...m.assignments],
       pendingAssignments: m.moves.map((x) =>
@@ -230,6 +234,14 @@ export class ControlPlane implements AdminTarget {
     }
     this.#init.repair.node(id);
     return { spaces: 0, differed: 0, applied: 0, unreachable: [] };
+  }
+
+  /** Where a space lives, from the table in force, and what each of its nodes holds. */
+  locate(spaceId: unknown): Promise<Location> {
+    const ring = this.#init.publisher.ringFor(this.#membership);
+    const digestOf: DigestOf =
+      this.#init.digestOf ?? (() => Promise.reject(new Error('no ReplicaService access')));
+    return locateSpace(spaceId, this.table(), ring, digestOf);
   }
 
   unassignSpace(spaceId: unknown): number {

@@ -72,6 +72,8 @@ export interface HealthMonitorInit extends HealthThresholds {
   readonly current: (id: string) => Health | undefined;
   /** A verdict flipped. */
   readonly onVerdict: (id: string, health: Health) => void;
+  /** Clock of probe round trips, milliseconds; default `performance.now`. */
+  readonly now?: () => number;
 }
 
 interface Watched {
@@ -89,6 +91,8 @@ export class HealthMonitor {
   readonly #init: HealthMonitorInit;
   readonly #verdicts: HealthVerdicts;
   readonly #watched = new Map<string, Watched>();
+  /** Round trip of each node's last settled probe, milliseconds (a timeout counts as such). */
+  readonly #latencyMs = new Map<string, number>();
   #interval: unknown;
 
   constructor(init: HealthMonitorInit) {
@@ -119,6 +123,7 @@ export class HealthMonitor {
     if (old !== undefined && old.target.address === target.address) return;
     if (old !== undefined) this.#init.probe.forget(old.target);
     this.#verdicts.forget(target.id);
+    this.#latencyMs.delete(target.id);
     const w: Watched = { target, probing: null };
     this.#watched.set(target.id, w);
     if (this.#interval !== undefined) this.#probe(w);
@@ -129,11 +134,17 @@ export class HealthMonitor {
     if (old === undefined) return;
     this.#watched.delete(id);
     this.#verdicts.forget(id);
+    this.#latencyMs.delete(id);
     this.#init.probe.forget(old.target);
   }
 
   streak(id: string): number {
     return this.#verdicts.streak(id);
+  }
+
+  /** Round trip of the node's last settled probe, milliseconds; undefined before the first. */
+  latencyMs(id: string): number | undefined {
+    return this.#latencyMs.get(id);
   }
 
   /**
@@ -153,11 +164,14 @@ export class HealthMonitor {
       done = resolve;
     });
     const running = w.probing;
+    const now = this.#init.now ?? (() => performance.now());
+    const started = now();
     const finish = (ok: boolean): void => {
       if (settled) return;
       settled = true;
       timers.clearTimeout(timer);
       w.probing = null;
+      if (this.#watched.get(w.target.id) === w) this.#latencyMs.set(w.target.id, now() - started);
       this.#result(w, ok);
       done();
     };

@@ -24,6 +24,7 @@ import {
   passiveNow,
 } from './layout.js';
 import { LocalCluster } from './local-cluster.js';
+import { ReplicaDigests } from './locate.js';
 import type { Membership } from './membership.js';
 import { renderMetrics } from './metrics.js';
 import { type HttpRoutes, metricsRoute, startMetricsServer } from './metrics-server.js';
@@ -168,8 +169,14 @@ async function start(
     const at = Atomics.load(control, P_LAST_ANSWER + slot);
     return at > 0 && passiveNow(control) - at <= ms / 100;
   };
+  // Locate asks nodes what they hold on connections of its own (closed with the router).
+  const digests = new ReplicaDigests(upstream, cfg.health.timeoutMs);
   try {
     controlPlane = new ControlPlane({
+      digestOf: (node, spaceId) => {
+        digests.retain(new Set(controlPlane!.membership.nodes.map((n) => n.id)));
+        return digests.digest(node, spaceId);
+      },
       config: cfg,
       limits: { maxNodes: MAX_CLUSTER_NODES, maxSlots: MAX_NODE_SLOTS },
       publisher,
@@ -306,6 +313,7 @@ async function start(
       }
       for (const close of closers.splice(0).reverse()) await close();
       probe.close();
+      await digests.close();
       await movement.close();
       await localCluster?.stop();
       log.info({ event: 'stopped', abandoned: left }, `stopped (${left} calls abandoned)`);
