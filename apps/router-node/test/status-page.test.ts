@@ -220,6 +220,7 @@ function tableView(extra: Record<string, unknown> = {}): TableView {
         hintsPending: 3,
         hintBytesPending: 300,
         repairNeeded: false,
+        healthLatencyMs: 0.8,
         ...extra,
       },
       {
@@ -233,6 +234,7 @@ function tableView(extra: Record<string, unknown> = {}): TableView {
         hintsPending: 0,
         hintBytesPending: 0,
         repairNeeded: true,
+        healthLatencyMs: 0,
       },
     ],
     assignments: [],
@@ -275,13 +277,13 @@ describe('buildStatusSnapshot', () => {
     expect(snap.nodes[0]!.hintsPending).toBe(3);
     expect(snap.streams[0]!.spacesDone).toBe(1);
     expect(snap.history).toBe(history);
-    expect(snap.nodes[0]!.healthLatencyMs).toBeNull();
+    expect(snap.nodes[0]!.healthLatencyMs).toBe(0.8);
   });
 
-  it('passes the health latency through when the table view has one', () => {
-    const snap = buildStatusSnapshot(tableView({ healthLatencyMs: 1.5 }), null, history, 0);
-    expect(snap.nodes[0]!.healthLatencyMs).toBe(1.5);
-    expect(snap.nodes[1]!.healthLatencyMs).toBeNull();
+  it('shows no health latency for a node not probed yet', () => {
+    const snap = buildStatusSnapshot(tableView({ state: 'unknown' }), null, history, 0);
+    expect(snap.nodes[0]!.healthLatencyMs).toBeNull();
+    expect(snap.nodes[1]!.healthLatencyMs).toBe(0);
     expect(snap.nodes[0]!.ringShare).toBe(0); // no ring published
   });
 });

@@ -66,12 +66,6 @@ export function ringShares(ring: Ring): ReadonlyMap<string, number> {
   return shares;
 }
 
-type ViewNode = TableView['nodes'][number] & { readonly healthLatencyMs?: number | null };
-
-function finite(value: unknown): number | null {
-  return typeof value === 'number' && Number.isFinite(value) ? value : null;
-}
-
 /** The snapshot of `table` (nodes in its order), `ring` (null before the first publish) and `history`. */
 export function buildStatusSnapshot(
   table: TableView,
@@ -86,7 +80,7 @@ export function buildStatusSnapshot(
     partitioned: table.partitioned,
     replicationFactor: table.replicationFactor,
     vnodesPerNode: table.vnodesPerNode,
-    nodes: table.nodes.map((n: ViewNode) => ({
+    nodes: table.nodes.map((n) => ({
       id: n.id,
       address: n.address,
       zone: n.zone,
@@ -96,7 +90,8 @@ export function buildStatusSnapshot(
       hintsPending: n.hintsPending,
       hintBytesPending: n.hintBytesPending,
       repairNeeded: n.repairNeeded,
-      healthLatencyMs: finite(n.healthLatencyMs),
+      // The table says 0 before a node's first probe: shown as no figure, not as 0 ms.
+      healthLatencyMs: n.state === 'unknown' ? null : n.healthLatencyMs,
       ringShare: shares.get(n.id) ?? 0,
     })),
     streams: table.streams,
