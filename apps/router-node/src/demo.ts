@@ -59,7 +59,8 @@ async function recall(client: MemoryServiceClient, spaceId: string, text: string
  */
 export async function runDemo(config: RouterNodeConfig, log: Logger): Promise<number> {
   line('== Engram router-node demo ==');
-  const router = await startRouterNode({ ...config, nodes: [] }, log);
+  // No load balancer in front of the demo: no drain window when it stops.
+  const router = await startRouterNode({ ...config, nodes: [], shutdownDrainMs: 0 }, log);
   const client = new MemoryServiceClient(router.address, grpc.credentials.createInsecure());
   const cluster = router.localCluster!;
   const problems: string[] = [];

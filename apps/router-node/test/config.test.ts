@@ -170,6 +170,7 @@ describe('config schema', () => {
       streaming: { concurrency: 4 },
       repair: { intervalMs: 0, spacesPerSecond: 10 },
       shutdownGraceMs: 10_000,
+      shutdownDrainMs: 5000,
       logLevel: 'info',
       localCluster: { nodes: 3, zones: 2, dataDir: null },
     });

@@ -533,6 +533,15 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     reloadable: false,
     description: 'on SIGTERM, how long calls in flight may take to finish',
   },
+  shutdownDrainMs: {
+    type: 'int',
+    min: 0,
+    max: CAP.MAX_SHUTDOWN_GRACE_MS,
+    default: 5 * 1000, // 5 s
+    reloadable: false,
+    description:
+      'on SIGTERM, how long health answers NOT_SERVING while calls and connections are still served, before GOAWAY; 0 = no drain window',
+  },
   logLevel: {
     type: 'enum',
     values: CAP.LOG_LEVELS,

@@ -148,6 +148,8 @@ export interface RouterNodeConfig {
     readonly spacesPerSecond: number;
   };
   readonly shutdownGraceMs: number;
+  /** On SIGTERM, health NOT_SERVING while still serving for this long, then GOAWAY (0 = none). */
+  readonly shutdownDrainMs: number;
   readonly logLevel: string;
   /** With no `nodes`, start this many local memory nodes as child processes (0 = never). */
   readonly localCluster: {

@@ -26,6 +26,7 @@ import { HEALTH_CHECK_PATH, HEALTH_WATCH_PATH, HealthService } from './health-se
 import { CALL_KIND, type Dispatcher, IngressCall, refuseNonGrpc } from './ingress.js';
 import {
   C_DRAINING,
+  C_HEALTH_DRAINING,
   C_NODE_STATE,
   C_PARTITIONED,
   controlWords,
@@ -100,6 +101,16 @@ const SCHEMA_OF_OPERATION: readonly MessageSchema[] = (() => {
   out[OP.query] = REQUEST.query;
   return out;
 })();
+/** `Atomics.waitAsync` (Node 16+; typed only from the es2024 lib, newer than this repo's). */
+const waitAsync = (
+  Atomics as unknown as {
+    waitAsync(
+      a: Int32Array,
+      index: number,
+      value: number,
+    ): { async: true; value: Promise<string> } | { async: false; value: string };
+  }
+).waitAsync;
 /** setTimeout's ceiling. */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -241,6 +252,10 @@ export class DataPlane implements Dispatcher {
       () => reader.published,
       () => this.#draining,
     );
+    // The control plane notifies the word when the drain window starts: open Watch streams
+    // learn NOT_SERVING then. (A pending waitAsync does not keep a thread alive.)
+    const window = waitAsync(control, C_HEALTH_DRAINING, 0);
+    if (window.async) void window.value.then(() => this.#health.update());
     this.#maxRequestBytes = rc.maxMessageBytes + FRAME_HEADER_BYTES;
     this.#answered = (nodeId) => {
       const index = reader.nodeIndex(nodeId);
@@ -286,8 +301,12 @@ export class DataPlane implements Dispatcher {
     if (reader.published) void this.#router.pool;
   }
 
+  /** A shutdown started (the drain window, or GOAWAY after it): health is NOT_SERVING. */
   get #draining(): boolean {
-    return Atomics.load(this.#control, C_DRAINING) === 1;
+    return (
+      Atomics.load(this.#control, C_HEALTH_DRAINING) === 1 ||
+      Atomics.load(this.#control, C_DRAINING) === 1
+    );
   }
 
   /** Listens on host:port (owner) or on a listening fd shared by another thread. */
@@ -384,9 +403,6 @@ export class DataPlane implements Dispatcher {
     this.#metrics.inFlight(1);
     let outcome = 'ok';
     try {
-      if (this.#draining) {
-        throw new RouteError('Unavailable', GRPC_STATUS.UNAVAILABLE, 'router is shutting down');
-      }
       const fwd = upstreamHeaders(headers, path, this.#scheme);
       const router = this.#router;
       // A compressed message is read inflated (at most the request limit: a bomb is

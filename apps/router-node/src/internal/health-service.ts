@@ -22,15 +22,19 @@ function serviceOf(body: Buffer): string | null {
 
 /**
  * `grpc.health.v1` on the ingress, for load balancers: SERVING while the table is usable and
- * the router is not draining. Watch streams get the status now, and NOT_SERVING then the end
- * of the stream when draining starts, so watchers see the router go and do not hold the drain.
+ * the router is not draining. Watch streams get the status now and every change `update()`
+ * finds (SIGTERM's drain window: NOT_SERVING while calls are still served, so a balancer
+ * watching takes the router out of rotation); `drain()` (GOAWAY) ends them, so open watches
+ * do not hold the connection up to the grace period.
  */
 export class HealthService {
   readonly #replies: Replies;
   readonly #serving: () => boolean;
   readonly #draining: () => boolean;
-  /** Open Watch streams, and whether their service is known. */
-  readonly #watchers = new Map<H2Stream, boolean>();
+  /** Open Watch streams, and the status each was last sent (SERVICE_UNKNOWN: never changes). */
+  readonly #watchers = new Map<H2Stream, Buffer>();
+  /** drain() ran: a Watch that still arrives gets its status and its end at once. */
+  #closed = false;
 
   constructor(replies: Replies, serving: () => boolean, draining: () => boolean) {
     this.#replies = replies;
@@ -39,7 +43,9 @@ export class HealthService {
   }
 
   #status(): Buffer {
-    return this.#draining() || !this.#serving() ? HEALTH_NOT_SERVING : HEALTH_SERVING;
+    return this.#closed || this.#draining() || !this.#serving()
+      ? HEALTH_NOT_SERVING
+      : HEALTH_SERVING;
   }
 
   /** Health/Check; an unknown service is NOT_FOUND, as the health protocol asks. */
@@ -69,11 +75,11 @@ export class HealthService {
     const known = service === '' || service === HEALTH_SERVICE;
     const status = known ? this.#status() : HEALTH_SERVICE_UNKNOWN;
     stream.sendData(status, false);
-    if (status === HEALTH_NOT_SERVING && this.#draining()) {
+    if (this.#closed) {
       stream.sendTrailers(OK_TRAILERS);
       return;
     }
-    this.#watchers.set(stream, known);
+    this.#watchers.set(stream, status);
   }
 
   /** A Watch stream ended (client left). */
@@ -81,12 +87,26 @@ export class HealthService {
     this.#watchers.delete(stream);
   }
 
-  /** Draining started: watchers learn NOT_SERVING, then their streams end. */
+  /** The status may have changed (the drain window started): watchers get the new one. */
+  update(): void {
+    const status = this.#status();
+    for (const [w, sent] of this.#watchers) {
+      if (sent === status || sent === HEALTH_SERVICE_UNKNOWN) continue;
+      if (w.closed) {
+        this.#watchers.delete(w);
+        continue;
+      }
+      w.sendData(status, false);
+      this.#watchers.set(w, status);
+    }
+  }
+
+  /** GOAWAY: watchers learn NOT_SERVING (if not told yet), then their streams end. */
   drain(): void {
-    for (const [w, known] of this.#watchers) {
-      if (w.closed) continue;
-      if (known) w.sendData(HEALTH_NOT_SERVING, false);
-      w.sendTrailers(OK_TRAILERS);
+    this.#closed = true;
+    this.update();
+    for (const w of this.#watchers.keys()) {
+      if (!w.closed) w.sendTrailers(OK_TRAILERS);
     }
     this.#watchers.clear();
   }

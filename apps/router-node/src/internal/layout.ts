@@ -16,7 +16,10 @@ import { ROUTER_NODE_ERROR_CODES, type RouterNodeErrorCode } from './errors.js';
  * data-plane threads with `Atomics.load` on every call:
  *   C_MAGIC            layout check
  *   C_PARTITIONED      1 while fewer than a majority of nodes pass health checks
- *   C_DRAINING         1 once SIGTERM started: threads answer new calls UNAVAILABLE
+ *   C_HEALTH_DRAINING  1 once SIGTERM started (the drain window): health answers NOT_SERVING,
+ *                      calls and connections are still served; stored, then `Atomics.notify`
+ *                      (data planes wait on it to tell their Watch streams)
+ *   C_DRAINING         1 once the drain window is over: GOAWAY sent, open Watch streams ended
  *   C_NODE_STATE + s   state of the node in breaker/table slot `s` (NODE_STATE_*)
  * Ordering: the control plane stores node states and the partition flag *before* it publishes
  * the table epoch that reflects them (the table's own `Atomics.store`), so a thread that sees
@@ -46,6 +49,7 @@ export const C_PARTITIONED = 1;
 export const C_DRAINING = 2;
 /** Wall-clock seconds (since the Unix epoch) the passive words count from. */
 export const C_TIME_BASE_S = 3;
+export const C_HEALTH_DRAINING = 4;
 export const C_NODE_STATE = 8;
 export const P_LAST_ANSWER = C_NODE_STATE + MAX_NODE_SLOTS;
 export const CONTROL_WORDS = P_LAST_ANSWER + MAX_NODE_SLOTS;

@@ -14,6 +14,7 @@ import { DataPlane, type DataPlaneInit } from './data-plane.js';
 import { GrpcProbe } from './grpc-probe.js';
 import {
   C_DRAINING,
+  C_HEALTH_DRAINING,
   controlWords,
   createStateBuffer,
   M_IN_FLIGHT,
@@ -28,6 +29,7 @@ import { ReplicaDigests } from './locate.js';
 import type { Membership } from './membership.js';
 import { renderMetrics } from './metrics.js';
 import { type HttpRoutes, metricsRoute, startMetricsServer } from './metrics-server.js';
+import { SHUTDOWN_PHASE, Shutdown } from './shutdown.js';
 import { startStatusRoutes } from './status-routes.js';
 import { TablePublisher } from './table-publisher.js';
 import { systemTimers } from './timers.js';
@@ -55,7 +57,16 @@ export interface RouterNode {
    * Throws a ConfigError (the token in force stays) when the file cannot be read.
    */
   reloadAdminToken(admin: RouterNodeConfig['admin']): void;
-  /** Stops accepting, drains in-flight calls up to the grace period, stops everything. */
+  /**
+   * True once a shutdown started: health answers NOT_SERVING (the drain window, calls still
+   * served), then GOAWAY. For readiness probes.
+   */
+  readonly draining: boolean;
+  /**
+   * Shuts down: health NOT_SERVING for `shutdownDrainMs` while still serving, then GOAWAY and
+   * stop accepting, in-flight calls finish up to `shutdownGraceMs`, everything stops. A second
+   * call joins the first.
+   */
   close(): Promise<void>;
 }
 
@@ -283,7 +294,44 @@ async function start(
       data: movement.metrics(),
     });
   const closers: (() => Promise<void>)[] = [];
-  let closed = false;
+  const shutdown = new Shutdown(
+    {
+      notServing: () => {
+        // Data planes answer health Checks from the word and wait on it to tell their Watches.
+        Atomics.store(control, C_HEALTH_DRAINING, 1);
+        Atomics.notify(control, C_HEALTH_DRAINING);
+      },
+      close: async (graceMs) => {
+        plane.close();
+        process.off('SIGUSR2', onTestCrash);
+        Atomics.store(control, C_DRAINING, 1);
+        log.info({ event: 'shutdown', graceMs }, 'GOAWAY: calls in flight finish, then stop');
+        let left = 0;
+        if (mainPlane !== null) left += await mainPlane.drain(graceMs);
+        if (supervisor !== null) {
+          left += await supervisor.drain(graceMs);
+          await supervisor.close();
+        }
+        for (const close of closers.splice(0).reverse()) await close();
+        probe.close();
+        await digests.close();
+        await movement.close();
+        await localCluster?.stop();
+        log.info({ event: 'stopped', abandoned: left }, `stopped (${left} calls abandoned)`);
+        return left;
+      },
+    },
+    systemTimers,
+  );
+  const stop = async (drainMs: number): Promise<void> => {
+    if (shutdown.phase === SHUTDOWN_PHASE.Serving && drainMs > 0) {
+      log.info(
+        { event: 'drain', drainMs },
+        `draining: health NOT_SERVING, calls still served for ${drainMs} ms, then GOAWAY`,
+      );
+    }
+    await shutdown.run({ drainMs, graceMs: cfg.shutdownGraceMs });
+  };
   const handle: RouterNode = {
     port,
     address: `${cfg.listen.host.includes(':') ? `[${cfg.listen.host}]` : cfg.listen.host}:${port}`,
@@ -298,26 +346,10 @@ async function start(
     reloadAdminToken: (admin) => {
       if (cfg.admin.enabled) adminAuth.set(readAdminToken(admin));
     },
-    close: async () => {
-      if (closed) return;
-      closed = true;
-      plane.close();
-      process.off('SIGUSR2', onTestCrash);
-      Atomics.store(control, C_DRAINING, 1);
-      log.info({ event: 'shutdown', graceMs: cfg.shutdownGraceMs }, 'draining');
-      let left = 0;
-      if (mainPlane !== null) left += await mainPlane.drain(cfg.shutdownGraceMs);
-      if (supervisor !== null) {
-        left += await supervisor.drain(cfg.shutdownGraceMs);
-        await supervisor.close();
-      }
-      for (const close of closers.splice(0).reverse()) await close();
-      probe.close();
-      await digests.close();
-      await movement.close();
-      await localCluster?.stop();
-      log.info({ event: 'stopped', abandoned: left }, `stopped (${left} calls abandoned)`);
+    get draining() {
+      return shutdown.draining;
     },
+    close: () => stop(cfg.shutdownDrainMs),
   };
   try {
     if (cfg.metrics.enabled) {
@@ -342,7 +374,7 @@ async function start(
       (handle as { adminPort: number | null }).adminPort = admin.port;
     }
   } catch (err) {
-    await handle.close();
+    await stop(0);
     throw err;
   }
   return handle;

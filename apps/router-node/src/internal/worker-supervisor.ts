@@ -144,6 +144,10 @@ export class WorkerSupervisor {
   /** Drains every worker (see DataPlane.drain); resolves with the calls abandoned. */
   async drain(graceMs: number): Promise<number> {
     this.#closing = true;
+    // The master fd would keep the socket listening once every worker closed its own: new
+    // connections would wait in the backlog, never accepted, instead of being refused.
+    this.#dup?.close();
+    this.#dup = null;
     const left = await Promise.all(
       this.live.map(
         (w) =>
