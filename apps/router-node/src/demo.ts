@@ -59,7 +59,7 @@ async function recall(client: MemoryServiceClient, spaceId: string, text: string
  */
 export async function runDemo(config: RouterNodeConfig, log: Logger): Promise<number> {
   line('== Engram router-node demo ==');
-  const router = await startRouterNode({ ...config, nodes: [] }, log);
+  const router = await startRouterNode({ ...config, nodes: [] }, log, { localCluster: true });
   const client = new MemoryServiceClient(router.address, grpc.credentials.createInsecure());
   const cluster = router.localCluster!;
   const problems: string[] = [];

@@ -1,16 +1,23 @@
 import { readFileSync } from 'node:fs';
 import { BreakerTable, ConsecutiveFailures } from '@engram/breaker';
+import { systemErrorText } from '@engram/common';
 import type { PoolCredentials } from '@engram/pool';
 import { SharedRetryBudget, systemClock } from '@engram/retry';
 import { DEFAULT_TABLE_MAX_BLOB_BYTES, TableWriter } from '@engram/ring';
 import { LagTable } from '@engram/router';
 import type { Logger } from 'pino';
 import { AdminAuth, readAdminToken, startAdminServer, type TableView } from './admin.js';
-import { type NodeConfig, type RouterNodeConfig, validateAssignment } from './config.js';
+import {
+  type NodeConfig,
+  nodesProblem,
+  type RouterNodeConfig,
+  validateAssignment,
+} from './config.js';
 import { TABLE_MAX_REPLICATION_FACTOR } from './config-caps.js';
 import { ControlPlane } from './control-plane.js';
 import { DataMovement } from './data-movement.js';
 import { DataPlane, type DataPlaneInit } from './data-plane.js';
+import { ListenError } from './errors.js';
 import { GrpcProbe } from './grpc-probe.js';
 import {
   C_DRAINING,
@@ -42,7 +49,7 @@ export interface RouterNode {
   readonly metricsPort: number | null;
   readonly workers: number;
   readonly config: RouterNodeConfig;
-  /** The zero-config child-process cluster, when one was started. */
+  /** The child-process cluster of `StartOptions.localCluster`, when one was started. */
   readonly localCluster: LocalCluster | null;
   table(): TableView;
   metricsText(): string;
@@ -80,11 +87,47 @@ function upstreamCredentials(cfg: RouterNodeConfig): PoolCredentials {
   };
 }
 
-/** Starts the control plane, the data plane (workers or main thread), admin and metrics. */
-export async function startRouterNode(config: RouterNodeConfig, log: Logger): Promise<RouterNode> {
+export interface StartOptions {
+  /**
+   * Start `localCluster.nodes` memory nodes as child processes and route to them (the config
+   * must then have no `nodes`). Default false: a config without `nodes` is refused.
+   */
+  readonly localCluster?: boolean;
+}
+
+/**
+ * A listener's bind failure as a `ListenError` naming it, its key and address; anything
+ * else (not a failed `listen`) unchanged.
+ */
+function asListenError(
+  err: unknown,
+  listener: string,
+  field: string,
+  host: string,
+  port: number,
+): unknown {
+  const grpcBind = err instanceof Error && /No address added/.test(err.message);
+  if ((err as NodeJS.ErrnoException | null)?.syscall !== 'listen' && !grpcBind) return err;
+  const address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return new ListenError(listener, field, address, systemErrorText(err), { cause: err });
+}
+
+/**
+ * Starts the control plane, the data plane (workers or main thread), admin and metrics.
+ * Throws a `ConfigError` for a config it cannot run (no `nodes` without
+ * `options.localCluster`, an unreadable token file) and a `ListenError` for a port it cannot
+ * bind; either way nothing it started is left running.
+ */
+export async function startRouterNode(
+  config: RouterNodeConfig,
+  log: Logger,
+  options: StartOptions = {},
+): Promise<RouterNode> {
+  const refused = nodesProblem(config, options.localCluster === true);
+  if (refused !== null) throw refused;
   let localCluster: LocalCluster | null = null;
   let cfg = config;
-  if (cfg.nodes.length === 0) {
+  if (options.localCluster === true) {
     localCluster = await LocalCluster.start(
       cfg.localCluster.nodes,
       cfg.localCluster.zones,
@@ -253,7 +296,7 @@ async function start(
     plane.close();
     probe.close();
     await movement.close();
-    throw err;
+    throw asListenError(err, 'the data plane', 'listen.port', cfg.listen.host, cfg.listen.port);
   }
   await movement.start();
   // Nodes start unknown (routed as down) until probed: the first round (at most
@@ -316,12 +359,20 @@ async function start(
       const routes: HttpRoutes = {
         '/metrics': metricsRoute(metricsText),
       };
-      const metrics = await startMetricsServer(cfg.metrics.host, cfg.metrics.port, routes);
+      const metrics = await startMetricsServer(cfg.metrics.host, cfg.metrics.port, routes).catch(
+        (err: unknown) => {
+          throw asListenError(err, 'metrics', 'metrics.port', cfg.metrics.host, cfg.metrics.port);
+        },
+      );
       closers.push(() => metrics.close());
       (handle as { metricsPort: number | null }).metricsPort = metrics.port;
     }
     if (cfg.admin.enabled) {
-      const admin = await startAdminServer(plane, { ...cfg.admin, auth: adminAuth }, log);
+      const admin = await startAdminServer(plane, { ...cfg.admin, auth: adminAuth }, log).catch(
+        (err: unknown) => {
+          throw asListenError(err, 'RouterAdmin', 'admin.port', cfg.admin.host, cfg.admin.port);
+        },
+      );
       closers.push(() => admin.close());
       (handle as { adminPort: number | null }).adminPort = admin.port;
     }
