@@ -164,24 +164,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  process.stdout.write(
-    `${JSON.stringify({
-      event: 'listening',
-      address: router.address,
-      port: router.port,
-      adminPort: router.adminPort,
-      metricsPort: router.metricsPort,
-      workers: router.workers,
-      nodes: router.table().nodes.map((n) => ({ id: n.id, address: n.address, zone: n.zone })),
-    })}\n`,
-  );
-  if (router.localCluster !== null) {
-    process.stdout.write(
-      `router-node: --local-cluster: started ${router.localCluster.nodes.length} local memory nodes (${config.localCluster.dataDir === null ? 'data in a temp dir, deleted on stop' : `data in ${config.localCluster.dataDir}`})\n` +
-        `  MemoryService (gRPC, plaintext): ${router.address}\n` +
-        `  RouterAdmin: ${router.adminPort === null ? 'off' : `127.0.0.1:${router.adminPort}`}   metrics: ${router.metricsPort === null ? 'off' : `http://127.0.0.1:${router.metricsPort}/metrics`}\n`,
-    );
-  }
+  // Before the listening line: whoever reads it may signal at once.
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -200,6 +183,24 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  process.stdout.write(
+    `${JSON.stringify({
+      event: 'listening',
+      address: router.address,
+      port: router.port,
+      adminPort: router.adminPort,
+      metricsPort: router.metricsPort,
+      workers: router.workers,
+      nodes: router.table().nodes.map((n) => ({ id: n.id, address: n.address, zone: n.zone })),
+    })}\n`,
+  );
+  if (router.localCluster !== null) {
+    process.stdout.write(
+      `router-node: --local-cluster: started ${router.localCluster.nodes.length} local memory nodes (${config.localCluster.dataDir === null ? 'data in a temp dir, deleted on stop' : `data in ${config.localCluster.dataDir}`})\n` +
+        `  MemoryService (gRPC, plaintext): ${router.address}\n` +
+        `  RouterAdmin: ${router.adminPort === null ? 'off' : `127.0.0.1:${router.adminPort}`}   metrics: ${router.metricsPort === null ? 'off' : `http://127.0.0.1:${router.metricsPort}/metrics`}\n`,
+    );
+  }
   process.on('SIGHUP', () => {
     if (cli.configPath === undefined) {
       log.warn({ event: 'reload' }, 'SIGHUP: no config file to reload');

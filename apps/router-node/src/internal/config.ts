@@ -150,7 +150,7 @@ export interface RouterNodeConfig {
   };
   readonly shutdownGraceMs: number;
   readonly logLevel: string;
-  /** With no `nodes`, start this many local memory nodes as child processes (0 = never). */
+  /** The local cluster of `run --local-cluster` and `demo` (`nodes`: 0 = never). */
   readonly localCluster: {
     readonly nodes: number;
     readonly zones: number;
