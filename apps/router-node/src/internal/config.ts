@@ -20,6 +20,7 @@ import {
   validateConfig,
 } from './config-validate.js';
 import { ConfigError } from './errors.js';
+import { jsonErrorOffset, jsonExcerpt, lineAndColumn } from './json-error.js';
 
 export { addressKey, validateAssignment, validateNode } from './config-validate.js';
 export { envName, flagName };
@@ -200,34 +201,6 @@ function coerce(key: string, spec: ScalarSpec, text: string, source: string): Js
   }
 }
 
-// V8 gives a character offset ("at position N"; none at the end of input); a person editing
-// the file needs the 1-based line and column.
-function jsonErrorLocation(text: string, message: string): { line: number; column: number } {
-  const match = /at position (\d+)/.exec(message);
-  const position = Math.min(match === null ? text.length : Number(match[1]), text.length);
-  const before = text.slice(0, position);
-  const lineStart = before.lastIndexOf('\n') + 1;
-  return { line: before.split('\n').length, column: position - lineStart + 1 };
-}
-
-/** Longest stretch of the offending line shown in an excerpt, in characters. */
-const EXCERPT_WIDTH = 72;
-
-// The offending line (a window of it around the column when long) and a caret under the
-// column, as compilers show a syntax error.
-function jsonExcerpt(text: string, line: number, column: number): string {
-  const source = (text.split('\n')[line - 1] ?? '').replace(/\r$/, '').replaceAll('\t', ' ');
-  const start = Math.max(
-    0,
-    Math.min(column - 1 - EXCERPT_WIDTH / 2, source.length - EXCERPT_WIDTH),
-  );
-  const shown = source.slice(start, start + EXCERPT_WIDTH);
-  const lead = start > 0 ? '…' : '';
-  const tail = start + EXCERPT_WIDTH < source.length ? '…' : '';
-  const gutter = `${line} | `;
-  return `${gutter}${lead}${shown}${tail}\n${' '.repeat(gutter.length + lead.length + column - 1 - start)}^`;
-}
-
 /**
  * A config file that is not valid JSON: the message gives the line and column, `excerpt` the
  * offending line with a caret under the column (two lines, for a terminal).
@@ -237,7 +210,10 @@ export class ConfigSyntaxError extends ConfigError {
   readonly column: number;
   readonly excerpt: string;
   constructor(path: string, text: string, cause: Error) {
-    const { line, column } = jsonErrorLocation(text, cause.message);
+    const scanned = jsonErrorOffset(text);
+    const v8 = /at position (\d+)/.exec(cause.message);
+    const offset = scanned >= 0 ? scanned : v8 === null ? text.length : Number(v8[1]);
+    const { line, column } = lineAndColumn(text, offset);
     // V8's own "at position N" (and on newer Node "(line L column C)") is replaced by ours.
     const what = cause.message.replace(/ in JSON at position \d+.*$/, '');
     super('config', path, `not valid JSON at line ${line}, column ${column}: ${what}`, { cause });
