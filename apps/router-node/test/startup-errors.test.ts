@@ -49,19 +49,29 @@ function track(child: ChildProcess): Promise<Finished> {
     child.once('exit', (code) => resolve({ code, stdout, stderr })),
   );
   cleanup.add(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    // The whole process group: a router killed here cannot stop its local memory nodes.
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // the group is gone already
+    }
     await done;
   });
   return done;
 }
 
-/** Runs `router-node ARGS` to its exit. */
-function runMain(args: string[], env: Record<string, string> = {}): Promise<Finished> {
-  const child = spawn(process.execPath, [MAIN_JS, ...args], {
+/** Spawns `router-node ARGS` in its own process group (see `track`). */
+function spawnMain(args: string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, [MAIN_JS, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
+    detached: true,
   });
-  return track(child);
+}
+
+/** Runs `router-node ARGS` to its exit. */
+function runMain(args: string[], env: Record<string, string> = {}): Promise<Finished> {
+  return track(spawnMain(args, env));
 }
 
 function configFile(config: unknown): string {
@@ -249,23 +259,18 @@ describe('the local cluster is explicit', () => {
 
   it('run --local-cluster starts the memory nodes, serves, and stops them on SIGTERM', async () => {
     const data = tempDir(cleanup);
-    const child = spawn(
-      process.execPath,
-      [
-        MAIN_JS,
-        'run',
-        '--local-cluster',
-        '--config',
-        configFile({ ...FREE_PORTS, health: TEST_HEALTH, logLevel: 'warn' }),
-        '--local-cluster.nodes',
-        '2',
-        '--local-cluster.data-dir',
-        data,
-        '--workers',
-        '1',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawnMain([
+      'run',
+      '--local-cluster',
+      '--config',
+      configFile({ ...FREE_PORTS, health: TEST_HEALTH, logLevel: 'warn' }),
+      '--local-cluster.nodes',
+      '2',
+      '--local-cluster.data-dir',
+      data,
+      '--workers',
+      '1',
+    ]);
     const finished = track(child);
     const first = await new Promise<string>((resolve, reject) => {
       createInterface({ input: child.stdout! }).once('line', resolve);
@@ -351,9 +356,7 @@ describe('a port that cannot be bound', () => {
       health: TEST_HEALTH,
       logLevel: 'warn',
     });
-    const child = spawn(process.execPath, [MAIN_JS, 'run', '--config', file], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawnMain(['run', '--config', file]);
     const finished = track(child);
     const first = await new Promise<string>((resolve, reject) => {
       createInterface({ input: child.stdout! }).once('line', resolve);
