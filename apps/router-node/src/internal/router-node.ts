@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { BreakerTable, ConsecutiveFailures } from '@engram/breaker';
-import { systemErrorText } from '@engram/common';
+import { systemErrorCode, systemErrorText } from '@engram/common';
 import type { PoolCredentials } from '@engram/pool';
 import { SharedRetryBudget, systemClock } from '@engram/retry';
 import { DEFAULT_TABLE_MAX_BLOB_BYTES, TableWriter } from '@engram/ring';
@@ -95,21 +95,39 @@ export interface StartOptions {
   readonly localCluster?: boolean;
 }
 
+// Causes that are the host's fault (a name that does not resolve, an address this machine
+// does not have), not the port's.
+const HOST_CAUSES: ReadonlySet<string> = new Set([
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EAI_FAIL',
+  'EAI_NONAME',
+  'EADDRNOTAVAIL',
+]);
+
 /**
- * A listener's bind failure as a `ListenError` naming it, its key and address; anything
- * else (not a failed `listen`) unchanged.
+ * A listener's failure to bind as a `ListenError` naming it, the key to change (`….host` for
+ * a host that does not resolve or is not this machine's, else `….port`) and the address.
+ * With `onlyListen`, anything that is not a failed `listen` or name lookup (a data-plane
+ * thread that died otherwise) is returned unchanged.
  */
 function asListenError(
   err: unknown,
   listener: string,
-  field: string,
-  host: string,
-  port: number,
+  section: 'listen' | 'admin' | 'metrics',
+  endpoint: { readonly host: string; readonly port: number },
+  onlyListen = false,
 ): unknown {
-  const grpcBind = err instanceof Error && /No address added/.test(err.message);
-  if ((err as NodeJS.ErrnoException | null)?.syscall !== 'listen' && !grpcBind) return err;
+  const syscall = (err as NodeJS.ErrnoException | null)?.syscall;
+  if (onlyListen && syscall !== 'listen' && syscall !== 'getaddrinfo') return err;
+  // grpc-js says "Name resolution failed for target dns:…", with no code.
+  const unresolved = /Name resolution failed/.test(String((err as Error | null)?.message));
+  const code = unresolved ? 'ENOTFOUND' : systemErrorCode(err);
+  const field = `${section}.${code !== undefined && HOST_CAUSES.has(code) ? 'host' : 'port'}`;
+  const { host, port } = endpoint;
   const address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
-  return new ListenError(listener, field, address, systemErrorText(err), { cause: err });
+  const cause = unresolved ? systemErrorText({ code }) : systemErrorText(err);
+  return new ListenError(listener, field, address, cause, { cause: err });
 }
 
 /**
@@ -296,7 +314,7 @@ async function start(
     plane.close();
     probe.close();
     await movement.close();
-    throw asListenError(err, 'the data plane', 'listen.port', cfg.listen.host, cfg.listen.port);
+    throw asListenError(err, 'the data plane', 'listen', cfg.listen, true);
   }
   await movement.start();
   // Nodes start unknown (routed as down) until probed: the first round (at most
@@ -361,7 +379,7 @@ async function start(
       };
       const metrics = await startMetricsServer(cfg.metrics.host, cfg.metrics.port, routes).catch(
         (err: unknown) => {
-          throw asListenError(err, 'metrics', 'metrics.port', cfg.metrics.host, cfg.metrics.port);
+          throw asListenError(err, 'metrics', 'metrics', cfg.metrics);
         },
       );
       closers.push(() => metrics.close());
@@ -370,7 +388,7 @@ async function start(
     if (cfg.admin.enabled) {
       const admin = await startAdminServer(plane, { ...cfg.admin, auth: adminAuth }, log).catch(
         (err: unknown) => {
-          throw asListenError(err, 'RouterAdmin', 'admin.port', cfg.admin.host, cfg.admin.port);
+          throw asListenError(err, 'RouterAdmin', 'admin', cfg.admin);
         },
       );
       closers.push(() => admin.close());
