@@ -108,7 +108,7 @@ export function renderHelp(): string {
     USAGE,
     '',
     'Commands:',
-    '  run     serve (the default): route to the memory nodes listed in nodes',
+    '  run     serve (the default): route to the memory nodes of the nodes key',
     '  check   resolve the config as run would, check it and the files it names, print it as',
     '          JSON (secrets redacted) on stdout; exit 0 when valid, 2 with every problem',
     '  demo    start a local cluster and the router on free ports, run the routing demo, stop',

@@ -86,6 +86,13 @@ function attempt<T>(report: Report, check: () => T, fallback: T): T {
   }
 }
 
+// A problem found outside `attempt`: thrown, or reported with `fallback` standing in.
+function refuse<T>(report: Report, problem: ConfigError, fallback: T): T {
+  if (report === 'throw') throw problem;
+  report(problem);
+  return fallback;
+}
+
 // A misspelt key would otherwise be ignored and its default used without a word.
 function refuseUnknown(obj: JsonObject, prefix: string, report: Report): void {
   for (const [name, value] of Object.entries(obj)) {
@@ -143,11 +150,8 @@ function checkScalar(key: string, spec: ScalarSpec, raw: Json | undefined): Json
 
 function checkNodes(raw: Json | undefined, report: Report): NodeConfig[] {
   const list = raw ?? [];
-  if (!Array.isArray(list)) {
-    return attempt(report, () => {
-      throw new ConfigError('nodes', list, 'must be an array');
-    }, []);
-  }
+  if (!Array.isArray(list))
+    return refuse(report, new ConfigError('nodes', list, 'must be an array'), []);
   // Indexes stay those of the file, also when an entry before was refused.
   const nodes = list.map((n, i) =>
     attempt<NodeConfig | null>(report, () => validateNode(n, `nodes[${i}]`), null),
@@ -186,11 +190,8 @@ function checkAssignments(
   report: Report,
 ): Json {
   const list = raw ?? [];
-  if (!Array.isArray(list)) {
-    return attempt(report, () => {
-      throw new ConfigError('assignments', list, 'must be an array');
-    }, []);
-  }
+  if (!Array.isArray(list))
+    return refuse(report, new ConfigError('assignments', list, 'must be an array'), []);
   const ids = new Set(nodes.map((n) => n.id));
   return list
     .map((a, i) =>
