@@ -60,7 +60,9 @@ async function recall(client: MemoryServiceClient, spaceId: string, text: string
 export async function runDemo(config: RouterNodeConfig, log: Logger): Promise<number> {
   line('== Engram router-node demo ==');
   // No load balancer in front of the demo: no drain window when it stops.
-  const router = await startRouterNode({ ...config, nodes: [], shutdownDrainMs: 0 }, log);
+  const router = await startRouterNode({ ...config, nodes: [], shutdownDrainMs: 0 }, log, {
+    localCluster: true,
+  });
   const client = new MemoryServiceClient(router.address, grpc.credentials.createInsecure());
   const cluster = router.localCluster!;
   const problems: string[] = [];

@@ -12,13 +12,18 @@ export {
 export {
   type AssignmentConfig,
   CONFIG_DEFAULTS,
+  type ConfigProblem,
   type ConfigSources,
+  ConfigSyntaxError,
+  checkConfig,
   envName,
   flagName,
   type ListenerTlsConfig,
   type NodeConfig,
+  REDACTED,
   type RouterNodeConfig,
   readConfigFile,
+  redactConfig,
   resolveConfig,
   type UpstreamTlsConfig,
 } from './internal/config.js';
@@ -41,6 +46,7 @@ export {
 export {
   ConfigError,
   GRPC_STATUS,
+  ListenError,
   ROUTER_NODE_ERROR_CODES,
   RouteError,
   RouterNodeError,
@@ -51,6 +57,7 @@ export { LocalCluster, MEMORY_NODE_MAIN } from './internal/local-cluster.js';
 export {
   MAX_CLUSTER_NODES,
   type RouterNode,
+  type StartOptions,
   startRouterNode,
 } from './internal/router-node.js';
 export {

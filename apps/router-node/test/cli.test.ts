@@ -46,6 +46,7 @@ describe('command line', () => {
     ).toEqual({
       command: 'demo',
       configPath: 'r.json',
+      localCluster: false,
       flags: {
         'listen.port': '0',
         'health.intervalMs': '200',
@@ -57,6 +58,22 @@ describe('command line', () => {
     });
     expect(parseCli([]).command).toBe('run');
     expect(parseCli(['run', '--admin-port=9']).flags).toEqual({ 'admin.port': '9' });
+    expect(parseCli(['check', '--config', 'r.json'])).toMatchObject({
+      command: 'check',
+      configPath: 'r.json',
+      localCluster: false,
+    });
+    expect(parseCli(['run', '--local-cluster', '--port', '0'])).toMatchObject({
+      command: 'run',
+      localCluster: true,
+      flags: { 'listen.port': '0' },
+    });
+    expect(parseCli([]).localCluster).toBe(false);
+  });
+
+  it('refuses a value for --local-cluster, and --local-cluster with demo (which has its own)', () => {
+    expect(usageError(['--local-cluster=yes']).message).toContain('--local-cluster takes no value');
+    expect(usageError(['demo', '--local-cluster']).message).toContain('demo always starts');
   });
 
   it.each(SCALAR_KEYS)('%s is settable by its flag and by its file name as a flag', (key) => {
@@ -88,10 +105,16 @@ describe('command line', () => {
 describe('--help', () => {
   const help = renderHelp();
 
-  it('lists the usage, both commands and the aliases', () => {
-    expect(help).toMatch(/^usage: router-node \[run\|demo\]/m);
+  it('lists the usage, the three commands, --local-cluster and the aliases', () => {
+    expect(help).toMatch(
+      /^usage: router-node \[run\|check\|demo\] \[--config FILE\] \[--local-cluster\]/m,
+    );
     expect(help).toMatch(/^ {2}run {2,}serve/m);
-    expect(help).toMatch(/^ {2}demo {2,}start everything/m);
+    expect(help).toMatch(/^ {2}check {2,}resolve the config as run would/m);
+    expect(help).toMatch(/^ {2}demo {2,}start a local cluster/m);
+    expect(help).toMatch(
+      /^ {2}--local-cluster {2,}run\/check: start localCluster\.nodes memory nodes/m,
+    );
     for (const [alias, key] of Object.entries(ALIASES)) {
       expect(help).toMatch(new RegExp(`^ {2}${alias} +${flagName(key)}$`, 'm'));
     }

@@ -13,15 +13,20 @@ import {
   CONFIG_SCHEMA,
   ConfigError,
   type ConfigKey,
+  ConfigSyntaxError,
+  checkConfig,
   envName,
   flagName,
   type KeySpec,
   NULLABLE_SECTIONS,
+  REDACTED,
   type RouterNodeConfig,
   readConfigFile,
+  redactConfig,
   resolveConfig,
   TABLE_MAX_REPLICATION_FACTOR,
 } from '../src/index.js';
+import { nodesProblem } from '../src/internal/config.js';
 import {
   BUDGET_MAX_MIN_RETRIES_PER_SECOND,
   BUDGET_MAX_TTL_MS,
@@ -475,5 +480,120 @@ describe('config file', () => {
 
   it('refuses a file that holds JSON but not an object', () => {
     expect(readError('[1, 2]').message).toContain('must hold a JSON object');
+  });
+});
+
+describe('checkConfig (router-node check)', () => {
+  const NODE = { id: 'a', address: '127.0.0.1:1' };
+
+  it('reports every problem, each with the source of its value', () => {
+    const { config, problems } = checkConfig({
+      file: {
+        nodes: [NODE, { id: 'b', address: 'nope' }],
+        health: { timeoutMs: 0 },
+        router: { retryBaseDelayMs: 500, retryMaxDelayMs: 100 },
+        bogus: true,
+      },
+      filePath: 'router.json',
+      env: { ENGRAM_ROUTER_WORKERS: 'many', ENGRAM_ROUTER_NOPE: '1', PATH: '/bin' },
+      flags: { 'listen.port': '70000', 'admin.port': '1' },
+    });
+    expect(config).toBeNull();
+    expect(problems.map((p) => [p.error.field, p.source])).toEqual([
+      ['workers', 'env ENGRAM_ROUTER_WORKERS'],
+      ['ENGRAM_ROUTER_NOPE', 'env ENGRAM_ROUTER_NOPE'],
+      ['bogus', 'file router.json'],
+      ['nodes[1].address', 'file router.json'],
+      ['listen.port', 'flag --listen.port'],
+      ['health.timeoutMs', 'file router.json'],
+      ['router.retryMaxDelayMs', 'file router.json'],
+    ]);
+    for (const p of problems) expect(p.error.code).toBe('InvalidConfig');
+  });
+
+  it('finds first the problem resolveConfig throws, and none where it resolves', () => {
+    const cases: Parameters<typeof resolveConfig>[0][] = [
+      { file: { listen: { port: -1 }, workers: 99 } },
+      { file: { nodes: [NODE, NODE] } },
+      { file: { tls: { cert: 'c.pem' } } },
+      { file: { listen: 5, workers: -1 } },
+      { env: { ENGRAM_ROUTER_LOG_LEVEL: 'loud' }, flags: { workers: 'x' } },
+      { file: { nodes: [NODE], assignments: [{ spaceId: 's', primary: 'zz' }] } },
+      { file: { nodes: [NODE], admin: { token: 't' } }, flags: { 'admin.tokenFile': 'f' } },
+    ];
+    for (const sources of cases) {
+      const { problems } = checkConfig(sources);
+      expect(problems.length, JSON.stringify(sources)).toBeGreaterThan(0);
+      expect(problems[0]!.error.message).toBe(refusal(sources).message);
+    }
+    const ok = { file: { nodes: [NODE] }, flags: { workers: '2' } };
+    expect(checkConfig(ok)).toMatchObject({ config: resolveConfig(ok), problems: [] });
+  });
+
+  it('names a value nobody set as the default', () => {
+    const { problems } = checkConfig({ file: { localCluster: { nodes: 0 } } });
+    expect(problems.map((p) => [p.error.field, p.source])).toEqual([['nodes', 'default']]);
+  });
+
+  it('redacts the inline admin token, and nothing else', () => {
+    const cfg = resolveConfig({ file: { admin: { token: 'sekrit' } } });
+    const shown = redactConfig(cfg);
+    expect(shown.admin.token).toBe(REDACTED);
+    expect(JSON.stringify(shown)).not.toContain('sekrit');
+    expect({ ...shown, admin: { ...shown.admin, token: 'sekrit' } }).toEqual(cfg);
+    expect(redactConfig(CONFIG_DEFAULTS).admin.token).toBeNull();
+  });
+});
+
+describe('where the nodes come from', () => {
+  const listed = resolveConfig({ file: { nodes: [{ id: 'a', address: '127.0.0.1:1' }] } });
+  const none = resolveConfig({});
+
+  it('takes nodes, or a local cluster asked for, never neither nor both', () => {
+    expect(nodesProblem(listed, false)).toBeNull();
+    expect(nodesProblem(none, true)).toBeNull();
+    const missing = nodesProblem(none, false);
+    expect(missing?.field).toBe('nodes');
+    expect(missing?.message).toContain('--local-cluster');
+    expect(nodesProblem(listed, true)?.field).toBe('nodes');
+  });
+
+  it('refuses --local-cluster with localCluster.nodes 0', () => {
+    const zero = { ...none, localCluster: { ...none.localCluster, nodes: 0 } };
+    expect(nodesProblem(zero, true)?.field).toBe('localCluster.nodes');
+  });
+});
+
+describe('a malformed config file, shown', () => {
+  function syntaxError(text: string): ConfigSyntaxError {
+    const dir = mkdtempSync(join(tmpdir(), 'engram-rn-config-'));
+    try {
+      const file = join(dir, 'router.json');
+      writeFileSync(file, text);
+      try {
+        readConfigFile(file);
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigSyntaxError);
+        return err as ConfigSyntaxError;
+      }
+      return expect.unreachable('parsed');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('puts a caret under the column of the offending line', () => {
+    const err = syntaxError('{\r\n  "workers": 1\r\n  "logLevel": "info"\r\n}');
+    expect([err.line, err.column]).toEqual([3, 3]);
+    expect(err.excerpt).toBe('3 |   "logLevel": "info"\n      ^');
+  });
+
+  it('shows a window of a long line around the column', () => {
+    const text = `{"nodes": [${'{"id": "a", "address": "127.0.0.1:1"}, '.repeat(10)}x]}`;
+    const err = syntaxError(text);
+    const [shown, caret] = err.excerpt.split('\n') as [string, string];
+    expect(shown.length).toBeLessThan(90);
+    expect(shown).toMatch(/^1 \| …/);
+    expect(shown[caret.length - 1]).toBe('x');
   });
 });

@@ -8,3 +8,4 @@ export {
   isEngramError,
   LayoutMismatchError,
 } from './internal/errors.js';
+export { systemErrorCode, systemErrorText } from './internal/system-error.js';

@@ -7,7 +7,7 @@ import { RouterNodeError } from './errors.js';
 // (matched to config keys), and the `--help` text. main.ts does the I/O and the exits.
 
 export const USAGE =
-  'usage: router-node [run|demo] [--config FILE] [--<key> VALUE | --<key>=VALUE ...]';
+  'usage: router-node [run|check|demo] [--config FILE] [--local-cluster] [--<key> VALUE | --<key>=VALUE ...]';
 
 /** Short flags for the keys set most often (`--workers`, `--log-level` are their own flags). */
 export const ALIASES: Readonly<Record<string, ConfigKey>> = Object.freeze({
@@ -26,10 +26,12 @@ const FLAG_KEYS: ReadonlyMap<string, ConfigKey> = new Map(
   ]),
 );
 
-/** What the arguments ask for: serve, demo, or print the help. */
+/** What the arguments ask for: serve, check the config, demo, or print the help. */
 export interface Cli {
-  command: 'run' | 'demo' | 'help';
+  command: 'run' | 'check' | 'demo' | 'help';
   configPath: string | undefined;
+  /** `--local-cluster`: start local memory nodes instead of routing to `nodes`. */
+  localCluster: boolean;
   /** Flag values by dotted key, as `resolveConfig` takes them. */
   flags: Record<string, string>;
 }
@@ -40,9 +42,9 @@ function usageError(message: string): never {
 
 /** Parses argv (after the script); throws a `RouterNodeError` `InvalidArgument` on bad usage. */
 export function parseCli(argv: readonly string[]): Cli {
-  const cli: Cli = { command: 'run', configPath: undefined, flags: {} };
+  const cli: Cli = { command: 'run', configPath: undefined, localCluster: false, flags: {} };
   let i = 0;
-  if (argv[0] === 'run' || argv[0] === 'demo') {
+  if (argv[0] === 'run' || argv[0] === 'check' || argv[0] === 'demo') {
     cli.command = argv[0];
     i = 1;
   }
@@ -55,7 +57,13 @@ export function parseCli(argv: readonly string[]): Cli {
       arg = arg.slice(0, eq);
     }
     if (arg === '--help' || arg === '-h')
-      return { command: 'help', configPath: undefined, flags: {} };
+      return { command: 'help', configPath: undefined, localCluster: false, flags: {} };
+    if (arg === '--local-cluster') {
+      if (value !== undefined) usageError('--local-cluster takes no value');
+      if (cli.command === 'demo') usageError('demo always starts a local cluster');
+      cli.localCluster = true;
+      continue;
+    }
     const key =
       arg === '--config'
         ? 'config'
@@ -100,18 +108,24 @@ export function renderHelp(): string {
     USAGE,
     '',
     'Commands:',
-    '  run     serve (the default); with no nodes configured, start a local cluster first',
-    '  demo    start everything on free ports, run the routing demo, stop (exit 0)',
+    '  run     serve (the default): route to the memory nodes of the nodes key',
+    '  check   resolve the config as run would, check it and the files it names, print it as',
+    '          JSON (secrets redacted) on stdout; exit 0 when valid, 2 with every problem',
+    '  demo    start a local cluster and the router on free ports, run the routing demo, stop',
     '',
     'Options:',
-    '  --config FILE   JSON config file',
-    '  -h, --help      print this help and exit',
+    '  --config FILE     JSON config file',
+    '  --local-cluster   run/check: start localCluster.nodes memory nodes (child processes,',
+    '                    temp-dir data unless localCluster.dataDir) and route to them;',
+    '                    the config must then have no nodes. Without it, no nodes is an error',
+    '  -h, --help        print this help and exit',
     '',
     'Settings come from the config file, then ENGRAM_ROUTER_* environment variables, then flags,',
     'each overriding the one before. A flag is the dotted key in kebab-case (--health.interval-ms)',
     'or as written in the file (--health.intervalMs).',
     `SIGHUP re-reads the config file and applies: ${reloadable.join(', ')}. Other keys need a restart.`,
-    'Exit codes: 0 clean stop, 2 bad configuration or usage, 1 failure.',
+    'Exit codes: 0 clean stop (check: valid), 2 bad configuration or usage, 1 failure (e.g. a',
+    'port that cannot be bound: one line on stderr naming the listener, its key and the cause).',
     '',
     'Aliases:',
     ...Object.entries(ALIASES).map(

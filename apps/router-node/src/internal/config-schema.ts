@@ -219,7 +219,8 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     shape: '[{ id, address: "host:port", zone? }]',
     default: [],
     reloadable: true,
-    description: "memory nodes; empty = start a local cluster; SIGHUP applies the file's list",
+    description:
+      "memory nodes to route to; required: empty is an error unless `run --local-cluster`; SIGHUP applies the file's list",
   },
   assignments: {
     type: 'assignments',
@@ -555,7 +556,8 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     max: CAP.MAX_LOCAL_NODES,
     default: 3,
     reloadable: false,
-    description: 'with no `nodes`, start this many local memory nodes; 0 = never',
+    description:
+      'memory nodes `run --local-cluster` and `demo` start as child processes (in place of `nodes`); 0 = never (`--local-cluster` is refused)',
   },
   'localCluster.zones': {
     type: 'int',
@@ -569,7 +571,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     type: 'string-or-null',
     default: null,
     reloadable: false,
-    description: 'data directory of the local memory nodes; null = a temp dir',
+    description: 'data directory of the local memory nodes; null = a temp dir, deleted on stop',
   },
 } satisfies ConfigSchema);
 

@@ -67,15 +67,47 @@ export function setPath(target: JsonObject, key: string, value: Json): void {
   obj[parts[parts.length - 1]!] = value;
 }
 
+/**
+ * Where validation problems go: `throw` stops at the first (what `resolveConfig` does), a
+ * function collects every one (what `router-node check` reports); validation then goes on
+ * with the default in place of each refused value.
+ */
+export type Report = 'throw' | ((problem: ConfigError) => void);
+
+// Runs one check; a ConfigError it throws goes to `report`, and `fallback` stands in.
+function attempt<T>(report: Report, check: () => T, fallback: T): T {
+  if (report === 'throw') return check();
+  try {
+    return check();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    report(err);
+    return fallback;
+  }
+}
+
+// A problem found outside `attempt`: thrown, or reported with `fallback` standing in.
+function refuse<T>(report: Report, problem: ConfigError, fallback: T): T {
+  if (report === 'throw') throw problem;
+  report(problem);
+  return fallback;
+}
+
 // A misspelt key would otherwise be ignored and its default used without a word.
-function refuseUnknown(obj: JsonObject, prefix: string): void {
+function refuseUnknown(obj: JsonObject, prefix: string, report: Report): void {
   for (const [name, value] of Object.entries(obj)) {
     const key = `${prefix}${name}`;
     if (specOf(key) !== undefined) continue;
-    if (!SECTIONS.has(key)) throw new ConfigError(key, value, 'unknown key');
-    if (value === null && (NULLABLE_SECTIONS as readonly string[]).includes(key)) continue;
-    if (!isObject(value)) throw new ConfigError(key, value, 'must be an object');
-    refuseUnknown(value, `${key}.`);
+    attempt(
+      report,
+      () => {
+        if (!SECTIONS.has(key)) throw new ConfigError(key, value, 'unknown key');
+        if (value === null && (NULLABLE_SECTIONS as readonly string[]).includes(key)) return;
+        if (!isObject(value)) throw new ConfigError(key, value, 'must be an object');
+        refuseUnknown(value, `${key}.`, report);
+      },
+      undefined,
+    );
   }
 }
 
@@ -116,95 +148,146 @@ function checkScalar(key: string, spec: ScalarSpec, raw: Json | undefined): Json
   }
 }
 
-function checkNodes(raw: Json | undefined): NodeConfig[] {
+function checkNodes(raw: Json | undefined, report: Report): NodeConfig[] {
   const list = raw ?? [];
-  if (!Array.isArray(list)) throw new ConfigError('nodes', list, 'must be an array');
-  const nodes = list.map((n, i) => validateNode(n, `nodes[${i}]`));
+  if (!Array.isArray(list))
+    return refuse(report, new ConfigError('nodes', list, 'must be an array'), []);
+  // Indexes stay those of the file, also when an entry before was refused.
+  const nodes = list.map((n, i) =>
+    attempt<NodeConfig | null>(report, () => validateNode(n, `nodes[${i}]`), null),
+  );
   const seen = new Set<string>();
   const owners = new Map<string, NodeConfig>();
+  const out: NodeConfig[] = [];
   nodes.forEach((n, i) => {
-    if (seen.has(n.id)) throw new ConfigError(`nodes[${i}].id`, n.id, 'duplicate node id');
-    seen.add(n.id);
-    const key = addressKey(n.address);
-    const owner = owners.get(key);
-    if (owner !== undefined) {
-      throw new ConfigError(
-        `nodes[${i}].address`,
-        n.address,
-        `node "${n.id}" and node "${owner.id}" (${JSON.stringify(owner.address)}) are one address`,
-      );
-    }
-    owners.set(key, n);
+    if (n === null) return;
+    attempt(
+      report,
+      () => {
+        if (seen.has(n.id)) throw new ConfigError(`nodes[${i}].id`, n.id, 'duplicate node id');
+        seen.add(n.id);
+        const key = addressKey(n.address);
+        const owner = owners.get(key);
+        if (owner !== undefined) {
+          throw new ConfigError(
+            `nodes[${i}].address`,
+            n.address,
+            `node "${n.id}" and node "${owner.id}" (${JSON.stringify(owner.address)}) are one address`,
+          );
+        }
+        owners.set(key, n);
+        out.push(n);
+      },
+      undefined,
+    );
   });
-  return nodes;
+  return out;
 }
 
-function checkAssignments(raw: Json | undefined, nodes: readonly NodeConfig[]): Json {
+function checkAssignments(
+  raw: Json | undefined,
+  nodes: readonly NodeConfig[],
+  report: Report,
+): Json {
   const list = raw ?? [];
-  if (!Array.isArray(list)) throw new ConfigError('assignments', list, 'must be an array');
+  if (!Array.isArray(list))
+    return refuse(report, new ConfigError('assignments', list, 'must be an array'), []);
   const ids = new Set(nodes.map((n) => n.id));
-  return list.map((a, i) =>
-    validateAssignment(a, `assignments[${i}]`, ids, nodes.length === 0),
-  ) as unknown as Json;
+  return list
+    .map((a, i) =>
+      attempt<AssignmentConfig | null>(
+        report,
+        () => validateAssignment(a, `assignments[${i}]`, ids, nodes.length === 0),
+        null,
+      ),
+    )
+    .filter((a) => a !== null) as unknown as Json;
 }
 
-/** Checks a merged config object against the schema, filling in defaults. */
-export function validateConfig(root: JsonObject): RouterNodeConfig {
-  refuseUnknown(root, '');
-  const nodes = checkNodes(root.nodes);
-  const assignments = checkAssignments(root.assignments, nodes);
+/**
+ * Checks a merged config object against the schema, filling in defaults. With `report` a
+ * function, every problem is reported (not only the first) and the result, built with
+ * defaults in place of the refused values, is only meaningful when nothing was reported.
+ */
+export function validateConfig(root: JsonObject, report: Report = 'throw'): RouterNodeConfig {
+  refuseUnknown(root, '', report);
+  const nodes = checkNodes(root.nodes, report);
+  const assignments = checkAssignments(root.assignments, nodes, report);
   const out: JsonObject = {};
   for (const key of CONFIG_KEYS) {
     const spec = CONFIG_SCHEMA[key];
     const section = nullableSectionOf(key);
-    if (section !== undefined && (getPath(root, section) ?? null) === null) {
+    if (section !== undefined && !isObject(getPath(root, section) ?? null)) {
       setPath(out, section, null);
     } else if (isScalar(spec)) {
-      setPath(out, key, checkScalar(key, spec, getPath(root, key)));
+      const fallback = spec.default ?? `<${key}>`;
+      setPath(
+        out,
+        key,
+        attempt(report, () => checkScalar(key, spec, getPath(root, key)), fallback),
+      );
     } else {
       out[key] = spec.type === 'nodes' ? (nodes as unknown as Json) : assignments;
     }
   }
   const cfg = out as unknown as RouterNodeConfig;
-  checkAcrossKeys(cfg);
+  for (const rule of ACROSS_KEYS) attempt(report, () => rule(cfg), undefined);
   return cfg;
 }
 
 // Rules between keys run after each key passed on its own, so their messages quote values
 // already known to be well-formed.
-function checkAcrossKeys(cfg: RouterNodeConfig): void {
-  if (cfg.localNodeId !== null && cfg.nodes.length > 0) {
-    if (!cfg.nodes.some((n) => n.id === cfg.localNodeId)) {
-      throw new ConfigError('localNodeId', cfg.localNodeId, 'is not one of the configured nodes');
+const ACROSS_KEYS: readonly ((cfg: RouterNodeConfig) => void)[] = [
+  (cfg) => {
+    if (cfg.localNodeId !== null && cfg.nodes.length > 0) {
+      if (!cfg.nodes.some((n) => n.id === cfg.localNodeId)) {
+        throw new ConfigError('localNodeId', cfg.localNodeId, 'is not one of the configured nodes');
+      }
     }
-  }
-  if (cfg.admin.token !== null && cfg.admin.tokenFile !== null) {
-    // The value quoted is the file, never the token.
-    throw new ConfigError(
-      'admin.tokenFile',
-      cfg.admin.tokenFile,
-      'admin.token is set too: set one',
-    );
-  }
-  if (cfg.admin.token !== null && (cfg.admin.token === '' || /\s/.test(cfg.admin.token))) {
-    // A token no bearer header can carry would lock every admin client out. Not quoted.
-    throw new ConfigError('admin.token', '(hidden)', 'must be one token (no spaces)');
-  }
-  const poolTls = cfg.pool.tls;
-  if (poolTls !== null && (poolTls.cert === null) !== (poolTls.key === null)) {
-    throw new ConfigError('pool.tls.cert', poolTls.cert, 'cert and key go together');
-  }
-  if (cfg.router.retryMaxDelayMs < cfg.router.retryBaseDelayMs) {
-    throw new ConfigError(
-      'router.retryMaxDelayMs',
-      cfg.router.retryMaxDelayMs,
-      `must be at least router.retryBaseDelayMs (${cfg.router.retryBaseDelayMs})`,
-    );
-  }
-  if (cfg.nodes.length === 0 && cfg.localCluster.nodes === 0) {
-    throw new ConfigError('nodes', [], 'is empty and localCluster.nodes is 0: nothing to route to');
-  }
-}
+  },
+  (cfg) => {
+    if (cfg.admin.token !== null && cfg.admin.tokenFile !== null) {
+      // The value quoted is the file, never the token.
+      throw new ConfigError(
+        'admin.tokenFile',
+        cfg.admin.tokenFile,
+        'admin.token is set too: set one',
+      );
+    }
+  },
+  (cfg) => {
+    if (cfg.admin.token !== null && (cfg.admin.token === '' || /\s/.test(cfg.admin.token))) {
+      // A token no bearer header can carry would lock every admin client out. Not quoted.
+      throw new ConfigError('admin.token', '(hidden)', 'must be one token (no spaces)');
+    }
+  },
+  (cfg) => {
+    const poolTls = cfg.pool.tls;
+    if (poolTls !== null && (poolTls.cert === null) !== (poolTls.key === null)) {
+      throw new ConfigError('pool.tls.cert', poolTls.cert, 'cert and key go together');
+    }
+  },
+  (cfg) => {
+    if (cfg.router.retryMaxDelayMs < cfg.router.retryBaseDelayMs) {
+      throw new ConfigError(
+        'router.retryMaxDelayMs',
+        cfg.router.retryMaxDelayMs,
+        `must be at least router.retryBaseDelayMs (${cfg.router.retryBaseDelayMs})`,
+      );
+    }
+  },
+  (cfg) => {
+    // Whether a config may have no nodes at all is up to how it is run (see `nodesProblem`);
+    // with no local nodes either, there is never anything to route to.
+    if (cfg.nodes.length === 0 && cfg.localCluster.nodes === 0) {
+      throw new ConfigError(
+        'nodes',
+        [],
+        'is empty and localCluster.nodes is 0: nothing to route to',
+      );
+    }
+  },
+];
 
 /**
  * What two node addresses are compared by: the same `host:port` written two ways gives the

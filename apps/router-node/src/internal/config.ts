@@ -11,6 +11,7 @@ import {
   specOf,
 } from './config-spec.js';
 import {
+  getPath,
   isObject,
   type Json,
   type JsonObject,
@@ -19,6 +20,7 @@ import {
   validateConfig,
 } from './config-validate.js';
 import { ConfigError } from './errors.js';
+import { jsonErrorOffset, jsonExcerpt, lineAndColumn } from './json-error.js';
 
 export { addressKey, validateAssignment, validateNode } from './config-validate.js';
 export { envName, flagName };
@@ -151,7 +153,7 @@ export interface RouterNodeConfig {
   /** On SIGTERM, health NOT_SERVING while still serving for this long, then GOAWAY (0 = none). */
   readonly shutdownDrainMs: number;
   readonly logLevel: string;
-  /** With no `nodes`, start this many local memory nodes as child processes (0 = never). */
+  /** The local cluster of `run --local-cluster` and `demo` (`nodes`: 0 = never). */
   readonly localCluster: {
     readonly nodes: number;
     readonly zones: number;
@@ -201,17 +203,33 @@ function coerce(key: string, spec: ScalarSpec, text: string, source: string): Js
   }
 }
 
-// V8 gives a character offset ("at position N"; none at the end of input); a person editing
-// the file needs the 1-based line and column.
-function jsonErrorLocation(text: string, message: string): { line: number; column: number } {
-  const match = /at position (\d+)/.exec(message);
-  const position = Math.min(match === null ? text.length : Number(match[1]), text.length);
-  const before = text.slice(0, position);
-  const lineStart = before.lastIndexOf('\n') + 1;
-  return { line: before.split('\n').length, column: position - lineStart + 1 };
+/**
+ * A config file that is not valid JSON: the message gives the line and column, `excerpt` the
+ * offending line with a caret under the column (two lines, for a terminal).
+ */
+export class ConfigSyntaxError extends ConfigError {
+  readonly line: number;
+  readonly column: number;
+  readonly excerpt: string;
+  constructor(path: string, text: string, cause: Error) {
+    const scanned = jsonErrorOffset(text);
+    const v8 = /at position (\d+)/.exec(cause.message);
+    const offset = scanned >= 0 ? scanned : v8 === null ? text.length : Number(v8[1]);
+    const { line, column } = lineAndColumn(text, offset);
+    // V8's own "at position N" (and on newer Node "(line L column C)") is replaced by ours.
+    const what = cause.message.replace(/ in JSON at position \d+.*$/, '');
+    super('config', path, `not valid JSON at line ${line}, column ${column}: ${what}`, { cause });
+    this.name = 'ConfigSyntaxError';
+    this.line = line;
+    this.column = column;
+    this.excerpt = jsonExcerpt(text, line, column);
+  }
 }
 
-/** Reads a JSON config file; errors name the file, and for bad JSON the line and column. */
+/**
+ * Reads a JSON config file; errors name the file, and for bad JSON (a `ConfigSyntaxError`)
+ * the line and column.
+ */
 export function readConfigFile(path: string): JsonObject {
   let text: string;
   try {
@@ -223,16 +241,7 @@ export function readConfigFile(path: string): JsonObject {
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    const message = (err as Error).message;
-    const { line, column } = jsonErrorLocation(text, message);
-    // V8's own "at position N" (and on newer Node "(line L column C)") is replaced by ours.
-    const what = message.replace(/ in JSON at position \d+.*$/, '');
-    throw new ConfigError(
-      'config',
-      path,
-      `not valid JSON at line ${line}, column ${column}: ${what}`,
-      { cause: err },
-    );
+    throw new ConfigSyntaxError(path, text, err as Error);
   }
   if (!isObject(parsed)) throw new ConfigError('config', path, 'must hold a JSON object');
   return parsed;
@@ -241,10 +250,64 @@ export function readConfigFile(path: string): JsonObject {
 export interface ConfigSources {
   /** Parsed config file contents (may be partial). */
   readonly file?: unknown;
+  /** The file's path, for messages only (`file router.json`). */
+  readonly filePath?: string;
   /** Environment (only `ENGRAM_ROUTER_*` keys are read). */
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Flags as `{ 'health.intervalMs': '100' }` (already matched to keys). */
   readonly flags?: Readonly<Record<string, string>>;
+}
+
+/** A problem `checkConfig` found, and where the value it quotes came from. */
+export interface ConfigProblem {
+  readonly error: ConfigError;
+  /** `file router.json`, `env ENGRAM_ROUTER_…`, `flag --…`, or `default`. */
+  readonly source: string;
+}
+
+// Defaults ← file ← env ← flags, as one JSON object; `origin` holds which env var or flag set
+// a key. A value that cannot be read goes to `report` and the one below it stays.
+function merge(
+  sources: ConfigSources,
+  report: (error: ConfigError, source: string) => void,
+): { merged: JsonObject; origin: Map<string, string> } {
+  const file = sources.file ?? {};
+  const origin = new Map<string, string>();
+  if (!isObject(file)) {
+    report(new ConfigError('config', file, 'must be an object'), 'file');
+    return { merged: {}, origin };
+  }
+  const merged = structuredClone(file) as JsonObject;
+  for (const [name, raw] of Object.entries(sources.env ?? {})) {
+    if (raw === undefined || !name.startsWith('ENGRAM_ROUTER_')) continue;
+    const source = `env ${name}`;
+    const key = ENV_KEYS.get(name);
+    if (key === undefined) {
+      report(new ConfigError(name, raw, 'unknown environment variable'), source);
+      continue;
+    }
+    try {
+      setPath(merged, key, coerce(key, CONFIG_SCHEMA[key] as ScalarSpec, raw, name));
+      origin.set(key, source);
+    } catch (err) {
+      report(err as ConfigError, source);
+    }
+  }
+  for (const [key, raw] of Object.entries(sources.flags ?? {})) {
+    const spec = specOf(key);
+    if (spec === undefined || !isScalar(spec)) {
+      report(new ConfigError(key, raw, 'unknown flag'), 'flag');
+      continue;
+    }
+    const source = `flag ${flagName(key)}`;
+    try {
+      setPath(merged, key, coerce(key, spec, raw, flagName(key)));
+      origin.set(key, source);
+    } catch (err) {
+      report(err as ConfigError, source);
+    }
+  }
+  return { merged, origin };
 }
 
 /**
@@ -252,19 +315,78 @@ export interface ConfigSources {
  * naming the first bad key (`field`) and its value.
  */
 export function resolveConfig(sources: ConfigSources = {}): RouterNodeConfig {
-  const file = sources.file ?? {};
-  if (!isObject(file)) throw new ConfigError('config', file, 'must be an object');
-  const merged = structuredClone(file) as JsonObject;
-  for (const [name, raw] of Object.entries(sources.env ?? {})) {
-    if (raw === undefined || !name.startsWith('ENGRAM_ROUTER_')) continue;
-    const key = ENV_KEYS.get(name);
-    if (key === undefined) throw new ConfigError(name, raw, 'unknown environment variable');
-    setPath(merged, key, coerce(key, CONFIG_SCHEMA[key] as ScalarSpec, raw, name));
-  }
-  for (const [key, raw] of Object.entries(sources.flags ?? {})) {
-    const spec = specOf(key);
-    if (spec === undefined || !isScalar(spec)) throw new ConfigError(key, raw, 'unknown flag');
-    setPath(merged, key, coerce(key, spec, raw, flagName(key)));
-  }
+  const { merged } = merge(sources, (error) => {
+    throw error;
+  });
   return validateConfig(merged);
+}
+
+/**
+ * `resolveConfig` that goes on after a problem: every problem found, each with where its
+ * value came from (`router-node check`). `config` is null when there is any problem.
+ */
+export function checkConfig(sources: ConfigSources = {}): {
+  readonly config: RouterNodeConfig | null;
+  readonly problems: readonly ConfigProblem[];
+  /** Where the value of `field` (`nodes[2].address`, `tls.cert`) came from. */
+  readonly sourceOf: (field: string) => string;
+} {
+  const problems: ConfigProblem[] = [];
+  const { merged, origin } = merge(sources, (error, source) => problems.push({ error, source }));
+  const fileLabel = sources.filePath === undefined ? 'file' : `file ${sources.filePath}`;
+  // `nodes[2].address` came from where `nodes` did; `tls.cert` from where `tls.cert` or `tls` did.
+  const sourceOf = (field: string): string => {
+    const parts = field.replace(/\[.*$/, '').split('.');
+    for (let n = parts.length; n > 0; n--) {
+      const key = parts.slice(0, n).join('.');
+      const set = origin.get(key);
+      if (set !== undefined) return set;
+      if (isObject(sources.file) && getPath(sources.file as JsonObject, key) !== undefined) {
+        return fileLabel;
+      }
+    }
+    return 'default';
+  };
+  const config = validateConfig(merged, (error) =>
+    problems.push({ error, source: sourceOf(error.field) }),
+  );
+  return { config: problems.length === 0 ? config : null, problems, sourceOf };
+}
+
+/**
+ * Where the nodes come from, given how router-node is started: `nodes` listed, or a local
+ * cluster started for them (`run --local-cluster`, `demo`), never both, never neither. A
+ * config with no nodes once started a throwaway local cluster without a word; a production
+ * config that lost its `nodes` must not serve from temp dirs.
+ */
+export function nodesProblem(cfg: RouterNodeConfig, localCluster: boolean): ConfigError | null {
+  if (localCluster && cfg.nodes.length > 0) {
+    return new ConfigError(
+      'nodes',
+      cfg.nodes.map((n) => n.id),
+      '--local-cluster starts its own memory nodes: drop --local-cluster to route to these, or remove nodes',
+    );
+  }
+  if (localCluster && cfg.localCluster.nodes === 0) {
+    return new ConfigError('localCluster.nodes', 0, '--local-cluster needs at least one node');
+  }
+  if (!localCluster && cfg.nodes.length === 0) {
+    return new ConfigError(
+      'nodes',
+      [],
+      'no memory nodes configured: list them in the config file, or start a throwaway local cluster (localCluster.nodes nodes, temp-dir data) with `router-node run --local-cluster` or `router-node demo`',
+    );
+  }
+  return null;
+}
+
+/** Shown instead of a secret by `redactConfig`. */
+export const REDACTED = '<redacted>';
+
+/** `cfg` with its secrets (the inline admin token) replaced by `REDACTED`, for printing. */
+export function redactConfig(cfg: RouterNodeConfig): RouterNodeConfig {
+  return {
+    ...cfg,
+    admin: { ...cfg.admin, token: cfg.admin.token === null ? null : REDACTED },
+  };
 }

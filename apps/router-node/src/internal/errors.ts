@@ -17,6 +17,7 @@ export const ROUTER_NODE_ERROR_CODES = Object.freeze([
   'InsufficientReplicas',
   'Cancelled',
   'Unavailable',
+  'ListenFailed',
 ] as const);
 export type RouterNodeErrorCode = (typeof ROUTER_NODE_ERROR_CODES)[number];
 
@@ -50,6 +51,33 @@ export class ConfigError extends RouterNodeError {
     this.name = 'ConfigError';
     this.field = field;
     this.value = value;
+  }
+}
+
+/**
+ * A listener that could not bind at start: which one (`the data plane`, `RouterAdmin`,
+ * `metrics`), its config key, the address and the cause, in one line for the operator.
+ */
+export class ListenError extends RouterNodeError {
+  readonly listener: string;
+  readonly field: string;
+  readonly address: string;
+  constructor(
+    listener: string,
+    field: string,
+    address: string,
+    cause: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      'ListenFailed',
+      `cannot listen on ${address} for ${listener} (${field}): ${cause}`,
+      options,
+    );
+    this.name = 'ListenError';
+    this.listener = listener;
+    this.field = field;
+    this.address = address;
   }
 }
 

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { NodeConfig } from './config.js';
+import { RouterNodeError } from './errors.js';
 
 /** The memory-node CLI next to @engram/memory-node's entry point. */
 export const MEMORY_NODE_MAIN = fileURLToPath(
@@ -19,7 +20,7 @@ export interface LocalNode {
 }
 
 /**
- * Memory nodes as child processes on 127.0.0.1 (the zero-config cluster, tests and the demo).
+ * Memory nodes as child processes on 127.0.0.1 (`run --local-cluster`, the demo, tests).
  * Nodes keep their port across `kill`/`restart`, so the membership does not change.
  */
 export class LocalCluster {
@@ -126,7 +127,14 @@ export class LocalCluster {
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     return new Promise((resolve, reject) => {
       const lines = createInterface({ input: child.stdout! });
-      const onExit = () => reject(new Error(`memory node ${id} exited before listening`));
+      // Its own one-line reason (a port in use, a data dir it cannot write) went to stderr.
+      const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
+        reject(
+          new RouterNodeError(
+            'Unavailable',
+            `local cluster: memory node ${id} exited before listening (${signal ?? `exit code ${code}`})`,
+          ),
+        );
       child.once('exit', onExit);
       lines.once('line', (line) => {
         child.off('exit', onExit);

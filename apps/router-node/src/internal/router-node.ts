@@ -1,16 +1,23 @@
 import { readFileSync } from 'node:fs';
 import { BreakerTable, ConsecutiveFailures } from '@engram/breaker';
+import { systemErrorCode, systemErrorText } from '@engram/common';
 import type { PoolCredentials } from '@engram/pool';
 import { SharedRetryBudget, systemClock } from '@engram/retry';
 import { DEFAULT_TABLE_MAX_BLOB_BYTES, TableWriter } from '@engram/ring';
 import { LagTable } from '@engram/router';
 import type { Logger } from 'pino';
 import { AdminAuth, readAdminToken, startAdminServer, type TableView } from './admin.js';
-import { type NodeConfig, type RouterNodeConfig, validateAssignment } from './config.js';
+import {
+  type NodeConfig,
+  nodesProblem,
+  type RouterNodeConfig,
+  validateAssignment,
+} from './config.js';
 import { TABLE_MAX_REPLICATION_FACTOR } from './config-caps.js';
 import { ControlPlane } from './control-plane.js';
 import { DataMovement } from './data-movement.js';
 import { DataPlane, type DataPlaneInit } from './data-plane.js';
+import { ListenError } from './errors.js';
 import { GrpcProbe } from './grpc-probe.js';
 import {
   C_DRAINING,
@@ -46,7 +53,7 @@ export interface RouterNode {
   readonly metricsPort: number | null;
   readonly workers: number;
   readonly config: RouterNodeConfig;
-  /** The zero-config child-process cluster, when one was started. */
+  /** The child-process cluster of `StartOptions.localCluster`, when one was started. */
   readonly localCluster: LocalCluster | null;
   table(): TableView;
   metricsText(): string;
@@ -93,11 +100,65 @@ function upstreamCredentials(cfg: RouterNodeConfig): PoolCredentials {
   };
 }
 
-/** Starts the control plane, the data plane (workers or main thread), admin and metrics. */
-export async function startRouterNode(config: RouterNodeConfig, log: Logger): Promise<RouterNode> {
+export interface StartOptions {
+  /**
+   * Start `localCluster.nodes` memory nodes as child processes and route to them (the config
+   * must then have no `nodes`). Default false: a config without `nodes` is refused.
+   */
+  readonly localCluster?: boolean;
+}
+
+// Causes that are the host's fault (a name that does not resolve, an address this machine
+// does not have), not the port's.
+const HOST_CAUSES: ReadonlySet<string> = new Set([
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EAI_FAIL',
+  'EAI_NONAME',
+  'EADDRNOTAVAIL',
+]);
+
+/**
+ * A listener's failure to bind as a `ListenError` naming it, the key to change (`….host` for
+ * a host that does not resolve or is not this machine's, else `….port`) and the address.
+ * With `onlyListen`, anything that is not a failed `listen` or name lookup (a data-plane
+ * thread that died otherwise) is returned unchanged.
+ */
+function asListenError(
+  err: unknown,
+  listener: string,
+  section: 'listen' | 'admin' | 'metrics',
+  endpoint: { readonly host: string; readonly port: number },
+  onlyListen = false,
+): unknown {
+  const syscall = (err as NodeJS.ErrnoException | null)?.syscall;
+  if (onlyListen && syscall !== 'listen' && syscall !== 'getaddrinfo') return err;
+  // grpc-js says "Name resolution failed for target dns:…", with no code.
+  const unresolved = /Name resolution failed/.test(String((err as Error | null)?.message));
+  const code = unresolved ? 'ENOTFOUND' : systemErrorCode(err);
+  const field = `${section}.${code !== undefined && HOST_CAUSES.has(code) ? 'host' : 'port'}`;
+  const { host, port } = endpoint;
+  const address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const cause = unresolved ? systemErrorText({ code }) : systemErrorText(err);
+  return new ListenError(listener, field, address, cause, { cause: err });
+}
+
+/**
+ * Starts the control plane, the data plane (workers or main thread), admin and metrics.
+ * Throws a `ConfigError` for a config it cannot run (no `nodes` without
+ * `options.localCluster`, an unreadable token file) and a `ListenError` for a port it cannot
+ * bind; either way nothing it started is left running.
+ */
+export async function startRouterNode(
+  config: RouterNodeConfig,
+  log: Logger,
+  options: StartOptions = {},
+): Promise<RouterNode> {
+  const refused = nodesProblem(config, options.localCluster === true);
+  if (refused !== null) throw refused;
   let localCluster: LocalCluster | null = null;
   let cfg = config;
-  if (cfg.nodes.length === 0) {
+  if (options.localCluster === true) {
     localCluster = await LocalCluster.start(
       cfg.localCluster.nodes,
       cfg.localCluster.zones,
@@ -272,7 +333,7 @@ async function start(
     plane.close();
     probe.close();
     await movement.close();
-    throw err;
+    throw asListenError(err, 'the data plane', 'listen', cfg.listen, true);
   }
   await movement.start();
   // Nodes start unknown (routed as down) until probed: the first round (at most
@@ -364,12 +425,20 @@ async function start(
         '/metrics': metricsRoute(metricsText),
         ...status.routes,
       };
-      const metrics = await startMetricsServer(cfg.metrics.host, cfg.metrics.port, routes);
+      const metrics = await startMetricsServer(cfg.metrics.host, cfg.metrics.port, routes).catch(
+        (err: unknown) => {
+          throw asListenError(err, 'metrics', 'metrics', cfg.metrics);
+        },
+      );
       closers.push(() => metrics.close());
       (handle as { metricsPort: number | null }).metricsPort = metrics.port;
     }
     if (cfg.admin.enabled) {
-      const admin = await startAdminServer(plane, { ...cfg.admin, auth: adminAuth }, log);
+      const admin = await startAdminServer(plane, { ...cfg.admin, auth: adminAuth }, log).catch(
+        (err: unknown) => {
+          throw asListenError(err, 'RouterAdmin', 'admin', cfg.admin);
+        },
+      );
       closers.push(() => admin.close());
       (handle as { adminPort: number | null }).adminPort = admin.port;
     }

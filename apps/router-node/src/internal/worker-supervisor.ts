@@ -189,7 +189,10 @@ export class WorkerSupervisor {
         if (msg.type === 'listening') resolve({ worker, port: msg.port, fd: msg.fd });
         else {
           void worker.terminate();
-          reject(new Error(msg.type === 'error' ? msg.message : 'unexpected worker message'));
+          if (msg.type !== 'error') reject(new Error('unexpected worker message'));
+          // The thread's listen() failed: the error as Node raised it there (code, syscall),
+          // so the caller can tell the operator which listener and why.
+          else reject(Object.assign(new Error(msg.message), { code: msg.code, syscall: 'listen' }));
         }
       });
     });

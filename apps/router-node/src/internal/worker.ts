@@ -12,7 +12,7 @@ export interface WorkerInit extends DataPlaneInit {
 export type WorkerMessage =
   | { type: 'listening'; port: number; fd: number }
   | { type: 'drained'; left: number }
-  | { type: 'error'; message: string }
+  | { type: 'error'; message: string; code?: string }
   | ChannelRequest;
 
 const init = workerData as WorkerInit;
@@ -33,9 +33,11 @@ plane.listen(init.listen).then(
     } satisfies WorkerMessage);
   },
   (err: unknown) => {
+    const code = (err as NodeJS.ErrnoException)?.code;
     port.postMessage({
       type: 'error',
       message: String((err as Error)?.message ?? err),
+      ...(typeof code === 'string' ? { code } : {}),
     } satisfies WorkerMessage);
   },
 );
