@@ -4,16 +4,20 @@ import {
   ADMIN_ENV,
   COMMAND_NAMES,
   DEFAULT_ADMIN,
+  DEFAULT_ROUTER,
   DEFAULT_TIMEOUT_MS,
   EXIT,
   type Invocation,
   parseArgs,
+  ROUTER_ENV,
   TOKEN_ENV,
 } from '../src/internal/admin-cli/args.js';
 import {
+  dataJson,
   formatBytes,
   formatLatency,
   type LocateReply,
+  renderData,
   renderStatus,
   renderTable,
   renderWhere,
@@ -88,6 +92,29 @@ describe('engram-router arguments', () => {
     expect(run(['status', '--timeout-ms', '250']).connect.timeoutMs).toBe(250);
   });
 
+  it('store and recall talk to the data listener: --router, its env var, or its default', () => {
+    expect(run(['store', 's', 'hello'])).toMatchObject({
+      args: ['s', 'hello'],
+      connect: { admin: DEFAULT_ROUTER },
+    });
+    expect(DEFAULT_ROUTER).toBe(`127.0.0.1:${CONFIG_SCHEMA['listen.port'].default}`);
+    expect(run(['recall', 's'], { [ROUTER_ENV]: '127.0.0.1:9' }).connect.admin).toBe('127.0.0.1:9');
+    // --admin and its env var do not move a data command, nor --router an admin one.
+    expect(run(['recall', 's', '--admin', '127.0.0.1:8', '--router', '7']).connect.admin).toBe(
+      '127.0.0.1:7',
+    );
+    expect(run(['status', '--router', '127.0.0.1:7']).connect.admin).toBe(DEFAULT_ADMIN);
+    expect(run(['recall', 's', 'cue', '--limit', '3'])).toMatchObject({
+      args: ['s', 'cue'],
+      limit: 3,
+    });
+    expect(run(['recall', 's']).limit).toBe(10);
+    expect(usage(['recall', 's', '--limit', 'many'])).toContain('--limit must be a whole number');
+    expect(usage(['store', 's', 'c', '--limit', '3'])).toContain('store takes no --limit');
+    expect(usage(['store', 's'])).toContain('usage: engram-router store SPACE CONTENT');
+    expect(usage(['store', 's', 'c', '--router', 'nowhere'])).toContain('--router');
+  });
+
   it('help: global and per command', () => {
     expect(parseArgs(['--help'])).toEqual({ kind: 'help', command: null });
     expect(parseArgs(['-h'])).toEqual({ kind: 'help', command: null });
@@ -105,6 +132,8 @@ describe('engram-router arguments', () => {
       'unassign',
       'repair',
       'hints',
+      'store',
+      'recall',
     ]);
   });
 
@@ -323,6 +352,53 @@ function fakeIo(
 const grpcError = (code: number, details: string) =>
   Object.assign(new Error(details), { code, details });
 
+describe('store and recall output', () => {
+  const routing = {
+    servedBy: 'n2',
+    attempts: 2,
+    fallback: true,
+    strategy: 'PrimaryWithFallback',
+    tableEpoch: 9,
+    acknowledged: 0,
+    asked: 0,
+    degraded: true,
+  };
+  it('recall: a row per memory, then how it was routed', () => {
+    const reply = {
+      memories: [{ memory: { id: 'm1', content: 'hello', version: 7 }, score: 0.5 }],
+      routing,
+    };
+    expect(renderData(reply)).toBe(
+      '1 memory\nID  CONTENT\nm1  hello\nrouting: served by n2 (PrimaryWithFallback, 2 attempts, fallback, DEGRADED) at table epoch 9\n',
+    );
+    expect(dataJson(reply)).toEqual({
+      memories: [{ id: 'm1', content: 'hello', version: 7, score: 0.5 }],
+      routing,
+    });
+  });
+  it('store: the memory id and the acknowledgements; no routing info said so', () => {
+    const store = {
+      memoryId: 'm2',
+      routing: {
+        ...routing,
+        strategy: 'Replicated',
+        attempts: 1,
+        fallback: false,
+        degraded: false,
+        acknowledged: 2,
+        asked: 3,
+      },
+    };
+    expect(renderData(store)).toBe(
+      'stored memory m2\nrouting: served by n2 (Replicated, 1 attempt, acknowledged by 2 of 3) at table epoch 9\n',
+    );
+    expect(renderData({ memoryId: 'm3', routing: null })).toBe(
+      'stored memory m3\nrouting: none in the reply (not a router?)\n',
+    );
+    expect(dataJson({ memoryId: 'm3' })).toEqual({ memoryId: 'm3', routing: null });
+  });
+});
+
 describe('runCli (exit codes, requests; fake connection)', () => {
   it('sends the request of each command', async () => {
     const f = fakeIo(async () => ({
@@ -345,6 +421,13 @@ describe('runCli (exit codes, requests; fake connection)', () => {
       [['unassign', 's'], 'AssignSpace', { spaceId: 's', clear: true }],
       [['repair', 's'], 'RepairSpace', { spaceId: 's' }],
       [['repair', '--node', 'n1'], 'RepairNode', { id: 'n1' }],
+      [['store', 's', 'hi'], 'Store', { spaceId: 's', memory: { content: 'hi' } }],
+      [['recall', 's'], 'Recall', { spaceId: 's', cue: { text: '' }, limit: 10 }],
+      [
+        ['recall', 's', 'hi', '--limit', '2'],
+        'Recall',
+        { spaceId: 's', cue: { text: 'hi' }, limit: 2 },
+      ],
     ];
     for (const [argv, method, request] of cases) {
       expect(await runCli(argv, f.io)).toBe(EXIT.Ok);

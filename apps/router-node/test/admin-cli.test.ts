@@ -401,6 +401,53 @@ describe('engram-router (the built CLI against a real router)', () => {
     expect(text.stdout).toMatch(new RegExp(`^${victim} +3 +\\d+(\\.\\d)? (B|KiB) +(yes|no)$`, 'm'));
   });
 
+  it('store and recall go through the data listener and show how each call was routed', async () => {
+    const r = await routed(3);
+    const space = 'team/smoke';
+    const stored = await r.cli(['--router', r.address, 'store', space, 'the first memory']);
+    expect(stored.stderr).toBe('');
+    expect(stored.code).toBe(0);
+    const id = /^stored memory (\S+)$/m.exec(stored.stdout)?.[1];
+    expect(id).toBeDefined();
+    // Replicated to all three (W = quorum answers after 2; each replica is checked below).
+    expect(stored.stdout).toMatch(
+      /^routing: served by n\d \(Replicated, \d attempts?, acknowledged by [23] of 3\) at table epoch \d+$/m,
+    );
+    const where = await r.json<WhereJson>(['where', space]);
+    const primary = where.nodes.find((n) => n.role === 'primary')!.id;
+    await eventually(async () => {
+      const w = await r.json<WhereJson>(['where', space]);
+      return w.nodes.every((n) => n.memories === 1) ? w : undefined;
+    }, CHANGE_WINDOW_MS);
+
+    const recalled = await r.cli(['recall', space, '--limit', '5'], {
+      ENGRAM_ROUTER_ADDRESS: r.address,
+    });
+    expect(recalled.code).toBe(0);
+    expect(recalled.stdout).toMatch(new RegExp(`^${id} +the first memory$`, 'm'));
+    expect(recalled.stdout).toContain(
+      `routing: served by ${primary} (PrimaryWithFallback, 1 attempt)`,
+    );
+    const json = await r.json<{
+      memories: { id: string; content: string; version: number }[];
+      routing: { servedBy: string; fallback: boolean; tableEpoch: number };
+    }>(['--router', r.address, 'recall', space]);
+    expect(json.memories).toMatchObject([{ id, content: 'the first memory' }]);
+    expect(json.memories[0]!.version).toBeGreaterThan(0);
+    expect(json.routing).toMatchObject({ servedBy: primary, fallback: false });
+
+    // The data listener's own errors: a space id the router refuses, an unreachable router.
+    const bad = await r.cli(['--router', r.address, 'store', 'x'.repeat(2000), 'y']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^engram-router: Store failed: INVALID_ARGUMENT: /);
+    const port = await freePort();
+    const gone = await r.cli(['--router', `127.0.0.1:${port}`, 'recall', space]);
+    expect(gone.code).toBe(3);
+    expect(gone.stderr).toMatch(
+      new RegExp(`^engram-router: router at 127\\.0\\.0\\.1:${port} unreachable: `),
+    );
+  });
+
   it('exit codes: usage 2, unreachable 3, refused 1 with the gRPC status (wrong token, bad space id)', async () => {
     const r = await routed(3);
     const usage = await r.cli([]);

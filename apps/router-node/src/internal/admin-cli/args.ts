@@ -7,10 +7,14 @@ import { RouterNodeError } from '../errors.js';
 
 /** Env var of `--admin`. */
 export const ADMIN_ENV = 'ENGRAM_ROUTER_ADMIN';
+/** Env var of `--router`. */
+export const ROUTER_ENV = 'ENGRAM_ROUTER_ADDRESS';
 /** Env var of `--token`. */
 export const TOKEN_ENV = 'ENGRAM_ROUTER_ADMIN_TOKEN';
 /** `--admin` default: the router's own default admin listener. */
 export const DEFAULT_ADMIN = `127.0.0.1:${CONFIG_SCHEMA['admin.port'].default as number}`;
+/** `--router` default: the router's own default data (MemoryService) listener. */
+export const DEFAULT_ROUTER = `127.0.0.1:${CONFIG_SCHEMA['listen.port'].default as number}`;
 /** `--timeout-ms` default: long enough for a repair of a large space. */
 export const DEFAULT_TIMEOUT_MS = 30 * 1000; // 30 s
 
@@ -36,10 +40,12 @@ export type CommandName =
   | 'assign'
   | 'unassign'
   | 'repair'
-  | 'hints';
+  | 'hints'
+  | 'store'
+  | 'recall';
 
 /** Flags of a command (besides the global ones). */
-type CommandFlag = 'zone' | 'force' | 'node';
+type CommandFlag = 'zone' | 'force' | 'node' | 'limit';
 
 interface CommandSpec {
   readonly synopsis: string;
@@ -49,6 +55,8 @@ interface CommandSpec {
   readonly flags: readonly CommandFlag[];
   /** Extra lines of its `--help`. */
   readonly details?: string;
+  /** Talks to the data listener (MemoryService at `--router`), not to RouterAdmin. */
+  readonly data?: true;
 }
 
 export const COMMANDS: Readonly<Record<CommandName, CommandSpec>> = Object.freeze({
@@ -130,6 +138,26 @@ export const COMMANDS: Readonly<Record<CommandName, CommandSpec>> = Object.freez
     max: 0,
     flags: [],
   },
+  store: {
+    synopsis: 'store SPACE CONTENT',
+    summary: 'store a memory through the router (data listener) and show how it was routed',
+    min: 2,
+    max: 2,
+    flags: [],
+    details:
+      "A smoke test of the data path: MemoryService.Store at --router, then the memory id and the reply's RoutingInfo (served by, acknowledgements, epoch).",
+    data: true,
+  },
+  recall: {
+    synopsis: 'recall SPACE [CUE] [--limit N]',
+    summary: "recall a space's memories through the router (data listener), with the routing",
+    min: 1,
+    max: 2,
+    flags: ['limit'],
+    details:
+      'MemoryService.Recall at --router (CUE: text to match; none = every memory up to --limit, default 10), then the memories and the RoutingInfo.',
+    data: true,
+  },
 });
 
 export const COMMAND_NAMES = Object.keys(COMMANDS) as CommandName[];
@@ -144,6 +172,7 @@ export interface TlsOptions {
 
 /** Where and how to reach RouterAdmin. Files are named, not read (the caller reads them). */
 export interface ConnectOptions {
+  /** The listener the command talks to: RouterAdmin (`--admin`) or, for data commands, MemoryService (`--router`). */
   readonly admin: string;
   readonly token: string | null;
   readonly tokenFile: string | null;
@@ -160,6 +189,8 @@ export type Invocation =
       readonly zone: string;
       readonly force: boolean;
       readonly node: string | null;
+      /** recall's --limit (0 = the server's default). */
+      readonly limit: number;
       readonly json: boolean;
       readonly connect: ConnectOptions;
     };
@@ -171,6 +202,7 @@ export function usageError(message: string): never {
 
 const GLOBAL_VALUE_FLAGS = new Set([
   'admin',
+  'router',
   'token',
   'token-file',
   'tls-ca',
@@ -180,7 +212,7 @@ const GLOBAL_VALUE_FLAGS = new Set([
   'timeout-ms',
 ]);
 const GLOBAL_BOOL_FLAGS = new Set(['json', 'tls', 'help']);
-const COMMAND_VALUE_FLAGS = new Set<string>(['zone', 'node']);
+const COMMAND_VALUE_FLAGS = new Set<string>(['zone', 'node', 'limit']);
 const COMMAND_BOOL_FLAGS = new Set<string>(['force']);
 
 function isCommand(name: string | undefined): name is CommandName {
@@ -267,6 +299,10 @@ export function parseArgs(
     usageError('usage: engram-router repair SPACE | repair --node ID (one of the two)');
   }
   if (node === '') usageError('--node needs a node id');
+  const limitText = values.get('limit');
+  if (limitText !== undefined && !/^[0-9]{1,6}$/.test(limitText)) {
+    usageError(`--limit must be a whole number from 0 to 999999, not "${limitText}"`);
+  }
 
   return {
     kind: 'run',
@@ -275,8 +311,9 @@ export function parseArgs(
     zone: values.get('zone') ?? '',
     force: bools.has('force'),
     node,
+    limit: limitText === undefined ? 10 : Number(limitText),
     json: bools.has('json'),
-    connect: connectOptions(values, bools, env),
+    connect: connectOptions(values, bools, env, spec.data === true),
   };
 }
 
@@ -284,9 +321,12 @@ function connectOptions(
   values: ReadonlyMap<string, string>,
   bools: ReadonlySet<string>,
   env: Readonly<Record<string, string | undefined>>,
+  data: boolean,
 ): ConnectOptions {
   const fromEnv = (key: string) => (env[key] === '' ? undefined : env[key]);
-  const admin = normalizeAdmin(values.get('admin') ?? fromEnv(ADMIN_ENV) ?? DEFAULT_ADMIN);
+  const admin = data
+    ? normalizeAddress(values.get('router') ?? fromEnv(ROUTER_ENV) ?? DEFAULT_ROUTER, '--router')
+    : normalizeAddress(values.get('admin') ?? fromEnv(ADMIN_ENV) ?? DEFAULT_ADMIN, '--admin');
 
   const tokenFlag = values.get('token');
   const tokenFile = values.get('token-file') ?? null;
@@ -329,10 +369,10 @@ function connectOptions(
 }
 
 /** `HOST:PORT` as given, or a bare `PORT` on 127.0.0.1; a usage error otherwise. */
-function normalizeAdmin(value: string): string {
+function normalizeAddress(value: string, flag: string): string {
   const address = /^[0-9]+$/.test(value) ? `127.0.0.1:${value}` : value;
   try {
-    parseAddress(address, '--admin');
+    parseAddress(address, flag);
   } catch (err) {
     usageError((err as Error).message);
   }
@@ -348,7 +388,8 @@ export function globalHelp(): string {
   return [
     'usage: engram-router [flags] COMMAND [ARGS]',
     '',
-    "Operates an Engram router over its admin API (RouterAdmin, the router's admin listener).",
+    "Operates an Engram router over its admin API (RouterAdmin, the router's admin listener);",
+    'store and recall go through its data listener (MemoryService), as a client would.',
     '',
     'commands:',
     ...commands,
@@ -365,10 +406,11 @@ export function globalHelp(): string {
 const GLOBAL_FLAGS_HELP = [
   'flags (before or after the command):',
   `  --admin HOST:PORT        router admin listener (env ${ADMIN_ENV}; default ${DEFAULT_ADMIN})`,
+  `  --router HOST:PORT       router data listener, for store and recall (env ${ROUTER_ENV}; default ${DEFAULT_ROUTER})`,
   '  --json                   machine-readable output (stable field names)',
   `  --token TOKEN            admin bearer token (env ${TOKEN_ENV}); prefer --token-file`,
   '  --token-file FILE        file holding the admin bearer token',
-  '  --tls                    TLS to the admin listener (system CAs unless --tls-ca)',
+  '  --tls                    TLS to the listener (system CAs unless --tls-ca)',
   '  --tls-ca FILE            PEM CA that signed the router certificate (implies --tls)',
   '  --tls-cert FILE          PEM client certificate, for an admin listener requiring one',
   '  --tls-key FILE           PEM key of --tls-cert',
@@ -393,6 +435,7 @@ export function commandHelp(name: CommandName): string {
   if (spec.flags.includes('force'))
     flags.push('  --force       even if fewer placed nodes than the replication factor remain');
   if (spec.flags.includes('node')) flags.push('  --node ID     repair every space the node holds');
+  if (spec.flags.includes('limit')) flags.push('  --limit N     memories to return (default 10)');
   return [
     `usage: engram-router ${spec.synopsis}`,
     '',
@@ -400,8 +443,10 @@ export function commandHelp(name: CommandName): string {
     ...(spec.details !== undefined ? [spec.details] : []),
     ...(flags.length > 0 ? ['', 'flags:', ...flags] : []),
     '',
-    'global flags: --admin --json --token --token-file --tls --tls-ca --tls-cert --tls-key',
-    '--tls-server-name --timeout-ms (engram-router --help)',
+    spec.data === true
+      ? 'global flags: --router --json --tls --tls-ca --tls-cert --tls-key --tls-server-name'
+      : 'global flags: --admin --json --token --token-file --tls --tls-ca --tls-cert --tls-key',
+    `${spec.data === true ? '' : '--tls-server-name '}--timeout-ms (engram-router --help)`,
     '',
   ].join('\n');
 }

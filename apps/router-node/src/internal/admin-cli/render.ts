@@ -374,3 +374,81 @@ export function renderRepair(r: RepairReply, subject: string): string {
   if (r.unreachable.length > 0) lines.push(`unreachable: ${r.unreachable.join(', ')}`);
   return `${lines.join('\n')}\n`;
 }
+
+// ---- store and recall (data listener) ----------------------------------------------------
+
+/** RoutingInfo of a MemoryService reply (field 15), as decoded. */
+export interface RoutingReply {
+  servedBy: string;
+  attempts: number;
+  fallback: boolean;
+  strategy: string;
+  tableEpoch: number;
+  acknowledged: number;
+  asked: number;
+  degraded: boolean;
+}
+
+/** StoreResponse or RecallResponse, as decoded. */
+export interface DataReply {
+  memoryId?: string;
+  memories?: { memory?: { id: string; content: string; version: number } | null; score: number }[];
+  routing?: RoutingReply | null;
+}
+
+const routingJson = (r: RoutingReply | null | undefined) =>
+  r == null
+    ? null
+    : {
+        servedBy: r.servedBy,
+        attempts: r.attempts,
+        fallback: r.fallback,
+        strategy: r.strategy,
+        tableEpoch: r.tableEpoch,
+        acknowledged: r.acknowledged,
+        asked: r.asked,
+        degraded: r.degraded,
+      };
+
+export function dataJson(d: DataReply) {
+  return {
+    ...(d.memoryId !== undefined ? { memoryId: d.memoryId } : {}),
+    ...(d.memories !== undefined
+      ? {
+          memories: d.memories.map((m) => ({
+            id: m.memory?.id ?? '',
+            content: m.memory?.content ?? '',
+            version: m.memory?.version ?? 0,
+            score: m.score,
+          })),
+        }
+      : {}),
+    routing: routingJson(d.routing),
+  };
+}
+
+/** One line saying how the router routed the call (from the reply's RoutingInfo). */
+function routingLine(r: RoutingReply | null | undefined): string {
+  if (r == null) return 'routing: none in the reply (not a router?)';
+  const acks = r.asked > 0 ? `, acknowledged by ${r.acknowledged} of ${r.asked}` : '';
+  const how = [r.fallback ? 'fallback' : '', r.degraded ? 'DEGRADED' : ''].filter((x) => x !== '');
+  return `routing: served by ${r.servedBy} (${r.strategy}, ${r.attempts} attempt${r.attempts === 1 ? '' : 's'}${acks}${how.length > 0 ? `, ${how.join(', ')}` : ''}) at table epoch ${r.tableEpoch}`;
+}
+
+export function renderData(d: DataReply): string {
+  const lines: string[] = [];
+  if (d.memoryId !== undefined) lines.push(`stored memory ${d.memoryId}`);
+  if (d.memories !== undefined) {
+    lines.push(`${d.memories.length} memor${d.memories.length === 1 ? 'y' : 'ies'}`);
+    if (d.memories.length > 0) {
+      lines.push(
+        renderTable(
+          ['ID', 'CONTENT'],
+          d.memories.map((m) => [m.memory?.id ?? '', m.memory?.content ?? '']),
+        ),
+      );
+    }
+  }
+  lines.push(routingLine(d.routing));
+  return `${lines.join('\n')}\n`;
+}

@@ -10,9 +10,12 @@ import {
   parseArgs,
 } from './args.js';
 import {
+  type DataReply,
+  dataJson,
   hintsJson,
   type LocateReply,
   type RepairReply,
+  renderData,
   renderHints,
   renderRepair,
   renderStatus,
@@ -34,7 +37,10 @@ export type AdminMethod =
   | 'DrainNode'
   | 'AssignSpace'
   | 'RepairSpace'
-  | 'RepairNode';
+  | 'RepairNode'
+  /** MemoryService, on the data listener (store and recall). */
+  | 'Store'
+  | 'Recall';
 
 /** One RouterAdmin connection (the gRPC edge); a failed call rejects with `{ code, details }`. */
 export interface AdminCaller {
@@ -126,6 +132,13 @@ export function requestOf(inv: Run): { method: AdminMethod; request: Record<stri
       return inv.node !== null
         ? { method: 'RepairNode', request: { id: inv.node } }
         : { method: 'RepairSpace', request: { spaceId: a } };
+    case 'store':
+      return { method: 'Store', request: { spaceId: a, memory: { content: b } } };
+    case 'recall':
+      return {
+        method: 'Recall',
+        request: { spaceId: a, cue: { text: b ?? '' }, limit: inv.limit },
+      };
   }
 }
 
@@ -171,6 +184,9 @@ export function outputOf(inv: Run, reply: unknown): string {
       return inv.json
         ? json(repairJson(reply as RepairReply))
         : renderRepair(reply as RepairReply, `space ${a}`);
+    case 'store':
+    case 'recall':
+      return inv.json ? json(dataJson(reply as DataReply)) : renderData(reply as DataReply);
   }
 }
 
@@ -223,8 +239,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       '',
     );
     if (code === GrpcStatus.UNAVAILABLE || code === GrpcStatus.DEADLINE_EXCEEDED) {
+      const listener =
+        inv.command === 'store' || inv.command === 'recall' ? 'router' : 'router admin';
       io.stderr(
-        `${PROGRAM}: router admin at ${conn.address} unreachable: ${statusName(code)}: ${details}\n`,
+        `${PROGRAM}: ${listener} at ${conn.address} unreachable: ${statusName(code)}: ${details}\n`,
       );
       return EXIT.Unreachable;
     }
