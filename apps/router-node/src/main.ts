@@ -131,35 +131,38 @@ async function main(): Promise<void> {
       log.warn({ event: 'reload' }, 'SIGHUP: no config file to reload');
       return;
     }
+    const rejected = (err: unknown) =>
+      log.error(
+        { event: 'reload-failed', err: (err as Error).message },
+        'SIGHUP: reload rejected, nothing changed',
+      );
     let next: RouterNodeConfig;
     try {
       next = loadConfig(cli);
     } catch (err) {
-      log.error(
-        { event: 'reload-failed', err: (err as Error).message },
-        'SIGHUP: reload rejected, nothing changed',
-      );
+      router.reloadFailed(); // a file that does not parse or validate
+      rejected(err);
       return;
     }
+    let report: ReturnType<typeof router.reload>;
     try {
-      router.reloadAdminToken(next.admin);
-      log.info({ event: 'reload-admin-token' }, 'SIGHUP: admin token reloaded');
+      report = router.reload(next); // all or nothing; counts its own failure
     } catch (err) {
-      log.error(
-        { event: 'reload-failed', err: (err as Error).message },
-        'SIGHUP: admin token not reloaded, the token in force stays',
+      rejected(err);
+      return;
+    }
+    for (const c of report.changes) {
+      log.info(
+        { event: 'reload', key: c.key, result: c.result, from: c.from, to: c.to },
+        c.result === 'applied' ? `SIGHUP: ${c.key} applied` : `SIGHUP: ${c.key} needs a restart`,
       );
     }
-    try {
-      if (next.nodes.length === 0) throw new ConfigError('nodes', [], 'reload needs nodes');
-      const epoch = router.reloadMembership(next.nodes);
-      log.info({ event: 'reload', epoch }, 'SIGHUP: membership reloaded');
-    } catch (err) {
-      log.error(
-        { event: 'reload-failed', err: (err as Error).message },
-        'SIGHUP: reload rejected, nothing changed',
-      );
-    }
+    const applied = report.changes.filter((c) => c.result === 'applied').length;
+    const restart = report.changes.length - applied;
+    log.info(
+      { event: 'reload-done', applied, needsRestart: restart, epoch: report.epoch },
+      `SIGHUP: config reloaded (${applied} applied, ${restart} need a restart)`,
+    );
   });
 }
 
