@@ -90,6 +90,47 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  // Before the listening line: a SIGHUP sent as soon as it is read must find the handler
+  // (without one, SIGHUP ends the process).
+  process.on('SIGHUP', () => {
+    if (cli.configPath === undefined) {
+      log.warn({ event: 'reload' }, 'SIGHUP: no config file to reload');
+      return;
+    }
+    const rejected = (err: unknown) =>
+      log.error(
+        { event: 'reload-failed', err: (err as Error).message },
+        'SIGHUP: reload rejected, nothing changed',
+      );
+    let next: RouterNodeConfig;
+    try {
+      next = loadConfig(cli);
+    } catch (err) {
+      router.reloadFailed(); // a file that does not parse or validate
+      rejected(err);
+      return;
+    }
+    let report: ReturnType<typeof router.reload>;
+    try {
+      report = router.reload(next); // all or nothing; counts its own failure
+    } catch (err) {
+      rejected(err);
+      return;
+    }
+    for (const c of report.changes) {
+      // Waiting for a restart is for the operator to act on: shown at warn.
+      log[c.result === 'applied' ? 'info' : 'warn'](
+        { event: 'reload', key: c.key, result: c.result, from: c.from, to: c.to },
+        c.result === 'applied' ? `SIGHUP: ${c.key} applied` : `SIGHUP: ${c.key} needs a restart`,
+      );
+    }
+    const applied = report.changes.filter((c) => c.result === 'applied').length;
+    const restart = report.changes.length - applied;
+    log.info(
+      { event: 'reload-done', applied, needsRestart: restart, epoch: report.epoch },
+      `SIGHUP: config reloaded (${applied} applied, ${restart} need a restart)`,
+    );
+  });
   process.stdout.write(
     `${JSON.stringify({
       event: 'listening',
@@ -126,44 +167,6 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  process.on('SIGHUP', () => {
-    if (cli.configPath === undefined) {
-      log.warn({ event: 'reload' }, 'SIGHUP: no config file to reload');
-      return;
-    }
-    const rejected = (err: unknown) =>
-      log.error(
-        { event: 'reload-failed', err: (err as Error).message },
-        'SIGHUP: reload rejected, nothing changed',
-      );
-    let next: RouterNodeConfig;
-    try {
-      next = loadConfig(cli);
-    } catch (err) {
-      router.reloadFailed(); // a file that does not parse or validate
-      rejected(err);
-      return;
-    }
-    let report: ReturnType<typeof router.reload>;
-    try {
-      report = router.reload(next); // all or nothing; counts its own failure
-    } catch (err) {
-      rejected(err);
-      return;
-    }
-    for (const c of report.changes) {
-      log.info(
-        { event: 'reload', key: c.key, result: c.result, from: c.from, to: c.to },
-        c.result === 'applied' ? `SIGHUP: ${c.key} applied` : `SIGHUP: ${c.key} needs a restart`,
-      );
-    }
-    const applied = report.changes.filter((c) => c.result === 'applied').length;
-    const restart = report.changes.length - applied;
-    log.info(
-      { event: 'reload-done', applied, needsRestart: restart, epoch: report.epoch },
-      `SIGHUP: config reloaded (${applied} applied, ${restart} need a restart)`,
-    );
-  });
 }
 
 main().catch((err: unknown) => {

@@ -388,6 +388,7 @@ async function start(
         live = after;
         budget = nextBudget;
         log.level = after.logLevel;
+        log.debug({ event: 'reload-apply', keys: [...applied] }, 'applying the reloaded keys');
         const epoch = plan === null ? plane.epoch : plane.applyPlacement(plan);
         plane.reconfigure(after);
         if (cfg.admin.enabled) adminAuth.set(token);
