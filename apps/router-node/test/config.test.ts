@@ -218,6 +218,10 @@ describe('config schema', () => {
       'health.unhealthyThreshold',
       'health.healthyThreshold',
       'health.panicThreshold',
+      'hints.replayPerSecond',
+      'streaming.concurrency',
+      'repair.intervalMs',
+      'repair.spacesPerSecond',
       'logLevel',
     ]);
   });

@@ -207,6 +207,41 @@ describe('SIGHUP reload (real router-node process)', () => {
     void early;
   });
 
+  it('a data-plane worker restarted after a reload starts with the reloaded config', async () => {
+    const node = await countingNode(cleanup);
+    const base = {
+      nodes: [{ id: 'n1', address: node.address }],
+      workers: 1,
+      router: {
+        replicateWrites: false,
+        maxRetries: 0,
+        deadlineMs: 60_000,
+        attemptTimeoutMs: 60_000,
+      },
+    };
+    const config = testConfig(base);
+    const router = await spawnRouter(cleanup, config);
+    const newDeadlineMs = 500;
+    writeFileSync(
+      router.configFile,
+      JSON.stringify({ ...config, router: { ...base.router, deadlineMs: newDeadlineMs } }),
+    );
+    expect((await sighup(router)).ok).toBe(true);
+    // The spawned router inherits NODE_ENV=test from vitest: SIGUSR2 crashes its worker.
+    router.child.kill('SIGUSR2');
+    await eventually(() => router.stderr().includes('"event":"worker-restart"'), 30_000);
+    const client = memoryClient(cleanup, router.address);
+    // Started with the file read at start, the new worker would wait 60 s on the hung node.
+    const guardMs = 20 * newDeadlineMs;
+    const outcome = await Promise.race([
+      callMemory(client, 'recall', { spaceId: 's', cue: { text: 'x' }, limit: 1 }).catch(
+        (e: unknown) => e as grpc.ServiceError,
+      ),
+      new Promise<'pending'>((r) => setTimeout(() => r('pending'), guardMs)),
+    ]);
+    expect(outcome).toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED });
+  });
+
   it('an invalid file, or a change that cannot apply, changes nothing and counts as a failure', async () => {
     const node = await countingNode(cleanup);
     const config = testConfig({

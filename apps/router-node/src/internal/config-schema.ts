@@ -22,7 +22,7 @@ import type { ConfigSchema } from './config-spec.js';
  * as needing a restart. Not reloadable, and why: the `listen.*` limits are fixed in the HTTP/2
  * server at creation; `router.breakerThreshold`/`breakerTimeoutMs` are part of the shared
  * breaker table's layout fingerprint; `router.replicateWrites` decides whether membership
- * changes move data; `hints.*`, `streaming.*`, `repair.*` are read by data movement at start.
+ * changes move data; `hints.maxBytesPerNode`/`maxAgeMs` size the hint store when it opens.
  */
 export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
   'listen.host': {
@@ -504,7 +504,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     min: 1,
     max: 1_000_000,
     default: 1000,
-    reloadable: false,
+    reloadable: true,
     description: 'hints replayed per second per node, so live traffic keeps its latency',
   },
   'streaming.concurrency': {
@@ -512,7 +512,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     min: 1,
     max: 64,
     default: 4,
-    reloadable: false,
+    reloadable: true,
     description: 'spaces streamed at once when a node joins or leaves',
   },
   'repair.intervalMs': {
@@ -520,7 +520,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     min: 0,
     max: CAP.MAX_TIMER_MS,
     default: 0,
-    reloadable: false,
+    reloadable: true,
     description: 'background anti-entropy: every space compared this often; 0 = off',
   },
   'repair.spacesPerSecond': {
@@ -528,7 +528,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     min: 1,
     max: 10_000,
     default: 10,
-    reloadable: false,
+    reloadable: true,
     description: 'spaces the background repair compares per second',
   },
   shutdownGraceMs: {

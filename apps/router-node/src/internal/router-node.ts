@@ -391,6 +391,7 @@ async function start(
         log.debug({ event: 'reload-apply', keys: [...applied] }, 'applying the reloaded keys');
         const epoch = plan === null ? plane.epoch : plane.applyPlacement(plan);
         plane.reconfigure(after);
+        movement.reconfigure(after);
         if (cfg.admin.enabled) adminAuth.set(token);
         mainPlane?.reconfigure(after, budget.buffer);
         supervisor?.reconfigure({ type: 'config-update', config: after, budget: budget.buffer });
