@@ -34,6 +34,8 @@ const HANG_MS = 10 * 60 * 1000;
  */
 async function countingNode(
   cleanup: Cleanup,
+  /** Recall answers UNAVAILABLE at once instead of hanging. */
+  failRecalls = false,
 ): Promise<{ address: string; checks: () => number; recalls: () => number }> {
   const server = new grpc.Server();
   const routing = {
@@ -47,6 +49,10 @@ async function countingNode(
     Store: (_c, cb) => cb(null, { memoryId: 'm', routing }),
     Recall: (c, cb) => {
       recalls++;
+      if (failRecalls) {
+        cb({ code: grpc.status.UNAVAILABLE, details: 'failing on purpose' });
+        return;
+      }
       const t = setTimeout(() => cb(null, { memories: [], routing }), HANG_MS);
       c.on('cancelled', () => clearTimeout(t));
     },
@@ -205,6 +211,38 @@ describe('SIGHUP reload (real router-node process)', () => {
     const at = metricValue(metrics, 'engram_router_config_last_reload_success_timestamp_seconds');
     expect(Math.abs(at - Date.now() / 1000)).toBeLessThan(3600);
     void early;
+  });
+
+  it('applies router.maxRetries: a failing call is tried 1 + maxRetries times after the reload', async () => {
+    const node = await countingNode(cleanup, true);
+    const base = {
+      nodes: [{ id: 'n1', address: node.address }],
+      workers: 1,
+      router: { replicateWrites: false, maxRetries: 0, retryBaseDelayMs: 1, retryMaxDelayMs: 10 },
+    };
+    const config = testConfig(base);
+    const router = await spawnRouter(cleanup, config);
+    const client = memoryClient(cleanup, router.address);
+    const recall = () =>
+      call(client, 'recall', { spaceId: 's', cue: { text: 'x' }, limit: 1 }).catch(
+        (e: unknown) => e as grpc.ServiceError,
+      );
+    const retries = async () =>
+      metricValue(await scrape(router.metricsPort), 'engram_router_retries_total', 'recall');
+    expect(await recall()).toMatchObject({ code: grpc.status.UNAVAILABLE });
+    expect(node.recalls()).toBe(1);
+    expect(await retries()).toBe(0);
+    writeFileSync(
+      router.configFile,
+      JSON.stringify({ ...config, router: { ...base.router, maxRetries: 2 } }),
+    );
+    const reload = await sighup(router);
+    expect(reload.keys.map((k) => [k.key, k.result, k.from, k.to])).toEqual([
+      ['router.maxRetries', 'applied', 0, 2],
+    ]);
+    expect(await recall()).toMatchObject({ code: grpc.status.UNAVAILABLE });
+    expect(node.recalls()).toBe(1 + 3);
+    expect(await retries()).toBe(2);
   });
 
   it('a data-plane worker restarted after a reload starts with the reloaded config', async () => {
