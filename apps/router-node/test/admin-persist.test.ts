@@ -138,6 +138,17 @@ describe('admin changes persist in dataDir (real router-node processes)', () => 
     const fourth = await spawnRouter(cleanup, edited, [], first.configFile);
     expect(adminStateLine(fourth)).toMatchObject({ source: 'state' });
     expect((await table(fourth, cleanup)).nodes.map((n) => n.id)).toEqual(['n1', 'n2', 'n4']);
+
+    // On SIGHUP the same: a changed list wins, and is what the next start finds.
+    const again = testConfig({ nodes: [a, e], workers: 1, dataDir, ...legacy });
+    writeFileSync(first.configFile, JSON.stringify(again));
+    fourth.child.kill('SIGHUP');
+    await eventually(async () => (await table(fourth, cleanup)).nodes.length === 2);
+    expect((await table(fourth, cleanup)).nodes.map((n) => n.id)).toEqual(['n1', 'n4']);
+    await stop(fourth);
+    const fifth = await spawnRouter(cleanup, again, [], first.configFile);
+    expect(adminStateLine(fifth)).toMatchObject({ source: 'state' });
+    expect((await table(fifth, cleanup)).nodes.map((n) => n.id)).toEqual(['n1', 'n4']);
   });
 
   it('a corrupt state file stops the start with exit 2, naming the file', async () => {
