@@ -213,7 +213,7 @@ describe('SIGHUP reload (real router-node process)', () => {
     void early;
   });
 
-  it('applies router.maxRetries: a failing call is tried 1 + maxRetries times after the reload', async () => {
+  it('applies router.maxRetries and retryBudget.*: a failing call is tried 1 + maxRetries times, as the budget allows', async () => {
     const node = await countingNode(cleanup, true);
     const base = {
       nodes: [{ id: 'n1', address: node.address }],
@@ -242,6 +242,22 @@ describe('SIGHUP reload (real router-node process)', () => {
     ]);
     expect(await recall()).toMatchObject({ code: grpc.status.UNAVAILABLE });
     expect(node.recalls()).toBe(1 + 3);
+    expect(await retries()).toBe(2);
+    // retryBudget.*: a budget that allows no retry at all (a new shared budget, every thread).
+    writeFileSync(
+      router.configFile,
+      JSON.stringify({
+        ...config,
+        router: { ...base.router, maxRetries: 2 },
+        retryBudget: { ratio: 0, minRetriesPerSecond: 0 },
+      }),
+    );
+    expect((await sighup(router)).keys.map((k) => [k.key, k.result])).toEqual([
+      ['retryBudget.ratio', 'applied'],
+      ['retryBudget.minRetriesPerSecond', 'applied'],
+    ]);
+    await recall();
+    expect(node.recalls()).toBe(4 + 1);
     expect(await retries()).toBe(2);
   });
 

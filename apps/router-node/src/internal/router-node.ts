@@ -382,21 +382,22 @@ async function start(
         const nextBudget = touches(applied, 'retryBudget')
           ? new SharedRetryBudget({ ...next.retryBudget })
           : budget;
-        // Then all of it. The placement before the control plane's config: the state file is
-        // written with the new membership first, its new seed second (see admin-state.ts).
+        // Then all of it. The placement first (its publish is the one step left that may
+        // throw), and before the control plane's config: the state file is written with the
+        // new membership first, its new seed second (see admin-state.ts).
+        if (plan !== null) plane.applyPlacement(plan);
         const after = configAfter(live, next, changes);
         live = after;
         budget = nextBudget;
         log.level = after.logLevel;
         log.debug({ event: 'reload-apply', keys: [...applied] }, 'applying the reloaded keys');
-        const epoch = plan === null ? plane.epoch : plane.applyPlacement(plan);
         plane.reconfigure(after);
         movement.reconfigure(after);
         if (cfg.admin.enabled) adminAuth.set(token);
         mainPlane?.reconfigure(after, budget.buffer);
         supervisor?.reconfigure({ type: 'config-update', config: after, budget: budget.buffer });
         reloads.success(Date.now());
-        return { changes, epoch };
+        return { changes, epoch: plane.epoch };
       } catch (err) {
         reloads.failure();
         throw err;
