@@ -164,7 +164,8 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  // Before the listening line: whoever reads it may signal at once.
+  // Before the listening line: whoever reads it may signal at once (without a handler,
+  // SIGHUP ends the process).
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -183,6 +184,45 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  process.on('SIGHUP', () => {
+    if (cli.configPath === undefined) {
+      log.warn({ event: 'reload' }, 'SIGHUP: no config file to reload');
+      return;
+    }
+    const rejected = (err: unknown) =>
+      log.error(
+        { event: 'reload-failed', err: (err as Error).message },
+        'SIGHUP: reload rejected, nothing changed',
+      );
+    let next: RouterNodeConfig;
+    try {
+      next = loadConfig(cli);
+    } catch (err) {
+      router.reloadFailed(); // a file that does not parse or validate
+      rejected(err);
+      return;
+    }
+    let report: ReturnType<typeof router.reload>;
+    try {
+      report = router.reload(next); // all or nothing; counts its own failure
+    } catch (err) {
+      rejected(err);
+      return;
+    }
+    for (const c of report.changes) {
+      // Waiting for a restart is for the operator to act on: shown at warn.
+      log[c.result === 'applied' ? 'info' : 'warn'](
+        { event: 'reload', key: c.key, result: c.result, from: c.from, to: c.to },
+        c.result === 'applied' ? `SIGHUP: ${c.key} applied` : `SIGHUP: ${c.key} needs a restart`,
+      );
+    }
+    const applied = report.changes.filter((c) => c.result === 'applied').length;
+    const restart = report.changes.length - applied;
+    log.info(
+      { event: 'reload-done', applied, needsRestart: restart, epoch: report.epoch },
+      `SIGHUP: config reloaded (${applied} applied, ${restart} need a restart)`,
+    );
+  });
   process.stdout.write(
     `${JSON.stringify({
       event: 'listening',
@@ -201,41 +241,6 @@ async function main(): Promise<void> {
         `  RouterAdmin: ${router.adminPort === null ? 'off' : `127.0.0.1:${router.adminPort}`}   metrics: ${router.metricsPort === null ? 'off' : `http://127.0.0.1:${router.metricsPort}/metrics`}\n`,
     );
   }
-  process.on('SIGHUP', () => {
-    if (cli.configPath === undefined) {
-      log.warn({ event: 'reload' }, 'SIGHUP: no config file to reload');
-      return;
-    }
-    let next: RouterNodeConfig;
-    try {
-      next = loadConfig(cli);
-    } catch (err) {
-      log.error(
-        { event: 'reload-failed', err: (err as Error).message },
-        'SIGHUP: reload rejected, nothing changed',
-      );
-      return;
-    }
-    try {
-      router.reloadAdminToken(next.admin);
-      log.info({ event: 'reload-admin-token' }, 'SIGHUP: admin token reloaded');
-    } catch (err) {
-      log.error(
-        { event: 'reload-failed', err: (err as Error).message },
-        'SIGHUP: admin token not reloaded, the token in force stays',
-      );
-    }
-    try {
-      if (next.nodes.length === 0) throw new ConfigError('nodes', [], 'reload needs nodes');
-      const epoch = router.reloadMembership(next.nodes);
-      log.info({ event: 'reload', epoch }, 'SIGHUP: membership reloaded');
-    } catch (err) {
-      log.error(
-        { event: 'reload-failed', err: (err as Error).message },
-        'SIGHUP: reload rejected, nothing changed',
-      );
-    }
-  });
 }
 
 main().catch((err: unknown) => {

@@ -134,7 +134,7 @@ describe('--help', () => {
     expect(help).toMatch(/^ {2}nodes$/m);
     expect(help).toMatch(/^ {2}assignments$/m);
     expect(help).toContain(
-      'SIGHUP re-reads the config file and applies: admin.token, admin.tokenFile, nodes.',
+      'SIGHUP re-reads the config file and applies: admin.token, admin.tokenFile, nodes, assignments, router.maxRetries, router.retryBaseDelayMs, router.retryMaxDelayMs, router.deadlineMs, router.attemptTimeoutMs, router.replicaFallback, router.storeFallback, router.writeConsistency, router.readConsistency, router.maxMessageBytes, retryBudget.ratio, retryBudget.minRetriesPerSecond, retryBudget.ttlMs, health.intervalMs, health.timeoutMs, health.unhealthyThreshold, health.healthyThreshold, health.panicThreshold, hints.replayPerSecond, streaming.concurrency, repair.intervalMs, repair.spacesPerSecond, logLevel. Other keys need a restart.',
     );
   });
 

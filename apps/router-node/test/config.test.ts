@@ -200,11 +200,35 @@ describe('config schema', () => {
     expect(Object.isFrozen(CONFIG_SCHEMA['listen.port'])).toBe(true);
   });
 
-  it('marks only the admin token and nodes as reloaded by SIGHUP (what main.ts reloads)', () => {
+  it('marks as reloaded by SIGHUP exactly the keys RouterNode.reload applies live', () => {
     expect(CONFIG_KEYS.filter((k) => CONFIG_SCHEMA[k].reloadable)).toEqual([
       'admin.token',
       'admin.tokenFile',
       'nodes',
+      'assignments',
+      'router.maxRetries',
+      'router.retryBaseDelayMs',
+      'router.retryMaxDelayMs',
+      'router.deadlineMs',
+      'router.attemptTimeoutMs',
+      'router.replicaFallback',
+      'router.storeFallback',
+      'router.writeConsistency',
+      'router.readConsistency',
+      'router.maxMessageBytes',
+      'retryBudget.ratio',
+      'retryBudget.minRetriesPerSecond',
+      'retryBudget.ttlMs',
+      'health.intervalMs',
+      'health.timeoutMs',
+      'health.unhealthyThreshold',
+      'health.healthyThreshold',
+      'health.panicThreshold',
+      'hints.replayPerSecond',
+      'streaming.concurrency',
+      'repair.intervalMs',
+      'repair.spacesPerSecond',
+      'logLevel',
     ]);
   });
 

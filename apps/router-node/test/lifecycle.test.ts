@@ -135,10 +135,10 @@ describe('router-node lifecycle', () => {
     expect(second).toEqual({ cancelled: first.cancelled + 1, deadline: first.deadline });
   });
 
-  it('on SIGHUP the file wins for the node list; AssignSpace assignments and drains survive (no data movement)', async () => {
-    const c = await LocalCluster.start(3, 2);
+  it('on SIGHUP a changed node list in the file wins; an unchanged one leaves admin changes alone; AssignSpace assignments and drains survive (no data movement)', async () => {
+    const c = await LocalCluster.start(4, 2);
     cleanup.add(() => c.stop());
-    const [a, b, d] = c.configs;
+    const [a, b, d, e] = c.configs;
     const { writeFileSync } = await import('node:fs');
     const legacy = { router: { replicateWrites: false } };
     const router = await spawnRouter(cleanup, testConfig({ nodes: [a, b], workers: 1, ...legacy }));
@@ -153,22 +153,29 @@ describe('router-node lifecycle', () => {
       return t.nodes.find((n) => n.id === 'n3')?.state === 'up' ? t : undefined;
     });
     expect(before.nodes.map((n) => n.id)).toEqual(['n1', 'n2', 'n3']);
-    // Same file (n1, n2), reloaded: the admin-added n3 goes, the rest of the admin state stays.
-    const cmdline = router.child.spawnargs;
-    const file = cmdline[cmdline.indexOf('--config') + 1]!;
-    writeFileSync(file, JSON.stringify(testConfig({ nodes: [a, b], workers: 1, ...legacy })));
+    // The same file (n1, n2), reloaded: its node list did not change, the admin state stays.
+    router.child.kill('SIGHUP');
+    await eventually(() => router.stderr().includes('"event":"reload-done"'));
+    const unchanged = await getTable(adm);
+    expect(unchanged.nodes.map((n) => n.id)).toEqual(['n1', 'n2', 'n3']);
+    expect(unchanged.epoch).toBe(before.epoch);
+    // The file's list changed (n4 added): it wins, so the admin-added n3 goes; the rest of the
+    // admin state stays.
+    const file = router.configFile;
+    writeFileSync(file, JSON.stringify(testConfig({ nodes: [a, b, e], workers: 1, ...legacy })));
     router.child.kill('SIGHUP');
     const after = await eventually(async () => {
       const t = await getTable(adm);
       return t.epoch > before.epoch ? t : undefined;
     });
-    expect(after.nodes.map((n) => n.id)).toEqual(['n1', 'n2']);
+    expect(after.nodes.map((n) => n.id)).toEqual(['n1', 'n2', 'n4']);
     expect(after.nodes.find((n) => n.id === 'n1')?.state).toBe('draining');
     expect(after.assignments).toContainEqual(
       expect.objectContaining({ spaceId: 'pinned', primary: 'n2', replicas: ['n1'] }),
     );
     await eventually(() => router.stderr().includes('"event":"reload-membership"'));
     expect(router.stderr()).toMatch(/"event":"reload-membership".*"removed":\["n3"\]/);
+    expect(router.stderr()).toMatch(/"event":"reload","key":"nodes","result":"applied"/);
     const client = memoryClient(cleanup, router.address);
     const r = await call(client, 'store', { spaceId: 'pinned', memory: { content: 'x' } });
     expect(r.routing?.servedBy).toBe('n2');

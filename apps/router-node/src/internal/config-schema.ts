@@ -18,7 +18,11 @@ import type { ConfigSchema } from './config-spec.js';
 
 /**
  * The settings of router-node, one entry per key, in the order of `RouterNodeConfig`. SIGHUP
- * replaces the membership (`nodes`) and the admin token (`admin.token`, `admin.tokenFile`).
+ * applies every changed key marked `reloadable` (internal/reload.ts); the others are reported
+ * as needing a restart. Not reloadable, and why: the `listen.*` limits are fixed in the HTTP/2
+ * server at creation; `router.breakerThreshold`/`breakerTimeoutMs` are part of the shared
+ * breaker table's layout fingerprint; `router.replicateWrites` decides whether membership
+ * changes move data; `hints.maxBytesPerNode`/`maxAgeMs` size the hint store when it opens.
  */
 export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
   'listen.host': {
@@ -154,7 +158,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     default: null,
     reloadable: true,
     description:
-      'file holding the RouterAdmin bearer token (trimmed), read at start and on SIGHUP (an unreadable file keeps the token in force); null = none',
+      'file holding the RouterAdmin bearer token (trimmed), read at start and on every SIGHUP (an unreadable file fails the reload: the token in force stays); null = none',
   },
   'admin.tls.cert': {
     type: 'string',
@@ -220,14 +224,15 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     default: [],
     reloadable: true,
     description:
-      "memory nodes to route to; required: empty is an error unless `run --local-cluster`; SIGHUP applies the file's list",
+      'memory nodes to route to; required (empty is an error unless `run --local-cluster`); seeds a router with no state file, and on SIGHUP (or at start) a changed list replaces the membership',
   },
   assignments: {
     type: 'assignments',
     shape: '[{ spaceId, primary, replicas }]',
     default: [],
-    reloadable: false,
-    description: 'pinned placements, read at start (AssignSpace changes pins live)',
+    reloadable: true,
+    description:
+      'pinned placements; seed a router with no state file, and on SIGHUP (or at start) a changed list replaces the pins (AssignSpace changes pins live)',
   },
   localNodeId: {
     type: 'string-or-null',
@@ -256,7 +261,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     min: 0,
     max: MAX_RETRIES,
     default: 3,
-    reloadable: false,
+    reloadable: true,
     description: 'retries after every target failed once',
   },
   'router.retryBaseDelayMs': {
@@ -264,7 +269,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     min: 0,
     max: CAP.MAX_RETRY_BASE_DELAY_MS,
     default: 100, // 100 ms
-    reloadable: false,
+    reloadable: true,
     description: 'first retry backoff; the backoff is base·2^n, capped, full jitter',
   },
   'router.retryMaxDelayMs': {
@@ -272,7 +277,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     min: 0,
     max: CAP.MAX_RETRY_MAX_DELAY_MS,
     default: 5 * 1000, // 5 s
-    reloadable: false,
+    reloadable: true,
     description: 'cap on the retry backoff; at least `router.retryBaseDelayMs`',
   },
   'router.deadlineMs': {
@@ -280,7 +285,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     min: 1,
     max: CAP.MAX_CALL_MS,
     default: 10 * 1000, // 10 s
-    reloadable: false,
+    reloadable: true,
     description: 'deadline of a call whose client sends no `grpc-timeout`',
   },
   'router.attemptTimeoutMs': {
@@ -288,19 +293,19 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     min: 1,
     max: CAP.MAX_CALL_MS,
     default: 2 * 1000, // 2 s: a node silent this long is failed over
-    reloadable: false,
+    reloadable: true,
     description: 'a node silent this long is failed over (not for Consolidate)',
   },
   'router.replicaFallback': {
     type: 'bool',
     default: true,
-    reloadable: false,
+    reloadable: true,
     description: 'fail reads over to replicas',
   },
   'router.storeFallback': {
     type: 'bool',
     default: true,
-    reloadable: false,
+    reloadable: true,
     description: 'fail writes over to replicas',
   },
   'router.replicateWrites': {
@@ -314,14 +319,14 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     type: 'enum',
     values: ['one', 'quorum', 'all'],
     default: 'quorum',
-    reloadable: false,
+    reloadable: true,
     description: 'replicas that must acknowledge a replicated Store before its answer',
   },
   'router.readConsistency': {
     type: 'enum',
     values: ['one', 'quorum'],
     default: 'one',
-    reloadable: false,
+    reloadable: true,
     description:
       'one = the first live replica; quorum = a majority, merged newest first, divergent replicas repaired',
   },
@@ -346,7 +351,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     min: CAP.MIN_MESSAGE_BYTES,
     max: CAP.MAX_MESSAGE_BYTES,
     default: 4 * 1024 * 1024, // 4 MiB, grpc's default receive limit
-    reloadable: false,
+    reloadable: true,
     description: 'largest request accepted; a larger one gets RESOURCE_EXHAUSTED',
   },
   'retryBudget.ratio': {
@@ -354,7 +359,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     min: 0,
     max: 1,
     default: 0.2, // 20 % of requests
-    reloadable: false,
+    reloadable: true,
     description: 'retries allowed as a share of requests (one budget shared by all threads)',
   },
   'retryBudget.minRetriesPerSecond': {
@@ -362,7 +367,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     min: 0,
     max: CAP.BUDGET_MAX_MIN_RETRIES_PER_SECOND,
     default: 10, // retries per second
-    reloadable: false,
+    reloadable: true,
     description: 'retries always allowed per second, on top of the ratio',
   },
   'retryBudget.ttlMs': {
@@ -370,7 +375,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     min: CAP.BUDGET_MIN_TTL_MS,
     max: CAP.BUDGET_MAX_TTL_MS,
     default: 10 * 1000, // 10 s
-    reloadable: false,
+    reloadable: true,
     description: 'window over which requests and retries count',
   },
   'pool.channelsPerNode': {
@@ -435,7 +440,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     min: CAP.MIN_HEALTH_INTERVAL_MS,
     max: CAP.MAX_HEALTH_INTERVAL_MS,
     default: 1000, // 1 s
-    reloadable: false,
+    reloadable: true,
     description: 'grpc.health.v1 probe interval per node',
   },
   'health.timeoutMs': {
@@ -443,7 +448,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     min: 1,
     max: CAP.MAX_HEALTH_TIMEOUT_MS,
     default: 500, // 0.5 s
-    reloadable: false,
+    reloadable: true,
     description: 'probe timeout (may exceed the interval: a node is never probed twice at once)',
   },
   'health.unhealthyThreshold': {
@@ -451,7 +456,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     min: 1,
     max: CAP.MAX_HEALTH_THRESHOLD,
     default: 2,
-    reloadable: false,
+    reloadable: true,
     description: 'consecutive failed probes that mark a node down',
   },
   'health.healthyThreshold': {
@@ -459,7 +464,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     min: 1,
     max: CAP.MAX_HEALTH_THRESHOLD,
     default: 2,
-    reloadable: false,
+    reloadable: true,
     description: 'consecutive good probes that mark a node up again',
   },
   'health.panicThreshold': {
@@ -467,7 +472,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     min: 0,
     max: 1,
     default: 0.3,
-    reloadable: false,
+    reloadable: true,
     description:
       'share of nodes up below which health verdicts are ignored (every node routed to, breakers decide); 0 = never',
   },
@@ -476,7 +481,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     default: null,
     reloadable: false,
     description:
-      'directory for hints and streaming progress (survive restarts); null = memory only',
+      'directory for hints, streaming progress and the RouterAdmin state (`router-state.json`: nodes, drains, pins), kept across restarts; null = memory only (admin changes are lost on restart)',
   },
   'hints.maxBytesPerNode': {
     type: 'int',
@@ -499,7 +504,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     min: 1,
     max: 1_000_000,
     default: 1000,
-    reloadable: false,
+    reloadable: true,
     description: 'hints replayed per second per node, so live traffic keeps its latency',
   },
   'streaming.concurrency': {
@@ -507,7 +512,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     min: 1,
     max: 64,
     default: 4,
-    reloadable: false,
+    reloadable: true,
     description: 'spaces streamed at once when a node joins or leaves',
   },
   'repair.intervalMs': {
@@ -515,7 +520,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     min: 0,
     max: CAP.MAX_TIMER_MS,
     default: 0,
-    reloadable: false,
+    reloadable: true,
     description: 'background anti-entropy: every space compared this often; 0 = off',
   },
   'repair.spacesPerSecond': {
@@ -523,7 +528,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     min: 1,
     max: 10_000,
     default: 10,
-    reloadable: false,
+    reloadable: true,
     description: 'spaces the background repair compares per second',
   },
   shutdownGraceMs: {
@@ -547,7 +552,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     type: 'enum',
     values: CAP.LOG_LEVELS,
     default: 'info',
-    reloadable: false,
+    reloadable: true,
     description: 'pino log level (logs are JSON on stderr)',
   },
   'localCluster.nodes': {

@@ -1,6 +1,18 @@
 import type { MessagePort } from 'node:worker_threads';
+import type { RouterNodeConfig } from './config.js';
 import type { ControlChannel } from './data-plane.js';
 import type { HintRequest } from './replicated.js';
+
+/**
+ * A reload's settings for the data plane (the control plane posts it to every worker, and
+ * keeps it for a worker started later): the config in force, and the retry budget's buffer
+ * (a new one when `retryBudget.*` changed: its shape is fixed at creation).
+ */
+export interface ConfigUpdate {
+  readonly type: 'config-update';
+  readonly config: RouterNodeConfig;
+  readonly budget: SharedArrayBuffer;
+}
 
 /** What a data-plane worker asks the control plane, and the answer it waits for. */
 export type ChannelRequest =

@@ -2,6 +2,7 @@ import type { BreakerTable } from '@engram/breaker';
 import type { Logger } from 'pino';
 import type { AdminTarget, RepairResult, TableView } from './admin.js';
 import {
+  type AssignmentConfig,
   type NodeConfig,
   type RouterNodeConfig,
   validateAssignment,
@@ -14,6 +15,7 @@ import { type DigestOf, type Location, locateSpace } from './locate.js';
 import {
   type Change,
   Health,
+  Lifecycle,
   Membership,
   MembershipError,
   type MembershipLimits,
@@ -38,19 +40,131 @@ function resumed(m: Membership, r: TransitionRecord, log: Logger): Membership {
       return r.node === undefined ? m : m.add(r.node).next;
     }
     if (r.kind === 'leave') {
-      if (m.get(r.subject) === undefined) return m;
+      const member = m.get(r.subject);
+      if (member === undefined) return m;
+      // Already there (restored from the state file): nothing to put back.
+      if (member.lifecycle === Lifecycle.Leaving && member.leaveTo === r.leaveTo) return m;
+      if (member.lifecycle === Lifecycle.Drained && r.leaveTo === 'drained') return m;
       return (r.leaveTo === 'drained' ? m.drain(r.subject) : m.remove(r.subject)).next;
     }
-    if (r.to === null || r.to === undefined) return m.unassign(r.subject).next;
-    return m.assign(r.to).next;
+    const to = r.to ?? null;
+    const move = m.moves.find((x) => x.spaceId === r.subject);
+    if (move !== undefined && samePin(move.to, to)) return m;
+    const pin = m.assignments.find((a) => a.spaceId === r.subject) ?? null;
+    if (move === undefined && samePin(pin, to)) return m;
+    if (to === null) return m.unassign(r.subject).next;
+    return m.assign(to).next;
   } catch (err) {
     log.warn({ err, kind: r.kind, subject: r.subject }, 'a persisted transition cannot resume');
     return m;
   }
 }
 
+function samePin(a: AssignmentConfig | null, b: AssignmentConfig | null): boolean {
+  if (a === null || b === null) return a === b;
+  return (
+    a.spaceId === b.spaceId &&
+    a.primary === b.primary &&
+    a.replicas.length === b.replicas.length &&
+    a.replicas.every((r, i) => r === b.replicas[i])
+  );
+}
+
+/** The health-monitor settings of a config (changed live by a reload). */
+function sameHealth(a: RouterNodeConfig['health'], b: RouterNodeConfig['health']): boolean {
+  return (
+    a.intervalMs === b.intervalMs &&
+    a.timeoutMs === b.timeoutMs &&
+    a.healthyThreshold === b.healthyThreshold &&
+    a.unhealthyThreshold === b.unhealthyThreshold
+  );
+}
+
+/** The config file's `nodes` and `assignments` a membership was last given (see admin-state). */
+export interface PlacementSeed {
+  readonly nodes: readonly NodeConfig[];
+  readonly assignments: readonly AssignmentConfig[];
+}
+
+/** A placement change computed by `planPlacement`, applied by `applyPlacement`. */
+export interface PlacementPlan {
+  readonly change: Change;
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+  readonly from: Membership;
+}
+
+/**
+ * The membership with `nodes` (when given) as its node list and `assignments` (when given) as
+ * its pins: pins not in the list are cleared first (so their nodes may go), then the node list
+ * is replaced (Membership.reload), then pins that are new or differ are set. Throws a coded
+ * error with nothing changed.
+ */
+export function planPlacement(
+  m: Membership,
+  nodes: readonly NodeConfig[] | null,
+  assignments: readonly AssignmentConfig[] | null,
+): PlacementPlan {
+  let cur = m;
+  const fresh: number[] = [];
+  const reasons: string[] = [];
+  let added: string[] = [];
+  let removed: string[] = [];
+  if (assignments !== null) {
+    const wanted = new Set(assignments.map((a) => a.spaceId));
+    for (const a of cur.assignments) {
+      if (wanted.has(a.spaceId)) continue;
+      if (cur.moves.some((x) => x.spaceId === a.spaceId && x.to === null)) continue;
+      cur = cur.unassign(a.spaceId).next;
+      reasons.push(`unassign ${a.spaceId}`);
+    }
+  }
+  if (nodes !== null) {
+    const change = cur.reload(nodes);
+    cur = change.next;
+    fresh.push(...change.freshSlots);
+    added = change.added;
+    removed = change.removed;
+    reasons.push('reload nodes');
+  }
+  if (assignments !== null) {
+    const ids = new Set(cur.nodes.map((n) => n.id));
+    assignments.forEach((raw, i) => {
+      const a = validateAssignment(raw, `assignments[${i}]`, ids);
+      const move = cur.moves.find((x) => x.spaceId === a.spaceId);
+      const pin =
+        move?.to ??
+        (move === undefined ? cur.assignments.find((x) => x.spaceId === a.spaceId) : undefined) ??
+        null;
+      if (samePin(pin, a)) return;
+      cur = cur.assign(a).next;
+      reasons.push(`assign ${a.spaceId} -> ${a.primary}`);
+    });
+  }
+  return {
+    change: {
+      next: cur,
+      reason: `reload (${reasons.join(', ') || 'no change'})`,
+      freshSlots: fresh,
+    },
+    added,
+    removed,
+    from: m,
+  };
+}
+
 export interface ControlPlaneInit {
   readonly config: RouterNodeConfig;
+  /**
+   * The membership persisted by an earlier run (the state file): when given, it is the truth
+   * for nodes, drains and pins, instead of the config's `nodes` and `assignments`.
+   */
+  readonly restored?: Membership;
+  /**
+   * Called after every membership change applied (admin, SIGHUP, a transition done; not health
+   * verdicts) to persist it. A failure is logged: the change stays in force.
+   */
+  readonly persist?: (membership: Membership, seed: PlacementSeed) => void;
   /** Transitions a previous run of this router left in progress (resumed at start). */
   readonly resume?: readonly TransitionRecord[];
   /** Called after every published change (data movement follows it). */
@@ -84,7 +198,10 @@ export interface ControlPlaneInit {
  */
 export class ControlPlane implements AdminTarget {
   readonly #init: ControlPlaneInit;
-  readonly #monitor: HealthMonitor;
+  /** The config in force (reload replaces it). */
+  #config: RouterNodeConfig;
+  #monitor: HealthMonitor;
+  #monitorStarted = false;
   #membership: Membership;
   #partitioned = false;
   #panic = false;
@@ -93,8 +210,27 @@ export class ControlPlane implements AdminTarget {
   constructor(init: ControlPlaneInit) {
     this.#init = init;
     const cfg = init.config;
-    const h = cfg.health;
-    this.#monitor = new HealthMonitor({
+    this.#config = cfg;
+    this.#monitor = this.#newMonitor(cfg.health);
+    let first =
+      init.restored ??
+      Membership.create(
+        cfg.nodes,
+        cfg.assignments,
+        cfg.localNodeId,
+        init.limits,
+        cfg.router.replicateWrites,
+      );
+    for (const r of init.resume ?? []) first = resumed(first, r, init.log);
+    this.#membership = first;
+    this.#publish(first, 'start');
+    this.#persist(first);
+    for (const m of first.members) this.#monitor.watch(m.node);
+  }
+
+  #newMonitor(h: RouterNodeConfig['health']): HealthMonitor {
+    const init = this.#init;
+    return new HealthMonitor({
       intervalMs: h.intervalMs,
       timeoutMs: h.timeoutMs,
       healthyThreshold: h.healthyThreshold,
@@ -110,17 +246,6 @@ export class ControlPlane implements AdminTarget {
       current: (id) => this.#membership.get(id)?.health,
       onVerdict: (id, health) => this.#onVerdict(id, health),
     });
-    let first = Membership.create(
-      cfg.nodes,
-      cfg.assignments,
-      cfg.localNodeId,
-      init.limits,
-      cfg.router.replicateWrites,
-    );
-    for (const r of init.resume ?? []) first = resumed(first, r, init.log);
-    this.#membership = first;
-    this.#publish(first, 'start');
-    for (const m of first.members) this.#monitor.watch(m.node);
   }
 
   /**
@@ -130,6 +255,7 @@ export class ControlPlane implements AdminTarget {
    * first calls by verdicts rather than by nothing.
    */
   start(): Promise<void> {
+    this.#monitorStarted = true;
     const firstRound = this.#monitor.start();
     this.#init.onChange?.(this.#membership);
     return firstRound;
@@ -167,7 +293,7 @@ export class ControlPlane implements AdminTarget {
   table(): TableView {
     const m = this.#membership;
     const breakers = this.#init.breakers;
-    const cfg = this.#init.config;
+    const cfg = this.#config;
     return {
       epoch: this.epoch,
       partitioned: this.#partitioned,
@@ -200,13 +326,13 @@ export class ControlPlane implements AdminTarget {
   }
 
   removeNode(id: string, force = false): number {
-    const replicationFactor = this.#init.config.replicationFactor;
+    const replicationFactor = this.#config.replicationFactor;
     return this.#apply(this.#membership.remove(id, { replicationFactor, force }));
   }
 
   drainNode(id: string, undrain: boolean, force = false): number {
     const m = this.#membership;
-    const replicationFactor = this.#init.config.replicationFactor;
+    const replicationFactor = this.#config.replicationFactor;
     return this.#apply(undrain ? m.undrain(id) : m.drain(id, { replicationFactor, force }));
   }
 
@@ -253,14 +379,57 @@ export class ControlPlane implements AdminTarget {
 
   /** Replaces the node list (SIGHUP): the file wins; pins and drains of kept nodes survive. */
   reloadMembership(nodes: readonly NodeConfig[]): number {
-    const change = this.#membership.reload(nodes);
-    if (change.added.length > 0 || change.removed.length > 0) {
+    const plan = this.planPlacement(nodes, null);
+    this.#config = { ...this.#config, nodes };
+    return this.applyPlacement(plan);
+  }
+
+  /**
+   * The placement change a reload would make (the file's `nodes` and/or `assignments`, null =
+   * unchanged): throws a coded error, nothing changed, when it cannot apply.
+   */
+  planPlacement(
+    nodes: readonly NodeConfig[] | null,
+    assignments: readonly AssignmentConfig[] | null,
+  ): PlacementPlan {
+    return planPlacement(this.#membership, nodes, assignments);
+  }
+
+  /** Applies a plan made from the current membership (made in the same tick). */
+  applyPlacement(plan: PlacementPlan): number {
+    if (plan.from !== this.#membership) {
+      throw new Error('planPlacement and applyPlacement must run in the same tick');
+    }
+    if (plan.added.length > 0 || plan.removed.length > 0) {
       this.#init.log.warn(
-        { event: 'reload-membership', removed: change.removed, added: change.added },
-        'SIGHUP: the config file replaces the node list (admin-added nodes not in it are removed)',
+        { event: 'reload-membership', removed: plan.removed, added: plan.added },
+        'the config file replaces the node list (admin-added nodes not in it are removed)',
       );
     }
-    return this.#apply(change);
+    return this.#apply(plan.change);
+  }
+
+  /**
+   * The reloadable settings the control plane reads, from `next` (the config in force after a
+   * reload): health probing (restarted with the new interval, timeout and thresholds; verdicts
+   * kept), the panic threshold (read at the next publish), and the config's `nodes` and
+   * `assignments` (the seed persisted with the state; the membership itself changes only by
+   * `applyPlacement`).
+   */
+  reconfigure(next: RouterNodeConfig): void {
+    const before = this.#config;
+    this.#config = next;
+    if (!sameHealth(before.health, next.health) && !this.#closed) {
+      const old = this.#monitor;
+      old.stop();
+      this.#monitor = this.#newMonitor(next.health);
+      for (const m of this.#membership.members) this.#monitor.watch(m.node);
+      if (this.#monitorStarted) void this.#monitor.start();
+    }
+    if (before.health.panicThreshold !== next.health.panicThreshold) {
+      this.#publish(this.#membership, 'health.panicThreshold reloaded');
+    }
+    this.#persist(this.#membership);
   }
 
   close(): void {
@@ -281,7 +450,22 @@ export class ControlPlane implements AdminTarget {
     }
     for (const m of next.members) this.#monitor.watch(m.node);
     this.#init.onChange?.(next);
+    this.#persist(next);
     return epoch;
+  }
+
+  /** Persists the membership (and the config placement it was seeded from), when asked to. */
+  #persist(m: Membership): void {
+    const persist = this.#init.persist;
+    if (persist === undefined) return;
+    try {
+      persist(m, { nodes: this.#config.nodes, assignments: this.#config.assignments });
+    } catch (err) {
+      this.#init.log.error(
+        { event: 'state-persist-failed', err },
+        'membership change applied but not persisted: a restart would not keep it',
+      );
+    }
   }
 
   #onVerdict(id: string, health: Health): void {
@@ -302,7 +486,7 @@ export class ControlPlane implements AdminTarget {
   }
 
   #publish(next: Membership, reason: string): number {
-    const panic = isPanic(next, this.#init.config.health.panicThreshold);
+    const panic = isPanic(next, this.#config.health.panicThreshold);
     const partitioned = !panic && isPartitioned(next);
     const epoch = this.#init.publisher.publish(next, partitioned, panic);
     const log = this.#init.log;

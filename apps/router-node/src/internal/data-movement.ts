@@ -62,6 +62,14 @@ export class DataMovement {
   readonly #health = new Map<string, string>();
   readonly #tempDir: string | null;
   #sweepTimer: unknown;
+  #started = false;
+  /**
+   * The config in force (`reconfigure`): the repair rate, stream concurrency, fence and hint
+   * replay rate are read from it when used.
+   */
+  #config: RouterNodeConfig;
+  /** After router.deadlineMs is lowered, calls of the old one may still run: fence that long. */
+  #fenceFloorMs = 0;
 
   private constructor(
     init: DataMovementInit,
@@ -75,24 +83,31 @@ export class DataMovement {
     this.hints = hints;
     this.transitions = transitions;
     this.#tempDir = tempDir;
+    this.#config = init.config;
     const access = new GrpcReplicaAccess(() => pool);
     const isUp = (id: string) => init.membership().get(id)?.health === 'up';
-    const cfg = init.config;
+    const self = this;
     this.repairer = new Repairer({
       access,
       table: init.ring,
       isUp,
       timers: init.timers,
       log: init.log,
-      spacesPerSecond: cfg.repair.spacesPerSecond,
+      get spacesPerSecond() {
+        return self.#config.repair.spacesPerSecond;
+      },
     });
     this.streamer = new Streamer({
       access,
       table: init.ring,
       isUp,
       listSpaces: (nodes) => this.repairer.listSpaces(nodes, true),
-      concurrency: cfg.streaming.concurrency,
-      fenceMs: cfg.router.deadlineMs,
+      get concurrency() {
+        return self.#config.streaming.concurrency;
+      },
+      get fenceMs() {
+        return self.fenceMs;
+      },
       retryMs: STREAM_RETRY_MS,
       store: transitions,
       timers: init.timers,
@@ -152,7 +167,9 @@ export class DataMovement {
         return m !== undefined && m.health === 'up' && m.lifecycle !== Lifecycle.Drained;
       },
       pool,
-      replayPerSecond: cfg.hints.replayPerSecond,
+      get replayPerSecond() {
+        return (movement === undefined ? cfg : movement.#config).hints.replayPerSecond;
+      },
       timers: init.timers,
       wallClock: Date.now,
       log: init.log,
@@ -170,7 +187,40 @@ export class DataMovement {
   async start(): Promise<void> {
     await this.hints.countPending();
     this.hints.start();
-    const every = this.#init.config.repair.intervalMs;
+    this.#started = true;
+    this.#startSweep(this.#config.repair.intervalMs);
+  }
+
+  /**
+   * The reloadable settings of data movement, from the config in force after a reload: hint
+   * replay rate, repair rate and interval (the sweep restarts), stream concurrency and fence
+   * (router.deadlineMs; a lowered one keeps fencing the old length for as long, so writes of
+   * calls started under it end before their spaces stream). Used from the next tick, stream or
+   * sweep on.
+   */
+  reconfigure(next: RouterNodeConfig): void {
+    const before = this.#config;
+    this.#config = next;
+    if (next.router.deadlineMs < before.router.deadlineMs) {
+      const floor = Math.max(before.router.deadlineMs, this.#fenceFloorMs);
+      this.#fenceFloorMs = floor;
+      this.#init.timers.setTimeout(() => {
+        if (this.#fenceFloorMs === floor) this.#fenceFloorMs = 0;
+      }, floor);
+    }
+    if (this.#started && next.repair.intervalMs !== before.repair.intervalMs) {
+      this.#init.timers.clearInterval(this.#sweepTimer);
+      this.#sweepTimer = undefined;
+      this.#startSweep(next.repair.intervalMs);
+    }
+  }
+
+  /** How long a transition waits before streaming: writes under the old table end meanwhile. */
+  get fenceMs(): number {
+    return Math.max(this.#config.router.deadlineMs, this.#fenceFloorMs);
+  }
+
+  #startSweep(every: number): void {
     if (every > 0) {
       this.#sweepTimer = this.#init.timers.setInterval(() => {
         void this.repairer.sweep().catch((err: unknown) => {

@@ -69,6 +69,14 @@ export interface ControlChannel extends HintSink {
   repairSpace(spaceId: string): Promise<boolean>;
 }
 
+/** What a data plane's Router is built over, kept to rebuild it on a reload. */
+interface RouterParts {
+  readonly breakers: BreakerTable;
+  readonly nodeStates: NodeStates;
+  readonly lag: LagTable;
+  budgetBuffer: SharedArrayBuffer;
+}
+
 /** Everything a data-plane thread needs; structured-cloneable (posted to workers). */
 export interface DataPlaneInit {
   readonly thread: number;
@@ -151,12 +159,15 @@ export class DataPlane implements Dispatcher {
   /** The listening `net.Server` (a `tls.Server` with ingress TLS). */
   readonly server: NetServer;
   readonly #ingress: H2Server;
-  readonly #cfg: RouterNodeConfig;
+  /** The config in force (`reconfigure` replaces it). */
+  #cfg: RouterNodeConfig;
   readonly #reader: TableReader;
   readonly #control: Int32Array;
   readonly #metrics: MetricsRecorder;
   readonly #pool: ConnectionPool;
-  readonly #router: Router;
+  #router: Router;
+  /** What the Router is rebuilt from when a reload changes its settings. */
+  readonly #routerParts: RouterParts;
   readonly #replies = new Replies();
   readonly #health: HealthService;
   readonly #channel: ControlChannel;
@@ -167,7 +178,7 @@ export class DataPlane implements Dispatcher {
   readonly #scheme: 'http' | 'https';
   readonly #stopGc: () => void;
   /** Largest request frame buffered (message + gRPC frame header). */
-  readonly #maxRequestBytes: number;
+  #maxRequestBytes: number;
   /** A quorum read found replicas that differ: counted, and the space repaired behind it. */
   readonly #readRepair = (spaceId: string): void => {
     this.#metrics.readRepair();
@@ -210,43 +221,18 @@ export class DataPlane implements Dispatcher {
           : (NODE_STATE_NAMES[Atomics.load(control, C_NODE_STATE + slot)] ?? NodeState.Up),
     };
     const rc = cfg.router;
-    this.#router = new Router({
-      table: reader,
+    this.#routerParts = {
       breakers: new BreakerTable({
         buffer: init.breakers,
         trip: new ConsecutiveFailures(rc.breakerThreshold),
         openTimeoutMs: rc.breakerTimeoutMs,
         // Transitions are logged by the Router (one line each, in the thread that won it).
       }),
-      budget: new SharedRetryBudget({ buffer: init.budget, ...cfg.retryBudget }),
-      pool: this.#pool,
-      managePool: true,
-      partition: { isPartitioned: () => Atomics.load(control, C_PARTITIONED) === 1 },
       nodeStates,
       lag: new LagTable({ buffer: init.lag }),
-      ...(cfg.localNodeId !== null ? { localNodeId: cfg.localNodeId } : {}),
-      options: {
-        maxRetries: rc.maxRetries,
-        retryBaseDelayMs: rc.retryBaseDelayMs,
-        retryMaxDelayMs: rc.retryMaxDelayMs,
-        deadlineMs: rc.deadlineMs,
-        attemptTimeoutMs: rc.attemptTimeoutMs,
-        replicaFallback: rc.replicaFallback,
-        storeFallback: rc.storeFallback,
-        replicateWrites: rc.replicateWrites,
-        writeConsistency: rc.writeConsistency,
-        readConsistency: rc.readConsistency,
-        breakerThreshold: rc.breakerThreshold,
-        breakerTimeoutMs: rc.breakerTimeoutMs,
-        breakerCapacity: MAX_NODE_SLOTS,
-        maxSpaceIdLength: MAX_SPACE_ID_LENGTH,
-      },
-      hooks: {
-        onDecision: (_op, _strategy, ns) => this.#metrics.decision(ns / 1e9),
-        onRetry: (operation) => this.#metrics.retry(OP[operation as keyof typeof OP] ?? OP.other),
-      },
-      logger: log,
-    });
+      budgetBuffer: init.budget,
+    };
+    this.#router = this.#newRouter(cfg, init.budget);
     this.#health = new HealthService(
       this.#replies,
       () => reader.published,
@@ -299,6 +285,70 @@ export class DataPlane implements Dispatcher {
     this.server = this.#ingress.server;
     // Connect to the nodes before the first call (the router syncs its pool on decisions).
     if (reader.published) void this.#router.pool;
+  }
+
+  /**
+   * A reload's settings (see ConfigUpdate): the ones read per call (deadline, largest request,
+   * log level) apply to the next call; the Router is rebuilt when its options or the retry
+   * budget changed (calls in flight finish on the one they started with). The ingress, the
+   * pool and the breakers keep the settings they started with (those keys need a restart).
+   */
+  reconfigure(config: RouterNodeConfig, budget: SharedArrayBuffer): void {
+    const before = this.#cfg;
+    this.#cfg = config;
+    this.#maxRequestBytes = config.router.maxMessageBytes + FRAME_HEADER_BYTES;
+    this.#log.level = config.logLevel;
+    const parts = this.#routerParts;
+    if (
+      budget !== parts.budgetBuffer ||
+      JSON.stringify(before.router) !== JSON.stringify(config.router) ||
+      JSON.stringify(before.retryBudget) !== JSON.stringify(config.retryBudget)
+    ) {
+      parts.budgetBuffer = budget;
+      const old = this.#router;
+      this.#router = this.#newRouter(config, budget);
+      void old.close();
+    }
+    this.#log.debug({ event: 'config-update' }, 'data plane reconfigured');
+  }
+
+  #newRouter(cfg: RouterNodeConfig, budget: SharedArrayBuffer): Router {
+    const rc = cfg.router;
+    const control = this.#control;
+    const parts = this.#routerParts;
+    const log = this.#log;
+    return new Router({
+      table: this.#reader,
+      breakers: parts.breakers,
+      budget: new SharedRetryBudget({ buffer: budget, ...cfg.retryBudget }),
+      pool: this.#pool,
+      managePool: true,
+      partition: { isPartitioned: () => Atomics.load(control, C_PARTITIONED) === 1 },
+      nodeStates: parts.nodeStates,
+      lag: parts.lag,
+      ...(cfg.localNodeId !== null ? { localNodeId: cfg.localNodeId } : {}),
+      options: {
+        maxRetries: rc.maxRetries,
+        retryBaseDelayMs: rc.retryBaseDelayMs,
+        retryMaxDelayMs: rc.retryMaxDelayMs,
+        deadlineMs: rc.deadlineMs,
+        attemptTimeoutMs: rc.attemptTimeoutMs,
+        replicaFallback: rc.replicaFallback,
+        storeFallback: rc.storeFallback,
+        replicateWrites: rc.replicateWrites,
+        writeConsistency: rc.writeConsistency,
+        readConsistency: rc.readConsistency,
+        breakerThreshold: rc.breakerThreshold,
+        breakerTimeoutMs: rc.breakerTimeoutMs,
+        breakerCapacity: MAX_NODE_SLOTS,
+        maxSpaceIdLength: MAX_SPACE_ID_LENGTH,
+      },
+      hooks: {
+        onDecision: (_op, _strategy, ns) => this.#metrics.decision(ns / 1e9),
+        onRetry: (operation) => this.#metrics.retry(OP[operation as keyof typeof OP] ?? OP.other),
+      },
+      logger: log,
+    });
   }
 
   /** A shutdown started (the drain window, or GOAWAY after it): health is NOT_SERVING. */

@@ -26,6 +26,7 @@ import {
   requestHistOffset,
   WRITE_RESULTS,
 } from './layout.js';
+import { type ReloadMetrics, renderReloadMetrics } from './reload-metrics.js';
 
 function observe(region: Float64Array, base: number, buckets: readonly number[], v: number): void {
   let i = 0;
@@ -114,6 +115,8 @@ export interface ControlSnapshot {
   readonly workerRestarts: number;
   /** Hints, repair and streaming, when the control plane moves data. */
   readonly data?: DataMetrics;
+  /** SIGHUP config reloads. */
+  readonly reload?: ReloadMetrics;
 }
 
 const BREAKER_VALUE: Readonly<Record<string, number>> = { closed: 0, open: 1, 'half-open': 2 };
@@ -258,5 +261,6 @@ export function renderMetrics(buffer: SharedArrayBuffer, control: ControlSnapsho
     LIMIT_KINDS.map((k, i) => [`kind="${k}"`, m[M_INGRESS_LIMITS + i]!] as const),
   );
   if (control.data !== undefined) renderDataMetrics(out, control.data);
+  if (control.reload !== undefined) renderReloadMetrics(out, control.reload);
   return `${out.join('\n')}\n`;
 }

@@ -7,6 +7,7 @@ import { DEFAULT_TABLE_MAX_BLOB_BYTES, TableWriter } from '@engram/ring';
 import { LagTable } from '@engram/router';
 import type { Logger } from 'pino';
 import { AdminAuth, readAdminToken, startAdminServer, type TableView } from './admin.js';
+import { AdminStateStore, differences, startingMembership } from './admin-state.js';
 import {
   type NodeConfig,
   nodesProblem,
@@ -14,10 +15,10 @@ import {
   validateAssignment,
 } from './config.js';
 import { TABLE_MAX_REPLICATION_FACTOR } from './config-caps.js';
-import { ControlPlane } from './control-plane.js';
+import { ControlPlane, type PlacementSeed } from './control-plane.js';
 import { DataMovement } from './data-movement.js';
 import { DataPlane, type DataPlaneInit } from './data-plane.js';
-import { ListenError } from './errors.js';
+import { ConfigError, ListenError } from './errors.js';
 import { GrpcProbe } from './grpc-probe.js';
 import {
   C_DRAINING,
@@ -33,9 +34,11 @@ import {
 } from './layout.js';
 import { LocalCluster } from './local-cluster.js';
 import { ReplicaDigests } from './locate.js';
-import type { Membership } from './membership.js';
+import type { Membership, MembershipLimits } from './membership.js';
 import { renderMetrics } from './metrics.js';
 import { type HttpRoutes, metricsRoute, startMetricsServer } from './metrics-server.js';
+import { configAfter, diffConfig, type ReloadReport, touches } from './reload.js';
+import { ReloadMetrics } from './reload-metrics.js';
 import { SHUTDOWN_PHASE, Shutdown } from './shutdown.js';
 import { startStatusRoutes } from './status-routes.js';
 import { TablePublisher } from './table-publisher.js';
@@ -52,6 +55,7 @@ export interface RouterNode {
   readonly adminPort: number | null;
   readonly metricsPort: number | null;
   readonly workers: number;
+  /** The config in force (a reload replaces the keys it applies). */
   readonly config: RouterNodeConfig;
   /** The child-process cluster of `StartOptions.localCluster`, when one was started. */
   readonly localCluster: LocalCluster | null;
@@ -59,6 +63,17 @@ export interface RouterNode {
   metricsText(): string;
   /** Replaces the membership (SIGHUP): adds, removes and re-addresses nodes in one publish. */
   reloadMembership(nodes: readonly NodeConfig[]): number;
+  /**
+   * Applies a config read again (SIGHUP): every changed key that is reloadable is applied live
+   * (control plane, every data-plane thread, admin token, log level), the others are reported
+   * `needs-restart` and keep their value. All or nothing: a change that cannot apply (a node
+   * list the membership refuses, an unreadable token file) throws, with nothing changed, and
+   * counts as a failed reload. The admin token file is read again even when its path is
+   * unchanged.
+   */
+  reload(next: RouterNodeConfig): ReloadReport;
+  /** Counts a reload that failed before `reload` (the file could not be read or parsed). */
+  reloadFailed(): void;
   /**
    * Replaces the admin bearer token (SIGHUP): `admin.token`, or `admin.tokenFile` read again.
    * Throws a ConfigError (the token in force stays) when the file cannot be read.
@@ -144,6 +159,49 @@ function asListenError(
 }
 
 /**
+ * The membership persisted in `dataDir` (undefined: none, the config seeds it), with the start
+ * log saying which source is used and how it differs from the config file. Throws a
+ * StateFileError (a bad configuration: exit 2) when the state file cannot be read or used.
+ */
+function startingState(
+  store: AdminStateStore,
+  cfg: RouterNodeConfig,
+  limits: MembershipLimits,
+  log: Logger,
+): Membership | undefined {
+  if (cfg.admin.enabled && cfg.dataDir === null) {
+    log.warn(
+      { event: 'admin-state', source: 'config', persisted: false },
+      'dataDir is null: RouterAdmin changes (AddNode, RemoveNode, DrainNode, AssignSpace) are lost on restart',
+    );
+  }
+  const file = store.file;
+  if (file === null) return undefined;
+  const state = store.load();
+  if (state === null) {
+    log.info(
+      { event: 'admin-state', source: 'config', file },
+      `no state file yet: membership and pins from the config file (kept in ${file} from now on)`,
+    );
+    return undefined;
+  }
+  const start = startingMembership(state, cfg, limits, cfg.router.replicateWrites, file);
+  log.info(
+    {
+      event: 'admin-state',
+      source: start.source,
+      file,
+      fileWins: start.fileWins,
+      ...differences(state, cfg.nodes, cfg.assignments),
+    },
+    start.source === 'state'
+      ? `membership and pins from ${file} (the config file's nodes and assignments are unchanged since it was written)`
+      : `membership and pins from ${file}, then the config file's ${start.fileWins.join(' and ')} (changed since it was written)`,
+  );
+  return start.membership;
+}
+
+/**
  * Starts the control plane, the data plane (workers or main thread), admin and metrics.
  * Throws a `ConfigError` for a config it cannot run (no `nodes` without
  * `options.localCluster`, an unreadable token file) and a `ListenError` for a port it cannot
@@ -215,7 +273,12 @@ async function start(
     trip: new ConsecutiveFailures(cfg.router.breakerThreshold),
     openTimeoutMs: cfg.router.breakerTimeoutMs,
   });
-  const budget = new SharedRetryBudget({ ...cfg.retryBudget });
+  // A reload of retryBudget.* replaces it (a budget's shape is fixed): every thread moves over.
+  let budget = new SharedRetryBudget({ ...cfg.retryBudget });
+  const limits = { maxNodes: MAX_CLUSTER_NODES, maxSlots: MAX_NODE_SLOTS };
+  // The local cluster's nodes are new at every start: nothing of them is worth keeping.
+  const stateStore = new AdminStateStore(localCluster === null ? cfg.dataDir : null);
+  const restored = startingState(stateStore, cfg, limits, log);
   const upstream = upstreamCredentials(cfg);
   const probe = new GrpcProbe(upstream);
   const lag = new LagTable({ slots: MAX_NODE_SLOTS, shared: true });
@@ -250,7 +313,11 @@ async function start(
         return digests.digest(node, spaceId);
       },
       config: cfg,
-      limits: { maxNodes: MAX_CLUSTER_NODES, maxSlots: MAX_NODE_SLOTS },
+      limits,
+      ...(restored !== undefined ? { restored } : {}),
+      ...(stateStore.file !== null
+        ? { persist: (m: Membership, seed: PlacementSeed) => stateStore.save(m, seed) }
+        : {}),
       publisher,
       breakers,
       probe,
@@ -292,6 +359,9 @@ async function start(
           key: readFileSync(cfg.tls.key),
           ...(cfg.tls.clientCa !== null ? { ca: readFileSync(cfg.tls.clientCa) } : {}),
         };
+  // The config in force: a reload replaces the keys it applies (a worker started later gets it).
+  let live = cfg;
+  const reloads = new ReloadMetrics(Date.now());
   const planeInit = (thread: number): DataPlaneInit => ({
     thread,
     table: writer.buffer,
@@ -299,7 +369,7 @@ async function start(
     budget: budget.buffer,
     state: stateBuffer,
     lag: lag.buffer as SharedArrayBuffer,
-    config: cfg,
+    config: live,
     ingressTls,
     upstreamCredentials: upstream,
   });
@@ -353,6 +423,7 @@ async function start(
       workers: supervisor === null ? 0 : supervisor.live.length,
       workerRestarts: supervisor?.restarts ?? 0,
       data: movement.metrics(),
+      reload: reloads,
     });
   const closers: (() => Promise<void>)[] = [];
   const shutdown = new Shutdown(
@@ -399,7 +470,9 @@ async function start(
     adminPort: null,
     metricsPort: null,
     workers: cfg.workers,
-    config: cfg,
+    get config() {
+      return live;
+    },
     localCluster,
     table: () => plane.table(),
     metricsText,
@@ -410,6 +483,46 @@ async function start(
     get draining() {
       return shutdown.draining;
     },
+    reload: (file) => {
+      try {
+        // The local cluster came from a file without nodes: that file still has none.
+        const next =
+          localCluster !== null && file.nodes.length === 0 ? { ...file, nodes: live.nodes } : file;
+        const changes = diffConfig(live, next);
+        const applied = new Set(changes.filter((c) => c.result === 'applied').map((c) => c.key));
+        // Everything that can fail first, nothing changed yet.
+        const token = cfg.admin.enabled ? readAdminToken(next.admin) : null;
+        const nodes = applied.has('nodes') ? next.nodes : null;
+        const pins = applied.has('assignments') ? next.assignments : null;
+        if (nodes !== null && nodes.length === 0) {
+          throw new ConfigError('nodes', [], 'a running router keeps at least one node');
+        }
+        const plan = nodes !== null || pins !== null ? plane.planPlacement(nodes, pins) : null;
+        const nextBudget = touches(applied, 'retryBudget')
+          ? new SharedRetryBudget({ ...next.retryBudget })
+          : budget;
+        // Then all of it. The placement first (its publish is the one step left that may
+        // throw), and before the control plane's config: the state file is written with the
+        // new membership first, its new seed second (see admin-state.ts).
+        if (plan !== null) plane.applyPlacement(plan);
+        const after = configAfter(live, next, changes);
+        live = after;
+        budget = nextBudget;
+        log.level = after.logLevel;
+        log.debug({ event: 'reload-apply', keys: [...applied] }, 'applying the reloaded keys');
+        plane.reconfigure(after);
+        movement.reconfigure(after);
+        if (cfg.admin.enabled) adminAuth.set(token);
+        mainPlane?.reconfigure(after, budget.buffer);
+        supervisor?.reconfigure({ type: 'config-update', config: after, budget: budget.buffer });
+        reloads.success(Date.now());
+        return { changes, epoch: plane.epoch };
+      } catch (err) {
+        reloads.failure();
+        throw err;
+      }
+    },
+    reloadFailed: () => reloads.failure(),
     close: () => stop(cfg.shutdownDrainMs),
   };
   try {

@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { backoffDelay, type Clock } from '@engram/retry';
 import type { Logger } from 'pino';
-import { type ChannelRequest, serveChannelRequest } from './control-channel.js';
+import { type ChannelRequest, type ConfigUpdate, serveChannelRequest } from './control-channel.js';
 import type { ControlChannel } from './data-plane.js';
 import { SocketDuplicator } from './socket-dup.js';
 import type { Timers } from './timers.js';
@@ -102,6 +102,9 @@ export class WorkerSupervisor {
   #dup: SocketDuplicator | null = null;
   #closing = false;
   #restarts = 0;
+  /** The last reload's settings, and how many reloads so far (see `reconfigure`). */
+  #update: ConfigUpdate | null = null;
+  #updates = 0;
 
   constructor(init: WorkerSupervisorInit) {
     this.#init = init;
@@ -134,6 +137,16 @@ export class WorkerSupervisor {
       await this.close();
       throw err;
     }
+  }
+
+  /**
+   * Sends a reload's settings to every worker. `initFor` gives a worker spawned from now on the
+   * new config; one being spawned from the old gets this once it is up.
+   */
+  reconfigure(update: ConfigUpdate): void {
+    this.#update = update;
+    this.#updates++;
+    for (const w of this.live) w.postMessage(update);
   }
 
   /** Posts to the first live worker (test hooks). */
@@ -173,6 +186,7 @@ export class WorkerSupervisor {
 
   #spawn(thread: number, listen: WorkerInit['listen']): Promise<Listening> {
     const mb = this.#init.youngGenerationMb;
+    const updates = this.#updates;
     const worker = new Worker(WORKER_URL, {
       workerData: { ...this.#init.initFor(thread), listen } satisfies WorkerInit,
       ...(mb > 0 ? { resourceLimits: { maxYoungGenerationSizeMb: mb } } : {}),
@@ -186,8 +200,11 @@ export class WorkerSupervisor {
         worker.off('error', reject);
         worker.off('exit', onExit);
         worker.on('error', (err) => log.error({ err }, 'data-plane worker error'));
-        if (msg.type === 'listening') resolve({ worker, port: msg.port, fd: msg.fd });
-        else {
+        if (msg.type === 'listening') {
+          // Spawned from a config a reload replaced meanwhile: the new one, as soon as it is up.
+          if (this.#updates !== updates && this.#update !== null) worker.postMessage(this.#update);
+          resolve({ worker, port: msg.port, fd: msg.fd });
+        } else {
           void worker.terminate();
           if (msg.type !== 'error') reject(new Error('unexpected worker message'));
           // The thread's listen() failed: the error as Node raised it there (code, syscall),

@@ -1,6 +1,11 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { pino } from 'pino';
-import { type ChannelReply, type ChannelRequest, PortChannel } from './control-channel.js';
+import {
+  type ChannelReply,
+  type ChannelRequest,
+  type ConfigUpdate,
+  PortChannel,
+} from './control-channel.js';
 import { DataPlane, type DataPlaneInit } from './data-plane.js';
 
 /** What the control plane posts to a data-plane worker. */
@@ -44,9 +49,15 @@ plane.listen(init.listen).then(
 
 port.on(
   'message',
-  (msg: { type: 'drain'; graceMs: number } | { type: 'test-crash' } | ChannelReply) => {
+  (
+    msg: { type: 'drain'; graceMs: number } | { type: 'test-crash' } | ChannelReply | ConfigUpdate,
+  ) => {
     if (msg.type === 'done') {
       channel.onReply(msg);
+      return;
+    }
+    if (msg.type === 'config-update') {
+      plane.reconfigure(msg.config, msg.budget);
       return;
     }
     if (msg.type === 'test-crash') {
