@@ -354,7 +354,8 @@ describe('a port that cannot be bound', () => {
       ...FREE_PORTS,
       nodes: [{ id: 'a', address: node.address }],
       health: TEST_HEALTH,
-      logLevel: 'warn',
+      // Errors only: a warning that admin changes are not persisted (dataDir null) is expected.
+      logLevel: 'error',
     });
     const child = spawnMain(['run', '--config', file]);
     const finished = track(child);
