@@ -452,6 +452,17 @@ describe('unknown config keys', () => {
     expect(refusal({ flags: { listen: '1' } }).field).toBe('listen');
   });
 
+  it("ignores the admin CLI's own variables (engram-router's --admin and --router), and only those", () => {
+    const nodes = [{ id: 'a', address: '127.0.0.1:1' }];
+    const cfg = resolveConfig({
+      file: { nodes },
+      env: { ENGRAM_ROUTER_ADMIN: '127.0.0.1:9', ENGRAM_ROUTER_ADDRESS: '127.0.0.1:8' },
+    });
+    expect(cfg.admin.port).toBe(resolveConfig({ file: { nodes } }).admin.port);
+    expect(refusal({ env: { ENGRAM_ROUTER_ADMINS: '1' } }).field).toBe('ENGRAM_ROUTER_ADMINS');
+    expect(refusal({ env: { ENGRAM_ROUTER_ADDRES: '1' } }).field).toBe('ENGRAM_ROUTER_ADDRES');
+  });
+
   it('refuses names inherited from Object.prototype and a JSON "__proto__"', () => {
     expect(refusal({ flags: { toString: '1' } }).field).toBe('toString');
     expect(refusal({ file: JSON.parse('{"__proto__": {"workers": 0}}') }).field).toBe('__proto__');

@@ -265,6 +265,20 @@ export interface ConfigProblem {
   readonly source: string;
 }
 
+/**
+ * Variables of the admin CLI (`engram-router`): where its commands connect. They share the
+ * router's prefix, so an operator can export them in the shell that starts the router: the
+ * router ignores them rather than refusing them as unknown keys. (`ENGRAM_ROUTER_ADMIN_TOKEN`
+ * is `admin.token` for both.)
+ */
+export const ADMIN_CLI_ENV = Object.freeze({
+  /** `--admin`: the admin listener. */
+  admin: 'ENGRAM_ROUTER_ADMIN',
+  /** `--router`: the data listener (store, recall). */
+  router: 'ENGRAM_ROUTER_ADDRESS',
+} as const);
+const ADMIN_CLI_ENV_NAMES: ReadonlySet<string> = new Set(Object.values(ADMIN_CLI_ENV));
+
 // Defaults ← file ← env ← flags, as one JSON object; `origin` holds which env var or flag set
 // a key. A value that cannot be read goes to `report` and the one below it stays.
 function merge(
@@ -279,7 +293,8 @@ function merge(
   }
   const merged = structuredClone(file) as JsonObject;
   for (const [name, raw] of Object.entries(sources.env ?? {})) {
-    if (raw === undefined || !name.startsWith('ENGRAM_ROUTER_')) continue;
+    if (raw === undefined || !name.startsWith('ENGRAM_ROUTER_') || ADMIN_CLI_ENV_NAMES.has(name))
+      continue;
     const source = `env ${name}`;
     const key = ENV_KEYS.get(name);
     if (key === undefined) {

@@ -1,4 +1,5 @@
 import { parseAddress } from '@engram/common';
+import { ADMIN_CLI_ENV } from '../config.js';
 import { CONFIG_SCHEMA } from '../config-schema.js';
 import { RouterNodeError } from '../errors.js';
 
@@ -6,9 +7,9 @@ import { RouterNodeError } from '../errors.js';
 // the help texts. Pure: the caller does the I/O (env, files, the gRPC call, the exit).
 
 /** Env var of `--admin`. */
-export const ADMIN_ENV = 'ENGRAM_ROUTER_ADMIN';
+export const ADMIN_ENV = ADMIN_CLI_ENV.admin;
 /** Env var of `--router`. */
-export const ROUTER_ENV = 'ENGRAM_ROUTER_ADDRESS';
+export const ROUTER_ENV = ADMIN_CLI_ENV.router;
 /** Env var of `--token`. */
 export const TOKEN_ENV = 'ENGRAM_ROUTER_ADMIN_TOKEN';
 /** `--admin` default: the router's own default admin listener. */
