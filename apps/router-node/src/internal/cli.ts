@@ -82,13 +82,13 @@ export function parseCli(argv: readonly string[]): Cli {
 const WIDTH = 100;
 const INDENT = '      ';
 
-function wrap(text: string): string[] {
+function wrap(text: string, indent = INDENT): string[] {
   const lines: string[] = [];
-  let line = INDENT;
+  let line = indent;
   for (const word of text.split(' ')) {
     if (line.length + word.length + 1 > WIDTH && line.trim() !== '') {
       lines.push(line.trimEnd());
-      line = INDENT;
+      line = indent;
     }
     line += `${word} `;
   }
@@ -123,7 +123,10 @@ export function renderHelp(): string {
     'Settings come from the config file, then ENGRAM_ROUTER_* environment variables, then flags,',
     'each overriding the one before. A flag is the dotted key in kebab-case (--health.interval-ms)',
     'or as written in the file (--health.intervalMs).',
-    `SIGHUP re-reads the config file and applies: ${reloadable.join(', ')}. Other keys need a restart.`,
+    ...wrap(
+      `SIGHUP re-reads the config file and applies: ${reloadable.join(', ')}. Other keys need a restart.`,
+      '',
+    ),
     'Exit codes: 0 clean stop (check: valid), 2 bad configuration or usage, 1 failure (e.g. a',
     'port that cannot be bound: one line on stderr naming the listener, its key and the cause).',
     '',
