@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { BreakerTable, ConsecutiveFailures } from '@engram/breaker';
 import type { PoolCredentials } from '@engram/pool';
 import { SharedRetryBudget, systemClock } from '@engram/retry';
@@ -16,6 +17,7 @@ import {
   C_DRAINING,
   controlWords,
   createStateBuffer,
+  M_HEAP,
   M_IN_FLIGHT,
   M_POOL_SESSIONS,
   MAX_NODE_SLOTS,
@@ -24,15 +26,25 @@ import {
   passiveNow,
 } from './layout.js';
 import { LocalCluster } from './local-cluster.js';
-import type { Membership } from './membership.js';
-import { renderMetrics } from './metrics.js';
+import { Health, type Membership } from './membership.js';
+import { type ControlSnapshot, mainHeap, renderMetrics } from './metrics.js';
 import { type HttpRoutes, metricsRoute, startMetricsServer } from './metrics-server.js';
-import { TablePublisher } from './table-publisher.js';
+import { ProbeStats } from './probe-stats.js';
+import { liveRoute, type Readiness, readiness, readyRoute } from './probes-http.js';
+import { processMetricsText, startProcessMetrics } from './process-metrics.js';
+import { isPanic, TablePublisher } from './table-publisher.js';
 import { systemTimers } from './timers.js';
 import { WorkerSupervisor } from './worker-supervisor.js';
 
+/** router-node's own version (package.json), for engram_router_build_info. */
+const VERSION: string = (
+  createRequire(import.meta.url)('../../package.json') as { version: string }
+).version;
+
 /** Largest cluster the shared table is sized for. */
 export const MAX_CLUSTER_NODES = 64;
+
+const NO_TRANSITIONS = Object.freeze({ open: 0, halfOpen: 0, closed: 0 });
 
 /** A running router-node. */
 export interface RouterNode {
@@ -143,7 +155,9 @@ async function start(
   });
   const budget = new SharedRetryBudget({ ...cfg.retryBudget });
   const upstream = upstreamCredentials(cfg);
-  const probe = new GrpcProbe(upstream);
+  const grpcProbe = new GrpcProbe(upstream);
+  // Counts failures and times each probe for /metrics; the health monitor sees the same results.
+  const probe = new ProbeStats(grpcProbe);
   const lag = new LagTable({ slots: MAX_NODE_SLOTS, shared: true });
   const publisher = new TablePublisher(writer, control, cfg);
   // Data movement and the control plane see each other through these two (built just below).
@@ -245,13 +259,14 @@ async function start(
           const region = metricsRegion(stateBuffer, thread);
           region[M_IN_FLIGHT] = 0;
           region.fill(0, M_POOL_SESSIONS, M_POOL_SESSIONS + MAX_NODE_SLOTS);
+          region.fill(0, M_HEAP, M_HEAP + 3);
         },
       });
       port = await supervisor.start();
     }
   } catch (err) {
     plane.close();
-    probe.close();
+    grpcProbe.close();
     await movement.close();
     throw err;
   }
@@ -265,14 +280,46 @@ async function start(
   const onTestCrash = () => supervisor?.postToFirst({ type: 'test-crash' });
   if (process.env.NODE_ENV === 'test' && supervisor !== null) process.on('SIGUSR2', onTestCrash);
 
-  const metricsText = () =>
-    renderMetrics(stateBuffer, {
+  const liveWorkers = () => (supervisor === null ? 0 : supervisor.live.length);
+  const snapshot = (): ControlSnapshot => {
+    const members = [...plane.membership.members].sort((a, b) => (a.node.id < b.node.id ? -1 : 1));
+    return {
       epoch: plane.epoch,
       partitioned: plane.partitioned,
-      nodes: plane.table().nodes,
-      workers: supervisor === null ? 0 : supervisor.live.length,
+      nodes: members.map((m) => {
+        const placed = m.slot >= 0 && m.slot < MAX_NODE_SLOTS;
+        const p = probe.of(m.node.id);
+        return {
+          id: m.node.id,
+          slot: m.slot,
+          breaker: placed ? breakers.state(m.slot) : 'closed',
+          up: m.health === Health.Up,
+          lifecycle: m.lifecycle,
+          transitions: placed ? breakers.transitionsOf(m.slot) : NO_TRANSITIONS,
+          probeFailures: p?.failures ?? 0,
+          probeSeconds: p?.lastSeconds,
+        };
+      }),
+      workers: liveWorkers(),
       workerRestarts: supervisor?.restarts ?? 0,
       data: movement.metrics(),
+      build: { version: VERSION, nodeVersion: process.version },
+      mainHeap: mainHeap(),
+      workerThreads: cfg.workers,
+    };
+  };
+  const metricsText = () => renderMetrics(stateBuffer, snapshot());
+  /**
+   * The router is shutting down (no new calls taken). The one accessor /ready reads; a drain
+   * phase that starts earlier than close() sets what this reads.
+   */
+  const isDraining = (): boolean => Atomics.load(control, C_DRAINING) === 1;
+  const ready = (): Readiness =>
+    readiness({
+      published: writer.epoch > 0 && plane.table().nodes.length > 0,
+      draining: isDraining(),
+      panic: isPanic(plane.membership, cfg.health.panicThreshold),
+      epoch: plane.epoch,
     });
   const closers: (() => Promise<void>)[] = [];
   let closed = false;
@@ -304,7 +351,7 @@ async function start(
         await supervisor.close();
       }
       for (const close of closers.splice(0).reverse()) await close();
-      probe.close();
+      grpcProbe.close();
       await movement.close();
       await localCluster?.stop();
       log.info({ event: 'stopped', abandoned: left }, `stopped (${left} calls abandoned)`);
@@ -312,9 +359,13 @@ async function start(
   };
   try {
     if (cfg.metrics.enabled) {
+      startProcessMetrics();
       // The metrics listener's GET routes; each feature adds its own path here.
       const routes: HttpRoutes = {
-        '/metrics': metricsRoute(metricsText),
+        // The router's families, then process_* and nodejs_* (prom-client, this thread only).
+        '/metrics': metricsRoute(async () => `${metricsText()}${await processMetricsText()}`),
+        '/ready': readyRoute(ready),
+        '/live': liveRoute(() => ({ workers: cfg.workers, live: liveWorkers() })),
       };
       const metrics = await startMetricsServer(cfg.metrics.host, cfg.metrics.port, routes);
       closers.push(() => metrics.close());
