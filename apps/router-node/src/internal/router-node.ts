@@ -57,6 +57,7 @@ export interface RouterNode {
   /** The zero-config child-process cluster, when one was started. */
   readonly localCluster: LocalCluster | null;
   table(): TableView;
+  /** The router's own /metrics families (a scrape appends prom-client's process_* and nodejs_*). */
   metricsText(): string;
   /** Replaces the membership (SIGHUP): adds, removes and re-addresses nodes in one publish. */
   reloadMembership(nodes: readonly NodeConfig[]): number;
