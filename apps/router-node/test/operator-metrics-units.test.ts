@@ -11,7 +11,14 @@ import {
   upstreamHistOffset,
   upstreamOffset,
 } from '../src/internal/layout.js';
-import { type ControlSnapshot, MetricsRecorder, renderMetrics } from '../src/internal/metrics.js';
+import {
+  type ControlSnapshot,
+  MetricsRecorder,
+  renderMetrics,
+  SlotBaselines,
+  slotUpstream,
+  sumRegions,
+} from '../src/internal/metrics.js';
 import { checkExposition } from './exposition-check.js';
 
 function snapshot(over: Partial<ControlSnapshot> = {}): ControlSnapshot {
@@ -102,6 +109,43 @@ describe('per-node upstream attempts in the shared regions', () => {
     const region = metricsRegion(buffer, 0);
     expect(region[upstreamOffset(MAX_NODE_SLOTS - 1, GRPC_STATUS_NAMES.length - 1)]).toBe(1);
     expect(upstreamHistOffset(MAX_NODE_SLOTS - 1)).toBeLessThan(REGION_WORDS);
+  });
+});
+
+describe('slot baselines (slots are reused after a removal)', () => {
+  it("a node that takes a slot over counts from the slot's values then; the first owner from 0", () => {
+    const b = new SlotBaselines<number>();
+    let now = 5;
+    b.sync([{ id: 'a', slot: 0 }], () => now);
+    expect(b.of(0, 'a')).toBeUndefined();
+    now = 9;
+    b.sync([{ id: 'a', slot: 0 }], () => now); // same owner: unchanged
+    expect(b.of(0, 'a')).toBeUndefined();
+    b.sync([{ id: 'c', slot: 0 }], () => now);
+    expect(b.of(0, 'c')).toBe(9);
+    expect(b.of(0, 'a')).toBeUndefined(); // not a's slot any more
+  });
+
+  it('the render subtracts a baseline from the attempt counters and histogram', () => {
+    const buffer = createStateBuffer(1);
+    const r = new MetricsRecorder(buffer, 0);
+    r.upstream(0, 0, 0.0004);
+    r.upstream(0, 14, 0.0004);
+    const base = slotUpstream(sumRegions(buffer), 0);
+    r.upstream(0, 0, 0.02);
+    const s = snapshot();
+    const nodes = [{ ...s.nodes[0]!, upstreamBase: base }, s.nodes[1]!];
+    const text = renderMetrics(buffer, { ...s, nodes });
+    expect(checkExposition(text).problems).toEqual([]);
+    expect(text).toContain('engram_router_upstream_requests_total{node="a",grpc_status="OK"} 1');
+    expect(text).not.toContain('node="a",grpc_status="UNAVAILABLE"');
+    expect(text).toContain(
+      'engram_router_upstream_request_duration_seconds_bucket{node="a",le="0.0005"} 0',
+    );
+    expect(text).toContain(
+      'engram_router_upstream_request_duration_seconds_bucket{node="a",le="0.025"} 1',
+    );
+    expect(text).toContain('engram_router_upstream_request_duration_seconds_count{node="a"} 1');
   });
 });
 

@@ -273,6 +273,60 @@ describe('operator metrics', () => {
     expect(only(text, 'engram_router_node_up', 'node="n3"')).toBe(1);
   });
 
+  it("a node added into a removed node's slot counts its attempts from 0", async () => {
+    const c = await cluster();
+    const router = await spawnRouter(
+      cleanup,
+      testConfig({
+        nodes: c.configs,
+        workers: 2,
+        replicationFactor: 2,
+        router: { replicateWrites: false },
+      }),
+    );
+    const client = memoryClient(cleanup, router.address);
+    const spaces = Array.from({ length: 30 }, (_, i) => `r${i}`);
+    for (const s of spaces) await call(client, 'recall', { spaceId: s, cue: { text: 'x' } });
+    const before = await scrape(router.metricsPort);
+    const n1Calls = only(
+      before,
+      'engram_router_upstream_requests_total',
+      'node="n1"',
+      'grpc_status="OK"',
+    );
+    expect(n1Calls).toBeGreaterThan(0);
+    const adm = adminClient(cleanup, router.adminPort);
+    await admin(adm, 'RemoveNode', { id: 'n1' });
+    const n4 = await c.add('n4', 'a');
+    await admin(adm, 'AddNode', { id: 'n4', address: n4.config.address, zone: 'a' });
+    // n4 took n1's slot (the one freed): its counters start at 0, not at n1's.
+    const added = await eventually(async () => {
+      const t = await scrape(router.metricsPort);
+      return only(t, 'engram_router_node_up', 'node="n4"') === 1 ? t : undefined;
+    }, TEST_DOWN_WINDOW_MS * 3);
+    expect(checkExposition(added).problems).toEqual([]);
+    expect(
+      only(added, 'engram_router_upstream_requests_total', 'node="n4"', 'grpc_status="OK"'),
+    ).toBe(0);
+    expect(only(added, 'engram_router_upstream_request_duration_seconds_count', 'node="n4"')).toBe(
+      0,
+    );
+    expect(metricValue(added, 'engram_router_breaker_transitions_total', 'node="n4"')).toBe(0);
+    let servedByN4 = 0;
+    for (const s of spaces) {
+      const r = await call(client, 'recall', { spaceId: s, cue: { text: 'x' } });
+      if (r.routing?.servedBy === 'n4') servedByN4++;
+    }
+    expect(servedByN4).toBeGreaterThan(0);
+    const after = await scrape(router.metricsPort);
+    expect(
+      only(after, 'engram_router_upstream_requests_total', 'node="n4"', 'grpc_status="OK"'),
+    ).toBe(servedByN4);
+    expect(only(after, 'engram_router_upstream_request_duration_seconds_count', 'node="n4"')).toBe(
+      servedByN4,
+    );
+  });
+
   it('a healthy node being drained stays node_up 1 with lifecycle leaving, then drained', async () => {
     const c = await cluster(4); // 3 placed nodes stay: replicationFactor 3 holds
     const router = await spawnRouter(cleanup, testConfig({ nodes: c.configs, workers: 1 }));

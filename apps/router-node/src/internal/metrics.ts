@@ -31,6 +31,7 @@ import {
   regionCount,
   requestHistOffset,
   UPSTREAM_BUCKETS_S,
+  UPSTREAM_HIST_WORDS,
   upstreamHistOffset,
   upstreamOffset,
   WRITE_RESULTS,
@@ -148,6 +149,11 @@ export interface NodeMetrics {
   readonly probeFailures: number;
   /** The last probe's round trip, seconds (undefined: not probed yet). */
   readonly probeSeconds: number | undefined;
+  /**
+   * The slot's attempt counters when this node took the slot over (SlotBaselines): subtracted,
+   * so a node added into a removed node's slot starts from 0. Undefined: nothing to subtract.
+   */
+  readonly upstreamBase?: Float64Array | undefined;
 }
 
 /** A thread's V8 heap, bytes. */
@@ -388,12 +394,55 @@ export function renderMetrics(buffer: SharedArrayBuffer, control: ControlSnapsho
 }
 
 /** Attempts sent to each member node, by gRPC status, and their duration (all threads). */
+/** Words of a slot's attempt counters: one per gRPC status, then the attempt histogram. */
+export const SLOT_UPSTREAM_WORDS = GRPC_STATUS_NAMES.length + UPSTREAM_HIST_WORDS;
+
+/** A slot's attempt counters summed across thread regions (the layout of SLOT_UPSTREAM_WORDS). */
+export function slotUpstream(m: Float64Array, slot: number): Float64Array {
+  const out = new Float64Array(SLOT_UPSTREAM_WORDS);
+  const n = GRPC_STATUS_NAMES.length;
+  out.set(m.subarray(upstreamOffset(slot, 0), upstreamOffset(slot, 0) + n), 0);
+  out.set(m.subarray(upstreamHistOffset(slot), upstreamHistOffset(slot) + UPSTREAM_HIST_WORDS), n);
+  return out;
+}
+
+/**
+ * Where each slot's per-node counters (attempts, breaker transitions) start for the node that
+ * holds it. Slots are reused after a removal, and the shared counters are per slot: a node that
+ * takes a slot over is counted from the slot's values at that moment. Main thread only.
+ */
+export class SlotBaselines<T> {
+  readonly #by = new Map<number, { readonly id: string; readonly base: T | undefined }>();
+
+  /**
+   * Called with every membership the control plane makes current. A slot seen for the first
+   * time has counted nothing for anyone else (no baseline); one whose node changed gets
+   * `current(slot)` as its baseline.
+   */
+  sync(
+    members: Iterable<{ readonly id: string; readonly slot: number }>,
+    current: (slot: number) => T,
+  ): void {
+    for (const { id, slot } of members) {
+      const prev = this.#by.get(slot);
+      if (prev === undefined) this.#by.set(slot, { id, base: undefined });
+      else if (prev.id !== id) this.#by.set(slot, { id, base: current(slot) });
+    }
+  }
+
+  /** The baseline of `slot` for node `id` (undefined: none, or the slot is not id's). */
+  of(slot: number, id: string): T | undefined {
+    const b = this.#by.get(slot);
+    return b !== undefined && b.id === id ? b.base : undefined;
+  }
+}
+
 function renderUpstream(out: string[], m: Float64Array, nodes: readonly NodeMetrics[]): void {
   const placed = nodes.filter((n) => n.slot >= 0 && n.slot < MAX_NODE_SLOTS);
   const counts: (readonly [string, number])[] = [];
   for (const n of placed) {
     for (let s = 0; s < GRPC_STATUS_NAMES.length; s++) {
-      const v = m[upstreamOffset(n.slot, s)]!;
+      const v = m[upstreamOffset(n.slot, s)]! - (n.upstreamBase?.[s] ?? 0);
       // A status a node never returned stays out (OK is always shown).
       if (v === 0 && s !== 0) continue;
       counts.push([`node="${esc(n.id)}",grpc_status="${GRPC_STATUS_NAMES[s]}"`, v]);
@@ -410,7 +459,21 @@ function renderUpstream(out: string[], m: Float64Array, nodes: readonly NodeMetr
   out.push(`# HELP ${name} Time from sending an attempt to a memory node to its end, per node.`);
   out.push(`# TYPE ${name} histogram`);
   for (const n of placed) {
-    histogram(out, name, `node="${esc(n.id)}"`, m, upstreamHistOffset(n.slot), UPSTREAM_BUCKETS_S);
+    const base = n.upstreamBase;
+    if (base === undefined) {
+      histogram(
+        out,
+        name,
+        `node="${esc(n.id)}"`,
+        m,
+        upstreamHistOffset(n.slot),
+        UPSTREAM_BUCKETS_S,
+      );
+      continue;
+    }
+    const own = slotUpstream(m, n.slot);
+    for (let i = 0; i < own.length; i++) own[i]! -= base[i]!;
+    histogram(out, name, `node="${esc(n.id)}"`, own, GRPC_STATUS_NAMES.length, UPSTREAM_BUCKETS_S);
   }
 }
 

@@ -27,7 +27,15 @@ import {
 } from './layout.js';
 import { LocalCluster } from './local-cluster.js';
 import { Health, type Membership } from './membership.js';
-import { type ControlSnapshot, mainHeap, renderMetrics } from './metrics.js';
+import {
+  type ControlSnapshot,
+  mainHeap,
+  renderMetrics,
+  SlotBaselines,
+  slotUpstream,
+  sumRegions,
+  type TransitionCounts,
+} from './metrics.js';
 import { type HttpRoutes, metricsRoute, startMetricsServer } from './metrics-server.js';
 import { ProbeStats } from './probe-stats.js';
 import { liveRoute, type Readiness, readiness, readyRoute } from './probes-http.js';
@@ -176,6 +184,19 @@ async function start(
     },
     (id) => controlPlane?.membership.get(id)?.slot ?? -1,
   );
+  // Per-slot counters (attempts, breaker transitions) start from the slot's values when a node
+  // takes a reused slot over.
+  const upstreamBases = new SlotBaselines<Float64Array>();
+  const transitionBases = new SlotBaselines<TransitionCounts>();
+  const rebase = (m: Membership): void => {
+    const members = [...m.members].map((x) => ({ id: x.node.id, slot: x.slot }));
+    let sums: Float64Array | undefined;
+    upstreamBases.sync(members, (slot) => {
+      sums ??= sumRegions(stateBuffer);
+      return slotUpstream(sums, slot);
+    });
+    transitionBases.sync(members, (slot) => breakers.transitionsOf(slot));
+  };
   const answeredWithin = (nodeId: string, ms: number): boolean => {
     const slot = controlPlane?.membership.get(nodeId)?.slot ?? -1;
     if (slot < 0 || slot >= MAX_NODE_SLOTS) return false;
@@ -192,9 +213,12 @@ async function start(
       timers: systemTimers,
       log,
       resume: movement.persisted,
+      onChange: (m: Membership) => {
+        rebase(m);
+        if (cfg.router.replicateWrites) movement.sync(m);
+      },
       ...(cfg.router.replicateWrites
         ? {
-            onChange: (m: Membership) => movement.sync(m),
             dataStatus: (id: string) => movement.status(id),
             streams: () => movement.streams(),
             repair: {
@@ -281,6 +305,12 @@ async function start(
   const onTestCrash = () => supervisor?.postToFirst({ type: 'test-crash' });
   if (process.env.NODE_ENV === 'test' && supervisor !== null) process.on('SIGUSR2', onTestCrash);
 
+  const since = (t: TransitionCounts, slot: number, id: string): TransitionCounts => {
+    const b = transitionBases.of(slot, id);
+    return b === undefined
+      ? t
+      : { open: t.open - b.open, halfOpen: t.halfOpen - b.halfOpen, closed: t.closed - b.closed };
+  };
   const liveWorkers = () => (supervisor === null ? 0 : supervisor.live.length);
   const snapshot = (): ControlSnapshot => {
     const members = [...plane.membership.members].sort((a, b) => (a.node.id < b.node.id ? -1 : 1));
@@ -296,7 +326,10 @@ async function start(
           breaker: placed ? breakers.state(m.slot) : 'closed',
           up: m.health === Health.Up,
           lifecycle: m.lifecycle,
-          transitions: placed ? breakers.transitionsOf(m.slot) : NO_TRANSITIONS,
+          transitions: placed
+            ? since(breakers.transitionsOf(m.slot), m.slot, m.node.id)
+            : NO_TRANSITIONS,
+          upstreamBase: upstreamBases.of(m.slot, m.node.id),
           probeFailures: p?.failures ?? 0,
           probeSeconds: p?.lastSeconds,
         };
