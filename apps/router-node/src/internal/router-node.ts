@@ -189,7 +189,9 @@ async function start(
   const upstreamBases = new SlotBaselines<Float64Array>();
   const transitionBases = new SlotBaselines<TransitionCounts>();
   const rebase = (m: Membership): void => {
-    const members = [...m.members].map((x) => ({ id: x.node.id, slot: x.slot }));
+    const members = [...m.members]
+      .filter((x) => x.slot >= 0 && x.slot < MAX_NODE_SLOTS)
+      .map((x) => ({ id: x.node.id, slot: x.slot }));
     let sums: Float64Array | undefined;
     upstreamBases.sync(members, (slot) => {
       sums ??= sumRegions(stateBuffer);
@@ -214,8 +216,8 @@ async function start(
       log,
       resume: movement.persisted,
       onChange: (m: Membership) => {
-        rebase(m);
         if (cfg.router.replicateWrites) movement.sync(m);
+        rebase(m);
       },
       ...(cfg.router.replicateWrites
         ? {
