@@ -7,7 +7,13 @@ export {
   systemClock,
 } from '@engram/common';
 export { CircuitBreaker } from './internal/circuit-breaker.js';
-export { ADMITTED, type BreakerSnapshot, isProbe, REJECTED } from './internal/core.js';
+export {
+  ADMITTED,
+  type BreakerSnapshot,
+  type BreakerTransitions,
+  isProbe,
+  REJECTED,
+} from './internal/core.js';
 export {
   BREAKER_ERROR_CODES,
   BreakerError,

@@ -77,6 +77,33 @@ function setup(options: BreakerOptions = {}, capacity = 2) {
 }
 
 describe('BreakerTable state machine', () => {
+  it('counts each transition once per slot, into its target state, and a reset keeps them', () => {
+    const { table, clock, fail } = setup();
+    expect(table.transitionsOf(0)).toEqual({ open: 0, halfOpen: 0, closed: 0 });
+    fail(0, 5); // closed -> open
+    fail(0, 3); // rejected while open: no transition
+    clock.advance(30_000);
+    table.onFailure(0, table.tryAcquire(0)); // open -> half-open -> open
+    clock.advance(30_000);
+    table.onSuccess(0, table.tryAcquire(0)); // open -> half-open -> closed
+    expect(table.transitionsOf(0)).toEqual({ open: 2, halfOpen: 2, closed: 1 });
+    expect(table.transitionsOf(1)).toEqual({ open: 0, halfOpen: 0, closed: 0 });
+    fail(0, 5);
+    table.reset(0); // open -> closed (reset)
+    table.reset(0); // already closed: no transition
+    expect(table.transitionsOf(0)).toEqual({ open: 3, halfOpen: 2, closed: 2 });
+    // A view over the same buffer reads the same counts.
+    const view = new BreakerTable({ buffer: table.buffer, clock });
+    expect(view.transitionsOf(0)).toEqual({ open: 3, halfOpen: 2, closed: 2 });
+  });
+
+  it('a CircuitBreaker counts its transitions too', () => {
+    const clock = new FakeClock();
+    const b = new CircuitBreaker({ clock, trip: new ConsecutiveFailures(1) });
+    b.onFailure(b.tryAcquire());
+    expect(b.transitions()).toEqual({ open: 1, halfOpen: 0, closed: 0 });
+  });
+
   it('opens after exactly five consecutive failures by default', () => {
     const { table, events, fail } = setup();
     fail(0, 4);

@@ -88,6 +88,8 @@ describe('BreakerTable shared by worker threads', () => {
       .filter(([, from, to]) => from === 'closed' && to === 'open');
     expect(opens).toEqual([[2, 'closed', 'open', 'consecutive-failures']]);
     expect(table.state(2)).toBe('open');
+    // The shared counter saw the one transition once, whichever worker won it.
+    expect(table.transitionsOf(2)).toEqual({ open: 1, halfOpen: 0, closed: 0 });
     // Each worker loops admit -> fail. Only a failure counted below the threshold before the
     // open (at most THRESHOLD - 1 of them: nothing resets the count before the open) lets a
     // worker come back for another admission; a worker's admission whose failure counts as the THRESHOLD-th or
@@ -110,6 +112,7 @@ describe('BreakerTable shared by worker threads', () => {
       .flatMap((r) => r.transitions)
       .filter(([, from, to]) => from === 'open' && to === 'half-open');
     expect(halfOpens).toHaveLength(1);
+    expect(table.transitionsOf(2)).toEqual({ open: 1, halfOpen: 1, closed: 0 });
     expect(table.snapshotOf(2)).toMatchObject({ state: 'half-open', probesInFlight: 3 });
   });
 });

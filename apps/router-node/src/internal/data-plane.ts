@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Server as NetServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { isMainThread } from 'node:worker_threads';
 import { BreakerTable, ConsecutiveFailures } from '@engram/breaker';
 import { H2Server, type H2Stream } from '@engram/h2';
 import { ConnectionPool, type PoolCredentials } from '@engram/pool';
@@ -21,7 +22,7 @@ import { ACCEPT_ENCODING, inflateRequest, isAcceptedEncoding } from './compressi
 import type { RouterNodeConfig } from './config.js';
 import { GRPC_STATUS, RouteError } from './errors.js';
 import { scatterGather } from './fan-out.js';
-import { forward, UpstreamError } from './forward.js';
+import { type AttemptObserver, forward, UpstreamError } from './forward.js';
 import { HEALTH_CHECK_PATH, HEALTH_WATCH_PATH, HealthService } from './health-service.js';
 import { CALL_KIND, type Dispatcher, IngressCall, refuseNonGrpc } from './ingress.js';
 import {
@@ -37,6 +38,7 @@ import {
   OUTCOME_INDEX,
   P_LAST_ANSWER,
   passiveNow,
+  THREAD_HEAP_INTERVAL_MS,
   WRITE_DEGRADED,
   WRITE_FULL,
   WRITE_INSUFFICIENT,
@@ -186,6 +188,10 @@ export class DataPlane implements Dispatcher {
   };
   /** Records a node's answer in its passive word (see layout.ts). */
   readonly #answered: (nodeId: string) => void;
+  /** Counts every attempt sent to a node, by status, into this thread's region. */
+  readonly #attempted: AttemptObserver;
+  /** A worker's heap sampler (none on the main thread, whose heap /metrics reads itself). */
+  readonly #heapTimer: ReturnType<typeof setInterval> | null;
 
   constructor(init: DataPlaneInit, log: Logger, channel: ControlChannel) {
     const cfg = init.config;
@@ -252,6 +258,18 @@ export class DataPlane implements Dispatcher {
         Atomics.store(control, P_LAST_ANSWER + slot, now);
       }
     };
+    // One table lookup per attempt end, as #answered does; the recorder allocates nothing.
+    this.#attempted = (nodeId, status, seconds) => {
+      const index = reader.nodeIndex(nodeId);
+      if (index >= 0) this.#metrics.upstream(reader.nodeSlot(index), status, seconds);
+    };
+    if (isMainThread) {
+      this.#heapTimer = null;
+    } else {
+      this.#metrics.sampleHeap();
+      this.#heapTimer = setInterval(() => this.#metrics.sampleHeap(), THREAD_HEAP_INTERVAL_MS);
+      this.#heapTimer.unref();
+    }
     const t = init.ingressTls;
     this.#ingress = new H2Server({
       settings: {
@@ -396,6 +414,7 @@ export class DataPlane implements Dispatcher {
     this.#ingress.destroy();
     await this.#pool.close();
     this.#stopGc();
+    if (this.#heapTimer !== null) clearInterval(this.#heapTimer);
     return left;
   }
 
@@ -483,6 +502,7 @@ export class DataPlane implements Dispatcher {
           options,
           call,
           this.#readRepair,
+          this.#attempted,
         );
         if (routing.fallback) this.#metrics.fallback(op);
         return;
@@ -519,6 +539,7 @@ export class DataPlane implements Dispatcher {
             request,
             options,
             this.#answered,
+            this.#attempted,
           )
         : op === OP.recall && router.readsQuorum(decision)
           ? await quorumRecall(
@@ -531,10 +552,11 @@ export class DataPlane implements Dispatcher {
               options,
               this.#answered,
               this.#readRepair,
+              this.#attempted,
             )
           : await router.execute(
               decision,
-              (ctx) => forward(pool, ctx, fwd, request, call, this.#answered),
+              (ctx) => forward(pool, ctx, fwd, request, call, this.#answered, this.#attempted),
               options,
             );
       const { value } = answer;

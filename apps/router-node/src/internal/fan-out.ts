@@ -12,7 +12,7 @@ import {
   type SpaceAnswer,
 } from '@engram/router';
 import { GRPC_STATUS, RouteError } from './errors.js';
-import { type ClientCall, forward, safeDecode } from './forward.js';
+import { type AttemptObserver, type ClientCall, forward, safeDecode } from './forward.js';
 import { QUERY_REPLY_MERGE } from './replicated.js';
 import type { Replies } from './reply.js';
 import { FRAME_HEADER_BYTES, frameMessage, headerValue, readQuerySpaceIds } from './wire.js';
@@ -41,6 +41,8 @@ export async function scatterGather(
   call: ClientCall,
   /** After a quorum read whose replicas differed: repair the space. */
   onDivergence: (spaceId: string) => void,
+  /** Hears how each attempt to a node ended (per-node metrics). */
+  observer?: AttemptObserver,
 ): Promise<RoutingInfo> {
   // The reader validates the message as the node will decode its sub-queries' source and
   // gives the space ids (MalformedMessageError otherwise); cue and limit come from the decode.
@@ -86,12 +88,16 @@ export async function scatterGather(
             (ctx) => {
               const replica: ClientCall = { gone: subCall.gone, upstream: null, children: null };
               subs.push(replica);
-              return forward(pool, ctx, headers, sub, replica);
+              return forward(pool, ctx, headers, sub, replica, undefined, observer);
             },
             QUERY_REPLY_MERGE,
             { ...perSpace, onDivergence },
           )
-        : await router.execute(d, (ctx) => forward(pool, ctx, headers, sub, subCall), perSpace);
+        : await router.execute(
+            d,
+            (ctx) => forward(pool, ctx, headers, sub, subCall, undefined, observer),
+            perSpace,
+          );
       if (value.status !== 0) {
         const m = headerValue(value.trailers, 'grpc-message');
         const error = {

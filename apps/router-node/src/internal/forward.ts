@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { CLOSE, H2_ERROR, type H2Stream, type StreamHandler } from '@engram/h2';
 import type { ConnectionPool } from '@engram/pool';
 import { type CallContext, isNodeFailureStatus, whenCancelled } from '@engram/router';
@@ -64,6 +65,12 @@ const NO_TRAILERS: readonly string[] = Object.freeze([]);
  */
 export const MAX_INFLATED_REPLY_BYTES = 64 * 1024 * 1024; // 64 MiB
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * Hears how every attempt sent to a node ended: its gRPC status (see `attemptStatus`) and its
+ * time from sending to the end, in seconds. Called once per attempt; must not throw.
+ */
+export type AttemptObserver = (nodeId: string, grpcStatus: number, seconds: number) => void;
 const NOOP = (): void => {};
 
 /** `decodeURIComponent` that keeps malformed percent-encoding as it came. */
@@ -94,7 +101,15 @@ class Attempt implements StreamHandler {
     readonly resolve: (r: Reply) => void,
     readonly reject: (e: unknown) => void,
     readonly answered: ((nodeId: string) => void) | undefined,
+    readonly ctx: CallContext,
+    readonly observer: AttemptObserver | undefined,
+    readonly started: number,
   ) {}
+
+  /** Tells the observer how this attempt ended. */
+  #observe(status: number): void {
+    this.observer?.(this.nodeId, status, (performance.now() - this.started) / 1000);
+  }
 
   onHeaders(_s: H2Stream, h: string[], end: boolean): void {
     if (this.headers === null) {
@@ -115,6 +130,7 @@ class Attempt implements StreamHandler {
     if (call.upstream === s) call.upstream = null;
     const nodeId = this.nodeId;
     if (call.gone) {
+      this.#observe(GRPC_STATUS.CANCELLED);
       this.reject(new UpstreamError(GRPC_STATUS.CANCELLED, 'cancelled by the client', nodeId));
       return;
     }
@@ -128,11 +144,13 @@ class Attempt implements StreamHandler {
           : code >= 0
             ? `stream reset (code ${code})`
             : 'stream closed without a reply';
+      this.#observe(attemptStatus(this.ctx));
       this.reject(new UpstreamError(GRPC_STATUS.UNAVAILABLE, `node ${nodeId}: ${why}`, nodeId));
       return;
     }
     const raw = headerValue(t, 'grpc-status');
     const status = raw === undefined ? GRPC_STATUS.UNKNOWN : Number(raw);
+    this.#observe(status);
     if (
       status !== 0 &&
       isNodeFailureStatus(status, headerValue(t, 'grpc-retry-pushback-ms') !== undefined)
@@ -182,10 +200,21 @@ class Attempt implements StreamHandler {
 }
 
 /**
+ * The status label of an attempt that ended without a reply: DEADLINE_EXCEEDED when its
+ * attempt deadline had passed, CANCELLED when the router gave it up (hedge lost, operation
+ * over), else UNAVAILABLE (connection lost, stream reset by the node).
+ */
+export function attemptStatus(ctx: CallContext): number {
+  if (ctx.attemptDeadline.remaining() <= 0) return GRPC_STATUS.DEADLINE_EXCEEDED;
+  return ctx.signal.aborted ? GRPC_STATUS.CANCELLED : GRPC_STATUS.UNAVAILABLE;
+}
+
+/**
  * One attempt: the exact request bytes over a pooled `@engram/h2` connection, the reply
  * buffered whole so the Router can retry or fail over before the client sees any header.
  * `answered` hears of every reply that is not a node failure (passive health evidence).
  * `headers` come from `upstreamHeaders` (authority and timeout set here, in place).
+ * `observer` hears how each attempt ended (per-node metrics), a refused connection included.
  */
 export function forward(
   pool: ConnectionPool,
@@ -194,6 +223,7 @@ export function forward(
   body: Buffer,
   call: ClientCall,
   answered?: (nodeId: string) => void,
+  observer?: AttemptObserver,
 ): Promise<Reply> {
   return new Promise<Reply>((resolve, reject) => {
     const node = ctx.node;
@@ -203,17 +233,19 @@ export function forward(
       return;
     }
     let up: H2Stream;
+    const started = observer === undefined ? 0 : performance.now();
     try {
       const connection = pool.acquireH2(nodeId);
       headers[AUTHORITY_AT] = node.address;
       headers[TIMEOUT_AT] = formatGrpcTimeout(ctx.attemptDeadline.remaining());
-      const attempt = new Attempt(nodeId, call, resolve, reject, answered);
+      const attempt = new Attempt(nodeId, call, resolve, reject, answered, ctx, observer, started);
       up = connection.request(headers, body, attempt);
       attempt.dispose = whenCancelled(ctx, () => {
         if (!up.closed) up.reset(H2_ERROR.CANCEL);
       });
     } catch (err) {
       // ConnectionFailed from the pool is retryable as it is; anything else: UNAVAILABLE.
+      observer?.(nodeId, GRPC_STATUS.UNAVAILABLE, (performance.now() - started) / 1000);
       const code = (err as { code?: unknown })?.code;
       reject(
         code === 'ConnectionFailed'

@@ -39,7 +39,7 @@ import { ROUTER_NODE_ERROR_CODES, type RouterNodeErrorCode } from './errors.js';
  * counter go backwards. Per-thread regions mean no contended atomics on the hot path.
  */
 
-export const LAYOUT_MAGIC = 0x52_4e_30_33; // "RN03" (ingress limit counters added)
+export const LAYOUT_MAGIC = 0x52_4e_30_34; // "RN04" (upstream attempts, thread heap added)
 
 /** Stable node slots (shared breaker slot = node-state slot = pool gauge slot). */
 export const MAX_NODE_SLOTS = 256;
@@ -104,10 +104,42 @@ export const OUTCOME_INDEX: ReadonlyMap<string, number> = new Map(OUTCOMES.map((
 export const REQUEST_BUCKETS_S = Object.freeze([
   0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ]);
-/** Upper bounds of the routing-decision buckets, seconds. */
+/**
+ * Upper bounds of the routing-decision buckets, seconds: 50 ns to 1 ms, so a decision that
+ * costs a few hundred nanoseconds lands in a bucket of its own (README: what is timed).
+ */
 export const DECISION_BUCKETS_S = Object.freeze([
-  0.000001, 0.000002, 0.000005, 0.00001, 0.00002, 0.00005, 0.0001, 0.001,
+  5e-8, 1e-7, 2e-7, 5e-7, 1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 1e-3,
 ]);
+/** Upper bounds of the upstream-attempt buckets, seconds. */
+export const UPSTREAM_BUCKETS_S = Object.freeze([
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+]);
+/**
+ * gRPC status names by code (0..16), as the `grpc_status` label of upstream attempts; an
+ * attempt that got no status (connection failed, stream reset) is counted as UNAVAILABLE, one
+ * the router ended at its attempt deadline as DEADLINE_EXCEEDED, one it cancelled (hedge lost,
+ * client gone) as CANCELLED.
+ */
+export const GRPC_STATUS_NAMES = Object.freeze([
+  'OK',
+  'CANCELLED',
+  'UNKNOWN',
+  'INVALID_ARGUMENT',
+  'DEADLINE_EXCEEDED',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'PERMISSION_DENIED',
+  'RESOURCE_EXHAUSTED',
+  'FAILED_PRECONDITION',
+  'ABORTED',
+  'OUT_OF_RANGE',
+  'UNIMPLEMENTED',
+  'INTERNAL',
+  'UNAVAILABLE',
+  'DATA_LOSS',
+  'UNAUTHENTICATED',
+] as const);
 
 /** Upper bounds of the GC pause buckets, seconds. */
 export const GC_BUCKETS_S = Object.freeze([
@@ -127,6 +159,7 @@ const histWords = (buckets: readonly number[]) => buckets.length + 3;
 export const REQUEST_HIST_WORDS = histWords(REQUEST_BUCKETS_S);
 export const DECISION_HIST_WORDS = histWords(DECISION_BUCKETS_S);
 export const GC_HIST_WORDS = histWords(GC_BUCKETS_S);
+export const UPSTREAM_HIST_WORDS = histWords(UPSTREAM_BUCKETS_S);
 
 // Offsets inside one thread's region, in Float64 words.
 export const M_REQUESTS = 0; // [op][outcome] histograms
@@ -139,12 +172,35 @@ export const M_GC = M_POOL_SESSIONS + MAX_NODE_SLOTS; // [kind] GC pause histogr
 export const M_WRITES = M_GC + GC_KINDS.length * GC_HIST_WORDS; // [write result]
 export const M_READ_REPAIRS = M_WRITES + WRITE_RESULTS.length; // quorum reads that diverged
 export const M_INGRESS_LIMITS = M_READ_REPAIRS + 1; // [LIMIT_KINDS of @engram/h2]
-export const REGION_WORDS = M_INGRESS_LIMITS + LIMIT_KINDS.length;
+/** [slot][grpc status] attempts sent to each node, by the status they ended with. */
+export const M_UPSTREAM = M_INGRESS_LIMITS + LIMIT_KINDS.length;
+/** [slot] histograms: each attempt's time from sending to its end, whatever the status. */
+export const M_UPSTREAM_HIST = M_UPSTREAM + MAX_NODE_SLOTS * GRPC_STATUS_NAMES.length;
+/**
+ * The thread's V8 heap: used, total and external bytes (gauges a worker writes every
+ * THREAD_HEAP_INTERVAL_MS; 0 until the first write, and on the main-thread data plane).
+ */
+export const M_HEAP = M_UPSTREAM_HIST + MAX_NODE_SLOTS * UPSTREAM_HIST_WORDS;
+export const HEAP_USED = 0;
+export const HEAP_TOTAL = 1;
+export const HEAP_EXTERNAL = 2;
+export const THREAD_HEAP_INTERVAL_MS = 1000;
+export const REGION_WORDS = M_HEAP + 3;
 const REGION_BYTES = REGION_WORDS * 8;
 
 /** Offset of the request histogram of (op, outcome) in a region. */
 export function requestHistOffset(op: number, outcome: number): number {
   return M_REQUESTS + (op * OUTCOMES.length + outcome) * REQUEST_HIST_WORDS;
+}
+
+/** Offset of the attempt counter of (node slot, gRPC status) in a region. */
+export function upstreamOffset(slot: number, status: number): number {
+  return M_UPSTREAM + slot * GRPC_STATUS_NAMES.length + status;
+}
+
+/** Offset of a node slot's upstream-attempt histogram in a region. */
+export function upstreamHistOffset(slot: number): number {
+  return M_UPSTREAM_HIST + slot * UPSTREAM_HIST_WORDS;
 }
 
 /** Bytes of a state buffer for `threads` data-plane threads. */

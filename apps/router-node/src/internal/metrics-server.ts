@@ -8,14 +8,14 @@ export interface HttpReply {
   readonly headers?: Readonly<Record<string, string>>;
 }
 
-/** GET routes by exact path (query string ignored). */
-export type HttpRoutes = Readonly<Record<string, () => HttpReply>>;
+/** GET routes by exact path (query string ignored); a route may answer asynchronously. */
+export type HttpRoutes = Readonly<Record<string, () => HttpReply | Promise<HttpReply>>>;
 
 const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8';
 
 /** `GET /metrics` (Prometheus text format 0.0.4) as an `HttpReply`. */
-export function metricsRoute(render: () => string): () => HttpReply {
-  return () => ({ status: 200, contentType: PROMETHEUS_TEXT, body: render() });
+export function metricsRoute(render: () => string | Promise<string>): () => Promise<HttpReply> {
+  return async () => ({ status: 200, contentType: PROMETHEUS_TEXT, body: await render() });
 }
 
 /**
@@ -42,17 +42,22 @@ export async function startMetricsServer(
         .end('method not allowed\n');
       return;
     }
-    let reply: HttpReply;
-    try {
-      reply = route();
-    } catch (err) {
+    const send = (reply: HttpReply): void => {
+      res.writeHead(reply.status, { 'content-type': reply.contentType, ...reply.headers });
+      res.end(req.method === 'HEAD' ? undefined : reply.body);
+    };
+    const fail = (err: unknown): void => {
       res
         .writeHead(500, { 'content-type': 'text/plain; charset=utf-8' })
         .end(`error: ${(err as Error).message}\n`);
-      return;
+    };
+    try {
+      const reply = route();
+      if (reply instanceof Promise) reply.then(send, fail);
+      else send(reply);
+    } catch (err) {
+      fail(err);
     }
-    res.writeHead(reply.status, { 'content-type': reply.contentType, ...reply.headers });
-    res.end(req.method === 'HEAD' ? undefined : reply.body);
   });
   const bound = await new Promise<number>((resolve, reject) => {
     server.once('error', reject);

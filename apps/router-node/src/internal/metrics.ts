@@ -1,4 +1,5 @@
 import { constants, PerformanceObserver } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
 import { LIMIT_KINDS, type LimitKind } from '@engram/h2';
 import { type DataMetrics, renderDataMetrics } from './data-metrics.js';
 import { esc, family } from './exposition.js';
@@ -7,9 +8,14 @@ import {
   GC_BUCKETS_S,
   GC_HIST_WORDS,
   GC_KINDS,
+  GRPC_STATUS_NAMES,
+  HEAP_EXTERNAL,
+  HEAP_TOTAL,
+  HEAP_USED,
   M_DECISION,
   M_FALLBACKS,
   M_GC,
+  M_HEAP,
   M_IN_FLIGHT,
   M_INGRESS_LIMITS,
   M_POOL_SESSIONS,
@@ -24,6 +30,10 @@ import {
   REQUEST_BUCKETS_S,
   regionCount,
   requestHistOffset,
+  UPSTREAM_BUCKETS_S,
+  UPSTREAM_HIST_WORDS,
+  upstreamHistOffset,
+  upstreamOffset,
   WRITE_RESULTS,
 } from './layout.js';
 import { type ReloadMetrics, renderReloadMetrics } from './reload-metrics.js';
@@ -98,18 +108,67 @@ export class MetricsRecorder {
   poolSessions(slot: number, count: number): void {
     if (slot >= 0 && slot < MAX_NODE_SLOTS) this.region[M_POOL_SESSIONS + slot] = count;
   }
+  /**
+   * One attempt sent to the node in `slot` ended with gRPC `status` after `seconds`. Two
+   * stores and a bucket scan, no allocation; a slot or status out of range is not counted.
+   */
+  upstream(slot: number, status: number, seconds: number): void {
+    if (slot < 0 || slot >= MAX_NODE_SLOTS || status < 0 || status >= GRPC_STATUS_NAMES.length) {
+      return;
+    }
+    this.region[upstreamOffset(slot, status)]! += 1;
+    observe(this.region, upstreamHistOffset(slot), UPSTREAM_BUCKETS_S, seconds);
+  }
+  /** Writes this thread's V8 heap gauges (a worker calls it every THREAD_HEAP_INTERVAL_MS). */
+  sampleHeap(): void {
+    const h = getHeapStatistics();
+    this.region[M_HEAP + HEAP_USED] = h.used_heap_size;
+    this.region[M_HEAP + HEAP_TOTAL] = h.total_heap_size;
+    this.region[M_HEAP + HEAP_EXTERNAL] = h.external_memory;
+  }
+}
+
+/** Breaker transitions of one node (counted once, by the thread whose CAS won). */
+export interface TransitionCounts {
+  readonly open: number;
+  readonly halfOpen: number;
+  readonly closed: number;
+}
+
+/** A node as /metrics shows it (control plane). */
+export interface NodeMetrics {
+  readonly id: string;
+  readonly slot: number;
+  /** Breaker state name: closed | open | half-open. */
+  readonly breaker: string;
+  /** The health verdict is up (whatever the lifecycle: a healthy draining node is up). */
+  readonly up: boolean;
+  /** active | joining | leaving | drained | draining. */
+  readonly lifecycle: string;
+  readonly transitions: TransitionCounts;
+  /** Health probes that failed (answered not SERVING, errored or timed out). */
+  readonly probeFailures: number;
+  /** The last probe's round trip, seconds (undefined: not probed yet). */
+  readonly probeSeconds: number | undefined;
+  /**
+   * The slot's attempt counters when this node took the slot over (SlotBaselines): subtracted,
+   * so a node added into a removed node's slot starts from 0. Undefined: nothing to subtract.
+   */
+  readonly upstreamBase?: Float64Array | undefined;
+}
+
+/** A thread's V8 heap, bytes. */
+export interface HeapBytes {
+  readonly used: number;
+  readonly total: number;
+  readonly external: number;
 }
 
 /** Everything /metrics shows besides the shared counters, from the control plane. */
 export interface ControlSnapshot {
   readonly epoch: number;
   readonly partitioned: boolean;
-  readonly nodes: ReadonlyArray<{
-    readonly id: string;
-    readonly slot: number;
-    readonly state: string;
-    readonly breaker: string;
-  }>;
+  readonly nodes: readonly NodeMetrics[];
   readonly workers: number;
   /** Data-plane workers restarted after exiting unexpectedly. */
   readonly workerRestarts: number;
@@ -117,6 +176,21 @@ export interface ControlSnapshot {
   readonly data?: DataMetrics;
   /** SIGHUP config reloads. */
   readonly reload?: ReloadMetrics;
+  /** router-node's package version and the Node.js version running it. */
+  readonly build: { readonly version: string; readonly nodeVersion: string };
+  /** The main thread's heap (the workers write theirs into their regions). */
+  readonly mainHeap: HeapBytes;
+  /** Configured worker threads (regions 0..n-1 carry their heap gauges; 0 = none). */
+  readonly workerThreads: number;
+}
+
+/** Lifecycle labels of engram_router_node_lifecycle (each node has all, its own at 1). */
+export const LIFECYCLES = Object.freeze(['active', 'joining', 'leaving', 'drained', 'draining']);
+
+/** The main thread's heap now. */
+export function mainHeap(): HeapBytes {
+  const h = getHeapStatistics();
+  return { used: h.used_heap_size, total: h.total_heap_size, external: h.external_memory };
 }
 
 const BREAKER_VALUE: Readonly<Record<string, number>> = { closed: 0, open: 1, 'half-open': 2 };
@@ -210,11 +284,56 @@ export function renderMetrics(buffer: SharedArrayBuffer, control: ControlSnapsho
   for (const n of control.nodes) {
     out.push(`engram_router_breaker_state{node="${esc(n.id)}"} ${BREAKER_VALUE[n.breaker] ?? -1}`);
   }
-  out.push('# HELP engram_router_node_up Health-check verdict per node: 1 up, 0 down or draining.');
-  out.push('# TYPE engram_router_node_up gauge');
-  for (const n of control.nodes) {
-    out.push(`engram_router_node_up{node="${esc(n.id)}"} ${n.state === 'up' ? 1 : 0}`);
-  }
+  family(
+    out,
+    'engram_router_node_up',
+    'gauge',
+    'Health verdict per node: 1 up (a healthy node that is draining or leaving included), 0 down or not probed yet.',
+    control.nodes.map((n) => [`node="${esc(n.id)}"`, n.up ? 1 : 0] as const),
+  );
+  family(
+    out,
+    'engram_router_node_lifecycle',
+    'gauge',
+    'What an operator asked of each node: 1 for its lifecycle (active, joining, leaving, drained, draining), 0 for the others.',
+    control.nodes.flatMap((n) =>
+      LIFECYCLES.map(
+        (l) => [`node="${esc(n.id)}",lifecycle="${l}"`, n.lifecycle === l ? 1 : 0] as const,
+      ),
+    ),
+  );
+  family(
+    out,
+    'engram_router_breaker_transitions_total',
+    'counter',
+    'Circuit-breaker transitions per node and target state (each counted once, by the thread that made it).',
+    control.nodes.flatMap((n) => {
+      const node = `node="${esc(n.id)}"`;
+      const t = n.transitions;
+      return [
+        [`${node},to="open"`, t.open],
+        [`${node},to="half_open"`, t.halfOpen],
+        [`${node},to="closed"`, t.closed],
+      ] as const;
+    }),
+  );
+  family(
+    out,
+    'engram_router_health_probe_failures_total',
+    'counter',
+    'Health probes per node that failed (not SERVING, an error, or no answer within health.timeoutMs).',
+    control.nodes.map((n) => [`node="${esc(n.id)}"`, n.probeFailures] as const),
+  );
+  family(
+    out,
+    'engram_router_health_probe_duration_seconds',
+    'gauge',
+    'Round trip of the last health probe per node (a failed probe: until it failed).',
+    control.nodes
+      .filter((n) => n.probeSeconds !== undefined)
+      .map((n) => [`node="${esc(n.id)}"`, n.probeSeconds!] as const),
+  );
+  renderUpstream(out, m, control.nodes);
   out.push('# HELP engram_router_pool_channels Open HTTP/2 connections to each node, all workers.');
   out.push('# TYPE engram_router_pool_channels gauge');
   for (const n of control.nodes) {
@@ -260,7 +379,142 @@ export function renderMetrics(buffer: SharedArrayBuffer, control: ControlSnapsho
     'Client connections and calls an ingress limit ended: header_timeout (stuck mid-read, closed), body_timeout (request overdue, 408), send_timeout (reply stuck behind flow control, reset), unread (client does not read, closed), max_connections (over listen.maxConnectionsPerWorker, closed at accept).',
     LIMIT_KINDS.map((k, i) => [`kind="${k}"`, m[M_INGRESS_LIMITS + i]!] as const),
   );
+  renderThreadHeaps(out, buffer, control);
+  family(
+    out,
+    'engram_router_build_info',
+    'gauge',
+    'Always 1: the router-node version and the Node.js version running it.',
+    [
+      [
+        `version="${esc(control.build.version)}",node_version="${esc(control.build.nodeVersion)}"`,
+        1,
+      ],
+    ],
+  );
   if (control.data !== undefined) renderDataMetrics(out, control.data);
   if (control.reload !== undefined) renderReloadMetrics(out, control.reload);
   return `${out.join('\n')}\n`;
+}
+
+/** Attempts sent to each member node, by gRPC status, and their duration (all threads). */
+/** Words of a slot's attempt counters: one per gRPC status, then the attempt histogram. */
+export const SLOT_UPSTREAM_WORDS = GRPC_STATUS_NAMES.length + UPSTREAM_HIST_WORDS;
+
+/** A slot's attempt counters summed across thread regions (the layout of SLOT_UPSTREAM_WORDS). */
+export function slotUpstream(m: Float64Array, slot: number): Float64Array {
+  const out = new Float64Array(SLOT_UPSTREAM_WORDS);
+  const n = GRPC_STATUS_NAMES.length;
+  out.set(m.subarray(upstreamOffset(slot, 0), upstreamOffset(slot, 0) + n), 0);
+  out.set(m.subarray(upstreamHistOffset(slot), upstreamHistOffset(slot) + UPSTREAM_HIST_WORDS), n);
+  return out;
+}
+
+/**
+ * Where each slot's per-node counters (attempts, breaker transitions) start for the node that
+ * holds it. Slots are reused after a removal, and the shared counters are per slot: a node that
+ * takes a slot over is counted from the slot's values at that moment. Main thread only.
+ */
+export class SlotBaselines<T> {
+  readonly #by = new Map<number, { readonly id: string; readonly base: T | undefined }>();
+
+  /**
+   * Called with every membership the control plane makes current. A slot seen for the first
+   * time has counted nothing for anyone else (no baseline); one whose node changed gets
+   * `current(slot)` as its baseline.
+   */
+  sync(
+    members: Iterable<{ readonly id: string; readonly slot: number }>,
+    current: (slot: number) => T,
+  ): void {
+    for (const { id, slot } of members) {
+      const prev = this.#by.get(slot);
+      if (prev === undefined) this.#by.set(slot, { id, base: undefined });
+      else if (prev.id !== id) this.#by.set(slot, { id, base: current(slot) });
+    }
+  }
+
+  /** The baseline of `slot` for node `id` (undefined: none, or the slot is not id's). */
+  of(slot: number, id: string): T | undefined {
+    const b = this.#by.get(slot);
+    return b !== undefined && b.id === id ? b.base : undefined;
+  }
+}
+
+function renderUpstream(out: string[], m: Float64Array, nodes: readonly NodeMetrics[]): void {
+  const placed = nodes.filter((n) => n.slot >= 0 && n.slot < MAX_NODE_SLOTS);
+  const counts: (readonly [string, number])[] = [];
+  for (const n of placed) {
+    for (let s = 0; s < GRPC_STATUS_NAMES.length; s++) {
+      const v = m[upstreamOffset(n.slot, s)]! - (n.upstreamBase?.[s] ?? 0);
+      // A status a node never returned stays out (OK is always shown).
+      if (v === 0 && s !== 0) continue;
+      counts.push([`node="${esc(n.id)}",grpc_status="${GRPC_STATUS_NAMES[s]}"`, v]);
+    }
+  }
+  family(
+    out,
+    'engram_router_upstream_requests_total',
+    'counter',
+    'Attempts the data plane sent to each memory node, by the gRPC status they ended with (no status: UNAVAILABLE; ended by the attempt deadline: DEADLINE_EXCEEDED; cancelled by the router: CANCELLED).',
+    counts,
+  );
+  const name = 'engram_router_upstream_request_duration_seconds';
+  out.push(`# HELP ${name} Time from sending an attempt to a memory node to its end, per node.`);
+  out.push(`# TYPE ${name} histogram`);
+  for (const n of placed) {
+    const base = n.upstreamBase;
+    if (base === undefined) {
+      histogram(
+        out,
+        name,
+        `node="${esc(n.id)}"`,
+        m,
+        upstreamHistOffset(n.slot),
+        UPSTREAM_BUCKETS_S,
+      );
+      continue;
+    }
+    const own = slotUpstream(m, n.slot);
+    for (let i = 0; i < own.length; i++) own[i]! -= base[i]!;
+    histogram(out, name, `node="${esc(n.id)}"`, own, GRPC_STATUS_NAMES.length, UPSTREAM_BUCKETS_S);
+  }
+}
+
+/** Heap gauges of the main thread and of each worker that has written its region. */
+function renderThreadHeaps(out: string[], buffer: SharedArrayBuffer, c: ControlSnapshot): void {
+  const rows: (readonly [string, HeapBytes])[] = [['main', c.mainHeap]];
+  const n = Math.min(c.workerThreads, regionCount(buffer));
+  for (let t = 0; t < n; t++) {
+    const r = metricsRegion(buffer, t);
+    // 0 until the worker's first sample, and again once it exited (reset by the supervisor).
+    if (r[M_HEAP + HEAP_TOTAL] === 0) continue;
+    rows.push([
+      `worker-${t}`,
+      {
+        used: r[M_HEAP + HEAP_USED]!,
+        total: r[M_HEAP + HEAP_TOTAL]!,
+        external: r[M_HEAP + HEAP_EXTERNAL]!,
+      },
+    ]);
+  }
+  const gauge = (name: string, help: string, pick: (h: HeapBytes) => number) =>
+    family(
+      out,
+      name,
+      'gauge',
+      help,
+      rows.map(([thread, h]) => [`thread="${thread}"`, pick(h)] as const),
+    );
+  gauge(
+    'engram_router_thread_heap_used_bytes',
+    'V8 heap in use per thread (main, worker-N; workers write theirs every second).',
+    (h) => h.used,
+  );
+  gauge('engram_router_thread_heap_total_bytes', 'V8 heap reserved per thread.', (h) => h.total);
+  gauge(
+    'engram_router_thread_external_bytes',
+    'Memory outside the V8 heap held by JS objects (Buffers included) per thread.',
+    (h) => h.external,
+  );
 }

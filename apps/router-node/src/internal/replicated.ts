@@ -11,7 +11,7 @@ import {
   singleSpaceQueryMerge,
   type WriteObserver,
 } from '@engram/router';
-import { type ClientCall, forward, type Reply } from './forward.js';
+import { type AttemptObserver, type ClientCall, forward, type Reply } from './forward.js';
 import { FRAME_HEADER_BYTES, frameMessage } from './wire.js';
 
 /** A write a replica missed, as the data plane hands it to the control plane's hint store. */
@@ -48,6 +48,7 @@ export function replicatedStore(
   body: Buffer,
   options: ExecuteOptions,
   answered: (nodeId: string) => void,
+  attempted?: AttemptObserver,
 ): Promise<Routed<Reply>> {
   const lag = router.lag;
   const bucket = LagTable.bucketOf(decision.spaceId);
@@ -58,7 +59,7 @@ export function replicatedStore(
   };
   return router.replicate(
     decision,
-    (ctx) => forward(pool, ctx, headers, body, detached(), answered),
+    (ctx) => forward(pool, ctx, headers, body, detached(), answered, attempted),
     { ...options, observer },
   );
 }
@@ -114,6 +115,7 @@ export function quorumRecall(
   options: ExecuteOptions,
   answered: (nodeId: string) => void,
   onDivergence: (spaceId: string) => void,
+  observer?: AttemptObserver,
 ): Promise<Routed<Reply>> {
   const subs: ClientCall[] = [];
   call.children = subs;
@@ -122,7 +124,7 @@ export function quorumRecall(
     (ctx) => {
       const sub: ClientCall = { gone: call.gone, upstream: null, children: null };
       subs.push(sub);
-      return forward(pool, ctx, headers, body, sub, answered);
+      return forward(pool, ctx, headers, body, sub, answered, observer);
     },
     RECALL_REPLY_MERGE,
     { ...options, onDivergence },

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { BreakerTable, ConsecutiveFailures } from '@engram/breaker';
 import { systemErrorCode, systemErrorText } from '@engram/common';
 import type { PoolCredentials } from '@engram/pool';
@@ -25,6 +26,7 @@ import {
   C_HEALTH_DRAINING,
   controlWords,
   createStateBuffer,
+  M_HEAP,
   M_IN_FLIGHT,
   M_POOL_SESSIONS,
   MAX_NODE_SLOTS,
@@ -34,19 +36,37 @@ import {
 } from './layout.js';
 import { LocalCluster } from './local-cluster.js';
 import { ReplicaDigests } from './locate.js';
-import type { Membership, MembershipLimits } from './membership.js';
-import { renderMetrics } from './metrics.js';
+import { Health, type Membership, type MembershipLimits } from './membership.js';
+import {
+  type ControlSnapshot,
+  mainHeap,
+  renderMetrics,
+  SlotBaselines,
+  slotUpstream,
+  sumRegions,
+  type TransitionCounts,
+} from './metrics.js';
 import { type HttpRoutes, metricsRoute, startMetricsServer } from './metrics-server.js';
+import { ProbeStats } from './probe-stats.js';
+import { liveRoute, type Readiness, readiness, readyRoute } from './probes-http.js';
+import { processMetricsText, startProcessMetrics } from './process-metrics.js';
 import { configAfter, diffConfig, type ReloadReport, touches } from './reload.js';
 import { ReloadMetrics } from './reload-metrics.js';
 import { SHUTDOWN_PHASE, Shutdown } from './shutdown.js';
 import { startStatusRoutes } from './status-routes.js';
-import { TablePublisher } from './table-publisher.js';
+import { isPanic, TablePublisher } from './table-publisher.js';
 import { systemTimers } from './timers.js';
 import { WorkerSupervisor } from './worker-supervisor.js';
 
+/** router-node's own version (package.json), for engram_router_build_info. */
+const VERSION: string = (
+  createRequire(import.meta.url)('../../package.json') as { version: string }
+).version;
+
 /** Largest cluster the shared table is sized for. */
 export const MAX_CLUSTER_NODES = 64;
+
+const NO_TRANSITIONS = Object.freeze({ open: 0, halfOpen: 0, closed: 0 });
 
 /** A running router-node. */
 export interface RouterNode {
@@ -60,6 +80,7 @@ export interface RouterNode {
   /** The child-process cluster of `StartOptions.localCluster`, when one was started. */
   readonly localCluster: LocalCluster | null;
   table(): TableView;
+  /** The router's own /metrics families (a scrape appends prom-client's process_* and nodejs_*). */
   metricsText(): string;
   /** Replaces the membership (SIGHUP): adds, removes and re-addresses nodes in one publish. */
   reloadMembership(nodes: readonly NodeConfig[]): number;
@@ -280,7 +301,9 @@ async function start(
   const stateStore = new AdminStateStore(localCluster === null ? cfg.dataDir : null);
   const restored = startingState(stateStore, cfg, limits, log);
   const upstream = upstreamCredentials(cfg);
-  const probe = new GrpcProbe(upstream);
+  const grpcProbe = new GrpcProbe(upstream);
+  // Counts failures and times each probe for /metrics; the health monitor sees the same results.
+  const probe = new ProbeStats(grpcProbe);
   const lag = new LagTable({ slots: MAX_NODE_SLOTS, shared: true });
   const publisher = new TablePublisher(writer, control, cfg);
   // Data movement and the control plane see each other through these two (built just below).
@@ -298,6 +321,21 @@ async function start(
     },
     (id) => controlPlane?.membership.get(id)?.slot ?? -1,
   );
+  // Per-slot counters (attempts, breaker transitions) start from the slot's values when a node
+  // takes a reused slot over.
+  const upstreamBases = new SlotBaselines<Float64Array>();
+  const transitionBases = new SlotBaselines<TransitionCounts>();
+  const rebase = (m: Membership): void => {
+    const members = [...m.members]
+      .filter((x) => x.slot >= 0 && x.slot < MAX_NODE_SLOTS)
+      .map((x) => ({ id: x.node.id, slot: x.slot }));
+    let sums: Float64Array | undefined;
+    upstreamBases.sync(members, (slot) => {
+      sums ??= sumRegions(stateBuffer);
+      return slotUpstream(sums, slot);
+    });
+    transitionBases.sync(members, (slot) => breakers.transitionsOf(slot));
+  };
   const answeredWithin = (nodeId: string, ms: number): boolean => {
     const slot = controlPlane?.membership.get(nodeId)?.slot ?? -1;
     if (slot < 0 || slot >= MAX_NODE_SLOTS) return false;
@@ -324,9 +362,12 @@ async function start(
       timers: systemTimers,
       log,
       resume: movement.persisted,
+      onChange: (m: Membership) => {
+        if (cfg.router.replicateWrites) movement.sync(m);
+        rebase(m);
+      },
       ...(cfg.router.replicateWrites
         ? {
-            onChange: (m: Membership) => movement.sync(m),
             dataStatus: (id: string) => movement.status(id),
             streams: () => movement.streams(),
             repair: {
@@ -395,13 +436,14 @@ async function start(
           const region = metricsRegion(stateBuffer, thread);
           region[M_IN_FLIGHT] = 0;
           region.fill(0, M_POOL_SESSIONS, M_POOL_SESSIONS + MAX_NODE_SLOTS);
+          region.fill(0, M_HEAP, M_HEAP + 3);
         },
       });
       port = await supervisor.start();
     }
   } catch (err) {
     plane.close();
-    probe.close();
+    grpcProbe.close();
     await movement.close();
     throw asListenError(err, 'the data plane', 'listen', cfg.listen, true);
   }
@@ -415,15 +457,53 @@ async function start(
   const onTestCrash = () => supervisor?.postToFirst({ type: 'test-crash' });
   if (process.env.NODE_ENV === 'test' && supervisor !== null) process.on('SIGUSR2', onTestCrash);
 
-  const metricsText = () =>
-    renderMetrics(stateBuffer, {
+  const since = (t: TransitionCounts, slot: number, id: string): TransitionCounts => {
+    const b = transitionBases.of(slot, id);
+    return b === undefined
+      ? t
+      : { open: t.open - b.open, halfOpen: t.halfOpen - b.halfOpen, closed: t.closed - b.closed };
+  };
+  const liveWorkers = () => (supervisor === null ? 0 : supervisor.live.length);
+  const snapshot = (): ControlSnapshot => {
+    const members = [...plane.membership.members].sort((a, b) => (a.node.id < b.node.id ? -1 : 1));
+    return {
       epoch: plane.epoch,
       partitioned: plane.partitioned,
-      nodes: plane.table().nodes,
-      workers: supervisor === null ? 0 : supervisor.live.length,
+      nodes: members.map((m) => {
+        const placed = m.slot >= 0 && m.slot < MAX_NODE_SLOTS;
+        const p = probe.of(m.node.id);
+        return {
+          id: m.node.id,
+          slot: m.slot,
+          breaker: placed ? breakers.state(m.slot) : 'closed',
+          up: m.health === Health.Up,
+          lifecycle: m.lifecycle,
+          transitions: placed
+            ? since(breakers.transitionsOf(m.slot), m.slot, m.node.id)
+            : NO_TRANSITIONS,
+          upstreamBase: upstreamBases.of(m.slot, m.node.id),
+          probeFailures: p?.failures ?? 0,
+          probeSeconds: p?.lastSeconds,
+        };
+      }),
+      workers: liveWorkers(),
       workerRestarts: supervisor?.restarts ?? 0,
       data: movement.metrics(),
+      build: { version: VERSION, nodeVersion: process.version },
+      mainHeap: mainHeap(),
+      workerThreads: cfg.workers,
       reload: reloads,
+    };
+  };
+  const metricsText = () => renderMetrics(stateBuffer, snapshot());
+  /** A shutdown started (the drain window, or GOAWAY after it): /ready answers 503. */
+  const isDraining = (): boolean => shutdown.draining;
+  const ready = (): Readiness =>
+    readiness({
+      published: writer.epoch > 0 && plane.table().nodes.length > 0,
+      draining: isDraining(),
+      panic: isPanic(plane.membership, cfg.health.panicThreshold),
+      epoch: plane.epoch,
     });
   const closers: (() => Promise<void>)[] = [];
   const shutdown = new Shutdown(
@@ -445,7 +525,7 @@ async function start(
           await supervisor.close();
         }
         for (const close of closers.splice(0).reverse()) await close();
-        probe.close();
+        grpcProbe.close();
         await digests.close();
         await movement.close();
         await localCluster?.stop();
@@ -527,6 +607,7 @@ async function start(
   };
   try {
     if (cfg.metrics.enabled) {
+      startProcessMetrics();
       // The metrics listener's GET routes; each feature adds its own path here.
       const status = startStatusRoutes(
         stateBuffer,
@@ -535,8 +616,11 @@ async function start(
       );
       closers.push(async () => status.stop());
       const routes: HttpRoutes = {
-        '/metrics': metricsRoute(metricsText),
         ...status.routes,
+        // The router's families, then process_* and nodejs_* (prom-client, this thread only).
+        '/metrics': metricsRoute(async () => `${metricsText()}${await processMetricsText()}`),
+        '/ready': readyRoute(ready),
+        '/live': liveRoute(() => ({ workers: cfg.workers, live: liveWorkers() })),
       };
       const metrics = await startMetricsServer(cfg.metrics.host, cfg.metrics.port, routes).catch(
         (err: unknown) => {

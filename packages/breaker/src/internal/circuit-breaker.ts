@@ -1,4 +1,4 @@
-import { BreakerCore, type BreakerSnapshot, REJECTED } from './core.js';
+import { BreakerCore, type BreakerSnapshot, type BreakerTransitions, REJECTED } from './core.js';
 import { CircuitBreakerOpenError } from './errors.js';
 import type { BreakerOptions, BreakerStateName, StateChangeListener } from './options.js';
 
@@ -46,6 +46,11 @@ export class CircuitBreaker {
 
   snapshot(): BreakerSnapshot {
     return this.#core.snapshotOf(0);
+  }
+
+  /** Transitions into each state since construction (a reset keeps them). */
+  transitions(): BreakerTransitions {
+    return this.#core.transitionsOf(0);
   }
 
   /**

@@ -30,6 +30,7 @@ import {
   SLOT_OPEN_STREAK,
   SLOT_PERMITS,
   SLOT_STATE,
+  SLOT_TRANSITIONS,
   STATE_MASK,
   strideWords,
   TIME_MASK,
@@ -62,6 +63,13 @@ const PROBE_INDEX_MASK = 31;
 const PROBE_OFFSET = 2;
 /** Threads read the clock a little before or after each other; allow this much disorder. */
 const CLOCK_SKEW_TOLERANCE_MS = 1000;
+
+/** Transitions of one breaker into each state (counted once across threads). */
+export interface BreakerTransitions {
+  readonly open: number;
+  readonly halfOpen: number;
+  readonly closed: number;
+}
 
 /** Point-in-time view of one breaker, for the admin API. */
 export interface BreakerSnapshot {
@@ -250,7 +258,9 @@ export class BreakerCore {
     };
   }
 
+  /** Called once per transition, by the thread whose CAS made it: counts it, tells listeners. */
   #emit(slot: number, from: number, to: number, reason: TransitionReason): void {
+    Atomics.add(this.#mem, HEADER_WORDS + slot * this.#stride + SLOT_TRANSITIONS + to, 1);
     const listeners = this.#listeners;
     for (let i = 0; i < listeners.length; i++) {
       try {
@@ -480,8 +490,24 @@ export class BreakerCore {
     const mem = this.#mem;
     Atomics.store(mem, base + SLOT_STATE, (time30 << 2) | CLOSED);
     Atomics.store(mem, base + SLOT_OPEN_STREAK, 0);
+    for (let t = 0; t < 3; t++) Atomics.store(mem, base + SLOT_TRANSITIONS + t, 0);
     for (let i = 0; i < this.#probes; i++) Atomics.store(mem, base + SLOT_PERMITS + i, PERMIT_FREE);
     this.#resetRules(base);
+  }
+
+  /**
+   * Transitions breaker `slot` made into each state since the table was created, counted once
+   * across every thread (by the thread that made each one); a reset keeps them. Uint32, wrap
+   * at 2^32.
+   */
+  transitionsOf(slot: number): BreakerTransitions {
+    const at = this.#base(slot) + SLOT_TRANSITIONS;
+    const mem = this.#mem;
+    return {
+      open: Atomics.load(mem, at + OPEN) >>> 0,
+      halfOpen: Atomics.load(mem, at + HALF_OPEN) >>> 0,
+      closed: Atomics.load(mem, at + CLOSED) >>> 0,
+    };
   }
 
   /** Point-in-time view of breaker `slot`. */

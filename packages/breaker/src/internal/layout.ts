@@ -40,6 +40,10 @@
  *   counts), and losing it is the same outcome as if the call had settled a moment earlier,
  *   before the close, when closed-call verdicts are not counted. At most one such failure per
  *   thread, and only while the closing thread runs a few instructions.
+ * - `SLOT_TRANSITIONS + state` count the transitions into `state` (closed, open, half-open),
+ *   each added with `Atomics.add` by the thread whose CAS made the transition, after winning
+ *   it, so each transition counts once whichever thread made it. Uint32 counts (they wrap at
+ *   2^32); a reset keeps them (they are monotonic per slot, for metrics).
  */
 
 /** Int32 words in the header. */
@@ -56,14 +60,17 @@ export const HDR_RULES_FINGERPRINT = 6;
 export const HDR_ORIGIN_F64 = 4;
 
 export const MAGIC = 0x45425231; // "EBR1"
-export const LAYOUT_VERSION = 1;
+/** 2: transition counters added to every slot. */
+export const LAYOUT_VERSION = 2;
 
 /** Slot word offsets (Int32 indexes relative to the slot's first word). */
 export const SLOT_STATE = 0;
 export const SLOT_OPEN_STREAK = 1;
-export const SLOT_PERMITS = 2;
+/** Three counters, indexed by the state code a transition went to (CLOSED, OPEN, HALF_OPEN). */
+export const SLOT_TRANSITIONS = 2;
+export const SLOT_PERMITS = 5;
 /** Words before the permits; rules start at `SLOT_PERMITS + halfOpenProbes`. */
-export const SLOT_FIXED_WORDS = 2;
+export const SLOT_FIXED_WORDS = 5;
 
 export const CACHE_LINE_WORDS = 16;
 
