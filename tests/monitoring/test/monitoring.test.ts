@@ -35,30 +35,6 @@ const PROMTOOL_TIMEOUT_MS = 60 * 1000;
 const NODE_STOP_TIMEOUT_MS = 5 * 1000; // SIGTERM grace before SIGKILL
 const CALL_TIMEOUT_MS = 10 * 1000;
 
-/**
- * Names agreed for issue 13 (the team's metric-names list) that another branch adds to
- * router-node's /metrics in parallel with this one, plus the standard process_* names the
- * dashboard uses from the same change. The lead empties this list at merge, so that the check
- * below becomes strict; a test fails as soon as router-node exports one of them, to say so.
- */
-const PENDING_METRICS: readonly string[] = [
-  'engram_router_build_info',
-  'engram_router_upstream_requests_total',
-  'engram_router_upstream_request_duration_seconds',
-  'engram_router_health_probe_failures_total',
-  'engram_router_health_probe_duration_seconds',
-  'engram_router_breaker_transitions_total',
-  'engram_router_config_reloads_total',
-  'engram_router_config_last_reload_successful',
-  'engram_router_config_last_reload_success_timestamp_seconds',
-  'engram_router_thread_heap_used_bytes',
-  'engram_router_thread_heap_total_bytes',
-  'engram_router_thread_external_bytes',
-  'engram_router_node_lifecycle',
-  'process_cpu_seconds_total',
-  'process_resident_memory_bytes',
-];
-
 /** Grafana's own variables, and what they are replaced with to parse a query. */
 const GRAFANA_BUILTINS: Readonly<Record<string, string>> = {
   __rate_interval: '5m',
@@ -455,12 +431,9 @@ describe('Grafana dashboard (deploy/monitoring/grafana-dashboard.json)', () => {
 });
 
 describe('metric names in the rules and the dashboard', () => {
-  it('are all exported by a real router-node (or agreed and pending, see PENDING_METRICS)', () => {
+  it('are all exported by a real router-node', () => {
     expect(scrapedNames.size).toBeGreaterThan(20);
-    const allowed = new Set(scrapedNames);
-    for (const name of PENDING_METRICS) {
-      for (const suffix of ['', '_bucket', '_sum', '_count']) allowed.add(`${name}${suffix}`);
-    }
+    const allowed = scrapedNames;
     const used = [
       ...[...metricNames(ALERTS)].map((name) => ({ name, where: 'alerts.yml' })),
       ...dashboardQueries().flatMap((q) =>
@@ -469,13 +442,5 @@ describe('metric names in the rules and the dashboard', () => {
     ];
     expect(new Set(used.map((u) => u.name)).size).toBeGreaterThan(25);
     expect(used.filter((u) => !allowed.has(u.name))).toEqual([]);
-  });
-
-  it('PENDING_METRICS lists only names router-node does not export yet', () => {
-    const exported = PENDING_METRICS.filter(
-      (name) => scrapedNames.has(name) || scrapedNames.has(`${name}_count`),
-    );
-    // Remove these from PENDING_METRICS: the check above is strict for them now.
-    expect(exported).toEqual([]);
   });
 });
