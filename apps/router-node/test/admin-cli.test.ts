@@ -411,7 +411,7 @@ describe('engram-router (the built CLI against a real router)', () => {
     expect(id).toBeDefined();
     // Replicated to all three (W = quorum answers after 2; each replica is checked below).
     expect(stored.stdout).toMatch(
-      /^routing: served by n\d \(Replicated, \d attempts?, acknowledged by [23] of 3\) at table epoch \d+$/m,
+      /^routing: served by n\d \(Replicated, \d attempts?, acknowledged by [23] of 3(, fallback)?\) at table epoch \d+$/m,
     );
     const where = await r.json<WhereJson>(['where', space]);
     const primary = where.nodes.find((n) => n.role === 'primary')!.id;
