@@ -215,7 +215,15 @@ export function admin<T = Record<string, unknown>>(
 export interface TableReply {
   epoch: number;
   partitioned: boolean;
-  nodes: { id: string; state: string; breaker: string; zone: string; address: string }[];
+  nodes: {
+    id: string;
+    state: string;
+    breaker: string;
+    zone: string;
+    address: string;
+    /** The node's last health probe round trip: a measurement, it changes every probe. */
+    healthLatencyMs: number;
+  }[];
   assignments: { spaceId: string; primary: string; replicas: string[] }[];
 }
 
