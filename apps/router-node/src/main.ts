@@ -185,6 +185,10 @@ async function main(): Promise<void> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   process.on('SIGHUP', () => {
+    if (stopping) {
+      log.warn({ event: 'reload' }, 'SIGHUP while stopping: ignored');
+      return;
+    }
     if (cli.configPath === undefined) {
       log.warn({ event: 'reload' }, 'SIGHUP: no config file to reload');
       return;

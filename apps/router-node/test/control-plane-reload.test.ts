@@ -96,6 +96,31 @@ describe('ControlPlane reload', () => {
     plane.close();
   });
 
+  it("a health reload keeps each node's probe failures; panic follows the threshold in force", async () => {
+    const { time, probe, plane, config } = setup(3);
+    await plane.start();
+    await time.advance(0);
+    probe.down.add('n2');
+    await time.advance(2000); // two failed rounds: n2 down
+    const failures = plane.probeStats('n2')!.failures;
+    expect(failures).toBe(2);
+    expect(plane.probeStats('n1')!.failures).toBe(0);
+    expect(plane.panic).toBe(false); // threshold 0: never
+    // 2 of 3 up is under 0.9: panic, by the reloaded threshold, at once.
+    plane.reconfigure({ ...config, health: { ...config.health, panicThreshold: 0.9 } });
+    expect(plane.panic).toBe(true);
+    // A new interval replaces the monitor: the counts go on from where they were.
+    plane.reconfigure({ ...config, health: { ...config.health, intervalMs: 500 } });
+    expect(plane.probeStats('n2')!.failures).toBe(failures);
+    expect(plane.panic).toBe(false); // back to threshold 0
+    await time.advance(0); // the new monitor's first round
+    expect(plane.probeStats('n2')!.failures).toBe(failures + 1);
+    // A node removed: its stats go with it.
+    plane.removeNode('n3', true);
+    expect(plane.probeStats('n3')).toBeUndefined();
+    plane.close();
+  });
+
   it('persists every applied change with the config placement it came from, not verdicts', async () => {
     const { time, plane, saved, config } = setup(3);
     expect(saved).toHaveLength(1); // at start

@@ -21,6 +21,7 @@ import {
   type MembershipLimits,
   reportedState,
 } from './membership.js';
+import { type ProbeStat, ProbeStatsTable } from './probe-stats.js';
 import type { StreamStatus, TransitionKind } from './streamer.js';
 import { isPanic, isPartitioned, type TablePublisher } from './table-publisher.js';
 import type { Timers } from './timers.js';
@@ -206,6 +207,8 @@ export class ControlPlane implements AdminTarget {
   #partitioned = false;
   #panic = false;
   #closed = false;
+  /** Probe failures and round trips, kept when a health reload replaces the monitor. */
+  readonly #probeStats = new ProbeStatsTable();
 
   constructor(init: ControlPlaneInit) {
     this.#init = init;
@@ -236,6 +239,7 @@ export class ControlPlane implements AdminTarget {
       healthyThreshold: h.healthyThreshold,
       unhealthyThreshold: h.unhealthyThreshold,
       timers: init.timers,
+      stats: this.#probeStats,
       probe: {
         // Passive evidence counts with the probe: a node that answered calls lately is up.
         check: async (target, timeoutMs) =>
@@ -282,6 +286,16 @@ export class ControlPlane implements AdminTarget {
     return this.#membership;
   }
 
+  /** A node's health probes (failures, last round trip); undefined before its first. */
+  probeStats(nodeId: string): ProbeStat | undefined {
+    return this.#probeStats.of(nodeId);
+  }
+
+  /** Below `health.panicThreshold` (the one in force) of nodes up: verdicts are ignored. */
+  get panic(): boolean {
+    return this.#panic;
+  }
+
   get partitioned(): boolean {
     return this.#partitioned;
   }
@@ -311,7 +325,7 @@ export class ControlPlane implements AdminTarget {
           breaker: breakers.state(x.slot),
           slot: x.slot,
           ...(this.#init.dataStatus?.(x.node.id) ?? NO_DATA_STATUS),
-          healthLatencyMs: this.#monitor.latencyMs(x.node.id) ?? 0,
+          healthLatencyMs: this.#probeStats.of(x.node.id)?.lastMs ?? 0,
         })),
       assignments: [...m.assignments],
       pendingAssignments: m.moves.map((x) =>

@@ -309,6 +309,8 @@ export class DataMovement {
   }
 
   async close(): Promise<void> {
+    // A reload after this must not start a sweep over the closed pool (reconfigure checks it).
+    this.#started = false;
     this.streamer.stop();
     this.repairer.stop();
     this.#init.timers.clearInterval(this.#sweepTimer);

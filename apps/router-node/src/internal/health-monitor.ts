@@ -1,4 +1,5 @@
 import { Health } from './membership.js';
+import { ProbeStatsTable } from './probe-stats.js';
 import type { Timers } from './timers.js';
 
 export interface HealthThresholds {
@@ -74,6 +75,8 @@ export interface HealthMonitorInit extends HealthThresholds {
   readonly onVerdict: (id: string, health: Health) => void;
   /** Clock of probe round trips, milliseconds; default `performance.now`. */
   readonly now?: () => number;
+  /** Where probe failures and round trips are recorded; default a table of its own. */
+  readonly stats?: ProbeStatsTable;
 }
 
 interface Watched {
@@ -91,13 +94,14 @@ export class HealthMonitor {
   readonly #init: HealthMonitorInit;
   readonly #verdicts: HealthVerdicts;
   readonly #watched = new Map<string, Watched>();
-  /** Round trip of each node's last settled probe, milliseconds (a timeout counts as such). */
-  readonly #latencyMs = new Map<string, number>();
+  /** Failures and round trip of each node's probes (the control plane's, kept across monitors). */
+  readonly #stats: ProbeStatsTable;
   #interval: unknown;
 
   constructor(init: HealthMonitorInit) {
     this.#init = init;
     this.#verdicts = new HealthVerdicts(init);
+    this.#stats = init.stats ?? new ProbeStatsTable();
   }
 
   /**
@@ -121,9 +125,13 @@ export class HealthMonitor {
   watch(target: ProbeTarget): void {
     const old = this.#watched.get(target.id);
     if (old !== undefined && old.target.address === target.address) return;
-    if (old !== undefined) this.#init.probe.forget(old.target);
+    if (old !== undefined) {
+      this.#init.probe.forget(old.target);
+      // A new address starts over; a first watch (a new monitor after a health reload, whose
+      // stats table the control plane keeps) does not.
+      this.#stats.forget(target.id);
+    }
     this.#verdicts.forget(target.id);
-    this.#latencyMs.delete(target.id);
     const w: Watched = { target, probing: null };
     this.#watched.set(target.id, w);
     if (this.#interval !== undefined) this.#probe(w);
@@ -134,7 +142,7 @@ export class HealthMonitor {
     if (old === undefined) return;
     this.#watched.delete(id);
     this.#verdicts.forget(id);
-    this.#latencyMs.delete(id);
+    this.#stats.forget(id);
     this.#init.probe.forget(old.target);
   }
 
@@ -144,7 +152,7 @@ export class HealthMonitor {
 
   /** Round trip of the node's last settled probe, milliseconds; undefined before the first. */
   latencyMs(id: string): number | undefined {
-    return this.#latencyMs.get(id);
+    return this.#stats.of(id)?.lastMs;
   }
 
   /**
@@ -171,7 +179,8 @@ export class HealthMonitor {
       settled = true;
       timers.clearTimeout(timer);
       w.probing = null;
-      if (this.#watched.get(w.target.id) === w) this.#latencyMs.set(w.target.id, now() - started);
+      if (this.#watched.get(w.target.id) === w)
+        this.#stats.record(w.target.id, ok, now() - started);
       this.#result(w, ok);
       done();
     };

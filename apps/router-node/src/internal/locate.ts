@@ -146,7 +146,7 @@ const RECONNECT_MAX_MS = 1000; // 1 s
  */
 export class ReplicaDigests {
   readonly #pool: ConnectionPool;
-  readonly #access: GrpcReplicaAccess;
+  #access: GrpcReplicaAccess;
 
   constructor(credentials: PoolCredentials, timeoutMs: number) {
     this.#pool = new ConnectionPool({
@@ -157,6 +157,11 @@ export class ReplicaDigests {
         'grpc.max_reconnect_backoff_ms': RECONNECT_MAX_MS,
       },
     });
+    this.#access = new GrpcReplicaAccess(() => this.#pool, timeoutMs);
+  }
+
+  /** A reloaded `health.timeoutMs`: the next asks are bounded by it (the connections stay). */
+  setTimeout(timeoutMs: number): void {
     this.#access = new GrpcReplicaAccess(() => this.#pool, timeoutMs);
   }
 

@@ -1,47 +1,31 @@
-import { performance } from 'node:perf_hooks';
-import type { Probe, ProbeTarget } from './health-monitor.js';
-
-/** What /metrics shows of one node's health probes. */
+/** One node's health probes, as /metrics, GetTable and the status page show them. */
 export interface ProbeStat {
-  /** Probes that failed: not SERVING, an error, or no answer within the probe's timeout. */
+  /** Probes the health check counted as failed: not SERVING, an error, or its timeout. */
   readonly failures: number;
-  /** The last settled probe's round trip, seconds (a failed one: until it failed). */
-  readonly lastSeconds: number;
+  /** The last settled probe's round trip, milliseconds (a timed-out one: its timeout). */
+  readonly lastMs: number;
 }
 
 /**
- * A Probe that counts failures and times each probe of the probe it wraps, per node id. The
- * health monitor sees the same results; only the main thread probes, once per interval.
- * A node's stats go when the monitor forgets it (removed, or re-addressed: it starts over).
+ * Per node id: failed probes and the last probe's round trip. The health monitor records into
+ * it; the control plane owns it, so a reload of `health.*` (a new monitor) keeps the counts.
+ * A node's entry goes when it is unwatched or re-addressed (its probes start over).
  */
-export class ProbeStats implements Probe {
-  readonly #inner: Probe;
-  readonly #stats = new Map<string, { failures: number; lastSeconds: number }>();
+export class ProbeStatsTable {
+  readonly #stats = new Map<string, { failures: number; lastMs: number }>();
 
-  constructor(inner: Probe) {
-    this.#inner = inner;
-  }
-
-  async check(target: ProbeTarget, timeoutMs: number): Promise<boolean> {
-    const started = performance.now();
-    let ok = false;
-    try {
-      ok = await this.#inner.check(target, timeoutMs);
-      return ok;
-    } finally {
-      let s = this.#stats.get(target.id);
-      if (s === undefined) {
-        s = { failures: 0, lastSeconds: 0 };
-        this.#stats.set(target.id, s);
-      }
-      s.lastSeconds = (performance.now() - started) / 1000;
-      if (!ok) s.failures++;
+  record(nodeId: string, ok: boolean, ms: number): void {
+    let s = this.#stats.get(nodeId);
+    if (s === undefined) {
+      s = { failures: 0, lastMs: 0 };
+      this.#stats.set(nodeId, s);
     }
+    s.lastMs = ms;
+    if (!ok) s.failures++;
   }
 
-  forget(target: ProbeTarget): void {
-    this.#stats.delete(target.id);
-    this.#inner.forget(target);
+  forget(nodeId: string): void {
+    this.#stats.delete(nodeId);
   }
 
   /** The node's probe stats, undefined before its first probe settled. */

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { BreakerTable, ConsecutiveFailures } from '@engram/breaker';
-import { systemErrorCode, systemErrorText } from '@engram/common';
+import { formatAddress, systemErrorCode, systemErrorText } from '@engram/common';
 import type { PoolCredentials } from '@engram/pool';
 import { SharedRetryBudget, systemClock } from '@engram/retry';
 import { DEFAULT_TABLE_MAX_BLOB_BYTES, TableWriter } from '@engram/ring';
@@ -19,7 +19,7 @@ import { TABLE_MAX_REPLICATION_FACTOR } from './config-caps.js';
 import { ControlPlane, type PlacementSeed } from './control-plane.js';
 import { DataMovement } from './data-movement.js';
 import { DataPlane, type DataPlaneInit } from './data-plane.js';
-import { ConfigError, ListenError } from './errors.js';
+import { ConfigError, ListenError, RouterNodeError } from './errors.js';
 import { GrpcProbe } from './grpc-probe.js';
 import {
   C_DRAINING,
@@ -47,14 +47,13 @@ import {
   type TransitionCounts,
 } from './metrics.js';
 import { type HttpRoutes, metricsRoute, startMetricsServer } from './metrics-server.js';
-import { ProbeStats } from './probe-stats.js';
 import { liveRoute, type Readiness, readiness, readyRoute } from './probes-http.js';
 import { processMetricsText, startProcessMetrics } from './process-metrics.js';
 import { configAfter, diffConfig, type ReloadReport, touches } from './reload.js';
 import { ReloadMetrics } from './reload-metrics.js';
 import { SHUTDOWN_PHASE, Shutdown } from './shutdown.js';
 import { startStatusRoutes } from './status-routes.js';
-import { isPanic, TablePublisher } from './table-publisher.js';
+import { TablePublisher } from './table-publisher.js';
 import { systemTimers } from './timers.js';
 import { WorkerSupervisor } from './worker-supervisor.js';
 
@@ -174,7 +173,7 @@ function asListenError(
   const code = unresolved ? 'ENOTFOUND' : systemErrorCode(err);
   const field = `${section}.${code !== undefined && HOST_CAUSES.has(code) ? 'host' : 'port'}`;
   const { host, port } = endpoint;
-  const address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const address = formatAddress(host, port);
   const cause = unresolved ? systemErrorText({ code }) : systemErrorText(err);
   return new ListenError(listener, field, address, cause, { cause: err });
 }
@@ -302,8 +301,6 @@ async function start(
   const restored = startingState(stateStore, cfg, limits, log);
   const upstream = upstreamCredentials(cfg);
   const grpcProbe = new GrpcProbe(upstream);
-  // Counts failures and times each probe for /metrics; the health monitor sees the same results.
-  const probe = new ProbeStats(grpcProbe);
   const lag = new LagTable({ slots: MAX_NODE_SLOTS, shared: true });
   const publisher = new TablePublisher(writer, control, cfg);
   // Data movement and the control plane see each other through these two (built just below).
@@ -358,7 +355,7 @@ async function start(
         : {}),
       publisher,
       breakers,
-      probe,
+      probe: grpcProbe,
       timers: systemTimers,
       log,
       resume: movement.persisted,
@@ -442,8 +439,11 @@ async function start(
       port = await supervisor.start();
     }
   } catch (err) {
+    // The main-thread data plane's timers, observers and pool go too (workers stop themselves).
+    await mainPlane?.drain(0);
     plane.close();
     grpcProbe.close();
+    await digests.close();
     await movement.close();
     throw asListenError(err, 'the data plane', 'listen', cfg.listen, true);
   }
@@ -471,7 +471,7 @@ async function start(
       partitioned: plane.partitioned,
       nodes: members.map((m) => {
         const placed = m.slot >= 0 && m.slot < MAX_NODE_SLOTS;
-        const p = probe.of(m.node.id);
+        const p = plane.probeStats(m.node.id);
         return {
           id: m.node.id,
           slot: m.slot,
@@ -483,7 +483,7 @@ async function start(
             : NO_TRANSITIONS,
           upstreamBase: upstreamBases.of(m.slot, m.node.id),
           probeFailures: p?.failures ?? 0,
-          probeSeconds: p?.lastSeconds,
+          probeSeconds: p === undefined ? undefined : p.lastMs / 1000,
         };
       }),
       workers: liveWorkers(),
@@ -502,7 +502,7 @@ async function start(
     readiness({
       published: writer.epoch > 0 && plane.table().nodes.length > 0,
       draining: isDraining(),
-      panic: isPanic(plane.membership, cfg.health.panicThreshold),
+      panic: plane.panic, // under the panic threshold in force (reloadable)
       epoch: plane.epoch,
     });
   const closers: (() => Promise<void>)[] = [];
@@ -546,7 +546,7 @@ async function start(
   };
   const handle: RouterNode = {
     port,
-    address: `${cfg.listen.host.includes(':') ? `[${cfg.listen.host}]` : cfg.listen.host}:${port}`,
+    address: formatAddress(cfg.listen.host, port),
     adminPort: null,
     metricsPort: null,
     workers: cfg.workers,
@@ -565,6 +565,13 @@ async function start(
     },
     reload: (file) => {
       try {
+        // Past the drain window's start the router is going: nothing is applied any more.
+        if (shutdown.phase !== SHUTDOWN_PHASE.Serving) {
+          throw new RouterNodeError(
+            'Unavailable',
+            'shutting down: reload refused, nothing changed',
+          );
+        }
         // The local cluster came from a file without nodes: that file still has none.
         const next =
           localCluster !== null && file.nodes.length === 0 ? { ...file, nodes: live.nodes } : file;
@@ -592,6 +599,7 @@ async function start(
         log.debug({ event: 'reload-apply', keys: [...applied] }, 'applying the reloaded keys');
         plane.reconfigure(after);
         movement.reconfigure(after);
+        digests.setTimeout(after.health.timeoutMs);
         if (cfg.admin.enabled) adminAuth.set(token);
         mainPlane?.reconfigure(after, budget.buffer);
         supervisor?.reconfigure({ type: 'config-update', config: after, budget: budget.buffer });
