@@ -1,5 +1,8 @@
+import type { RoutingInfo } from '@engram/proto';
+
 // What engram-router prints: the JSON shapes (stable field names, whatever the wire decoder
-// adds) and the human tables. Pure functions of RouterAdmin responses.
+// adds) and the human tables. Pure functions of RouterAdmin (and, for store and recall,
+// MemoryService) responses.
 
 /** NodeStatus of GetTable, as decoded. */
 export interface NodeStatusReply {
@@ -377,26 +380,14 @@ export function renderRepair(r: RepairReply, subject: string): string {
 
 // ---- store and recall (data listener) ----------------------------------------------------
 
-/** RoutingInfo of a MemoryService reply (field 15), as decoded. */
-export interface RoutingReply {
-  servedBy: string;
-  attempts: number;
-  fallback: boolean;
-  strategy: string;
-  tableEpoch: number;
-  acknowledged: number;
-  asked: number;
-  degraded: boolean;
-}
-
 /** StoreResponse or RecallResponse, as decoded. */
 export interface DataReply {
   memoryId?: string;
   memories?: { memory?: { id: string; content: string; version: number } | null; score: number }[];
-  routing?: RoutingReply | null;
+  routing?: RoutingInfo | null;
 }
 
-const routingJson = (r: RoutingReply | null | undefined) =>
+const routingJson = (r: RoutingInfo | null | undefined) =>
   r == null
     ? null
     : {
@@ -428,7 +419,7 @@ export function dataJson(d: DataReply) {
 }
 
 /** One line saying how the router routed the call (from the reply's RoutingInfo). */
-function routingLine(r: RoutingReply | null | undefined): string {
+function routingLine(r: RoutingInfo | null | undefined): string {
   if (r == null) return 'routing: none in the reply (not a router?)';
   const acks = r.asked > 0 ? `, acknowledged by ${r.acknowledged} of ${r.asked}` : '';
   const how = [r.fallback ? 'fallback' : '', r.degraded ? 'DEGRADED' : ''].filter((x) => x !== '');
