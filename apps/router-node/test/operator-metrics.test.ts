@@ -1,6 +1,8 @@
 import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import http2 from 'node:http2';
 import { join } from 'node:path';
 import { buildRing } from '@engram/ring';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -382,29 +384,81 @@ describe('operator metrics', () => {
     await eventually(async () => (await get(router.metricsPort, '/ready')).status === 200, 30_000);
   });
 
-  it('/ready is 503 draining while a SIGTERM drains an in-flight call', async () => {
-    const slow = await startSlowNode(cleanup, 's1', 4_000);
+  it('/ready is 503 draining through the drain window and the grace phase; the call in flight at GOAWAY is answered', async () => {
+    // A short drain window (a fifth of the default, still long enough for a /ready poll to
+    // land inside it on a busy machine), a node slow enough that the call is still in flight
+    // when the window ends (GOAWAY) and for IN_FLIGHT_AFTER_GOAWAY_MS after it, at the least,
+    // and a grace period the call fits in with room to spare.
+    const DRAIN_MS = 1000;
+    const IN_FLIGHT_AFTER_GOAWAY_MS = 3 * DRAIN_MS;
+    const SLOW_MS = DRAIN_MS + IN_FLIGHT_AFTER_GOAWAY_MS;
+    const GRACE_MS = 3 * SLOW_MS;
+    const slow = await startSlowNode(cleanup, 's1', SLOW_MS);
     const router = await spawnRouter(
       cleanup,
       testConfig({
         nodes: [{ id: 's1', address: slow.address, zone: 'a' }],
         workers: 1,
         replicationFactor: 1,
-        shutdownGraceMs: 10_000,
+        shutdownDrainMs: DRAIN_MS,
+        shutdownGraceMs: GRACE_MS,
+        // One attempt, given all the time the slow node takes (the default attempt timeout
+        // is shorter): a retry cannot hide a cut call, nor a timeout fail a good one.
+        router: { maxRetries: 0, attemptTimeoutMs: GRACE_MS, deadlineMs: GRACE_MS },
       }),
     );
     expect((await get(router.metricsPort, '/ready')).status).toBe(200);
+    // A raw HTTP/2 connection, open before the signal: its GOAWAY marks the window's end.
+    const session = http2.connect(`http://${router.address}`);
+    session.on('error', () => {});
+    cleanup.add(() => session.destroy());
+    await once(session, 'remoteSettings');
+    let goaway = false;
+    let settled = false;
+    let settledAtGoaway: boolean | null = null;
+    session.on('goaway', () => {
+      goaway = true;
+      settledAtGoaway = settled;
+    });
+
     const client = memoryClient(cleanup, router.address);
-    const pending = call(client, 'recall', { spaceId: 'x', cue: { text: 'x' } }).catch((e) => e);
+    // The client's deadline outlives the slow node's delay: only a cut call fails.
+    const pending = call(client, 'recall', { spaceId: 'x', cue: { text: 'x' } }, GRACE_MS)
+      .catch((e: unknown) => e)
+      .finally(() => {
+        settled = true;
+      });
     await eventually(() => slow.recalls() === 1);
     router.child.kill('SIGTERM');
-    const draining = await eventually(async () => {
-      const r = await get(router.metricsPort, '/ready');
-      return r.status === 503 ? r : undefined;
-    });
-    expect(JSON.parse(draining.body)).toMatchObject({ ready: false, reasons: ['draining'] });
-    await pending;
-    expect((await router.exited).code).toBe(0);
+
+    // The drain window: 503 draining before the GOAWAY.
+    const inWindow = await eventually(
+      async () => {
+        const r = await get(router.metricsPort, '/ready');
+        return r.status === 503 || goaway ? { ...r, goaway } : undefined;
+      },
+      DRAIN_MS * 10,
+      DRAIN_MS / 50,
+    );
+    expect(inWindow.goaway).toBe(false);
+    expect(inWindow.status).toBe(503);
+    expect(JSON.parse(inWindow.body)).toMatchObject({ ready: false, reasons: ['draining'] });
+
+    // The grace phase: GOAWAY sent, the call still in flight, still 503 draining.
+    await eventually(() => goaway, GRACE_MS);
+    expect(settledAtGoaway, 'the call was still in flight at GOAWAY').toBe(false);
+    const inGrace = await get(router.metricsPort, '/ready');
+    expect(settled, 'the call was still in flight at this /ready').toBe(false);
+    expect(inGrace.status).toBe(503);
+    expect(JSON.parse(inGrace.body)).toMatchObject({ ready: false, reasons: ['draining'] });
+
+    // The call that met the GOAWAY is answered by the node, not cut.
+    const reply = await pending;
+    expect(reply).not.toBeInstanceOf(Error);
+    expect((reply as { routing?: { servedBy?: string } }).routing?.servedBy).toBe('s1');
+    // (Not `slow.cancelled()`: grpc-js reports a cancel for answered calls too.)
+    expect(slow.recalls()).toBe(1);
+    expect(await router.exited).toEqual({ code: 0, signal: null });
   });
 });
 
