@@ -5,7 +5,7 @@
 // /metrics shows microseconds at low call rates (apps/router-node README, decision latency).
 //   npx tsx bench/decision-cold.ts
 import { buildRing, TableReader, TableWriter } from '@engram/ring';
-import { Router } from '@engram/router';
+import { Router } from '../src/index.js';
 
 const nodes = Array.from({ length: 3 }, (_, i) => ({
   id: `n${i + 1}`,
