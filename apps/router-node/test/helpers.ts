@@ -84,6 +84,10 @@ export function testConfig(extra: Record<string, unknown>): Record<string, unkno
     vnodesPerNode: 256,
     health: TEST_HEALTH,
     logLevel: 'info',
+    // No drain window on SIGTERM (5 s by default) unless a test asks for one: tests that stop
+    // a router to restart it or to see GOAWAY need no load balancer to move away first. The
+    // drain tests (drain.test.ts, operator-metrics.test.ts) set their own.
+    shutdownDrainMs: 0,
     ...extra,
   };
 }
