@@ -5,14 +5,14 @@
 // overhead), hot and with the caches thrashed between readings.
 //   npx tsx scripts/decision-histogram.ts [path/to/router-node/dist/main.js ...]
 // (several builds: each is measured in turn, e.g. an older commit's beside this one).
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { MemoryServiceDefinition } from '@engram/proto';
 import { LocalCluster } from '../src/index.js';
+import { spawnScriptRouter } from './spawn-router.js';
 
 const mains = process.argv.slice(2);
 if (mains.length === 0) mains.push(fileURLToPath(new URL('../dist/main.js', import.meta.url)));
@@ -120,25 +120,7 @@ try {
   const body = frame();
   console.log(clockOverhead());
   for (const main of mains) {
-    const config = join(dir, 'router.json');
-    writeFileSync(
-      config,
-      JSON.stringify({
-        nodes: cluster.configs,
-        workers: 1,
-        listen: { host: '127.0.0.1', port: 0 },
-        admin: { enabled: false },
-        metrics: { host: '127.0.0.1', port: 0 },
-        logLevel: 'warn',
-      }),
-    );
-    const child = spawn(process.execPath, [main, '--config', config], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const line = await new Promise<string>((resolve) =>
-      createInterface({ input: child.stdout! }).once('line', resolve),
-    );
-    const { port, metricsPort } = JSON.parse(line) as { port: number; metricsPort: number };
+    const { child, port, metricsPort } = await spawnScriptRouter(main, cluster.configs, dir);
     const url = `http://127.0.0.1:${port}/engram.v1.MemoryService/Recall`;
     console.log(`\n${main}`);
     h2load(url, body, ['-n', '3000', '-c', '1', '-m', '1']); // warm-up

@@ -3,12 +3,11 @@
 // (the event-loop monitor and GC observer of prom-client run on the main thread), RSS, and the
 // median time of 200 scrapes.
 //   npx tsx scripts/scrape-cost.ts path/to/a/dist/main.js path/to/b/dist/main.js
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { LocalCluster } from '../src/index.js';
+import { spawnScriptRouter } from './spawn-router.js';
 
 const IDLE_S = Number(process.env.IDLE_SECONDS ?? 60);
 const dir = mkdtempSync(join(tmpdir(), 'engram-scrape-'));
@@ -22,25 +21,7 @@ const rssMb = (pid: number) =>
 const cluster = await LocalCluster.start(3, 2);
 try {
   for (const main of process.argv.slice(2)) {
-    const config = join(dir, 'router.json');
-    writeFileSync(
-      config,
-      JSON.stringify({
-        nodes: cluster.configs,
-        workers: 1,
-        listen: { host: '127.0.0.1', port: 0 },
-        admin: { enabled: false },
-        metrics: { host: '127.0.0.1', port: 0 },
-        logLevel: 'warn',
-      }),
-    );
-    const child = spawn(process.execPath, [main, '--config', config], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const line = await new Promise<string>((resolve) =>
-      createInterface({ input: child.stdout! }).once('line', resolve),
-    );
-    const { metricsPort } = JSON.parse(line) as { metricsPort: number };
+    const { child, metricsPort } = await spawnScriptRouter(main, cluster.configs, dir);
     const url = `http://127.0.0.1:${metricsPort}/metrics`;
     await new Promise((r) => setTimeout(r, 3000));
     const t0 = cpuTicks(child.pid!);
