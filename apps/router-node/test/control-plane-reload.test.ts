@@ -2,21 +2,16 @@ import { BreakerTable, ConsecutiveFailures } from '@engram/breaker';
 import { TableWriter } from '@engram/ring';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { CONFIG_DEFAULTS, type NodeConfig, type RouterNodeConfig } from '../src/internal/config.js';
+import { CONFIG_DEFAULTS, type RouterNodeConfig } from '../src/internal/config.js';
 import { ControlPlane, type PlacementSeed } from '../src/internal/control-plane.js';
 import type { Probe, ProbeTarget } from '../src/internal/health-monitor.js';
 import { controlWords, createStateBuffer } from '../src/internal/layout.js';
 import type { Membership } from '../src/internal/membership.js';
 import { TablePublisher } from '../src/internal/table-publisher.js';
 import { FakeTime } from './fake-time.js';
+import { nodeConfigs } from './node-configs.js';
 
-function nodes(n: number): NodeConfig[] {
-  return Array.from({ length: n }, (_, i) => ({
-    id: `n${i + 1}`,
-    address: `127.0.0.1:${7001 + i}`,
-    zone: i % 2 === 0 ? 'a' : 'b',
-  }));
-}
+const nodes = nodeConfigs;
 
 /** Counts probes per node; every node answers SERVING unless listed in `down`. */
 class CountingProbe implements Probe {

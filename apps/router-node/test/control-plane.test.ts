@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { adminStatus } from '../src/internal/admin.js';
-import { CONFIG_DEFAULTS, type NodeConfig, type RouterNodeConfig } from '../src/internal/config.js';
+import { CONFIG_DEFAULTS, type RouterNodeConfig } from '../src/internal/config.js';
 import { ControlPlane } from '../src/internal/control-plane.js';
 import type { Probe, ProbeTarget } from '../src/internal/health-monitor.js';
 import {
@@ -18,14 +18,9 @@ import {
 import { TablePublisher } from '../src/internal/table-publisher.js';
 import { RESTART_POLICY_DEFAULTS, RestartPolicy } from '../src/internal/worker-supervisor.js';
 import { FakeTime } from './fake-time.js';
+import { nodeConfigs } from './node-configs.js';
 
-function nodes(n: number): NodeConfig[] {
-  return Array.from({ length: n }, (_, i) => ({
-    id: `n${i + 1}`,
-    address: `127.0.0.1:${7001 + i}`,
-    zone: i % 2 === 0 ? 'a' : 'b',
-  }));
-}
+const nodes = nodeConfigs;
 
 /** Probes whose verdict per node the test sets; answers at once (or never, for `hang`). */
 class SwitchProbe implements Probe {

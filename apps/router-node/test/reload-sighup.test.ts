@@ -117,6 +117,14 @@ async function sighup(r: RouterProcess): Promise<{ ok: boolean; keys: LogLine[] 
   };
 }
 
+/** One attempt per call, no deadline short enough to end one: a reload's effect is the only change. */
+const ONE_TRY_NO_TIMEOUT = {
+  replicateWrites: false,
+  maxRetries: 0,
+  deadlineMs: 60_000,
+  attemptTimeoutMs: 60_000,
+};
+
 describe('SIGHUP reload (real router-node process)', () => {
   const cleanup = new Cleanup();
   afterEach(() => cleanup.run());
@@ -126,12 +134,7 @@ describe('SIGHUP reload (real router-node process)', () => {
     const base = {
       nodes: [{ id: 'n1', address: node.address }],
       workers: 1,
-      router: {
-        replicateWrites: false,
-        maxRetries: 0,
-        deadlineMs: 60_000,
-        attemptTimeoutMs: 60_000,
-      },
+      router: ONE_TRY_NO_TIMEOUT,
       // Probes rare enough that one interval of it tells this interval from the reloaded one.
       health: { ...TEST_HEALTH, intervalMs: 5000 },
       logLevel: 'info',
@@ -273,12 +276,7 @@ describe('SIGHUP reload (real router-node process)', () => {
     const base = {
       nodes: [{ id: 'n1', address: node.address }],
       workers: 1,
-      router: {
-        replicateWrites: false,
-        maxRetries: 0,
-        deadlineMs: 60_000,
-        attemptTimeoutMs: 60_000,
-      },
+      router: ONE_TRY_NO_TIMEOUT,
     };
     const config = testConfig(base);
     const router = await spawnRouter(cleanup, config);
