@@ -40,6 +40,9 @@ function setup(count = 3) {
     health: {
       intervalMs: 1000,
       timeoutMs: 500,
+      // Rounds only (no probes between them): these tests count rounds.
+      unhealthyIntervalMs: 1000,
+      healthyEdgeIntervalMs: 1000,
       unhealthyThreshold: 2,
       healthyThreshold: 2,
       panicThreshold: 0,

@@ -51,6 +51,9 @@ function setup(count = 3, extra: Partial<RouterNodeConfig> = {}) {
     health: {
       intervalMs: 1000,
       timeoutMs: 500,
+      // Rounds only (no probes between them): these tests count rounds.
+      unhealthyIntervalMs: 1000,
+      healthyEdgeIntervalMs: 1000,
       unhealthyThreshold: 2,
       healthyThreshold: 2,
       panicThreshold: 0,
@@ -349,6 +352,8 @@ describe('ControlPlane with data movement (fake time)', () => {
       health: {
         intervalMs: 1000,
         timeoutMs: 500,
+        unhealthyIntervalMs: 1000,
+        healthyEdgeIntervalMs: 1000,
         unhealthyThreshold: 1,
         healthyThreshold: 1,
         panicThreshold: 0.5,

@@ -157,3 +157,118 @@ describe('HealthMonitor (fake time)', () => {
     m.stop();
   });
 });
+
+describe('HealthMonitor between rounds (unhealthyIntervalMs, healthyEdgeIntervalMs)', () => {
+  function edgeMonitor(time: FakeTime, probe: Probe, states: Map<string, Health>) {
+    const verdicts: string[] = [];
+    const m = new HealthMonitor({
+      intervalMs: 1000,
+      timeoutMs: 300,
+      unhealthyIntervalMs: 250,
+      healthyEdgeIntervalMs: 100,
+      healthyThreshold: 3,
+      unhealthyThreshold: 2,
+      timers: time,
+      probe,
+      current: (id) => states.get(id),
+      onVerdict: (id, health) => {
+        verdicts.push(`${id}:${health}`);
+        states.set(id, health);
+      },
+    });
+    return { m, verdicts };
+  }
+
+  it('probes a down node every unhealthyIntervalMs, and every healthyEdgeIntervalMs once one passed, until it is up', async () => {
+    const time = new FakeTime();
+    const probe = new ScriptedProbe();
+    const states = new Map<string, Health>([['a', 'down']]);
+    const { m, verdicts } = edgeMonitor(time, probe, states);
+    m.watch({ id: 'a', address: 'h:1' });
+    m.start();
+    probe.answer('a', false); // t=0
+    await time.advance(249);
+    expect(probe.checks).toHaveLength(1);
+    await time.advance(1); // t=250: the unhealthy interval, not the round at 1000
+    expect(probe.checks).toHaveLength(2);
+    probe.answer('a', true);
+    await time.advance(99);
+    expect(probe.checks).toHaveLength(2);
+    await time.advance(1); // t=350: the healthy edge interval
+    expect(probe.checks).toHaveLength(3);
+    probe.answer('a', true);
+    await time.advance(100); // t=450
+    expect(probe.checks).toHaveLength(4);
+    probe.answer('a', true); // third success in a row: up
+    await time.advance(0);
+    expect(verdicts).toEqual(['a:up']);
+    // Up: back to the rounds only (the next at t=1000).
+    await time.advance(549);
+    expect(probe.checks).toHaveLength(4);
+    await time.advance(1);
+    expect(probe.checks).toHaveLength(5);
+    probe.answer('a', true);
+    await time.advance(0);
+    m.stop();
+    expect(time.pending).toBe(0);
+  });
+
+  it('never probes an up node between rounds, and never probes a node twice at once', async () => {
+    const time = new FakeTime();
+    const probe = new ScriptedProbe();
+    const states = new Map<string, Health>([
+      ['a', 'up'],
+      ['b', 'down'],
+    ]);
+    const { m } = edgeMonitor(time, probe, states);
+    m.watch({ id: 'a', address: 'h:1' });
+    m.watch({ id: 'b', address: 'h:2' });
+    m.start();
+    probe.answer('a', true);
+    probe.answer('b', false); // t=0: b's next probe at 250
+    await time.advance(250);
+    expect(probe.checks.filter((id) => id === 'b')).toHaveLength(2);
+    // Unanswered: it fails by its timeout at 550, and the next one starts at 800.
+    await time.advance(549); // t=799
+    expect(probe.checks.filter((id) => id === 'b')).toHaveLength(2);
+    await time.advance(1); // t=800
+    expect(probe.checks.filter((id) => id === 'b')).toHaveLength(3);
+    await time.advance(199); // t=999: a, up, had no probe between rounds
+    expect(probe.checks.filter((id) => id === 'a')).toHaveLength(1);
+    await time.advance(1); // t=1000: the round probes a; b's probe is still running
+    expect(probe.checks.filter((id) => id === 'a')).toHaveLength(2);
+    expect(probe.checks.filter((id) => id === 'b')).toHaveLength(3);
+    probe.answer('a', true);
+    probe.answer('b', false);
+    await time.advance(0);
+    m.unwatch('b'); // its next probe (due at 1250) is cancelled with it
+    m.stop();
+    expect(time.pending).toBe(0);
+  });
+
+  it('with both intervals at or above intervalMs, probes in rounds only', async () => {
+    const time = new FakeTime();
+    const probe = new ScriptedProbe();
+    const states = new Map<string, Health>([['a', 'down']]);
+    const m = new HealthMonitor({
+      intervalMs: 1000,
+      timeoutMs: 300,
+      unhealthyIntervalMs: 1000,
+      healthyEdgeIntervalMs: 5000,
+      healthyThreshold: 2,
+      unhealthyThreshold: 2,
+      timers: time,
+      probe,
+      current: (id) => states.get(id),
+      onVerdict: () => {},
+    });
+    m.watch({ id: 'a', address: 'h:1' });
+    m.start();
+    probe.answer('a', true);
+    await time.advance(999);
+    expect(probe.checks).toHaveLength(1);
+    await time.advance(1);
+    expect(probe.checks).toHaveLength(2);
+    m.stop();
+  });
+});

@@ -451,6 +451,24 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     reloadable: true,
     description: 'probe timeout (may exceed the interval: a node is never probed twice at once)',
   },
+  'health.unhealthyIntervalMs': {
+    type: 'int',
+    min: CAP.MIN_HEALTH_INTERVAL_MS,
+    max: CAP.MAX_HEALTH_INTERVAL_MS,
+    default: 250, // 0.25 s
+    reloadable: true,
+    description:
+      'probe interval of a node that is down or not yet probed (Envoy unhealthy_interval); at or above intervalMs: every interval',
+  },
+  'health.healthyEdgeIntervalMs': {
+    type: 'int',
+    min: CAP.MIN_HEALTH_INTERVAL_MS,
+    max: CAP.MAX_HEALTH_INTERVAL_MS,
+    default: 100, // 0.1 s
+    reloadable: true,
+    description:
+      'probe interval of a down node once a probe of it passed, until it is marked up (Envoy healthy_edge_interval)',
+  },
   'health.unhealthyThreshold': {
     type: 'int',
     min: 1,

@@ -131,6 +131,8 @@ export interface RouterNodeConfig {
   readonly health: {
     readonly intervalMs: number;
     readonly timeoutMs: number;
+    readonly unhealthyIntervalMs: number;
+    readonly healthyEdgeIntervalMs: number;
     readonly unhealthyThreshold: number;
     readonly healthyThreshold: number;
     readonly panicThreshold: number;

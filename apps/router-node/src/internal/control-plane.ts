@@ -76,6 +76,8 @@ function sameHealth(a: RouterNodeConfig['health'], b: RouterNodeConfig['health']
   return (
     a.intervalMs === b.intervalMs &&
     a.timeoutMs === b.timeoutMs &&
+    a.unhealthyIntervalMs === b.unhealthyIntervalMs &&
+    a.healthyEdgeIntervalMs === b.healthyEdgeIntervalMs &&
     a.healthyThreshold === b.healthyThreshold &&
     a.unhealthyThreshold === b.unhealthyThreshold
   );
@@ -236,6 +238,8 @@ export class ControlPlane implements AdminTarget {
     return new HealthMonitor({
       intervalMs: h.intervalMs,
       timeoutMs: h.timeoutMs,
+      unhealthyIntervalMs: h.unhealthyIntervalMs,
+      healthyEdgeIntervalMs: h.healthyEdgeIntervalMs,
       healthyThreshold: h.healthyThreshold,
       unhealthyThreshold: h.unhealthyThreshold,
       timers: init.timers,

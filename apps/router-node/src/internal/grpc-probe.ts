@@ -14,6 +14,12 @@ function keyOf(target: ProbeTarget): string {
 /**
  * Health probes over `grpc.health.v1` with the same credentials the data plane uses, one
  * grpc-js client per watched node (closed when the node is forgotten).
+ *
+ * A failed probe closes its client: the next probe dials afresh. A kept client would wait out
+ * grpc-js's reconnect backoff (1 s growing by 1.6× to 120 s) and fail at once meanwhile, so a
+ * node back after a long outage would be seen up to minutes late (the soak saw 2.5–9 s after
+ * restarts of nodes down for ~10 s). A probe of a down node costs one connect (refused, or
+ * accepted and answered), which the probe interval bounds.
  */
 export class GrpcProbe implements Probe {
   readonly #credentials: grpc.ChannelCredentials;
@@ -38,12 +44,18 @@ export class GrpcProbe implements Probe {
       client = new HealthClient(target.address, this.#credentials, this.#options);
       this.#clients.set(key, client);
     }
+    let serving = false;
     try {
       const res = await checkHealth(client, '', { deadline: Date.now() + timeoutMs });
-      return res.status === 'SERVING';
+      serving = res.status === 'SERVING';
     } catch {
-      return false;
+      serving = false;
     }
+    if (!serving && this.#clients.get(key) === client) {
+      client.close();
+      this.#clients.delete(key);
+    }
+    return serving;
   }
 
   forget(target: ProbeTarget): void {

@@ -65,7 +65,20 @@ export interface Probe {
 }
 
 export interface HealthMonitorInit extends HealthThresholds {
+  /** Probe interval of a node that is up (every node is probed in each round). */
   readonly intervalMs: number;
+  /**
+   * Probe interval of a node that is down or not yet probed (Envoy's `unhealthy_interval`);
+   * default `intervalMs`. Shorter: a node that comes back is seen sooner.
+   */
+  readonly unhealthyIntervalMs?: number;
+  /**
+   * Probe interval of a node that is not up once a probe of it has passed, until its verdict
+   * flips (Envoy's `healthy_edge_interval`); default `intervalMs`. With it, a node back after
+   * an outage is up within `unhealthyIntervalMs + (healthyThreshold − 1) × healthyEdgeIntervalMs`
+   * plus the probes' round trips, rather than `healthyThreshold` whole intervals.
+   */
+  readonly healthyEdgeIntervalMs?: number;
   readonly timeoutMs: number;
   readonly timers: Timers;
   readonly probe: Probe;
@@ -83,12 +96,16 @@ interface Watched {
   readonly target: ProbeTarget;
   /** The probe running, settled once its result (or its timeout) is recorded. */
   probing: Promise<void> | null;
+  /** The extra probe scheduled for a node that is not up (see `#scheduleExtra`). */
+  extra: unknown;
 }
 
 /**
  * Probes every watched node each interval (a node whose probe is still running is skipped),
- * counts a probe that outlives `timeoutMs` as failed, and reports verdict flips. I/O is the
- * injected `probe`; time is the injected `timers`.
+ * counts a probe that outlives `timeoutMs` as failed, and reports verdict flips. A node that is
+ * not up is also probed between rounds, `unhealthyIntervalMs` after its last probe settled
+ * (`healthyEdgeIntervalMs` once a probe passed). I/O is the injected `probe`; time is the
+ * injected `timers`.
  */
 export class HealthMonitor {
   readonly #init: HealthMonitorInit;
@@ -117,7 +134,10 @@ export class HealthMonitor {
   stop(): void {
     if (this.#interval !== undefined) this.#init.timers.clearInterval(this.#interval);
     this.#interval = undefined;
-    for (const w of this.#watched.values()) this.#init.probe.forget(w.target);
+    for (const w of this.#watched.values()) {
+      this.#clearExtra(w);
+      this.#init.probe.forget(w.target);
+    }
     this.#watched.clear();
   }
 
@@ -126,13 +146,14 @@ export class HealthMonitor {
     const old = this.#watched.get(target.id);
     if (old !== undefined && old.target.address === target.address) return;
     if (old !== undefined) {
+      this.#clearExtra(old);
       this.#init.probe.forget(old.target);
       // A new address starts over; a first watch (a new monitor after a health reload, whose
       // stats table the control plane keeps) does not.
       this.#stats.forget(target.id);
     }
     this.#verdicts.forget(target.id);
-    const w: Watched = { target, probing: null };
+    const w: Watched = { target, probing: null, extra: undefined };
     this.#watched.set(target.id, w);
     if (this.#interval !== undefined) this.#probe(w);
   }
@@ -141,6 +162,7 @@ export class HealthMonitor {
     const old = this.#watched.get(id);
     if (old === undefined) return;
     this.#watched.delete(id);
+    this.#clearExtra(old);
     this.#verdicts.forget(id);
     this.#stats.forget(id);
     this.#init.probe.forget(old.target);
@@ -165,6 +187,8 @@ export class HealthMonitor {
 
   #probe(w: Watched): Promise<void> {
     if (w.probing !== null) return w.probing;
+    // This probe replaces a pending extra one; the next is scheduled when this one settles.
+    this.#clearExtra(w);
     const { timers, timeoutMs, probe } = this.#init;
     let settled = false;
     let done = (): void => {};
@@ -197,5 +221,33 @@ export class HealthMonitor {
     if (current === undefined) return;
     const verdict = this.#verdicts.record(id, ok, current);
     if (verdict !== undefined) this.#init.onVerdict(id, verdict);
+    if ((verdict ?? current) !== Health.Up) this.#scheduleExtra(w, ok);
+  }
+
+  /**
+   * A node that is not up gets its next probe sooner than the next round: `healthyEdgeIntervalMs`
+   * after a passed probe, `unhealthyIntervalMs` after a failed one (either only when shorter
+   * than the interval). The rounds go on as well; a round finding the node's probe still
+   * running skips it, so a node is never probed twice at once.
+   */
+  #scheduleExtra(w: Watched, ok: boolean): void {
+    const init = this.#init;
+    if (this.#interval === undefined || w.extra !== undefined) return;
+    const delay = ok
+      ? (init.healthyEdgeIntervalMs ?? init.intervalMs)
+      : (init.unhealthyIntervalMs ?? init.intervalMs);
+    if (delay >= init.intervalMs) return;
+    w.extra = init.timers.setTimeout(() => {
+      w.extra = undefined;
+      if (this.#watched.get(w.target.id) === w && this.#interval !== undefined) {
+        void this.#probe(w);
+      }
+    }, delay);
+  }
+
+  #clearExtra(w: Watched): void {
+    if (w.extra === undefined) return;
+    this.#init.timers.clearTimeout(w.extra);
+    w.extra = undefined;
   }
 }
