@@ -162,6 +162,8 @@ describe('config schema', () => {
       health: {
         intervalMs: 1000,
         timeoutMs: 500,
+        unhealthyIntervalMs: 250,
+        healthyEdgeIntervalMs: 100,
         unhealthyThreshold: 2,
         healthyThreshold: 2,
         panicThreshold: 0.3,
@@ -221,6 +223,8 @@ describe('config schema', () => {
       'retryBudget.ttlMs',
       'health.intervalMs',
       'health.timeoutMs',
+      'health.unhealthyIntervalMs',
+      'health.healthyEdgeIntervalMs',
       'health.unhealthyThreshold',
       'health.healthyThreshold',
       'health.panicThreshold',

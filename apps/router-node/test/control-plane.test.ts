@@ -132,7 +132,7 @@ describe('ControlPlane (fake time)', () => {
     expect(time.pending).toBe(0);
   });
 
-  it('declares a partition when a majority is down and heals it; a node up gets a fresh breaker', async () => {
+  it('declares a partition when a majority is down and heals it; a node up gets its breaker half-open', async () => {
     const { time, probe, plane, control, breakers } = setup();
     probe.healthy.set('n1', false);
     probe.healthy.set('n2', false);
@@ -150,6 +150,12 @@ describe('ControlPlane (fake time)', () => {
     await time.advance(1000); // success 2: n1 up
     expect(plane.partitioned).toBe(false);
     expect(Atomics.load(control, C_PARTITIONED)).toBe(0);
+    // Half-open, not closed: its first calls are probes that decide (the rest of the open
+    // timeout is not waited out). One that succeeds closes it.
+    expect(breakers.state(0)).toBe('half-open');
+    const probeCall = breakers.tryAcquire(0);
+    expect(breakers.tryAcquire(0)).toBe(0); // REJECTED: one probe at a time
+    breakers.onSuccess(0, probeCall);
     expect(breakers.state(0)).toBe('closed');
     plane.close();
   });

@@ -273,6 +273,37 @@ describe('BreakerTable state machine', () => {
     expect(table.state(0)).toBe('closed');
   });
 
+  it('recovered: an open breaker goes half-open at once and its probe decides; a closed one forgets its failures', () => {
+    const { table, events, fail } = setup();
+    fail(0, 5);
+    expect(table.state(0)).toBe('open');
+    table.recovered(0); // long before the 30 s open timeout
+    expect(table.state(0)).toBe('half-open');
+    expect(events.at(-1)).toEqual([0, 'open', 'half-open', 'recovered']);
+    const probe = table.tryAcquire(0);
+    expect(isProbe(probe)).toBe(true);
+    expect(table.tryAcquire(0)).toBe(REJECTED); // one probe at a time (halfOpenProbes 1)
+    table.recovered(0); // half-open: left to its probe
+    expect(table.state(0)).toBe('half-open');
+    table.onSuccess(0, probe);
+    expect(table.state(0)).toBe('closed');
+    fail(0, 4);
+    table.recovered(0); // closed: the 4 failures are forgotten
+    expect(table.state(0)).toBe('closed');
+    fail(0, 4);
+    expect(table.state(0)).toBe('closed');
+    fail(0, 1);
+    expect(table.state(0)).toBe('open');
+  });
+
+  it('recovered: a probe that fails reopens the breaker', () => {
+    const { table, fail } = setup();
+    fail(0, 5);
+    table.recovered(0);
+    table.onFailure(0, table.tryAcquire(0));
+    expect(table.state(0)).toBe('open');
+  });
+
   it('goes half-open when asked long after the 30-bit time wrapped (~12.4 days)', () => {
     const { table, clock, fail } = setup();
     fail(0, 5);

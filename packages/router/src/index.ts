@@ -90,6 +90,7 @@ export {
   defaultIsRetryable,
   isNodeFailure,
   isNodeFailureStatus,
+  isNotSent,
   NODE_FAILURE_STATUSES,
 } from './internal/policy.js';
 export type { QuorumReadOptions, ReadMerge } from './internal/quorum-read.js';

@@ -186,7 +186,7 @@ export interface ControlPlaneInit {
   readonly digestOf?: DigestOf;
   readonly limits: MembershipLimits;
   readonly publisher: TablePublisher;
-  /** The shared breakers: a slot handed to a new node, or a node marked up, is reset. */
+  /** The shared breakers: a slot handed to a new node is reset; a node marked up, `recovered`. */
   readonly breakers: BreakerTable;
   readonly probe: Probe;
   readonly timers: Timers;
@@ -494,7 +494,9 @@ export class ControlPlane implements AdminTarget {
     if (health === Health.Down) {
       log.warn({ event: 'node-down', node: id }, `node ${id} marked down`);
     } else {
-      this.#init.breakers.reset(member.slot);
+      // Half-open (its probes decide), not closed: a node just back proves itself on a few
+      // calls before all of them return; a closed breaker forgets failures from the outage.
+      this.#init.breakers.recovered(member.slot);
       log.info({ event: 'node-up', node: id }, `node ${id} marked up`);
     }
     const next = this.#membership.setHealth(id, health);

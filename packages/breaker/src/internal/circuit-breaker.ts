@@ -44,6 +44,11 @@ export class CircuitBreaker {
     this.#core.reset(0);
   }
 
+  /** The node recovered by another account (a health check): see `BreakerCore.recovered`. */
+  recovered(): void {
+    this.#core.recovered(0);
+  }
+
   snapshot(): BreakerSnapshot {
     return this.#core.snapshotOf(0);
   }

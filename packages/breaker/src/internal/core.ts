@@ -459,6 +459,33 @@ export class BreakerCore {
     return STATE_NAMES[Atomics.load(this.#mem, this.#base(slot) + SLOT_STATE) & STATE_MASK]!;
   }
 
+  /**
+   * Another source says the node behind breaker `slot` recovered (a health check marked it up):
+   * an open breaker goes half-open now, so its probes decide rather than the rest of the open
+   * timeout, and a failed probe reopens it as any probe would; a closed breaker forgets the
+   * failures counted so far (they predate the recovery, and must not let the first failures
+   * after it trip the breaker); a half-open one is left to its probes. Allocation-free.
+   */
+  recovered(slot: number): void {
+    const base = this.#base(slot);
+    const mem = this.#mem;
+    for (;;) {
+      const w = Atomics.load(mem, base + SLOT_STATE);
+      const state = w & STATE_MASK;
+      if (state === HALF_OPEN) return;
+      if (state === CLOSED) {
+        // A failure counted concurrently may be wiped: it raced the recovery, either order holds.
+        this.#resetRules(base);
+        return;
+      }
+      const hw = (this.#now30() << 2) | HALF_OPEN;
+      if (Atomics.compareExchange(mem, base + SLOT_STATE, w, hw) === w) {
+        this.#emit(slot, OPEN, HALF_OPEN, 'recovered');
+        return;
+      }
+    }
+  }
+
   /** Forces breaker `slot` closed with fresh counters (e.g. when a slot is reused). */
   reset(slot: number): void {
     const base = this.#base(slot);

@@ -12,6 +12,7 @@ export type TransitionReason =
   | 'probes-succeeded'
   | 'probe-failed'
   | 'reset'
+  | 'recovered'
   | (string & {});
 
 /**

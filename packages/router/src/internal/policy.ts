@@ -1,3 +1,4 @@
+import { isPoolError } from '@engram/pool';
 import { GrpcStatus, isRetryableError, retryPushbackMs } from '@engram/retry';
 import { InvalidEndpointError } from './errors.js';
 
@@ -42,6 +43,16 @@ export function isNodeFailure(error: unknown): boolean {
     return pushback !== undefined && pushback >= 0;
   }
   return NODE_FAILURE_STATUSES.has(code);
+}
+
+/**
+ * True when an attempt never reached its node: the pool had no usable connection to it (each
+ * one broken and awaiting its reconnect, or the connect failed). It is retryable (another
+ * replica may serve). A half-open breaker's probe that ends so is no verdict: it gives its
+ * permit back (Execution), so a node just back is judged on calls that reached it.
+ */
+export function isNotSent(error: unknown): boolean {
+  return isPoolError(error) && error.code === 'ConnectionFailed';
 }
 
 /** Raised into an attempt's signal when its own timeout (not the operation's) fires. */
