@@ -1,6 +1,6 @@
 import type { BreakerTable } from '@engram/breaker';
-import type { NodeInfo, PlacementTable } from '@engram/ring';
 import type { Random } from '@engram/retry';
+import type { NodeInfo, PlacementTable } from '@engram/ring';
 import type { BreakerSlots } from './breaker-slots.js';
 import { InvalidArgumentError, NoAssignmentError, NoLocalDataError } from './errors.js';
 import { LagTable } from './lag.js';

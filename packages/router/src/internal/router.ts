@@ -28,8 +28,8 @@ import { LagTable } from './lag.js';
 import { LatencyWindow } from './latency.js';
 import { MemoryCalls } from './memory-calls.js';
 import { type ResolvedRouterOptions, resolveOptions, validateExecuteOptions } from './options.js';
-import { OutstandingAttempts, ReadBalancing } from './read-balance.js';
 import { QuorumRead, type QuorumReadOptions, type ReadMerge } from './quorum-read.js';
+import { OutstandingAttempts, ReadBalancing } from './read-balance.js';
 import { type ReplicaAccess, repairSpace, type SpaceRepair } from './repair.js';
 import {
   type Replicated,
