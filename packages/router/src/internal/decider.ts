@@ -94,6 +94,8 @@ export class Decider {
   readonly #random: Random;
   /** The node states answer `warmth` (slow start). */
   readonly #warmth: boolean;
+  /** Least-request or slow start is on: reads may move a node to the front. */
+  readonly #choosing: boolean;
 
   constructor(init: DeciderInit) {
     this.#table = init.table;
@@ -109,6 +111,7 @@ export class Decider {
     this.#balanceThreshold = init.balanceThreshold;
     this.#random = init.random;
     this.#warmth = typeof init.nodeStates?.warmth === 'function';
+    this.#choosing = this.#outstanding !== undefined || this.#warmth;
     this.#pendingScratch = new Uint16Array(Math.max(INITIAL_SCRATCH, init.table.maxPlacementSize));
     this.#scratch = new Uint16Array(Math.max(INITIAL_SCRATCH, init.table.maxPlacementSize));
   }
@@ -274,7 +277,7 @@ export class Decider {
     }
     this.#anyUp = anyUp;
     if (!anyUp) return placement;
-    const lead = bucket >= 0 && ups > 1 ? this.#readLead(placement, ups) : -1;
+    const lead = bucket >= 0 && ups > 1 && this.#choosing ? this.#readLead(placement, ups) : -1;
     if (lead < 0 && sorted && ranks[count - 1] !== RANK_DRAINING) return placement;
     const out: NodeInfo[] = [];
     if (lead >= 0) out.push(placement[lead]!);
