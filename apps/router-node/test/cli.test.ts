@@ -137,7 +137,7 @@ describe('--help', () => {
     const sighup = /^SIGHUP re-reads[\s\S]*?need a restart\.$/m.exec(help)![0];
     expect(sighup.split('\n').every((l) => l.length <= 100)).toBe(true);
     expect(sighup.replaceAll('\n', ' ')).toBe(
-      'SIGHUP re-reads the config file and applies: admin.token, admin.tokenFile, nodes, assignments, router.maxRetries, router.retryBaseDelayMs, router.retryMaxDelayMs, router.deadlineMs, router.attemptTimeoutMs, router.replicaFallback, router.storeFallback, router.writeConsistency, router.readConsistency, router.maxMessageBytes, retryBudget.ratio, retryBudget.minRetriesPerSecond, retryBudget.ttlMs, health.intervalMs, health.timeoutMs, health.unhealthyThreshold, health.healthyThreshold, health.panicThreshold, hints.replayPerSecond, streaming.concurrency, repair.intervalMs, repair.spacesPerSecond, logLevel. Other keys need a restart.',
+      'SIGHUP re-reads the config file and applies: admin.token, admin.tokenFile, nodes, assignments, router.maxRetries, router.retryBaseDelayMs, router.retryMaxDelayMs, router.deadlineMs, router.attemptTimeoutMs, router.replicaFallback, router.storeFallback, router.writeConsistency, router.readConsistency, router.readBalancing, router.readBalancingThreshold, router.maxMessageBytes, retryBudget.ratio, retryBudget.minRetriesPerSecond, retryBudget.ttlMs, health.intervalMs, health.timeoutMs, health.unhealthyIntervalMs, health.healthyEdgeIntervalMs, health.unhealthyThreshold, health.healthyThreshold, health.panicThreshold, health.slowStartMs, hints.replayPerSecond, streaming.concurrency, repair.intervalMs, repair.spacesPerSecond, logLevel. Other keys need a restart.',
     );
   });
 

@@ -38,6 +38,7 @@ function setup(count = 3) {
     nodes: nodes(count),
     vnodesPerNode: 16,
     health: {
+      ...CONFIG_DEFAULTS.health,
       intervalMs: 1000,
       timeoutMs: 500,
       // Rounds only (no probes between them): these tests count rounds.

@@ -49,6 +49,7 @@ function setup(count = 3, extra: Partial<RouterNodeConfig> = {}) {
     nodes: nodes(count),
     vnodesPerNode: 16,
     health: {
+      ...CONFIG_DEFAULTS.health,
       intervalMs: 1000,
       timeoutMs: 500,
       // Rounds only (no probes between them): these tests count rounds.
@@ -356,6 +357,7 @@ describe('ControlPlane with data movement (fake time)', () => {
   it('in a panic (too few nodes up to believe), publishes every node up', async () => {
     const { time, probe, plane, stateOf, control } = setup(3, {
       health: {
+        ...CONFIG_DEFAULTS.health,
         intervalMs: 1000,
         timeoutMs: 500,
         unhealthyIntervalMs: 1000,

@@ -81,6 +81,7 @@ export {
   HEDGE_DEFAULTS,
   type HedgeOptions,
   MAX_HEDGES,
+  MAX_READ_BALANCING_THRESHOLD,
   MAX_RETRIES,
   type ResolvedRouterOptions,
   ROUTER_DEFAULTS,
@@ -94,6 +95,11 @@ export {
   NODE_FAILURE_STATUSES,
 } from './internal/policy.js';
 export type { QuorumReadOptions, ReadMerge } from './internal/quorum-read.js';
+export {
+  OutstandingAttempts,
+  ReadBalancing,
+  slowStartShare,
+} from './internal/read-balance.js';
 export { RECALL_MERGE, singleSpaceQueryMerge } from './internal/recall-merge.js';
 export {
   REPAIR_PAGE_SIZE,

@@ -6,7 +6,7 @@
 import { MAX_TIMEOUT_MS } from '@engram/breaker';
 import { MAX_CHANNELS_PER_NODE } from '@engram/pool';
 import { MAX_VNODES_PER_NODE } from '@engram/ring';
-import { MAX_RETRIES } from '@engram/router';
+import { MAX_READ_BALANCING_THRESHOLD, MAX_RETRIES } from '@engram/router';
 import * as CAP from './config-caps.js';
 import type { ConfigSchema } from './config-spec.js';
 
@@ -330,6 +330,23 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     description:
       'one = the first live replica; quorum = a majority, merged newest first, divergent replicas repaired',
   },
+  'router.readBalancing': {
+    type: 'enum',
+    values: ['placement', 'least-request'],
+    default: 'least-request',
+    reloadable: true,
+    description:
+      'which live replica a read tries first: placement = the primary while up; least-request = the primary unless it has more than `router.readBalancingThreshold` attempts in flight beyond another live replica picked at random (writes keep placement)',
+  },
+  'router.readBalancingThreshold': {
+    type: 'int',
+    min: 0,
+    max: MAX_READ_BALANCING_THRESHOLD,
+    default: 2,
+    reloadable: true,
+    description:
+      'attempts in flight (per data-plane thread) the first replica of a read may have beyond the other choice before the read moves',
+  },
   'router.breakerThreshold': {
     type: 'int',
     min: 1,
@@ -493,6 +510,15 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     reloadable: true,
     description:
       'share of nodes up below which health verdicts are ignored (every node routed to, breakers decide); 0 = never',
+  },
+  'health.slowStartMs': {
+    type: 'int',
+    min: 0,
+    max: 10 * 60 * 1000, // 10 min
+    default: 3 * 1000, // 3 s
+    reloadable: true,
+    description:
+      'a node marked up again (after down or draining) takes a share of its reads rising linearly to all of them over this window; writes go to it at once; 0 = off',
   },
   dataDir: {
     type: 'string-or-null',

@@ -112,6 +112,8 @@ export interface RouterNodeConfig {
     readonly replicateWrites: boolean;
     readonly writeConsistency: 'one' | 'quorum' | 'all';
     readonly readConsistency: 'one' | 'quorum';
+    readonly readBalancing: 'placement' | 'least-request';
+    readonly readBalancingThreshold: number;
     readonly breakerThreshold: number;
     readonly breakerTimeoutMs: number;
     readonly maxMessageBytes: number;
@@ -136,6 +138,7 @@ export interface RouterNodeConfig {
     readonly unhealthyThreshold: number;
     readonly healthyThreshold: number;
     readonly panicThreshold: number;
+    readonly slowStartMs: number;
   };
   /** Durable state of this router (hints, streaming progress); null = memory only. */
   readonly dataDir: string | null;

@@ -46,6 +46,7 @@ import {
 import { MetricsRecorder } from './metrics.js';
 import { type HintSink, quorumRecall, replicatedStore } from './replicated.js';
 import { Replies } from './reply.js';
+import { nodeWarmth } from './slow-start.js';
 import { upstreamHeaders } from './upstream-headers.js';
 import {
   FRAME_HEADER_BYTES,
@@ -225,6 +226,8 @@ export class DataPlane implements Dispatcher {
         slot < 0 || slot >= MAX_NODE_SLOTS
           ? NodeState.Up
           : (NODE_STATE_NAMES[Atomics.load(control, C_NODE_STATE + slot)] ?? NodeState.Up),
+      // Slow start: the window in force is read per call, so a reload applies at once.
+      warmth: (_node, slot) => nodeWarmth(control, slot, this.#cfg.health.slowStartMs),
     };
     const rc = cfg.router;
     this.#routerParts = {
@@ -356,6 +359,8 @@ export class DataPlane implements Dispatcher {
         replicateWrites: rc.replicateWrites,
         writeConsistency: rc.writeConsistency,
         readConsistency: rc.readConsistency,
+        readBalancing: rc.readBalancing,
+        readBalancingThreshold: rc.readBalancingThreshold,
         breakerThreshold: rc.breakerThreshold,
         breakerTimeoutMs: rc.breakerTimeoutMs,
         breakerCapacity: MAX_NODE_SLOTS,

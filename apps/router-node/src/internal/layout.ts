@@ -26,6 +26,13 @@ import { ROUTER_NODE_ERROR_CODES, type RouterNodeErrorCode } from './errors.js';
  * epoch E also sees states at least as new as E's. Each word is self-contained; no reader needs
  * two of them to agree.
  *
+ * Slow-start words — S_UP_SINCE + s: when node `s` came back (its routed state went from down
+ * or draining to up), in tenths of a second since C_TIME_BASE_S plus one; 0 = not returning.
+ * Stored by the control plane (table publisher) before the epoch that publishes the node up, so
+ * a thread that sees it up sees its ramp. Any thread that finds the ramp over
+ * (`health.slowStartMs` elapsed) clears it with `Atomics.compareExchange`, so the common case
+ * costs one load and no clock read; a CAS that loses to a newer return changes nothing.
+ *
  * Passive words — P_LAST_ANSWER + s: when node `s` last answered a call (any status but a node
  * failure), in tenths of a second since C_TIME_BASE_S (written once by the control plane).
  * Written by every data-plane thread with `Atomics.store` only when the tenth changed (a plain
@@ -39,7 +46,7 @@ import { ROUTER_NODE_ERROR_CODES, type RouterNodeErrorCode } from './errors.js';
  * counter go backwards. Per-thread regions mean no contended atomics on the hot path.
  */
 
-export const LAYOUT_MAGIC = 0x52_4e_30_34; // "RN04" (upstream attempts, thread heap added)
+export const LAYOUT_MAGIC = 0x52_4e_30_35; // "RN05" (slow-start words added)
 
 /** Stable node slots (shared breaker slot = node-state slot = pool gauge slot). */
 export const MAX_NODE_SLOTS = 256;
@@ -52,7 +59,8 @@ export const C_TIME_BASE_S = 3;
 export const C_HEALTH_DRAINING = 4;
 export const C_NODE_STATE = 8;
 export const P_LAST_ANSWER = C_NODE_STATE + MAX_NODE_SLOTS;
-export const CONTROL_WORDS = P_LAST_ANSWER + MAX_NODE_SLOTS;
+export const S_UP_SINCE = P_LAST_ANSWER + MAX_NODE_SLOTS;
+export const CONTROL_WORDS = S_UP_SINCE + MAX_NODE_SLOTS;
 const CONTROL_BYTES = CONTROL_WORDS * 4;
 
 /** Tenths of a second since the buffer's time base: the passive words' clock. */

@@ -2,12 +2,15 @@ import { buildRing, type PendingAssignment, type Ring, type TableWriter } from '
 import { NodeState } from '@engram/router';
 import { C_NODE_STATE, C_PARTITIONED, MAX_NODE_SLOTS, NODE_STATE } from './layout.js';
 import {
+  Health,
   isPlaced,
   Lifecycle,
+  type Member,
   type Membership,
   routingState,
   type SpaceMove,
 } from './membership.js';
+import { markReturned } from './slow-start.js';
 
 /** Pins being moved, as the ring takes them (null: back to the ring's placement). */
 function pendingPins(moves: readonly SpaceMove[]): PendingAssignment[] {
@@ -31,6 +34,11 @@ export function isPartitioned(membership: Membership): boolean {
 export function isPanic(membership: Membership, threshold: number): boolean {
   const { total, up } = membership.serving;
   return total > 0 && up / total < threshold;
+}
+
+/** The state a member is published with (see #storeStates for the panic rule). */
+function published(m: Member, panic: boolean): NodeState {
+  return panic && m.health === Health.Down ? NodeState.Up : routingState(m);
 }
 
 export interface PlacementSettings {
@@ -122,13 +130,27 @@ export class TablePublisher {
 
   /**
    * In a panic (too few nodes up to believe the probes), every node is published up: the data
-   * plane routes to all of them and the breakers decide (Envoy's panic threshold).
+   * plane routes to all of them and the breakers decide (Envoy's panic threshold). A node
+   * published up that the last publish had down or draining starts its slow start (a node up
+   * for the first time, from `unknown`, does not: at start every node would ramp at once).
    */
   #storeStates(membership: Membership, partitioned: boolean, panic: boolean): void {
     const control = this.#control;
+    const last = this.#published;
     for (const m of membership.members) {
       if (m.slot < MAX_NODE_SLOTS) {
-        const state = panic && m.health === 'down' ? NodeState.Up : routingState(m);
+        const state = published(m, panic);
+        if (state === NodeState.Up && last !== undefined) {
+          const before = last.membership.get(m.node.id);
+          if (
+            before !== undefined &&
+            before.slot === m.slot &&
+            published(before, last.panic) !== NodeState.Up &&
+            (before.health === Health.Down || before.lifecycle === Lifecycle.Draining)
+          ) {
+            markReturned(control, m.slot);
+          }
+        }
         Atomics.store(control, C_NODE_STATE + m.slot, NODE_STATE[state]);
       }
     }

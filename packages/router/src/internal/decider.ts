@@ -1,8 +1,10 @@
 import type { BreakerTable } from '@engram/breaker';
+import type { Random } from '@engram/retry';
 import type { NodeInfo, PlacementTable } from '@engram/ring';
 import type { BreakerSlots } from './breaker-slots.js';
 import { InvalidArgumentError, NoAssignmentError, NoLocalDataError } from './errors.js';
 import { LagTable } from './lag.js';
+import type { OutstandingAttempts } from './read-balance.js';
 import {
   NodeState,
   type NodeStates,
@@ -35,6 +37,12 @@ export interface DeciderInit {
   readonly replicateWrites: boolean;
   /** Which replicas lack acknowledged writes: reads prefer the others. */
   readonly lag: LagTable | undefined;
+  /** Least-request reads: attempts in flight per slot; undefined = placement order. */
+  readonly outstanding: OutstandingAttempts | undefined;
+  /** Attempts in flight the first choice may have beyond the other before a read moves. */
+  readonly balanceThreshold: number;
+  /** Picks the other choice of a least-request read, and draws slow-start admissions. */
+  readonly random: Random;
 }
 
 /**
@@ -48,6 +56,12 @@ export interface DeciderInit {
  * draining nodes get no new calls while any node is up. Within a rank, placement order. When
  * no node is up, placement order as is (health checks lag; a call may still succeed). Without
  * fall-back the placement's primary is the only target, whatever its state.
+ *
+ * Reads only, among the nodes of rank (1), one may move to the front (#readLead): a node in
+ * slow start (NodeStates.warmth) leads only with the probability of its share, else the next
+ * up node does; with least-request balancing, the lead gives way to another up node picked at
+ * random when it has more than `balanceThreshold` attempts in flight beyond it. Every other
+ * node keeps its place, so lagging, open, down and draining nodes keep their ranks.
  *
  * Stores with `replicateWrites` go to the whole placement (plus the pending owners of a space
  * being moved). While the router is partitioned (a minority of nodes up) without a
@@ -71,6 +85,17 @@ export class Decider {
   #anyUp = true;
   /** Rank per placement position (reused). */
   #ranks = new Uint8Array(INITIAL_SCRATCH);
+  /** Breaker slot per placement position (reused; set by #order). */
+  #posSlots = new Int32Array(INITIAL_SCRATCH);
+  /** Positions of the rank-(1) nodes of a read, in placement order (reused). */
+  #upPositions = new Uint16Array(INITIAL_SCRATCH);
+  readonly #outstanding: OutstandingAttempts | undefined;
+  readonly #balanceThreshold: number;
+  readonly #random: Random;
+  /** The node states answer `warmth` (slow start). */
+  readonly #warmth: boolean;
+  /** Least-request or slow start is on: reads may move a node to the front. */
+  readonly #choosing: boolean;
 
   constructor(init: DeciderInit) {
     this.#table = init.table;
@@ -82,6 +107,11 @@ export class Decider {
     this.#maxSpaceIdLength = init.maxSpaceIdLength;
     this.#replicateWrites = init.replicateWrites;
     this.#lag = init.lag;
+    this.#outstanding = init.outstanding;
+    this.#balanceThreshold = init.balanceThreshold;
+    this.#random = init.random;
+    this.#warmth = typeof init.nodeStates?.warmth === 'function';
+    this.#choosing = this.#outstanding !== undefined || this.#warmth;
     this.#pendingScratch = new Uint16Array(Math.max(INITIAL_SCRATCH, init.table.maxPlacementSize));
     this.#scratch = new Uint16Array(Math.max(INITIAL_SCRATCH, init.table.maxPlacementSize));
   }
@@ -204,11 +234,17 @@ export class Decider {
   /**
    * The placement ranked as the class comment says; `placement` itself when nothing moves.
    * `bucket` ≥ 0 for reads: a replica known to lack an acknowledged write of the space's bucket
-   * (LagTable) goes behind the up ones that do not. Sets `#anyUp`.
+   * (LagTable) goes behind the up ones that do not, and #readLead may put another up node first.
+   * Sets `#anyUp`.
    */
   #order(placement: NodeInfo[], count: number, bucket: number): NodeInfo[] {
-    if (this.#ranks.length < count) this.#ranks = new Uint8Array(count);
+    if (this.#ranks.length < count) {
+      this.#ranks = new Uint8Array(count);
+      this.#posSlots = new Int32Array(count);
+      this.#upPositions = new Uint16Array(count);
+    }
     const ranks = this.#ranks;
+    const posSlots = this.#posSlots;
     const scratch = this.#scratch;
     const slots = this.#slots.byIndex;
     const states = this.#nodeStates;
@@ -216,10 +252,12 @@ export class Decider {
     const lag = bucket >= 0 && this.#lag?.any === true ? this.#lag : undefined;
     let anyUp = false;
     let sorted = true;
+    let ups = 0;
     for (let i = 0; i < count; i++) {
       const index = scratch[i]!;
       const node = placement[i]!;
       const slot = index < slots.length ? slots[index]! : this.#slots.slotOf(node);
+      posSlots[i] = slot;
       const state = states === undefined ? NodeState.Up : states.stateOf(node, slot);
       let rank: number;
       if (state === NodeState.Up) {
@@ -227,7 +265,10 @@ export class Decider {
         if (lag?.isBehind(slot, bucket)) rank = RANK_UP_BEHIND;
         // The primary keeps its place: its own breaker refuses it without a call when open.
         else if (i > 0 && slot >= 0 && breakers.state(slot) === 'open') rank = RANK_UP_OPEN;
-        else rank = RANK_UP;
+        else {
+          rank = RANK_UP;
+          this.#upPositions[ups++] = i;
+        }
       } else {
         rank = state === NodeState.Draining ? RANK_DRAINING : RANK_DOWN;
       }
@@ -236,12 +277,60 @@ export class Decider {
     }
     this.#anyUp = anyUp;
     if (!anyUp) return placement;
-    if (sorted && ranks[count - 1] !== RANK_DRAINING) return placement;
+    const lead = bucket >= 0 && ups > 1 && this.#choosing ? this.#readLead(placement, ups) : -1;
+    if (lead < 0 && sorted && ranks[count - 1] !== RANK_DRAINING) return placement;
     const out: NodeInfo[] = [];
+    if (lead >= 0) out.push(placement[lead]!);
     for (let rank = RANK_UP; rank < RANK_DRAINING; rank++) {
-      for (let i = 0; i < count; i++) if (ranks[i] === rank) out.push(placement[i]!);
+      for (let i = 0; i < count; i++) if (ranks[i] === rank && i !== lead) out.push(placement[i]!);
     }
     return out;
+  }
+
+  /**
+   * Of a read's `ups` (≥ 2) up nodes (`#upPositions`, placement order): the placement position
+   * of the one to try first, or -1 when it is the first of them (nothing moves). Slow start
+   * first: the first up node whose warmth admits it leads (all warming and none admitted: the
+   * first). Then least-request: the lead gives way to another up node, picked at random, that
+   * has more than the threshold fewer attempts in flight (and that its own warmth admits).
+   * Allocates nothing; draws a random number only for a warming node or a loaded lead.
+   */
+  #readLead(placement: readonly NodeInfo[], ups: number): number {
+    const up = this.#upPositions;
+    const posSlots = this.#posSlots;
+    let lead = 0;
+    if (this.#warmth) {
+      for (let j = 0; j < ups; j++) {
+        if (this.#admits(placement, up[j]!)) {
+          lead = j;
+          break;
+        }
+      }
+    }
+    const outstanding = this.#outstanding;
+    if (outstanding !== undefined) {
+      const threshold = this.#balanceThreshold;
+      const load = outstanding.of(posSlots[up[lead]!]!);
+      if (load > threshold) {
+        // The other choice: uniform over the other up nodes.
+        const k = ups === 2 ? 1 : 1 + Math.floor(this.#random() * (ups - 1));
+        const other = (lead + Math.min(k, ups - 1)) % ups;
+        const position = up[other]!;
+        if (
+          load - outstanding.of(posSlots[position]!) > threshold &&
+          (!this.#warmth || this.#admits(placement, position))
+        ) {
+          lead = other;
+        }
+      }
+    }
+    return lead === 0 ? -1 : up[lead]!;
+  }
+
+  /** Slow start: true with the probability of the node's warmth (always when fully warm). */
+  #admits(placement: readonly NodeInfo[], position: number): boolean {
+    const share = this.#nodeStates!.warmth!(placement[position]!, this.#posSlots[position]!);
+    return share >= 1 || this.#random() < share;
   }
 
   /** LocalOnly (a router beside a node, `localNodeId`): the local node when it holds the space. */

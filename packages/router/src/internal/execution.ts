@@ -36,6 +36,7 @@ import {
 import type { LatencyWindow } from './latency.js';
 import type { ResolvedHedge, ResolvedRouterOptions } from './options.js';
 import { AttemptTimeoutError, defaultIsRetryable, isNodeFailure, isNotSent } from './policy.js';
+import type { OutstandingAttempts } from './read-balance.js';
 import type {
   CallContext,
   ExecuteOptions,
@@ -55,6 +56,8 @@ export interface ExecutionHost {
   readonly hooks: RouterHooks;
   readonly logger: Logger;
   readonly latency: LatencyWindow;
+  /** Attempts in flight per node slot: raised at launch, lowered once when decided. */
+  readonly outstanding: OutstandingAttempts;
   slotOf(node: NodeInfo): number;
 }
 
@@ -439,6 +442,7 @@ export class Execution<T> {
       attempt.timer = setTimeout(Execution.#onTimer, Math.min(wait, MAX_TIMER_MS), this, attempt);
     }
     this.#inflight.push(attempt);
+    host.outstanding.start(target.slot);
     let pending: Promise<T>;
     try {
       pending = Promise.resolve(this.#call(ctx));
@@ -475,6 +479,7 @@ export class Execution<T> {
 
   #finishAttempt(attempt: Attempt): number {
     attempt.done = true;
+    this.#host.outstanding.end(attempt.target.slot);
     if (attempt.timer !== undefined) clearTimeout(attempt.timer);
     if (attempt.hedgeTimer !== undefined) clearTimeout(attempt.hedgeTimer);
     attempt.timer = undefined;
@@ -623,6 +628,7 @@ export class Execution<T> {
     for (const attempt of this.#inflight) {
       attempt.cancelled = true;
       attempt.done = true;
+      this.#host.outstanding.end(attempt.target.slot);
       if (attempt.timer !== undefined) clearTimeout(attempt.timer);
       if (attempt.hedgeTimer !== undefined) clearTimeout(attempt.hedgeTimer);
       attempt.timer = undefined;

@@ -2,6 +2,7 @@ import { type JitterMode, validateBackoff } from '@engram/retry';
 import { MAX_SPACE_ID_LENGTH } from '@engram/ring';
 import { ReadConsistency, WriteConsistency } from './consistency.js';
 import { InvalidArgumentError } from './errors.js';
+import { ReadBalancing } from './read-balance.js';
 
 /** Hedged reads: a second attempt to the next replica when the first is slow. */
 export interface HedgeOptions {
@@ -67,6 +68,18 @@ export interface RouterOptions {
   readonly writeConsistency?: WriteConsistency | undefined;
   /** Replicas a Recall or Query reads: 'one' (first live) or 'quorum' (merged). Default 'one'. */
   readonly readConsistency?: ReadConsistency | undefined;
+  /**
+   * Which live replica a read (Recall, a Query's spaces) tries first: 'placement' (the primary
+   * while up) or 'least-request' (the primary unless it has more than `readBalancingThreshold`
+   * attempts in flight more than another live replica, picked at random: then that one).
+   * Writes keep their placement either way. Default 'least-request'.
+   */
+  readonly readBalancing?: ReadBalancing | undefined;
+  /**
+   * Attempts in flight (from this router) the first choice of a read may have beyond another
+   * live replica before the read goes to that one ('least-request'). Default 2.
+   */
+  readonly readBalancingThreshold?: number | undefined;
 }
 
 export interface ResolvedHedge {
@@ -95,6 +108,8 @@ export interface ResolvedRouterOptions {
   readonly replicateWrites: boolean;
   readonly writeConsistency: WriteConsistency;
   readonly readConsistency: ReadConsistency;
+  readonly readBalancing: ReadBalancing;
+  readonly readBalancingThreshold: number;
 }
 
 /** The seed's RouterConfig defaults, plus ours. */
@@ -117,6 +132,8 @@ export const ROUTER_DEFAULTS = Object.freeze({
   replicateWrites: true,
   writeConsistency: 'quorum' as WriteConsistency,
   readConsistency: 'one' as ReadConsistency,
+  readBalancing: 'least-request' as ReadBalancing,
+  readBalancingThreshold: 2, // attempts in flight
 });
 
 export const HEDGE_DEFAULTS = Object.freeze({
@@ -127,6 +144,7 @@ export const HEDGE_DEFAULTS = Object.freeze({
 
 export const MAX_RETRIES = 100;
 export const MAX_HEDGES = 4;
+export const MAX_READ_BALANCING_THRESHOLD = 1_000_000;
 const MAX_MS = 24 * 60 * 60 * 1000; // 24 h
 
 function int(field: string, value: number, min: number, max: number): number {
@@ -229,6 +247,17 @@ export function resolveOptions(options: RouterOptions = {}): ResolvedRouterOptio
       'readConsistency',
       options.readConsistency ?? d.readConsistency,
       Object.values(ReadConsistency),
+    ),
+    readBalancing: oneOf(
+      'readBalancing',
+      options.readBalancing ?? d.readBalancing,
+      Object.values(ReadBalancing),
+    ),
+    readBalancingThreshold: int(
+      'readBalancingThreshold',
+      options.readBalancingThreshold ?? d.readBalancingThreshold,
+      0,
+      MAX_READ_BALANCING_THRESHOLD,
     ),
   };
   if (resolved.replicateWrites && !resolved.assignMemoryIds) {

@@ -29,6 +29,7 @@ import { LatencyWindow } from './latency.js';
 import { MemoryCalls } from './memory-calls.js';
 import { type ResolvedRouterOptions, resolveOptions, validateExecuteOptions } from './options.js';
 import { QuorumRead, type QuorumReadOptions, type ReadMerge } from './quorum-read.js';
+import { OutstandingAttempts, ReadBalancing } from './read-balance.js';
 import { type ReplicaAccess, repairSpace, type SpaceRepair } from './repair.js';
 import {
   type Replicated,
@@ -71,6 +72,8 @@ export class Router implements ExecutionHost {
   readonly hooks: RouterHooks;
   readonly logger: Logger;
   readonly latency = new LatencyWindow();
+  /** Attempts in flight from this router per node slot (least-request reads compare them). */
+  readonly outstanding: OutstandingAttempts;
   readonly #slots: BreakerSlots;
   readonly #decider: Decider;
   readonly #sharedBreakers: boolean;
@@ -138,6 +141,7 @@ export class Router implements ExecutionHost {
     this.#slots = new BreakerSlots(table, this.breakers, this.#sharedBreakers);
     this.lag = init.lag ?? new LagTable({ slots: this.breakers.capacity });
     this.hints = init.hints ?? new MemoryHintStore<ReplayCall>();
+    this.outstanding = new OutstandingAttempts(this.breakers.capacity);
     this.#decider = new Decider({
       table,
       slots: this.#slots,
@@ -148,6 +152,10 @@ export class Router implements ExecutionHost {
       maxSpaceIdLength: this.options.maxSpaceIdLength,
       replicateWrites: this.options.replicateWrites,
       lag: this.lag,
+      outstanding:
+        this.options.readBalancing === ReadBalancing.LeastRequest ? this.outstanding : undefined,
+      balanceThreshold: this.options.readBalancingThreshold,
+      random: this.random,
     });
     this.#calls = new MemoryCalls(this);
     this.#hintReplay = new HintReplay(this);

@@ -139,6 +139,13 @@ export type NodeState = (typeof NodeState)[keyof typeof NodeState];
  */
 export interface NodeStates {
   stateOf(node: NodeInfo, slot: number): NodeState;
+  /**
+   * Slow start (optional): the share of reads an up node that recently came back may take, in
+   * [0, 1] (`slowStartShare` computes a linear ramp); 1 = no restriction. A read tries such a
+   * node first only with this probability, else the next up node. Asked for up nodes of reads
+   * that may fall back, so keep it as cheap as `stateOf`. Writes keep their placement.
+   */
+  warmth?(node: NodeInfo, slot: number): number;
 }
 
 export interface ExecuteOptions {
