@@ -140,6 +140,19 @@ describe('fault injection in process', () => {
     expect(await outcome).toBe('OK');
   });
 
+  it('closing the node ends a health Watch that hang held (health set)', async () => {
+    const { node, faults } = await setup({
+      faults: { hang: true, health: true },
+      shutdownTimeoutMs: 60_000,
+    });
+    const watch = healthClient(cleanup, node.address).watch({ service: '' });
+    const ended = new Promise<void>((resolve) => watch.on('status', () => resolve()));
+    watch.on('error', () => {}); // the status is what is awaited
+    await eventually(() => faults.state().heldCalls === 1);
+    await node.close();
+    await ended;
+  });
+
   it('health checks answer through hang and errors unless health is set', async () => {
     const { node, faults, client } = await setup({ faults: { hang: true } });
     const health = healthClient(cleanup, node.address);

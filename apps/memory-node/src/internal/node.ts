@@ -329,10 +329,10 @@ export async function startMemoryNode(options: MemoryNodeOptions): Promise<Memor
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      health.shutdown();
       await admin?.close();
       // The node is going: a call held by `hang` goes on, to end with the others below.
       faults?.releaseHeld();
+      health.shutdown();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           logger.warn('graceful shutdown timed out; forcing');
