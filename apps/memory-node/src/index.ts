@@ -10,6 +10,16 @@ export {
   StorageFailedError,
 } from './internal/errors.js';
 export {
+  FAULT_DEFAULTS,
+  type FaultControl,
+  type FaultSettings,
+  type FaultState,
+  type FaultUpdate,
+  INJECTED_FAULT_MESSAGE,
+  MAX_FAULT_LATENCY_MS,
+  validateFaultUpdate,
+} from './internal/faults.js';
+export {
   MEMORY_NODE_DEFAULTS,
   type MemoryNode,
   type MemoryNodeOptions,

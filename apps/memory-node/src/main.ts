@@ -3,7 +3,9 @@
  * memory-node CLI (`memory-node --help` lists the options, from `OPTIONS` below):
  *   node dist/main.js --id n1 [--port 0] [--zone a] [--host 127.0.0.1] [--data-dir DIR]
  *     [--max-content-bytes N] [--tls-cert F --tls-key F [--tls-client-ca F]] [--log-level info]
- * Prints one JSON line on stdout once bound:
+ *     [--admin-listen HOST:PORT] [--fault-latency-ms N] [--fault-error-rate R] [--fault-hang]
+ *     [--fault-health]
+ * Prints one JSON line on stdout once bound (adminAddress and adminPort with --admin-listen):
  *   {"event":"listening","id":"n1","zone":"a","address":"127.0.0.1:43567","port":43567}
  * Logs (pino JSON) go to stderr. SIGTERM/SIGINT: graceful stop, exit 0. Exit codes: 2 bad
  * arguments or an unreadable file they name, 1 a failure to start (a port in use): one line
@@ -11,14 +13,25 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { formatAddress, systemErrorText } from '@engram/common';
+import { formatAddress, InvalidArgumentError, systemErrorText } from '@engram/common';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { MEMORY_NODE_DEFAULTS, type MemoryNodeOptions, startMemoryNode } from './index.js';
+import {
+  type FaultSettings,
+  type FaultUpdate,
+  MAX_FAULT_LATENCY_MS,
+  MEMORY_NODE_DEFAULTS,
+  type MemoryNodeOptions,
+  startMemoryNode,
+  validateFaultUpdate,
+} from './index.js';
 
-/** One command-line option: its value's name in the usage, its default, its meaning. */
+/**
+ * One command-line option: its value's name in the usage (none: a boolean flag), its
+ * default, its meaning.
+ */
 interface OptionSpec {
-  readonly value: string;
+  readonly value?: string;
   readonly default?: string;
   readonly description: string;
 }
@@ -53,26 +66,54 @@ const OPTIONS = Object.freeze({
     default: 'info',
     description: 'pino log level; logs are JSON on stderr',
   },
+  'admin-listen': {
+    value: 'HOST:PORT',
+    description: 'serve the HTTP admin endpoint (GET/PUT /faults) there; port 0 = any free port',
+  },
+  'fault-latency-ms': {
+    value: 'N',
+    default: '0',
+    description: `delay every MemoryService and ReplicaService call by N ms (at most ${MAX_FAULT_LATENCY_MS})`,
+  },
+  'fault-error-rate': {
+    value: 'R',
+    default: '0',
+    description: 'fail this share (0..1) of those calls with UNAVAILABLE',
+  },
+  'fault-hang': { description: 'accept those calls and never answer them (until PUT /faults)' },
+  'fault-health': { description: 'apply the faults to grpc.health.v1 too (default only data)' },
 } satisfies Record<string, OptionSpec>);
+
+/** The fault settings the `--fault-*` options set, by option. */
+const FAULT_OPTIONS = Object.freeze({
+  'fault-latency-ms': 'latencyMs',
+  'fault-error-rate': 'errorRate',
+  'fault-hang': 'hang',
+  'fault-health': 'health',
+} satisfies Partial<Record<keyof typeof OPTIONS, keyof FaultSettings>>);
 
 type OptionName = keyof typeof OPTIONS;
 const NAMES = Object.keys(OPTIONS) as OptionName[];
 
-const USAGE = `usage: memory-node ${NAMES.map((name) => {
+/** `--name VALUE`, or `--name` for a flag. */
+function optionText(name: OptionName): string {
   const spec: OptionSpec = OPTIONS[name];
-  const text = `--${name} ${spec.value}`;
-  return name === 'id' ? text : `[${text}]`;
-}).join(' ')}`;
+  return spec.value === undefined ? `--${name}` : `--${name} ${spec.value}`;
+}
+
+const USAGE = `usage: memory-node ${NAMES.map((name) =>
+  name === 'id' ? optionText(name) : `[${optionText(name)}]`,
+).join(' ')}`;
 
 function renderHelp(): string {
-  const width = Math.max(...NAMES.map((n) => `--${n} ${OPTIONS[n].value}`.length)) + 2;
+  const width = Math.max(...NAMES.map((n) => optionText(n).length)) + 2;
   const lines = NAMES.map((name) => {
     const spec: OptionSpec = OPTIONS[name];
     const about =
       spec.default === undefined
         ? spec.description
         : `${spec.description} (default ${spec.default})`;
-    return `  ${`--${name} ${spec.value}`.padEnd(width)}${about}`;
+    return `  ${optionText(name).padEnd(width)}${about}`;
   });
   return [
     'memory-node: the reference Engram memory node (engram.v1.MemoryService, ReplicaService, grpc.health.v1).',
@@ -83,7 +124,8 @@ function renderHelp(): string {
     ...lines,
     `  ${'-h, --help'.padEnd(width)}print this help and exit`,
     '',
-    'Once bound it prints one JSON line on stdout: {"event":"listening","id",…,"address","port"}.',
+    'Once bound it prints one JSON line on stdout: {"event":"listening","id",…,"address","port"}',
+    '(and "adminAddress", "adminPort" with --admin-listen).',
     'Logs are JSON on stderr. SIGTERM/SIGINT: graceful stop, exit 0.',
     'Exit codes: 0 clean stop, 2 bad arguments (or a file they name cannot be read), 1 failure',
     'to start (e.g. the port is in use).',
@@ -106,6 +148,45 @@ function intArg(name: OptionName, v: string | undefined): number | undefined {
   return n;
 }
 
+/** `HOST:PORT` to listen on (port 0 allowed; an IPv6 host in brackets). */
+function listenArg(
+  name: OptionName,
+  v: string | undefined,
+): { host: string; port: number } | undefined {
+  if (v === undefined) return undefined;
+  const colon = v.lastIndexOf(':');
+  const host = v.slice(0, Math.max(colon, 0)).replace(/^\[(.*)\]$/, '$1');
+  const port = v.slice(colon + 1);
+  if (colon <= 0 || host === '' || !/^[0-9]{1,5}$/.test(port) || Number(port) > 65_535) {
+    fail(`--${name} must be HOST:PORT with a port in [0, 65535], got ${JSON.stringify(v)}`);
+  }
+  return { host, port: Number(port) };
+}
+
+/**
+ * The `--fault-*` options as a fault update, undefined when none is given (fault injection
+ * stays off unless --admin-listen turns it on); a bad value exits 2 naming its option.
+ */
+function faultArgs(values: Partial<Record<string, string | boolean>>): FaultUpdate | undefined {
+  const update: Record<string, unknown> = {};
+  for (const [option, key] of Object.entries(FAULT_OPTIONS)) {
+    const v = values[option];
+    if (v === undefined) continue;
+    // A number, or the text as typed when it is none (so the message quotes it).
+    const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : Number.NaN;
+    update[key] = Number.isNaN(n) ? v : n;
+  }
+  if (Object.keys(update).length === 0) return undefined;
+  const option = (key: string | undefined) =>
+    `--${Object.entries(FAULT_OPTIONS).find(([, k]) => k === key)?.[0] ?? 'fault-*'}`;
+  try {
+    return validateFaultUpdate(update, option);
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) fail(err.message);
+    throw err;
+  }
+}
+
 function readArgFile(name: OptionName, path: string): Buffer {
   try {
     return readFileSync(path);
@@ -120,7 +201,15 @@ async function main(): Promise<void> {
   try {
     ({ values } = parseArgs({
       options: {
-        ...Object.fromEntries(NAMES.map((name) => [name, { type: 'string' as const }])),
+        ...Object.fromEntries(
+          NAMES.map((name) => {
+            const spec: OptionSpec = OPTIONS[name];
+            return [
+              name,
+              { type: spec.value === undefined ? ('boolean' as const) : ('string' as const) },
+            ];
+          }),
+        ),
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -129,7 +218,7 @@ async function main(): Promise<void> {
   } catch (err) {
     // Node's message names the option ("Unknown option '--bogus'"); its own advice (use "--"
     // for a positional) does not apply here.
-    fail((err as Error).message.split('. ')[0]!.replace(/\.$/, ''));
+    fail((err as Error).message.split(/\.\s/)[0]!.replace(/\.$/, ''));
   }
   if (values.help === true) {
     process.stdout.write(renderHelp());
@@ -168,6 +257,11 @@ async function main(): Promise<void> {
     if (clientCa !== undefined) options.tls.clientCa = readArgFile('tls-client-ca', clientCa);
   }
 
+  const faults = faultArgs(values);
+  if (faults !== undefined) options.faults = faults;
+  const admin = listenArg('admin-listen', str('admin-listen'));
+  if (admin !== undefined) options.admin = admin;
+
   let node: Awaited<ReturnType<typeof startMemoryNode>>;
   try {
     node = await startMemoryNode(options);
@@ -177,15 +271,30 @@ async function main(): Promise<void> {
     const host = options.host ?? MEMORY_NODE_DEFAULTS.host;
     const bind =
       err instanceof Error && /No address added|EADDRINUSE|EACCES|EADDRNOTAVAIL/.test(err.message);
+    // grpc-js reports its failed bind as a plain Error; the admin endpoint's is Node's, with
+    // syscall 'listen'.
+    const where =
+      (err as NodeJS.ErrnoException).syscall === 'listen' && options.admin !== undefined
+        ? `${formatAddress(options.admin.host, options.admin.port)} (--admin-listen)`
+        : `${formatAddress(host, options.port ?? MEMORY_NODE_DEFAULTS.port)} (--port)`;
     process.stderr.write(
       bind
-        ? `memory-node: cannot listen on ${formatAddress(host, options.port ?? MEMORY_NODE_DEFAULTS.port)} (--port): ${systemErrorText(err)}\n`
+        ? `memory-node: cannot listen on ${where}: ${systemErrorText(err)}\n`
         : `memory-node: cannot start: ${String((err as Error)?.message ?? err).split('\n')[0]}\n`,
     );
     process.exit(1);
   }
   process.stdout.write(
-    `${JSON.stringify({ event: 'listening', id: node.id, zone: node.zone, address: node.address, port: node.port })}\n`,
+    `${JSON.stringify({
+      event: 'listening',
+      id: node.id,
+      zone: node.zone,
+      address: node.address,
+      port: node.port,
+      ...(node.admin === undefined
+        ? {}
+        : { adminAddress: node.admin.address, adminPort: node.admin.port }),
+    })}\n`,
   );
 
   let stopping = false;

@@ -19,7 +19,11 @@ const OPTIONS = [
   '--tls-key',
   '--tls-client-ca',
   '--log-level',
+  '--fault-latency-ms',
+  '--fault-error-rate',
 ];
+/** Options without a value. */
+const FLAGS = ['--fault-hang', '--fault-health'];
 
 function run(args: string[]) {
   return spawnSync(process.execPath, [MAIN_JS, ...args], { encoding: 'utf8', timeout: 30_000 });
@@ -33,6 +37,11 @@ describe('memory-node --help', () => {
     expect(help.stdout).toMatch(/^usage: memory-node --id ID \[--port PORT\]/m);
     for (const option of OPTIONS)
       expect(help.stdout).toMatch(new RegExp(`^ {2}${option} [A-Z]+ `, 'm'));
+    expect(help.stdout).toMatch(/^ {2}--admin-listen HOST:PORT /m);
+    for (const flag of FLAGS) {
+      expect(help.stdout).toMatch(new RegExp(`^ {2}${flag} {2,}[a-z]`, 'm'));
+      expect(help.stdout).toContain(`[${flag}]`);
+    }
     expect(help.stdout).toContain('(default 127.0.0.1)');
     expect(run(['-h']).stdout).toBe(help.stdout);
   });
@@ -44,6 +53,31 @@ describe('memory-node bad usage', () => {
     [['--port', '1'], '--id is required'],
     [['--id', 'n1', '--port', 'x'], '--port must be an integer, got "x"'],
     [['--id', 'n1', '--tls-cert', 'c.pem'], '--tls-cert and --tls-key go together'],
+    [
+      ['--id', 'n1', '--fault-latency-ms=-1'],
+      '--fault-latency-ms must be an integer in [0, 600000], received -1',
+    ],
+    [
+      ['--id', 'n1', '--fault-latency-ms', '2.5'],
+      '--fault-latency-ms must be an integer in [0, 600000], received 2.5',
+    ],
+    [
+      ['--id', 'n1', '--fault-error-rate', '1.5'],
+      '--fault-error-rate must be a number in [0, 1], received 1.5',
+    ],
+    [
+      ['--id', 'n1', '--fault-error-rate', 'half'],
+      '--fault-error-rate must be a number in [0, 1], received "half"',
+    ],
+    [['--id', 'n1', '--fault-hang=yes'], "Option '--fault-hang' does not take an argument"],
+    [
+      ['--id', 'n1', '--admin-listen', '127.0.0.1'],
+      '--admin-listen must be HOST:PORT with a port in [0, 65535], got "127.0.0.1"',
+    ],
+    [
+      ['--id', 'n1', '--admin-listen', '127.0.0.1:65536'],
+      '--admin-listen must be HOST:PORT with a port in [0, 65535], got "127.0.0.1:65536"',
+    ],
   ])('%j exits 2 with one line pointing at --help', (args, text) => {
     const r = run(args);
     expect(r.status).toBe(2);
@@ -70,12 +104,17 @@ describe('memory-node bad usage', () => {
   });
 });
 
+/** A port a server of the test holds (until cleanup). */
+async function heldPort(): Promise<number> {
+  const holder = net.createServer();
+  await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+  cleanup.add(() => new Promise<void>((resolve) => holder.close(() => resolve())));
+  return (holder.address() as net.AddressInfo).port;
+}
+
 describe('memory-node on a port in use', () => {
   it('exits 1 with one line naming the address and the cause, no stack', async () => {
-    const holder = net.createServer();
-    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
-    cleanup.add(() => new Promise<void>((resolve) => holder.close(() => resolve())));
-    const port = (holder.address() as net.AddressInfo).port;
+    const port = await heldPort();
     const child = spawn(process.execPath, [MAIN_JS, '--id', 'n1', '--port', String(port)], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -99,5 +138,33 @@ describe('memory-node on a port in use', () => {
       `memory-node: cannot listen on 127.0.0.1:${port} (--port): address already in use (EADDRINUSE)`,
     ]);
     expect(stderr).not.toMatch(/^\s+at /m);
+  });
+});
+
+describe('memory-node with its admin port in use', () => {
+  it('exits 1 with one line naming --admin-listen', async () => {
+    const port = await heldPort();
+    const child = spawn(
+      process.execPath,
+      [MAIN_JS, '--id', 'n1', '--admin-listen', `127.0.0.1:${port}`, '--log-level', 'warn'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    cleanup.add(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr).toBe(
+      `memory-node: cannot listen on 127.0.0.1:${port} (--admin-listen): address already in use (EADDRINUSE)\n`,
+    );
   });
 });

@@ -21,6 +21,19 @@ export class Cleanup {
   }
 }
 
+/** Polls `check` on real time (the servers under test run on it) until true or timeout. */
+export async function eventually(
+  check: () => boolean,
+  timeoutMs = 10_000,
+  stepMs = 20,
+): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`condition not met in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
+
 export function tempDir(cleanup: Cleanup, prefix = 'engram-mn-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   cleanup.add(() => rmSync(dir, { recursive: true, force: true }));
