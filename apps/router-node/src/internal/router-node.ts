@@ -307,6 +307,8 @@ async function start(
   const publisher = new TablePublisher(writer, control, cfg);
   // Data movement and the control plane see each other through these two (built just below).
   let controlPlane: ControlPlane | undefined;
+  // Outlier detection (started with the control plane's first probe round, below).
+  let outlier: OutlierMonitor | undefined;
   const movement = await DataMovement.open(
     {
       config: cfg,
@@ -384,6 +386,7 @@ async function start(
           }
         : {}),
       answeredWithin,
+      ejected: (id: string) => outlier?.isEjected(id) ?? false,
     });
   } catch (err) {
     await movement.close();
@@ -456,7 +459,7 @@ async function start(
   // itself started, so its first calls are routed by verdicts.
   await plane.start();
   // Outlier detection reads the data planes' attempt counters and ejects from then on.
-  const outlier = new OutlierMonitor({
+  const outliers = new OutlierMonitor({
     config: cfg.outlier,
     state: stateBuffer,
     members: () =>
@@ -469,7 +472,8 @@ async function start(
     clock: Date,
     log,
   });
-  outlier.start();
+  outlier = outliers;
+  outliers.start();
 
   // Tests only (NODE_ENV=test): SIGUSR2 crashes the first live worker, to test restarts.
   const onTestCrash = () => supervisor?.postToFirst({ type: 'test-crash' });
@@ -511,7 +515,7 @@ async function start(
       mainHeap: mainHeap(),
       workerThreads: cfg.workers,
       reload: reloads,
-      outlier: outlier.metrics(),
+      outlier: outliers.metrics(),
     };
   };
   const metricsText = () => renderMetrics(stateBuffer, snapshot());
@@ -534,7 +538,7 @@ async function start(
       },
       close: async (graceMs) => {
         plane.close();
-        outlier.stop();
+        outliers.stop();
         process.off('SIGUSR2', onTestCrash);
         Atomics.store(control, C_DRAINING, 1);
         log.info({ event: 'shutdown', graceMs }, 'GOAWAY: calls in flight finish, then stop');
@@ -619,7 +623,7 @@ async function start(
         log.debug({ event: 'reload-apply', keys: [...applied] }, 'applying the reloaded keys');
         plane.reconfigure(after);
         movement.reconfigure(after);
-        outlier.reconfigure(after.outlier);
+        outliers.reconfigure(after.outlier);
         digests.setTimeout(after.health.timeoutMs);
         if (cfg.admin.enabled) adminAuth.set(token);
         mainPlane?.reconfigure(after, budget.buffer);
