@@ -107,6 +107,21 @@ describe('OutlierDetector', () => {
     expect(d.isEjected('b')).toBe(false);
   });
 
+  it('blames no node when every node is silent at once (the router or the cluster is stuck)', () => {
+    const d = new OutlierDetector(SETTINGS, UPSTREAM_BUCKETS_S);
+    const c = new Cluster(['a', 'b', 'c']);
+    const clock = { t: 0 };
+    d.tick(clock.t, c.samples());
+    for (const id of ['a', 'b', 'c']) c.node(id).outstanding = 4;
+    expect(ejections(run(d, c, clock, 10 * SETTINGS.stallMs))).toEqual([]);
+    // Then the peers answer again and 'a' does not: 'a' is the outlier.
+    const events = run(d, c, clock, SETTINGS.intervalMs, () => {
+      c.answer('b', 5, 1);
+      c.answer('c', 5, 1);
+    });
+    expect(ejections(events)).toMatchObject([{ id: 'a', reason: 'stalled' }]);
+  });
+
   it('does not take a busy node that keeps answering for a stalled one', () => {
     const d = new OutlierDetector(SETTINGS, UPSTREAM_BUCKETS_S);
     const c = new Cluster(['a', 'b', 'c']);
@@ -316,15 +331,12 @@ describe('OutlierDetector', () => {
     c.node('a').eligible = false;
     c.fail('a', 50);
     expect(ejections(run(d, c, clock, 300))).toEqual([]);
-    // Up, still failing: ejected; then down (killed) and up again (restarted): back at once.
+    // Up, still failing: ejected; then killed and restarted (health down, then up): back at once.
     c.node('a').eligible = true;
     expect(ejections(run(d, c, clock, 100))).toMatchObject([{ id: 'a' }]);
-    c.node('a').eligible = false;
-    c.node('a').consecutiveFailures = 0;
-    run(d, c, clock, 300);
-    expect(d.isEjected('a')).toBe(true);
-    c.node('a').eligible = true;
-    expect(run(d, c, clock, 100)).toMatchObject([{ kind: 'return', id: 'a', why: 'health' }]);
+    expect(d.healthUp('b', clock.t)).toBeNull(); // not ejected: nothing to return
+    expect(d.healthUp('a', clock.t)).toEqual({ kind: 'return', id: 'a', why: 'health' });
+    expect(d.isEjected('a')).toBe(false);
   });
 
   it('forgets a node that left the membership', () => {

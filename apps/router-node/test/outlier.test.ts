@@ -125,7 +125,14 @@ describe('outlier detection', () => {
       return metricValue(text, 'engram_router_node_ejected', 'node="n1"') === 1
         ? Date.now()
         : false;
-    }, attemptTimeoutMs / 2);
+    }, attemptTimeoutMs / 2).catch((err: unknown) => {
+      // What the detector did instead, for the failure message.
+      const lines = router
+        .stderr()
+        .split('\n')
+        .filter((l) => l.includes('"event":"outlier-'));
+      throw new Error(`${String(err)}; outlier log: ${lines.join('\n')}`);
+    });
     expect(ejectedAt - frozenAt).toBeLessThan(attemptTimeoutMs);
     const text = await scrape(router.metricsPort);
     expect(metricValue(text, 'engram_router_upstream_requests_total', 'node="n1"')).toBe(before);

@@ -7,8 +7,10 @@
  * Rules, each naming the reason of an ejection:
  * - `stalled`: attempts to the node have been outstanding, with no answer from it, for longer
  *   than the stall threshold — max(`stallMs`, `latencyFactor` × the peers' median p99 of the
- *   last window). A node that accepts connections but never answers (SIGSTOP, a deadlock) is
- *   caught by this one before any attempt timeout fires: it needs no completed call at all.
+ *   last window) — while some peer answered since the last tick (every node silent at once is
+ *   the router or the cluster stuck, not an outlier). A node that accepts connections but
+ *   never answers (SIGSTOP, a deadlock) is caught by this one before any attempt timeout
+ *   fires: it needs no completed call at all.
  * - `consecutive_failures`: the data plane's count of node failures in a row (node-failure
  *   statuses, resets, attempt timeouts; any answer resets it) reached `consecutiveFailures`.
  * - `failure_rate`: over the last window, at least `minRequests` attempts ended and the share
@@ -115,7 +117,6 @@ export type OutlierEvent =
     };
 
 interface NodeState {
-  eligible: boolean;
   /** Window baseline: answered, failed and the histogram at the window's start. */
   baseAnswered: number;
   baseFailed: number;
@@ -266,23 +267,13 @@ export class OutlierDetector {
         this.#nodes.set(x.id, st);
       }
       states.push(st);
-      // Returns: the time is over, or health vouches for a new incarnation.
       if (st.ejectedUntil !== null) {
-        const why =
-          x.eligible && !st.eligible ? 'health' : nowMs >= st.ejectedUntil ? 'expired' : null;
-        if (why !== null) {
-          st.ejectedUntil = null;
-          st.reason = null;
-          st.stallSince = null;
-          st.decayFrom = nowMs;
-          events.push({ kind: 'return', id: x.id, why });
-        }
+        if (nowMs >= st.ejectedUntil) events.push(this.#return(x.id, st, nowMs, 'expired'));
       } else if (st.ejections > 0 && nowMs - st.decayFrom >= s.baseEjectionMs) {
         const steps = Math.floor((nowMs - st.decayFrom) / s.baseEjectionMs);
         st.ejections = Math.max(0, st.ejections - steps);
         st.decayFrom += steps * s.baseEjectionMs;
       }
-      st.eligible = x.eligible;
     }
 
     // Candidates: the fast rules every tick, the window rules when a window is over.
@@ -294,21 +285,29 @@ export class OutlierDetector {
       }
     };
     const stallMs = this.stallThresholdMs;
+    // Which eligible nodes answered since the last tick: a stall is an outlier only while some
+    // peer answers (when every node is silent, the router or the whole cluster is stuck, e.g.
+    // starved of CPU, and no node is to blame).
+    const answeredNow = samples.map((x, i) => x.answered !== states[i]!.lastAnswered);
+    let answering = 0;
+    for (let i = 0; i < samples.length; i++)
+      if (samples[i]!.eligible && answeredNow[i]) answering++;
     for (let i = 0; i < samples.length; i++) {
       const x = samples[i]!;
       const st = states[i]!;
-      if (x.answered !== st.lastAnswered) {
+      if (answeredNow[i]) {
         st.lastAnswered = x.answered;
         st.stallSince = null;
       }
       if (x.outstanding <= 0) st.stallSince = null;
       else st.stallSince ??= nowMs;
       if (!x.eligible || st.ejectedUntil !== null) continue;
-      if (st.stallSince !== null && nowMs - st.stallSince >= stallMs) {
+      if (st.stallSince !== null && nowMs - st.stallSince >= stallMs && answering > 0) {
         propose(x.id, 'stalled', {
           stalledMs: nowMs - st.stallSince,
           thresholdMs: stallMs,
           outstanding: x.outstanding,
+          peersAnswering: answering,
         });
       }
       if (x.consecutiveFailures >= s.consecutiveFailures) {
@@ -350,9 +349,26 @@ export class OutlierDetector {
     return events;
   }
 
+  /**
+   * The node's health went from not-up to up (restarted, thawed): a new incarnation the health
+   * check has just vouched for, back in service at once. Returns the return, if it was ejected.
+   */
+  healthUp(id: string, nowMs: number): OutlierEvent | null {
+    const st = this.#nodes.get(id);
+    if (st === undefined || st.ejectedUntil === null) return null;
+    return this.#return(id, st, nowMs, 'health');
+  }
+
+  #return(id: string, st: NodeState, nowMs: number, why: 'expired' | 'health'): OutlierEvent {
+    st.ejectedUntil = null;
+    st.reason = null;
+    st.stallSince = null;
+    st.decayFrom = nowMs;
+    return { kind: 'return', id, why };
+  }
+
   #fresh(x: NodeSample, nowMs: number): NodeState {
     return {
-      eligible: x.eligible,
       baseAnswered: x.answered,
       baseFailed: x.failed,
       baseLatency: Float64Array.from(x.latency),

@@ -92,6 +92,8 @@ export class OutlierMonitor {
   readonly #ejected = new Map<string, number>();
   /** Ejections per node and reason, since start (a removed node's go with it). */
   readonly #counts = new Map<string, Record<EjectionReason, number>>();
+  /** Health verdict last seen per node (up or not), to see it come back. */
+  readonly #up = new Map<string, boolean>();
   /** Nodes a rule wanted out while the share was full (logged once each). */
   readonly #capped = new Set<string>();
 
@@ -130,6 +132,25 @@ export class OutlierMonitor {
       this.stop();
       this.start();
     }
+  }
+
+  /**
+   * Every membership the control plane makes current (its health verdicts included): a node
+   * whose health went from not-up to up is back in service at once (see `healthUp`). Seen on
+   * every change, so a down spell shorter than a tick is not missed.
+   */
+  membershipChanged(members: Iterable<{ readonly id: string; readonly up: boolean }>): void {
+    const seen = new Set<string>();
+    for (const m of members) {
+      seen.add(m.id);
+      const wasUp = this.#up.get(m.id);
+      this.#up.set(m.id, m.up);
+      if (m.up && wasUp === false) {
+        const e = this.#detector.healthUp(m.id, this.#init.clock.now());
+        if (e !== null && e.kind === 'return') this.#release(e.id, e.why);
+      }
+    }
+    for (const id of [...this.#up.keys()]) if (!seen.has(id)) this.#up.delete(id);
   }
 
   isEjected(id: string): boolean {

@@ -366,6 +366,9 @@ async function start(
       onChange: (m: Membership) => {
         if (cfg.router.replicateWrites) movement.sync(m);
         rebase(m);
+        outlier?.membershipChanged(
+          [...m.members].map((x) => ({ id: x.node.id, up: x.health === Health.Up })),
+        );
       },
       ...(cfg.router.replicateWrites
         ? {
