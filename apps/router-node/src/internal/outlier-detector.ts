@@ -351,11 +351,15 @@ export class OutlierDetector {
 
   /**
    * The node's health went from not-up to up (restarted, thawed): a new incarnation the health
-   * check has just vouched for, back in service at once. Returns the return, if it was ejected.
+   * check has just vouched for, back in service at once, its stall forgotten. Returns the
+   * return, if it was ejected. (The shell starts its failure run over too: failures counted
+   * while it was down say nothing of the new incarnation.)
    */
   healthUp(id: string, nowMs: number): OutlierEvent | null {
     const st = this.#nodes.get(id);
-    if (st === undefined || st.ejectedUntil === null) return null;
+    if (st === undefined) return null;
+    st.stallSince = null;
+    if (st.ejectedUntil === null) return null;
     return this.#return(id, st, nowMs, 'health');
   }
 

@@ -139,13 +139,19 @@ export class OutlierMonitor {
    * whose health went from not-up to up is back in service at once (see `healthUp`). Seen on
    * every change, so a down spell shorter than a tick is not missed.
    */
-  membershipChanged(members: Iterable<{ readonly id: string; readonly up: boolean }>): void {
+  membershipChanged(
+    members: Iterable<{ readonly id: string; readonly slot: number; readonly up: boolean }>,
+  ): void {
     const seen = new Set<string>();
     for (const m of members) {
       seen.add(m.id);
       const wasUp = this.#up.get(m.id);
       this.#up.set(m.id, m.up);
       if (m.up && wasUp === false) {
+        // The failures of its down spell (refused connections) are not the new incarnation's.
+        if (m.slot >= 0 && m.slot < MAX_NODE_SLOTS) {
+          Atomics.store(this.#control, P_FAILURE_RUN + m.slot, 0);
+        }
         const e = this.#detector.healthUp(m.id, this.#init.clock.now());
         if (e !== null && e.kind === 'return') this.#release(e.id, e.why);
       }

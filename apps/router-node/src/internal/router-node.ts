@@ -367,7 +367,11 @@ async function start(
         if (cfg.router.replicateWrites) movement.sync(m);
         rebase(m);
         outlier?.membershipChanged(
-          [...m.members].map((x) => ({ id: x.node.id, up: x.health === Health.Up })),
+          [...m.members].map((x) => ({
+            id: x.node.id,
+            slot: x.slot,
+            up: x.health === Health.Up,
+          })),
         );
       },
       ...(cfg.router.replicateWrites
