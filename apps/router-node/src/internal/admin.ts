@@ -44,6 +44,8 @@ export interface TableView {
     repairNeeded: boolean;
     /** Round trip of its last health probe, milliseconds; 0 before the first settled. */
     healthLatencyMs: number;
+    /** Ejected by outlier detection (routed as down; not a health verdict). */
+    ejected?: boolean;
   }>;
   readonly assignments: readonly AssignmentConfig[];
   /** Pins being moved (primary '' = back to the ring's placement). */
@@ -271,6 +273,7 @@ export async function startAdminServer(
             hintBytesPending: n.hintBytesPending,
             repairNeeded: n.repairNeeded,
             healthLatencyMs: n.healthLatencyMs,
+            ejected: n.ejected === true,
           })),
           assignments: t.assignments.map((a) => ({
             spaceId: a.spaceId,

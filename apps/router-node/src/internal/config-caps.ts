@@ -60,3 +60,5 @@ export const LOG_LEVELS = Object.freeze([
   'trace',
   'silent',
 ] as const);
+/** Longest outlier window, stall threshold or ejection time. */
+export const MAX_OUTLIER_MS = 24 * 60 * 60 * 1000; // 1 day

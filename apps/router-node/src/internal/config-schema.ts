@@ -520,6 +520,110 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     description:
       'a node marked up again (after down or draining) takes a share of its reads rising linearly to all of them over this window; writes go to it at once; 0 = off',
   },
+  'outlier.enabled': {
+    type: 'bool',
+    default: true,
+    reloadable: true,
+    description:
+      'eject nodes that stall, fail or answer far slower than their peers (routed as down: tried after every node that is up) for a time that grows with repeated ejections',
+  },
+  'outlier.intervalMs': {
+    type: 'int',
+    min: 10,
+    max: 60 * 1000,
+    default: 250, // 0.25 s
+    reloadable: true,
+    description:
+      'how often the detector reads the attempt counters (stall and consecutive-failure rules, returns)',
+  },
+  'outlier.windowMs': {
+    type: 'int',
+    min: 100,
+    max: CAP.MAX_OUTLIER_MS,
+    default: 10 * 1000, // 10 s, as Envoy's interval
+    reloadable: true,
+    description: 'window of the failure-rate and latency rules',
+  },
+  'outlier.consecutiveFailures': {
+    type: 'int',
+    min: 1,
+    max: 1_000_000,
+    default: 5,
+    reloadable: true,
+    description:
+      'failed attempts in a row (node-failure status, no reply, attempt timeout) that eject a node',
+  },
+  'outlier.failureRate': {
+    type: 'number',
+    min: 0.01,
+    max: 1,
+    default: 0.5,
+    reloadable: true,
+    description:
+      'share of failed attempts in a window (of at least `outlier.minRequests`) that ejects a node',
+  },
+  'outlier.minRequests': {
+    type: 'int',
+    min: 1,
+    max: 1_000_000,
+    default: 100,
+    reloadable: true,
+    description:
+      'attempts a node needs in a window to be judged by the failure-rate and latency rules (and to count as a peer); the p99 is judged from 10 times as many',
+  },
+  'outlier.latencyFactor': {
+    type: 'number',
+    min: 1.1,
+    max: 1000,
+    default: 5,
+    reloadable: true,
+    description:
+      "a node whose attempt p50 or p99 in a window is above this many times its peers' median (and `outlier.latencyFloorMs` above it) is ejected; also scales the stall threshold",
+  },
+  'outlier.latencyFloorMs': {
+    type: 'number',
+    min: 0,
+    max: 60 * 1000,
+    default: 5, // 5 ms
+    reloadable: true,
+    description:
+      "smallest latency excess over the peers' median that ejects (so 0.2 ms against 0.6 ms never does)",
+  },
+  'outlier.stallMs': {
+    type: 'int',
+    min: 10,
+    max: CAP.MAX_OUTLIER_MS,
+    default: 500, // 0.5 s
+    reloadable: true,
+    description:
+      "a node holding attempts with no answer for this long (or `outlier.latencyFactor` × the peers' median p99, if longer) is ejected, before the attempts time out",
+  },
+  'outlier.baseEjectionMs': {
+    type: 'int',
+    min: 100,
+    max: CAP.MAX_OUTLIER_MS,
+    default: 30 * 1000, // 30 s, Envoy's
+    reloadable: true,
+    description:
+      'ejection time, times the number of times the node was ejected (which drops by one per this long in service)',
+  },
+  'outlier.maxEjectionMs': {
+    type: 'int',
+    min: 100,
+    max: CAP.MAX_OUTLIER_MS,
+    default: 5 * 60 * 1000, // 5 min, Envoy's
+    reloadable: true,
+    description: 'longest ejection; at least `outlier.baseEjectionMs`',
+  },
+  'outlier.maxEjectedShare': {
+    type: 'number',
+    min: 0.01,
+    max: 1,
+    default: 0.3,
+    reloadable: true,
+    description:
+      'share of the nodes that may be ejected at once; one may always be, when there are two or more',
+  },
   dataDir: {
     type: 'string-or-null',
     default: null,

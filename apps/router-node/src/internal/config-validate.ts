@@ -277,6 +277,15 @@ const ACROSS_KEYS: readonly ((cfg: RouterNodeConfig) => void)[] = [
     }
   },
   (cfg) => {
+    if (cfg.outlier.maxEjectionMs < cfg.outlier.baseEjectionMs) {
+      throw new ConfigError(
+        'outlier.maxEjectionMs',
+        cfg.outlier.maxEjectionMs,
+        `must be at least outlier.baseEjectionMs (${cfg.outlier.baseEjectionMs})`,
+      );
+    }
+  },
+  (cfg) => {
     // Whether a config may have no nodes at all is up to how it is run (see `nodesProblem`);
     // with no local nodes either, there is never anything to route to.
     if (cfg.nodes.length === 0 && cfg.localCluster.nodes === 0) {

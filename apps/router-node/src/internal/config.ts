@@ -140,6 +140,21 @@ export interface RouterNodeConfig {
     readonly panicThreshold: number;
     readonly slowStartMs: number;
   };
+  /** Outlier detection: ejecting nodes that fail, stall or answer slower than their peers. */
+  readonly outlier: {
+    readonly enabled: boolean;
+    readonly intervalMs: number;
+    readonly windowMs: number;
+    readonly consecutiveFailures: number;
+    readonly failureRate: number;
+    readonly minRequests: number;
+    readonly latencyFactor: number;
+    readonly latencyFloorMs: number;
+    readonly stallMs: number;
+    readonly baseEjectionMs: number;
+    readonly maxEjectionMs: number;
+    readonly maxEjectedShare: number;
+  };
   /** Durable state of this router (hints, streaming progress); null = memory only. */
   readonly dataDir: string | null;
   readonly hints: {

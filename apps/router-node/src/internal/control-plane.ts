@@ -175,6 +175,8 @@ export interface ControlPlaneInit {
   /** Per node: hints and repair state, for the table view. */
   readonly dataStatus?: (nodeId: string) => NodeDataStatus;
   readonly streams?: () => readonly StreamStatus[];
+  /** Whether outlier detection has the node ejected now (for the table view). */
+  readonly ejected?: (nodeId: string) => boolean;
   /** Whether the node answered a call within the last `ms` (the data plane's passive words). */
   readonly answeredWithin?: (nodeId: string, ms: number) => boolean;
   /** Anti-entropy (RepairSpace / RepairNode of the admin API). */
@@ -330,6 +332,7 @@ export class ControlPlane implements AdminTarget {
           slot: x.slot,
           ...(this.#init.dataStatus?.(x.node.id) ?? NO_DATA_STATUS),
           healthLatencyMs: this.#probeStats.of(x.node.id)?.lastMs ?? 0,
+          ejected: this.#init.ejected?.(x.node.id) ?? false,
         })),
       assignments: [...m.assignments],
       pendingAssignments: m.moves.map((x) =>

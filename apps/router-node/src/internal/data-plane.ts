@@ -27,6 +27,7 @@ import { HEALTH_CHECK_PATH, HEALTH_WATCH_PATH, HealthService } from './health-se
 import { CALL_KIND, type Dispatcher, IngressCall, refuseNonGrpc } from './ingress.js';
 import {
   C_DRAINING,
+  C_EJECTED,
   C_HEALTH_DRAINING,
   C_NODE_STATE,
   C_PARTITIONED,
@@ -44,6 +45,7 @@ import {
   WRITE_INSUFFICIENT,
 } from './layout.js';
 import { MetricsRecorder } from './metrics.js';
+import { recordFailureRun } from './outlier-monitor.js';
 import { type HintSink, quorumRecall, replicatedStore } from './replicated.js';
 import { Replies } from './reply.js';
 import { nodeWarmth } from './slow-start.js';
@@ -191,6 +193,8 @@ export class DataPlane implements Dispatcher {
   readonly #answered: (nodeId: string) => void;
   /** Counts every attempt sent to a node, by status, into this thread's region. */
   readonly #attempted: AttemptObserver;
+  /** The same, for attempts with no attempt timeout (Consolidate): not counted in flight. */
+  readonly #attemptedUnbounded: AttemptObserver;
   /** A worker's heap sampler (none on the main thread, whose heap /metrics reads itself). */
   readonly #heapTimer: ReturnType<typeof setInterval> | null;
 
@@ -222,10 +226,15 @@ export class DataPlane implements Dispatcher {
       },
     });
     const nodeStates: NodeStates = {
-      stateOf: (_node, slot) =>
-        slot < 0 || slot >= MAX_NODE_SLOTS
-          ? NodeState.Up
-          : (NODE_STATE_NAMES[Atomics.load(control, C_NODE_STATE + slot)] ?? NodeState.Up),
+      stateOf: (_node, slot) => {
+        if (slot < 0 || slot >= MAX_NODE_SLOTS) return NodeState.Up;
+        const state = NODE_STATE_NAMES[Atomics.load(control, C_NODE_STATE + slot)] ?? NodeState.Up;
+        // An ejected outlier is routed as a down node: after every node that is up, never
+        // left out (outlier-monitor.ts).
+        return state === NodeState.Up && Atomics.load(control, C_EJECTED + slot) !== 0
+          ? NodeState.Down
+          : state;
+      },
       // Slow start: the window in force is read per call, so a reload applies at once.
       warmth: (_node, slot) => nodeWarmth(control, slot, this.#cfg.health.slowStartMs),
     };
@@ -261,11 +270,25 @@ export class DataPlane implements Dispatcher {
         Atomics.store(control, P_LAST_ANSWER + slot, now);
       }
     };
-    // One table lookup per attempt end, as #answered does; the recorder allocates nothing.
-    this.#attempted = (nodeId, status, seconds) => {
-      const index = reader.nodeIndex(nodeId);
-      if (index >= 0) this.#metrics.upstream(reader.nodeSlot(index), status, seconds);
-    };
+    // One table lookup per attempt, as #answered does; the attempt is counted on the slot it
+    // started on (its token), so the in-flight gauge of a slot always comes back to 0.
+    const observer = (inFlight: 0 | 1): AttemptObserver => ({
+      started: (nodeId) => {
+        const index = reader.nodeIndex(nodeId);
+        const slot = index < 0 ? -1 : reader.nodeSlot(index);
+        if (inFlight === 1) this.#metrics.outstanding(slot, 1);
+        return slot;
+      },
+      ended: (slot, status, seconds) => {
+        if (inFlight === 1) this.#metrics.outstanding(slot, -1);
+        this.#metrics.upstream(slot, status, seconds);
+        recordFailureRun(control, slot, status);
+      },
+    });
+    this.#attempted = observer(1);
+    // A Consolidate may rightly run long: its attempts are not counted in flight, so one never
+    // looks like a stalled node to the outlier detector.
+    this.#attemptedUnbounded = observer(0);
     if (isMainThread) {
       this.#heapTimer = null;
     } else {
@@ -561,7 +584,16 @@ export class DataPlane implements Dispatcher {
             )
           : await router.execute(
               decision,
-              (ctx) => forward(pool, ctx, fwd, request, call, this.#answered, this.#attempted),
+              (ctx) =>
+                forward(
+                  pool,
+                  ctx,
+                  fwd,
+                  request,
+                  call,
+                  this.#answered,
+                  op === OP.consolidate ? this.#attemptedUnbounded : this.#attempted,
+                ),
               options,
             );
       const { value } = answer;

@@ -67,11 +67,26 @@ export const MAX_INFLATED_REPLY_BYTES = 64 * 1024 * 1024; // 64 MiB
 const EMPTY = Buffer.alloc(0);
 
 /**
- * Hears how every attempt sent to a node ended: its gRPC status (see `attemptStatus`) and its
- * time from sending to the end, in seconds. Called once per attempt; must not throw.
+ * Hears of every attempt sent to a node: `started` as it is sent (before the pool is asked for
+ * a connection), then exactly once `ended` with the token `started` returned, its gRPC status
+ * (see `attemptStatus`) and its time from sending to the end, in seconds. Must not throw.
  */
-export type AttemptObserver = (nodeId: string, grpcStatus: number, seconds: number) => void;
+export interface AttemptObserver {
+  started(nodeId: string): number;
+  ended(token: number, grpcStatus: number, seconds: number): void;
+}
 const NOOP = (): void => {};
+
+/**
+ * Whether an attempt's recorded status is evidence against its node (outlier detection): a
+ * node-failure status, no reply at all (UNAVAILABLE), or no reply in time (DEADLINE_EXCEEDED).
+ * CANCELLED (the router gave the attempt up) is neither a failure nor an answer; every other
+ * status is an answer. RESOURCE_EXHAUSTED counts as an answer: whether it came with pushback
+ * is not kept in the counters.
+ */
+export function isFailedAttempt(status: number): boolean {
+  return status === GRPC_STATUS.DEADLINE_EXCEEDED || isNodeFailureStatus(status, false);
+}
 
 /** `decodeURIComponent` that keeps malformed percent-encoding as it came. */
 export function safeDecode(v: string): string {
@@ -103,12 +118,13 @@ class Attempt implements StreamHandler {
     readonly answered: ((nodeId: string) => void) | undefined,
     readonly ctx: CallContext,
     readonly observer: AttemptObserver | undefined,
+    readonly token: number,
     readonly started: number,
   ) {}
 
   /** Tells the observer how this attempt ended. */
   #observe(status: number): void {
-    this.observer?.(this.nodeId, status, (performance.now() - this.started) / 1000);
+    this.observer?.ended(this.token, status, (performance.now() - this.started) / 1000);
   }
 
   onHeaders(_s: H2Stream, h: string[], end: boolean): void {
@@ -234,18 +250,29 @@ export function forward(
     }
     let up: H2Stream;
     const started = observer === undefined ? 0 : performance.now();
+    const token = observer === undefined ? -1 : observer.started(nodeId);
     try {
       const connection = pool.acquireH2(nodeId);
       headers[AUTHORITY_AT] = node.address;
       headers[TIMEOUT_AT] = formatGrpcTimeout(ctx.attemptDeadline.remaining());
-      const attempt = new Attempt(nodeId, call, resolve, reject, answered, ctx, observer, started);
+      const attempt = new Attempt(
+        nodeId,
+        call,
+        resolve,
+        reject,
+        answered,
+        ctx,
+        observer,
+        token,
+        started,
+      );
       up = connection.request(headers, body, attempt);
       attempt.dispose = whenCancelled(ctx, () => {
         if (!up.closed) up.reset(H2_ERROR.CANCEL);
       });
     } catch (err) {
       // ConnectionFailed from the pool is retryable as it is; anything else: UNAVAILABLE.
-      observer?.(nodeId, GRPC_STATUS.UNAVAILABLE, (performance.now() - started) / 1000);
+      observer?.ended(token, GRPC_STATUS.UNAVAILABLE, (performance.now() - started) / 1000);
       const code = (err as { code?: unknown })?.code;
       reject(
         code === 'ConnectionFailed'

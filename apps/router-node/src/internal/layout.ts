@@ -39,6 +39,17 @@ import { ROUTER_NODE_ERROR_CODES, type RouterNodeErrorCode } from './errors.js';
  * last-writer-wins: any recent value will do), read by the control plane, which counts a recent
  * answer as a passed health probe (passive evidence: a node that serves calls is not down).
  *
+ * Outlier words (outlier-monitor.ts):
+ *   C_EJECTED + s      1 while the outlier detector has node `s` ejected (routed as down); a
+ *                      control word (main thread stores, data planes load on every decision).
+ *                      Kept apart from C_NODE_STATE: ejection is not a health verdict.
+ *   P_FAILURE_RUN + s  node failures in a row of node `s` across threads: a data-plane thread
+ *                      `Atomics.add`s 1 per failed attempt and stores 0 on an answer (load
+ *                      first, so a healthy node's word stays unwritten); the control plane
+ *                      reads it every outlier tick and stores 0 when it ejects or returns the
+ *                      node. A race may lose an increment or a reset: the count is evidence, a
+ *                      threshold of a few failures tolerates that.
+ *
  * Metrics regions — one per data-plane thread, Float64 words, **single writer** (that thread)
  * with plain stores; the only reader is the control plane rendering /metrics, which sums the
  * regions. Aligned 8-byte stores are not torn on the 64-bit targets V8 supports; a render may
@@ -46,7 +57,7 @@ import { ROUTER_NODE_ERROR_CODES, type RouterNodeErrorCode } from './errors.js';
  * counter go backwards. Per-thread regions mean no contended atomics on the hot path.
  */
 
-export const LAYOUT_MAGIC = 0x52_4e_30_35; // "RN05" (slow-start words added)
+export const LAYOUT_MAGIC = 0x52_4e_30_36; // "RN06" (slow-start, outlier words and outstanding attempts added)
 
 /** Stable node slots (shared breaker slot = node-state slot = pool gauge slot). */
 export const MAX_NODE_SLOTS = 256;
@@ -60,7 +71,9 @@ export const C_HEALTH_DRAINING = 4;
 export const C_NODE_STATE = 8;
 export const P_LAST_ANSWER = C_NODE_STATE + MAX_NODE_SLOTS;
 export const S_UP_SINCE = P_LAST_ANSWER + MAX_NODE_SLOTS;
-export const CONTROL_WORDS = S_UP_SINCE + MAX_NODE_SLOTS;
+export const C_EJECTED = S_UP_SINCE + MAX_NODE_SLOTS;
+export const P_FAILURE_RUN = C_EJECTED + MAX_NODE_SLOTS;
+export const CONTROL_WORDS = P_FAILURE_RUN + MAX_NODE_SLOTS;
 const CONTROL_BYTES = CONTROL_WORDS * 4;
 
 /** Tenths of a second since the buffer's time base: the passive words' clock. */
@@ -193,7 +206,13 @@ export const HEAP_USED = 0;
 export const HEAP_TOTAL = 1;
 export const HEAP_EXTERNAL = 2;
 export const THREAD_HEAP_INTERVAL_MS = 1000;
-export const REGION_WORDS = M_HEAP + 3;
+/**
+ * [slot] gauge: attempts this thread has in flight to each node (+1 when sent, -1 when ended,
+ * on the slot the attempt started on). Read by the outlier detector (a node that holds attempts
+ * and answers none is stalled); reset by the control plane when the thread exits.
+ */
+export const M_OUTSTANDING = M_HEAP + 3;
+export const REGION_WORDS = M_OUTSTANDING + MAX_NODE_SLOTS;
 const REGION_BYTES = REGION_WORDS * 8;
 
 /** Offset of the request histogram of (op, outcome) in a region. */

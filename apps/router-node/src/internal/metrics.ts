@@ -18,6 +18,7 @@ import {
   M_HEAP,
   M_IN_FLIGHT,
   M_INGRESS_LIMITS,
+  M_OUTSTANDING,
   M_POOL_SESSIONS,
   M_READ_REPAIRS,
   M_RETRIES,
@@ -36,6 +37,7 @@ import {
   upstreamOffset,
   WRITE_RESULTS,
 } from './layout.js';
+import { type OutlierNodeMetrics, renderOutlierMetrics } from './outlier-monitor.js';
 import { type ReloadMetrics, renderReloadMetrics } from './reload-metrics.js';
 
 function observe(region: Float64Array, base: number, buckets: readonly number[], v: number): void {
@@ -119,6 +121,10 @@ export class MetricsRecorder {
     this.region[upstreamOffset(slot, status)]! += 1;
     observe(this.region, upstreamHistOffset(slot), UPSTREAM_BUCKETS_S, seconds);
   }
+  /** An attempt to the node in `slot` was sent (+1) or ended (-1); other slots are not counted. */
+  outstanding(slot: number, delta: number): void {
+    if (slot >= 0 && slot < MAX_NODE_SLOTS) this.region[M_OUTSTANDING + slot]! += delta;
+  }
   /** Writes this thread's V8 heap gauges (a worker calls it every THREAD_HEAP_INTERVAL_MS). */
   sampleHeap(): void {
     const h = getHeapStatistics();
@@ -182,6 +188,8 @@ export interface ControlSnapshot {
   readonly mainHeap: HeapBytes;
   /** Configured worker threads (regions 0..n-1 carry their heap gauges; 0 = none). */
   readonly workerThreads: number;
+  /** Outlier ejections per member (outlier-monitor.ts). */
+  readonly outlier?: readonly OutlierNodeMetrics[];
 }
 
 /** Lifecycle labels of engram_router_node_lifecycle (each node has all, its own at 1). */
@@ -394,6 +402,7 @@ export function renderMetrics(buffer: SharedArrayBuffer, control: ControlSnapsho
   );
   if (control.data !== undefined) renderDataMetrics(out, control.data);
   if (control.reload !== undefined) renderReloadMetrics(out, control.reload);
+  if (control.outlier !== undefined) renderOutlierMetrics(out, control.outlier);
   return `${out.join('\n')}\n`;
 }
 

@@ -28,6 +28,7 @@ import {
   createStateBuffer,
   M_HEAP,
   M_IN_FLIGHT,
+  M_OUTSTANDING,
   M_POOL_SESSIONS,
   MAX_NODE_SLOTS,
   metricsRegion,
@@ -36,7 +37,7 @@ import {
 } from './layout.js';
 import { LocalCluster } from './local-cluster.js';
 import { ReplicaDigests } from './locate.js';
-import { Health, type Membership, type MembershipLimits } from './membership.js';
+import { Health, type Membership, type MembershipLimits, routingState } from './membership.js';
 import {
   type ControlSnapshot,
   mainHeap,
@@ -47,6 +48,7 @@ import {
   type TransitionCounts,
 } from './metrics.js';
 import { type HttpRoutes, metricsRoute, startMetricsServer } from './metrics-server.js';
+import { OutlierMonitor } from './outlier-monitor.js';
 import { liveRoute, type Readiness, readiness, readyRoute } from './probes-http.js';
 import { processMetricsText, startProcessMetrics } from './process-metrics.js';
 import { configAfter, diffConfig, type ReloadReport, touches } from './reload.js';
@@ -305,6 +307,8 @@ async function start(
   const publisher = new TablePublisher(writer, control, cfg);
   // Data movement and the control plane see each other through these two (built just below).
   let controlPlane: ControlPlane | undefined;
+  // Outlier detection (started with the control plane's first probe round, below).
+  let outlier: OutlierMonitor | undefined;
   const movement = await DataMovement.open(
     {
       config: cfg,
@@ -362,6 +366,13 @@ async function start(
       onChange: (m: Membership) => {
         if (cfg.router.replicateWrites) movement.sync(m);
         rebase(m);
+        outlier?.membershipChanged(
+          [...m.members].map((x) => ({
+            id: x.node.id,
+            slot: x.slot,
+            up: x.health === Health.Up,
+          })),
+        );
       },
       ...(cfg.router.replicateWrites
         ? {
@@ -382,6 +393,7 @@ async function start(
           }
         : {}),
       answeredWithin,
+      ejected: (id: string) => outlier?.isEjected(id) ?? false,
     });
   } catch (err) {
     await movement.close();
@@ -434,6 +446,7 @@ async function start(
           region[M_IN_FLIGHT] = 0;
           region.fill(0, M_POOL_SESSIONS, M_POOL_SESSIONS + MAX_NODE_SLOTS);
           region.fill(0, M_HEAP, M_HEAP + 3);
+          region.fill(0, M_OUTSTANDING, M_OUTSTANDING + MAX_NODE_SLOTS);
         },
       });
       port = await supervisor.start();
@@ -452,6 +465,22 @@ async function start(
   // health.timeoutMs; a refused connection fails at once) is over before this router reports
   // itself started, so its first calls are routed by verdicts.
   await plane.start();
+  // Outlier detection reads the data planes' attempt counters and ejects from then on.
+  const outliers = new OutlierMonitor({
+    config: cfg.outlier,
+    state: stateBuffer,
+    members: () =>
+      [...plane.membership.members].map((m) => ({
+        id: m.node.id,
+        slot: m.slot,
+        eligible: routingState(m) === 'up',
+      })),
+    timers: systemTimers,
+    clock: Date,
+    log,
+  });
+  outlier = outliers;
+  outliers.start();
 
   // Tests only (NODE_ENV=test): SIGUSR2 crashes the first live worker, to test restarts.
   const onTestCrash = () => supervisor?.postToFirst({ type: 'test-crash' });
@@ -493,6 +522,7 @@ async function start(
       mainHeap: mainHeap(),
       workerThreads: cfg.workers,
       reload: reloads,
+      outlier: outliers.metrics(),
     };
   };
   const metricsText = () => renderMetrics(stateBuffer, snapshot());
@@ -515,6 +545,7 @@ async function start(
       },
       close: async (graceMs) => {
         plane.close();
+        outliers.stop();
         process.off('SIGUSR2', onTestCrash);
         Atomics.store(control, C_DRAINING, 1);
         log.info({ event: 'shutdown', graceMs }, 'GOAWAY: calls in flight finish, then stop');
@@ -599,6 +630,7 @@ async function start(
         log.debug({ event: 'reload-apply', keys: [...applied] }, 'applying the reloaded keys');
         plane.reconfigure(after);
         movement.reconfigure(after);
+        outliers.reconfigure(after.outlier);
         digests.setTimeout(after.health.timeoutMs);
         if (cfg.admin.enabled) adminAuth.set(token);
         mainPlane?.reconfigure(after, budget.buffer);

@@ -27,6 +27,8 @@ export interface NodeStatus {
   readonly healthLatencyMs: number | null;
   /** Fraction of the token space this node is the primary of (0 when not on the ring). */
   readonly ringShare: number;
+  /** Ejected by outlier detection (routed as down; `state` is the health verdict). */
+  readonly ejected: boolean;
 }
 
 export interface StatusSnapshot {
@@ -93,6 +95,7 @@ export function buildStatusSnapshot(
       // The table says 0 before a node's first probe: shown as no figure, not as 0 ms.
       healthLatencyMs: n.state === 'unknown' ? null : n.healthLatencyMs,
       ringShare: shares.get(n.id) ?? 0,
+      ejected: n.ejected === true,
     })),
     streams: table.streams,
     history,
