@@ -121,6 +121,12 @@ function builds(): Build[] {
 /** One scenario's figures for one build and round, by figure name (NaN: not measured). */
 type Figures = Map<string, number>;
 
+/** A scenario's figures and the call log they came from. */
+interface Outcome {
+  readonly figures: Figures;
+  readonly log: CallLog;
+}
+
 const nodeIds = Array.from({ length: NODES }, (_, i) => `n${i + 1}`);
 const victimId = nodeIds[VICTIM]!;
 
@@ -163,7 +169,7 @@ function opensOf(m: Map<string, number>, id: string): number {
   return m.get(`engram_router_breaker_transitions_total{node="${id}",to="open"}`) ?? 0;
 }
 
-async function restartScenario(c: GrayCluster, notes: string[]): Promise<Figures> {
+async function restartScenario(c: GrayCluster, notes: string[]): Promise<Outcome> {
   const t0 = wallMs();
   await c.startLoad(loadConfig(c.routerAddress, MIXED_PLAN, 1));
   await sleep(WARM_MS);
@@ -207,7 +213,7 @@ async function restartScenario(c: GrayCluster, notes: string[]): Promise<Figures
   notes.push(
     `restart: ${primaries.size} primary spaces of ${victimId}; marked down before restart: ${downBefore}; breaker openings after marked up: ${opens - opensAtUp}; errors since kill by code: ${JSON.stringify(Object.fromEntries(failed.byCode))}`,
   );
-  return new Map([
+  const figures: Figures = new Map([
     ['restart: listen → marked up, ms', tUp - tListen],
     [
       'restart: listen → first primary Recall served, ms',
@@ -221,11 +227,12 @@ async function restartScenario(c: GrayCluster, notes: string[]): Promise<Figures
     ['restart: its primaries’ Recalls served elsewhere after listen', elsewhere],
     ['restart: failed calls, kill → end', failed.errors],
   ]);
+  return { figures, log };
 }
 
 const UPSTREAM = 'engram_router_upstream_requests_total';
 
-async function stopScenario(c: GrayCluster, notes: string[]): Promise<Figures> {
+async function stopScenario(c: GrayCluster, notes: string[]): Promise<Outcome> {
   await c.startLoad(loadConfig(c.routerAddress, MIXED_PLAN, 2));
   await sleep(WARM_MS);
   const m0 = await c.scrape();
@@ -263,7 +270,7 @@ async function stopScenario(c: GrayCluster, notes: string[]): Promise<Figures> {
   notes.push(
     `stop: failed attempts to ${victimId} by status ${JSON.stringify(byStatus)}; OK attempts during the stop ${attempts(m1, 'OK') - attempts(m0, 'OK')}; client errors by code ${JSON.stringify(Object.fromEntries(s.byCode))}; max ${s.maxMs.toFixed(0)} ms`,
   );
-  return new Map([
+  const figures: Figures = new Map([
     ['stop: attempts to the stopped node that failed', failedAttempts],
     ['stop: stop → marked down, ms', tDown - tStop],
     ['stop: client p50 of calls sent during the stop, ms', s.p50Ms],
@@ -271,9 +278,10 @@ async function stopScenario(c: GrayCluster, notes: string[]): Promise<Figures> {
     [`stop: calls ≥ ${R.attemptTimeoutMs} ms (one attempt timeout)`, overTimeout],
     ['stop: client errors during the stop', s.errors],
   ]);
+  return { figures, log };
 }
 
-async function slowScenario(c: GrayCluster, notes: string[]): Promise<Figures> {
+async function slowScenario(c: GrayCluster, notes: string[]): Promise<Outcome> {
   const t0 = wallMs();
   await c.startLoad(loadConfig(c.routerAddress, RECALL_PLAN, 3));
   await sleep(WARM_MS);
@@ -292,16 +300,17 @@ async function slowScenario(c: GrayCluster, notes: string[]): Promise<Figures> {
   notes.push(
     `slow: errors ${a.errors} / ${b.errors} (all at ${BASE_LATENCY_MS} ms / ${victimId} at ${BASE_LATENCY_MS * 10} ms); ${primaries.size} primary spaces of ${victimId}`,
   );
-  return new Map([
+  const figures: Figures = new Map([
     [`slow: Recall p50, every node ${BASE_LATENCY_MS} ms, ms`, a.p50Ms],
     [`slow: Recall p99, every node ${BASE_LATENCY_MS} ms, ms`, a.p99Ms],
     [`slow: Recall p50, ${victimId} at ${BASE_LATENCY_MS * 10} ms, ms`, b.p50Ms],
     [`slow: Recall p99, ${victimId} at ${BASE_LATENCY_MS * 10} ms, ms`, b.p99Ms],
     [`slow: ${victimId}'s primaries' Recalls it still served, %`, share * 100],
   ]);
+  return { figures, log };
 }
 
-async function hotScenario(c: GrayCluster, notes: string[]): Promise<Figures> {
+async function hotScenario(c: GrayCluster, notes: string[]): Promise<Outcome> {
   await c.startLoad(loadConfig(c.routerAddress, HOT_PLAN, 4));
   await sleep(WARM_MS);
   const tA = wallMs();
@@ -314,21 +323,25 @@ async function hotScenario(c: GrayCluster, notes: string[]): Promise<Figures> {
   notes.push(
     `hot: ${hot.length} hot-space Recalls, served ${shares.map(([n, s]) => `${nodeIds[n]} ${(s * 100).toFixed(1)}%`).join(', ')}; errors ${all.errors}`,
   );
-  return new Map([
+  const figures: Figures = new Map([
     ['hot: share of hot-space Recalls on its busiest replica, %', (shares[0]?.[1] ?? 0) * 100],
     ['hot: … on the 2nd, %', (shares[1]?.[1] ?? 0) * 100],
     ['hot: … on the 3rd, %', (shares[2]?.[1] ?? 0) * 100],
     ['hot: hot-space Recall p99, ms', h.p99Ms],
     ['hot: all Recalls p99, ms', all.p99Ms],
   ]);
+  return { figures, log };
 }
 
-const SCENARIO_RUN: Record<string, (c: GrayCluster, notes: string[]) => Promise<Figures>> = {
+const SCENARIO_RUN: Record<string, (c: GrayCluster, notes: string[]) => Promise<Outcome>> = {
   restart: restartScenario,
   stop: stopScenario,
   slow: slowScenario,
   hot: hotScenario,
 };
+
+/** Figures that say how noisy a measurement was rather than what the router did. */
+const NOISE = 'noise: ';
 
 async function measureOnce(build: Build, scenario: string, notes: string[]): Promise<Figures> {
   const c = await GrayCluster.start({
@@ -340,7 +353,25 @@ async function measureOnce(build: Build, scenario: string, notes: string[]): Pro
   try {
     await c.allUp(H.intervalMs * H.healthyThreshold * 10);
     await c.seed(SPACES, MEMORIES_PER_SPACE);
-    return await SCENARIO_RUN[scenario]!(c, notes);
+    const before = await c.scrape();
+    const { figures, log } = await SCENARIO_RUN[scenario]!(c, notes);
+    const after = await c.scrape();
+    // Probes of nodes nothing was done to fail only when the machine starves the processes.
+    const healthy = nodeIds.filter((id) => id !== victimId);
+    const probeFailures = (m: Map<string, number>) =>
+      healthy.reduce(
+        (n, node) => n + metricSum(m, 'engram_router_health_probe_failures_total', { node }),
+        0,
+      );
+    figures.set(
+      `${NOISE}${scenario}: probe failures of the healthy nodes`,
+      probeFailures(after) - probeFailures(before),
+    );
+    figures.set(
+      `${NOISE}${scenario}: load sent behind schedule, p99 ms`,
+      summarize(log, select(log, {})).lateP99Ms,
+    );
+    return figures;
   } finally {
     await c.close();
   }
@@ -379,10 +410,13 @@ async function main(): Promise<void> {
       }
     }
   }
-  const rows: Figure[] = [...figures].map(([name, values]) => ({
+  const ordered = [...figures].sort(
+    ([a], [b]) => Number(a.startsWith(NOISE)) - Number(b.startsWith(NOISE)),
+  );
+  const rows: Figure[] = ordered.map(([name, values]) => ({
     name,
     values,
-    digits: /, ms$|%$/.test(name) ? 1 : 0,
+    digits: /ms$|%$/.test(name) ? 1 : 0,
   }));
   report.note(
     `\nMedians over ${ROUNDS} round(s):\n${formatFigures(

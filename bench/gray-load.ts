@@ -71,13 +71,14 @@ async function run(config: LoadConfig): Promise<void> {
   let stored = 0;
   let onIdle: (() => void) | null = null;
 
-  const send = () => {
+  const send = (scheduled: number) => {
     const r = rnd();
     let k = cumulative.findIndex((c) => r < c);
     if (k < 0) k = config.plan.length - 1;
     const { op, space } = config.plan[k]!;
     const spaceId = config.spaces[space]!;
     const t0 = wallMs();
+    const late = performance.now() - scheduled;
     const deadline = Date.now() + config.deadlineMs;
     const call =
       op === OP.store
@@ -99,6 +100,7 @@ async function run(config: LoadConfig): Promise<void> {
       log.op.push(op);
       log.space.push(space);
       log.served.push(servedBy === undefined ? -1 : (nodeIndex.get(servedBy) ?? -1));
+      log.late.push(late);
       if (--inFlight === 0 && onIdle !== null) onIdle();
     };
     call.then(
@@ -114,7 +116,7 @@ async function run(config: LoadConfig): Promise<void> {
     if (stopping) return;
     const due = Math.floor(((performance.now() - started) * config.rate) / 1000);
     while (sent < due) {
-      send();
+      send(started + ((sent + 1) * 1000) / config.rate);
       sent++;
     }
     setTimeout(tick, 1);

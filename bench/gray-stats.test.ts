@@ -25,6 +25,7 @@ function logOf(calls: readonly (readonly [number, number, number, number, number
     log.op.push(OP.recall);
     log.space.push(space);
     log.served.push(served);
+    log.late.push(0);
   }
   return log;
 }

@@ -28,10 +28,15 @@ export interface CallLog {
   readonly space: number[];
   /** Index into the run's node ids of RoutingInfo.served_by; -1: no reply, or not named. */
   readonly served: number[];
+  /**
+   * How late the call was sent against the fixed-rate schedule, ms: the load process's own
+   * lag (a starved machine shows here before it shows anywhere else).
+   */
+  readonly late: number[];
 }
 
 export function emptyLog(): CallLog {
-  return { t0: [], ms: [], code: [], op: [], space: [], served: [] };
+  return { t0: [], ms: [], code: [], op: [], space: [], served: [], late: [] };
 }
 
 /** Nearest-rank percentile of ascending `sorted` (p in 0..1); NaN when empty. */
@@ -85,6 +90,8 @@ export interface LatencySummary {
   readonly errors: number;
   /** Errors by gRPC status code. */
   readonly byCode: ReadonlyMap<number, number>;
+  /** p99 of how late the calls were sent (the load process's lag), ms. */
+  readonly lateP99Ms: number;
 }
 
 /** p50/p99/max over every call in `indexes` (failed ones too: a client waited for them). */
@@ -98,7 +105,9 @@ export function summarize(log: CallLog, indexes: readonly number[]): LatencySumm
     errors++;
     byCode.set(c, (byCode.get(c) ?? 0) + 1);
   }
+  const late = indexes.map((i) => log.late[i]!).sort((a, b) => a - b);
   return {
+    lateP99Ms: percentile(late, 0.99),
     calls: ms.length,
     p50Ms: percentile(ms, 0.5),
     p99Ms: percentile(ms, 0.99),
