@@ -405,7 +405,12 @@ async function main(): Promise<void> {
           per[b]!.push(value);
           figures.set(name, per);
         }
-        const line = `round ${round + 1}/${ROUNDS} ${scenario} ${build.name} (${((Date.now() - started) / 1000).toFixed(0)} s): ${notes.join(' | ')}`;
+        const noise = [...got]
+          .filter(([name]) => name.startsWith(NOISE))
+          .map(
+            ([name, v]) => `${name.slice(name.indexOf(': ', NOISE.length) + 2)} ${v.toFixed(0)}`,
+          );
+        const line = `round ${round + 1}/${ROUNDS} ${scenario} ${build.name} (${((Date.now() - started) / 1000).toFixed(0)} s): ${notes.join(' | ')} | ${noise.join(', ')}`;
         report.note(line);
       }
     }
