@@ -93,7 +93,13 @@ function promtool(text: string): string | null {
 describe('operator metrics', () => {
   it('a scrape carries process, build, thread-heap and per-node upstream families, and parses strictly', async () => {
     const c = await cluster();
-    const router = await spawnRouter(cleanup, testConfig({ nodes: c.configs, workers: 2 }));
+    // Placement order for reads: the per-node counts below are checked against each space's
+    // primary, which least-request balancing (the default) would trade for a replica under
+    // these 60 concurrent calls.
+    const router = await spawnRouter(
+      cleanup,
+      testConfig({ nodes: c.configs, workers: 2, router: { readBalancing: 'placement' } }),
+    );
     const clients = Array.from({ length: 6 }, () => memoryClient(cleanup, router.address, true));
     const calls = 60;
     await Promise.all(
