@@ -256,6 +256,29 @@ describe('target order with node states', () => {
     expect([d.primary.id, ...d.replicas.map((n) => n.id)]).toEqual(['a', 'c', 'b']);
   });
 
+  it('tries an ejected node after the other up nodes (the primary too), before down ones, and still as reachable', () => {
+    const ejected = new Set<string>(['a']);
+    const map: Record<string, NodeState> = { c: 'down' };
+    const withEjection: NodeStates = {
+      stateOf: (node) => map[node.id] ?? 'up',
+      isEjected: (node) => ejected.has(node.id),
+    };
+    const r = router({ nodeStates: withEjection });
+    const order = () => {
+      const d = r.routeRecall('s1');
+      return [d.primary.id, ...d.replicas.map((n) => n.id)];
+    };
+    expect(order()).toEqual(['b', 'a', 'c']);
+    // Writes keep their placement: the whole of it, ejected or not.
+    expect(r.routeStore('s1').placement.map((n) => n.id)).toEqual(['a', 'b', 'c']);
+    // Partitioned, with the ejected node the only one up: it serves, rather than NoLocalData.
+    const p = router({ nodeStates: withEjection, partition: { isPartitioned: () => true } });
+    map.b = 'down';
+    const d = p.routeRecall('s1');
+    expect(d).toMatchObject({ degraded: true, primary: { id: 'a' } });
+    expect(p.routeConsolidation('s1').primary.id).toBe('a');
+  });
+
   it('gives the only target without fall-back, whatever its state', () => {
     const r = router({
       nodeStates: states({ a: 'draining' }),

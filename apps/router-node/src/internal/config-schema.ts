@@ -525,7 +525,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     default: true,
     reloadable: true,
     description:
-      'eject nodes that stall, fail or answer far slower than their peers (routed as down: tried after every node that is up) for a time that grows with repeated ejections',
+      'eject nodes that stall, fail or answer far slower than their peers (tried after every other up node, before down ones; still reachable) for a time that grows with repeated ejections',
   },
   'outlier.intervalMs': {
     type: 'int',

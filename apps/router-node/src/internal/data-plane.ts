@@ -226,15 +226,14 @@ export class DataPlane implements Dispatcher {
       },
     });
     const nodeStates: NodeStates = {
-      stateOf: (_node, slot) => {
-        if (slot < 0 || slot >= MAX_NODE_SLOTS) return NodeState.Up;
-        const state = NODE_STATE_NAMES[Atomics.load(control, C_NODE_STATE + slot)] ?? NodeState.Up;
-        // An ejected outlier is routed as a down node: after every node that is up, never
-        // left out (outlier-monitor.ts).
-        return state === NodeState.Up && Atomics.load(control, C_EJECTED + slot) !== 0
-          ? NodeState.Down
-          : state;
-      },
+      stateOf: (_node, slot) =>
+        slot < 0 || slot >= MAX_NODE_SLOTS
+          ? NodeState.Up
+          : (NODE_STATE_NAMES[Atomics.load(control, C_NODE_STATE + slot)] ?? NodeState.Up),
+      // An ejected outlier (outlier-monitor.ts) is tried after every other up node and before
+      // down ones; it stays reachable, so an ejection never makes a space unavailable.
+      isEjected: (_node, slot) =>
+        slot >= 0 && slot < MAX_NODE_SLOTS && Atomics.load(control, C_EJECTED + slot) !== 0,
       // Slow start: the window in force is read per call, so a reload applies at once.
       warmth: (_node, slot) => nodeWarmth(control, slot, this.#cfg.health.slowStartMs),
     };

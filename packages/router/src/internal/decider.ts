@@ -52,7 +52,8 @@ export interface DeciderInit {
  * Target order (when the strategy allows fall-back): the placement's nodes ranked by
  * (1) up (replicas with a closed or half-open breaker; the primary whatever its breaker, which
  * refuses it without a call when open), (2) for reads, up replicas known to lack an
- * acknowledged write of the space (LagTable), (3) up replicas with an open breaker, (4) down;
+ * acknowledged write of the space (LagTable), (3) up replicas with an open breaker and up nodes
+ * the outlier detector ejected (NodeStates.isEjected: the primary too; still reachable), (4) down;
  * draining nodes get no new calls while any node is up. Within a rank, placement order. When
  * no node is up, placement order as is (health checks lag; a call may still succeed). Without
  * fall-back the placement's primary is the only target, whatever its state.
@@ -250,6 +251,7 @@ export class Decider {
     const states = this.#nodeStates;
     const breakers = this.#breakers;
     const lag = bucket >= 0 && this.#lag?.any === true ? this.#lag : undefined;
+    const ejected = states?.isEjected !== undefined;
     let anyUp = false;
     let sorted = true;
     let ups = 0;
@@ -262,7 +264,8 @@ export class Decider {
       let rank: number;
       if (state === NodeState.Up) {
         anyUp = true;
-        if (lag?.isBehind(slot, bucket)) rank = RANK_UP_BEHIND;
+        if (ejected && states!.isEjected!(node, slot)) rank = RANK_UP_OPEN;
+        else if (lag?.isBehind(slot, bucket)) rank = RANK_UP_BEHIND;
         // The primary keeps its place: its own breaker refuses it without a call when open.
         else if (i > 0 && slot >= 0 && breakers.state(slot) === 'open') rank = RANK_UP_OPEN;
         else {

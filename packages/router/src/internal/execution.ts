@@ -6,7 +6,7 @@
  * policy (what is retryable, what counts against a node, when to retry) lives in policy.ts and
  * @engram/retry's planRetry; attempt contexts in attempt-context.ts.
  */
-import { type BreakerTable, isProbe, REJECTED } from '@engram/breaker';
+import { type BreakerTable, REJECTED } from '@engram/breaker';
 import {
   type BackoffState,
   type Clock,
@@ -35,7 +35,7 @@ import {
 } from './errors.js';
 import type { LatencyWindow } from './latency.js';
 import type { ResolvedHedge, ResolvedRouterOptions } from './options.js';
-import { AttemptTimeoutError, defaultIsRetryable, isNodeFailure, isNotSent } from './policy.js';
+import { AttemptTimeoutError, defaultIsRetryable, isNodeFailure } from './policy.js';
 import type { OutstandingAttempts } from './read-balance.js';
 import type {
   CallContext,
@@ -573,13 +573,7 @@ export class Execution<T> {
           attempt.target.pushedBack = true;
         }
       }
-      // A half-open probe that never reached the node (no usable connection yet: a node just
-      // back) gives its permit back rather than reopening the breaker for a whole timeout. A
-      // closed breaker counts it: a node whose connections keep breaking is shut out as before.
-      this.#settleBreaker(
-        attempt,
-        isNotSent(error) && isProbe(attempt.admission) ? 'release' : 'failure',
-      );
+      this.#settleBreaker(attempt, 'failure');
       this.#failures++;
       this.#host.logger.debug(
         { node: node.id, op: this.#operation, err: failure },

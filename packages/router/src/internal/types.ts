@@ -146,6 +146,13 @@ export interface NodeStates {
    * that may fall back, so keep it as cheap as `stateOf`. Writes keep their placement.
    */
   warmth?(node: NodeInfo, slot: number): number;
+  /**
+   * Outlier ejection (optional): an up node judged unwell by its recent calls (slow, failing,
+   * hung). It is ranked after every other up node (as a replica with an open breaker is; a
+   * primary too) and before down ones, and it still counts as reachable: an ejection reorders
+   * a placement, it never makes a space unavailable. Writes keep their placement.
+   */
+  isEjected?(node: NodeInfo, slot: number): boolean;
 }
 
 export interface ExecuteOptions {
