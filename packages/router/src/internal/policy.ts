@@ -47,9 +47,9 @@ export function isNodeFailure(error: unknown): boolean {
 
 /**
  * True when an attempt never reached its node: the pool had no usable connection to it (each
- * one broken and awaiting its reconnect, or the connect failed). It is retryable (another
- * replica may serve). A half-open breaker's probe that ends so is no verdict: it gives its
- * permit back (Execution), so a node just back is judged on calls that reached it.
+ * one broken and awaiting its reconnect, or the connect failed). Retryable (another replica may
+ * serve) and counted by the node's breaker (its connections are failing); judges of a node's
+ * calls that must tell "unreachable" from "answered badly" (outlier detection) ask this.
  */
 export function isNotSent(error: unknown): boolean {
   return isPoolError(error) && error.code === 'ConnectionFailed';
