@@ -20,6 +20,7 @@ import {
   renderData,
   renderStatus,
   renderTable,
+  renderTableView,
   renderWhere,
   statusJson,
   type TableReply,
@@ -252,6 +253,18 @@ describe('engram-router output', () => {
       'nodes',
       'streams',
     ]);
+  });
+
+  it('status and table: an ejected node says so beside its health, and in the JSON', () => {
+    const ejected: TableReply = {
+      ...TABLE,
+      nodes: [{ ...TABLE.nodes[0]!, ejected: true }, TABLE.nodes[1]!],
+    };
+    const row = (text: string) => text.split('\n').find((l) => l.startsWith('n1 '))!;
+    expect(row(renderStatus(ejected))).toMatch(/ up \(ejected\) +active /);
+    expect(row(renderTableView(ejected))).toMatch(/ up \(ejected\) +active /);
+    expect(row(renderStatus(TABLE))).toMatch(/ up +active /);
+    expect(statusJson(ejected).nodes.map((n) => n.ejected)).toEqual([true, false]);
   });
 
   it('where: roles, what each holds, and why a node could not be asked', () => {

@@ -16,6 +16,8 @@ export interface NodeStatusReply {
   hintBytesPending: number;
   repairNeeded: boolean;
   healthLatencyMs: number;
+  /** Ejected by outlier detection (absent from routers that predate it). */
+  ejected?: boolean;
 }
 
 export interface StreamReply {
@@ -81,6 +83,11 @@ export interface RepairReply {
 
 // ---- JSON shapes -------------------------------------------------------------------------
 
+/** The health verdict, and whether outlier detection has the node ejected beside it. */
+function nodeState(n: NodeStatusReply): string {
+  return n.ejected === true ? `${n.state} (ejected)` : n.state;
+}
+
 const assignmentJson = (a: AssignmentReply) => ({
   spaceId: a.spaceId,
   primary: a.primary,
@@ -92,6 +99,7 @@ const nodeJson = (n: NodeStatusReply) => ({
   address: n.address,
   zone: n.zone,
   state: n.state,
+  ejected: n.ejected === true,
   lifecycle: n.lifecycle,
   breaker: n.breaker,
   healthLatencyMs: n.healthLatencyMs,
@@ -250,7 +258,7 @@ export function renderStatus(t: TableReply): string {
       n.id,
       n.address,
       orDash(n.zone),
-      n.state,
+      nodeState(n),
       n.lifecycle,
       n.breaker,
       formatLatency(n.healthLatencyMs),
@@ -298,7 +306,7 @@ export function renderTableView(t: TableReply): string {
   ]);
   const nodes = renderTable(
     ['NODE', 'ADDRESS', 'ZONE', 'STATE', 'LIFECYCLE', 'BREAKER'],
-    t.nodes.map((n) => [n.id, n.address, orDash(n.zone), n.state, n.lifecycle, n.breaker]),
+    t.nodes.map((n) => [n.id, n.address, orDash(n.zone), nodeState(n), n.lifecycle, n.breaker]),
   );
   return `${head}\n\n${nodes}\n\n${assignments('assignments', t.assignments)}\n${assignments(
     'pending assignments',
