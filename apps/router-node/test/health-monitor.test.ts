@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   HealthMonitor,
+  type HealthMonitorInit,
   HealthVerdicts,
   type Probe,
   type ProbeTarget,
@@ -61,13 +62,19 @@ class ScriptedProbe implements Probe {
   }
 }
 
-function monitor(time: FakeTime, probe: Probe, states: Map<string, Health>) {
+function monitor(
+  time: FakeTime,
+  probe: Probe,
+  states: Map<string, Health>,
+  settings: Partial<HealthMonitorInit> = {},
+) {
   const verdicts: string[] = [];
   const m = new HealthMonitor({
     intervalMs: 1000,
     timeoutMs: 300,
     healthyThreshold: 2,
     unhealthyThreshold: 2,
+    ...settings,
     timers: time,
     probe,
     current: (id) => states.get(id),
@@ -159,25 +166,12 @@ describe('HealthMonitor (fake time)', () => {
 });
 
 describe('HealthMonitor between rounds (unhealthyIntervalMs, healthyEdgeIntervalMs)', () => {
-  function edgeMonitor(time: FakeTime, probe: Probe, states: Map<string, Health>) {
-    const verdicts: string[] = [];
-    const m = new HealthMonitor({
-      intervalMs: 1000,
-      timeoutMs: 300,
+  const edgeMonitor = (time: FakeTime, probe: Probe, states: Map<string, Health>) =>
+    monitor(time, probe, states, {
       unhealthyIntervalMs: 250,
       healthyEdgeIntervalMs: 100,
       healthyThreshold: 3,
-      unhealthyThreshold: 2,
-      timers: time,
-      probe,
-      current: (id) => states.get(id),
-      onVerdict: (id, health) => {
-        verdicts.push(`${id}:${health}`);
-        states.set(id, health);
-      },
     });
-    return { m, verdicts };
-  }
 
   it('probes a down node every unhealthyIntervalMs, and every healthyEdgeIntervalMs once one passed, until it is up', async () => {
     const time = new FakeTime();
@@ -250,17 +244,9 @@ describe('HealthMonitor between rounds (unhealthyIntervalMs, healthyEdgeInterval
     const time = new FakeTime();
     const probe = new ScriptedProbe();
     const states = new Map<string, Health>([['a', 'down']]);
-    const m = new HealthMonitor({
-      intervalMs: 1000,
-      timeoutMs: 300,
+    const { m } = monitor(time, probe, states, {
       unhealthyIntervalMs: 1000,
       healthyEdgeIntervalMs: 5000,
-      healthyThreshold: 2,
-      unhealthyThreshold: 2,
-      timers: time,
-      probe,
-      current: (id) => states.get(id),
-      onVerdict: () => {},
     });
     m.watch({ id: 'a', address: 'h:1' });
     m.start();
