@@ -34,26 +34,33 @@ async function attempts(metricsPort: number, ids: readonly string[], total: numb
   });
 }
 
+/**
+ * Three nodes that answer Recall after NODE_DELAY_MS, a router over them with `router`
+ * settings, every node up; `ids`: the placement of SPACE, primary first.
+ */
+async function slowCluster(names: string[], workers: number, router: Record<string, unknown>) {
+  const nodes: { id: string; address: string; zone: string }[] = [];
+  for (const id of names) {
+    const node = await startSlowNode(cleanup, id, NODE_DELAY_MS);
+    nodes.push({ id, address: node.address, zone: '' });
+  }
+  const placement = buildRing({ nodes, vnodesPerNode: VNODES }).lookup(SPACE);
+  const ids = [placement.primary.id, ...placement.replicas.map((n) => n.id)];
+  const process = await spawnRouter(
+    cleanup,
+    testConfig({ nodes, workers, vnodesPerNode: VNODES, router }),
+  );
+  const adm = adminClient(cleanup, process.adminPort);
+  await eventually(async () => (await getTable(adm)).nodes.every((n) => n.state === 'up'));
+  return { ids, router: process };
+}
+
 describe('least-request reads (router-node)', () => {
   it('a hot space read at high concurrency is spread over its replicas; at concurrency 1 the primary answers all', async () => {
-    const nodes: { id: string; address: string; zone: string }[] = [];
-    for (const id of ['h1', 'h2', 'h3']) {
-      const node = await startSlowNode(cleanup, id, NODE_DELAY_MS);
-      nodes.push({ id, address: node.address, zone: '' });
-    }
-    const placement = buildRing({ nodes, vnodesPerNode: VNODES }).lookup(SPACE);
-    const ids = [placement.primary.id, ...placement.replicas.map((n) => n.id)];
-    const router = await spawnRouter(
-      cleanup,
-      testConfig({
-        nodes,
-        workers: 2,
-        vnodesPerNode: VNODES,
-        router: { readBalancing: 'least-request', readBalancingThreshold: THRESHOLD },
-      }),
-    );
-    const adm = adminClient(cleanup, router.adminPort);
-    await eventually(async () => (await getTable(adm)).nodes.every((n) => n.state === 'up'));
+    const { ids, router } = await slowCluster(['h1', 'h2', 'h3'], 2, {
+      readBalancing: 'least-request',
+      readBalancingThreshold: THRESHOLD,
+    });
 
     // Concurrency 1: nothing is in flight when a read is decided, so placement order holds.
     const SEQUENTIAL = 20;
@@ -96,24 +103,9 @@ describe('least-request reads (router-node)', () => {
   });
 
   it("readBalancing 'placement' keeps every read of a hot space on its primary", async () => {
-    const nodes: { id: string; address: string; zone: string }[] = [];
-    for (const id of ['p1', 'p2', 'p3']) {
-      const node = await startSlowNode(cleanup, id, NODE_DELAY_MS);
-      nodes.push({ id, address: node.address, zone: '' });
-    }
-    const placement = buildRing({ nodes, vnodesPerNode: VNODES }).lookup(SPACE);
-    const ids = [placement.primary.id, ...placement.replicas.map((n) => n.id)];
-    const router = await spawnRouter(
-      cleanup,
-      testConfig({
-        nodes,
-        workers: 1,
-        vnodesPerNode: VNODES,
-        router: { readBalancing: 'placement' },
-      }),
-    );
-    const adm = adminClient(cleanup, router.adminPort);
-    await eventually(async () => (await getTable(adm)).nodes.every((n) => n.state === 'up'));
+    const { ids, router } = await slowCluster(['p1', 'p2', 'p3'], 1, {
+      readBalancing: 'placement',
+    });
     const client = memoryClient(cleanup, router.address);
     const total = 64;
     await Promise.all(
