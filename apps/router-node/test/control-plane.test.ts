@@ -9,11 +9,16 @@ import { CONFIG_DEFAULTS, type RouterNodeConfig } from '../src/internal/config.j
 import { ControlPlane } from '../src/internal/control-plane.js';
 import type { Probe, ProbeTarget } from '../src/internal/health-monitor.js';
 import {
+  C_EJECTED,
   C_NODE_STATE,
   C_PARTITIONED,
+  C_SLOT_GEN,
   controlWords,
   createStateBuffer,
   NODE_STATE_NAMES,
+  P_FAILURE_RUN,
+  P_LAST_ANSWER,
+  S_UP_SINCE,
 } from '../src/internal/layout.js';
 import { TablePublisher } from '../src/internal/table-publisher.js';
 import { RESTART_POLICY_DEFAULTS, RestartPolicy } from '../src/internal/worker-supervisor.js';
@@ -200,6 +205,25 @@ describe('ControlPlane (fake time)', () => {
     plane.removeNode('n4');
     reader.refresh();
     expect(reader.nodes.map((n) => n.id)).toEqual(['n1', 'n2', 'n3']);
+    plane.close();
+  });
+
+  it('a slot handed to a new node keeps nothing of its previous holder (ejection, failure run, last answer, ramp)', () => {
+    const { control, plane } = setup();
+    plane.addNode({ id: 'n4', address: '127.0.0.1:7004', zone: 'b' });
+    const slot = plane.membership.get('n4')!.slot;
+    for (const word of [C_EJECTED, P_FAILURE_RUN, P_LAST_ANSWER, S_UP_SINCE]) {
+      Atomics.store(control, word + slot, 9);
+    }
+    const gen = Atomics.load(control, C_SLOT_GEN + slot);
+    plane.removeNode('n4');
+    plane.addNode({ id: 'n5', address: '127.0.0.1:7005', zone: 'b' });
+    expect(plane.membership.get('n5')!.slot).toBe(slot);
+    for (const word of [C_EJECTED, P_FAILURE_RUN, P_LAST_ANSWER, S_UP_SINCE]) {
+      expect(Atomics.load(control, word + slot)).toBe(0);
+    }
+    // A new generation: the old node's attempts still in flight count nowhere when they end.
+    expect(Atomics.load(control, C_SLOT_GEN + slot)).toBe(gen + 1);
     plane.close();
   });
 

@@ -8,6 +8,7 @@ import {
   type OutlierSettings,
   P99_VOLUME,
   quantileOf,
+  STALL_MIN_HELD,
 } from '../src/internal/outlier-detector.js';
 
 const SETTINGS: OutlierSettings = Object.freeze({
@@ -146,7 +147,7 @@ describe('OutlierDetector', () => {
     });
     expect(d.stallThresholdMs).toBeGreaterThan(300);
     expect(d.stallThresholdMs).toBeLessThanOrEqual(5 * 100);
-    c.node('a').outstanding = 1;
+    c.node('a').outstanding = STALL_MIN_HELD;
     const early = run(d, c, clock, 200, () => {
       c.answer('b', 1, 80);
       c.answer('c', 1, 80);
@@ -157,6 +158,51 @@ describe('OutlierDetector', () => {
       c.answer('c', 1, 80);
     });
     expect(ejections(later)).toMatchObject([{ id: 'a', reason: 'stalled' }]);
+  });
+
+  it('does not eject for one slow call under light load: a stall needs STALL_MIN_HELD attempts held at once', () => {
+    expect(STALL_MIN_HELD).toBe(2);
+    const d = new OutlierDetector(SETTINGS, UPSTREAM_BUCKETS_S);
+    const c = new Cluster(['a', 'b', 'c']);
+    const clock = { t: 0 };
+    d.tick(clock.t, c.samples());
+    // One legitimately slow call (1.5 s: under a 2 s attempt timeout, over stallMs) while the
+    // peers' p99 is unknown (below minRequests): not a hung node.
+    c.node('a').outstanding = 1;
+    const peers = () => {
+      c.answer('b', 1, 1);
+      c.answer('c', 1, 1);
+    };
+    expect(ejections(run(d, c, clock, 1500, peers))).toEqual([]);
+    c.answer('a', 1, 1500);
+    c.node('a').outstanding = 0;
+    expect(ejections(run(d, c, clock, 10 * SETTINGS.stallMs, peers))).toEqual([]);
+    // A second attempt held at once in the same stall (no answer in between) is the evidence;
+    // it counts even once one of them ended (timed out) before stallMs was reached.
+    c.node('a').outstanding = 1;
+    expect(ejections(run(d, c, clock, 2 * SETTINGS.intervalMs, peers))).toEqual([]);
+    c.node('a').outstanding = 2;
+    expect(ejections(run(d, c, clock, SETTINGS.intervalMs, peers))).toEqual([]);
+    c.node('a').outstanding = 1;
+    const e = ejections(run(d, c, clock, SETTINGS.stallMs, peers));
+    expect(e).toMatchObject([{ id: 'a', reason: 'stalled' }]);
+    expect(e[0]!.kind === 'eject' && e[0]!.figures.held).toBe(2);
+  });
+
+  it('forgets the most attempts held when the stall ends (an answer starts it over)', () => {
+    const d = new OutlierDetector(SETTINGS, UPSTREAM_BUCKETS_S);
+    const c = new Cluster(['a', 'b', 'c']);
+    const clock = { t: 0 };
+    d.tick(clock.t, c.samples());
+    const peers = () => {
+      c.answer('b', 1, 1);
+      c.answer('c', 1, 1);
+    };
+    c.node('a').outstanding = 2;
+    run(d, c, clock, SETTINGS.intervalMs, peers);
+    c.answer('a', 1, 1); // answered: not stalled, two held at once is no evidence any more
+    c.node('a').outstanding = 1;
+    expect(ejections(run(d, c, clock, 10 * SETTINGS.stallMs, peers))).toEqual([]);
   });
 
   it('ejects on consecutiveFailures failures in a row, not on fewer', () => {
@@ -292,6 +338,33 @@ describe('OutlierDetector', () => {
     // Two base periods in service: the count drops from 2 to 0.
     run(d, c, clock, 2 * SETTINGS.baseEjectionMs);
     expect(ejectOnce()).toBe(10_000);
+  });
+
+  it('caps the ejection count at ceil(maxEjectionMs / baseEjectionMs), so it decays in bounded time', () => {
+    const d = new OutlierDetector(SETTINGS, UPSTREAM_BUCKETS_S);
+    const c = new Cluster(['a', 'b', 'c']);
+    const clock = { t: 0 };
+    d.tick(clock.t, c.samples());
+    const cap = Math.ceil(SETTINGS.maxEjectionMs / SETTINGS.baseEjectionMs); // 3
+    const counts: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      // Ejected again as soon as it is back: no time in service to decay.
+      c.fail('a', SETTINGS.consecutiveFailures);
+      const e = ejections(run(d, c, clock, SETTINGS.intervalMs))[0] as {
+        ejections: number;
+        ejectionMs: number;
+      };
+      counts.push(e.ejections);
+      run(d, c, clock, e.ejectionMs);
+      expect(d.isEjected('a')).toBe(false);
+    }
+    expect(counts).toEqual([1, 2, 3, 3, 3, 3, 3, 3, 3, 3]);
+    // cap base periods in service after ten ejections: the base ejection time again.
+    run(d, c, clock, cap * SETTINGS.baseEjectionMs);
+    c.fail('a', SETTINGS.consecutiveFailures);
+    expect(ejections(run(d, c, clock, SETTINGS.intervalMs))).toMatchObject([
+      { id: 'a', ejectionMs: SETTINGS.baseEjectionMs, ejections: 1 },
+    ]);
   });
 
   it('ejects at most maxEjectedShare of the nodes, and at least one of two or more', () => {

@@ -551,7 +551,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     default: 5,
     reloadable: true,
     description:
-      'failed attempts in a row (node-failure status, no reply, attempt timeout) that eject a node',
+      "failed attempts in a row (node-failure status, no reply, the router's attempt timeout; not calls never sent, nor ones ended by the caller's own deadline) that eject a node",
   },
   'outlier.failureRate': {
     type: 'number',
@@ -596,7 +596,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     default: 500, // 0.5 s
     reloadable: true,
     description:
-      "a node holding attempts with no answer for this long (or `outlier.latencyFactor` × the peers' median p99, if longer) is ejected, before the attempts time out",
+      "a node holding attempts with no answer for this long (or `outlier.latencyFactor` × the peers' median p99, if longer), at least two of them at once at some point, is ejected, before the attempts time out",
   },
   'outlier.baseEjectionMs': {
     type: 'int',
@@ -605,7 +605,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     default: 30 * 1000, // 30 s, Envoy's
     reloadable: true,
     description:
-      'ejection time, times the number of times the node was ejected (which drops by one per this long in service)',
+      'ejection time, times the number of times the node was ejected (at most ceil(`outlier.maxEjectionMs` / this); it drops by one per this long in service)',
   },
   'outlier.maxEjectionMs': {
     type: 'int',

@@ -461,8 +461,12 @@ export class ControlPlane implements AdminTarget {
   /** Publishes a change (throws with nothing applied), then makes it current. */
   #apply(change: Change): number {
     const next = change.next;
-    // Fresh slots start with a closed breaker, before any thread can route to their node.
-    for (const slot of change.freshSlots) this.#init.breakers.reset(slot);
+    // Fresh slots start with a closed breaker and clear per-slot words (not ejected, no failure
+    // run, no ramp; TablePublisher.handOut), before any thread can route to their node.
+    for (const slot of change.freshSlots) {
+      this.#init.breakers.reset(slot);
+      this.#init.publisher.handOut(slot);
+    }
     const epoch = this.#publish(next, change.reason);
     const before = this.#membership;
     this.#membership = next;

@@ -18,6 +18,7 @@ import {
   VersionClock,
 } from '@engram/router';
 import type { Logger } from 'pino';
+import { attemptObserver } from './attempt-observer.js';
 import { ACCEPT_ENCODING, inflateRequest, isAcceptedEncoding } from './compression.js';
 import type { RouterNodeConfig } from './config.js';
 import { GRPC_STATUS, RouteError } from './errors.js';
@@ -45,7 +46,6 @@ import {
   WRITE_INSUFFICIENT,
 } from './layout.js';
 import { MetricsRecorder } from './metrics.js';
-import { recordFailureRun } from './outlier-monitor.js';
 import { type HintSink, quorumRecall, replicatedStore } from './replicated.js';
 import { Replies } from './reply.js';
 import { nodeWarmth } from './slow-start.js';
@@ -269,25 +269,17 @@ export class DataPlane implements Dispatcher {
         Atomics.store(control, P_LAST_ANSWER + slot, now);
       }
     };
-    // One table lookup per attempt, as #answered does; the attempt is counted on the slot it
-    // started on (its token), so the in-flight gauge of a slot always comes back to 0.
-    const observer = (inFlight: 0 | 1): AttemptObserver => ({
-      started: (nodeId) => {
-        const index = reader.nodeIndex(nodeId);
-        const slot = index < 0 ? -1 : reader.nodeSlot(index);
-        if (inFlight === 1) this.#metrics.outstanding(slot, 1);
-        return slot;
-      },
-      ended: (slot, status, seconds) => {
-        if (inFlight === 1) this.#metrics.outstanding(slot, -1);
-        this.#metrics.upstream(slot, status, seconds);
-        recordFailureRun(control, slot, status);
-      },
-    });
-    this.#attempted = observer(1);
+    // One table lookup per attempt, as #answered does (attempt-observer.ts).
+    const slotOf = (nodeId: string): number => {
+      const index = reader.nodeIndex(nodeId);
+      return index < 0 ? -1 : reader.nodeSlot(index);
+    };
+    const observer = (inFlight: boolean) =>
+      attemptObserver(this.#metrics, control, slotOf, inFlight);
+    this.#attempted = observer(true);
     // A Consolidate may rightly run long: its attempts are not counted in flight, so one never
     // looks like a stalled node to the outlier detector.
-    this.#attemptedUnbounded = observer(0);
+    this.#attemptedUnbounded = observer(false);
     if (isMainThread) {
       this.#heapTimer = null;
     } else {

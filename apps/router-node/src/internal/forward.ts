@@ -67,13 +67,22 @@ export const MAX_INFLATED_REPLY_BYTES = 64 * 1024 * 1024; // 64 MiB
 const EMPTY = Buffer.alloc(0);
 
 /**
+ * How an attempt counts for outlier detection: the node `answered`, the attempt `failed` on the
+ * node, or it says nothing of the node (`unjudged`: never sent, cancelled by the router, ended
+ * by the caller's own deadline). See `attemptVerdict`.
+ */
+export type AttemptVerdict = 'answered' | 'failed' | 'unjudged';
+
+/**
  * Hears of every attempt sent to a node: `started` as it is sent (before the pool is asked for
  * a connection), then exactly once `ended` with the token `started` returned, its gRPC status
- * (see `attemptStatus`) and its time from sending to the end, in seconds. Must not throw.
+ * (see `attemptStatus`; the metric's label), its time from sending to the end, in seconds, and
+ * how it counts against the node (`attemptVerdict`; the outlier detector's input). Must not
+ * throw.
  */
 export interface AttemptObserver {
   started(nodeId: string): number;
-  ended(token: number, grpcStatus: number, seconds: number): void;
+  ended(token: number, grpcStatus: number, seconds: number, verdict: AttemptVerdict): void;
 }
 const NOOP = (): void => {};
 
@@ -86,6 +95,23 @@ const NOOP = (): void => {};
  */
 export function isFailedAttempt(status: number): boolean {
   return status === GRPC_STATUS.DEADLINE_EXCEEDED || isNodeFailureStatus(status, false);
+}
+
+/**
+ * How an attempt that was sent and ended with `status` (a reply's, or `attemptStatus`) counts
+ * against its node: CANCELLED says nothing of it; DEADLINE_EXCEEDED counts only when the
+ * deadline the attempt was sent with was the router's own attempt timeout (earlier than the
+ * call's deadline): a caller that asks for 20 ms of a node that answers in 30 ms learns that
+ * its deadline is short, not that the node is unwell. Any other failed status
+ * (`isFailedAttempt`) is a failure, the rest answers. (An attempt never sent, the pool having no
+ * usable connection, is `unjudged` too: `forward` says so without asking this.)
+ */
+export function attemptVerdict(ctx: CallContext, status: number): AttemptVerdict {
+  if (status === GRPC_STATUS.CANCELLED) return 'unjudged';
+  if (status === GRPC_STATUS.DEADLINE_EXCEEDED) {
+    return ctx.attemptDeadline.at < ctx.deadline.at ? 'failed' : 'unjudged';
+  }
+  return isFailedAttempt(status) ? 'failed' : 'answered';
 }
 
 /** `decodeURIComponent` that keeps malformed percent-encoding as it came. */
@@ -124,7 +150,14 @@ class Attempt implements StreamHandler {
 
   /** Tells the observer how this attempt ended. */
   #observe(status: number): void {
-    this.observer?.ended(this.token, status, (performance.now() - this.started) / 1000);
+    const o = this.observer;
+    if (o === undefined) return;
+    o.ended(
+      this.token,
+      status,
+      (performance.now() - this.started) / 1000,
+      attemptVerdict(this.ctx, status),
+    );
   }
 
   onHeaders(_s: H2Stream, h: string[], end: boolean): void {
@@ -271,8 +304,17 @@ export function forward(
         if (!up.closed) up.reset(H2_ERROR.CANCEL);
       });
     } catch (err) {
+      // Never sent (no usable connection: every one broken and awaiting its reconnect backoff;
+      // or the pool closed): UNAVAILABLE in the metric, but no evidence against the node for
+      // outlier detection (the attempts on a connection when it broke are counted already: one
+      // refused connect must not become a failure per call until its backoff is over).
       // ConnectionFailed from the pool is retryable as it is; anything else: UNAVAILABLE.
-      observer?.ended(token, GRPC_STATUS.UNAVAILABLE, (performance.now() - started) / 1000);
+      observer?.ended(
+        token,
+        GRPC_STATUS.UNAVAILABLE,
+        (performance.now() - started) / 1000,
+        'unjudged',
+      );
       const code = (err as { code?: unknown })?.code;
       reject(
         code === 'ConnectionFailed'

@@ -49,6 +49,13 @@ import { ROUTER_NODE_ERROR_CODES, type RouterNodeErrorCode } from './errors.js';
  *                      reads it every outlier tick and stores 0 when it ejects or returns the
  *                      node. A race may lose an increment or a reset: the count is evidence, a
  *                      threshold of a few failures tolerates that.
+ *   C_SLOT_GEN + s     how many times slot `s` was handed to a node (control plane, `Atomics.add`
+ *                      before the epoch that publishes the newcomer). An attempt carries the
+ *                      generation it started under; one that ends under another (its node was
+ *                      removed and the slot reused meanwhile) is counted nowhere, so nothing of
+ *                      the old node (failures, in-flight attempts, latency) lands on the newcomer.
+ *                      The control plane clears the slot's C_EJECTED, P_FAILURE_RUN,
+ *                      P_LAST_ANSWER and S_UP_SINCE words at the same time (TablePublisher.handOut).
  *
  * Metrics regions — one per data-plane thread, Float64 words, **single writer** (that thread)
  * with plain stores; the only reader is the control plane rendering /metrics, which sums the
@@ -57,7 +64,7 @@ import { ROUTER_NODE_ERROR_CODES, type RouterNodeErrorCode } from './errors.js';
  * counter go backwards. Per-thread regions mean no contended atomics on the hot path.
  */
 
-export const LAYOUT_MAGIC = 0x52_4e_30_36; // "RN06" (slow-start, outlier words and outstanding attempts added)
+export const LAYOUT_MAGIC = 0x52_4e_30_37; // "RN07" (slot generations, the outlier detector's own attempt counters)
 
 /** Stable node slots (shared breaker slot = node-state slot = pool gauge slot). */
 export const MAX_NODE_SLOTS = 256;
@@ -73,7 +80,8 @@ export const P_LAST_ANSWER = C_NODE_STATE + MAX_NODE_SLOTS;
 export const S_UP_SINCE = P_LAST_ANSWER + MAX_NODE_SLOTS;
 export const C_EJECTED = S_UP_SINCE + MAX_NODE_SLOTS;
 export const P_FAILURE_RUN = C_EJECTED + MAX_NODE_SLOTS;
-export const CONTROL_WORDS = P_FAILURE_RUN + MAX_NODE_SLOTS;
+export const C_SLOT_GEN = P_FAILURE_RUN + MAX_NODE_SLOTS;
+export const CONTROL_WORDS = C_SLOT_GEN + MAX_NODE_SLOTS;
 const CONTROL_BYTES = CONTROL_WORDS * 4;
 
 /** Tenths of a second since the buffer's time base: the passive words' clock. */
@@ -212,7 +220,26 @@ export const THREAD_HEAP_INTERVAL_MS = 1000;
  * and answers none is stalled); reset by the control plane when the thread exits.
  */
 export const M_OUTSTANDING = M_HEAP + 3;
-export const REGION_WORDS = M_OUTSTANDING + MAX_NODE_SLOTS;
+/**
+ * [slot] the slot generation (C_SLOT_GEN) this thread's M_OUTSTANDING word counts for: the
+ * thread zeroes its gauge when it first sends under a newer generation, and the detector reads
+ * only gauges of the slot's current generation (the old node's attempts still in flight are
+ * not the newcomer's).
+ */
+export const M_OUTSTANDING_GEN = M_OUTSTANDING + MAX_NODE_SLOTS;
+/**
+ * [slot] the outlier detector's inputs, JUDGED_WORDS each: attempts the node answered, attempts
+ * that failed on it, and the histogram of those attempts' durations (UPSTREAM_BUCKETS_S). Unlike
+ * M_UPSTREAM (which counts every attempt, for the metric) it leaves out attempts that say
+ * nothing of the node: never sent (no usable connection), cancelled by the router (hedge lost,
+ * client gone), ended by the caller's own deadline (forward.ts: `attemptVerdict`).
+ */
+export const M_JUDGED = M_OUTSTANDING_GEN + MAX_NODE_SLOTS;
+export const J_ANSWERED = 0;
+export const J_FAILED = 1;
+export const J_HIST = 2;
+export const JUDGED_WORDS = J_HIST + UPSTREAM_HIST_WORDS;
+export const REGION_WORDS = M_JUDGED + MAX_NODE_SLOTS * JUDGED_WORDS;
 const REGION_BYTES = REGION_WORDS * 8;
 
 /** Offset of the request histogram of (op, outcome) in a region. */
@@ -223,6 +250,11 @@ export function requestHistOffset(op: number, outcome: number): number {
 /** Offset of the attempt counter of (node slot, gRPC status) in a region. */
 export function upstreamOffset(slot: number, status: number): number {
   return M_UPSTREAM + slot * GRPC_STATUS_NAMES.length + status;
+}
+
+/** Offset of a node slot's outlier-detector words (JUDGED_WORDS) in a region. */
+export function judgedOffset(slot: number): number {
+  return M_JUDGED + slot * JUDGED_WORDS;
 }
 
 /** Offset of a node slot's upstream-attempt histogram in a region. */

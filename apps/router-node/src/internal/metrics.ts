@@ -3,7 +3,10 @@ import { getHeapStatistics } from 'node:v8';
 import { LIMIT_KINDS, type LimitKind } from '@engram/h2';
 import { type DataMetrics, renderDataMetrics } from './data-metrics.js';
 import { esc, family } from './exposition.js';
+import type { AttemptVerdict } from './forward.js';
 import {
+  C_SLOT_GEN,
+  controlWords,
   DECISION_BUCKETS_S,
   GC_BUCKETS_S,
   GC_HIST_WORDS,
@@ -12,6 +15,10 @@ import {
   HEAP_EXTERNAL,
   HEAP_TOTAL,
   HEAP_USED,
+  J_ANSWERED,
+  J_FAILED,
+  J_HIST,
+  judgedOffset,
   M_DECISION,
   M_FALLBACKS,
   M_GC,
@@ -19,6 +26,7 @@ import {
   M_IN_FLIGHT,
   M_INGRESS_LIMITS,
   M_OUTSTANDING,
+  M_OUTSTANDING_GEN,
   M_POOL_SESSIONS,
   M_READ_REPAIRS,
   M_RETRIES,
@@ -52,8 +60,10 @@ function observe(region: Float64Array, base: number, buckets: readonly number[],
 /** The writing side: one per data-plane thread, over that thread's region. Allocation-free. */
 export class MetricsRecorder {
   readonly region: Float64Array;
+  readonly #control: Int32Array;
   constructor(buffer: SharedArrayBuffer, thread: number) {
     this.region = metricsRegion(buffer, thread);
+    this.#control = controlWords(buffer);
   }
   request(op: number, outcome: number, seconds: number): void {
     observe(this.region, requestHistOffset(op, outcome), REQUEST_BUCKETS_S, seconds);
@@ -121,9 +131,54 @@ export class MetricsRecorder {
     this.region[upstreamOffset(slot, status)]! += 1;
     observe(this.region, upstreamHistOffset(slot), UPSTREAM_BUCKETS_S, seconds);
   }
-  /** An attempt to the node in `slot` was sent (+1) or ended (-1); other slots are not counted. */
-  outstanding(slot: number, delta: number): void {
-    if (slot >= 0 && slot < MAX_NODE_SLOTS) this.region[M_OUTSTANDING + slot]! += delta;
+  /**
+   * An attempt to the node in `slot` was sent: returns its token for `attemptEnded` (the slot
+   * and the slot's generation, C_SLOT_GEN; -1 for a slot out of range, counted nowhere).
+   * `inFlight`: counted in the in-flight gauge (M_OUTSTANDING), zeroed first if it still
+   * counts for an older generation of the slot (a node since removed).
+   */
+  attemptStarted(slot: number, inFlight: boolean): number {
+    if (slot < 0 || slot >= MAX_NODE_SLOTS) return -1;
+    const gen = Atomics.load(this.#control, C_SLOT_GEN + slot);
+    if (inFlight) {
+      const r = this.region;
+      if (r[M_OUTSTANDING_GEN + slot] !== gen) {
+        r[M_OUTSTANDING + slot] = 0;
+        r[M_OUTSTANDING_GEN + slot] = gen;
+      }
+      r[M_OUTSTANDING + slot]! += 1;
+    }
+    return gen * MAX_NODE_SLOTS + slot;
+  }
+
+  /**
+   * The attempt of `token` (from `attemptStarted`) ended: counted in the metric (`upstream`),
+   * in the detector's words unless `unjudged`, and out of the in-flight gauge. Returns its slot,
+   * or -1 when nothing was counted: the slot was handed to another node since the attempt
+   * started (it was the old node's, not the newcomer's).
+   */
+  attemptEnded(
+    token: number,
+    inFlight: boolean,
+    status: number,
+    seconds: number,
+    verdict: AttemptVerdict,
+  ): number {
+    if (token < 0) return -1;
+    const slot = token % MAX_NODE_SLOTS;
+    const gen = (token - slot) / MAX_NODE_SLOTS;
+    if (Atomics.load(this.#control, C_SLOT_GEN + slot) !== gen) return -1;
+    const r = this.region;
+    // Same generation as when it started, so the gauge still counts it (it was zeroed only
+    // for a newer generation).
+    if (inFlight) r[M_OUTSTANDING + slot]! -= 1;
+    this.upstream(slot, status, seconds);
+    if (verdict !== 'unjudged') {
+      const base = judgedOffset(slot);
+      r[base + (verdict === 'answered' ? J_ANSWERED : J_FAILED)]! += 1;
+      observe(r, base + J_HIST, UPSTREAM_BUCKETS_S, seconds);
+    }
+    return slot;
   }
   /** Writes this thread's V8 heap gauges (a worker calls it every THREAD_HEAP_INTERVAL_MS). */
   sampleHeap(): void {

@@ -8,9 +8,13 @@
  * - `stalled`: attempts to the node have been outstanding, with no answer from it, for longer
  *   than the stall threshold — max(`stallMs`, `latencyFactor` × the peers' median p99 of the
  *   last window) — while some peer answered since the last tick (every node silent at once is
- *   the router or the cluster stuck, not an outlier). A node that accepts connections but
- *   never answers (SIGSTOP, a deadlock) is caught by this one before any attempt timeout
- *   fires: it needs no completed call at all.
+ *   the router or the cluster stuck, not an outlier), and at some tick of that stall it held
+ *   at least `STALL_MIN_HELD` attempts at once. A node that accepts connections but never
+ *   answers (SIGSTOP, a deadlock) is caught by this one before any attempt timeout fires: it
+ *   needs no completed call at all, and under load it holds many attempts within a few calls.
+ *   One legitimately slow call under light load (a single attempt held, while the peers' p99
+ *   is still unknown) is not enough; a single client's sequential calls to a hung node are
+ *   left to attempt timeouts and `consecutive_failures`.
  * - `consecutive_failures`: the data plane's count of node failures in a row (node-failure
  *   statuses, resets, attempt timeouts; any answer resets it) reached `consecutiveFailures`.
  * - `failure_rate`: over the last window, at least `minRequests` attempts ended and the share
@@ -25,7 +29,9 @@
  *
  * Ejection: for min(`baseEjectionMs` × n, `maxEjectionMs`), n = the node's ejection count,
  * which drops by one for every `baseEjectionMs` the node then spends in service without being
- * ejected again (Envoy's multiplier decay). When the time is over the node returns to service
+ * ejected again (Envoy's multiplier decay). The count stops at ceil(`maxEjectionMs` /
+ * `baseEjectionMs`), the first count that gives the longest ejection, so a node ejected many
+ * times is back to the base time after at most that many base periods in service. When the time is over the node returns to service
  * as it was (Envoy's behaviour): if it is still unwell, the same rules eject it again, for
  * longer. A node whose health goes from not-up to up (restarted, thawed) returns at once: it
  * is a new incarnation, and the health check has just vouched for it.
@@ -76,9 +82,16 @@ export interface NodeSample {
   readonly eligible: boolean;
   /** Attempts the node answered (any status but a node failure or a cancel), cumulative. */
   readonly answered: number;
-  /** Attempts that failed on the node (node-failure status, no reply, timeout), cumulative. */
+  /**
+   * Attempts that failed on the node (node-failure status, no reply, the router's attempt
+   * timeout), cumulative. Attempts never sent, cancelled, or ended by the caller's own deadline
+   * are neither answered nor failed.
+   */
   readonly failed: number;
-  /** Attempt durations: per-bucket counts over `bounds` (not cumulative), +Inf last. Cumulative. */
+  /**
+   * Durations of the answered and failed attempts (no others: a cancelled hedge loser would
+   * hide a slow node): per-bucket counts over `bounds` (not cumulative), +Inf last. Cumulative.
+   */
   readonly latency: ArrayLike<number>;
   /** Attempts in flight to the node now. */
   readonly outstanding: number;
@@ -124,6 +137,8 @@ interface NodeState {
   lastAnswered: number;
   /** Since when attempts were outstanding with no answer (null: not stalled). */
   stallSince: number | null;
+  /** Most attempts held at once at a tick of the current stall. */
+  stallHeld: number;
   ejectedUntil: number | null;
   reason: EjectionReason | null;
   /** Ejection count (the multiplier), decayed while in service. */
@@ -135,6 +150,11 @@ interface NodeState {
 const PRIORITY: readonly EjectionReason[] = EJECTION_REASONS;
 /** The p99 rule needs this many times `minRequests` (a tail of ≥ 10 calls at 1 %). */
 export const P99_VOLUME = 10;
+/**
+ * Attempts a stalled node must have held at once (at some tick of its stall) to be ejected as
+ * `stalled`: one slow call is not a hung node.
+ */
+export const STALL_MIN_HELD = 2;
 
 function check(field: string, v: number, min: number, max: number, integer = true): void {
   if (!Number.isFinite(v) || v < min || v > max || (integer && !Number.isInteger(v))) {
@@ -300,13 +320,22 @@ export class OutlierDetector {
         st.stallSince = null;
       }
       if (x.outstanding <= 0) st.stallSince = null;
-      else st.stallSince ??= nowMs;
+      else if (st.stallSince === null) {
+        st.stallSince = nowMs;
+        st.stallHeld = x.outstanding;
+      } else st.stallHeld = Math.max(st.stallHeld, x.outstanding);
       if (!x.eligible || st.ejectedUntil !== null) continue;
-      if (st.stallSince !== null && nowMs - st.stallSince >= stallMs && answering > 0) {
+      if (
+        st.stallSince !== null &&
+        nowMs - st.stallSince >= stallMs &&
+        st.stallHeld >= STALL_MIN_HELD &&
+        answering > 0
+      ) {
         propose(x.id, 'stalled', {
           stalledMs: nowMs - st.stallSince,
           thresholdMs: stallMs,
           outstanding: x.outstanding,
+          held: st.stallHeld,
           peersAnswering: answering,
         });
       }
@@ -337,7 +366,8 @@ export class OutlierDetector {
         events.push({ kind: 'capped', id, reason, figures });
         continue;
       }
-      st.ejections++;
+      // Capped where the ejection time stops growing, so the count decays in bounded time.
+      st.ejections = Math.min(st.ejections + 1, Math.ceil(s.maxEjectionMs / s.baseEjectionMs));
       st.decayFrom = nowMs;
       const ejectionMs = Math.min(s.baseEjectionMs * st.ejections, s.maxEjectionMs);
       st.ejectedUntil = nowMs + ejectionMs;
@@ -363,6 +393,14 @@ export class OutlierDetector {
     return this.#return(id, st, nowMs, 'health');
   }
 
+  /**
+   * Forgets `id` (no event): the shell says it is no longer the node it judged (removed, or
+   * moved to another slot whose counters are not its own). Seen again, it starts afresh.
+   */
+  forget(id: string): void {
+    this.#nodes.delete(id);
+  }
+
   #return(id: string, st: NodeState, nowMs: number, why: 'expired' | 'health'): OutlierEvent {
     st.ejectedUntil = null;
     st.reason = null;
@@ -378,6 +416,7 @@ export class OutlierDetector {
       baseLatency: Float64Array.from(x.latency),
       lastAnswered: x.answered,
       stallSince: null,
+      stallHeld: 0,
       ejectedUntil: null,
       reason: null,
       ejections: 0,

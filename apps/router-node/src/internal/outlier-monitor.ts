@@ -5,22 +5,25 @@
  * which every data-plane thread reads on its next routing decision (an ejected node is routed
  * as a down one). It logs one line per ejection and return, and counts them for /metrics.
  */
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { GRPC_STATUS } from './errors.js';
 import { esc, family } from './exposition.js';
-import { isFailedAttempt } from './forward.js';
+import type { AttemptVerdict } from './forward.js';
 import {
   C_EJECTED,
+  C_SLOT_GEN,
   controlWords,
-  GRPC_STATUS_NAMES,
+  J_ANSWERED,
+  J_FAILED,
+  J_HIST,
+  judgedOffset,
   M_OUTSTANDING,
+  M_OUTSTANDING_GEN,
   MAX_NODE_SLOTS,
   metricsRegion,
   P_FAILURE_RUN,
   regionCount,
   UPSTREAM_BUCKETS_S,
-  upstreamHistOffset,
-  upstreamOffset,
 } from './layout.js';
 import {
   EJECTION_REASONS,
@@ -34,15 +37,22 @@ import { markReturned } from './slow-start.js';
 import type { Timers } from './timers.js';
 
 /**
- * A data-plane thread's part of P_FAILURE_RUN (layout.ts): an attempt to `slot` ended with
- * `status`. A failure adds one, an answer resets the run, a cancel leaves it.
+ * A data-plane thread's part of P_FAILURE_RUN (layout.ts): an attempt to `slot` ended as
+ * `verdict` (forward.ts). A failure adds one, an answer resets the run, an attempt that says
+ * nothing of the node (never sent, cancelled, the caller's deadline) leaves it.
  */
-export function recordFailureRun(control: Int32Array, slot: number, status: number): void {
-  if (slot < 0 || slot >= MAX_NODE_SLOTS || status === GRPC_STATUS.CANCELLED) return;
+export function recordFailureRun(control: Int32Array, slot: number, verdict: AttemptVerdict): void {
+  if (slot < 0 || slot >= MAX_NODE_SLOTS || verdict === 'unjudged') return;
   const at = P_FAILURE_RUN + slot;
-  if (isFailedAttempt(status)) Atomics.add(control, at, 1);
+  if (verdict === 'failed') Atomics.add(control, at, 1);
   else if (Atomics.load(control, at) !== 0) Atomics.store(control, at, 0);
 }
+
+/**
+ * The detector's default clock: monotonic (`performance.now`), so a wall-clock step (NTP)
+ * cannot lengthen or end an ejection, freeze the window rules or fake a stall.
+ */
+export const monotonicClock: { now(): number } = { now: () => performance.now() };
 
 /** A member as the monitor sees it. */
 export interface OutlierMember {
@@ -64,7 +74,8 @@ export interface OutlierMonitorInit {
   /** The members now (placed ones, with a slot). */
   readonly members: () => Iterable<OutlierMember>;
   readonly timers: Timers;
-  readonly clock: { now(): number };
+  /** Milliseconds on a monotonic timeline; default `monotonicClock` (tests pass fake time). */
+  readonly clock?: { now(): number };
   readonly log: Logger;
 }
 
@@ -75,7 +86,6 @@ export interface OutlierNodeMetrics {
   readonly ejections: Readonly<Record<EjectionReason, number>>;
 }
 
-const STATUSES = GRPC_STATUS_NAMES.length;
 const BUCKETS = UPSTREAM_BUCKETS_S.length + 1; // with +Inf
 
 function zeroCounts(): Record<EjectionReason, number> {
@@ -84,6 +94,7 @@ function zeroCounts(): Record<EjectionReason, number> {
 
 export class OutlierMonitor {
   readonly #init: OutlierMonitorInit;
+  readonly #clock: { now(): number };
   readonly #control: Int32Array;
   readonly #regions: readonly Float64Array[];
   #config: OutlierConfig;
@@ -97,9 +108,15 @@ export class OutlierMonitor {
   readonly #up = new Map<string, boolean>();
   /** Nodes a rule wanted out while the share was full (logged once each). */
   readonly #capped = new Set<string>();
+  /**
+   * The slot each node was last seen in, and the slot's generation then (layout.ts
+   * C_SLOT_GEN): a node that left, moved, or was handed its slot afresh is forgotten.
+   */
+  readonly #slots = new Map<string, { readonly slot: number; readonly gen: number }>();
 
   constructor(init: OutlierMonitorInit) {
     this.#init = init;
+    this.#clock = init.clock ?? monotonicClock;
     this.#config = init.config;
     this.#detector = new OutlierDetector(init.config, UPSTREAM_BUCKETS_S);
     this.#control = controlWords(init.state);
@@ -143,8 +160,10 @@ export class OutlierMonitor {
   membershipChanged(
     members: Iterable<{ readonly id: string; readonly slot: number; readonly up: boolean }>,
   ): void {
+    const list = [...members];
+    this.#sync(list);
     const seen = new Set<string>();
-    for (const m of members) {
+    for (const m of list) {
       seen.add(m.id);
       const wasUp = this.#up.get(m.id);
       this.#up.set(m.id, m.up);
@@ -153,7 +172,7 @@ export class OutlierMonitor {
         if (m.slot >= 0 && m.slot < MAX_NODE_SLOTS) {
           Atomics.store(this.#control, P_FAILURE_RUN + m.slot, 0);
         }
-        const e = this.#detector.healthUp(m.id, this.#init.clock.now());
+        const e = this.#detector.healthUp(m.id, this.#clock.now());
         if (e !== null && e.kind === 'return') this.#release(e.id, e.why);
       }
     }
@@ -174,18 +193,52 @@ export class OutlierMonitor {
 
   /** One round: read the counters, run the detector, publish (the timer calls it). */
   tick(): void {
-    const members = [...this.#init.members()].filter((m) => m.slot >= 0 && m.slot < MAX_NODE_SLOTS);
+    const all = [...this.#init.members()];
+    // Nodes that left or moved are forgotten before anything is published: their old slot may
+    // be a newcomer's now, whose words must not be touched on their behalf.
+    this.#sync(all);
+    const members = all.filter((m) => m.slot >= 0 && m.slot < MAX_NODE_SLOTS);
     const samples = members.map((m) => this.#sample(m));
-    const events = this.#detector.tick(this.#init.clock.now(), samples);
+    const events = this.#detector.tick(this.#clock.now(), samples);
     const slots = new Map(members.map((m) => [m.id, m.slot]));
     const capped = new Set<string>();
     for (const e of events) this.#apply(e, slots, capped);
     for (const id of this.#capped) if (!capped.has(id)) this.#capped.delete(id);
-    // A node removed while ejected (the detector forgets it): its slot's word goes back to 0.
-    for (const [id, slot] of [...this.#ejected]) {
-      if (slots.get(id) !== slot) this.#release(id, 'removed');
+  }
+
+  /**
+   * Forgets every node that is no longer a member, is in another slot than it was, or was
+   * handed its slot afresh (the control plane does that for a node whose address changed): the
+   * counters it was judged on are another node's. Forgotten: the detector's state, its
+   * ejection (a slot now free gets its word back to 0; a slot handed out was cleared by the
+   * control plane as it did, TablePublisher.handOut) and, for a node gone, its counts.
+   */
+  #sync(members: readonly { readonly id: string; readonly slot: number }[]): void {
+    const now = new Map<string, { slot: number; gen: number }>();
+    const inUse = new Set<number>();
+    for (const m of members) {
+      if (m.slot < 0 || m.slot >= MAX_NODE_SLOTS) continue;
+      now.set(m.id, { slot: m.slot, gen: Atomics.load(this.#control, C_SLOT_GEN + m.slot) });
+      inUse.add(m.slot);
     }
-    for (const id of [...this.#counts.keys()]) if (!slots.has(id)) this.#counts.delete(id);
+    for (const [id, { slot, gen }] of [...this.#slots]) {
+      const cur = now.get(id);
+      if (cur !== undefined && cur.slot === slot && cur.gen === gen) continue;
+      this.#slots.delete(id);
+      this.#detector.forget(id);
+      this.#capped.delete(id);
+      if (!now.has(id)) this.#counts.delete(id);
+      const ejectedAt = this.#ejected.get(id);
+      if (ejectedAt === undefined) continue;
+      this.#ejected.delete(id);
+      if (!inUse.has(ejectedAt)) Atomics.store(this.#control, C_EJECTED + ejectedAt, 0);
+      const why = cur === undefined ? 'removed' : 'replaced';
+      this.#init.log.info(
+        { event: 'outlier-return', node: id, why },
+        `node ${id} back in service after its outlier ejection (${why})`,
+      );
+    }
+    for (const [id, at] of now) this.#slots.set(id, at);
   }
 
   #apply(e: OutlierEvent, slots: ReadonlyMap<string, number>, capped: Set<string>): void {
@@ -235,7 +288,7 @@ export class OutlierMonitor {
     Atomics.store(this.#control, P_FAILURE_RUN + slot, 0);
     // Back in service: its reads ramp up over health.slowStartMs as after a down spell. Stored
     // before the ejected word clears, so no thread sees it back without its ramp.
-    if (why !== 'removed') markReturned(this.#control, slot);
+    markReturned(this.#control, slot);
     Atomics.store(this.#control, C_EJECTED + slot, 0);
     this.#init.log.info(
       { event: 'outlier-return', node: id, why },
@@ -243,23 +296,24 @@ export class OutlierMonitor {
     );
   }
 
-  /** A member's counters summed over every thread region. */
+  /**
+   * A member's counters summed over every thread region: the detector's own words (layout.ts
+   * M_JUDGED: answered, failed and their durations, nothing that says nothing of the node),
+   * and the in-flight gauges that count for the slot's current generation (a thread that has
+   * sent nothing to the newcomer of a reused slot still counts the old node's attempts).
+   */
   #sample(m: OutlierMember): NodeSample {
     let answered = 0;
     let failed = 0;
     let outstanding = 0;
     const latency = new Float64Array(BUCKETS);
-    const statusBase = upstreamOffset(m.slot, 0);
-    const histBase = upstreamHistOffset(m.slot);
+    const base = judgedOffset(m.slot);
+    const gen = Atomics.load(this.#control, C_SLOT_GEN + m.slot);
     for (const r of this.#regions) {
-      for (let s = 0; s < STATUSES; s++) {
-        const v = r[statusBase + s]!;
-        if (v === 0 || s === GRPC_STATUS.CANCELLED) continue;
-        if (isFailedAttempt(s)) failed += v;
-        else answered += v;
-      }
-      for (let b = 0; b < BUCKETS; b++) latency[b]! += r[histBase + b]!;
-      outstanding += r[M_OUTSTANDING + m.slot]!;
+      answered += r[base + J_ANSWERED]!;
+      failed += r[base + J_FAILED]!;
+      for (let b = 0; b < BUCKETS; b++) latency[b]! += r[base + J_HIST + b]!;
+      if (r[M_OUTSTANDING_GEN + m.slot] === gen) outstanding += r[M_OUTSTANDING + m.slot]!;
     }
     return {
       id: m.id,
@@ -267,7 +321,8 @@ export class OutlierMonitor {
       answered,
       failed,
       latency,
-      outstanding,
+      // Never below 0, whatever a thread's gauge holds.
+      outstanding: Math.max(0, outstanding),
       consecutiveFailures: Atomics.load(this.#control, P_FAILURE_RUN + m.slot),
     };
   }

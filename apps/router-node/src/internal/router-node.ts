@@ -476,7 +476,6 @@ async function start(
         eligible: routingState(m) === 'up',
       })),
     timers: systemTimers,
-    clock: Date,
     log,
   });
   outlier = outliers;

@@ -1,6 +1,16 @@
 import { buildRing, type PendingAssignment, type Ring, type TableWriter } from '@engram/ring';
 import { NodeState } from '@engram/router';
-import { C_NODE_STATE, C_PARTITIONED, MAX_NODE_SLOTS, NODE_STATE } from './layout.js';
+import {
+  C_EJECTED,
+  C_NODE_STATE,
+  C_PARTITIONED,
+  C_SLOT_GEN,
+  MAX_NODE_SLOTS,
+  NODE_STATE,
+  P_FAILURE_RUN,
+  P_LAST_ANSWER,
+  S_UP_SINCE,
+} from './layout.js';
 import {
   Health,
   isPlaced,
@@ -72,6 +82,23 @@ export class TablePublisher {
 
   get epoch(): number {
     return this.#writer.epoch;
+  }
+
+  /**
+   * `slot` is handed to a node (its previous holder, if any, removed): before the epoch that
+   * publishes it, nothing of the previous holder may stay on the newcomer. The slot's
+   * generation goes up first (layout.ts C_SLOT_GEN: the old node's attempts still in flight
+   * then count nowhere when they end), then its outlier ejection, failure run, last answer
+   * and slow-start ramp are cleared.
+   */
+  handOut(slot: number): void {
+    if (slot < 0 || slot >= MAX_NODE_SLOTS) return;
+    const control = this.#control;
+    Atomics.add(control, C_SLOT_GEN + slot, 1);
+    Atomics.store(control, C_EJECTED + slot, 0);
+    Atomics.store(control, P_FAILURE_RUN + slot, 0);
+    Atomics.store(control, P_LAST_ANSWER + slot, 0);
+    Atomics.store(control, S_UP_SINCE + slot, 0);
   }
 
   /** The ring of `membership`; throws (ring or capacity errors) without publishing anything. */
