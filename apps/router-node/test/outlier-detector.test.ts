@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isRouterNodeError } from '../src/internal/errors.js';
+import { histogramQuantile } from '../src/internal/histogram-quantile.js';
 import { UPSTREAM_BUCKETS_S } from '../src/internal/layout.js';
 import {
   type NodeSample,
@@ -7,7 +8,6 @@ import {
   type OutlierEvent,
   type OutlierSettings,
   P99_VOLUME,
-  quantileOf,
   STALL_MIN_HELD,
 } from '../src/internal/outlier-detector.js';
 
@@ -444,8 +444,8 @@ describe('OutlierDetector', () => {
 
   it('estimates quantiles inside the bucket they fall in', () => {
     const counts = [0, 0, 0, 10, 0]; // all in (0.5, 1]
-    expect(quantileOf([0.1, 0.25, 0.5, 1], counts, 0.5)).toBeCloseTo(0.75, 10);
-    expect(quantileOf([0.1, 0.25, 0.5, 1], [0, 0, 0, 0, 3], 0.5)).toBe(1);
-    expect(Number.isNaN(quantileOf([1], [0, 0], 0.5))).toBe(true);
+    expect(histogramQuantile([0.1, 0.25, 0.5, 1], counts, 0.5)).toBeCloseTo(0.75, 10);
+    expect(histogramQuantile([0.1, 0.25, 0.5, 1], [0, 0, 0, 0, 3], 0.5)).toBe(1);
+    expect(Number.isNaN(histogramQuantile([1], [0, 0], 0.5))).toBe(true);
   });
 });

@@ -3,6 +3,7 @@ import http from 'node:http';
 import { buildRing, hashKey } from '@engram/ring';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TableView } from '../src/internal/admin.js';
+import { histogramQuantile } from '../src/internal/histogram-quantile.js';
 import {
   createStateBuffer,
   metricsRegion,
@@ -15,7 +16,6 @@ import { startMetricsServer } from '../src/internal/metrics-server.js';
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from '../src/internal/status-page.js';
 import { startStatusRoutes } from '../src/internal/status-routes.js';
 import {
-  histogramQuantile,
   type RequestTotals,
   readRequestTotals,
   StatusSampler,

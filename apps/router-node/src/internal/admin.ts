@@ -44,7 +44,7 @@ export interface TableView {
     repairNeeded: boolean;
     /** Round trip of its last health probe, milliseconds; 0 before the first settled. */
     healthLatencyMs: number;
-    /** Ejected by outlier detection (routed as down; not a health verdict). */
+    /** Ejected by outlier detection (tried after the other up nodes; not a health verdict). */
     ejected?: boolean;
   }>;
   readonly assignments: readonly AssignmentConfig[];

@@ -21,6 +21,7 @@ import {
 } from './config-validate.js';
 import { ConfigError } from './errors.js';
 import { jsonErrorOffset, jsonExcerpt, lineAndColumn } from './json-error.js';
+import type { OutlierSettings } from './outlier-detector.js';
 
 export { addressKey, validateAssignment, validateNode } from './config-validate.js';
 export { envName, flagName };
@@ -141,20 +142,7 @@ export interface RouterNodeConfig {
     readonly slowStartMs: number;
   };
   /** Outlier detection: ejecting nodes that fail, stall or answer slower than their peers. */
-  readonly outlier: {
-    readonly enabled: boolean;
-    readonly intervalMs: number;
-    readonly windowMs: number;
-    readonly consecutiveFailures: number;
-    readonly failureRate: number;
-    readonly minRequests: number;
-    readonly latencyFactor: number;
-    readonly latencyFloorMs: number;
-    readonly stallMs: number;
-    readonly baseEjectionMs: number;
-    readonly maxEjectionMs: number;
-    readonly maxEjectedShare: number;
-  };
+  readonly outlier: { readonly enabled: boolean } & OutlierSettings;
   /** Durable state of this router (hints, streaming progress); null = memory only. */
   readonly dataDir: string | null;
   readonly hints: {

@@ -40,7 +40,7 @@ import { ROUTER_NODE_ERROR_CODES, type RouterNodeErrorCode } from './errors.js';
  * answer as a passed health probe (passive evidence: a node that serves calls is not down).
  *
  * Outlier words (outlier-monitor.ts):
- *   C_EJECTED + s      1 while the outlier detector has node `s` ejected (routed as down); a
+ *   C_EJECTED + s      1 while the outlier detector has node `s` ejected (tried after up ones); a
  *                      control word (main thread stores, data planes load on every decision).
  *                      Kept apart from C_NODE_STATE: ejection is not a health verdict.
  *   P_FAILURE_RUN + s  node failures in a row of node `s` across threads: a data-plane thread

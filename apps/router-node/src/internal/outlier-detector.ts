@@ -38,10 +38,12 @@
  *
  * Share: at most max(1, floor(`maxEjectedShare` × members)) nodes are ejected at once, and
  * none when there is a single member; as Envoy, at least one may always be ejected (a cluster
- * of two or three nodes is where one hung node hurts most). An ejected node is routed as a
- * down one (tried after every node that is up), so ejection never makes a space unavailable.
+ * of two or three nodes is where one hung node hurts most). An ejected node is tried after
+ * every other up node and before down ones, and still counts as reachable (NodeStates.isEjected),
+ * so an ejection never makes a space unavailable.
  */
 import { ConfigError } from './errors.js';
+import { histogramQuantile } from './histogram-quantile.js';
 
 /** Why a node was ejected (metric label values). */
 export const EJECTION_REASONS = Object.freeze([
@@ -188,29 +190,6 @@ export function validateOutlierSettings(s: OutlierSettings): OutlierSettings {
     );
   }
   return s;
-}
-
-/** Quantile `q` of per-bucket counts (+Inf last), interpolated in its bucket; NaN when empty. */
-export function quantileOf(
-  bounds: readonly number[],
-  counts: ArrayLike<number>,
-  q: number,
-): number {
-  let total = 0;
-  for (let i = 0; i < counts.length; i++) total += counts[i]!;
-  if (total <= 0) return Number.NaN;
-  const rank = q * total;
-  let below = 0;
-  for (let i = 0; i < bounds.length; i++) {
-    const c = counts[i]!;
-    if (c > 0 && below + c >= rank) {
-      const lower = i === 0 ? 0 : bounds[i - 1]!;
-      return lower + (bounds[i]! - lower) * ((rank - below) / c);
-    }
-    below += c;
-  }
-  // In +Inf: at least the largest bound (an attempt longer than every bucket).
-  return bounds[bounds.length - 1]!;
 }
 
 function median(values: number[]): number {
@@ -444,8 +423,8 @@ export class OutlierDetector {
           id: x.id,
           requests,
           failed: x.failed - st.baseFailed,
-          p50: quantileOf(this.#bounds, delta, 0.5) * 1000,
-          p99: quantileOf(this.#bounds, delta, 0.99) * 1000,
+          p50: histogramQuantile(this.#bounds, delta, 0.5) * 1000,
+          p99: histogramQuantile(this.#bounds, delta, 0.99) * 1000,
         });
       }
       st.baseAnswered = x.answered;

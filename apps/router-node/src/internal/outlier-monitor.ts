@@ -349,7 +349,7 @@ export function renderOutlierMetrics(out: string[], nodes: readonly OutlierNodeM
     out,
     'engram_router_node_ejected',
     'gauge',
-    '1 while the outlier detector has the node ejected (routed as a down node), else 0.',
+    '1 while the outlier detector has the node ejected (tried after the other up nodes), else 0.',
     nodes.map((n) => [`node="${esc(n.id)}"`, n.ejected ? 1 : 0] as const),
   );
 }

@@ -27,7 +27,7 @@ export interface NodeStatus {
   readonly healthLatencyMs: number | null;
   /** Fraction of the token space this node is the primary of (0 when not on the ring). */
   readonly ringShare: number;
-  /** Ejected by outlier detection (routed as down; `state` is the health verdict). */
+  /** Ejected by outlier detection (tried after the other up nodes; `state` is the health verdict). */
   readonly ejected: boolean;
 }
 
