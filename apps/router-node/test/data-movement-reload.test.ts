@@ -21,8 +21,13 @@ describe('DataMovement.reconfigure', () => {
     if (dir !== '') rmSync(dir, { recursive: true, force: true });
   });
 
-  async function open(config: RouterNodeConfig, time: FakeTime): Promise<DataMovement> {
-    const membership = Membership.create(NODES, [], null, { maxNodes: 4, maxSlots: 4 }, true);
+  async function open(
+    config: RouterNodeConfig,
+    time: FakeTime,
+    health: 'up' | undefined = undefined,
+  ): Promise<DataMovement> {
+    let membership = Membership.create(NODES, [], null, { maxNodes: 4, maxSlots: 4 }, true);
+    if (health !== undefined) membership = membership.setHealth('n1', health);
     const ring = buildRing({ nodes: NODES, vnodesPerNode: 8, replicationFactor: 1 });
     movement = await DataMovement.open(
       {
@@ -39,6 +44,28 @@ describe('DataMovement.reconfigure', () => {
     );
     return movement;
   }
+
+  it('tries a node repair that could not reach every space again after a pause, until it succeeds', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'engram-dm-'));
+    const time = new FakeTime();
+    const m = await open({ ...CONFIG_DEFAULTS, nodes: NODES, dataDir: dir }, time, 'up');
+    const repairNode = vi
+      .spyOn(m.repairer, 'repairNode')
+      .mockResolvedValueOnce({ spaces: 0, failed: 1 })
+      .mockResolvedValue({ spaces: 1, failed: 0 });
+    await m.start();
+    m.markRepairNeeded('n1');
+    await time.advance(0);
+    expect(repairNode).toHaveBeenCalledTimes(1);
+    expect(m.status('n1').repairNeeded).toBe(true);
+    await time.advance(999);
+    expect(repairNode).toHaveBeenCalledTimes(1);
+    await time.advance(1);
+    expect(repairNode).toHaveBeenCalledTimes(2);
+    expect(m.status('n1').repairNeeded).toBe(false);
+    await time.advance(10_000);
+    expect(repairNode).toHaveBeenCalledTimes(2);
+  });
 
   it('starts, changes and stops the background repair sweep by repair.intervalMs', async () => {
     dir = mkdtempSync(join(tmpdir(), 'engram-dm-'));

@@ -88,6 +88,20 @@ describe('ConnectionSet', () => {
     expect(clock.pending()).toBe(0);
   });
 
+  it('reconnectNow also replaces a connection waiting out its own reconnect backoff (a grpc-js channel)', () => {
+    const { set, factory } = makeSet(2);
+    set.acquire();
+    const [first, second] = factory.opened;
+    // Still open, but failing to connect: grpc-js reports TRANSIENT_FAILURE and retries itself.
+    first!.hooks.state(CONNECTION_STATE.TRANSIENT_FAILURE, new Error('could not connect'));
+    second!.hooks.state(CONNECTION_STATE.READY);
+    set.reconnectNow();
+    expect(first!.closed).toBe(true);
+    expect(second!.closed).toBe(false); // a ready one is left alone
+    expect(factory.opened).toHaveLength(3);
+    expect(set.states[0]).toBe(CONNECTION_STATE.CONNECTING);
+  });
+
   it('hands connections out round robin', () => {
     const { set } = makeSet(3);
     const order = Array.from({ length: 7 }, () => set.acquire()?.index);

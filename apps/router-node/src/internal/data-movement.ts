@@ -17,6 +17,9 @@ import { Streamer, type StreamStatus, type TransitionKind } from './streamer.js'
 import type { Timers } from './timers.js';
 import { type TransitionRecord, TransitionStore } from './transition-store.js';
 
+/** Pause before a node repair that could not reach every space is tried again. */
+const REPAIR_RETRY_MS = 1000;
+
 /** Wait before a failed stream of a space is tried again. */
 const STREAM_RETRY_MS = 1000; // 1 s
 /** Reconnect backoff of the control plane's own connections to the nodes. */
@@ -274,13 +277,33 @@ export class DataMovement {
     void this.repairer
       .repairNode(nodeId)
       .then(({ failed }) => {
-        if (failed > 0) return;
+        if (failed > 0) {
+          this.#retryRepair(nodeId);
+          return;
+        }
         this.#repairNeeded.delete(nodeId);
         this.#init.log.info({ event: 'repair-node', node: nodeId }, `node ${nodeId} repaired`);
       })
       .catch((err: unknown) => this.#init.log.warn({ err, node: nodeId }, 'node repair failed'))
       .finally(() => this.#repairing.delete(nodeId));
   }
+
+  /**
+   * A node repair that could not reach every space is tried again after a pause, while the
+   * node still needs it and is up: a node just marked up may not be reachable by every
+   * connection yet, and no membership change may come to try again.
+   */
+  #retryRepair(nodeId: string): void {
+    if (this.#retries.has(nodeId) || !this.#started) return;
+    const timer = this.#init.timers.setTimeout(() => {
+      this.#retries.delete(nodeId);
+      if (!this.#started || !this.#repairNeeded.has(nodeId)) return;
+      if (this.#init.membership().get(nodeId)?.health === 'up') this.#repairNode(nodeId);
+    }, REPAIR_RETRY_MS);
+    this.#retries.set(nodeId, timer);
+  }
+
+  readonly #retries = new Map<string, unknown>();
 
   status(nodeId: string): NodeDataStatus {
     const p = this.hints.pending().get(nodeId);
@@ -314,6 +337,8 @@ export class DataMovement {
     this.streamer.stop();
     this.repairer.stop();
     this.#init.timers.clearInterval(this.#sweepTimer);
+    for (const timer of this.#retries.values()) this.#init.timers.clearTimeout(timer);
+    this.#retries.clear();
     await this.hints.close();
     await this.#pool.close();
     if (this.#tempDir !== null) rmSync(this.#tempDir, { recursive: true, force: true });

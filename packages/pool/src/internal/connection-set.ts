@@ -201,14 +201,19 @@ export class ConnectionSet<T> {
 
   /**
    * Opens the replacement of every broken connection now, cancelling its backoff timer, and
-   * starts its backoff count over.
+   * starts its backoff count over. A connection that still exists but is in TRANSIENT_FAILURE
+   * (a grpc-js channel waiting out its own reconnect backoff, 1 s growing to 120 s, which no
+   * public API resets) is closed and replaced too: the node is known to be back.
    */
   reconnectNow(): void {
     if (!this.opened || this.closed) return;
     for (let i = 0; i < this.size; i++) {
-      if (this.timers[i] === undefined) continue;
-      this.options.clock.clearTimeout(this.timers[i]);
-      this.timers[i] = undefined;
+      if (this.timers[i] !== undefined) {
+        this.options.clock.clearTimeout(this.timers[i]);
+        this.timers[i] = undefined;
+      } else if (this.states[i] === CONNECTION_STATE.TRANSIENT_FAILURE) {
+        void this.closeAt(i);
+      } else continue;
       this.failures[i] = 0;
       this.openAt(i);
     }
