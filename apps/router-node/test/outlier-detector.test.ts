@@ -262,6 +262,25 @@ describe('OutlierDetector', () => {
     expect(e[0]!.figures.p50Ms).toBeGreaterThan(5 * e[0]!.figures.peersP50Ms!);
   });
 
+  it('judges the window so far on every tick: a node gone slow is out once it has minRequests attempts, before the window ends', () => {
+    const d = new OutlierDetector(SETTINGS, UPSTREAM_BUCKETS_S);
+    const c = new Cluster(['a', 'b', 'c', 'd']);
+    const clock = { t: 0 };
+    d.tick(clock.t, c.samples());
+    const perTick = () => {
+      c.answer('a', 5, 1);
+      c.answer('b', 5, 1);
+      c.answer('c', 5, 1);
+      c.answer('d', 5, 10);
+    };
+    // 5 attempts per tick: 15 after three ticks, below minRequests (20): not judged yet.
+    expect(ejections(run(d, c, clock, 3 * SETTINGS.intervalMs, perTick))).toEqual([]);
+    // The fourth tick brings 20, 600 ms before the window's end.
+    const e = ejections(run(d, c, clock, SETTINGS.intervalMs, perTick));
+    expect(e).toMatchObject([{ id: 'd', reason: 'latency' }]);
+    expect(clock.t).toBeLessThan(SETTINGS.windowMs);
+  });
+
   it('never ejects on a tiny absolute difference (0.2 ms against 0.6 ms is 3× but 0.4 ms)', () => {
     const d = new OutlierDetector({ ...SETTINGS, latencyFactor: 2 }, UPSTREAM_BUCKETS_S);
     const c = new Cluster(['a', 'b', 'c']);

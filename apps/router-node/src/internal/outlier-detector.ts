@@ -24,8 +24,9 @@
  *   it by at least `latencyFloorMs` (so 0.2 ms against 0.6 ms never ejects). Peers are the
  *   other eligible nodes with `minRequests` attempts in the window (`P99_VOLUME` times as many
  *   for the p99, on both sides); a node without one is not judged on latency.
- * The fast rules (stalled, consecutive failures) are checked every tick; the window rules once
- * per `windowMs` (tumbling windows, as Envoy's interval).
+ * Every rule is checked every tick: the window rules on the window so far (a node once it has
+ * the volume they need), the window starting over every `windowMs` (tumbling, as Envoy's
+ * interval), so a node gone slow is out after `minRequests` slow attempts, not at the window's end.
  *
  * Ejection: for min(`baseEjectionMs` × n, `maxEjectionMs`), n = the node's ejection count,
  * which drops by one for every `baseEjectionMs` the node then spends in service without being
@@ -325,10 +326,14 @@ export class OutlierDetector {
         });
       }
     }
+    // The window rules judge the window so far on every tick (each node once it has the volume
+    // they need, so a node gone slow is out after minRequests slow attempts, not at the next
+    // window's end), and the window starts over every windowMs.
     if (this.#windowStart === null) this.#windowStart = nowMs;
-    else if (nowMs - this.#windowStart >= s.windowMs) {
-      this.#judgeWindow(samples, states, propose);
-      this.#windowStart = nowMs;
+    else {
+      const over = nowMs - this.#windowStart >= s.windowMs;
+      this.#judgeWindow(samples, states, propose, over);
+      if (over) this.#windowStart = nowMs;
     }
 
     // Ejections within the share, the most serious reason first.
@@ -403,11 +408,15 @@ export class OutlierDetector {
     };
   }
 
-  /** The window rules over the deltas since the window's start; then the next window starts. */
+  /**
+   * The window rules over the deltas since the window's start; when `over`, the next window
+   * starts (the deltas' bases move to now).
+   */
   #judgeWindow(
     samples: readonly NodeSample[],
     states: readonly NodeState[],
     propose: (id: string, reason: EjectionReason, figures: OutlierFigures) => void,
+    over: boolean,
   ): void {
     const s = this.#s;
     const judged: WindowStats[] = [];
@@ -427,9 +436,11 @@ export class OutlierDetector {
           p99: histogramQuantile(this.#bounds, delta, 0.99) * 1000,
         });
       }
-      st.baseAnswered = x.answered;
-      st.baseFailed = x.failed;
-      st.baseLatency = Float64Array.from(x.latency);
+      if (over) {
+        st.baseAnswered = x.answered;
+        st.baseFailed = x.failed;
+        st.baseLatency = Float64Array.from(x.latency);
+      }
     }
     if (judged.length > 0) this.#peerP99Ms = median(judged.map((j) => j.p99));
     for (const j of judged) {
