@@ -30,6 +30,8 @@ export class RouterInspector {
   readonly #pending = new Map<number, (m: Message) => void>();
   /** Attached workers: inspector session id → thread name (worker-<workerId>). */
   readonly #workers = new Map<string, string>();
+  /** Where a heap snapshot being taken writes its chunks, by session ('' = main). */
+  readonly #chunks = new Map<string, (chunk: string) => void>();
 
   private constructor(ws: WebSocket) {
     this.#ws = ws;
@@ -48,7 +50,7 @@ export class RouterInspector {
     return inspector;
   }
 
-  #onMessage(m: Message): void {
+  #onMessage(m: Message, session = ''): void {
     if (m.id !== undefined) {
       this.#pending.get(m.id)?.(m);
       this.#pending.delete(m.id);
@@ -61,7 +63,9 @@ export class RouterInspector {
     } else if (m.method === 'NodeWorker.detachedFromWorker') {
       this.#workers.delete(String(p.sessionId));
     } else if (m.method === 'NodeWorker.receivedMessageFromWorker') {
-      this.#onMessage(JSON.parse(String(p.message)) as Message);
+      this.#onMessage(JSON.parse(String(p.message)) as Message, String(p.sessionId));
+    } else if (m.method === 'HeapProfiler.addHeapSnapshotChunk') {
+      this.#chunks.get(session)?.(String(p.chunk));
     }
   }
 
@@ -77,7 +81,7 @@ export class RouterInspector {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
         reject(new Error(`inspector: ${method} timed out`));
-      }, 30_000);
+      }, 120_000); // a heap snapshot of a loaded thread on a busy machine takes a while
       this.#pending.set(id, (m) => {
         clearTimeout(timer);
         if (m.error !== undefined) reject(new Error(`inspector: ${method}: ${m.error.message}`));
@@ -110,6 +114,33 @@ export class RouterInspector {
       out.set(name, { used: Number(h.usedSize), total: Number(h.totalSize) });
     }
     return out;
+  }
+
+  /**
+   * A heap snapshot of each thread (it collects garbage first) written to
+   * `<prefix>-<thread>.heapsnapshot`; resolves with the files. Chrome DevTools opens them, and
+   * soak-heapdiff.ts compares two.
+   */
+  async heapSnapshots(prefix: string): Promise<string[]> {
+    const { createWriteStream } = await import('node:fs');
+    const files: string[] = [];
+    const threads: [string, string | null][] = [
+      ['main', null],
+      ...[...this.#workers].map(([session, name]) => [name, session] as [string, string]),
+    ];
+    for (const [name, session] of threads) {
+      const file = `${prefix}-${name}.heapsnapshot`;
+      const out = createWriteStream(file);
+      this.#chunks.set(session ?? '', (chunk) => out.write(chunk));
+      try {
+        await this.#send(session, 'HeapProfiler.takeHeapSnapshot', { reportProgress: false });
+      } finally {
+        this.#chunks.delete(session ?? '');
+        await new Promise((r) => out.end(r));
+      }
+      files.push(file);
+    }
+    return files;
   }
 
   close(): void {

@@ -18,12 +18,13 @@
  * SOAK_NODES 6, SOAK_EVENT_EVERY_S 90, SOAK_DOWN_S 5 (a killed node's time down), SOAK_STOP_S
  * 20, SOAK_SAMPLE_S 10, SOAK_HEAP_SLOPE_MB 0.25, SOAK_WORKERS (router `workers`; default: the
  * router's), SOAK_ROUTER_ARGV (extra node flags for the router, space-separated), SOAK_INSPECT
- * 1 (0: no inspector, no forced GC).
+ * 1 (0: no inspector, no forced GC), SOAK_SNAPSHOT_AT (minutes at which to write each thread's
+ * heap snapshot, e.g. 5,28; compare two with soak-heapdiff.ts), SOAK_SNAPSHOT_DIR.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
-import { loadavg } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { children, dir, NODE_MAIN, type Spawned, spawnJson, startRouterNode } from './harness.js';
@@ -63,6 +64,14 @@ const WORKERS = process.env.SOAK_WORKERS;
 const ROUTER_ARGV = (process.env.SOAK_ROUTER_ARGV ?? '').split(' ').filter((a) => a !== '');
 /** Live heap (after a full GC, through the router's inspector) once a minute; 0 = off. */
 const INSPECT = num('SOAK_INSPECT', 1) > 0;
+/** Minutes at which to write every thread's heap snapshot (e.g. "5,28"; needs the inspector). */
+const SNAPSHOT_AT = new Set(
+  (process.env.SOAK_SNAPSHOT_AT ?? '')
+    .split(',')
+    .filter((m) => m !== '')
+    .map(Number),
+);
+const SNAPSHOT_DIR = process.env.SOAK_SNAPSHOT_DIR ?? join(tmpdir(), 'engram-soak-snapshots');
 /**
  * Heap used (all threads) may grow by at most this much per minute over the slope window.
  * 0.25 MB/min at 1,500 calls/s + 60 connections/s is ~3 bytes retained per call or ~70 bytes
@@ -492,7 +501,13 @@ async function run(soak: Soak): Promise<number> {
   };
   for (let at = step; at <= endMs && soak.failure === null; at += step) {
     const s = await sampleAt(at, false);
-    if (at % 60_000 === 0) print(s, await soak.loadSnapshot());
+    if (at % 60_000 !== 0) continue;
+    print(s, await soak.loadSnapshot());
+    if (SNAPSHOT_AT.has(at / 60_000) && soak.inspector !== null) {
+      mkdirSync(SNAPSHOT_DIR, { recursive: true });
+      const files = await soak.inspector.heapSnapshots(join(SNAPSHOT_DIR, `minute-${at / 60_000}`));
+      console.log(`heap snapshots: ${files.join(' ')}`);
+    }
   }
   await events;
   if (soak.failure !== null) {
