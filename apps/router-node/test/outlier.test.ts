@@ -201,9 +201,18 @@ describe('outlier detection', () => {
       latencyFloorMs: 5,
       baseEjectionMs: 120_000,
     };
+    // Placement-order reads: the detector is what this test is about, and least-request
+    // reads (the default) would move the slow node's reads to its replicas after a few
+    // answers, leaving it too few attempts in a window to be judged.
     const router = await spawnRouter(
       cleanup,
-      testConfig({ nodes, workers: 2, vnodesPerNode: 64, outlier }),
+      testConfig({
+        nodes,
+        workers: 2,
+        vnodesPerNode: 64,
+        outlier,
+        router: { readBalancing: 'placement' },
+      }),
     );
     const adm = adminClient(cleanup, router.adminPort);
     await eventually(async () => (await getTable(adm)).nodes.every((n) => n.state === 'up'));

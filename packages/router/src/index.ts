@@ -96,6 +96,9 @@ export {
 } from './internal/policy.js';
 export type { QuorumReadOptions, ReadMerge } from './internal/quorum-read.js';
 export {
+  LATENCY_EXPLORE,
+  LATENCY_FACTOR,
+  LATENCY_FLOOR_MS,
   OutstandingAttempts,
   ReadBalancing,
   slowStartShare,

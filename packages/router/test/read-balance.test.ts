@@ -2,6 +2,8 @@ import { seededRandom } from '@engram/common';
 import type { NodeInfo } from '@engram/ring';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  LATENCY_EXPLORE,
+  LATENCY_FLOOR_MS,
   LagTable,
   NodeState,
   type NodeStates,
@@ -107,6 +109,35 @@ describe('least-request reads', () => {
     // When the draw is c the read moves, when it is b it stays: both happen.
     expect(counts.a).toBeGreaterThan(DECISIONS * 0.3);
     expect(counts.c).toBeGreaterThan(DECISIONS * 0.3);
+  });
+
+  it('moves reads off a lead whose answers are much slower than the other choice, keeping one in LATENCY_EXPLORE on it', () => {
+    const r = router();
+    const [a, b, c] = [A, B, C].map((n) => r.slotOf(n)) as [number, number, number];
+    for (let i = 0; i < 20; i++) {
+      r.outstanding.answered(a, 100);
+      r.outstanding.answered(b, 10);
+      r.outstanding.answered(c, 10);
+    }
+    const slow = leads(r);
+    expect(slow.a).toBeGreaterThan(0); // explored: its mean keeps being measured
+    expect(slow.a).toBeLessThan(DECISIONS * (3 / LATENCY_EXPLORE));
+    expect(slow.b + slow.c).toBeGreaterThan(DECISIONS * 0.9);
+    // Fast again: its mean comes down with its answers and it leads every read once more.
+    for (let i = 0; i < 40; i++) r.outstanding.answered(a, 10);
+    expect(leads(r)).toEqual({ a: DECISIONS, b: 0, c: 0 });
+  });
+
+  it('never moves a read for a small absolute difference (1 ms against 0.3 ms), nor before the other answered', () => {
+    const r = router();
+    const [a, b, c] = [A, B, C].map((n) => r.slotOf(n)) as [number, number, number];
+    r.outstanding.answered(a, LATENCY_FLOOR_MS - 0.1);
+    r.outstanding.answered(b, 0.3);
+    r.outstanding.answered(c, 0.3);
+    expect(leads(r)).toEqual({ a: DECISIONS, b: 0, c: 0 });
+    const fresh = router();
+    fresh.outstanding.answered(fresh.slotOf(A), 100); // no answer from b or c yet
+    expect(leads(fresh)).toEqual({ a: DECISIONS, b: 0, c: 0 });
   });
 
   it('balances the spaces of a distributed query the same way', () => {

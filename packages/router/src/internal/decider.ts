@@ -4,7 +4,12 @@ import type { NodeInfo, PlacementTable } from '@engram/ring';
 import type { BreakerSlots } from './breaker-slots.js';
 import { InvalidArgumentError, NoAssignmentError, NoLocalDataError } from './errors.js';
 import { LagTable } from './lag.js';
-import type { OutstandingAttempts } from './read-balance.js';
+import {
+  LATENCY_EXPLORE,
+  LATENCY_FACTOR,
+  LATENCY_FLOOR_MS,
+  type OutstandingAttempts,
+} from './read-balance.js';
 import {
   NodeState,
   type NodeStates,
@@ -313,16 +318,24 @@ export class Decider {
     const outstanding = this.#outstanding;
     if (outstanding !== undefined) {
       const threshold = this.#balanceThreshold;
-      const load = outstanding.of(posSlots[up[lead]!]!);
-      if (load > threshold) {
+      const leadSlot = posSlots[up[lead]!]!;
+      const load = outstanding.of(leadSlot);
+      const latency = outstanding.latencyOf(leadSlot);
+      if (load > threshold || latency > LATENCY_FLOOR_MS) {
         // The other choice: uniform over the other up nodes.
         const k = ups === 2 ? 1 : 1 + Math.floor(this.#random() * (ups - 1));
         const other = (lead + Math.min(k, ups - 1)) % ups;
         const position = up[other]!;
-        if (
-          load - outstanding.of(posSlots[position]!) > threshold &&
-          (!this.#warmth || this.#admits(placement, position))
-        ) {
+        const otherSlot = posSlots[position]!;
+        const otherLatency = outstanding.latencyOf(otherSlot);
+        const busier = load - outstanding.of(otherSlot) > threshold;
+        // Slower: the other has answered, much faster; one read in LATENCY_EXPLORE stays.
+        const slower =
+          otherLatency > 0 &&
+          latency > LATENCY_FACTOR * otherLatency &&
+          latency - otherLatency >= LATENCY_FLOOR_MS &&
+          this.#random() * LATENCY_EXPLORE >= 1;
+        if ((busier || slower) && (!this.#warmth || this.#admits(placement, position))) {
           lead = other;
         }
       }

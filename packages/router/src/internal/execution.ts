@@ -493,6 +493,7 @@ export class Execution<T> {
   #onSuccess(attempt: Attempt, value: T): void {
     if (attempt.done) return; // already decided: by its timer, or abandoned by #finish
     const durationMs = this.#finishAttempt(attempt);
+    this.#host.outstanding.answered(attempt.target.slot, durationMs);
     this.#settleBreaker(attempt, 'success');
     this.#hookAttempt(attempt.target.node, 'ok', durationMs, undefined);
     if (attempt.cancelled || this.#settled) return;
