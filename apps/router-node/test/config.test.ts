@@ -147,7 +147,7 @@ describe('config schema', () => {
         replicateWrites: true,
         writeConsistency: 'quorum',
         readConsistency: 'one',
-        readBalancing: 'least-request',
+        readBalancing: 'placement',
         readBalancingThreshold: 2,
         breakerThreshold: 5,
         breakerTimeoutMs: 30_000,

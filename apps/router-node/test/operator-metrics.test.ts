@@ -94,7 +94,7 @@ describe('operator metrics', () => {
   it('a scrape carries process, build, thread-heap and per-node upstream families, and parses strictly', async () => {
     const c = await cluster();
     // Placement order for reads: the per-node counts below are checked against each space's
-    // primary, which least-request balancing (the default) would trade for a replica under
+    // primary, which least-request balancing would trade for a replica under
     // these 60 concurrent calls.
     const router = await spawnRouter(
       cleanup,

@@ -202,7 +202,7 @@ describe('outlier detection', () => {
       baseEjectionMs: 120_000,
     };
     // Placement-order reads: the detector is what this test is about, and least-request
-    // reads (the default) would move the slow node's reads to its replicas after a few
+    // reads (if the default changes) would move the slow node's reads to its replicas after a few
     // answers, leaving it too few attempts in a window to be judged.
     const router = await spawnRouter(
       cleanup,

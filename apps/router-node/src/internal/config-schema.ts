@@ -333,7 +333,7 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
   'router.readBalancing': {
     type: 'enum',
     values: ['placement', 'least-request'],
-    default: 'least-request',
+    default: 'placement',
     reloadable: true,
     description:
       'which live replica a read tries first: placement = the primary while up; least-request = the primary unless it has more than `router.readBalancingThreshold` attempts in flight beyond another live replica picked at random (writes keep placement)',
