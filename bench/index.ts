@@ -19,7 +19,6 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { type AddressInfo, createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { BenchReport } from '@engram/bench-kit';
@@ -31,6 +30,7 @@ import {
   DEFAULT_PHASES,
   dir,
   frameFile,
+  freePort,
   graceful,
   h2loadAvailable,
   measure,
@@ -67,17 +67,6 @@ function nginxAvailable(): boolean {
   } catch {
     return false;
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 async function startNginx(

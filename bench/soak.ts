@@ -23,11 +23,18 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { type AddressInfo, createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { children, dir, NODE_MAIN, type Spawned, spawnJson, startRouterNode } from './harness.js';
+import {
+  children,
+  dir,
+  freePort,
+  NODE_MAIN,
+  type Spawned,
+  spawnJson,
+  startRouterNode,
+} from './harness.js';
 import { type LiveHeap, RouterInspector } from './soak-inspector.js';
 import type { LoadConfig, LoadSnapshot } from './soak-load.js';
 import {
@@ -104,17 +111,6 @@ async function startNode(id: string, zone: string, port: number): Promise<Spawne
       await sleep(500);
     }
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 function sleep(ms: number): Promise<void> {
