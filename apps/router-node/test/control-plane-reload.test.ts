@@ -9,7 +9,7 @@ import { controlWords, createStateBuffer } from '../src/internal/layout.js';
 import type { Membership } from '../src/internal/membership.js';
 import { TablePublisher } from '../src/internal/table-publisher.js';
 import { FakeTime } from './fake-time.js';
-import { nodeConfigs } from './node-configs.js';
+import { nodeConfigs, ROUND_HEALTH } from './node-configs.js';
 
 const nodes = nodeConfigs;
 
@@ -37,17 +37,7 @@ function setup(count = 3) {
     ...CONFIG_DEFAULTS,
     nodes: nodes(count),
     vnodesPerNode: 16,
-    health: {
-      ...CONFIG_DEFAULTS.health,
-      intervalMs: 1000,
-      timeoutMs: 500,
-      // Rounds only (no probes between them): these tests count rounds.
-      unhealthyIntervalMs: 1000,
-      healthyEdgeIntervalMs: 1000,
-      unhealthyThreshold: 2,
-      healthyThreshold: 2,
-      panicThreshold: 0,
-    },
+    health: ROUND_HEALTH,
     router: { ...CONFIG_DEFAULTS.router, replicateWrites: false },
   };
   const saved: { m: Membership; seed: PlacementSeed }[] = [];

@@ -23,7 +23,7 @@ import {
 import { TablePublisher } from '../src/internal/table-publisher.js';
 import { RESTART_POLICY_DEFAULTS, RestartPolicy } from '../src/internal/worker-supervisor.js';
 import { FakeTime } from './fake-time.js';
-import { nodeConfigs } from './node-configs.js';
+import { nodeConfigs, ROUND_HEALTH } from './node-configs.js';
 
 const nodes = nodeConfigs;
 
@@ -53,17 +53,7 @@ function setup(count = 3, extra: Partial<RouterNodeConfig> = {}) {
     ...CONFIG_DEFAULTS,
     nodes: nodes(count),
     vnodesPerNode: 16,
-    health: {
-      ...CONFIG_DEFAULTS.health,
-      intervalMs: 1000,
-      timeoutMs: 500,
-      // Rounds only (no probes between them): these tests count rounds.
-      unhealthyIntervalMs: 1000,
-      healthyEdgeIntervalMs: 1000,
-      unhealthyThreshold: 2,
-      healthyThreshold: 2,
-      panicThreshold: 0,
-    },
+    health: ROUND_HEALTH,
     // Membership changes apply at once unless a test turns data movement on.
     router: { ...CONFIG_DEFAULTS.router, replicateWrites: false },
     ...extra,
@@ -380,16 +370,7 @@ describe('ControlPlane with data movement (fake time)', () => {
 
   it('in a panic (too few nodes up to believe), publishes every node up', async () => {
     const { time, probe, plane, stateOf, control } = setup(3, {
-      health: {
-        ...CONFIG_DEFAULTS.health,
-        intervalMs: 1000,
-        timeoutMs: 500,
-        unhealthyIntervalMs: 1000,
-        healthyEdgeIntervalMs: 1000,
-        unhealthyThreshold: 1,
-        healthyThreshold: 1,
-        panicThreshold: 0.5,
-      },
+      health: { ...ROUND_HEALTH, unhealthyThreshold: 1, healthyThreshold: 1, panicThreshold: 0.5 },
     });
     probe.healthy.set('n1', false);
     probe.healthy.set('n2', false);
