@@ -516,25 +516,29 @@ describe('unknown config keys', () => {
   });
 });
 
+/** What `readConfigFile` throws for a file holding `text` (it must throw), and the file's path. */
+function readFailure(text: string): { err: unknown; file: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'engram-rn-config-'));
+  const file = join(dir, 'router.json');
+  try {
+    writeFileSync(file, text);
+    readConfigFile(file);
+  } catch (err) {
+    return { err, file };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return expect.unreachable('parsed');
+}
+
 describe('config file', () => {
   function readError(text: string): ConfigError {
-    const dir = mkdtempSync(join(tmpdir(), 'engram-rn-config-'));
-    try {
-      const file = join(dir, 'router.json');
-      writeFileSync(file, text);
-      try {
-        readConfigFile(file);
-      } catch (err) {
-        expect(err).toBeInstanceOf(ConfigError);
-        expect((err as ConfigError).code).toBe('InvalidConfig');
-        expect((err as ConfigError).field).toBe('config');
-        expect((err as ConfigError).value).toBe(file);
-        return err as ConfigError;
-      }
-      return expect.unreachable('parsed');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const { err, file } = readFailure(text);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).code).toBe('InvalidConfig');
+    expect((err as ConfigError).field).toBe('config');
+    expect((err as ConfigError).value).toBe(file);
+    return err as ConfigError;
   }
 
   it.each([
@@ -638,20 +642,9 @@ describe('where the nodes come from', () => {
 
 describe('a malformed config file, shown', () => {
   function syntaxError(text: string): ConfigSyntaxError {
-    const dir = mkdtempSync(join(tmpdir(), 'engram-rn-config-'));
-    try {
-      const file = join(dir, 'router.json');
-      writeFileSync(file, text);
-      try {
-        readConfigFile(file);
-      } catch (err) {
-        expect(err).toBeInstanceOf(ConfigSyntaxError);
-        return err as ConfigSyntaxError;
-      }
-      return expect.unreachable('parsed');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const { err } = readFailure(text);
+    expect(err).toBeInstanceOf(ConfigSyntaxError);
+    return err as ConfigSyntaxError;
   }
 
   it('puts a caret under the column of the offending line', () => {
