@@ -91,7 +91,6 @@ export {
   defaultIsRetryable,
   isNodeFailure,
   isNodeFailureStatus,
-  isNotSent,
   NODE_FAILURE_STATUSES,
 } from './internal/policy.js';
 export type { QuorumReadOptions, ReadMerge } from './internal/quorum-read.js';

@@ -1,4 +1,3 @@
-import { isPoolError } from '@engram/pool';
 import { GrpcStatus, isRetryableError, retryPushbackMs } from '@engram/retry';
 import { InvalidEndpointError } from './errors.js';
 
@@ -43,16 +42,6 @@ export function isNodeFailure(error: unknown): boolean {
     return pushback !== undefined && pushback >= 0;
   }
   return NODE_FAILURE_STATUSES.has(code);
-}
-
-/**
- * True when an attempt never reached its node: the pool had no usable connection to it (each
- * one broken and awaiting its reconnect, or the connect failed). Retryable (another replica may
- * serve) and counted by the node's breaker (its connections are failing); judges of a node's
- * calls that must tell "unreachable" from "answered badly" (outlier detection) ask this.
- */
-export function isNotSent(error: unknown): boolean {
-  return isPoolError(error) && error.code === 'ConnectionFailed';
 }
 
 /** Raised into an attempt's signal when its own timeout (not the operation's) fires. */
