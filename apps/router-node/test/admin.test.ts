@@ -15,6 +15,8 @@ afterEach(() => cleanup.run());
 
 const EMPTY_TABLE: TableView = Object.freeze({
   epoch: 7,
+  revision: 0,
+  etcd: null,
   partitioned: false,
   replicationFactor: 3,
   vnodesPerNode: 16,
@@ -32,6 +34,7 @@ function fakeTarget(calls: unknown[][]): AdminTarget {
   };
   return {
     table: () => EMPTY_TABLE,
+    revision: 0,
     addNode: refuse,
     removeNode: (id, force) => {
       calls.push([id, force]);
@@ -103,7 +106,10 @@ describe('RouterAdmin over grpc-js', () => {
     const err = await admin(client, 'RemoveNode', { id: 'n2' }).catch((e) => e);
     expect(err.code).toBe(grpc.status.FAILED_PRECONDITION);
     expect(err.details).toContain('force');
-    expect(await admin(client, 'RemoveNode', { id: 'n2', force: true })).toEqual({ epoch: 8 });
+    expect(await admin(client, 'RemoveNode', { id: 'n2', force: true })).toEqual({
+      epoch: 8,
+      revision: 0,
+    });
     expect(calls).toEqual([
       ['n2', false],
       ['n2', true],
@@ -128,7 +134,10 @@ describe('RouterAdmin with a bearer token', () => {
     expect(calls).toEqual([]); // refused before the target saw it
     const good = adminClient(cleanup, server.port, TOKEN);
     expect(await admin(good, 'GetTable')).toMatchObject({ epoch: 7 });
-    expect(await admin(good, 'RemoveNode', { id: 'n2', force: true })).toEqual({ epoch: 8 });
+    expect(await admin(good, 'RemoveNode', { id: 'n2', force: true })).toEqual({
+      epoch: 8,
+      revision: 0,
+    });
     // Counted and logged, the token never.
     expect(auth.rejected).toBe(2);
     const refused = lines.filter((l) => l.event === 'admin-unauthenticated');

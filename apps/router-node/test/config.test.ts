@@ -73,20 +73,31 @@ function sample(spec: KeySpec): { value: Json; text: string } {
       const value = spec.values.find((v) => v !== spec.default)!;
       return { value, text: value };
     }
+    case 'addresses':
+      return { value: ['127.0.0.1:2379', 'etcd-2:2379'], text: '127.0.0.1:2379,etcd-2:2379' };
     default:
       return { value: 'sample.pem', text: 'sample.pem' };
   }
 }
 
-/** Keys a key cannot be given without: the required files of its TLS section, cert ↔ key. */
-function companions(key: ConfigKey): Record<string, string> {
+/** A value as an env var or flag gives it (a list comma-separated). */
+function asText(v: Json): string {
+  return Array.isArray(v) ? v.join(',') : String(v);
+}
+
+/**
+ * Keys a key cannot be given without: the required keys of its section (TLS files, etcd's
+ * endpoints), cert ↔ key.
+ */
+function companions(key: ConfigKey): Record<string, Json> {
   const section = NULLABLE_SECTIONS.find((s) => key.startsWith(`${s}.`));
   if (section === undefined) return {};
-  const out: Record<string, string> = {};
+  const out: Record<string, Json> = {};
   for (const other of CONFIG_KEYS) {
     if (other === key || !other.startsWith(`${section}.`)) continue;
     const spec = CONFIG_SCHEMA[other];
     if (spec.type === 'string' && spec.default === undefined) out[other] = 'companion.pem';
+    if (spec.type === 'addresses') out[other] = ['127.0.0.1:2379'];
   }
   if (key === 'pool.tls.cert') out['pool.tls.key'] = 'companion.pem';
   if (key === 'pool.tls.key') out['pool.tls.cert'] = 'companion.pem';
@@ -197,6 +208,7 @@ describe('config schema', () => {
       shutdownDrainMs: 5000,
       logLevel: 'info',
       localCluster: { nodes: 3, zones: 2, dataDir: null },
+      etcd: null,
     });
     expect(Object.isFrozen(CONFIG_DEFAULTS)).toBe(true);
     expect(resolveConfig({})).toEqual(CONFIG_DEFAULTS);
@@ -329,10 +341,11 @@ describe('config keys', () => {
     const others = companions(key);
     const fromFile = resolveConfig({ file: nested({ ...others, [key]: value }) });
     expect(valueAt(fromFile, key)).toEqual(value);
-    const env = Object.fromEntries(Object.entries(others).map(([k, v]) => [envName(k), v]));
+    const env = Object.fromEntries(Object.entries(others).map(([k, v]) => [envName(k), asText(v)]));
     const fromEnv = resolveConfig({ env: { ...env, [envName(key)]: text } });
     expect(valueAt(fromEnv, key)).toEqual(value);
-    const fromFlag = resolveConfig({ flags: { ...others, [key]: text } });
+    const flagged = Object.fromEntries(Object.entries(others).map(([k, v]) => [k, asText(v)]));
+    const fromFlag = resolveConfig({ flags: { ...flagged, [key]: text } });
     expect(valueAt(fromFlag, key)).toEqual(value);
     // The env var wins over the file (the order of all three: units.test.ts).
     const fileValue = (CONFIG_SCHEMA[key].default ?? 'file.pem') as Json;
@@ -387,6 +400,9 @@ describe('config keys', () => {
         return { file: ['loud', '', 5], text: ['loud', 'INFO'] };
       case 'string-or-null':
         return { file: ['', 5, false], text: [] };
+      case 'addresses':
+        // Entries that are refused name themselves (`etcd.endpoints[1]`): tested apart.
+        return { file: [[], '127.0.0.1:2379', null, 5], text: [] };
       default:
         return { file: [], text: [] };
     }
@@ -395,14 +411,26 @@ describe('config keys', () => {
   it.each(SCALAR_KEYS)('%s: each bad value is refused, naming the key', (key) => {
     const { file, text } = badValues(CONFIG_SCHEMA[key]);
     const others = companions(key);
-    const env = Object.fromEntries(Object.entries(others).map(([k, v]) => [envName(k), v]));
+    const env = Object.fromEntries(Object.entries(others).map(([k, v]) => [envName(k), asText(v)]));
+    const flagged = Object.fromEntries(Object.entries(others).map(([k, v]) => [k, asText(v)]));
     for (const value of file) {
       expect(refusal({ file: nested({ ...others, [key]: value }) }).field, String(value)).toBe(key);
     }
     for (const raw of text) {
       expect(refusal({ env: { ...env, [envName(key)]: raw } }).field, raw).toBe(key);
-      expect(refusal({ flags: { ...others, [key]: raw } }).field, raw).toBe(key);
+      expect(refusal({ flags: { ...flagged, [key]: raw } }).field, raw).toBe(key);
     }
+  });
+
+  it('refuses an etcd endpoint that is not host:port, naming its index and value', () => {
+    const fromFile = refusal({
+      file: { etcd: { endpoints: ['127.0.0.1:2379', 'nowhere', 7] } },
+    });
+    expect([fromFile.field, fromFile.value]).toEqual(['etcd.endpoints[1]', 'nowhere']);
+    const fromEnv = refusal({ env: { [envName('etcd.endpoints')]: '127.0.0.1:2379,,x:1' } });
+    expect([fromEnv.field, fromEnv.value]).toEqual(['etcd.endpoints[1]', '']);
+    const fromFlag = refusal({ flags: { 'etcd.endpoints': 'etcd:99999' } });
+    expect(fromFlag.field).toBe('etcd.endpoints[0]');
   });
 
   it('refuses the lists when they are not lists', () => {

@@ -190,7 +190,7 @@ describe('ControlPlane (fake time)', () => {
     await time.advance(1000);
     await time.advance(1000);
     expect(stateOf(3)).toBe('down');
-    expect(plane.drainNode('n1', false)).toBeGreaterThan(e1);
+    expect(plane.drainNode('n1', false)).toBeGreaterThan(e1 as number);
     expect(stateOf(0)).toBe('draining');
     plane.removeNode('n4');
     reader.refresh();

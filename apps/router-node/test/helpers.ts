@@ -99,6 +99,8 @@ export function spawnRouter(
   args: string[] = [],
   /** Where to write the config (to restart a router on the same file); default a temp dir. */
   configFile?: string,
+  /** Hears its stderr as it comes, before it listens too. */
+  onStderr?: (chunk: string) => void,
 ): Promise<RouterProcess> {
   const file = configFile ?? join(tempDir(cleanup), 'router.json');
   writeFileSync(file, JSON.stringify(config));
@@ -115,6 +117,7 @@ export function spawnRouter(
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr += d.toString();
+    onStderr?.(d.toString());
   });
   return new Promise((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });

@@ -15,6 +15,8 @@ const NODES: NodeInfo[] = ['a', 'b', 'c', 'd'].map((id, i) => ({
 function view(extra: Partial<TableView> = {}): TableView {
   return {
     epoch: 9,
+    revision: 0,
+    etcd: null,
     partitioned: false,
     replicationFactor: 3,
     vnodesPerNode: 64,

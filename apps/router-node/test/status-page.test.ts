@@ -204,6 +204,8 @@ describe('ringShares', () => {
 function tableView(extra: Record<string, unknown> = {}): TableView {
   return {
     epoch: 7,
+    revision: 0,
+    etcd: null,
     partitioned: false,
     replicationFactor: 2,
     vnodesPerNode: 16,

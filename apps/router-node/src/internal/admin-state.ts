@@ -45,6 +45,11 @@ export interface AdminState {
    * since (edited while the router was down) wins at start, as it would on SIGHUP.
    */
   readonly seed: PlacementSeed;
+  /**
+   * etcd mode: the placement revision this is a copy of (a router started while etcd is
+   * unreachable routes on it until etcd answers).
+   */
+  readonly revision?: number;
 }
 
 /** The state file is unreadable, corrupt, or names a membership that cannot be. Exit 2 at start. */
@@ -58,7 +63,7 @@ export class StateFileError extends ConfigError {
 }
 
 /** The state of a membership, as written. */
-export function stateOf(m: Membership, seed: PlacementSeed): AdminState {
+export function stateOf(m: Membership, seed: PlacementSeed, revision?: number): AdminState {
   return {
     version: STATE_VERSION,
     nodes: [...m.members].map((x) => ({
@@ -76,6 +81,7 @@ export function stateOf(m: Membership, seed: PlacementSeed): AdminState {
       nodes: seed.nodes.map((n) => ({ id: n.id, address: n.address, zone: n.zone })),
       assignments: seed.assignments.map(copyPin),
     },
+    ...(revision !== undefined ? { revision } : {}),
   };
 }
 
@@ -108,7 +114,10 @@ export function decodeState(text: string, file: string): AdminState {
       `has version ${JSON.stringify(raw.version)}; this router reads version ${STATE_VERSION}`,
     );
   }
-  const { nodes, assignments, moves, seed } = raw;
+  const { nodes, assignments, moves, seed, revision } = raw;
+  if (revision !== undefined && (!Number.isSafeInteger(revision) || (revision as number) < 0)) {
+    throw new StateFileError(file, `has revision ${JSON.stringify(revision)}: not a revision`);
+  }
   if (!Array.isArray(nodes) || nodes.length === 0) {
     throw new StateFileError(file, 'must list at least one node in "nodes"');
   }
@@ -159,6 +168,7 @@ export function decodeState(text: string, file: string): AdminState {
       assignments: outPins,
       moves: outMoves,
       seed: { nodes: outSeedNodes, assignments: outSeedPins },
+      ...(revision !== undefined ? { revision: revision as number } : {}),
     };
   } catch (err) {
     throw new StateFileError(file, `is corrupt: ${(err as Error).message}`, { cause: err });
@@ -379,9 +389,9 @@ export class AdminStateStore {
   }
 
   /** Writes `m`'s state when it differs from the last one written (health changes do not). */
-  save(m: Membership, seed: PlacementSeed): boolean {
+  save(m: Membership, seed: PlacementSeed, revision?: number): boolean {
     if (this.file === null) return false;
-    const text = encodeState(stateOf(m, seed));
+    const text = encodeState(stateOf(m, seed, revision));
     if (text === this.#last) return false;
     this.#io.write(this.file, text);
     this.#last = text;

@@ -27,6 +27,10 @@ export const RouterAdminClient = grpc.makeGenericClientConstructor(
 /** A view of the routing table for the admin API, /metrics and the demo. */
 export interface TableView {
   readonly epoch: number;
+  /** etcd mode: the placement revision in force, the same on every router; 0 without etcd. */
+  readonly revision: number;
+  /** etcd mode: the store's state as this router sees it; null without etcd. */
+  readonly etcd: EtcdView | null;
   readonly partitioned: boolean;
   readonly replicationFactor: number;
   readonly vnodesPerNode: number;
@@ -53,6 +57,19 @@ export interface TableView {
   readonly streams: readonly StreamStatus[];
 }
 
+/** What a router in etcd mode reports of etcd (GetTable, /status.json, `status`). */
+export interface EtcdView {
+  readonly connected: boolean;
+  /** Why the last placement seen in etcd is not followed; null when it is. */
+  readonly lastError: string | null;
+  /** This router's id among the routers. */
+  readonly routerId: string;
+  /** The live routers (registered on their leases), this one included. */
+  readonly routers: ReadonlyArray<{ id: string; listen: string; admin: string | null }>;
+  /** Whether this router drives data movement (streaming, repair) now. */
+  readonly driving: boolean;
+}
+
 /**
  * What the admin API needs from the router: a table view and validated, atomic changes that
  * return the epoch carrying them. Raw request fields are passed as received; the implementation
@@ -60,13 +77,16 @@ export interface TableView {
  */
 export interface AdminTarget {
   table(): TableView;
-  addNode(node: unknown): number;
+  /** etcd mode: the placement revision in force; 0 without etcd. */
+  readonly revision: number;
+  // `ifRevision` (etcd mode): apply only at this placement revision, else Aborted; 0 = any.
+  addNode(node: unknown, ifRevision?: number): Epoch;
   /** `force`: even when fewer placed nodes than the replication factor would remain. */
-  removeNode(id: string, force: boolean): number;
+  removeNode(id: string, force: boolean, ifRevision?: number): Epoch;
   /** `force`: even when fewer placed nodes than the replication factor would remain. */
-  drainNode(id: string, undrain: boolean, force: boolean): number;
-  assignSpace(assignment: unknown): number;
-  unassignSpace(spaceId: unknown): number;
+  drainNode(id: string, undrain: boolean, force: boolean, ifRevision?: number): Epoch;
+  assignSpace(assignment: unknown, ifRevision?: number): Epoch;
+  unassignSpace(spaceId: unknown, ifRevision?: number): Epoch;
   /** Anti-entropy of one space; resolves with what it did. */
   repairSpace(spaceId: unknown): Promise<RepairResult>;
   /** Starts a whole-node repair in the background. */
@@ -74,6 +94,9 @@ export interface AdminTarget {
   /** Where a space lives and which of its nodes hold data (asked of each node). */
   locate(spaceId: unknown): Promise<Location>;
 }
+
+/** The epoch carrying a change: at once, or (etcd mode) once written to etcd. */
+export type Epoch = number | Promise<number>;
 
 export interface RepairResult {
   readonly spaces: number;
@@ -102,6 +125,10 @@ export const ADMIN_STATUS_BY_CODE: Readonly<Record<string, grpc.status>> = Objec
   CapacityExceeded: grpc.status.RESOURCE_EXHAUSTED,
   // A node without engram.v1.ReplicaService: repair cannot work until it is upgraded.
   ReplicaServiceMissing: grpc.status.FAILED_PRECONDITION,
+  // etcd mode: another router changed the placement since this one's view (read, retry) ...
+  Aborted: grpc.status.ABORTED,
+  // ... or etcd is unreachable (routing goes on from the last table).
+  Unavailable: grpc.status.UNAVAILABLE,
 });
 
 /** The status an admin change answers for `err`. */
@@ -117,21 +144,35 @@ type Unary = (
   callback: grpc.sendUnaryData<unknown>,
 ) => void;
 
-function change(log: Logger, name: string, fn: (req: Record<string, unknown>) => number): Unary {
+function change(
+  log: Logger,
+  name: string,
+  revision: () => number,
+  fn: (req: Record<string, unknown>) => Epoch,
+): Unary {
   return (call, callback) => {
-    try {
-      const epoch = fn(call.request);
-      log.info({ event: 'admin', method: name, request: call.request, epoch }, `admin ${name}`);
-      callback(null, { epoch });
-    } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      const code = adminStatus(err);
-      log.warn(
-        { event: 'admin-rejected', method: name, request: call.request, message, code },
-        `admin ${name} rejected`,
+    // A promise: a synchronous refusal and a failed etcd write answer alike.
+    Promise.resolve()
+      .then(() => fn(call.request))
+      .then(
+        (epoch) => {
+          const rev = revision();
+          log.info(
+            { event: 'admin', method: name, request: call.request, epoch, revision: rev },
+            `admin ${name}`,
+          );
+          callback(null, { epoch, revision: rev });
+        },
+        (err: unknown) => {
+          const message = err instanceof Error ? err.message : String(err);
+          const code = adminStatus(err);
+          log.warn(
+            { event: 'admin-rejected', method: name, request: call.request, message, code },
+            `admin ${name} rejected`,
+          );
+          callback({ code, details: message });
+        },
       );
-      callback({ code, details: message });
-    }
   };
 }
 
@@ -226,6 +267,9 @@ export async function startAdminServer(
 ): Promise<{ port: number; close(): Promise<void> }> {
   const server = new grpc.Server();
   const str = (v: unknown) => (typeof v === 'string' ? v : '');
+  const rev = () => target.revision;
+  const ifRev = (r: Record<string, unknown>) =>
+    typeof r.ifRevision === 'number' ? r.ifRevision : 0;
   const auth = options.auth;
   // Every method passes the token check first; a refusal is counted and logged with the
   // method, the reason and the peer, never the metadata.
@@ -290,19 +334,39 @@ export async function startAdminServer(
           vnodesPerNode: t.vnodesPerNode,
           partitioned: t.partitioned,
           localNodeId: t.localNodeId ?? '',
+          revision: t.revision,
+          etcd:
+            t.etcd === null
+              ? null
+              : {
+                  connected: t.etcd.connected,
+                  lastError: t.etcd.lastError ?? '',
+                  routerId: t.etcd.routerId,
+                  routers: t.etcd.routers.map((r) => ({
+                    id: r.id,
+                    listen: r.listen,
+                    admin: r.admin ?? '',
+                  })),
+                  driving: t.etcd.driving,
+                },
         });
       }) as Unary,
-      AssignSpace: change(log, 'AssignSpace', (r) =>
+      AssignSpace: change(log, 'AssignSpace', rev, (r) =>
         r.clear === true
-          ? target.unassignSpace(r.spaceId)
-          : target.assignSpace({ spaceId: r.spaceId, primary: r.primary, replicas: r.replicas }),
+          ? target.unassignSpace(r.spaceId, ifRev(r))
+          : target.assignSpace(
+              { spaceId: r.spaceId, primary: r.primary, replicas: r.replicas },
+              ifRev(r),
+            ),
       ),
-      AddNode: change(log, 'AddNode', (r) =>
-        target.addNode({ id: r.id, address: r.address, zone: str(r.zone) }),
+      AddNode: change(log, 'AddNode', rev, (r) =>
+        target.addNode({ id: r.id, address: r.address, zone: str(r.zone) }, ifRev(r)),
       ),
-      RemoveNode: change(log, 'RemoveNode', (r) => target.removeNode(str(r.id), r.force === true)),
-      DrainNode: change(log, 'DrainNode', (r) =>
-        target.drainNode(str(r.id), r.undrain === true, r.force === true),
+      RemoveNode: change(log, 'RemoveNode', rev, (r) =>
+        target.removeNode(str(r.id), r.force === true, ifRev(r)),
+      ),
+      DrainNode: change(log, 'DrainNode', rev, (r) =>
+        target.drainNode(str(r.id), r.undrain === true, r.force === true, ifRev(r)),
       ),
       RepairSpace: ((call, callback) => {
         target.repairSpace(call.request.spaceId).then(

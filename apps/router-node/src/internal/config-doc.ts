@@ -46,6 +46,8 @@ export function formatType(spec: KeySpec): string {
       return `${spec.type} ${spec.min}..${spec.max}`;
     case 'string-or-null':
       return 'string or null';
+    case 'addresses':
+      return '["host:port", …] (env, flag: comma-separated)';
     case 'enum':
       return `one of ${spec.values.join(', ')}`;
     case 'nodes':

@@ -726,6 +726,60 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     reloadable: false,
     description: 'data directory of the local memory nodes; null = a temp dir, deleted on stop',
   },
+  'etcd.endpoints': {
+    type: 'addresses',
+    reloadable: false,
+    description:
+      "etcd members (`host:port`) several routers share membership, pins and drains through; the section set = etcd mode (the file's `nodes` and `assignments` only seed an empty prefix)",
+  },
+  'etcd.prefix': {
+    type: 'string',
+    default: '/engram/router/',
+    reloadable: false,
+    description: 'key prefix of this router cluster in etcd (one prefix = one cluster)',
+  },
+  'etcd.routerId': {
+    type: 'string-or-null',
+    default: null,
+    reloadable: false,
+    description: "this router's name in etcd (its registration); null = `<hostname>-<pid>`",
+  },
+  'etcd.ca': {
+    type: 'string-or-null',
+    default: null,
+    reloadable: false,
+    description: "PEM CA of etcd's server certificates: etcd over TLS; null = plaintext",
+  },
+  'etcd.cert': {
+    type: 'string-or-null',
+    default: null,
+    reloadable: false,
+    description: 'PEM client certificate for etcd (with `etcd.key` and `etcd.ca`); null = none',
+  },
+  'etcd.key': {
+    type: 'string-or-null',
+    default: null,
+    reloadable: false,
+    description: 'PEM key of `etcd.cert`',
+  },
+  'etcd.leaseTtlMs': {
+    type: 'int',
+    min: 2000,
+    max: CAP.MAX_TIMER_MS,
+    default: 10 * 1000, // 10 s
+    reloadable: false,
+    description:
+      "TTL of the router's registration lease (and of the data-movement driver's election): a dead router is gone from `status`, and another drives streaming, this long after it stops",
+  },
+  'etcd.requestTimeoutMs': {
+    type: 'int',
+    min: 100,
+    max: CAP.MAX_TIMER_MS,
+    default: 2000, // 2 s
+    reloadable: false,
+    description:
+      'deadline of one etcd read or transaction; past it an admin change fails UNAVAILABLE and routing goes on from the last table',
+  },
 } satisfies ConfigSchema);
 
 // The entries too, not only the table: every reader (parser, validator, help, docs) shares them.

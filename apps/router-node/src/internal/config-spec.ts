@@ -36,6 +36,12 @@ export interface EnumSpec extends Common {
   readonly values: readonly string[];
   readonly default: string;
 }
+/** A list of `host:port` addresses (from an env var or flag: comma-separated). */
+export interface AddressListSpec extends Common {
+  readonly type: 'addresses';
+  /** None: required once its (nullable) section is given. */
+  readonly default?: undefined;
+}
 /** An array validated entry by entry (`validateNode`, `validateAssignment`); file only. */
 export interface ListSpec extends Common {
   readonly type: 'nodes' | 'assignments';
@@ -44,7 +50,14 @@ export interface ListSpec extends Common {
   readonly default: readonly [];
 }
 /** One key's type, range, default, reloadability and description. */
-export type KeySpec = NumberSpec | BoolSpec | StringSpec | NullableStringSpec | EnumSpec | ListSpec;
+export type KeySpec =
+  | NumberSpec
+  | BoolSpec
+  | StringSpec
+  | NullableStringSpec
+  | EnumSpec
+  | AddressListSpec
+  | ListSpec;
 /** Types that have an env var and a flag (everything but the lists). */
 export type ScalarSpec = Exclude<KeySpec, ListSpec>;
 
@@ -63,15 +76,17 @@ type ValueAt<T, P extends string> = P extends `${infer Head}.${infer Rest}`
   : P extends keyof T
     ? T[P]
     : never;
-type SpecFor<V> = [V] extends [readonly unknown[]]
-  ? ListSpec
-  : [V] extends [boolean]
-    ? BoolSpec
-    : [V] extends [number]
-      ? NumberSpec
-      : [V] extends [string]
-        ? StringSpec | EnumSpec
-        : NullableStringSpec;
+type SpecFor<V> = [V] extends [readonly string[]]
+  ? AddressListSpec
+  : [V] extends [readonly unknown[]]
+    ? ListSpec
+    : [V] extends [boolean]
+      ? BoolSpec
+      : [V] extends [number]
+        ? NumberSpec
+        : [V] extends [string]
+          ? StringSpec | EnumSpec
+          : NullableStringSpec;
 
 /** Every key of `RouterNodeConfig`, dotted (`health.intervalMs`, `pool.tls.ca`, `nodes`). */
 export type ConfigKey = Leaves<RouterNodeConfig>;
@@ -80,7 +95,7 @@ export type ConfigSchema = {
 };
 
 /** Sections that are `null` unless given; their keys without a default are then required. */
-export const NULLABLE_SECTIONS = Object.freeze(['tls', 'admin.tls', 'pool.tls'] as const);
+export const NULLABLE_SECTIONS = Object.freeze(['tls', 'admin.tls', 'pool.tls', 'etcd'] as const);
 
 /** Every key, in table order. */
 export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze(

@@ -145,6 +145,16 @@ function checkScalar(key: string, spec: ScalarSpec, raw: Json | undefined): Json
         throw new ConfigError(key, value, 'must be a non-empty string or null');
       }
       return value;
+    case 'addresses': {
+      if (!Array.isArray(value) || value.length === 0) {
+        throw new ConfigError(key, value, 'must be a non-empty array of "host:port"');
+      }
+      value.forEach((a, i) => {
+        const problem = typeof a === 'string' ? addressProblem(a) : 'must be a "host:port" string';
+        if (problem !== undefined) throw new ConfigError(`${key}[${i}]`, a, problem);
+      });
+      return value;
+    }
   }
 }
 

@@ -167,6 +167,27 @@ export interface RouterNodeConfig {
     readonly zones: number;
     readonly dataDir: string | null;
   };
+  /** Many routers, one truth: membership, pins and drains kept in etcd; null = this router's own. */
+  readonly etcd: EtcdConfig | null;
+}
+
+/** The etcd cluster several routers share their membership through (`etcd`). */
+export interface EtcdConfig {
+  /** `host:port` of the etcd members to dial. */
+  readonly endpoints: readonly string[];
+  /** Key prefix of this router cluster's state. */
+  readonly prefix: string;
+  /** This router's name among the routers (its lease key); null = `<hostname>-<pid>`. */
+  readonly routerId: string | null;
+  /** CA of etcd's server certificate (PEM): etcd over TLS; null = plaintext. */
+  readonly ca: string | null;
+  /** Client certificate and key (PEM) for etcd's client-cert auth; null = none. */
+  readonly cert: string | null;
+  readonly key: string | null;
+  /** TTL of the router's registration lease. */
+  readonly leaseTtlMs: number;
+  /** Deadline of one etcd request (read, transaction). */
+  readonly requestTimeoutMs: number;
 }
 
 const ENV_KEYS: ReadonlyMap<string, ConfigKey> = new Map(
@@ -208,6 +229,8 @@ function coerce(key: string, spec: ScalarSpec, text: string, source: string): Js
     case 'string':
     case 'enum':
       return text;
+    case 'addresses':
+      return text.split(',').map((a) => a.trim());
   }
 }
 
@@ -393,7 +416,8 @@ export function nodesProblem(cfg: RouterNodeConfig, localCluster: boolean): Conf
   if (localCluster && cfg.localCluster.nodes === 0) {
     return new ConfigError('localCluster.nodes', 0, '--local-cluster needs at least one node');
   }
-  if (!localCluster && cfg.nodes.length === 0) {
+  // etcd mode: the placement may already be in etcd (a file without nodes cannot seed it).
+  if (!localCluster && cfg.nodes.length === 0 && cfg.etcd === null) {
     return new ConfigError(
       'nodes',
       [],

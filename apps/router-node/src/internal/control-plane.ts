@@ -1,6 +1,6 @@
 import type { BreakerTable } from '@engram/breaker';
 import type { Logger } from 'pino';
-import type { AdminTarget, RepairResult, TableView } from './admin.js';
+import type { AdminTarget, Epoch, RepairResult, TableView } from './admin.js';
 import {
   type AssignmentConfig,
   type NodeConfig,
@@ -10,6 +10,7 @@ import {
 } from './config.js';
 import type { NodeDataStatus } from './data-movement.js';
 import { ConfigError } from './errors.js';
+import { intentOf, type PlacementIntent } from './etcd-keys.js';
 import { HealthMonitor, type Probe } from './health-monitor.js';
 import { type DigestOf, type Location, locateSpace } from './locate.js';
 import {
@@ -21,6 +22,7 @@ import {
   type MembershipLimits,
   reportedState,
 } from './membership.js';
+import { AbortedError, type PlacementStore } from './placement-store.js';
 import { type ProbeStat, ProbeStatsTable } from './probe-stats.js';
 import type { StreamStatus, TransitionKind } from './streamer.js';
 import { isPanic, isPartitioned, type TablePublisher } from './table-publisher.js';
@@ -179,6 +181,16 @@ export interface ControlPlaneInit {
   readonly ejected?: (nodeId: string) => boolean;
   /** Whether the node answered a call within the last `ms` (the data plane's passive words). */
   readonly answeredWithin?: (nodeId: string, ms: number) => boolean;
+  /**
+   * Many routers, one truth (etcd mode): every admin change and transition completion is
+   * written here, conditioned on the placement revision it was checked against, and applies
+   * once written; changes other routers write come in through `adopt`.
+   */
+  readonly store?: PlacementStore;
+  /** The placement revision `restored` is at (etcd mode). */
+  readonly revision?: number;
+  /** etcd's side of the table view (etcd mode). */
+  readonly etcdStatus?: () => TableView['etcd'];
   /** Anti-entropy (RepairSpace / RepairNode of the admin API). */
   readonly repair?: {
     space(spaceId: string): Promise<RepairResult>;
@@ -213,11 +225,16 @@ export class ControlPlane implements AdminTarget {
   #closed = false;
   /** Probe failures and round trips, kept when a health reload replaces the monitor. */
   readonly #probeStats = new ProbeStatsTable();
+  /** etcd mode: the placement revision in force (0 without etcd). */
+  #revision: number;
+  /** etcd mode: this router's changes, one at a time, each checked against the one before. */
+  #queue: Promise<unknown> = Promise.resolve();
 
   constructor(init: ControlPlaneInit) {
     this.#init = init;
     const cfg = init.config;
     this.#config = cfg;
+    this.#revision = init.revision ?? 0;
     this.#monitor = this.#newMonitor(cfg.health);
     let first =
       init.restored ??
@@ -271,21 +288,89 @@ export class ControlPlane implements AdminTarget {
     return firstRound;
   }
 
-  /** A transition's data is where the new placement wants it: the change applies now. */
+  /**
+   * A transition's data is where the new placement wants it: the change applies now (etcd
+   * mode: once written, by the one router driving data movement).
+   */
   completeTransition(kind: TransitionKind, subject: string): void {
-    const m = this.#membership;
-    try {
-      const change =
-        kind === 'join'
-          ? m.completeJoin(subject)
-          : kind === 'leave'
-            ? m.completeLeave(subject)
-            : m.completeMove(subject);
-      this.#apply(change);
-    } catch (err) {
-      // The transition was cancelled or changed meanwhile (e.g. the node was removed).
+    const complete = (m: Membership): Change =>
+      kind === 'join'
+        ? m.completeJoin(subject)
+        : kind === 'leave'
+          ? m.completeLeave(subject)
+          : m.completeMove(subject);
+    // The transition was cancelled or changed meanwhile (e.g. the node was removed), or
+    // another router completed it first (etcd mode).
+    const notApplied = (err: unknown): void =>
       this.#init.log.warn({ err, kind, subject }, 'transition done but no longer applicable');
+    try {
+      const done = this.#change(complete);
+      if (typeof done !== 'number') done.catch(notApplied);
+    } catch (err) {
+      notApplied(err);
     }
+  }
+
+  /**
+   * The placement another router wrote (etcd mode), at `revision`: applied and published
+   * unless this router already has it (or a later one). Throws a coded error with nothing
+   * changed when it cannot apply (over capacity, without the localNodeId).
+   */
+  adopt(intent: PlacementIntent, revision: number): number {
+    if (revision <= this.#revision) return this.epoch;
+    const change = this.#membership.adopt(
+      intent.nodes,
+      intent.assignments,
+      intent.moves,
+      `etcd revision ${revision}`,
+    );
+    const before = this.#revision;
+    this.#revision = revision;
+    try {
+      return this.#apply(change);
+    } catch (err) {
+      this.#revision = before;
+      throw err;
+    }
+  }
+
+  /** etcd mode: the placement revision in force; 0 without etcd. */
+  get revision(): number {
+    return this.#revision;
+  }
+
+  /**
+   * Applies the change `make` gives from the current membership: at once, or (etcd mode) once
+   * written to etcd conditioned on the revision it was made from. A refused change throws (a
+   * rejection in etcd mode: ABORTED when another router's change came first, UNAVAILABLE
+   * without etcd), with nothing applied.
+   */
+  #change(make: (m: Membership) => Change, ifRevision = 0): Epoch {
+    const store = this.#init.store;
+    if (!Number.isSafeInteger(ifRevision) || ifRevision < 0) {
+      throw new ConfigError('ifRevision', ifRevision, 'must be a placement revision, or 0');
+    }
+    if (store === undefined) {
+      if (ifRevision !== 0) {
+        throw new ConfigError('ifRevision', ifRevision, 'needs etcd mode (the `etcd` section)');
+      }
+      return this.#apply(make(this.#membership));
+    }
+    const run = async (): Promise<number> => {
+      const base = this.#membership;
+      const baseRevision = this.#revision;
+      if (ifRevision !== 0 && ifRevision !== baseRevision) {
+        throw new AbortedError(ifRevision, baseRevision);
+      }
+      const change = make(base);
+      if (change.next === base) return this.epoch;
+      const after = intentOf(change.next);
+      const revision = await store.commit(intentOf(base), after, baseRevision, change.reason);
+      return this.adopt(after, revision);
+    };
+    const done = this.#queue.then(run);
+    this.#queue = done.catch(() => undefined);
+    return done;
   }
 
   get membership(): Membership {
@@ -316,6 +401,8 @@ export class ControlPlane implements AdminTarget {
     const cfg = this.#config;
     return {
       epoch: this.epoch,
+      revision: this.#revision,
+      etcd: this.#init.etcdStatus?.() ?? null,
       partitioned: this.#partitioned,
       replicationFactor: Math.min(cfg.replicationFactor, m.size),
       vnodesPerNode: cfg.vnodesPerNode,
@@ -342,24 +429,29 @@ export class ControlPlane implements AdminTarget {
     };
   }
 
-  addNode(raw: unknown): number {
-    return this.#apply(this.#membership.add(validateNode(raw, 'node')));
+  addNode(raw: unknown, ifRevision = 0): Epoch {
+    const node = validateNode(raw, 'node');
+    return this.#change((m) => m.add(node), ifRevision);
   }
 
-  removeNode(id: string, force = false): number {
+  removeNode(id: string, force = false, ifRevision = 0): Epoch {
     const replicationFactor = this.#config.replicationFactor;
-    return this.#apply(this.#membership.remove(id, { replicationFactor, force }));
+    return this.#change((m) => m.remove(id, { replicationFactor, force }), ifRevision);
   }
 
-  drainNode(id: string, undrain: boolean, force = false): number {
-    const m = this.#membership;
+  drainNode(id: string, undrain: boolean, force = false, ifRevision = 0): Epoch {
     const replicationFactor = this.#config.replicationFactor;
-    return this.#apply(undrain ? m.undrain(id) : m.drain(id, { replicationFactor, force }));
+    return this.#change(
+      (m) => (undrain ? m.undrain(id) : m.drain(id, { replicationFactor, force })),
+      ifRevision,
+    );
   }
 
-  assignSpace(raw: unknown): number {
-    const ids = new Set(this.#membership.nodes.map((n) => n.id));
-    return this.#apply(this.#membership.assign(validateAssignment(raw, 'assignment', ids)));
+  assignSpace(raw: unknown, ifRevision = 0): Epoch {
+    return this.#change((m) => {
+      const ids = new Set(m.nodes.map((n) => n.id));
+      return m.assign(validateAssignment(raw, 'assignment', ids));
+    }, ifRevision);
   }
 
   async repairSpace(spaceId: unknown): Promise<RepairResult> {
@@ -391,11 +483,11 @@ export class ControlPlane implements AdminTarget {
     return locateSpace(spaceId, this.table(), ring, digestOf);
   }
 
-  unassignSpace(spaceId: unknown): number {
+  unassignSpace(spaceId: unknown, ifRevision = 0): Epoch {
     if (typeof spaceId !== 'string') {
       throw new ConfigError('spaceId', spaceId, 'has no assignment to clear');
     }
-    return this.#apply(this.#membership.unassign(spaceId));
+    return this.#change((m) => m.unassign(spaceId), ifRevision);
   }
 
   /** Replaces the node list (SIGHUP): the file wins; pins and drains of kept nodes survive. */

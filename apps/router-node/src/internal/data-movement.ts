@@ -37,6 +37,11 @@ export interface DataMovementInit {
   readonly ring: () => Ring;
   /** A transition's data is in place: apply the membership change. */
   readonly complete: (kind: TransitionKind, subject: string) => void;
+  /**
+   * Whether this router drives streaming and the background repair (etcd mode: the one router
+   * elected); default always. Hints and node repairs of this router's own writes go on anyway.
+   */
+  readonly driving?: () => boolean;
 }
 
 /** Per node, for GetTable and /metrics. */
@@ -226,6 +231,7 @@ export class DataMovement {
   #startSweep(every: number): void {
     if (every > 0) {
       this.#sweepTimer = this.#init.timers.setInterval(() => {
+        if (this.#init.driving?.() === false) return;
         void this.repairer.sweep().catch((err: unknown) => {
           this.#init.log.warn({ err }, 'background repair failed');
         });
@@ -235,6 +241,7 @@ export class DataMovement {
 
   /** Follows a new membership: starts and cancels streams, repairs nodes that need it. */
   sync(membership: Membership): void {
+    const driving = this.#init.driving?.() !== false;
     const wanted: { kind: TransitionKind; subject: string }[] = [];
     for (const m of membership.members) {
       const was = this.#health.get(m.node.id);
@@ -242,7 +249,9 @@ export class DataMovement {
       // Down or never probed (unknown) before: the pool may be waiting out a reconnect backoff.
       if (m.health === 'up' && was !== undefined && was !== 'up')
         this.#pool.reconnectNow(m.node.id);
-      if (m.lifecycle === Lifecycle.Joining) {
+      if (!driving) {
+        // Another router streams; this one only keeps its own hints and repairs.
+      } else if (m.lifecycle === Lifecycle.Joining) {
         wanted.push({ kind: 'join', subject: m.node.id });
         this.transitions.begin({ kind: 'join', subject: m.node.id, node: m.node });
       } else if (m.lifecycle === Lifecycle.Leaving) {
@@ -255,7 +264,7 @@ export class DataMovement {
       }
       if (this.#repairNeeded.has(m.node.id) && m.health === 'up') this.#repairNode(m.node.id);
     }
-    for (const move of membership.moves) {
+    for (const move of driving ? membership.moves : []) {
       wanted.push({ kind: 'pin', subject: move.spaceId });
       this.transitions.begin({ kind: 'pin', subject: move.spaceId, to: move.to });
     }

@@ -18,6 +18,8 @@ export const ROUTER_NODE_ERROR_CODES = Object.freeze([
   'Cancelled',
   'Unavailable',
   'ListenFailed',
+  /** An admin change lost a race with another router's (etcd mode): nothing applied. */
+  'Aborted',
 ] as const);
 export type RouterNodeErrorCode = (typeof ROUTER_NODE_ERROR_CODES)[number];
 

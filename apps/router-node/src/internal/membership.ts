@@ -481,6 +481,65 @@ export class Membership {
     return { next: m, reason: 'reload', freshSlots: fresh, added, removed };
   }
 
+  /**
+   * The membership an intent describes, reached from this one (many routers following one
+   * truth in etcd: the intent was checked by the router that wrote it). A member kept at the
+   * same address and zone keeps its slot and health; one re-addressed keeps its slot but starts
+   * over (unknown, fresh slot); a new one takes a free slot; one gone frees its slot. Throws a
+   * MembershipError (CapacityExceeded, or InUse for the localNodeId gone) with nothing changed.
+   */
+  adopt(
+    nodes: readonly (NodeConfig & {
+      readonly lifecycle: Lifecycle;
+      readonly leaveTo?: 'removed' | 'drained';
+    })[],
+    assignments: readonly AssignmentConfig[],
+    moves: readonly SpaceMove[],
+    reason: string,
+  ): Change {
+    this.#checkNodeCount(nodes.length, 'nodes');
+    if (this.localNodeId !== null && !nodes.some((n) => n.id === this.localNodeId)) {
+      throw new MembershipError('InUse', 'nodes', this.localNodeId, 'is the localNodeId');
+    }
+    const wanted = new Set(nodes.map((n) => n.id));
+    let free = [...this.#s.free];
+    for (const m of this.#s.members.values()) if (!wanted.has(m.node.id)) free.push(m.slot);
+    let nextSlot = this.#s.nextSlot;
+    const fresh: number[] = [];
+    const members = new Map<string, Member>();
+    for (const n of nodes) {
+      const node: NodeConfig = { id: n.id, address: n.address, zone: n.zone };
+      const old = this.#s.members.get(n.id);
+      const placed = {
+        lifecycle: n.lifecycle,
+        ...(n.lifecycle === Lifecycle.Leaving && n.leaveTo !== undefined
+          ? { leaveTo: n.leaveTo }
+          : {}),
+      };
+      if (old !== undefined) {
+        const same = old.node.address === node.address && old.node.zone === node.zone;
+        if (!same) fresh.push(old.slot);
+        members.set(n.id, {
+          node,
+          slot: old.slot,
+          health: same ? old.health : Health.Unknown,
+          ...placed,
+        });
+        continue;
+      }
+      const got = slotFrom(free, nextSlot, this.limits.maxSlots, n.id);
+      free = got.free;
+      nextSlot = got.next;
+      fresh.push(got.slot);
+      members.set(n.id, { node, slot: got.slot, health: Health.Unknown, ...placed });
+    }
+    return this.#change(
+      { members, free, nextSlot, assignments: [...assignments], moves: [...moves] },
+      reason,
+      fresh,
+    );
+  }
+
   /** A health verdict; the same membership when it changes nothing. */
   setHealth(id: string, health: Health): Membership {
     const m = this.#s.members.get(id);

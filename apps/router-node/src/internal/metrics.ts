@@ -2,6 +2,7 @@ import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import { LIMIT_KINDS, type LimitKind } from '@engram/h2';
 import { type DataMetrics, renderDataMetrics } from './data-metrics.js';
+import { type EtcdMetrics, renderEtcdMetrics } from './etcd-metrics.js';
 import { esc, family } from './exposition.js';
 import type { AttemptVerdict } from './forward.js';
 import {
@@ -245,6 +246,8 @@ export interface ControlSnapshot {
   readonly workerThreads: number;
   /** Outlier ejections per member (outlier-monitor.ts). */
   readonly outlier?: readonly OutlierNodeMetrics[];
+  /** etcd mode (etcd-mode.ts). */
+  readonly etcd?: EtcdMetrics;
 }
 
 /** Lifecycle labels of engram_router_node_lifecycle (each node has all, its own at 1). */
@@ -458,6 +461,7 @@ export function renderMetrics(buffer: SharedArrayBuffer, control: ControlSnapsho
   if (control.data !== undefined) renderDataMetrics(out, control.data);
   if (control.reload !== undefined) renderReloadMetrics(out, control.reload);
   if (control.outlier !== undefined) renderOutlierMetrics(out, control.outlier);
+  if (control.etcd !== undefined) renderEtcdMetrics(out, control.etcd);
   return `${out.join('\n')}\n`;
 }
 

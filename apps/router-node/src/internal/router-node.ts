@@ -9,6 +9,7 @@ import { LagTable } from '@engram/router';
 import type { Logger } from 'pino';
 import { AdminAuth, readAdminToken, startAdminServer, type TableView } from './admin.js';
 import { AdminStateStore, differences, startingMembership } from './admin-state.js';
+import { ClusterSync } from './cluster-sync.js';
 import {
   type NodeConfig,
   nodesProblem,
@@ -20,6 +21,8 @@ import { ControlPlane, type PlacementSeed } from './control-plane.js';
 import { DataMovement } from './data-movement.js';
 import { DataPlane, type DataPlaneInit } from './data-plane.js';
 import { ConfigError, ListenError, RouterNodeError } from './errors.js';
+import { EtcdMode, type EtcdStart, routerIdOf, startFromEtcd } from './etcd-mode.js';
+import { EtcdStore } from './etcd-store.js';
 import { GrpcProbe } from './grpc-probe.js';
 import {
   C_DRAINING,
@@ -300,7 +303,30 @@ async function start(
   const limits = { maxNodes: MAX_CLUSTER_NODES, maxSlots: MAX_NODE_SLOTS };
   // The local cluster's nodes are new at every start: nothing of them is worth keeping.
   const stateStore = new AdminStateStore(localCluster === null ? cfg.dataDir : null);
-  const restored = startingState(stateStore, cfg, limits, log);
+  // etcd mode: the placement is etcd's (the state file only caches it, for a start while
+  // etcd is unreachable); otherwise this router's own state file.
+  const etcdStore = cfg.etcd === null ? null : new EtcdStore(cfg.etcd, routerIdOf(cfg.etcd), log);
+  let etcdStart: EtcdStart | null = null;
+  if (etcdStore !== null) {
+    try {
+      etcdStart = await startFromEtcd(etcdStore, cfg, stateStore, limits, log);
+    } catch (err) {
+      etcdStore.close();
+      throw err;
+    }
+  }
+  const etcd =
+    etcdStore === null
+      ? null
+      : new EtcdMode(
+          etcdStore,
+          new ClusterSync({
+            store: etcdStore,
+            adopt: (intent, revision) => controlPlane!.adopt(intent, revision),
+            log,
+          }),
+        );
+  const restored = etcdStart?.membership ?? startingState(stateStore, cfg, limits, log);
   const upstream = upstreamCredentials(cfg);
   const grpcProbe = new GrpcProbe(upstream);
   const lag = new LagTable({ slots: MAX_NODE_SLOTS, shared: true });
@@ -319,6 +345,7 @@ async function start(
       membership: () => controlPlane!.membership,
       ring: () => publisher.ring,
       complete: (kind, subject) => controlPlane?.completeTransition(kind, subject),
+      driving: () => etcd === null || etcd.driving,
     },
     (id) => controlPlane?.membership.get(id)?.slot ?? -1,
   );
@@ -355,14 +382,29 @@ async function start(
       limits,
       ...(restored !== undefined ? { restored } : {}),
       ...(stateStore.file !== null
-        ? { persist: (m: Membership, seed: PlacementSeed) => stateStore.save(m, seed) }
+        ? {
+            persist: (m: Membership, seed: PlacementSeed) =>
+              stateStore.save(
+                m,
+                seed,
+                etcdStart === null ? undefined : (controlPlane?.revision ?? etcdStart.revision),
+              ),
+          }
+        : {}),
+      ...(etcd !== null && etcdStart !== null
+        ? {
+            store: etcd.store,
+            revision: etcdStart.revision,
+            etcdStatus: () => etcd.view(),
+          }
         : {}),
       publisher,
       breakers,
       probe: grpcProbe,
       timers: systemTimers,
       log,
-      resume: movement.persisted,
+      // etcd mode: the transitions in progress are in etcd's placement (joining, leaving, moves).
+      resume: etcd === null ? movement.persisted : [],
       onChange: (m: Membership) => {
         if (cfg.router.replicateWrites) movement.sync(m);
         rebase(m);
@@ -397,6 +439,7 @@ async function start(
     });
   } catch (err) {
     await movement.close();
+    await etcd?.close(cfg.health.timeoutMs);
     throw err;
   }
   const plane = controlPlane;
@@ -465,6 +508,15 @@ async function start(
   // health.timeoutMs; a refused connection fails at once) is over before this router reports
   // itself started, so its first calls are routed by verdicts.
   await plane.start();
+  if (etcd !== null && etcdStart !== null) {
+    // Changes other routers make from now on; started from the cache: once etcd answers.
+    etcd.follow(etcdStart.snapshot, log);
+    if (cfg.router.replicateWrites) {
+      // One router streams (and runs the background repair); another takes over, from the
+      // placement's transitions in etcd, when its lease ends.
+      etcd.elect(etcd.store.campaign(cfg.etcd!.leaseTtlMs, () => movement.sync(plane.membership)));
+    }
+  }
   // Outlier detection reads the data planes' attempt counters and ejects from then on.
   const outliers = new OutlierMonitor({
     config: cfg.outlier,
@@ -522,6 +574,7 @@ async function start(
       workerThreads: cfg.workers,
       reload: reloads,
       outlier: outliers.metrics(),
+      ...(etcd !== null ? { etcd: { view: etcd.view(), revision: plane.revision } } : {}),
     };
   };
   const metricsText = () => renderMetrics(stateBuffer, snapshot());
@@ -555,6 +608,8 @@ async function start(
           await supervisor.close();
         }
         for (const close of closers.splice(0).reverse()) await close();
+        // Resigns the driver and revokes the registration: other routers see it go at once.
+        await etcd?.close(cfg.health.timeoutMs);
         grpcProbe.close();
         await digests.close();
         await movement.close();
@@ -609,8 +664,16 @@ async function start(
         const applied = new Set(changes.filter((c) => c.result === 'applied').map((c) => c.key));
         // Everything that can fail first, nothing changed yet.
         const token = cfg.admin.enabled ? readAdminToken(next.admin) : null;
-        const nodes = applied.has('nodes') ? next.nodes : null;
-        const pins = applied.has('assignments') ? next.assignments : null;
+        // etcd mode: the file's nodes and assignments only seeded etcd; etcd's placement wins.
+        const fromFile = etcd === null;
+        if (!fromFile && (applied.has('nodes') || applied.has('assignments'))) {
+          log.warn(
+            { event: 'reload-placement-ignored' },
+            "the config file's nodes or assignments changed, but etcd holds the placement: change it with RouterAdmin",
+          );
+        }
+        const nodes = fromFile && applied.has('nodes') ? next.nodes : null;
+        const pins = fromFile && applied.has('assignments') ? next.assignments : null;
         if (nodes !== null && nodes.length === 0) {
           throw new ConfigError('nodes', [], 'a running router keeps at least one node');
         }
@@ -677,6 +740,21 @@ async function start(
       );
       closers.push(() => admin.close());
       (handle as { adminPort: number | null }).adminPort = admin.port;
+    }
+    if (etcd !== null) {
+      etcd.register(
+        etcd.store.register(
+          {
+            id: etcd.store.routerId,
+            listen: handle.address,
+            admin:
+              handle.adminPort === null ? null : formatAddress(cfg.admin.host, handle.adminPort),
+            version: VERSION,
+            since: Date.now(),
+          },
+          cfg.etcd!.leaseTtlMs,
+        ),
+      );
     }
   } catch (err) {
     await stop(0);

@@ -1,0 +1,224 @@
+import { type AdminState, type StateNode, stateOf } from './admin-state.js';
+import { type AssignmentConfig, validateAssignment, validateNode } from './config.js';
+import { ConfigError } from './errors.js';
+import { Lifecycle, type Membership, type SpaceMove } from './membership.js';
+
+// How a router cluster's shared intent lives under its etcd prefix, and back: pure, so the
+// encoding is tested without etcd. One key per node, pin and pin move (so a change writes only
+// what it changes, and 1000 nodes never make one large value), plus the `placement` marker that
+// every change writes: its mod revision is the placement's revision, the base a change is
+// conditioned on, and the epoch every router reports for it.
+//
+//   <prefix>placement         {"by": routerId, "reason": "..."}
+//   <prefix>nodes/<id>        {"id","address","zone","lifecycle","leaveTo"?}
+//   <prefix>pins/<space>      {"spaceId","primary","replicas"}
+//   <prefix>moves/<space>     {"spaceId","to": pin | null}
+//   <prefix>routers/<router>  {"id","listen","admin",...}   (on the router's lease)
+//
+// Ids are percent-encoded in keys, so an id with a `/` stays one key.
+
+/** The shared part of the membership: what operators asked for (health is each router's own). */
+export type PlacementIntent = Pick<AdminState, 'nodes' | 'assignments' | 'moves'>;
+
+export const PLACEMENT_KEY = 'placement';
+const NODES = 'nodes/';
+const PINS = 'pins/';
+const MOVES = 'moves/';
+export const ROUTERS = 'routers/';
+
+export function placementKey(prefix: string): string {
+  return `${prefix}${PLACEMENT_KEY}`;
+}
+
+export function routerKey(prefix: string, routerId: string): string {
+  return `${prefix}${ROUTERS}${encodeURIComponent(routerId)}`;
+}
+
+/** The intent of a membership (what a change writes). */
+export function intentOf(m: Membership): PlacementIntent {
+  const { nodes, assignments, moves } = stateOf(m, { nodes: [], assignments: [] });
+  return { nodes, assignments, moves };
+}
+
+/** The placement keys of an intent (marker excluded), key → JSON value. */
+export function intentKeys(prefix: string, intent: PlacementIntent): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const n of intent.nodes) out.set(`${prefix}${NODES}${encodeURIComponent(n.id)}`, json(n));
+  for (const a of intent.assignments) {
+    out.set(`${prefix}${PINS}${encodeURIComponent(a.spaceId)}`, json(a));
+  }
+  for (const x of intent.moves) {
+    out.set(`${prefix}${MOVES}${encodeURIComponent(x.spaceId)}`, json(x));
+  }
+  return out;
+}
+
+function json(v: unknown): string {
+  return JSON.stringify(v);
+}
+
+/** What a change writes: keys put (new or changed) and keys deleted, `before` → `after`. */
+export interface KeyDiff {
+  readonly puts: ReadonlyArray<readonly [string, string]>;
+  readonly deletes: readonly string[];
+}
+
+export function diffKeys(
+  before: ReadonlyMap<string, string>,
+  after: ReadonlyMap<string, string>,
+): KeyDiff {
+  const puts: [string, string][] = [];
+  const deletes: string[] = [];
+  for (const [k, v] of after) if (before.get(k) !== v) puts.push([k, v]);
+  for (const k of before.keys()) if (!after.has(k)) deletes.push(k);
+  return { puts, deletes };
+}
+
+/** Whether a key under `prefix` belongs to the placement (a change to it changes routing). */
+export function isPlacementKey(prefix: string, key: string): boolean {
+  if (!key.startsWith(prefix)) return false;
+  const rest = key.slice(prefix.length);
+  return (
+    rest === PLACEMENT_KEY ||
+    rest.startsWith(NODES) ||
+    rest.startsWith(PINS) ||
+    rest.startsWith(MOVES)
+  );
+}
+
+/**
+ * The etcd state under a prefix is not an intent this router can follow: `field` names the key,
+ * `value` its value. The router keeps routing on its last table and reports it.
+ */
+export class EtcdStateError extends ConfigError {
+  constructor(key: string, value: unknown, reason: string, options?: ErrorOptions) {
+    super(key, value, reason, options);
+    this.name = 'EtcdStateError';
+  }
+}
+
+const LIFECYCLES: ReadonlySet<string> = new Set(Object.values(Lifecycle));
+
+function parse(key: string, text: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw new EtcdStateError(key, text, `is not JSON (${(err as Error).message})`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    throw new EtcdStateError(key, v, 'must hold a JSON object');
+  }
+  return v as Record<string, unknown>;
+}
+
+function idOf(key: string, sub: string, prefix: string): string {
+  return decodeURIComponent(key.slice(prefix.length + sub.length));
+}
+
+/**
+ * The intent held by the placement keys under `prefix` (other keys are ignored). Checks every
+ * entry as the admin API checks a change (node shape, pins naming members, a key matching its
+ * entry); throws an EtcdStateError naming the first bad key.
+ */
+export function intentFromKeys(prefix: string, kvs: ReadonlyMap<string, string>): PlacementIntent {
+  const nodes: StateNode[] = [];
+  const pins: [string, unknown][] = [];
+  const moves: [string, Record<string, unknown>][] = [];
+  for (const [key, text] of [...kvs].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    if (!key.startsWith(prefix)) continue;
+    const rest = key.slice(prefix.length);
+    if (rest.startsWith(NODES)) {
+      const raw = parse(key, text);
+      const { lifecycle, leaveTo, ...node } = raw;
+      let checked: ReturnType<typeof validateNode>;
+      try {
+        checked = validateNode(node, key);
+      } catch (err) {
+        throw new EtcdStateError(key, raw, (err as Error).message, { cause: err });
+      }
+      if (checked.id !== idOf(key, NODES, prefix)) {
+        throw new EtcdStateError(key, checked.id, 'names another node than its key');
+      }
+      if (typeof lifecycle !== 'string' || !LIFECYCLES.has(lifecycle)) {
+        throw new EtcdStateError(`${key}.lifecycle`, lifecycle, 'is not a lifecycle');
+      }
+      if (leaveTo !== undefined && leaveTo !== 'removed' && leaveTo !== 'drained') {
+        throw new EtcdStateError(`${key}.leaveTo`, leaveTo, 'must be removed or drained');
+      }
+      nodes.push({
+        ...checked,
+        lifecycle: lifecycle as Lifecycle,
+        ...(leaveTo !== undefined ? { leaveTo } : {}),
+      });
+    } else if (rest.startsWith(PINS)) {
+      pins.push([key, parse(key, text)]);
+    } else if (rest.startsWith(MOVES)) {
+      moves.push([key, parse(key, text)]);
+    }
+  }
+  const ids = new Set(nodes.map((n) => n.id));
+  const pin = (key: string, raw: unknown, sub: string): AssignmentConfig => {
+    let a: AssignmentConfig;
+    try {
+      a = validateAssignment(raw, key, ids);
+    } catch (err) {
+      throw new EtcdStateError(key, raw, (err as Error).message, { cause: err });
+    }
+    if (a.spaceId !== idOf(key, sub, prefix)) {
+      throw new EtcdStateError(key, a.spaceId, 'names another space than its key');
+    }
+    return a;
+  };
+  const assignments = pins.map(([key, raw]) => pin(key, raw, PINS));
+  const outMoves = moves.map(([key, raw]): SpaceMove => {
+    const spaceId = idOf(key, MOVES, prefix);
+    if (raw.spaceId !== spaceId) {
+      throw new EtcdStateError(`${key}.spaceId`, raw.spaceId, 'names another space than its key');
+    }
+    return { spaceId, to: raw.to === null ? null : pin(key, raw.to, MOVES) };
+  });
+  if (nodes.length === 0 && kvs.has(placementKey(prefix))) {
+    throw new EtcdStateError(`${prefix}${NODES}`, [], 'no node: a placement needs at least one');
+  }
+  return { nodes, assignments, moves: outMoves };
+}
+
+/** A router registered under the prefix (on its lease: gone when the router is). */
+export interface RouterRegistration {
+  readonly id: string;
+  /** The ingress address it serves on. */
+  readonly listen: string;
+  /** Its RouterAdmin address, or null when disabled. */
+  readonly admin: string | null;
+  readonly version: string;
+  /** When it registered, ms since the epoch. */
+  readonly since: number;
+}
+
+/** The routers registered under `prefix`; entries that do not parse are left out. */
+export function routersFromKeys(
+  prefix: string,
+  kvs: ReadonlyMap<string, string>,
+): RouterRegistration[] {
+  const out: RouterRegistration[] = [];
+  const under = `${prefix}${ROUTERS}`;
+  for (const [key, text] of kvs) {
+    if (!key.startsWith(under)) continue;
+    try {
+      const v = JSON.parse(text) as Partial<RouterRegistration>;
+      if (typeof v.id === 'string' && typeof v.listen === 'string') {
+        out.push({
+          id: v.id,
+          listen: v.listen,
+          admin: typeof v.admin === 'string' ? v.admin : null,
+          version: typeof v.version === 'string' ? v.version : '',
+          since: typeof v.since === 'number' ? v.since : 0,
+        });
+      }
+    } catch {
+      // Not ours to judge: a registration only informs `status`.
+    }
+  }
+  return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}

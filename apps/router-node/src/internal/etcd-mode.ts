@@ -1,0 +1,218 @@
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import type { EtcdView } from './admin.js';
+import { type AdminStateStore, differences } from './admin-state.js';
+import type { ClusterSync } from './cluster-sync.js';
+import type { EtcdConfig, RouterNodeConfig } from './config.js';
+import { ConfigError } from './errors.js';
+import { intentFromKeys, intentOf, type PlacementIntent } from './etcd-keys.js';
+import type { DriverElection, EtcdStore, Registration, Snapshot } from './etcd-store.js';
+import { Membership, type MembershipLimits } from './membership.js';
+import { StoreUnavailableError } from './placement-store.js';
+
+// A router in etcd mode (`etcd` configured): where its first membership comes from, and the
+// pieces that keep it one of many: the sync of the prefix, its registration, the driver
+// election. Documented in the README ("Many routers: etcd").
+
+/** This router's id among the routers: `etcd.routerId`, or `<hostname>-<pid>`. */
+export function routerIdOf(cfg: EtcdConfig): string {
+  return cfg.routerId ?? `${hostname()}-${process.pid}`;
+}
+
+/** The membership an intent describes, as a router starting from it has it (health unknown). */
+export function membershipOf(
+  intent: PlacementIntent,
+  cfg: RouterNodeConfig,
+  limits: MembershipLimits,
+): Membership {
+  const nodes = intent.nodes.map((n) => ({ id: n.id, address: n.address, zone: n.zone }));
+  return Membership.create(nodes, [], cfg.localNodeId, limits, cfg.router.replicateWrites).adopt(
+    intent.nodes,
+    intent.assignments,
+    intent.moves,
+    'start',
+  ).next;
+}
+
+/** Where an etcd-mode router starts from. */
+export interface EtcdStart {
+  readonly membership: Membership;
+  readonly revision: number;
+  /** The read it started from (null: started from the cached table, etcd unreachable). */
+  readonly snapshot: Snapshot | null;
+  readonly source: 'etcd' | 'seeded' | 'cache';
+}
+
+const WAIT_MIN_MS = 250;
+const WAIT_MAX_MS = 5000;
+
+/**
+ * The first membership of a router in etcd mode: the placement under the prefix; or the
+ * config file's `nodes` and `assignments` written there first when the prefix is empty; or,
+ * with etcd unreachable, the copy of the last placement kept in `dataDir` (the router then
+ * routes on it and catches up once etcd answers). With etcd unreachable and no copy it waits,
+ * retrying, until etcd answers: a router with no table has nothing to route by.
+ */
+export async function startFromEtcd(
+  store: EtcdStore,
+  cfg: RouterNodeConfig,
+  cache: AdminStateStore,
+  limits: MembershipLimits,
+  log: Logger,
+  sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+): Promise<EtcdStart> {
+  let wait = WAIT_MIN_MS;
+  for (let attempt = 1; ; attempt++) {
+    let snap: Snapshot;
+    try {
+      snap = await store.snapshot();
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err;
+      const cached = cache.load();
+      if (cached !== null && cached.revision !== undefined) {
+        log.warn(
+          {
+            event: 'etcd-start',
+            source: 'cache',
+            file: cache.file,
+            revision: cached.revision,
+            err,
+          },
+          `etcd unreachable: routing on the placement of revision ${cached.revision} kept in ${cache.file} until it answers`,
+        );
+        return {
+          membership: membershipOf(cached, cfg, limits),
+          revision: cached.revision,
+          snapshot: null,
+          source: 'cache',
+        };
+      }
+      log.warn(
+        { event: 'etcd-start', source: 'waiting', attempt, endpoints: cfg.etcd?.endpoints, err },
+        'etcd unreachable and no cached placement in dataDir: waiting for etcd',
+      );
+      await sleep(wait);
+      wait = Math.min(WAIT_MAX_MS, wait * 2);
+      continue;
+    }
+    if (snap.placementRevision === 0) {
+      if (cfg.nodes.length === 0) {
+        throw new ConfigError(
+          'nodes',
+          [],
+          `etcd prefix ${store.prefix} holds no placement yet: list the nodes in the config file to seed it`,
+        );
+      }
+      const seedOf = Membership.create(
+        cfg.nodes,
+        cfg.assignments,
+        cfg.localNodeId,
+        limits,
+        cfg.router.replicateWrites,
+      );
+      try {
+        if (await store.seed(intentOf(seedOf))) {
+          log.info(
+            { event: 'etcd-start', source: 'seeded', prefix: store.prefix },
+            `etcd prefix ${store.prefix} was empty: seeded with the config file's nodes and assignments`,
+          );
+        }
+      } catch (err) {
+        if (!(err instanceof StoreUnavailableError)) throw err;
+      }
+      continue; // read what is there now (ours, or a router that seeded first)
+    }
+    const intent = intentFromKeys(store.prefix, snap.kvs);
+    const diff = differences(
+      { version: 1, ...intent, seed: { nodes: [], assignments: [] } },
+      cfg.nodes,
+      cfg.assignments,
+    );
+    if (
+      cfg.nodes.length > 0 &&
+      (diff.notInFile.length > 0 ||
+        diff.onlyInFile.length > 0 ||
+        diff.changed.length > 0 ||
+        diff.pinsDiffer)
+    ) {
+      log.warn(
+        { event: 'etcd-start', source: 'etcd', revision: snap.placementRevision, ...diff },
+        "the config file's nodes or assignments differ from etcd's: etcd wins (the file only seeds an empty prefix)",
+      );
+    }
+    return {
+      membership: membershipOf(intent, cfg, limits),
+      revision: snap.placementRevision,
+      snapshot: snap,
+      source: 'etcd',
+    };
+  }
+}
+
+/** The running pieces of etcd mode, and what `status` says of them. */
+export class EtcdMode {
+  readonly store: EtcdStore;
+  readonly sync: ClusterSync;
+  #registration: Registration | null = null;
+  #election: DriverElection | null = null;
+  #closed = false;
+
+  constructor(store: EtcdStore, sync: ClusterSync) {
+    this.store = store;
+    this.sync = sync;
+  }
+
+  /**
+   * Follows the prefix: from `snapshot`, or (started from the cache) from a first read once
+   * etcd answers, retried meanwhile.
+   */
+  follow(snapshot: Snapshot | null, log: Logger, retryMs = 500): void {
+    if (snapshot !== null) {
+      void this.sync.start(snapshot).catch((err: unknown) => {
+        log.error({ event: 'etcd-watch-failed', err }, 'etcd watch could not start');
+      });
+      return;
+    }
+    const again = async (): Promise<void> => {
+      if (this.#closed) return;
+      try {
+        await this.sync.start(await this.store.snapshot());
+        log.info({ event: 'etcd', connected: true }, 'etcd reachable: following its changes');
+      } catch {
+        setTimeout(() => void again(), retryMs).unref();
+      }
+    };
+    void again();
+  }
+
+  register(registration: Registration): void {
+    this.#registration = registration;
+  }
+
+  elect(election: DriverElection): void {
+    this.#election = election;
+  }
+
+  get driving(): boolean {
+    return this.#election?.leading ?? false;
+  }
+
+  view(): EtcdView {
+    const s = this.sync.status;
+    return {
+      connected: s.connected,
+      lastError: s.lastError,
+      routerId: this.store.routerId,
+      routers: s.routers.map((r) => ({ id: r.id, listen: r.listen, admin: r.admin })),
+      driving: this.driving,
+    };
+  }
+
+  async close(timeoutMs: number): Promise<void> {
+    this.#closed = true;
+    await this.#election?.close(timeoutMs);
+    await this.#registration?.close(timeoutMs);
+    await this.sync.close();
+    this.store.close();
+  }
+}

@@ -1,0 +1,376 @@
+import { readFileSync } from 'node:fs';
+import { ConstantBackoff, noop } from 'cockatiel';
+import {
+  type Campaign,
+  Etcd3,
+  type IKeyValue,
+  type IOptions,
+  type IWatchResponse,
+  type Lease,
+  type Watcher,
+} from 'etcd3';
+import type { Logger } from 'pino';
+import type { EtcdConfig } from './config.js';
+import {
+  diffKeys,
+  intentKeys,
+  type PlacementIntent,
+  placementKey,
+  type RouterRegistration,
+  routerKey,
+} from './etcd-keys.js';
+import { AbortedError, type PlacementStore, StoreUnavailableError } from './placement-store.js';
+
+// The etcd edge: reads, conditioned transactions, the watch, the registration lease and the
+// driver election, on the `etcd3` client (grpc-js over etcd's own protos, which it ships).
+// Everything that decides lives elsewhere (etcd-keys.ts, cluster-sync.ts, the control plane).
+
+/** The keys under the prefix at one revision. */
+export interface Snapshot {
+  /** etcd's revision when read (the watch resumes after it). */
+  readonly revision: number;
+  /** Mod revision of the placement marker; 0 when the prefix holds no placement yet. */
+  readonly placementRevision: number;
+  readonly kvs: Map<string, string>;
+}
+
+function num(v: string | number | undefined | null): number {
+  return v === undefined || v === null ? 0 : Number(v);
+}
+
+function clientOptions(cfg: EtcdConfig, timeoutMs: number): IOptions {
+  const tls = cfg.ca !== null;
+  return {
+    hosts: cfg.endpoints.map((e) => `${tls ? 'https' : 'http'}://${e}`),
+    ...(tls
+      ? {
+          credentials: {
+            rootCertificate: readFileSync(cfg.ca!),
+            ...(cfg.key !== null ? { privateKey: readFileSync(cfg.key) } : {}),
+            ...(cfg.cert !== null ? { certChain: readFileSync(cfg.cert) } : {}),
+          },
+        }
+      : {}),
+    dialTimeout: timeoutMs,
+    // Our own deadlines and retries decide (a retried conditioned write could report a false
+    // ABORTED); grpc-js reconnects within a second once etcd is back, not after its 2-minute
+    // backoff ceiling.
+    faultHandling: {
+      global: noop,
+      host: () => noop,
+      watchBackoff: new ConstantBackoff(Math.min(500, timeoutMs)).next(),
+    },
+    grpcOptions: {
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 1000,
+      // A hung etcd (not only a closed one) is seen: etcd accepts pings every 5 s.
+      'grpc.keepalive_time_ms': 5000,
+      'grpc.keepalive_timeout_ms': timeoutMs,
+      'grpc.keepalive_permit_without_calls': 1,
+    },
+  };
+}
+
+export class EtcdStore implements PlacementStore {
+  readonly prefix: string;
+  readonly #client: Etcd3;
+  readonly #timeoutMs: number;
+  readonly #log: Logger;
+  readonly #routerId: string;
+  #closed = false;
+
+  constructor(cfg: EtcdConfig, routerId: string, log: Logger) {
+    this.prefix = cfg.prefix;
+    this.#timeoutMs = cfg.requestTimeoutMs;
+    this.#client = new Etcd3(clientOptions(cfg, cfg.requestTimeoutMs));
+    this.#log = log;
+    this.#routerId = routerId;
+  }
+
+  get routerId(): string {
+    return this.#routerId;
+  }
+
+  #deadline(): { deadline: number } {
+    return { deadline: Date.now() + this.#timeoutMs };
+  }
+
+  /** Every key under the prefix, at one revision. */
+  async snapshot(): Promise<Snapshot> {
+    let res: Awaited<ReturnType<ReturnType<Etcd3['getAll']>['exec']>>;
+    try {
+      res = await this.#client.getAll().prefix(this.prefix).options(this.#deadline()).exec();
+    } catch (err) {
+      throw new StoreUnavailableError('read', err);
+    }
+    const kvs = new Map<string, string>();
+    let placementRevision = 0;
+    const marker = placementKey(this.prefix);
+    for (const kv of res.kvs) {
+      const key = kv.key.toString();
+      kvs.set(key, kv.value.toString());
+      if (key === marker) placementRevision = num(kv.mod_revision);
+    }
+    return { revision: num(res.header.revision), placementRevision, kvs };
+  }
+
+  /**
+   * Writes `intent` as the first placement of an empty prefix; false when another router
+   * seeded it first (read it then).
+   */
+  async seed(intent: PlacementIntent): Promise<boolean> {
+    const ops = [...intentKeys(this.prefix, intent)].map(([k, v]) => this.#client.put(k).value(v));
+    try {
+      const res = await this.#client
+        .if(placementKey(this.prefix), 'Create', '==', 0)
+        .then(...ops, this.#client.put(placementKey(this.prefix)).value(this.#marker('seed')))
+        .options(this.#deadline())
+        .commit();
+      return res.succeeded;
+    } catch (err) {
+      throw new StoreUnavailableError('seed', err);
+    }
+  }
+
+  #marker(reason: string): string {
+    return JSON.stringify({ by: this.#routerId, reason, at: Date.now() });
+  }
+
+  async commit(
+    before: PlacementIntent,
+    after: PlacementIntent,
+    baseRevision: number,
+    reason: string,
+  ): Promise<number> {
+    const { puts, deletes } = diffKeys(
+      intentKeys(this.prefix, before),
+      intentKeys(this.prefix, after),
+    );
+    const marker = placementKey(this.prefix);
+    let res: Awaited<ReturnType<ReturnType<Etcd3['if']>['commit']>>;
+    try {
+      res = await this.#client
+        .if(marker, 'Mod', '==', baseRevision)
+        .then(
+          ...puts.map(([k, v]) => this.#client.put(k).value(v)),
+          ...deletes.map((k) => this.#client.delete().key(k)),
+          this.#client.put(marker).value(this.#marker(reason)),
+        )
+        .else(this.#client.get(marker))
+        .options(this.#deadline())
+        .commit();
+    } catch (err) {
+      throw new StoreUnavailableError('transaction', err);
+    }
+    if (!res.succeeded) {
+      const kv = res.responses[0]?.response_range?.kvs[0] as IKeyValue | undefined;
+      throw new AbortedError(baseRevision, num(kv?.mod_revision));
+    }
+    return num(res.header.revision);
+  }
+
+  /** Watches the prefix from `fromRevision` (inclusive); etcd3 reconnects and resumes. */
+  async watch(fromRevision: number, handlers: WatchHandlers): Promise<Watcher> {
+    const watcher = await this.#client
+      .watch()
+      .prefix(this.prefix)
+      .startRevision(String(fromRevision))
+      .create();
+    watcher.on('data', handlers.data);
+    watcher.on('connected', () => handlers.connected(true));
+    watcher.on('disconnected', (err) => handlers.connected(false, err));
+    watcher.on('error', handlers.error);
+    return watcher;
+  }
+
+  /**
+   * Registers this router under the prefix on a lease (gone `ttlMs` after it stops). A lease
+   * lost (etcd away past the TTL) is granted again, with the key, once etcd is back.
+   */
+  register(info: RouterRegistration, ttlMs: number): Registration {
+    return new Registration(this.#client, routerKey(this.prefix, info.id), info, ttlMs, this.#log);
+  }
+
+  /** Campaigns for the data-movement driver; `onChange` hears when this router leads or not. */
+  campaign(ttlMs: number, onChange: (leading: boolean) => void): DriverElection {
+    return new DriverElection(
+      this.#client,
+      `${this.prefix}driver`,
+      this.#routerId,
+      ttlMs,
+      onChange,
+      this.#log,
+    );
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#client.close();
+  }
+}
+
+export interface WatchHandlers {
+  data(res: IWatchResponse): void;
+  connected(up: boolean, err?: Error): void;
+  error(err: Error): void;
+}
+
+const RETRY_MS = 500;
+
+function ttlSeconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
+}
+
+/** A router's lease-held key, put back after a lost lease. */
+export class Registration {
+  readonly #client: Etcd3;
+  readonly #key: string;
+  readonly #value: string;
+  readonly #ttlMs: number;
+  readonly #log: Logger;
+  #lease: Lease | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #closed = false;
+
+  constructor(client: Etcd3, key: string, info: RouterRegistration, ttlMs: number, log: Logger) {
+    this.#client = client;
+    this.#key = key;
+    this.#value = JSON.stringify(info);
+    this.#ttlMs = ttlMs;
+    this.#log = log;
+    this.#grant();
+  }
+
+  #grant(): void {
+    if (this.#closed) return;
+    const lease = this.#client.lease(ttlSeconds(this.#ttlMs), { autoKeepAlive: true });
+    this.#lease = lease;
+    lease.on('lost', (err) => {
+      if (this.#closed || this.#lease !== lease) return;
+      this.#log.warn({ event: 'etcd-lease-lost', err }, 'router registration lease lost');
+      this.#retry();
+    });
+    lease
+      .put(this.#key)
+      .value(this.#value)
+      .then(
+        () => this.#log.info({ event: 'etcd-registered', key: this.#key }, 'registered in etcd'),
+        () => this.#retry(),
+      );
+  }
+
+  #retry(): void {
+    const old = this.#lease;
+    this.#lease = null;
+    old?.release();
+    if (this.#closed || this.#timer !== null) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#grant();
+    }, RETRY_MS);
+    this.#timer.unref();
+  }
+
+  /** Revokes the lease (the key goes at once), within `timeoutMs`. */
+  async close(timeoutMs: number): Promise<void> {
+    this.#closed = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    const lease = this.#lease;
+    this.#lease = null;
+    if (lease === null) return;
+    await Promise.race([
+      lease.revoke().catch(() => undefined),
+      new Promise((r) => setTimeout(r, timeoutMs).unref()),
+    ]);
+  }
+}
+
+/**
+ * etcd's lease-based election for the one router that drives data movement: campaigning again
+ * whenever the campaign fails (its lease lost with etcd away), so some live router leads.
+ */
+export class DriverElection {
+  readonly #client: Etcd3;
+  readonly #name: string;
+  readonly #id: string;
+  readonly #ttlMs: number;
+  readonly #onChange: (leading: boolean) => void;
+  readonly #log: Logger;
+  #campaign: Campaign | null = null;
+  #leading = false;
+  #timer: NodeJS.Timeout | null = null;
+  #closed = false;
+
+  constructor(
+    client: Etcd3,
+    name: string,
+    id: string,
+    ttlMs: number,
+    onChange: (leading: boolean) => void,
+    log: Logger,
+  ) {
+    this.#client = client;
+    this.#name = name;
+    this.#id = id;
+    this.#ttlMs = ttlMs;
+    this.#onChange = onChange;
+    this.#log = log;
+    this.#run();
+  }
+
+  get leading(): boolean {
+    return this.#leading;
+  }
+
+  #set(leading: boolean): void {
+    if (leading === this.#leading) return;
+    this.#leading = leading;
+    this.#log.info(
+      { event: 'driver', leading },
+      leading
+        ? 'this router drives data movement now'
+        : 'this router no longer drives data movement',
+    );
+    this.#onChange(leading);
+  }
+
+  #run(): void {
+    if (this.#closed) return;
+    const campaign = this.#client.election(this.#name, ttlSeconds(this.#ttlMs)).campaign(this.#id);
+    this.#campaign = campaign;
+    campaign.on('elected', () => {
+      if (this.#campaign === campaign) this.#set(true);
+    });
+    campaign.on('error', (err) => {
+      if (this.#campaign !== campaign) return;
+      this.#log.warn({ event: 'driver-campaign-failed', err }, 'driver campaign failed: again');
+      this.#campaign = null;
+      this.#set(false);
+      void campaign.resign().catch(() => undefined);
+      if (this.#closed || this.#timer !== null) return;
+      this.#timer = setTimeout(() => {
+        this.#timer = null;
+        this.#run();
+      }, RETRY_MS);
+      this.#timer.unref();
+    });
+  }
+
+  /** Resigns (another router takes over at once), within `timeoutMs`. */
+  async close(timeoutMs: number): Promise<void> {
+    this.#closed = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    const campaign = this.#campaign;
+    this.#campaign = null;
+    this.#set(false);
+    if (campaign === null) return;
+    await Promise.race([
+      campaign.resign().catch(() => undefined),
+      new Promise((r) => setTimeout(r, timeoutMs).unref()),
+    ]);
+  }
+}

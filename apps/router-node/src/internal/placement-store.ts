@@ -1,0 +1,47 @@
+import { RouterNodeError } from './errors.js';
+import type { PlacementIntent } from './etcd-keys.js';
+
+// Where the control plane writes placement changes in etcd mode, and how a write fails: apart
+// from the etcd client (etcd-store.ts), so the control plane loads no client without etcd.
+
+/** An admin change lost a race: the placement changed since the one it was based on. */
+export class AbortedError extends RouterNodeError {
+  readonly baseRevision: number;
+  readonly revision: number;
+  constructor(baseRevision: number, revision: number) {
+    super(
+      'Aborted',
+      `the placement changed in etcd since revision ${baseRevision} (now ${revision}), which this change was checked against: nothing applied; read the table and retry`,
+    );
+    this.name = 'AbortedError';
+    this.baseRevision = baseRevision;
+    this.revision = revision;
+  }
+}
+
+/** etcd did not answer in time, or refused the connection: nothing applied. */
+export class StoreUnavailableError extends RouterNodeError {
+  constructor(what: string, cause: unknown) {
+    super(
+      'Unavailable',
+      `etcd is unreachable (${what}: ${(cause as Error | null)?.message ?? String(cause)}): admin changes are refused until it is back; routing goes on from the last table`,
+      { cause },
+    );
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+/** Where a placement change goes: written in etcd only if nothing changed since `base`. */
+export interface PlacementStore {
+  /**
+   * Writes `after` (the keys that differ from `before`, and the marker) if the placement is
+   * still at `baseRevision`; resolves with the change's revision. Rejects with AbortedError
+   * (lost a race) or StoreUnavailableError (etcd unreachable), nothing written.
+   */
+  commit(
+    before: PlacementIntent,
+    after: PlacementIntent,
+    baseRevision: number,
+    reason: string,
+  ): Promise<number>;
+}
