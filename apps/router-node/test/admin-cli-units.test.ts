@@ -166,6 +166,8 @@ describe('engram-router arguments', () => {
 
 const TABLE: TableReply = {
   epoch: 12,
+  revision: 0,
+  etcd: null,
   replicationFactor: 3,
   vnodesPerNode: 256,
   partitioned: false,
@@ -253,6 +255,38 @@ describe('engram-router output', () => {
       'nodes',
       'streams',
     ]);
+  });
+
+  it('status and table in etcd mode: the revision, etcd, this router and the live routers', () => {
+    const shared: TableReply = {
+      ...TABLE,
+      revision: 41,
+      etcd: {
+        connected: false,
+        lastError: '',
+        routerId: 'r2',
+        driving: true,
+        routers: [
+          { id: 'r1', listen: '127.0.0.1:1', admin: '127.0.0.1:11' },
+          { id: 'r2', listen: '127.0.0.1:2', admin: '' },
+        ],
+      },
+    };
+    const text = renderStatus(shared);
+    expect(text).toContain('revision            41');
+    expect(text).toContain(
+      'etcd                UNREACHABLE (routing on the last table; admin refused)',
+    );
+    expect(text).toContain('router              r2 (drives data movement)');
+    expect(text).toContain('routers             2: r1 127.0.0.1:1, r2 127.0.0.1:2');
+    expect(renderTableView(shared)).toContain('revision            41');
+    const j = statusJson(shared);
+    expect(j.revision).toBe(41);
+    expect(j.etcd?.routers[1]).toEqual({ id: 'r2', listen: '127.0.0.1:2', admin: null });
+    expect(j.etcd?.lastError).toBeNull();
+    // Without etcd: none of it.
+    expect(renderStatus(TABLE)).not.toContain('revision');
+    expect('etcd' in statusJson(TABLE)).toBe(false);
   });
 
   it('status and table: an ejected node says so beside its health, and in the JSON', () => {

@@ -99,6 +99,10 @@ function companions(key: ConfigKey): Record<string, Json> {
     if (spec.type === 'string' && spec.default === undefined) out[other] = 'companion.pem';
     if (spec.type === 'addresses') out[other] = ['127.0.0.1:2379'];
   }
+  if (key === 'etcd.cert' || key === 'etcd.key') {
+    out[key === 'etcd.cert' ? 'etcd.key' : 'etcd.cert'] = 'companion.pem';
+    out['etcd.ca'] = 'companion.pem';
+  }
   if (key === 'pool.tls.cert') out['pool.tls.key'] = 'companion.pem';
   if (key === 'pool.tls.key') out['pool.tls.cert'] = 'companion.pem';
   return out;
@@ -446,6 +450,11 @@ describe('config keys', () => {
       [{ 'router.retryBaseDelayMs': 500, 'router.retryMaxDelayMs': 100 }, 'router.retryMaxDelayMs'],
       [{ 'outlier.baseEjectionMs': 5000, 'outlier.maxEjectionMs': 1000 }, 'outlier.maxEjectionMs'],
       [{ 'localCluster.nodes': 0 }, 'nodes'],
+      [{ 'etcd.endpoints': ['127.0.0.1:2379'], 'etcd.cert': 'c.pem' }, 'etcd.cert'],
+      [
+        { 'etcd.endpoints': ['127.0.0.1:2379'], 'etcd.cert': 'c.pem', 'etcd.key': 'k.pem' },
+        'etcd.ca',
+      ],
       [{ 'pool.tls.cert': 'c.pem' }, 'pool.tls.cert'],
       [{ 'pool.tls.key': 'k.pem' }, 'pool.tls.cert'],
       [{ 'tls.cert': 'c.pem' }, 'tls.key'],

@@ -272,6 +272,20 @@ const ACROSS_KEYS: readonly ((cfg: RouterNodeConfig) => void)[] = [
     }
   },
   (cfg) => {
+    const e = cfg.etcd;
+    if (e === null) return;
+    if ((e.cert === null) !== (e.key === null)) {
+      throw new ConfigError('etcd.cert', e.cert, 'etcd.cert and etcd.key go together');
+    }
+    if (e.cert !== null && e.ca === null) {
+      throw new ConfigError(
+        'etcd.ca',
+        null,
+        'a client certificate needs etcd over TLS: set etcd.ca',
+      );
+    }
+  },
+  (cfg) => {
     const poolTls = cfg.pool.tls;
     if (poolTls !== null && (poolTls.cert === null) !== (poolTls.key === null)) {
       throw new ConfigError('pool.tls.cert', poolTls.cert, 'cert and key go together');

@@ -46,6 +46,17 @@ export interface TableReply {
   localNodeId: string;
   streams: StreamReply[];
   pendingAssignments: AssignmentReply[];
+  /** etcd mode: the placement revision (0 without etcd) and etcd as the router sees it. */
+  revision: number;
+  etcd: EtcdReply | null | undefined;
+}
+
+export interface EtcdReply {
+  connected: boolean;
+  lastError: string;
+  routerId: string;
+  routers: { id: string; listen: string; admin: string }[];
+  driving: boolean;
 }
 
 export interface LocatedNodeReply {
@@ -118,8 +129,48 @@ const streamJson = (s: StreamReply) => ({
   lastError: s.lastError,
 });
 
+function etcdJson(t: TableReply) {
+  const e = t.etcd;
+  if (e === null || e === undefined) return {};
+  return {
+    revision: t.revision,
+    etcd: {
+      connected: e.connected,
+      lastError: e.lastError === '' ? null : e.lastError,
+      routerId: e.routerId,
+      driving: e.driving,
+      routers: e.routers.map((r) => ({
+        id: r.id,
+        listen: r.listen,
+        admin: r.admin === '' ? null : r.admin,
+      })),
+    },
+  };
+}
+
+/** etcd mode's lines of `status`: the revision, etcd's reachability, the routers. */
+function etcdFields(t: TableReply): [string, string][] {
+  const e = t.etcd;
+  if (e === null || e === undefined) return [];
+  return [
+    ['revision', String(t.revision)],
+    [
+      'etcd',
+      `${e.connected ? 'connected' : 'UNREACHABLE (routing on the last table; admin refused)'}${
+        e.lastError === '' ? '' : `; not following: ${e.lastError}`
+      }`,
+    ],
+    ['router', `${e.routerId}${e.driving ? ' (drives data movement)' : ''}`],
+    [
+      'routers',
+      `${e.routers.length}: ${e.routers.map((r) => `${r.id} ${r.listen}`).join(', ') || '-'}`,
+    ],
+  ];
+}
+
 export function statusJson(t: TableReply) {
   return {
+    ...etcdJson(t),
     epoch: t.epoch,
     replicationFactor: t.replicationFactor,
     partitioned: t.partitioned,
@@ -130,6 +181,7 @@ export function statusJson(t: TableReply) {
 
 export function tableJson(t: TableReply) {
   return {
+    ...etcdJson(t),
     epoch: t.epoch,
     replicationFactor: t.replicationFactor,
     vnodesPerNode: t.vnodesPerNode,
@@ -237,6 +289,7 @@ export function renderStatus(t: TableReply): string {
   const up = t.nodes.filter((n) => n.state === 'up').length;
   const head = fields([
     ['epoch', String(t.epoch)],
+    ...etcdFields(t),
     ['replication factor', String(t.replicationFactor)],
     ['partitioned', yesNo(t.partitioned)],
     ['nodes', `${t.nodes.length} (${up} up)`],
@@ -299,6 +352,7 @@ function assignments(title: string, list: readonly AssignmentReply[]): string {
 export function renderTableView(t: TableReply): string {
   const head = fields([
     ['epoch', String(t.epoch)],
+    ...etcdFields(t).slice(0, 1),
     ['replication factor', String(t.replicationFactor)],
     ['vnodes per node', String(t.vnodesPerNode)],
     ['partitioned', yesNo(t.partitioned)],

@@ -146,9 +146,12 @@ export function requestOf(inv: Run): { method: AdminMethod; request: Record<stri
 export function outputOf(inv: Run, reply: unknown): string {
   const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
   const [a, b, ...rest] = inv.args;
-  const epoch = (reply as { epoch: number }).epoch;
+  const { epoch, revision = 0 } = reply as { epoch: number; revision?: number };
+  // etcd mode: the revision every router reports once it has the change.
   const change = (text: string) =>
-    inv.json ? json({ epoch }) : `${text} (table epoch ${epoch})\n`;
+    inv.json
+      ? json(revision > 0 ? { epoch, revision } : { epoch })
+      : `${text} (table epoch ${epoch}${revision > 0 ? `, revision ${revision}` : ''})\n`;
   const cmd: CommandName = inv.command;
   switch (cmd) {
     case 'status':
