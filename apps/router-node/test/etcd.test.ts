@@ -121,7 +121,7 @@ function allUp(t: EtcdTable): boolean {
 
 describe('router-nodes sharing one placement through etcd', () => {
   it('seeds an empty prefix once, registers every router, and elects one driver', async () => {
-    const { clients } = await startRouters(3);
+    const { routers, clients } = await startRouters(3);
     const tables = await converged(clients, (t) => t.etcd?.routers.length === 3 && allUp(t));
     const revisions = new Set(tables.map((t) => t.revision));
     expect(revisions.size).toBe(1);
@@ -132,6 +132,12 @@ describe('router-nodes sharing one placement through etcd', () => {
       expect(t.etcd!.routerId).toBe(`r${i + 1}`);
       expect(t.nodes.map((n) => n.id)).toEqual(['n1', 'n2', 'n3']);
     }
+    // The status page's feed says the same.
+    const feed = (await (
+      await fetch(`http://127.0.0.1:${routers[1]!.metricsPort}/status.json`)
+    ).json()) as { etcd: { revision: number; connected: boolean; routers: unknown[] } };
+    expect(feed.etcd).toMatchObject({ revision: [...revisions][0], connected: true });
+    expect(feed.etcd.routers).toHaveLength(3);
     const drivers = await eventually(async () => {
       const d = (await Promise.all(clients.map(table))).filter((t) => t.etcd!.driving);
       return d.length === 1 ? d : undefined;

@@ -265,6 +265,20 @@ const ringOf = (ids: string[]) =>
 describe('buildStatusSnapshot', () => {
   const history = new StatusSampler({ read: new Totals().read, clock: Date }).history();
 
+  it('carries etcd mode: the revision and etcd as the router sees it; null without', () => {
+    const etcd = {
+      connected: true,
+      lastError: null,
+      routerId: 'r1',
+      routers: [{ id: 'r1', listen: '127.0.0.1:1', admin: null }],
+      driving: false,
+    };
+    const snap = buildStatusSnapshot(tableView({}), null, history, 0);
+    expect(snap.etcd).toBeNull();
+    const shared = buildStatusSnapshot({ ...tableView({}), revision: 12, etcd }, null, history, 0);
+    expect(shared.etcd).toEqual({ ...etcd, revision: 12 });
+  });
+
   it('carries the table, each node with its ring share, the streams and the history', () => {
     const ring = ringOf(['n1', 'n2']);
     const snap = buildStatusSnapshot(tableView(), ring, history, 1234);

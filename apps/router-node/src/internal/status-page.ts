@@ -180,6 +180,11 @@ function drawBanner(snap) {
     h('span', {}, 'epoch ' + snap.epoch),
     h('span', {}, up + ' / ' + snap.nodes.length + ' nodes up'),
     h('span', {}, 'replication factor ' + snap.replicationFactor),
+    ...(snap.etcd === null ? [] : [
+      h('span', { class: 'badge ' + (snap.etcd.connected ? 'ok' : 'bad'), id: 'etcd' },
+        snap.etcd.connected ? 'etcd revision ' + snap.etcd.revision : 'etcd UNREACHABLE (last table in force)'),
+      h('span', {}, snap.etcd.routers.length + ' routers' + (snap.etcd.driving ? ', this one drives data movement' : '')),
+    ]),
   );
 }
 

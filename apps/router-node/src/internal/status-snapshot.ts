@@ -3,7 +3,7 @@
  * thread from the control plane's table view, the published ring and the sampler's history.
  */
 import type { Ring } from '@engram/ring';
-import type { TableView } from './admin.js';
+import type { EtcdView, TableView } from './admin.js';
 import type { RequestHistory } from './status-sampler.js';
 import type { StreamStatus } from './streamer.js';
 
@@ -40,6 +40,8 @@ export interface StatusSnapshot {
   readonly nodes: readonly NodeStatus[];
   readonly streams: readonly StreamStatus[];
   readonly history: RequestHistory;
+  /** etcd mode: the placement revision and etcd as this router sees it; null without etcd. */
+  readonly etcd: (EtcdView & { readonly revision: number }) | null;
 }
 
 const sharesByRing = new WeakMap<Ring, ReadonlyMap<string, number>>();
@@ -98,6 +100,7 @@ export function buildStatusSnapshot(
       ejected: n.ejected === true,
     })),
     streams: table.streams,
+    etcd: table.etcd === null ? null : { ...table.etcd, revision: table.revision },
     history,
   };
 }
