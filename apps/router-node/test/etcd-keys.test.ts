@@ -10,6 +10,8 @@ import {
   placementKey,
   routerKey,
   routersFromKeys,
+  settingsFromKeys,
+  settingsKey,
 } from '../src/internal/etcd-keys.js';
 import { Health, Lifecycle, Membership, MembershipError } from '../src/internal/membership.js';
 
@@ -119,6 +121,31 @@ describe('etcd keys of a placement intent', () => {
     expect(e.message).toMatch(/ghost/);
     e = errorOf(() => intentFromKeys(P, new Map([[placementKey(P), '{}']])));
     expect(e.message).toMatch(/at least one/);
+  });
+
+  it('reads the ring settings every router shares, refusing them out of range', () => {
+    const limits = {
+      replicationFactor: { min: 1, max: 16 },
+      vnodesPerNode: { min: 1, max: 8192 },
+    };
+    const key = settingsKey(P);
+    expect(settingsFromKeys(P, new Map(), limits)).toBeNull();
+    expect(
+      settingsFromKeys(
+        P,
+        new Map([[key, JSON.stringify({ replicationFactor: 3, vnodesPerNode: 256 })]]),
+        limits,
+      ),
+    ).toEqual({ replicationFactor: 3, vnodesPerNode: 256 });
+    const e = errorOf(() =>
+      settingsFromKeys(
+        P,
+        new Map([[key, JSON.stringify({ replicationFactor: 0, vnodesPerNode: 256 })]]),
+        limits,
+      ),
+    );
+    expect([e.field, e.value]).toEqual([`${key}.replicationFactor`, 0]);
+    expect(isPlacementKey(P, key)).toBe(true);
   });
 
   it('lists live routers, sorted, skipping entries that do not parse', () => {

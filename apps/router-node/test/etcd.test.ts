@@ -23,6 +23,8 @@ import {
 
 interface EtcdTable {
   epoch: number;
+  vnodesPerNode: number;
+  replicationFactor: number;
   revision: number;
   nodes: { id: string; lifecycle: string; state: string }[];
   assignments: { spaceId: string; primary: string; replicas: string[] }[];
@@ -121,7 +123,7 @@ function allUp(t: EtcdTable): boolean {
 
 describe('router-nodes sharing one placement through etcd', () => {
   it('seeds an empty prefix once, registers every router, and elects one driver', async () => {
-    const { routers, clients } = await startRouters(3);
+    const { prefix, routers, clients } = await startRouters(3);
     const tables = await converged(clients, (t) => t.etcd?.routers.length === 3 && allUp(t));
     const revisions = new Set(tables.map((t) => t.revision));
     expect(revisions.size).toBe(1);
@@ -132,6 +134,16 @@ describe('router-nodes sharing one placement through etcd', () => {
       expect(t.etcd!.routerId).toBe(`r${i + 1}`);
       expect(t.nodes.map((n) => n.id)).toEqual(['n1', 'n2', 'n3']);
     }
+    // A router whose file says otherwise builds the ring with etcd's settings all the same.
+    const odd = await spawnRouter(
+      cleanup,
+      routerConfig(prefix, 'odd', { vnodesPerNode: 64, replicationFactor: 2 }),
+    );
+    const oddTable = await table(adminClient(cleanup, odd.adminPort));
+    expect([oddTable.vnodesPerNode, oddTable.replicationFactor]).toEqual([256, 3]);
+    expect(odd.stderr()).toMatch(/differ from etcd's: etcd's apply/);
+    odd.child.kill('SIGTERM');
+    await odd.exited;
     // The status page's feed says the same.
     const feed = (await (
       await fetch(`http://127.0.0.1:${routers[1]!.metricsPort}/status.json`)

@@ -50,6 +50,8 @@ export interface AdminState {
    * unreachable routes on it until etcd answers).
    */
   readonly revision?: number;
+  /** etcd mode: the ring settings of that placement (etcd's, which every router shares). */
+  readonly settings?: { readonly replicationFactor: number; readonly vnodesPerNode: number };
 }
 
 /** The state file is unreadable, corrupt, or names a membership that cannot be. Exit 2 at start. */
@@ -63,7 +65,12 @@ export class StateFileError extends ConfigError {
 }
 
 /** The state of a membership, as written. */
-export function stateOf(m: Membership, seed: PlacementSeed, revision?: number): AdminState {
+export function stateOf(
+  m: Membership,
+  seed: PlacementSeed,
+  revision?: number,
+  settings?: AdminState['settings'],
+): AdminState {
   return {
     version: STATE_VERSION,
     nodes: [...m.members].map((x) => ({
@@ -82,6 +89,7 @@ export function stateOf(m: Membership, seed: PlacementSeed, revision?: number): 
       assignments: seed.assignments.map(copyPin),
     },
     ...(revision !== undefined ? { revision } : {}),
+    ...(settings !== undefined ? { settings: { ...settings } } : {}),
   };
 }
 
@@ -114,7 +122,17 @@ export function decodeState(text: string, file: string): AdminState {
       `has version ${JSON.stringify(raw.version)}; this router reads version ${STATE_VERSION}`,
     );
   }
-  const { nodes, assignments, moves, seed, revision } = raw;
+  const { nodes, assignments, moves, seed, revision, settings } = raw;
+  if (
+    settings !== undefined &&
+    !(
+      isRecord(settings) &&
+      Number.isSafeInteger(settings.replicationFactor) &&
+      Number.isSafeInteger(settings.vnodesPerNode)
+    )
+  ) {
+    throw new StateFileError(file, '"settings" must be { replicationFactor, vnodesPerNode }');
+  }
   if (revision !== undefined && (!Number.isSafeInteger(revision) || (revision as number) < 0)) {
     throw new StateFileError(file, `has revision ${JSON.stringify(revision)}: not a revision`);
   }
@@ -169,6 +187,14 @@ export function decodeState(text: string, file: string): AdminState {
       moves: outMoves,
       seed: { nodes: outSeedNodes, assignments: outSeedPins },
       ...(revision !== undefined ? { revision: revision as number } : {}),
+      ...(settings !== undefined
+        ? {
+            settings: {
+              replicationFactor: settings.replicationFactor as number,
+              vnodesPerNode: settings.vnodesPerNode as number,
+            },
+          }
+        : {}),
     };
   } catch (err) {
     throw new StateFileError(file, `is corrupt: ${(err as Error).message}`, { cause: err });
@@ -389,9 +415,14 @@ export class AdminStateStore {
   }
 
   /** Writes `m`'s state when it differs from the last one written (health changes do not). */
-  save(m: Membership, seed: PlacementSeed, revision?: number): boolean {
+  save(
+    m: Membership,
+    seed: PlacementSeed,
+    revision?: number,
+    settings?: AdminState['settings'],
+  ): boolean {
     if (this.file === null) return false;
-    const text = encodeState(stateOf(m, seed, revision));
+    const text = encodeState(stateOf(m, seed, revision, settings));
     if (text === this.#last) return false;
     this.#io.write(this.file, text);
     this.#last = text;

@@ -10,6 +10,7 @@ import { Lifecycle, type Membership, type SpaceMove } from './membership.js';
 // conditioned on, and the epoch every router reports for it.
 //
 //   <prefix>placement         {"by": routerId, "reason": "..."}
+//   <prefix>settings          {"replicationFactor","vnodesPerNode"}   (written once, at seeding)
 //   <prefix>nodes/<id>        {"id","address","zone","lifecycle","leaveTo"?}
 //   <prefix>pins/<space>      {"spaceId","primary","replicas"}
 //   <prefix>moves/<space>     {"spaceId","to": pin | null}
@@ -21,6 +22,7 @@ import { Lifecycle, type Membership, type SpaceMove } from './membership.js';
 export type PlacementIntent = Pick<AdminState, 'nodes' | 'assignments' | 'moves'>;
 
 export const PLACEMENT_KEY = 'placement';
+export const SETTINGS_KEY = 'settings';
 const NODES = 'nodes/';
 const PINS = 'pins/';
 const MOVES = 'moves/';
@@ -32,6 +34,44 @@ export function placementKey(prefix: string): string {
 
 export function routerKey(prefix: string, routerId: string): string {
   return `${prefix}${ROUTERS}${encodeURIComponent(routerId)}`;
+}
+
+/**
+ * What every router must build its ring with, beside the intent: written with the first
+ * placement (from the seeding router's file) and read by every router at start.
+ */
+export interface PlacementSettings {
+  readonly replicationFactor: number;
+  readonly vnodesPerNode: number;
+}
+
+export function settingsKey(prefix: string): string {
+  return `${prefix}${SETTINGS_KEY}`;
+}
+
+/**
+ * The settings under `prefix`, checked against the config's ranges (`limits`); null when
+ * absent. Throws an EtcdStateError naming the key.
+ */
+export function settingsFromKeys(
+  prefix: string,
+  kvs: ReadonlyMap<string, string>,
+  limits: { readonly [K in keyof PlacementSettings]: { min: number; max: number } },
+): PlacementSettings | null {
+  const key = settingsKey(prefix);
+  const text = kvs.get(key);
+  if (text === undefined) return null;
+  const raw = parse(key, text);
+  const out: Record<string, number> = {};
+  for (const name of ['replicationFactor', 'vnodesPerNode'] as const) {
+    const v = raw[name];
+    const { min, max } = limits[name];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      throw new EtcdStateError(`${key}.${name}`, v, `must be an integer from ${min} to ${max}`);
+    }
+    out[name] = v;
+  }
+  return out as unknown as PlacementSettings;
 }
 
 /** The intent of a membership (what a change writes). */
@@ -80,6 +120,7 @@ export function isPlacementKey(prefix: string, key: string): boolean {
   const rest = key.slice(prefix.length);
   return (
     rest === PLACEMENT_KEY ||
+    rest === SETTINGS_KEY ||
     rest.startsWith(NODES) ||
     rest.startsWith(PINS) ||
     rest.startsWith(MOVES)

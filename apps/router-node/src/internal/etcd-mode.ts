@@ -4,8 +4,15 @@ import type { EtcdView } from './admin.js';
 import { type AdminStateStore, differences } from './admin-state.js';
 import type { ClusterSync } from './cluster-sync.js';
 import type { EtcdConfig, RouterNodeConfig } from './config.js';
+import { CONFIG_SCHEMA } from './config-schema.js';
 import { ConfigError } from './errors.js';
-import { intentFromKeys, intentOf, type PlacementIntent } from './etcd-keys.js';
+import {
+  intentFromKeys,
+  intentOf,
+  type PlacementIntent,
+  type PlacementSettings,
+  settingsFromKeys,
+} from './etcd-keys.js';
 import type { DriverElection, EtcdStore, Registration, Snapshot } from './etcd-store.js';
 import { Membership, type MembershipLimits } from './membership.js';
 import { StoreUnavailableError } from './placement-store.js';
@@ -41,7 +48,14 @@ export interface EtcdStart {
   /** The read it started from (null: started from the cached table, etcd unreachable). */
   readonly snapshot: Snapshot | null;
   readonly source: 'etcd' | 'seeded' | 'cache';
+  /** The ring's settings every router shares (etcd's; the file's when started from the cache). */
+  readonly settings: PlacementSettings;
 }
+
+const SETTINGS_LIMITS = {
+  replicationFactor: CONFIG_SCHEMA.replicationFactor,
+  vnodesPerNode: CONFIG_SCHEMA.vnodesPerNode,
+};
 
 const WAIT_MIN_MS = 250;
 const WAIT_MAX_MS = 5000;
@@ -85,6 +99,7 @@ export async function startFromEtcd(
           revision: cached.revision,
           snapshot: null,
           source: 'cache',
+          settings: cached.settings ?? settingsOf(cfg),
         };
       }
       log.warn(
@@ -111,7 +126,7 @@ export async function startFromEtcd(
         cfg.router.replicateWrites,
       );
       try {
-        if (await store.seed(intentOf(seedOf))) {
+        if (await store.seed(intentOf(seedOf), settingsOf(cfg))) {
           log.info(
             { event: 'etcd-start', source: 'seeded', prefix: store.prefix },
             `etcd prefix ${store.prefix} was empty: seeded with the config file's nodes and assignments`,
@@ -123,6 +138,17 @@ export async function startFromEtcd(
       continue; // read what is there now (ours, or a router that seeded first)
     }
     const intent = intentFromKeys(store.prefix, snap.kvs);
+    const settings = settingsFromKeys(store.prefix, snap.kvs, SETTINGS_LIMITS) ?? settingsOf(cfg);
+    const mine = settingsOf(cfg);
+    if (
+      settings.replicationFactor !== mine.replicationFactor ||
+      settings.vnodesPerNode !== mine.vnodesPerNode
+    ) {
+      log.warn(
+        { event: 'etcd-start', etcd: settings, file: mine },
+        "the config file's replicationFactor or vnodesPerNode differ from etcd's: etcd's apply, so every router builds the same ring",
+      );
+    }
     const diff = differences(
       { version: 1, ...intent, seed: { nodes: [], assignments: [] } },
       cfg.nodes,
@@ -145,8 +171,13 @@ export async function startFromEtcd(
       revision: snap.placementRevision,
       snapshot: snap,
       source: 'etcd',
+      settings,
     };
   }
+}
+
+function settingsOf(cfg: RouterNodeConfig): PlacementSettings {
+  return { replicationFactor: cfg.replicationFactor, vnodesPerNode: cfg.vnodesPerNode };
 }
 
 /** The running pieces of etcd mode, and what `status` says of them. */

@@ -15,9 +15,11 @@ import {
   diffKeys,
   intentKeys,
   type PlacementIntent,
+  type PlacementSettings,
   placementKey,
   type RouterRegistration,
   routerKey,
+  settingsKey,
 } from './etcd-keys.js';
 import { AbortedError, type PlacementStore, StoreUnavailableError } from './placement-store.js';
 
@@ -118,8 +120,11 @@ export class EtcdStore implements PlacementStore {
    * Writes `intent` as the first placement of an empty prefix; false when another router
    * seeded it first (read it then).
    */
-  async seed(intent: PlacementIntent): Promise<boolean> {
-    const ops = [...intentKeys(this.prefix, intent)].map(([k, v]) => this.#client.put(k).value(v));
+  async seed(intent: PlacementIntent, settings: PlacementSettings): Promise<boolean> {
+    const ops = [
+      ...intentKeys(this.prefix, intent),
+      [settingsKey(this.prefix), JSON.stringify(settings)] as const,
+    ].map(([k, v]) => this.#client.put(k).value(v));
     try {
       const res = await this.#client
         .if(placementKey(this.prefix), 'Create', '==', 0)

@@ -282,24 +282,6 @@ async function start(
       'the admin bearer token travels in plaintext: set admin.tls',
     );
   }
-  const threads = Math.max(1, cfg.workers);
-  const stateBuffer = createStateBuffer(threads);
-  const control = controlWords(stateBuffer);
-  const writer = new TableWriter({
-    maxNodes: MAX_CLUSTER_NODES,
-    maxTokens: Math.min(1 << 22, MAX_CLUSTER_NODES * cfg.vnodesPerNode),
-    maxReplicationFactor: TABLE_MAX_REPLICATION_FACTOR,
-    // Given, not derived from the first table: the cluster may grow to MAX_CLUSTER_NODES, and
-    // with all four capacities given the buffer exists before the first publish.
-    maxBlobBytes: DEFAULT_TABLE_MAX_BLOB_BYTES,
-  });
-  const breakers = new BreakerTable({
-    capacity: MAX_NODE_SLOTS,
-    trip: new ConsecutiveFailures(cfg.router.breakerThreshold),
-    openTimeoutMs: cfg.router.breakerTimeoutMs,
-  });
-  // A reload of retryBudget.* replaces it (a budget's shape is fixed): every thread moves over.
-  let budget = new SharedRetryBudget({ ...cfg.retryBudget });
   const limits = { maxNodes: MAX_CLUSTER_NODES, maxSlots: MAX_NODE_SLOTS };
   // The local cluster's nodes are new at every start: nothing of them is worth keeping.
   const stateStore = new AdminStateStore(localCluster === null ? cfg.dataDir : null);
@@ -326,6 +308,28 @@ async function start(
             log,
           }),
         );
+  if (etcdStart !== null) {
+    // The placement's settings are etcd's too: every router builds the same ring.
+    cfg = { ...cfg, ...etcdStart.settings };
+  }
+  const threads = Math.max(1, cfg.workers);
+  const stateBuffer = createStateBuffer(threads);
+  const control = controlWords(stateBuffer);
+  const writer = new TableWriter({
+    maxNodes: MAX_CLUSTER_NODES,
+    maxTokens: Math.min(1 << 22, MAX_CLUSTER_NODES * cfg.vnodesPerNode),
+    maxReplicationFactor: TABLE_MAX_REPLICATION_FACTOR,
+    // Given, not derived from the first table: the cluster may grow to MAX_CLUSTER_NODES, and
+    // with all four capacities given the buffer exists before the first publish.
+    maxBlobBytes: DEFAULT_TABLE_MAX_BLOB_BYTES,
+  });
+  const breakers = new BreakerTable({
+    capacity: MAX_NODE_SLOTS,
+    trip: new ConsecutiveFailures(cfg.router.breakerThreshold),
+    openTimeoutMs: cfg.router.breakerTimeoutMs,
+  });
+  // A reload of retryBudget.* replaces it (a budget's shape is fixed): every thread moves over.
+  let budget = new SharedRetryBudget({ ...cfg.retryBudget });
   const restored = etcdStart?.membership ?? startingState(stateStore, cfg, limits, log);
   const upstream = upstreamCredentials(cfg);
   const grpcProbe = new GrpcProbe(upstream);
@@ -388,6 +392,7 @@ async function start(
                 m,
                 seed,
                 etcdStart === null ? undefined : (controlPlane?.revision ?? etcdStart.revision),
+                etcdStart?.settings,
               ),
           }
         : {}),
@@ -501,6 +506,7 @@ async function start(
     grpcProbe.close();
     await digests.close();
     await movement.close();
+    await etcd?.close(cfg.health.timeoutMs);
     throw asListenError(err, 'the data plane', 'listen', cfg.listen, true);
   }
   await movement.start();
