@@ -154,8 +154,14 @@ export class ClusterSync {
         this.#load(snap);
         await this.#watchFrom(snap.revision + 1);
       } catch (e) {
+        // Once per outage: the read is retried every retryMs while etcd stays away.
+        if (this.#connected) {
+          this.#init.log.warn(
+            { event: 'etcd-resync-failed', err: e },
+            'etcd read failed: reading again until it answers',
+          );
+        }
         this.#connected = false;
-        this.#init.log.warn({ event: 'etcd-resync-failed', err: e }, 'etcd read failed: again');
         this.#timer = setTimeout(() => void again(), this.#init.retryMs ?? 500);
         this.#timer.unref();
       }

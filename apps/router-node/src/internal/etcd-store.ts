@@ -240,6 +240,8 @@ export class Registration {
   #lease: Lease | null = null;
   #timer: NodeJS.Timeout | null = null;
   #closed = false;
+  /** Lost and not registered again yet: logged once per outage, not once per retry. */
+  #lost = false;
 
   constructor(client: Etcd3, key: string, info: RouterRegistration, ttlMs: number, log: Logger) {
     this.#client = client;
@@ -256,14 +258,23 @@ export class Registration {
     this.#lease = lease;
     lease.on('lost', (err) => {
       if (this.#closed || this.#lease !== lease) return;
-      this.#log.warn({ event: 'etcd-lease-lost', err }, 'router registration lease lost');
+      if (!this.#lost) {
+        this.#lost = true;
+        this.#log.warn(
+          { event: 'etcd-lease-lost', err },
+          'router registration lease lost: registering again once etcd answers',
+        );
+      }
       this.#retry();
     });
     lease
       .put(this.#key)
       .value(this.#value)
       .then(
-        () => this.#log.info({ event: 'etcd-registered', key: this.#key }, 'registered in etcd'),
+        () => {
+          this.#lost = false;
+          this.#log.info({ event: 'etcd-registered', key: this.#key }, 'registered in etcd');
+        },
         () => this.#retry(),
       );
   }
@@ -307,6 +318,8 @@ export class DriverElection {
   readonly #log: Logger;
   #campaign: Campaign | null = null;
   #leading = false;
+  /** Failed and not campaigning successfully since: logged once per outage. */
+  #failing = false;
   #timer: NodeJS.Timeout | null = null;
   #closed = false;
 
@@ -350,9 +363,22 @@ export class DriverElection {
     campaign.on('elected', () => {
       if (this.#campaign === campaign) this.#set(true);
     });
+    // Its key is written: the campaign stands (elected or waiting its turn).
+    campaign.getCampaignKey().then(
+      () => {
+        this.#failing = false;
+      },
+      () => undefined,
+    );
     campaign.on('error', (err) => {
       if (this.#campaign !== campaign) return;
-      this.#log.warn({ event: 'driver-campaign-failed', err }, 'driver campaign failed: again');
+      if (!this.#failing) {
+        this.#failing = true;
+        this.#log.warn(
+          { event: 'driver-campaign-failed', err },
+          'driver campaign failed: campaigning again until etcd answers',
+        );
+      }
       this.#campaign = null;
       this.#set(false);
       void campaign.resign().catch(() => undefined);
