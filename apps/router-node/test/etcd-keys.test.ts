@@ -1,3 +1,4 @@
+import { isPlacementKey } from '@engram/router';
 import { describe, expect, it } from 'vitest';
 import type { NodeConfig } from '../src/internal/config.js';
 import {
@@ -6,7 +7,6 @@ import {
   intentFromKeys,
   intentKeys,
   intentOf,
-  isPlacementKey,
   placementKey,
   routerKey,
   routersFromKeys,

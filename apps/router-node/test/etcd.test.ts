@@ -1,8 +1,9 @@
 import { join } from 'node:path';
+import { EtcdServer } from '@engram/etcd-server';
+import { EtcdPlacement } from '@engram/router/etcd';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCluster } from '../src/index.js';
-import { EtcdServer } from './etcd-server.js';
 import {
   admin,
   adminClient,
@@ -56,7 +57,8 @@ let etcd: EtcdServer;
 let cluster: LocalCluster;
 
 beforeAll(async () => {
-  etcd = await EtcdServer.start(cleanup);
+  etcd = await EtcdServer.start();
+  cleanup.add(() => etcd.stop());
   cluster = await LocalCluster.start(4, 2);
   cleanup.add(() => cluster.stop());
 }, 120_000);
@@ -158,7 +160,7 @@ describe('router-nodes sharing one placement through etcd', () => {
   });
 
   it('applies AssignSpace, AddNode and DrainNode sent to one router on all three', async () => {
-    const { routers, clients } = await startRouters(3);
+    const { prefix, routers, clients } = await startRouters(3);
     await converged(clients, allUp);
     const [a, b, c] = clients as [grpc.Client, grpc.Client, grpc.Client];
 
@@ -185,6 +187,25 @@ describe('router-nodes sharing one placement through etcd', () => {
     await admin(c, 'DrainNode', { id: 'n1' });
     const drained = await converged(clients, (t) => lifecycleOf(t, 'n1') === 'drained');
     expect(new Set(drained.map((t) => t.revision)).size).toBe(1);
+    // A client routing in process (library mode) follows the same placement, revision for
+    // revision, and places every space where the routers do.
+    const placement = await EtcdPlacement.open({ endpoints: [etcd.endpoint], prefix });
+    try {
+      expect(placement.revision).toBe(drained[0]!.revision);
+      for (let i = 0; i < 20; i++) {
+        const spaceId = i === 0 ? 'pinned' : `space-${i}`;
+        const located = await admin<{ nodes: { id: string; role: string }[] }>(c, 'Locate', {
+          spaceId,
+        });
+        const lib = placement.table.lookup(spaceId);
+        expect(located.nodes.filter((n) => n.role !== 'incoming').map((n) => n.id)).toEqual([
+          lib.primary.id,
+          ...lib.replicas.map((r) => r.id),
+        ]);
+      }
+    } finally {
+      await placement.close();
+    }
     for (const t of drained) expect(t.etcd!.lastError).toBe('');
   });
 

@@ -64,6 +64,15 @@ export {
   type TargetError,
   toGrpcStatus,
 } from './internal/errors.js';
+export {
+  DEFAULT_ETCD_PREFIX,
+  ETCD_KEYS,
+  etcdKey,
+  etcdKeyId,
+  etcdObject,
+  isPlacementKey,
+  ringOptionsFromKeys,
+} from './internal/etcd-layout.js';
 export { GrpcReplicaAccess, REPLICA_CALL_TIMEOUT_MS } from './internal/grpc-replica-access.js';
 export {
   HINT_REPLAY_BATCH,

@@ -1,39 +1,25 @@
+import { ETCD_KEYS, etcdKey, etcdKeyId, etcdObject } from '@engram/router';
 import { type AdminState, type StateNode, stateOf } from './admin-state.js';
 import { type AssignmentConfig, validateAssignment, validateNode } from './config.js';
 import { ConfigError } from './errors.js';
 import { Lifecycle, type Membership, type SpaceMove } from './membership.js';
 
-// How a router cluster's shared intent lives under its etcd prefix, and back: pure, so the
-// encoding is tested without etcd. One key per node, pin and pin move (so a change writes only
-// what it changes, and 1000 nodes never make one large value), plus the `placement` marker that
-// every change writes: its mod revision is the placement's revision, the base a change is
-// conditioned on, and the epoch every router reports for it.
-//
-//   <prefix>placement         {"by": routerId, "reason": "..."}
-//   <prefix>settings          {"replicationFactor","vnodesPerNode"}   (written once, at seeding)
-//   <prefix>nodes/<id>        {"id","address","zone","lifecycle","leaveTo"?}
-//   <prefix>pins/<space>      {"spaceId","primary","replicas"}
-//   <prefix>moves/<space>     {"spaceId","to": pin | null}
-//   <prefix>routers/<router>  {"id","listen","admin",...}   (on the router's lease)
-//
-// Ids are percent-encoded in keys, so an id with a `/` stays one key.
+// The router-node side of the etcd layout (`ETCD_KEYS` in @engram/router, where every reader
+// of a placement prefix finds it): the membership's intent as keys and back, checked as the
+// admin API checks a change; the ring settings; the registered routers. Pure, so the encoding
+// is tested without etcd.
 
 /** The shared part of the membership: what operators asked for (health is each router's own). */
 export type PlacementIntent = Pick<AdminState, 'nodes' | 'assignments' | 'moves'>;
 
-export const PLACEMENT_KEY = 'placement';
-export const SETTINGS_KEY = 'settings';
-const NODES = 'nodes/';
-const PINS = 'pins/';
-const MOVES = 'moves/';
-export const ROUTERS = 'routers/';
+const { nodes: NODES, pins: PINS, moves: MOVES, routers: ROUTERS } = ETCD_KEYS;
 
 export function placementKey(prefix: string): string {
-  return `${prefix}${PLACEMENT_KEY}`;
+  return etcdKey(prefix, ETCD_KEYS.placement);
 }
 
 export function routerKey(prefix: string, routerId: string): string {
-  return `${prefix}${ROUTERS}${encodeURIComponent(routerId)}`;
+  return etcdKey(prefix, ROUTERS, routerId);
 }
 
 /**
@@ -46,7 +32,7 @@ export interface PlacementSettings {
 }
 
 export function settingsKey(prefix: string): string {
-  return `${prefix}${SETTINGS_KEY}`;
+  return etcdKey(prefix, ETCD_KEYS.settings);
 }
 
 /**
@@ -83,13 +69,9 @@ export function intentOf(m: Membership): PlacementIntent {
 /** The placement keys of an intent (marker excluded), key → JSON value. */
 export function intentKeys(prefix: string, intent: PlacementIntent): Map<string, string> {
   const out = new Map<string, string>();
-  for (const n of intent.nodes) out.set(`${prefix}${NODES}${encodeURIComponent(n.id)}`, json(n));
-  for (const a of intent.assignments) {
-    out.set(`${prefix}${PINS}${encodeURIComponent(a.spaceId)}`, json(a));
-  }
-  for (const x of intent.moves) {
-    out.set(`${prefix}${MOVES}${encodeURIComponent(x.spaceId)}`, json(x));
-  }
+  for (const n of intent.nodes) out.set(etcdKey(prefix, NODES, n.id), json(n));
+  for (const a of intent.assignments) out.set(etcdKey(prefix, PINS, a.spaceId), json(a));
+  for (const x of intent.moves) out.set(etcdKey(prefix, MOVES, x.spaceId), json(x));
   return out;
 }
 
@@ -114,19 +96,6 @@ export function diffKeys(
   return { puts, deletes };
 }
 
-/** Whether a key under `prefix` belongs to the placement (a change to it changes routing). */
-export function isPlacementKey(prefix: string, key: string): boolean {
-  if (!key.startsWith(prefix)) return false;
-  const rest = key.slice(prefix.length);
-  return (
-    rest === PLACEMENT_KEY ||
-    rest === SETTINGS_KEY ||
-    rest.startsWith(NODES) ||
-    rest.startsWith(PINS) ||
-    rest.startsWith(MOVES)
-  );
-}
-
 /**
  * The etcd state under a prefix is not an intent this router can follow: `field` names the key,
  * `value` its value. The router keeps routing on its last table and reports it.
@@ -140,21 +109,18 @@ export class EtcdStateError extends ConfigError {
 
 const LIFECYCLES: ReadonlySet<string> = new Set(Object.values(Lifecycle));
 
+/** `etcdObject`, refusing with an EtcdStateError (router-node's coded error). */
 function parse(key: string, text: string): Record<string, unknown> {
-  let v: unknown;
   try {
-    v = JSON.parse(text);
+    return etcdObject(key, text);
   } catch (err) {
-    throw new EtcdStateError(key, text, `is not JSON (${(err as Error).message})`);
+    const e = err as { field: string; value: unknown; message: string };
+    throw new EtcdStateError(e.field, e.value, e.message, { cause: err });
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-    throw new EtcdStateError(key, v, 'must hold a JSON object');
-  }
-  return v as Record<string, unknown>;
 }
 
 function idOf(key: string, sub: string, prefix: string): string {
-  return decodeURIComponent(key.slice(prefix.length + sub.length));
+  return etcdKeyId(prefix, sub, key);
 }
 
 /**

@@ -1,14 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { ConstantBackoff, noop } from 'cockatiel';
-import {
-  type Campaign,
-  Etcd3,
-  type IKeyValue,
-  type IOptions,
-  type IWatchResponse,
-  type Lease,
-  type Watcher,
-} from 'etcd3';
+import { EtcdPrefix, etcdClient, type PrefixSnapshot } from '@engram/router/etcd';
+import type { Campaign, Etcd3, IKeyValue, Lease } from 'etcd3';
 import type { Logger } from 'pino';
 import type { EtcdConfig } from './config.js';
 import {
@@ -23,68 +15,38 @@ import {
 } from './etcd-keys.js';
 import { AbortedError, type PlacementStore, StoreUnavailableError } from './placement-store.js';
 
-// The etcd edge: reads, conditioned transactions, the watch, the registration lease and the
-// driver election, on the `etcd3` client (grpc-js over etcd's own protos, which it ships).
+// router-node's etcd edge: conditioned transactions, the registration lease and the driver
+// election, on the `etcd3` client (grpc-js over etcd's own protos, which it ships), set up as
+// @engram/router/etcd sets it up; the prefix's reads and watch are that package's too.
 // Everything that decides lives elsewhere (etcd-keys.ts, cluster-sync.ts, the control plane).
 
 /** The keys under the prefix at one revision. */
-export interface Snapshot {
-  /** etcd's revision when read (the watch resumes after it). */
-  readonly revision: number;
-  /** Mod revision of the placement marker; 0 when the prefix holds no placement yet. */
-  readonly placementRevision: number;
-  readonly kvs: Map<string, string>;
-}
+export type Snapshot = PrefixSnapshot;
 
 function num(v: string | number | undefined | null): number {
   return v === undefined || v === null ? 0 : Number(v);
 }
 
-function clientOptions(cfg: EtcdConfig, timeoutMs: number): IOptions {
-  const tls = cfg.ca !== null;
-  return {
-    hosts: cfg.endpoints.map((e) => `${tls ? 'https' : 'http'}://${e}`),
-    ...(tls
-      ? {
-          credentials: {
-            rootCertificate: readFileSync(cfg.ca!),
-            ...(cfg.key !== null ? { privateKey: readFileSync(cfg.key) } : {}),
-            ...(cfg.cert !== null ? { certChain: readFileSync(cfg.cert) } : {}),
-          },
-        }
-      : {}),
-    dialTimeout: timeoutMs,
-    // Our own deadlines and retries decide (a retried conditioned write could report a false
-    // ABORTED); grpc-js reconnects within a second once etcd is back, not after its 2-minute
-    // backoff ceiling.
-    faultHandling: {
-      global: noop,
-      host: () => noop,
-      watchBackoff: new ConstantBackoff(Math.min(500, timeoutMs)).next(),
-    },
-    grpcOptions: {
-      'grpc.initial_reconnect_backoff_ms': 100,
-      'grpc.max_reconnect_backoff_ms': 1000,
-      // A hung etcd (not only a closed one) is seen: etcd accepts pings every 5 s.
-      'grpc.keepalive_time_ms': 5000,
-      'grpc.keepalive_timeout_ms': timeoutMs,
-      'grpc.keepalive_permit_without_calls': 1,
-    },
-  };
-}
-
 export class EtcdStore implements PlacementStore {
   readonly prefix: string;
+  /** The prefix's reads and watch (shared with library mode's followers). */
+  readonly source: EtcdPrefix;
   readonly #client: Etcd3;
-  readonly #timeoutMs: number;
   readonly #log: Logger;
   readonly #routerId: string;
   #closed = false;
 
   constructor(cfg: EtcdConfig, routerId: string, log: Logger) {
     this.prefix = cfg.prefix;
-    this.#timeoutMs = cfg.requestTimeoutMs;
-    this.#client = new Etcd3(clientOptions(cfg, cfg.requestTimeoutMs));
+    const pem = (path: string | null) => (path === null ? undefined : readFileSync(path));
+    this.#client = etcdClient({
+      endpoints: cfg.endpoints,
+      ca: pem(cfg.ca),
+      cert: pem(cfg.cert),
+      key: pem(cfg.key),
+      requestTimeoutMs: cfg.requestTimeoutMs,
+    });
+    this.source = new EtcdPrefix(this.#client, cfg.prefix, cfg.requestTimeoutMs);
     this.#log = log;
     this.#routerId = routerId;
   }
@@ -94,26 +56,16 @@ export class EtcdStore implements PlacementStore {
   }
 
   #deadline(): { deadline: number } {
-    return { deadline: Date.now() + this.#timeoutMs };
+    return this.source.deadline();
   }
 
-  /** Every key under the prefix, at one revision. */
+  /** Every key under the prefix, at one revision; StoreUnavailableError when unreachable. */
   async snapshot(): Promise<Snapshot> {
-    let res: Awaited<ReturnType<ReturnType<Etcd3['getAll']>['exec']>>;
     try {
-      res = await this.#client.getAll().prefix(this.prefix).options(this.#deadline()).exec();
+      return await this.source.snapshot();
     } catch (err) {
       throw new StoreUnavailableError('read', err);
     }
-    const kvs = new Map<string, string>();
-    let placementRevision = 0;
-    const marker = placementKey(this.prefix);
-    for (const kv of res.kvs) {
-      const key = kv.key.toString();
-      kvs.set(key, kv.value.toString());
-      if (key === marker) placementRevision = num(kv.mod_revision);
-    }
-    return { revision: num(res.header.revision), placementRevision, kvs };
   }
 
   /**
@@ -174,20 +126,6 @@ export class EtcdStore implements PlacementStore {
     return num(res.header.revision);
   }
 
-  /** Watches the prefix from `fromRevision` (inclusive); etcd3 reconnects and resumes. */
-  async watch(fromRevision: number, handlers: WatchHandlers): Promise<Watcher> {
-    const watcher = await this.#client
-      .watch()
-      .prefix(this.prefix)
-      .startRevision(String(fromRevision))
-      .create();
-    watcher.on('data', handlers.data);
-    watcher.on('connected', () => handlers.connected(true));
-    watcher.on('disconnected', (err) => handlers.connected(false, err));
-    watcher.on('error', handlers.error);
-    return watcher;
-  }
-
   /**
    * Registers this router under the prefix on a lease (gone `ttlMs` after it stops). A lease
    * lost (etcd away past the TTL) is granted again, with the key, once etcd is back.
@@ -216,12 +154,6 @@ export class EtcdStore implements PlacementStore {
     this.#closed = true;
     this.#client.close();
   }
-}
-
-export interface WatchHandlers {
-  data(res: IWatchResponse): void;
-  connected(up: boolean, err?: Error): void;
-  error(err: Error): void;
 }
 
 const RETRY_MS = 500;

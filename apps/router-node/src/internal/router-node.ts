@@ -303,7 +303,7 @@ async function start(
       : new EtcdMode(
           etcdStore,
           new ClusterSync({
-            store: etcdStore,
+            source: etcdStore.source,
             adopt: (intent, revision) => controlPlane!.adopt(intent, revision),
             log,
           }),

@@ -1,0 +1,141 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import * as net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * A real etcd (Debian's etcd-server) for tests and benchmarks: one member on 127.0.0.1, its
+ * ports picked free, its data in a temp dir, so it can be killed and started again with what
+ * it held. Installed with apt when missing (`.ci/run` does it first, so parallel test files do
+ * not race apt). `stop()` kills it and deletes its data.
+ */
+export class EtcdServer {
+  readonly clientPort: number;
+  readonly peerPort: number;
+  readonly dataDir: string;
+  #child: ChildProcess | null = null;
+  #exited: Promise<void> = Promise.resolve();
+  #log = '';
+
+  private constructor(clientPort: number, peerPort: number, dataDir: string) {
+    this.clientPort = clientPort;
+    this.peerPort = peerPort;
+    this.dataDir = dataDir;
+  }
+
+  /** Starts etcd and waits until it answers its health check (at most `readyMs`). */
+  static async start(readyMs = 30_000): Promise<EtcdServer> {
+    ensureEtcd();
+    const dir = mkdtempSync(join(tmpdir(), 'engram-etcd-'));
+    const server = new EtcdServer(await freePort(), await freePort(), dir);
+    try {
+      await server.restart(readyMs);
+    } catch (err) {
+      await server.stop();
+      throw err;
+    }
+    return server;
+  }
+
+  /** `host:port` of its client listener. */
+  get endpoint(): string {
+    return `127.0.0.1:${this.clientPort}`;
+  }
+
+  /** The end of its stderr (warnings and errors only). */
+  get log(): string {
+    return this.#log;
+  }
+
+  get running(): boolean {
+    return this.#child !== null;
+  }
+
+  /** Starts it again (same ports, same data) and waits until it answers. */
+  async restart(readyMs = 30_000): Promise<void> {
+    if (this.#child !== null) return;
+    const client = `http://127.0.0.1:${this.clientPort}`;
+    const peer = `http://127.0.0.1:${this.peerPort}`;
+    // biome-ignore format: one flag and its value per line
+    const child = spawn(etcdBinary(), [
+      '--name', 'test',
+      '--data-dir', join(this.dataDir, 'etcd'),
+      '--listen-client-urls', client,
+      '--advertise-client-urls', client,
+      '--listen-peer-urls', peer,
+      '--initial-advertise-peer-urls', peer,
+      '--initial-cluster', `test=${peer}`,
+      '--log-level', 'warn',
+    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.#child = child;
+    child.stderr?.on('data', (d: Buffer) => {
+      this.#log = (this.#log + d.toString()).slice(-20_000);
+    });
+    this.#exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    void this.#exited.then(() => {
+      if (this.#child === child) this.#child = null;
+    });
+    await this.#ready(readyMs);
+  }
+
+  async #ready(readyMs: number): Promise<void> {
+    const until = Date.now() + readyMs;
+    for (;;) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${this.clientPort}/health`);
+        if (res.ok && ((await res.json()) as { health?: string }).health === 'true') return;
+      } catch {
+        // not listening yet
+      }
+      if (this.#child === null) throw new Error(`etcd exited: ${this.#log}`);
+      if (Date.now() > until) throw new Error(`etcd not healthy in ${readyMs} ms: ${this.#log}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** SIGKILL (no goodbye to its clients), then waits for the exit; its data stays. */
+  async kill(): Promise<void> {
+    const child = this.#child;
+    if (child === null) return;
+    child.kill('SIGKILL');
+    await this.#exited;
+    this.#child = null;
+  }
+
+  /** Kills it and deletes its data. */
+  async stop(): Promise<void> {
+    await this.kill();
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+/** A port nothing listens on (the kernel's pick, released at once). */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+function etcdBinary(): string {
+  for (const p of ['/usr/bin/etcd', '/usr/local/bin/etcd']) if (existsSync(p)) return p;
+  return 'etcd';
+}
+
+/** Installs Debian's etcd-server when no etcd runs here (as root, the way CI runs). */
+function ensureEtcd(): void {
+  try {
+    execFileSync(etcdBinary(), ['--version'], { stdio: 'ignore' });
+  } catch {
+    execFileSync(
+      'sh',
+      [
+        '-c',
+        'apt-get install -y etcd-server || (apt-get update && apt-get install -y etcd-server)',
+      ],
+      { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } },
+    );
+  }
+}
