@@ -2,6 +2,14 @@
 // The base of RingError, re-exported (the same binding).
 export { addressProblem, EngramError } from '@engram/common';
 export {
+  allocateClusterTokens,
+  allocateTokens,
+  DEFAULT_TOKENS_PER_NODE,
+  type TokenAllocationOptions,
+  type TokenHolder,
+  type TokenNode,
+} from './allocate-tokens.js';
+export {
   CapacityExceededError,
   InvalidArgumentError,
   InvalidTableError,
