@@ -163,6 +163,10 @@ export class TokenAllocator {
       this.#tokens = grownTokens;
       this.#owners = grownOwners;
       this.#used = new Uint32Array(size + 1);
+      this.#rowCache = new Uint32Array(size * this.#rf);
+      this.#baseCount = new Uint8Array(size);
+      this.#baseSteps = new Float64Array(size);
+      this.#baseStamp = new Uint32Array(size);
       this.#join = 0;
     }
     if (nodes > this.#loads.length) {
@@ -259,22 +263,24 @@ export class TokenAllocator {
   /** Adds `weight` × (row `a` minus row `b`) to the candidate's delta, constant or slope. */
   #addRows(
     a: Uint32Array,
+    fromA: number,
     countA: number,
     b: Uint32Array,
+    fromB: number,
     countB: number,
     weight: number,
     slope: boolean,
   ): void {
-    for (let i = 0; i < countA; i++) {
+    for (let i = fromA; i < fromA + countA; i++) {
       const node = a[i]!;
       let inB = false;
-      for (let j = 0; j < countB; j++) if (b[j] === node) inB = true;
+      for (let j = fromB; j < fromB + countB; j++) if (b[j] === node) inB = true;
       if (!inB) this.#bump(node, weight, slope);
     }
-    for (let j = 0; j < countB; j++) {
+    for (let j = fromB; j < fromB + countB; j++) {
       const node = b[j]!;
       let inA = false;
-      for (let i = 0; i < countA; i++) if (a[i] === node) inA = true;
+      for (let i = fromA; i < fromA + countA; i++) if (a[i] === node) inA = true;
       if (!inA) this.#bump(node, -weight, slope);
     }
   }
@@ -307,28 +313,53 @@ export class TokenAllocator {
     }
     this.#touched.length = 0;
     const count = this.#count;
+    const cache = this.#rowCache;
     const rowA = this.#rowA;
     const rowB = this.#rowB;
     // The split range: old row, the row from x (slope), the row of its remainder.
-    const oldCount = this.#walk(p, -1, x, rowA);
+    const old = this.#baseRow(p);
+    const oldCount = this.#baseCount[p]!;
     const restCount = this.#walk(p + 1, p, x, rowB);
     const length = this.#length(p);
-    this.#addRows(rowB, restCount, rowA, oldCount, length, false);
+    this.#addRows(rowB, 0, restCount, cache, old, oldCount, length, false);
     const xCount = this.#walk(p, p, x, rowA);
-    this.#addRows(rowA, xCount, rowB, restCount, 1, true);
+    this.#addRows(rowA, 0, xCount, rowB, 0, restCount, 1, true);
     // The window: ranges whose walk ran past p-1.
     let first = p;
     for (let back = 1; back < count; back++) {
       const q = p - back < 0 ? p - back + count : p - back;
-      const was = this.#walk(q, -1, x, rowA);
-      if (this.#steps <= back) break;
+      const was = this.#baseRow(q);
+      if (this.#baseSteps[q]! <= back) break;
       if (used[q] === join) return -1;
       const now = this.#walk(q < p ? q : q + 1, p, x, rowB);
-      this.#addRows(rowB, now, rowA, was, this.#length(q), false);
+      this.#addRows(rowB, 0, now, cache, was, this.#baseCount[q]!, this.#length(q), false);
       first = q;
     }
     return first;
   }
+
+  /**
+   * The walk from position `q` of the ring without the joining node, cached for the join
+   * (that ring does not change until its tokens are merged): returns the row's offset in
+   * `#rowCache`; its size is `#baseCount[q]`, its steps `#baseSteps[q]`.
+   */
+  #baseRow(q: number): number {
+    const stride = this.#rf;
+    const offset = q * stride;
+    if (this.#baseStamp[q] === this.#join) return offset;
+    const count = this.#walk(q, -1, 0, this.#rowC);
+    this.#rowCache.set(this.#rowC.subarray(0, count), offset);
+    this.#baseCount[q] = count;
+    this.#baseSteps[q] = this.#steps;
+    this.#baseStamp[q] = this.#join;
+    return offset;
+  }
+
+  #rowCache = new Uint32Array(0);
+  #baseCount = new Uint8Array(0);
+  #baseSteps = new Float64Array(0);
+  #baseStamp = new Uint32Array(0);
+  readonly #rowC = new Uint32Array(64);
 
   /**
    * The best `a` for the evaluated delta and the objective's change there. The joining node
@@ -339,21 +370,30 @@ export class TokenAllocator {
     let quadratic = 0;
     let linear = 0;
     const loads = this.#loads;
-    const base = (node: number) => loads[node]! + (node === x ? this.#ahead : 0);
-    for (const node of this.#touched) {
+    const touched = this.#touched;
+    for (let i = 0; i < touched.length; i++) {
+      const node = touched[i]!;
       const k = this.#slope[node]!;
+      const base = loads[node]! + (node === x ? this.#ahead : 0);
       quadratic += k * k;
-      linear += 2 * k * (base(node) + this.#constant[node]!);
+      linear += 2 * k * (base + this.#constant[node]!);
     }
     let a = quadratic > 0 ? Math.round(-linear / (2 * quadratic)) : 1;
     a = Math.min(Math.max(a, 1), length - 1);
     let change = 0;
-    for (const node of this.#touched) {
+    for (let i = 0; i < touched.length; i++) {
+      const node = touched[i]!;
+      const base = loads[node]! + (node === x ? this.#ahead : 0);
       const d = this.#constant[node]! + a * this.#slope[node]!;
-      change += d * (2 * base(node) + d);
+      change += d * (2 * base + d);
     }
-    return { a, change };
+    const result = this.#result;
+    result.a = a;
+    result.change = change;
+    return result;
   }
+
+  readonly #result = { a: 0, change: 0 };
 
   /** Load the joining node's tokens not yet placed are expected to bring. */
   #ahead = 0;
@@ -386,71 +426,93 @@ export class TokenAllocator {
   /** Places one token of `x` by the greedy rule; returns it, or -1 when no candidate fits. */
   #placeOne(x: number, positions: { start: Uint32Array; list: Uint32Array }): number {
     const loads = this.#loads;
-    let bestChange = Number.POSITIVE_INFINITY;
-    let bestP = -1;
-    let bestA = 0;
-    let bestFirst = 0;
-    let valid = 0;
-    const consider = (p: number) => {
-      const first = this.#evaluate(p, x);
-      if (first < 0) return;
-      valid++;
-      const { a, change } = this.#best(this.#length(p), x);
-      if (change < bestChange) {
-        bestChange = change;
-        bestP = p;
-        bestA = a;
-        bestFirst = first;
-      }
-    };
+    const pick = this.#pick;
+    pick.change = Number.POSITIVE_INFINITY;
+    pick.p = -1;
+    pick.valid = 0;
     // Donors, heaviest first: in x's zone (which a zone-aware walk displaces first), then
     // anywhere. Each heap stops once it has given enough candidates that fit.
     const seen = ++this.#donorEpoch;
     const popped: Array<[LoadHeap, number]> = [];
-    for (const heap of [this.#zoneHeaps[this.#zoneOf[x]!]!, this.#allHeap]) {
-      const wanted = valid + DONOR_CANDIDATES;
-      for (let donors = 0; valid < wanted && donors < MAX_DONORS && heap.size > 0; donors++) {
+    // With one zone per replica, a token displaces only nodes of its own zone.
+    const heaps = [this.#zoneHeaps[this.#zoneOf[x]!]!];
+    if (this.#zoneCount !== this.#stride) heaps.push(this.#allHeap);
+    for (const heap of heaps) {
+      const wanted = pick.valid + DONOR_CANDIDATES;
+      for (let donors = 0; pick.valid < wanted && donors < MAX_DONORS && heap.size > 0; donors++) {
         const donor = heap.pop();
         popped.push([heap, donor]);
         if (this.#donorSeen[donor] === seen) continue;
         this.#donorSeen[donor] = seen;
-        for (const position of this.#longestStretches(donor, positions)) {
-          // Every range in front of the token that the donor holds a replica of: the
-          // farther back, the less the new token gains beyond its split (so small takes fit).
-          for (let back = 0; back < MAX_STRETCH && back < this.#count; back++) {
-            const q = position - back < 0 ? position - back + this.#count : position - back;
-            if (back > 0 && !this.#inRow(q, donor)) break;
-            consider(q);
-          }
+        const before = pick.valid;
+        this.#considerDonor(x, donor, this.#longestStretches(donor, positions, DONOR_TOKENS));
+        if (pick.valid === before) {
+          // Its best tokens are near this join's others: look further down its list.
+          this.#considerDonor(x, donor, this.#longestStretches(donor, positions, 4 * DONOR_TOKENS));
         }
       }
     }
     for (const [heap, donor] of popped) heap.push(donor);
-    if (bestP < 0) {
+    if (pick.p < 0) {
       // Everything near the heaviest nodes is taken by this join (a small ring): try all.
-      for (let p = 0; p < this.#count; p++) consider(p);
+      for (let p = 0; p < this.#count; p++) this.#consider(x, p);
     }
-    if (bestP < 0) return -1;
+    if (pick.p < 0) return -1;
     // Re-evaluate the winner to apply its exact delta, and mark its window.
-    this.#evaluate(bestP, x);
+    this.#evaluate(pick.p, x);
     for (const node of this.#touched) {
-      loads[node]! += this.#constant[node]! + bestA * this.#slope[node]!;
+      loads[node]! += this.#constant[node]! + pick.a * this.#slope[node]!;
       this.#allHeap.update(node);
       this.#zoneHeaps[this.#zoneOf[node]!]!.update(node);
     }
-    for (let q = bestFirst; ; q = q + 1 === this.#count ? 0 : q + 1) {
+    for (let q = pick.first; ; q = q + 1 === this.#count ? 0 : q + 1) {
       this.#used[q] = this.#join;
-      if (q === bestP) break;
+      if (q === pick.p) break;
     }
-    const previous = bestP === 0 ? this.#tokens[this.#count - 1]! - RING : this.#tokens[bestP - 1]!;
-    const token = previous + bestA;
+    const previous =
+      pick.p === 0 ? this.#tokens[this.#count - 1]! - RING : this.#tokens[pick.p - 1]!;
+    const token = previous + pick.a;
     return token < 0 ? token + RING : token;
+  }
+
+  /** The best candidate of the token being placed: position, split, window start, change. */
+  readonly #pick = { p: -1, a: 0, first: 0, change: 0, valid: 0 };
+
+  /**
+   * Considers every range in front of the donor's tokens at `picks` that the donor holds a
+   * replica of: the farther back, the less the new token gains beyond its split, so small
+   * takes fit too.
+   */
+  #considerDonor(x: number, donor: number, picks: readonly number[]): void {
+    const count = this.#count;
+    for (const position of picks) {
+      for (let back = 0; back < MAX_STRETCH && back < count; back++) {
+        const q = position - back < 0 ? position - back + count : position - back;
+        if (back > 0 && !this.#inRow(q, donor)) break;
+        this.#consider(x, q);
+      }
+    }
+  }
+
+  #consider(x: number, p: number): void {
+    const first = this.#evaluate(p, x);
+    if (first < 0) return;
+    const pick = this.#pick;
+    pick.valid++;
+    const { a, change } = this.#best(this.#length(p), x);
+    if (change < pick.change) {
+      pick.change = change;
+      pick.p = p;
+      pick.a = a;
+      pick.first = first;
+    }
   }
 
   /** Whether `node` is among the replicas of the range in front of position `q`. */
   #inRow(q: number, node: number): boolean {
-    const count = this.#walk(q, -1, 0, this.#rowA);
-    for (let i = 0; i < count; i++) if (this.#rowA[i] === node) return true;
+    const offset = this.#baseRow(q);
+    const end = offset + this.#baseCount[q]!;
+    for (let i = offset; i < end; i++) if (this.#rowCache[i] === node) return true;
     return false;
   }
 
@@ -478,9 +540,14 @@ export class TokenAllocator {
    * The donor's tokens (positions) with the longest stretch of ring in front that it holds:
    * back to the `#rivals`-th earlier token of its zone (other than its own), which is exact
    * for as many zones as replicas (each zone then holds one replica of everything) and
-   * unzoned rings, and a fair guess otherwise. At most `DONOR_TOKENS`, this join's unused.
+   * unzoned rings, and a fair guess otherwise. At most `limit`, longest first, this join's
+   * unused.
    */
-  #longestStretches(node: number, positions: { start: Uint32Array; list: Uint32Array }): number[] {
+  #longestStretches(
+    node: number,
+    positions: { start: Uint32Array; list: Uint32Array },
+    limit: number,
+  ): number[] {
     const picks: number[] = [];
     const stretches: number[] = [];
     const count = this.#count;
@@ -491,11 +558,15 @@ export class TokenAllocator {
       if (this.#used[p] === this.#join) continue;
       let seen = 0;
       let back = 1;
+      let taken = false;
       for (; back < count && back <= MAX_STRETCH; back++) {
         const q = p - back < 0 ? p - back + count : p - back;
         const owner = this.#owners[q]!;
         if (owner !== node && this.#zoneOf[owner] === zone && ++seen === rivals) break;
+        // A token of this join in the stretch already: its windows would meet that one's.
+        if (this.#used[q] === this.#join) taken = true;
       }
+      if (taken) continue;
       const from = p - back;
       const stretch =
         back >= count
@@ -504,10 +575,10 @@ export class TokenAllocator {
             (from < 0 ? this.#tokens[from + count]! - RING : this.#tokens[from]!);
       let at = picks.length;
       while (at > 0 && stretches[at - 1]! < stretch) at--;
-      if (at >= DONOR_TOKENS) continue;
+      if (at >= limit) continue;
       picks.splice(at, 0, p);
       stretches.splice(at, 0, stretch);
-      if (picks.length > DONOR_TOKENS) {
+      if (picks.length > limit) {
         picks.pop();
         stretches.pop();
       }
