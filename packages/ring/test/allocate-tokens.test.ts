@@ -24,7 +24,9 @@ function members(count: number, zones = 3): NodeInfo[] {
   }));
 }
 
-function withTokens(nodes: readonly NodeInfo[], tokensPerNode: number, rf = 3): NodeInfo[] {
+type Holder = NodeInfo & { readonly tokens: readonly number[] };
+
+function withTokens(nodes: readonly NodeInfo[], tokensPerNode: number, rf = 3): Holder[] {
   const allocated = allocateClusterTokens(nodes, { tokensPerNode, replicationFactor: rf });
   return nodes.map((node, i) => ({ ...node, tokens: allocated[i]!.tokens }));
 }
@@ -61,7 +63,7 @@ describe('allocateTokens', () => {
     expect(tokens).toHaveLength(8);
     expect(tokens).toEqual([...tokens].sort((a, b) => a - b));
     expect(new Set(tokens).size).toBe(8);
-    const held = new Set(cluster.flatMap((n) => n.tokens!));
+    const held = new Set(cluster.flatMap((n) => n.tokens));
     for (const token of tokens) {
       expect(Number.isInteger(token) && token >= 0 && token <= MAX_TOKEN).toBe(true);
       expect(held.has(token)).toBe(false);
