@@ -14,9 +14,10 @@ import {
 } from './limits.js';
 
 /**
- * Tokens a node gets from the allocator by default: the smallest count that keeps owned
- * load within 1.05 max/mean at 1000 nodes, 3 zones, replication factor 3 (README: explicit
- * tokens, and bench/index.ts).
+ * Tokens a node gets from the allocator by default. 16 already keep owned load within 1.05
+ * max/mean at 100 and 1000 nodes (3 zones, replication factor 3: ~1.03); 64 keep it within
+ * ~1.01 for a few ms more per join and 2 MiB of shared table at 1000 nodes (README:
+ * explicit tokens; bench/tokens.ts).
  */
 export const DEFAULT_TOKENS_PER_NODE = 64;
 
