@@ -2,6 +2,14 @@
 // The base of RingError, re-exported (the same binding).
 export { addressProblem, EngramError } from '@engram/common';
 export {
+  allocateClusterTokens,
+  allocateTokens,
+  DEFAULT_TOKENS_PER_NODE,
+  type TokenAllocationOptions,
+  type TokenHolder,
+  type TokenNode,
+} from './allocate-tokens.js';
+export {
   CapacityExceededError,
   InvalidArgumentError,
   InvalidTableError,
@@ -21,6 +29,8 @@ export {
   MAX_REPLICATION_FACTOR,
   MAX_RING_TOKENS,
   MAX_SPACE_ID_LENGTH,
+  MAX_TOKEN,
+  MAX_TOKENS_PER_NODE,
   MAX_VNODES_PER_NODE,
   MAX_ZONE_LENGTH,
   NODE_ROLES,

@@ -15,6 +15,14 @@ export const DEFAULT_REPLICATION_FACTOR = 3;
 /** Node indexes are 16-bit in the shared table. */
 export const MAX_NODES = 65_535;
 export const MAX_VNODES_PER_NODE = 65_536;
+/**
+ * Explicit tokens one node may carry (`NodeInfo.tokens`). They live in shared cluster state
+ * (one etcd value per node: ~11 bytes a token as JSON), and the allocator balances within
+ * 1.05 with far fewer (README: explicit tokens).
+ */
+export const MAX_TOKENS_PER_NODE = 4096;
+/** Largest token: ring positions are unsigned 32-bit, like `hashKey`. */
+export const MAX_TOKEN = 0xffff_ffff;
 export const MAX_REPLICATION_FACTOR = 16;
 /** Guards memory on build: 2^24 tokens already take ~200 MB of scratch while building. */
 export const MAX_RING_TOKENS = 1 << 24;

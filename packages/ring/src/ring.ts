@@ -2,9 +2,11 @@ import { InvalidArgumentError } from './errors.js';
 import { hashKey } from './hash-key.js';
 import {
   checkInteger,
+  duplicateTokenError,
   type ValidatedChange,
   validateChange,
   validateNodes,
+  validateNodeTokens,
 } from './internal/options.js';
 import {
   type BuiltArrays,
@@ -46,6 +48,8 @@ export {
   MAX_REPLICATION_FACTOR,
   MAX_RING_TOKENS,
   MAX_SPACE_ID_LENGTH,
+  MAX_TOKEN,
+  MAX_TOKENS_PER_NODE,
   MAX_VNODES_PER_NODE,
   MAX_ZONE_LENGTH,
 } from './limits.js';
@@ -58,9 +62,15 @@ export const NODE_ROLES = Object.freeze({
 } as const satisfies Record<NodeRole, NodeRole>);
 
 export interface RingOptions {
-  /** Cluster members; order does not matter (placement depends only on the set). */
+  /**
+   * Cluster members; order does not matter (placement depends only on the set). When they
+   * carry `tokens` (all of them), the ring uses exactly those instead of hashed vnodes.
+   */
   readonly nodes: readonly NodeInfo[];
-  /** Tokens per node. Default `DEFAULT_VNODES_PER_NODE` (8192). */
+  /**
+   * Hashed tokens per node. Default `DEFAULT_VNODES_PER_NODE` (8192). Must be absent when
+   * the nodes carry explicit `tokens`.
+   */
   readonly vnodesPerNode?: number;
   /**
    * Nodes per space, primary included. Default 3. When it exceeds the node count, every
@@ -101,13 +111,30 @@ export function buildRing(options: RingOptions): Ring {
   if (typeof options !== 'object' || options === null) {
     throw new InvalidArgumentError('options', options, 'an object');
   }
-  const nodes = validateNodes(options.nodes).sort((a, b) => compareCodePoints(a.id, b.id));
-  const vnodesPerNode = checkInteger(
-    'vnodesPerNode',
-    options.vnodesPerNode ?? DEFAULT_VNODES_PER_NODE,
-    1,
-    MAX_VNODES_PER_NODE,
-  );
+  const input = validateNodes(options.nodes);
+  const inputTokens = validateNodeTokens(options.nodes);
+  // Sorted by id; `inputIndex[i]` is where nodes[i] was given (for errors naming the input).
+  const inputIndex = input
+    .map((_, i) => i)
+    .sort((a, b) => compareCodePoints(input[a]!.id, input[b]!.id));
+  const nodes = inputIndex.map((i) => input[i]!);
+  if (inputTokens !== null && options.vnodesPerNode !== undefined) {
+    throw new InvalidArgumentError(
+      'vnodesPerNode',
+      options.vnodesPerNode,
+      'absent when the nodes carry explicit tokens',
+    );
+  }
+  // 0: no hashed vnodes, the nodes' explicit tokens place them.
+  const vnodesPerNode =
+    inputTokens === null
+      ? checkInteger(
+          'vnodesPerNode',
+          options.vnodesPerNode ?? DEFAULT_VNODES_PER_NODE,
+          1,
+          MAX_VNODES_PER_NODE,
+        )
+      : 0;
   const replicationFactor = checkInteger(
     'replicationFactor',
     options.replicationFactor ?? DEFAULT_REPLICATION_FACTOR,
@@ -129,7 +156,21 @@ export function buildRing(options: RingOptions): Ring {
   // Joining nodes' tokens are in the arrays but never taken: their vnodes exist already for
   // the future walk, and the current walk passes over them exactly as if they were absent.
   const current = createWalker(zoneOf, change.roles, ROLE_CODES.joining, replicationFactor);
-  const arrays = buildArrays({ ids: nodes.map((node) => node.id), vnodesPerNode, walker: current });
+  const explicit =
+    inputTokens === null
+      ? null
+      : {
+          tokens: inputIndex.map((i) => inputTokens[i]!),
+          duplicate: (a: number, b: number, token: number): never => {
+            throw duplicateTokenError(options.nodes, inputIndex[a]!, inputIndex[b]!, token);
+          },
+        };
+  const arrays = buildArrays({
+    ids: nodes.map((node) => node.id),
+    vnodesPerNode,
+    walker: current,
+    explicit,
+  });
   const future =
     change.joiningCount + change.leavingCount === 0
       ? null
@@ -168,6 +209,7 @@ export class Ring implements PlacementTable {
   readonly replicationFactor: number;
   /** The replication factor asked for. */
   readonly configuredReplicationFactor: number;
+  /** Hashed vnodes per node; 0 when the nodes carry explicit tokens. */
   readonly vnodesPerNode: number;
   readonly maxPlacementSize: number;
   readonly pending: boolean;

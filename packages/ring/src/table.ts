@@ -420,6 +420,7 @@ export class TableReader implements PlacementTable {
     return this.#configuredReplicationFactor;
   }
 
+  /** Hashed vnodes per node of the table; 0 when its nodes carry explicit tokens. */
   get vnodesPerNode(): number {
     return this.#vnodesPerNode;
   }

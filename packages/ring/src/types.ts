@@ -6,6 +6,13 @@ export interface NodeInfo {
   readonly address: string;
   /** Failure domain; nodes without one share the default zone `""`. */
   readonly zone?: string;
+  /**
+   * Explicit ring positions (unsigned 32-bit integers, at most `MAX_TOKENS_PER_NODE`, none
+   * shared with another node), e.g. chosen by `allocateTokens` and kept in shared cluster
+   * state. Either every node of a ring carries tokens or none does; without them a node's
+   * tokens are hashed from its id (`vnodesPerNode`).
+   */
+  readonly tokens?: readonly number[];
 }
 
 /** An explicit placement for one space that overrides the ring. */

@@ -61,3 +61,51 @@ describe('placement golden vectors', () => {
     });
   }
 });
+
+interface TokenVectorCase {
+  name: string;
+  nodes: NodeInfo[];
+  replicationFactor: number;
+  assignments?: SpaceAssignment[];
+  placements: Array<{ spaceId: string; token: number; primary: string; replicas: string[] }>;
+}
+const tokenCases = (
+  JSON.parse(readFileSync(new URL('./vectors/placement-tokens.json', import.meta.url), 'utf8')) as {
+    cases: TokenVectorCase[];
+  }
+).cases;
+
+describe('placement golden vectors, explicit tokens', () => {
+  it('cover zoned, zone-reusing and unzoned clusters with many spaces', () => {
+    expect(tokenCases.length).toBeGreaterThanOrEqual(3);
+    for (const c of tokenCases) expect(c.placements.length).toBeGreaterThanOrEqual(30);
+  });
+
+  for (const c of tokenCases) {
+    describe(c.name, () => {
+      const ring = buildRing(c);
+
+      it('every node gives its tokens, and the ring holds exactly those', () => {
+        const given = c.nodes.flatMap((n) => n.tokens ?? []);
+        expect(c.nodes.every((n) => (n.tokens?.length ?? 0) > 0)).toBe(true);
+        expect(Array.from(ring.arrays.tokens)).toEqual(given.sort((a, b) => a - b));
+      });
+
+      it('the ring, a shared table and the naive reference all give the vectors', () => {
+        const writer = new TableWriter({ maxTokens: ring.tokenCount });
+        writer.publish(ring);
+        const reader = new TableReader(writer.buffer);
+        const assigned = new Set((c.assignments ?? []).map((a) => a.spaceId));
+        for (const v of c.placements) {
+          expect(hashKey(v.spaceId)).toBe(v.token);
+          const want = [v.primary, ...v.replicas];
+          expect(ids(ring.lookup(v.spaceId))).toEqual(want);
+          expect(ids(reader.lookup(v.spaceId))).toEqual(want);
+          if (!assigned.has(v.spaceId)) {
+            expect(referencePlacement(c.nodes, 0, c.replicationFactor, v.spaceId)).toEqual(want);
+          }
+        }
+      });
+    });
+  }
+});

@@ -13,6 +13,11 @@ function sortedVnodes(nodes: readonly NodeInfo[], vnodesPerNode: number): Vnode[
   if (cached?.key === cacheKey) return cached.vnodes;
   const vnodes: Vnode[] = [];
   for (const node of nodes) {
+    if (node.tokens !== undefined) {
+      // Explicit tokens replace the hashed ones.
+      for (const token of node.tokens) vnodes.push({ token, id: node.id, zone: node.zone ?? '' });
+      continue;
+    }
     const bytes = new TextEncoder().encode(node.id);
     for (let k = 0; k < vnodesPerNode; k++) {
       vnodes.push({

@@ -8,7 +8,10 @@ import {
   MAX_NODE_ID_LENGTH,
   MAX_NODES,
   MAX_REPLICATION_FACTOR,
+  MAX_RING_TOKENS,
   MAX_SPACE_ID_LENGTH,
+  MAX_TOKEN,
+  MAX_TOKENS_PER_NODE,
   MAX_ZONE_LENGTH,
 } from '../limits.js';
 import type { NodeInfo } from '../types.js';
@@ -73,6 +76,71 @@ export function validateNodes(nodes: unknown): NodeInfo[] {
     );
   }
   return out;
+}
+
+/**
+ * The explicit tokens of already validated `nodes` (same order), or null when no node
+ * carries any (tokens hashed from ids). Either all nodes carry tokens or none does. Each list
+ * is checked here (integers in range, length); tokens held twice are found once sorted
+ * (`duplicateTokenError`).
+ */
+export function validateNodeTokens(nodes: readonly unknown[]): Uint32Array[] | null {
+  const carrying = nodes.findIndex((node) => (node as { tokens?: unknown }).tokens !== undefined);
+  if (carrying < 0) return null;
+  const out: Uint32Array[] = [];
+  let total = 0;
+  for (let i = 0; i < nodes.length; i++) {
+    const field = `nodes[${i}].tokens`;
+    const tokens: unknown = (nodes[i] as { tokens?: unknown }).tokens;
+    if (tokens === undefined) {
+      throw new InvalidArgumentError(
+        field,
+        tokens,
+        `an array of tokens (nodes[${carrying}] carries tokens, so every node must)`,
+      );
+    }
+    if (!Array.isArray(tokens) || tokens.length === 0 || tokens.length > MAX_TOKENS_PER_NODE) {
+      throw new InvalidArgumentError(
+        field,
+        Array.isArray(tokens) ? tokens.length : tokens,
+        `an array of 1 to ${MAX_TOKENS_PER_NODE} tokens`,
+      );
+    }
+    const list = new Uint32Array(tokens.length);
+    for (let k = 0; k < tokens.length; k++) {
+      list[k] = checkInteger(`${field}[${k}]`, tokens[k], 0, MAX_TOKEN);
+    }
+    total += list.length;
+    out.push(list);
+  }
+  if (total > MAX_RING_TOKENS) {
+    throw new InvalidArgumentError('nodes', total, `at most ${MAX_RING_TOKENS} tokens in all`);
+  }
+  return out;
+}
+
+/**
+ * The error for a token held twice: by input nodes `a` and `b` (may be equal: twice in one
+ * list). Names the later occurrence, in input order.
+ */
+export function duplicateTokenError(
+  nodes: readonly unknown[],
+  a: number,
+  b: number,
+  token: number,
+): InvalidArgumentError {
+  const tokensOf = (i: number) => (nodes[i] as { tokens: readonly number[] }).tokens;
+  const first = Math.min(a, b);
+  const second = Math.max(a, b);
+  const k =
+    first === second ? tokensOf(second).lastIndexOf(token) : tokensOf(second).indexOf(token);
+  return new InvalidArgumentError(
+    `nodes[${second}].tokens[${k}]`,
+    token,
+    first === second
+      ? 'a token the node does not already hold'
+      : `a token no other node holds (nodes[${first}] holds it)`,
+  );
 }
 
 /** What a membership change adds to the nodes: roles and the two sets of pins. */

@@ -5,6 +5,8 @@
  * Token scheme (a wire contract, pinned by test/vectors/placement.json):
  * - node `n` owns `vnodes` tokens; token `k` is MurmurHash3 x86_32 of the node id's UTF-8
  *   bytes with seed `k` (k = 0 .. vnodes-1);
+ * - or, when nodes carry explicit tokens (`NodeInfo.tokens`, pinned by
+ *   test/vectors/placement-tokens.json), exactly those, none held twice;
  * - vnodes are ordered by token, ties by node id in code-point (UTF-8 byte) order;
  * - a key with token `t` starts at the first vnode whose token is >= t, wrapping to 0.
  *
@@ -71,7 +73,16 @@ export function compareCodePoints(a: string, b: string): number {
 export interface BuildInput {
   /** Node ids, already sorted with `compareCodePoints`. */
   readonly ids: readonly string[];
+  /** Hashed tokens per node; ignored with `explicit`. */
   readonly vnodesPerNode: number;
+  /**
+   * Explicit tokens per node index (same order as `ids`), or null to hash `vnodesPerNode`
+   * tokens per node. With them, a token held twice calls `duplicate` (which throws).
+   */
+  readonly explicit?: {
+    readonly tokens: readonly Uint32Array[];
+    readonly duplicate: (nodeA: number, nodeB: number, token: number) => never;
+  } | null;
   /** Walks every row: the current placement's walker. */
   readonly walker: Walker;
 }
@@ -233,14 +244,24 @@ const utf8 = new TextEncoder();
 /** Computes the sorted tokens, their owners, the index and every vnode's replica row. */
 export function buildArrays(input: BuildInput): BuiltArrays {
   const { ids, vnodesPerNode, walker } = input;
+  const explicit = input.explicit ?? null;
   const nodeCount = ids.length;
-  const tokenCount = nodeCount * vnodesPerNode;
+  let tokenCount = nodeCount * vnodesPerNode;
+  if (explicit !== null) {
+    tokenCount = 0;
+    for (const list of explicit.tokens) tokenCount += list.length;
+  }
 
   // Pack (token, node index) into one float64: token * 2^16 + index < 2^48 is exact, and a
   // numeric sort of the packed values orders by token, then by node index, i.e. by node id.
   const packed = new Float64Array(tokenCount);
   let p = 0;
   for (let n = 0; n < nodeCount; n++) {
+    if (explicit !== null) {
+      const list = explicit.tokens[n]!;
+      for (let k = 0; k < list.length; k++) packed[p++] = list[k]! * 65536 + n;
+      continue;
+    }
     const bytes = utf8.encode(ids[n]!);
     for (let k = 0; k < vnodesPerNode; k++) {
       packed[p++] = murmur3x86_32(bytes, bytes.length, k) * 65536 + n;
@@ -255,6 +276,10 @@ export function buildArrays(input: BuildInput): BuiltArrays {
     const owner = value % 65536;
     owners[i] = owner;
     tokens[i] = (value - owner) / 65536;
+    // Explicit tokens are positions someone chose: one held twice is a mistake, not a tie.
+    if (explicit !== null && i > 0 && tokens[i] === tokens[i - 1]) {
+      explicit.duplicate(owners[i - 1]!, owner, tokens[i]!);
+    }
   }
 
   const index = new Uint32Array(INDEX_LENGTH);
