@@ -27,7 +27,7 @@
  *
  * Run: pnpm --filter @engram/bench bench:etcd   (under `flock /tmp/engram-bench.lock`)
  * Env: BENCH_ETCD_CHANGES (default 100; --quick 30), BENCH_ETCD_ROUTED (25; 10),
- * BENCH_ETCD_TXNS (200; 50).
+ * BENCH_ETCD_TXNS (200; 50), BENCH_ETCD_DATADIR=0 (routers without a dataDir).
  */
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -43,6 +43,12 @@ import { dir, NODE_MAIN, type Spawned, spawnJson, startRouterNode } from './harn
 const CHANGES = Number(process.env.BENCH_ETCD_CHANGES ?? (QUICK ? 30 : 100));
 const ROUTED = Number(process.env.BENCH_ETCD_ROUTED ?? (QUICK ? 10 : 25));
 const TXNS = Number(process.env.BENCH_ETCD_TXNS ?? (QUICK ? 50 : 200));
+/**
+ * Every router keeps its state in a `dataDir` (file mode: the state file, fsynced per change;
+ * etcd mode: the copy of the placement it can start from with etcd down). 0: none, to see
+ * what that fsync costs (file mode then keeps admin changes in memory only).
+ */
+const DATA_DIR = process.env.BENCH_ETCD_DATADIR !== '0';
 const WARMUP = 5;
 const NODES = 3;
 /** A change not seen on C by then is counted as missed (and the run goes on). */
@@ -97,7 +103,7 @@ async function startRouter(name: string, nodes: object[], etcd: object | null): 
   const spawned = await startRouterNode({
     ...config,
     admin: { host: '127.0.0.1', port: 0 },
-    dataDir: join(dir, `router-${name}`),
+    ...(DATA_DIR ? { dataDir: join(dir, `router-${name}`) } : {}),
     nodes,
     ...(etcd !== null ? { etcd: { ...etcdDefaults, ...etcd } } : {}),
   });
@@ -290,7 +296,7 @@ async function main(): Promise<void> {
       'routers ready',
     );
     report.note(
-      `${etcd.version}, 1 member; ${NODES} memory nodes; routers A, B, C in etcd mode (prefix ${PREFIX}) and one in file mode; config ${JSON.stringify(ROUTER_CONFIG)}`,
+      `${etcd.version}, 1 member; ${NODES} memory nodes; routers A, B, C in etcd mode (prefix ${PREFIX}) and one in file mode; ${DATA_DIR ? 'every router with a dataDir' : 'no dataDir (BENCH_ETCD_DATADIR=0)'}; config ${JSON.stringify(ROUTER_CONFIG)}`,
     );
     report.note(
       `${CHANGES} changes timed by C's GetTable, ${ROUTED} by a Store on C, ${TXNS} raw etcd transactions; ${WARMUP} warm-up changes first`,
