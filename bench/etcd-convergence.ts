@@ -26,6 +26,8 @@
  * changes never overlap. WARMUP changes (and transactions) first, not counted.
  *
  * Run: pnpm --filter @engram/bench bench:etcd   (under `flock /tmp/engram-bench.lock`)
+ * Each figure: per round its p50/p99/max (printed), then the median over BENCH_ROUNDS rounds
+ * (default 3; --quick 1) on the same cluster.
  * Env: BENCH_ETCD_CHANGES (default 100; --quick 30), BENCH_ETCD_ROUTED (25; 10),
  * BENCH_ETCD_TXNS (200; 50), BENCH_ETCD_DATADIR=0 (routers without a dataDir).
  */
@@ -37,12 +39,14 @@ import { callMemory, MemoryServiceClient } from '@engram/proto';
 import { RouterAdminClient } from '@engram/router-node';
 import * as grpc from '@grpc/grpc-js';
 import { startEtcd } from './etcd-launch.js';
-import { percentile } from './gray-stats.js';
+import { median, percentile } from './gray-stats.js';
 import { dir, NODE_MAIN, type Spawned, spawnJson, startRouterNode } from './harness.js';
 
 const CHANGES = Number(process.env.BENCH_ETCD_CHANGES ?? (QUICK ? 30 : 100));
 const ROUTED = Number(process.env.BENCH_ETCD_ROUTED ?? (QUICK ? 10 : 25));
 const TXNS = Number(process.env.BENCH_ETCD_TXNS ?? (QUICK ? 50 : 200));
+/** Rounds on the same cluster; each figure is the median over them. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 3));
 /**
  * Every router keeps its state in a `dataDir` (file mode: the state file, fsynced per change;
  * etcd mode: the copy of the placement it can start from with etcd down). 0: none, to see
@@ -222,13 +226,13 @@ function stats(values: readonly number[]): { p50: number; p99: number; max: numb
 const ms = (n: number) => (Number.isNaN(n) ? '-' : n.toFixed(1));
 
 /** The raw cost of etcd: conditioned transactions back to back with the etcd3 client. */
-async function etcdTxns(endpoint: string, count: number): Promise<number[]> {
+async function etcdTxns(endpoint: string, count: number, round: number): Promise<number[]> {
   // etcd3 is router-node's dependency: loaded from there, typed by what is used here.
   const require = createRequire(fileURLToPath(import.meta.resolve('@engram/router-node')));
   const { Etcd3 } = require('etcd3') as { Etcd3: new (o: object) => EtcdClient };
   const client = new Etcd3({ hosts: [`http://${endpoint}`] });
   try {
-    const key = `${PREFIX}bench-txn`;
+    const key = `${PREFIX}bench-txn-${round}`;
     const put = await client.if(key, 'Create', '==', 0).then(client.put(key).value('0')).commit();
     let rev = Number(put.header.revision);
     const out: number[] = [];
@@ -260,6 +264,117 @@ interface EtcdClient {
   put(key: string): { value(v: string): unknown };
   get(key: string): unknown;
   close(): void;
+}
+
+/** Names of the figures, as the tables print them. */
+const F = Object.freeze({
+  table: 'C’s GetTable shows the change’s revision',
+  routed: 'a Store on C served by the new primary',
+  tableProbe: 'probe: one GetTable on C (resolution)',
+  routedProbe: 'probe: one Store on C (resolution)',
+  fileRtt: 'file mode: one router, no etcd',
+  etcdRtt: 'etcd mode: router A',
+  txn: 'etcd alone: one conditioned txn (etcd3)',
+} as const);
+
+/** Short names for the per-round lines. */
+const FIGURES = [
+  { name: F.table, short: 'C table' },
+  { name: F.routed, short: 'C routes' },
+  { name: F.tableProbe, short: 'GetTable' },
+  { name: F.routedProbe, short: 'Store' },
+  { name: F.fileRtt, short: 'admin file' },
+  { name: F.etcdRtt, short: 'admin etcd' },
+  { name: F.txn, short: 'txn' },
+] as const;
+
+interface Cluster {
+  readonly a: Router;
+  readonly c: Router;
+  readonly file: Router;
+  readonly etcdRouters: readonly Router[];
+  readonly ids: readonly string[];
+  readonly endpoint: string;
+}
+
+interface RoundFigures {
+  readonly figures: Map<string, ReturnType<typeof stats>>;
+  /** Changes C did not show within CONVERGE_CAP_MS. */
+  readonly missed: number;
+  /** Changes that took over 5× the round's median to reach C, and A's reply to them. */
+  readonly outliers: string[];
+}
+
+/** One round: CHANGES timed by C's table (and the file-mode baseline), ROUTED by C's data plane, TXNS. */
+async function measureRound(k: Cluster, round: number): Promise<RoundFigures> {
+  const { a, c, file, etcdRouters, ids } = k;
+  const settle = async (revision: number) =>
+    waitAll(
+      etcdRouters,
+      (t) => Number(t.revision) >= revision,
+      CONVERGE_CAP_MS * 2,
+      `revision ${revision} everywhere`,
+    );
+  // Convergence by C's table, and the admin round trip with and without etcd, interleaved.
+  const tableRuns: Timed[] = [];
+  const fileRtt: number[] = [];
+  for (let i = -WARMUP; i < CHANGES; i++) {
+    const spaceId = `bench/r${round}/table-${i + WARMUP}`;
+    const primary = ids[(i + WARMUP) % ids.length]!;
+    const run = await timeChange(
+      () => assignSpace(a, spaceId, primary),
+      () => getTable(c),
+      (t, revision) => Number(t.revision) >= revision,
+    );
+    await settle(Number((await getTable(a)).revision));
+    const t0 = now();
+    await assignSpace(file, spaceId, primary);
+    const rtt = now() - t0;
+    if (i < 0) continue;
+    tableRuns.push(run);
+    fileRtt.push(rtt);
+  }
+  // Convergence by what C's data plane does: a Store's served_by.
+  const routedRuns: Timed[] = [];
+  for (let i = 0; i < ROUTED; i++) {
+    const spaceId = `bench/r${round}/routed-${i}`;
+    const before = await servedBy(c, spaceId);
+    const primary = ids[(ids.indexOf(before) + 1) % ids.length]!;
+    const run = await timeChange(
+      () => assignSpace(a, spaceId, primary),
+      () => servedBy(c, spaceId),
+      (served) => served === primary,
+    );
+    routedRuns.push(run);
+    await settle(Number((await getTable(a)).revision));
+  }
+  const txns = await etcdTxns(k.endpoint, TXNS, round);
+  const figures = new Map([
+    [F.table, stats(tableRuns.map((r) => r.convergeMs))],
+    [F.routed, stats(routedRuns.map((r) => r.convergeMs))],
+    [F.tableProbe, stats(tableRuns.flatMap((r) => r.probeMs))],
+    [F.routedProbe, stats(routedRuns.flatMap((r) => r.probeMs))],
+    [F.fileRtt, stats(fileRtt)],
+    [F.etcdRtt, stats(tableRuns.map((r) => r.rttMs))],
+    [F.txn, stats(txns)],
+  ]);
+  const outliers: string[] = [];
+  for (const [what, runs] of [
+    ['table', tableRuns],
+    ['routed', routedRuns],
+  ] as const) {
+    const m = stats(runs.map((r) => r.convergeMs)).p50;
+    runs.forEach((r, i) => {
+      if (!(r.convergeMs <= m * 5))
+        outliers.push(
+          `${what} #${i} ${ms(r.convergeMs)} ms (A's reply ${ms(r.rttMs)} ms, ${r.probes} probes, slowest ${ms(Math.max(...r.probeMs))} ms)`,
+        );
+    });
+  }
+  const missed =
+    tableRuns.filter((r) => Number.isNaN(r.convergeMs)).length +
+    routedRuns.filter((r) => Number.isNaN(r.convergeMs)).length;
+  return { figures, missed, outliers };
 }
 
 async function main(): Promise<void> {
@@ -299,107 +414,58 @@ async function main(): Promise<void> {
       `${etcd.version}, 1 member; ${NODES} memory nodes; routers A, B, C in etcd mode (prefix ${PREFIX}) and one in file mode; ${DATA_DIR ? 'every router with a dataDir' : 'no dataDir (BENCH_ETCD_DATADIR=0)'}; config ${JSON.stringify(ROUTER_CONFIG)}`,
     );
     report.note(
-      `${CHANGES} changes timed by C's GetTable, ${ROUTED} by a Store on C, ${TXNS} raw etcd transactions; ${WARMUP} warm-up changes first`,
+      `per round: ${CHANGES} changes timed by C's GetTable, ${ROUTED} by a Store on C, ${TXNS} raw etcd transactions; ${WARMUP} warm-up changes first; ${ROUNDS} round(s)`,
     );
-    const settle = async (revision: number) =>
-      waitAll(
-        etcdRouters,
-        (t) => Number(t.revision) >= revision,
-        CONVERGE_CAP_MS * 2,
-        `revision ${revision} everywhere`,
+    const cluster: Cluster = { a, c, file, etcdRouters, ids, endpoint: etcd.endpoint };
+    const rounds: RoundFigures[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const started = now();
+      const r = await measureRound(cluster, round);
+      rounds.push(r);
+      const line = FIGURES.map((f) => {
+        const x = r.figures.get(f.name)!;
+        return `${f.short} ${ms(x.p50)}/${ms(x.p99)}/${ms(x.max)}`;
+      }).join(', ');
+      report.note(
+        `round ${round + 1}/${ROUNDS} (${((now() - started) / 1000).toFixed(0)} s), p50/p99/max ms: ${line}${r.missed > 0 ? `; MISSED ${r.missed}` : ''}`,
       );
-
-    // Convergence by C's table, and the admin round trip with and without etcd, interleaved.
-    const tableRuns: Timed[] = [];
-    const fileRtt: number[] = [];
-    for (let i = -WARMUP; i < CHANGES; i++) {
-      const spaceId = `bench/table-${i + WARMUP}`;
-      const primary = ids[(i + WARMUP) % ids.length]!;
-      const run = await timeChange(
-        () => assignSpace(a, spaceId, primary),
-        () => getTable(c),
-        (t, revision) => Number(t.revision) >= revision,
-      );
-      await settle(Number((await getTable(a)).revision));
-      const t0 = now();
-      await assignSpace(file, spaceId, primary);
-      const rtt = now() - t0;
-      if (i < 0) continue;
-      tableRuns.push(run);
-      fileRtt.push(rtt);
+      if (r.outliers.length > 0)
+        report.note(`  over 5× the round's median: ${r.outliers.join('; ')}`);
     }
-
-    // Convergence by what C's data plane does: a Store's served_by.
-    const routedRuns: Timed[] = [];
-    for (let i = 0; i < ROUTED; i++) {
-      const spaceId = `bench/routed-${i}`;
-      const before = await servedBy(c, spaceId);
-      const primary = ids[(ids.indexOf(before) + 1) % ids.length]!;
-      const run = await timeChange(
-        () => assignSpace(a, spaceId, primary),
-        () => servedBy(c, spaceId),
-        (served) => served === primary,
-      );
-      routedRuns.push(run);
-      await settle(Number((await getTable(a)).revision));
-    }
-
-    const txns = await etcdTxns(etcd.endpoint, TXNS);
-
-    const byTable = stats(tableRuns.map((r) => r.convergeMs));
-    const byRoute = stats(routedRuns.map((r) => r.convergeMs));
-    const tableProbe = stats(tableRuns.flatMap((r) => r.probeMs));
-    const routeProbe = stats(routedRuns.flatMap((r) => r.probeMs));
-    const etcdRtt = stats(tableRuns.map((r) => r.rttMs));
-    const fileStats = stats(fileRtt);
-    const txnStats = stats(txns);
-    const missed = tableRuns.length - byTable.n + (routedRuns.length - byRoute.n);
-
+    const row = (name: string) => {
+      const per = rounds.map((r) => r.figures.get(name)!);
+      return {
+        name,
+        median: median(per.map((x) => x.p50)),
+        p99: median(per.map((x) => x.p99)),
+      };
+    };
+    const range = (name: string) => {
+      const per = rounds.map((r) => r.figures.get(name)!);
+      const p99s = per.map((x) => x.p99);
+      return `${FIGURES.find((f) => f.name === name)!.short}: p99 ${ms(Math.min(...p99s))}–${ms(Math.max(...p99s))}, max ${ms(Math.max(...per.map((x) => x.max)))}`;
+    };
+    const tableP99 = rounds.map((r) => r.figures.get(F.table)!.p99);
+    const missed = rounds.reduce((n, r) => n + r.missed, 0);
     report.table({
-      title: `Convergence: AssignSpace sent on router A → router C routes by it (${CHANGES} + ${ROUTED} changes)`,
+      title: `Convergence: AssignSpace sent on router A → router C routes by it (medians over ${ROUNDS} round(s) of ${CHANGES} + ${ROUTED} changes)`,
       unit: 'ms',
-      baseline: 'C’s GetTable shows the change’s revision',
-      rows: [
-        { name: 'C’s GetTable shows the change’s revision', median: byTable.p50, p99: byTable.p99 },
-        { name: 'a Store on C served by the new primary', median: byRoute.p50, p99: byRoute.p99 },
-        {
-          name: 'probe: one GetTable on C (resolution)',
-          median: tableProbe.p50,
-          p99: tableProbe.p99,
-        },
-        { name: 'probe: one Store on C (resolution)', median: routeProbe.p50, p99: routeProbe.p99 },
-      ],
+      baseline: F.table,
+      rows: [row(F.table), row(F.routed), row(F.tableProbe), row(F.routedProbe)],
     });
     report.note(
-      `max: ${ms(byTable.max)} ms by GetTable (n=${byTable.n}), ${ms(byRoute.max)} ms by Store (n=${byRoute.n}); missed (not within ${CONVERGE_CAP_MS} ms): ${missed}`,
+      `over the rounds: ${[F.table, F.routed, F.tableProbe, F.routedProbe].map(range).join('; ')}; missed (not within ${CONVERGE_CAP_MS} ms): ${missed}`,
     );
-    const p99 = Math.max(byTable.p99, byRoute.p99);
     report.note(
-      `target p99 < 1000 ms over ${CHANGES} changes: ${missed === 0 && p99 < 1000 ? 'met' : 'NOT met'} (p99 ${ms(p99)} ms)`,
+      `target p99 < 1000 ms over ${CHANGES} changes (C's table): ${missed === 0 && Math.max(...tableP99) < 1000 ? 'met' : 'NOT met'} in every round (p99 ${tableP99.map(ms).join(', ')} ms)`,
     );
-    const late = tableRuns
-      .map((r, i) => ({ i, ms: r.convergeMs, rtt: r.rttMs, probes: r.probes }))
-      .filter((r) => !(r.ms <= byTable.p50 * 5))
-      .map((r) => `#${r.i} ${ms(r.ms)} ms (A's reply ${ms(r.rtt)} ms, ${r.probes} probes)`);
-    if (late.length > 0) report.note(`changes over 5× the median: ${late.join('; ')}`);
-
     report.table({
-      title: 'Admin change latency: the AssignSpace round trip, and etcd alone',
+      title: `Admin change latency: the AssignSpace round trip, and etcd alone (medians over ${ROUNDS} round(s))`,
       unit: 'ms',
-      baseline: 'file mode: one router, no etcd',
-      rows: [
-        { name: 'file mode: one router, no etcd', median: fileStats.p50, p99: fileStats.p99 },
-        { name: 'etcd mode: router A', median: etcdRtt.p50, p99: etcdRtt.p99 },
-        {
-          name: 'etcd alone: one conditioned txn (etcd3)',
-          median: txnStats.p50,
-          p99: txnStats.p99,
-        },
-      ],
+      baseline: F.fileRtt,
+      rows: [row(F.fileRtt), row(F.etcdRtt), row(F.txn)],
     });
-    report.note(
-      `max: file mode ${ms(fileStats.max)} ms, etcd mode ${ms(etcdRtt.max)} ms, txn ${ms(txnStats.max)} ms (n=${fileStats.n}/${etcdRtt.n}/${txnStats.n})`,
-    );
+    report.note(`over the rounds: ${[F.fileRtt, F.etcdRtt, F.txn].map(range).join('; ')}`);
     report.write();
   } finally {
     for (const r of all) {
