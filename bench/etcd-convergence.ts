@@ -31,14 +31,13 @@
  * Env: BENCH_ETCD_CHANGES (default 100; --quick 30), BENCH_ETCD_ROUTED (25; 10),
  * BENCH_ETCD_TXNS (200; 50), BENCH_ETCD_DATADIR=0 (routers without a dataDir).
  */
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { BenchReport, QUICK } from '@engram/bench-kit';
+import { EtcdServer, etcdVersion } from '@engram/etcd-server';
 import { callMemory, MemoryServiceClient } from '@engram/proto';
+import { etcdClient } from '@engram/router/etcd';
 import { RouterAdminClient } from '@engram/router-node';
 import * as grpc from '@grpc/grpc-js';
-import { startEtcd } from './etcd-launch.js';
 import { median, percentile } from './gray-stats.js';
 import { dir, NODE_MAIN, type Spawned, spawnJson, startRouterNode } from './harness.js';
 
@@ -227,10 +226,8 @@ const ms = (n: number) => (Number.isNaN(n) ? '-' : n.toFixed(1));
 
 /** The raw cost of etcd: conditioned transactions back to back with the etcd3 client. */
 async function etcdTxns(endpoint: string, count: number, round: number): Promise<number[]> {
-  // etcd3 is router-node's dependency: loaded from there, typed by what is used here.
-  const require = createRequire(fileURLToPath(import.meta.resolve('@engram/router-node')));
-  const { Etcd3 } = require('etcd3') as { Etcd3: new (o: object) => EtcdClient };
-  const client = new Etcd3({ hosts: [`http://${endpoint}`] });
+  // The client as router-node sets it up (@engram/router/etcd).
+  const client = etcdClient({ endpoints: [endpoint] });
   try {
     const key = `${PREFIX}bench-txn-${round}`;
     const put = await client.if(key, 'Create', '==', 0).then(client.put(key).value('0')).commit();
@@ -252,18 +249,6 @@ async function etcdTxns(endpoint: string, count: number, round: number): Promise
   } finally {
     client.close();
   }
-}
-
-interface EtcdTxn {
-  then(...ops: unknown[]): EtcdTxn;
-  else(...ops: unknown[]): EtcdTxn;
-  commit(): Promise<{ succeeded: boolean; header: { revision: string } }>;
-}
-interface EtcdClient {
-  if(key: string, column: 'Mod' | 'Create', cmp: '==', value: number): EtcdTxn;
-  put(key: string): { value(v: string): unknown };
-  get(key: string): unknown;
-  close(): void;
 }
 
 /** Names of the figures, as the tables print them. */
@@ -379,7 +364,7 @@ async function measureRound(k: Cluster, round: number): Promise<RoundFigures> {
 
 async function main(): Promise<void> {
   const report = new BenchReport('etcd-convergence');
-  const etcd = await startEtcd();
+  const etcd = await EtcdServer.start();
   const nodes: { id: string; zone: string; address: string }[] = [];
   for (let i = 0; i < NODES; i++) {
     const id = `n${i + 1}`;
@@ -411,7 +396,7 @@ async function main(): Promise<void> {
       'routers ready',
     );
     report.note(
-      `${etcd.version}, 1 member; ${NODES} memory nodes; routers A, B, C in etcd mode (prefix ${PREFIX}) and one in file mode; ${DATA_DIR ? 'every router with a dataDir' : 'no dataDir (BENCH_ETCD_DATADIR=0)'}; config ${JSON.stringify(ROUTER_CONFIG)}`,
+      `${etcdVersion()}, 1 member; ${NODES} memory nodes; routers A, B, C in etcd mode (prefix ${PREFIX}) and one in file mode; ${DATA_DIR ? 'every router with a dataDir' : 'no dataDir (BENCH_ETCD_DATADIR=0)'}; config ${JSON.stringify(ROUTER_CONFIG)}`,
     );
     report.note(
       `per round: ${CHANGES} changes timed by C's GetTable, ${ROUTED} by a Store on C, ${TXNS} raw etcd transactions; ${WARMUP} warm-up changes first; ${ROUNDS} round(s)`,
@@ -472,6 +457,7 @@ async function main(): Promise<void> {
       r.admin.close();
       r.data.close();
     }
+    await etcd.stop();
   }
 }
 

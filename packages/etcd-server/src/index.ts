@@ -119,6 +119,12 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** `etcd --version`'s first line (installing etcd first when missing). */
+export function etcdVersion(): string {
+  ensureEtcd();
+  return execFileSync(etcdBinary(), ['--version'], { encoding: 'utf8' }).split('\n')[0]!;
+}
+
 function etcdBinary(): string {
   for (const p of ['/usr/bin/etcd', '/usr/local/bin/etcd']) if (existsSync(p)) return p;
   return 'etcd';
