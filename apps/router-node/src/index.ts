@@ -27,7 +27,7 @@ export {
   resolveConfig,
   type UpstreamTlsConfig,
 } from './internal/config.js';
-export { TABLE_MAX_REPLICATION_FACTOR } from './internal/config-caps.js';
+export { TABLE_MAX_REPLICATION_FACTOR, TABLE_MAX_TOKENS } from './internal/config-caps.js';
 export { CONFIG_SCHEMA } from './internal/config-schema.js';
 export {
   type BoolSpec,
@@ -55,7 +55,6 @@ export {
 export { OPERATIONS, OUTCOMES } from './internal/layout.js';
 export { LocalCluster, MEMORY_NODE_MAIN } from './internal/local-cluster.js';
 export {
-  MAX_CLUSTER_NODES,
   type RouterNode,
   type StartOptions,
   startRouterNode,

@@ -151,6 +151,7 @@ describe('config schema', () => {
       localNodeId: null,
       replicationFactor: 3,
       vnodesPerNode: 8192,
+      maxNodes: 64,
       router: {
         maxRetries: 3,
         retryBaseDelayMs: 100,

@@ -30,7 +30,7 @@ class CountingProbe implements Probe {
 function setup(count = 3) {
   const time = new FakeTime();
   const probe = new CountingProbe();
-  const control = controlWords(createStateBuffer(1));
+  const control = controlWords(createStateBuffer(1, 16));
   const writer = new TableWriter({ maxNodes: 8, maxTokens: 8 * 16, maxReplicationFactor: 3 });
   const breakers = new BreakerTable({ capacity: 16, trip: new ConsecutiveFailures(2) });
   const config: RouterNodeConfig = {

@@ -60,7 +60,7 @@ const LIMITS = { maxNodes: 8, maxSlots: 10 };
 
 function setup() {
   const time = new FakeTime();
-  const state = createStateBuffer(1);
+  const state = createStateBuffer(1, 16);
   const writer = new TableWriter({ maxNodes: 8, maxTokens: 8 * 16, maxReplicationFactor: 3 });
   const breakers = new BreakerTable({
     capacity: 16,

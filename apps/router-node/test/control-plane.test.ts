@@ -9,16 +9,17 @@ import { CONFIG_DEFAULTS, type RouterNodeConfig } from '../src/internal/config.j
 import { ControlPlane } from '../src/internal/control-plane.js';
 import type { Probe, ProbeTarget } from '../src/internal/health-monitor.js';
 import {
-  C_EJECTED,
-  C_NODE_STATE,
   C_PARTITIONED,
-  C_SLOT_GEN,
   controlWords,
   createStateBuffer,
+  N_EJECTED,
+  N_FAILURE_RUN,
+  N_GEN,
+  N_LAST_ANSWER,
+  N_STATE,
+  N_UP_SINCE,
   NODE_STATE_NAMES,
-  P_FAILURE_RUN,
-  P_LAST_ANSWER,
-  S_UP_SINCE,
+  nodeWord,
 } from '../src/internal/layout.js';
 import { TablePublisher } from '../src/internal/table-publisher.js';
 import { RESTART_POLICY_DEFAULTS, RestartPolicy } from '../src/internal/worker-supervisor.js';
@@ -41,7 +42,7 @@ class SwitchProbe implements Probe {
 function setup(count = 3, extra: Partial<RouterNodeConfig> = {}) {
   const time = new FakeTime();
   const probe = new SwitchProbe();
-  const state = createStateBuffer(1);
+  const state = createStateBuffer(1, 16);
   const control = controlWords(state);
   const writer = new TableWriter({ maxNodes: 8, maxTokens: 8 * 16, maxReplicationFactor: 3 });
   const breakers = new BreakerTable({
@@ -68,7 +69,8 @@ function setup(count = 3, extra: Partial<RouterNodeConfig> = {}) {
     log: pino({ level: 'silent' }),
   });
   const reader = new TableReader(writer.buffer);
-  const stateOf = (slot: number) => NODE_STATE_NAMES[Atomics.load(control, C_NODE_STATE + slot)];
+  const stateOf = (slot: number) =>
+    NODE_STATE_NAMES[Atomics.load(control, nodeWord(slot, N_STATE))];
   return { time, probe, control, plane, breakers, reader, stateOf };
 }
 
@@ -202,18 +204,18 @@ describe('ControlPlane (fake time)', () => {
     const { control, plane } = setup();
     plane.addNode({ id: 'n4', address: '127.0.0.1:7004', zone: 'b' });
     const slot = plane.membership.get('n4')!.slot;
-    for (const word of [C_EJECTED, P_FAILURE_RUN, P_LAST_ANSWER, S_UP_SINCE]) {
-      Atomics.store(control, word + slot, 9);
+    for (const word of [N_EJECTED, N_FAILURE_RUN, N_LAST_ANSWER, N_UP_SINCE]) {
+      Atomics.store(control, nodeWord(slot, word), 9);
     }
-    const gen = Atomics.load(control, C_SLOT_GEN + slot);
+    const gen = Atomics.load(control, nodeWord(slot, N_GEN));
     plane.removeNode('n4');
     plane.addNode({ id: 'n5', address: '127.0.0.1:7005', zone: 'b' });
     expect(plane.membership.get('n5')!.slot).toBe(slot);
-    for (const word of [C_EJECTED, P_FAILURE_RUN, P_LAST_ANSWER, S_UP_SINCE]) {
-      expect(Atomics.load(control, word + slot)).toBe(0);
+    for (const word of [N_EJECTED, N_FAILURE_RUN, N_LAST_ANSWER, N_UP_SINCE]) {
+      expect(Atomics.load(control, nodeWord(slot, word))).toBe(0);
     }
     // A new generation: the old node's attempts still in flight count nowhere when they end.
-    expect(Atomics.load(control, C_SLOT_GEN + slot)).toBe(gen + 1);
+    expect(Atomics.load(control, nodeWord(slot, N_GEN))).toBe(gen + 1);
     plane.close();
   });
 

@@ -5,9 +5,8 @@ import { attemptStatus } from '../src/internal/forward.js';
 import {
   createStateBuffer,
   GRPC_STATUS_NAMES,
-  MAX_NODE_SLOTS,
   metricsRegion,
-  REGION_WORDS,
+  regionWords,
   upstreamHistOffset,
   upstreamOffset,
 } from '../src/internal/layout.js';
@@ -20,6 +19,9 @@ import {
   sumRegions,
 } from '../src/internal/metrics.js';
 import { checkExposition } from './exposition-check.js';
+
+/** Node slots of the state buffers here. */
+const SLOTS = 64;
 
 function snapshot(over: Partial<ControlSnapshot> = {}): ControlSnapshot {
   return {
@@ -62,7 +64,7 @@ function line(text: string, prefix: string): string | undefined {
 
 describe('per-node upstream attempts in the shared regions', () => {
   it('are summed across thread regions, by node slot and gRPC status, and render as valid families', () => {
-    const buffer = createStateBuffer(2);
+    const buffer = createStateBuffer(2, SLOTS);
     const t0 = new MetricsRecorder(buffer, 0);
     const t1 = new MetricsRecorder(buffer, 1);
     t0.upstream(0, 0, 0.0004);
@@ -98,17 +100,18 @@ describe('per-node upstream attempts in the shared regions', () => {
   });
 
   it('ignores a slot or status out of range (nothing written outside its words)', () => {
-    const buffer = createStateBuffer(1);
+    const buffer = createStateBuffer(1, SLOTS);
     const r = new MetricsRecorder(buffer, 0);
     r.upstream(-1, 0, 1);
-    r.upstream(MAX_NODE_SLOTS, 0, 1);
+    r.upstream(SLOTS, 0, 1);
     r.upstream(0, GRPC_STATUS_NAMES.length, 1);
     r.upstream(0, -1, 1);
     expect(metricsRegion(buffer, 0).every((v) => v === 0)).toBe(true);
-    r.upstream(MAX_NODE_SLOTS - 1, GRPC_STATUS_NAMES.length - 1, 1);
+    r.upstream(SLOTS - 1, GRPC_STATUS_NAMES.length - 1, 1);
     const region = metricsRegion(buffer, 0);
-    expect(region[upstreamOffset(MAX_NODE_SLOTS - 1, GRPC_STATUS_NAMES.length - 1)]).toBe(1);
-    expect(upstreamHistOffset(MAX_NODE_SLOTS - 1)).toBeLessThan(REGION_WORDS);
+    expect(region[upstreamOffset(SLOTS - 1, GRPC_STATUS_NAMES.length - 1)]).toBe(1);
+    expect(upstreamHistOffset(SLOTS - 1)).toBeLessThan(regionWords(SLOTS));
+    expect(region.length).toBe(regionWords(SLOTS));
   });
 });
 
@@ -127,7 +130,7 @@ describe('slot baselines (slots are reused after a removal)', () => {
   });
 
   it('the render subtracts a baseline from the attempt counters and histogram', () => {
-    const buffer = createStateBuffer(1);
+    const buffer = createStateBuffer(1, SLOTS);
     const r = new MetricsRecorder(buffer, 0);
     r.upstream(0, 0, 0.0004);
     r.upstream(0, 14, 0.0004);
@@ -151,7 +154,7 @@ describe('slot baselines (slots are reused after a removal)', () => {
 
 describe('node, breaker, probe, heap and build families', () => {
   it('node_up is the health verdict whatever the lifecycle; one lifecycle at 1 per node', () => {
-    const buffer = createStateBuffer(2);
+    const buffer = createStateBuffer(2, SLOTS);
     new MetricsRecorder(buffer, 1).sampleHeap();
     const text = renderMetrics(buffer, snapshot());
     expect(checkExposition(text).problems).toEqual([]);
@@ -173,7 +176,7 @@ describe('node, breaker, probe, heap and build families', () => {
   });
 
   it('no worker regions are read as threads when the data plane runs on the main thread', () => {
-    const buffer = createStateBuffer(1);
+    const buffer = createStateBuffer(1, SLOTS);
     new MetricsRecorder(buffer, 0).sampleHeap();
     const text = renderMetrics(buffer, snapshot({ workerThreads: 0, workers: 0 }));
     expect(text).toContain('thread="main"');
@@ -181,7 +184,7 @@ describe('node, breaker, probe, heap and build families', () => {
   });
 
   it('the decision histogram resolves 50 ns … 1 ms', () => {
-    const buffer = createStateBuffer(1);
+    const buffer = createStateBuffer(1, SLOTS);
     const r = new MetricsRecorder(buffer, 0);
     r.decision(40e-9);
     r.decision(300e-9);

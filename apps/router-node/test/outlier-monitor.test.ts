@@ -5,16 +5,18 @@ import { attemptObserver } from '../src/internal/attempt-observer.js';
 import { CONFIG_DEFAULTS } from '../src/internal/config.js';
 import type { AttemptVerdict } from '../src/internal/forward.js';
 import {
-  C_EJECTED,
-  C_SLOT_GEN,
   controlWords,
   createStateBuffer,
   GRPC_STATUS_NAMES,
-  M_OUTSTANDING,
   metricsRegion,
-  P_FAILURE_RUN,
-  P_LAST_ANSWER,
-  S_UP_SINCE,
+  N_EJECTED,
+  N_FAILURE_RUN,
+  N_GEN,
+  N_LAST_ANSWER,
+  N_UP_SINCE,
+  nodeWord,
+  S_OUTSTANDING,
+  slotMetrics,
   upstreamOffset,
 } from '../src/internal/layout.js';
 import { MetricsRecorder } from '../src/internal/metrics.js';
@@ -43,7 +45,7 @@ function verdictOf(status: number): AttemptVerdict {
  */
 function setup(config: Partial<typeof CONFIG_DEFAULTS.outlier> = {}, withClock = true) {
   const time = new FakeTime();
-  const state = createStateBuffer(2);
+  const state = createStateBuffer(2, 16);
   const control = controlWords(state);
   const regions = [metricsRegion(state, 0), metricsRegion(state, 1)];
   const slots = new Map([
@@ -95,24 +97,24 @@ function setup(config: Partial<typeof CONFIG_DEFAULTS.outlier> = {}, withClock =
 }
 
 describe('OutlierMonitor', () => {
-  it('counts a failure run across threads, ejects through C_EJECTED, and cancels break nothing', async () => {
+  it('counts a failure run across threads, ejects through N_EJECTED, and cancels break nothing', async () => {
     const { time, control, monitor, attempt } = setup();
     for (let i = 0; i < 4; i++) attempt(i % 2, 'b', UNAVAILABLE);
     attempt(0, 'b', CANCELLED); // neither failure nor answer
     await time.advance(200);
-    expect(Atomics.load(control, P_FAILURE_RUN + 1)).toBe(4);
+    expect(Atomics.load(control, nodeWord(1, N_FAILURE_RUN))).toBe(4);
     expect(monitor.isEjected('b')).toBe(false);
     attempt(1, 'b', UNAVAILABLE);
     await time.advance(100);
     expect(monitor.isEjected('b')).toBe(true);
-    expect(Atomics.load(control, C_EJECTED + 1)).toBe(1);
-    expect(Atomics.load(control, P_FAILURE_RUN + 1)).toBe(0); // started over
+    expect(Atomics.load(control, nodeWord(1, N_EJECTED))).toBe(1);
+    expect(Atomics.load(control, nodeWord(1, N_FAILURE_RUN))).toBe(0); // started over
     const m = monitor.metrics().find((x) => x.id === 'b')!;
     expect(m).toMatchObject({ ejected: true, ejections: { consecutive_failures: 1 } });
     // An answer ends a run.
     attempt(0, 'c', UNAVAILABLE);
     attempt(1, 'c', OK);
-    expect(Atomics.load(control, P_FAILURE_RUN + 2)).toBe(0);
+    expect(Atomics.load(control, nodeWord(2, N_FAILURE_RUN))).toBe(0);
     monitor.stop();
   });
 
@@ -127,7 +129,7 @@ describe('OutlierMonitor', () => {
       await time.advance(100);
     }
     expect(monitor.isEjected('a')).toBe(true);
-    expect(Atomics.load(control, C_EJECTED + 0)).toBe(1);
+    expect(Atomics.load(control, nodeWord(0, N_EJECTED))).toBe(1);
     monitor.stop();
   });
 
@@ -153,7 +155,7 @@ describe('OutlierMonitor', () => {
     up.set('a', true);
     health();
     expect(monitor.isEjected('a')).toBe(false);
-    expect(Atomics.load(control, C_EJECTED + 0)).toBe(0);
+    expect(Atomics.load(control, nodeWord(0, N_EJECTED))).toBe(0);
     monitor.stop();
   });
 
@@ -161,12 +163,12 @@ describe('OutlierMonitor', () => {
     const { time, control, monitor, attempt } = setup();
     for (let i = 0; i < 5; i++) attempt(0, 'c', UNAVAILABLE);
     await time.advance(100);
-    expect(Atomics.load(control, C_EJECTED + 2)).toBe(1);
-    expect(Atomics.load(control, S_UP_SINCE + 2)).toBe(0);
+    expect(Atomics.load(control, nodeWord(2, N_EJECTED))).toBe(1);
+    expect(Atomics.load(control, nodeWord(2, N_UP_SINCE))).toBe(0);
     monitor.reconfigure({ ...CONFIG_DEFAULTS.outlier, enabled: false });
-    expect(Atomics.load(control, C_EJECTED + 2)).toBe(0);
+    expect(Atomics.load(control, nodeWord(2, N_EJECTED))).toBe(0);
     // Back in service with a slow-start ramp, as after a down spell.
-    expect(Atomics.load(control, S_UP_SINCE + 2)).not.toBe(0);
+    expect(Atomics.load(control, nodeWord(2, N_UP_SINCE))).not.toBe(0);
     expect(time.pending).toBe(0);
   });
 });
@@ -214,7 +216,7 @@ describe('OutlierMonitor: what counts against a node', () => {
       attempt(1, 'c', OK);
       await time.advance(100);
     }
-    expect(Atomics.load(control, P_FAILURE_RUN + 0)).toBe(1);
+    expect(Atomics.load(control, nodeWord(0, N_FAILURE_RUN))).toBe(1);
     expect(monitor.isEjected('a')).toBe(false);
     // The per-node metric still shows them (no status: UNAVAILABLE).
     expect(metric(0, UNAVAILABLE)).toBe(1 + 20 * 50);
@@ -287,18 +289,18 @@ describe('OutlierMonitor: a slot handed to another node', () => {
       await time.advance(100);
     }
     expect(monitor.isEjected('a')).toBe(true);
-    Atomics.store(control, P_FAILURE_RUN + 0, 3);
-    Atomics.store(control, P_LAST_ANSWER + 0, 42);
-    Atomics.store(control, S_UP_SINCE + 0, 7);
+    Atomics.store(control, nodeWord(0, N_FAILURE_RUN), 3);
+    Atomics.store(control, nodeWord(0, N_LAST_ANSWER), 42);
+    Atomics.store(control, nodeWord(0, N_UP_SINCE), 7);
     // 'a' removed, slot 0 handed to 'd' in one publish (the control plane's #apply).
-    const gen = Atomics.load(control, C_SLOT_GEN + 0);
+    const gen = Atomics.load(control, nodeWord(0, N_GEN));
     publisher.handOut(0);
     slots.delete('a');
     slots.set('d', 0);
     health();
-    expect(Atomics.load(control, C_SLOT_GEN + 0)).toBe(gen + 1);
-    for (const word of [C_EJECTED, P_FAILURE_RUN, P_LAST_ANSWER, S_UP_SINCE]) {
-      expect(Atomics.load(control, word + 0)).toBe(0);
+    expect(Atomics.load(control, nodeWord(0, N_GEN))).toBe(gen + 1);
+    for (const word of [N_EJECTED, N_FAILURE_RUN, N_LAST_ANSWER, N_UP_SINCE]) {
+      expect(Atomics.load(control, nodeWord(0, word))).toBe(0);
     }
     expect(monitor.isEjected('a')).toBe(false);
     expect(monitor.isEjected('d')).toBe(false);
@@ -310,25 +312,25 @@ describe('OutlierMonitor: a slot handed to another node', () => {
     }
     expect(monitor.isEjected('d')).toBe(false);
     // They end (timed out) after the handover: counted nowhere, not as the newcomer's failures.
-    const before = regions.map((r) => r[M_OUTSTANDING + 0]);
+    const before = regions.map((r) => r[slotMetrics(0) + S_OUTSTANDING]);
     for (const end of held) end(DEADLINE_EXCEEDED, 2);
-    expect(Atomics.load(control, P_FAILURE_RUN + 0)).toBe(0);
+    expect(Atomics.load(control, nodeWord(0, N_FAILURE_RUN))).toBe(0);
     for (let s = 0; s < GRPC_STATUS_NAMES.length; s++) {
       expect(regions.reduce((n, r) => n + r[upstreamOffset(0, s)]!, 0)).toBe(0);
     }
     // Nor do they drive the newcomer's in-flight gauge: its own attempt counts 1, and back to 0.
-    expect(regions.map((r) => r[M_OUTSTANDING + 0])).toEqual(before);
+    expect(regions.map((r) => r[slotMetrics(0) + S_OUTSTANDING])).toEqual(before);
     const own = send(1, 'd');
-    expect(regions[1]![M_OUTSTANDING + 0]).toBe(1);
+    expect(regions[1]![slotMetrics(0) + S_OUTSTANDING]).toBe(1);
     own(OK);
-    expect(regions[1]![M_OUTSTANDING + 0]).toBe(0);
-    expect(metricsRegion(state, 1)[M_OUTSTANDING + 0]).toBe(0);
+    expect(regions[1]![slotMetrics(0) + S_OUTSTANDING]).toBe(0);
+    expect(metricsRegion(state, 1)[slotMetrics(0) + S_OUTSTANDING]).toBe(0);
     // The newcomer is judged on its own attempts: a failure run of its own ejects it, and the
     // old node's removal does not clear its ejection word in the same tick.
     for (let i = 0; i < 5; i++) attempt(0, 'd', UNAVAILABLE);
     await time.advance(100);
     expect(monitor.isEjected('d')).toBe(true);
-    expect(Atomics.load(control, C_EJECTED + 0)).toBe(1);
+    expect(Atomics.load(control, nodeWord(0, N_EJECTED))).toBe(1);
     monitor.stop();
   });
 
@@ -338,14 +340,14 @@ describe('OutlierMonitor: a slot handed to another node', () => {
     await time.advance(100);
     expect(monitor.isEjected('a')).toBe(true);
     // Between two ticks: 'a' removed, slot 0 handed to 'd' (words cleared), 'd' fails at once.
-    Atomics.add(control, C_SLOT_GEN + 0, 1);
-    Atomics.store(control, C_EJECTED + 0, 0);
+    Atomics.add(control, nodeWord(0, N_GEN), 1);
+    Atomics.store(control, nodeWord(0, N_EJECTED), 0);
     slots.delete('a');
     slots.set('d', 0);
     for (let i = 0; i < 5; i++) attempt(1, 'd', UNAVAILABLE);
     await time.advance(100);
     expect(monitor.isEjected('d')).toBe(true);
-    expect(Atomics.load(control, C_EJECTED + 0)).toBe(1);
+    expect(Atomics.load(control, nodeWord(0, N_EJECTED))).toBe(1);
     expect(monitor.metrics().map((m) => m.id)).toEqual(['b', 'c', 'd']);
     monitor.stop();
   });

@@ -1,7 +1,7 @@
 import { TableWriter } from '@engram/ring';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { NodeConfig } from '../src/internal/config.js';
-import { controlWords, createStateBuffer, S_UP_SINCE } from '../src/internal/layout.js';
+import { controlWords, createStateBuffer, N_UP_SINCE, nodeWord } from '../src/internal/layout.js';
 import { Health, Membership } from '../src/internal/membership.js';
 import { markReturned, nodeWarmth } from '../src/internal/slow-start.js';
 import { TablePublisher } from '../src/internal/table-publisher.js';
@@ -24,7 +24,7 @@ afterEach(() => {
 });
 
 function setup() {
-  const control = controlWords(createStateBuffer(1));
+  const control = controlWords(createStateBuffer(1, 16));
   const writer = new TableWriter({ maxNodes: 8, maxTokens: 8 * 16, maxReplicationFactor: 3 });
   const publisher = new TablePublisher(writer, control, {
     replicationFactor: 3,
@@ -54,34 +54,34 @@ describe('slow start (router-node)', () => {
     for (const n of NODES) m = m.setHealth(n.id, Health.Up);
     s.publish(m); // unknown → up: the first verdict at start
     const b = s.slotOf('b');
-    expect(Atomics.load(s.control, S_UP_SINCE + b)).toBe(0);
+    expect(Atomics.load(s.control, nodeWord(b, N_UP_SINCE))).toBe(0);
     expect(nodeWarmth(s.control, b, WINDOW_MS)).toBe(1);
 
     s.publish(s.m.setHealth('b', Health.Down));
-    expect(Atomics.load(s.control, S_UP_SINCE + b)).toBe(0);
+    expect(Atomics.load(s.control, nodeWord(b, N_UP_SINCE))).toBe(0);
     s.publish(s.m.setHealth('b', Health.Up)); // down → up: a return
-    expect(Atomics.load(s.control, S_UP_SINCE + b)).toBeGreaterThan(0);
+    expect(Atomics.load(s.control, nodeWord(b, N_UP_SINCE))).toBeGreaterThan(0);
     expect(nodeWarmth(s.control, b, WINDOW_MS)).toBe(0);
     // The others keep their full share.
     expect(nodeWarmth(s.control, s.slotOf('a'), WINDOW_MS)).toBe(1);
   });
 
   it('the share rises linearly over the window; once over, the word is cleared', () => {
-    const control = controlWords(createStateBuffer(1));
+    const control = controlWords(createStateBuffer(1, 16));
     markReturned(control, 5);
     expect(nodeWarmth(control, 5, WINDOW_MS)).toBe(0);
     vi.setSystemTime(T0 + WINDOW_MS / 2);
     // The return is stored in tenths of a second: the share is within one tenth's worth.
     expect(nodeWarmth(control, 5, WINDOW_MS)).toBeGreaterThanOrEqual(0.5);
     expect(nodeWarmth(control, 5, WINDOW_MS)).toBeLessThanOrEqual(0.5 + 100 / WINDOW_MS);
-    expect(Atomics.load(control, S_UP_SINCE + 5)).not.toBe(0);
+    expect(Atomics.load(control, nodeWord(5, N_UP_SINCE))).not.toBe(0);
     vi.setSystemTime(T0 + WINDOW_MS + 100);
     expect(nodeWarmth(control, 5, WINDOW_MS)).toBe(1);
-    expect(Atomics.load(control, S_UP_SINCE + 5)).toBe(0);
+    expect(Atomics.load(control, nodeWord(5, N_UP_SINCE))).toBe(0);
   });
 
   it('a window of 0 (off) and slots out of range give the full share', () => {
-    const control = controlWords(createStateBuffer(1));
+    const control = controlWords(createStateBuffer(1, 16));
     markReturned(control, 2);
     expect(nodeWarmth(control, 2, 0)).toBe(1);
     expect(nodeWarmth(control, -1, WINDOW_MS)).toBe(1);

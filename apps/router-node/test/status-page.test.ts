@@ -137,7 +137,7 @@ describe('StatusSampler', () => {
 
 describe('readRequestTotals', () => {
   it('sums every thread, operation and outcome; errors are the calls not ok', () => {
-    const state = createStateBuffer(2);
+    const state = createStateBuffer(2, 16);
     const n = REQUEST_BUCKETS_S.length;
     const put = (thread: number, op: number, outcome: number, bucket: number, calls: number) => {
       const r = metricsRegion(state, thread);
@@ -363,7 +363,7 @@ function get(
 describe('startStatusRoutes', () => {
   it('serves the page and the snapshot, whose history grows with each sample; stop() ends the timer', async () => {
     const time = new FakeTime();
-    const state = createStateBuffer(1);
+    const state = createStateBuffer(1, 16);
     const ring = ringOf(['n1', 'n2']);
     const status = startStatusRoutes(
       state,

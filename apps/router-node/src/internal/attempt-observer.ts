@@ -4,8 +4,8 @@ import { recordFailureRun } from './outlier-monitor.js';
 
 /**
  * A data-plane thread's AttemptObserver: each attempt is counted on the slot and slot
- * generation it started on (its token, layout.ts C_SLOT_GEN), in the per-node metric, the
- * outlier detector's words and the failure run (P_FAILURE_RUN). An attempt that ends after its
+ * generation it started on (its token, layout.ts N_GEN), in the per-node metric, the
+ * outlier detector's words and the failure run (N_FAILURE_RUN). An attempt that ends after its
  * slot was handed to another node is counted nowhere (it was the old node's), and the in-flight
  * gauge of a slot always comes back to 0. `inFlight`: counted in the in-flight gauge (not for a
  * Consolidate, which may rightly run long and must not look like a stalled node).

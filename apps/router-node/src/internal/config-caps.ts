@@ -13,6 +13,13 @@
 // 8192 vnodes here against 32 MiB at 16, shared by every thread, for copies a memory cluster
 // of at most 64 nodes does not need.
 export const TABLE_MAX_REPLICATION_FACTOR = 5;
+/**
+ * Ring tokens the shared table holds: `maxNodes × vnodesPerNode` may not exceed it. A token
+ * costs TABLE_BYTES_PER_TOKEN (its hash, its row of TABLE_MAX_REPLICATION_FACTOR node indexes,
+ * its owner; twice, in the table's two halves), so this cap is 128 MiB of shared memory.
+ */
+export const TABLE_MAX_TOKENS = 1 << 22;
+export const TABLE_BYTES_PER_TOKEN = 2 * (4 + 2 * TABLE_MAX_REPLICATION_FACTOR + 2);
 export const MAX_PORT = 65_535;
 export const MAX_TIMER_MS = 2_147_483_647; // setTimeout's ceiling (~24.8 days)
 export const MAX_CONCURRENT_STREAMS = 100_000;

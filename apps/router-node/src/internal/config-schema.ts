@@ -5,7 +5,7 @@
  */
 import { MAX_TIMEOUT_MS } from '@engram/breaker';
 import { MAX_CHANNELS_PER_NODE } from '@engram/pool';
-import { MAX_VNODES_PER_NODE } from '@engram/ring';
+import { MAX_NODES, MAX_VNODES_PER_NODE } from '@engram/ring';
 import { MAX_READ_BALANCING_THRESHOLD, MAX_RETRIES } from '@engram/router';
 import * as CAP from './config-caps.js';
 import type { ConfigSchema } from './config-spec.js';
@@ -255,6 +255,15 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     default: 8192,
     reloadable: false,
     description: 'ring tokens per node (see @engram/ring)',
+  },
+  maxNodes: {
+    type: 'int',
+    min: 1,
+    max: MAX_NODES,
+    default: 64,
+    reloadable: false,
+    description:
+      'nodes the router holds at once (leaving ones included); sizes its shared memory at start, per node: vnodesPerNode × 32 B of table (256 KiB at 8192 vnodes, 8 KiB at 256) + 1.1 KiB + 0.5 KiB per data-plane thread. maxNodes × vnodesPerNode is at most 4194304 (e.g. 1000 nodes at 4096 vnodes, or 16384 at 256)',
   },
   'router.maxRetries': {
     type: 'int',

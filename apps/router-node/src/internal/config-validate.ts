@@ -6,6 +6,7 @@ import {
   MAX_ZONE_LENGTH,
 } from '@engram/ring';
 import type { AssignmentConfig, NodeConfig, RouterNodeConfig } from './config.js';
+import { TABLE_MAX_TOKENS } from './config-caps.js';
 import { CONFIG_SCHEMA } from './config-schema.js';
 import {
   CONFIG_KEYS,
@@ -245,6 +246,21 @@ export function validateConfig(root: JsonObject, report: Report = 'throw'): Rout
   return cfg;
 }
 
+/**
+ * The shared table holds `maxNodes × vnodesPerNode` ring tokens, at most TABLE_MAX_TOKENS
+ * (also checked again in etcd mode, where vnodesPerNode is etcd's).
+ */
+export function checkTableTokens(cfg: Pick<RouterNodeConfig, 'maxNodes' | 'vnodesPerNode'>): void {
+  const tokens = cfg.maxNodes * cfg.vnodesPerNode;
+  if (tokens > TABLE_MAX_TOKENS) {
+    throw new ConfigError(
+      'maxNodes',
+      cfg.maxNodes,
+      `× vnodesPerNode ${cfg.vnodesPerNode} = ${tokens} ring tokens, more than the shared table holds (${TABLE_MAX_TOKENS}): lower vnodesPerNode to at most ${Math.floor(TABLE_MAX_TOKENS / cfg.maxNodes)} or maxNodes to at most ${Math.floor(TABLE_MAX_TOKENS / cfg.vnodesPerNode)}`,
+    );
+  }
+}
+
 // Rules between keys run after each key passed on its own, so their messages quote values
 // already known to be well-formed.
 const ACROSS_KEYS: readonly ((cfg: RouterNodeConfig) => void)[] = [
@@ -306,6 +322,23 @@ const ACROSS_KEYS: readonly ((cfg: RouterNodeConfig) => void)[] = [
         'outlier.maxEjectionMs',
         cfg.outlier.maxEjectionMs,
         `must be at least outlier.baseEjectionMs (${cfg.outlier.baseEjectionMs})`,
+      );
+    }
+  },
+  checkTableTokens,
+  (cfg) => {
+    if (cfg.nodes.length > cfg.maxNodes) {
+      throw new ConfigError(
+        'nodes',
+        cfg.nodes.length,
+        `nodes given, more than maxNodes (${cfg.maxNodes}) holds: raise maxNodes`,
+      );
+    }
+    if (cfg.localCluster.nodes > cfg.maxNodes) {
+      throw new ConfigError(
+        'localCluster.nodes',
+        cfg.localCluster.nodes,
+        `more than maxNodes (${cfg.maxNodes}) holds: raise maxNodes`,
       );
     }
   },

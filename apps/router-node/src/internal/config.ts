@@ -102,6 +102,8 @@ export interface RouterNodeConfig {
   readonly localNodeId: string | null;
   readonly replicationFactor: number;
   readonly vnodesPerNode: number;
+  /** Nodes the shared table, breakers and per-node words hold at once (sized at start). */
+  readonly maxNodes: number;
   readonly router: {
     readonly maxRetries: number;
     readonly retryBaseDelayMs: number;

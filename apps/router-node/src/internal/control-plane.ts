@@ -554,10 +554,11 @@ export class ControlPlane implements AdminTarget {
   #apply(change: Change): number {
     const next = change.next;
     // Fresh slots start with a closed breaker and clear per-slot words (not ejected, no failure
-    // run, no ramp; TablePublisher.handOut), before any thread can route to their node.
+    // run, no ramp; TablePublisher.handOut), before any thread can route to their node. The
+    // generation goes up (handOut) before the reset: slot-breakers.ts relies on that order.
     for (const slot of change.freshSlots) {
-      this.#init.breakers.reset(slot);
       this.#init.publisher.handOut(slot);
+      this.#init.breakers.reset(slot);
     }
     const epoch = this.#publish(next, change.reason);
     const before = this.#membership;

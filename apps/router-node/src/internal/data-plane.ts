@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Server as NetServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { isMainThread } from 'node:worker_threads';
-import { BreakerTable, ConsecutiveFailures } from '@engram/breaker';
+import { type BreakerTable, ConsecutiveFailures } from '@engram/breaker';
 import { H2Server, type H2Stream } from '@engram/h2';
 import { ConnectionPool, type PoolCredentials } from '@engram/pool';
 import { SharedRetryBudget } from '@engram/retry';
@@ -28,18 +28,19 @@ import { HEALTH_CHECK_PATH, HEALTH_WATCH_PATH, HealthService } from './health-se
 import { CALL_KIND, type Dispatcher, IngressCall, refuseNonGrpc } from './ingress.js';
 import {
   C_DRAINING,
-  C_EJECTED,
   C_HEALTH_DRAINING,
-  C_NODE_STATE,
   C_PARTITIONED,
   controlWords,
-  MAX_NODE_SLOTS,
+  N_EJECTED,
+  N_LAST_ANSWER,
+  N_STATE,
   NODE_STATE_NAMES,
+  nodeWord,
   OP,
   OPERATIONS,
   OUTCOME_INDEX,
-  P_LAST_ANSWER,
   passiveNow,
+  slotCount,
   THREAD_HEAP_INTERVAL_MS,
   WRITE_DEGRADED,
   WRITE_FULL,
@@ -48,6 +49,7 @@ import {
 import { MetricsRecorder } from './metrics.js';
 import { type HintSink, quorumRecall, replicatedStore } from './replicated.js';
 import { Replies } from './reply.js';
+import { SlotBreakers } from './slot-breakers.js';
 import { nodeWarmth } from './slow-start.js';
 import { upstreamHeaders } from './upstream-headers.js';
 import {
@@ -207,6 +209,7 @@ export class DataPlane implements Dispatcher {
     this.#reader = new TableReader(init.table);
     const control = controlWords(init.state);
     this.#control = control;
+    const slots = slotCount(control);
     this.#metrics = new MetricsRecorder(init.state, init.thread);
     this.#stopGc = this.#metrics.observeGc();
     const reader = this.#reader;
@@ -227,24 +230,28 @@ export class DataPlane implements Dispatcher {
     });
     const nodeStates: NodeStates = {
       stateOf: (_node, slot) =>
-        slot < 0 || slot >= MAX_NODE_SLOTS
+        slot < 0 || slot >= slots
           ? NodeState.Up
-          : (NODE_STATE_NAMES[Atomics.load(control, C_NODE_STATE + slot)] ?? NodeState.Up),
+          : (NODE_STATE_NAMES[Atomics.load(control, nodeWord(slot, N_STATE))] ?? NodeState.Up),
       // An ejected outlier (outlier-monitor.ts) is tried after every other up node and before
       // down ones; it stays reachable, so an ejection never makes a space unavailable.
       isEjected: (_node, slot) =>
-        slot >= 0 && slot < MAX_NODE_SLOTS && Atomics.load(control, C_EJECTED + slot) !== 0,
+        slot >= 0 && slot < slots && Atomics.load(control, nodeWord(slot, N_EJECTED)) !== 0,
       // Slow start: the window in force is read per call, so a reload applies at once.
       warmth: (_node, slot) => nodeWarmth(control, slot, this.#cfg.health.slowStartMs),
     };
     const rc = cfg.router;
     this.#routerParts = {
-      breakers: new BreakerTable({
-        buffer: init.breakers,
-        trip: new ConsecutiveFailures(rc.breakerThreshold),
-        openTimeoutMs: rc.breakerTimeoutMs,
-        // Transitions are logged by the Router (one line each, in the thread that won it).
-      }),
+      // A verdict counts only on the node it was admitted for (slots are reused).
+      breakers: new SlotBreakers(
+        {
+          buffer: init.breakers,
+          trip: new ConsecutiveFailures(rc.breakerThreshold),
+          openTimeoutMs: rc.breakerTimeoutMs,
+          // Transitions are logged by the Router (one line each, in the thread that won it).
+        },
+        control,
+      ),
       nodeStates,
       lag: new LagTable({ buffer: init.lag }),
       budgetBuffer: init.budget,
@@ -263,10 +270,10 @@ export class DataPlane implements Dispatcher {
     this.#answered = (nodeId) => {
       const index = reader.nodeIndex(nodeId);
       const slot = index < 0 ? -1 : reader.nodeSlot(index);
-      if (slot < 0 || slot >= MAX_NODE_SLOTS) return;
+      if (slot < 0 || slot >= slots) return;
       const now = passiveNow(control);
-      if (Atomics.load(control, P_LAST_ANSWER + slot) !== now) {
-        Atomics.store(control, P_LAST_ANSWER + slot, now);
+      if (Atomics.load(control, nodeWord(slot, N_LAST_ANSWER)) !== now) {
+        Atomics.store(control, nodeWord(slot, N_LAST_ANSWER), now);
       }
     };
     // One table lookup per attempt, as #answered does (attempt-observer.ts).
@@ -377,7 +384,7 @@ export class DataPlane implements Dispatcher {
         readBalancingThreshold: rc.readBalancingThreshold,
         breakerThreshold: rc.breakerThreshold,
         breakerTimeoutMs: rc.breakerTimeoutMs,
-        breakerCapacity: MAX_NODE_SLOTS,
+        breakerCapacity: slotCount(control),
         maxSpaceIdLength: MAX_SPACE_ID_LENGTH,
       },
       hooks: {

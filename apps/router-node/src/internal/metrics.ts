@@ -6,7 +6,6 @@ import { type EtcdMetrics, renderEtcdMetrics } from './etcd-metrics.js';
 import { esc, family } from './exposition.js';
 import type { AttemptVerdict } from './forward.js';
 import {
-  C_SLOT_GEN,
   controlWords,
   DECISION_BUCKETS_S,
   GC_BUCKETS_S,
@@ -26,20 +25,23 @@ import {
   M_HEAP,
   M_IN_FLIGHT,
   M_INGRESS_LIMITS,
-  M_OUTSTANDING,
-  M_OUTSTANDING_GEN,
-  M_POOL_SESSIONS,
   M_READ_REPAIRS,
   M_RETRIES,
   M_WRITES,
-  MAX_NODE_SLOTS,
   metricsRegion,
   OPERATIONS,
   OUTCOMES,
-  REGION_WORDS,
   REQUEST_BUCKETS_S,
   regionCount,
+  regionWords,
   requestHistOffset,
+  S_OUTSTANDING,
+  S_OUTSTANDING_GEN,
+  S_POOL_SESSIONS,
+  SLOT_METRIC_WORDS,
+  slotCount,
+  slotGeneration,
+  slotMetrics,
   UPSTREAM_BUCKETS_S,
   UPSTREAM_HIST_WORDS,
   upstreamHistOffset,
@@ -62,9 +64,12 @@ function observe(region: Float64Array, base: number, buckets: readonly number[],
 export class MetricsRecorder {
   readonly region: Float64Array;
   readonly #control: Int32Array;
+  /** Node slots of the buffer: a slot at or past it is counted nowhere. */
+  readonly #slots: number;
   constructor(buffer: SharedArrayBuffer, thread: number) {
     this.region = metricsRegion(buffer, thread);
     this.#control = controlWords(buffer);
+    this.#slots = slotCount(this.#control);
   }
   request(op: number, outcome: number, seconds: number): void {
     observe(this.region, requestHistOffset(op, outcome), REQUEST_BUCKETS_S, seconds);
@@ -119,14 +124,14 @@ export class MetricsRecorder {
     this.region[M_INGRESS_LIMITS + LIMIT_KINDS.indexOf(kind)]! += 1;
   }
   poolSessions(slot: number, count: number): void {
-    if (slot >= 0 && slot < MAX_NODE_SLOTS) this.region[M_POOL_SESSIONS + slot] = count;
+    if (slot >= 0 && slot < this.#slots) this.region[slotMetrics(slot) + S_POOL_SESSIONS] = count;
   }
   /**
    * One attempt sent to the node in `slot` ended with gRPC `status` after `seconds`. Two
    * stores and a bucket scan, no allocation; a slot or status out of range is not counted.
    */
   upstream(slot: number, status: number, seconds: number): void {
-    if (slot < 0 || slot >= MAX_NODE_SLOTS || status < 0 || status >= GRPC_STATUS_NAMES.length) {
+    if (slot < 0 || slot >= this.#slots || status < 0 || status >= GRPC_STATUS_NAMES.length) {
       return;
     }
     this.region[upstreamOffset(slot, status)]! += 1;
@@ -134,22 +139,24 @@ export class MetricsRecorder {
   }
   /**
    * An attempt to the node in `slot` was sent: returns its token for `attemptEnded` (the slot
-   * and the slot's generation, C_SLOT_GEN; -1 for a slot out of range, counted nowhere).
-   * `inFlight`: counted in the in-flight gauge (M_OUTSTANDING), zeroed first if it still
+   * and the slot's generation, N_GEN; -1 for a slot out of range, counted nowhere).
+   * `inFlight`: counted in the in-flight gauge (S_OUTSTANDING), zeroed first if it still
    * counts for an older generation of the slot (a node since removed).
    */
   attemptStarted(slot: number, inFlight: boolean): number {
-    if (slot < 0 || slot >= MAX_NODE_SLOTS) return -1;
-    const gen = Atomics.load(this.#control, C_SLOT_GEN + slot);
+    if (slot < 0 || slot >= this.#slots) return -1;
+    const gen = slotGeneration(this.#control, slot);
     if (inFlight) {
       const r = this.region;
-      if (r[M_OUTSTANDING_GEN + slot] !== gen) {
-        r[M_OUTSTANDING + slot] = 0;
-        r[M_OUTSTANDING_GEN + slot] = gen;
+      const at = slotMetrics(slot);
+      if (r[at + S_OUTSTANDING_GEN] !== gen) {
+        r[at + S_OUTSTANDING] = 0;
+        r[at + S_OUTSTANDING_GEN] = gen;
       }
-      r[M_OUTSTANDING + slot]! += 1;
+      r[at + S_OUTSTANDING]! += 1;
     }
-    return gen * MAX_NODE_SLOTS + slot;
+    // gen < 2^32 and slot < 2^16: the token stays an exact integer (< 2^48).
+    return gen * this.#slots + slot;
   }
 
   /**
@@ -166,13 +173,13 @@ export class MetricsRecorder {
     verdict: AttemptVerdict,
   ): number {
     if (token < 0) return -1;
-    const slot = token % MAX_NODE_SLOTS;
-    const gen = (token - slot) / MAX_NODE_SLOTS;
-    if (Atomics.load(this.#control, C_SLOT_GEN + slot) !== gen) return -1;
+    const slot = token % this.#slots;
+    const gen = (token - slot) / this.#slots;
+    if (slotGeneration(this.#control, slot) !== gen) return -1;
     const r = this.region;
     // Same generation as when it started, so the gauge still counts it (it was zeroed only
     // for a newer generation).
-    if (inFlight) r[M_OUTSTANDING + slot]! -= 1;
+    if (inFlight) r[slotMetrics(slot) + S_OUTSTANDING]! -= 1;
     this.upstream(slot, status, seconds);
     if (verdict !== 'unjudged') {
       const base = judgedOffset(slot);
@@ -261,15 +268,37 @@ export function mainHeap(): HeapBytes {
 
 const BREAKER_VALUE: Readonly<Record<string, number>> = { closed: 0, open: 1, 'half-open': 2 };
 
+/**
+ * Zeroes the gauges of a data-plane thread that exited (in flight, pool sessions, heap,
+ * attempts outstanding): they would stay stuck at their last values. Its counters stay.
+ */
+export function clearThreadGauges(buffer: SharedArrayBuffer, thread: number): void {
+  const region = metricsRegion(buffer, thread);
+  region[M_IN_FLIGHT] = 0;
+  region.fill(0, M_HEAP, M_HEAP + 3);
+  const slots = slotCount(controlWords(buffer));
+  for (let s = 0; s < slots; s++) {
+    const at = slotMetrics(s);
+    region[at + S_POOL_SESSIONS] = 0;
+    region[at + S_OUTSTANDING] = 0;
+  }
+}
+
 /** Sums every thread region into one array (the consistent cross-worker view). */
 export function sumRegions(buffer: SharedArrayBuffer): Float64Array {
-  const total = new Float64Array(REGION_WORDS);
   const n = regionCount(buffer);
+  let total: Float64Array | undefined;
   for (let t = 0; t < n; t++) {
     const r = metricsRegion(buffer, t);
-    for (let i = 0; i < REGION_WORDS; i++) total[i]! += r[i]!;
+    total ??= new Float64Array(r.length);
+    for (let i = 0; i < r.length; i++) total[i]! += r[i]!;
   }
-  return total;
+  return total ?? new Float64Array(regionWords(slotCount(controlWords(buffer))));
+}
+
+/** True when summed regions `m` hold node slot `slot`'s record. */
+function holdsSlot(m: Float64Array, slot: number): boolean {
+  return slot >= 0 && slotMetrics(slot) + SLOT_METRIC_WORDS <= m.length;
 }
 
 function histogram(
@@ -403,7 +432,7 @@ export function renderMetrics(buffer: SharedArrayBuffer, control: ControlSnapsho
   out.push('# HELP engram_router_pool_channels Open HTTP/2 connections to each node, all workers.');
   out.push('# TYPE engram_router_pool_channels gauge');
   for (const n of control.nodes) {
-    const v = n.slot >= 0 && n.slot < MAX_NODE_SLOTS ? m[M_POOL_SESSIONS + n.slot] : 0;
+    const v = holdsSlot(m, n.slot) ? m[slotMetrics(n.slot) + S_POOL_SESSIONS] : 0;
     out.push(`engram_router_pool_channels{node="${esc(n.id)}"} ${v}`);
   }
   out.push('# HELP engram_router_table_epoch Epoch of the published routing table.');
@@ -510,7 +539,7 @@ export class SlotBaselines<T> {
 }
 
 function renderUpstream(out: string[], m: Float64Array, nodes: readonly NodeMetrics[]): void {
-  const placed = nodes.filter((n) => n.slot >= 0 && n.slot < MAX_NODE_SLOTS);
+  const placed = nodes.filter((n) => holdsSlot(m, n.slot));
   const counts: (readonly [string, number])[] = [];
   for (const n of placed) {
     for (let s = 0; s < GRPC_STATUS_NAMES.length; s++) {

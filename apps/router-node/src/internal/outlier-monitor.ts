@@ -1,7 +1,7 @@
 /**
  * The outlier detector's shell on the control plane (main thread): every `outlier.intervalMs`
  * it sums each member's attempt counters over the data-plane threads' regions (layout.ts),
- * runs the pure core (outlier-detector.ts), and publishes ejections in the C_EJECTED words,
+ * runs the pure core (outlier-detector.ts), and publishes ejections in the N_EJECTED words,
  * which every data-plane thread reads on its next routing decision (an ejected node is routed
  * as a down one). It logs one line per ejection and return, and counts them for /metrics.
  */
@@ -10,19 +10,21 @@ import type { Logger } from 'pino';
 import { esc, family } from './exposition.js';
 import type { AttemptVerdict } from './forward.js';
 import {
-  C_EJECTED,
-  C_SLOT_GEN,
   controlWords,
   J_ANSWERED,
   J_FAILED,
   J_HIST,
   judgedOffset,
-  M_OUTSTANDING,
-  M_OUTSTANDING_GEN,
-  MAX_NODE_SLOTS,
   metricsRegion,
-  P_FAILURE_RUN,
+  N_EJECTED,
+  N_FAILURE_RUN,
+  nodeWord,
   regionCount,
+  S_OUTSTANDING,
+  S_OUTSTANDING_GEN,
+  slotCount,
+  slotGeneration,
+  slotMetrics,
   UPSTREAM_BUCKETS_S,
 } from './layout.js';
 import {
@@ -37,13 +39,13 @@ import { markReturned } from './slow-start.js';
 import type { Timers } from './timers.js';
 
 /**
- * A data-plane thread's part of P_FAILURE_RUN (layout.ts): an attempt to `slot` ended as
+ * A data-plane thread's part of N_FAILURE_RUN (layout.ts): an attempt to `slot` ended as
  * `verdict` (forward.ts). A failure adds one, an answer resets the run, an attempt that says
  * nothing of the node (never sent, cancelled, the caller's deadline) leaves it.
  */
 export function recordFailureRun(control: Int32Array, slot: number, verdict: AttemptVerdict): void {
-  if (slot < 0 || slot >= MAX_NODE_SLOTS || verdict === 'unjudged') return;
-  const at = P_FAILURE_RUN + slot;
+  if (slot < 0 || slot >= slotCount(control) || verdict === 'unjudged') return;
+  const at = nodeWord(slot, N_FAILURE_RUN);
   if (verdict === 'failed') Atomics.add(control, at, 1);
   else if (Atomics.load(control, at) !== 0) Atomics.store(control, at, 0);
 }
@@ -100,7 +102,7 @@ export class OutlierMonitor {
   #config: OutlierConfig;
   #detector: OutlierDetector;
   #timer: unknown = null;
-  /** Ejected node → the slot whose C_EJECTED word is set for it. */
+  /** Ejected node → the slot whose N_EJECTED word is set for it. */
   readonly #ejected = new Map<string, number>();
   /** Ejections per node and reason, since start (a removed node's go with it). */
   readonly #counts = new Map<string, Record<EjectionReason, number>>();
@@ -110,7 +112,7 @@ export class OutlierMonitor {
   readonly #capped = new Set<string>();
   /**
    * The slot each node was last seen in, and the slot's generation then (layout.ts
-   * C_SLOT_GEN): a node that left, moved, or was handed its slot afresh is forgotten.
+   * N_GEN): a node that left, moved, or was handed its slot afresh is forgotten.
    */
   readonly #slots = new Map<string, { readonly slot: number; readonly gen: number }>();
 
@@ -169,8 +171,8 @@ export class OutlierMonitor {
       this.#up.set(m.id, m.up);
       if (m.up && wasUp === false) {
         // The failures of its down spell (refused connections) are not the new incarnation's.
-        if (m.slot >= 0 && m.slot < MAX_NODE_SLOTS) {
-          Atomics.store(this.#control, P_FAILURE_RUN + m.slot, 0);
+        if (m.slot >= 0 && m.slot < slotCount(this.#control)) {
+          Atomics.store(this.#control, nodeWord(m.slot, N_FAILURE_RUN), 0);
         }
         const e = this.#detector.healthUp(m.id, this.#clock.now());
         if (e !== null && e.kind === 'return') this.#release(e.id, e.why);
@@ -197,7 +199,7 @@ export class OutlierMonitor {
     // Nodes that left or moved are forgotten before anything is published: their old slot may
     // be a newcomer's now, whose words must not be touched on their behalf.
     this.#sync(all);
-    const members = all.filter((m) => m.slot >= 0 && m.slot < MAX_NODE_SLOTS);
+    const members = all.filter((m) => m.slot >= 0 && m.slot < slotCount(this.#control));
     const samples = members.map((m) => this.#sample(m));
     const events = this.#detector.tick(this.#clock.now(), samples);
     const slots = new Map(members.map((m) => [m.id, m.slot]));
@@ -217,8 +219,8 @@ export class OutlierMonitor {
     const now = new Map<string, { slot: number; gen: number }>();
     const inUse = new Set<number>();
     for (const m of members) {
-      if (m.slot < 0 || m.slot >= MAX_NODE_SLOTS) continue;
-      now.set(m.id, { slot: m.slot, gen: Atomics.load(this.#control, C_SLOT_GEN + m.slot) });
+      if (m.slot < 0 || m.slot >= slotCount(this.#control)) continue;
+      now.set(m.id, { slot: m.slot, gen: slotGeneration(this.#control, m.slot) });
       inUse.add(m.slot);
     }
     for (const [id, { slot, gen }] of [...this.#slots]) {
@@ -231,7 +233,7 @@ export class OutlierMonitor {
       const ejectedAt = this.#ejected.get(id);
       if (ejectedAt === undefined) continue;
       this.#ejected.delete(id);
-      if (!inUse.has(ejectedAt)) Atomics.store(this.#control, C_EJECTED + ejectedAt, 0);
+      if (!inUse.has(ejectedAt)) Atomics.store(this.#control, nodeWord(ejectedAt, N_EJECTED), 0);
       const why = cur === undefined ? 'removed' : 'replaced';
       this.#init.log.info(
         { event: 'outlier-return', node: id, why },
@@ -259,8 +261,8 @@ export class OutlierMonitor {
       return;
     }
     const slot = slots.get(e.id)!;
-    Atomics.store(this.#control, C_EJECTED + slot, 1);
-    Atomics.store(this.#control, P_FAILURE_RUN + slot, 0);
+    Atomics.store(this.#control, nodeWord(slot, N_EJECTED), 1);
+    Atomics.store(this.#control, nodeWord(slot, N_FAILURE_RUN), 0);
     this.#ejected.set(e.id, slot);
     let counts = this.#counts.get(e.id);
     if (counts === undefined) {
@@ -285,11 +287,11 @@ export class OutlierMonitor {
     const slot = this.#ejected.get(id);
     if (slot === undefined) return;
     this.#ejected.delete(id);
-    Atomics.store(this.#control, P_FAILURE_RUN + slot, 0);
+    Atomics.store(this.#control, nodeWord(slot, N_FAILURE_RUN), 0);
     // Back in service: its reads ramp up over health.slowStartMs as after a down spell. Stored
     // before the ejected word clears, so no thread sees it back without its ramp.
     markReturned(this.#control, slot);
-    Atomics.store(this.#control, C_EJECTED + slot, 0);
+    Atomics.store(this.#control, nodeWord(slot, N_EJECTED), 0);
     this.#init.log.info(
       { event: 'outlier-return', node: id, why },
       `node ${id} back in service after its outlier ejection (${why})`,
@@ -298,7 +300,7 @@ export class OutlierMonitor {
 
   /**
    * A member's counters summed over every thread region: the detector's own words (layout.ts
-   * M_JUDGED: answered, failed and their durations, nothing that says nothing of the node),
+   * S_JUDGED: answered, failed and their durations, nothing that says nothing of the node),
    * and the in-flight gauges that count for the slot's current generation (a thread that has
    * sent nothing to the newcomer of a reused slot still counts the old node's attempts).
    */
@@ -308,12 +310,13 @@ export class OutlierMonitor {
     let outstanding = 0;
     const latency = new Float64Array(BUCKETS);
     const base = judgedOffset(m.slot);
-    const gen = Atomics.load(this.#control, C_SLOT_GEN + m.slot);
+    const gen = slotGeneration(this.#control, m.slot);
+    const at = slotMetrics(m.slot);
     for (const r of this.#regions) {
       answered += r[base + J_ANSWERED]!;
       failed += r[base + J_FAILED]!;
       for (let b = 0; b < BUCKETS; b++) latency[b]! += r[base + J_HIST + b]!;
-      if (r[M_OUTSTANDING_GEN + m.slot] === gen) outstanding += r[M_OUTSTANDING + m.slot]!;
+      if (r[at + S_OUTSTANDING_GEN] === gen) outstanding += r[at + S_OUTSTANDING]!;
     }
     return {
       id: m.id,
@@ -323,7 +326,7 @@ export class OutlierMonitor {
       latency,
       // Never below 0, whatever a thread's gauge holds.
       outstanding: Math.max(0, outstanding),
-      consecutiveFailures: Atomics.load(this.#control, P_FAILURE_RUN + m.slot),
+      consecutiveFailures: Atomics.load(this.#control, nodeWord(m.slot, N_FAILURE_RUN)),
     };
   }
 }

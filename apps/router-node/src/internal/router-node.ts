@@ -17,6 +17,7 @@ import {
   validateAssignment,
 } from './config.js';
 import { TABLE_MAX_REPLICATION_FACTOR } from './config-caps.js';
+import { checkTableTokens } from './config-validate.js';
 import { ControlPlane, type PlacementSeed } from './control-plane.js';
 import { DataMovement } from './data-movement.js';
 import { DataPlane, type DataPlaneInit } from './data-plane.js';
@@ -29,20 +30,17 @@ import {
   C_HEALTH_DRAINING,
   controlWords,
   createStateBuffer,
-  M_HEAP,
-  M_IN_FLIGHT,
-  M_OUTSTANDING,
-  M_POOL_SESSIONS,
-  MAX_NODE_SLOTS,
-  metricsRegion,
-  P_LAST_ANSWER,
+  N_LAST_ANSWER,
+  nodeWord,
   passiveNow,
+  slotCount,
 } from './layout.js';
 import { LocalCluster } from './local-cluster.js';
 import { ReplicaDigests } from './locate.js';
 import { Health, type Membership, type MembershipLimits, routingState } from './membership.js';
 import {
   type ControlSnapshot,
+  clearThreadGauges,
   mainHeap,
   renderMetrics,
   SlotBaselines,
@@ -66,9 +64,6 @@ import { WorkerSupervisor } from './worker-supervisor.js';
 const VERSION: string = (
   createRequire(import.meta.url)('../../package.json') as { version: string }
 ).version;
-
-/** Largest cluster the shared table is sized for. */
-export const MAX_CLUSTER_NODES = 64;
 
 const NO_TRANSITIONS = Object.freeze({ open: 0, halfOpen: 0, closed: 0 });
 
@@ -282,7 +277,7 @@ async function start(
       'the admin bearer token travels in plaintext: set admin.tls',
     );
   }
-  const limits = { maxNodes: MAX_CLUSTER_NODES, maxSlots: MAX_NODE_SLOTS };
+  const limits = { maxNodes: cfg.maxNodes, maxSlots: cfg.maxNodes };
   // The local cluster's nodes are new at every start: nothing of them is worth keeping.
   const stateStore = new AdminStateStore(localCluster === null ? cfg.dataDir : null);
   // etcd mode: the placement is etcd's (the state file only caches it, for a start while
@@ -311,20 +306,28 @@ async function start(
   if (etcdStart !== null) {
     // The placement's settings are etcd's too: every router builds the same ring.
     cfg = { ...cfg, ...etcdStart.settings };
+    try {
+      checkTableTokens(cfg);
+    } catch (err) {
+      etcdStore?.close();
+      throw err;
+    }
   }
   const threads = Math.max(1, cfg.workers);
-  const stateBuffer = createStateBuffer(threads);
+  // Every per-node structure has cfg.maxNodes slots: a membership never holds more slots than
+  // nodes (it reuses freed ones), and the config refused maxNodes × vnodesPerNode over the cap.
+  const stateBuffer = createStateBuffer(threads, cfg.maxNodes);
   const control = controlWords(stateBuffer);
   const writer = new TableWriter({
-    maxNodes: MAX_CLUSTER_NODES,
-    maxTokens: Math.min(1 << 22, MAX_CLUSTER_NODES * cfg.vnodesPerNode),
+    maxNodes: cfg.maxNodes,
+    maxTokens: cfg.maxNodes * cfg.vnodesPerNode,
     maxReplicationFactor: TABLE_MAX_REPLICATION_FACTOR,
-    // Given, not derived from the first table: the cluster may grow to MAX_CLUSTER_NODES, and
+    // Given, not derived from the first table: the cluster may grow to maxNodes, and
     // with all four capacities given the buffer exists before the first publish.
     maxBlobBytes: DEFAULT_TABLE_MAX_BLOB_BYTES,
   });
   const breakers = new BreakerTable({
-    capacity: MAX_NODE_SLOTS,
+    capacity: cfg.maxNodes,
     trip: new ConsecutiveFailures(cfg.router.breakerThreshold),
     openTimeoutMs: cfg.router.breakerTimeoutMs,
   });
@@ -333,8 +336,8 @@ async function start(
   const restored = etcdStart?.membership ?? startingState(stateStore, cfg, limits, log);
   const upstream = upstreamCredentials(cfg);
   const grpcProbe = new GrpcProbe(upstream);
-  const lag = new LagTable({ slots: MAX_NODE_SLOTS, shared: true });
-  const publisher = new TablePublisher(writer, control, cfg);
+  const lag = new LagTable({ slots: cfg.maxNodes, shared: true });
+  const publisher = new TablePublisher(writer, control, cfg, lag);
   // Data movement and the control plane see each other through these two (built just below).
   let controlPlane: ControlPlane | undefined;
   // Outlier detection (started with the control plane's first probe round, below).
@@ -359,7 +362,7 @@ async function start(
   const transitionBases = new SlotBaselines<TransitionCounts>();
   const rebase = (m: Membership): void => {
     const members = [...m.members]
-      .filter((x) => x.slot >= 0 && x.slot < MAX_NODE_SLOTS)
+      .filter((x) => x.slot >= 0 && x.slot < cfg.maxNodes)
       .map((x) => ({ id: x.node.id, slot: x.slot }));
     let sums: Float64Array | undefined;
     upstreamBases.sync(members, (slot) => {
@@ -370,8 +373,8 @@ async function start(
   };
   const answeredWithin = (nodeId: string, ms: number): boolean => {
     const slot = controlPlane?.membership.get(nodeId)?.slot ?? -1;
-    if (slot < 0 || slot >= MAX_NODE_SLOTS) return false;
-    const at = Atomics.load(control, P_LAST_ANSWER + slot);
+    if (slot < 0 || slot >= slotCount(control)) return false;
+    const at = Atomics.load(control, nodeWord(slot, N_LAST_ANSWER));
     return at > 0 && passiveNow(control) - at <= ms / 100;
   };
   // Locate asks nodes what they hold on connections of its own (closed with the router).
@@ -490,11 +493,7 @@ async function start(
         channel: movement.channel,
         onExit: (thread) => {
           // The dead thread's gauges would stay stuck at their last values.
-          const region = metricsRegion(stateBuffer, thread);
-          region[M_IN_FLIGHT] = 0;
-          region.fill(0, M_POOL_SESSIONS, M_POOL_SESSIONS + MAX_NODE_SLOTS);
-          region.fill(0, M_HEAP, M_HEAP + 3);
-          region.fill(0, M_OUTSTANDING, M_OUTSTANDING + MAX_NODE_SLOTS);
+          clearThreadGauges(stateBuffer, thread);
         },
       });
       port = await supervisor.start();
@@ -556,7 +555,7 @@ async function start(
       epoch: plane.epoch,
       partitioned: plane.partitioned,
       nodes: members.map((m) => {
-        const placed = m.slot >= 0 && m.slot < MAX_NODE_SLOTS;
+        const placed = m.slot >= 0 && m.slot < cfg.maxNodes;
         const p = plane.probeStats(m.node.id);
         return {
           id: m.node.id,

@@ -1,5 +1,5 @@
 import { slowStartShare } from '@engram/router';
-import { C_TIME_BASE_S, MAX_NODE_SLOTS, passiveNow, S_UP_SINCE } from './layout.js';
+import { C_TIME_BASE_S, N_UP_SINCE, nodeWord, passiveNow, slotCount } from './layout.js';
 
 /**
  * Slow start over the state buffer's slow-start words (layout.ts): the control plane marks a
@@ -9,9 +9,9 @@ import { C_TIME_BASE_S, MAX_NODE_SLOTS, passiveNow, S_UP_SINCE } from './layout.
 
 /** Control plane: node `slot` came back now (its ramp starts). */
 export function markReturned(control: Int32Array, slot: number): void {
-  if (slot < 0 || slot >= MAX_NODE_SLOTS) return;
+  if (slot < 0 || slot >= slotCount(control)) return;
   // Stored plus one: 0 means "not returning".
-  Atomics.store(control, S_UP_SINCE + slot, passiveNow(control) + 1);
+  Atomics.store(control, nodeWord(slot, N_UP_SINCE), passiveNow(control) + 1);
 }
 
 /**
@@ -20,8 +20,8 @@ export function markReturned(control: Int32Array, slot: number): void {
  * that finds its ramp over clears the word.
  */
 export function nodeWarmth(control: Int32Array, slot: number, windowMs: number): number {
-  if (slot < 0 || slot >= MAX_NODE_SLOTS) return 1;
-  const at = S_UP_SINCE + slot;
+  if (slot < 0 || slot >= slotCount(control)) return 1;
+  const at = nodeWord(slot, N_UP_SINCE);
   const since = Atomics.load(control, at);
   if (since === 0) return 1;
   const elapsedMs = Date.now() - (Atomics.load(control, C_TIME_BASE_S) * 10 + since - 1) * 100;

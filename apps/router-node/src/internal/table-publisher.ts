@@ -1,15 +1,16 @@
 import { buildRing, type PendingAssignment, type Ring, type TableWriter } from '@engram/ring';
-import { NodeState } from '@engram/router';
+import { type LagTable, NodeState } from '@engram/router';
 import {
-  C_EJECTED,
-  C_NODE_STATE,
   C_PARTITIONED,
-  C_SLOT_GEN,
-  MAX_NODE_SLOTS,
+  N_EJECTED,
+  N_FAILURE_RUN,
+  N_GEN,
+  N_LAST_ANSWER,
+  N_STATE,
+  N_UP_SINCE,
   NODE_STATE,
-  P_FAILURE_RUN,
-  P_LAST_ANSWER,
-  S_UP_SINCE,
+  nodeWord,
+  slotCount,
 } from './layout.js';
 import {
   Health,
@@ -69,15 +70,25 @@ export class TablePublisher {
   readonly #writer: TableWriter;
   readonly #control: Int32Array;
   readonly #settings: PlacementSettings;
+  readonly #lag: LagTable | undefined;
+  /** The node each slot was last published for, to see a slot go to another node. */
+  readonly #holders = new Map<number, string>();
   #ringKey = '';
   #ring: Ring | undefined;
   /** What the last successful publish wrote, to restore when a publish fails. */
   #published: { membership: Membership; partitioned: boolean; panic: boolean } | undefined;
 
-  constructor(writer: TableWriter, control: Int32Array, settings: PlacementSettings) {
+  /** `lag`: the shared lag table, whose row of a slot is cleared when another node takes it. */
+  constructor(
+    writer: TableWriter,
+    control: Int32Array,
+    settings: PlacementSettings,
+    lag?: LagTable,
+  ) {
     this.#writer = writer;
     this.#control = control;
     this.#settings = settings;
+    this.#lag = lag;
   }
 
   get epoch(): number {
@@ -87,18 +98,18 @@ export class TablePublisher {
   /**
    * `slot` is handed to a node (its previous holder, if any, removed): before the epoch that
    * publishes it, nothing of the previous holder may stay on the newcomer. The slot's
-   * generation goes up first (layout.ts C_SLOT_GEN: the old node's attempts still in flight
+   * generation goes up first (layout.ts N_GEN: the old node's attempts still in flight
    * then count nowhere when they end), then its outlier ejection, failure run, last answer
    * and slow-start ramp are cleared.
    */
   handOut(slot: number): void {
-    if (slot < 0 || slot >= MAX_NODE_SLOTS) return;
+    if (slot < 0 || slot >= slotCount(this.#control)) return;
     const control = this.#control;
-    Atomics.add(control, C_SLOT_GEN + slot, 1);
-    Atomics.store(control, C_EJECTED + slot, 0);
-    Atomics.store(control, P_FAILURE_RUN + slot, 0);
-    Atomics.store(control, P_LAST_ANSWER + slot, 0);
-    Atomics.store(control, S_UP_SINCE + slot, 0);
+    Atomics.add(control, nodeWord(slot, N_GEN), 1);
+    Atomics.store(control, nodeWord(slot, N_EJECTED), 0);
+    Atomics.store(control, nodeWord(slot, N_FAILURE_RUN), 0);
+    Atomics.store(control, nodeWord(slot, N_LAST_ANSWER), 0);
+    Atomics.store(control, nodeWord(slot, N_UP_SINCE), 0);
   }
 
   /** The ring of `membership`; throws (ring or capacity errors) without publishing anything. */
@@ -152,7 +163,25 @@ export class TablePublisher {
       throw err;
     }
     this.#published = { membership, partitioned, panic };
+    this.#clearInherited(membership);
     return epoch;
+  }
+
+  /**
+   * A slot published for another node than before starts with an empty lag row: what the old
+   * node lacked is not the newcomer's (its own lags are counted from its first epoch on).
+   * Cleared right after the epoch that publishes the newcomer (a publish that fails must not
+   * clear the old node's row); until then, and if a thread still on an older epoch counts one
+   * more lag of the old node after the clear, the row only makes reads of that bucket prefer
+   * other replicas, never less careful. A node re-addressed keeps its slot and its row (its
+   * hints are still owed).
+   */
+  #clearInherited(membership: Membership): void {
+    for (const m of membership.members) {
+      const before = this.#holders.get(m.slot);
+      if (before !== undefined && before !== m.node.id) this.#lag?.clear(m.slot);
+      this.#holders.set(m.slot, m.node.id);
+    }
   }
 
   /**
@@ -165,7 +194,7 @@ export class TablePublisher {
     const control = this.#control;
     const last = this.#published;
     for (const m of membership.members) {
-      if (m.slot < MAX_NODE_SLOTS) {
+      if (m.slot < slotCount(control)) {
         const state = published(m, panic);
         if (state === NodeState.Up && last !== undefined) {
           const before = last.membership.get(m.node.id);
@@ -178,7 +207,7 @@ export class TablePublisher {
             markReturned(control, m.slot);
           }
         }
-        Atomics.store(control, C_NODE_STATE + m.slot, NODE_STATE[state]);
+        Atomics.store(control, nodeWord(m.slot, N_STATE), NODE_STATE[state]);
       }
     }
     Atomics.store(control, C_PARTITIONED, partitioned ? 1 : 0);
