@@ -1,5 +1,5 @@
 import { BreakerTable, ConsecutiveFailures } from '@engram/breaker';
-import { TableReader, TableWriter } from '@engram/ring';
+import { allocateClusterTokens, allocateTokens, TableReader, TableWriter } from '@engram/ring';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { adminStatus } from '../src/internal/admin.js';
@@ -58,7 +58,7 @@ class ModelStore implements PlacementStore {
 
 const LIMITS = { maxNodes: 8, maxSlots: 10 };
 
-function setup() {
+function setup(tokensPerNode = 0) {
   const time = new FakeTime();
   const state = createStateBuffer(1, 16);
   const writer = new TableWriter({ maxNodes: 8, maxTokens: 8 * 16, maxReplicationFactor: 3 });
@@ -73,8 +73,29 @@ function setup() {
     vnodesPerNode: 16,
     health: ROUND_HEALTH,
     router: { ...CONFIG_DEFAULTS.router, replicateWrites: false },
+    etcd: {
+      endpoints: ['127.0.0.1:2379'],
+      prefix: '/t/',
+      routerId: 'r1',
+      ca: null,
+      cert: null,
+      key: null,
+      leaseTtlMs: 10_000,
+      requestTimeoutMs: 2000,
+      tokensPerNode,
+    },
   };
-  const first = Membership.create(config.nodes, [], null, LIMITS);
+  let first = Membership.create(config.nodes, [], null, LIMITS);
+  if (tokensPerNode > 0) {
+    // As seeded: each node with the allocator's tokens.
+    const seeded = allocateClusterTokens(config.nodes, { tokensPerNode, replicationFactor: 3 });
+    first = first.adopt(
+      intentOf(first).nodes.map((n, i) => ({ ...n, tokens: seeded[i]!.tokens })),
+      [],
+      [],
+      'seed',
+    ).next;
+  }
   const store = new ModelStore(intentOf(first), 10);
   const plane = new ControlPlane({
     config,
@@ -88,7 +109,7 @@ function setup() {
     timers: time,
     log: pino({ level: 'silent' }),
   });
-  return { time, plane, store, reader: new TableReader(writer.buffer), breakers };
+  return { time, plane, store, reader: new TableReader(writer.buffer), breakers, writer };
 }
 
 async function rejection(p: unknown): Promise<Error & { code: string }> {
@@ -111,6 +132,32 @@ describe('ControlPlane with a shared placement store (etcd mode)', () => {
     reader.refresh();
     expect(reader.epoch).toBe(epoch);
     expect(reader.nodes.map((n) => n.id)).toContain('n4');
+  });
+
+  it('gives a node added in token mode tokens from the allocator, written with it', async () => {
+    const { plane, store, reader } = setup(16);
+    reader.refresh();
+    expect(reader.vnodesPerNode).toBe(0); // token mode: the ring is the stored tokens
+    await plane.addNode({ id: 'n4', address: '127.0.0.1:7004', zone: 'b' });
+    const written = store.intent.nodes.find((n) => n.id === 'n4')!;
+    expect(written.tokens).toHaveLength(16);
+    const others = new Set(
+      store.intent.nodes.filter((n) => n.id !== 'n4').flatMap((n) => n.tokens!),
+    );
+    expect(written.tokens!.some((t) => others.has(t))).toBe(false);
+    // What the allocator gives, from the nodes as they were: the same on every router.
+    expect(written.tokens).toEqual(
+      allocateTokens(
+        store.intent.nodes
+          .filter((n) => n.id !== 'n4')
+          .map((n) => ({ id: n.id, zone: n.zone, tokens: n.tokens! })),
+        { id: 'n4', zone: 'b' },
+        { tokensPerNode: 16, replicationFactor: 3 },
+      ),
+    );
+    reader.refresh();
+    expect(reader.nodes.map((n) => n.id)).toContain('n4');
+    expect(plane.table().vnodesPerNode).toBe(16);
   });
 
   it('applies nothing when another router changed the placement first: ABORTED', async () => {

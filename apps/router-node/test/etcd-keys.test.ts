@@ -72,6 +72,30 @@ describe('etcd keys of a placement intent', () => {
     );
   });
 
+  it("keeps a node's allocated tokens, and refuses tokens that are not ring positions", () => {
+    const m = Membership.create([node('a', 1)], [], null, LIMITS, true)
+      .add(node('b', 2), [7, 99])
+      .next.completeJoin('b').next;
+    const keys = intentKeys(P, intentOf(m));
+    const back = intentFromKeys(P, new Map([...keys, [placementKey(P), '{}']]));
+    expect(back.nodes.find((n) => n.id === 'b')?.tokens).toEqual([7, 99]);
+    expect(back.nodes.find((n) => n.id === 'a')?.tokens).toBeUndefined();
+    const bad = JSON.stringify({ ...node('x', 9), lifecycle: 'active', tokens: [1, -2] });
+    try {
+      intentFromKeys(P, new Map([...keys, [`${P}nodes/x`, bad]]));
+      expect.unreachable('accepted');
+    } catch (err) {
+      expect(err).toMatchObject({
+        code: 'InvalidConfig',
+        field: `${P}nodes/x.tokens[1]`,
+        value: -2,
+      });
+    }
+    // A leave completed keeps the tokens of a node drained (for its return).
+    const drained = m.drain('b').next.completeLeave('b').next;
+    expect(drained.get('b')).toMatchObject({ lifecycle: 'drained', tokens: [7, 99] });
+  });
+
   it('diffs to the keys a change writes and deletes, nothing else', () => {
     const m = cluster(false);
     const before = intentKeys(P, intentOf(m));
@@ -127,6 +151,7 @@ describe('etcd keys of a placement intent', () => {
     const limits = {
       replicationFactor: { min: 1, max: 16 },
       vnodesPerNode: { min: 1, max: 8192 },
+      tokensPerNode: { min: 0, max: 4096 },
     };
     const key = settingsKey(P);
     expect(settingsFromKeys(P, new Map(), limits)).toBeNull();
@@ -136,7 +161,7 @@ describe('etcd keys of a placement intent', () => {
         new Map([[key, JSON.stringify({ replicationFactor: 3, vnodesPerNode: 256 })]]),
         limits,
       ),
-    ).toEqual({ replicationFactor: 3, vnodesPerNode: 256 });
+    ).toEqual({ replicationFactor: 3, vnodesPerNode: 256, tokensPerNode: 0 });
     const e = errorOf(() =>
       settingsFromKeys(
         P,

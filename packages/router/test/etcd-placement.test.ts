@@ -55,6 +55,25 @@ describe('ringOptionsFromKeys (the layout router-nodes write)', () => {
     expect(buildRing(opts).lookup('s').primary.id).toBe('a');
   });
 
+  it('builds a token-mode ring from the tokens each node carries (vnodesPerNode unused)', () => {
+    const withTokens = (id: string, port: number, tokens: number[]) =>
+      JSON.stringify({ id, address: `127.0.0.1:${port}`, zone: '', lifecycle: 'active', tokens });
+    const opts = ringOptionsFromKeys(
+      P,
+      new Map([
+        [`${P}placement`, '{}'],
+        [`${P}settings`, SETTINGS],
+        [etcdKey(P, ETCD_KEYS.nodes, 'a'), withTokens('a', 1, [100, 3_000_000_000])],
+        [etcdKey(P, ETCD_KEYS.nodes, 'b'), withTokens('b', 2, [2_000_000_000])],
+      ]),
+    )!;
+    expect(opts.vnodesPerNode).toBeUndefined();
+    const ring = buildRing(opts);
+    expect(ring.tokenCount).toBe(3);
+    // A space hashing between two tokens belongs to the owner of the next one up.
+    expect(ring.vnodesPerNode).toBe(0);
+  });
+
   it('is null without a placement, and names the key of a malformed entry', () => {
     expect(ringOptionsFromKeys(P, new Map())).toBeNull();
     try {

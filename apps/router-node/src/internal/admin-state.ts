@@ -31,6 +31,8 @@ export interface StateNode extends NodeConfig {
   readonly lifecycle: Lifecycle;
   /** A leaving node: removed, or drained, once its data is streamed. */
   readonly leaveTo?: 'removed' | 'drained';
+  /** Its allocated ring tokens (etcd mode with `etcd.tokensPerNode`). */
+  readonly tokens?: readonly number[];
 }
 
 /** The content of the state file. */
@@ -51,7 +53,11 @@ export interface AdminState {
    */
   readonly revision?: number;
   /** etcd mode: the ring settings of that placement (etcd's, which every router shares). */
-  readonly settings?: { readonly replicationFactor: number; readonly vnodesPerNode: number };
+  readonly settings?: {
+    readonly replicationFactor: number;
+    readonly vnodesPerNode: number;
+    readonly tokensPerNode: number;
+  };
 }
 
 /** The state file is unreadable, corrupt, or names a membership that cannot be. Exit 2 at start. */
@@ -81,6 +87,7 @@ export function stateOf(
       ...(x.lifecycle === Lifecycle.Leaving && x.leaveTo !== undefined
         ? { leaveTo: x.leaveTo }
         : {}),
+      ...(x.tokens !== undefined ? { tokens: [...x.tokens] } : {}),
     })),
     assignments: m.assignments.map(copyPin),
     moves: m.moves.map((x) => ({ spaceId: x.spaceId, to: x.to === null ? null : copyPin(x.to) })),
@@ -105,6 +112,22 @@ const LIFECYCLES: ReadonlySet<string> = new Set(Object.values(Lifecycle));
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Allocated ring tokens as kept (state file, etcd): integers in [0, 2^32). The ring checks the
+ * rest (no token twice, at most its cap) when the table is built. Throws a ConfigError.
+ */
+export function checkTokens(v: unknown, field: string): number[] {
+  if (!Array.isArray(v) || v.length === 0) {
+    throw new ConfigError(field, v, 'must be a non-empty list of ring tokens');
+  }
+  v.forEach((t, i) => {
+    if (!Number.isInteger(t) || (t as number) < 0 || (t as number) > 0xffffffff) {
+      throw new ConfigError(`${field}[${i}]`, t, 'must be an integer from 0 to 4294967295');
+    }
+  });
+  return v as number[];
 }
 
 /** Parses and checks the state file's text; throws a StateFileError naming `file`. */
@@ -149,7 +172,7 @@ export function decodeState(text: string, file: string): AdminState {
   try {
     const outNodes = nodes.map((n: unknown, i) => {
       if (!isRecord(n)) throw new ConfigError(`nodes[${i}]`, n, 'must be an object');
-      const { lifecycle, leaveTo, ...node } = n;
+      const { lifecycle, leaveTo, tokens, ...node } = n;
       if (typeof lifecycle !== 'string' || !LIFECYCLES.has(lifecycle)) {
         throw new ConfigError(`nodes[${i}].lifecycle`, lifecycle, 'is not a lifecycle');
       }
@@ -160,6 +183,7 @@ export function decodeState(text: string, file: string): AdminState {
         ...validateNode(node, `nodes[${i}]`),
         lifecycle: lifecycle as Lifecycle,
         ...(leaveTo !== undefined ? { leaveTo } : {}),
+        ...(tokens !== undefined ? { tokens: checkTokens(tokens, `nodes[${i}].tokens`) } : {}),
       } satisfies StateNode;
     });
     const ids = new Set(outNodes.map((n) => n.id));
@@ -192,6 +216,9 @@ export function decodeState(text: string, file: string): AdminState {
             settings: {
               replicationFactor: settings.replicationFactor as number,
               vnodesPerNode: settings.vnodesPerNode as number,
+              tokensPerNode: Number.isSafeInteger(settings.tokensPerNode)
+                ? (settings.tokensPerNode as number)
+                : 0,
             },
           }
         : {}),

@@ -5,7 +5,7 @@
  */
 import { MAX_TIMEOUT_MS } from '@engram/breaker';
 import { MAX_CHANNELS_PER_NODE } from '@engram/pool';
-import { MAX_NODES, MAX_VNODES_PER_NODE } from '@engram/ring';
+import { MAX_NODES, MAX_TOKENS_PER_NODE, MAX_VNODES_PER_NODE } from '@engram/ring';
 import { MAX_READ_BALANCING_THRESHOLD, MAX_RETRIES } from '@engram/router';
 import * as CAP from './config-caps.js';
 import type { ConfigSchema } from './config-spec.js';
@@ -779,6 +779,15 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     reloadable: false,
     description:
       "TTL of the router's registration lease (and of the data-movement driver's election): a dead router is gone from `status`, and another drives streaming, this long after it stops",
+  },
+  'etcd.tokensPerNode': {
+    type: 'int',
+    min: 0,
+    max: MAX_TOKENS_PER_NODE,
+    default: 64,
+    reloadable: false,
+    description:
+      "ring tokens of a node, chosen when it joins by an allocator that balances owned load against the nodes' tokens in etcd (Cassandra's approach) and kept there; 0 = `vnodesPerNode` random ones. The seeding router's value is the cluster's",
   },
   'etcd.requestTimeoutMs': {
     type: 'int',

@@ -250,15 +250,27 @@ export function validateConfig(root: JsonObject, report: Report = 'throw'): Rout
  * The shared table holds `maxNodes × vnodesPerNode` ring tokens, at most TABLE_MAX_TOKENS
  * (also checked again in etcd mode, where vnodesPerNode is etcd's).
  */
-export function checkTableTokens(cfg: Pick<RouterNodeConfig, 'maxNodes' | 'vnodesPerNode'>): void {
-  const tokens = cfg.maxNodes * cfg.vnodesPerNode;
+export function checkTableTokens(
+  cfg: Pick<RouterNodeConfig, 'maxNodes' | 'vnodesPerNode' | 'etcd'>,
+): void {
+  const perNode = ringTokensPerNode(cfg);
+  const key = perNode === cfg.vnodesPerNode ? 'vnodesPerNode' : 'etcd.tokensPerNode';
+  const tokens = cfg.maxNodes * perNode;
   if (tokens > TABLE_MAX_TOKENS) {
     throw new ConfigError(
       'maxNodes',
       cfg.maxNodes,
-      `× vnodesPerNode ${cfg.vnodesPerNode} = ${tokens} ring tokens, more than the shared table holds (${TABLE_MAX_TOKENS}): lower vnodesPerNode to at most ${Math.floor(TABLE_MAX_TOKENS / cfg.maxNodes)} or maxNodes to at most ${Math.floor(TABLE_MAX_TOKENS / cfg.vnodesPerNode)}`,
+      `× ${key} ${perNode} = ${tokens} ring tokens, more than the shared table holds (${TABLE_MAX_TOKENS}): lower ${key} to at most ${Math.floor(TABLE_MAX_TOKENS / cfg.maxNodes)} or maxNodes to at most ${Math.floor(TABLE_MAX_TOKENS / perNode)}`,
     );
   }
+}
+
+/**
+ * Ring tokens a node has: `etcd.tokensPerNode` in etcd's token mode, else `vnodesPerNode`.
+ */
+export function ringTokensPerNode(cfg: Pick<RouterNodeConfig, 'vnodesPerNode' | 'etcd'>): number {
+  const t = cfg.etcd?.tokensPerNode ?? 0;
+  return t > 0 ? t : cfg.vnodesPerNode;
 }
 
 // Rules between keys run after each key passed on its own, so their messages quote values

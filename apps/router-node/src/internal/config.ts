@@ -190,6 +190,8 @@ export interface EtcdConfig {
   readonly leaseTtlMs: number;
   /** Deadline of one etcd request (read, transaction). */
   readonly requestTimeoutMs: number;
+  /** Allocator tokens per node (0: `vnodesPerNode` random ones); the seeding router's wins. */
+  readonly tokensPerNode: number;
 }
 
 const ENV_KEYS: ReadonlyMap<string, ConfigKey> = new Map(

@@ -1,4 +1,5 @@
 import type { BreakerTable } from '@engram/breaker';
+import { allocateTokens } from '@engram/ring';
 import type { Logger } from 'pino';
 import type { AdminTarget, Epoch, RepairResult, TableView } from './admin.js';
 import {
@@ -8,6 +9,7 @@ import {
   validateAssignment,
   validateNode,
 } from './config.js';
+import { ringTokensPerNode } from './config-validate.js';
 import type { NodeDataStatus } from './data-movement.js';
 import { ConfigError } from './errors.js';
 import { intentOf, type PlacementIntent } from './etcd-keys.js';
@@ -405,7 +407,8 @@ export class ControlPlane implements AdminTarget {
       etcd: this.#init.etcdStatus?.() ?? null,
       partitioned: this.#partitioned,
       replicationFactor: Math.min(cfg.replicationFactor, m.size),
-      vnodesPerNode: cfg.vnodesPerNode,
+      // Token mode: the tokens each node was allocated.
+      vnodesPerNode: ringTokensPerNode(cfg),
       localNodeId: cfg.localNodeId,
       nodes: [...m.members]
         .sort((a, b) => (a.node.id < b.node.id ? -1 : 1))
@@ -431,7 +434,32 @@ export class ControlPlane implements AdminTarget {
 
   addNode(raw: unknown, ifRevision = 0): Epoch {
     const node = validateNode(raw, 'node');
-    return this.#change((m) => m.add(node), ifRevision);
+    return this.#change((m) => m.add(node, this.#tokensFor(m, node)), ifRevision);
+  }
+
+  /**
+   * Token mode (etcd with `etcd.tokensPerNode`): the tokens the allocator gives `node` joining
+   * `m`, balancing owned load against every member's tokens (a drained member's too, kept for
+   * its return); undefined otherwise. Throws when `m` is not all in token mode (a refusal).
+   */
+  #tokensFor(m: Membership, node: NodeConfig): number[] | undefined {
+    const tokensPerNode = this.#config.etcd?.tokensPerNode ?? 0;
+    if (this.#init.store === undefined || tokensPerNode === 0) return undefined;
+    const existing = [...m.members].map((x) => {
+      if (x.tokens === undefined) {
+        throw new MembershipError(
+          'WrongLifecycle',
+          'node.id',
+          node.id,
+          `member ${x.node.id} has no allocated tokens: the placement in etcd is not in token mode`,
+        );
+      }
+      return { id: x.node.id, zone: x.node.zone, tokens: x.tokens };
+    });
+    return allocateTokens(existing, node, {
+      tokensPerNode,
+      replicationFactor: this.#config.replicationFactor,
+    });
   }
 
   removeNode(id: string, force = false, ifRevision = 0): Epoch {

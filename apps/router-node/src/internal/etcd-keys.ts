@@ -1,5 +1,5 @@
 import { ETCD_KEYS, etcdKey, etcdKeyId, etcdObject } from '@engram/router';
-import { type AdminState, type StateNode, stateOf } from './admin-state.js';
+import { type AdminState, checkTokens, type StateNode, stateOf } from './admin-state.js';
 import { type AssignmentConfig, validateAssignment, validateNode } from './config.js';
 import { ConfigError } from './errors.js';
 import { Lifecycle, type Membership, type SpaceMove } from './membership.js';
@@ -29,6 +29,8 @@ export function routerKey(prefix: string, routerId: string): string {
 export interface PlacementSettings {
   readonly replicationFactor: number;
   readonly vnodesPerNode: number;
+  /** Allocated tokens per node; 0: `vnodesPerNode` tokens hashed from each id. */
+  readonly tokensPerNode: number;
 }
 
 export function settingsKey(prefix: string): string {
@@ -49,8 +51,9 @@ export function settingsFromKeys(
   if (text === undefined) return null;
   const raw = parse(key, text);
   const out: Record<string, number> = {};
-  for (const name of ['replicationFactor', 'vnodesPerNode'] as const) {
-    const v = raw[name];
+  for (const name of ['replicationFactor', 'vnodesPerNode', 'tokensPerNode'] as const) {
+    // A prefix seeded before token allocation has no tokensPerNode: random vnodes.
+    const v = name === 'tokensPerNode' ? (raw[name] ?? 0) : raw[name];
     const { min, max } = limits[name];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
       throw new EtcdStateError(`${key}.${name}`, v, `must be an integer from ${min} to ${max}`);
@@ -137,7 +140,7 @@ export function intentFromKeys(prefix: string, kvs: ReadonlyMap<string, string>)
     const rest = key.slice(prefix.length);
     if (rest.startsWith(NODES)) {
       const raw = parse(key, text);
-      const { lifecycle, leaveTo, ...node } = raw;
+      const { lifecycle, leaveTo, tokens, ...node } = raw;
       let checked: ReturnType<typeof validateNode>;
       try {
         checked = validateNode(node, key);
@@ -153,10 +156,13 @@ export function intentFromKeys(prefix: string, kvs: ReadonlyMap<string, string>)
       if (leaveTo !== undefined && leaveTo !== 'removed' && leaveTo !== 'drained') {
         throw new EtcdStateError(`${key}.leaveTo`, leaveTo, 'must be removed or drained');
       }
+      // A ConfigError naming `<key>.tokens[i]` (the same code as an EtcdStateError).
+      const checkedTokens = tokens === undefined ? undefined : checkTokens(tokens, `${key}.tokens`);
       nodes.push({
         ...checked,
         lifecycle: lifecycle as Lifecycle,
         ...(leaveTo !== undefined ? { leaveTo } : {}),
+        ...(checkedTokens !== undefined ? { tokens: checkedTokens } : {}),
       });
     } else if (rest.startsWith(PINS)) {
       pins.push([key, parse(key, text)]);

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { allocateClusterTokens } from '@engram/ring';
 import type { Logger } from 'pino';
 import type { EtcdView } from './admin.js';
 import { type AdminStateStore, differences } from './admin-state.js';
@@ -55,6 +56,7 @@ export interface EtcdStart {
 const SETTINGS_LIMITS = {
   replicationFactor: CONFIG_SCHEMA.replicationFactor,
   vnodesPerNode: CONFIG_SCHEMA.vnodesPerNode,
+  tokensPerNode: CONFIG_SCHEMA['etcd.tokensPerNode'],
 };
 
 const WAIT_MIN_MS = 250;
@@ -125,8 +127,9 @@ export async function startFromEtcd(
         limits,
         cfg.router.replicateWrites,
       );
+      const settings = settingsOf(cfg);
       try {
-        if (await store.seed(intentOf(seedOf), settingsOf(cfg))) {
+        if (await store.seed(withTokens(intentOf(seedOf), settings), settings)) {
           log.info(
             { event: 'etcd-start', source: 'seeded', prefix: store.prefix },
             `etcd prefix ${store.prefix} was empty: seeded with the config file's nodes and assignments`,
@@ -142,11 +145,12 @@ export async function startFromEtcd(
     const mine = settingsOf(cfg);
     if (
       settings.replicationFactor !== mine.replicationFactor ||
-      settings.vnodesPerNode !== mine.vnodesPerNode
+      settings.vnodesPerNode !== mine.vnodesPerNode ||
+      settings.tokensPerNode !== mine.tokensPerNode
     ) {
       log.warn(
         { event: 'etcd-start', etcd: settings, file: mine },
-        "the config file's replicationFactor or vnodesPerNode differ from etcd's: etcd's apply, so every router builds the same ring",
+        "the config file's replicationFactor, vnodesPerNode or etcd.tokensPerNode differ from etcd's: etcd's apply, so every router builds the same ring",
       );
     }
     const diff = differences(
@@ -176,8 +180,41 @@ export async function startFromEtcd(
   }
 }
 
+/**
+ * The seed's nodes with the allocator's tokens (token mode), as if they joined one at a time
+ * in the file's order.
+ */
+function withTokens(intent: PlacementIntent, s: PlacementSettings): PlacementIntent {
+  if (s.tokensPerNode === 0) return intent;
+  const allocated = allocateClusterTokens(
+    intent.nodes.map((n) => ({ id: n.id, zone: n.zone })),
+    { tokensPerNode: s.tokensPerNode, replicationFactor: s.replicationFactor },
+  );
+  return {
+    ...intent,
+    nodes: intent.nodes.map((n, i) => ({ ...n, tokens: allocated[i]!.tokens })),
+  };
+}
+
 function settingsOf(cfg: RouterNodeConfig): PlacementSettings {
-  return { replicationFactor: cfg.replicationFactor, vnodesPerNode: cfg.vnodesPerNode };
+  return {
+    replicationFactor: cfg.replicationFactor,
+    vnodesPerNode: cfg.vnodesPerNode,
+    tokensPerNode: cfg.etcd?.tokensPerNode ?? 0,
+  };
+}
+
+/**
+ * The config a router runs with in etcd mode: the cluster's ring settings (etcd's) in place of
+ * its file's.
+ */
+export function withSettings(cfg: RouterNodeConfig, s: PlacementSettings): RouterNodeConfig {
+  return {
+    ...cfg,
+    replicationFactor: s.replicationFactor,
+    vnodesPerNode: s.vnodesPerNode,
+    ...(cfg.etcd !== null ? { etcd: { ...cfg.etcd, tokensPerNode: s.tokensPerNode } } : {}),
+  };
 }
 
 /** The running pieces of etcd mode, and what `status` says of them. */

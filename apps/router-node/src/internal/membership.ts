@@ -48,6 +48,11 @@ export interface Member {
   readonly lifecycle: Lifecycle;
   /** A leaving node, once its data is streamed: removed, or drained (a member). */
   readonly leaveTo?: 'removed' | 'drained';
+  /**
+   * Its ring tokens, chosen by the allocator when it joined (etcd mode with
+   * `etcd.tokensPerNode`); absent: tokens hashed from its id (`vnodesPerNode`).
+   */
+  readonly tokens?: readonly number[];
 }
 
 /** A pin being moved: `to` is the new pin, or null to go back to the ring's placement. */
@@ -243,7 +248,8 @@ export class Membership {
     return n;
   }
 
-  add(node: NodeConfig): Change {
+  /** Adds `node` (with its allocated `tokens`, in token mode). */
+  add(node: NodeConfig, tokens?: readonly number[]): Change {
     if (this.#s.members.has(node.id)) {
       throw new MembershipError('AlreadyAMember', 'node.id', node.id, 'is already a member');
     }
@@ -257,7 +263,13 @@ export class Membership {
     );
     const lifecycle = this.moveData && this.size > 0 ? Lifecycle.Joining : Lifecycle.Active;
     const members = new Map(this.#s.members);
-    members.set(node.id, { node, slot, health: Health.Unknown, lifecycle });
+    members.set(node.id, {
+      node,
+      slot,
+      health: Health.Unknown,
+      lifecycle,
+      ...(tokens !== undefined ? { tokens: [...tokens] } : {}),
+    });
     return this.#change({ members, free, nextSlot: next }, `add ${node.id}`, [slot]);
   }
 
@@ -343,10 +355,7 @@ export class Membership {
       return this.#update({ ...m, lifecycle }, `undrain ${id}`);
     }
     if (m.lifecycle === Lifecycle.Leaving && m.leaveTo === 'drained') {
-      return this.#update(
-        { node: m.node, slot: m.slot, health: m.health, lifecycle: 'active' },
-        `undrain ${id}`,
-      );
+      return this.#update(settled(m, Lifecycle.Active), `undrain ${id}`);
     }
     throw new MembershipError('WrongLifecycle', 'id', id, 'is not draining');
   }
@@ -377,10 +386,7 @@ export class Membership {
       throw new MembershipError('WrongLifecycle', 'id', id, 'is not leaving');
     }
     if (m.leaveTo === 'drained') {
-      return this.#update(
-        { node: m.node, slot: m.slot, health: m.health, lifecycle: 'drained' },
-        `drained ${id}`,
-      );
+      return this.#update(settled(m, Lifecycle.Drained), `drained ${id}`);
     }
     return this.#drop(m, `left ${id}`);
   }
@@ -492,6 +498,7 @@ export class Membership {
     nodes: readonly (NodeConfig & {
       readonly lifecycle: Lifecycle;
       readonly leaveTo?: 'removed' | 'drained';
+      readonly tokens?: readonly number[];
     })[],
     assignments: readonly AssignmentConfig[],
     moves: readonly SpaceMove[],
@@ -515,6 +522,7 @@ export class Membership {
         ...(n.lifecycle === Lifecycle.Leaving && n.leaveTo !== undefined
           ? { leaveTo: n.leaveTo }
           : {}),
+        ...(n.tokens !== undefined ? { tokens: n.tokens } : {}),
       };
       if (old !== undefined) {
         const same = old.node.address === node.address && old.node.zone === node.zone;
@@ -622,6 +630,12 @@ function addressInUse(node: NodeConfig, owner: NodeConfig, field: string): Membe
     `node ${JSON.stringify(node.id)} cannot have the address of node ${JSON.stringify(owner.id)}${as}: one node per address`,
     { owner: owner.id, ownerAddress: owner.address },
   );
+}
+
+/** `m` no longer leaving, in `lifecycle` (its `leaveTo` dropped, the rest kept). */
+function settled(m: Member, lifecycle: Lifecycle): Member {
+  const { leaveTo: _, ...rest } = m;
+  return { ...rest, lifecycle };
 }
 
 /** Reuses a freed slot (last freed first) or takes the next unused one. */

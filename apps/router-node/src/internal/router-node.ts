@@ -17,12 +17,12 @@ import {
   validateAssignment,
 } from './config.js';
 import { TABLE_MAX_REPLICATION_FACTOR } from './config-caps.js';
-import { checkTableTokens } from './config-validate.js';
+import { checkTableTokens, ringTokensPerNode } from './config-validate.js';
 import { ControlPlane, type PlacementSeed } from './control-plane.js';
 import { DataMovement } from './data-movement.js';
 import { DataPlane, type DataPlaneInit } from './data-plane.js';
 import { ConfigError, ListenError, RouterNodeError } from './errors.js';
-import { EtcdMode, type EtcdStart, routerIdOf, startFromEtcd } from './etcd-mode.js';
+import { EtcdMode, type EtcdStart, routerIdOf, startFromEtcd, withSettings } from './etcd-mode.js';
 import { EtcdStore } from './etcd-store.js';
 import { GrpcProbe } from './grpc-probe.js';
 import {
@@ -305,7 +305,7 @@ async function start(
         );
   if (etcdStart !== null) {
     // The placement's settings are etcd's too: every router builds the same ring.
-    cfg = { ...cfg, ...etcdStart.settings };
+    cfg = withSettings(cfg, etcdStart.settings);
     try {
       checkTableTokens(cfg);
     } catch (err) {
@@ -320,7 +320,7 @@ async function start(
   const control = controlWords(stateBuffer);
   const writer = new TableWriter({
     maxNodes: cfg.maxNodes,
-    maxTokens: cfg.maxNodes * cfg.vnodesPerNode,
+    maxTokens: cfg.maxNodes * ringTokensPerNode(cfg),
     maxReplicationFactor: TABLE_MAX_REPLICATION_FACTOR,
     // Given, not derived from the first table: the cluster may grow to maxNodes, and
     // with all four capacities given the buffer exists before the first publish.

@@ -23,6 +23,20 @@ import {
 } from './membership.js';
 import { markReturned } from './slow-start.js';
 
+const tokenIds = new WeakMap<readonly number[], number>();
+let nextTokensId = 1;
+
+/** A number per token array (by identity); 0 for none. */
+function tokensId(tokens: readonly number[] | undefined): number {
+  if (tokens === undefined) return 0;
+  let id = tokenIds.get(tokens);
+  if (id === undefined) {
+    id = nextTokensId++;
+    tokenIds.set(tokens, id);
+  }
+  return id;
+}
+
 /** Pins being moved, as the ring takes them (null: back to the ring's placement). */
 function pendingPins(moves: readonly SpaceMove[]): PendingAssignment[] {
   return moves.map((m) => (m.to === null ? { spaceId: m.spaceId, primary: null } : m.to));
@@ -115,20 +129,31 @@ export class TablePublisher {
   /** The ring of `membership`; throws (ring or capacity errors) without publishing anything. */
   ringFor(membership: Membership): Ring {
     const placed = [...membership.members].filter(isPlaced);
+    // Token mode (etcd): every placed member carries the tokens the allocator gave it.
+    const tokens = placed.length > 0 && placed.every((m) => m.tokens !== undefined);
     const nodes = placed.map((m) => ({
       id: m.node.id,
       address: m.node.address,
       zone: m.node.zone,
+      ...(tokens ? { tokens: m.tokens! } : {}),
     }));
     const joining = placed.filter((m) => m.lifecycle === Lifecycle.Joining).map((m) => m.node.id);
     const leaving = placed.filter((m) => m.lifecycle === Lifecycle.Leaving).map((m) => m.node.id);
     const moves = membership.moves;
-    const key = JSON.stringify([nodes, membership.assignments, joining, leaving, moves]);
+    // Tokens go into the key by identity (a member keeps its array until its tokens change):
+    // 1000 nodes' tokens are too many to serialise on every health verdict.
+    const key = JSON.stringify([
+      placed.map((m) => [m.node.id, m.node.address, m.node.zone, tokensId(m.tokens)]),
+      membership.assignments,
+      joining,
+      leaving,
+      moves,
+    ]);
     if (key === this.#ringKey && this.#ring !== undefined) return this.#ring;
     const ring = buildRing({
       nodes,
       replicationFactor: this.#settings.replicationFactor,
-      vnodesPerNode: this.#settings.vnodesPerNode,
+      ...(tokens ? {} : { vnodesPerNode: this.#settings.vnodesPerNode }),
       assignments: membership.assignments,
       joining,
       leaving,

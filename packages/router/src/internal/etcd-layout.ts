@@ -95,7 +95,7 @@ export function ringOptionsFromKeys(
   kvs: ReadonlyMap<string, string>,
 ): RingOptions | null {
   if (!kvs.has(`${prefix}${ETCD_KEYS.placement}`)) return null;
-  const nodes: { id: string; address: string; zone: string }[] = [];
+  const nodes: { id: string; address: string; zone: string; tokens?: readonly number[] }[] = [];
   const joining: string[] = [];
   const leaving: string[] = [];
   const assignments: SpaceAssignment[] = [];
@@ -111,7 +111,17 @@ export function ringOptionsFromKeys(
       const id = str(key, o, 'id');
       const lifecycle = str(key, o, 'lifecycle');
       if (lifecycle === 'drained') continue;
-      nodes.push({ id, address: str(key, o, 'address'), zone: str(key, o, 'zone', true) });
+      const tokens = o.tokens;
+      if (tokens !== undefined && !Array.isArray(tokens)) {
+        throw new InvalidArgumentError(`${key}.tokens`, tokens, 'a list of ring tokens');
+      }
+      nodes.push({
+        id,
+        address: str(key, o, 'address'),
+        zone: str(key, o, 'zone', true),
+        // buildRing checks each token (an integer in range, none twice).
+        ...(tokens !== undefined ? { tokens: tokens as number[] } : {}),
+      });
       if (lifecycle === 'joining') joining.push(id);
       if (lifecycle === 'leaving') leaving.push(id);
     } else if (rest.startsWith(ETCD_KEYS.pins)) {
@@ -136,7 +146,9 @@ export function ringOptionsFromKeys(
     return v;
   };
   const replicationFactor = num('replicationFactor');
-  const vnodesPerNode = num('vnodesPerNode');
+  // Token mode (every node carries its allocated tokens): vnodesPerNode does not apply.
+  const tokenMode = nodes.length > 0 && nodes.every((n) => n.tokens !== undefined);
+  const vnodesPerNode = tokenMode ? undefined : num('vnodesPerNode');
   return {
     nodes,
     ...(replicationFactor !== undefined ? { replicationFactor } : {}),
