@@ -13,7 +13,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { benchTime, QUICK } from '@engram/bench-kit';
 import { BreakerTable, ConsecutiveFailures } from '@engram/breaker';
-import { buildRing, TableWriter } from '@engram/ring';
+import { allocateClusterTokens, buildRing, TableWriter } from '@engram/ring';
 import { LAG_BUCKETS, LagTable } from '@engram/router';
 import { Bench } from 'tinybench';
 import {
@@ -38,7 +38,7 @@ function nodesOf(count: number, from = 0) {
     const i = from + k;
     return {
       id: `node-${i}`,
-      address: `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}:7000`,
+      address: `127.0.0.1:${10_000 + i}`,
       zone: `z${i % 3}`,
     };
   });
@@ -136,6 +136,17 @@ const onMain = await measure((i) => {
   mainWriter.publish(buildRing({ nodes: without(i), replicationFactor: 3, vnodesPerNode: V }), {});
 });
 
+// etcd mode's ring: the allocator's tokens (64 a node, etcd.tokensPerNode's default), stored
+// with each node, so a rebuild is a sort of the stored tokens, not 256 hashes a node.
+const T = 64;
+const allocated = allocateClusterTokens(all, { tokensPerNode: T, replicationFactor: 3 });
+const withTokens = all.map((n, k) => ({ ...n, tokens: allocated[k]!.tokens }));
+const tokenWriter = new TableWriter(tableOptions(N + 1, T));
+const tokensOnMain = await measure((i) => {
+  const nodes = withTokens.filter((_, k) => k !== i % (N + 1));
+  tokenWriter.publish(buildRing({ nodes, replicationFactor: 3 }), {});
+});
+
 // The same build and publish in a worker thread that owns the writer: what moving the ring
 // build off the control plane's thread could save at most.
 const worker = new Worker(
@@ -167,6 +178,7 @@ console.log('                       p50 ms   p99 ms   max ms   wall ms');
 for (const [name, d] of [
   ['build on main thread', onMain],
   ['build in a worker', offThread],
+  [`${T} tokens, main thread`, tokensOnMain],
 ] as const) {
   console.log(
     `${name.padEnd(22)} ${d.p50.toFixed(1).padStart(6)}   ${d.p99.toFixed(1).padStart(6)}   ${d.max.toFixed(1).padStart(6)}   ${d.ms.toFixed(0).padStart(7)}`,

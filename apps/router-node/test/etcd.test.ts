@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { EtcdServer } from '@engram/etcd-server';
-import { EtcdPlacement } from '@engram/router/etcd';
+import { EtcdPlacement, etcdClient } from '@engram/router/etcd';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCluster } from '../src/index.js';
@@ -356,7 +356,7 @@ describe('static stability: etcd away', () => {
 
 describe('one driver of data movement', () => {
   it('another router finishes a join when the driver dies mid-stream', async () => {
-    const { routers, clients } = await startRouters(3, {
+    const { prefix, routers, clients } = await startRouters(3, {
       streaming: { concurrency: 1 },
     });
     await converged(clients, (t) => t.etcd?.routers.length === 3 && allUp(t));
@@ -369,11 +369,21 @@ describe('one driver of data movement', () => {
     const driver = tables.findIndex((t) => t.etcd!.driving);
     expect(driver).toBeGreaterThanOrEqual(0);
     await admin(clients[(driver + 1) % 3]!, 'AddNode', { ...cluster.configs[3]! });
-    // The driver's stream of the join is under way (past its fence), then the driver dies.
+    // The driver's stream of the join is under way (past its fence, spaces done and their
+    // progress in etcd), then the driver dies.
     await eventually(async () => {
       const t = await table(clients[driver]!);
-      return t.streams.some((s) => s.kind === 'join' && s.subject === 'n4');
+      return t.streams.some((s) => s.kind === 'join' && s.subject === 'n4' && s.spacesDone > 0);
     }, CONVERGE_MS);
+    const progressKeys = async () => {
+      const client = etcdClient({ endpoints: [etcd.endpoint] });
+      try {
+        return await client.getAll().prefix(`${prefix}streams/join/n4/`).keys();
+      } finally {
+        client.close();
+      }
+    };
+    expect((await progressKeys()).length).toBeGreaterThan(0);
     routers[driver]!.child.kill('SIGKILL');
     await routers[driver]!.exited;
     const survivors = clients.filter((_, i) => i !== driver);
@@ -385,5 +395,7 @@ describe('one driver of data movement', () => {
       TAKEOVER_MS,
     );
     expect(done.filter((t) => t.etcd!.driving)).toHaveLength(1);
+    // The new driver resumed from that progress and, done, cleared it.
+    await eventually(async () => (await progressKeys()).length === 0, CONVERGE_MS);
   }, 120_000);
 });

@@ -13,7 +13,12 @@ import { HintStore } from './hint-store.js';
 import { Lifecycle, type Membership } from './membership.js';
 import { Repairer } from './repairer.js';
 import type { HintRequest } from './replicated.js';
-import { Streamer, type StreamStatus, type TransitionKind } from './streamer.js';
+import {
+  Streamer,
+  type StreamProgressStore,
+  type StreamStatus,
+  type TransitionKind,
+} from './streamer.js';
 import type { Timers } from './timers.js';
 import { type TransitionRecord, TransitionStore } from './transition-store.js';
 
@@ -42,6 +47,8 @@ export interface DataMovementInit {
    * elected); default always. Hints and node repairs of this router's own writes go on anyway.
    */
   readonly driving?: () => boolean;
+  /** Where streaming progress is kept; default this router's dataDir (transitions.json). */
+  readonly progress?: StreamProgressStore;
 }
 
 /** Per node, for GetTable and /metrics. */
@@ -117,7 +124,8 @@ export class DataMovement {
         return self.fenceMs;
       },
       retryMs: STREAM_RETRY_MS,
-      store: transitions,
+      // etcd mode: in etcd, so the next driver resumes where this one stopped.
+      store: init.progress ?? transitions,
       timers: init.timers,
       log: init.log,
       complete: init.complete,
@@ -268,7 +276,8 @@ export class DataMovement {
       wanted.push({ kind: 'pin', subject: move.spaceId });
       this.transitions.begin({ kind: 'pin', subject: move.spaceId, to: move.to });
     }
-    this.streamer.sync(wanted);
+    if (driving) this.streamer.sync(wanted);
+    else this.streamer.release();
   }
 
   /** Hints of the node were dropped: it gets a whole-node repair once it is up. */

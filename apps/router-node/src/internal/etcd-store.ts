@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { ETCD_KEYS, etcdKey, type StreamProgress } from '@engram/router';
 import { EtcdPrefix, etcdClient, type PrefixSnapshot } from '@engram/router/etcd';
 import type { Campaign, Etcd3, IKeyValue, Lease } from 'etcd3';
 import type { Logger } from 'pino';
@@ -14,6 +15,7 @@ import {
   settingsKey,
 } from './etcd-keys.js';
 import { AbortedError, type PlacementStore, StoreUnavailableError } from './placement-store.js';
+import type { StreamProgressStore, TransitionKind } from './streamer.js';
 
 // router-node's etcd edge: conditioned transactions, the registration lease and the driver
 // election, on the `etcd3` client (grpc-js over etcd's own protos, which it ships), set up as
@@ -134,6 +136,11 @@ export class EtcdStore implements PlacementStore {
     return new Registration(this.#client, routerKey(this.prefix, info.id), info, ttlMs, this.#log);
   }
 
+  /** Streaming progress under the prefix (the driver's, for the next one to resume). */
+  progressStore(): EtcdProgressStore {
+    return new EtcdProgressStore(this.#client, this.source);
+  }
+
   /** Campaigns for the data-movement driver; `onChange` hears when this router leads or not. */
   campaign(ttlMs: number, onChange: (leading: boolean) => void): DriverElection {
     return new DriverElection(
@@ -160,6 +167,57 @@ const RETRY_MS = 500;
 
 function ttlSeconds(ms: number): number {
   return Math.max(1, Math.ceil(ms / 1000));
+}
+
+/**
+ * Streaming progress in etcd (`streams/<kind>/<subject>/<space>`), written by the driver after
+ * each page lands, so the router elected after it resumes each space where it stopped.
+ * Progress only ever says what is true (a page is recorded once every target has it), so a
+ * former driver still finishing a page cannot mislead the next one.
+ */
+export class EtcdProgressStore implements StreamProgressStore {
+  readonly #client: Etcd3;
+  readonly #source: EtcdPrefix;
+
+  constructor(client: Etcd3, source: EtcdPrefix) {
+    this.#client = client;
+    this.#source = source;
+  }
+
+  #base(kind: TransitionKind, subject: string): string {
+    return `${etcdKey(this.#source.prefix, ETCD_KEYS.streams, kind)}/${encodeURIComponent(subject)}/`;
+  }
+
+  async progress(kind: TransitionKind, subject: string): Promise<Map<string, StreamProgress>> {
+    const base = this.#base(kind, subject);
+    const kvs = await this.#client.getAll().prefix(base).options(this.#source.deadline()).strings();
+    const out = new Map<string, StreamProgress>();
+    for (const [key, text] of Object.entries(kvs)) {
+      try {
+        const p = JSON.parse(text) as StreamProgress;
+        if (typeof p.after === 'string' && typeof p.copied === 'number') {
+          out.set(decodeURIComponent(key.slice(base.length)), p);
+        }
+      } catch {
+        // Unreadable progress: that space streams from its start again (idempotent).
+      }
+    }
+    return out;
+  }
+
+  async save(
+    kind: TransitionKind,
+    subject: string,
+    spaceId: string,
+    p: StreamProgress,
+  ): Promise<void> {
+    const key = `${this.#base(kind, subject)}${encodeURIComponent(spaceId)}`;
+    await this.#client.put(key).value(JSON.stringify(p)).options(this.#source.deadline());
+  }
+
+  async forget(kind: TransitionKind, subject: string): Promise<void> {
+    await this.#client.delete().prefix(this.#base(kind, subject)).options(this.#source.deadline());
+  }
 }
 
 /** A router's lease-held key, put back after a lost lease. */

@@ -353,6 +353,7 @@ async function start(
       ring: () => publisher.ring,
       complete: (kind, subject) => controlPlane?.completeTransition(kind, subject),
       driving: () => etcd === null || etcd.driving,
+      ...(etcd !== null ? { progress: etcd.store.progressStore() } : {}),
     },
     (id) => controlPlane?.membership.get(id)?.slot ?? -1,
   );

@@ -2,7 +2,6 @@ import type { NodeInfo, PlacementTable } from '@engram/ring';
 import { type ReplicaAccess, type StreamProgress, streamSpace } from '@engram/router';
 import type { Logger } from 'pino';
 import type { Timers } from './timers.js';
-import type { TransitionStore } from './transition-store.js';
 
 /** What moves data: a node joining or leaving, or a pin moving. */
 export type TransitionKind = 'join' | 'leave' | 'pin';
@@ -47,11 +46,19 @@ export interface StreamerInit {
   readonly fenceMs: number;
   /** Wait before a failed space is tried again. */
   readonly retryMs: number;
-  readonly store: TransitionStore;
+  /** Where each space's stream progress is kept, to resume (this router's dataDir, or etcd). */
+  readonly store: StreamProgressStore;
   readonly timers: Timers;
   readonly log: Logger;
   /** The transition's data is where the future placement wants it: apply the change. */
   readonly complete: (kind: TransitionKind, subject: string) => void;
+}
+
+/** How far each space of a transition's streams got (TransitionStore, EtcdProgressStore). */
+export interface StreamProgressStore {
+  progress(kind: TransitionKind, subject: string): Promise<Map<string, StreamProgress>>;
+  save(kind: TransitionKind, subject: string, spaceId: string, p: StreamProgress): Promise<void>;
+  forget(kind: TransitionKind, subject: string): Promise<void>;
 }
 
 interface Run {
@@ -90,8 +97,17 @@ export class Streamer {
   }
 
   /**
+   * Stops every run and keeps its progress: another router drives data movement now (etcd
+   * mode) and resumes from it.
+   */
+  release(): void {
+    for (const run of this.#runs.values()) run.cancelled = true;
+    this.#runs.clear();
+  }
+
+  /**
    * Starts a run for every transition in `wanted` not running yet, and cancels runs no longer
-   * wanted (a joining node removed, a drain undone).
+   * wanted (a joining node removed, a drain undone), forgetting their progress.
    */
   sync(wanted: readonly { kind: TransitionKind; subject: string }[]): void {
     if (this.#stopped) return;

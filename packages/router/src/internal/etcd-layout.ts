@@ -15,6 +15,8 @@ import { InvalidArgumentError } from './errors.js';
 //   <prefix>moves/<space>     {"spaceId","to": pin | null}: a pin whose data is streaming
 //   <prefix>routers/<router>  a router's registration, on its lease
 //   <prefix>driver/...        the data-movement driver's election
+//   <prefix>streams/<kind>/<subject>/<space>
+//                             {"after","copied","done"}: how far the driver streamed a space
 
 export const DEFAULT_ETCD_PREFIX = '/engram/router/';
 
@@ -26,6 +28,7 @@ export const ETCD_KEYS = Object.freeze({
   moves: 'moves/',
   routers: 'routers/',
   driver: 'driver',
+  streams: 'streams/',
 } as const);
 
 /** The key of an item under `prefix` (`sub` one of the `ETCD_KEYS` folders, then the id). */
