@@ -31,13 +31,15 @@
  * Env: BENCH_ETCD_CHANGES (default 100; --quick 30), BENCH_ETCD_ROUTED (25; 10),
  * BENCH_ETCD_TXNS (200; 50), BENCH_ETCD_DATADIR=0 (routers without a dataDir).
  */
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { BenchReport, QUICK } from '@engram/bench-kit';
 import { EtcdServer, etcdVersion } from '@engram/etcd-server';
 import { callMemory, MemoryServiceClient } from '@engram/proto';
 import { etcdClient } from '@engram/router/etcd';
 import { RouterAdminClient } from '@engram/router-node';
 import * as grpc from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
 import { median, percentile } from './gray-stats.js';
 import { dir, NODE_MAIN, type Spawned, spawnJson, startRouterNode } from './harness.js';
 
@@ -251,6 +253,57 @@ async function etcdTxns(endpoint: string, count: number, round: number): Promise
   }
 }
 
+/**
+ * The same conditioned transaction over grpc-js directly, with etcd's own protos (the copy the
+ * etcd3 package ships, loaded at run time): what a client of our own would cost, for the
+ * README's choice of client.
+ */
+async function rawTxns(endpoint: string, count: number, round: number): Promise<number[]> {
+  const etcd3Dir = dirname(createRequire(import.meta.url).resolve('etcd3/package.json'));
+  const def = loadSync(join(etcd3Dir, 'proto', 'rpc.proto'), {
+    keepCase: true,
+    longs: String,
+    defaults: true,
+  });
+  const pkg = grpc.loadPackageDefinition(def) as unknown as {
+    etcdserverpb: { KV: grpc.ServiceClientConstructor };
+  };
+  const kv = new pkg.etcdserverpb.KV(endpoint, grpc.credentials.createInsecure());
+  const txn = (req: object) =>
+    new Promise<{ succeeded: boolean; header: { revision: string } }>((resolve, reject) =>
+      (
+        kv as unknown as Record<
+          string,
+          (r: object, cb: (e: Error | null, v: never) => void) => void
+        >
+      ).Txn!.call(kv, req, (e, v) => (e ? reject(e) : resolve(v))),
+    );
+  const key = Buffer.from(`${PREFIX}bench-raw-${round}`);
+  try {
+    const put = await txn({
+      compare: [{ key, target: 'CREATE', result: 'EQUAL', create_revision: 0 }],
+      success: [{ request_put: { key, value: Buffer.from('0') } }],
+    });
+    let rev = put.header.revision;
+    const out: number[] = [];
+    for (let i = -WARMUP * 4; i < count; i++) {
+      const t0 = now();
+      const res = await txn({
+        compare: [{ key, target: 'MOD', result: 'EQUAL', mod_revision: rev }],
+        success: [{ request_put: { key, value: Buffer.from(String(i)) } }],
+        failure: [{ request_range: { key } }],
+      });
+      const took = now() - t0;
+      if (!res.succeeded) throw new Error(`raw txn ${i} not applied at revision ${rev}`);
+      rev = res.header.revision;
+      if (i >= 0) out.push(took);
+    }
+    return out;
+  } finally {
+    kv.close();
+  }
+}
+
 /** Names of the figures, as the tables print them. */
 const F = Object.freeze({
   table: 'C’s GetTable shows the change’s revision',
@@ -260,6 +313,7 @@ const F = Object.freeze({
   fileRtt: 'file mode: one router, no etcd',
   etcdRtt: 'etcd mode: router A',
   txn: 'etcd alone: one conditioned txn (etcd3)',
+  rawTxn: 'the same txn, grpc-js over etcd’s protos',
 } as const);
 
 /** Short names for the per-round lines. */
@@ -271,6 +325,7 @@ const FIGURES = [
   { name: F.fileRtt, short: 'admin file' },
   { name: F.etcdRtt, short: 'admin etcd' },
   { name: F.txn, short: 'txn' },
+  { name: F.rawTxn, short: 'raw txn' },
 ] as const;
 
 interface Cluster {
@@ -334,6 +389,7 @@ async function measureRound(k: Cluster, round: number): Promise<RoundFigures> {
     await settle(Number((await getTable(a)).revision));
   }
   const txns = await etcdTxns(k.endpoint, TXNS, round);
+  const raw = await rawTxns(k.endpoint, TXNS, round);
   const figures = new Map([
     [F.table, stats(tableRuns.map((r) => r.convergeMs))],
     [F.routed, stats(routedRuns.map((r) => r.convergeMs))],
@@ -342,6 +398,7 @@ async function measureRound(k: Cluster, round: number): Promise<RoundFigures> {
     [F.fileRtt, stats(fileRtt)],
     [F.etcdRtt, stats(tableRuns.map((r) => r.rttMs))],
     [F.txn, stats(txns)],
+    [F.rawTxn, stats(raw)],
   ]);
   const outliers: string[] = [];
   for (const [what, runs] of [
@@ -448,9 +505,11 @@ async function main(): Promise<void> {
       title: `Admin change latency: the AssignSpace round trip, and etcd alone (medians over ${ROUNDS} round(s))`,
       unit: 'ms',
       baseline: F.fileRtt,
-      rows: [row(F.fileRtt), row(F.etcdRtt), row(F.txn)],
+      rows: [row(F.fileRtt), row(F.etcdRtt), row(F.txn), row(F.rawTxn)],
     });
-    report.note(`over the rounds: ${[F.fileRtt, F.etcdRtt, F.txn].map(range).join('; ')}`);
+    report.note(
+      `over the rounds: ${[F.fileRtt, F.etcdRtt, F.txn, F.rawTxn].map(range).join('; ')}`,
+    );
     report.write();
   } finally {
     for (const r of all) {

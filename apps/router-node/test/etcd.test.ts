@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { EtcdServer } from '@engram/etcd-server';
+import { generateTestCertificates } from '@engram/memory-node/test-support';
 import { EtcdPlacement, etcdClient } from '@engram/router/etcd';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -398,4 +399,47 @@ describe('one driver of data movement', () => {
     // The new driver resumed from that progress and, done, cleared it.
     await eventually(async () => (await progressKeys()).length === 0, CONVERGE_MS);
   }, 120_000);
+});
+
+describe('etcd over TLS', () => {
+  it('seeds and follows etcd that requires a client certificate; without one it cannot start', async () => {
+    const dir = tempDir(cleanup);
+    generateTestCertificates(dir);
+    const f = (name: string) => join(dir, name);
+    const secure = await EtcdServer.start(30_000, {
+      cert: f('server.crt'),
+      key: f('server.key'),
+      clientCa: f('ca.crt'),
+      client: { cert: f('client.crt'), key: f('client.key'), ca: f('ca.crt') },
+    });
+    cleanup.add(() => secure.stop());
+    const prefix = `/tls/${process.pid}/`;
+    const config = (id: string, withCert: boolean) =>
+      testConfig({
+        nodes: cluster.configs.slice(0, 3),
+        workers: 1,
+        etcd: {
+          endpoints: [secure.endpoint],
+          prefix,
+          routerId: id,
+          leaseTtlMs: LEASE_TTL_MS,
+          requestTimeoutMs: REQUEST_TIMEOUT_MS,
+          ca: f('ca.crt'),
+          ...(withCert ? { cert: f('client.crt'), key: f('client.key') } : {}),
+        },
+      });
+    const router = await spawnRouter(cleanup, config('tls-1', true));
+    const t = await eventually(async () => {
+      const v = await table(adminClient(cleanup, router.adminPort));
+      return v.etcd?.connected && v.etcd.routers.length === 1 ? v : undefined;
+    }, CONVERGE_MS);
+    expect(t.revision).toBeGreaterThan(0);
+    // Without a client certificate etcd refuses it: no table to start from, so it waits.
+    let told = '';
+    const refused = spawnRouter(cleanup, config('tls-2', false), [], undefined, (s) => {
+      told += s;
+    });
+    refused.catch(() => undefined);
+    await eventually(() => /waiting for etcd/.test(told), CONVERGE_MS);
+  });
 });

@@ -1,8 +1,18 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import * as https from 'node:https';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+/** TLS on etcd's client listener (PEM files): `clientCa` also requires client certificates. */
+export interface EtcdTls {
+  readonly cert: string;
+  readonly key: string;
+  readonly clientCa?: string;
+  /** A client certificate and key this server accepts, for its own readiness check. */
+  readonly client?: { readonly cert: string; readonly key: string; readonly ca: string };
+}
 
 /**
  * A real etcd (Debian's etcd-server) for tests and benchmarks: one member on 127.0.0.1, its
@@ -14,21 +24,26 @@ export class EtcdServer {
   readonly clientPort: number;
   readonly peerPort: number;
   readonly dataDir: string;
+  readonly tls: EtcdTls | null;
   #child: ChildProcess | null = null;
   #exited: Promise<void> = Promise.resolve();
   #log = '';
 
-  private constructor(clientPort: number, peerPort: number, dataDir: string) {
+  private constructor(clientPort: number, peerPort: number, dataDir: string, tls: EtcdTls | null) {
     this.clientPort = clientPort;
     this.peerPort = peerPort;
     this.dataDir = dataDir;
+    this.tls = tls;
   }
 
-  /** Starts etcd and waits until it answers its health check (at most `readyMs`). */
-  static async start(readyMs = 30_000): Promise<EtcdServer> {
+  /**
+   * Starts etcd (over TLS with `tls`) and waits until it answers its health check (at most
+   * `readyMs`).
+   */
+  static async start(readyMs = 30_000, tls: EtcdTls | null = null): Promise<EtcdServer> {
     ensureEtcd();
     const dir = mkdtempSync(join(tmpdir(), 'engram-etcd-'));
-    const server = new EtcdServer(await freePort(), await freePort(), dir);
+    const server = new EtcdServer(await freePort(), await freePort(), dir, tls);
     try {
       await server.restart(readyMs);
     } catch (err) {
@@ -55,7 +70,8 @@ export class EtcdServer {
   /** Starts it again (same ports, same data) and waits until it answers. */
   async restart(readyMs = 30_000): Promise<void> {
     if (this.#child !== null) return;
-    const client = `http://127.0.0.1:${this.clientPort}`;
+    const tls = this.tls;
+    const client = `${tls === null ? 'http' : 'https'}://127.0.0.1:${this.clientPort}`;
     const peer = `http://127.0.0.1:${this.peerPort}`;
     // biome-ignore format: one flag and its value per line
     const child = spawn(etcdBinary(), [
@@ -67,6 +83,8 @@ export class EtcdServer {
       '--initial-advertise-peer-urls', peer,
       '--initial-cluster', `test=${peer}`,
       '--log-level', 'warn',
+      ...(tls === null ? [] : ['--cert-file', tls.cert, '--key-file', tls.key]),
+      ...(tls?.clientCa === undefined ? [] : ['--client-cert-auth', '--trusted-ca-file', tls.clientCa]),
     ], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.#child = child;
     child.stderr?.on('data', (d: Buffer) => {
@@ -83,8 +101,7 @@ export class EtcdServer {
     const until = Date.now() + readyMs;
     for (;;) {
       try {
-        const res = await fetch(`http://127.0.0.1:${this.clientPort}/health`);
-        if (res.ok && ((await res.json()) as { health?: string }).health === 'true') return;
+        if (await this.#healthy()) return;
       } catch {
         // not listening yet
       }
@@ -92,6 +109,36 @@ export class EtcdServer {
       if (Date.now() > until) throw new Error(`etcd not healthy in ${readyMs} ms: ${this.#log}`);
       await new Promise((r) => setTimeout(r, 50));
     }
+  }
+
+  /** Whether /health says true (over TLS, with the client certificate given, when set). */
+  async #healthy(): Promise<boolean> {
+    const tls = this.tls;
+    if (tls === null) {
+      const res = await fetch(`http://127.0.0.1:${this.clientPort}/health`);
+      return res.ok && ((await res.json()) as { health?: string }).health === 'true';
+    }
+    const c = tls.client;
+    return new Promise((resolve, reject) => {
+      const req = https.get(
+        {
+          host: '127.0.0.1',
+          port: this.clientPort,
+          path: '/health',
+          ...(c === undefined
+            ? { rejectUnauthorized: false }
+            : { ca: readFileSync(c.ca), cert: readFileSync(c.cert), key: readFileSync(c.key) }),
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => {
+            body += d.toString();
+          });
+          res.on('end', () => resolve(res.statusCode === 200 && body.includes('"true"')));
+        },
+      );
+      req.on('error', reject);
+    });
   }
 
   /** SIGKILL (no goodbye to its clients), then waits for the exit; its data stays. */
