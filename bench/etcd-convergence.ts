@@ -260,10 +260,13 @@ async function etcdTxns(endpoint: string, count: number, round: number): Promise
  */
 async function rawTxns(endpoint: string, count: number, round: number): Promise<number[]> {
   const etcd3Dir = dirname(createRequire(import.meta.url).resolve('etcd3/package.json'));
+  // etcd3's own loader options; enums as numbers (CompareTarget CREATE = 1, MOD = 2; EQUAL = 0).
   const def = loadSync(join(etcd3Dir, 'proto', 'rpc.proto'), {
     keepCase: true,
     longs: String,
+    enums: String,
     defaults: true,
+    oneofs: true,
   });
   const pkg = grpc.loadPackageDefinition(def) as unknown as {
     etcdserverpb: { KV: grpc.ServiceClientConstructor };
@@ -281,7 +284,7 @@ async function rawTxns(endpoint: string, count: number, round: number): Promise<
   const key = Buffer.from(`${PREFIX}bench-raw-${round}`);
   try {
     const put = await txn({
-      compare: [{ key, target: 'CREATE', result: 'EQUAL', create_revision: 0 }],
+      compare: [{ key, target: 1, result: 0, create_revision: 0 }],
       success: [{ request_put: { key, value: Buffer.from('0') } }],
     });
     let rev = put.header.revision;
@@ -289,7 +292,7 @@ async function rawTxns(endpoint: string, count: number, round: number): Promise<
     for (let i = -WARMUP * 4; i < count; i++) {
       const t0 = now();
       const res = await txn({
-        compare: [{ key, target: 'MOD', result: 'EQUAL', mod_revision: rev }],
+        compare: [{ key, target: 2, result: 0, mod_revision: rev }],
         success: [{ request_put: { key, value: Buffer.from(String(i)) } }],
         failure: [{ request_range: { key } }],
       });

@@ -82,12 +82,16 @@ export class PrefixFollower {
       connected: (up, err) => {
         if (up === this.#connected) return;
         this.#connected = up;
-        log?.warn(
-          { event: 'etcd', connected: up, ...(err !== undefined ? { err } : {}) },
-          up
-            ? 'etcd reachable again: following its changes'
-            : 'etcd unreachable: the last placement stays in force',
-        );
+        if (up)
+          log?.info(
+            { event: 'etcd', connected: true },
+            'etcd reachable again: following its changes',
+          );
+        else
+          log?.warn(
+            { event: 'etcd', connected: false, ...(err !== undefined ? { err } : {}) },
+            'etcd unreachable: the last placement stays in force',
+          );
       },
       error: (err) => this.#resync(err),
     });
