@@ -1,9 +1,14 @@
 import type { Memory, SpaceDigest, Tombstone } from '@engram/proto';
 import { buildRing, type NodeInfo } from '@engram/ring';
-import { type ReplicaAccess, ReplicaServiceMissingError, type ScanPage } from '@engram/router';
+import {
+  type ReplicaAccess,
+  ReplicaServiceMissingError,
+  type ScanPage,
+  type StreamProgress,
+} from '@engram/router';
 import type { Logger } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { Streamer, type StreamStatus } from '../src/internal/streamer.js';
+import { Streamer, type StreamProgressStore, type StreamStatus } from '../src/internal/streamer.js';
 import { TransitionStore } from '../src/internal/transition-store.js';
 import { FakeTime } from './fake-time.js';
 
@@ -83,7 +88,36 @@ function capturingLog(): { log: Logger; errors: string[] } {
   return { log, errors };
 }
 
-async function setup(nodes: FakeNodes) {
+/**
+ * Progress kept as etcd keeps it: a save always writes (no transition has to be begun first),
+ * a forget deletes what is there.
+ */
+class KeyValueProgress implements StreamProgressStore {
+  readonly kv = new Map<string, StreamProgress>();
+  forgets = 0;
+  async progress(kind: string, subject: string): Promise<Map<string, StreamProgress>> {
+    const base = `${kind}/${subject}/`;
+    return new Map(
+      [...this.kv].filter(([k]) => k.startsWith(base)).map(([k, v]) => [k.slice(base.length), v]),
+    );
+  }
+  async save(kind: string, subject: string, spaceId: string, p: StreamProgress): Promise<void> {
+    this.kv.set(`${kind}/${subject}/${spaceId}`, p);
+  }
+  async forget(kind: string, subject: string): Promise<void> {
+    this.forgets++;
+    for (const k of [...this.kv.keys()]) if (k.startsWith(`${kind}/${subject}/`)) this.kv.delete(k);
+  }
+}
+
+interface SetupOptions {
+  /** The progress store the streamer gets, from an etcd-like one. */
+  readonly wrap?: (store: KeyValueProgress) => StreamProgressStore;
+  /** Whether `complete` succeeds this time (false: it rejects, as an etcd commit may). */
+  readonly completes?: () => boolean;
+}
+
+async function setup(nodes: FakeNodes, options: SetupOptions = {}) {
   // Every space's current owners hold 3 memories of it.
   for (const s of SPACES) {
     const p = TABLE.lookup(s);
@@ -95,6 +129,7 @@ async function setup(nodes: FakeNodes) {
   const { log, errors } = capturingLog();
   const completed: string[] = [];
   const store = await TransitionStore.open(null);
+  const kv = new KeyValueProgress();
   const streamer = new Streamer({
     access: nodes,
     table: () => TABLE,
@@ -107,12 +142,15 @@ async function setup(nodes: FakeNodes) {
     concurrency: 4,
     fenceMs: 2000,
     retryMs: 1000,
-    store,
+    store: options.wrap?.(kv) ?? store,
     timers: time,
     log,
-    complete: (kind, subject) => completed.push(`${kind} ${subject}`),
+    complete: async (kind, subject) => {
+      if (options.completes?.() === false) throw new Error('etcd is unreachable');
+      completed.push(`${kind} ${subject}`);
+    },
   });
-  return { time, errors, completed, streamer };
+  return { time, errors, completed, streamer, kv };
 }
 
 /** Lets every promise chain not waiting on a timer finish (nodes here answer at once). */
@@ -169,6 +207,81 @@ describe('Streamer (fake time, nodes in memory)', () => {
     expect(completed).toEqual([]);
     nodes.old.delete('n1');
     await advance(time, 1000);
+    expect(completed).toEqual(['join n4']);
+    for (const s of gained) expect(nodes.space('n4', s).size).toBe(3);
+  });
+
+  it('rides out a progress store that fails for a while (etcd away), then completes', async () => {
+    const nodes = new FakeNodes();
+    let down = true;
+    const { time, completed, streamer } = await setup(nodes, {
+      wrap: (store) => ({
+        progress: (k, sub) =>
+          down ? Promise.reject(new Error('etcd down')) : store.progress(k, sub),
+        save: (k, sub, sp, p) =>
+          down ? Promise.reject(new Error('etcd down')) : store.save(k, sub, sp, p),
+        forget: (k, sub) => store.forget(k, sub),
+      }),
+    });
+    streamer.sync([{ kind: 'join', subject: 'n4' }]);
+    await advance(time, 2000);
+    await advance(time, 3000);
+    expect(completed).toEqual([]);
+    expect(streamer.status()[0]?.lastError).toMatch(/etcd down/);
+    down = false;
+    for (let i = 0; i < 5 && completed.length === 0; i++) await advance(time, 1000);
+    expect(completed).toEqual(['join n4']);
+    for (const s of gained) expect(nodes.space('n4', s).size).toBe(3);
+  });
+
+  it('retries a completion that fails, keeping the progress until it succeeds', async () => {
+    const nodes = new FakeNodes();
+    let ok = false;
+    const { time, completed, streamer, kv } = await setup(nodes, {
+      completes: () => ok,
+      wrap: (store) => store,
+    });
+    streamer.sync([{ kind: 'join', subject: 'n4' }]);
+    await advance(time, 2000);
+    await advance(time, 3000);
+    expect(completed).toEqual([]);
+    expect(streamer.status()).toMatchObject([{ phase: 'done' }]);
+    expect((await kv.progress('join', 'n4')).size).toBe(gained.length);
+    ok = true;
+    await advance(time, 1000);
+    expect(completed).toEqual(['join n4']);
+    expect(streamer.status()).toEqual([]);
+    expect((await kv.progress('join', 'n4')).size).toBe(0);
+  });
+
+  it('lets no page of a cancelled run leave progress behind for a later one', async () => {
+    const nodes = new FakeNodes();
+    let release!: () => void;
+    let hold: Promise<void> | null = new Promise((r) => {
+      release = r;
+    });
+    const { time, completed, streamer, kv } = await setup(nodes, {
+      wrap: (inner) => ({
+        progress: (k, sub) => inner.progress(k, sub),
+        // Pages land on n4 but their progress write waits (a slow etcd).
+        save: async (k, sub, sp, p) => {
+          if (hold !== null) await hold;
+          return inner.save(k, sub, sp, p);
+        },
+        forget: (k, sub) => inner.forget(k, sub),
+      }),
+    });
+    streamer.sync([{ kind: 'join', subject: 'n4' }]);
+    await advance(time, 2000);
+    // The join is cancelled (n4 removed) while pages are in flight; n4 comes back empty.
+    streamer.sync([]);
+    hold = null;
+    release();
+    await settle();
+    expect((await kv.progress('join', 'n4')).size).toBe(0);
+    nodes.data.set('n4', new Map());
+    streamer.sync([{ kind: 'join', subject: 'n4' }]);
+    for (let i = 0; i < 5 && completed.length === 0; i++) await advance(time, 2000);
     expect(completed).toEqual(['join n4']);
     for (const s of gained) expect(nodes.space('n4', s).size).toBe(3);
   });

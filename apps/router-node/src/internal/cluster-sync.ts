@@ -1,3 +1,4 @@
+import { ETCD_KEYS, etcdKey } from '@engram/router';
 import { type EtcdPrefix, PrefixFollower, type PrefixSnapshot } from '@engram/router/etcd';
 import type { Logger } from 'pino';
 import {
@@ -6,6 +7,7 @@ import {
   type RouterRegistration,
   routersFromKeys,
 } from './etcd-keys.js';
+import type { TransitionKind } from './streamer.js';
 
 // A router-node following its cluster's prefix (@engram/router's PrefixFollower): each new
 // placement revision goes to the control plane as an intent, and the registered routers are
@@ -30,10 +32,12 @@ export interface SyncStatus {
 
 export class ClusterSync {
   readonly #follower: PrefixFollower;
+  readonly #prefix: string;
   #routers: readonly RouterRegistration[] = [];
 
   constructor(init: ClusterSyncInit) {
     const prefix = init.source.prefix;
+    this.#prefix = prefix;
     this.#follower = new PrefixFollower({
       source: init.source,
       log: init.log,
@@ -47,6 +51,17 @@ export class ClusterSync {
   /** Follows from `snapshot` (the read the router started from), or from a read of its own. */
   start(snapshot?: PrefixSnapshot): Promise<void> {
     return this.#follower.start(snapshot);
+  }
+
+  /**
+   * Which instance of a transition is under way: the mod revision of the key that describes
+   * it (`nodes/<id>` for a join or leave, `moves/<space>` for a pin move), which the change
+   * that began it wrote. A node removed and added again, or a drain undone and redone, is a
+   * new instance, so progress kept for an earlier one is never trusted; 0 when unknown.
+   */
+  instanceOf(kind: TransitionKind, subject: string): number {
+    const sub = kind === 'pin' ? ETCD_KEYS.moves : ETCD_KEYS.nodes;
+    return this.#follower.modRevision(etcdKey(this.#prefix, sub, subject)) ?? 0;
   }
 
   get status(): SyncStatus {

@@ -294,7 +294,7 @@ export class ControlPlane implements AdminTarget {
    * A transition's data is where the new placement wants it: the change applies now (etcd
    * mode: once written, by the one router driving data movement).
    */
-  completeTransition(kind: TransitionKind, subject: string): void {
+  completeTransition(kind: TransitionKind, subject: string): Promise<void> {
     const complete = (m: Membership): Change =>
       kind === 'join'
         ? m.completeJoin(subject)
@@ -302,14 +302,24 @@ export class ControlPlane implements AdminTarget {
           ? m.completeLeave(subject)
           : m.completeMove(subject);
     // The transition was cancelled or changed meanwhile (e.g. the node was removed), or
-    // another router completed it first (etcd mode).
+    // another router completed it first (etcd mode): nothing to retry.
     const notApplied = (err: unknown): void =>
       this.#init.log.warn({ err, kind, subject }, 'transition done but no longer applicable');
     try {
       const done = this.#change(complete);
-      if (typeof done !== 'number') done.catch(notApplied);
+      if (typeof done === 'number') return Promise.resolve();
+      return done.then(
+        () => undefined,
+        (err: unknown) => {
+          // etcd away, or another router's change first: the streamer tries again.
+          const code = (err as { code?: unknown } | null)?.code;
+          if (code === 'Unavailable' || code === 'Aborted') throw err;
+          notApplied(err);
+        },
+      );
     } catch (err) {
       notApplied(err);
+      return Promise.resolve();
     }
   }
 

@@ -40,8 +40,8 @@ export interface DataMovementInit {
   /** The membership now, and the ring built from it (current and future placements). */
   readonly membership: () => Membership;
   readonly ring: () => Ring;
-  /** A transition's data is in place: apply the membership change. */
-  readonly complete: (kind: TransitionKind, subject: string) => void;
+  /** A transition's data is in place: apply the membership change (rejects: retry later). */
+  readonly complete: (kind: TransitionKind, subject: string) => void | Promise<void>;
   /**
    * Whether this router drives streaming and the background repair (etcd mode: the one router
    * elected); default always. Hints and node repairs of this router's own writes go on anyway.

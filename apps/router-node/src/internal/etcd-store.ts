@@ -137,8 +137,8 @@ export class EtcdStore implements PlacementStore {
   }
 
   /** Streaming progress under the prefix (the driver's, for the next one to resume). */
-  progressStore(): EtcdProgressStore {
-    return new EtcdProgressStore(this.#client, this.source);
+  progressStore(instanceOf: (kind: TransitionKind, subject: string) => number): EtcdProgressStore {
+    return new EtcdProgressStore(this.#client, this.source, instanceOf);
   }
 
   /** Campaigns for the data-movement driver; `onChange` hears when this router leads or not. */
@@ -165,27 +165,49 @@ export class EtcdStore implements PlacementStore {
 
 const RETRY_MS = 500;
 
+/** Waits for `p` to settle (either way), or `ms`, whichever comes first. */
+function settleWithin(p: Promise<unknown>, ms: number): Promise<unknown> {
+  return Promise.race([p.catch(() => undefined), new Promise((r) => setTimeout(r, ms).unref())]);
+}
+
 function ttlSeconds(ms: number): number {
   return Math.max(1, Math.ceil(ms / 1000));
 }
 
 /**
- * Streaming progress in etcd (`streams/<kind>/<subject>/<space>`), written by the driver after
- * each page lands, so the router elected after it resumes each space where it stopped.
- * Progress only ever says what is true (a page is recorded once every target has it), so a
- * former driver still finishing a page cannot mislead the next one.
+ * Streaming progress in etcd (`streams/<kind>/<subject>/<instance>/<space>`), written by the
+ * driver after each page lands, so the router elected after it resumes each space where it
+ * stopped. A page is recorded only once every target has it, and per instance of the
+ * transition, so neither a former driver's late write nor a cancelled run's can make a later
+ * run skip data.
  */
 export class EtcdProgressStore implements StreamProgressStore {
   readonly #client: Etcd3;
   readonly #source: EtcdPrefix;
+  readonly #instanceOf: (kind: TransitionKind, subject: string) => number;
 
-  constructor(client: Etcd3, source: EtcdPrefix) {
+  /**
+   * `instanceOf` tells which instance of a transition runs now (ClusterSync.instanceOf):
+   * progress is kept per instance, so a former driver's late write, or a cancelled run's,
+   * lands under an instance no later run reads.
+   */
+  constructor(
+    client: Etcd3,
+    source: EtcdPrefix,
+    instanceOf: (kind: TransitionKind, subject: string) => number,
+  ) {
     this.#client = client;
     this.#source = source;
+    this.#instanceOf = instanceOf;
+  }
+
+  /** All instances of a transition. */
+  #all(kind: TransitionKind, subject: string): string {
+    return `${etcdKey(this.#source.prefix, ETCD_KEYS.streams, kind)}/${encodeURIComponent(subject)}/`;
   }
 
   #base(kind: TransitionKind, subject: string): string {
-    return `${etcdKey(this.#source.prefix, ETCD_KEYS.streams, kind)}/${encodeURIComponent(subject)}/`;
+    return `${this.#all(kind, subject)}${this.#instanceOf(kind, subject)}/`;
   }
 
   async progress(kind: TransitionKind, subject: string): Promise<Map<string, StreamProgress>> {
@@ -216,7 +238,7 @@ export class EtcdProgressStore implements StreamProgressStore {
   }
 
   async forget(kind: TransitionKind, subject: string): Promise<void> {
-    await this.#client.delete().prefix(this.#base(kind, subject)).options(this.#source.deadline());
+    await this.#client.delete().prefix(this.#all(kind, subject)).options(this.#source.deadline());
   }
 }
 
@@ -288,10 +310,7 @@ export class Registration {
     const lease = this.#lease;
     this.#lease = null;
     if (lease === null) return;
-    await Promise.race([
-      lease.revoke().catch(() => undefined),
-      new Promise((r) => setTimeout(r, timeoutMs).unref()),
-    ]);
+    await settleWithin(lease.revoke(), timeoutMs);
   }
 }
 
@@ -389,9 +408,6 @@ export class DriverElection {
     this.#campaign = null;
     this.#set(false);
     if (campaign === null) return;
-    await Promise.race([
-      campaign.resign().catch(() => undefined),
-      new Promise((r) => setTimeout(r, timeoutMs).unref()),
-    ]);
+    await settleWithin(campaign.resign(), timeoutMs);
   }
 }

@@ -353,7 +353,9 @@ async function start(
       ring: () => publisher.ring,
       complete: (kind, subject) => controlPlane?.completeTransition(kind, subject),
       driving: () => etcd === null || etcd.driving,
-      ...(etcd !== null ? { progress: etcd.store.progressStore() } : {}),
+      ...(etcd !== null
+        ? { progress: etcd.store.progressStore((k, s) => etcd.sync.instanceOf(k, s)) }
+        : {}),
     },
     (id) => controlPlane?.membership.get(id)?.slot ?? -1,
   );

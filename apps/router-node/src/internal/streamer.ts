@@ -50,8 +50,11 @@ export interface StreamerInit {
   readonly store: StreamProgressStore;
   readonly timers: Timers;
   readonly log: Logger;
-  /** The transition's data is where the future placement wants it: apply the change. */
-  readonly complete: (kind: TransitionKind, subject: string) => void;
+  /**
+   * The transition's data is where the future placement wants it: apply the change. Rejects
+   * when it could not be applied yet (etcd away, another change first): retried.
+   */
+  readonly complete: (kind: TransitionKind, subject: string) => void | Promise<void>;
 }
 
 /** How far each space of a transition's streams got (TransitionStore, EtcdProgressStore). */
@@ -70,6 +73,8 @@ interface Run {
   entriesCopied: number;
   lastError: string;
   cancelled: boolean;
+  /** Progress writes in flight (a cancel forgets the progress only after they settle). */
+  readonly saving: Set<Promise<void>>;
 }
 
 function keyOf(kind: TransitionKind, subject: string): string {
@@ -116,7 +121,15 @@ export class Streamer {
       if (keys.has(key)) continue;
       run.cancelled = true;
       this.#runs.delete(key);
-      void this.#init.store.forget(run.kind, run.subject);
+      // After the progress writes still in flight: none may land after the forget.
+      void Promise.allSettled(run.saving).then(() =>
+        this.#init.store.forget(run.kind, run.subject).catch((err: unknown) => {
+          this.#init.log.warn(
+            { err, kind: run.kind, subject: run.subject },
+            'progress not cleared',
+          );
+        }),
+      );
     }
     for (const w of wanted) {
       const key = keyOf(w.kind, w.subject);
@@ -130,9 +143,12 @@ export class Streamer {
         entriesCopied: 0,
         lastError: '',
         cancelled: false,
+        saving: new Set(),
       };
       this.#runs.set(key, run);
       void this.#run(run).catch((err: unknown) => {
+        // Not left in #runs: the next sync (a health verdict, a change) starts it again.
+        if (this.#runs.get(key) === run) this.#runs.delete(key);
         this.#init.log.error({ err, kind: run.kind, subject: run.subject }, 'stream failed');
       });
     }
@@ -168,7 +184,8 @@ export class Streamer {
     if (run.cancelled) return;
     run.phase = StreamPhase.Streaming;
     run.spacesTotal = spaces.length;
-    const saved = await store.progress(run.kind, run.subject);
+    const saved = await this.#until(run, () => store.progress(run.kind, run.subject), 'reading');
+    if (saved === undefined) return;
     let next = 0;
     const worker = async (): Promise<void> => {
       while (!run.cancelled && next < spaces.length) {
@@ -192,10 +209,36 @@ export class Streamer {
       },
       `streamed ${run.spacesDone} spaces (${run.entriesCopied} entries) for ${run.kind} ${run.subject}`,
     );
+    // The change applies first (retried: etcd may be away, or another change came first), and
+    // only then is the progress forgotten: a run that cannot complete keeps what it streamed.
+    const completed = await this.#until(
+      run,
+      async () => {
+        await this.#init.complete(run.kind, run.subject);
+        return true;
+      },
+      'completing',
+    );
+    if (completed === undefined) return;
     this.#runs.delete(keyOf(run.kind, run.subject));
-    await store.forget(run.kind, run.subject);
     this.totals.transitions++;
-    this.#init.complete(run.kind, run.subject);
+    await store.forget(run.kind, run.subject).catch((err: unknown) => {
+      log.warn({ err, kind: run.kind, subject: run.subject }, 'stream progress not cleared');
+    });
+  }
+
+  /** `fn`, retried every retryMs until it succeeds; undefined when the run is cancelled. */
+  async #until<T>(run: Run, fn: () => Promise<T>, doing: string): Promise<T | undefined> {
+    for (;;) {
+      if (run.cancelled) return undefined;
+      try {
+        const v = await fn();
+        return run.cancelled ? undefined : v;
+      } catch (err) {
+        this.#failed(run, err, `${doing} ${run.kind} ${run.subject} failed; retrying`);
+        await this.#sleep(this.#init.retryMs);
+      }
+    }
   }
 
   /** Spaces whose placement the transition changes. */
@@ -254,13 +297,23 @@ export class Streamer {
           run.entriesCopied += p.copied - counted;
           this.totals.entries += p.copied - counted;
           counted = p.copied;
-          await store.save(run.kind, run.subject, spaceId, p);
+          // A cancelled run's late pages must not leave progress a later run would trust.
+          if (run.cancelled) return;
+          const saving = store.save(run.kind, run.subject, spaceId, p);
+          run.saving.add(saving);
+          try {
+            await saving;
+          } finally {
+            run.saving.delete(saving);
+          }
         });
         run.lastError = '';
         return progress;
       } catch (err) {
         this.#failed(run, err, `streaming ${spaceId} failed; retrying`);
-        progress = (await store.progress(run.kind, run.subject)).get(spaceId) ?? progress;
+        progress =
+          (await store.progress(run.kind, run.subject).catch(() => undefined))?.get(spaceId) ??
+          progress;
         await this.#sleep(this.#init.retryMs);
       }
     }

@@ -15,7 +15,7 @@ import { InvalidArgumentError } from './errors.js';
 //   <prefix>moves/<space>     {"spaceId","to": pin | null}: a pin whose data is streaming
 //   <prefix>routers/<router>  a router's registration, on its lease
 //   <prefix>driver/...        the data-movement driver's election
-//   <prefix>streams/<kind>/<subject>/<space>
+//   <prefix>streams/<kind>/<subject>/<instance>/<space>
 //                             {"after","copied","done"}: how far the driver streamed a space
 
 export const DEFAULT_ETCD_PREFIX = '/engram/router/';

@@ -65,6 +65,8 @@ export interface PrefixSnapshot {
   /** Mod revision of the placement marker; 0 while the prefix holds no placement. */
   readonly placementRevision: number;
   readonly kvs: Map<string, string>;
+  /** Each key's mod revision. */
+  readonly modRevisions: Map<string, number>;
 }
 
 export interface WatchHandlers {
@@ -95,14 +97,16 @@ export class EtcdPrefix {
   async snapshot(): Promise<PrefixSnapshot> {
     const res = await this.client.getAll().prefix(this.prefix).options(this.deadline()).exec();
     const kvs = new Map<string, string>();
+    const modRevisions = new Map<string, number>();
     let placementRevision = 0;
     const marker = `${this.prefix}${ETCD_KEYS.placement}`;
     for (const kv of res.kvs) {
       const key = kv.key.toString();
       kvs.set(key, kv.value.toString());
+      modRevisions.set(key, Number(kv.mod_revision));
       if (key === marker) placementRevision = Number(kv.mod_revision);
     }
-    return { revision: Number(res.header.revision), placementRevision, kvs };
+    return { revision: Number(res.header.revision), placementRevision, kvs, modRevisions };
   }
 
   /** Watches the prefix from `fromRevision` (inclusive); etcd3 reconnects and resumes. */

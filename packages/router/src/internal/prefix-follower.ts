@@ -34,6 +34,7 @@ export interface FollowerStatus {
 export class PrefixFollower {
   readonly #init: PrefixFollowerInit;
   readonly #kvs = new Map<string, string>();
+  readonly #modRevisions = new Map<string, number>();
   #placementRevision = 0;
   #connected = false;
   #lastError: string | null = null;
@@ -65,9 +66,16 @@ export class PrefixFollower {
     return this.#kvs;
   }
 
+  /** The mod revision of `key` as last seen; undefined when it is not there. */
+  modRevision(key: string): number | undefined {
+    return this.#modRevisions.get(key);
+  }
+
   #load(snapshot: PrefixSnapshot): void {
     this.#kvs.clear();
     for (const [k, v] of snapshot.kvs) this.#kvs.set(k, v);
+    this.#modRevisions.clear();
+    for (const [k, r] of snapshot.modRevisions) this.#modRevisions.set(k, r);
     this.#connected = true;
     this.#init.onOther?.(this.#kvs);
     if (snapshot.placementRevision > this.#placementRevision) {
@@ -109,8 +117,13 @@ export class PrefixFollower {
     let other = false;
     for (const ev of res.events) {
       const key = ev.kv.key.toString();
-      if (ev.type === 'Put') this.#kvs.set(key, ev.kv.value.toString());
-      else this.#kvs.delete(key);
+      if (ev.type === 'Put') {
+        this.#kvs.set(key, ev.kv.value.toString());
+        this.#modRevisions.set(key, Number(ev.kv.mod_revision));
+      } else {
+        this.#kvs.delete(key);
+        this.#modRevisions.delete(key);
+      }
       if (key === marker && ev.type === 'Put') placedAt = Number(ev.kv.mod_revision);
       else if (!isPlacementKey(prefix, key)) other = true;
     }
