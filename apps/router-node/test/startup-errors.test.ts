@@ -209,6 +209,26 @@ describe('router-node check', () => {
     expect(messages(run.stderr)).toEqual(lines);
   });
 
+  it('exits 2 for etcd TLS files it cannot read or that do not match', async () => {
+    const dir = tempDir(cleanup);
+    generateTestCertificates(dir);
+    const file = configFile({
+      nodes: A_NODE,
+      etcd: {
+        endpoints: ['127.0.0.1:2379'],
+        ca: join(dir, 'missing-ca.crt'),
+        cert: join(dir, 'client.crt'),
+        key: join(dir, 'server.key'),
+      },
+    });
+    const r = await runMain(['check', '--config', file]);
+    expect(r.code).toBe(2);
+    const lines = messages(r.stderr);
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/config etcd\.key = ".*server\.key": does not match etcd\.cert/);
+    expect(lines[1]).toMatch(/config etcd\.ca = ".*missing-ca\.crt": cannot read: .*ENOENT/);
+  });
+
   it('accepts readable, matching certificates', async () => {
     const dir = tempDir(cleanup);
     generateTestCertificates(dir);

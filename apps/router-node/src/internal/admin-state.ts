@@ -57,6 +57,7 @@ export interface AdminState {
     readonly replicationFactor: number;
     readonly vnodesPerNode: number;
     readonly tokensPerNode: number;
+    readonly maxNodes: number;
   };
 }
 
@@ -146,15 +147,12 @@ export function decodeState(text: string, file: string): AdminState {
     );
   }
   const { nodes, assignments, moves, seed, revision, settings } = raw;
+  const SETTINGS = ['replicationFactor', 'vnodesPerNode', 'tokensPerNode', 'maxNodes'] as const;
   if (
     settings !== undefined &&
-    !(
-      isRecord(settings) &&
-      Number.isSafeInteger(settings.replicationFactor) &&
-      Number.isSafeInteger(settings.vnodesPerNode)
-    )
+    !(isRecord(settings) && SETTINGS.every((k) => Number.isSafeInteger(settings[k])))
   ) {
-    throw new StateFileError(file, '"settings" must be { replicationFactor, vnodesPerNode }');
+    throw new StateFileError(file, `"settings" must be { ${SETTINGS.join(', ')} }`);
   }
   if (revision !== undefined && (!Number.isSafeInteger(revision) || (revision as number) < 0)) {
     throw new StateFileError(file, `has revision ${JSON.stringify(revision)}: not a revision`);
@@ -216,9 +214,8 @@ export function decodeState(text: string, file: string): AdminState {
             settings: {
               replicationFactor: settings.replicationFactor as number,
               vnodesPerNode: settings.vnodesPerNode as number,
-              tokensPerNode: Number.isSafeInteger(settings.tokensPerNode)
-                ? (settings.tokensPerNode as number)
-                : 0,
+              tokensPerNode: settings.tokensPerNode as number,
+              maxNodes: settings.maxNodes as number,
             },
           }
         : {}),

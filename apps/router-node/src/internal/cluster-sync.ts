@@ -17,6 +17,8 @@ export interface ClusterSyncInit {
   readonly source: EtcdPrefix;
   /** A new placement (the intent at `revision`); throws when it cannot be followed. */
   readonly adopt: (intent: PlacementIntent, revision: number) => void;
+  /** etcd went away or answers again. */
+  readonly onConnection?: (up: boolean) => void;
   readonly log: Logger;
 }
 
@@ -45,6 +47,7 @@ export class ClusterSync {
       onOther: (kvs) => {
         this.#routers = routersFromKeys(prefix, kvs);
       },
+      ...(init.onConnection !== undefined ? { onConnection: init.onConnection } : {}),
     });
   }
 

@@ -116,6 +116,10 @@ export function checkConfigFiles(
     pair('pool.tls', cfg.pool.tls.cert, cfg.pool.tls.key);
     ca('pool.tls.ca', cfg.pool.tls.ca);
   }
+  if (cfg.etcd !== null) {
+    pair('etcd', cfg.etcd.cert, cfg.etcd.key);
+    ca('etcd.ca', cfg.etcd.ca);
+  }
   if (cfg.dataDir !== null) check(() => writableDir('dataDir', cfg.dataDir!));
   if (localCluster && cfg.localCluster.dataDir !== null) {
     check(() => writableDir('localCluster.dataDir', cfg.localCluster.dataDir!));

@@ -338,12 +338,21 @@ export class ControlPlane implements AdminTarget {
     );
     const before = this.#revision;
     this.#revision = revision;
+    let epoch: number;
     try {
-      return this.#apply(change);
+      epoch = this.#apply(change);
     } catch (err) {
       this.#revision = before;
       throw err;
     }
+    const local = this.#config.localNodeId;
+    if (local !== null && change.next.get(local) === undefined) {
+      this.#init.log.error(
+        { event: 'local-node-removed', node: local, revision },
+        `localNodeId ${local} is no longer a member (removed through another router): while partitioned this router has no local copy to route to`,
+      );
+    }
+    return epoch;
   }
 
   /** etcd mode: the placement revision in force; 0 without etcd. */

@@ -31,6 +31,8 @@ export interface PlacementSettings {
   readonly vnodesPerNode: number;
   /** Allocated tokens per node; 0: `vnodesPerNode` tokens hashed from each id. */
   readonly tokensPerNode: number;
+  /** Nodes every router's tables hold: one router short of them could not follow. */
+  readonly maxNodes: number;
 }
 
 export function settingsKey(prefix: string): string {
@@ -51,9 +53,8 @@ export function settingsFromKeys(
   if (text === undefined) return null;
   const raw = parse(key, text);
   const out: Record<string, number> = {};
-  for (const name of ['replicationFactor', 'vnodesPerNode', 'tokensPerNode'] as const) {
-    // A prefix seeded before token allocation has no tokensPerNode: random vnodes.
-    const v = name === 'tokensPerNode' ? (raw[name] ?? 0) : raw[name];
+  for (const name of ['replicationFactor', 'vnodesPerNode', 'tokensPerNode', 'maxNodes'] as const) {
+    const v = raw[name];
     const { min, max } = limits[name];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
       throw new EtcdStateError(`${key}.${name}`, v, `must be an integer from ${min} to ${max}`);

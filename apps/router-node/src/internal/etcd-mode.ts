@@ -57,7 +57,12 @@ const SETTINGS_LIMITS = {
   replicationFactor: CONFIG_SCHEMA.replicationFactor,
   vnodesPerNode: CONFIG_SCHEMA.vnodesPerNode,
   tokensPerNode: CONFIG_SCHEMA['etcd.tokensPerNode'],
+  maxNodes: CONFIG_SCHEMA.maxNodes,
 };
+
+function limitsOf(s: PlacementSettings): MembershipLimits {
+  return { maxNodes: s.maxNodes, maxSlots: s.maxNodes };
+}
 
 const WAIT_MIN_MS = 250;
 const WAIT_MAX_MS = 5000;
@@ -97,7 +102,7 @@ export async function startFromEtcd(
           `etcd unreachable: routing on the placement of revision ${cached.revision} kept in ${cache.file} until it answers`,
         );
         return {
-          membership: membershipOf(cached, cfg, limits),
+          membership: membershipOf(cached, cfg, limitsOf(cached.settings ?? settingsOf(cfg))),
           revision: cached.revision,
           snapshot: null,
           source: 'cache',
@@ -146,11 +151,12 @@ export async function startFromEtcd(
     if (
       settings.replicationFactor !== mine.replicationFactor ||
       settings.vnodesPerNode !== mine.vnodesPerNode ||
-      settings.tokensPerNode !== mine.tokensPerNode
+      settings.tokensPerNode !== mine.tokensPerNode ||
+      settings.maxNodes !== mine.maxNodes
     ) {
       log.warn(
         { event: 'etcd-start', etcd: settings, file: mine },
-        "the config file's replicationFactor, vnodesPerNode or etcd.tokensPerNode differ from etcd's: etcd's apply, so every router builds the same ring",
+        "the config file's replicationFactor, vnodesPerNode, etcd.tokensPerNode or maxNodes differ from etcd's: etcd's apply, so every router builds the same ring and holds every node",
       );
     }
     const diff = differences(
@@ -171,7 +177,7 @@ export async function startFromEtcd(
       );
     }
     return {
-      membership: membershipOf(intent, cfg, limits),
+      membership: membershipOf(intent, cfg, limitsOf(settings)),
       revision: snap.placementRevision,
       snapshot: snap,
       source: 'etcd',
@@ -201,6 +207,7 @@ function settingsOf(cfg: RouterNodeConfig): PlacementSettings {
     replicationFactor: cfg.replicationFactor,
     vnodesPerNode: cfg.vnodesPerNode,
     tokensPerNode: cfg.etcd?.tokensPerNode ?? 0,
+    maxNodes: cfg.maxNodes,
   };
 }
 
@@ -213,6 +220,7 @@ export function withSettings(cfg: RouterNodeConfig, s: PlacementSettings): Route
     ...cfg,
     replicationFactor: s.replicationFactor,
     vnodesPerNode: s.vnodesPerNode,
+    maxNodes: s.maxNodes,
     ...(cfg.etcd !== null ? { etcd: { ...cfg.etcd, tokensPerNode: s.tokensPerNode } } : {}),
   };
 }
@@ -223,6 +231,7 @@ export class EtcdMode {
   readonly sync: ClusterSync;
   #registration: Registration | null = null;
   #election: DriverElection | null = null;
+  #standDown: NodeJS.Timeout | null = null;
   #closed = false;
 
   constructor(store: EtcdStore, sync: ClusterSync) {
@@ -265,6 +274,25 @@ export class EtcdMode {
     return this.#election?.leading ?? false;
   }
 
+  /**
+   * etcd went away or came back. A driver cut off from etcd for half its lease's TTL stops
+   * driving (its lease may lapse and another router be elected: etcd3 would tell it only after
+   * twice the TTL) and campaigns again once etcd answers.
+   */
+  connectionChanged(up: boolean, ttlMs: number): void {
+    if (this.#standDown !== null) clearTimeout(this.#standDown);
+    this.#standDown = null;
+    if (up) {
+      this.#election?.resume();
+      return;
+    }
+    this.#standDown = setTimeout(() => {
+      this.#standDown = null;
+      this.#election?.standDown();
+    }, ttlMs / 2);
+    this.#standDown.unref();
+  }
+
   view(): EtcdView {
     const s = this.sync.status;
     return {
@@ -278,6 +306,7 @@ export class EtcdMode {
 
   async close(timeoutMs: number): Promise<void> {
     this.#closed = true;
+    if (this.#standDown !== null) clearTimeout(this.#standDown);
     await this.#election?.close(timeoutMs);
     await this.#registration?.close(timeoutMs);
     await this.sync.close();

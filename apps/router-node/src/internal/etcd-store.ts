@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { ETCD_KEYS, etcdKey, type StreamProgress } from '@engram/router';
 import { EtcdPrefix, etcdClient, type PrefixSnapshot } from '@engram/router/etcd';
-import type { Campaign, Etcd3, IKeyValue, Lease } from 'etcd3';
+import type { Campaign, Etcd3, IKeyValue, Lease, Namespace } from 'etcd3';
 import type { Logger } from 'pino';
 import type { EtcdConfig } from './config.js';
 import {
@@ -143,9 +143,11 @@ export class EtcdStore implements PlacementStore {
 
   /** Campaigns for the data-movement driver; `onChange` hears when this router leads or not. */
   campaign(ttlMs: number, onChange: (leading: boolean) => void): DriverElection {
+    // Under the prefix (`<prefix>election/driver/…`), where an etcd role for this cluster
+    // reaches, rather than etcd3's default `election/` at the root.
     return new DriverElection(
-      this.#client,
-      `${this.prefix}driver`,
+      this.#client.namespace(this.prefix),
+      'driver',
       this.#routerId,
       ttlMs,
       onChange,
@@ -319,7 +321,7 @@ export class Registration {
  * whenever the campaign fails (its lease lost with etcd away), so some live router leads.
  */
 export class DriverElection {
-  readonly #client: Etcd3;
+  readonly #client: Namespace;
   readonly #name: string;
   readonly #id: string;
   readonly #ttlMs: number;
@@ -329,11 +331,13 @@ export class DriverElection {
   #leading = false;
   /** Failed and not campaigning successfully since: logged once per outage. */
   #failing = false;
+  /** Stood down (cut off from etcd), until `resume`. */
+  #down = false;
   #timer: NodeJS.Timeout | null = null;
   #closed = false;
 
   constructor(
-    client: Etcd3,
+    client: Namespace,
     name: string,
     id: string,
     ttlMs: number,
@@ -366,7 +370,7 @@ export class DriverElection {
   }
 
   #run(): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#down) return;
     const campaign = this.#client.election(this.#name, ttlSeconds(this.#ttlMs)).campaign(this.#id);
     this.#campaign = campaign;
     campaign.on('elected', () => {
@@ -398,6 +402,32 @@ export class DriverElection {
       }, RETRY_MS);
       this.#timer.unref();
     });
+  }
+
+  /**
+   * Stops driving now (cut off from etcd: another router may be elected meanwhile) and stays
+   * out until `resume`.
+   */
+  standDown(): void {
+    if (this.#closed || this.#down) return;
+    this.#down = true;
+    this.#log.warn(
+      { event: 'driver-stand-down' },
+      'cut off from etcd for half the lease TTL: no longer driving data movement',
+    );
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    const campaign = this.#campaign;
+    this.#campaign = null;
+    this.#set(false);
+    void campaign?.resign().catch(() => undefined);
+  }
+
+  /** etcd answers again: campaigns again if it stood down. */
+  resume(): void {
+    if (this.#closed || !this.#down) return;
+    this.#down = false;
+    this.#run();
   }
 
   /** Resigns (another router takes over at once), within `timeoutMs`. */

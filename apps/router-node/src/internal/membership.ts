@@ -491,8 +491,10 @@ export class Membership {
    * The membership an intent describes, reached from this one (many routers following one
    * truth in etcd: the intent was checked by the router that wrote it). A member kept at the
    * same address and zone keeps its slot and health; one re-addressed keeps its slot but starts
-   * over (unknown, fresh slot); a new one takes a free slot; one gone frees its slot. Throws a
-   * MembershipError (CapacityExceeded, or InUse for the localNodeId gone) with nothing changed.
+   * over (unknown, fresh slot); a new one takes a free slot; one gone frees its slot. The
+   * localNodeId may be gone (another router removed that node): this router follows, and has
+   * no local copy from then on. Throws a MembershipError (CapacityExceeded) with nothing
+   * changed.
    */
   adopt(
     nodes: readonly (NodeConfig & {
@@ -505,9 +507,6 @@ export class Membership {
     reason: string,
   ): Change {
     this.#checkNodeCount(nodes.length, 'nodes');
-    if (this.localNodeId !== null && !nodes.some((n) => n.id === this.localNodeId)) {
-      throw new MembershipError('InUse', 'nodes', this.localNodeId, 'is the localNodeId');
-    }
     const wanted = new Set(nodes.map((n) => n.id));
     let free = [...this.#s.free];
     for (const m of this.#s.members.values()) if (!wanted.has(m.node.id)) free.push(m.slot);

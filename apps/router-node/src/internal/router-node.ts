@@ -277,7 +277,8 @@ async function start(
       'the admin bearer token travels in plaintext: set admin.tls',
     );
   }
-  const limits = { maxNodes: cfg.maxNodes, maxSlots: cfg.maxNodes };
+  // The file's: etcd mode takes etcd's maxNodes (below), so every router holds every node.
+  const fileLimits = { maxNodes: cfg.maxNodes, maxSlots: cfg.maxNodes };
   // The local cluster's nodes are new at every start: nothing of them is worth keeping.
   const stateStore = new AdminStateStore(localCluster === null ? cfg.dataDir : null);
   // etcd mode: the placement is etcd's (the state file only caches it, for a start while
@@ -286,7 +287,7 @@ async function start(
   let etcdStart: EtcdStart | null = null;
   if (etcdStore !== null) {
     try {
-      etcdStart = await startFromEtcd(etcdStore, cfg, stateStore, limits, log);
+      etcdStart = await startFromEtcd(etcdStore, cfg, stateStore, fileLimits, log);
     } catch (err) {
       etcdStore.close();
       throw err;
@@ -300,6 +301,7 @@ async function start(
           new ClusterSync({
             source: etcdStore.source,
             adopt: (intent, revision) => controlPlane!.adopt(intent, revision),
+            onConnection: (up) => etcd?.connectionChanged(up, cfg.etcd!.leaseTtlMs),
             log,
           }),
         );
@@ -333,6 +335,7 @@ async function start(
   });
   // A reload of retryBudget.* replaces it (a budget's shape is fixed): every thread moves over.
   let budget = new SharedRetryBudget({ ...cfg.retryBudget });
+  const limits = { maxNodes: cfg.maxNodes, maxSlots: cfg.maxNodes };
   const restored = etcdStart?.membership ?? startingState(stateStore, cfg, limits, log);
   const upstream = upstreamCredentials(cfg);
   const grpcProbe = new GrpcProbe(upstream);

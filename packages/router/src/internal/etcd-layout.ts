@@ -14,7 +14,7 @@ import { InvalidArgumentError } from './errors.js';
 //   <prefix>pins/<space>      {"spaceId","primary","replicas"}
 //   <prefix>moves/<space>     {"spaceId","to": pin | null}: a pin whose data is streaming
 //   <prefix>routers/<router>  a router's registration, on its lease
-//   <prefix>driver/...        the data-movement driver's election
+//   <prefix>election/driver/… the data-movement driver's election (etcd3's Election)
 //   <prefix>streams/<kind>/<subject>/<instance>/<space>
 //                             {"after","copied","done"}: how far the driver streamed a space
 
@@ -27,7 +27,7 @@ export const ETCD_KEYS = Object.freeze({
   pins: 'pins/',
   moves: 'moves/',
   routers: 'routers/',
-  driver: 'driver',
+  election: 'election/',
   streams: 'streams/',
 } as const);
 

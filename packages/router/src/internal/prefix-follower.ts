@@ -17,6 +17,8 @@ export interface PrefixFollowerInit {
   readonly onPlacement: (kvs: ReadonlyMap<string, string>, revision: number) => void;
   /** Keys outside the placement changed (router registrations, the election). */
   readonly onOther?: (kvs: ReadonlyMap<string, string>) => void;
+  /** etcd went away (the watch broke) or answers again. */
+  readonly onConnection?: (up: boolean) => void;
   readonly log?: Logger | undefined;
   /** Delay before reading again after a failed read or a broken watch. Default 500 ms. */
   readonly retryMs?: number | undefined;
@@ -72,11 +74,11 @@ export class PrefixFollower {
   }
 
   #load(snapshot: PrefixSnapshot): void {
+    this.#setConnected(true);
     this.#kvs.clear();
     for (const [k, v] of snapshot.kvs) this.#kvs.set(k, v);
     this.#modRevisions.clear();
     for (const [k, r] of snapshot.modRevisions) this.#modRevisions.set(k, r);
-    this.#connected = true;
     this.#init.onOther?.(this.#kvs);
     if (snapshot.placementRevision > this.#placementRevision) {
       this.#follow(snapshot.placementRevision);
@@ -88,20 +90,23 @@ export class PrefixFollower {
     const watcher = await this.#init.source.watch(revision, {
       data: (res) => this.#onData(res),
       connected: (up, err) => {
-        if (up === this.#connected) return;
-        this.#connected = up;
-        if (up)
-          log?.info(
-            { event: 'etcd', connected: true },
-            'etcd reachable again: following its changes',
-          );
-        else
+        if (!this.#setConnected(up)) return;
+        if (!up) {
           log?.warn(
             { event: 'etcd', connected: false, ...(err !== undefined ? { err } : {}) },
             'etcd unreachable: the last placement stays in force',
           );
+          return;
+        }
+        // The resumed watch may skip changes made meanwhile (etcd3 resumes from the revision
+        // it saw at reconnect): read the whole prefix again and watch on from that read.
+        log?.info({ event: 'etcd', connected: true }, 'etcd reachable again: reading the prefix');
+        this.#resync();
       },
-      error: (err) => this.#resync(err),
+      error: (err) => {
+        log?.warn({ event: 'etcd-resync', err }, 'etcd watch ended: reading the prefix again');
+        this.#resync();
+      },
     });
     if (this.#closed) {
       void watcher.cancel().catch(() => undefined);
@@ -127,9 +132,17 @@ export class PrefixFollower {
       if (key === marker && ev.type === 'Put') placedAt = Number(ev.kv.mod_revision);
       else if (!isPlacementKey(prefix, key)) other = true;
     }
-    this.#connected = true;
+    this.#setConnected(true);
     if (other) this.#init.onOther?.(this.#kvs);
     if (placedAt > this.#placementRevision) this.#follow(placedAt);
+  }
+
+  /** Records whether etcd answers; true when that changed (`onConnection` is told). */
+  #setConnected(up: boolean): boolean {
+    if (up === this.#connected) return false;
+    this.#connected = up;
+    this.#init.onConnection?.(up);
+    return true;
   }
 
   /** Hands the placement at `revision` on; one that cannot be followed is reported. */
@@ -147,11 +160,13 @@ export class PrefixFollower {
     }
   }
 
-  /** The watch broke for good (compacted past, cancelled): read everything again, watch anew. */
-  #resync(err: Error): void {
+  /**
+   * Reads everything again and watches anew from that read: the watch broke for good
+   * (compacted past, cancelled), or came back after an outage.
+   */
+  #resync(): void {
     if (this.#closed) return;
     const log = this.#init.log;
-    log?.warn({ event: 'etcd-resync', err }, 'etcd watch ended: reading the prefix again');
     const old = this.#watcher;
     this.#watcher = null;
     void old?.cancel().catch(() => undefined);
@@ -170,7 +185,7 @@ export class PrefixFollower {
             'etcd read failed: reading again until it answers',
           );
         }
-        this.#connected = false;
+        this.#setConnected(false);
         this.#timer = setTimeout(() => void again(), this.#init.retryMs ?? 500);
         this.#timer.unref();
       }
