@@ -16,6 +16,7 @@ import {
   type RouterProcess,
   scrape,
   spawnRouter,
+  TEST_HEALTH,
   tempDir,
   testConfig,
 } from './helpers.js';
@@ -210,6 +211,35 @@ describe('router-nodes sharing one placement through etcd', () => {
       await placement.close();
     }
     for (const t of drained) expect(t.etcd!.lastError).toBe('');
+  });
+
+  it('seeds a cluster larger than one etcd transaction holds, whole or not at all', async () => {
+    const prefix = `/test/${process.pid}/${++prefixes}/`;
+    // 200 node keys: more than etcd's 128 operations a transaction. Nothing listens there.
+    const nodes = Array.from({ length: 200 }, (_, i) => ({
+      id: `big-${i}`,
+      address: `127.0.0.1:${20_000 + i}`,
+      zone: `z${i % 3}`,
+    }));
+    const config = (id: string) => ({
+      ...routerConfig(prefix, id),
+      nodes,
+      maxNodes: 256,
+      health: { ...TEST_HEALTH, intervalMs: 5000 },
+    });
+    // Two routers seed at once: one seeds, the other reads what it wrote.
+    const [one, two] = await Promise.all([
+      spawnRouter(cleanup, config('big-1')),
+      spawnRouter(cleanup, config('big-2')),
+    ]);
+    const tables = await Promise.all(
+      [one, two].map((r) => table(adminClient(cleanup, r.adminPort))),
+    );
+    expect(tables.map((t) => t.nodes.length)).toEqual([200, 200]);
+    expect(tables[0]!.revision).toBe(tables[1]!.revision);
+    expect(
+      [one, two].filter((r) => /was empty: seeded/.test(r.stderr())).map((r) => r.port),
+    ).toHaveLength(1);
   });
 
   it('lets exactly one of two changes checked against the same revision win', async () => {

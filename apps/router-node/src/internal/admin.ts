@@ -127,8 +127,10 @@ export const ADMIN_STATUS_BY_CODE: Readonly<Record<string, grpc.status>> = Objec
   ReplicaServiceMissing: grpc.status.FAILED_PRECONDITION,
   // etcd mode: another router changed the placement since this one's view (read, retry) ...
   Aborted: grpc.status.ABORTED,
-  // ... or etcd is unreachable (routing goes on from the last table).
+  // ... or etcd is unreachable (routing goes on from the last table) ...
   Unavailable: grpc.status.UNAVAILABLE,
+  // ... or etcd refused the request itself (its permissions or limits).
+  StoreRefused: grpc.status.FAILED_PRECONDITION,
 });
 
 /** The status an admin change answers for `err`. */

@@ -20,6 +20,8 @@ export const ROUTER_NODE_ERROR_CODES = Object.freeze([
   'ListenFailed',
   /** An admin change lost a race with another router's (etcd mode): nothing applied. */
   'Aborted',
+  /** etcd refused a request (permissions, a limit): retrying it will not help. */
+  'StoreRefused',
 ] as const);
 export type RouterNodeErrorCode = (typeof ROUTER_NODE_ERROR_CODES)[number];
 

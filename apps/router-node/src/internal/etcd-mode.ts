@@ -83,6 +83,8 @@ export async function startFromEtcd(
   sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
 ): Promise<EtcdStart> {
   let wait = WAIT_MIN_MS;
+  /** The seed (tokens allocated once, however many tries it takes). */
+  let seeding: PlacementIntent | undefined;
   for (let attempt = 1; ; attempt++) {
     let snap: Snapshot;
     try {
@@ -133,15 +135,27 @@ export async function startFromEtcd(
         cfg.router.replicateWrites,
       );
       const settings = settingsOf(cfg);
+      seeding ??= withTokens(intentOf(seedOf), settings);
+      let seeded = false;
       try {
-        if (await store.seed(withTokens(intentOf(seedOf), settings), settings)) {
-          log.info(
-            { event: 'etcd-start', source: 'seeded', prefix: store.prefix },
-            `etcd prefix ${store.prefix} was empty: seeded with the config file's nodes and assignments`,
-          );
-        }
+        seeded = await store.seed(seeding, settings);
       } catch (err) {
+        // Refused by etcd itself (permissions, limits): no retry helps. Exit with it.
         if (!(err instanceof StoreUnavailableError)) throw err;
+      }
+      if (seeded) {
+        log.info(
+          { event: 'etcd-start', source: 'seeded', prefix: store.prefix },
+          `etcd prefix ${store.prefix} was empty: seeded with the config file's nodes and assignments`,
+        );
+      } else {
+        // Another router seeds it now (or etcd went away): read again in a while.
+        log.info(
+          { event: 'etcd-start', source: 'waiting-for-seed', attempt },
+          'another router is seeding the etcd prefix (or etcd went away): reading it again',
+        );
+        await sleep(wait);
+        wait = Math.min(WAIT_MAX_MS, wait * 2);
       }
       continue; // read what is there now (ours, or a router that seeded first)
     }

@@ -1,7 +1,19 @@
 import { readFileSync } from 'node:fs';
 import { ETCD_KEYS, etcdKey, type StreamProgress } from '@engram/router';
 import { EtcdPrefix, etcdClient, type PrefixSnapshot } from '@engram/router/etcd';
-import type { Campaign, Etcd3, IKeyValue, Lease, Namespace } from 'etcd3';
+import {
+  type Campaign,
+  ClientClosedError,
+  type Etcd3,
+  EtcdLeaseInvalidError,
+  GRPCCancelledError,
+  GRPCDeadlineExceededError,
+  GRPCGenericError,
+  GRPCUnavailableError,
+  type IKeyValue,
+  type Lease,
+  type Namespace,
+} from 'etcd3';
 import type { Logger } from 'pino';
 import type { EtcdConfig } from './config.js';
 import {
@@ -14,7 +26,12 @@ import {
   routerKey,
   settingsKey,
 } from './etcd-keys.js';
-import { AbortedError, type PlacementStore, StoreUnavailableError } from './placement-store.js';
+import {
+  AbortedError,
+  type PlacementStore,
+  StoreRefusedError,
+  StoreUnavailableError,
+} from './placement-store.js';
 import type { StreamProgressStore, TransitionKind } from './streamer.js';
 
 // router-node's etcd edge: conditioned transactions, the registration lease and the driver
@@ -24,6 +41,37 @@ import type { StreamProgressStore, TransitionKind } from './streamer.js';
 
 /** The keys under the prefix at one revision. */
 export type Snapshot = PrefixSnapshot;
+
+/** Keys one seeding transaction writes (etcd's --max-txn-ops is 128 by default). */
+const SEED_BATCH = 100;
+/** The seeding lock's lease: a seeder that dies frees it this long after. */
+const SEED_LOCK_TTL_S = 10;
+
+/**
+ * What a failed etcd call means: unreachable (no answer, or none in time: `maybeApplied` for a
+ * write whose outcome is unknown), or refused by etcd itself (retrying will not help).
+ */
+function storeError(what: string, err: unknown, write = false): Error {
+  if (
+    err instanceof GRPCUnavailableError ||
+    err instanceof GRPCDeadlineExceededError ||
+    err instanceof GRPCCancelledError ||
+    err instanceof ClientClosedError ||
+    err instanceof EtcdLeaseInvalidError
+  ) {
+    return new StoreUnavailableError(
+      what,
+      err,
+      write &&
+        !(err instanceof GRPCUnavailableError && /No connection established/.test(err.message)),
+    );
+  }
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'number' && !(err instanceof GRPCGenericError)) {
+    return new StoreUnavailableError(what, err, write);
+  }
+  return new StoreRefusedError(what, err);
+}
 
 function num(v: string | number | undefined | null): number {
   return v === undefined || v === null ? 0 : Number(v);
@@ -66,28 +114,61 @@ export class EtcdStore implements PlacementStore {
     try {
       return await this.source.snapshot();
     } catch (err) {
-      throw new StoreUnavailableError('read', err);
+      throw storeError('read', err);
     }
   }
 
   /**
    * Writes `intent` as the first placement of an empty prefix; false when another router
-   * seeded it first (read it then).
+   * seeds it (read it again then). A large cluster does not fit one transaction (etcd's
+   * --max-txn-ops, 128 by default), so the seeding router first takes a lock (on a lease: a
+   * seeder that dies frees it), clears what a dead seeder may have left, writes the keys in
+   * batches each conditioned on still holding the lock, and writes the marker last: no router
+   * sees a placement until it is whole.
    */
   async seed(intent: PlacementIntent, settings: PlacementSettings): Promise<boolean> {
-    const ops = [
-      ...intentKeys(this.prefix, intent),
-      [settingsKey(this.prefix), JSON.stringify(settings)] as const,
-    ].map(([k, v]) => this.#client.put(k).value(v));
+    const marker = placementKey(this.prefix);
+    const lock = etcdKey(this.prefix, ETCD_KEYS.seeding);
+    const c = this.#client;
+    const lease = c.lease(SEED_LOCK_TTL_S, { autoKeepAlive: true });
+    lease.on('lost', () => undefined); // a lost lock fails the next batch's condition
     try {
-      const res = await this.#client
-        .if(placementKey(this.prefix), 'Create', '==', 0)
-        .then(...ops, this.#client.put(placementKey(this.prefix)).value(this.#marker('seed')))
+      const taken = await c
+        .if(marker, 'Create', '==', 0)
+        .and(lock, 'Create', '==', 0)
+        .then(
+          c.put(lock).value(this.#routerId).lease(lease.grant()),
+          ...[ETCD_KEYS.nodes, ETCD_KEYS.pins, ETCD_KEYS.moves].map((sub) =>
+            c.delete().prefix(`${this.prefix}${sub}`),
+          ),
+        )
         .options(this.#deadline())
         .commit();
-      return res.succeeded;
+      if (!taken.succeeded) return false;
+      const keys = [
+        ...intentKeys(this.prefix, intent),
+        [settingsKey(this.prefix), JSON.stringify(settings)] as const,
+      ];
+      for (let i = 0; i < keys.length; i += SEED_BATCH) {
+        const held = await c
+          .if(marker, 'Create', '==', 0)
+          .and(lock, 'Value', '==', this.#routerId)
+          .then(...keys.slice(i, i + SEED_BATCH).map(([k, v]) => c.put(k).value(v)))
+          .options(this.#deadline())
+          .commit();
+        if (!held.succeeded) return false;
+      }
+      const done = await c
+        .if(marker, 'Create', '==', 0)
+        .and(lock, 'Value', '==', this.#routerId)
+        .then(c.put(marker).value(this.#marker('seed')), c.delete().key(lock))
+        .options(this.#deadline())
+        .commit();
+      return done.succeeded;
     } catch (err) {
-      throw new StoreUnavailableError('seed', err);
+      throw storeError('seed', err);
+    } finally {
+      await lease.revoke().catch(() => undefined);
     }
   }
 
@@ -119,7 +200,7 @@ export class EtcdStore implements PlacementStore {
         .options(this.#deadline())
         .commit();
     } catch (err) {
-      throw new StoreUnavailableError('transaction', err);
+      throw storeError('transaction', err, true);
     }
     if (!res.succeeded) {
       const kv = res.responses[0]?.response_range?.kvs[0] as IKeyValue | undefined;

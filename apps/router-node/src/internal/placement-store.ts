@@ -21,13 +21,33 @@ export class AbortedError extends RouterNodeError {
 
 /** etcd did not answer in time, or refused the connection: nothing applied. */
 export class StoreUnavailableError extends RouterNodeError {
-  constructor(what: string, cause: unknown) {
+  /** The request may have applied (etcd did not answer in time, or the reply was lost). */
+  readonly maybeApplied: boolean;
+  constructor(what: string, cause: unknown, maybeApplied = false) {
     super(
       'Unavailable',
-      `etcd is unreachable (${what}: ${(cause as Error | null)?.message ?? String(cause)}): admin changes are refused until it is back; routing goes on from the last table`,
+      maybeApplied
+        ? `etcd did not confirm the ${what} (${(cause as Error | null)?.message ?? String(cause)}): it may or may not have applied; GetTable tells once etcd answers. Routing goes on from the last table`
+        : `etcd is unreachable (${what}: ${(cause as Error | null)?.message ?? String(cause)}): admin changes are refused until it is back; routing goes on from the last table`,
       { cause },
     );
     this.name = 'StoreUnavailableError';
+    this.maybeApplied = maybeApplied;
+  }
+}
+
+/**
+ * etcd answered, and refused the request (permissions, a limit such as --max-txn-ops or
+ * --max-request-bytes): retrying the same request will not help. Nothing applied.
+ */
+export class StoreRefusedError extends RouterNodeError {
+  constructor(what: string, cause: unknown) {
+    super(
+      'StoreRefused',
+      `etcd refused the ${what}: ${(cause as Error | null)?.message ?? String(cause)}`,
+      { cause },
+    );
+    this.name = 'StoreRefusedError';
   }
 }
 

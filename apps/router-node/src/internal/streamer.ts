@@ -119,6 +119,9 @@ export class Streamer {
     const keys = new Set(wanted.map((w) => keyOf(w.kind, w.subject)));
     for (const [key, run] of this.#runs) {
       if (keys.has(key)) continue;
+      // Streamed and completing: its own change is what made it unwanted (or will fail as
+      // no longer applicable); it leaves by itself.
+      if (run.phase === StreamPhase.Done) continue;
       run.cancelled = true;
       this.#runs.delete(key);
       // After the progress writes still in flight: none may land after the forget.

@@ -15,6 +15,7 @@ import { InvalidArgumentError } from './errors.js';
 //   <prefix>moves/<space>     {"spaceId","to": pin | null}: a pin whose data is streaming
 //   <prefix>routers/<router>  a router's registration, on its lease
 //   <prefix>election/driver/… the data-movement driver's election (etcd3's Election)
+//   <prefix>seeding           the lock of the router seeding an empty prefix (on a lease)
 //   <prefix>streams/<kind>/<subject>/<instance>/<space>
 //                             {"after","copied","done"}: how far the driver streamed a space
 
@@ -28,6 +29,7 @@ export const ETCD_KEYS = Object.freeze({
   moves: 'moves/',
   routers: 'routers/',
   election: 'election/',
+  seeding: 'seeding',
   streams: 'streams/',
 } as const);
 
