@@ -112,6 +112,27 @@ describe('the admin state', () => {
     expect(back.get('b')?.leaveTo).toBe('drained');
   });
 
+  it('keeps, in etcd mode, the revision, prefix and ring settings it is a copy of, and tokens', () => {
+    const m = Membership.create([node('a', 1)], [], null, LIMITS).add(node('b', 2), [5, 9]).next;
+    const etcd = {
+      revision: 42,
+      prefix: '/engram/router/',
+      settings: { replicationFactor: 3, vnodesPerNode: 8192, tokensPerNode: 64, maxNodes: 64 },
+    };
+    const back = decodeState(encodeState(stateOf(m, SEED, etcd)), FILE);
+    expect(back).toMatchObject(etcd);
+    expect(back.nodes.find((n) => n.id === 'b')?.tokens).toEqual([5, 9]);
+    const plain = decodeState(encodeState(stateOf(m, SEED)), FILE);
+    expect([plain.revision, plain.prefix, plain.settings]).toEqual([
+      undefined,
+      undefined,
+      undefined,
+    ]);
+    const bad = JSON.parse(encodeState(stateOf(m, SEED, etcd)));
+    bad.settings.maxNodes = 'many';
+    expect(() => decodeState(JSON.stringify(bad), FILE)).toThrow(/"settings" must be/);
+  });
+
   it('refuses a corrupt file with a StateFileError naming it (a ConfigError: exit 2)', () => {
     const cases: [string, RegExp][] = [
       ['{"version":1,', /is not valid JSON/],

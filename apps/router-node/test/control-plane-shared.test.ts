@@ -187,6 +187,7 @@ describe('ControlPlane with a shared placement store (etcd mode)', () => {
     const { plane, store } = setup();
     const stale = await rejection(plane.addNode({ id: 'n5', address: '127.0.0.1:7005' }, 9));
     expect(stale).toBeInstanceOf(AbortedError);
+    expect(stale).toMatchObject({ code: 'Aborted', field: 'ifRevision', value: 9 });
     expect(store.commits).toBe(0);
     await plane.addNode({ id: 'n5', address: '127.0.0.1:7005', zone: '' }, 10);
     expect(plane.revision).toBe(13);

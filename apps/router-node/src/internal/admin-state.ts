@@ -52,6 +52,8 @@ export interface AdminState {
    * unreachable routes on it until etcd answers).
    */
   readonly revision?: number;
+  /** etcd mode: the prefix it is a copy of (a router pointed at another cluster ignores it). */
+  readonly prefix?: string;
   /** etcd mode: the ring settings of that placement (etcd's, which every router shares). */
   readonly settings?: {
     readonly replicationFactor: number;
@@ -72,12 +74,7 @@ export class StateFileError extends ConfigError {
 }
 
 /** The state of a membership, as written. */
-export function stateOf(
-  m: Membership,
-  seed: PlacementSeed,
-  revision?: number,
-  settings?: AdminState['settings'],
-): AdminState {
+export function stateOf(m: Membership, seed: PlacementSeed, etcd?: EtcdCopy): AdminState {
   return {
     version: STATE_VERSION,
     nodes: [...m.members].map((x) => ({
@@ -96,9 +93,17 @@ export function stateOf(
       nodes: seed.nodes.map((n) => ({ id: n.id, address: n.address, zone: n.zone })),
       assignments: seed.assignments.map(copyPin),
     },
-    ...(revision !== undefined ? { revision } : {}),
-    ...(settings !== undefined ? { settings: { ...settings } } : {}),
+    ...(etcd !== undefined
+      ? { revision: etcd.revision, prefix: etcd.prefix, settings: { ...etcd.settings } }
+      : {}),
   };
+}
+
+/** etcd mode: what the state file, a copy of etcd's placement, says of it. */
+export interface EtcdCopy {
+  readonly revision: number;
+  readonly prefix: string;
+  readonly settings: NonNullable<AdminState['settings']>;
 }
 
 function copyPin(a: AssignmentConfig): AssignmentConfig {
@@ -146,7 +151,10 @@ export function decodeState(text: string, file: string): AdminState {
       `has version ${JSON.stringify(raw.version)}; this router reads version ${STATE_VERSION}`,
     );
   }
-  const { nodes, assignments, moves, seed, revision, settings } = raw;
+  const { nodes, assignments, moves, seed, revision, settings, prefix } = raw;
+  if (prefix !== undefined && typeof prefix !== 'string') {
+    throw new StateFileError(file, `has prefix ${JSON.stringify(prefix)}: not a key prefix`);
+  }
   const SETTINGS = ['replicationFactor', 'vnodesPerNode', 'tokensPerNode', 'maxNodes'] as const;
   if (
     settings !== undefined &&
@@ -209,6 +217,7 @@ export function decodeState(text: string, file: string): AdminState {
       moves: outMoves,
       seed: { nodes: outSeedNodes, assignments: outSeedPins },
       ...(revision !== undefined ? { revision: revision as number } : {}),
+      ...(prefix !== undefined ? { prefix } : {}),
       ...(settings !== undefined
         ? {
             settings: {
@@ -439,14 +448,9 @@ export class AdminStateStore {
   }
 
   /** Writes `m`'s state when it differs from the last one written (health changes do not). */
-  save(
-    m: Membership,
-    seed: PlacementSeed,
-    revision?: number,
-    settings?: AdminState['settings'],
-  ): boolean {
+  save(m: Membership, seed: PlacementSeed, etcd?: EtcdCopy): boolean {
     if (this.file === null) return false;
-    const text = encodeState(stateOf(m, seed, revision, settings));
+    const text = encodeState(stateOf(m, seed, etcd));
     if (text === this.#last) return false;
     this.#io.write(this.file, text);
     this.#last = text;

@@ -381,7 +381,7 @@ export class ControlPlane implements AdminTarget {
       const base = this.#membership;
       const baseRevision = this.#revision;
       if (ifRevision !== 0 && ifRevision !== baseRevision) {
-        throw new AbortedError(ifRevision, baseRevision);
+        throw new AbortedError(ifRevision, baseRevision, 'ifRevision');
       }
       const change = make(base);
       if (change.next === base) return this.epoch;

@@ -92,7 +92,13 @@ export async function startFromEtcd(
     } catch (err) {
       if (!(err instanceof StoreUnavailableError)) throw err;
       const cached = cache.load();
-      if (cached !== null && cached.revision !== undefined) {
+      // A copy of this prefix's placement only: one of another cluster's must not be routed by.
+      if (
+        cached !== null &&
+        cached.revision !== undefined &&
+        cached.prefix === store.prefix &&
+        cached.settings !== undefined
+      ) {
         log.warn(
           {
             event: 'etcd-start',
@@ -104,11 +110,11 @@ export async function startFromEtcd(
           `etcd unreachable: routing on the placement of revision ${cached.revision} kept in ${cache.file} until it answers`,
         );
         return {
-          membership: membershipOf(cached, cfg, limitsOf(cached.settings ?? settingsOf(cfg))),
+          membership: membershipOf(cached, cfg, limitsOf(cached.settings)),
           revision: cached.revision,
           snapshot: null,
           source: 'cache',
-          settings: cached.settings ?? settingsOf(cfg),
+          settings: cached.settings,
         };
       }
       log.warn(

@@ -8,14 +8,24 @@ import type { PlacementIntent } from './etcd-keys.js';
 export class AbortedError extends RouterNodeError {
   readonly baseRevision: number;
   readonly revision: number;
-  constructor(baseRevision: number, revision: number) {
+  /** `ifRevision` when the caller's own revision was stale; `revision` when this router's was. */
+  readonly field: 'ifRevision' | 'revision';
+  /** The revision the change was checked against. */
+  readonly value: number;
+  constructor(
+    baseRevision: number,
+    revision: number,
+    field: 'ifRevision' | 'revision' = 'revision',
+  ) {
     super(
       'Aborted',
-      `the placement changed in etcd since revision ${baseRevision} (now ${revision}), which this change was checked against: nothing applied; read the table and retry`,
+      `${field} ${baseRevision}: the placement changed in etcd since (now revision ${revision}), and this change was checked against it: nothing applied; read the table and retry`,
     );
     this.name = 'AbortedError';
     this.baseRevision = baseRevision;
     this.revision = revision;
+    this.field = field;
+    this.value = baseRevision;
   }
 }
 

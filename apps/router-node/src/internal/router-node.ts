@@ -400,8 +400,13 @@ async function start(
               stateStore.save(
                 m,
                 seed,
-                etcdStart === null ? undefined : (controlPlane?.revision ?? etcdStart.revision),
-                etcdStart?.settings,
+                etcdStart === null
+                  ? undefined
+                  : {
+                      revision: controlPlane?.revision ?? etcdStart.revision,
+                      prefix: cfg.etcd!.prefix,
+                      settings: etcdStart.settings,
+                    },
               ),
           }
         : {}),
@@ -652,7 +657,16 @@ async function start(
     localCluster,
     table: () => plane.table(),
     metricsText,
-    reloadMembership: (nodes) => plane.reloadMembership(nodes),
+    reloadMembership: (nodes) => {
+      if (etcd !== null) {
+        throw new ConfigError(
+          'nodes',
+          nodes.map((n) => n.id),
+          'etcd holds the placement: change it with RouterAdmin (AddNode, RemoveNode)',
+        );
+      }
+      return plane.reloadMembership(nodes);
+    },
     reloadAdminToken: (admin) => {
       if (cfg.admin.enabled) adminAuth.set(readAdminToken(admin));
     },

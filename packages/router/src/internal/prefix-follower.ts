@@ -193,11 +193,16 @@ export class PrefixFollower {
     this.#timer = setTimeout(() => void again(), 0);
   }
 
-  async close(): Promise<void> {
+  /** Stops following; waits for the watch's cancel at most `timeoutMs` (etcd may be away). */
+  async close(timeoutMs = 1000): Promise<void> {
     this.#closed = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
     const w = this.#watcher;
     this.#watcher = null;
-    await w?.cancel().catch(() => undefined);
+    if (w === null) return;
+    await Promise.race([
+      w.cancel().catch(() => undefined),
+      new Promise((r) => setTimeout(r, timeoutMs).unref()),
+    ]);
   }
 }
