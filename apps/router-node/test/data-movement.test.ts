@@ -25,9 +25,17 @@ afterEach(() => cleanup.run());
 /**
  * Settings of these tests. The deadline is short because a membership change waits one
  * deadline (writes decided on the old table finish) before streaming; the attempt timeout
- * bounds a write to a stopped node.
+ * bounds a write to a stopped node. A node back from a kill is tried through its half-open
+ * breaker: on a machine busy enough that the one probe call outlasts the 500 ms attempt
+ * timeout, the breaker opens again for `breakerTimeoutMs`; 1 s (not the 30 s default) keeps
+ * the next try inside the waits below, which are about data, not breaker timing.
  */
-const MOVING = { deadlineMs: 2000, attemptTimeoutMs: 500, retryBaseDelayMs: 20 };
+const MOVING = {
+  deadlineMs: 2000,
+  attemptTimeoutMs: 500,
+  retryBaseDelayMs: 20,
+  breakerTimeoutMs: 1000,
+};
 
 async function cluster(count: number): Promise<LocalCluster> {
   const c = await LocalCluster.start(count, 2);
