@@ -13,14 +13,14 @@ import { EtcdServer } from '@engram/etcd-server';
 import { callMemory, MemoryServiceClient } from '@engram/proto';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
-import {
-  CONFIG_DEFAULTS,
-  LocalCluster,
-  RouterAdminClient,
-  type RouterNode,
-  type RouterNodeConfig,
-  startRouterNode,
-} from '../dist/index.js';
+import type { RouterNode, RouterNodeConfig } from '../src/index.js';
+
+// The build, at run time (its data-plane threads load dist/internal/worker.js); typed from the
+// sources, so type-checking this script needs no build.
+const DIST = new URL('../dist/index.js', import.meta.url).href;
+const { CONFIG_DEFAULTS, LocalCluster, RouterAdminClient, startRouterNode } = (await import(
+  DIST
+)) as typeof import('../src/index.js');
 
 const line = (text = '') => process.stdout.write(`${text}\n`);
 // The routers' own warnings (etcd away, a change refused) would repeat what the demo says.
