@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from './errors.js';
 import { TokenAllocator } from './internal/allocator.js';
-import { checkInteger } from './internal/options.js';
+import { checkInteger, checkTokenList } from './internal/options.js';
 import { compareCodePoints } from './internal/placement.js';
 import {
   DEFAULT_REPLICATION_FACTOR,
@@ -8,7 +8,6 @@ import {
   MAX_NODES,
   MAX_REPLICATION_FACTOR,
   MAX_RING_TOKENS,
-  MAX_TOKEN,
   MAX_TOKENS_PER_NODE,
   MAX_ZONE_LENGTH,
 } from './limits.js';
@@ -65,7 +64,7 @@ export function allocateTokens(
       throw new InvalidArgumentError(`existing[${i}].id`, checked.id, 'unique among the nodes');
     }
     seen.add(checked.id);
-    return { ...checked, tokens: checkTokens(`existing[${i}].tokens`, node.tokens), input: i };
+    return { ...checked, tokens: checkTokenList(`existing[${i}].tokens`, node.tokens), input: i };
   });
   const newcomer = checkNode('joining', joining);
   if (seen.has(newcomer.id)) {
@@ -165,21 +164,6 @@ function checkNode(field: string, node: unknown): { id: string; zone: string } {
     );
   }
   return { id, zone: zone ?? '' };
-}
-
-function checkTokens(field: string, tokens: unknown): Uint32Array {
-  if (!Array.isArray(tokens) || tokens.length === 0 || tokens.length > MAX_TOKENS_PER_NODE) {
-    throw new InvalidArgumentError(
-      field,
-      Array.isArray(tokens) ? tokens.length : tokens,
-      `an array of 1 to ${MAX_TOKENS_PER_NODE} tokens`,
-    );
-  }
-  const out = new Uint32Array(tokens.length);
-  for (let k = 0; k < tokens.length; k++) {
-    out[k] = checkInteger(`${field}[${k}]`, tokens[k], 0, MAX_TOKEN);
-  }
-  return out;
 }
 
 // A token held twice (by two nodes, or twice by one) names its later holder in input order.

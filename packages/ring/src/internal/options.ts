@@ -99,17 +99,7 @@ export function validateNodeTokens(nodes: readonly unknown[]): Uint32Array[] | n
         `an array of tokens (nodes[${carrying}] carries tokens, so every node must)`,
       );
     }
-    if (!Array.isArray(tokens) || tokens.length === 0 || tokens.length > MAX_TOKENS_PER_NODE) {
-      throw new InvalidArgumentError(
-        field,
-        Array.isArray(tokens) ? tokens.length : tokens,
-        `an array of 1 to ${MAX_TOKENS_PER_NODE} tokens`,
-      );
-    }
-    const list = new Uint32Array(tokens.length);
-    for (let k = 0; k < tokens.length; k++) {
-      list[k] = checkInteger(`${field}[${k}]`, tokens[k], 0, MAX_TOKEN);
-    }
+    const list = checkTokenList(field, tokens);
     total += list.length;
     out.push(list);
   }
@@ -117,6 +107,22 @@ export function validateNodeTokens(nodes: readonly unknown[]): Uint32Array[] | n
     throw new InvalidArgumentError('nodes', total, `at most ${MAX_RING_TOKENS} tokens in all`);
   }
   return out;
+}
+
+/** One node's tokens: 1 to MAX_TOKENS_PER_NODE integers in [0, MAX_TOKEN]. */
+export function checkTokenList(field: string, tokens: unknown): Uint32Array {
+  if (!Array.isArray(tokens) || tokens.length === 0 || tokens.length > MAX_TOKENS_PER_NODE) {
+    throw new InvalidArgumentError(
+      field,
+      Array.isArray(tokens) ? tokens.length : tokens,
+      `an array of 1 to ${MAX_TOKENS_PER_NODE} tokens`,
+    );
+  }
+  const list = new Uint32Array(tokens.length);
+  for (let k = 0; k < tokens.length; k++) {
+    list[k] = checkInteger(`${field}[${k}]`, tokens[k], 0, MAX_TOKEN);
+  }
+  return list;
 }
 
 /**
