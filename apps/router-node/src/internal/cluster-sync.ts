@@ -44,8 +44,12 @@ export class ClusterSync {
       source: init.source,
       log: init.log,
       onPlacement: (kvs, revision) => init.adopt(intentFromKeys(prefix, kvs), revision),
-      onOther: (kvs) => {
-        this.#routers = routersFromKeys(prefix, kvs);
+      // Streaming progress is written page by page: the routers are listed again only when
+      // a registration changed.
+      onOther: (kvs, changed) => {
+        const routers = etcdKey(prefix, ETCD_KEYS.routers);
+        if (changed.some((k) => k.startsWith(routers)))
+          this.#routers = routersFromKeys(prefix, kvs);
       },
       ...(init.onConnection !== undefined ? { onConnection: init.onConnection } : {}),
     });

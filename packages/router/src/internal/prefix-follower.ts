@@ -15,8 +15,11 @@ export interface PrefixFollowerInit {
    * followed (reported in `status.lastError`; the follower waits for the next revision).
    */
   readonly onPlacement: (kvs: ReadonlyMap<string, string>, revision: number) => void;
-  /** Keys outside the placement changed (router registrations, the election). */
-  readonly onOther?: (kvs: ReadonlyMap<string, string>) => void;
+  /**
+   * Keys outside the placement changed (router registrations, the election, streaming
+   * progress): `changed` names them (every key, after a full read).
+   */
+  readonly onOther?: (kvs: ReadonlyMap<string, string>, changed: readonly string[]) => void;
   /** etcd went away (the watch broke) or answers again. */
   readonly onConnection?: (up: boolean) => void;
   readonly log?: Logger | undefined;
@@ -79,7 +82,7 @@ export class PrefixFollower {
     for (const [k, v] of snapshot.kvs) this.#kvs.set(k, v);
     this.#modRevisions.clear();
     for (const [k, r] of snapshot.modRevisions) this.#modRevisions.set(k, r);
-    this.#init.onOther?.(this.#kvs);
+    this.#init.onOther?.(this.#kvs, [...this.#kvs.keys()]);
     if (snapshot.placementRevision > this.#placementRevision) {
       this.#follow(snapshot.placementRevision);
     }
@@ -119,7 +122,7 @@ export class PrefixFollower {
     const prefix = this.#init.source.prefix;
     const marker = `${prefix}${ETCD_KEYS.placement}`;
     let placedAt = 0;
-    let other = false;
+    const other: string[] = [];
     for (const ev of res.events) {
       const key = ev.kv.key.toString();
       if (ev.type === 'Put') {
@@ -130,10 +133,10 @@ export class PrefixFollower {
         this.#modRevisions.delete(key);
       }
       if (key === marker && ev.type === 'Put') placedAt = Number(ev.kv.mod_revision);
-      else if (!isPlacementKey(prefix, key)) other = true;
+      else if (!isPlacementKey(prefix, key)) other.push(key);
     }
     this.#setConnected(true);
-    if (other) this.#init.onOther?.(this.#kvs);
+    if (other.length > 0) this.#init.onOther?.(this.#kvs, other);
     if (placedAt > this.#placementRevision) this.#follow(placedAt);
   }
 
