@@ -4,7 +4,7 @@
  * per-target measurement (warm-up, sequential, 64 in flight, fixed rate).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +18,8 @@ export const CONC_CALLS = Number(process.env.BENCH_CONC ?? (QUICK ? 2000 : 30000
 export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 3));
 /** Total calls/s of the fixed-rate run (4 connections, h2load --rps each); 0 = skipped. */
 export const RATE = Number(process.env.BENCH_RATE ?? 10_000);
-export const RATE_SECONDS = QUICK ? 1 : 3;
+/** Seconds of the fixed-rate run: 5 s at 6k calls/s leaves 30 calls above the p999. */
+export const RATE_SECONDS = Number(process.env.BENCH_RATE_SECONDS ?? (QUICK ? 1 : 5));
 export const WARMUP_CALLS = QUICK ? 300 : 3000;
 export const CLK_TCK = 100; // getconf CLK_TCK on Linux
 export const ROUTER_MAIN = fileURLToPath(
@@ -91,9 +92,43 @@ export function cpuTicks(pids: number[]): number {
   return total;
 }
 
+/**
+ * CPU ticks of each thread of `pid`, keyed `main` (the thread whose id is the pid) or by
+ * the thread's name (`/proc/<pid>/task/<tid>/comm`; threads of one name are summed).
+ */
+export function threadTicks(pid: number): Map<string, number> {
+  const byName = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    let name: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      name =
+        Number(tid) === pid ? 'main' : readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+    } catch {
+      continue; // the thread ended between the listing and the read
+    }
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    byName.set(name, (byName.get(name) ?? 0) + Number(fields[11]) + Number(fields[12]));
+  }
+  return byName;
+}
+
+/** `main 3.1, node-worker 14.2 µs/call`: the threads that used CPU between two readings. */
+function perThread(before: Map<string, number>, after: Map<string, number>, calls: number): string {
+  const parts: string[] = [];
+  for (const [name, ticks] of [...after].sort((a, b) => b[1] - a[1])) {
+    const us = (((ticks - (before.get(name) ?? 0)) / CLK_TCK) * 1e6) / calls;
+    // Node leaves worker threads named after the process.
+    if (us >= 0.05) parts.push(`${name === 'node' ? 'workers' : name} ${us.toFixed(1)}`);
+  }
+  return parts.length === 0 ? '' : `${parts.join(', ')} µs/call`;
+}
+
 export interface LoadResult {
   p50Ms: number;
   p99Ms: number;
+  p999Ms: number;
   rps: number;
   errors: number;
 }
@@ -141,7 +176,13 @@ export function h2load(
     .sort((a, b) => a - b);
   const q = (p: number) =>
     durations[Math.min(durations.length - 1, Math.floor(p * durations.length))]!;
-  return { p50Ms: q(0.5), p99Ms: q(0.99), rps, errors: failed + errored + (calls - non2xx) };
+  return {
+    p50Ms: q(0.5),
+    p99Ms: q(0.99),
+    p999Ms: q(0.999),
+    rps,
+    errors: failed + errored + (calls - non2xx),
+  };
 }
 
 export interface Target {
@@ -165,7 +206,10 @@ export interface Row {
   /** p50/p99 at a fixed RATE calls/s (NaN when skipped). */
   rateP50: number;
   rateP99: number;
+  rateP999: number;
   cpuUsPerCall: number | null;
+  /** CPU per call by thread (router-node: its main thread and the rest by thread name). */
+  cpuByThread: string;
   /** Resident memory of the proxy after the 64-in-flight run. */
   rssMb: number | null;
   gc: string;
@@ -193,10 +237,12 @@ export function medianRow(rounds: Row[]): Row {
     concP99: median(rounds.map((r) => r.concP99)),
     rateP50: median(rounds.map((r) => r.rateP50)),
     rateP99: median(rounds.map((r) => r.rateP99)),
+    rateP999: median(rounds.map((r) => r.rateP999)),
     rps: median(rps),
     cpuUsPerCall: cpu.length > 0 ? median(cpu) : null,
     rssMb: first.rssMb === null ? null : Math.max(...rounds.map((r) => r.rssMb ?? 0)),
     gc: byRps[byRps.length >> 1]!.gc,
+    cpuByThread: byRps[byRps.length >> 1]!.cpuByThread,
     errors: rounds.reduce((n, r) => n + r.errors, 0),
   };
 }
@@ -245,10 +291,13 @@ export async function measure(
   const pids = t.pids();
   const gc0 = await gcCounters(t.metricsPort);
   const before = pids.length > 0 ? cpuTicks(pids) : 0;
+  const threadsBefore = pids.length === 1 ? threadTicks(pids[0]!) : null;
   const started = performance.now();
   const conc = h2load(t.url, phases.conc, 4, 16, body);
   const wallMs = performance.now() - started;
   const after = pids.length > 0 ? cpuTicks(t.pids()) : 0;
+  const threads =
+    threadsBefore === null ? '' : perThread(threadsBefore, threadTicks(pids[0]!), phases.conc);
   const gc1 = await gcCounters(t.metricsPort);
   const gcMs = (gc1.sum - gc0.sum) * 1000;
   // Fixed rate, the same offered load for every path: tails compare like for like (the
@@ -266,8 +315,10 @@ export async function measure(
     rps: conc.rps,
     rateP50: fixed?.p50Ms ?? Number.NaN,
     rateP99: fixed?.p99Ms ?? Number.NaN,
+    rateP999: fixed?.p999Ms ?? Number.NaN,
     cpuUsPerCall: pids.length > 0 ? (((after - before) / CLK_TCK) * 1e6) / phases.conc : null,
     rssMb: pids.length > 0 ? rssMb(t.pids()) : null,
+    cpuByThread: threads,
     gc:
       t.metricsPort === undefined
         ? ''
@@ -305,14 +356,35 @@ export function printRows(
     (r) => r.concP50,
     (r) => r.concP99,
   );
+  const ref = reference ?? direct;
+  const proxies = rows.filter((r) => r !== direct);
+  if (proxies.length > 0) {
+    report.table({
+      title: 'Added latency, sequential (path p50/p99 minus direct p50/p99)',
+      unit: 'µs/call',
+      baseline: (proxies.includes(ref) ? ref : proxies[0]!).path,
+      columns: ['added p50', 'added p99'],
+      rows: proxies.map((r) => ({
+        name: r.path,
+        median: (r.seqP50 - direct.seqP50) * 1000,
+        p99: (r.seqP99 - direct.seqP99) * 1000,
+      })),
+    });
+  }
   if (phases.rate > 0) {
     latency(
       `Latency at a fixed ${phases.rate} calls/s (${RATE_SECONDS} s)`,
       (r) => r.rateP50,
       (r) => r.rateP99,
     );
+    report.table({
+      title: `Tail at a fixed ${phases.rate} calls/s (${RATE_SECONDS} s, ${phases.rate * RATE_SECONDS} calls)`,
+      unit: 'ms/call',
+      baseline: ref.path,
+      columns: ['p99', 'p999'],
+      rows: rows.map((r) => ({ name: r.path, median: r.rateP99, p99: r.rateP999 })),
+    });
   }
-  const ref = reference ?? direct;
   report.table({
     title: 'Throughput, 64 in flight (median of the rounds; no p99: spread in the notes)',
     unit: 'calls/s',
@@ -339,6 +411,7 @@ export function printRows(
   for (const r of rows) {
     const parts = [`calls/s ${r.rpsRange ?? Math.round(r.rps)}`];
     if (r.rssMb !== null) parts.push(`RSS ${r.rssMb.toFixed(0)} MB`);
+    if (r.cpuByThread !== '') parts.push(`CPU by thread ${r.cpuByThread}`);
     if (r.gc !== '') parts.push(`GC ${r.gc}`);
     parts.push(`${r.errors} errors`);
     report.note(`${r.path}: ${parts.join('; ')}`);
@@ -399,4 +472,110 @@ export function freePort(): Promise<number> {
       probe.close(() => resolve(port));
     });
   });
+}
+
+function installed(command: string, versionFlag: string): boolean {
+  try {
+    execFileSync(command, [versionFlag], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A proxy started for the bench: where it listens and its processes (for CPU and RSS). */
+export interface StartedProxy {
+  port: number;
+  pids: () => number[];
+}
+
+/**
+ * nginx `grpc_pass` to `upstreams` (Debian's nginx; null when it is not installed), h2 on both
+ * sides, upstream keepalive and `keepalive_requests` raised so connections are reused.
+ */
+export async function startNginx(upstreams: readonly string[]): Promise<StartedProxy | null> {
+  if (!installed('nginx', '-v')) return null;
+  const prefix = join(dir, 'nginx');
+  execFileSync('mkdir', ['-p', prefix]);
+  // A port the kernel just handed out and took back: a random one could be any connection's
+  // ephemeral port (the bench failed with EADDRINUSE that way).
+  const port = await freePort();
+  const conf = join(prefix, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `daemon off;
+master_process on;
+worker_processes auto;
+pid ${prefix}/nginx.pid;
+error_log stderr error;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${prefix}/body;
+  proxy_temp_path ${prefix}/proxy;
+  fastcgi_temp_path ${prefix}/fastcgi;
+  uwsgi_temp_path ${prefix}/uwsgi;
+  scgi_temp_path ${prefix}/scgi;
+  upstream memory { ${upstreams.map((a) => `server ${a};`).join(' ')} keepalive 64; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:${port} http2;
+    keepalive_requests 1000000;
+    http2_max_concurrent_streams 1024;
+    location / { grpc_pass grpc://memory; }
+  }
+}
+`,
+  );
+  const child = spawn('nginx', ['-p', prefix, '-c', conf, '-e', 'stderr'], { stdio: 'inherit' });
+  children.push(child);
+  graceful.add(child);
+  await new Promise((r) => setTimeout(r, 500));
+  if (child.exitCode !== null) return null;
+  const pids = () => {
+    const list = execFileSync('pgrep', ['-P', String(child.pid)], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .map(Number)
+      .filter((n) => n > 0);
+    return [child.pid!, ...list];
+  };
+  return { port, pids };
+}
+
+/**
+ * HAProxy (Debian's 2.6; null when it is not installed) forwarding gRPC to `upstreams`: h2 on
+ * both sides (`proto h2`), `nbthread` threads in one process, `http-reuse always` so calls
+ * share the backend connections as router-node's pool does. Round-robin over the upstreams.
+ */
+export async function startHaproxy(
+  upstreams: readonly string[],
+  threads: number,
+): Promise<StartedProxy | null> {
+  if (!installed('haproxy', '-v')) return null;
+  const port = await freePort();
+  const conf = join(dir, `haproxy-${threads}.cfg`);
+  writeFileSync(
+    conf,
+    `global
+  nbthread ${threads}
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend grpc
+  bind 127.0.0.1:${port} proto h2
+  default_backend memory
+backend memory
+  http-reuse always
+${upstreams.map((a, i) => `  server n${i + 1} ${a} proto h2`).join('\n')}
+`,
+  );
+  // -db: stay in the foreground (one process; its threads are the proxy).
+  const child = spawn('haproxy', ['-db', '-f', conf], { stdio: ['ignore', 'ignore', 'inherit'] });
+  children.push(child);
+  await new Promise((r) => setTimeout(r, 500));
+  if (child.exitCode !== null) throw new Error(`haproxy exited ${child.exitCode} (${conf})`);
+  return { port, pids: () => [child.pid!] };
 }
