@@ -15,6 +15,7 @@ import {
   type Row,
   type Spawned,
   spawnJson,
+  startHaproxy,
   startRouterNode,
   type Target,
 } from './harness.js';
@@ -103,6 +104,17 @@ async function main(): Promise<void> {
     });
     storeBodies.push(storeBody(`store/${name}`));
   }
+  // The anchor: HAProxy forwarding the same Store to one node (what a proxy without
+  // replication costs); router-node's replicated write is read against it.
+  const haproxy = await startHaproxy([nodes[0]!.address], 1);
+  if (haproxy !== null) {
+    storeTargets.push({
+      name: 'haproxy nbthread 1 (one node)',
+      url: url(`127.0.0.1:${haproxy.port}`, 'Store'),
+      pids: haproxy.pids,
+    });
+    storeBodies.push(storeBody('store/haproxy'));
+  } else console.log('haproxy not available: skipped (apt-get install -y haproxy)');
   const storeRows = await rounds(storeTargets, storeBodies, STORE_PHASES);
 
   // Recall over a space with 10 memories on every replica (stored through a replicating router).
@@ -161,8 +173,15 @@ async function main(): Promise<void> {
   const base = cpu('router-node primary-only');
   for (const w of ['one', 'quorum', 'all']) {
     const c = cpu(`router-node W=${w}`);
+    // RF 3: a replicated write sends to 3 nodes where primary-only sends to 1.
     report.note(
-      `extra router CPU per replicated write, W=${w}: ${(c - base).toFixed(1)} µs (${c.toFixed(1)} vs ${base.toFixed(1)} µs primary-only, ${(c / base).toFixed(2)}×)`,
+      `extra router CPU per replicated write, W=${w}: ${(c - base).toFixed(1)} µs (${c.toFixed(1)} vs ${base.toFixed(1)} µs primary-only, ${(c / base).toFixed(2)}×), ${((c - base) / 2).toFixed(1)} µs per extra upstream send`,
+    );
+  }
+  if (haproxy !== null) {
+    const h = cpu('haproxy');
+    report.note(
+      `HAProxy forwarding the Store to one node: ${h.toFixed(1)} µs per call; router-node W=quorum (3 sends) ${(cpu('router-node W=quorum') / h).toFixed(2)}×, primary-only (1 send) ${(base / h).toFixed(2)}× of it`,
     );
   }
   report.note(
