@@ -119,8 +119,9 @@ function perThread(before: Map<string, number>, after: Map<string, number>, call
   const parts: string[] = [];
   for (const [name, ticks] of [...after].sort((a, b) => b[1] - a[1])) {
     const us = (((ticks - (before.get(name) ?? 0)) / CLK_TCK) * 1e6) / calls;
-    // Node leaves worker threads named after the process.
-    if (us >= 0.05) parts.push(`${name === 'node' ? 'workers' : name} ${us.toFixed(1)}`);
+    // Node leaves its threads named after the process (V8's GC and compiler helpers, libuv's
+    // pool; a router-node build before thread naming: its data plane too).
+    if (us >= 0.05) parts.push(`${name === 'node' ? 'unnamed' : name} ${us.toFixed(1)}`);
   }
   return parts.length === 0 ? '' : `${parts.join(', ')} µs/call`;
 }

@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   Cleanup,
@@ -48,6 +49,17 @@ describe('data-plane worker restarts', () => {
       });
       // The listening socket outlived the crashed thread: fresh connections are accepted.
       await freshCalls(10);
+    }
+    if (process.platform === 'linux') {
+      // Each data-plane thread is named (the restarted ones too), so `top -H` tells them from
+      // V8's and libuv's threads, which Node names after the process.
+      const names = readdirSync(`/proc/${router.child.pid}/task`).map((tid) =>
+        readFileSync(`/proc/${router.child.pid}/task/${tid}/comm`, 'utf8').trim(),
+      );
+      expect(names.filter((n) => n.startsWith('engram-data-')).sort()).toEqual([
+        'engram-data-0',
+        'engram-data-1',
+      ]);
     }
     expect(router.stderr()).toContain('"event":"worker-exit"');
     expect(router.stderr()).toContain('"event":"worker-restart"');

@@ -7,6 +7,7 @@ import {
   PortChannel,
 } from './control-channel.js';
 import { DataPlane, type DataPlaneInit } from './data-plane.js';
+import { nameThisThread } from './thread-name.js';
 
 /** What the control plane posts to a data-plane worker. */
 export interface WorkerInit extends DataPlaneInit {
@@ -22,6 +23,7 @@ export type WorkerMessage =
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
+nameThisThread(`engram-data-${init.thread}`);
 const log = pino(
   { level: init.config.logLevel, base: { thread: init.thread } },
   pino.destination({ dest: 2, sync: true }),
