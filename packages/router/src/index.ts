@@ -130,6 +130,7 @@ export { Router } from './internal/router.js';
 export { type Gathered, gather, type SpaceAnswer } from './internal/scatter-gather.js';
 export {
   type AttemptOutcome,
+  type AttemptSettle,
   type CallContext,
   type ConsolidateResult,
   type ExecuteOptions,
@@ -140,11 +141,13 @@ export {
   type QueryResult,
   type RecallResult,
   type Routed,
+  type RoutedSink,
   type RouterHooks,
   type RouterInit,
   type RoutingDecision,
   type RoutingInfo,
   RoutingStrategy,
+  type SettledCall,
   type StoreResult,
   type WithRouting,
 } from './internal/types.js';

@@ -38,12 +38,15 @@ import type { ResolvedHedge, ResolvedRouterOptions } from './options.js';
 import { AttemptTimeoutError, defaultIsRetryable, isNodeFailure } from './policy.js';
 import type { OutstandingAttempts } from './read-balance.js';
 import type {
+  AttemptSettle,
   CallContext,
   ExecuteOptions,
   Routed,
+  RoutedSink,
   RouterHooks,
   RoutingDecision,
   RoutingInfo,
+  SettledCall,
 } from './types.js';
 
 /** What an execution needs from its router. */
@@ -89,18 +92,38 @@ interface Target {
   noRetry: boolean;
 }
 
-interface Attempt {
-  readonly target: Target;
-  readonly admission: number;
-  readonly ctx: AttemptContext;
-  readonly startedAt: number;
+/**
+ * One attempt in flight. It is also the `AttemptSettle` a settled call reports to (see
+ * `Router.executeTo`), so that path costs no promise and no closure per attempt.
+ */
+class Attempt<T> implements AttemptSettle<T> {
   /** Fires at the attempt's deadline: its own timeout, or the operation's deadline if earlier. */
-  timer: ReturnType<typeof setTimeout> | undefined;
-  hedgeTimer: ReturnType<typeof setTimeout> | undefined;
+  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  hedgeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   /** Cancelled by us (operation finished, hedge lost, caller abort): its outcome is no verdict. */
-  cancelled: boolean;
+  cancelled = false;
   /** Decided (settled, or timed out by us): a later settlement of the call is ignored. */
-  done: boolean;
+  done = false;
+  /** Inside the call that started it: a settlement now is handled after the call returns. */
+  starting = false;
+
+  constructor(
+    readonly execution: Execution<T>,
+    readonly target: Target,
+    readonly admission: number,
+    readonly ctx: AttemptContext,
+    readonly startedAt: number,
+  ) {}
+
+  resolve(value: T): void {
+    if (this.starting) queueMicrotask(() => this.execution.settled(this, true, value));
+    else this.execution.settled(this, true, value);
+  }
+
+  reject(error: unknown): void {
+    if (this.starting) queueMicrotask(() => this.execution.settled(this, false, error));
+    else this.execution.settled(this, false, error);
+  }
 }
 
 const FALLBACK_HEDGE: ResolvedHedge = Object.freeze({
@@ -125,7 +148,11 @@ const FALLBACK_HEDGE: ResolvedHedge = Object.freeze({
 export class Execution<T> {
   readonly #host: ExecutionHost;
   readonly #decision: RoutingDecision;
-  readonly #call: (ctx: CallContext) => Promise<T>;
+  /** The call: returns a promise, or (`settles`) reports to the attempt it is given. */
+  readonly #call: ((ctx: CallContext) => Promise<T>) | SettledCall<T>;
+  readonly #settles: boolean;
+  /** Where the outcome goes instead of the promise of `run()` (`runTo`). */
+  #sink: RoutedSink<T> | undefined;
   readonly #operation: string;
   readonly #deadline: Deadline;
   readonly #signal: AbortSignal | undefined;
@@ -136,7 +163,7 @@ export class Execution<T> {
   /** The placement's primary: a reply from any other node is a fall-back. */
   readonly #ownerId: string;
   /** Attempts in flight (at most 1 + maxHedges: an array beats a Set). */
-  readonly #inflight: Attempt[] = [];
+  readonly #inflight: Attempt<T>[] = [];
   readonly #errors: TargetError[] = [];
   readonly #startedAt: number;
   #attempts = 0;
@@ -158,7 +185,7 @@ export class Execution<T> {
   #onAbort: (() => void) | undefined;
 
   // Timer callbacks are static (no per-execution closures); the execution is a timer argument.
-  static #onTimer<U>(this: void, execution: Execution<U>, attempt: Attempt): void {
+  static #onTimer<U>(this: void, execution: Execution<U>, attempt: Attempt<U>): void {
     attempt.timer = undefined;
     execution.#expire(attempt);
   }
@@ -168,15 +195,21 @@ export class Execution<T> {
     execution.#retryNow();
   }
 
+  /**
+   * `settles`: `call` is a `SettledCall` (reports to the AttemptSettle it is given) instead
+   * of returning a promise.
+   */
   constructor(
     host: ExecutionHost,
     decision: RoutingDecision,
-    call: (ctx: CallContext) => Promise<T>,
+    call: ((ctx: CallContext) => Promise<T>) | SettledCall<T>,
     options: ExecuteOptions,
+    settles = false,
   ) {
     this.#host = host;
     this.#decision = decision;
     this.#call = call;
+    this.#settles = settles;
     this.#operation = options.operation ?? decision.operation ?? 'execute';
     this.#deadline =
       options.deadline ?? Deadline.after(options.deadlineMs ?? host.options.deadlineMs, host.clock);
@@ -234,14 +267,28 @@ export class Execution<T> {
       this.#resolve = resolve;
       this.#reject = reject;
     });
+    this.#start();
+    return promise;
+  }
+
+  /**
+   * Runs with the outcome going to `sink` (exactly one of its methods, once) instead of a
+   * promise. The sink may be called before this returns (a decision that cannot start).
+   */
+  runTo(sink: RoutedSink<T>): void {
+    this.#sink = sink;
+    this.#start();
+  }
+
+  #start(): void {
     const signal = this.#signal;
     if (signal?.aborted) {
       this.#fail(new AbortedError(0, signal.reason));
-      return promise;
+      return;
     }
     if (this.#deadline.remaining() <= 0) {
       this.#fail(new DeadlineExceededError());
-      return promise;
+      return;
     }
     this.#host.budget.recordRequest();
     if (signal !== undefined) {
@@ -252,7 +299,12 @@ export class Execution<T> {
       signal.addEventListener('abort', onAbort, { once: true });
     }
     this.#advance();
-    return promise;
+  }
+
+  /** An attempt of a settled call reported (see `Attempt`). */
+  settled(attempt: Attempt<T>, ok: boolean, outcome: unknown): void {
+    if (ok) this.#onSuccess(attempt, outcome as T);
+    else this.#onError(attempt, outcome);
   }
 
   /** Starts the next attempt if there is one; otherwise backs off or gives up. */
@@ -314,7 +366,7 @@ export class Execution<T> {
     return target.slot < 0 ? BYPASS : this.#host.breakers.tryAcquire(target.slot);
   }
 
-  #settleBreaker(attempt: Attempt, verdict: 'success' | 'failure' | 'release'): void {
+  #settleBreaker(attempt: Attempt<T>, verdict: 'success' | 'failure' | 'release'): void {
     const { admission, target } = attempt;
     if (admission === BYPASS || target.slot < 0) return;
     const breakers = this.#host.breakers;
@@ -427,37 +479,39 @@ export class Execution<T> {
     const remaining = deadline.remaining();
     const attemptAt = timeoutMs < remaining ? deadline.clock.now() + timeoutMs : deadline.at;
     const ctx = new AttemptContext(node, n, node.id !== this.#ownerId, deadline, attemptAt, hedge);
-    const attempt: Attempt = {
-      target,
-      admission,
-      ctx,
-      startedAt: host.clock.now(),
-      timer: undefined,
-      hedgeTimer: undefined,
-      cancelled: false,
-      done: false,
-    };
+    const attempt = new Attempt<T>(this, target, admission, ctx, host.clock.now());
     const wait = Math.min(timeoutMs, remaining);
     if (wait !== Number.POSITIVE_INFINITY) {
       attempt.timer = setTimeout(Execution.#onTimer, Math.min(wait, MAX_TIMER_MS), this, attempt);
     }
     this.#inflight.push(attempt);
     host.outstanding.start(target.slot);
-    let pending: Promise<T>;
-    try {
-      pending = Promise.resolve(this.#call(ctx));
-    } catch (error) {
-      pending = Promise.reject(error);
+    if (this.#settles) {
+      // A settlement during the call is handled after it returns, as a promise's would be.
+      attempt.starting = true;
+      try {
+        (this.#call as SettledCall<T>)(ctx, attempt);
+      } catch (error) {
+        queueMicrotask(() => this.#onError(attempt, error));
+      }
+      attempt.starting = false;
+    } else {
+      let pending: Promise<T>;
+      try {
+        pending = Promise.resolve((this.#call as (ctx: CallContext) => Promise<T>)(ctx));
+      } catch (error) {
+        pending = Promise.reject(error);
+      }
+      pending.then(
+        (value) => this.#onSuccess(attempt, value),
+        (error: unknown) => this.#onError(attempt, error),
+      );
     }
-    pending.then(
-      (value) => this.#onSuccess(attempt, value),
-      (error: unknown) => this.#onError(attempt, error),
-    );
     this.#armHedge(attempt);
     return true;
   }
 
-  #armHedge(attempt: Attempt): void {
+  #armHedge(attempt: Attempt<T>): void {
     const hedge = this.#hedge;
     if (hedge === undefined || this.#hedges >= hedge.maxHedges) return;
     if (!this.#targets.some((t) => !t.tried)) return;
@@ -477,7 +531,7 @@ export class Execution<T> {
     }, delay);
   }
 
-  #finishAttempt(attempt: Attempt): number {
+  #finishAttempt(attempt: Attempt<T>): number {
     attempt.done = true;
     this.#host.outstanding.end(attempt.target.slot);
     if (attempt.timer !== undefined) clearTimeout(attempt.timer);
@@ -490,7 +544,7 @@ export class Execution<T> {
     return this.#host.clock.now() - attempt.startedAt;
   }
 
-  #onSuccess(attempt: Attempt, value: T): void {
+  #onSuccess(attempt: Attempt<T>, value: T): void {
     if (attempt.done) return; // already decided: by its timer, or abandoned by #finish
     const durationMs = this.#finishAttempt(attempt);
     this.#host.outstanding.answered(attempt.target.slot, durationMs);
@@ -515,11 +569,20 @@ export class Execution<T> {
       const ms = this.#host.clock.now() - this.#startedAt;
       this.#emit(() => onComplete(this.#operation, 'ok', ms, routing));
     }
-    this.#resolve({ value, routing });
+    const sink = this.#sink;
+    if (sink === undefined) {
+      this.#resolve({ value, routing });
+      return;
+    }
+    try {
+      sink.routed(value, routing);
+    } catch (error) {
+      this.#host.logger.error({ err: error }, 'router sink threw');
+    }
   }
 
   /** The attempt's timer fired: its own timeout, or the operation's deadline. */
-  #expire(attempt: Attempt): void {
+  #expire(attempt: Attempt<T>): void {
     if (attempt.done || this.#settled) return;
     const reason =
       this.#deadline.remaining() <= DEADLINE_SLACK_MS
@@ -530,7 +593,7 @@ export class Execution<T> {
     this.#onError(attempt, reason);
   }
 
-  #onError(attempt: Attempt, error: unknown): void {
+  #onError(attempt: Attempt<T>, error: unknown): void {
     if (attempt.done) return; // already decided by its timer
     const durationMs = this.#finishAttempt(attempt);
     if (attempt.cancelled || this.#settled) {
@@ -657,7 +720,16 @@ export class Execution<T> {
       const ms = this.#host.clock.now() - this.#startedAt;
       this.#emit(() => onComplete(this.#operation, code, ms, routing));
     }
-    this.#reject(error);
+    const sink = this.#sink;
+    if (sink === undefined) {
+      this.#reject(error);
+      return;
+    }
+    try {
+      sink.failed(error);
+    } catch (thrown) {
+      this.#host.logger.error({ err: thrown }, 'router sink threw');
+    }
   }
 
   #hookAttempt(

@@ -48,10 +48,12 @@ import {
   type QueryResult,
   type RecallResult,
   type Routed,
+  type RoutedSink,
   type RouterHooks,
   type RouterInit,
   type RoutingDecision,
   RoutingStrategy,
+  type SettledCall,
   type StoreResult,
 } from './types.js';
 
@@ -232,6 +234,33 @@ export class Router implements ExecutionHost {
     } catch (error) {
       return Promise.reject(error); // never throw synchronously
     }
+  }
+
+  /**
+   * `execute` without promises, for a data path that counts allocations: each attempt reports
+   * to the `AttemptSettle` it is given, and the outcome goes to `sink` (`routed` or `failed`,
+   * once; possibly before this returns, when the decision cannot start). The same policy,
+   * deadline, breakers, budget and hooks as `execute`.
+   */
+  executeTo<T>(
+    decision: RoutingDecision,
+    call: SettledCall<T>,
+    options: ExecuteOptions,
+    sink: RoutedSink<T>,
+  ): void {
+    if (this.#closed) {
+      sink.failed(new RouterClosedError());
+      return;
+    }
+    let execution: Execution<T>;
+    try {
+      validateExecuteOptions(options);
+      execution = new Execution<T>(this, decision, call, options, true);
+    } catch (error) {
+      sink.failed(error);
+      return;
+    }
+    execution.runTo(sink);
   }
 
   /** Store through the router (replicated with `replicateWrites`); `response.routing` is filled. */

@@ -102,6 +102,32 @@ export interface Routed<T> {
 }
 
 /**
+ * Where one attempt of a `SettledCall` reports: `resolve` with its value or `reject` with its
+ * error, once (a later report, or one after the router gave the attempt up, is ignored).
+ * Errors are classified as for `execute`'s promises (retryable, node failure, pushback).
+ */
+export interface AttemptSettle<T> {
+  resolve(value: T): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * An attempt that reports through `settle` instead of returning a promise (`executeTo`): no
+ * promise, no closure per attempt. A report made before the call returns, or a throw, is
+ * handled after it returns, as a promise's settlement would be.
+ */
+export type SettledCall<T> = (ctx: CallContext, settle: AttemptSettle<T>) => void;
+
+/**
+ * Where `executeTo` delivers the outcome: `routed` or `failed`, exactly once. A sink that
+ * throws is logged; the operation is over either way.
+ */
+export interface RoutedSink<T> {
+  routed(value: T, routing: RoutingInfo): void;
+  failed(error: unknown): void;
+}
+
+/**
  * A MemoryService reply as the Router returns it: `routing` is always filled (the wire type
  * allows `null`, for a node answered directly). Still assignable to the wire type, so a
  * server can answer with it as is.
