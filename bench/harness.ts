@@ -20,7 +20,12 @@ export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 3));
 export const RATE = Number(process.env.BENCH_RATE ?? 10_000);
 /** Seconds of the fixed-rate run: 5 s at 6k calls/s leaves 30 calls above the p999. */
 export const RATE_SECONDS = Number(process.env.BENCH_RATE_SECONDS ?? (QUICK ? 1 : 5));
-export const WARMUP_CALLS = QUICK ? 300 : 3000;
+/**
+ * Calls at 64 in flight before each measurement. Enough to bring a router-node that sat idle
+ * while the other targets ran back to its steady state: its JIT-compiled code and heap settle
+ * again after an idle spell (3000 calls were not: CPU per call read ~1.8x the steady figure).
+ */
+export const WARMUP_CALLS = Number(process.env.BENCH_WARMUP ?? (QUICK ? 300 : 20_000));
 export const CLK_TCK = 100; // getconf CLK_TCK on Linux
 export const ROUTER_MAIN = fileURLToPath(
   new URL('./main.js', import.meta.resolve('@engram/router-node')),

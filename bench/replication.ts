@@ -18,18 +18,19 @@ import {
   startHaproxy,
   startRouterNode,
   type Target,
+  WARMUP_CALLS,
 } from './harness.js';
 
 const report = new BenchReport('replication');
 const CALLS = QUICK ? 200 : 2000;
 const STORE_PHASES: Phases = {
-  warmup: CALLS,
+  warmup: WARMUP_CALLS,
   seq: CALLS,
   conc: Number(process.env.BENCH_STORE_CONC ?? (QUICK ? 2000 : 20_000)),
   rate: Number(process.env.BENCH_STORE_RATE ?? 3000),
 };
 const RECALL_PHASES: Phases = {
-  warmup: CALLS,
+  warmup: WARMUP_CALLS,
   seq: CALLS,
   conc: QUICK ? 2000 : 20_000,
   rate: 3000,

@@ -4,6 +4,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   CLOSE,
+  encodeHeaderBlock,
   H2_ERROR,
   H2ClientConnection,
   H2Server,
@@ -148,6 +149,27 @@ describe('H2Server with node:http2 clients', () => {
       expect(r.body.equals(big)).toBe(true);
       expect(r.trailers['x-len']).toBe(String(big.length));
     }
+  });
+
+  it('sends trailers encoded up front (encodeHeaderBlock), at once and behind flow control', async () => {
+    const block = encodeHeaderBlock(['grpc-status', '0', 'x-prebuilt', 'yes']);
+    const { port } = await unaryServer((stream, body) => {
+      stream.sendHeaders([':status', '200', 'content-type', 'application/grpc'], false);
+      stream.sendData(body, false);
+      stream.sendTrailers(block);
+    });
+    const c = nodeClient(port);
+    // A body larger than the client's stream window: the trailers wait behind queued data.
+    const big = Buffer.alloc(200 * 1024, 7);
+    const [small, large] = await Promise.all([
+      nodeCall(c, '/small', Buffer.from('hi')),
+      nodeCall(c, '/large', big),
+    ]);
+    for (const r of [small, large]) {
+      expect(r.trailers['grpc-status']).toBe('0');
+      expect(r.trailers['x-prebuilt']).toBe('yes');
+    }
+    expect(large.body.equals(big)).toBe(true);
   });
 
   it('tells the handler when the client cancels a stream', async () => {

@@ -13,6 +13,8 @@ import {
   NodeState,
   type NodeStates,
   Router,
+  type RoutingDecision,
+  type RoutingInfo,
   RoutingStrategy,
   toGrpcStatus,
   VersionClock,
@@ -23,7 +25,7 @@ import { ACCEPT_ENCODING, inflateRequest, isAcceptedEncoding } from './compressi
 import type { RouterNodeConfig } from './config.js';
 import { GRPC_STATUS, RouteError } from './errors.js';
 import { scatterGather } from './fan-out.js';
-import { type AttemptObserver, forward, UpstreamError } from './forward.js';
+import { type AttemptObserver, forward, forwardTo, type Reply, UpstreamError } from './forward.js';
 import { HEALTH_CHECK_PATH, HEALTH_WATCH_PATH, HealthService } from './health-service.js';
 import { CALL_KIND, type Dispatcher, IngressCall, refuseNonGrpc } from './ingress.js';
 import {
@@ -116,6 +118,31 @@ const SCHEMA_OF_OPERATION: readonly MessageSchema[] = (() => {
   out[OP.query] = REQUEST.query;
   return out;
 })();
+/** A MemoryService call read and routed (`DataPlane.#prepare`). */
+interface PreparedCall {
+  readonly op: number;
+  /** The Router it was decided by (a reload may replace it while the call runs). */
+  readonly router: Router;
+  /** The request's method path (a replicated write's hints keep it). */
+  readonly path: string;
+  readonly fwd: string[];
+  readonly spaceId: string;
+  /** The bytes every attempt sends (a Store's and a Consolidate's stamped). */
+  readonly request: Buffer;
+  readonly decision: RoutingDecision;
+  readonly options: ExecuteOptions & { deadlineMs: number };
+}
+
+/**
+ * Routed to one node at a time (fail-over and retries, no fan-out) and answered as the node
+ * answers: what `executeTo` serves. Consolidate is repaired after, so it is not.
+ */
+function isSingleNode(routed: PreparedCall): boolean {
+  const { op, router, decision } = routed;
+  if (op === OP.consolidate || decision.strategy === RoutingStrategy.Replicated) return false;
+  return op !== OP.recall || !router.readsQuorum(decision);
+}
+
 /** `Atomics.waitAsync` (Node 16+; typed only from the es2024 lib, newer than this repo's). */
 const waitAsync = (
   Atomics as unknown as {
@@ -472,7 +499,7 @@ export class DataPlane implements Dispatcher {
       return;
     }
     if (path.startsWith(MEMORY_PREFIX)) {
-      void this.#handleMemory(call, headers, path, body);
+      this.#memory(call, headers, path, body);
     } else if (path === HEALTH_CHECK_PATH) {
       this.#health.check(stream, body);
     } else if (path === HEALTH_WATCH_PATH) {
@@ -483,27 +510,58 @@ export class DataPlane implements Dispatcher {
     }
   }
 
-  async #handleMemory(
+  /**
+   * A MemoryService call. The common case (an uncompressed Recall, Store or other call routed
+   * to one node at a time: fail-over, retries) runs without a promise (`executeTo`, replies
+   * through the IngressCall as its sink); replicated writes, quorum reads, Consolidate, Query
+   * and compressed requests take `#memoryAsync`.
+   */
+  #memory(call: IngressCall, headers: readonly string[], path: string, body: Buffer): void {
+    const op = OPERATION_OF_METHOD[path.slice(MEMORY_PREFIX.length)] ?? OP.other;
+    call.op = op;
+    call.started = performance.now();
+    this.#inFlight++;
+    this.#metrics.inFlight(1);
+    if (op === OP.query || (body.length > 0 && body[0] !== 0)) {
+      void this.#memoryAsync(call, headers, path, body);
+      return;
+    }
+    let routed: PreparedCall;
+    try {
+      routed = this.#prepare(call, headers, path, body, body);
+    } catch (err) {
+      this.failed(call, err);
+      return;
+    }
+    if (!isSingleNode(routed)) {
+      void this.#routeAsync(call, routed);
+      return;
+    }
+    const { fwd, request } = routed;
+    const pool = this.#pool;
+    const answered = this.#answered;
+    const observer = this.#attempted;
+    routed.router.executeTo(
+      routed.decision,
+      (ctx, settle) => forwardTo(pool, ctx, fwd, request, call, settle, answered, observer),
+      routed.options,
+      call,
+    );
+  }
+
+  /** A compressed request (inflated first) or a Query: the rest as `#routeAsync`. */
+  async #memoryAsync(
     call: IngressCall,
     headers: readonly string[],
     path: string,
     body: Buffer,
   ): Promise<void> {
-    const stream = call.stream;
-    const started = performance.now();
-    const op = OPERATION_OF_METHOD[path.slice(MEMORY_PREFIX.length)] ?? OP.other;
-    const timeoutMs = parseGrpcTimeout(headerValue(headers, 'grpc-timeout'));
-    const deadlineMs = Math.min(timeoutMs ?? this.#cfg.router.deadlineMs, MAX_TIMER_MS);
-    this.#inFlight++;
-    this.#metrics.inFlight(1);
-    let outcome = 'ok';
+    const op = call.op;
     try {
-      const fwd = upstreamHeaders(headers, path, this.#scheme);
-      const router = this.#router;
       // A compressed message is read inflated (at most the request limit: a bomb is
-      // RESOURCE_EXHAUSTED here). Recall and unknown methods forward the client's bytes as they
-      // came; Store and Consolidate forward their stamped message uncompressed (flag 0 is valid
-      // whatever grpc-encoding says), and Query sub-queries are built uncompressed.
+      // RESOURCE_EXHAUSTED here). Recall and unknown methods forward the client's bytes as
+      // they came; Store and Consolidate forward their stamped message uncompressed (flag 0 is
+      // valid whatever grpc-encoding says), and Query sub-queries are built uncompressed.
       const plain =
         body.length > 0 && body[0] !== 0
           ? await inflateRequest(
@@ -512,47 +570,83 @@ export class DataPlane implements Dispatcher {
               this.#maxRequestBytes - FRAME_HEADER_BYTES,
             )
           : body;
-      const options: ExecuteOptions & { deadlineMs: number } =
-        op === OP.consolidate
-          ? // Consolidation may take long on a big space: bounded by the deadline only.
-            { deadlineMs, operation: OPERATIONS[op], attemptTimeoutMs: Number.POSITIVE_INFINITY }
-          : { deadlineMs, operation: OPERATIONS[op] };
       if (op === OP.query) {
+        const fwd = upstreamHeaders(headers, path, this.#scheme);
         const routing = await scatterGather(
-          router,
+          this.#router,
           this.#pool,
           this.#replies,
-          stream,
+          call.stream,
           fwd,
           plain,
-          options,
+          { deadlineMs: this.#deadlineOf(headers), operation: OPERATIONS[op] },
           call,
           this.#readRepair,
           this.#attempted,
         );
         if (routing.fallback) this.#metrics.fallback(op);
+        this.#end(call, 'ok');
         return;
       }
-      // The whole message is validated as the node will decode it (proto-reader.ts): a request
-      // the node would refuse or read differently is refused here (INVALID_ARGUMENT), before
-      // any node is tried, so it never counts on a breaker.
-      const spaceId = readSpaceId(plain, SCHEMA_OF_OPERATION[op]!);
-      // A Store gets its memory id (when it has none) and its last-write-wins version here,
-      // once: every attempt, replica and hint carries the same ones, so nodes that get it twice
-      // or late converge. A Consolidate gets the version its merges are written with.
-      const request =
-        op === OP.store
-          ? stampStore(plain, randomUUID, this.#versions.next())
-          : op === OP.consolidate
-            ? stampConsolidate(plain, this.#versions.next())
-            : body;
-      const decision =
-        op === OP.store
-          ? router.routeStore(spaceId)
-          : op === OP.consolidate
-            ? router.routeConsolidation(spaceId)
-            : router.routeRecall(spaceId);
-      const pool = this.#pool;
+      await this.#routeAsync(call, this.#prepare(call, headers, path, body, plain));
+    } catch (err) {
+      this.failed(call, err);
+    }
+  }
+
+  /** The call's deadline: the client's `grpc-timeout`, else `router.deadlineMs`. */
+  #deadlineOf(headers: readonly string[]): number {
+    const timeoutMs = parseGrpcTimeout(headerValue(headers, 'grpc-timeout'));
+    return Math.min(timeoutMs ?? this.#cfg.router.deadlineMs, MAX_TIMER_MS);
+  }
+
+  /**
+   * Reads and routes a Store, Recall, Consolidate or other call (`plain`: its message
+   * uncompressed). Throws a RouteError for a request no node must see.
+   */
+  #prepare(
+    call: IngressCall,
+    headers: readonly string[],
+    path: string,
+    body: Buffer,
+    plain: Buffer,
+  ): PreparedCall {
+    const op = call.op;
+    const deadlineMs = this.#deadlineOf(headers);
+    const fwd = upstreamHeaders(headers, path, this.#scheme);
+    const router = this.#router;
+    const options: ExecuteOptions & { deadlineMs: number } =
+      op === OP.consolidate
+        ? // Consolidation may take long on a big space: bounded by the deadline only.
+          { deadlineMs, operation: OPERATIONS[op], attemptTimeoutMs: Number.POSITIVE_INFINITY }
+        : { deadlineMs, operation: OPERATIONS[op] };
+    // The whole message is validated as the node will decode it (proto-reader.ts): a request
+    // the node would refuse or read differently is refused here (INVALID_ARGUMENT), before
+    // any node is tried, so it never counts on a breaker.
+    const spaceId = readSpaceId(plain, SCHEMA_OF_OPERATION[op]!);
+    // A Store gets its memory id (when it has none) and its last-write-wins version here,
+    // once: every attempt, replica and hint carries the same ones, so nodes that get it twice
+    // or late converge. A Consolidate gets the version its merges are written with.
+    const request =
+      op === OP.store
+        ? stampStore(plain, randomUUID, this.#versions.next())
+        : op === OP.consolidate
+          ? stampConsolidate(plain, this.#versions.next())
+          : body;
+    const decision =
+      op === OP.store
+        ? router.routeStore(spaceId)
+        : op === OP.consolidate
+          ? router.routeConsolidation(spaceId)
+          : router.routeRecall(spaceId);
+    return { op, router, path, fwd, spaceId, request, decision, options };
+  }
+
+  /** A replicated write, a quorum read, a Consolidate (repaired after), or a compressed call. */
+  async #routeAsync(call: IngressCall, routed: PreparedCall): Promise<void> {
+    const { op, router, path, fwd, spaceId, request, decision, options } = routed;
+    const pool = this.#pool;
+    try {
       const replicated = decision.strategy === RoutingStrategy.Replicated;
       const answer = replicated
         ? await replicatedStore(
@@ -607,35 +701,55 @@ export class DataPlane implements Dispatcher {
         });
         if (!complete) routing = { ...routing, degraded: true };
       }
-      if (routing.fallback) this.#metrics.fallback(op);
       if (replicated) {
         this.#metrics.replicatedWrite(routing.degraded === true ? WRITE_DEGRADED : WRITE_FULL);
       }
-      if (value.status !== 0) outcome = 'upstream_error';
-      this.#replies.respond(stream, value, routing);
+      this.routed(call, value, routing);
     } catch (err) {
-      outcome = outcomeOf(err, call.gone);
-      if (outcome === 'InsufficientReplicas' && op === OP.store) {
+      this.failed(call, err);
+    }
+  }
+
+  /** The node's reply, RoutingInfo added (the IngressCall's sink, and `#routeAsync`'s end). */
+  routed(call: IngressCall, value: Reply, routing: RoutingInfo): void {
+    try {
+      if (routing.fallback) this.#metrics.fallback(call.op);
+      this.#replies.respond(call.stream, value, routing);
+    } finally {
+      this.#end(call, value.status !== 0 ? 'upstream_error' : 'ok');
+    }
+  }
+
+  /** A call that ended in an error: a trailers-only reply saying why. */
+  failed(call: IngressCall, err: unknown): void {
+    const outcome = outcomeOf(err, call.gone);
+    try {
+      if (outcome === 'InsufficientReplicas' && call.op === OP.store) {
         this.#metrics.replicatedWrite(WRITE_INSUFFICIENT);
       }
       const { code, message } =
         err instanceof RouteError
           ? { code: err.grpcStatus, message: err.message }
           : toGrpcStatus(err);
-      this.#replies.fail(stream, code, message, [
+      this.#replies.fail(call.stream, code, message, [
         'x-engram-error',
         outcome,
         'x-engram-epoch',
         this.#replies.epochString(this.#reader.epoch),
       ]);
     } finally {
-      this.#inFlight--;
-      this.#metrics.inFlight(-1);
-      this.#metrics.request(
-        op,
-        OUTCOME_INDEX.get(outcome) ?? OUTCOME_INDEX.get('Unavailable')!,
-        (performance.now() - started) / 1000,
-      );
+      this.#end(call, outcome);
     }
+  }
+
+  /** Counts a call out: in flight, and its outcome and duration. */
+  #end(call: IngressCall, outcome: string): void {
+    this.#inFlight--;
+    this.#metrics.inFlight(-1);
+    this.#metrics.request(
+      call.op,
+      OUTCOME_INDEX.get(outcome) ?? OUTCOME_INDEX.get('Unavailable')!,
+      (performance.now() - call.started) / 1000,
+    );
   }
 }

@@ -1,7 +1,12 @@
 import { performance } from 'node:perf_hooks';
 import { CLOSE, H2_ERROR, type H2Stream, type StreamHandler } from '@engram/h2';
 import type { ConnectionPool } from '@engram/pool';
-import { type CallContext, isNodeFailureStatus, whenCancelled } from '@engram/router';
+import {
+  type AttemptSettle,
+  type CallContext,
+  isNodeFailureStatus,
+  whenCancelled,
+} from '@engram/router';
 import { inflateReply } from './compression.js';
 import { GRPC_STATUS } from './errors.js';
 import { AUTHORITY_AT, TIMEOUT_AT } from './upstream-headers.js';
@@ -133,14 +138,15 @@ class Attempt implements StreamHandler {
   trailers: string[] | null = null;
   /** Unregisters the attempt's cancel callback (set once the stream exists). */
   dispose: () => void = NOOP;
-  #chunks: Buffer[] = [];
+  /** The reply's body: its first chunk (most replies have one), then any more. */
+  #first: Buffer | null = null;
+  #more: Buffer[] | null = null;
   #size = 0;
 
   constructor(
     readonly nodeId: string,
     readonly call: ClientCall,
-    readonly resolve: (r: Reply) => void,
-    readonly reject: (e: unknown) => void,
+    readonly settle: AttemptSettle<Reply>,
     readonly answered: ((nodeId: string) => void) | undefined,
     readonly ctx: CallContext,
     readonly observer: AttemptObserver | undefined,
@@ -169,7 +175,9 @@ class Attempt implements StreamHandler {
 
   onData(_s: H2Stream, chunk: Buffer): void {
     if (chunk.length === 0) return;
-    this.#chunks.push(chunk);
+    if (this.#first === null) this.#first = chunk;
+    else if (this.#more === null) this.#more = [this.#first, chunk];
+    else this.#more.push(chunk);
     this.#size += chunk.length;
   }
 
@@ -180,7 +188,9 @@ class Attempt implements StreamHandler {
     const nodeId = this.nodeId;
     if (call.gone) {
       this.#observe(GRPC_STATUS.CANCELLED);
-      this.reject(new UpstreamError(GRPC_STATUS.CANCELLED, 'cancelled by the client', nodeId));
+      this.settle.reject(
+        new UpstreamError(GRPC_STATUS.CANCELLED, 'cancelled by the client', nodeId),
+      );
       return;
     }
     const t = this.trailers;
@@ -194,7 +204,9 @@ class Attempt implements StreamHandler {
             ? `stream reset (code ${code})`
             : 'stream closed without a reply';
       this.#observe(attemptStatus(this.ctx));
-      this.reject(new UpstreamError(GRPC_STATUS.UNAVAILABLE, `node ${nodeId}: ${why}`, nodeId));
+      this.settle.reject(
+        new UpstreamError(GRPC_STATUS.UNAVAILABLE, `node ${nodeId}: ${why}`, nodeId),
+      );
       return;
     }
     const raw = headerValue(t, 'grpc-status');
@@ -205,7 +217,7 @@ class Attempt implements StreamHandler {
       isNodeFailureStatus(status, headerValue(t, 'grpc-retry-pushback-ms') !== undefined)
     ) {
       const msg = headerValue(t, 'grpc-message');
-      this.reject(
+      this.settle.reject(
         new UpstreamError(
           status,
           `node ${nodeId}: ${msg !== undefined ? safeDecode(msg) : `status ${status}`}`,
@@ -215,13 +227,7 @@ class Attempt implements StreamHandler {
       );
       return;
     }
-    const chunks = this.#chunks;
-    let body =
-      chunks.length === 1
-        ? chunks[0]!
-        : chunks.length === 0
-          ? EMPTY
-          : Buffer.concat(chunks, this.#size);
+    let body = this.#more !== null ? Buffer.concat(this.#more, this.#size) : (this.#first ?? EMPTY);
     if (body.length > 0 && body[0] !== 0) {
       // A compressed reply is passed on inflated (flag 0): RoutingInfo is appended to it, and
       // quorum and Query merges decode it. One the router cannot read is the node's fault.
@@ -231,7 +237,7 @@ class Attempt implements StreamHandler {
         MAX_INFLATED_REPLY_BYTES,
       );
       if (plain === null) {
-        this.reject(
+        this.settle.reject(
           new UpstreamError(
             GRPC_STATUS.INTERNAL,
             `node ${nodeId}: unreadable compressed reply`,
@@ -244,7 +250,7 @@ class Attempt implements StreamHandler {
       body = plain;
     }
     this.answered?.(nodeId);
-    this.resolve({ status, headers: this.headers, trailers: t, body });
+    this.settle.resolve({ status, headers: this.headers, trailers: t, body });
   }
 }
 
@@ -275,58 +281,65 @@ export function forward(
   observer?: AttemptObserver,
 ): Promise<Reply> {
   return new Promise<Reply>((resolve, reject) => {
-    const node = ctx.node;
-    const nodeId = node.id;
-    if (call.gone) {
-      reject(new UpstreamError(GRPC_STATUS.CANCELLED, 'cancelled by the client', nodeId));
-      return;
-    }
-    let up: H2Stream;
-    const started = observer === undefined ? 0 : performance.now();
-    const token = observer === undefined ? -1 : observer.started(nodeId);
-    try {
-      const connection = pool.acquireH2(nodeId);
-      headers[AUTHORITY_AT] = node.address;
-      headers[TIMEOUT_AT] = formatGrpcTimeout(ctx.attemptDeadline.remaining());
-      const attempt = new Attempt(
-        nodeId,
-        call,
-        resolve,
-        reject,
-        answered,
-        ctx,
-        observer,
-        token,
-        started,
-      );
-      up = connection.request(headers, body, attempt);
-      attempt.dispose = whenCancelled(ctx, () => {
-        if (!up.closed) up.reset(H2_ERROR.CANCEL);
-      });
-    } catch (err) {
-      // Never sent (no usable connection: every one broken and awaiting its reconnect backoff;
-      // or the pool closed): UNAVAILABLE in the metric, but no evidence against the node for
-      // outlier detection (the attempts on a connection when it broke are counted already: one
-      // refused connect must not become a failure per call until its backoff is over).
-      // ConnectionFailed from the pool is retryable as it is; anything else: UNAVAILABLE.
-      observer?.ended(
-        token,
-        GRPC_STATUS.UNAVAILABLE,
-        (performance.now() - started) / 1000,
-        'unjudged',
-      );
-      const code = (err as { code?: unknown })?.code;
-      reject(
-        code === 'ConnectionFailed'
-          ? err
-          : new UpstreamError(
-              GRPC_STATUS.UNAVAILABLE,
-              `node ${nodeId}: ${(err as Error).message}`,
-              nodeId,
-            ),
-      );
-      return;
-    }
-    call.upstream = up;
+    forwardTo(pool, ctx, headers, body, call, { resolve, reject }, answered, observer);
   });
+}
+
+/**
+ * `forward` reporting to `settle` (`Router.executeTo`'s attempts) instead of a promise: the
+ * node's reply, or the error the Router classifies, exactly once.
+ */
+export function forwardTo(
+  pool: ConnectionPool,
+  ctx: CallContext,
+  headers: string[],
+  body: Buffer,
+  call: ClientCall,
+  settle: AttemptSettle<Reply>,
+  answered?: (nodeId: string) => void,
+  observer?: AttemptObserver,
+): void {
+  const node = ctx.node;
+  const nodeId = node.id;
+  if (call.gone) {
+    settle.reject(new UpstreamError(GRPC_STATUS.CANCELLED, 'cancelled by the client', nodeId));
+    return;
+  }
+  let up: H2Stream;
+  const started = observer === undefined ? 0 : performance.now();
+  const token = observer === undefined ? -1 : observer.started(nodeId);
+  try {
+    const connection = pool.acquireH2(nodeId);
+    headers[AUTHORITY_AT] = node.address;
+    headers[TIMEOUT_AT] = formatGrpcTimeout(ctx.attemptDeadline.remaining());
+    const attempt = new Attempt(nodeId, call, settle, answered, ctx, observer, token, started);
+    up = connection.request(headers, body, attempt);
+    attempt.dispose = whenCancelled(ctx, () => {
+      if (!up.closed) up.reset(H2_ERROR.CANCEL);
+    });
+  } catch (err) {
+    // Never sent (no usable connection: every one broken and awaiting its reconnect backoff;
+    // or the pool closed): UNAVAILABLE in the metric, but no evidence against the node for
+    // outlier detection (the attempts on a connection when it broke are counted already: one
+    // refused connect must not become a failure per call until its backoff is over).
+    // ConnectionFailed from the pool is retryable as it is; anything else: UNAVAILABLE.
+    observer?.ended(
+      token,
+      GRPC_STATUS.UNAVAILABLE,
+      (performance.now() - started) / 1000,
+      'unjudged',
+    );
+    const code = (err as { code?: unknown })?.code;
+    settle.reject(
+      code === 'ConnectionFailed'
+        ? err
+        : new UpstreamError(
+            GRPC_STATUS.UNAVAILABLE,
+            `node ${nodeId}: ${(err as Error).message}`,
+            nodeId,
+          ),
+    );
+    return;
+  }
+  call.upstream = up;
 }

@@ -1,11 +1,16 @@
 import { CLOSE, type H2Stream, type StreamHandler } from '@engram/h2';
-import { type ClientCall, cancelCall } from './forward.js';
+import type { RoutedSink, RoutingInfo } from '@engram/router';
+import { type ClientCall, cancelCall, type Reply } from './forward.js';
 
 /** Where the per-call receiver of a complete request lives (the data plane). */
 export interface Dispatcher {
   dispatch(call: IngressCall, tooLarge: boolean, body: Buffer): void;
   /** A Health/Watch stream ended. */
   watchEnded(stream: H2Stream): void;
+  /** A routed call's reply (the call is the Router's sink). */
+  routed(call: IngressCall, value: Reply, routing: RoutingInfo): void;
+  /** A routed call's error. */
+  failed(call: IngressCall, error: unknown): void;
 }
 
 export const CALL_KIND = Object.freeze({ unary: 0, watch: 1 } as const);
@@ -14,14 +19,17 @@ const EMPTY = Buffer.alloc(0);
 
 /**
  * One request stream on the ingress: buffers the request (unary calls are replayed on retry
- * and fall-back), then hands it to the dispatcher. Also the stream's handler, so a call costs
- * no closures.
+ * and fall-back), then hands it to the dispatcher. Also the stream's handler and the routed
+ * call's sink, so a call costs no closures.
  */
-export class IngressCall implements StreamHandler, ClientCall {
+export class IngressCall implements StreamHandler, ClientCall, RoutedSink<Reply> {
   gone = false;
   upstream: H2Stream | null = null;
   children: ClientCall[] | null = null;
   kind: number = CALL_KIND.unary;
+  /** The MemoryService operation (layout.ts `OP`) and when it started (`performance.now()`). */
+  op = 0;
+  started = 0;
   #chunks: Buffer[] = [];
   #size = 0;
   #tooLarge = false;
@@ -53,6 +61,14 @@ export class IngressCall implements StreamHandler, ClientCall {
     // The client left before the reply: the routed call is cancelled (the attempt in flight
     // is reset and fails as CANCELLED, not retried).
     if (code !== CLOSE.OK) cancelCall(this);
+  }
+
+  routed(value: Reply, routing: RoutingInfo): void {
+    this.dispatcher.routed(this, value, routing);
+  }
+
+  failed(error: unknown): void {
+    this.dispatcher.failed(this, error);
   }
 
   requestComplete(): void {

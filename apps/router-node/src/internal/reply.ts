@@ -28,6 +28,36 @@ function intString(n: number): string {
 /** Query replies join several node ids: bound the caches rather than key every combination. */
 const MAX_CACHED_IDS = 4096;
 
+/** A node's trailer passed on to the client: not a pseudo-header, status or RoutingInfo. */
+function isPassedTrailer(name: string): boolean {
+  return name.charCodeAt(0) !== 58 && name !== 'grpc-status' && !name.startsWith('x-engram-');
+}
+
+/** Whether the trailers of `nodeTrailers` passed on are exactly `passed` (no list built). */
+function samePassedTrailers(passed: readonly string[], nodeTrailers: readonly string[]): boolean {
+  let j = 0;
+  for (let i = 0; i < nodeTrailers.length; i += 2) {
+    const name = nodeTrailers[i]!;
+    if (!isPassedTrailer(name)) continue;
+    if (passed[j] !== name || passed[j + 1] !== nodeTrailers[i + 1]) return false;
+    j += 2;
+  }
+  return j === passed.length;
+}
+
+/** An OK reply's trailer block and what it was encoded from (`Replies.#okTrailers`). */
+interface TrailerBlock {
+  readonly attempts: number;
+  readonly fallback: boolean;
+  readonly strategy: string;
+  readonly epoch: number;
+  readonly acknowledged: number;
+  readonly asked: number;
+  readonly degraded: boolean;
+  readonly nodeTrailers: readonly string[];
+  readonly block: Buffer;
+}
+
 /**
  * Replies to clients: the node's reply with RoutingInfo appended as field 15 and as trailing
  * metadata (`x-engram-*`), and trailers-only errors. Caches the per-node encodings, so a
@@ -37,6 +67,8 @@ export class Replies {
   /** UTF-8 node ids for the RoutingInfo field (encoded once per node). */
   readonly #servedByBytes = new Map<string, Buffer>();
   readonly #servedByHeaders = new Map<string, string>();
+  /** The last OK trailer block per serving node. */
+  readonly #trailers = new Map<string, TrailerBlock>();
   #epochOf = -1;
   #epochValue = '-1';
 
@@ -69,16 +101,53 @@ export class Replies {
     // node's grpc-encoding is not passed on.
     stream.sendHeaders(REPLY_HEADERS, false);
     stream.sendData(framed, false);
+    stream.sendTrailers(this.#okTrailers(routing, r.trailers));
+  }
+
+  /**
+   * The trailers of an OK reply (RoutingInfo, then the node's own trailers), encoded once and
+   * reused while the same node answers with the same routing and trailers: the common case
+   * costs no list and no encoding. (@engram/h2's encoder keeps no dynamic table, so a block
+   * is valid on every connection.)
+   */
+  #okTrailers(routing: RoutingInfo, nodeTrailers: readonly string[]): Buffer {
+    const cached = this.#trailers.get(routing.servedBy);
+    if (
+      cached !== undefined &&
+      cached.attempts === routing.attempts &&
+      cached.fallback === routing.fallback &&
+      cached.strategy === routing.strategy &&
+      cached.epoch === routing.tableEpoch &&
+      cached.acknowledged === routing.acknowledged &&
+      cached.asked === routing.asked &&
+      cached.degraded === (routing.degraded === true) &&
+      samePassedTrailers(cached.nodeTrailers, nodeTrailers)
+    ) {
+      return cached.block;
+    }
     const t = ['grpc-status', '0'];
     this.pushRoutingHeaders(t, routing);
-    const nodeTrailers = r.trailers;
+    const passed: string[] = [];
     for (let i = 0; i < nodeTrailers.length; i += 2) {
       const name = nodeTrailers[i]!;
-      if (name.charCodeAt(0) === 58 || name === 'grpc-status' || name.startsWith('x-engram-'))
-        continue;
+      if (!isPassedTrailer(name)) continue;
       t.push(name, nodeTrailers[i + 1]!);
+      passed.push(name, nodeTrailers[i + 1]!);
     }
-    stream.sendTrailers(t);
+    const block = encodeHeaderBlock(t);
+    if (this.#trailers.size >= MAX_CACHED_IDS) this.#trailers.clear();
+    this.#trailers.set(routing.servedBy, {
+      attempts: routing.attempts,
+      fallback: routing.fallback,
+      strategy: routing.strategy,
+      epoch: routing.tableEpoch,
+      acknowledged: routing.acknowledged,
+      asked: routing.asked,
+      degraded: routing.degraded === true,
+      nodeTrailers: passed,
+      block,
+    });
+    return block;
   }
 
   /** A reply the router built itself (one framed message, RoutingInfo already inside). */

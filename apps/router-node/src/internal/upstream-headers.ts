@@ -20,6 +20,8 @@ const HOP_HEADERS = new Set([
 /** Where `upstreamHeaders` leaves the per-attempt values, set in place before each request. */
 export const AUTHORITY_AT = 7;
 export const TIMEOUT_AT = 9;
+/** Entries before the client's own headers: six fields (pseudo-headers, grpc-timeout, te). */
+const FIXED_FIELDS = 12;
 
 function badHeader(name: string, value: string): RouteError {
   return new RouteError(
@@ -43,25 +45,32 @@ export function upstreamHeaders(
   path: string,
   scheme: 'http' | 'https',
 ): string[] {
-  const fwd = [
-    ':method',
-    'POST',
-    ':scheme',
-    scheme,
-    ':path',
-    path,
-    ':authority',
-    '',
-    'grpc-timeout',
-    '',
-    'te',
-    'trailers',
-  ];
   if (path.includes(' ')) throw badHeader(':path', path);
+  // Sized once (a list grown by push reallocates on the first client header).
+  let passed = 0;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name.charCodeAt(0) !== 58 /* ':' */ && !HOP_HEADERS.has(name)) passed += 2;
+  }
+  const fwd = new Array<string>(FIXED_FIELDS + passed);
+  fwd[0] = ':method';
+  fwd[1] = 'POST';
+  fwd[2] = ':scheme';
+  fwd[3] = scheme;
+  fwd[4] = ':path';
+  fwd[5] = path;
+  fwd[6] = ':authority';
+  fwd[AUTHORITY_AT] = '';
+  fwd[8] = 'grpc-timeout';
+  fwd[TIMEOUT_AT] = '';
+  fwd[10] = 'te';
+  fwd[11] = 'trailers';
+  let at = FIXED_FIELDS;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
     if (name.charCodeAt(0) === 58 /* ':' */ || HOP_HEADERS.has(name)) continue;
-    fwd.push(name, headers[i + 1]!);
+    fwd[at++] = name;
+    fwd[at++] = headers[i + 1]!;
   }
   return fwd;
 }

@@ -119,7 +119,8 @@ export class H2Stream {
   queue: Buffer[] | null = null;
   /** @internal */ queuedEnd = false;
   /** @internal Trailers to send once the queue drains. */
-  queuedTrailers: string[] | null = null;
+  /** Trailers held behind queued data: a field list, or a block encoded up front. */
+  queuedTrailers: string[] | Buffer | null = null;
   /**
    * @internal Body bytes the peer's `content-length` still announces (server side); -1 when
    * it sent none. Checked on each DATA frame and at END_STREAM (RFC 9113 §8.1.1).
@@ -145,8 +146,12 @@ export class H2Stream {
     this.connection.sendData(this, data, endStream);
   }
 
-  /** Sends trailers (a header block with END_STREAM), after any queued data. */
-  sendTrailers(trailers: readonly string[]): void {
+  /**
+   * Sends trailers (a header block with END_STREAM), after any queued data: a field list, or
+   * a block encoded once up front with `encodeHeaderBlock` (no dynamic table, so it is valid
+   * on every connection).
+   */
+  sendTrailers(trailers: readonly string[] | Buffer): void {
     this.connection.sendTrailers(this, trailers);
   }
 
@@ -297,6 +302,8 @@ export abstract class H2Connection implements Flushable {
   readonly #now: () => number;
   /** The peer opened a stream id more than 2 above the last: lower ids may be unused. */
   #peerSkippedIds = false;
+  /** Where header blocks are decoded before being copied out (`#onHeaderBlock`). */
+  readonly #scratchFields: string[] = [];
   #resetTokens = STREAM_RESET_BURST;
   #resetRefilledAt = -1;
 
@@ -459,16 +466,21 @@ export abstract class H2Connection implements Flushable {
   }
 
   /** @internal */
-  sendTrailers(stream: H2Stream, trailers: readonly string[]): void {
+  sendTrailers(stream: H2Stream, trailers: readonly string[] | Buffer): void {
     if (stream.closed || stream.localEnded || this.destroyed) return;
     if (stream.queue !== null || stream.id === 0) {
       stream.queue ??= [];
-      stream.queuedTrailers = trailers.slice();
+      stream.queuedTrailers = Buffer.isBuffer(trailers) ? trailers : trailers.slice();
       stream.localEnded = true;
       return;
     }
-    this.#encodeHeaders(stream.id, trailers, FLAG.END_STREAM);
+    this.#writeTrailers(stream.id, trailers);
     this.#localEnd(stream);
+  }
+
+  #writeTrailers(id: number, trailers: readonly string[] | Buffer): void {
+    if (Buffer.isBuffer(trailers)) this.#writePrebuilt(id, trailers, FLAG.END_STREAM);
+    else this.#encodeHeaders(id, trailers, FLAG.END_STREAM);
   }
 
   /** @internal */
@@ -1009,9 +1021,12 @@ export abstract class H2Connection implements Flushable {
 
   #onHeaderBlock(id: number, flags: number, buf: Buffer, start: number, end: number): void {
     // Every block is decoded, even for streams we drop: the HPACK table is connection state.
-    const headers: string[] = [];
+    // Into one scratch list, then copied out at its exact size (a list grown by push takes
+    // room for 17 entries at its first field, whatever the block holds).
+    let headers: string[];
     try {
-      this.decoder.decode(buf, start, end, headers);
+      const scratch = this.#scratchFields;
+      headers = scratch.slice(0, this.decoder.decodeAt(buf, start, end, scratch, 0));
     } catch (err) {
       this.fail(H2_ERROR.COMPRESSION_ERROR, (err as Error).message);
       return;
@@ -1480,7 +1495,7 @@ export abstract class H2Connection implements Flushable {
       if (s.queuedTrailers !== null) {
         const t = s.queuedTrailers;
         s.queuedTrailers = null;
-        this.#encodeHeaders(s.id, t, FLAG.END_STREAM);
+        this.#writeTrailers(s.id, t);
         this.#localEnd(s);
       } else if (s.queuedEnd) {
         this.#localEnd(s);

@@ -135,6 +135,15 @@ export class HpackDecoder {
    * state is undefined: the connection is failing with COMPRESSION_ERROR, drop the decoder.
    */
   decode(buf: Uint8Array, start: number, end: number, out: string[]): void {
+    this.decodeAt(buf, start, end, out, out.length);
+  }
+
+  /**
+   * `decode`, writing the fields at `out[at…]` (over what is there) instead of appending;
+   * returns the index after the last one written. For a caller that decodes into one scratch
+   * list and copies out exactly what it needs.
+   */
+  decodeAt(buf: Uint8Array, start: number, end: number, out: string[], at: number): number {
     if (!(start >= 0 && start <= end && end <= buf.length)) {
       throw new InvalidArgumentError(
         '[start, end)',
@@ -143,6 +152,7 @@ export class HpackDecoder {
       );
     }
     let p = start;
+    let n = at;
     let listSize = 0;
     let sizeUpdateAllowed = true;
     let charsValid = true;
@@ -217,9 +227,11 @@ export class HpackDecoder {
       sizeUpdateAllowed = false;
       listSize += name.length + value.length + ENTRY_OVERHEAD_OCTETS;
       if (listSize > this.maxHeaderListSize) throw this.listSizeError();
-      out.push(name, value);
+      out[n++] = name;
+      out[n++] = value;
     }
     this.charsValid = charsValid;
+    return n;
   }
 
   private indexError(index: number): HpackError {

@@ -211,29 +211,18 @@ export class Execution<T> {
     this.#call = call;
     this.#settles = settles;
     this.#operation = options.operation ?? decision.operation ?? 'execute';
+    // One clock read for the start and the deadline (deadlineMs is checked by the Router).
+    const now = host.clock.now();
     this.#deadline =
-      options.deadline ?? Deadline.after(options.deadlineMs ?? host.options.deadlineMs, host.clock);
+      options.deadline ??
+      new Deadline(now + (options.deadlineMs ?? host.options.deadlineMs), host.clock);
     this.#signal = options.signal;
     this.#isRetryable = options.isRetryable ?? defaultIsRetryable;
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? host.options.attemptTimeoutMs;
     const isRead = decision.operation === 'recall' || decision.operation === 'query';
     const hedgeOn = options.hedge ?? (isRead && host.options.hedge !== undefined);
     this.#hedge = hedgeOn ? (host.options.hedge ?? FALLBACK_HEDGE) : undefined;
-    const targets: Target[] = [
-      {
-        node: decision.primary,
-        index: 0,
-        slot: host.slotOf(decision.primary),
-        tried: false,
-        open: false,
-        admission: REJECTED,
-        notBefore: 0,
-        pushedBack: false,
-        noRetry: false,
-      },
-    ];
-    // Replicas only when the strategy allows fall-back (a hand-made decision may carry them):
-    // reads and scatter-gather, and a `Primary` Store while `storeFallback` is on.
+    // Sized once: the primary and every replica a fall-back may use (duplicates trimmed below).
     const strategy = decision.strategy;
     const replicas =
       strategy === 'PrimaryWithFallback' ||
@@ -241,12 +230,27 @@ export class Execution<T> {
       (strategy === 'Primary' && decision.operation === 'store' && host.options.storeFallback)
         ? decision.replicas
         : [];
+    const targets = new Array<Target>(1 + replicas.length);
+    targets[0] = {
+      node: decision.primary,
+      index: 0,
+      slot: host.slotOf(decision.primary),
+      tried: false,
+      open: false,
+      admission: REJECTED,
+      notBefore: 0,
+      pushedBack: false,
+      noRetry: false,
+    };
+    // Replicas only when the strategy allows fall-back (a hand-made decision may carry them):
+    // reads and scatter-gather, and a `Primary` Store while `storeFallback` is on.
+    let count = 1;
     outer: for (let i = 0; i < replicas.length; i++) {
       const node = replicas[i]!;
-      for (const t of targets) if (t.node.id === node.id) continue outer;
-      targets.push({
+      for (let k = 0; k < count; k++) if (targets[k]!.node.id === node.id) continue outer;
+      targets[count] = {
         node,
-        index: targets.length,
+        index: count,
         slot: host.slotOf(node),
         tried: false,
         open: false,
@@ -254,12 +258,14 @@ export class Execution<T> {
         notBefore: 0,
         pushedBack: false,
         noRetry: false,
-      });
+      };
+      count++;
     }
+    targets.length = count;
     this.#targets = targets;
     // A hand-made decision may lack `placement`: its primary is then the owner.
     this.#ownerId = (decision.placement?.[0] ?? decision.primary).id;
-    this.#startedAt = host.clock.now();
+    this.#startedAt = now;
   }
 
   run(): Promise<Routed<T>> {
@@ -476,10 +482,13 @@ export class Execution<T> {
     this.#lastNode = node;
     const deadline = this.#deadline;
     const timeoutMs = this.#attemptTimeoutMs;
-    const remaining = deadline.remaining();
-    const attemptAt = timeoutMs < remaining ? deadline.clock.now() + timeoutMs : deadline.at;
+    // One clock read (two when the caller's deadline runs on another clock).
+    const now = deadline.clock.now();
+    const remaining = Math.max(deadline.at - now, 0);
+    const attemptAt = timeoutMs < remaining ? now + timeoutMs : deadline.at;
     const ctx = new AttemptContext(node, n, node.id !== this.#ownerId, deadline, attemptAt, hedge);
-    const attempt = new Attempt<T>(this, target, admission, ctx, host.clock.now());
+    const startedAt = deadline.clock === host.clock ? now : host.clock.now();
+    const attempt = new Attempt<T>(this, target, admission, ctx, startedAt);
     const wait = Math.min(timeoutMs, remaining);
     if (wait !== Number.POSITIVE_INFINITY) {
       attempt.timer = setTimeout(Execution.#onTimer, Math.min(wait, MAX_TIMER_MS), this, attempt);
