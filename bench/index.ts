@@ -127,6 +127,13 @@ async function main(): Promise<void> {
     ['router-node --workers 1, young gen 48 MB', { workers: 1, youngGenerationMb: 48 }, []],
     ['router-node --workers 1, young gen 192 MB', { workers: 1, youngGenerationMb: 192 }, []],
     ['router-node --workers 0, semi-space 64 MB', { workers: 0 }, ['--max-semi-space-size=64']],
+    // V8's parallel and concurrent GC threads (router-node's default runs the GC on the
+    // allocating thread, singleThreadedGc).
+    [
+      'router-node --workers 1, singleThreadedGc false',
+      { workers: 1, singleThreadedGc: false },
+      [],
+    ],
   ];
 
   // BENCH_VARIANTS=a,b keeps only router variants whose name contains one of the parts
