@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { type BenchReport, QUICK, type Row as TableRow } from '@engram/bench-kit';
+import { callMemory, MemoryServiceClient, MemoryServiceDefinition } from '@engram/proto';
+import * as grpc from '@grpc/grpc-js';
 
 // --quick (BENCH_QUICK=1): one round of fewer calls, the same measures and tables.
 export const SEQ_CALLS = Number(process.env.BENCH_SEQ ?? (QUICK ? 300 : 3000));
@@ -436,12 +438,18 @@ export function h2loadAvailable(): boolean {
 }
 
 /**
+ * node's flags router-node runs with, as its bin's shebang and package scripts start it
+ * (apps/router-node/README.md: V8's GC on the allocating thread).
+ */
+export const ROUTER_NODE_FLAGS: readonly string[] = Object.freeze(['--single-threaded-gc']);
+
+/**
  * Starts router-node (`main`: this build, or another one's dist/main.js) on `config` written
  * to a file, on free ports, admin off, quiet; resolves with its first stdout line.
  */
 export function startRouterNode(
   config: Record<string, unknown>,
-  execArgv: string[] = [],
+  execArgv: readonly string[] = ROUTER_NODE_FLAGS,
   main: string = ROUTER_MAIN,
 ): Promise<Spawned> {
   const file = join(dir, `router-${Math.random().toString(36).slice(2)}.json`);
@@ -584,4 +592,45 @@ ${upstreams.map((a, i) => `  server n${i + 1} ${a} proto h2`).join('\n')}
   await new Promise((r) => setTimeout(r, 500));
   if (child.exitCode !== null) throw new Error(`haproxy exited ${child.exitCode} (${conf})`);
   return { port, pids: () => [child.pid!] };
+}
+
+/**
+ * A memory node (child process, data in the bench's scratch directory) holding 10 memories in
+ * space `bench`, and a Recall of them as a gRPC frame in a file (h2load's request body).
+ */
+export async function startRecallNode(): Promise<{
+  node: Spawned;
+  nodeAddress: string;
+  message: Uint8Array;
+  body: string;
+}> {
+  const node = await spawnJson([
+    NODE_MAIN,
+    '--id',
+    'n1',
+    '--port',
+    '0',
+    '--data-dir',
+    join(dir, 'n1'),
+    '--log-level',
+    'warn',
+  ]);
+  const nodeAddress = String(node.first.address);
+  const client = new MemoryServiceClient(nodeAddress, grpc.credentials.createInsecure());
+  try {
+    for (let i = 0; i < 10; i++) {
+      await callMemory(client, 'store', {
+        spaceId: 'bench',
+        memory: { content: `hello world memory ${i}` },
+      });
+    }
+  } finally {
+    client.close();
+  }
+  const message = MemoryServiceDefinition.Recall.requestSerialize({
+    spaceId: 'bench',
+    cue: { text: 'hello' },
+    limit: 5,
+  });
+  return { node, nodeAddress, message, body: frameFile('recall.bin', message) };
 }

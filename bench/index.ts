@@ -19,35 +19,33 @@
  * throughput, measured first; 0 = skip), BENCH_RATE_SECONDS (default 5),
  * BENCH_VARIANTS=part,part (only router variants whose name has one, the A/B extras
  * included), BENCH_BASELINE_ROUTER=name=/path/to/router-node/dist/main.js (another build of
- * router-node measured side by side, e.g. an older commit).
+ * router-node measured side by side, e.g. an older commit; BENCH_BASELINE_NODE_FLAGS its node
+ * flags, default none). Router-node runs as its bin starts it: node --single-threaded-gc.
  */
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
 import { BenchReport } from '@engram/bench-kit';
-import { callMemory, MemoryServiceClient, MemoryServiceDefinition } from '@engram/proto';
+import { callMemory, MemoryServiceClient } from '@engram/proto';
 import * as grpc from '@grpc/grpc-js';
 import {
   CONC_CALLS,
   children,
   DEFAULT_PHASES,
-  dir,
-  frameFile,
   h2load,
   h2loadAvailable,
   measure,
   medianRow,
-  NODE_MAIN,
   type Phases,
   printRows,
   RATE,
   ROUNDS,
   ROUTER_MAIN,
+  ROUTER_NODE_FLAGS,
   type Row,
   SEQ_CALLS,
   type Spawned,
-  spawnJson,
   startHaproxy,
   startNginx,
+  startRecallNode,
   startRouterNode,
   type Target,
   WARMUP_CALLS,
@@ -86,54 +84,38 @@ async function checkPath(address: string, expectRouting: boolean): Promise<void>
 
 async function main(): Promise<void> {
   if (!h2loadAvailable()) return;
-  const node = await spawnJson([
-    NODE_MAIN,
-    '--id',
-    'n1',
-    '--port',
-    '0',
-    '--data-dir',
-    join(dir, 'n1'),
-    '--log-level',
-    'warn',
-  ]);
-  const nodeAddress = String(node.first.address);
-  const client = new MemoryServiceClient(nodeAddress, grpc.credentials.createInsecure());
-  for (let i = 0; i < 10; i++) {
-    await callMemory(client, 'store', {
-      spaceId: 'bench',
-      memory: { content: `hello world memory ${i}` },
-    });
-  }
-  client.close();
-  const msg = MemoryServiceDefinition.Recall.requestSerialize({
-    spaceId: 'bench',
-    cue: { text: 'hello' },
-    limit: 5,
-  });
-  const body = frameFile('recall.bin', msg);
+  const { nodeAddress, message: msg, body } = await startRecallNode();
 
   const cores = availableParallelism();
   const directUrl = `http://${nodeAddress}/engram.v1.MemoryService/Recall`;
   const targets: Target[] = [{ name: 'direct', url: directUrl, pids: () => [] }];
   // The default run: one data-plane thread and one per core, each beside HAProxy with as many
   // threads. The rest are kept for A/B runs (BENCH_VARIANTS names them).
+  // Each router-node as its bin and scripts start it: node --single-threaded-gc (see the
+  // router-node README).
   const variants: [string, Record<string, unknown>, string[], string?][] = [
-    ['router-node --workers 1 (default)', { workers: 1 }, []],
-    [`router-node --workers ${cores}`, { workers: cores }, []],
+    ['router-node --workers 1 (default)', { workers: 1 }, [...ROUTER_NODE_FLAGS]],
+    [`router-node --workers ${cores}`, { workers: cores }, [...ROUTER_NODE_FLAGS]],
   ];
   const extraVariants: [string, Record<string, unknown>, string[], string?][] = [
-    ['router-node --workers 0', { workers: 0 }, []],
-    ['router-node --workers 1, young gen 48 MB', { workers: 1, youngGenerationMb: 48 }, []],
-    ['router-node --workers 1, young gen 192 MB', { workers: 1, youngGenerationMb: 192 }, []],
-    ['router-node --workers 0, semi-space 64 MB', { workers: 0 }, ['--max-semi-space-size=64']],
-    // V8's parallel and concurrent GC threads (router-node's default runs the GC on the
-    // allocating thread, singleThreadedGc).
+    ['router-node --workers 0', { workers: 0 }, [...ROUTER_NODE_FLAGS]],
     [
-      'router-node --workers 1, singleThreadedGc false',
-      { workers: 1, singleThreadedGc: false },
-      [],
+      'router-node --workers 1, young gen 48 MB',
+      { workers: 1, youngGenerationMb: 48 },
+      [...ROUTER_NODE_FLAGS],
     ],
+    [
+      'router-node --workers 1, young gen 192 MB',
+      { workers: 1, youngGenerationMb: 192 },
+      [...ROUTER_NODE_FLAGS],
+    ],
+    [
+      'router-node --workers 0, semi-space 64 MB',
+      { workers: 0 },
+      [...ROUTER_NODE_FLAGS, '--max-semi-space-size=64'],
+    ],
+    // V8's parallel and concurrent GC threads (node without --single-threaded-gc).
+    ['router-node --workers 1, node without --single-threaded-gc', { workers: 1 }, []],
   ];
 
   // BENCH_VARIANTS=a,b keeps only router variants whose name contains one of the parts
@@ -147,10 +129,12 @@ async function main(): Promise<void> {
   }
   const baseline = process.env.BENCH_BASELINE_ROUTER;
   if (baseline?.includes('=')) {
-    // Like for like: the other build runs with the settings of the first variant kept.
+    // The other build with the first variant's settings; its node flags from
+    // BENCH_BASELINE_NODE_FLAGS (default none: how builds before --single-threaded-gc ran).
     const at = baseline.indexOf('=');
-    const [, extra, execArgv] = variants[0] ?? ['', { workers: 1 }, []];
-    variants.push([baseline.slice(0, at), extra, execArgv, baseline.slice(at + 1)]);
+    const [, extra] = variants[0] ?? ['', { workers: 1 }, []];
+    const flags = (process.env.BENCH_BASELINE_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+    variants.push([baseline.slice(0, at), extra, flags, baseline.slice(at + 1)]);
   }
 
   const routers: Spawned[] = [];

@@ -8,22 +8,19 @@
  * graph). CPU per thread comes from /proc as in the proxy bench; the profiler's own thread
  * (`v8:ProfEvntProc`) is reported apart, since the measurement adds it.
  *
- * Run: pnpm --filter @engram/bench profile (needs h2load)
+ * Run: pnpm --filter @engram/bench bench:profile (needs h2load)
  * Env: BENCH_PROFILE_CALLS (default 60000), BENCH_WARMUP, BENCH_WORKERS (default 1),
  * BENCH_PROFILE_TOP (functions listed per thread, default 25).
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BenchReport, QUICK } from '@engram/bench-kit';
-import { callMemory, MemoryServiceClient, MemoryServiceDefinition } from '@engram/proto';
-import * as grpc from '@grpc/grpc-js';
 import {
   CLK_TCK,
-  frameFile,
   h2load,
   h2loadAvailable,
-  NODE_MAIN,
-  spawnJson,
+  ROUTER_NODE_FLAGS,
+  startRecallNode,
   startRouterNode,
   threadTicks,
   WARMUP_CALLS,
@@ -86,27 +83,10 @@ async function main(): Promise<void> {
   if (!h2loadAvailable()) return;
   rmSync(OUT, { recursive: true, force: true });
   mkdirSync(OUT, { recursive: true });
-  const node = await spawnJson([NODE_MAIN, '--id', 'n1', '--port', '0', '--log-level', 'warn']);
-  const nodeAddress = String(node.first.address);
-  const client = new MemoryServiceClient(nodeAddress, grpc.credentials.createInsecure());
-  for (let i = 0; i < 10; i++) {
-    await callMemory(client, 'store', {
-      spaceId: 'bench',
-      memory: { content: `hello world memory ${i}` },
-    });
-  }
-  client.close();
-  const body = frameFile(
-    'recall.bin',
-    MemoryServiceDefinition.Recall.requestSerialize({
-      spaceId: 'bench',
-      cue: { text: 'hello' },
-      limit: 5,
-    }),
-  );
+  const { node, nodeAddress, body } = await startRecallNode();
   const router = await startRouterNode(
     { nodes: [{ id: 'n1', address: nodeAddress, zone: 'a' }], workers: WORKERS },
-    ['--cpu-prof', `--cpu-prof-dir=${OUT}`],
+    [...ROUTER_NODE_FLAGS, '--cpu-prof', `--cpu-prof-dir=${OUT}`],
   );
   const pid = router.child.pid!;
   const url = `http://${String(router.first.address)}/engram.v1.MemoryService/Recall`;

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --single-threaded-gc
 /**
  * router-node CLI.
  *   router-node [run] [--config FILE] [--local-cluster] [--<key> VALUE …]   serve
@@ -29,7 +29,6 @@ import {
 import { type Cli, parseCli, renderHelp, USAGE } from './internal/cli.js';
 import { nodesProblem } from './internal/config.js';
 import { checkConfigFiles } from './internal/config-files.js';
-import { useSingleThreadedGc } from './internal/gc-threads.js';
 
 function parseArgs(argv: readonly string[]): Cli {
   try {
@@ -145,8 +144,6 @@ async function main(): Promise<void> {
     (message: unknown, ...rest: unknown[]) =>
       log[level]({ event: 'grpc' }, [message, ...rest].map(String).join(' '));
   grpc.setLogger({ error: grpcLog('warn'), info: grpcLog('info'), debug: grpcLog('debug') });
-  // Process-wide, before any data-plane worker exists (see gc-threads.ts).
-  if (config.singleThreadedGc) useSingleThreadedGc();
   if (cli.command === 'demo') {
     const code = await runDemo(config, log);
     process.exit(code);

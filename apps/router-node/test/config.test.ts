@@ -146,7 +146,6 @@ describe('config schema', () => {
       metrics: { enabled: true, host: '127.0.0.1', port: 9464 },
       workers: 1,
       youngGenerationMb: 0,
-      singleThreadedGc: true,
       nodes: [],
       assignments: [],
       localNodeId: null,

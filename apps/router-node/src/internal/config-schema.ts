@@ -218,15 +218,6 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     description:
       'young-generation (semi-space) size of each data-plane thread, MiB; 0 = V8 default',
   },
-  singleThreadedGc: {
-    type: 'bool',
-    // Measured (gc-threads.ts, bench/README.md): 0.86x the CPU per call, 1.10x the calls/s
-    // and a lower fixed-rate p99 on 2 cores; V8's helper threads cost a third of the CPU.
-    default: true,
-    reloadable: false,
-    description:
-      "V8's garbage collector runs on the allocating thread (node's --single-threaded-gc, process-wide, set before the workers start): less CPU per call where cores are busy; false = V8's parallel and concurrent GC threads",
-  },
   nodes: {
     type: 'nodes',
     shape: '[{ id, address: "host:port", zone? }]',

@@ -97,8 +97,6 @@ export interface RouterNodeConfig {
   readonly workers: number;
   /** Young-generation (semi-space) size of each data-plane thread, MiB; 0 = V8 default. */
   readonly youngGenerationMb: number;
-  /** V8's GC on the allocating thread, process-wide (`--single-threaded-gc`); set at start. */
-  readonly singleThreadedGc: boolean;
   readonly nodes: readonly NodeConfig[];
   readonly assignments: readonly AssignmentConfig[];
   readonly localNodeId: string | null;

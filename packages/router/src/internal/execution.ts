@@ -92,6 +92,20 @@ interface Target {
   noRetry: boolean;
 }
 
+function newTarget(node: NodeInfo, index: number, slot: number): Target {
+  return {
+    node,
+    index,
+    slot,
+    tried: false,
+    open: false,
+    admission: REJECTED,
+    notBefore: 0,
+    pushedBack: false,
+    noRetry: false,
+  };
+}
+
 /**
  * One attempt in flight. It is also the `AttemptSettle` a settled call reports to (see
  * `Router.executeTo`), so that path costs no promise and no closure per attempt.
@@ -222,7 +236,8 @@ export class Execution<T> {
     const isRead = decision.operation === 'recall' || decision.operation === 'query';
     const hedgeOn = options.hedge ?? (isRead && host.options.hedge !== undefined);
     this.#hedge = hedgeOn ? (host.options.hedge ?? FALLBACK_HEDGE) : undefined;
-    // Sized once: the primary and every replica a fall-back may use (duplicates trimmed below).
+    // Replicas only when the strategy allows fall-back (a hand-made decision may carry them):
+    // reads and scatter-gather, and a `Primary` Store while `storeFallback` is on.
     const strategy = decision.strategy;
     const replicas =
       strategy === 'PrimaryWithFallback' ||
@@ -230,35 +245,14 @@ export class Execution<T> {
       (strategy === 'Primary' && decision.operation === 'store' && host.options.storeFallback)
         ? decision.replicas
         : [];
+    // Sized once: the primary and every replica (a duplicate of an earlier one is skipped).
     const targets = new Array<Target>(1 + replicas.length);
-    targets[0] = {
-      node: decision.primary,
-      index: 0,
-      slot: host.slotOf(decision.primary),
-      tried: false,
-      open: false,
-      admission: REJECTED,
-      notBefore: 0,
-      pushedBack: false,
-      noRetry: false,
-    };
-    // Replicas only when the strategy allows fall-back (a hand-made decision may carry them):
-    // reads and scatter-gather, and a `Primary` Store while `storeFallback` is on.
+    targets[0] = newTarget(decision.primary, 0, host.slotOf(decision.primary));
     let count = 1;
     outer: for (let i = 0; i < replicas.length; i++) {
       const node = replicas[i]!;
       for (let k = 0; k < count; k++) if (targets[k]!.node.id === node.id) continue outer;
-      targets[count] = {
-        node,
-        index: count,
-        slot: host.slotOf(node),
-        tried: false,
-        open: false,
-        admission: REJECTED,
-        notBefore: 0,
-        pushedBack: false,
-        noRetry: false,
-      };
+      targets[count] = newTarget(node, count, host.slotOf(node));
       count++;
     }
     targets.length = count;
