@@ -91,7 +91,7 @@ function run<T>(
 ): Promise<Routed<T>> {
   if (mode === 'execute') return router.execute(decision, call, options);
   return new Promise((resolve, reject) => {
-    router.executeTo(
+    router.executeTo<T>(
       decision,
       (ctx, settle) => {
         call(ctx).then(
