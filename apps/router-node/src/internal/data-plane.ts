@@ -646,8 +646,10 @@ export class DataPlane implements Dispatcher {
   async #routeAsync(call: IngressCall, routed: PreparedCall): Promise<void> {
     const { op, router, path, fwd, spaceId, request, decision, options } = routed;
     const pool = this.#pool;
+    const replicated = decision.strategy === RoutingStrategy.Replicated;
+    let value: Reply;
+    let routing: RoutingInfo;
     try {
-      const replicated = decision.strategy === RoutingStrategy.Replicated;
       const answer = replicated
         ? await replicatedStore(
             router,
@@ -688,8 +690,8 @@ export class DataPlane implements Dispatcher {
                 ),
               options,
             );
-      const { value } = answer;
-      let { routing } = answer;
+      value = answer.value;
+      routing = answer.routing;
       if (op === OP.consolidate && value.status === 0 && router.options.replicateWrites) {
         // One node consolidated; its replicas take its merges by a repair before the answer.
         // A repair that could not reach every replica (or not run) leaves the answer as it is,
@@ -701,13 +703,15 @@ export class DataPlane implements Dispatcher {
         });
         if (!complete) routing = { ...routing, degraded: true };
       }
-      if (replicated) {
-        this.#metrics.replicatedWrite(routing.degraded === true ? WRITE_DEGRADED : WRITE_FULL);
-      }
-      this.routed(call, value, routing);
     } catch (err) {
       this.failed(call, err);
+      return;
     }
+    if (replicated) {
+      this.#metrics.replicatedWrite(routing.degraded === true ? WRITE_DEGRADED : WRITE_FULL);
+    }
+    // Outside the try: the call is counted out once, by `routed` (or above, by `failed`).
+    this.routed(call, value, routing);
   }
 
   /** The node's reply, RoutingInfo added (the IngressCall's sink, and `#routeAsync`'s end). */
