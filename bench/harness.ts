@@ -89,12 +89,16 @@ export function rssMb(pids: number[]): number {
   return kb / 1024;
 }
 
+/** utime + stime of a `/proc/…/stat` line (fields 14 and 15, after the `(comm)` field). */
+function statTicks(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
 export function cpuTicks(pids: number[]): number {
   let total = 0;
   for (const pid of pids) {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    total += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14, 15)
+    total += statTicks(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   }
   return total;
 }
@@ -115,14 +119,17 @@ export function threadTicks(pid: number): Map<string, number> {
     } catch {
       continue; // the thread ended between the listing and the read
     }
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    byName.set(name, (byName.get(name) ?? 0) + Number(fields[11]) + Number(fields[12]));
+    byName.set(name, (byName.get(name) ?? 0) + statTicks(stat));
   }
   return byName;
 }
 
-/** `main 3.1, node-worker 14.2 µs/call`: the threads that used CPU between two readings. */
-function perThread(before: Map<string, number>, after: Map<string, number>, calls: number): string {
+/** `engram-data-0 10.2, main 0.3 µs/call`: the threads that used CPU between two readings. */
+export function cpuPerThread(
+  before: Map<string, number>,
+  after: Map<string, number>,
+  calls: number,
+): string {
   const parts: string[] = [];
   for (const [name, ticks] of [...after].sort((a, b) => b[1] - a[1])) {
     const us = (((ticks - (before.get(name) ?? 0)) / CLK_TCK) * 1e6) / calls;
@@ -305,7 +312,7 @@ export async function measure(
   const wallMs = performance.now() - started;
   const after = pids.length > 0 ? cpuTicks(t.pids()) : 0;
   const threads =
-    threadsBefore === null ? '' : perThread(threadsBefore, threadTicks(pids[0]!), phases.conc);
+    threadsBefore === null ? '' : cpuPerThread(threadsBefore, threadTicks(pids[0]!), phases.conc);
   const gc1 = await gcCounters(t.metricsPort);
   const gcMs = (gc1.sum - gc0.sum) * 1000;
   // Fixed rate, the same offered load for every path: tails compare like for like (the

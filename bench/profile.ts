@@ -16,7 +16,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BenchReport, QUICK } from '@engram/bench-kit';
 import {
-  CLK_TCK,
+  cpuPerThread,
   h2load,
   h2loadAvailable,
   ROUTER_NODE_FLAGS,
@@ -105,11 +105,7 @@ async function main(): Promise<void> {
   report.note(
     `router-node --workers ${WORKERS}, ${CALLS} Recalls at 64 in flight (4 conns x 16 streams) after ${WARMUP_CALLS} warm-up calls: ${Math.round(load.rps)} calls/s, p50 ${load.p50Ms.toFixed(2)} ms, ${load.errors} errors; profiles in ${OUT}`,
   );
-  const cpu = [...after]
-    .map(([name, ticks]) => [name, (((ticks - (before.get(name) ?? 0)) / CLK_TCK) * 1e6) / CALLS])
-    .filter(([, us]) => (us as number) >= 0.05)
-    .map(([name, us]) => `${name} ${(us as number).toFixed(1)}`);
-  report.note(`CPU per call by thread (/proc, µs): ${cpu.join(', ')}`);
+  report.note(`CPU per call by thread (/proc): ${cpuPerThread(before, after, CALLS)}`);
   for (const file of readdirSync(OUT).filter((f) => f.endsWith('.cpuprofile'))) {
     const profile = JSON.parse(readFileSync(join(OUT, file), 'utf8')) as CpuProfile;
     const { busy, categories, functions } = aggregate(profile, fromUs, toUs);
