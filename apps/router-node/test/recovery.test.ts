@@ -86,6 +86,34 @@ describe('a node that comes back', () => {
     );
     const before = await scrape(router.metricsPort);
     const okBefore = answered(before, target);
+    /** What the router saw of the node (for a failure's message): its state, breaker, log. */
+    const diagnosis = async (): Promise<string> => {
+      const m = await scrape(router.metricsPort);
+      const state = (await getTable(adm)).nodes.find((n) => n.id === target)?.state;
+      const moves = ['open', 'half_open', 'closed'].map(
+        (to) => `${to} ${transitions(m, target, to)}`,
+      );
+      const attempts = m
+        .split('\n')
+        .filter(
+          (l) =>
+            l.startsWith('engram_router_upstream_requests_total') && l.includes(`node="${target}"`),
+        );
+      const log = router
+        .stderr()
+        .split('\n')
+        .filter((l) => l.includes(`"${target}"`));
+      const failures = loops
+        .flatMap((l) => l.failures)
+        .slice(0, 5)
+        .map(String);
+      return [
+        `state ${state}; breaker transitions: ${moves.join(', ')}`,
+        ...attempts,
+        ...log.slice(-30),
+        ...failures,
+      ].join('\n');
+    };
     await c.restart(target);
     const listening = Date.now();
     // Serving: calls reach it and it answers them. Its writes return at once; its reads ramp up
@@ -95,7 +123,9 @@ describe('a node that comes back', () => {
         answered(await scrape(router.metricsPort), target) > okBefore ? Date.now() : undefined,
       4 * HEALTH.intervalMs,
       20,
-    );
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}\n${await diagnosis()}`);
+    });
     expect(servedAt - listening).toBeLessThan(HEALTH.intervalMs);
     // Load goes on: the node keeps serving, and its breaker never reopens.
     const ok = loops.map((l) => l.ok);
