@@ -49,11 +49,6 @@ export interface DataMovementInit {
   readonly driving?: () => boolean;
   /** Where streaming progress is kept; default this router's dataDir (transitions.json). */
   readonly progress?: StreamProgressStore;
-  /**
-   * How far a node is into a slow-start ramp of `windowMs` (health.slowStartMs), in [0, 1]:
-   * its hint replay is ramped alike. Default: no ramp.
-   */
-  readonly warmth?: (nodeId: string, windowMs: number) => number;
 }
 
 /** Per node, for GetTable and /metrics. */
@@ -191,9 +186,6 @@ export class DataMovement {
       get replayPerSecond() {
         return (movement === undefined ? cfg : movement.#config).hints.replayPerSecond;
       },
-      warmth: (id) =>
-        init.warmth?.(id, (movement === undefined ? cfg : movement.#config).health.slowStartMs) ??
-        1,
       timers: init.timers,
       wallClock: Date.now,
       log: init.log,

@@ -32,13 +32,6 @@ export interface HintManagerInit {
   readonly isUp: (nodeId: string) => boolean;
   readonly pool: ConnectionPool;
   readonly replayPerSecond: number;
-  /**
-   * How far the node is into its slow start, in [0, 1] (1: not returning). A node just marked
-   * up gets its hints at this share of `replayPerSecond` (at least one per tick), so the
-   * breaker's probe calls and its first live calls do not queue behind a replay burst.
-   * Default: always 1.
-   */
-  readonly warmth?: (nodeId: string) => number;
   readonly timers: Timers;
   readonly wallClock: () => number;
   readonly log: Logger;
@@ -59,20 +52,10 @@ export interface HintStats {
 }
 
 /**
- * Hints replayed to a node in one tick of `tickMs`: `perSecond`'s share of the tick, scaled by
- * the node's slow-start `warmth` in [0, 1], at least one (a node is never starved of its hints).
- */
-export function replayBudget(perSecond: number, tickMs: number, warmth: number): number {
-  const share = warmth >= 0 && warmth < 1 ? warmth : 1;
-  return Math.max(1, Math.floor((perSecond * tickMs * share) / 1000));
-}
-
-/**
  * Hinted handoff in the control plane: keeps the writes replicas missed (durably, before the
  * data plane counts the replica as handled), counts each in the shared lag table so reads
  * avoid the node for that space until it has the write, and replays them in order to a node
- * that is up, at most `replayPerSecond` (ramped over its slow start: `warmth`), deleting each
- * after the node acknowledged it.
+ * that is up, at most `replayPerSecond`, deleting each after the node acknowledged it.
  *
  * Who writes hints: only the main thread (workers send theirs by message and wait): one writer
  * per file, and replay in the same place that knows node health.
@@ -181,11 +164,7 @@ export class HintManager {
    */
   async #replay(nodeId: string): Promise<void> {
     const { backend, lag, slotOf, log } = this.#init;
-    const budget = replayBudget(
-      this.#init.replayPerSecond,
-      TICK_MS,
-      this.#init.warmth?.(nodeId) ?? 1,
-    );
+    const budget = Math.max(1, Math.floor((this.#init.replayPerSecond * TICK_MS) / 1000));
     const batch = await backend.peek(nodeId, budget);
     if (batch.length === 0 || this.#stopped || !this.#init.isUp(nodeId)) return;
     const codes = await Promise.all(batch.map((hint) => this.#send(hint)));

@@ -55,7 +55,6 @@ import { processMetricsText, startProcessMetrics } from './process-metrics.js';
 import { configAfter, diffConfig, type ReloadReport, touches } from './reload.js';
 import { ReloadMetrics } from './reload-metrics.js';
 import { SHUTDOWN_PHASE, Shutdown } from './shutdown.js';
-import { nodeWarmth } from './slow-start.js';
 import { startStatusRoutes } from './status-routes.js';
 import { TablePublisher } from './table-publisher.js';
 import { systemTimers } from './timers.js';
@@ -357,8 +356,6 @@ async function start(
       ring: () => publisher.ring,
       complete: (kind, subject) => controlPlane?.completeTransition(kind, subject),
       driving: () => etcd === null || etcd.driving,
-      warmth: (id, windowMs) =>
-        nodeWarmth(control, controlPlane?.membership.get(id)?.slot ?? -1, windowMs),
       ...(etcd !== null
         ? { progress: etcd.store.progressStore((k, s) => etcd.sync.instanceOf(k, s)) }
         : {}),
