@@ -6,7 +6,7 @@
  * policy (what is retryable, what counts against a node, when to retry) lives in policy.ts and
  * @engram/retry's planRetry; attempt contexts in attempt-context.ts.
  */
-import { type BreakerTable, REJECTED } from '@engram/breaker';
+import { type BreakerTable, isProbe, REJECTED } from '@engram/breaker';
 import {
   type BackoffState,
   type Clock,
@@ -62,6 +62,12 @@ export interface ExecutionHost {
   /** Attempts in flight per node slot: raised at launch, lowered once when decided. */
   readonly outstanding: OutstandingAttempts;
   slotOf(node: NodeInfo): number;
+  /**
+   * An attempt on `node` is about to start under a half-open breaker's probe permit: the
+   * node's trial, which must reach it (e.g. not fail fast on a pooled connection still waiting
+   * out its reconnect backoff).
+   */
+  probing(node: NodeInfo): void;
 }
 
 /** An admission that bypassed an open breaker (last resort): nothing to settle. */
@@ -462,6 +468,7 @@ export class Execution<T> {
     }
     const n = ++this.#attempts;
     const node = target.node;
+    if (isProbe(admission)) host.probing(node);
     const previous = this.#lastNode;
     const hooks = host.hooks;
     if (previous !== undefined && previous !== node) {

@@ -382,6 +382,18 @@ export class Router implements ExecutionHost {
     if (this.#ownPool && this.#pool !== undefined) await this.#pool.close();
   }
 
+  /**
+   * A half-open breaker let one of the node's probe calls through: when the router manages the
+   * pool, the node's broken connections are replaced now (`reconnectNow`) rather than after
+   * their reconnect backoff, so the probe reaches the node instead of failing fast and
+   * reopening the breaker for a whole open timeout. Health marking a node up does the same
+   * (`#syncPool`), but a thread can admit the probe before it has seen that epoch: the control
+   * plane writes node states and breakers before it publishes the table.
+   */
+  probing(node: NodeInfo): void {
+    if (this.#managePool && !this.#closed) this.#pool?.reconnectNow(node.id);
+  }
+
   /** Breaker slot of a node, or -1 when it has none (then it is never refused). */
   slotOf(node: NodeInfo): number {
     this.#syncPool();
