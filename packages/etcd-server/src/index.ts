@@ -67,9 +67,30 @@ export class EtcdServer {
     return this.#child !== null;
   }
 
-  /** Starts it again (same ports, same data) and waits until it answers. */
+  /**
+   * Starts it again (same ports, same data) and waits until it answers. A port taken meanwhile
+   * is waited for (within `readyMs`): its ports were the kernel's pick, in the ephemeral range,
+   * so while etcd was down a client's socket may have got one as its own source port (a client
+   * redialling a dead port on loopback can even connect to itself); such a socket is closed
+   * as soon as its owner finds nobody answering.
+   */
   async restart(readyMs = 30_000): Promise<void> {
     if (this.#child !== null) return;
+    const until = Date.now() + readyMs;
+    for (;;) {
+      try {
+        await this.#spawn(Math.max(until - Date.now(), 0));
+        return;
+      } catch (err) {
+        const taken = this.#child === null && /address already in use/.test(this.#log);
+        if (!taken || Date.now() + PORT_RETRY_MS > until) throw err;
+        this.#log = '';
+        await new Promise((r) => setTimeout(r, PORT_RETRY_MS));
+      }
+    }
+  }
+
+  async #spawn(readyMs: number): Promise<void> {
     const tls = this.tls;
     const client = `${tls === null ? 'http' : 'https'}://127.0.0.1:${this.clientPort}`;
     const peer = `http://127.0.0.1:${this.peerPort}`;
@@ -156,6 +177,9 @@ export class EtcdServer {
     rmSync(this.dataDir, { recursive: true, force: true });
   }
 }
+
+/** Wait before binding again to a port that was in use at a restart. */
+const PORT_RETRY_MS = 200;
 
 /** A port nothing listens on (the kernel's pick, released at once). */
 async function freePort(): Promise<number> {
