@@ -2,15 +2,18 @@ import type { MemoryNode } from '@engram/memory-node';
 import { RetryBudget } from '@engram/retry';
 import type { NodeInfo } from '@engram/ring';
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   type CallContext,
   LagTable,
   type NodeState,
   RECALL_MERGE,
   ReplicaServiceMissingError,
+  type Replicated,
+  type ReplicateOptions,
   Router,
   type RouterInit,
+  type RoutingDecision,
   requiredReplicas,
 } from '../src/index.js';
 import {
@@ -71,14 +74,42 @@ describe('consistency levels', () => {
   });
 });
 
-describe('replicated writes (Dynamo coordinator)', () => {
+/** Both ways to run a replicated write: `replicate`'s promises, `replicateSettled`'s settles. */
+const REPLICATE_MODES = ['replicate', 'replicateSettled'] as const;
+let replicateMode: (typeof REPLICATE_MODES)[number] = 'replicate';
+
+/** `router.replicate(decision, call, options)` in the mode under test. */
+function replicate<T>(
+  r: Router,
+  decision: RoutingDecision,
+  call: (ctx: CallContext) => Promise<T>,
+  options: ReplicateOptions = {},
+): Promise<Replicated<T>> {
+  if (replicateMode === 'replicate') return r.replicate(decision, call, options);
+  return r.replicateSettled<T>(
+    decision,
+    (ctx, settle) => {
+      call(ctx).then(
+        (value) => settle.resolve(value),
+        (error: unknown) => settle.reject(error),
+      );
+    },
+    options,
+  );
+}
+
+describe.each(REPLICATE_MODES)('replicated writes (Dynamo coordinator), through %s', (m) => {
+  beforeEach(() => {
+    replicateMode = m;
+  });
+
   it('goes to every replica and answers after a quorum, with the first acknowledged reply in placement order', async () => {
     const r = router();
     const d = r.routeStore('s');
     expect(d.strategy).toBe('Replicated');
     const gate = new Gate();
     let answered = false;
-    const p = r.replicate(d, gate.call).then((v) => {
+    const p = replicate(r, d, gate.call).then((v) => {
       answered = true;
       return v;
     });
@@ -112,7 +143,7 @@ describe('replicated writes (Dynamo coordinator)', () => {
   it('fails with InsufficientReplicas once W cannot be met, and hints every replica that missed it', async () => {
     const r = router();
     const gate = new Gate();
-    const p = r.replicate(r.routeStore('s'), gate.call, { isRetryable: () => false });
+    const p = replicate(r, r.routeStore('s'), gate.call, { isRetryable: () => false });
     await tick();
     gate.fail('a', unavailableNoRetry());
     gate.fail('b', unavailableNoRetry());
@@ -134,7 +165,7 @@ describe('replicated writes (Dynamo coordinator)', () => {
     const all = router({ options: { writeConsistency: 'all' } });
     const g1 = new Gate();
     let done = false;
-    const p1 = all.replicate(all.routeStore('s'), g1.call).then(() => {
+    const p1 = replicate(all, all.routeStore('s'), g1.call).then(() => {
       done = true;
     });
     await tick();
@@ -146,7 +177,7 @@ describe('replicated writes (Dynamo coordinator)', () => {
     await p1;
     const one = router({ options: { writeConsistency: 'one' } });
     const g2 = new Gate();
-    const p2 = one.replicate(one.routeStore('s'), g2.call);
+    const p2 = replicate(one, one.routeStore('s'), g2.call);
     await tick();
     g2.ok('c');
     expect((await p2).routing).toMatchObject({ servedBy: 'c', acknowledged: 1 });
@@ -157,7 +188,7 @@ describe('replicated writes (Dynamo coordinator)', () => {
   it('passes a node s answer about the request (INVALID_ARGUMENT) back, hinting nobody', async () => {
     const r = router();
     const gate = new Gate();
-    const p = r.replicate(r.routeStore('s'), gate.call).catch((e: unknown) => e);
+    const p = replicate(r, r.routeStore('s'), gate.call).catch((e: unknown) => e);
     await tick();
     for (const id of ['a', 'b', 'c']) gate.fail(id, invalidArgument());
     expect(await p).toMatchObject({ code: 3 });
@@ -170,7 +201,7 @@ describe('replicated writes (Dynamo coordinator)', () => {
     const bucket = LagTable.bucketOf('s');
     let aDown = true;
     const applied: string[] = [];
-    const { settled } = await r.replicate(r.routeStore('s'), async (ctx) => {
+    const { settled } = await replicate(r, r.routeStore('s'), async (ctx) => {
       if (ctx.node.id === 'a' && aDown) throw unavailable();
       applied.push(ctx.node.id);
       return ctx.node.id;

@@ -11,7 +11,13 @@ import {
   singleSpaceQueryMerge,
   type WriteObserver,
 } from '@engram/router';
-import { type AttemptObserver, type ClientCall, forward, type Reply } from './forward.js';
+import {
+  type AttemptObserver,
+  type ClientCall,
+  forward,
+  forwardTo,
+  type Reply,
+} from './forward.js';
 import { FRAME_HEADER_BYTES, frameMessage } from './wire.js';
 
 /** A write a replica missed, as the data plane hands it to the control plane's hint store. */
@@ -57,9 +63,9 @@ export function replicatedStore(
     settled: (node) => lag.add(router.slotOf(node), bucket, -1),
     missed: (node, spaceId) => hints.add({ nodeId: node.id, spaceId, path, body }),
   };
-  return router.replicate(
+  return router.replicateSettled<Reply>(
     decision,
-    (ctx) => forward(pool, ctx, headers, body, detached(), answered, attempted),
+    (ctx, settle) => forwardTo(pool, ctx, headers, body, detached(), settle, answered, attempted),
     { ...options, observer },
   );
 }

@@ -4,12 +4,16 @@ import { singleNodeDecision } from './decider.js';
 import { InsufficientReplicasError, isRouterError, type TargetError } from './errors.js';
 import { AttemptTimeoutError, defaultIsRetryable, isNodeFailure } from './policy.js';
 import {
+  type AttemptSettle,
   type CallContext,
   type ExecuteOptions,
   Operation,
   type Routed,
+  type RoutedSink,
   type RoutingDecision,
+  type RoutingInfo,
   RoutingStrategy,
+  type SettledCall,
 } from './types.js';
 
 /**
@@ -45,6 +49,32 @@ export interface ReplicationHost {
     call: (ctx: CallContext) => Promise<T>,
     options: ExecuteOptions,
   ): Promise<Routed<T>>;
+  /**
+   * `executeTo` with options the caller already validated (a replication validates its
+   * options once, not once per replica).
+   */
+  runTo<T>(
+    decision: RoutingDecision,
+    call: SettledCall<T>,
+    options: ExecuteOptions,
+    sink: RoutedSink<T>,
+  ): void;
+}
+
+/** A promise-returning call as a `SettledCall` (a throw or a rejection is a failed attempt). */
+export function settledCall<T>(call: (ctx: CallContext) => Promise<T>): SettledCall<T> {
+  return (ctx, settle) => {
+    let pending: Promise<T>;
+    try {
+      pending = Promise.resolve(call(ctx));
+    } catch (error) {
+      pending = Promise.reject(error);
+    }
+    pending.then(
+      (value) => settle.resolve(value),
+      (error: unknown) => settle.reject(error),
+    );
+  };
 }
 
 type Outcome<T> =
@@ -76,7 +106,7 @@ function isAnswer(error: unknown): boolean {
 export class Replication<T> {
   readonly #host: ReplicationHost;
   readonly #decision: RoutingDecision;
-  readonly #call: (ctx: CallContext) => Promise<T>;
+  readonly #call: SettledCall<T>;
   readonly #options: ReplicateOptions;
   readonly #targets: readonly NodeInfo[];
   /** Replicas that count towards W (the placement); pending owners follow them in #targets. */
@@ -85,8 +115,8 @@ export class Replication<T> {
   readonly #outcomes: (Outcome<T> | undefined)[];
   readonly #errors: TargetError[] = [];
   #answered = false;
-  /** An attempt on some replica failed before the answer. */
-  #stumbled = false;
+  /** An attempt on some replica failed before the answer (set by `StumbleSettle`). */
+  stumbled = false;
   #acks = 0;
   #failures = 0;
   #resolve!: (value: Replicated<T>) => void;
@@ -99,7 +129,7 @@ export class Replication<T> {
   constructor(
     host: ReplicationHost,
     decision: RoutingDecision,
-    call: (ctx: CallContext) => Promise<T>,
+    call: SettledCall<T>,
     options: ReplicateOptions,
     consistency: WriteConsistency,
   ) {
@@ -132,32 +162,33 @@ export class Replication<T> {
     const isRetryable = (error: unknown) => !this.#answered && base(error);
     const perReplica: ExecuteOptions = { ...this.#options, isRetryable };
     const d = this.#decision;
+    const inner = this.#call;
+    // A replica whose attempt failed (even if a retry is still running) makes the write
+    // degraded: it is short of its placement right now.
+    const call: SettledCall<T> = (ctx, settle) => inner(ctx, new StumbleSettle(settle, this));
     for (let i = 0; i < this.#targets.length; i++) {
       const node = this.#targets[i]!;
       const single = singleNodeDecision(node, d.spaceId, d.epoch, Operation.Store);
-      // A replica whose attempt failed (even if a retry is still running) makes the write
-      // degraded: it is short of its placement right now.
-      const call = (ctx: CallContext) =>
-        this.#call(ctx).catch((error: unknown) => {
-          this.#stumbled = true;
-          throw error;
-        });
-      this.#host.execute(single, call, perReplica).then(
-        ({ value, routing }) =>
-          this.#settle(i, { kind: 'value', value, attempts: routing.attempts }),
-        (error: unknown) => {
-          const attempts = (error as { attempts?: unknown })?.attempts;
-          const n = typeof attempts === 'number' ? attempts : 1;
-          this.#settle(
-            i,
-            isAnswer(error)
-              ? { kind: 'answer', error, attempts: n }
-              : { kind: 'failed', error, attempts: n },
-          );
-        },
-      );
+      this.#host.runTo(single, call, perReplica, new ReplicaSink(this, i));
     }
     return answer;
+  }
+
+  /** Replica `index`'s execution ended (`ReplicaSink`). */
+  replicaRouted(index: number, value: T, routing: RoutingInfo): void {
+    this.#settle(index, { kind: 'value', value, attempts: routing.attempts });
+  }
+
+  /** Replica `index`'s execution failed (`ReplicaSink`). */
+  replicaFailed(index: number, error: unknown): void {
+    const attempts = (error as { attempts?: unknown })?.attempts;
+    const n = typeof attempts === 'number' ? attempts : 1;
+    this.#settle(
+      index,
+      isAnswer(error)
+        ? { kind: 'answer', error, attempts: n }
+        : { kind: 'failed', error, attempts: n },
+    );
   }
 
   #settle(index: number, outcome: Outcome<T>): void {
@@ -212,7 +243,7 @@ export class Replication<T> {
       acknowledged: this.#acks,
       asked: this.#natural,
       // A replica that failed (not one still running): the write is short of its placement.
-      degraded: this.#stumbled || this.#failures > 0 || this.#decision.degraded === true,
+      degraded: this.stumbled || this.#failures > 0 || this.#decision.degraded === true,
     };
     if (first.kind === 'answer') {
       const error = first.error as { routing?: unknown };
@@ -255,5 +286,44 @@ export class Replication<T> {
 
   #handledOne(): void {
     if (--this.#unhandled === 0) this.#onAllHandled();
+  }
+}
+
+/** Where one replica's execution reports: its replication, at its index. */
+class ReplicaSink<T> implements RoutedSink<T> {
+  readonly #replication: Replication<T>;
+  readonly #index: number;
+
+  constructor(replication: Replication<T>, index: number) {
+    this.#replication = replication;
+    this.#index = index;
+  }
+
+  routed(value: T, routing: RoutingInfo): void {
+    this.#replication.replicaRouted(this.#index, value, routing);
+  }
+
+  failed(error: unknown): void {
+    this.#replication.replicaFailed(this.#index, error);
+  }
+}
+
+/** An attempt's settle that marks its replication stumbled when the attempt fails. */
+class StumbleSettle<T> implements AttemptSettle<T> {
+  readonly #settle: AttemptSettle<T>;
+  readonly #replication: Replication<T>;
+
+  constructor(settle: AttemptSettle<T>, replication: Replication<T>) {
+    this.#settle = settle;
+    this.#replication = replication;
+  }
+
+  resolve(value: T): void {
+    this.#settle.resolve(value);
+  }
+
+  reject(error: unknown): void {
+    this.#replication.stumbled = true;
+    this.#settle.reject(error);
   }
 }

@@ -36,6 +36,7 @@ import {
   type Replicated,
   type ReplicateOptions,
   Replication,
+  settledCall,
   type WriteObserver,
 } from './replication.js';
 import {
@@ -253,15 +254,13 @@ export class Router implements ExecutionHost {
       sink.failed(new RouterClosedError());
       return;
     }
-    let execution: Execution<T>;
     try {
       validateExecuteOptions(options);
-      execution = new Execution<T>(this, decision, call, options, true);
     } catch (error) {
       sink.failed(error);
       return;
     }
-    execution.runTo(sink);
+    this.runTo(decision, call, options, sink);
   }
 
   /** Store through the router (replicated with `replicateWrites`); `response.routing` is filled. */
@@ -298,6 +297,31 @@ export class Router implements ExecutionHost {
     call: (ctx: CallContext) => Promise<T>,
     options: ReplicateOptions = {},
   ): Promise<Replicated<T>> {
+    return this.#replicate(decision, settledCall(call), call, options);
+  }
+
+  /**
+   * `replicate` with attempts that report through an `AttemptSettle` (as `executeTo`'s): no
+   * promise per replica or attempt, one for the write's answer.
+   */
+  replicateSettled<T>(
+    decision: RoutingDecision,
+    call: SettledCall<T>,
+    options: ReplicateOptions = {},
+  ): Promise<Replicated<T>> {
+    const replay: ReplayCall = (ctx) =>
+      new Promise<T>((resolve, reject) => {
+        call(ctx, { resolve, reject });
+      });
+    return this.#replicate(decision, call, replay, options);
+  }
+
+  #replicate<T>(
+    decision: RoutingDecision,
+    call: SettledCall<T>,
+    replay: ReplayCall,
+    options: ReplicateOptions,
+  ): Promise<Replicated<T>> {
     if (this.#closed) return Promise.reject(new RouterClosedError());
     try {
       validateExecuteOptions(options);
@@ -305,7 +329,7 @@ export class Router implements ExecutionHost {
         options.deadline ??
         Deadline.after(options.deadlineMs ?? this.options.deadlineMs, this.clock);
       const consistency = options.consistency ?? this.options.writeConsistency;
-      const observer = options.observer ?? this.#libraryObserver(call);
+      const observer = options.observer ?? this.#libraryObserver(replay);
       return new Replication<T>(
         this,
         decision,
@@ -316,6 +340,27 @@ export class Router implements ExecutionHost {
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /** `executeTo` without validating `options` (ReplicationHost: validated once per write). */
+  runTo<T>(
+    decision: RoutingDecision,
+    call: SettledCall<T>,
+    options: ExecuteOptions,
+    sink: RoutedSink<T>,
+  ): void {
+    if (this.#closed) {
+      sink.failed(new RouterClosedError());
+      return;
+    }
+    let execution: Execution<T>;
+    try {
+      execution = new Execution<T>(this, decision, call, options, true);
+    } catch (error) {
+      sink.failed(error);
+      return;
+    }
+    execution.runTo(sink);
   }
 
   /** A quorum read (see QuorumRead): a majority of replicas, answers merged by `merge`. */
