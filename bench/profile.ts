@@ -8,18 +8,28 @@
  * graph). CPU per thread comes from /proc as in the proxy bench; the profiler's own thread
  * (`v8:ProfEvntProc`) is reported apart, since the measurement adds it.
  *
+ * BENCH_PROFILE_OP=store profiles replicated Stores instead: three memory nodes, replication
+ * factor 3, `writeConsistency` quorum (the defaults), each Store sent to all three.
+ *
  * Run: pnpm --filter @engram/bench bench:profile (needs h2load)
  * Env: BENCH_PROFILE_CALLS (default 60000), BENCH_WARMUP, BENCH_WORKERS (default 1),
- * BENCH_PROFILE_TOP (functions listed per thread, default 25).
+ * BENCH_PROFILE_TOP (functions listed per thread, default 25), BENCH_PROFILE_OP (recall, the
+ * default, or store).
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BenchReport, QUICK } from '@engram/bench-kit';
+import { MemoryServiceDefinition } from '@engram/proto';
 import {
   cpuPerThread,
+  dir,
+  frameFile,
   h2load,
   h2loadAvailable,
+  NODE_MAIN,
   ROUTER_NODE_FLAGS,
+  type Spawned,
+  spawnJson,
   startRecallNode,
   startRouterNode,
   threadTicks,
@@ -29,6 +39,7 @@ import {
 const CALLS = Number(process.env.BENCH_PROFILE_CALLS ?? (QUICK ? 5000 : 60_000));
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 1);
 const TOP = Number(process.env.BENCH_PROFILE_TOP ?? 25);
+const OP = process.env.BENCH_PROFILE_OP ?? 'recall';
 const OUT = new URL('./results/profile/', import.meta.url).pathname;
 
 interface ProfileNode {
@@ -79,17 +90,67 @@ function aggregate(p: CpuProfile, fromUs: number, toUs: number) {
   return { busy, categories, functions };
 }
 
+interface Setup {
+  nodes: Spawned[];
+  config: Record<string, unknown>;
+  body: string;
+  method: 'Recall' | 'Store';
+}
+
+/** One node holding 10 memories of the recalled space. */
+async function recallSetup(): Promise<Setup> {
+  const { node, nodeAddress, body } = await startRecallNode();
+  return {
+    nodes: [node],
+    config: { nodes: [{ id: 'n1', address: nodeAddress, zone: 'a' }] },
+    body,
+    method: 'Recall',
+  };
+}
+
+/** Three nodes in three zones, every Store replicated to all of them. */
+async function storeSetup(): Promise<Setup> {
+  const nodes: Spawned[] = [];
+  const configs: { id: string; address: string; zone: string }[] = [];
+  for (const [i, zone] of ['a', 'b', 'c'].entries()) {
+    const id = `n${i + 1}`;
+    const n = await spawnJson([
+      NODE_MAIN,
+      ...['--id', id, '--zone', zone, '--port', '0', '--log-level', 'warn'],
+      ...['--data-dir', join(dir, `profile-${id}`)],
+    ]);
+    nodes.push(n);
+    configs.push({ id, address: String(n.first.address), zone });
+  }
+  const body = frameFile(
+    'profile-store.bin',
+    MemoryServiceDefinition.Store.requestSerialize({
+      spaceId: 'profile/store',
+      memory: { content: 'a memory of about forty bytes, stored', confidence: 0.5 },
+    }),
+  );
+  const config = {
+    nodes: configs,
+    replicationFactor: 3,
+    dataDir: join(dir, 'profile-router'),
+  };
+  return { nodes, config, body, method: 'Store' };
+}
+
 async function main(): Promise<void> {
   if (!h2loadAvailable()) return;
   rmSync(OUT, { recursive: true, force: true });
   mkdirSync(OUT, { recursive: true });
-  const { node, nodeAddress, body } = await startRecallNode();
-  const router = await startRouterNode(
-    { nodes: [{ id: 'n1', address: nodeAddress, zone: 'a' }], workers: WORKERS },
-    [...ROUTER_NODE_FLAGS, '--cpu-prof', `--cpu-prof-dir=${OUT}`],
-  );
+  if (OP !== 'recall' && OP !== 'store')
+    throw new Error(`BENCH_PROFILE_OP: recall or store, not ${OP}`);
+  const { nodes, config, body, method } = OP === 'store' ? await storeSetup() : await recallSetup();
+  const router = await startRouterNode({ ...config, workers: WORKERS }, [
+    ...ROUTER_NODE_FLAGS,
+    '--cpu-prof',
+    `--cpu-prof-dir=${OUT}`,
+  ]);
   const pid = router.child.pid!;
-  const url = `http://${String(router.first.address)}/engram.v1.MemoryService/Recall`;
+  const url = `http://${String(router.first.address)}/engram.v1.MemoryService/${method}`;
   h2load(url, WARMUP_CALLS, 4, 16, body);
   const before = threadTicks(pid);
   // CLOCK_MONOTONIC, the clock of the profiles' timestamps (µs).
@@ -100,10 +161,10 @@ async function main(): Promise<void> {
   const exited = new Promise((r) => router.child.once('exit', r));
   router.child.kill('SIGTERM'); // the profiles are written as each thread ends
   await exited;
-  node.child.kill('SIGTERM');
+  for (const node of nodes) node.child.kill('SIGTERM');
 
   report.note(
-    `router-node --workers ${WORKERS}, ${CALLS} Recalls at 64 in flight (4 conns x 16 streams) after ${WARMUP_CALLS} warm-up calls: ${Math.round(load.rps)} calls/s, p50 ${load.p50Ms.toFixed(2)} ms, ${load.errors} errors; profiles in ${OUT}`,
+    `router-node --workers ${WORKERS}, ${CALLS} ${method}s${OP === 'store' ? ' (replication factor 3, W = quorum)' : ''} at 64 in flight (4 conns x 16 streams) after ${WARMUP_CALLS} warm-up calls: ${Math.round(load.rps)} calls/s, p50 ${load.p50Ms.toFixed(2)} ms, ${load.errors} errors; profiles in ${OUT}`,
   );
   report.note(`CPU per call by thread (/proc): ${cpuPerThread(before, after, CALLS)}`);
   for (const file of readdirSync(OUT).filter((f) => f.endsWith('.cpuprofile'))) {

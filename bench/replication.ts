@@ -12,6 +12,7 @@ import {
   type Phases,
   printRows,
   ROUNDS,
+  ROUTER_NODE_FLAGS,
   type Row,
   type Spawned,
   spawnJson,
@@ -48,14 +49,33 @@ const storeBody = (spaceId: string) =>
 function startRouter(
   nodes: { id: string; address: string; zone: string }[],
   extra: Record<string, unknown>,
+  execArgv: readonly string[] = ROUTER_NODE_FLAGS,
+  main?: string,
 ): Promise<Spawned> {
-  return startRouterNode({
-    nodes,
-    replicationFactor: 3,
-    workers: 1,
-    dataDir: join(dir, `router-data-${Math.random().toString(36).slice(2)}`),
-    ...extra,
-  });
+  return startRouterNode(
+    {
+      nodes,
+      replicationFactor: 3,
+      workers: 1,
+      dataDir: join(dir, `router-data-${Math.random().toString(36).slice(2)}`),
+      ...extra,
+    },
+    execArgv,
+    main,
+  );
+}
+
+/**
+ * BENCH_BASELINE_ROUTER=name=/path/to/router-node/dist/main.js: another build (an older
+ * commit, say) measured side by side at W = quorum, with BENCH_BASELINE_NODE_FLAGS as its
+ * node flags (default none), as in the proxy bench.
+ */
+function baselineRouter(): { name: string; main: string; flags: string[] } | undefined {
+  const baseline = process.env.BENCH_BASELINE_ROUTER;
+  if (baseline === undefined || !baseline.includes('=')) return undefined;
+  const at = baseline.indexOf('=');
+  const flags = (process.env.BENCH_BASELINE_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+  return { name: baseline.slice(0, at), main: baseline.slice(at + 1), flags };
 }
 
 /** Runs every target BENCH_ROUNDS times, one under load at a time, order rotated. */
@@ -104,6 +124,18 @@ async function main(): Promise<void> {
       metricsPort: Number(r.first.metricsPort),
     });
     storeBodies.push(storeBody(`store/${name}`));
+  }
+  const baseline = baselineRouter();
+  if (baseline !== undefined) {
+    const r = await startRouter(nodes, {}, baseline.flags, baseline.main);
+    storeTargets.push({
+      name: `${baseline.name} W=quorum`,
+      url: url(String(r.first.address), 'Store'),
+      pids: () => [r.child.pid!],
+      metricsPort: Number(r.first.metricsPort),
+    });
+    storeBodies.push(storeBody(`store/${baseline.name}`));
+    routers.push(r);
   }
   // The anchor: HAProxy forwarding the same Store to one node (what a proxy without
   // replication costs); router-node's replicated write is read against it.
