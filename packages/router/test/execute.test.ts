@@ -14,7 +14,7 @@ import {
   RoutingStrategy,
   whenCancelled,
 } from '../src/index.js';
-import { invalidArgument, ringOf, unavailable } from './helpers.js';
+import { invalidArgument, ringOf, settling, unavailable } from './helpers.js';
 
 const NODES: NodeInfo[] = [
   { id: 'a', address: '127.0.0.1:1001' },
@@ -91,17 +91,10 @@ function run<T>(
 ): Promise<Routed<T>> {
   if (mode === 'execute') return router.execute(decision, call, options);
   return new Promise((resolve, reject) => {
-    router.executeTo<T>(
-      decision,
-      (ctx, settle) => {
-        call(ctx).then(
-          (value) => settle.resolve(value),
-          (error: unknown) => settle.reject(error),
-        );
-      },
-      options,
-      { routed: (value, routing) => resolve({ value, routing }), failed: reject },
-    );
+    router.executeTo<T>(decision, settling(call), options, {
+      routed: (value, routing) => resolve({ value, routing }),
+      failed: reject,
+    });
   });
 }
 

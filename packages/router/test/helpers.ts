@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { type MemoryNode, startMemoryNode } from '@engram/memory-node';
 import { buildRing, type NodeInfo, type Ring, type SpaceAssignment } from '@engram/ring';
+import type { CallContext, SettledCall } from '../src/index.js';
 
 export const MEMORY_NODE_MAIN = fileURLToPath(
   new URL('../../../apps/memory-node/dist/main.js', import.meta.url),
@@ -87,4 +88,14 @@ export function unavailable(message = 'unavailable'): Error & { code: number } {
 
 export function invalidArgument(message = 'bad'): Error & { code: number } {
   return Object.assign(new Error(message), { code: 3 });
+}
+
+/** A promise-returning call as an `executeTo`-style one: its outcome reported to `settle`. */
+export function settling<T>(call: (ctx: CallContext) => Promise<T>): SettledCall<T> {
+  return (ctx, settle) => {
+    call(ctx).then(
+      (value) => settle.resolve(value),
+      (error: unknown) => settle.reject(error),
+    );
+  };
 }

@@ -21,6 +21,7 @@ import {
   invalidArgument,
   refusedAddress,
   ringOf,
+  settling,
   startNodes,
   unavailable,
 } from './helpers.js';
@@ -86,16 +87,7 @@ function replicate<T>(
   options: ReplicateOptions = {},
 ): Promise<Replicated<T>> {
   if (replicateMode === 'replicate') return r.replicate(decision, call, options);
-  return r.replicateSettled<T>(
-    decision,
-    (ctx, settle) => {
-      call(ctx).then(
-        (value) => settle.resolve(value),
-        (error: unknown) => settle.reject(error),
-      );
-    },
-    options,
-  );
+  return r.replicateSettled<T>(decision, settling(call), options);
 }
 
 describe.each(REPLICATE_MODES)('replicated writes (Dynamo coordinator), through %s', (m) => {

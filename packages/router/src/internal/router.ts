@@ -250,17 +250,15 @@ export class Router implements ExecutionHost {
     options: ExecuteOptions,
     sink: RoutedSink<T>,
   ): void {
-    if (this.#closed) {
-      sink.failed(new RouterClosedError());
-      return;
+    if (!this.#closed) {
+      try {
+        validateExecuteOptions(options);
+      } catch (error) {
+        sink.failed(error);
+        return;
+      }
     }
-    try {
-      validateExecuteOptions(options);
-    } catch (error) {
-      sink.failed(error);
-      return;
-    }
-    this.runTo(decision, call, options, sink);
+    this.runTo(decision, call, options, sink); // closed: RouterClosedError to the sink
   }
 
   /** Store through the router (replicated with `replicateWrites`); `response.routing` is filled. */
