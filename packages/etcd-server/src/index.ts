@@ -77,13 +77,19 @@ export class EtcdServer {
   async restart(readyMs = 30_000): Promise<void> {
     if (this.#child !== null) return;
     const until = Date.now() + readyMs;
+    let taken = ''; // etcd's log of the last bind that found a port in use
     for (;;) {
       try {
         await this.#spawn(Math.max(until - Date.now(), 0));
         return;
       } catch (err) {
-        const taken = this.#child === null && /address already in use/.test(this.#log);
-        if (!taken || Date.now() + PORT_RETRY_MS > until) throw err;
+        if (this.#child === null && /address already in use/.test(this.#log)) taken = this.#log;
+        else if (taken === '' || this.#child === null) throw err;
+        // Out of time on a retry: the port in use is the cause, not this try's slow start.
+        else await this.kill();
+        if (Date.now() + PORT_RETRY_MS > until) {
+          throw new Error(`etcd: a port stayed in use for ${readyMs} ms: ${taken}`);
+        }
         this.#log = '';
         await new Promise((r) => setTimeout(r, PORT_RETRY_MS));
       }
