@@ -340,7 +340,10 @@ export class Router implements ExecutionHost {
     }
   }
 
-  /** `executeTo` without validating `options` (ReplicationHost: validated once per write). */
+  /**
+   * `executeTo` without validating `options` (ReplicationHost: a replication validates them
+   * once per write). Internal: callers outside this package use `executeTo`.
+   */
   runTo<T>(
     decision: RoutingDecision,
     call: SettledCall<T>,
