@@ -445,6 +445,27 @@ describe('H2ClientConnection against node:http2 servers', () => {
     expect(c.streams.size).toBe(0);
   });
 
+  it('lets go of the handler and context once a stream has closed (after onClose ran)', async () => {
+    const { port } = await nodeServer(nodeEcho);
+    const c = await connect(port);
+    const { stream, done } = call(c, '/svc/Echo', Buffer.from('ping'));
+    stream.context = { owner: 'a call' };
+    let seenInClose: unknown;
+    const handler = stream.handler!;
+    const onClose = handler.onClose.bind(handler);
+    handler.onClose = (s, code) => {
+      seenInClose = [s.handler, s.context];
+      onClose(s, code);
+    };
+    const r = await done;
+    expect(r.code).toBe(CLOSE.OK);
+    // onClose still saw both; afterwards the closed stream references neither.
+    expect(seenInClose).toEqual([handler, { owner: 'a call' }]);
+    expect(stream.closed).toBe(true);
+    expect(stream.handler).toBeNull();
+    expect(stream.context).toBeNull();
+  });
+
   it('queues requests beyond the server MAX_CONCURRENT_STREAMS and runs them all', async () => {
     let open = 0;
     let maxOpen = 0;

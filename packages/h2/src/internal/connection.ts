@@ -97,8 +97,9 @@ export class H2Stream {
   /** Stream id; 0 while a client request waits for a concurrency slot. */
   id: number;
   readonly connection: H2Connection;
+  /** Hears the stream's events; cleared once `onClose` has run (see `closeStream`). */
   handler: StreamHandler | null = null;
-  /** Opaque slot for the owner (e.g. the call this stream serves). */
+  /** Opaque slot for the owner (e.g. the call this stream serves); cleared when it closes. */
   context: unknown = null;
   /** The first header block received (request headers on a server, response headers on a client). */
   headers: string[] | null = null;
@@ -588,6 +589,13 @@ export abstract class H2Connection implements Flushable {
     if (code === CLOSE.OK) this.#closedIds.add(stream.id);
     const h = stream.handler;
     if (h !== null) h.onClose(stream, code);
+    // A closed stream lets go of its owner's objects. Something may still point at the stream
+    // (its call, a pending write): were the stream promoted to the old generation and die
+    // there, its handler's whole call would be kept through every scavenge until the next
+    // full GC, and what that call references in turn (generational nepotism). Measured on
+    // replicated Stores: 5 MB kept per scavenge without this, 1.5 MB with it (issue 15 notes).
+    stream.handler = null;
+    stream.context = null;
     this.streamClosed();
   }
 
