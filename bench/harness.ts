@@ -641,3 +641,41 @@ export async function startRecallNode(): Promise<{
   });
   return { node, nodeAddress, message, body: frameFile('recall.bin', message) };
 }
+
+/**
+ * BENCH_BASELINE_ROUTER=name=/path/to/router-node/dist/main.js: another build (an older commit,
+ * say) to measure side by side, with BENCH_BASELINE_NODE_FLAGS as its node flags (default none:
+ * how builds before --single-threaded-gc ran). Undefined when unset or not `name=path`.
+ */
+export function baselineRouter(): { name: string; main: string; flags: string[] } | undefined {
+  const baseline = process.env.BENCH_BASELINE_ROUTER;
+  if (baseline === undefined || !baseline.includes('=')) return undefined;
+  const at = baseline.indexOf('=');
+  const flags = (process.env.BENCH_BASELINE_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+  return { name: baseline.slice(0, at), main: baseline.slice(at + 1), flags };
+}
+
+/** In-memory memory nodes `n1..nN` on free ports, one per zone given, quiet. */
+export async function startZonedNodes(
+  zones: readonly string[],
+): Promise<{ nodes: Spawned[]; configs: { id: string; address: string; zone: string }[] }> {
+  const nodes: Spawned[] = [];
+  const configs: { id: string; address: string; zone: string }[] = [];
+  for (const [i, zone] of zones.entries()) {
+    const id = `n${i + 1}`;
+    const n = await spawnJson([
+      NODE_MAIN,
+      '--id',
+      id,
+      '--zone',
+      zone,
+      '--port',
+      '0',
+      '--log-level',
+      'warn',
+    ]);
+    nodes.push(n);
+    configs.push({ id, address: String(n.first.address), zone });
+  }
+  return { nodes, configs };
+}

@@ -27,6 +27,7 @@ import { BenchReport } from '@engram/bench-kit';
 import { callMemory, MemoryServiceClient } from '@engram/proto';
 import * as grpc from '@grpc/grpc-js';
 import {
+  baselineRouter,
   CONC_CALLS,
   children,
   DEFAULT_PHASES,
@@ -127,14 +128,11 @@ async function main(): Promise<void> {
       if (!only.some((o) => variants[i]![0].includes(o))) variants.splice(i, 1);
     }
   }
-  const baseline = process.env.BENCH_BASELINE_ROUTER;
-  if (baseline?.includes('=')) {
-    // The other build with the first variant's settings; its node flags from
-    // BENCH_BASELINE_NODE_FLAGS (default none: how builds before --single-threaded-gc ran).
-    const at = baseline.indexOf('=');
+  const baseline = baselineRouter();
+  if (baseline !== undefined) {
+    // The other build with the first variant's settings.
     const [, extra] = variants[0] ?? ['', { workers: 1 }, []];
-    const flags = (process.env.BENCH_BASELINE_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
-    variants.push([baseline.slice(0, at), extra, flags, baseline.slice(at + 1)]);
+    variants.push([baseline.name, extra, baseline.flags, baseline.main]);
   }
 
   const routers: Spawned[] = [];

@@ -26,12 +26,11 @@ import {
   frameFile,
   h2load,
   h2loadAvailable,
-  NODE_MAIN,
   ROUTER_NODE_FLAGS,
   type Spawned,
-  spawnJson,
   startRecallNode,
   startRouterNode,
+  startZonedNodes,
   threadTicks,
   WARMUP_CALLS,
 } from './harness.js';
@@ -108,20 +107,9 @@ async function recallSetup(): Promise<Setup> {
   };
 }
 
-/** Three nodes in three zones, every Store replicated to all of them. */
+/** Three in-memory nodes in three zones (as bench:replication), every Store sent to all. */
 async function storeSetup(): Promise<Setup> {
-  const nodes: Spawned[] = [];
-  const configs: { id: string; address: string; zone: string }[] = [];
-  for (const [i, zone] of ['a', 'b', 'c'].entries()) {
-    const id = `n${i + 1}`;
-    const n = await spawnJson([
-      NODE_MAIN,
-      ...['--id', id, '--zone', zone, '--port', '0', '--log-level', 'warn'],
-      ...['--data-dir', join(dir, `profile-${id}`)],
-    ]);
-    nodes.push(n);
-    configs.push({ id, address: String(n.first.address), zone });
-  }
+  const { nodes, configs } = await startZonedNodes(['a', 'b', 'c']);
   const body = frameFile(
     'profile-store.bin',
     MemoryServiceDefinition.Store.requestSerialize({

@@ -3,21 +3,21 @@ import { BenchReport, QUICK } from '@engram/bench-kit';
 import { callMemory, MemoryServiceClient, MemoryServiceDefinition } from '@engram/proto';
 import * as grpc from '@grpc/grpc-js';
 import {
+  baselineRouter,
   dir,
   frameFile,
   h2loadAvailable,
   measure,
   medianRow,
-  NODE_MAIN,
   type Phases,
   printRows,
   ROUNDS,
   ROUTER_NODE_FLAGS,
   type Row,
   type Spawned,
-  spawnJson,
   startHaproxy,
   startRouterNode,
+  startZonedNodes,
   type Target,
   WARMUP_CALLS,
 } from './harness.js';
@@ -65,19 +65,6 @@ function startRouter(
   );
 }
 
-/**
- * BENCH_BASELINE_ROUTER=name=/path/to/router-node/dist/main.js: another build (an older
- * commit, say) measured side by side at W = quorum, with BENCH_BASELINE_NODE_FLAGS as its
- * node flags (default none), as in the proxy bench.
- */
-function baselineRouter(): { name: string; main: string; flags: string[] } | undefined {
-  const baseline = process.env.BENCH_BASELINE_ROUTER;
-  if (baseline === undefined || !baseline.includes('=')) return undefined;
-  const at = baseline.indexOf('=');
-  const flags = (process.env.BENCH_BASELINE_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
-  return { name: baseline.slice(0, at), main: baseline.slice(at + 1), flags };
-}
-
 /** Runs every target BENCH_ROUNDS times, one under load at a time, order rotated. */
 async function rounds(targets: Target[], bodies: string[], phases: Phases): Promise<Row[]> {
   const runs: Row[][] = targets.map(() => []);
@@ -93,12 +80,7 @@ async function rounds(targets: Target[], bodies: string[], phases: Phases): Prom
 
 async function main(): Promise<void> {
   if (!h2loadAvailable()) return;
-  const nodes: { id: string; address: string; zone: string }[] = [];
-  for (const [i, zone] of ['a', 'b', 'c'].entries()) {
-    const id = `n${i + 1}`;
-    const n = await spawnJson([NODE_MAIN, '--id', id, '--zone', zone, '--port', '0']);
-    nodes.push({ id, address: String(n.first.address), zone });
-  }
+  const { configs: nodes } = await startZonedNodes(['a', 'b', 'c']);
   const url = (address: string, method: string) =>
     `http://${address}/engram.v1.MemoryService/${method}`;
 
