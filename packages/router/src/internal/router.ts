@@ -307,17 +307,17 @@ export class Router implements ExecutionHost {
     call: SettledCall<T>,
     options: ReplicateOptions = {},
   ): Promise<Replicated<T>> {
-    const replay: ReplayCall = (ctx) =>
-      new Promise<T>((resolve, reject) => {
-        call(ctx, { resolve, reject });
-      });
-    return this.#replicate(decision, call, replay, options);
+    return this.#replicate(decision, call, undefined, options);
   }
 
+  /**
+   * `replay`: the call as the library's hints replay it; when not given, made from `call` only
+   * if the library observer is needed (a caller with its own observer pays no closure).
+   */
   #replicate<T>(
     decision: RoutingDecision,
     call: SettledCall<T>,
-    replay: ReplayCall,
+    replay: ReplayCall | undefined,
     options: ReplicateOptions,
   ): Promise<Replicated<T>> {
     if (this.#closed) return Promise.reject(new RouterClosedError());
@@ -327,7 +327,7 @@ export class Router implements ExecutionHost {
         options.deadline ??
         Deadline.after(options.deadlineMs ?? this.options.deadlineMs, this.clock);
       const consistency = options.consistency ?? this.options.writeConsistency;
-      const observer = options.observer ?? this.#libraryObserver(replay);
+      const observer = options.observer ?? this.#libraryObserver(replay ?? promiseCall(call));
       return new Replication<T>(
         this,
         decision,
@@ -576,4 +576,12 @@ export class Router implements ExecutionHost {
       this.logger.error({ err: error }, 'router hook threw');
     }
   }
+}
+
+/** An `executeTo`-style call as a promise-returning one (hints replay calls this way). */
+function promiseCall<T>(call: SettledCall<T>): ReplayCall {
+  return (ctx) =>
+    new Promise<T>((resolve, reject) => {
+      call(ctx, { resolve, reject });
+    });
 }
