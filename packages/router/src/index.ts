@@ -92,6 +92,7 @@ export {
   MAX_HEDGES,
   MAX_READ_BALANCING_THRESHOLD,
   MAX_RETRIES,
+  MAX_TRAILING_WRITES,
   type ResolvedRouterOptions,
   ROUTER_DEFAULTS,
   type RouterOptions,
@@ -128,6 +129,7 @@ export type {
 } from './internal/replication.js';
 export { Router } from './internal/router.js';
 export { type Gathered, gather, type SpaceAnswer } from './internal/scatter-gather.js';
+export type { TrailingWrites } from './internal/trailing-writes.js';
 export {
   type AttemptOutcome,
   type AttemptSettle,

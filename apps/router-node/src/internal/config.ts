@@ -114,6 +114,7 @@ export interface RouterNodeConfig {
     readonly storeFallback: boolean;
     readonly replicateWrites: boolean;
     readonly writeConsistency: 'one' | 'quorum' | 'all';
+    readonly maxTrailingWrites: number;
     readonly readConsistency: 'one' | 'quorum';
     readonly readBalancing: 'placement' | 'least-request';
     readonly readBalancingThreshold: number;

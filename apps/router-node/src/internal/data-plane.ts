@@ -225,7 +225,7 @@ export class DataPlane implements Dispatcher {
   /** The same, for attempts with no attempt timeout (Consolidate): not counted in flight. */
   readonly #attemptedUnbounded: AttemptObserver;
   /** A worker's heap sampler (none on the main thread, whose heap /metrics reads itself). */
-  readonly #heapTimer: ReturnType<typeof setInterval> | null;
+  readonly #gaugeTimer: ReturnType<typeof setInterval>;
 
   constructor(init: DataPlaneInit, log: Logger, channel: ControlChannel) {
     const cfg = init.config;
@@ -314,13 +314,15 @@ export class DataPlane implements Dispatcher {
     // A Consolidate may rightly run long: its attempts are not counted in flight, so one never
     // looks like a stalled node to the outlier detector.
     this.#attemptedUnbounded = observer(false);
-    if (isMainThread) {
-      this.#heapTimer = null;
-    } else {
-      this.#metrics.sampleHeap();
-      this.#heapTimer = setInterval(() => this.#metrics.sampleHeap(), THREAD_HEAP_INTERVAL_MS);
-      this.#heapTimer.unref();
-    }
+    // Gauges sampled every THREAD_HEAP_INTERVAL_MS: a worker's V8 heap (the main thread's is
+    // the process's own metric) and the replica writes trailing their answers, per node.
+    const sample = () => {
+      if (!isMainThread) this.#metrics.sampleHeap();
+      this.#sampleTrailing();
+    };
+    sample();
+    this.#gaugeTimer = setInterval(sample, THREAD_HEAP_INTERVAL_MS);
+    this.#gaugeTimer.unref();
     const t = init.ingressTls;
     this.#ingress = new H2Server({
       settings: {
@@ -406,6 +408,7 @@ export class DataPlane implements Dispatcher {
         storeFallback: rc.storeFallback,
         replicateWrites: rc.replicateWrites,
         writeConsistency: rc.writeConsistency,
+        maxTrailingWrites: rc.maxTrailingWrites,
         readConsistency: rc.readConsistency,
         readBalancing: rc.readBalancing,
         readBalancingThreshold: rc.readBalancingThreshold,
@@ -420,6 +423,17 @@ export class DataPlane implements Dispatcher {
       },
       logger: log,
     });
+  }
+
+  /** The trailing-writes gauge of each node in the table, from the router in use. */
+  #sampleTrailing(): void {
+    const reader = this.#reader;
+    const trailing = this.#router.trailing;
+    const nodes: [number, string][] = [];
+    if (reader.published) {
+      for (const [i, node] of reader.nodes.entries()) nodes.push([reader.nodeSlot(i), node.id]);
+    }
+    this.#metrics.sampleTrailing(nodes, (id) => trailing.of(id));
   }
 
   /** A shutdown started (the drain window, or GOAWAY after it): health is NOT_SERVING. */
@@ -467,7 +481,7 @@ export class DataPlane implements Dispatcher {
     this.#ingress.destroy();
     await this.#pool.close();
     this.#stopGc();
-    if (this.#heapTimer !== null) clearInterval(this.#heapTimer);
+    clearInterval(this.#gaugeTimer);
     return left;
   }
 

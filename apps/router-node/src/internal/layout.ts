@@ -282,7 +282,12 @@ export const J_ANSWERED = 0;
 export const J_FAILED = 1;
 export const J_HIST = 2;
 export const JUDGED_WORDS = J_HIST + UPSTREAM_HIST_WORDS;
-export const SLOT_METRIC_WORDS = S_JUDGED + JUDGED_WORDS;
+/**
+ * Gauge: replica writes this thread still has running on the node after their clients were
+ * answered (the Router's `trailing`), sampled every THREAD_HEAP_INTERVAL_MS.
+ */
+export const S_TRAILING = S_JUDGED + JUDGED_WORDS;
+export const SLOT_METRIC_WORDS = S_TRAILING + 1;
 
 /** Offset in a region of node slot `slot`'s record (SLOT_METRIC_WORDS, fields S_*). */
 export function slotMetrics(slot: number): number {

@@ -38,6 +38,7 @@ import {
   S_OUTSTANDING,
   S_OUTSTANDING_GEN,
   S_POOL_SESSIONS,
+  S_TRAILING,
   SLOT_METRIC_WORDS,
   slotCount,
   slotGeneration,
@@ -188,6 +189,20 @@ export class MetricsRecorder {
     }
     return slot;
   }
+  /**
+   * Writes the trailing-writes gauge of every node slot: `trailing(slot)` for the slots of
+   * `nodes` (slot, node id), 0 for the others (a node gone from the table trails nothing here).
+   */
+  sampleTrailing(
+    nodes: readonly (readonly [number, string])[],
+    trailing: (id: string) => number,
+  ): void {
+    const r = this.region;
+    for (let s = 0; s < this.#slots; s++) r[slotMetrics(s) + S_TRAILING] = 0;
+    for (const [slot, id] of nodes) {
+      if (slot >= 0 && slot < this.#slots) r[slotMetrics(slot) + S_TRAILING] = trailing(id);
+    }
+  }
   /** Writes this thread's V8 heap gauges (a worker calls it every THREAD_HEAP_INTERVAL_MS). */
   sampleHeap(): void {
     const h = getHeapStatistics();
@@ -270,7 +285,7 @@ const BREAKER_VALUE: Readonly<Record<string, number>> = { closed: 0, open: 1, 'h
 
 /**
  * Zeroes the gauges of a data-plane thread that exited (in flight, pool sessions, heap,
- * attempts outstanding): they would stay stuck at their last values. Its counters stay.
+ * attempts outstanding, trailing writes): they would stay stuck at their last values. Its counters stay.
  */
 export function clearThreadGauges(buffer: SharedArrayBuffer, thread: number): void {
   const region = metricsRegion(buffer, thread);
@@ -281,6 +296,7 @@ export function clearThreadGauges(buffer: SharedArrayBuffer, thread: number): vo
     const at = slotMetrics(s);
     region[at + S_POOL_SESSIONS] = 0;
     region[at + S_OUTSTANDING] = 0;
+    region[at + S_TRAILING] = 0;
   }
 }
 
@@ -434,6 +450,14 @@ export function renderMetrics(buffer: SharedArrayBuffer, control: ControlSnapsho
   for (const n of control.nodes) {
     const v = holdsSlot(m, n.slot) ? m[slotMetrics(n.slot) + S_POOL_SESSIONS] : 0;
     out.push(`engram_router_pool_channels{node="${esc(n.id)}"} ${v}`);
+  }
+  out.push(
+    '# HELP engram_router_trailing_writes Replica writes still running on each node after their clients were answered, all workers (router.maxTrailingWrites per worker holds the next answer).',
+  );
+  out.push('# TYPE engram_router_trailing_writes gauge');
+  for (const n of control.nodes) {
+    const v = holdsSlot(m, n.slot) ? m[slotMetrics(n.slot) + S_TRAILING] : 0;
+    out.push(`engram_router_trailing_writes{node="${esc(n.id)}"} ${v}`);
   }
   out.push('# HELP engram_router_table_epoch Epoch of the published routing table.');
   out.push('# TYPE engram_router_table_epoch gauge');

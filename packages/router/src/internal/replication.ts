@@ -3,6 +3,7 @@ import { requiredReplicas, type WriteConsistency } from './consistency.js';
 import { singleNodeDecision } from './decider.js';
 import { InsufficientReplicasError, isRouterError, type TargetError } from './errors.js';
 import { AttemptTimeoutError, defaultIsRetryable, isNodeFailure } from './policy.js';
+import type { TrailingWrites } from './trailing-writes.js';
 import {
   type AttemptSettle,
   type CallContext,
@@ -44,6 +45,8 @@ export interface Replicated<T> extends Routed<T> {
 
 /** What a replication needs from its router. */
 export interface ReplicationHost {
+  /** Replica writes running after their answer, per node, and how many a node may have. */
+  readonly trailing: TrailingWrites;
   execute<T>(
     decision: RoutingDecision,
     call: (ctx: CallContext) => Promise<T>,
@@ -101,7 +104,9 @@ function isAnswer(error: unknown): boolean {
  * placement order; when too many replicas failed for that, with `InsufficientReplicasError`.
  * Replicas still running then finish in the background without further retries (a failure
  * after the answer is not worth a retry: its hint will carry the write), and every replica that
- * failed goes to `observer.missed`.
+ * failed goes to `observer.missed`. A replica on a node that already trails the host's limit of
+ * such writes (`TrailingWrites`) holds the answer until it is done, as a required one would:
+ * writes then go at the pace of the slowest live replica rather than queue up in memory.
  */
 export class Replication<T> {
   readonly #host: ReplicationHost;
@@ -113,6 +118,8 @@ export class Replication<T> {
   readonly #natural: number;
   readonly #required: number;
   readonly #outcomes: (Outcome<T> | undefined)[];
+  /** Replicas counted in the host's `trailing` (running when the client was answered). */
+  #trailing: boolean[] | null = null;
   readonly #errors: TargetError[] = [];
   #answered = false;
   /** An attempt on some replica failed before the answer (set by `StumbleSettle`). */
@@ -194,6 +201,7 @@ export class Replication<T> {
   #settle(index: number, outcome: Outcome<T>): void {
     this.#outcomes[index] = outcome;
     const node = this.#targets[index]!;
+    if (this.#trailing?.[index] === true) this.#host.trailing.remove(node.id);
     const observer = this.#options.observer;
     const wasAnswered = this.#answered;
     const spaceId = this.#decision.spaceId;
@@ -210,15 +218,40 @@ export class Replication<T> {
       if (wasAnswered) observer?.settled?.(node, spaceId);
       this.#handledOne();
     }
-    if (index >= this.#natural || wasAnswered) return;
-    if (outcome.kind === 'failed') this.#failures++;
-    else this.#acks++;
-    if (this.#acks >= this.#required) this.#answer();
-    else if (this.#natural - this.#failures < this.#required) this.#refuse();
+    if (wasAnswered) return;
+    // A pending owner does not count towards W, but may be what an answer waits for.
+    if (index < this.#natural) {
+      if (outcome.kind === 'failed') this.#failures++;
+      else this.#acks++;
+    }
+    if (this.#acks >= this.#required) {
+      if (!this.#held()) this.#answer();
+    } else if (this.#natural - this.#failures < this.#required) this.#refuse();
+  }
+
+  /** Some replica still running is on a node that trails as many writes as it may. */
+  #held(): boolean {
+    const trailing = this.#host.trailing;
+    for (let i = 0; i < this.#targets.length; i++) {
+      if (this.#outcomes[i] === undefined && trailing.full(this.#targets[i]!.id)) return true;
+    }
+    return false;
+  }
+
+  /** The replicas still running outlive the answer: counted until each is done. */
+  #trail(): void {
+    const trailing = this.#host.trailing;
+    for (let i = 0; i < this.#targets.length; i++) {
+      if (this.#outcomes[i] !== undefined) continue;
+      this.#trailing ??= new Array<boolean>(this.#targets.length).fill(false);
+      this.#trailing[i] = true;
+      trailing.add(this.#targets[i]!.id);
+    }
   }
 
   #answer(): void {
     this.#answered = true;
+    this.#trail();
     const observer = this.#options.observer;
     let served = -1;
     let attempts = 0;
@@ -256,6 +289,7 @@ export class Replication<T> {
 
   #refuse(): void {
     this.#answered = true;
+    this.#trail();
     for (let i = 0; i < this.#targets.length; i++) {
       if (this.#outcomes[i] === undefined) {
         this.#options.observer?.lagging?.(this.#targets[i]!, this.#decision.spaceId);

@@ -39,6 +39,7 @@ import {
   settledCall,
   type WriteObserver,
 } from './replication.js';
+import { TrailingWrites } from './trailing-writes.js';
 import {
   type CallContext,
   type ConsolidateResult,
@@ -93,6 +94,8 @@ export class Router implements ExecutionHost {
   readonly #lastStates = new Map<string, NodeState>();
   /** Which replicas lack acknowledged writes (reads prefer the others). */
   readonly lag: LagTable;
+  /** Replica writes still running after their answer, per node (`maxTrailingWrites`). */
+  readonly trailing: TrailingWrites;
   /** Writes replicas missed (library use; router-node keeps its own on disk). */
   readonly hints: HintStore<ReplayCall>;
   readonly #calls: MemoryCalls;
@@ -144,6 +147,7 @@ export class Router implements ExecutionHost {
     }
     this.#slots = new BreakerSlots(table, this.breakers, this.#sharedBreakers);
     this.lag = init.lag ?? new LagTable({ slots: this.breakers.capacity });
+    this.trailing = new TrailingWrites(this.options.maxTrailingWrites);
     this.hints = init.hints ?? new MemoryHintStore<ReplayCall>();
     this.outstanding = new OutstandingAttempts(this.breakers.capacity);
     this.#decider = new Decider({
