@@ -331,34 +331,41 @@ describe('interop: our encoder -> Node (nghttp2) server decoder', () => {
     ];
   }
 
-  it('nghttp2 accepts our blocks and sees exactly the headers we encoded', async () => {
-    const { port } = server.address() as net.AddressInfo;
-    const client = await rawClient(port, () => {});
-    clients.push(client.socket);
-    const encoder = new HpackEncoder();
-    const rand = prng(9113);
-    const sent = new Map<string, string[]>();
-    const replyDecoder = new HpackDecoder(); // nghttp2 indexes its replies: one decoder per connection
-    for (let i = 0; i < 20; i++) {
-      const streamId = 2 * i + 1;
-      const headers = requestHeaders(`a${i}`, port, rand);
-      sent.set(`a${i}`, headers);
-      const out = Buffer.alloc(HpackEncoder.maxEncodedLength(headers));
-      const end = encoder.encode(headers, out, 0);
-      client.socket.write(
-        frame(TYPE_HEADERS, FLAG_END_HEADERS | FLAG_END_STREAM, streamId, out.subarray(0, end)),
-      );
-      // A GOAWAY (e.g. COMPRESSION_ERROR) ends the wait too, so a rejection fails fast.
-      const reply = await client.waitFor(
-        (f) => f.type === TYPE_GOAWAY || (f.type === TYPE_HEADERS && f.streamId === streamId),
-      );
-      expect(reply.type).toBe(TYPE_HEADERS);
-      const replyHeaders: string[] = [];
-      replyDecoder.decode(reply.payload, 0, reply.payload.length, replyHeaders);
-      expect(replyHeaders.slice(0, 2)).toEqual([':status', '200']);
-    }
-    for (const [id, headers] of sent) expect(received.get(id)).toEqual(headers);
-  });
+  it.each([
+    ['stateless', 0],
+    ['indexing (a 4096-octet dynamic table, as connections use)', 4096],
+    ['indexing in a 256-octet table (announced, then turned over)', 256],
+  ])(
+    'nghttp2 accepts our blocks and sees exactly the headers we encoded: %s',
+    async (_n, tableSize) => {
+      const { port } = server.address() as net.AddressInfo;
+      const client = await rawClient(port, () => {});
+      clients.push(client.socket);
+      const encoder = new HpackEncoder({ tableSize });
+      const rand = prng(9113);
+      const sent = new Map<string, string[]>();
+      const replyDecoder = new HpackDecoder(); // nghttp2 indexes its replies: one decoder per connection
+      for (let i = 0; i < 20; i++) {
+        const streamId = 2 * i + 1;
+        const headers = requestHeaders(`a${tableSize}-${i}`, port, rand);
+        sent.set(`a${tableSize}-${i}`, headers);
+        const out = Buffer.alloc(HpackEncoder.maxEncodedLength(headers));
+        const end = encoder.encode(headers, out, 0);
+        client.socket.write(
+          frame(TYPE_HEADERS, FLAG_END_HEADERS | FLAG_END_STREAM, streamId, out.subarray(0, end)),
+        );
+        // A GOAWAY (e.g. COMPRESSION_ERROR) ends the wait too, so a rejection fails fast.
+        const reply = await client.waitFor(
+          (f) => f.type === TYPE_GOAWAY || (f.type === TYPE_HEADERS && f.streamId === streamId),
+        );
+        expect(reply.type).toBe(TYPE_HEADERS);
+        const replyHeaders: string[] = [];
+        replyDecoder.decode(reply.payload, 0, reply.payload.length, replyHeaders);
+        expect(replyHeaders.slice(0, 2)).toEqual([':status', '200']);
+      }
+      for (const [id, headers] of sent) expect(received.get(id)).toEqual(headers);
+    },
+  );
 
   it('after the peer shrinks SETTINGS_HEADER_TABLE_SIZE to 0, nghttp2 accepts our size update', async () => {
     const { port } = smallTableServer.address() as net.AddressInfo;

@@ -472,6 +472,134 @@ describe('HpackEncoder', () => {
   });
 });
 
+describe('HpackEncoder with a dynamic table (one per connection)', () => {
+  function encodeWith(encoder: HpackEncoder, headers: readonly string[]): Buffer {
+    const out = Buffer.alloc(HpackEncoder.maxEncodedLength(headers));
+    return out.subarray(0, encoder.encode(headers, out, 0));
+  }
+  const REQUEST = [
+    ':method',
+    'POST',
+    ':path',
+    '/engram.v1.MemoryService/Recall',
+    ':authority',
+    '127.0.0.1:7001',
+    'content-type',
+    'application/grpc',
+    'x-engram-epoch',
+    '7',
+  ];
+
+  it('sends a field once as a literal with incremental indexing, then as one indexed octet', () => {
+    const encoder = new HpackEncoder({ tableSize: 4096 });
+    const decoder = new HpackDecoder();
+    const first = encodeWith(encoder, REQUEST);
+    expect(decodeAll(decoder, first)).toEqual(REQUEST);
+    // :method POST is static; the other four went into the table, newest first at 62.
+    expect(first[0]).toBe(0x83);
+    expect(first[1]).toBe(0x40 | 4); // literal with indexing, static name :path
+    const again = encodeWith(encoder, REQUEST);
+    expect([...again]).toEqual([0x83, 0x80 | 65, 0x80 | 64, 0x80 | 63, 0x80 | 62]);
+    expect(decodeAll(decoder, again)).toEqual(REQUEST);
+    expect(decoder.dynamicTableSize).toBe(encoder.dynamicTableSize);
+    // A new value of a name the table holds reuses its name index (x-engram-epoch at 62).
+    const next = encodeWith(encoder, ['x-engram-epoch', '8']);
+    expect([...next.subarray(0, 1)]).toEqual([0x40 | 62]);
+    expect(decodeAll(decoder, next)).toEqual(['x-engram-epoch', '8']);
+  });
+
+  it('never indexes secrets (never-indexed literals); a volatile name goes in once, then only by name', () => {
+    const encoder = new HpackEncoder({ tableSize: 4096 });
+    const decoder = new HpackDecoder();
+    const timeoutEntry = 'grpc-timeout'.length + '1999m'.length + 32;
+    for (const timeout of ['1999m', '1998m', '1997m']) {
+      const headers = ['authorization', 'Bearer s3cret', 'grpc-timeout', timeout, 'cookie', 'a=b'];
+      const block = encodeWith(encoder, headers);
+      expect(decodeAll(decoder, block)).toEqual(headers);
+      // authorization is static name 23: never indexed, 4-bit prefix 15 then 8.
+      expect([...block.subarray(0, 2)]).toEqual([0x10 | 0x0f, 23 - 15]);
+      // Only the first grpc-timeout went in; the later ones name it by index (62).
+      expect(encoder.dynamicTableSize).toBe(timeoutEntry);
+      expect(decoder.dynamicTableSize).toBe(timeoutEntry);
+      if (timeout !== '1999m') expect(block.indexOf(Buffer.from('grpc-timeout'))).toBe(-1);
+    }
+  });
+
+  it('does not index an entry over a quarter of the table', () => {
+    const encoder = new HpackEncoder({ tableSize: 4096 });
+    const big = ['x-big', 'v'.repeat(1024 - 32 - 5 + 1)];
+    encodeWith(encoder, big);
+    expect(encoder.dynamicTableSize).toBe(0);
+    const fits = ['x-big', 'v'.repeat(1024 - 32 - 5)];
+    encodeWith(encoder, fits);
+    expect(encoder.dynamicTableSize).toBe(1024);
+  });
+
+  it('evicts oldest first as the decoder does, and cuts its table to a smaller peer setting', () => {
+    const encoder = new HpackEncoder({ tableSize: 4096 });
+    let decoder = new HpackDecoder();
+    // ~100 distinct 64-octet entries: the 4096-octet table turns over.
+    for (let i = 0; i < 100; i++) {
+      const headers = ['x-n', `${i}`.padStart(29, '0'), 'x-same', 'same'];
+      expect(decodeAll(decoder, encodeWith(encoder, headers))).toEqual(headers);
+      expect(decoder.dynamicTableSize).toBe(encoder.dynamicTableSize);
+    }
+    expect(encoder.dynamicTableSize).toBeLessThanOrEqual(4096);
+    encoder.setPeerMaxTableSize(100);
+    expect(encoder.dynamicTableSize).toBeLessThanOrEqual(100);
+    const block = encodeWith(encoder, REQUEST);
+    expect([...block.subarray(0, 2)]).toEqual([0x3f, 100 - 31]); // the size update leads
+    expect(decodeAll(decoder, block)).toEqual(REQUEST);
+    expect(decoder.dynamicTableSize).toBe(encoder.dynamicTableSize);
+    // To 0: nothing indexed any more, a fresh decoder of that size reads every later block.
+    encoder.setPeerMaxTableSize(0);
+    expect(decodeAll(decoder, encodeWith(encoder, REQUEST))).toEqual(REQUEST);
+    decoder = new HpackDecoder({ maxTableSize: 0 });
+    expect(decodeAll(decoder, encodeWith(encoder, REQUEST))).toEqual(REQUEST);
+  });
+
+  it('keeps the decoder in step over random block sequences, within maxEncodedLength', () => {
+    const value = fc.oneof(
+      fc.constantFrom('', '0', '1', 'application/grpc', 'n1', 'PrimaryWithFallback'),
+      fc.uint8Array({ maxLength: 60 }).map((b) => Buffer.from(b).toString('latin1')),
+    );
+    const name = fc.oneof(
+      fc.constantFrom(
+        ':path',
+        'content-type',
+        'grpc-status',
+        'grpc-timeout',
+        'authorization',
+        'x-engram-epoch',
+        'x-a',
+        'x-b',
+      ),
+      fc.integer({ min: 1, max: 61 }).map((i) => STATIC_NAMES[i] as string),
+    );
+    const block = fc.array(fc.tuple(name, value), { maxLength: 12 }).map((f) => f.flat());
+    fc.assert(
+      fc.property(
+        fc.array(block, { minLength: 1, maxLength: 40 }),
+        fc.constantFrom(4096, 512, 64),
+        (blocks, tableSize) => {
+          const encoder = new HpackEncoder({ tableSize });
+          const decoder = new HpackDecoder();
+          for (const headers of blocks) {
+            const max = HpackEncoder.maxEncodedLength(headers);
+            const out = new Uint8Array(max + 4);
+            const end = encoder.encode(headers, out, 4);
+            expect(end - 4).toBeLessThanOrEqual(max);
+            const decoded: string[] = [];
+            decoder.decode(out, 4, end, decoded);
+            expect(decoded).toEqual(headers);
+            expect(decoder.dynamicTableSize).toBe(encoder.dynamicTableSize);
+          }
+        },
+      ),
+    );
+  });
+});
+
 /** A literal field with incremental indexing and a new name (RFC 7541 §6.2.1), raw octets. */
 function indexedLiteral(name: string, value: string): Buffer {
   return Buffer.concat([

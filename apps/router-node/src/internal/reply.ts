@@ -107,8 +107,8 @@ export class Replies {
   /**
    * The trailers of an OK reply (RoutingInfo, then the node's own trailers), encoded once and
    * reused while the same node answers with the same routing and trailers: the common case
-   * costs no list and no encoding. (@engram/h2's encoder keeps no dynamic table, so a block
-   * is valid on every connection.)
+   * costs no list and no encoding. (`encodeHeaderBlock` never touches the dynamic table, so a
+   * block is valid on every connection.)
    */
   #okTrailers(routing: RoutingInfo, nodeTrailers: readonly string[]): Buffer {
     const cached = this.#trailers.get(routing.servedBy);

@@ -163,6 +163,8 @@ export class H2Stream {
 }
 
 const ZERO = Buffer.alloc(0);
+/** Dynamic table our encoder fills on each connection (RFC 9113's initial 4096 octets). */
+const ENCODER_TABLE_OCTETS = 4096;
 const NO_HEADERS: readonly string[] = [];
 const HEADERS_TOO_LARGE: readonly string[] = [':status', '431'];
 /** The answer to a well-formed CONNECT (§8.5): a gRPC proxy tunnels nothing. */
@@ -257,7 +259,12 @@ export abstract class H2Connection implements Flushable {
   onClose: ((error: H2Error | null) => void) | null = null;
 
   protected readonly decoder: HpackDecoder;
-  protected readonly encoder = new HpackEncoder();
+  /**
+   * Keeps the peer decoder's dynamic table in step (the protocol's default 4096 octets, or
+   * less when the peer asks): a field this connection sent before goes out as one or two
+   * octets. Blocks are encoded in the order they are written (`#encodeHeaders`).
+   */
+  protected readonly encoder = new HpackEncoder({ tableSize: ENCODER_TABLE_OCTETS });
   /** Peer's settings in force. */
   protected remoteMaxFrameSize = DEFAULT_MAX_FRAME_BYTES;
   protected remoteInitialWindow = DEFAULT_WINDOW_BYTES;

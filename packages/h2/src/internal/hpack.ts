@@ -1,10 +1,12 @@
 /**
- * Why this module is long (~460 lines): the HPACK codec is one format (RFC 7541); the decoder
- * and the encoder share its integer and string primitives and the static table's lookups.
+ * Why this module is long (~600 lines): the HPACK codec is one format (RFC 7541); the decoder
+ * and the encoder share its integer and string primitives, the static table's lookups and the
+ * dynamic table's accounting.
  * Huffman and the static table, which stand alone, have their own modules.
  */
 /**
- * HPACK (RFC 7541): a decoder with a ring-buffer dynamic table and a stateless encoder.
+ * HPACK (RFC 7541): a decoder with a ring-buffer dynamic table, and an encoder that is
+ * stateless or keeps the peer's table in step.
  *
  * Header names and values are latin1 strings: one char per octet, so any octet sequence
  * round-trips and `string.length` is the octet length the RFC's size accounting needs.
@@ -385,20 +387,94 @@ function integerLength(value: number, prefixMax: number): number {
 /** Strings longer than this are copied with Buffer's latin1Write instead of a JS loop. */
 const NATIVE_WRITE_MIN_CHARS = 32;
 
+export interface HpackEncoderOptions {
+  /**
+   * Octets of dynamic table the encoder may fill, never more than the peer's
+   * SETTINGS_HEADER_TABLE_SIZE. 0 (the default): stateless, nothing is ever indexed, so a block
+   * is valid on any connection (`encodeHeaderBlock`).
+   */
+  tableSize?: number;
+}
+
+/** Names whose values are secrets: never indexed, here or by any intermediary (RFC 7541 7.1.3). */
+const NEVER_INDEXED = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie']);
 /**
- * Stateless HPACK encoder: never adds to the dynamic table and never Huffman-encodes, so its
- * output is valid whatever the peer's table size and costs the least CPU. Exact static-table
- * matches become a 1-octet indexed field; a static name becomes a literal without indexing with
- * an indexed name; anything else a literal without indexing with a literal name. Values are
- * written as latin1 (chars above 0xff keep their low octet, as Buffer's latin1 does).
+ * Names whose values change from one message to the next (deadlines, lengths, ids, trace
+ * contexts, error text): indexing each value would only push reusable entries out of the
+ * table. One entry goes in (the first value) so the name is indexed after that.
+ */
+const VOLATILE = new Set([
+  'grpc-timeout',
+  'grpc-message',
+  'grpc-status-details-bin',
+  'grpc-trace-bin',
+  'content-length',
+  'date',
+  'etag',
+  'last-modified',
+  'x-request-id',
+  'traceparent',
+  'tracestate',
+]);
+/** An entry bigger than this share of the table is not indexed (it would evict most others). */
+const MAX_ENTRY_SHARE = 4;
+
+/**
+ * HPACK encoder. Exact static-table matches become a 1-octet indexed field. Stateless (the
+ * default, `tableSize` 0) it never adds to the dynamic table, so its output is valid whatever
+ * the peer's table holds: a static name becomes a literal without indexing with an indexed
+ * name, anything else a literal with a literal name.
+ *
+ * With a `tableSize` (one encoder per connection, its blocks sent in the order encoded) it
+ * keeps the peer decoder's dynamic table in step: a field seen before is one indexed octet or
+ * two, and a new one goes in as a literal with incremental indexing, except secrets (never
+ * indexed, RFC 7541 7.1.3), values that change with every message (`VOLATILE`: once the name
+ * is in, only by name) and entries over a quarter of the table. The oldest entries are evicted
+ * first, as the decoder does.
+ *
+ * Never Huffman-encodes (the least CPU); values are written as latin1 (chars above 0xff keep
+ * their low octet, as Buffer's latin1 does).
  */
 export class HpackEncoder {
   /** A dynamic table size update the next encode() must start with, or -1. */
   private pendingSizeUpdate = -1;
   private peerTableSize: number = DEFAULTS.maxTableSize;
+  /** Octets the table may hold: the option, lowered to the peer's setting (never raised). */
+  private capacity: number;
+  private size = 0;
+  /** Entries ever inserted; entry number k is at dynamic index `inserted - k` (1 = newest). */
+  private inserted = 0;
+  /** Number of the oldest entry still in the table. */
+  private oldest = 0;
+  private readonly mask: number;
+  private readonly names: string[];
+  private readonly values: string[];
+  /** Entry number of each (name, value) in the table, by name then value. */
+  private readonly byField = new Map<string, Map<string, number>>();
+  /** Newest entry number with each name. */
+  private readonly byName = new Map<string, number>();
+
+  constructor(options?: HpackEncoderOptions) {
+    this.capacity = Math.min(
+      validateSize('tableSize', options?.tableSize ?? 0),
+      DEFAULTS.maxTableSize,
+    );
+    // Every entry is at least 32 octets: capacity / 32 entries at most.
+    let slots = 1;
+    while (slots <= this.capacity / ENTRY_OVERHEAD_OCTETS) slots <<= 1;
+    this.mask = slots - 1;
+    this.names = new Array<string>(slots).fill('');
+    this.values = new Array<string>(slots).fill('');
+    // A table smaller than the protocol's initial one is announced, so the peer's decoder
+    // evicts as this encoder does (their tables stay the same size).
+    if (this.capacity > 0 && this.capacity < DEFAULTS.maxTableSize) {
+      this.pendingSizeUpdate = this.capacity;
+    }
+  }
 
   /** Worst-case octets encoding `headers` (flat name, value array) can take, size update included. */
   static maxEncodedLength(headers: readonly string[]): number {
+    // An indexed field or an indexed name is never longer than the literal it replaces.
     let n = 6; // a pending dynamic table size update: 1 prefix octet + up to 5 continuation octets
     for (let i = 0; i < headers.length; i++) {
       const length = (headers[i] as string).length;
@@ -407,15 +483,30 @@ export class HpackEncoder {
     return n + (headers.length >>> 1); // one representation octet per field
   }
 
+  /** Octets the dynamic table holds now (the peer decoder's table holds the same entries). */
+  get dynamicTableSize(): number {
+    return this.size;
+  }
+
   /**
    * Records the peer's SETTINGS_HEADER_TABLE_SIZE. When it shrinks, RFC 7541 4.2 requires the
    * next header block to start with a dynamic table size update (nghttp2 enforces this); the
-   * next encode() writes it. Blocks from encodeHeaderBlock() never carry it.
+   * next encode() writes it, and the table is cut to fit. Blocks from encodeHeaderBlock() never
+   * carry it. A table allowed to grow stays as it is: the encoder may use less than allowed.
    */
   setPeerMaxTableSize(size: number): void {
     validateSize('peer SETTINGS_HEADER_TABLE_SIZE', size);
-    if (size < this.peerTableSize) this.pendingSizeUpdate = size;
+    const shrinks = size < this.peerTableSize;
     this.peerTableSize = size;
+    if (this.capacity === 0) {
+      if (shrinks) this.pendingSizeUpdate = size;
+      return;
+    }
+    if (size < this.capacity) {
+      this.capacity = size;
+      this.evict(0);
+    }
+    if (shrinks) this.pendingSizeUpdate = Math.min(size, this.capacity);
   }
 
   /** Writes the block into out at offset; returns the offset after it. */
@@ -425,6 +516,7 @@ export class HpackEncoder {
       p = writeInteger(out, p, 0x20, 0x1f, this.pendingSizeUpdate);
       this.pendingSizeUpdate = -1;
     }
+    const indexing = this.capacity > 0;
     for (let i = 0; i + 1 < headers.length; i += 2) {
       const name = headers[i] as string;
       const value = headers[i + 1] as string;
@@ -435,21 +527,93 @@ export class HpackEncoder {
           out[p++] = 0x80 | index;
           continue;
         }
-        // Literal without indexing, indexed name (4-bit prefix; static indexes are < 15 + 128).
-        const nameIndex = entry.nameIndex;
-        if (nameIndex < 0x0f) {
-          out[p++] = nameIndex;
-        } else {
-          out[p++] = 0x0f;
-          out[p++] = nameIndex - 0x0f;
-        }
-      } else {
-        out[p++] = 0; // literal without indexing, new name
-        p = writeString(out, p, name);
       }
-      p = writeString(out, p, value);
+      if (!indexing) {
+        p = this.writeLiteral(out, p, name, value, entry?.nameIndex ?? 0, 0x00);
+        continue;
+      }
+      const k = this.byField.get(name)?.get(value);
+      if (k !== undefined) {
+        p = writeInteger(out, p, 0x80, 0x7f, STATIC_TABLE_LENGTH + this.inserted - k);
+        continue;
+      }
+      let nameIndex = entry?.nameIndex ?? 0;
+      if (nameIndex === 0) {
+        const named = this.byName.get(name);
+        if (named !== undefined) nameIndex = STATIC_TABLE_LENGTH + this.inserted - named;
+      }
+      const entrySize = name.length + value.length + ENTRY_OVERHEAD_OCTETS;
+      if (NEVER_INDEXED.has(name)) {
+        p = this.writeLiteral(out, p, name, value, nameIndex, 0x10);
+      } else if (
+        (VOLATILE.has(name) && nameIndex !== 0) ||
+        entrySize * MAX_ENTRY_SHARE > this.capacity
+      ) {
+        // A changing value of a name the tables know: its name by index, its value literal.
+        p = this.writeLiteral(out, p, name, value, nameIndex, 0x00);
+      } else {
+        // (A volatile name not in either table goes in once, so later values have a name index.)
+        // Literal with incremental indexing (01, 6-bit name index prefix).
+        if (nameIndex === 0) {
+          out[p++] = 0x40;
+          p = writeString(out, p, name);
+        } else {
+          p = writeInteger(out, p, 0x40, 0x3f, nameIndex);
+        }
+        p = writeString(out, p, value);
+        this.insert(name, value, entrySize);
+      }
     }
     return p;
+  }
+
+  /** A literal not indexed (`pattern` 0x00) or never indexed (0x10), 4-bit name index prefix. */
+  private writeLiteral(
+    out: Uint8Array,
+    at: number,
+    name: string,
+    value: string,
+    nameIndex: number,
+    pattern: number,
+  ): number {
+    let p = at;
+    if (nameIndex === 0) {
+      out[p++] = pattern;
+      p = writeString(out, p, name);
+    } else {
+      p = writeInteger(out, p, pattern, 0x0f, nameIndex);
+    }
+    return writeString(out, p, value);
+  }
+
+  /** Adds an entry as the peer's decoder does: the oldest go first until it fits. */
+  private insert(name: string, value: string, entrySize: number): void {
+    this.evict(entrySize);
+    const k = this.inserted++;
+    this.names[k & this.mask] = name;
+    this.values[k & this.mask] = value;
+    this.size += entrySize;
+    let byValue = this.byField.get(name);
+    if (byValue === undefined) {
+      byValue = new Map<string, number>();
+      this.byField.set(name, byValue);
+    }
+    byValue.set(value, k);
+    this.byName.set(name, k);
+  }
+
+  /** Evicts the oldest entries until `room` more octets fit in the capacity. */
+  private evict(room: number): void {
+    while (this.oldest < this.inserted && this.size + room > this.capacity) {
+      const k = this.oldest++;
+      const name = this.names[k & this.mask] as string;
+      const value = this.values[k & this.mask] as string;
+      this.size -= name.length + value.length + ENTRY_OVERHEAD_OCTETS;
+      const byValue = this.byField.get(name)!;
+      if (byValue.get(value) === k) byValue.delete(value);
+      if (byValue.size === 0) this.byField.delete(name);
+      if (this.byName.get(name) === k) this.byName.delete(name);
+    }
   }
 }
 
