@@ -643,6 +643,21 @@ export async function startRecallNode(): Promise<{
 }
 
 /**
+ * The Node.js floor (`node-relay.mjs`): a TCP relay to `upstream` with router-node's node
+ * flags, bytes passed on as they come, nothing parsed: what any Node.js proxy pays to move a
+ * call's bytes.
+ */
+export async function startNodeRelay(upstream: string): Promise<StartedProxy> {
+  const relay = await spawnJson([
+    ...ROUTER_NODE_FLAGS,
+    fileURLToPath(new URL('./node-relay.mjs', import.meta.url)),
+    upstream,
+  ]);
+  const port = Number(String(relay.first.address).split(':')[1]);
+  return { port, pids: () => [relay.child.pid!] };
+}
+
+/**
  * BENCH_BASELINE_ROUTER=name=/path/to/router-node/dist/main.js: another build (an older commit,
  * say) to measure side by side, with BENCH_BASELINE_NODE_FLAGS as its node flags (default none:
  * how builds before --single-threaded-gc ran). Undefined when unset or not `name=path`.

@@ -1,7 +1,8 @@
 /**
  * End-to-end proxy benchmark, one run, side by side against the same memory node:
  *   direct · router-node (--workers 1 and one per core) · HAProxy (nbthread 1 and one per
- *   core, h2 both sides) · nginx grpc_pass
+ *   core, h2 both sides) · nginx grpc_pass · a Node.js TCP relay (the floor of any Node
+ *   proxy: bytes moved, nothing parsed; node-relay.mjs)
  * Load comes from h2load (nghttp2-client), a separate process, POSTing a serialized
  * Recall gRPC frame. Per path: sequential (1 connection, 1 stream) p50/p99, and 64 in flight
  * (4 connections × 16 streams) p50/p99 + throughput; p50/p99/p999 at a fixed rate; proxy CPU
@@ -46,6 +47,7 @@ import {
   type Spawned,
   startHaproxy,
   startNginx,
+  startNodeRelay,
   startRecallNode,
   startRouterNode,
   type Target,
@@ -171,6 +173,15 @@ async function main(): Promise<void> {
   } else {
     console.log('nginx not available: skipped (apt-get install -y nginx)');
   }
+  // The Node.js floor: a TCP relay moving the same bytes, nothing parsed. router-node's cost
+  // above it is its own work; what is left between it and HAProxy, the runtime's.
+  const relay = await startNodeRelay(nodeAddress);
+  await checkPath(`127.0.0.1:${relay.port}`, false);
+  targets.push({
+    name: 'node TCP relay (floor)',
+    url: `http://127.0.0.1:${relay.port}/engram.v1.MemoryService/Recall`,
+    pids: relay.pids,
+  });
 
   // The fixed rate: BENCH_RATE, or half of what the node serves directly (measured now), so
   // every path has headroom and the tails compare like for like.
