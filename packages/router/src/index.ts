@@ -73,6 +73,7 @@ export {
   isPlacementKey,
   ringOptionsFromKeys,
 } from './internal/etcd-layout.js';
+export { copyExecuteOptions, type ExecuteOptionsCopy } from './internal/execute-options.js';
 export { GrpcReplicaAccess, REPLICA_CALL_TIMEOUT_MS } from './internal/grpc-replica-access.js';
 export {
   HINT_REPLAY_BATCH,

@@ -3,6 +3,7 @@ import type { ConnectionPool } from '@engram/pool';
 import { MemoryServiceDefinition, type QueryRequest, type QueryResponse } from '@engram/proto';
 import { Deadline } from '@engram/retry';
 import {
+  copyExecuteOptions,
   type ExecuteOptions,
   gather,
   type Routed,
@@ -13,7 +14,7 @@ import {
 } from '@engram/router';
 import { GRPC_STATUS, RouteError } from './errors.js';
 import { type AttemptObserver, type ClientCall, forward, safeDecode } from './forward.js';
-import { QUERY_REPLY_MERGE } from './replicated.js';
+import { QUERY_REPLY_MERGE, withDivergence } from './replicated.js';
 import type { Replies } from './reply.js';
 import { FRAME_HEADER_BYTES, frameMessage, headerValue, readQuerySpaceIds } from './wire.js';
 
@@ -65,7 +66,8 @@ export async function scatterGather(
       return err as Error;
     }
   });
-  const perSpace: ExecuteOptions = { ...options, deadline: Deadline.after(options.deadlineMs) };
+  const perSpace = copyExecuteOptions(options);
+  perSpace.deadline = Deadline.after(options.deadlineMs);
   const subs: ClientCall[] = [];
   call.children = subs;
   const epochs: number[] = [];
@@ -91,7 +93,7 @@ export async function scatterGather(
               return forward(pool, ctx, headers, sub, replica, undefined, observer);
             },
             QUERY_REPLY_MERGE,
-            { ...perSpace, onDivergence },
+            withDivergence(perSpace, onDivergence),
           )
         : await router.execute(
             d,

@@ -14,6 +14,7 @@ import { Deadline } from '@engram/retry';
 import type { NodeInfo } from '@engram/ring';
 import type * as grpc from '@grpc/grpc-js';
 import { InvalidArgumentError, InvalidEndpointError } from './errors.js';
+import { copyExecuteOptions } from './execute-options.js';
 import { validateExecuteOptions } from './options.js';
 import { RECALL_MERGE, singleSpaceQueryMerge } from './recall-merge.js';
 import type { Router } from './router.js';
@@ -82,10 +83,12 @@ export class MemoryCalls {
       request.version === undefined || request.version === 0
         ? { ...request, version: this.#versions.next() }
         : request;
+    const perCall = copyExecuteOptions(options ?? {});
+    perCall.attemptTimeoutMs = options?.attemptTimeoutMs ?? Number.POSITIVE_INFINITY;
     const { value, routing } = await router.execute(
       decision,
       (ctx) => this.#unary(ctx, MemoryServiceDefinition.Consolidate, stamped),
-      { ...options, attemptTimeoutMs: options?.attemptTimeoutMs ?? Number.POSITIVE_INFINITY },
+      perCall,
     );
     if (router.options.replicateWrites && decision.placement.length > 1) {
       await router.repairSpace(decision.spaceId, options);

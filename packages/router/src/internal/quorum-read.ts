@@ -2,9 +2,13 @@ import type { NodeInfo } from '@engram/ring';
 import { requiredReplicas } from './consistency.js';
 import { singleNodeDecision } from './decider.js';
 import { InsufficientReplicasError, type TargetError } from './errors.js';
+import { copyExecuteOptions } from './execute-options.js';
 import { defaultIsRetryable } from './policy.js';
 import type { ReplicationHost } from './replication.js';
 import type { CallContext, ExecuteOptions, Routed, RoutingDecision } from './types.js';
+
+/** A replica of a quorum read is asked once: a failure moves to the next replica. */
+const NEVER_RETRY = (): boolean => false;
 
 /** How the answers of several replicas become one (operation-specific). */
 export interface ReadMerge<T> {
@@ -79,7 +83,8 @@ export class QuorumRead<T> {
     const d = this.#decision;
     const single = singleNodeDecision(node, d.spaceId, d.epoch, d.operation);
     // One attempt per replica: a failure moves to the next replica rather than retrying.
-    const options: ExecuteOptions = { ...this.#options, isRetryable: () => false };
+    const options = copyExecuteOptions(this.#options);
+    options.isRetryable = NEVER_RETRY;
     this.#host.execute(single, this.#call, options).then(
       ({ value, routing }) => {
         this.#attempts += routing.attempts;

@@ -2,6 +2,7 @@ import type { NodeInfo } from '@engram/ring';
 import { requiredReplicas, type WriteConsistency } from './consistency.js';
 import { singleNodeDecision } from './decider.js';
 import { InsufficientReplicasError, isRouterError, type TargetError } from './errors.js';
+import { copyExecuteOptions } from './execute-options.js';
 import { AttemptTimeoutError, defaultIsRetryable, isNodeFailure } from './policy.js';
 import type { TrailingWrites } from './trailing-writes.js';
 import {
@@ -112,7 +113,9 @@ export class Replication<T> {
   readonly #host: ReplicationHost;
   readonly #decision: RoutingDecision;
   readonly #call: SettledCall<T>;
-  readonly #options: ReplicateOptions;
+  /** The write's options, its deadline set. */
+  readonly #options: ExecuteOptions;
+  readonly #observer: WriteObserver | undefined;
   readonly #targets: readonly NodeInfo[];
   /** Replicas that count towards W (the placement); pending owners follow them in #targets. */
   readonly #natural: number;
@@ -137,13 +140,15 @@ export class Replication<T> {
     host: ReplicationHost,
     decision: RoutingDecision,
     call: SettledCall<T>,
-    options: ReplicateOptions,
+    options: ExecuteOptions,
+    observer: WriteObserver | undefined,
     consistency: WriteConsistency,
   ) {
     this.#host = host;
     this.#decision = decision;
     this.#call = call;
     this.#options = options;
+    this.#observer = observer;
     const natural = decision.placement;
     const targets = [...natural];
     for (const node of decision.pending ?? []) {
@@ -167,7 +172,8 @@ export class Replication<T> {
     const base = this.#options.isRetryable ?? defaultIsRetryable;
     // Before the answer, a replica retries as any call does; after it, no more retries.
     const isRetryable = (error: unknown) => !this.#answered && base(error);
-    const perReplica: ExecuteOptions = { ...this.#options, isRetryable };
+    const perReplica = copyExecuteOptions(this.#options);
+    perReplica.isRetryable = isRetryable;
     const d = this.#decision;
     const inner = this.#call;
     // A replica whose attempt failed (even if a retry is still running) makes the write
@@ -202,7 +208,7 @@ export class Replication<T> {
     this.#outcomes[index] = outcome;
     const node = this.#targets[index]!;
     if (this.#trailing?.[index] === true) this.#host.trailing.remove(node.id);
-    const observer = this.#options.observer;
+    const observer = this.#observer;
     const wasAnswered = this.#answered;
     const spaceId = this.#decision.spaceId;
     if (outcome.kind === 'failed') {
@@ -252,7 +258,7 @@ export class Replication<T> {
   #answer(): void {
     this.#answered = true;
     this.#trail();
-    const observer = this.#options.observer;
+    const observer = this.#observer;
     let served = -1;
     let attempts = 0;
     for (let i = 0; i < this.#targets.length; i++) {
@@ -292,7 +298,7 @@ export class Replication<T> {
     this.#trail();
     for (let i = 0; i < this.#targets.length; i++) {
       if (this.#outcomes[i] === undefined) {
-        this.#options.observer?.lagging?.(this.#targets[i]!, this.#decision.spaceId);
+        this.#observer?.lagging?.(this.#targets[i]!, this.#decision.spaceId);
       }
     }
     const error = new InsufficientReplicasError(

@@ -21,6 +21,7 @@ import { type Logger, pino } from 'pino';
 import { BreakerSlots } from './breaker-slots.js';
 import { Decider } from './decider.js';
 import { InvalidArgumentError, RouterClosedError } from './errors.js';
+import { copyExecuteOptions } from './execute-options.js';
 import { Execution, type ExecutionHost } from './execution.js';
 import { GrpcReplicaAccess } from './grpc-replica-access.js';
 import { HintReplay, type ReplayCall } from './hint-replay.js';
@@ -332,13 +333,9 @@ export class Router implements ExecutionHost {
         Deadline.after(options.deadlineMs ?? this.options.deadlineMs, this.clock);
       const consistency = options.consistency ?? this.options.writeConsistency;
       const observer = options.observer ?? this.#libraryObserver(replay ?? promiseCall(call));
-      return new Replication<T>(
-        this,
-        decision,
-        call,
-        { ...options, deadline, observer },
-        consistency,
-      ).run();
+      const perWrite = copyExecuteOptions(options);
+      perWrite.deadline = deadline;
+      return new Replication<T>(this, decision, call, perWrite, observer, consistency).run();
     } catch (error) {
       return Promise.reject(error);
     }
