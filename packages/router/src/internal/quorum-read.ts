@@ -36,7 +36,9 @@ export class QuorumRead<T> {
   readonly #decision: RoutingDecision;
   readonly #call: (ctx: CallContext) => Promise<T>;
   readonly #merge: ReadMerge<T>;
-  readonly #options: QuorumReadOptions;
+  /** The read's options, its deadline set. */
+  readonly #options: ExecuteOptions;
+  readonly #onDivergence: QuorumReadOptions['onDivergence'];
   readonly #targets: readonly NodeInfo[];
   readonly #required: number;
   readonly #values: (T | undefined)[];
@@ -54,13 +56,15 @@ export class QuorumRead<T> {
     decision: RoutingDecision,
     call: (ctx: CallContext) => Promise<T>,
     merge: ReadMerge<T>,
-    options: QuorumReadOptions,
+    options: ExecuteOptions,
+    onDivergence: QuorumReadOptions['onDivergence'],
   ) {
     this.#host = host;
     this.#decision = decision;
     this.#call = call;
     this.#merge = merge;
     this.#options = options;
+    this.#onDivergence = onDivergence;
     this.#targets = [decision.primary, ...decision.replicas];
     this.#required = requiredReplicas('quorum', decision.placement.length);
     this.#values = new Array(this.#targets.length).fill(undefined);
@@ -125,7 +129,7 @@ export class QuorumRead<T> {
     }
     const { value, diverged } = this.#merge.merge(values);
     const owner = this.#decision.placement[0]?.id;
-    if (diverged) this.#options.onDivergence?.(this.#decision.spaceId, nodes);
+    if (diverged) this.#onDivergence?.(this.#decision.spaceId, nodes);
     this.#resolve({
       value,
       routing: {

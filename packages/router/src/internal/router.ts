@@ -385,11 +385,9 @@ export class Router implements ExecutionHost {
             this.logger.warn({ err: error, spaceId }, 'read repair failed'),
           );
         });
-      return new QuorumRead<T>(this, decision, call, merge, {
-        ...options,
-        deadline,
-        onDivergence,
-      }).run();
+      const perRead = copyExecuteOptions(options);
+      perRead.deadline = deadline;
+      return new QuorumRead<T>(this, decision, call, merge, perRead, onDivergence).run();
     } catch (error) {
       return Promise.reject(error);
     }
