@@ -93,7 +93,6 @@ export {
   MAX_HEDGES,
   MAX_READ_BALANCING_THRESHOLD,
   MAX_RETRIES,
-  MAX_TRAILING_WRITES,
   type ResolvedRouterOptions,
   ROUTER_DEFAULTS,
   type RouterOptions,

@@ -6,7 +6,7 @@
 import { MAX_TIMEOUT_MS } from '@engram/breaker';
 import { MAX_CHANNELS_PER_NODE } from '@engram/pool';
 import { MAX_NODES, MAX_TOKENS_PER_NODE, MAX_VNODES_PER_NODE } from '@engram/ring';
-import { MAX_READ_BALANCING_THRESHOLD, MAX_RETRIES, MAX_TRAILING_WRITES } from '@engram/router';
+import { MAX_READ_BALANCING_THRESHOLD, MAX_RETRIES } from '@engram/router';
 import * as CAP from './config-caps.js';
 import type { ConfigSchema } from './config-spec.js';
 
@@ -330,15 +330,6 @@ export const CONFIG_SCHEMA: ConfigSchema = Object.freeze({
     default: 'quorum',
     reloadable: true,
     description: 'replicas that must acknowledge a replicated Store before its answer',
-  },
-  'router.maxTrailingWrites': {
-    type: 'int',
-    min: 0,
-    max: MAX_TRAILING_WRITES,
-    default: 256,
-    reloadable: true,
-    description:
-      'replica writes a node may still be running after their clients were answered (per data-plane thread); past it a Store waits for that copy too, so writes go at the pace of the slowest live replica instead of queueing in memory',
   },
   'router.readConsistency': {
     type: 'enum',

@@ -114,7 +114,6 @@ export interface RouterNodeConfig {
     readonly storeFallback: boolean;
     readonly replicateWrites: boolean;
     readonly writeConsistency: 'one' | 'quorum' | 'all';
-    readonly maxTrailingWrites: number;
     readonly readConsistency: 'one' | 'quorum';
     readonly readBalancing: 'placement' | 'least-request';
     readonly readBalancingThreshold: number;

@@ -408,7 +408,6 @@ export class DataPlane implements Dispatcher {
         storeFallback: rc.storeFallback,
         replicateWrites: rc.replicateWrites,
         writeConsistency: rc.writeConsistency,
-        maxTrailingWrites: rc.maxTrailingWrites,
         readConsistency: rc.readConsistency,
         readBalancing: rc.readBalancing,
         readBalancingThreshold: rc.readBalancingThreshold,

@@ -452,7 +452,7 @@ export function renderMetrics(buffer: SharedArrayBuffer, control: ControlSnapsho
     out.push(`engram_router_pool_channels{node="${esc(n.id)}"} ${v}`);
   }
   out.push(
-    '# HELP engram_router_trailing_writes Replica writes still running on each node after their clients were answered, all workers (router.maxTrailingWrites per worker holds the next answer).',
+    '# HELP engram_router_trailing_writes Replica writes still running on each node after their clients were answered, all workers: a replica falling behind (they end applied, or as hints when they time out).',
   );
   out.push('# TYPE engram_router_trailing_writes gauge');
   for (const n of control.nodes) {

@@ -66,13 +66,6 @@ export interface RouterOptions {
   readonly replicateWrites?: boolean | undefined;
   /** Acknowledgements a replicated write waits for: 'one', 'quorum' or 'all'. Default 'quorum'. */
   readonly writeConsistency?: WriteConsistency | undefined;
-  /**
-   * Replica writes a node may still be running after their clients were answered (per router:
-   * per data-plane thread in router-node). A write whose replica is on a node at the limit
-   * waits for that copy before answering: the pace of writes follows the slowest live replica
-   * instead of a queue of writes in memory that grows as long as the load lasts. Default 256.
-   */
-  readonly maxTrailingWrites?: number | undefined;
   /** Replicas a Recall or Query reads: 'one' (first live) or 'quorum' (merged). Default 'one'. */
   readonly readConsistency?: ReadConsistency | undefined;
   /**
@@ -116,7 +109,6 @@ export interface ResolvedRouterOptions {
   readonly maxSpaceIdLength: number;
   readonly replicateWrites: boolean;
   readonly writeConsistency: WriteConsistency;
-  readonly maxTrailingWrites: number;
   readonly readConsistency: ReadConsistency;
   readonly readBalancing: ReadBalancing;
   readonly readBalancingThreshold: number;
@@ -141,7 +133,6 @@ export const ROUTER_DEFAULTS = Object.freeze({
   maxSpaceIdLength: MAX_SPACE_ID_LENGTH,
   replicateWrites: true,
   writeConsistency: 'quorum' as WriteConsistency,
-  maxTrailingWrites: 256, // writes per node
   readConsistency: 'one' as ReadConsistency,
   readBalancing: 'placement' as ReadBalancing,
   readBalancingThreshold: 2, // attempts in flight
@@ -156,7 +147,6 @@ export const HEDGE_DEFAULTS = Object.freeze({
 export const MAX_RETRIES = 100;
 export const MAX_HEDGES = 4;
 export const MAX_READ_BALANCING_THRESHOLD = 1_000_000;
-export const MAX_TRAILING_WRITES = 1_000_000;
 const MAX_MS = 24 * 60 * 60 * 1000; // 24 h
 
 function int(field: string, value: number, min: number, max: number): number {
@@ -254,12 +244,6 @@ export function resolveOptions(options: RouterOptions = {}): ResolvedRouterOptio
       'writeConsistency',
       options.writeConsistency ?? d.writeConsistency,
       Object.values(WriteConsistency),
-    ),
-    maxTrailingWrites: int(
-      'maxTrailingWrites',
-      options.maxTrailingWrites ?? d.maxTrailingWrites,
-      0,
-      MAX_TRAILING_WRITES,
     ),
     readConsistency: oneOf(
       'readConsistency',

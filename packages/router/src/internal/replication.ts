@@ -46,7 +46,7 @@ export interface Replicated<T> extends Routed<T> {
 
 /** What a replication needs from its router. */
 export interface ReplicationHost {
-  /** Replica writes running after their answer, per node, and how many a node may have. */
+  /** Replica writes running after their answer, per node. */
   readonly trailing: TrailingWrites;
   execute<T>(
     decision: RoutingDecision,
@@ -105,9 +105,8 @@ function isAnswer(error: unknown): boolean {
  * placement order; when too many replicas failed for that, with `InsufficientReplicasError`.
  * Replicas still running then finish in the background without further retries (a failure
  * after the answer is not worth a retry: its hint will carry the write), and every replica that
- * failed goes to `observer.missed`. A replica on a node that already trails the host's limit of
- * such writes (`TrailingWrites`) holds the answer until it is done, as a required one would:
- * writes then go at the pace of the slowest live replica rather than queue up in memory.
+ * failed goes to `observer.missed`. The host counts the replicas still running after the
+ * answer (`TrailingWrites`) until each is done.
  */
 export class Replication<T> {
   readonly #host: ReplicationHost;
@@ -224,24 +223,11 @@ export class Replication<T> {
       if (wasAnswered) observer?.settled?.(node, spaceId);
       this.#handledOne();
     }
-    if (wasAnswered) return;
-    // A pending owner does not count towards W, but may be what an answer waits for.
-    if (index < this.#natural) {
-      if (outcome.kind === 'failed') this.#failures++;
-      else this.#acks++;
-    }
-    if (this.#acks >= this.#required) {
-      if (!this.#held()) this.#answer();
-    } else if (this.#natural - this.#failures < this.#required) this.#refuse();
-  }
-
-  /** Some replica still running is on a node that trails as many writes as it may. */
-  #held(): boolean {
-    const trailing = this.#host.trailing;
-    for (let i = 0; i < this.#targets.length; i++) {
-      if (this.#outcomes[i] === undefined && trailing.full(this.#targets[i]!.id)) return true;
-    }
-    return false;
+    if (index >= this.#natural || wasAnswered) return;
+    if (outcome.kind === 'failed') this.#failures++;
+    else this.#acks++;
+    if (this.#acks >= this.#required) this.#answer();
+    else if (this.#natural - this.#failures < this.#required) this.#refuse();
   }
 
   /** The replicas still running outlive the answer: counted until each is done. */

@@ -95,7 +95,7 @@ export class Router implements ExecutionHost {
   readonly #lastStates = new Map<string, NodeState>();
   /** Which replicas lack acknowledged writes (reads prefer the others). */
   readonly lag: LagTable;
-  /** Replica writes still running after their answer, per node (`maxTrailingWrites`). */
+  /** Replica writes still running after their answer, per node. */
   readonly trailing: TrailingWrites;
   /** Writes replicas missed (library use; router-node keeps its own on disk). */
   readonly hints: HintStore<ReplayCall>;
@@ -148,7 +148,7 @@ export class Router implements ExecutionHost {
     }
     this.#slots = new BreakerSlots(table, this.breakers, this.#sharedBreakers);
     this.lag = init.lag ?? new LagTable({ slots: this.breakers.capacity });
-    this.trailing = new TrailingWrites(this.options.maxTrailingWrites);
+    this.trailing = new TrailingWrites();
     this.hints = init.hints ?? new MemoryHintStore<ReplayCall>();
     this.outstanding = new OutstandingAttempts(this.breakers.capacity);
     this.#decider = new Decider({

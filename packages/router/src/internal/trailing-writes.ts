@@ -1,27 +1,16 @@
 /**
  * Replica writes still running after their client was answered, per node, in one router: the
- * memory a replicated write keeps after its answer (its request, its attempt, its stream).
+ * memory a replicated write keeps after its answer (its request, its attempt, its stream), and
+ * a replica falling behind before it fails (router-node's `engram_router_trailing_writes`).
  *
- * Without a bound, a replica slower than the others (W=one; the last replica of a quorum)
- * gathers writes faster than it applies them: the queue, the router's heap and the replica's
- * lag all grow for as long as the load lasts. With `limit`, a write whose replica on a node
- * that already trails `limit` writes waits for that copy before answering: the clients' pace
- * follows the slowest live replica, which is the pace the cluster can sustain anyway.
+ * Counted, not capped: a replica slower than the others (W=one; the last of a quorum) gathers
+ * up to its write rate × `attemptTimeoutMs` of them, after which they time out into hints. A
+ * cap that held answers back instead would make every write wait on a hung replica until its
+ * attempts time out and its breaker opens: a writer would stall where it must keep answering.
  */
 export class TrailingWrites {
-  readonly limit: number;
   readonly #byNode = new Map<string, number>();
   #total = 0;
-
-  /** `limit`: the router's `maxTrailingWrites`, validated with its options. */
-  constructor(limit: number) {
-    this.limit = limit;
-  }
-
-  /** True when `nodeId` trails `limit` writes already: the next write waits for its copy. */
-  full(nodeId: string): boolean {
-    return (this.#byNode.get(nodeId) ?? 0) >= this.limit;
-  }
 
   /** Writes `nodeId` is still running after their answer. */
   of(nodeId: string): number {
