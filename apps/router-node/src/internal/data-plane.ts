@@ -224,7 +224,7 @@ export class DataPlane implements Dispatcher {
   readonly #attempted: AttemptObserver;
   /** The same, for attempts with no attempt timeout (Consolidate): not counted in flight. */
   readonly #attemptedUnbounded: AttemptObserver;
-  /** A worker's heap sampler (none on the main thread, whose heap /metrics reads itself). */
+  /** Samples this thread's gauges: a worker's heap, and the writes trailing per node. */
   readonly #gaugeTimer: ReturnType<typeof setInterval>;
 
   constructor(init: DataPlaneInit, log: Logger, channel: ControlChannel) {
