@@ -361,6 +361,27 @@ export async function eventually<T>(
 }
 
 /**
+ * An in-process MemoryService with `handlers`, grpc.health.v1 serving, on 127.0.0.1 (`port`,
+ * default any free one); `cleanup` stops it. Resolves with its address.
+ */
+export async function serveMemoryService(
+  cleanup: Cleanup,
+  handlers: MemoryServiceHandlers,
+  port = 0,
+): Promise<string> {
+  const server = new grpc.Server();
+  server.addService(MemoryServiceDefinition, handlers);
+  addHealthService(server);
+  const bound = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (e, p) =>
+      e ? reject(e) : resolve(p),
+    ),
+  );
+  cleanup.add(() => server.forceShutdown());
+  return `127.0.0.1:${bound}`;
+}
+
+/**
  * An in-process MemoryService whose Recall waits `delayMs` before answering (for in-flight
  * tests), with grpc.health.v1 serving. Serves id as routing.served_by.
  */
@@ -371,32 +392,28 @@ export async function startSlowNode(
   /** Listen on this port (e.g. one `freePort` gave); default any free port. */
   port = 0,
 ): Promise<{ address: string; recalls: () => number; cancelled: () => number }> {
-  const server = new grpc.Server();
   let recalls = 0;
   let cancelled = 0;
   const routing = { servedBy: id, attempts: 1, fallback: false, strategy: 'direct', tableEpoch: 0 };
-  const handlers: MemoryServiceHandlers = {
-    Store: (_c, cb) => cb(null, { memoryId: 'm', routing }),
-    Recall: (c, cb) => {
-      recalls++;
-      const t = setTimeout(() => cb(null, { memories: [], routing }), delayMs);
-      c.on('cancelled', () => {
-        cancelled++;
-        clearTimeout(t);
-      });
+  const address = await serveMemoryService(
+    cleanup,
+    {
+      Store: (_c, cb) => cb(null, { memoryId: 'm', routing }),
+      Recall: (c, cb) => {
+        recalls++;
+        const t = setTimeout(() => cb(null, { memories: [], routing }), delayMs);
+        c.on('cancelled', () => {
+          cancelled++;
+          clearTimeout(t);
+        });
+      },
+      Consolidate: (_c, cb) =>
+        cb(null, { merged: [], memoriesBefore: 0, memoriesAfter: 0, routing }),
+      Query: (_c, cb) => cb(null, { results: [], errors: [], routing }),
     },
-    Consolidate: (_c, cb) => cb(null, { merged: [], memoriesBefore: 0, memoriesAfter: 0, routing }),
-    Query: (_c, cb) => cb(null, { results: [], errors: [], routing }),
-  };
-  server.addService(MemoryServiceDefinition, handlers);
-  addHealthService(server);
-  const bound = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (e, p) =>
-      e ? reject(e) : resolve(p),
-    ),
+    port,
   );
-  cleanup.add(() => server.forceShutdown());
-  return { address: `127.0.0.1:${bound}`, recalls: () => recalls, cancelled: () => cancelled };
+  return { address, recalls: () => recalls, cancelled: () => cancelled };
 }
 
 /**

@@ -1,12 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import {
-  addHealthService,
-  MemoryServiceDefinition,
-  type MemoryServiceHandlers,
-} from '@engram/proto';
+import type { MemoryServiceHandlers } from '@engram/proto';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Cleanup, call, memoryClient, spawnRouter, testConfig } from './helpers.js';
+import {
+  Cleanup,
+  call,
+  memoryClient,
+  serveMemoryService,
+  spawnRouter,
+  testConfig,
+} from './helpers.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -45,16 +48,7 @@ async function startFlakyNode(id: string, failFirst: number): Promise<FlakyNode>
     Consolidate: (_c, cb) => cb(null, { merged: [], memoriesBefore: 0, memoriesAfter: 0, routing }),
     Query: (_c, cb) => cb(null, { results: [], errors: [], routing }),
   };
-  const server = new grpc.Server();
-  server.addService(MemoryServiceDefinition, handlers);
-  addHealthService(server);
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
-      e ? reject(e) : resolve(p),
-    ),
-  );
-  cleanup.add(() => server.forceShutdown());
-  node.address = `127.0.0.1:${port}`;
+  node.address = await serveMemoryService(cleanup, handlers);
   return node;
 }
 

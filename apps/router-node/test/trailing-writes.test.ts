@@ -1,9 +1,4 @@
-import {
-  addHealthService,
-  MemoryServiceDefinition,
-  type MemoryServiceHandlers,
-} from '@engram/proto';
-import * as grpc from '@grpc/grpc-js';
+import type { MemoryServiceHandlers } from '@engram/proto';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   adminClient,
@@ -14,6 +9,7 @@ import {
   memoryClient,
   metricValue,
   scrape,
+  serveMemoryService,
   spawnRouter,
   testConfig,
 } from './helpers.js';
@@ -43,17 +39,9 @@ async function startNode(id: string, held: boolean) {
     Consolidate: (_c, cb) => cb(null, { merged: [], memoriesBefore: 0, memoriesAfter: 0, routing }),
     Query: (_c, cb) => cb(null, { results: [], errors: [], routing }),
   };
-  const server = new grpc.Server();
-  server.addService(MemoryServiceDefinition, handlers);
-  addHealthService(server);
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
-      e ? reject(e) : resolve(p),
-    ),
-  );
-  cleanup.add(() => server.forceShutdown());
+  const address = await serveMemoryService(cleanup, handlers);
   return {
-    address: `127.0.0.1:${port}`,
+    address,
     stores: () => stores,
     /** Answers the oldest Store still held. */
     release: () => waiting.shift()!(),
