@@ -513,7 +513,16 @@ describe('HpackEncoder with a dynamic table (one per connection)', () => {
     const decoder = new HpackDecoder();
     const timeoutEntry = 'grpc-timeout'.length + '1999m'.length + 32;
     for (const timeout of ['1999m', '1998m', '1997m']) {
-      const headers = ['authorization', 'Bearer s3cret', 'grpc-timeout', timeout, 'cookie', 'a=b'];
+      const headers = [
+        'authorization',
+        'Bearer s3cret',
+        'grpc-timeout',
+        timeout,
+        'cookie',
+        'a=b',
+        'x-api-key',
+        'k3y',
+      ];
       const block = encodeWith(encoder, headers);
       expect(decodeAll(decoder, block)).toEqual(headers);
       // authorization is static name 23: never indexed, 4-bit prefix 15 then 8.
@@ -522,6 +531,8 @@ describe('HpackEncoder with a dynamic table (one per connection)', () => {
       expect(encoder.dynamicTableSize).toBe(timeoutEntry);
       expect(decoder.dynamicTableSize).toBe(timeoutEntry);
       if (timeout !== '1999m') expect(block.indexOf(Buffer.from('grpc-timeout'))).toBe(-1);
+      // x-api-key, a new name, goes as a never-indexed literal with its name (0x10).
+      expect(block[block.indexOf(Buffer.from('x-api-key')) - 2]).toBe(0x10);
     }
   });
 

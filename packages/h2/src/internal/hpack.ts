@@ -396,8 +396,18 @@ export interface HpackEncoderOptions {
   tableSize?: number;
 }
 
-/** Names whose values are secrets: never indexed, here or by any intermediary (RFC 7541 7.1.3). */
-const NEVER_INDEXED = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie']);
+/**
+ * Names whose values are secrets: never indexed, here or by any intermediary (RFC 7541 7.1.3),
+ * so a peer sharing a connection cannot learn them from the sizes of its own indexed headers.
+ */
+const NEVER_INDEXED = new Set([
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'set-cookie',
+  'x-api-key',
+  'x-auth-token',
+]);
 /**
  * Names whose values change from one message to the next (deadlines, lengths, ids, trace
  * contexts, error text): indexing each value would only push reusable entries out of the
