@@ -120,8 +120,6 @@ export class Replication<T> {
   readonly #natural: number;
   readonly #required: number;
   readonly #outcomes: (Outcome<T> | undefined)[];
-  /** Replicas counted in the host's `trailing` (running when the client was answered). */
-  #trailing: boolean[] | null = null;
   readonly #errors: TargetError[] = [];
   #answered = false;
   /** An attempt on some replica failed before the answer (set by `StumbleSettle`). */
@@ -206,7 +204,8 @@ export class Replication<T> {
   #settle(index: number, outcome: Outcome<T>): void {
     this.#outcomes[index] = outcome;
     const node = this.#targets[index]!;
-    if (this.#trailing?.[index] === true) this.#host.trailing.remove(node.id);
+    // A replica that ends after the answer was running at it: `#trail` counted it.
+    if (this.#answered) this.#host.trailing.remove(node.id);
     const observer = this.#observer;
     const wasAnswered = this.#answered;
     const spaceId = this.#decision.spaceId;
@@ -234,10 +233,7 @@ export class Replication<T> {
   #trail(): void {
     const trailing = this.#host.trailing;
     for (let i = 0; i < this.#targets.length; i++) {
-      if (this.#outcomes[i] !== undefined) continue;
-      this.#trailing ??= new Array<boolean>(this.#targets.length).fill(false);
-      this.#trailing[i] = true;
-      trailing.add(this.#targets[i]!.id);
+      if (this.#outcomes[i] === undefined) trailing.add(this.#targets[i]!.id);
     }
   }
 
