@@ -626,6 +626,41 @@ describe('WINDOW_UPDATE and flow control (§6.9)', () => {
     await expectClean(srv, peer);
   });
 
+  it('sendDataParts: one DATA frame from its parts, which the caller may reuse at once', async () => {
+    const scratch = Buffer.from('AAAA');
+    const reply: Reply = (s, body) => {
+      s.sendHeaders([':status', '200'], false);
+      s.sendDataParts([scratch, body, Buffer.from('-tail')], false);
+      scratch.fill(0x5a); // reused by the caller: what was sent must not change
+      s.sendTrailers(['grpc-status', '0']);
+    };
+    const { srv, peer } = await connected(reply);
+    peer.send(headers(1, false), data(1, 'body', true));
+    await peer.waitFor((f) => f.id === 1 && f.type === T.HEADERS && (f.flags & F.END_STREAM) !== 0);
+    const frames = peer.framesOn(1).filter((f) => f.type === T.DATA);
+    expect(frames.map((f) => f.payload.toString())).toEqual(['AAAAbody-tail']);
+    await expectClean(srv, peer);
+  });
+
+  it('sendDataParts short of window: joined, held by flow control, sent whole when it opens', async () => {
+    const scratch = Buffer.from('0123456789');
+    const reply: Reply = (s) => {
+      s.sendHeaders([':status', '200'], false);
+      s.sendDataParts([scratch, Buffer.from('abcdefghij')], true);
+      scratch.fill(0x5a);
+    };
+    const { srv, peer } = await connected(reply, undefined, [SETTING.INITIAL_WINDOW_SIZE, 8]);
+    peer.send(headers(1, false), data(1, 'x', true));
+    await peer.waitFor((f) => f.id === 1 && f.type === T.DATA);
+    await peer.sync();
+    expect(peer.body(1).toString()).toBe('01234567');
+    peer.send(windowUpdate(1, 100));
+    await peer.waitFor((f) => f.id === 1 && f.type === T.DATA && (f.flags & F.END_STREAM) !== 0);
+    expect(peer.body(1).toString()).toBe('0123456789abcdefghij');
+    expect(srv.closes.get(1)).toEqual([CLOSE.OK]);
+    await expectClean(srv, peer);
+  });
+
   it('a stream reset while its DATA waits for window writes nothing more', async () => {
     const { srv, peer } = await connected(echo, undefined, [SETTING.INITIAL_WINDOW_SIZE, 0]);
     peer.send(headers(1, false), data(1, 'queued', true));

@@ -148,6 +148,15 @@ export class H2Stream {
   }
 
   /**
+   * Sends `parts` as one body, back to back: one DATA frame when they fit the peer's windows
+   * and frame size, copied straight into the connection's output (no joined copy made first).
+   * The parts are copied before this returns, so the caller may reuse them at once.
+   */
+  sendDataParts(parts: readonly Buffer[], endStream: boolean): void {
+    this.connection.sendDataParts(this, parts, endStream);
+  }
+
+  /**
    * Sends trailers (a header block with END_STREAM), after any queued data: a field list, or
    * a block encoded once up front with `encodeHeaderBlock` (no dynamic table, so it is valid
    * on every connection).
@@ -471,6 +480,39 @@ export abstract class H2Connection implements Flushable {
     } else if (endStream) {
       this.#localEnd(stream);
     }
+  }
+
+  /** @internal */
+  sendDataParts(stream: H2Stream, parts: readonly Buffer[], endStream: boolean): void {
+    if (stream.closed || stream.localEnded || this.destroyed) return;
+    let total = 0;
+    for (let i = 0; i < parts.length; i++) total += parts[i]!.length;
+    if (
+      stream.queue !== null ||
+      stream.id === 0 ||
+      total === 0 ||
+      total >= COPY_LIMIT_BYTES ||
+      total > this.#sendConnWindow ||
+      total > stream.sendWindow ||
+      total > this.remoteMaxFrameSize
+    ) {
+      // Queued, empty, large or short of window: joined, then as any body.
+      this.sendData(stream, Buffer.concat(parts, total), endStream);
+      return;
+    }
+    const at = this.#reserve(FRAME_HEADER_BYTES + total);
+    const out = this.#out;
+    writeFrameHead(out, at, total, FRAME_TYPE.DATA, endStream ? FLAG.END_STREAM : 0, stream.id);
+    let p = at + FRAME_HEADER_BYTES;
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i]!;
+      out.set(part, p);
+      p += part.length;
+    }
+    this.#commit(p);
+    this.#sendConnWindow -= total;
+    stream.sendWindow -= total;
+    if (endStream) this.#localEnd(stream);
   }
 
   /** @internal */

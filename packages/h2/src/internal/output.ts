@@ -13,19 +13,30 @@ export interface Flushable {
   flush(): void;
 }
 
+/** Fills the slots of `dirty` past `count` (a flushed connection is not kept referenced). */
+const NOTHING: Flushable = { flush() {} };
+/** Connections to flush: the first `count` slots (the array is reused, never shortened). */
 const dirty: Flushable[] = [];
+let count = 0;
 let scheduled = false;
 
 function flushAll(): void {
   scheduled = false;
-  // A flush may mark another connection dirty (it cannot mark itself: flush empties it).
-  for (let i = 0; i < dirty.length; i++) dirty[i]!.flush();
-  dirty.length = 0;
+  // A flush may mark another connection dirty (it cannot mark itself: flush empties it): it
+  // lands past `i` and is flushed in this same pass.
+  for (let i = 0; i < count; i++) {
+    const c = dirty[i]!;
+    dirty[i] = NOTHING;
+    c.flush();
+  }
+  count = 0;
 }
 
 /** Queues `c` for the next flush turn; the caller keeps its own "already queued" flag. */
 export function scheduleFlush(c: Flushable): void {
-  dirty.push(c);
+  if (count < dirty.length) dirty[count] = c;
+  else dirty.push(c);
+  count++;
   if (!scheduled) {
     scheduled = true;
     process.nextTick(flushAll);
