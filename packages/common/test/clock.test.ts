@@ -11,6 +11,19 @@ describe('systemClock', () => {
     expect(systemClock.now()).toBe(performance.timeOrigin + 1_234.5);
   });
 
+  it('follows a replaced performance object, its timeOrigin included', () => {
+    const real = systemClock.now();
+    vi.stubGlobal('performance', { timeOrigin: 5_000, now: () => 250 });
+    try {
+      expect(systemClock.now()).toBe(5_250);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+    // Back on the real object: its own origin again, not the fake's.
+    expect(systemClock.now()).toBeGreaterThanOrEqual(real);
+    expect(systemClock.now()).toBeLessThan(real + 60_000);
+  });
+
   it('ignores wall-clock steps', () => {
     const before = systemClock.now();
     vi.spyOn(Date, 'now').mockReturnValue(Date.now() + 3_600_000); // wall clock +1 h
