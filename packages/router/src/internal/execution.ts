@@ -261,7 +261,8 @@ export class Execution<T> {
       targets[count] = newTarget(node, count, host.slotOf(node));
       count++;
     }
-    targets.length = count;
+    // (Setting an array's length is a runtime call in V8, even to the length it has.)
+    if (count !== targets.length) targets.length = count;
     this.#targets = targets;
     // A hand-made decision may lack `placement`: its primary is then the owner.
     this.#ownerId = (decision.placement?.[0] ?? decision.primary).id;
@@ -292,7 +293,11 @@ export class Execution<T> {
       this.#fail(new AbortedError(0, signal.reason));
       return;
     }
-    if (this.#deadline.remaining() <= 0) {
+    // run()/runTo() follow the constructor at once: its clock reading is still "now".
+    const deadline = this.#deadline;
+    const left =
+      deadline.clock === this.#host.clock ? deadline.at - this.#startedAt : deadline.remaining();
+    if (left <= 0) {
       this.#fail(new DeadlineExceededError());
       return;
     }
@@ -483,12 +488,14 @@ export class Execution<T> {
     this.#lastNode = node;
     const deadline = this.#deadline;
     const timeoutMs = this.#attemptTimeoutMs;
-    // One clock read (two when the caller's deadline runs on another clock).
-    const now = deadline.clock.now();
+    // One clock read (two when the caller's deadline runs on another clock), none for the
+    // first attempt: it starts within the same call as the constructor, which read the clock.
+    const sameClock = deadline.clock === host.clock;
+    const now = n === 1 && sameClock ? this.#startedAt : deadline.clock.now();
     const remaining = Math.max(deadline.at - now, 0);
     const attemptAt = timeoutMs < remaining ? now + timeoutMs : deadline.at;
     const ctx = new AttemptContext(node, n, node.id !== this.#ownerId, deadline, attemptAt, hedge);
-    const startedAt = deadline.clock === host.clock ? now : host.clock.now();
+    const startedAt = sameClock ? now : host.clock.now();
     const attempt = new Attempt<T>(this, target, admission, ctx, startedAt);
     const wait = Math.min(timeoutMs, remaining);
     if (wait !== Number.POSITIVE_INFINITY) {
