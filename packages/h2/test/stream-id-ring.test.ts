@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { StreamIdRing } from '../src/internal/stream-id-ring.js';
 
@@ -20,6 +21,41 @@ describe('StreamIdRing', () => {
     expect(ring.has(5)).toBe(true);
     ring.add(9); // overwrites the second 5
     expect(ring.has(5)).toBe(false);
+  });
+
+  it('answers as a plain list of the last `capacity` ids would, whatever was added', () => {
+    // Small id ranges and capacities: many repeats, collisions and wrap-arounds in the hash.
+    fc.assert(
+      fc.property(
+        fc.constantFrom(1, 2, 4, 8, 16),
+        fc.array(
+          fc.integer({ min: -40, max: 40 }).filter((id) => id !== 0),
+          { maxLength: 300 },
+        ),
+        (capacity, added) => {
+          const ring = new StreamIdRing(capacity);
+          const model: number[] = [];
+          for (const id of added) {
+            ring.add(id);
+            model.push(id);
+            if (model.length > capacity) model.shift();
+            for (let probe = -41; probe <= 41; probe++) {
+              if (ring.has(probe) !== model.includes(probe)) return false;
+            }
+          }
+          return true;
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('ids far apart that share a home slot stay findable as others leave', () => {
+    const ring = new StreamIdRing(4);
+    // Odd client stream ids 2^16 apart land close in an 8-slot table; add and overwrite them.
+    const ids = [1, 65_537, 131_073, 196_609, 262_145, 327_681];
+    for (const id of ids) ring.add(id);
+    expect(ids.map((id) => ring.has(id))).toEqual([false, false, true, true, true, true]);
   });
 
   it('refuses a capacity that is not a power of two', () => {
