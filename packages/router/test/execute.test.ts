@@ -267,6 +267,22 @@ describe.each(MODES)('through %s', (m) => {
       expect(calls[0]!.deadline.at).toBe(started + 10_000);
     });
 
+    it('calls launched together share one native timer, and each still times out', async () => {
+      const r = makeRouter({ attemptTimeoutMs: 300, replicaFallback: false, maxRetries: 0 });
+      const { calls, call } = scripted({ a: 'hang' });
+      const outcomes = Array.from({ length: 20 }, () => settle(run(r, r.routeRecall('s'), call)));
+      expect(calls).toHaveLength(20);
+      expect(vi.getTimerCount()).toBe(1);
+      await vi.advanceTimersByTimeAsync(299);
+      expect(calls.some((c) => c.signal.aborted)).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      for (const { error } of await Promise.all(outcomes)) {
+        expect((error as { code: string }).code).toBe('ConnectionFailed');
+      }
+      expect(calls.every((c) => c.signal.aborted)).toBe(true);
+      expect(vi.getTimerCount()).toBe(0);
+    });
+
     it('fails over from an attempt that ignores cancellation once its timeout passes', async () => {
       const r = makeRouter({ attemptTimeoutMs: 200 });
       const { calls, call } = scripted({ a: 'hang-ignoring-signal' });

@@ -22,6 +22,7 @@ import {
 import type { NodeInfo } from '@engram/ring';
 import type { Logger } from 'pino';
 import { AttemptContext } from './attempt-context.js';
+import type { DueBatch, DueEntry, DueTimers } from './due-timers.js';
 import {
   AbortedError,
   AllReplicasFailedError,
@@ -61,6 +62,8 @@ export interface ExecutionHost {
   readonly latency: LatencyWindow;
   /** Attempts in flight per node slot: raised at launch, lowered once when decided. */
   readonly outstanding: OutstandingAttempts;
+  /** Every attempt's timeout timer (see `attemptTimers`). */
+  readonly attemptTimers: DueTimers<Attempt<unknown>>;
   slotOf(node: NodeInfo): number;
   /**
    * An attempt on `node` is about to start under a half-open breaker's probe permit: the
@@ -74,7 +77,6 @@ export interface ExecutionHost {
 const BYPASS = -1;
 /** gRPC deadline errors this close to a deadline are that deadline's expiry. */
 const DEADLINE_SLACK_MS = 5;
-const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout's limit (~24.8 days)
 
 function isGrpcDeadline(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === GrpcStatus.DEADLINE_EXCEEDED;
@@ -116,9 +118,14 @@ function newTarget(node: NodeInfo, index: number, slot: number): Target {
  * One attempt in flight. It is also the `AttemptSettle` a settled call reports to (see
  * `Router.executeTo`), so that path costs no promise and no closure per attempt.
  */
-class Attempt<T> implements AttemptSettle<T> {
-  /** Fires at the attempt's deadline: its own timeout, or the operation's deadline if earlier. */
-  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+export class Attempt<T> implements AttemptSettle<T>, DueEntry {
+  /**
+   * Its timer (`ExecutionHost.attemptTimers`) fires at its deadline: its own timeout, or the
+   * operation's deadline if earlier. `due` is that time on the host's clock.
+   */
+  due = 0;
+  dueBatch: DueBatch | null = null;
+  dueSlot = 0;
   hedgeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   /** Cancelled by us (operation finished, hedge lost, caller abort): its outcome is no verdict. */
   cancelled = false;
@@ -160,8 +167,8 @@ const FALLBACK_HEDGE: ResolvedHedge = Object.freeze({
  * open-breaker targets are skipped, and tried once last if everything else failed. Every
  * attempt after the first takes a retry-budget token. One deadline bounds it all.
  *
- * Timers: one per attempt (at its timeout or the deadline, whichever is first), one for a
- * backoff (never started when it would reach the deadline), one per armed hedge. There is no
+ * Timers: one per attempt (at its timeout or the deadline, whichever is first; an entry in the
+ * host's `attemptTimers`, which share one native timer per millisecond), one for a backoff (never started when it would reach the deadline), one per armed hedge. There is no
  * operation-wide timer: at every moment either an attempt's timer or a backoff is pending,
  * and each ends by the deadline.
  */
@@ -205,10 +212,6 @@ export class Execution<T> {
   #onAbort: (() => void) | undefined;
 
   // Timer callbacks are static (no per-execution closures); the execution is a timer argument.
-  static #onTimer<U>(this: void, execution: Execution<U>, attempt: Attempt<U>): void {
-    attempt.timer = undefined;
-    execution.#expire(attempt);
-  }
 
   static #onBackoff<U>(this: void, execution: Execution<U>): void {
     execution.#backoffTimer = undefined;
@@ -499,7 +502,7 @@ export class Execution<T> {
     const attempt = new Attempt<T>(this, target, admission, ctx, startedAt);
     const wait = Math.min(timeoutMs, remaining);
     if (wait !== Number.POSITIVE_INFINITY) {
-      attempt.timer = setTimeout(Execution.#onTimer, Math.min(wait, MAX_TIMER_MS), this, attempt);
+      host.attemptTimers.schedule(attempt as Attempt<unknown>, startedAt + wait, startedAt);
     }
     this.#inflight.push(attempt);
     host.outstanding.start(target.slot);
@@ -551,9 +554,8 @@ export class Execution<T> {
   #finishAttempt(attempt: Attempt<T>): number {
     attempt.done = true;
     this.#host.outstanding.end(attempt.target.slot);
-    if (attempt.timer !== undefined) clearTimeout(attempt.timer);
+    this.#host.attemptTimers.cancel(attempt as Attempt<unknown>);
     if (attempt.hedgeTimer !== undefined) clearTimeout(attempt.hedgeTimer);
-    attempt.timer = undefined;
     attempt.hedgeTimer = undefined;
     const inflight = this.#inflight;
     const i = inflight.indexOf(attempt);
@@ -596,6 +598,11 @@ export class Execution<T> {
     } catch (error) {
       this.#host.logger.error({ err: error }, 'router sink threw');
     }
+  }
+
+  /** @internal The attempt's timer fired (`ExecutionHost.attemptTimers`). */
+  timedOut(attempt: Attempt<T>): void {
+    this.#expire(attempt);
   }
 
   /** The attempt's timer fired: its own timeout, or the operation's deadline. */
@@ -704,9 +711,8 @@ export class Execution<T> {
       attempt.cancelled = true;
       attempt.done = true;
       this.#host.outstanding.end(attempt.target.slot);
-      if (attempt.timer !== undefined) clearTimeout(attempt.timer);
+      this.#host.attemptTimers.cancel(attempt as Attempt<unknown>);
       if (attempt.hedgeTimer !== undefined) clearTimeout(attempt.hedgeTimer);
-      attempt.timer = undefined;
       attempt.hedgeTimer = undefined;
       this.#settleBreaker(attempt, 'release');
     }

@@ -20,9 +20,10 @@ import type { NodeInfo, PlacementTable } from '@engram/ring';
 import { type Logger, pino } from 'pino';
 import { BreakerSlots } from './breaker-slots.js';
 import { Decider } from './decider.js';
+import { DueTimers } from './due-timers.js';
 import { InvalidArgumentError, RouterClosedError } from './errors.js';
 import { copyExecuteOptions } from './execute-options.js';
-import { Execution, type ExecutionHost } from './execution.js';
+import { type Attempt, Execution, type ExecutionHost } from './execution.js';
 import { GrpcReplicaAccess } from './grpc-replica-access.js';
 import { HintReplay, type ReplayCall } from './hint-replay.js';
 import { type HintStore, MemoryHintStore } from './hints.js';
@@ -78,6 +79,8 @@ export class Router implements ExecutionHost {
   readonly hooks: RouterHooks;
   readonly logger: Logger;
   readonly latency = new LatencyWindow();
+  /** Attempt timeouts: one native timer per millisecond of due times, not one per attempt. */
+  readonly attemptTimers: DueTimers<Attempt<unknown>>;
   /** Attempts in flight from this router per node slot (least-request reads compare them). */
   readonly outstanding: OutstandingAttempts;
   readonly #slots: BreakerSlots;
@@ -124,6 +127,9 @@ export class Router implements ExecutionHost {
     this.options = resolveOptions(init.options);
     this.table = table;
     this.clock = init.clock ?? systemClock;
+    this.attemptTimers = new DueTimers(this.clock, (attempt) =>
+      attempt.execution.timedOut(attempt),
+    );
     this.random = init.random ?? Math.random;
     this.hooks = init.hooks ?? {};
     this.logger = init.logger ?? pino({ level: 'silent' });

@@ -1,0 +1,155 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { type DueBatch, type DueEntry, DueTimers } from '../src/internal/due-timers.js';
+
+interface Entry extends DueEntry {
+  readonly name: string;
+}
+
+function entry(name: string): Entry {
+  return { name, due: 0, dueBatch: null, dueSlot: 0 };
+}
+
+/** A clock the test sets by hand (fake timers run independently of it). */
+function manualClock(start = 0) {
+  const c = { t: start, now: () => c.t };
+  return c;
+}
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('DueTimers', () => {
+  it('fires an entry once its due time has come, not before', () => {
+    const fired: string[] = [];
+    const timers = new DueTimers<Entry>({ now: () => Date.now() }, (e) => fired.push(e.name));
+    const start = Date.now();
+    timers.schedule(entry('a'), start + 100, start);
+    vi.advanceTimersByTime(99);
+    expect(fired).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(fired).toEqual(['a']);
+    expect(timers.size).toBe(0);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('gives entries due within one millisecond one native timer', () => {
+    const fired: string[] = [];
+    const clock = manualClock(1000.1);
+    const timers = new DueTimers<Entry>(clock, (e) => fired.push(e.name));
+    for (let i = 0; i < 10; i++) {
+      clock.t = 1000.1 + i * 0.05; // ten launches within half a millisecond, same timeout
+      timers.schedule(entry(`e${i}`), clock.t + 2000, clock.t);
+    }
+    expect(timers.size).toBe(10);
+    expect(timers.armed).toBe(1);
+    expect(vi.getTimerCount()).toBe(1);
+    // Another millisecond of due times: a second timer.
+    clock.t = 1001.2;
+    timers.schedule(entry('later'), clock.t + 2000, clock.t);
+    expect(vi.getTimerCount()).toBe(2);
+    clock.t = 3001;
+    vi.advanceTimersByTime(2001);
+    expect(fired).toEqual(['e0', 'e1', 'e2', 'e3', 'e4', 'e5', 'e6', 'e7', 'e8', 'e9']);
+    clock.t = 3002.2;
+    vi.advanceTimersByTime(1);
+    expect(fired.at(-1)).toBe('later');
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('cancels one entry without touching the others; the timer goes with the last', () => {
+    const fired: string[] = [];
+    const clock = manualClock(0);
+    const timers = new DueTimers<Entry>(clock, (e) => fired.push(e.name));
+    const a = entry('a');
+    const b = entry('b');
+    const c = entry('c');
+    for (const e of [a, b, c]) timers.schedule(e, 50, 0);
+    timers.cancel(b);
+    expect(b.dueBatch).toBeNull();
+    expect(timers.size).toBe(2);
+    timers.cancel(b); // twice: nothing
+    expect(timers.size).toBe(2);
+    timers.cancel(a);
+    expect(vi.getTimerCount()).toBe(1);
+    timers.cancel(c);
+    expect(vi.getTimerCount()).toBe(0);
+    expect(timers.armed).toBe(0);
+    clock.t = 100;
+    vi.advanceTimersByTime(100);
+    expect(fired).toEqual([]);
+  });
+
+  it('skips an entry cancelled by another one firing in the same batch', () => {
+    const fired: string[] = [];
+    const clock = manualClock(0);
+    const b = entry('b');
+    const timers: DueTimers<Entry> = new DueTimers<Entry>(clock, (e) => {
+      fired.push(e.name);
+      if (e.name === 'a') timers.cancel(b); // e.g. a hedge's sibling, abandoned
+    });
+    timers.schedule(entry('a'), 10, 0);
+    timers.schedule(b, 10, 0);
+    timers.schedule(entry('c'), 10, 0);
+    clock.t = 10;
+    vi.advanceTimersByTime(10);
+    expect(fired).toEqual(['a', 'c']);
+    expect(timers.size).toBe(0);
+  });
+
+  it('takes entries scheduled while firing (a retry after a timeout)', () => {
+    const fired: string[] = [];
+    const clock = manualClock(0);
+    const timers: DueTimers<Entry> = new DueTimers<Entry>(clock, (e) => {
+      fired.push(e.name);
+      if (e.name === 'first') timers.schedule(entry('retry'), clock.t + 10, clock.t);
+    });
+    timers.schedule(entry('first'), 10, 0);
+    clock.t = 10;
+    vi.advanceTimersByTime(10);
+    expect(timers.size).toBe(1);
+    clock.t = 20;
+    vi.advanceTimersByTime(10);
+    expect(fired).toEqual(['first', 'retry']);
+  });
+
+  it('never fires early: a timer that ran ahead of the clock hands its entry on', () => {
+    const fired: string[] = [];
+    const clock = manualClock(0);
+    const timers = new DueTimers<Entry>(clock, (e) => fired.push(e.name));
+    const e = entry('e');
+    timers.schedule(e, 10.5, 0); // due in the 11th millisecond
+    clock.t = 10.2; // the timer fires with the clock moved, but short of the due time
+    vi.advanceTimersByTime(11);
+    expect(fired).toEqual([]);
+    expect(e.dueBatch).not.toBeNull();
+    expect(timers.size).toBe(1);
+    clock.t = 10.6;
+    vi.advanceTimersByTime(1);
+    expect(fired).toEqual(['e']);
+  });
+
+  it('trusts the timer when the clock does not move (a frozen test clock)', () => {
+    const fired: string[] = [];
+    const timers = new DueTimers<Entry>(manualClock(500), (e) => fired.push(e.name));
+    timers.schedule(entry('e'), 600, 500);
+    vi.advanceTimersByTime(99);
+    expect(fired).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(fired).toEqual(['e']);
+  });
+
+  it('arms whole milliseconds, capped at setTimeout’s limit, for far due times', () => {
+    const clock = manualClock(0.25);
+    const timers = new DueTimers<Entry>(clock, () => {});
+    const e = entry('far');
+    timers.schedule(e, 40 * 24 * 3600 * 1000, 0.25); // 40 days
+    expect(vi.getTimerCount()).toBe(1);
+    expect((e.dueBatch as DueBatch).bucket).toBe(40 * 24 * 3600 * 1000);
+    timers.cancel(e);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});
