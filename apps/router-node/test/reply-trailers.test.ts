@@ -16,6 +16,7 @@ function fakeStream(): { stream: H2Stream; trailers: () => string[]; blocks: Buf
       this.sentHeaders = true;
     },
     sendData() {},
+    sendDataParts() {},
     sendTrailers(t: readonly string[] | Buffer) {
       if (Buffer.isBuffer(t)) {
         blocks.push(t);

@@ -102,12 +102,16 @@ export interface DataPlaneInit {
 }
 
 const MEMORY_PREFIX = '/engram.v1.MemoryService/';
-const OPERATION_OF_METHOD: Readonly<Record<string, number>> = {
-  Store: OP.store,
-  Recall: OP.recall,
-  Consolidate: OP.consolidate,
-  Query: OP.query,
-};
+/**
+ * The operation of a MemoryService path, by the whole path: no slice of it per call (a keyed
+ * lookup by a fresh string hashes it; the decoder hands over the same string for the same path).
+ */
+const OPERATION_OF_PATH: ReadonlyMap<string, number> = new Map([
+  [`${MEMORY_PREFIX}Store`, OP.store],
+  [`${MEMORY_PREFIX}Recall`, OP.recall],
+  [`${MEMORY_PREFIX}Consolidate`, OP.consolidate],
+  [`${MEMORY_PREFIX}Query`, OP.query],
+]);
 /** The request schema the reader validates a method's message against (by operation). */
 const SCHEMA_OF_OPERATION: readonly MessageSchema[] = (() => {
   const out: MessageSchema[] = [];
@@ -530,7 +534,7 @@ export class DataPlane implements Dispatcher {
    * and compressed requests take `#memoryAsync`.
    */
   #memory(call: IngressCall, headers: readonly string[], path: string, body: Buffer): void {
-    const op = OPERATION_OF_METHOD[path.slice(MEMORY_PREFIX.length)] ?? OP.other;
+    const op = OPERATION_OF_PATH.get(path) ?? OP.other;
     call.op = op;
     call.started = performance.now();
     this.#inFlight++;

@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import { CLOSE, H2_ERROR, type H2Stream, type StreamHandler } from '@engram/h2';
 import type { ConnectionPool } from '@engram/pool';
 import {
@@ -161,7 +160,7 @@ class Attempt implements StreamHandler {
     o.ended(
       this.token,
       status,
-      (performance.now() - this.started) / 1000,
+      (this.ctx.deadline.clock.now() - this.started) / 1000,
       attemptVerdict(this.ctx, status),
     );
   }
@@ -306,12 +305,14 @@ export function forwardTo(
     return;
   }
   let up: H2Stream;
-  const started = observer === undefined ? 0 : performance.now();
+  // One clock reading: the attempt's start (for the observer) and what is left of its deadline.
+  const clock = ctx.deadline.clock;
+  const started = clock.now();
   const token = observer === undefined ? -1 : observer.started(nodeId);
   try {
     const connection = pool.acquireH2(nodeId);
     headers[AUTHORITY_AT] = node.address;
-    headers[TIMEOUT_AT] = formatGrpcTimeout(ctx.attemptDeadline.remaining());
+    headers[TIMEOUT_AT] = formatGrpcTimeout(ctx.attemptDeadline.at - started);
     const attempt = new Attempt(nodeId, call, settle, answered, ctx, observer, token, started);
     up = connection.request(headers, body, attempt);
     attempt.dispose = whenCancelled(ctx, () => {
@@ -323,12 +324,7 @@ export function forwardTo(
     // outlier detection (the attempts on a connection when it broke are counted already: one
     // refused connect must not become a failure per call until its backoff is over).
     // ConnectionFailed from the pool is retryable as it is; anything else: UNAVAILABLE.
-    observer?.ended(
-      token,
-      GRPC_STATUS.UNAVAILABLE,
-      (performance.now() - started) / 1000,
-      'unjudged',
-    );
+    observer?.ended(token, GRPC_STATUS.UNAVAILABLE, (clock.now() - started) / 1000, 'unjudged');
     const code = (err as { code?: unknown })?.code;
     settle.reject(
       code === 'ConnectionFailed'

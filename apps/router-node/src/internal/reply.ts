@@ -1,7 +1,14 @@
 import { encodeHeaderBlock, type H2Stream } from '@engram/h2';
 import { type RoutingInfo, RoutingStrategy } from '@engram/router';
 import type { Reply } from './forward.js';
-import { appendRouting, encodeGrpcMessage, headerSafe, headerValue } from './wire.js';
+import {
+  encodeGrpcMessage,
+  FRAME_HEADER_BYTES,
+  headerSafe,
+  headerValue,
+  isPlainFrame,
+  routingField,
+} from './wire.js';
 
 /** `:status 200`, `content-type application/grpc`: the header block of every reply, encoded once. */
 export const REPLY_HEADERS = encodeHeaderBlock([
@@ -45,6 +52,31 @@ function samePassedTrailers(passed: readonly string[], nodeTrailers: readonly st
   return j === passed.length;
 }
 
+/** RoutingInfo as a reply's field 15 and what it was encoded from (`Replies.#routingField`). */
+interface RoutingBytes {
+  readonly attempts: number;
+  readonly fallback: boolean;
+  readonly strategy: string;
+  readonly epoch: number;
+  readonly acknowledged: number;
+  readonly asked: number;
+  readonly degraded: boolean;
+  readonly field: Buffer;
+}
+
+/** Whether `cached` was encoded from exactly `routing` (its serving node is the cache key). */
+function sameRouting(cached: Omit<RoutingBytes, 'field'>, routing: RoutingInfo): boolean {
+  return (
+    cached.attempts === routing.attempts &&
+    cached.fallback === routing.fallback &&
+    cached.strategy === routing.strategy &&
+    cached.epoch === routing.tableEpoch &&
+    cached.acknowledged === routing.acknowledged &&
+    cached.asked === routing.asked &&
+    cached.degraded === (routing.degraded === true)
+  );
+}
+
 /** An OK reply's trailer block and what it was encoded from (`Replies.#okTrailers`). */
 interface TrailerBlock {
   readonly attempts: number;
@@ -69,6 +101,11 @@ export class Replies {
   readonly #servedByHeaders = new Map<string, string>();
   /** The last OK trailer block per serving node. */
   readonly #trailers = new Map<string, TrailerBlock>();
+  /** The last RoutingInfo field per serving node. */
+  readonly #fields = new Map<string, RoutingBytes>();
+  /** A reply's new gRPC length prefix and its body parts: copied out by `sendDataParts`. */
+  readonly #prefix = Buffer.alloc(FRAME_HEADER_BYTES);
+  readonly #parts: Buffer[] = [this.#prefix, this.#prefix, this.#prefix];
   #epochOf = -1;
   #epochValue = '-1';
 
@@ -84,24 +121,54 @@ export class Replies {
       stream.sendHeaders(out, true);
       return;
     }
-    const strategy = STRATEGY_BYTES.get(routing.strategy) ?? Buffer.from(routing.strategy);
-    const framed =
-      appendRouting(
-        r.body,
-        this.#servedBy(routing.servedBy),
-        routing.attempts,
-        routing.fallback,
-        strategy,
-        routing.tableEpoch,
-        routing.acknowledged,
-        routing.asked,
-        routing.degraded,
-      ) ?? r.body;
     // Every reply body is uncompressed by now (forward.ts inflates a compressed one), so the
     // node's grpc-encoding is not passed on.
     stream.sendHeaders(REPLY_HEADERS, false);
-    stream.sendData(framed, false);
+    const body = r.body;
+    if (isPlainFrame(body)) {
+      // The message with RoutingInfo appended as field 15, under a new length prefix: written
+      // as one DATA frame from its parts, no joined copy (see H2Stream.sendDataParts).
+      const field = this.#routingField(routing);
+      const prefix = this.#prefix;
+      prefix[0] = 0;
+      prefix.writeUInt32BE(body.length - FRAME_HEADER_BYTES + field.length, 1);
+      const parts = this.#parts;
+      parts[1] = body.subarray(FRAME_HEADER_BYTES);
+      parts[2] = field;
+      stream.sendDataParts(parts, false);
+      parts[1] = prefix; // let go of the reply
+    } else {
+      stream.sendData(body, false);
+    }
     stream.sendTrailers(this.#okTrailers(routing, r.trailers));
+  }
+
+  /** RoutingInfo as field 15, encoded once and reused while the same node answers alike. */
+  #routingField(routing: RoutingInfo): Buffer {
+    const cached = this.#fields.get(routing.servedBy);
+    if (cached !== undefined && sameRouting(cached, routing)) return cached.field;
+    const field = routingField(
+      this.#servedBy(routing.servedBy),
+      routing.attempts,
+      routing.fallback,
+      STRATEGY_BYTES.get(routing.strategy) ?? Buffer.from(routing.strategy),
+      routing.tableEpoch,
+      routing.acknowledged,
+      routing.asked,
+      routing.degraded,
+    );
+    if (this.#fields.size >= MAX_CACHED_IDS) this.#fields.clear();
+    this.#fields.set(routing.servedBy, {
+      attempts: routing.attempts,
+      fallback: routing.fallback,
+      strategy: routing.strategy,
+      epoch: routing.tableEpoch,
+      acknowledged: routing.acknowledged,
+      asked: routing.asked,
+      degraded: routing.degraded === true,
+      field,
+    });
+    return field;
   }
 
   /**
@@ -114,13 +181,7 @@ export class Replies {
     const cached = this.#trailers.get(routing.servedBy);
     if (
       cached !== undefined &&
-      cached.attempts === routing.attempts &&
-      cached.fallback === routing.fallback &&
-      cached.strategy === routing.strategy &&
-      cached.epoch === routing.tableEpoch &&
-      cached.acknowledged === routing.acknowledged &&
-      cached.asked === routing.asked &&
-      cached.degraded === (routing.degraded === true) &&
+      sameRouting(cached, routing) &&
       samePassedTrailers(cached.nodeTrailers, nodeTrailers)
     ) {
       return cached.block;

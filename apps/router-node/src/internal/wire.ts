@@ -25,12 +25,23 @@ export function headerValue(list: readonly string[], name: string): string | und
   return undefined;
 }
 /**
- * Builds the reply frame: `message ++ (field 15 = RoutingInfo)` with a fixed frame length.
- * `servedBy`/`strategy` are passed pre-encoded (UTF-8) so the hot path encodes no strings.
- * Returns null when the reply frame cannot take the field (compressed or malformed).
+ * Whether `frame` is one uncompressed gRPC message, whole (flag 0, its length prefix matching
+ * its size): a reply RoutingInfo can be appended to.
  */
-export function appendRouting(
-  frame: Buffer,
+export function isPlainFrame(frame: Buffer): boolean {
+  return (
+    frame.length >= FRAME_HEADER_BYTES &&
+    frame[0] === 0 &&
+    FRAME_HEADER_BYTES + frame.readUInt32BE(1) === frame.length
+  );
+}
+
+/**
+ * RoutingInfo as protobuf field 15 of a reply message (tag, length, body), to append after the
+ * message's own bytes. `servedBy`/`strategy` are passed pre-encoded (UTF-8) so no string is
+ * encoded here.
+ */
+export function routingField(
   servedBy: Buffer,
   attempts: number,
   fallback: boolean,
@@ -39,10 +50,7 @@ export function appendRouting(
   acknowledged = 0,
   asked = 0,
   degraded = false,
-): Buffer | null {
-  if (frame.length < FRAME_HEADER_BYTES || frame[0] !== 0) return null;
-  const msgLen = frame.readUInt32BE(1);
-  if (FRAME_HEADER_BYTES + msgLen !== frame.length) return null;
+): Buffer {
   // RoutingInfo body: 1 served_by, 2 attempts, 3 fallback, 4 strategy, 5 table_epoch,
   // 6 acknowledged, 7 asked, 8 degraded.
   let inner = 0;
@@ -54,11 +62,8 @@ export function appendRouting(
   if (acknowledged > 0) inner += 1 + varintLength(acknowledged);
   if (asked > 0) inner += 1 + varintLength(asked);
   if (degraded) inner += 2;
-  const field = 1 + varintLength(inner) + inner;
-  const out = Buffer.allocUnsafe(frame.length + field);
-  frame.copy(out, 0);
-  out.writeUInt32BE(msgLen + field, 1);
-  let at = frame.length;
+  const out = Buffer.allocUnsafe(1 + varintLength(inner) + inner);
+  let at = 0;
   out[at++] = (15 << 3) | 2;
   at = writeVarint(out, at, inner);
   if (servedBy.length > 0) {
@@ -98,6 +103,40 @@ export function appendRouting(
   return out;
 }
 
+/**
+ * Builds the reply frame: `message ++ (field 15 = RoutingInfo)` with a fixed frame length.
+ * `servedBy`/`strategy` are passed pre-encoded (UTF-8) so the hot path encodes no strings.
+ * Returns null when the reply frame cannot take the field (compressed or malformed).
+ */
+export function appendRouting(
+  frame: Buffer,
+  servedBy: Buffer,
+  attempts: number,
+  fallback: boolean,
+  strategy: Buffer,
+  epoch: number,
+  acknowledged = 0,
+  asked = 0,
+  degraded = false,
+): Buffer | null {
+  if (!isPlainFrame(frame)) return null;
+  const field = routingField(
+    servedBy,
+    attempts,
+    fallback,
+    strategy,
+    epoch,
+    acknowledged,
+    asked,
+    degraded,
+  );
+  const out = Buffer.allocUnsafe(frame.length + field.length);
+  frame.copy(out, 0);
+  out.writeUInt32BE(frame.length - FRAME_HEADER_BYTES + field.length, 1);
+  field.copy(out, frame.length);
+  return out;
+}
+
 const TIMEOUT_UNIT_MS: Readonly<Record<string, number>> = {
   H: 3_600_000,
   M: 60_000,
@@ -116,11 +155,19 @@ export function parseGrpcTimeout(value: string | string[] | undefined): number |
   return amount * unit;
 }
 
+/** The last `formatGrpcTimeout` result and its rounded milliseconds. */
+let lastTimeoutMs = -1;
+let lastTimeout = '';
+
 /** Formats milliseconds as a `grpc-timeout` value (at most 8 digits, rounded up). */
 export function formatGrpcTimeout(ms: number): string {
   const v = Math.max(1, Math.ceil(ms));
-  if (v < 100_000_000) return `${v}m`;
-  return `${Math.ceil(v / 1000)}S`;
+  // Most attempts send the same value (the attempt timeout): the last string is reused.
+  if (v === lastTimeoutMs) return lastTimeout;
+  const s = v < 100_000_000 ? `${v}m` : `${Math.ceil(v / 1000)}S`;
+  lastTimeoutMs = v;
+  lastTimeout = s;
+  return s;
 }
 
 const GRPC_MESSAGE_PLAIN = /^[\x20-\x24\x26-\x7e]*$/;
