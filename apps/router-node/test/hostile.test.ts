@@ -221,11 +221,11 @@ function plainRequest(method: string, contentType: string | null): string[] {
 /** Sends one request, collects the reply's status, body and how the stream ended. */
 async function plainExchange(
   list: string[],
-): Promise<{ status: string; body: string; headers: string[] }> {
+): Promise<{ status: string; body: string; headers: readonly string[] }> {
   const h2 = H2ClientConnection.connect({ host: '127.0.0.1', port: router.port });
   cleanup.add(() => h2.destroy());
   return new Promise((resolve) => {
-    let headers: string[] = [];
+    let headers: readonly string[] = [];
     const chunks: Buffer[] = [];
     h2.request(list, null, {
       onHeaders(_s, h) {

@@ -128,6 +128,9 @@ bench
     }
     sink += out.length;
   })
+  .add(`decodeList, the same 2nd block again (connections: a repeated block's list reused)`, () => {
+    for (let i = 0; i < BATCH; i++) sink += steady.decodeList(second, 0, second.length).length;
+  })
   .add(
     `decode 1st nghttp2 request block (${first.length} B, Huffman + inserts, table emptied each time)`,
     () => {

@@ -621,6 +621,95 @@ function indexedLiteral(name: string, value: string): Buffer {
   ]);
 }
 
+describe('HpackDecoder.decodeList: repeated blocks decoded once', () => {
+  /** Indexed dynamic entry k (1 = newest) as one octet: 0x80 | (61 + k). */
+  const dynamic = (k: number) => Buffer.from([0x80 | (61 + k)]);
+
+  it('hands back the same frozen list for the same octets against an unchanged table', () => {
+    const decoder = new HpackDecoder();
+    const block = Buffer.from([0x88, 0x83]); // :status 200, :method POST (static)
+    const first = decoder.decodeList(block, 0, block.length);
+    expect(first).toEqual([':status', '200', ':method', 'POST']);
+    const again = decoder.decodeList(Buffer.from(block), 0, block.length);
+    expect(again).toBe(first);
+    expect(Object.isFrozen(again)).toBe(true);
+    expect(decoder.charsValid).toBe(true);
+  });
+
+  it('decodes again once the table changed: an index means what the table says now', () => {
+    const decoder = new HpackDecoder();
+    const first = indexedLiteral('x-a', '1');
+    decoder.decodeList(first, 0, first.length);
+    const ref = dynamic(1);
+    expect(decoder.decodeList(ref, 0, 1)).toEqual(['x-a', '1']);
+    const insert = indexedLiteral('x-b', '2');
+    decoder.decodeList(insert, 0, insert.length); // now entry 1 is x-b
+    expect(decoder.decodeList(ref, 0, 1)).toEqual(['x-b', '2']);
+    // A size update empties the table: the same index is now out of range.
+    decoder.decodeList(Buffer.from([0x20]), 0, 1);
+    expect(() => decoder.decodeList(ref, 0, 1)).toThrow(HpackError);
+  });
+
+  it('never serves a block that changes the table from the cache (it inserts every time)', () => {
+    const decoder = new HpackDecoder();
+    const insert = indexedLiteral('x-a', '1');
+    const a = decoder.decodeList(insert, 0, insert.length);
+    const b = decoder.decodeList(insert, 0, insert.length);
+    expect(b).not.toBe(a);
+    expect(decoder.dynamicTableEntries()).toEqual([
+      ['x-a', '1'],
+      ['x-a', '1'],
+    ]);
+  });
+
+  it('keeps charsValid per block: a cached block with invalid characters still says so', () => {
+    const decoder = new HpackDecoder();
+    // Literal without indexing, new name "x-a", value "a\nb" (a line feed is not valid).
+    const bad = Buffer.concat([
+      Buffer.from([0x00, 3]),
+      Buffer.from('x-a'),
+      Buffer.from([3]),
+      Buffer.from('a\nb'),
+    ]);
+    const good = Buffer.from([0x88]);
+    decoder.decodeList(bad, 0, bad.length);
+    expect(decoder.charsValid).toBe(false);
+    decoder.decodeList(good, 0, 1);
+    expect(decoder.charsValid).toBe(true);
+    decoder.decodeList(bad, 0, bad.length);
+    expect(decoder.charsValid).toBe(false);
+  });
+
+  it('agrees with decode over random sequences of repeated, indexed and inserting blocks', () => {
+    const value = fc.constantFrom('', '0', '1', 'application/grpc', 'n1', 'Mon, 01 Jan 2024');
+    const name = fc.constantFrom(':path', 'content-type', 'grpc-status', 'date', 'x-a', 'x-b');
+    const block = fc.array(fc.tuple(name, value), { maxLength: 6 }).map((f) => f.flat());
+    fc.assert(
+      fc.property(
+        // Block indexes into a small pool: blocks repeat, as on a real connection.
+        fc.array(block, { minLength: 1, maxLength: 6 }),
+        fc.array(fc.nat(5), { minLength: 1, maxLength: 60 }),
+        fc.constantFrom(4096, 128, 64),
+        (pool, order, tableSize) => {
+          const encoder = new HpackEncoder({ tableSize });
+          const cached = new HpackDecoder();
+          const plain = new HpackDecoder();
+          for (const i of order) {
+            const headers = pool[i % pool.length]!;
+            const out = Buffer.alloc(HpackEncoder.maxEncodedLength(headers));
+            const end = encoder.encode(headers, out, 0);
+            const want: string[] = [];
+            plain.decode(out, 0, end, want);
+            expect(cached.decodeList(out, 0, end)).toEqual(want);
+            expect(cached.charsValid).toBe(plain.charsValid);
+            expect(cached.dynamicTableEntries()).toEqual(plain.dynamicTableEntries());
+          }
+        },
+      ),
+    );
+  });
+});
+
 describe('HpackDecoder.charsValid: fields vouched for as they decode (RFC 9113 §8.2.1)', () => {
   const decode = (d: HpackDecoder, block: Buffer) => {
     const out: string[] = [];

@@ -32,7 +32,7 @@ const REQ = [
 
 interface Outcome {
   code: number;
-  headers: string[][];
+  headers: (readonly string[])[];
   bytes: number;
 }
 
@@ -44,7 +44,7 @@ function send(
   const done = new Promise<Outcome>((r) => {
     resolve = r;
   });
-  const headers: string[][] = [];
+  const headers: (readonly string[])[] = [];
   let bytes = 0;
   const handler: StreamHandler = {
     onHeaders(_s, h) {

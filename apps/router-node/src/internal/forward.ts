@@ -15,10 +15,10 @@ import { formatGrpcTimeout, headerValue } from './wire.js';
 export interface Reply {
   /** The node's gRPC status (0 = OK). */
   status: number;
-  /** Response headers (`[name, value, …]`), to pass through grpc-encoding. */
-  headers: string[];
-  /** Trailers (or the headers of a trailers-only reply). */
-  trailers: string[];
+  /** Response headers (`[name, value, …]`), to pass through grpc-encoding. Read-only (shared). */
+  headers: readonly string[];
+  /** Trailers (or the headers of a trailers-only reply). Read-only (shared). */
+  trailers: readonly string[];
   body: Buffer;
 }
 
@@ -133,8 +133,8 @@ export function safeDecode(v: string): string {
  * retries or counts it; any other complete reply resolves and is passed to the client as is.
  */
 class Attempt implements StreamHandler {
-  headers: string[] | null = null;
-  trailers: string[] | null = null;
+  headers: readonly string[] | null = null;
+  trailers: readonly string[] | null = null;
   /** Unregisters the attempt's cancel callback (set once the stream exists). */
   dispose: () => void = NOOP;
   /** The reply's body: its first chunk (most replies have one), then any more. */
@@ -165,7 +165,7 @@ class Attempt implements StreamHandler {
     );
   }
 
-  onHeaders(_s: H2Stream, h: string[], end: boolean): void {
+  onHeaders(_s: H2Stream, h: readonly string[], end: boolean): void {
     if (this.headers === null) {
       this.headers = h;
       if (end) this.trailers = h; // trailers-only reply

@@ -40,7 +40,7 @@ export class IngressCall implements StreamHandler, ClientCall, RoutedSink<Reply>
     readonly maxBytes: number,
   ) {}
 
-  onHeaders(_s: H2Stream, _trailers: string[], end: boolean): void {
+  onHeaders(_s: H2Stream, _trailers: readonly string[], end: boolean): void {
     // Request trailers carry nothing a unary call uses, but they can end the request.
     if (end) this.requestComplete();
   }

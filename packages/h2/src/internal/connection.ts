@@ -84,8 +84,11 @@ export const CLOSE = {
 
 /** Receives a stream's events; one object per stream, so no closure per call is needed. */
 export interface StreamHandler {
-  /** A header block: response headers, trailers, or (server side) request trailers. */
-  onHeaders(stream: H2Stream, headers: string[], endStream: boolean): void;
+  /**
+   * A header block: response headers, trailers, or (server side) request trailers. Read-only
+   * and possibly shared (see `H2Stream.headers`).
+   */
+  onHeaders(stream: H2Stream, headers: readonly string[], endStream: boolean): void;
   /** Request/response body bytes (a view into the read buffer: copy or keep, never mutate). */
   onData(stream: H2Stream, chunk: Buffer, endStream: boolean): void;
   /** The stream is over: `code` is `CLOSE.OK`, `CLOSE.CONNECTION_LOST` or the RST_STREAM code. */
@@ -101,8 +104,12 @@ export class H2Stream {
   handler: StreamHandler | null = null;
   /** Opaque slot for the owner (e.g. the call this stream serves); cleared when it closes. */
   context: unknown = null;
-  /** The first header block received (request headers on a server, response headers on a client). */
-  headers: string[] | null = null;
+  /**
+   * The first header block received (request headers on a server, response headers on a
+   * client). Read-only: a list may be shared by streams whose blocks were the same (it is
+   * frozen then; see `HpackDecoder.decodeList`).
+   */
+  headers: readonly string[] | null = null;
   /** True once a header block was sent on this stream. */
   sentHeaders = false;
   /** True once END_STREAM was sent (or queued behind flow control). */
@@ -319,8 +326,6 @@ export abstract class H2Connection implements Flushable {
   readonly #now: () => number;
   /** The peer opened a stream id more than 2 above the last: lower ids may be unused. */
   #peerSkippedIds = false;
-  /** Where header blocks are decoded before being copied out (`#onHeaderBlock`). */
-  readonly #scratchFields: string[] = [];
   #resetTokens = STREAM_RESET_BURST;
   #resetRefilledAt = -1;
 
@@ -578,7 +583,7 @@ export abstract class H2Connection implements Flushable {
    */
   protected abstract onPeerStream(
     id: number,
-    headers: string[],
+    headers: readonly string[],
     endStream: boolean,
     contentLength: number,
   ): void;
@@ -1078,12 +1083,12 @@ export abstract class H2Connection implements Flushable {
 
   #onHeaderBlock(id: number, flags: number, buf: Buffer, start: number, end: number): void {
     // Every block is decoded, even for streams we drop: the HPACK table is connection state.
-    // Into one scratch list, then copied out at its exact size (a list grown by push takes
-    // room for 17 entries at its first field, whatever the block holds).
-    let headers: string[];
+    // The list is exactly sized, read-only, and shared by blocks repeated against an unchanged
+    // table (`HpackDecoder.decodeList`): a node's usual reply headers and trailers, a client's
+    // usual request headers, decoded once.
+    let headers: readonly string[];
     try {
-      const scratch = this.#scratchFields;
-      headers = scratch.slice(0, this.decoder.decodeAt(buf, start, end, scratch, 0));
+      headers = this.decoder.decodeList(buf, start, end);
     } catch (err) {
       this.fail(H2_ERROR.COMPRESSION_ERROR, (err as Error).message);
       return;
@@ -1159,7 +1164,7 @@ export abstract class H2Connection implements Flushable {
   #onRequest(
     id: number,
     flags: number,
-    headers: string[],
+    headers: readonly string[],
     endStream: boolean,
     tooLarge: boolean,
   ): void {

@@ -58,6 +58,15 @@ const INITIAL_SCRATCH_OCTETS = 256;
 const HUFFMAN_CACHE_SLOTS = 64; // power of two
 const HUFFMAN_CACHE_MAX_OCTETS = 48; // encoded octets; longer strings bypass the cache
 
+/**
+ * Whole header blocks seen recently that left the dynamic table as it was (indexed fields and
+ * literals without indexing): the same octets against the same table decode to the same list,
+ * so `decodeList` hands back the list decoded before. On a busy connection nearly every block
+ * is one of a few (a node's reply headers and trailers, a client's request headers).
+ */
+const BLOCK_CACHE_SLOTS = 4;
+const BLOCK_CACHE_MAX_OCTETS = 96; // longer blocks are decoded every time
+
 interface Latin1Codec {
   latin1Slice(this: Uint8Array, start: number, end: number): string;
   latin1Write(this: Uint8Array, s: string, offset: number, length: number): number;
@@ -102,6 +111,20 @@ export class HpackDecoder {
   private readonly cacheStrings: string[] = new Array<string>(HUFFMAN_CACHE_SLOTS).fill('');
   /** Read position after readInteger/readString (avoids returning tuples). */
   private pos = 0;
+  /** Bumped on every change to the dynamic table (insertion, size update): cached blocks expire. */
+  private tableVersion = 0;
+  private readonly blockOctets = new Uint8Array(BLOCK_CACHE_SLOTS * BLOCK_CACHE_MAX_OCTETS);
+  /** Length of each cached block; 0 = empty slot. */
+  private readonly blockLengths = new Int32Array(BLOCK_CACHE_SLOTS);
+  /** The table version each cached block was decoded against (exact: doubles, never wrap). */
+  private readonly blockVersions = new Float64Array(BLOCK_CACHE_SLOTS);
+  private readonly blockCharsValid = new Uint8Array(BLOCK_CACHE_SLOTS);
+  private readonly blockLists: (readonly string[])[] = new Array<readonly string[]>(
+    BLOCK_CACHE_SLOTS,
+  ).fill([]);
+  private nextBlockSlot = 0;
+  /** Where `decodeList` decodes before copying out exactly the fields. */
+  private readonly scratchList: string[] = [];
 
   constructor(options?: HpackDecoderOptions) {
     this.maxTableSize = validateSize(
@@ -138,6 +161,46 @@ export class HpackDecoder {
    */
   decode(buf: Uint8Array, start: number, end: number, out: string[]): void {
     this.decodeAt(buf, start, end, out, out.length);
+  }
+
+  /**
+   * `decode` into a list of its own, exactly sized. The list is read-only and may be shared: a
+   * block whose octets equal one decoded recently, against an unchanged dynamic table, gets that
+   * block's list again (frozen), without decoding. `charsValid` is set as `decode` sets it.
+   * Errors as `decode`.
+   */
+  decodeList(buf: Uint8Array, start: number, end: number): readonly string[] {
+    const length = end - start;
+    if (length > 0 && length <= BLOCK_CACHE_MAX_OCTETS && start >= 0 && end <= buf.length) {
+      const version = this.tableVersion;
+      const lengths = this.blockLengths;
+      for (let k = 0; k < BLOCK_CACHE_SLOTS; k++) {
+        if (lengths[k] !== length || this.blockVersions[k] !== version) continue;
+        const octets = this.blockOctets;
+        const base = k * BLOCK_CACHE_MAX_OCTETS - start;
+        let i = start;
+        while (i < end && octets[base + i] === buf[i]) i++;
+        if (i === end) {
+          this.charsValid = this.blockCharsValid[k] === 1;
+          return this.blockLists[k] as readonly string[];
+        }
+      }
+    }
+    const before = this.tableVersion;
+    const scratch = this.scratchList;
+    const n = this.decodeAt(buf, start, end, scratch, 0);
+    const list = scratch.slice(0, n);
+    if (length > 0 && length <= BLOCK_CACHE_MAX_OCTETS && this.tableVersion === before) {
+      // The block left the table as it was: decoding it again would give this same list.
+      const k = this.nextBlockSlot;
+      this.nextBlockSlot = (k + 1) % BLOCK_CACHE_SLOTS;
+      this.blockOctets.set(buf.subarray(start, end), k * BLOCK_CACHE_MAX_OCTETS);
+      this.blockLengths[k] = length;
+      this.blockVersions[k] = before;
+      this.blockCharsValid[k] = this.charsValid ? 1 : 0;
+      this.blockLists[k] = Object.freeze(list);
+    }
+    return list;
   }
 
   /**
@@ -199,6 +262,7 @@ export class HpackDecoder {
         }
         this.capacity = newSize;
         this.evictTo(newSize);
+        this.tableVersion++;
         continue;
       } else {
         // 6.2 Literal Header Field: with incremental indexing (01, 6-bit prefix),
@@ -322,6 +386,7 @@ export class HpackDecoder {
 
   /** 4.4 entry addition: evict from the oldest end, then add unless the entry alone is too big. */
   private insert(name: string, value: string, ok: boolean): void {
+    this.tableVersion++;
     const entrySize = name.length + value.length + ENTRY_OVERHEAD_OCTETS;
     if (entrySize > this.capacity) {
       this.evictTo(0);

@@ -27,7 +27,7 @@ export class H2ServerConnection extends H2Connection {
 
   protected onPeerStream(
     id: number,
-    headers: string[],
+    headers: readonly string[],
     endStream: boolean,
     contentLength: number,
   ): void {
