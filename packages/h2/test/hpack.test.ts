@@ -621,6 +621,54 @@ function indexedLiteral(name: string, value: string): Buffer {
   ]);
 }
 
+describe('HpackEncoder: a repeated block copied, not encoded again', () => {
+  it('sends the same octets for the same fields while its table is unchanged', () => {
+    const encoder = new HpackEncoder({ tableSize: 4096 });
+    const fields = [':method', 'POST', ':path', '/engram.v1.MemoryService/Recall', 'x-a', '1'];
+    const out = Buffer.alloc(256);
+    const first = Buffer.from(out.subarray(0, encoder.encode(fields, out, 0))); // inserts
+    const second = Buffer.from(out.subarray(0, encoder.encode(fields, out, 0))); // indexed
+    const third = Buffer.from(out.subarray(0, encoder.encode([...fields], out, 0))); // copied
+    expect(second.length).toBeLessThan(first.length);
+    expect(third).toEqual(second);
+    // A field inserted since changes every dynamic index: the next block is encoded afresh.
+    encoder.encode(['x-b', '2'], out, 0);
+    const fourth = Buffer.from(out.subarray(0, encoder.encode(fields, out, 0)));
+    expect(fourth).not.toEqual(second);
+  });
+
+  it('agrees with the decoder over repeated blocks, inserts and peer table changes', () => {
+    const value = fc.constantFrom('', '0', '1', 'application/grpc', 'n1', '1999m', '2000m');
+    const name = fc.constantFrom(':path', 'content-type', 'grpc-timeout', 'authorization', 'x-a');
+    const block = fc.array(fc.tuple(name, value), { maxLength: 6 }).map((f) => f.flat());
+    const step = fc.oneof(
+      { weight: 8, arbitrary: fc.nat(5).map((i) => ({ block: i })) },
+      { weight: 1, arbitrary: fc.constantFrom(4096, 256, 64, 0).map((size) => ({ size })) },
+    );
+    fc.assert(
+      fc.property(
+        fc.array(block, { minLength: 1, maxLength: 6 }),
+        fc.array(step, { minLength: 1, maxLength: 60 }),
+        (pool, steps) => {
+          const encoder = new HpackEncoder({ tableSize: 4096 });
+          const decoder = new HpackDecoder();
+          for (const s of steps) {
+            if ('size' in s) {
+              encoder.setPeerMaxTableSize(s.size);
+              continue;
+            }
+            const headers = pool[s.block % pool.length]!;
+            const out = Buffer.alloc(HpackEncoder.maxEncodedLength(headers));
+            const end = encoder.encode([...headers], out, 0);
+            expect(decoder.decodeList(out, 0, end)).toEqual(headers);
+            expect(decoder.dynamicTableSize).toBe(encoder.dynamicTableSize);
+          }
+        },
+      ),
+    );
+  });
+});
+
 describe('HpackDecoder.decodeList: repeated blocks decoded once', () => {
   /** Indexed dynamic entry k (1 = newest) as one octet: 0x80 | (61 + k). */
   const dynamic = (k: number) => Buffer.from([0x80 | (61 + k)]);

@@ -317,6 +317,48 @@ describe('HEADERS and CONTINUATION (§6.2, §6.10)', () => {
     await expectClean(srv, peer);
   });
 
+  it('judges a repeated block as it judged the first (decoded once): 431 twice, reset twice', async () => {
+    // The plain request block is ~240 octets of header list: over a 200-octet limit.
+    // A smaller block in between: the second big one must not be judged by its size.
+    const small = await connected(echo, { maxHeaderListSize: 200 });
+    const fits = encodeHeaderBlock([':method', 'POST', ':scheme', 'http', ':path', '/']);
+    small.peer.send(
+      headers(1, true),
+      frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 3, fits),
+      headers(5, true),
+    );
+    await small.peer.waitFor((f) => f.id === 5 && f.type === T.HEADERS);
+    await small.peer.waitFor((f) => f.id === 3 && (f.flags & F.END_STREAM) !== 0);
+    // Every block in the order sent (the server's table evolves across them).
+    const decoder = new HpackDecoder();
+    const statuses = new Map<number, string>();
+    for (const f of small.peer.frames) {
+      if (f.type !== T.HEADERS) continue;
+      const h = decodeBlock(decoder, f.payload);
+      if (!statuses.has(f.id)) statuses.set(f.id, h[':status'] ?? '');
+    }
+    expect([...statuses]).toEqual([
+      [1, '431'],
+      [3, '200'],
+      [5, '431'],
+    ]);
+    await expectClean(small.srv, small.peer);
+    // A name with an upper-case letter is malformed (RFC 9113 §8.2.1), every time it comes.
+    const { srv, peer } = await connected(echo);
+    const bad = requestBlock('/svc/Echo', ['X-Upper', '1']);
+    peer.send(
+      frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, bad),
+      frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 3, bad),
+      headers(5, false),
+      data(5, 'ok', true),
+    );
+    expect(await peer.rst(1)).toBe(E.PROTOCOL_ERROR);
+    expect(await peer.rst(3)).toBe(E.PROTOCOL_ERROR);
+    await peer.waitFor((f) => f.id === 5 && f.type === T.HEADERS && (f.flags & F.END_STREAM) !== 0);
+    expect(peer.body(5).toString()).toBe('ok');
+    await expectClean(srv, peer);
+  });
+
   it('non-trailer HEADERS on an open stream → RST_STREAM PROTOCOL_ERROR', async () => {
     const { srv, peer } = await connected(hold);
     peer.send(headers(1, false), frame(T.HEADERS, F.END_HEADERS, 1, encodeHeaderBlock(['x', '1'])));

@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { InvalidArgumentError } from '@engram/common';
 import { H2_ERROR_CODES, H2Error } from './errors.js';
-import { checkFields, FIELD_SECTION, FIELDS_VERDICT } from './fields.js';
+import { checkFields, FIELD_SECTION, FIELDS_VERDICT, type FieldSection } from './fields.js';
 import {
   CLIENT_PREFACE,
   DEFAULT_MAX_FRAME_BYTES,
@@ -221,12 +221,6 @@ export const RECENTLY_CLOSED_STREAMS = 128;
 const DECODER_LIST_SIZE_FACTOR = 4;
 const MAX_SETTING_VALUE = 2 ** 32 - 1;
 
-/** RFC 9113 §6.5.2 size of a header list: names + values + 32 per field. */
-function headerListSize(list: readonly string[]): number {
-  let n = 0;
-  for (let i = 0; i < list.length; i++) n += list[i]!.length;
-  return n + 16 * list.length;
-}
 /** An HPACK dynamic table size update takes at most this many octets (5-bit prefix, 32-bit value). */
 const SIZE_UPDATE_MAX_BYTES = 6;
 /** First output slab of a connection (allocated on its first write): small, so idle connections cost little. */
@@ -326,6 +320,9 @@ export abstract class H2Connection implements Flushable {
   readonly #now: () => number;
   /** The peer opened a stream id more than 2 above the last: lower ids may be unused. */
   #peerSkippedIds = false;
+  /** The last list checked per field section, and its verdict (`#checkFields`). */
+  readonly #checkedLists: (readonly string[] | null)[] = [null, null, null];
+  readonly #checkedVerdicts = new Float64Array(3);
   #resetTokens = STREAM_RESET_BURST;
   #resetRefilledAt = -1;
 
@@ -1081,6 +1078,19 @@ export abstract class H2Connection implements Flushable {
     this.#onHeaderBlock(id, this.#hbFlags, block, 0, block.length);
   }
 
+  /**
+   * `checkFields` of a list just decoded, remembered per section for the last list: a list the
+   * decoder hands out again (a repeated block, `decodeList`) is the same fields, the same
+   * verdict.
+   */
+  #checkFields(headers: readonly string[], section: FieldSection): number {
+    if (this.#checkedLists[section] === headers) return this.#checkedVerdicts[section]!;
+    const verdict = checkFields(headers, section, this.decoder.charsValid);
+    this.#checkedLists[section] = headers;
+    this.#checkedVerdicts[section] = verdict;
+    return verdict;
+  }
+
   #onHeaderBlock(id: number, flags: number, buf: Buffer, start: number, end: number): void {
     // Every block is decoded, even for streams we drop: the HPACK table is connection state.
     // The list is exactly sized, read-only, and shared by blocks repeated against an unchanged
@@ -1094,7 +1104,7 @@ export abstract class H2Connection implements Flushable {
       return;
     }
     const endStream = (flags & FLAG.END_STREAM) !== 0;
-    const tooLarge = headerListSize(headers) > this.local.maxHeaderListSize;
+    const tooLarge = this.decoder.listSize > this.local.maxHeaderListSize;
     const s = this.streams.get(id);
     if (s === undefined) {
       const peerOpened = (id & 1) === (this.isServer ? 1 : 0);
@@ -1124,10 +1134,7 @@ export abstract class H2Connection implements Flushable {
     }
     if (s.headers === null) {
       // Client side: the response (a server's streams have their request headers already).
-      if (
-        checkFields(headers, FIELD_SECTION.RESPONSE, this.decoder.charsValid) ===
-        FIELDS_VERDICT.MALFORMED
-      ) {
+      if (this.#checkFields(headers, FIELD_SECTION.RESPONSE) === FIELDS_VERDICT.MALFORMED) {
         this.streamError(id, H2_ERROR.PROTOCOL_ERROR);
         return;
       }
@@ -1144,8 +1151,7 @@ export abstract class H2Connection implements Flushable {
       // and ends a body as long as the request's content-length said (§8.1.1).
       !endStream ||
       s.contentLeft > 0 ||
-      checkFields(headers, FIELD_SECTION.TRAILERS, this.decoder.charsValid) ===
-        FIELDS_VERDICT.MALFORMED
+      this.#checkFields(headers, FIELD_SECTION.TRAILERS) === FIELDS_VERDICT.MALFORMED
     ) {
       this.streamError(id, H2_ERROR.PROTOCOL_ERROR);
       return;
@@ -1176,7 +1182,7 @@ export abstract class H2Connection implements Flushable {
     const verdict =
       (flags & SELF_DEPENDENT) !== 0
         ? FIELDS_VERDICT.MALFORMED
-        : checkFields(headers, FIELD_SECTION.REQUEST, this.decoder.charsValid);
+        : this.#checkFields(headers, FIELD_SECTION.REQUEST);
     if (verdict === FIELDS_VERDICT.CONNECT) {
       this.#answerAndClose(id, CONNECT_NOT_IMPLEMENTED, endStream);
       return;

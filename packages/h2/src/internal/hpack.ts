@@ -67,6 +67,17 @@ const HUFFMAN_CACHE_MAX_OCTETS = 48; // encoded octets; longer strings bypass th
 const BLOCK_CACHE_SLOTS = 4;
 const BLOCK_CACHE_MAX_OCTETS = 96; // longer blocks are decoded every time
 
+/** Largest block `HpackEncoder` keeps a copy of to send again (a typical request is ~15). */
+const MEMO_MAX_OCTETS = 128;
+
+/** The same fields in the same order (strings compared by value). */
+function sameFields(a: readonly string[], b: readonly string[]): boolean {
+  const n = a.length;
+  if (n !== b.length) return false;
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 interface Latin1Codec {
   latin1Slice(this: Uint8Array, start: number, end: number): string;
   latin1Write(this: Uint8Array, s: string, offset: number, length: number): number;
@@ -104,6 +115,11 @@ export class HpackDecoder {
    * costs no per-character scan. False tells `checkFields` to scan the list itself.
    */
   charsValid = true;
+  /**
+   * After `decode`: the block's header list size as RFC 9113 §6.5.2 counts it (names + values
+   * + 32 octets per field), for a caller's SETTINGS_MAX_HEADER_LIST_SIZE check.
+   */
+  listSize = 0;
   private scratch = Buffer.allocUnsafe(INITIAL_SCRATCH_OCTETS);
   private readonly cacheOctets = new Uint8Array(HUFFMAN_CACHE_SLOTS * HUFFMAN_CACHE_MAX_OCTETS);
   /** Encoded length of each cache slot; 0 = empty (the empty string is never cached). */
@@ -119,6 +135,7 @@ export class HpackDecoder {
   /** The table version each cached block was decoded against (exact: doubles, never wrap). */
   private readonly blockVersions = new Float64Array(BLOCK_CACHE_SLOTS);
   private readonly blockCharsValid = new Uint8Array(BLOCK_CACHE_SLOTS);
+  private readonly blockListSizes = new Float64Array(BLOCK_CACHE_SLOTS);
   private readonly blockLists: (readonly string[])[] = new Array<readonly string[]>(
     BLOCK_CACHE_SLOTS,
   ).fill([]);
@@ -166,7 +183,8 @@ export class HpackDecoder {
   /**
    * `decode` into a list of its own, exactly sized. The list is read-only and may be shared: a
    * block whose octets equal one decoded recently, against an unchanged dynamic table, gets that
-   * block's list again (frozen), without decoding. `charsValid` is set as `decode` sets it.
+   * block's list again (frozen), without decoding. `charsValid` and `listSize` are set as
+   * `decode` sets them.
    * Errors as `decode`.
    */
   decodeList(buf: Uint8Array, start: number, end: number): readonly string[] {
@@ -182,6 +200,7 @@ export class HpackDecoder {
         while (i < end && octets[base + i] === buf[i]) i++;
         if (i === end) {
           this.charsValid = this.blockCharsValid[k] === 1;
+          this.listSize = this.blockListSizes[k]!;
           return this.blockLists[k] as readonly string[];
         }
       }
@@ -198,6 +217,7 @@ export class HpackDecoder {
       this.blockLengths[k] = length;
       this.blockVersions[k] = before;
       this.blockCharsValid[k] = this.charsValid ? 1 : 0;
+      this.blockListSizes[k] = this.listSize;
       this.blockLists[k] = Object.freeze(list);
     }
     return list;
@@ -297,6 +317,7 @@ export class HpackDecoder {
       out[n++] = value;
     }
     this.charsValid = charsValid;
+    this.listSize = listSize;
     return n;
   }
 
@@ -528,6 +549,16 @@ export class HpackEncoder {
   private readonly byField = new Map<string, Map<string, number>>();
   /** Newest entry number with each name. */
   private readonly byName = new Map<string, number>();
+  /** Bumped on every change to the table (insertion, eviction, capacity): memos expire. */
+  private tableVersion = 0;
+  /**
+   * The last block that changed nothing (no insertion, no size update) and the fields it was
+   * encoded from: the same fields against the same table encode to the same octets, so they
+   * are copied instead (a connection sends the same request fields call after call).
+   */
+  private memoFields: readonly string[] = [];
+  private memoOctets = new Uint8Array(0);
+  private memoVersion = -1;
 
   constructor(options?: HpackEncoderOptions) {
     this.capacity = Math.min(
@@ -579,6 +610,7 @@ export class HpackEncoder {
     }
     if (size < this.capacity) {
       this.capacity = size;
+      this.tableVersion++;
       this.evict(0);
     }
     if (shrinks) this.pendingSizeUpdate = Math.min(size, this.capacity);
@@ -586,6 +618,26 @@ export class HpackEncoder {
 
   /** Writes the block into out at offset; returns the offset after it. */
   encode(headers: readonly string[], out: Uint8Array, offset: number): number {
+    // Only a connection's (indexing) encoder keeps a memo: a stateless one encodes constant
+    // blocks once up front (`encodeHeaderBlock`) and varied ones otherwise.
+    if (this.capacity === 0) return this.encodeFields(headers, out, offset);
+    const version = this.tableVersion;
+    const sizeUpdate = this.pendingSizeUpdate >= 0;
+    if (!sizeUpdate && this.memoVersion === version && sameFields(headers, this.memoFields)) {
+      const memo = this.memoOctets;
+      out.set(memo, offset);
+      return offset + memo.length;
+    }
+    const end = this.encodeFields(headers, out, offset);
+    if (!sizeUpdate && this.tableVersion === version && end - offset <= MEMO_MAX_OCTETS) {
+      this.memoFields = headers.slice();
+      this.memoOctets = out.slice(offset, end);
+      this.memoVersion = version;
+    }
+    return end;
+  }
+
+  private encodeFields(headers: readonly string[], out: Uint8Array, offset: number): number {
     let p = offset;
     if (this.pendingSizeUpdate >= 0) {
       p = writeInteger(out, p, 0x20, 0x1f, this.pendingSizeUpdate);
@@ -663,6 +715,7 @@ export class HpackEncoder {
 
   /** Adds an entry as the peer's decoder does: the oldest go first until it fits. */
   private insert(name: string, value: string, entrySize: number): void {
+    this.tableVersion++;
     this.evict(entrySize);
     const k = this.inserted++;
     this.names[k & this.mask] = name;
