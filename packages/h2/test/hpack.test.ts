@@ -637,6 +637,21 @@ describe('HpackEncoder: a repeated block copied, not encoded again', () => {
     expect(fourth).not.toEqual(second);
   });
 
+  it('keeps its own copy of the block: the output buffer reused for other bytes changes nothing', () => {
+    // A connection encodes into its output slab, which later frames overwrite (a Buffer's
+    // slice() would be a view of it).
+    const encoder = new HpackEncoder({ tableSize: 4096 });
+    const decoder = new HpackDecoder();
+    const slab = Buffer.alloc(256);
+    const store = [':method', 'POST', ':path', '/engram.v1.MemoryService/Store', 'x-a', '1'];
+    const recall = [':method', 'POST', ':path', '/engram.v1.MemoryService/Recall', 'x-a', '1'];
+    for (const fields of [store, store, recall, store, store]) {
+      const end = encoder.encode(fields, slab, 0);
+      expect(decoder.decodeList(Buffer.from(slab.subarray(0, end)), 0, end)).toEqual(fields);
+      slab.fill(0x41); // the slab's next use
+    }
+  });
+
   it('agrees with the decoder over repeated blocks, inserts and peer table changes', () => {
     const value = fc.constantFrom('', '0', '1', 'application/grpc', 'n1', '1999m', '2000m');
     const name = fc.constantFrom(':path', 'content-type', 'grpc-timeout', 'authorization', 'x-a');

@@ -631,7 +631,10 @@ export class HpackEncoder {
     const end = this.encodeFields(headers, out, offset);
     if (!sizeUpdate && this.tableVersion === version && end - offset <= MEMO_MAX_OCTETS) {
       this.memoFields = headers.slice();
-      this.memoOctets = out.slice(offset, end);
+      // A copy: `out` is usually a Buffer, whose slice() is a view of memory reused later.
+      const octets = new Uint8Array(end - offset);
+      octets.set(out.subarray(offset, end));
+      this.memoOctets = octets;
       this.memoVersion = version;
     }
     return end;
