@@ -52,8 +52,8 @@ function samePassedTrailers(passed: readonly string[], nodeTrailers: readonly st
   return j === passed.length;
 }
 
-/** RoutingInfo as a reply's field 15 and what it was encoded from (`Replies.#routingField`). */
-interface RoutingBytes {
+/** The parts of a RoutingInfo a cached encoding depends on (its serving node is the cache key). */
+interface RoutingKey {
   readonly attempts: number;
   readonly fallback: boolean;
   readonly strategy: string;
@@ -61,31 +61,42 @@ interface RoutingBytes {
   readonly acknowledged: number;
   readonly asked: number;
   readonly degraded: boolean;
-  readonly field: Buffer;
 }
 
-/** Whether `cached` was encoded from exactly `routing` (its serving node is the cache key). */
-function sameRouting(cached: Omit<RoutingBytes, 'field'>, routing: RoutingInfo): boolean {
+function routingKey(routing: RoutingInfo): RoutingKey {
+  return {
+    attempts: routing.attempts,
+    fallback: routing.fallback,
+    strategy: routing.strategy,
+    epoch: routing.tableEpoch,
+    acknowledged: routing.acknowledged,
+    asked: routing.asked,
+    degraded: routing.degraded === true,
+  };
+}
+
+/** Whether `key` was taken from exactly `routing`. */
+function sameRouting(key: RoutingKey, routing: RoutingInfo): boolean {
   return (
-    cached.attempts === routing.attempts &&
-    cached.fallback === routing.fallback &&
-    cached.strategy === routing.strategy &&
-    cached.epoch === routing.tableEpoch &&
-    cached.acknowledged === routing.acknowledged &&
-    cached.asked === routing.asked &&
-    cached.degraded === (routing.degraded === true)
+    key.attempts === routing.attempts &&
+    key.fallback === routing.fallback &&
+    key.strategy === routing.strategy &&
+    key.epoch === routing.tableEpoch &&
+    key.acknowledged === routing.acknowledged &&
+    key.asked === routing.asked &&
+    key.degraded === (routing.degraded === true)
   );
+}
+
+/** RoutingInfo as a reply's field 15 and what it was encoded from (`Replies.#routingField`). */
+interface RoutingBytes {
+  readonly key: RoutingKey;
+  readonly field: Buffer;
 }
 
 /** An OK reply's trailer block and what it was encoded from (`Replies.#okTrailers`). */
 interface TrailerBlock {
-  readonly attempts: number;
-  readonly fallback: boolean;
-  readonly strategy: string;
-  readonly epoch: number;
-  readonly acknowledged: number;
-  readonly asked: number;
-  readonly degraded: boolean;
+  readonly key: RoutingKey;
   readonly nodeTrailers: readonly string[];
   readonly block: Buffer;
 }
@@ -146,7 +157,7 @@ export class Replies {
   /** RoutingInfo as field 15, encoded once and reused while the same node answers alike. */
   #routingField(routing: RoutingInfo): Buffer {
     const cached = this.#fields.get(routing.servedBy);
-    if (cached !== undefined && sameRouting(cached, routing)) return cached.field;
+    if (cached !== undefined && sameRouting(cached.key, routing)) return cached.field;
     const field = routingField(
       this.#servedBy(routing.servedBy),
       routing.attempts,
@@ -158,16 +169,7 @@ export class Replies {
       routing.degraded,
     );
     if (this.#fields.size >= MAX_CACHED_IDS) this.#fields.clear();
-    this.#fields.set(routing.servedBy, {
-      attempts: routing.attempts,
-      fallback: routing.fallback,
-      strategy: routing.strategy,
-      epoch: routing.tableEpoch,
-      acknowledged: routing.acknowledged,
-      asked: routing.asked,
-      degraded: routing.degraded === true,
-      field,
-    });
+    this.#fields.set(routing.servedBy, { key: routingKey(routing), field });
     return field;
   }
 
@@ -181,7 +183,7 @@ export class Replies {
     const cached = this.#trailers.get(routing.servedBy);
     if (
       cached !== undefined &&
-      sameRouting(cached, routing) &&
+      sameRouting(cached.key, routing) &&
       samePassedTrailers(cached.nodeTrailers, nodeTrailers)
     ) {
       return cached.block;
@@ -197,17 +199,7 @@ export class Replies {
     }
     const block = encodeHeaderBlock(t);
     if (this.#trailers.size >= MAX_CACHED_IDS) this.#trailers.clear();
-    this.#trailers.set(routing.servedBy, {
-      attempts: routing.attempts,
-      fallback: routing.fallback,
-      strategy: routing.strategy,
-      epoch: routing.tableEpoch,
-      acknowledged: routing.acknowledged,
-      asked: routing.asked,
-      degraded: routing.degraded === true,
-      nodeTrailers: passed,
-      block,
-    });
+    this.#trailers.set(routing.servedBy, { key: routingKey(routing), nodeTrailers: passed, block });
     return block;
   }
 

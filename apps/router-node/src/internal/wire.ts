@@ -110,26 +110,10 @@ export function routingField(
  */
 export function appendRouting(
   frame: Buffer,
-  servedBy: Buffer,
-  attempts: number,
-  fallback: boolean,
-  strategy: Buffer,
-  epoch: number,
-  acknowledged = 0,
-  asked = 0,
-  degraded = false,
+  ...routing: Parameters<typeof routingField>
 ): Buffer | null {
   if (!isPlainFrame(frame)) return null;
-  const field = routingField(
-    servedBy,
-    attempts,
-    fallback,
-    strategy,
-    epoch,
-    acknowledged,
-    asked,
-    degraded,
-  );
+  const field = routingField(...routing);
   const out = Buffer.allocUnsafe(frame.length + field.length);
   frame.copy(out, 0);
   out.writeUInt32BE(frame.length - FRAME_HEADER_BYTES + field.length, 1);
