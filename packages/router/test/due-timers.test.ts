@@ -60,6 +60,30 @@ describe('DueTimers', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
+  it('finds a batch left behind: interleaved due times still share one timer per millisecond', () => {
+    const fired: string[] = [];
+    const clock = manualClock(0);
+    const timers = new DueTimers<Entry>(clock, (e) => fired.push(e.name));
+    const x1 = entry('x1');
+    const y1 = entry('y1');
+    const x2 = entry('x2');
+    const y2 = entry('y2');
+    timers.schedule(x1, 100, 0); // two timeouts in turn: attempts and retries, say
+    timers.schedule(y1, 50, 0);
+    timers.schedule(x2, 100, 0);
+    timers.schedule(y2, 50, 0);
+    expect(vi.getTimerCount()).toBe(2);
+    expect(timers.size).toBe(4);
+    timers.cancel(y1);
+    timers.cancel(y2);
+    expect(vi.getTimerCount()).toBe(1);
+    clock.t = 100;
+    vi.advanceTimersByTime(100);
+    expect(fired).toEqual(['x1', 'x2']);
+    expect(timers.size).toBe(0);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it('cancels one entry without touching the others; the timer goes with the last', () => {
     const fired: string[] = [];
     const clock = manualClock(0);

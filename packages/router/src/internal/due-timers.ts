@@ -23,6 +23,8 @@ export class DueBatch {
   armedAt: number;
   /** Its entries are being fired: a cancel only unlinks the entry. */
   firing = false;
+  /** Held in `DueTimers`' map (it stopped being the last batch with entries left). */
+  mapped = false;
   handle: ReturnType<typeof setTimeout> | undefined = undefined;
 
   constructor(bucket: number, armedAt: number) {
@@ -53,7 +55,10 @@ export class DueBatch {
 export class DueTimers<E extends DueEntry> {
   readonly #clock: Clock;
   readonly #fire: (entry: E) => void;
-  /** Batches with live entries or an armed timer, by bucket. */
+  /**
+   * Batches with entries left that are not (or were not, when put here) the last one, by
+   * bucket. One call at a time never gets here: its batch empties while it is the last.
+   */
   readonly #batches = new Map<number, DueBatch>();
   /** The batch the last entry joined, while it has entries: the usual one for the next. */
   #last: DueBatch | null = null;
@@ -66,15 +71,23 @@ export class DueTimers<E extends DueEntry> {
   /** Entries scheduled and not yet fired or cancelled (for tests and diagnostics). */
   get size(): number {
     let n = 0;
-    for (const b of this.#batches.values()) n += b.live;
+    for (const b of this.#open_()) n += b.live;
     return n;
   }
 
   /** Native timers armed (for tests and diagnostics). */
   get armed(): number {
     let n = 0;
-    for (const b of this.#batches.values()) if (b.handle !== undefined) n++;
+    for (const b of this.#open_()) if (b.handle !== undefined) n++;
     return n;
+  }
+
+  /** Every batch with entries: the mapped ones and the last. */
+  #open_(): DueBatch[] {
+    const all = [...this.#batches.values()];
+    const last = this.#last;
+    if (last !== null && !last.mapped) all.push(last);
+    return all;
   }
 
   /**
@@ -86,6 +99,11 @@ export class DueTimers<E extends DueEntry> {
     const bucket = Math.ceil(due);
     let b = this.#last;
     if (b === null || b.bucket !== bucket) {
+      // The last batch is left behind with entries: it goes in the map, to be found again.
+      if (b !== null && !b.mapped) {
+        b.mapped = true;
+        this.#batches.set(b.bucket, b);
+      }
       b = this.#batches.get(bucket) ?? this.#open(bucket, now);
       this.#last = b;
     }
@@ -109,7 +127,6 @@ export class DueTimers<E extends DueEntry> {
   #open(bucket: number, now: number): DueBatch {
     const b = new DueBatch(bucket, now);
     this.#arm(b, now);
-    this.#batches.set(bucket, b);
     return b;
   }
 
@@ -124,9 +141,16 @@ export class DueTimers<E extends DueEntry> {
   #close(b: DueBatch): void {
     if (b.handle !== undefined) clearTimeout(b.handle);
     b.handle = undefined;
+    this.#forget(b);
+  }
+
+  /** Neither the last batch nor in the map any more (then it is garbage). */
+  #forget(b: DueBatch): void {
     if (this.#last === b) this.#last = null;
-    if (this.#batches.get(b.bucket) === b) this.#batches.delete(b.bucket);
-    b.entries.length = 0;
+    if (b.mapped) {
+      b.mapped = false;
+      this.#batches.delete(b.bucket);
+    }
   }
 
   static #onTimer<F extends DueEntry>(this: void, timers: DueTimers<F>, b: DueBatch): void {
@@ -135,8 +159,7 @@ export class DueTimers<E extends DueEntry> {
 
   #expire(b: DueBatch): void {
     b.handle = undefined;
-    if (this.#last === b) this.#last = null;
-    if (this.#batches.get(b.bucket) === b) this.#batches.delete(b.bucket);
+    this.#forget(b);
     const now = this.#clock.now();
     // The clock did not move while the timer ran: it does not follow the timers (a frozen
     // test clock). Trust the timer, as a native timer per entry would have.
@@ -156,7 +179,6 @@ export class DueTimers<E extends DueEntry> {
         this.schedule(e, e.due, now);
       }
     }
-    b.entries.length = 0;
     b.live = 0;
   }
 }
