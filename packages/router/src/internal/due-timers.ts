@@ -71,19 +71,19 @@ export class DueTimers<E extends DueEntry> {
   /** Entries scheduled and not yet fired or cancelled (for tests and diagnostics). */
   get size(): number {
     let n = 0;
-    for (const b of this.#open_()) n += b.live;
+    for (const b of this.#withEntries()) n += b.live;
     return n;
   }
 
   /** Native timers armed (for tests and diagnostics). */
   get armed(): number {
     let n = 0;
-    for (const b of this.#open_()) if (b.handle !== undefined) n++;
+    for (const b of this.#withEntries()) if (b.handle !== undefined) n++;
     return n;
   }
 
   /** Every batch with entries: the mapped ones and the last. */
-  #open_(): DueBatch[] {
+  #withEntries(): DueBatch[] {
     const all = [...this.#batches.values()];
     const last = this.#last;
     if (last !== null && !last.mapped) all.push(last);
