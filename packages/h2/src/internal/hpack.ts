@@ -70,10 +70,9 @@ const BLOCK_CACHE_MAX_OCTETS = 96; // longer blocks are decoded every time
 /** Largest block `HpackEncoder` keeps a copy of to send again (a typical request is ~15). */
 const MEMO_MAX_OCTETS = 128;
 
-/** The same fields in the same order (strings compared by value). */
-function sameFields(a: readonly string[], b: readonly string[]): boolean {
-  const n = a.length;
-  if (n !== b.length) return false;
+/** Whether `a` holds the same fields in the same order as the first `n` of `b`. */
+function sameFields(a: readonly string[], b: readonly string[], n: number): boolean {
+  if (a.length !== n) return false;
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
   return true;
 }
@@ -556,8 +555,11 @@ export class HpackEncoder {
    * encoded from: the same fields against the same table encode to the same octets, so they
    * are copied instead (a connection sends the same request fields call after call).
    */
-  private memoFields: readonly string[] = [];
-  private memoOctets = new Uint8Array(0);
+  private readonly memoFields: string[] = [];
+  /** Entries of `memoFields` in use (the list is reused, never shortened). */
+  private memoFieldCount = 0;
+  private readonly memoOctets = new Uint8Array(MEMO_MAX_OCTETS);
+  private memoLength = 0;
   private memoVersion = -1;
 
   constructor(options?: HpackEncoderOptions) {
@@ -623,18 +625,27 @@ export class HpackEncoder {
     if (this.capacity === 0) return this.encodeFields(headers, out, offset);
     const version = this.tableVersion;
     const sizeUpdate = this.pendingSizeUpdate >= 0;
-    if (!sizeUpdate && this.memoVersion === version && sameFields(headers, this.memoFields)) {
+    if (
+      !sizeUpdate &&
+      this.memoVersion === version &&
+      sameFields(headers, this.memoFields, this.memoFieldCount)
+    ) {
+      // A byte loop: a block is a few dozen octets, less than a subarray costs to make.
       const memo = this.memoOctets;
-      out.set(memo, offset);
-      return offset + memo.length;
+      const length = this.memoLength;
+      for (let i = 0; i < length; i++) out[offset + i] = memo[i] as number;
+      return offset + length;
     }
     const end = this.encodeFields(headers, out, offset);
     if (!sizeUpdate && this.tableVersion === version && end - offset <= MEMO_MAX_OCTETS) {
-      this.memoFields = headers.slice();
-      // A copy: `out` is usually a Buffer, whose slice() is a view of memory reused later.
-      const octets = new Uint8Array(end - offset);
-      octets.set(out.subarray(offset, end));
-      this.memoOctets = octets;
+      // Copied into storage kept for it (no allocation per block): `out` is usually a
+      // connection's output slab, which later frames overwrite.
+      const fields = this.memoFields;
+      for (let i = 0; i < headers.length; i++) fields[i] = headers[i] as string;
+      this.memoFieldCount = headers.length;
+      const memo = this.memoOctets;
+      for (let i = offset; i < end; i++) memo[i - offset] = out[i] as number;
+      this.memoLength = end - offset;
       this.memoVersion = version;
     }
     return end;
