@@ -1,4 +1,4 @@
-import net from 'node:net';
+import type net from 'node:net';
 import tls from 'node:tls';
 import { InvalidArgumentError } from '@engram/common';
 import {
@@ -12,6 +12,7 @@ import {
 } from './connection.js';
 import { H2_ERROR_CODES, H2Error } from './errors.js';
 import { MAX_STREAM_ID } from './frames.js';
+import { connectSharedReads } from './socket-reads.js';
 
 export interface H2ClientOptions {
   readonly host: string;
@@ -91,11 +92,7 @@ export class H2ClientConnection extends H2Connection {
       });
       return c;
     }
-    return new H2ClientConnection(
-      net.connect({ host: options.host, port: options.port }),
-      settings,
-      first,
-    );
+    return new H2ClientConnection(connectSharedReads(options.host, options.port), settings, first);
   }
 
   /**

@@ -10,6 +10,7 @@ import {
   resolveLocalSettings,
 } from './connection.js';
 import { H2_ERROR } from './frames.js';
+import { adoptSharedReads } from './socket-reads.js';
 import { StallTimeouts } from './stall-timeouts.js';
 
 /** Gets each new request stream; `stream.headers` holds the request headers. */
@@ -208,7 +209,12 @@ export class H2Server {
       server.on('tlsClientError', () => {});
       this.server = server;
     } else {
-      this.server = net.createServer((socket) => this.#accept(socket));
+      // Paused on accept: `#accept` sets the socket's reads up before the first one.
+      this.server = net.createServer({ pauseOnConnect: true }, (socket) => {
+        adoptSharedReads(socket); // else the connection reads through 'data' events
+        this.#accept(socket);
+        socket.resume();
+      });
     }
     if (maxConnections > 0) {
       // net.Server closes sockets past the limit itself, before any TLS or HTTP/2 work.
