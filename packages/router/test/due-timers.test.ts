@@ -36,7 +36,7 @@ describe('DueTimers', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
-  it('gives entries due within one millisecond one native timer', () => {
+  it('gives all entries one native timer, aimed at the earliest batch', () => {
     const fired: string[] = [];
     const clock = manualClock(1000.1);
     const timers = new DueTimers<Entry>(clock, (e) => fired.push(e.name));
@@ -47,20 +47,32 @@ describe('DueTimers', () => {
     expect(timers.size).toBe(10);
     expect(timers.armed).toBe(1);
     expect(vi.getTimerCount()).toBe(1);
-    // Another millisecond of due times: a second timer.
+    // Another millisecond of due times: a second batch, the same timer (it aims earlier).
     clock.t = 1001.2;
     timers.schedule(entry('later'), clock.t + 2000, clock.t);
-    expect(vi.getTimerCount()).toBe(2);
+    expect(timers.size).toBe(11);
+    expect(vi.getTimerCount()).toBe(1);
+    // An entry due before the aim moves the timer (still one).
+    const early = entry('early');
+    timers.schedule(early, clock.t + 500, clock.t);
+    expect(vi.getTimerCount()).toBe(1);
+    timers.cancel(early); // the timer keeps its aim: it finds the batch empty and moves on
+    expect(vi.getTimerCount()).toBe(1);
+    clock.t = 1502.2;
+    vi.advanceTimersByTime(501); // fake time 501: the timer aimed at 1502 fires, finds nothing
+    expect(fired).toEqual([]);
+    expect(vi.getTimerCount()).toBe(1); // aimed at 3001 now: 1499 ms on
     clock.t = 3001;
-    vi.advanceTimersByTime(2001);
+    vi.advanceTimersByTime(1499);
     expect(fired).toEqual(['e0', 'e1', 'e2', 'e3', 'e4', 'e5', 'e6', 'e7', 'e8', 'e9']);
+    expect(vi.getTimerCount()).toBe(1); // now aimed at 'later'
     clock.t = 3002.2;
     vi.advanceTimersByTime(1);
     expect(fired.at(-1)).toBe('later');
     expect(vi.getTimerCount()).toBe(0);
   });
 
-  it('finds a batch left behind: interleaved due times still share one timer per millisecond', () => {
+  it('finds a batch left behind: interleaved due times share batches and the one timer', () => {
     const fired: string[] = [];
     const clock = manualClock(0);
     const timers = new DueTimers<Entry>(clock, (e) => fired.push(e.name));
@@ -72,10 +84,11 @@ describe('DueTimers', () => {
     timers.schedule(y1, 50, 0);
     timers.schedule(x2, 100, 0);
     timers.schedule(y2, 50, 0);
-    expect(vi.getTimerCount()).toBe(2);
+    expect(vi.getTimerCount()).toBe(1);
     expect(timers.size).toBe(4);
     timers.cancel(y1);
     timers.cancel(y2);
+    expect(timers.size).toBe(2);
     expect(vi.getTimerCount()).toBe(1);
     clock.t = 100;
     vi.advanceTimersByTime(100);
@@ -174,6 +187,56 @@ describe('DueTimers', () => {
     expect(vi.getTimerCount()).toBe(1);
     expect((e.dueBatch as DueBatch).bucket).toBe(40 * 24 * 3600 * 1000);
     timers.cancel(e);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('random schedules and cancels: never early, at most 1 ms late, one timer, none left', () => {
+    let seed = 12345;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const clock = manualClock(0);
+    const late: number[] = [];
+    const timers = new DueTimers<Entry>(clock, (e) => {
+      expect(e.due).toBeLessThanOrEqual(clock.t); // never early
+      late.push(clock.t - e.due);
+    });
+    const pending = new Set<Entry>();
+    let cancelled = 0;
+    for (let step = 0; step < 3000; step++) {
+      const r = rand();
+      if (r < 0.5) {
+        const e = entry(`e${step}`);
+        // Mostly one long timeout, sometimes short ones (hedges, retries near the deadline).
+        const wait = rand() < 0.8 ? 2000 : rand() * 300;
+        timers.schedule(e, clock.t + wait, clock.t);
+        pending.add(e);
+      } else if (r < 0.8 && pending.size > 0) {
+        const e = [...pending][Math.floor(rand() * pending.size)]!;
+        timers.cancel(e);
+        pending.delete(e);
+        cancelled++;
+      } else {
+        const ms = Math.ceil(rand() * 20);
+        for (let k = 0; k < ms; k++) {
+          clock.t += 1; // the clock and the fake timers move together, a ms at a time
+          vi.advanceTimersByTime(1);
+        }
+      }
+      for (const e of pending) if (e.dueBatch === null) pending.delete(e); // fired
+      expect(vi.getTimerCount()).toBeLessThanOrEqual(1);
+      expect(timers.size).toBe(pending.size);
+    }
+    for (let k = 0; k < 2100 && pending.size > 0; k++) {
+      clock.t += 1;
+      vi.advanceTimersByTime(1);
+      for (const e of pending) if (e.dueBatch === null) pending.delete(e);
+    }
+    expect(pending.size).toBe(0);
+    expect(cancelled).toBeGreaterThan(100);
+    expect(late.length).toBeGreaterThan(100);
+    expect(Math.max(...late)).toBeLessThanOrEqual(1);
     expect(vi.getTimerCount()).toBe(0);
   });
 });

@@ -168,7 +168,8 @@ const FALLBACK_HEDGE: ResolvedHedge = Object.freeze({
  * attempt after the first takes a retry-budget token. One deadline bounds it all.
  *
  * Timers: one per attempt (at its timeout or the deadline, whichever is first; an entry in the
- * host's `attemptTimers`, which share one native timer per millisecond), one for a backoff (never started when it would reach the deadline), one per armed hedge. There is no
+ * host's `attemptTimers`, which share one native timer), one for a backoff (never started
+ * when it would reach the deadline), one per armed hedge. There is no
  * operation-wide timer: at every moment either an attempt's timer or a backoff is pending,
  * and each ends by the deadline.
  */
