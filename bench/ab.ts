@@ -1,0 +1,152 @@
+/**
+ * This build's router-node against another build, side by side in alternating rounds: the CPU
+ * per call of the whole process (/proc, all threads) and calls/s at 64 in flight, and the
+ * latency one call at a time added to the node's own (p50, the node called directly in the
+ * same round), one Recall node behind both. The proxy bench's three rounds resolve ~10 % on this shared machine; a
+ * change worth a few percent needs many short rounds, alternated (A B, B A, ...) so slow
+ * moments fall on both, and the median of each. Also reported: in how many rounds this build
+ * used less CPU than the other in the round next to it (a sign test: 15 of 20 or more is
+ * unlikely by chance, p < 0.05).
+ *
+ * Run: BENCH_BASELINE_ROUTER='name=/path/to/other/apps/router-node/dist/main.js' \
+ *      pnpm --filter @engram/bench bench:ab          (needs h2load)
+ * Env: BENCH_AB_ROUNDS (rounds per build, default 20), BENCH_AB_CALLS (calls at 64 in flight
+ * per round, default 50000), BENCH_AB_SEQ (sequential calls per round, default 2000),
+ * BENCH_BASELINE_NODE_FLAGS (the other build's node flags), BENCH_WORKERS (default 1).
+ */
+import { BenchReport, QUICK } from '@engram/bench-kit';
+import {
+  baselineRouter,
+  CLK_TCK,
+  children,
+  cpuTicks,
+  h2load,
+  h2loadAvailable,
+  ROUTER_NODE_FLAGS,
+  type Spawned,
+  startRecallNode,
+  startRouterNode,
+  WARMUP_CALLS,
+} from './harness.js';
+
+const ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? (QUICK ? 2 : 20));
+const CALLS = Number(process.env.BENCH_AB_CALLS ?? (QUICK ? 3000 : 50_000));
+const SEQ = Number(process.env.BENCH_AB_SEQ ?? (QUICK ? 200 : 2000));
+const WORKERS = Number(process.env.BENCH_WORKERS ?? 1);
+
+interface Side {
+  readonly name: string;
+  readonly router: Spawned;
+  readonly cpu: number[];
+  readonly rps: number[];
+  /** Sequential p50 minus the node's own in the same round, µs. */
+  readonly added: number[];
+}
+
+function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+function quantile(values: readonly number[], q: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+}
+
+async function main(): Promise<void> {
+  if (!h2loadAvailable()) return;
+  const other = baselineRouter();
+  if (other === undefined) {
+    report.note(
+      'BENCH_BASELINE_ROUTER is not set (name=/path/to/dist/main.js): nothing to compare',
+    );
+    return;
+  }
+  const { nodeAddress, body } = await startRecallNode();
+  const config = { nodes: [{ id: 'n1', address: nodeAddress, zone: 'a' }], workers: WORKERS };
+  const sides: Side[] = [
+    {
+      name: 'this build',
+      router: await startRouterNode(config, ROUTER_NODE_FLAGS),
+      cpu: [],
+      rps: [],
+      added: [],
+    },
+    {
+      name: other.name,
+      router: await startRouterNode(config, other.flags, other.main),
+      cpu: [],
+      rps: [],
+      added: [],
+    },
+  ];
+  const urlOf = (s: Side) =>
+    `http://${String(s.router.first.address)}/engram.v1.MemoryService/Recall`;
+  for (const s of sides) h2load(urlOf(s), WARMUP_CALLS, 4, 16, body);
+  const direct = `http://${nodeAddress}/engram.v1.MemoryService/Recall`;
+  for (let round = 0; round < ROUNDS; round++) {
+    // A B, then B A: a slow stretch of the machine falls on both.
+    const order = round % 2 === 0 ? sides : [...sides].reverse();
+    const own = h2load(direct, SEQ, 1, 1, body).p50Ms;
+    for (const s of order) {
+      s.added.push((h2load(urlOf(s), SEQ, 1, 1, body).p50Ms - own) * 1000);
+    }
+    for (const s of order) {
+      const pid = s.router.child.pid!;
+      const before = cpuTicks([pid]);
+      const load = h2load(urlOf(s), CALLS, 4, 16, body);
+      const ticks = cpuTicks([pid]) - before;
+      if (load.errors > 0) throw new Error(`${s.name}: ${load.errors} failed calls`);
+      s.cpu.push(((ticks / CLK_TCK) * 1e6) / CALLS);
+      s.rps.push(load.rps);
+    }
+  }
+  const [self, base] = sides as [Side, Side];
+  let lower = 0;
+  for (let i = 0; i < ROUNDS; i++) if (self.cpu[i]! < base.cpu[i]!) lower++;
+  report.table({
+    title: `Router CPU per call, whole process, ${ROUNDS} alternating rounds of ${CALLS} Recalls at 64 in flight (median, p90 of the rounds)`,
+    unit: 'µs/call',
+    baseline: base.name,
+    columns: ['median', 'p90'],
+    rows: sides.map((s) => ({ name: s.name, median: median(s.cpu), p99: quantile(s.cpu, 0.9) })),
+  });
+  report.table({
+    title: 'Calls/s at 64 in flight (median, p10 of the rounds)',
+    unit: 'calls/s',
+    baseline: base.name,
+    higherIsBetter: true,
+    columns: ['median', 'p10'],
+    rows: sides.map((s) => ({ name: s.name, median: median(s.rps), p99: quantile(s.rps, 0.1) })),
+  });
+  report.table({
+    title: `Added latency one call at a time, ${SEQ} sequential Recalls a round (median, p90 of the rounds' p50 minus the node's own)`,
+    unit: 'µs/call',
+    baseline: base.name,
+    columns: ['median', 'p90'],
+    rows: sides.map((s) => ({
+      name: s.name,
+      median: median(s.added),
+      p99: quantile(s.added, 0.9),
+    })),
+  });
+  report.note(
+    `this build used less CPU than ${base.name} in ${lower} of ${ROUNDS} rounds side by side` +
+      ` (per round: ${self.cpu.map((v) => v.toFixed(1)).join(' ')} vs ${base.cpu.map((v) => v.toFixed(1)).join(' ')} µs/call)`,
+  );
+  report.write();
+}
+
+const report = new BenchReport('ab');
+main().then(
+  () => {
+    for (const c of children) c.kill('SIGTERM');
+    process.exit(0);
+  },
+  (err: unknown) => {
+    console.error(err);
+    for (const c of children) c.kill('SIGTERM');
+    process.exit(1);
+  },
+);
