@@ -8,8 +8,9 @@ import net from 'node:net';
  * With a caller's buffer (Node's `onread`) a read lands in that buffer and a callback gets its
  * length, nothing else. One buffer serves every socket of the thread: libuv fills it and the
  * callback runs to completion before the next read into it, so whatever is kept past the
- * callback must be copied out (the connection copies DATA payloads, a partial frame and a
- * header block cut between reads; everything else it parses on the spot).
+ * callback must be copied out: the connection copies each read once, exactly sized, and
+ * parses the copy (DATA payloads, a partial frame, a header block cut between reads are kept
+ * as views of it). An idle connection holds no read buffer at all.
  *
  * `net.connect` takes `onread`; a server's accepted sockets cannot be given one. For those
  * `adoptSharedReads` sets the same two fields `onread` sets, found by their values on probe
