@@ -120,6 +120,49 @@ describe('DueTimers', () => {
     expect(fired).toEqual([]);
   });
 
+  it('lets a batch all cancelled go at once (it dies young); the timer moves on when it fires', () => {
+    const fired: string[] = [];
+    const clock = manualClock(0);
+    const timers = new DueTimers<Entry>(clock, (e) => fired.push(e.name));
+    const early = [entry('a'), entry('b')];
+    for (const e of early) timers.schedule(e, 100, 0);
+    timers.schedule(entry('late'), 300, 0);
+    expect(timers.batches).toBe(2);
+    for (const e of early) timers.cancel(e);
+    expect(timers.batches).toBe(1);
+    expect(vi.getTimerCount()).toBe(1); // still aimed at 100
+    clock.t = 100;
+    vi.advanceTimersByTime(100);
+    expect(fired).toEqual([]);
+    expect(vi.getTimerCount()).toBe(1); // aimed at 300 now
+    clock.t = 300;
+    vi.advanceTimersByTime(200);
+    expect(fired).toEqual(['late']);
+    expect(timers.batches).toBe(0);
+  });
+
+  it('a firing entry may cancel one in a later batch taken out with it (a late timer)', () => {
+    const fired: string[] = [];
+    const clock = manualClock(0);
+    const b = entry('b');
+    const timers: DueTimers<Entry> = new DueTimers<Entry>(clock, (e) => {
+      fired.push(e.name);
+      if (e.name === 'a') timers.cancel(b);
+    });
+    timers.schedule(entry('a'), 10, 0);
+    timers.schedule(b, 11, 0);
+    timers.schedule(entry('c'), 50, 0);
+    clock.t = 12; // the timer aimed at 10 runs late: the batches of 10 and 11 are both due
+    vi.advanceTimersByTime(10);
+    expect(fired).toEqual(['a']);
+    expect(timers.size).toBe(1);
+    expect(timers.batches).toBe(1);
+    clock.t = 50;
+    vi.advanceTimersByTime(40);
+    expect(fired).toEqual(['a', 'c']);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it('skips an entry cancelled by another one firing in the same batch', () => {
     const fired: string[] = [];
     const clock = manualClock(0);
@@ -198,11 +241,18 @@ describe('DueTimers', () => {
     };
     const clock = manualClock(0);
     const late: number[] = [];
-    const timers = new DueTimers<Entry>(clock, (e) => {
+    const pending = new Set<Entry>();
+    const timers: DueTimers<Entry> = new DueTimers<Entry>(clock, (e) => {
       expect(e.due).toBeLessThanOrEqual(clock.t); // never early
       late.push(clock.t - e.due);
+      pending.delete(e);
+      // Sometimes a firing entry cancels another (a hedge's sibling), maybe one due now too.
+      if (pending.size > 0 && rand() < 0.3) {
+        const other = [...pending][Math.floor(rand() * pending.size)]!;
+        timers.cancel(other);
+        pending.delete(other);
+      }
     });
-    const pending = new Set<Entry>();
     let cancelled = 0;
     for (let step = 0; step < 3000; step++) {
       const r = rand();

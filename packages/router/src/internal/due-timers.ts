@@ -21,6 +21,8 @@ export class DueBatch {
   live = 0;
   /** Its entries are being fired: a cancel only unlinks the entry. */
   firing = false;
+  /** Its index in `DueTimers`' heap; -1 when out of it. */
+  heapIndex = -1;
 
   constructor(bucket: number) {
     this.bucket = bucket;
@@ -32,8 +34,10 @@ export class DueBatch {
  * instead of a native timer each, and one native `setTimeout` for all of them. Entries due
  * within the same millisecond share a batch; batches wait in a heap by due time, and the one
  * native timer aims at the earliest. Cancelling an entry clears a slot; a batch all cancelled
- * stays in the heap until its time (the timer then moves on to the next), and the native timer
- * goes with the last entry scheduled anywhere (no timer outlives what it was for).
+ * leaves the heap at once (it dies young; kept until its time, batches outlived a scavenge and
+ * filled the old generation), and the timer keeps its aim: when it fires early for that
+ * reason it moves on to the next batch. The native timer goes with the last entry scheduled
+ * anywhere (no timer outlives what it was for).
  *
  * Why: a routed call starts a timer per attempt (its timeout) and almost always cancels it a
  * fraction of a millisecond later. Node's `setTimeout` + `clearTimeout` pair costs a Timeout
@@ -77,6 +81,11 @@ export class DueTimers<E extends DueEntry> {
     return this.#live;
   }
 
+  /** Batches held (each with entries left; for tests and diagnostics). */
+  get batches(): number {
+    return this.#heap.length;
+  }
+
   /** Native timers armed: 0 or 1 (for tests and diagnostics). */
   get armed(): number {
     return this.#handle === undefined ? 0 : 1;
@@ -110,49 +119,77 @@ export class DueTimers<E extends DueEntry> {
     this.#live--;
     if (b.firing) return; // the firing loop skips unlinked entries
     b.entries[entry.dueSlot] = null;
-    b.live--;
     // The last entry anywhere gone: so are the timer and the batches (all empty).
     if (this.#live === 0) this.#clear();
+    else if (--b.live === 0) this.#remove(b);
   }
 
   #open(bucket: number): DueBatch {
     const b = new DueBatch(bucket);
     this.#batches.set(bucket, b);
-    const heap = this.#heap;
-    let i = heap.length;
-    heap.push(b);
-    while (i > 0) {
-      const up = (i - 1) >> 1;
-      const parent = heap[up]!;
-      if (parent.bucket <= bucket) break;
-      heap[i] = parent;
-      i = up;
-    }
-    heap[i] = b;
+    b.heapIndex = this.#heap.length;
+    this.#heap.push(b);
+    this.#siftUp(b.heapIndex);
     return b;
   }
 
   /** Removes and returns the earliest batch. */
   #pop(): DueBatch {
-    const heap = this.#heap;
-    const top = heap[0]!;
-    const end = heap.pop()!;
-    if (end !== top) {
-      const n = heap.length;
-      let i = 0;
-      for (;;) {
-        let child = 2 * i + 1;
-        if (child >= n) break;
-        if (child + 1 < n && heap[child + 1]!.bucket < heap[child]!.bucket) child++;
-        if (heap[child]!.bucket >= end.bucket) break;
-        heap[i] = heap[child]!;
-        i = child;
-      }
-      heap[i] = end;
-    }
-    this.#batches.delete(top.bucket);
-    if (this.#last === top) this.#last = null;
+    const top = this.#heap[0]!;
+    this.#remove(top);
     return top;
+  }
+
+  /** Takes `b` out of the heap and the map (nothing when out already: taken to be fired). */
+  #remove(b: DueBatch): void {
+    const heap = this.#heap;
+    const i = b.heapIndex;
+    if (i < 0) return;
+    const end = heap.pop()!;
+    if (end !== b) {
+      heap[i] = end;
+      end.heapIndex = i;
+      this.#siftDown(i);
+      this.#siftUp(end.heapIndex);
+    }
+    b.heapIndex = -1;
+    if (this.#batches.get(b.bucket) === b) this.#batches.delete(b.bucket);
+    if (this.#last === b) this.#last = null;
+  }
+
+  #siftUp(at: number): void {
+    const heap = this.#heap;
+    const b = heap[at]!;
+    let i = at;
+    while (i > 0) {
+      const up = (i - 1) >> 1;
+      const parent = heap[up]!;
+      if (parent.bucket <= b.bucket) break;
+      heap[i] = parent;
+      parent.heapIndex = i;
+      i = up;
+    }
+    heap[i] = b;
+    b.heapIndex = i;
+  }
+
+  #siftDown(at: number): void {
+    const heap = this.#heap;
+    const n = heap.length;
+    const b = heap[at]!;
+    let i = at;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= n) break;
+      if (child + 1 < n && heap[child + 1]!.bucket < heap[child]!.bucket) child++;
+      const c = heap[child]!;
+      if (c.bucket >= b.bucket) break;
+      heap[i] = c;
+      c.heapIndex = i;
+      i = child;
+    }
+    heap[i] = b;
+    b.heapIndex = i;
   }
 
   #arm(bucket: number, now: number): void {
@@ -192,8 +229,6 @@ export class DueTimers<E extends DueEntry> {
     const due: DueBatch[] = [];
     while (this.#heap.length > 0 && this.#heap[0]!.bucket < upTo + 1) due.push(this.#pop());
     for (const b of due) if (b.live > 0) this.#fireBatch(b, upTo);
-    // Batches all cancelled are dropped on the way to the next one with entries.
-    while (this.#heap.length > 0 && this.#heap[0]!.live === 0) this.#pop();
     const next = this.#heap[0];
     if (this.#live === 0) this.#clear();
     else if (next !== undefined && next.bucket < this.#aim) this.#arm(next.bucket, now);
