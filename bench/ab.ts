@@ -2,9 +2,10 @@
  * This build's router-node against another build, side by side in alternating rounds: the CPU
  * per call of the whole process (/proc, all threads) and calls/s at 64 in flight, and the
  * latency one call at a time added to the node's own (p50, the node called directly in the
- * same round), one Recall node behind both. The proxy bench's three rounds resolve ~10 % on this shared machine; a
- * change worth a few percent needs many short rounds, alternated (A B, B A, ...) so slow
- * moments fall on both, and the median of each. Also reported: in how many rounds this build
+ * same round), one Recall node behind both (or replicated Stores, BENCH_AB_OP). The proxy
+ * bench's three rounds resolve ~10 % on this shared machine; a change worth a few percent
+ * needs many short rounds, alternated (A B, B A, ...) so slow moments fall on both, and the
+ * median of each. Also reported: in how many rounds this build
  * used less CPU than the other in the round next to it (a sign test: 15 of 20 or more is
  * unlikely by chance, p < 0.05).
  *
@@ -12,20 +13,27 @@
  *      pnpm --filter @engram/bench bench:ab          (needs h2load)
  * Env: BENCH_AB_ROUNDS (rounds per build, default 20), BENCH_AB_CALLS (calls at 64 in flight
  * per round, default 50000), BENCH_AB_SEQ (sequential calls per round, default 2000),
+ * BENCH_AB_OP (recall, the default, or store: replicated Stores to three nodes, replication
+ * factor 3, W = quorum, the node's own latency that of a Store sent to one of them directly),
  * BENCH_BASELINE_NODE_FLAGS (the other build's node flags), BENCH_WORKERS (default 1).
  */
+import { join } from 'node:path';
 import { BenchReport, QUICK } from '@engram/bench-kit';
+import { MemoryServiceDefinition } from '@engram/proto';
 import {
   baselineRouter,
   CLK_TCK,
   children,
   cpuTicks,
+  dir,
+  frameFile,
   h2load,
   h2loadAvailable,
   ROUTER_NODE_FLAGS,
   type Spawned,
   startRecallNode,
   startRouterNode,
+  startZonedNodes,
   WARMUP_CALLS,
 } from './harness.js';
 
@@ -33,6 +41,45 @@ const ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? (QUICK ? 2 : 20));
 const CALLS = Number(process.env.BENCH_AB_CALLS ?? (QUICK ? 3000 : 50_000));
 const SEQ = Number(process.env.BENCH_AB_SEQ ?? (QUICK ? 200 : 2000));
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 1);
+const OP = process.env.BENCH_AB_OP ?? 'recall';
+
+interface Setup {
+  /** The node called directly (the latency the routers add to). */
+  readonly nodeAddress: string;
+  readonly config: (side: number) => Record<string, unknown>;
+  readonly body: string;
+  readonly method: 'Recall' | 'Store';
+}
+
+/** One node holding 10 memories of the recalled space. */
+async function recallSetup(): Promise<Setup> {
+  const { nodeAddress, body } = await startRecallNode();
+  const nodes = [{ id: 'n1', address: nodeAddress, zone: 'a' }];
+  return { nodeAddress, config: () => ({ nodes }), body, method: 'Recall' };
+}
+
+/** Three in-memory nodes in three zones, every Store sent to all (as bench:replication). */
+async function storeSetup(): Promise<Setup> {
+  const { configs } = await startZonedNodes(['a', 'b', 'c']);
+  const body = frameFile(
+    'ab-store.bin',
+    MemoryServiceDefinition.Store.requestSerialize({
+      spaceId: 'ab/store',
+      memory: { content: 'a memory of about forty bytes, stored', confidence: 0.5 },
+    }),
+  );
+  return {
+    nodeAddress: String(configs[0]!.address),
+    // Each router keeps its hints in a directory of its own.
+    config: (side) => ({
+      nodes: configs,
+      replicationFactor: 3,
+      dataDir: join(dir, `ab-router-${side}`),
+    }),
+    body,
+    method: 'Store',
+  };
+}
 
 interface Side {
   readonly name: string;
@@ -63,28 +110,29 @@ async function main(): Promise<void> {
     );
     return;
   }
-  const { nodeAddress, body } = await startRecallNode();
-  const config = { nodes: [{ id: 'n1', address: nodeAddress, zone: 'a' }], workers: WORKERS };
+  if (OP !== 'recall' && OP !== 'store') throw new Error(`BENCH_AB_OP: recall or store, not ${OP}`);
+  const { nodeAddress, config, body, method } =
+    OP === 'store' ? await storeSetup() : await recallSetup();
   const sides: Side[] = [
     {
       name: 'this build',
-      router: await startRouterNode(config, ROUTER_NODE_FLAGS),
+      router: await startRouterNode({ ...config(0), workers: WORKERS }, ROUTER_NODE_FLAGS),
       cpu: [],
       rps: [],
       added: [],
     },
     {
       name: other.name,
-      router: await startRouterNode(config, other.flags, other.main),
+      router: await startRouterNode({ ...config(1), workers: WORKERS }, other.flags, other.main),
       cpu: [],
       rps: [],
       added: [],
     },
   ];
   const urlOf = (s: Side) =>
-    `http://${String(s.router.first.address)}/engram.v1.MemoryService/Recall`;
+    `http://${String(s.router.first.address)}/engram.v1.MemoryService/${method}`;
   for (const s of sides) h2load(urlOf(s), WARMUP_CALLS, 4, 16, body);
-  const direct = `http://${nodeAddress}/engram.v1.MemoryService/Recall`;
+  const direct = `http://${nodeAddress}/engram.v1.MemoryService/${method}`;
   for (let round = 0; round < ROUNDS; round++) {
     // A B, then B A: a slow stretch of the machine falls on both.
     const order = round % 2 === 0 ? sides : [...sides].reverse();
@@ -106,7 +154,7 @@ async function main(): Promise<void> {
   let lower = 0;
   for (let i = 0; i < ROUNDS; i++) if (self.cpu[i]! < base.cpu[i]!) lower++;
   report.table({
-    title: `Router CPU per call, whole process, ${ROUNDS} alternating rounds of ${CALLS} Recalls at 64 in flight (median, p90 of the rounds)`,
+    title: `Router CPU per call, whole process, ${ROUNDS} alternating rounds of ${CALLS} ${method}s at 64 in flight (median, p90 of the rounds)`,
     unit: 'µs/call',
     baseline: base.name,
     columns: ['median', 'p90'],
@@ -121,7 +169,7 @@ async function main(): Promise<void> {
     rows: sides.map((s) => ({ name: s.name, median: median(s.rps), p99: quantile(s.rps, 0.1) })),
   });
   report.table({
-    title: `Added latency one call at a time, ${SEQ} sequential Recalls a round (median, p90 of the rounds' p50 minus the node's own)`,
+    title: `Added latency one call at a time, ${SEQ} sequential ${method}s a round (median, p90 of the rounds' p50 minus the node's own)`,
     unit: 'µs/call',
     baseline: base.name,
     columns: ['median', 'p90'],
