@@ -19,14 +19,12 @@
  */
 import { join } from 'node:path';
 import { BenchReport, QUICK } from '@engram/bench-kit';
-import { MemoryServiceDefinition } from '@engram/proto';
 import {
   baselineRouter,
   CLK_TCK,
   children,
   cpuTicks,
   dir,
-  frameFile,
   h2load,
   h2loadAvailable,
   ROUTER_NODE_FLAGS,
@@ -34,6 +32,7 @@ import {
   startRecallNode,
   startRouterNode,
   startZonedNodes,
+  storeBody,
   WARMUP_CALLS,
 } from './harness.js';
 
@@ -61,13 +60,7 @@ async function recallSetup(): Promise<Setup> {
 /** Three in-memory nodes in three zones, every Store sent to all (as bench:replication). */
 async function storeSetup(): Promise<Setup> {
   const { configs } = await startZonedNodes(['a', 'b', 'c']);
-  const body = frameFile(
-    'ab-store.bin',
-    MemoryServiceDefinition.Store.requestSerialize({
-      spaceId: 'ab/store',
-      memory: { content: 'a memory of about forty bytes, stored', confidence: 0.5 },
-    }),
-  );
+  const body = storeBody('ab/store');
   return {
     nodeAddress: String(configs[0]!.address),
     // Each router keeps its hints in a directory of its own.

@@ -483,6 +483,20 @@ export function frameFile(name: string, message: Uint8Array): string {
   return file;
 }
 
+/**
+ * A Store of a ~40-byte memory into `spaceId` as a gRPC frame in a file (h2load's request
+ * body): the replicated write the replication, profile and A/B benches send.
+ */
+export function storeBody(spaceId: string): string {
+  return frameFile(
+    `store-${spaceId.replace(/\W/g, '_')}.bin`,
+    MemoryServiceDefinition.Store.requestSerialize({
+      spaceId,
+      memory: { content: 'a memory of about forty bytes, stored', confidence: 0.5 },
+    }),
+  );
+}
+
 /** A port free on 127.0.0.1 now (bound and released), for a process that must be told one. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -19,11 +19,9 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BenchReport, QUICK } from '@engram/bench-kit';
-import { MemoryServiceDefinition } from '@engram/proto';
 import {
   cpuPerThread,
   dir,
-  frameFile,
   h2load,
   h2loadAvailable,
   ROUTER_NODE_FLAGS,
@@ -31,6 +29,7 @@ import {
   startRecallNode,
   startRouterNode,
   startZonedNodes,
+  storeBody,
   threadTicks,
   WARMUP_CALLS,
 } from './harness.js';
@@ -110,13 +109,7 @@ async function recallSetup(): Promise<Setup> {
 /** Three in-memory nodes in three zones (as bench:replication), every Store sent to all. */
 async function storeSetup(): Promise<Setup> {
   const { nodes, configs } = await startZonedNodes(['a', 'b', 'c']);
-  const body = frameFile(
-    'profile-store.bin',
-    MemoryServiceDefinition.Store.requestSerialize({
-      spaceId: 'profile/store',
-      memory: { content: 'a memory of about forty bytes, stored', confidence: 0.5 },
-    }),
-  );
+  const body = storeBody('profile/store');
   const config = {
     nodes: configs,
     replicationFactor: 3,

@@ -18,6 +18,7 @@ import {
   startHaproxy,
   startRouterNode,
   startZonedNodes,
+  storeBody,
   type Target,
   WARMUP_CALLS,
 } from './harness.js';
@@ -36,15 +37,6 @@ const RECALL_PHASES: Phases = {
   conc: QUICK ? 2000 : 20_000,
   rate: 3000,
 };
-
-const storeBody = (spaceId: string) =>
-  frameFile(
-    `store-${spaceId.replace(/\W/g, '_')}.bin`,
-    MemoryServiceDefinition.Store.requestSerialize({
-      spaceId,
-      memory: { content: 'a memory of about forty bytes, stored', confidence: 0.5 },
-    }),
-  );
 
 function startRouter(
   nodes: { id: string; address: string; zone: string }[],
