@@ -186,6 +186,27 @@ describe('reads into the shared buffer', () => {
     expect(accepted[0]!.listenerCount('data')).toBe(1);
   });
 
+  it('closes a socket read before any connection took its reads; the process goes on', async () => {
+    const closed: Promise<void>[] = [];
+    const paused = net.createServer({ pauseOnConnect: true }, (socket) => {
+      expect(adoptSharedReads(socket)).toBe(true);
+      closed.push(new Promise((r) => socket.once('close', () => r())));
+      socket.resume(); // no connection, no error listener: a setup that failed
+    });
+    paused.listen(0, '127.0.0.1');
+    await once(paused, 'listening');
+    cleanups.push(() => new Promise<void>((r) => paused.close(() => r())));
+    const client = net.connect((paused.address() as net.AddressInfo).port, '127.0.0.1');
+    client.on('error', () => {});
+    cleanups.push(() => {
+      client.destroy();
+    });
+    await once(client, 'connect');
+    client.write('bytes with nowhere to go');
+    await once(client, 'close');
+    await closed[0];
+  });
+
   it('sends a client preface cut into single bytes through', async () => {
     const srv = await keepingServer();
     const socket = net.connect(srv.port, '127.0.0.1');

@@ -24,11 +24,17 @@ export type ReadSink = (buf: Buffer, end: number) => void;
 /** One socket's reads: the callback Node calls, and the connection it hands the bytes to. */
 class SharedReads {
   sink: ReadSink | null = null;
+  socket: net.Socket | null = null;
   /** Returns true: reading goes on (false would pause the socket). */
   readonly callback = (length: number): boolean => {
     const sink = this.sink;
-    // Every path that sets a socket up here attaches its connection before the first read.
-    if (sink === null) throw new Error('socket read before its connection took its reads');
+    if (sink === null) {
+      // Read before a connection took the socket's reads (its setup failed): the bytes have
+      // nowhere to go, so neither has the socket. Never a throw into Node's read path, nor an
+      // 'error' event nobody may be listening for.
+      this.socket?.destroy();
+      return false;
+    }
     sink(shared(), length);
     return true;
   };
@@ -55,6 +61,7 @@ export function connectSharedReads(host: string, port: number): net.Socket {
     port,
     onread: { buffer: shared(), callback: reads.callback },
   });
+  reads.socket = socket;
   readsOf.set(socket, reads);
   return socket;
 }
@@ -133,6 +140,7 @@ export function adoptSharedReads(socket: net.Socket): boolean {
     return false;
   }
   const reads = new SharedReads();
+  reads.socket = socket;
   const buffer = shared();
   handle.useUserBuffer(buffer);
   fields[k.buffer] = buffer;
