@@ -27,6 +27,7 @@ import {
   dir,
   h2load,
   h2loadAvailable,
+  median,
   ROUTER_NODE_FLAGS,
   type Spawned,
   startRecallNode,
@@ -81,12 +82,6 @@ interface Side {
   readonly rps: number[];
   /** Sequential p50 minus the node's own in the same round, µs. */
   readonly added: number[];
-}
-
-function median(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 function quantile(values: readonly number[], q: number): number {
