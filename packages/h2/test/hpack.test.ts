@@ -688,14 +688,16 @@ describe('HpackDecoder.decodeList: repeated blocks decoded once', () => {
   /** Indexed dynamic entry k (1 = newest) as one octet: 0x80 | (61 + k). */
   const dynamic = (k: number) => Buffer.from([0x80 | (61 + k)]);
 
-  it('hands back the same frozen list for the same octets against an unchanged table', () => {
+  it('hands back the same list for the same octets against an unchanged table', () => {
     const decoder = new HpackDecoder();
     const block = Buffer.from([0x88, 0x83]); // :status 200, :method POST (static)
     const first = decoder.decodeList(block, 0, block.length);
     expect(first).toEqual([':status', '200', ':method', 'POST']);
     const again = decoder.decodeList(Buffer.from(block), 0, block.length);
     expect(again).toBe(first);
-    expect(Object.isFrozen(again)).toBe(true);
+    // Shared, read-only by contract, and not frozen: V8 reads a frozen array's elements
+    // through a generic stub (the hot path reads every call's headers by index).
+    expect(Object.isFrozen(again)).toBe(false);
     expect(decoder.charsValid).toBe(true);
   });
 
