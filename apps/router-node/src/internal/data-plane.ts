@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import type { Server as NetServer } from 'node:net';
 import { performance } from 'node:perf_hooks';

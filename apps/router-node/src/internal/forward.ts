@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { CLOSE, H2_ERROR, type H2Stream, type StreamHandler } from '@engram/h2';
 import type { ConnectionPool } from '@engram/pool';
 import {

@@ -28,6 +28,7 @@
  * at a time through here), no object is allocated per field or per read; the schemas are
  * small typed arrays built once.
  */
+import { Buffer } from 'node:buffer';
 import { GRPC_STATUS, RouteError } from './errors.js';
 
 /** Why a message was refused: stable, tests and logs match on it. */

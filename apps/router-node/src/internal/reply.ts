@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { encodeHeaderBlock, type H2Stream } from '@engram/h2';
 import { type RoutingInfo, RoutingStrategy } from '@engram/router';
 import type { Reply } from './forward.js';

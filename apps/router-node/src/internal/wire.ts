@@ -5,6 +5,7 @@
  * appends RoutingInfo to replies and handles headers.
  */
 
+import { Buffer } from 'node:buffer';
 import { FRAME_HEADER_BYTES, stampStore, varintLength, writeVarint } from './proto-reader.js';
 
 export {

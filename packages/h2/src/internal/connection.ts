@@ -5,6 +5,7 @@
  * a connection or a stream error) cross every handler; split across files they would be
  * argued in several places. Server- and client-only parts live in server.ts and client.ts.
  */
+import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { InvalidArgumentError } from '@engram/common';

@@ -8,6 +8,8 @@
  * is reused safely: see `H2Connection.flush`.)
  */
 
+import { nextTick } from 'node:process';
+
 export interface Flushable {
   /** Writes whatever the connection has buffered; called once per flush while dirty. */
   flush(): void;
@@ -39,6 +41,6 @@ export function scheduleFlush(c: Flushable): void {
   count++;
   if (!scheduled) {
     scheduled = true;
-    process.nextTick(flushAll);
+    nextTick(flushAll);
   }
 }
