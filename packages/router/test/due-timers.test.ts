@@ -97,7 +97,7 @@ describe('DueTimers', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
-  it('cancels one entry without touching the others; the timer goes with the last', () => {
+  it('cancels one entry without touching the others; with the last, the timer lets go of the process', () => {
     const fired: string[] = [];
     const clock = manualClock(0);
     const timers = new DueTimers<Entry>(clock, (e) => fired.push(e.name));
@@ -112,12 +112,46 @@ describe('DueTimers', () => {
     expect(timers.size).toBe(2);
     timers.cancel(a);
     expect(vi.getTimerCount()).toBe(1);
+    expect(timers.referenced).toBe(1);
     timers.cancel(c);
-    expect(vi.getTimerCount()).toBe(0);
-    expect(timers.armed).toBe(0);
+    // Kept armed for the next entry, unref'd: it holds no process open.
+    expect(timers.armed).toBe(1);
+    expect(timers.referenced).toBe(0);
+    expect(timers.batches).toBe(0);
     clock.t = 100;
     vi.advanceTimersByTime(100);
     expect(fired).toEqual([]);
+    expect(vi.getTimerCount()).toBe(0); // fired once, found nothing, not re-armed
+    expect(timers.armed).toBe(0);
+  });
+
+  it('a timer kept after the last entry holds the process again for the next one: no re-arm', () => {
+    const fired: string[] = [];
+    const clock = manualClock(0);
+    const timers = new DueTimers<Entry>(clock, (e) => fired.push(e.name));
+    const setTimeoutSpy = vi.spyOn(globalThis, 'setTimeout');
+    const clearTimeoutSpy = vi.spyOn(globalThis, 'clearTimeout');
+    const a = entry('a');
+    timers.schedule(a, 50, 0);
+    timers.cancel(a); // the count in flight touches zero between two bursts
+    expect(timers.referenced).toBe(0);
+    clock.t = 10;
+    vi.advanceTimersByTime(10);
+    const b = entry('b');
+    timers.schedule(b, 80, 10); // due after the kept aim: the same timer, held again
+    expect(timers.referenced).toBe(1);
+    expect(setTimeoutSpy).toHaveBeenCalledTimes(1);
+    expect(clearTimeoutSpy).not.toHaveBeenCalled();
+    clock.t = 50;
+    vi.advanceTimersByTime(40); // the kept aim: nothing due, aims at b
+    expect(fired).toEqual([]);
+    expect(setTimeoutSpy).toHaveBeenCalledTimes(2);
+    clock.t = 80;
+    vi.advanceTimersByTime(30);
+    expect(fired).toEqual(['b']);
+    expect(vi.getTimerCount()).toBe(0);
+    setTimeoutSpy.mockRestore();
+    clearTimeoutSpy.mockRestore();
   });
 
   it('lets a batch all cancelled go at once (it dies young); the timer moves on when it fires', () => {
@@ -230,10 +264,11 @@ describe('DueTimers', () => {
     expect(vi.getTimerCount()).toBe(1);
     expect((e.dueBatch as DueBatch).bucket).toBe(40 * 24 * 3600 * 1000);
     timers.cancel(e);
-    expect(vi.getTimerCount()).toBe(0);
+    expect(timers.referenced).toBe(0);
+    expect(vi.getTimerCount()).toBe(1); // kept, unref'd, for the next entry
   });
 
-  it('random schedules and cancels: never early, at most 1 ms late, one timer, none left', () => {
+  it('random schedules and cancels: never early, at most 1 ms late, one timer, held while needed, none left', () => {
     let seed = 12345;
     const rand = () => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
@@ -277,6 +312,8 @@ describe('DueTimers', () => {
       for (const e of pending) if (e.dueBatch === null) pending.delete(e); // fired
       expect(vi.getTimerCount()).toBeLessThanOrEqual(1);
       expect(timers.size).toBe(pending.size);
+      // The timer holds the process exactly while something is scheduled.
+      expect(timers.referenced).toBe(pending.size > 0 ? 1 : 0);
     }
     for (let k = 0; k < 2100 && pending.size > 0; k++) {
       clock.t += 1;
@@ -287,6 +324,9 @@ describe('DueTimers', () => {
     expect(cancelled).toBeGreaterThan(100);
     expect(late.length).toBeGreaterThan(100);
     expect(Math.max(...late)).toBeLessThanOrEqual(1);
+    // A timer kept after the last cancel fires once, within the longest wait, and is gone.
+    clock.t += 2001;
+    vi.advanceTimersByTime(2001);
     expect(vi.getTimerCount()).toBe(0);
   });
 });

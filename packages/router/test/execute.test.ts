@@ -74,6 +74,17 @@ afterEach(() => {
 });
 
 /** Both ways to run an operation: `execute`'s promises, and `executeTo`'s settle and sink. */
+/**
+ * No timer survives the operation holding the process: the only one left may be the router's
+ * attempt timer, kept armed unref'd after the last attempt (DueTimers), which fires once to
+ * find nothing.
+ */
+function expectNoTimerHeld(r: Router, label?: string): void {
+  expect(r.attemptTimers.referenced, label).toBe(0);
+  expect(r.attemptTimers.size, label).toBe(0);
+  expect(vi.getTimerCount(), label).toBe(r.attemptTimers.armed);
+}
+
 const MODES = ['execute', 'executeTo'] as const;
 type Mode = (typeof MODES)[number];
 let mode: Mode = 'execute';
@@ -128,7 +139,7 @@ describe.each(MODES)('through %s', (m) => {
       const result = await run(r, r.routeRecall('s'), call);
       expect(result.routing).toMatchObject({ servedBy: 'c', attempts: 3, fallback: true });
       expect(calls.map((c) => c.node.id)).toEqual(['a', 'b', 'c']);
-      expect(vi.getTimerCount()).toBe(0); // no timer survives the operation
+      expectNoTimerHeld(r);
     });
 
     it('retries with exponential backoff (base * 2^n, capped) after every target failed', async () => {
@@ -206,7 +217,7 @@ describe.each(MODES)('through %s', (m) => {
         const { error } = await outcome;
         expect((error as { code: string }).code, behaviour).toBe('DeadlineExceeded');
         expect(endedAt, behaviour).toBeLessThanOrEqual(1_000);
-        expect(vi.getTimerCount(), behaviour).toBe(0);
+        expectNoTimerHeld(r, behaviour);
       }
     });
 
@@ -280,7 +291,7 @@ describe.each(MODES)('through %s', (m) => {
         expect((error as { code: string }).code).toBe('ConnectionFailed');
       }
       expect(calls.every((c) => c.signal.aborted)).toBe(true);
-      expect(vi.getTimerCount()).toBe(0);
+      expectNoTimerHeld(r);
     });
 
     it('fails over from an attempt that ignores cancellation once its timeout passes', async () => {
@@ -291,7 +302,7 @@ describe.each(MODES)('through %s', (m) => {
       const { value } = await outcome;
       expect(value?.routing).toMatchObject({ servedBy: 'b', attempts: 2 });
       expect(calls[0]!.signal.aborted).toBe(true);
-      expect(vi.getTimerCount()).toBe(0);
+      expectNoTimerHeld(r);
     });
 
     it("ends with Aborted on the caller's signal and aborts the attempt in flight", async () => {
@@ -304,7 +315,7 @@ describe.each(MODES)('through %s', (m) => {
       const { error } = await outcome;
       expect((error as { code: string }).code).toBe('Aborted');
       expect(calls[0]!.signal.aborted).toBe(true);
-      expect(vi.getTimerCount()).toBe(0);
+      expectNoTimerHeld(r);
       // An already-aborted signal makes no call at all.
       const before = calls.length;
       const again = await settle(run(r, r.routeRecall('s'), call, { signal: controller.signal }));
@@ -522,7 +533,7 @@ describe.each(MODES)('through %s', (m) => {
         ['b', true],
       ]);
       expect(calls[0]!.signal.aborted).toBe(true);
-      expect(vi.getTimerCount()).toBe(0);
+      expectNoTimerHeld(r);
     });
 
     it('is off by default and never hedges stores unless asked', async () => {
