@@ -39,3 +39,4 @@ export {
   type LimitKind,
   type StreamListener,
 } from './internal/server.js';
+export { StreamTable } from './internal/stream-table.js';

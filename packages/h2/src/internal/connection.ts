@@ -27,6 +27,7 @@ import { HpackDecoder, HpackEncoder } from './hpack.js';
 import { type Flushable, scheduleFlush } from './output.js';
 import { takeSharedReads } from './socket-reads.js';
 import { StreamIdRing } from './stream-id-ring.js';
+import { StreamTable } from './stream-table.js';
 
 /** Settings this side advertises and enforces. */
 export interface LocalSettings {
@@ -273,8 +274,8 @@ export abstract class H2Connection implements Flushable {
   readonly socket: Socket;
   readonly local: LocalSettings;
   readonly isServer: boolean;
-  /** Open streams by id. */
-  readonly streams = new Map<number, H2Stream>();
+  /** Open streams by id (`StreamTable`: a Map's get/set/delete/size/values, cheaper). */
+  readonly streams = new StreamTable<H2Stream>();
   /** Called once when the connection is gone (socket closed); `error` when it failed. */
   onClose: ((error: H2Error | null) => void) | null = null;
 
