@@ -6,6 +6,10 @@ import {
   createStateBuffer,
   GRPC_STATUS_NAMES,
   metricsRegion,
+  OUTCOME_INDEX,
+  OUTCOME_OK,
+  OUTCOME_UPSTREAM_ERROR,
+  OUTCOMES,
   regionWords,
   upstreamHistOffset,
   upstreamOffset,
@@ -61,6 +65,14 @@ function snapshot(over: Partial<ControlSnapshot> = {}): ControlSnapshot {
 function line(text: string, prefix: string): string | undefined {
   return text.split('\n').find((l) => l.startsWith(prefix));
 }
+
+describe('outcome labels', () => {
+  it('the constant indexes of the usual ends of a call name the right labels', () => {
+    expect(OUTCOMES[OUTCOME_OK]).toBe('ok');
+    expect(OUTCOMES[OUTCOME_UPSTREAM_ERROR]).toBe('upstream_error');
+    for (const [i, label] of OUTCOMES.entries()) expect(OUTCOME_INDEX.get(label)).toBe(i);
+  });
+});
 
 describe('per-node upstream attempts in the shared regions', () => {
   it('are summed across thread regions, by node slot and gRPC status, and render as valid families', () => {

@@ -42,6 +42,8 @@ import {
   OP,
   OPERATIONS,
   OUTCOME_INDEX,
+  OUTCOME_OK,
+  OUTCOME_UPSTREAM_ERROR,
   passiveNow,
   slotCount,
   THREAD_HEAP_INTERVAL_MS,
@@ -603,7 +605,7 @@ export class DataPlane implements Dispatcher {
           this.#attempted,
         );
         if (routing.fallback) this.#metrics.fallback(op);
-        this.#end(call, 'ok');
+        this.#end(call, OUTCOME_OK);
         return;
       }
       await this.#routeAsync(call, this.#prepare(call, headers, path, body, plain));
@@ -738,7 +740,7 @@ export class DataPlane implements Dispatcher {
       if (routing.fallback) this.#metrics.fallback(call.op);
       this.#replies.respond(call.stream, value, routing);
     } finally {
-      this.#end(call, value.status !== 0 ? 'upstream_error' : 'ok');
+      this.#end(call, value.status !== 0 ? OUTCOME_UPSTREAM_ERROR : OUTCOME_OK);
     }
   }
 
@@ -760,18 +762,15 @@ export class DataPlane implements Dispatcher {
         this.#replies.epochString(this.#reader.epoch),
       ]);
     } finally {
-      this.#end(call, outcome);
+      this.#end(call, OUTCOME_INDEX.get(outcome) ?? OUTCOME_INDEX.get('Unavailable')!);
     }
   }
 
   /** Counts a call out: in flight, and its outcome and duration. */
-  #end(call: IngressCall, outcome: string): void {
+  /** `outcome`: an index of OUTCOMES. */
+  #end(call: IngressCall, outcome: number): void {
     this.#inFlight--;
     this.#metrics.inFlight(-1);
-    this.#metrics.request(
-      call.op,
-      OUTCOME_INDEX.get(outcome) ?? OUTCOME_INDEX.get('Unavailable')!,
-      (performance.now() - call.started) / 1000,
-    );
+    this.#metrics.request(call.op, outcome, (performance.now() - call.started) / 1000);
   }
 }

@@ -171,6 +171,9 @@ export const OUTCOMES: readonly Outcome[] = Object.freeze([
   ),
 ]);
 export const OUTCOME_INDEX: ReadonlyMap<string, number> = new Map(OUTCOMES.map((o, i) => [o, i]));
+/** Index of `ok` and `upstream_error` in OUTCOMES: the usual ends of a call, no lookup. */
+export const OUTCOME_OK = 0;
+export const OUTCOME_UPSTREAM_ERROR = 1;
 
 /** Upper bounds of the request-duration buckets, seconds. */
 export const REQUEST_BUCKETS_S: readonly number[] = [
