@@ -1,4 +1,5 @@
 export { addressProblem, formatAddress, parseAddress } from './internal/address.js';
+export { readU16BE, readU32BE, writeU16BE, writeU32BE } from './internal/bytes.js';
 export { type Clock, type Random, seededRandom, systemClock } from './internal/clock.js';
 export {
   describeValue,

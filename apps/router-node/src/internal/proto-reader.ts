@@ -28,7 +28,9 @@
  * at a time through here), no object is allocated per field or per read; the schemas are
  * small typed arrays built once.
  */
+
 import { Buffer } from 'node:buffer';
+import { readU32BE, writeU32BE } from '@engram/common';
 import { GRPC_STATUS, RouteError } from './errors.js';
 
 /** Why a message was refused: stable, tests and logs match on it. */
@@ -371,7 +373,7 @@ function scan(frame: Buffer, s: MessageSchema): void {
     fail(WIRE_ERROR.frame, s.name, frame.length, `frame of ${frame.length} bytes`);
   }
   if (frame[0] !== 0) fail(WIRE_ERROR.frame, s.name, frame[0]!, 'compressed frame');
-  const end = FRAME_HEADER_BYTES + frame.readUInt32BE(1);
+  const end = FRAME_HEADER_BYTES + readU32BE(frame, 1);
   if (end !== frame.length) {
     fail(
       WIRE_ERROR.frame,
@@ -481,7 +483,7 @@ export function stampStore(frame: Buffer, newId: () => string, version: number):
   const outLen = end - FRAME_HEADER_BYTES - memFieldBytes + 1 + varintLength(newMemLen) + newMemLen;
   const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + outLen);
   out[0] = 0;
-  out.writeUInt32BE(outLen, 1);
+  writeU32BE(out, 1, outLen);
   let w: number;
   if (memCount === 1) {
     // The memory stays where it was; its tag and length are rewritten (minimally encoded).
@@ -570,7 +572,7 @@ export function stampConsolidate(frame: Buffer, version: number): Buffer {
   const out = Buffer.allocUnsafe(frame.length + extra);
   frame.copy(out, 0);
   out[0] = 0;
-  out.writeUInt32BE(len + extra, 1);
+  writeU32BE(out, 1, len + extra);
   out[frame.length] = CONSOLIDATE_VERSION_TAG;
   writeVarint(out, frame.length + 1, version);
   scannedFrame = null;

@@ -1,4 +1,5 @@
 import { Buffer } from 'node:buffer';
+import { writeU32BE } from '@engram/common';
 import { encodeHeaderBlock, type H2Stream } from '@engram/h2';
 import { type RoutingInfo, RoutingStrategy } from '@engram/router';
 import type { Reply } from './forward.js';
@@ -143,7 +144,7 @@ export class Replies {
       const field = this.#routingField(routing);
       const prefix = this.#prefix;
       prefix[0] = 0;
-      prefix.writeUInt32BE(body.length - FRAME_HEADER_BYTES + field.length, 1);
+      writeU32BE(prefix, 1, body.length - FRAME_HEADER_BYTES + field.length);
       const parts = this.#parts;
       parts[1] = body.subarray(FRAME_HEADER_BYTES);
       parts[2] = field;

@@ -6,6 +6,7 @@
  */
 
 import { Buffer } from 'node:buffer';
+import { readU32BE, writeU32BE } from '@engram/common';
 import { FRAME_HEADER_BYTES, stampStore, varintLength, writeVarint } from './proto-reader.js';
 
 export {
@@ -33,7 +34,7 @@ export function isPlainFrame(frame: Buffer): boolean {
   return (
     frame.length >= FRAME_HEADER_BYTES &&
     frame[0] === 0 &&
-    FRAME_HEADER_BYTES + frame.readUInt32BE(1) === frame.length
+    FRAME_HEADER_BYTES + readU32BE(frame, 1) === frame.length
   );
 }
 
@@ -117,7 +118,7 @@ export function appendRouting(
   const field = routingField(...routing);
   const out = Buffer.allocUnsafe(frame.length + field.length);
   frame.copy(out, 0);
-  out.writeUInt32BE(frame.length - FRAME_HEADER_BYTES + field.length, 1);
+  writeU32BE(out, 1, frame.length - FRAME_HEADER_BYTES + field.length);
   field.copy(out, frame.length);
   return out;
 }
@@ -179,7 +180,7 @@ export function encodeGrpcMessage(message: string): string {
 export function frameMessage(message: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + message.length);
   out[0] = 0;
-  out.writeUInt32BE(message.length, 1);
+  writeU32BE(out, 1, message.length);
   out.set(message, FRAME_HEADER_BYTES);
   return out;
 }

@@ -8,7 +8,7 @@
 import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { InvalidArgumentError } from '@engram/common';
+import { InvalidArgumentError, readU16BE, readU32BE, writeU16BE, writeU32BE } from '@engram/common';
 import { H2_ERROR_CODES, H2Error } from './errors.js';
 import { checkFields, FIELD_SECTION, FIELDS_VERDICT, type FieldSection } from './fields.js';
 import {
@@ -376,8 +376,8 @@ export abstract class H2Connection implements Flushable {
     writeFrameHead(b, at, entries.length * 6, FRAME_TYPE.SETTINGS, 0, 0);
     let p = at + FRAME_HEADER_BYTES;
     for (const [id, value] of entries) {
-      b.writeUInt16BE(id, p);
-      b.writeUInt32BE(value, p + 2);
+      writeU16BE(b, p, id);
+      writeU32BE(b, p + 2, value);
       p += 6;
     }
     this.#commit(p);
@@ -427,7 +427,7 @@ export abstract class H2Connection implements Flushable {
    */
   ping(callback: (err: Error | null) => void): boolean {
     if (this.destroyed) return false;
-    this.#pingPayload.writeUInt32BE(++this.#pingCounter >>> 0, 4);
+    writeU32BE(this.#pingPayload, 4, ++this.#pingCounter >>> 0);
     this.#pings.push(callback);
     this.#writeControl(FRAME_TYPE.PING, 0, 0, this.#pingPayload);
     return true;
@@ -759,7 +759,7 @@ export abstract class H2Connection implements Flushable {
       if (n - pos - FRAME_HEADER_BYTES < len) break;
       const type = buf[pos + 3]!;
       const flags = buf[pos + 4]!;
-      const id = buf.readUInt32BE(pos + 5) & 0x7fffffff;
+      const id = readU32BE(buf, pos + 5) & 0x7fffffff;
       const start = pos + FRAME_HEADER_BYTES;
       pos = start + len;
       // A header block counts when it starts and when it ends, not in between.
@@ -808,7 +808,7 @@ export abstract class H2Connection implements Flushable {
       case FRAME_TYPE.PRIORITY:
         if (id === 0) this.fail(H2_ERROR.PROTOCOL_ERROR, 'PRIORITY on stream 0');
         else if (end - start !== 5) this.streamError(id, H2_ERROR.FRAME_SIZE_ERROR);
-        else if ((buf.readUInt32BE(start) & 0x7fffffff) === id) {
+        else if ((readU32BE(buf, start) & 0x7fffffff) === id) {
           // A stream cannot depend on itself: a stream error (RFC 7540 §5.3.1). RST_STREAM
           // must not name an idle stream (§6.4), so there it becomes a connection error (§5.4).
           if (this.#idle(id)) this.fail(H2_ERROR.PROTOCOL_ERROR, 'stream depends on itself');
@@ -826,7 +826,7 @@ export abstract class H2Connection implements Flushable {
         }
         const s = this.streams.get(id);
         if (s !== undefined) {
-          const code = buf.readUInt32BE(start);
+          const code = readU32BE(buf, start);
           // NO_ERROR after the peer's complete reply only stops our upload (RFC 9113 §8.1):
           // the reply stands.
           if (code === H2_ERROR.NO_ERROR && s.remoteEnded) {
@@ -874,8 +874,8 @@ export abstract class H2Connection implements Flushable {
           this.fail(H2_ERROR.FRAME_SIZE_ERROR, 'GOAWAY size');
           return;
         }
-        const last = buf.readUInt32BE(start) & 0x7fffffff;
-        const code = buf.readUInt32BE(start + 4);
+        const last = readU32BE(buf, start) & 0x7fffffff;
+        const code = readU32BE(buf, start + 4);
         this.goawayLastStreamId =
           this.goawayLastStreamId < 0 ? last : Math.min(last, this.goawayLastStreamId);
         this.goawayReceived(last, code);
@@ -1062,7 +1062,7 @@ export abstract class H2Connection implements Flushable {
       end -= pad;
     }
     if (flags & FLAG.PRIORITY) {
-      if (end - start >= 5 && (buf.readUInt32BE(start) & 0x7fffffff) === id) {
+      if (end - start >= 5 && (readU32BE(buf, start) & 0x7fffffff) === id) {
         flags |= SELF_DEPENDENT;
       }
       start += 5;
@@ -1280,8 +1280,8 @@ export abstract class H2Connection implements Flushable {
       return;
     }
     for (let p = start; p < end; p += 6) {
-      const key = buf.readUInt16BE(p);
-      const value = buf.readUInt32BE(p + 2);
+      const key = readU16BE(buf, p);
+      const value = readU32BE(buf, p + 2);
       switch (key) {
         case SETTING.INITIAL_WINDOW_SIZE: {
           if (value > MAX_WINDOW_BYTES) {
@@ -1337,7 +1337,7 @@ export abstract class H2Connection implements Flushable {
       this.fail(H2_ERROR.FRAME_SIZE_ERROR, 'WINDOW_UPDATE size');
       return;
     }
-    const inc = buf.readUInt32BE(start) & 0x7fffffff;
+    const inc = readU32BE(buf, start) & 0x7fffffff;
     if (id === 0) {
       if (inc === 0) {
         this.fail(H2_ERROR.PROTOCOL_ERROR, 'WINDOW_UPDATE of 0');
@@ -1430,14 +1430,14 @@ export abstract class H2Connection implements Flushable {
   protected writeRst(id: number, code: number): void {
     const at = this.#reserve(FRAME_HEADER_BYTES + 4);
     writeFrameHead(this.#out, at, 4, FRAME_TYPE.RST_STREAM, 0, id);
-    this.#out.writeUInt32BE(code, at + FRAME_HEADER_BYTES);
+    writeU32BE(this.#out, at + FRAME_HEADER_BYTES, code);
     this.#commit(at + FRAME_HEADER_BYTES + 4);
   }
 
   #writeWindowUpdate(id: number, inc: number): void {
     const at = this.#reserve(FRAME_HEADER_BYTES + 4);
     writeFrameHead(this.#out, at, 4, FRAME_TYPE.WINDOW_UPDATE, 0, id);
-    this.#out.writeUInt32BE(inc, at + FRAME_HEADER_BYTES);
+    writeU32BE(this.#out, at + FRAME_HEADER_BYTES, inc);
     this.#commit(at + FRAME_HEADER_BYTES + 4);
   }
 
@@ -1446,8 +1446,8 @@ export abstract class H2Connection implements Flushable {
     const at = this.#reserve(FRAME_HEADER_BYTES + 8 + msg.length);
     const b = this.#out;
     writeFrameHead(b, at, 8 + msg.length, FRAME_TYPE.GOAWAY, 0, 0);
-    b.writeUInt32BE(this.lastPeerStreamId, at + FRAME_HEADER_BYTES);
-    b.writeUInt32BE(code, at + FRAME_HEADER_BYTES + 4);
+    writeU32BE(b, at + FRAME_HEADER_BYTES, this.lastPeerStreamId);
+    writeU32BE(b, at + FRAME_HEADER_BYTES + 4, code);
     msg.copy(b, at + FRAME_HEADER_BYTES + 8);
     this.#commit(at + FRAME_HEADER_BYTES + 8 + msg.length);
   }
@@ -1608,5 +1608,5 @@ export function writeFrameHead(
   b[at + 2] = len & 0xff;
   b[at + 3] = type;
   b[at + 4] = flags;
-  b.writeUInt32BE(id, at + 5);
+  writeU32BE(b, at + 5, id);
 }
