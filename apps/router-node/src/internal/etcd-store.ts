@@ -5,11 +5,14 @@ import {
   type Campaign,
   ClientClosedError,
   type Etcd3,
+  EtcdAuthenticationFailedError,
   EtcdLeaseInvalidError,
+  EtcdPermissionDeniedError,
   GRPCCancelledError,
   GRPCDeadlineExceededError,
   GRPCGenericError,
   GRPCUnavailableError,
+  GRPCUnknownError,
   type IKeyValue,
   type Lease,
   type Namespace,
@@ -48,16 +51,25 @@ const SEED_BATCH = 100;
 const SEED_LOCK_TTL_S = 10;
 
 /**
+ * etcd running out of its own time, sent as UNKNOWN: a member that cannot serve a linearizable
+ * request yet (just restarted, its raft not ready, an election under way) answers
+ * "context deadline exceeded". As transient as UNAVAILABLE (seen on a busy CI machine: a
+ * router waiting for etcd took it for a refusal and exited).
+ */
+const ETCD_OUT_OF_TIME = /context deadline exceeded/;
+
+/**
  * What a failed etcd call means: unreachable (no answer, or none in time: `maybeApplied` for a
  * write whose outcome is unknown), or refused by etcd itself (retrying will not help).
  */
-function storeError(what: string, err: unknown, write = false): Error {
+export function storeError(what: string, err: unknown, write = false): Error {
   if (
     err instanceof GRPCUnavailableError ||
     err instanceof GRPCDeadlineExceededError ||
     err instanceof GRPCCancelledError ||
     err instanceof ClientClosedError ||
-    err instanceof EtcdLeaseInvalidError
+    err instanceof EtcdLeaseInvalidError ||
+    (err instanceof GRPCUnknownError && ETCD_OUT_OF_TIME.test(err.message))
   ) {
     return new StoreUnavailableError(
       what,
@@ -67,7 +79,10 @@ function storeError(what: string, err: unknown, write = false): Error {
     );
   }
   const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code !== 'number' && !(err instanceof GRPCGenericError)) {
+  // etcd3 casts a refusal to its own classes, without a code: refused, not unreachable.
+  const denied =
+    err instanceof EtcdPermissionDeniedError || err instanceof EtcdAuthenticationFailedError;
+  if (typeof code !== 'number' && !(err instanceof GRPCGenericError) && !denied) {
     return new StoreUnavailableError(what, err, write);
   }
   return new StoreRefusedError(what, err);
