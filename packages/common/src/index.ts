@@ -1,6 +1,13 @@
 export { addressProblem, formatAddress, parseAddress } from './internal/address.js';
 export { readU16BE, readU32BE, writeU16BE, writeU32BE } from './internal/bytes.js';
-export { type Clock, type Random, seededRandom, systemClock } from './internal/clock.js';
+export {
+  type Clock,
+  perTurn,
+  type Random,
+  seededRandom,
+  systemClock,
+  turnClock,
+} from './internal/clock.js';
 export {
   describeValue,
   ENGRAM_ERROR_BRAND,

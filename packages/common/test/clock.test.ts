@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { seededRandom, systemClock } from '../src/index.js';
+import { perTurn, seededRandom, systemClock, turnClock } from '../src/index.js';
 
 describe('systemClock', () => {
   afterEach(() => {
@@ -63,5 +63,74 @@ describe('seededRandom', () => {
     }
     expect(outside).toBe(0);
     for (const n of buckets) expect(Math.abs(n - 10_000)).toBeLessThan(500);
+  });
+});
+
+describe('perTurn', () => {
+  /** A fake clock that counts its readings. */
+  function counting(start = 1_000) {
+    const c = {
+      t: start,
+      reads: 0,
+      now: () => {
+        c.reads++;
+        return c.t;
+      },
+    };
+    return c;
+  }
+  const drain = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+  it('reads its clock once per synchronous run and keeps that reading for the run', async () => {
+    const inner = counting();
+    const clock = perTurn(inner);
+    expect(clock.now()).toBe(1_000);
+    inner.t = 1_005; // time passes inside the run
+    expect(clock.now()).toBe(1_000);
+    expect(clock.now()).toBe(1_000);
+    expect(inner.reads).toBe(1);
+    await drain();
+    expect(clock.now()).toBe(1_005);
+    expect(inner.reads).toBe(2);
+  });
+
+  it('reads afresh in a microtask that runs after the first reading was forgotten', async () => {
+    const inner = counting();
+    const clock = perTurn(inner);
+    clock.now();
+    inner.t = 2_000;
+    // Queued after the reading: runs once the run that took it is over.
+    const later = await Promise.resolve().then(() => Promise.resolve().then(() => clock.now()));
+    expect(later).toBe(2_000);
+    expect(inner.reads).toBe(2);
+  });
+
+  it('never reads when nobody asks, and each instance keeps its own reading', async () => {
+    const a = counting(10);
+    const b = counting(20);
+    const ca = perTurn(a);
+    const cb = perTurn(b);
+    await drain();
+    expect(a.reads + b.reads).toBe(0);
+    expect([ca.now(), cb.now(), ca.now()]).toEqual([10, 20, 10]);
+    expect([a.reads, b.reads]).toEqual([1, 1]);
+  });
+
+  it('turnClock follows systemClock across turns', async () => {
+    const before = systemClock.now();
+    const first = turnClock.now();
+    expect(first).toBeGreaterThanOrEqual(before);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const second = turnClock.now();
+    expect(second).toBeGreaterThan(first);
+    expect(second).toBeLessThanOrEqual(systemClock.now());
+  });
+
+  it('refuses what is not a clock, with the field and value', () => {
+    for (const bad of [null, undefined, 5, {}, { now: 1 }]) {
+      expect(() => perTurn(bad as never)).toThrow(
+        expect.objectContaining({ code: 'InvalidArgument', field: 'clock', value: bad }),
+      );
+    }
   });
 });

@@ -1,9 +1,9 @@
 import { Buffer } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import type { Server as NetServer } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import { isMainThread } from 'node:worker_threads';
 import { type BreakerTable, ConsecutiveFailures } from '@engram/breaker';
+import { perTurn, turnClock } from '@engram/common';
 import { H2Server, type H2Stream } from '@engram/h2';
 import { ConnectionPool, type PoolCredentials } from '@engram/pool';
 import { SharedRetryBudget } from '@engram/retry';
@@ -160,6 +160,12 @@ const waitAsync = (
     ): { async: true; value: Promise<string> } | { async: false; value: string };
   }
 ).waitAsync;
+/**
+ * The wall clock read once per turn (`perTurn`): the passive-evidence words' stamps (tenths of
+ * a second), one per answered attempt. Read through `Date.now` per turn so a mocked one holds.
+ */
+const wallTurn = perTurn({ now: () => Date.now() });
+
 /** setTimeout's ceiling. */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -305,7 +311,7 @@ export class DataPlane implements Dispatcher {
       const index = reader.nodeIndex(nodeId);
       const slot = index < 0 ? -1 : reader.nodeSlot(index);
       if (slot < 0 || slot >= slots) return;
-      const now = passiveNow(control);
+      const now = passiveNow(control, wallTurn.now());
       if (Atomics.load(control, nodeWord(slot, N_LAST_ANSWER)) !== now) {
         Atomics.store(control, nodeWord(slot, N_LAST_ANSWER), now);
       }
@@ -398,7 +404,11 @@ export class DataPlane implements Dispatcher {
     return new Router({
       table: this.#reader,
       breakers: parts.breakers,
-      budget: new SharedRetryBudget({ buffer: budget, ...cfg.retryBudget }),
+      // The clock read once per turn (Envoy's approximate time): a call reads it from the
+      // request's arrival to its reply some ten times (deadline, budget, attempt start and end,
+      // latencies); one reading serves every call of a batch read in one go.
+      budget: new SharedRetryBudget({ buffer: budget, ...cfg.retryBudget, clock: turnClock }),
+      clock: turnClock,
       pool: this.#pool,
       managePool: true,
       partition: { isPartitioned: () => Atomics.load(control, C_PARTITIONED) === 1 },
@@ -539,7 +549,7 @@ export class DataPlane implements Dispatcher {
   #memory(call: IngressCall, headers: readonly string[], path: string, body: Buffer): void {
     const op = OPERATION_OF_PATH.get(path) ?? OP.other;
     call.op = op;
-    call.started = performance.now();
+    call.started = turnClock.now();
     this.#inFlight++;
     this.#metrics.inFlight(1);
     if (op === OP.query || (body.length > 0 && body[0] !== 0)) {
@@ -771,6 +781,6 @@ export class DataPlane implements Dispatcher {
   #end(call: IngressCall, outcome: number): void {
     this.#inFlight--;
     this.#metrics.inFlight(-1);
-    this.#metrics.request(call.op, outcome, (performance.now() - call.started) / 1000);
+    this.#metrics.request(call.op, outcome, (turnClock.now() - call.started) / 1000);
   }
 }

@@ -27,7 +27,7 @@ export class IngressCall implements StreamHandler, ClientCall, RoutedSink<Reply>
   upstream: H2Stream | null = null;
   children: ClientCall[] | null = null;
   kind: number = CALL_KIND.unary;
-  /** The MemoryService operation (layout.ts `OP`) and when it started (`performance.now()`). */
+  /** The MemoryService operation (layout.ts `OP`) and when it started (`turnClock`, ms). */
   op = 0;
   started = 0;
   #chunks: Buffer[] = [];

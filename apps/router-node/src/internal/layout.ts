@@ -121,9 +121,12 @@ function controlBytes(slots: number): number {
   return Math.ceil((controlWordCount(slots) * 4) / 8) * 8;
 }
 
-/** Tenths of a second since the buffer's time base: the passive words' clock. */
-export function passiveNow(control: Int32Array): number {
-  return Math.floor((Date.now() / 1000 - Atomics.load(control, C_TIME_BASE_S)) * 10);
+/**
+ * Tenths of a second since the buffer's time base: the passive words' clock. `wallMs`: a
+ * `Date.now()` reading (the data plane passes one taken once per turn).
+ */
+export function passiveNow(control: Int32Array, wallMs: number = Date.now()): number {
+  return Math.floor((wallMs / 1000 - Atomics.load(control, C_TIME_BASE_S)) * 10);
 }
 
 /** Node-state words: the index of the node's NodeState in NODE_STATE_NAMES. */
