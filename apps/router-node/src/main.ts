@@ -29,6 +29,7 @@ import {
 import { type Cli, parseCli, renderHelp, USAGE } from './internal/cli.js';
 import { nodesProblem } from './internal/config.js';
 import { checkConfigFiles } from './internal/config-files.js';
+import { applyInliningBudgets } from './internal/v8-tuning.js';
 
 function parseArgs(argv: readonly string[]): Cli {
   try {
@@ -95,6 +96,8 @@ function checkedConfig(cli: Cli): {
 }
 
 async function main(): Promise<void> {
+  // Before anything runs hot: V8 reads its inlining budgets as it optimizes (v8-tuning.ts).
+  applyInliningBudgets();
   const cli = parseArgs(process.argv.slice(2));
   if (cli.command === 'help') {
     // Returning (exit code 0) instead of process.exit lets a piped stdout drain on every OS.
