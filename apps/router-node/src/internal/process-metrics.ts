@@ -24,8 +24,8 @@ let lag: EventLoopLag | undefined;
 export const EVENT_LOOP_RESOLUTION_MS = 100;
 
 /**
- * prom-client's own monitor cannot be left out of its defaults; given this resolution (the
- * largest a libuv timer takes, ~24.8 days) it never wakes the loop. Its families are replaced.
+ * prom-client's own monitor cannot be left out of its defaults; given this resolution (~24.8
+ * days, setTimeout's ceiling) it never wakes the loop. Its families are replaced.
  */
 const NEVER_MS = 2 ** 31 - 1;
 
