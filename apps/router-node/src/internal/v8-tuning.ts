@@ -4,10 +4,10 @@ import { setFlagsFromString } from 'node:v8';
  * V8's inlining budgets for router-node's process, twice and three times V8's defaults (460 and
  * 920 bytes of bytecode). A routed call crosses small layers (h2 frames, the ingress call, the
  * Router's execution, the attempt, the reply) whose hot functions, inlined into their callers
- * at the defaults only in part, are inlined whole with these: 30 alternating rounds of the
- * A/B bench (`bench:ab`, Recall, 64 in flight) spent 0.92× the CPU per call (the geometric mean
- * of the rounds' ratios; lower in 26 of 30 rounds). Bigger still (5,520 cumulative) read no
- * better in 14 rounds.
+ * at the defaults only in part, are inlined whole with these: two runs of 30 alternating rounds
+ * of the A/B bench (`bench:ab`, Recall, 64 in flight) spent 0.92× and 0.96× the CPU per call
+ * (geometric means of the rounds' ratios; lower in 26 and 21 of 30 rounds). Bigger still
+ * (5,520 cumulative) read no better in 14 rounds.
  */
 export const INLINING_FLAGS: readonly string[] = [
   '--max-inlined-bytecode-size=920',
