@@ -672,6 +672,20 @@ export async function startNodeRelay(upstream: string): Promise<StartedProxy> {
 }
 
 /**
+ * router-node's wire without its routing (h2-passthrough.mjs: @engram/h2 both sides, each call
+ * forwarded to `upstream` as it came), started as router-node is (its node flags).
+ */
+export async function startH2Passthrough(upstream: string): Promise<StartedProxy> {
+  const pass = await spawnJson([
+    ...ROUTER_NODE_FLAGS,
+    fileURLToPath(new URL('./h2-passthrough.mjs', import.meta.url)),
+    upstream,
+  ]);
+  const port = Number(String(pass.first.address).split(':')[1]);
+  return { port, pids: () => [pass.child.pid!] };
+}
+
+/**
  * BENCH_BASELINE_ROUTER=name=/path/to/router-node/dist/main.js: another build (an older commit,
  * say) to measure side by side, with BENCH_BASELINE_NODE_FLAGS as its node flags (default none:
  * how builds before --single-threaded-gc ran). Undefined when unset or not `name=path`.

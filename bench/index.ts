@@ -1,8 +1,9 @@
 /**
  * End-to-end proxy benchmark, one run, side by side against the same memory node:
  *   direct · router-node (--workers 1 and one per core) · HAProxy (nbthread 1 and one per
- *   core, h2 both sides) · nginx grpc_pass · a Node.js TCP relay (the floor of any Node
- *   proxy: bytes moved, nothing parsed; node-relay.mjs)
+ *   core, h2 both sides) · nginx grpc_pass · router-node's wire without its routing
+ *   (h2-passthrough.mjs: @engram/h2 both sides, no table, breaker, retry or metrics) · a
+ *   Node.js TCP relay (the floor of any Node proxy: bytes moved, nothing parsed; node-relay.mjs)
  * Load comes from h2load (nghttp2-client), a separate process, POSTing a serialized
  * Recall gRPC frame. Per path: sequential (1 connection, 1 stream) p50/p99, and 64 in flight
  * (4 connections × 16 streams) p50/p99 + throughput; p50/p99/p999 at a fixed rate; proxy CPU
@@ -45,6 +46,7 @@ import {
   type Row,
   SEQ_CALLS,
   type Spawned,
+  startH2Passthrough,
   startHaproxy,
   startNginx,
   startNodeRelay,
@@ -173,6 +175,16 @@ async function main(): Promise<void> {
   } else {
     console.log('nginx not available: skipped (apt-get install -y nginx)');
   }
+  // router-node's wire without its routing: what HTTP/2 both sides costs in @engram/h2, so that
+  // router-node's cost splits into the wire (this above the relay) and routing (router-node
+  // above this).
+  const passthrough = await startH2Passthrough(nodeAddress);
+  await checkPath(`127.0.0.1:${passthrough.port}`, false);
+  targets.push({
+    name: 'h2 passthrough (no routing)',
+    url: `http://127.0.0.1:${passthrough.port}/engram.v1.MemoryService/Recall`,
+    pids: passthrough.pids,
+  });
   // The Node.js floor: a TCP relay moving the same bytes, nothing parsed. router-node's cost
   // above it is its own work; what is left between it and HAProxy, the runtime's.
   const relay = await startNodeRelay(nodeAddress);
