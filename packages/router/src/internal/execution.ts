@@ -559,8 +559,13 @@ export class Execution<T> {
     if (attempt.hedgeTimer !== undefined) clearTimeout(attempt.hedgeTimer);
     attempt.hedgeTimer = undefined;
     const inflight = this.#inflight;
-    const i = inflight.indexOf(attempt);
-    if (i >= 0) inflight.splice(i, 1);
+    // Most operations have one attempt in flight: popped, where `splice` would allocate the
+    // array of what it removed.
+    if (inflight[inflight.length - 1] === attempt) inflight.pop();
+    else {
+      const i = inflight.indexOf(attempt);
+      if (i >= 0) inflight.splice(i, 1);
+    }
     return this.#host.clock.now() - attempt.startedAt;
   }
 
