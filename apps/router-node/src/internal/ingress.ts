@@ -30,7 +30,9 @@ export class IngressCall implements StreamHandler, ClientCall, RoutedSink<Reply>
   /** The MemoryService operation (layout.ts `OP`) and when it started (`turnClock`, ms). */
   op = 0;
   started = 0;
-  #chunks: Buffer[] = [];
+  /** The request body: its first chunk (a unary request has one), then the rest. */
+  #first: Buffer | null = null;
+  #more: Buffer[] | null = null;
   #size = 0;
   #tooLarge = false;
 
@@ -50,8 +52,11 @@ export class IngressCall implements StreamHandler, ClientCall, RoutedSink<Reply>
       this.#size += chunk.length;
       if (this.#size > this.maxBytes) {
         this.#tooLarge = true;
-        this.#chunks.length = 0;
-      } else this.#chunks.push(chunk);
+        this.#first = null;
+        this.#more = null;
+      } else if (this.#first === null) this.#first = chunk;
+      else if (this.#more === null) this.#more = [this.#first, chunk];
+      else this.#more.push(chunk);
     }
     if (end) this.requestComplete();
   }
@@ -72,14 +77,10 @@ export class IngressCall implements StreamHandler, ClientCall, RoutedSink<Reply>
   }
 
   requestComplete(): void {
-    const chunks = this.#chunks;
-    const body =
-      chunks.length === 1
-        ? chunks[0]!
-        : chunks.length === 0
-          ? EMPTY
-          : Buffer.concat(chunks, this.#size);
-    this.#chunks = [];
+    const more = this.#more;
+    const body = more !== null ? Buffer.concat(more, this.#size) : (this.#first ?? EMPTY);
+    this.#first = null;
+    this.#more = null;
     this.dispatcher.dispatch(this, this.#tooLarge, body);
   }
 }
