@@ -50,6 +50,44 @@ describe('StreamIdRing', () => {
     );
   });
 
+  it('answers alike when looked up only now and then, after runs of adds that wrap the ring', () => {
+    // `has` indexes what was added since it last ran: runs shorter than, equal to and longer
+    // than the capacity (an id overwritten within a run, the whole ring rewritten) between looks.
+    fc.assert(
+      fc.property(
+        fc.constantFrom(1, 2, 4, 8, 16),
+        fc.array(
+          fc.tuple(
+            fc.array(
+              fc.integer({ min: -40, max: 40 }).filter((id) => id !== 0),
+              { maxLength: 40 },
+            ),
+            fc.integer({ min: -41, max: 41 }),
+          ),
+          { maxLength: 30 },
+        ),
+        (capacity, runs) => {
+          const ring = new StreamIdRing(capacity);
+          const model: number[] = [];
+          for (const [added, first] of runs) {
+            for (const id of added) {
+              ring.add(id);
+              model.push(id);
+              if (model.length > capacity) model.shift();
+            }
+            // One probe first (it indexes the run), then every id against the model.
+            if (ring.has(first) !== model.includes(first)) return false;
+            for (let probe = -41; probe <= 41; probe++) {
+              if (ring.has(probe) !== model.includes(probe)) return false;
+            }
+          }
+          return true;
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it('ids far apart that share a home slot stay findable as others leave', () => {
     const ring = new StreamIdRing(4);
     // Odd client stream ids 2^16 apart land close in an 8-slot table; add and overwrite them.

@@ -7,15 +7,23 @@
  * stream), so a flood of frames on closed streams costs no scan.
  *
  * The lookup side is an open-addressing hash set of its own (linear probing, deletion by
- * backward shift, no tombstones) over typed arrays: `add` runs once per stream closed, twice per
- * routed call, and a `Map` of counts cost ~0.1 µs there (three map operations).
+ * backward shift, no tombstones) over typed arrays, brought up to date by `has` rather than by
+ * `add`: `add` runs once per stream closed, twice per routed call, and `has` almost never, so
+ * `add` only writes the ring. `has` first indexes the ring positions written since the last
+ * one (each at most once however often it was overwritten: what the set held there is kept
+ * beside the ring), so its cost stays bounded by the capacity and, spread over the `add`s it
+ * follows, is what indexing each `add` at once cost.
  */
 export class StreamIdRing {
   readonly capacity: number;
   /** The ring: the ids in the order added; 0 = empty (ids added are never 0). */
   #ids: Int32Array | null = null;
+  /** What the hash set holds for each ring position (the ring as of the last indexing). */
+  #indexed: Int32Array | null = null;
   #next = 0;
-  /** Hash set of the ids in the ring: keys (0 = free) and how many ring slots hold each. */
+  /** Ring positions written since the last indexing, counted up to `capacity` (all of them). */
+  #unindexed = 0;
+  /** Hash set of the indexed ids: keys (0 = free) and how many ring positions hold each. */
   #keys: Int32Array | null = null;
   #counts: Int32Array | null = null;
   /** Table size - 1 (a power of two, twice the capacity: at most half full). */
@@ -38,27 +46,44 @@ export class StreamIdRing {
     if (ids === null) {
       ids = new Int32Array(this.capacity);
       this.#ids = ids;
+      this.#indexed = new Int32Array(this.capacity);
       this.#keys = new Int32Array(this.capacity * 2);
       this.#counts = new Int32Array(this.capacity * 2);
       this.#mask = this.capacity * 2 - 1;
     }
-    const old = ids[this.#next]!;
-    if (old !== 0) this.#release(old);
     ids[this.#next] = id;
-    this.#retain(id);
     this.#next = (this.#next + 1) & (this.capacity - 1);
+    if (this.#unindexed < this.capacity) this.#unindexed++;
   }
 
   /** True when `id` (non-zero, sign included) is among the last `capacity` ids added. */
   has(id: number): boolean {
     const keys = this.#keys;
     if (keys === null || id === 0) return false;
+    if (this.#unindexed > 0) this.#index();
     const mask = this.#mask;
     for (let i = this.#home(id); ; i = (i + 1) & mask) {
       const k = keys[i]!;
       if (k === id) return true;
       if (k === 0) return false;
     }
+  }
+
+  /** Brings the hash set up to the ring: each position written since the last call, once. */
+  #index(): void {
+    const ids = this.#ids!;
+    const indexed = this.#indexed!;
+    const last = this.capacity - 1;
+    // The positions written since: the `unindexed` ones just before `next` (all, once it wrapped).
+    for (let n = this.#unindexed, p = (this.#next - n) & last; n > 0; n--, p = (p + 1) & last) {
+      const now = ids[p]!;
+      const before = indexed[p]!;
+      if (now === before) continue;
+      if (before !== 0) this.#release(before);
+      this.#retain(now);
+      indexed[p] = now;
+    }
+    this.#unindexed = 0;
   }
 
   #home(id: number): number {
