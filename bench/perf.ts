@@ -107,7 +107,9 @@ async function main(): Promise<void> {
   const { node, nodeAddress, body } = await startRecallNode();
   const router = await startRouterNode(
     { nodes: [{ id: 'n1', address: nodeAddress, zone: 'a' }], workers: 1 },
-    [...ROUTER_NODE_FLAGS, '--perf-basic-prof'],
+    // --perf-basic-prof turns on V8's code log too, a file per isolate in the working
+    // directory (bench/): sent to a temporary file that is deleted instead.
+    [...ROUTER_NODE_FLAGS, '--perf-basic-prof', '--no-logfile-per-isolate', '--logfile=+'],
   );
   const pid = router.child.pid!;
   const url = `http://${String(router.first.address)}/engram.v1.MemoryService/Recall`;
