@@ -11,8 +11,9 @@
  *
  * Run: BENCH_BASELINE_ROUTER='name=/path/to/other/apps/router-node/dist/main.js' \
  *      pnpm --filter @engram/bench bench:ab          (needs h2load)
- * Env: BENCH_AB_ROUNDS (rounds per build, default 20), BENCH_AB_CALLS (calls at 64 in flight
- * per round, default 50000), BENCH_AB_SEQ (sequential calls per round, default 2000),
+ * Env: BENCH_SETTLE (calls each build gets once first, default 100000), BENCH_AB_ROUNDS
+ * (rounds per build, default 20), BENCH_AB_CALLS (calls at 64 in flight per round, default
+ * 50000), BENCH_AB_SEQ (sequential calls per round, default 2000),
  * BENCH_AB_OP (recall, the default, or store: replicated Stores to three nodes, replication
  * factor 3, W = quorum, the node's own latency that of a Store sent to one of them directly),
  * BENCH_BASELINE_NODE_FLAGS (the other build's node flags), BENCH_WORKERS (default 1).
@@ -30,6 +31,7 @@ import {
   median,
   ROUTER_NODE_FLAGS,
   type Spawned,
+  settle,
   startRecallNode,
   startRouterNode,
   startZonedNodes,
@@ -119,6 +121,7 @@ async function main(): Promise<void> {
   ];
   const urlOf = (s: Side) =>
     `http://${String(s.router.first.address)}/engram.v1.MemoryService/${method}`;
+  settle(sides.map(urlOf), body);
   for (const s of sides) h2load(urlOf(s), WARMUP_CALLS, 4, 16, body);
   const direct = `http://${nodeAddress}/engram.v1.MemoryService/${method}`;
   for (let round = 0; round < ROUNDS; round++) {

@@ -28,6 +28,21 @@ export const RATE_SECONDS = Number(process.env.BENCH_RATE_SECONDS ?? (QUICK ? 1 
  * again after an idle spell (3000 calls were not: CPU per call read ~1.8x the steady figure).
  */
 export const WARMUP_CALLS = Number(process.env.BENCH_WARMUP ?? (QUICK ? 300 : 20_000));
+/**
+ * Calls every target gets once, at 64 in flight, before its first measurement: a fresh
+ * router-node's JIT settles over its first ~60,000 calls, ~80,000 with two data threads (each
+ * warms its own code). CPU per call of the whole process in 20,000-call windows from start,
+ * measured: 31, 17–18.5, 9.5–12.5, then 9–10 µs (one thread); 53, 30, 17.5, then 10.5 µs (two).
+ * With `WARMUP_CALLS` alone a first round measured calls 23,000–53,000, some 1.6× the steady
+ * figure. HAProxy, nginx and the relays need none and get the same calls.
+ */
+export const SETTLE_CALLS = Number(process.env.BENCH_SETTLE ?? (QUICK ? 0 : 100_000));
+
+/** `SETTLE_CALLS` Recalls (or the method `url` names) to each of `urls`, in turn. */
+export function settle(urls: readonly string[], body: string): void {
+  if (SETTLE_CALLS <= 0) return;
+  for (const url of urls) h2load(url, SETTLE_CALLS, 4, 16, body);
+}
 export const CLK_TCK = 100; // getconf CLK_TCK on Linux
 export const ROUTER_MAIN = fileURLToPath(
   new URL('./main.js', import.meta.resolve('@engram/router-node')),

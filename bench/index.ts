@@ -17,7 +17,8 @@
  *
  * Run: pnpm --filter @engram/bench bench   (needs h2load; haproxy and nginx optional)
  * Env: BENCH_SEQ (default 3000 calls), BENCH_CONC (default 30000 calls), BENCH_ROUNDS
- * (default 3), BENCH_RATE (calls/s of the fixed-rate run; default half of direct's
+ * (default 3), BENCH_SETTLE (calls each path gets once before the first round, default
+ * 100000), BENCH_RATE (calls/s of the fixed-rate run; default half of direct's
  * throughput, measured first; 0 = skip), BENCH_RATE_SECONDS (default 5),
  * BENCH_VARIANTS=part,part (only router variants whose name has one, the A/B extras
  * included), BENCH_BASELINE_ROUTER=name=/path/to/router-node/dist/main.js (another build of
@@ -46,6 +47,7 @@ import {
   type Row,
   SEQ_CALLS,
   type Spawned,
+  settle,
   startH2Passthrough,
   startHaproxy,
   startNginx,
@@ -195,6 +197,12 @@ async function main(): Promise<void> {
     pids: relay.pids,
   });
 
+  // Every path past its JIT warm-up before the first round (SETTLE_CALLS): each round then
+  // measures steady state, the first included.
+  settle(
+    targets.map((t) => t.url),
+    body,
+  );
   // The fixed rate: BENCH_RATE, or half of what the node serves directly (measured now), so
   // every path has headroom and the tails compare like for like.
   let rate = RATE;

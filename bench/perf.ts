@@ -17,7 +17,7 @@
  *
  * Run: pnpm --filter @engram/bench bench:perf (needs h2load and perf: apt-get install -y
  * linux-perf; as root, or with kernel.perf_event_paranoid ≤ 1)
- * Env: BENCH_PERF_CALLS (default 60000), BENCH_WARMUP, BENCH_PERF_TOP (leaves listed, 40).
+ * Env: BENCH_PERF_CALLS (default 60000), BENCH_SETTLE, BENCH_WARMUP, BENCH_PERF_TOP (leaves listed, 40).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -28,6 +28,8 @@ import {
   h2load,
   h2loadAvailable,
   ROUTER_NODE_FLAGS,
+  SETTLE_CALLS,
+  settle,
   startRecallNode,
   startRouterNode,
   WARMUP_CALLS,
@@ -113,6 +115,7 @@ async function main(): Promise<void> {
   );
   const pid = router.child.pid!;
   const url = `http://${String(router.first.address)}/engram.v1.MemoryService/Recall`;
+  settle([url], body);
   h2load(url, WARMUP_CALLS, 4, 16, body);
   const data = join(dir, 'perf.data');
   const perf = spawn(
@@ -165,7 +168,7 @@ async function main(): Promise<void> {
   rmSync(data, { force: true });
 
   report.note(
-    `router-node --workers 1, ${CALLS} Recalls at 64 in flight after ${WARMUP_CALLS} warm-up calls: ${Math.round(load.rps)} calls/s, ${load.errors} errors; ${total} samples of ${THREAD} (4 kHz) = ${((total * 250) / CALLS).toFixed(1)} µs per call`,
+    `router-node --workers 1, ${CALLS} Recalls at 64 in flight after ${SETTLE_CALLS + WARMUP_CALLS} warm-up calls: ${Math.round(load.rps)} calls/s, ${load.errors} errors; ${total} samples of ${THREAD} (4 kHz) = ${((total * 250) / CALLS).toFixed(1)} µs per call`,
   );
   if (total === 0) {
     report.note('no samples of the data thread: is perf allowed (kernel.perf_event_paranoid)?');

@@ -12,7 +12,7 @@
  * factor 3, `writeConsistency` quorum (the defaults), each Store sent to all three.
  *
  * Run: pnpm --filter @engram/bench bench:profile (needs h2load)
- * Env: BENCH_PROFILE_CALLS (default 60000), BENCH_WARMUP, BENCH_WORKERS (default 1),
+ * Env: BENCH_PROFILE_CALLS (default 60000), BENCH_SETTLE, BENCH_WARMUP, BENCH_WORKERS (default 1),
  * BENCH_PROFILE_TOP (functions listed per thread, default 25), BENCH_PROFILE_OP (recall, the
  * default, or store).
  */
@@ -25,7 +25,9 @@ import {
   h2load,
   h2loadAvailable,
   ROUTER_NODE_FLAGS,
+  SETTLE_CALLS,
   type Spawned,
+  settle,
   startRecallNode,
   startRouterNode,
   startZonedNodes,
@@ -132,6 +134,7 @@ async function main(): Promise<void> {
   ]);
   const pid = router.child.pid!;
   const url = `http://${String(router.first.address)}/engram.v1.MemoryService/${method}`;
+  settle([url], body);
   h2load(url, WARMUP_CALLS, 4, 16, body);
   const before = threadTicks(pid);
   // CLOCK_MONOTONIC, the clock of the profiles' timestamps (µs).
@@ -145,7 +148,7 @@ async function main(): Promise<void> {
   for (const node of nodes) node.child.kill('SIGTERM');
 
   report.note(
-    `router-node --workers ${WORKERS}, ${CALLS} ${method}s${OP === 'store' ? ' (replication factor 3, W = quorum)' : ''} at 64 in flight (4 conns x 16 streams) after ${WARMUP_CALLS} warm-up calls: ${Math.round(load.rps)} calls/s, p50 ${load.p50Ms.toFixed(2)} ms, ${load.errors} errors; profiles in ${OUT}`,
+    `router-node --workers ${WORKERS}, ${CALLS} ${method}s${OP === 'store' ? ' (replication factor 3, W = quorum)' : ''} at 64 in flight (4 conns x 16 streams) after ${SETTLE_CALLS + WARMUP_CALLS} warm-up calls: ${Math.round(load.rps)} calls/s, p50 ${load.p50Ms.toFixed(2)} ms, ${load.errors} errors; profiles in ${OUT}`,
   );
   report.note(`CPU per call by thread (/proc): ${cpuPerThread(before, after, CALLS)}`);
   for (const file of readdirSync(OUT).filter((f) => f.endsWith('.cpuprofile'))) {
