@@ -671,33 +671,32 @@ export async function startRecallNode(): Promise<{
   return { node, nodeAddress, message, body: frameFile('recall.bin', message) };
 }
 
+/** A proxy script of this folder (`<script> <upstream host:port>`), with router-node's node flags. */
+async function startScriptProxy(script: string, upstream: string): Promise<StartedProxy> {
+  const proxy = await spawnJson([
+    ...ROUTER_NODE_FLAGS,
+    fileURLToPath(new URL(script, import.meta.url)),
+    upstream,
+  ]);
+  const port = Number(String(proxy.first.address).split(':')[1]);
+  return { port, pids: () => [proxy.child.pid!] };
+}
+
 /**
  * The Node.js floor (`node-relay.mjs`): a TCP relay to `upstream` with router-node's node
  * flags, bytes passed on as they come, nothing parsed: what any Node.js proxy pays to move a
  * call's bytes.
  */
-export async function startNodeRelay(upstream: string): Promise<StartedProxy> {
-  const relay = await spawnJson([
-    ...ROUTER_NODE_FLAGS,
-    fileURLToPath(new URL('./node-relay.mjs', import.meta.url)),
-    upstream,
-  ]);
-  const port = Number(String(relay.first.address).split(':')[1]);
-  return { port, pids: () => [relay.child.pid!] };
+export function startNodeRelay(upstream: string): Promise<StartedProxy> {
+  return startScriptProxy('./node-relay.mjs', upstream);
 }
 
 /**
  * router-node's wire without its routing (h2-passthrough.mjs: @engram/h2 both sides, each call
  * forwarded to `upstream` as it came), started as router-node is (its node flags).
  */
-export async function startH2Passthrough(upstream: string): Promise<StartedProxy> {
-  const pass = await spawnJson([
-    ...ROUTER_NODE_FLAGS,
-    fileURLToPath(new URL('./h2-passthrough.mjs', import.meta.url)),
-    upstream,
-  ]);
-  const port = Number(String(pass.first.address).split(':')[1]);
-  return { port, pids: () => [pass.child.pid!] };
+export function startH2Passthrough(upstream: string): Promise<StartedProxy> {
+  return startScriptProxy('./h2-passthrough.mjs', upstream);
 }
 
 /**
