@@ -9,8 +9,13 @@
  * used less CPU than the other in the round next to it (a sign test: 15 of 20 or more is
  * unlikely by chance, p < 0.05).
  *
+ * Or this build against HAProxy (BENCH_AB_AGAINST=haproxy: `nbthread` = BENCH_WORKERS, h2 both
+ * sides, as in bench:proxy; Recalls only): the proxy bench's single figure per path and run
+ * moves ±20 % on this machine, alternating rounds resolve a few percent.
+ *
  * Run: BENCH_BASELINE_ROUTER='name=/path/to/other/apps/router-node/dist/main.js' \
  *      pnpm --filter @engram/bench bench:ab          (needs h2load)
+ *      BENCH_AB_AGAINST=haproxy pnpm --filter @engram/bench bench:ab   (needs haproxy too)
  * Env: BENCH_SETTLE (calls each build gets once first, default 100000), BENCH_AB_ROUNDS
  * (rounds per build, default 20), BENCH_AB_CALLS (calls at 64 in flight per round, default
  * 50000), BENCH_AB_SEQ (sequential calls per round, default 2000),
@@ -30,8 +35,8 @@ import {
   h2loadAvailable,
   median,
   ROUTER_NODE_FLAGS,
-  type Spawned,
   settle,
+  startHaproxy,
   startRecallNode,
   startRouterNode,
   startZonedNodes,
@@ -79,7 +84,10 @@ async function storeSetup(): Promise<Setup> {
 
 interface Side {
   readonly name: string;
-  readonly router: Spawned;
+  /** Where its calls go (the method's URL). */
+  readonly url: string;
+  /** The processes whose CPU is its own. */
+  readonly pids: () => number[];
   readonly cpu: number[];
   readonly rps: number[];
   /** Sequential p50 minus the node's own in the same round, µs. */
@@ -93,49 +101,78 @@ function quantile(values: readonly number[], q: number): number {
 
 async function main(): Promise<void> {
   if (!h2loadAvailable()) return;
-  const other = baselineRouter();
-  if (other === undefined) {
+  const againstHaproxy = process.env.BENCH_AB_AGAINST === 'haproxy';
+  const other = againstHaproxy ? undefined : baselineRouter();
+  if (!againstHaproxy && other === undefined) {
     report.note(
-      'BENCH_BASELINE_ROUTER is not set (name=/path/to/dist/main.js): nothing to compare',
+      'BENCH_BASELINE_ROUTER is not set (name=/path/to/dist/main.js), nor BENCH_AB_AGAINST=haproxy: nothing to compare',
     );
+    report.write();
     return;
   }
   if (OP !== 'recall' && OP !== 'store') throw new Error(`BENCH_AB_OP: recall or store, not ${OP}`);
+  if (againstHaproxy && OP !== 'recall') {
+    throw new Error('BENCH_AB_AGAINST=haproxy compares Recalls (HAProxy forwards to one node)');
+  }
   const { nodeAddress, config, body, method } =
     OP === 'store' ? await storeSetup() : await recallSetup();
-  const sides: Side[] = [
-    {
-      name: 'this build',
-      router: await startRouterNode({ ...config(0), workers: WORKERS }, ROUTER_NODE_FLAGS),
+  const path = `/engram.v1.MemoryService/${method}`;
+  const routerSide = async (
+    name: string,
+    cfg: Record<string, unknown>,
+    flags: readonly string[],
+    main?: string,
+  ): Promise<Side> => {
+    const router = await startRouterNode({ ...cfg, workers: WORKERS }, flags, main);
+    return {
+      name,
+      url: `http://${String(router.first.address)}${path}`,
+      pids: () => [router.child.pid!],
       cpu: [],
       rps: [],
       added: [],
-    },
-    {
-      name: other.name,
-      router: await startRouterNode({ ...config(1), workers: WORKERS }, other.flags, other.main),
+    };
+  };
+  let otherSide: Side;
+  if (other !== undefined) {
+    otherSide = await routerSide(other.name, config(1), other.flags, other.main);
+  } else {
+    // HAProxy with as many threads as router-node has data threads, h2 both sides (as in
+    // bench:proxy).
+    const haproxy = await startHaproxy([nodeAddress], WORKERS);
+    if (haproxy === null) {
+      report.note('haproxy is not installed: nothing to compare (apt-get install -y haproxy)');
+      report.write();
+      return;
+    }
+    otherSide = {
+      name: `haproxy nbthread ${WORKERS}`,
+      url: `http://127.0.0.1:${haproxy.port}${path}`,
+      pids: haproxy.pids,
       cpu: [],
       rps: [],
       added: [],
-    },
-  ];
-  const urlOf = (s: Side) =>
-    `http://${String(s.router.first.address)}/engram.v1.MemoryService/${method}`;
-  settle(sides.map(urlOf), body);
-  for (const s of sides) h2load(urlOf(s), WARMUP_CALLS, 4, 16, body);
+    };
+  }
+  const sides: Side[] = [await routerSide('this build', config(0), ROUTER_NODE_FLAGS), otherSide];
+  settle(
+    sides.map((s) => s.url),
+    body,
+  );
+  for (const s of sides) h2load(s.url, WARMUP_CALLS, 4, 16, body);
   const direct = `http://${nodeAddress}/engram.v1.MemoryService/${method}`;
   for (let round = 0; round < ROUNDS; round++) {
     // A B, then B A: a slow stretch of the machine falls on both.
     const order = round % 2 === 0 ? sides : [...sides].reverse();
     const own = h2load(direct, SEQ, 1, 1, body).p50Ms;
     for (const s of order) {
-      s.added.push((h2load(urlOf(s), SEQ, 1, 1, body).p50Ms - own) * 1000);
+      s.added.push((h2load(s.url, SEQ, 1, 1, body).p50Ms - own) * 1000);
     }
     for (const s of order) {
-      const pid = s.router.child.pid!;
-      const before = cpuTicks([pid]);
-      const load = h2load(urlOf(s), CALLS, 4, 16, body);
-      const ticks = cpuTicks([pid]) - before;
+      const pids = s.pids();
+      const before = cpuTicks(pids);
+      const load = h2load(s.url, CALLS, 4, 16, body);
+      const ticks = cpuTicks(s.pids()) - before;
       if (load.errors > 0) throw new Error(`${s.name}: ${load.errors} failed calls`);
       s.cpu.push(((ticks / CLK_TCK) * 1e6) / CALLS);
       s.rps.push(load.rps);
