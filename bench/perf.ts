@@ -17,7 +17,8 @@
  *
  * Run: pnpm --filter @engram/bench bench:perf (needs h2load and perf: apt-get install -y
  * linux-perf; as root, or with kernel.perf_event_paranoid ≤ 1)
- * Env: BENCH_PERF_CALLS (default 60000), BENCH_SETTLE, BENCH_WARMUP, BENCH_PERF_TOP (leaves listed, 40).
+ * Env: BENCH_PERF_CALLS (default 60000), BENCH_SETTLE, BENCH_WARMUP, BENCH_PERF_TOP (leaves
+ * listed, 40).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';

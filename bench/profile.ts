@@ -12,8 +12,8 @@
  * factor 3, `writeConsistency` quorum (the defaults), each Store sent to all three.
  *
  * Run: pnpm --filter @engram/bench bench:profile (needs h2load)
- * Env: BENCH_PROFILE_CALLS (default 60000), BENCH_SETTLE, BENCH_WARMUP, BENCH_WORKERS (default 1),
- * BENCH_PROFILE_TOP (functions listed per thread, default 25), BENCH_PROFILE_OP (recall, the
+ * Env: BENCH_PROFILE_CALLS (default 60000), BENCH_SETTLE, BENCH_WARMUP, BENCH_WORKERS (default
+ * 1), BENCH_PROFILE_TOP (functions listed per thread, default 25), BENCH_PROFILE_OP (recall, the
  * default, or store).
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';

@@ -82,7 +82,10 @@ export class EventLoopLag {
   /** min, max, mean, stddev, p50, p90, p99 of the last non-empty window, in seconds. */
   #last: readonly number[] | null = null;
 
-  /** `histogram`: from `monitorEventLoopDelay` (enabled here); its resolution is read back. */
+  /**
+   * `histogram`: from `monitorEventLoopDelay` (enabled here), sampling every `resolutionMs`
+   * (the histogram does not tell its resolution: it is given again).
+   */
   constructor(histogram: IntervalHistogram, resolutionMs: number = EVENT_LOOP_RESOLUTION_MS) {
     this.#histogram = histogram;
     this.#resolutionNs = resolutionMs * 1e6;
