@@ -1,6 +1,7 @@
 import { ConnectionPool } from '@engram/pool';
 import { Deadline } from '@engram/retry';
-import type { CallContext } from '@engram/router';
+import { buildRing } from '@engram/ring';
+import { type CallContext, Router } from '@engram/router';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   type AttemptObserver,
@@ -12,7 +13,7 @@ import {
 } from '../src/internal/forward.js';
 import { GRPC_STATUS_NAMES } from '../src/internal/layout.js';
 import { upstreamHeaders } from '../src/internal/upstream-headers.js';
-import { Cleanup, freePort, startSlowNode } from './helpers.js';
+import { Cleanup, eventually, freePort, startSlowNode } from './helpers.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -120,5 +121,53 @@ describe('what an attempt says of its node (outlier detection)', () => {
     expect(attemptVerdict(reset, 0)).toBe('answered');
     expect(attemptVerdict(reset, 3)).toBe('answered'); // INVALID_ARGUMENT: the node answered
     expect(attemptVerdict(reset, 13)).toBe('failed'); // INTERNAL
+  });
+});
+
+describe('an attempt cancelled while it waits on its node', () => {
+  it('resets its upstream stream when the context it was sent with is cancelled', async () => {
+    const node = await startSlowNode(cleanup, 'slow', 60_000);
+    const p = pool(node.address);
+    const { ended, observer } = recorder();
+    const ctx = context(node.address, 60_000, 60_000);
+    const controller = new AbortController();
+    const cancellable = { ...ctx, signal: controller.signal } as CallContext;
+    const sent = send(p, cancellable, observer);
+    await eventually(() => node.recalls() === 1);
+    controller.abort();
+    const err = await sent;
+    expect((err as { details?: string }).details).toMatch(/stream reset/);
+    await eventually(() => node.cancelled() === 1);
+    expect(ended).toEqual([{ status: 'CANCELLED', verdict: 'unjudged' }]);
+  });
+
+  it("resets the losing hedge's stream when the Router gives it up", async () => {
+    const slow = await startSlowNode(cleanup, 'slow', 60_000);
+    const fast = await startSlowNode(cleanup, 'fast', 0);
+    const p = new ConnectionPool({ channelsPerNode: 1 });
+    cleanup.add(() => p.close());
+    p.addNode('slow', slow.address);
+    p.addNode('fast', fast.address);
+    const table = buildRing({
+      nodes: [
+        { id: 'slow', address: slow.address },
+        { id: 'fast', address: fast.address },
+      ],
+      vnodesPerNode: 16,
+      replicationFactor: 2,
+      assignments: [{ spaceId: 's', primary: 'slow', replicas: ['fast'] }],
+    });
+    const router = new Router({ table, pool: p, options: { hedge: { delayMs: 50 } } });
+    cleanup.add(() => router.close());
+    const { ended, observer } = recorder();
+    const headers = upstreamHeaders(['content-type', 'application/grpc'], RECALL, 'http');
+    const { routing } = await router.execute(router.routeRecall('s'), (ctx) =>
+      forward(p, ctx, headers, EMPTY_FRAME, newCall(), undefined, observer),
+    );
+    expect(routing.servedBy).toBe('fast');
+    // The slow node's call is cancelled by the router, not left to run out its minute.
+    await eventually(() => slow.cancelled() === 1);
+    await eventually(() => ended.length === 2);
+    expect(ended).toContainEqual({ status: 'CANCELLED', verdict: 'unjudged' });
   });
 });

@@ -35,7 +35,13 @@ export {
 } from '@engram/retry';
 export type { NodeInfo, NodeRole, PlacementTable } from '@engram/ring';
 export type { Logger } from 'pino';
-export { whenCancelled } from './internal/attempt-context.js';
+export {
+  addCancelListener,
+  attemptDeadlineAt,
+  type CancelListener,
+  removeCancelListener,
+  whenCancelled,
+} from './internal/attempt-context.js';
 export {
   ReadConsistency,
   requiredReplicas,
@@ -132,6 +138,7 @@ export { type Gathered, gather, type SpaceAnswer } from './internal/scatter-gath
 export type { TrailingWrites } from './internal/trailing-writes.js';
 export {
   type AttemptOutcome,
+  type AttemptRunner,
   type AttemptSettle,
   type CallContext,
   type ConsolidateResult,

@@ -4,6 +4,7 @@ import type { NodeInfo } from '@engram/ring';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   AllReplicasFailedError,
+  type AttemptRunner,
   type CallContext,
   type ExecuteOptions,
   type Routed,
@@ -85,14 +86,15 @@ function expectNoTimerHeld(r: Router, label?: string): void {
   expect(vi.getTimerCount(), label).toBe(r.attemptTimers.armed);
 }
 
-const MODES = ['execute', 'executeTo'] as const;
+const MODES = ['execute', 'executeTo', 'executeTo with an AttemptRunner'] as const;
 type Mode = (typeof MODES)[number];
 let mode: Mode = 'execute';
 
 /**
  * `router.execute(decision, call, options)` in the mode under test. For `executeTo`, the
- * promise-returning call reports to its AttemptSettle and the sink is read back as a promise,
- * so every test below checks the same behaviour through both paths.
+ * promise-returning call reports to its AttemptSettle (given as a function, or as an object's
+ * `runAttempt`) and the sink is read back as a promise, so every test below checks the same
+ * behaviour through every path.
  */
 function run<T>(
   router: Router,
@@ -101,8 +103,10 @@ function run<T>(
   options: ExecuteOptions = {},
 ): Promise<Routed<T>> {
   if (mode === 'execute') return router.execute(decision, call, options);
+  const settled = settling(call);
+  const runner: AttemptRunner<T> = { runAttempt: (ctx, settle) => settled(ctx, settle) };
   return new Promise((resolve, reject) => {
-    router.executeTo<T>(decision, settling(call), options, {
+    router.executeTo<T>(decision, mode === 'executeTo' ? settled : runner, options, {
       routed: (value, routing) => resolve({ value, routing }),
       failed: reject,
     });

@@ -9,6 +9,8 @@ import { ConnectionPool, type PoolCredentials } from '@engram/pool';
 import { SharedRetryBudget } from '@engram/retry';
 import { MAX_SPACE_ID_LENGTH, TableReader } from '@engram/ring';
 import {
+  type AttemptSettle,
+  type CallContext,
   type ExecuteOptions,
   LagTable,
   NodeState,
@@ -105,6 +107,7 @@ export interface DataPlaneInit {
 }
 
 const MEMORY_PREFIX = '/engram.v1.MemoryService/';
+const EMPTY = Buffer.alloc(0);
 /**
  * The operation of a MemoryService path, by the whole path: no slice of it per call (a keyed
  * lookup by a fresh string hashes it; the decoder hands over the same string for the same path).
@@ -137,8 +140,11 @@ interface PreparedCall {
   /** The bytes every attempt sends (a Store's and a Consolidate's stamped). */
   readonly request: Buffer;
   readonly decision: RoutingDecision;
-  readonly options: ExecuteOptions & { deadlineMs: number };
+  readonly options: CallOptions;
 }
+
+/** The execute options of a MemoryService call (`DataPlane.#optionsOf`). */
+type CallOptions = Readonly<ExecuteOptions & { deadlineMs: number }>;
 
 /**
  * Routed to one node at a time (fail-over and retries, no fan-out) and answered as the node
@@ -221,6 +227,8 @@ export class DataPlane implements Dispatcher {
   readonly #log: Logger;
   readonly #versions = new VersionClock();
   #inFlight = 0;
+  /** Execute options per operation for calls with the configured deadline (`#optionsOf`). */
+  readonly #sharedOptions: (CallOptions | undefined)[] = [];
   /** `:scheme` of upstream requests. */
   readonly #scheme: 'http' | 'https';
   readonly #stopGc: () => void;
@@ -567,15 +575,23 @@ export class DataPlane implements Dispatcher {
       void this.#routeAsync(call, routed);
       return;
     }
-    const { fwd, request } = routed;
-    const pool = this.#pool;
-    const answered = this.#answered;
-    const observer = this.#attempted;
-    routed.router.executeTo(
-      routed.decision,
-      (ctx, settle) => forwardTo(pool, ctx, fwd, request, call, settle, answered, observer),
-      routed.options,
+    // The call runs its attempts (`attempt` below) and takes the outcome: no closure per call.
+    call.fwd = routed.fwd;
+    call.request = routed.request;
+    routed.router.executeTo(routed.decision, call, routed.options, call);
+  }
+
+  /** One attempt of a call `#memory` routed to one node at a time. */
+  attempt(call: IngressCall, ctx: CallContext, settle: AttemptSettle<Reply>): void {
+    forwardTo(
+      this.#pool,
+      ctx,
+      call.fwd!,
+      call.request,
       call,
+      settle,
+      this.#answered,
+      this.#attempted,
     );
   }
 
@@ -624,6 +640,23 @@ export class DataPlane implements Dispatcher {
     }
   }
 
+  /**
+   * A call's execute options. Those of a call with the configured deadline (a client that sent
+   * no `grpc-timeout`) are made once per operation and shared (the Router only reads them).
+   */
+  #optionsOf(op: number, deadlineMs: number): CallOptions {
+    const cached = this.#sharedOptions[op];
+    if (cached !== undefined && cached.deadlineMs === deadlineMs) return cached;
+    const options: CallOptions = Object.freeze(
+      op === OP.consolidate
+        ? // Consolidation may take long on a big space: bounded by the deadline only.
+          { deadlineMs, operation: OPERATIONS[op], attemptTimeoutMs: Number.POSITIVE_INFINITY }
+        : { deadlineMs, operation: OPERATIONS[op] },
+    );
+    if (deadlineMs === this.#cfg.router.deadlineMs) this.#sharedOptions[op] = options;
+    return options;
+  }
+
   /** The call's deadline: the client's `grpc-timeout`, else `router.deadlineMs`. */
   #deadlineOf(headers: readonly string[]): number {
     const timeoutMs = parseGrpcTimeout(headerValue(headers, 'grpc-timeout'));
@@ -645,11 +678,7 @@ export class DataPlane implements Dispatcher {
     const deadlineMs = this.#deadlineOf(headers);
     const fwd = upstreamHeaders(headers, path, this.#scheme);
     const router = this.#router;
-    const options: ExecuteOptions & { deadlineMs: number } =
-      op === OP.consolidate
-        ? // Consolidation may take long on a big space: bounded by the deadline only.
-          { deadlineMs, operation: OPERATIONS[op], attemptTimeoutMs: Number.POSITIVE_INFINITY }
-        : { deadlineMs, operation: OPERATIONS[op] };
+    const options = this.#optionsOf(op, deadlineMs);
     // The whole message is validated as the node will decode it (proto-reader.ts): a request
     // the node would refuse or read differently is refused here (INVALID_ARGUMENT), before
     // any node is tried, so it never counts on a breaker.
@@ -776,9 +805,10 @@ export class DataPlane implements Dispatcher {
     }
   }
 
-  /** Counts a call out: in flight, and its outcome and duration. */
-  /** `outcome`: an index of OUTCOMES. */
+  /** Counts a call out: in flight, and its outcome (an index of OUTCOMES) and duration. */
   #end(call: IngressCall, outcome: number): void {
+    call.fwd = null;
+    call.request = EMPTY;
     this.#inFlight--;
     this.#metrics.inFlight(-1);
     this.#metrics.request(call.op, outcome, (turnClock.now() - call.started) / 1000);

@@ -3,9 +3,12 @@ import { CLOSE, H2_ERROR, type H2Stream, type StreamHandler } from '@engram/h2';
 import type { ConnectionPool } from '@engram/pool';
 import {
   type AttemptSettle,
+  addCancelListener,
+  attemptDeadlineAt,
   type CallContext,
+  type CancelListener,
   isNodeFailureStatus,
-  whenCancelled,
+  removeCancelListener,
 } from '@engram/router';
 import { inflateReply } from './compression.js';
 import { GRPC_STATUS } from './errors.js';
@@ -89,7 +92,6 @@ export interface AttemptObserver {
   started(nodeId: string): number;
   ended(token: number, grpcStatus: number, seconds: number, verdict: AttemptVerdict): void;
 }
-const NOOP = (): void => {};
 
 /**
  * Whether an attempt's recorded status is evidence against its node (outlier detection): a
@@ -114,7 +116,7 @@ export function isFailedAttempt(status: number): boolean {
 export function attemptVerdict(ctx: CallContext, status: number): AttemptVerdict {
   if (status === GRPC_STATUS.CANCELLED) return 'unjudged';
   if (status === GRPC_STATUS.DEADLINE_EXCEEDED) {
-    return ctx.attemptDeadline.at < ctx.deadline.at ? 'failed' : 'unjudged';
+    return attemptDeadlineAt(ctx) < ctx.deadline.at ? 'failed' : 'unjudged';
   }
   return isFailedAttempt(status) ? 'failed' : 'answered';
 }
@@ -132,12 +134,13 @@ export function safeDecode(v: string): string {
  * One attempt's upstream stream: collects the node's reply and settles the attempt. A status
  * the Router's policy counts against the node (`isNodeFailureStatus`) rejects, so the Router
  * retries or counts it; any other complete reply resolves and is passed to the client as is.
+ * Also the attempt's cancel listener: a cancelled attempt resets its stream.
  */
-class Attempt implements StreamHandler {
+class Attempt implements StreamHandler, CancelListener {
   headers: readonly string[] | null = null;
   trailers: readonly string[] | null = null;
-  /** Unregisters the attempt's cancel callback (set once the stream exists). */
-  dispose: () => void = NOOP;
+  /** The upstream stream, once sent (then the attempt listens for its cancellation). */
+  up: H2Stream | null = null;
   /** The reply's body: its first chunk (most replies have one), then any more. */
   #first: Buffer | null = null;
   #more: Buffer[] | null = null;
@@ -181,8 +184,13 @@ class Attempt implements StreamHandler {
     this.#size += chunk.length;
   }
 
+  attemptCancelled(): void {
+    const up = this.up;
+    if (up !== null && !up.closed) up.reset(H2_ERROR.CANCEL);
+  }
+
   onClose(s: H2Stream, code: number): void {
-    this.dispose();
+    if (this.up !== null) removeCancelListener(this.ctx, this);
     const call = this.call;
     if (call.upstream === s) call.upstream = null;
     const nodeId = this.nodeId;
@@ -313,12 +321,12 @@ export function forwardTo(
   try {
     const connection = pool.acquireH2(nodeId);
     headers[AUTHORITY_AT] = node.address;
-    headers[TIMEOUT_AT] = formatGrpcTimeout(ctx.attemptDeadline.at - started);
+    headers[TIMEOUT_AT] = formatGrpcTimeout(attemptDeadlineAt(ctx) - started);
     const attempt = new Attempt(nodeId, call, settle, answered, ctx, observer, token, started);
     up = connection.request(headers, body, attempt);
-    attempt.dispose = whenCancelled(ctx, () => {
-      if (!up.closed) up.reset(H2_ERROR.CANCEL);
-    });
+    attempt.up = up;
+    // (A stream already closed, as it can be within `request`, has nothing left to cancel.)
+    if (!up.closed) addCancelListener(ctx, attempt);
   } catch (err) {
     // Never sent (no usable connection: every one broken and awaiting its reconnect backoff;
     // or the pool closed): UNAVAILABLE in the metric, but no evidence against the node for

@@ -1,5 +1,11 @@
 import { CLOSE, type H2Stream, type StreamHandler } from '@engram/h2';
-import type { RoutedSink, RoutingInfo } from '@engram/router';
+import type {
+  AttemptRunner,
+  AttemptSettle,
+  CallContext,
+  RoutedSink,
+  RoutingInfo,
+} from '@engram/router';
 import { type ClientCall, cancelCall, type Reply } from './forward.js';
 
 /** Where the per-call receiver of a complete request lives (the data plane). */
@@ -11,6 +17,8 @@ export interface Dispatcher {
   routed(call: IngressCall, value: Reply, routing: RoutingInfo): void;
   /** A routed call's error. */
   failed(call: IngressCall, error: unknown): void;
+  /** Runs one attempt of a call routed to one node at a time (the call is the AttemptRunner). */
+  attempt(call: IngressCall, ctx: CallContext, settle: AttemptSettle<Reply>): void;
 }
 
 export const CALL_KIND = Object.freeze({ unary: 0, watch: 1 } as const);
@@ -19,10 +27,12 @@ const EMPTY = Buffer.alloc(0);
 
 /**
  * One request stream on the ingress: buffers the request (unary calls are replayed on retry
- * and fall-back), then hands it to the dispatcher. Also the stream's handler and the routed
- * call's sink, so a call costs no closures.
+ * and fall-back), then hands it to the dispatcher. Also the stream's handler, and the routed
+ * call's attempt runner and sink, so a call costs no closures.
  */
-export class IngressCall implements StreamHandler, ClientCall, RoutedSink<Reply> {
+export class IngressCall
+  implements StreamHandler, ClientCall, RoutedSink<Reply>, AttemptRunner<Reply>
+{
   gone = false;
   upstream: H2Stream | null = null;
   children: ClientCall[] | null = null;
@@ -30,6 +40,9 @@ export class IngressCall implements StreamHandler, ClientCall, RoutedSink<Reply>
   /** The MemoryService operation (layout.ts `OP`) and when it started (`turnClock`, ms). */
   op = 0;
   started = 0;
+  /** What each attempt sends while the call is routed: the upstream headers and the message. */
+  fwd: string[] | null = null;
+  request: Buffer = EMPTY;
   /** The request body: its first chunk (a unary request has one), then the rest. */
   #first: Buffer | null = null;
   #more: Buffer[] | null = null;
@@ -74,6 +87,10 @@ export class IngressCall implements StreamHandler, ClientCall, RoutedSink<Reply>
 
   failed(error: unknown): void {
     this.dispatcher.failed(this, error);
+  }
+
+  runAttempt(ctx: CallContext, settle: AttemptSettle<Reply>): void {
+    this.dispatcher.attempt(this, ctx, settle);
   }
 
   requestComplete(): void {

@@ -3,6 +3,17 @@ import type { NodeInfo } from '@engram/ring';
 import type { CallContext } from './types.js';
 
 /**
+ * An object told once when the attempt it listens to is cancelled (`addCancelListener`): a
+ * method on an object the caller has anyway, where `whenCancelled` costs a closure and its
+ * unregistering function per attempt.
+ */
+export interface CancelListener {
+  attemptCancelled(): void;
+}
+
+type OnCancel = (() => void) | CancelListener;
+
+/**
  * The CallContext of one attempt. Its AbortSignal is created on first access: an
  * AbortController and an abort listener cost microseconds per call, and the router's own
  * typed calls cancel through `onCancel` instead.
@@ -20,8 +31,8 @@ export class AttemptContext implements CallContext {
   #cancelled = false;
   #reason: unknown;
   /** Cancel callbacks in registration order: the first inline (the common case), then more. */
-  #onCancel: (() => void) | undefined;
-  #moreOnCancel: (() => void)[] | undefined;
+  #onCancel: OnCancel | undefined;
+  #moreOnCancel: OnCancel[] | undefined;
 
   constructor(
     node: NodeInfo,
@@ -66,8 +77,11 @@ export class AttemptContext implements CallContext {
     return this.#reason;
   }
 
-  /** Adds a cancel callback (cheaper than a signal listener); they run in registration order. */
-  addOnCancel(fn: () => void): void {
+  /**
+   * Adds a cancel callback or listener (cheaper than a signal listener); they run in
+   * registration order.
+   */
+  addOnCancel(fn: OnCancel): void {
     if (this.#onCancel === undefined && this.#moreOnCancel === undefined) {
       this.#onCancel = fn;
       return;
@@ -77,7 +91,7 @@ export class AttemptContext implements CallContext {
   }
 
   /** Removes one registration of `fn`, if still registered. */
-  removeOnCancel(fn: () => void): void {
+  removeOnCancel(fn: OnCancel): void {
     if (this.#onCancel === fn) {
       this.#onCancel = this.#moreOnCancel?.shift();
       return;
@@ -136,10 +150,65 @@ export function whenCancelled(ctx: CallContext, fn: () => void): () => void {
 
 function noop(): void {}
 
+/**
+ * `listener.attemptCancelled()` once when the attempt behind `ctx` is cancelled, as
+ * `whenCancelled` runs its callback (at once if it is already cancelled), without a closure
+ * for the router's own contexts. `removeCancelListener` unregisters it.
+ */
+export function addCancelListener(ctx: CallContext, listener: CancelListener): void {
+  if (ctx instanceof AttemptContext) {
+    if (ctx.cancelled) listener.attemptCancelled();
+    else ctx.addOnCancel(listener);
+    return;
+  }
+  const signal = ctx.signal;
+  if (signal.aborted) {
+    listener.attemptCancelled();
+    return;
+  }
+  let listeners = foreignListeners.get(signal);
+  if (listeners === undefined) {
+    listeners = new Map();
+    foreignListeners.set(signal, listeners);
+  }
+  if (listeners.has(listener)) return;
+  const fn = (): void => {
+    listeners.delete(listener);
+    listener.attemptCancelled();
+  };
+  listeners.set(listener, fn);
+  signal.addEventListener('abort', fn, { once: true });
+}
+
+/** Unregisters a listener `addCancelListener` registered on `ctx` (no-op when it ran or was never added). */
+export function removeCancelListener(ctx: CallContext, listener: CancelListener): void {
+  if (ctx instanceof AttemptContext) {
+    ctx.removeOnCancel(listener);
+    return;
+  }
+  const signal = ctx.signal;
+  const fn = foreignListeners.get(signal)?.get(listener);
+  if (fn === undefined) return;
+  foreignListeners.get(signal)!.delete(listener);
+  signal.removeEventListener('abort', fn);
+}
+
+/** Listeners on contexts other than the router's (their signals' abort listeners). */
+const foreignListeners = new WeakMap<AbortSignal, Map<CancelListener, () => void>>();
+
+/**
+ * The clock time `ctx`'s attempt deadline falls at (`ctx.attemptDeadline.at`), without making
+ * that Deadline object for the router's own contexts.
+ */
+export function attemptDeadlineAt(ctx: CallContext): number {
+  return ctx instanceof AttemptContext ? ctx.attemptAt : ctx.attemptDeadline.at;
+}
+
 /** A cancel callback that throws must not stop the others (nor the attempt's bookkeeping). */
-function runCallback(fn: () => void): void {
+function runCallback(fn: OnCancel): void {
   try {
-    fn();
+    if (typeof fn === 'function') fn();
+    else fn.attemptCancelled();
   } catch (error) {
     queueMicrotask(() => {
       throw error;

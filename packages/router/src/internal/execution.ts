@@ -39,6 +39,7 @@ import type { ResolvedHedge, ResolvedRouterOptions } from './options.js';
 import { AttemptTimeoutError, defaultIsRetryable, isNodeFailure } from './policy.js';
 import type { OutstandingAttempts } from './read-balance.js';
 import type {
+  AttemptRunner,
   AttemptSettle,
   CallContext,
   ExecuteOptions,
@@ -115,10 +116,11 @@ function newTarget(node: NodeInfo, index: number, slot: number): Target {
 }
 
 /**
- * One attempt in flight. It is also the `AttemptSettle` a settled call reports to (see
- * `Router.executeTo`), so that path costs no promise and no closure per attempt.
+ * One attempt in flight. It is its own CallContext (one object per attempt) and the
+ * `AttemptSettle` a settled call reports to (see `Router.executeTo`), so that path costs no
+ * promise and no closure per attempt.
  */
-export class Attempt<T> implements AttemptSettle<T>, DueEntry {
+export class Attempt<T> extends AttemptContext implements AttemptSettle<T>, DueEntry {
   /**
    * Its timer (`ExecutionHost.attemptTimers`) fires at its deadline: its own timeout, or the
    * operation's deadline if earlier. `due` is that time on the host's clock.
@@ -127,8 +129,8 @@ export class Attempt<T> implements AttemptSettle<T>, DueEntry {
   dueBatch: DueBatch | null = null;
   dueSlot = 0;
   hedgeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
-  /** Cancelled by us (operation finished, hedge lost, caller abort): its outcome is no verdict. */
-  cancelled = false;
+  /** Given up by us (operation finished, hedge lost, caller abort): its outcome is no verdict. */
+  abandoned = false;
   /** Decided (settled, or timed out by us): a later settlement of the call is ignored. */
   done = false;
   /** Inside the call that started it: a settlement now is handled after the call returns. */
@@ -138,9 +140,15 @@ export class Attempt<T> implements AttemptSettle<T>, DueEntry {
     readonly execution: Execution<T>,
     readonly target: Target,
     readonly admission: number,
-    readonly ctx: AttemptContext,
     readonly startedAt: number,
-  ) {}
+    n: number,
+    fallback: boolean,
+    deadline: Deadline,
+    attemptAt: number,
+    hedge: boolean,
+  ) {
+    super(target.node, n, fallback, deadline, attemptAt, hedge);
+  }
 
   resolve(value: T): void {
     if (this.starting) queueMicrotask(() => this.execution.settled(this, true, value));
@@ -177,7 +185,7 @@ export class Execution<T> {
   readonly #host: ExecutionHost;
   readonly #decision: RoutingDecision;
   /** The call: returns a promise, or (`settles`) reports to the attempt it is given. */
-  readonly #call: ((ctx: CallContext) => Promise<T>) | SettledCall<T>;
+  readonly #call: ((ctx: CallContext) => Promise<T>) | SettledCall<T> | AttemptRunner<T>;
   readonly #settles: boolean;
   /** Where the outcome goes instead of the promise of `run()` (`runTo`). */
   #sink: RoutedSink<T> | undefined;
@@ -190,9 +198,16 @@ export class Execution<T> {
   readonly #targets: Target[];
   /** The placement's primary: a reply from any other node is a fall-back. */
   readonly #ownerId: string;
-  /** Attempts in flight (at most 1 + maxHedges: an array beats a Set). */
-  readonly #inflight: Attempt<T>[] = [];
-  readonly #errors: TargetError[] = [];
+  /**
+   * Attempts in flight: the first one started (most operations never have another), then any
+   * more (hedges, a retry while a lost hedge winds down) in `#more` (at most maxHedges: an
+   * array beats a Set), each made on first use.
+   */
+  #first: Attempt<T> | null = null;
+  #more: Attempt<T>[] | null = null;
+  #inflightCount = 0;
+  /** Each target's failure, in order (made on the first). */
+  #errors: TargetError[] | null = null;
   readonly #startedAt: number;
   #attempts = 0;
   #failures = 0;
@@ -226,7 +241,7 @@ export class Execution<T> {
   constructor(
     host: ExecutionHost,
     decision: RoutingDecision,
-    call: ((ctx: CallContext) => Promise<T>) | SettledCall<T>,
+    call: ((ctx: CallContext) => Promise<T>) | SettledCall<T> | AttemptRunner<T>,
     options: ExecuteOptions,
     settles = false,
   ) {
@@ -332,7 +347,7 @@ export class Execution<T> {
         return;
       }
     }
-    if (this.#inflight.length > 0) return;
+    if (this.#inflightCount > 0) return;
     if (!this.#budgetExhausted && this.#failures > 0) {
       this.#scheduleRetry();
       return;
@@ -348,10 +363,7 @@ export class Execution<T> {
       const admission = this.#acquire(target);
       if (admission === REJECTED) {
         target.open = true;
-        this.#errors.push({
-          nodeId: target.node.id,
-          error: new CircuitBreakerOpenError(target.node.id),
-        });
+        this.#addError(target.node.id, new CircuitBreakerOpenError(target.node.id));
         this.#hookAttempt(target.node, 'rejected', 0, undefined);
         continue;
       }
@@ -366,7 +378,7 @@ export class Execution<T> {
     if (!this.#host.options.tryOpenLast || this.#lastResortUsed || this.#failures === 0) {
       return undefined;
     }
-    if (this.#inflight.length > 0) return undefined;
+    if (this.#inflightCount > 0) return undefined;
     for (const target of this.#targets) {
       if (!target.open) continue;
       this.#lastResortUsed = true;
@@ -423,7 +435,7 @@ export class Execution<T> {
     );
     if (!plan.retry) {
       if (plan.reason === 'deadline') {
-        this.#fail(new DeadlineExceededError(0, this.#lastError, this.#errors.slice()));
+        this.#fail(new DeadlineExceededError(0, this.#lastError, this.#errorList()));
         return;
       }
       if (plan.reason === 'budget') this.#budgetExhausted = true;
@@ -472,7 +484,7 @@ export class Execution<T> {
         return false;
       }
       this.#budgetExhausted = true;
-      if (this.#inflight.length === 0) this.#giveUp();
+      if (this.#inflightCount === 0) this.#giveUp();
       return false;
     }
     const n = ++this.#attempts;
@@ -498,20 +510,32 @@ export class Execution<T> {
     const now = n === 1 && sameClock ? this.#startedAt : deadline.clock.now();
     const remaining = Math.max(deadline.at - now, 0);
     const attemptAt = timeoutMs < remaining ? now + timeoutMs : deadline.at;
-    const ctx = new AttemptContext(node, n, node.id !== this.#ownerId, deadline, attemptAt, hedge);
     const startedAt = sameClock ? now : host.clock.now();
-    const attempt = new Attempt<T>(this, target, admission, ctx, startedAt);
+    const fallback = node.id !== this.#ownerId;
+    const attempt = new Attempt<T>(
+      this,
+      target,
+      admission,
+      startedAt,
+      n,
+      fallback,
+      deadline,
+      attemptAt,
+      hedge,
+    );
     const wait = Math.min(timeoutMs, remaining);
     if (wait !== Number.POSITIVE_INFINITY) {
       host.attemptTimers.schedule(attempt as Attempt<unknown>, startedAt + wait, startedAt);
     }
-    this.#inflight.push(attempt);
+    this.#addInflight(attempt);
     host.outstanding.start(target.slot);
     if (this.#settles) {
       // A settlement during the call is handled after it returns, as a promise's would be.
       attempt.starting = true;
       try {
-        (this.#call as SettledCall<T>)(ctx, attempt);
+        const call = this.#call;
+        if (typeof call === 'function') (call as SettledCall<T>)(attempt, attempt);
+        else call.runAttempt(attempt, attempt);
       } catch (error) {
         queueMicrotask(() => this.#onError(attempt, error));
       }
@@ -519,7 +543,7 @@ export class Execution<T> {
     } else {
       let pending: Promise<T>;
       try {
-        pending = Promise.resolve((this.#call as (ctx: CallContext) => Promise<T>)(ctx));
+        pending = Promise.resolve((this.#call as (ctx: CallContext) => Promise<T>)(attempt));
       } catch (error) {
         pending = Promise.reject(error);
       }
@@ -558,15 +582,37 @@ export class Execution<T> {
     this.#host.attemptTimers.cancel(attempt as Attempt<unknown>);
     if (attempt.hedgeTimer !== undefined) clearTimeout(attempt.hedgeTimer);
     attempt.hedgeTimer = undefined;
-    const inflight = this.#inflight;
-    // Most operations have one attempt in flight: popped, where `splice` would allocate the
-    // array of what it removed.
-    if (inflight[inflight.length - 1] === attempt) inflight.pop();
-    else {
-      const i = inflight.indexOf(attempt);
-      if (i >= 0) inflight.splice(i, 1);
-    }
+    this.#removeInflight(attempt);
     return this.#host.clock.now() - attempt.startedAt;
+  }
+
+  #addInflight(attempt: Attempt<T>): void {
+    this.#inflightCount++;
+    if (this.#first === null) this.#first = attempt;
+    else if (this.#more === null) this.#more = [attempt];
+    else this.#more.push(attempt);
+  }
+
+  #removeInflight(attempt: Attempt<T>): void {
+    if (this.#first === attempt) this.#first = null;
+    else {
+      const more = this.#more;
+      const i = more === null ? -1 : more.indexOf(attempt);
+      if (i < 0) return;
+      more!.splice(i, 1);
+    }
+    this.#inflightCount--;
+  }
+
+  #addError(nodeId: string, error: unknown): void {
+    const entry: TargetError = { nodeId, error };
+    if (this.#errors === null) this.#errors = [entry];
+    else this.#errors.push(entry);
+  }
+
+  /** A copy of the failures so far (errors carry it; the list goes on growing). */
+  #errorList(): TargetError[] {
+    return this.#errors === null ? [] : this.#errors.slice();
   }
 
   #onSuccess(attempt: Attempt<T>, value: T): void {
@@ -575,7 +621,7 @@ export class Execution<T> {
     this.#host.outstanding.answered(attempt.target.slot, durationMs);
     this.#settleBreaker(attempt, 'success');
     this.#hookAttempt(attempt.target.node, 'ok', durationMs, undefined);
-    if (attempt.cancelled || this.#settled) return;
+    if (attempt.abandoned || this.#settled) return;
     const op = this.#decision.operation;
     if (op === 'recall' || op === 'query') this.#host.latency.record(durationMs);
     const routing: RoutingInfo = {
@@ -619,25 +665,24 @@ export class Execution<T> {
         ? new DeadlineExceededError()
         : new AttemptTimeoutError(this.#attemptTimeoutMs);
     // Cancel the call and decide now: a call that ignores cancellation cannot hold us past it.
-    attempt.ctx.cancel(reason);
+    attempt.cancel(reason);
     this.#onError(attempt, reason);
   }
 
   #onError(attempt: Attempt<T>, error: unknown): void {
     if (attempt.done) return; // already decided by its timer
     const durationMs = this.#finishAttempt(attempt);
-    if (attempt.cancelled || this.#settled) {
+    if (attempt.abandoned || this.#settled) {
       this.#settleBreaker(attempt, 'release');
       return;
     }
     const node = attempt.target.node;
     const deadline = this.#deadline;
-    const ctx = attempt.ctx;
     // A gRPC DEADLINE_EXCEEDED is the deadline we sent with the attempt expiring (grpc-js's
     // timer or the node's, on the wall clock, may run a few ms ahead of our monotonic one):
     // the operation's when the attempt had no earlier deadline of its own, else the attempt's.
     const grpcDeadline = isGrpcDeadline(error);
-    const ownDeadline = ctx.attemptAt < deadline.at;
+    const ownDeadline = attempt.attemptAt < deadline.at;
     const opExpired =
       isDeadlineExceededError(error) ||
       deadline.expired() ||
@@ -650,12 +695,12 @@ export class Execution<T> {
           ? new AttemptTimeoutError(this.#attemptTimeoutMs)
           : error;
     this.#lastError = failure;
-    this.#errors.push({ nodeId: node.id, error: failure });
+    this.#addError(node.id, failure);
     this.#hookAttempt(node, 'error', durationMs, failure);
     if (opExpired) {
       // The node did not answer within the whole remaining deadline: a failure for its breaker.
       this.#settleBreaker(attempt, 'failure');
-      this.#fail(new DeadlineExceededError(0, failure, this.#errors.slice()));
+      this.#fail(new DeadlineExceededError(0, failure, this.#errorList()));
       return;
     }
     if (timedOut || this.#isRetryable(error)) {
@@ -682,7 +727,7 @@ export class Execution<T> {
   }
 
   #giveUp(): void {
-    const errors = this.#errors.slice();
+    const errors = this.#errorList();
     if (this.#budgetExhausted) {
       this.#fail(new RetryBudgetExhaustedError(0, this.#lastError, errors));
     } else if (this.#attempts === 0) {
@@ -708,13 +753,19 @@ export class Execution<T> {
       this.#onAbort = undefined;
       this.#signal?.removeEventListener('abort', onAbort);
     }
-    if (this.#inflight.length === 0) return;
+    if (this.#inflightCount === 0) return;
     const reason = new AbortedError(0, 'operation finished');
     // Abandoned attempts (lost hedges, caller abort, deadline) are decided now: their breaker
     // admission is released at once, so a call that ignores cancellation cannot hold a
     // half-open probe permit; their late settlement is ignored (`done`).
-    for (const attempt of this.#inflight) {
-      attempt.cancelled = true;
+    const abandoned: Attempt<T>[] = [];
+    if (this.#first !== null) abandoned.push(this.#first);
+    if (this.#more !== null) for (const attempt of this.#more) abandoned.push(attempt);
+    this.#first = null;
+    this.#more = null;
+    this.#inflightCount = 0;
+    for (const attempt of abandoned) {
+      attempt.abandoned = true;
       attempt.done = true;
       this.#host.outstanding.end(attempt.target.slot);
       this.#host.attemptTimers.cancel(attempt as Attempt<unknown>);
@@ -722,8 +773,7 @@ export class Execution<T> {
       attempt.hedgeTimer = undefined;
       this.#settleBreaker(attempt, 'release');
     }
-    const abandoned = this.#inflight.splice(0);
-    for (const attempt of abandoned) attempt.ctx.cancel(reason);
+    for (const attempt of abandoned) attempt.cancel(reason);
   }
 
   #fail(error: unknown): void {

@@ -43,6 +43,7 @@ import {
 } from './replication.js';
 import { TrailingWrites } from './trailing-writes.js';
 import {
+  type AttemptRunner,
   type CallContext,
   type ConsolidateResult,
   type ExecuteOptions,
@@ -251,13 +252,14 @@ export class Router implements ExecutionHost {
 
   /**
    * `execute` without promises, for a data path that counts allocations: each attempt reports
-   * to the `AttemptSettle` it is given, and the outcome goes to `sink` (`routed` or `failed`,
+   * to the `AttemptSettle` it is given (`call` is a function, or an object whose `runAttempt`
+   * runs an attempt: no closure per call), and the outcome goes to `sink` (`routed` or `failed`,
    * once; possibly before this returns, when the decision cannot start). The same policy,
    * deadline, breakers, budget and hooks as `execute`.
    */
   executeTo<T>(
     decision: RoutingDecision,
-    call: SettledCall<T>,
+    call: SettledCall<T> | AttemptRunner<T>,
     options: ExecuteOptions,
     sink: RoutedSink<T>,
   ): void {
@@ -353,7 +355,7 @@ export class Router implements ExecutionHost {
    */
   runTo<T>(
     decision: RoutingDecision,
-    call: SettledCall<T>,
+    call: SettledCall<T> | AttemptRunner<T>,
     options: ExecuteOptions,
     sink: RoutedSink<T>,
   ): void {

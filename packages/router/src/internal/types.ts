@@ -119,6 +119,14 @@ export interface AttemptSettle<T> {
 export type SettledCall<T> = (ctx: CallContext, settle: AttemptSettle<T>) => void;
 
 /**
+ * A `SettledCall` as an object's method: a caller that has an object per call anyway (the
+ * request's own stream handler, say) passes it to `executeTo` and makes no closure per call.
+ */
+export interface AttemptRunner<T> {
+  runAttempt(ctx: CallContext, settle: AttemptSettle<T>): void;
+}
+
+/**
  * Where `executeTo` delivers the outcome: `routed` or `failed`, exactly once. A sink that
  * throws is logged; the operation is over either way.
  */
