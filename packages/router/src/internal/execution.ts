@@ -74,6 +74,7 @@ export interface ExecutionHost {
   probing(node: NodeInfo): void;
 }
 
+const NO_REPLICAS: readonly NodeInfo[] = Object.freeze([]);
 /** An admission that bypassed an open breaker (last resort): nothing to settle. */
 const BYPASS = -1;
 /** gRPC deadline errors this close to a deadline are that deadline's expiry. */
@@ -195,7 +196,15 @@ export class Execution<T> {
   readonly #isRetryable: (error: unknown) => boolean;
   readonly #attemptTimeoutMs: number;
   readonly #hedge: ResolvedHedge | undefined;
+  /**
+   * The primary's target, then (`#everyTarget`) the fall-back replicas' in order: made when the
+   * primary alone did not do (most operations end on their first attempt and make none).
+   */
   readonly #targets: Target[];
+  /** The replicas the operation may fall back to (a duplicate of an earlier node is skipped). */
+  readonly #replicas: readonly NodeInfo[];
+  /** Every replica has its target. */
+  #complete: boolean;
   /** The placement's primary: a reply from any other node is a fall-back. */
   readonly #ownerId: string;
   /**
@@ -264,25 +273,13 @@ export class Execution<T> {
     // Replicas only when the strategy allows fall-back (a hand-made decision may carry them):
     // reads and scatter-gather, and a `Primary` Store while `storeFallback` is on.
     const strategy = decision.strategy;
-    const replicas =
+    const fallback =
       strategy === 'PrimaryWithFallback' ||
       strategy === 'ScatterGather' ||
-      (strategy === 'Primary' && decision.operation === 'store' && host.options.storeFallback)
-        ? decision.replicas
-        : [];
-    // Sized once: the primary and every replica (a duplicate of an earlier one is skipped).
-    const targets = new Array<Target>(1 + replicas.length);
-    targets[0] = newTarget(decision.primary, 0, host.slotOf(decision.primary));
-    let count = 1;
-    outer: for (let i = 0; i < replicas.length; i++) {
-      const node = replicas[i]!;
-      for (let k = 0; k < count; k++) if (targets[k]!.node.id === node.id) continue outer;
-      targets[count] = newTarget(node, count, host.slotOf(node));
-      count++;
-    }
-    // (Setting an array's length is a runtime call in V8, even to the length it has.)
-    if (count !== targets.length) targets.length = count;
-    this.#targets = targets;
+      (strategy === 'Primary' && decision.operation === 'store' && host.options.storeFallback);
+    this.#replicas = fallback ? decision.replicas : NO_REPLICAS;
+    this.#complete = this.#replicas.length === 0;
+    this.#targets = [newTarget(decision.primary, 0, host.slotOf(decision.primary))];
     // A hand-made decision may lack `placement`: its primary is then the owner.
     this.#ownerId = (decision.placement?.[0] ?? decision.primary).id;
     this.#startedAt = now;
@@ -355,9 +352,25 @@ export class Execution<T> {
     this.#giveUp();
   }
 
+  /** Every target: the replicas' made now if not yet (see `#targets`). */
+  #everyTarget(): Target[] {
+    const targets = this.#targets;
+    if (this.#complete) return targets;
+    this.#complete = true;
+    const replicas = this.#replicas;
+    outer: for (let i = 0; i < replicas.length; i++) {
+      const node = replicas[i]!;
+      for (let k = 0; k < targets.length; k++) if (targets[k]!.node.id === node.id) continue outer;
+      targets.push(newTarget(node, targets.length, this.#host.slotOf(node)));
+    }
+    return targets;
+  }
+
   /** The next target not yet tried whose breaker admits it; refused ones are marked open. */
   #pickUntried(): Target | undefined {
-    for (const target of this.#targets) {
+    // The primary first, on its own; the replicas' targets only once it is tried.
+    const targets = this.#targets[0]!.tried ? this.#everyTarget() : this.#targets;
+    for (const target of targets) {
       if (target.tried) continue;
       target.tried = true;
       const admission = this.#acquire(target);
@@ -370,7 +383,8 @@ export class Execution<T> {
       target.admission = admission;
       return target;
     }
-    return undefined;
+    // The primary's breaker refused it: on to the replicas.
+    return this.#complete ? undefined : this.#pickUntried();
   }
 
   /** Once per operation, after an admitted attempt failed: a target whose breaker was open. */
@@ -379,7 +393,7 @@ export class Execution<T> {
       return undefined;
     }
     if (this.#inflightCount > 0) return undefined;
-    for (const target of this.#targets) {
+    for (const target of this.#everyTarget()) {
       if (!target.open) continue;
       this.#lastResortUsed = true;
       const admission = this.#acquire(target);
@@ -413,7 +427,7 @@ export class Execution<T> {
     const o = this.#host.options;
     const now = this.#host.clock.now();
     let pushback: number | undefined = -1; // every target refused retries
-    for (const target of this.#targets) {
+    for (const target of this.#everyTarget()) {
       if (target.noRetry) continue;
       if (!target.pushedBack) {
         pushback = undefined;
@@ -447,7 +461,7 @@ export class Execution<T> {
     this.#retryAt = now + delay;
     const onRetry = this.#host.hooks.onRetry;
     if (onRetry !== undefined) {
-      const node = this.#targets.find((t) => !t.noRetry && t.notBefore <= now + delay)?.node;
+      const node = this.#everyTarget().find((t) => !t.noRetry && t.notBefore <= now + delay)?.node;
       const next = this.#attempts + 1;
       if (node !== undefined) this.#emit(() => onRetry(this.#operation, node, next, delay));
     }
@@ -458,7 +472,7 @@ export class Execution<T> {
   #retryNow(): void {
     if (this.#settled) return;
     const retryAt = this.#retryAt;
-    for (const target of this.#targets) {
+    for (const target of this.#everyTarget()) {
       if (target.noRetry || target.notBefore > retryAt) continue;
       const admission = this.#acquire(target);
       if (admission === REJECTED) continue;
@@ -559,7 +573,7 @@ export class Execution<T> {
   #armHedge(attempt: Attempt<T>): void {
     const hedge = this.#hedge;
     if (hedge === undefined || this.#hedges >= hedge.maxHedges) return;
-    if (!this.#targets.some((t) => !t.tried)) return;
+    if (!this.#everyTarget().some((t) => !t.tried)) return;
     let delay = hedge.delayMs;
     if (hedge.percentile !== undefined) {
       const p = this.#host.latency.percentile(hedge.percentile);
@@ -732,7 +746,7 @@ export class Execution<T> {
       this.#fail(new RetryBudgetExhaustedError(0, this.#lastError, errors));
     } else if (this.#attempts === 0) {
       this.#fail(new CircuitBreakerOpenError(this.#targets[0]!.node.id));
-    } else if (this.#targets.length === 1) {
+    } else if (this.#everyTarget().length === 1) {
       const last = this.#lastError;
       this.#fail(
         last instanceof InvalidEndpointError
