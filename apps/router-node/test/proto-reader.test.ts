@@ -418,6 +418,26 @@ describe('proto-reader refusals and rules', () => {
     expect(readSpaceId(f, REQUEST.store)).toBe('b');
   });
 
+  it('reads every space_id as its bytes decode, however ids recur, collide or evict each other in the id cache', () => {
+    // A RecallRequest carrying `id` as space_id (field 1).
+    const recall = (id: Uint8Array) => frame([0x0a, ...varint(BigInt(id.length)), ...id]);
+    const ids: Uint8Array[] = [];
+    // Thousands of ids of few lengths (more than the cache's slots, so ids share slots and
+    // evict one another), ids one byte apart, invalid UTF-8, and ids past the cached length.
+    for (let i = 0; i < 3000; i++) ids.push(Buffer.from(`space-${i % 1500}`));
+    for (let i = 0; i < 256; i++) ids.push(Uint8Array.of(0x61, i, 0x62));
+    ids.push(Uint8Array.of(0xff, 0xfe), Uint8Array.of(0xc3), Uint8Array.of(0xc3, 0xa9));
+    ids.push(Buffer.from('x'.repeat(64)), Buffer.from('x'.repeat(65)), Buffer.from('é'.repeat(40)));
+    for (let round = 0; round < 2; round++) {
+      for (const id of ids) {
+        const f = recall(id);
+        const expected = Recall.requestDeserialize(f.subarray(5)).spaceId;
+        expect(readSpaceId(f, REQUEST.recall)).toBe(expected);
+        expect(expected).toBe(Buffer.from(id).toString('utf8'));
+      }
+    }
+  });
+
   it('names the field and the wire type it refuses', () => {
     const err = refusal(() => readSpaceId(frame([0x08, 0x05, 0x61, 0x62]), REQUEST.store));
     expect(err).toBeInstanceOf(MalformedMessageError);

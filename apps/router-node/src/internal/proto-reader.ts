@@ -402,11 +402,50 @@ function scan(frame: Buffer, s: MessageSchema): void {
  */
 export function readSpaceId(frame: Buffer, s: MessageSchema = REQUEST.unknown): string {
   scan(frame, s);
-  const spaceId = spaceStart < 0 ? '' : frame.toString('utf8', spaceStart, spaceEnd);
+  const spaceId = spaceStart < 0 ? '' : spaceIdOf(frame, spaceStart, spaceEnd);
   // Only a Store or Consolidate is stamped next (reusing this scan); any other request's
   // buffer is let go at once, not kept alive by the module until the next call.
   if (s !== REQUEST.store && s !== REQUEST.consolidate) scannedFrame = null;
   return spaceId;
+}
+
+/**
+ * The last space ids read, as strings, by their bytes: a direct-mapped cache (slot by an
+ * FNV-1a hash of the bytes, the bytes compared before a hit is taken). The same spaces recur
+ * call after call, and decoding one (`toString`, a native call and a new string) costs some
+ * 100 ns where hashing and comparing ~10 bytes cost ~15. Ids longer than `CACHED_ID_BYTES`
+ * are decoded every time. Module scope, as the rest of the reader: one per thread.
+ */
+const ID_SLOTS = 512; // a power of two
+const CACHED_ID_BYTES = 64;
+const idBytes = new Uint8Array(ID_SLOTS * CACHED_ID_BYTES);
+/** Bytes of the id in each slot; -1: empty. */
+const idLengths = new Int16Array(ID_SLOTS).fill(-1);
+const idStrings: string[] = new Array<string>(ID_SLOTS).fill('');
+
+/** `frame.toString('utf8', start, end)`, from the cache when the same bytes were read lately. */
+function spaceIdOf(frame: Buffer, start: number, end: number): string {
+  const n = end - start;
+  if (n > CACHED_ID_BYTES) return frame.toString('utf8', start, end);
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ frame[i]!, 0x01000193);
+  const slot = (h >>> 0) & (ID_SLOTS - 1);
+  const at = slot * CACHED_ID_BYTES;
+  if (idLengths[slot] === n) {
+    let same = true;
+    for (let i = 0; i < n; i++) {
+      if (idBytes[at + i] !== frame[start + i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return idStrings[slot]!;
+  }
+  const id = frame.toString('utf8', start, end);
+  idBytes.set(frame.subarray(start, end), at);
+  idLengths[slot] = n;
+  idStrings[slot] = id;
+  return id;
 }
 
 /** QueryRequest's `space_ids`, in wire order (duplicates kept), after validating it. */
