@@ -61,10 +61,13 @@ export class DueBatch {
 export class DueTimers<E extends DueEntry> {
   readonly #clock: Clock;
   readonly #fire: (entry: E) => void;
-  /** Batches by bucket: every batch in the heap. */
-  readonly #batches = new Map<number, DueBatch>();
-  /** The same batches, a binary min-heap by bucket. */
+  /** The batches, a binary min-heap by bucket. */
   #heap: DueBatch[] = [];
+  /**
+   * No batch in the heap has a later bucket (it may have been removed since). Time moves on,
+   * so a new bucket is most often later than every batch: found missing without a search.
+   */
+  #maxBucket = Number.NEGATIVE_INFINITY;
   /** The batch the last entry joined: the usual one for the next. */
   #last: DueBatch | null = null;
   /** Entries scheduled and not yet fired or cancelled, all batches. */
@@ -109,7 +112,7 @@ export class DueTimers<E extends DueEntry> {
     const bucket = Math.ceil(due);
     let b = this.#last;
     if (b === null || b.bucket !== bucket) {
-      b = this.#batches.get(bucket) ?? this.#open(bucket);
+      b = this.#find(bucket) ?? this.#open(bucket);
       this.#last = b;
     }
     entry.dueBatch = b;
@@ -135,9 +138,22 @@ export class DueTimers<E extends DueEntry> {
     if (this.#live === 0) this.#handle?.unref();
   }
 
+  /**
+   * The batch of `bucket` in the heap, if any. A search only for a bucket not later than every
+   * batch (an entry due sooner than those before it, or a bucket whose batch emptied): the
+   * heap holds the batches with entries in flight, a few per millisecond of attempt timeout.
+   * (A Map by bucket cost more: a float key hashed per lookup, a rehash as batches come and go.)
+   */
+  #find(bucket: number): DueBatch | undefined {
+    if (bucket > this.#maxBucket) return undefined;
+    const heap = this.#heap;
+    for (let i = 0; i < heap.length; i++) if (heap[i]!.bucket === bucket) return heap[i];
+    return undefined;
+  }
+
   #open(bucket: number): DueBatch {
     const b = new DueBatch(bucket);
-    this.#batches.set(bucket, b);
+    if (bucket > this.#maxBucket) this.#maxBucket = bucket;
     b.heapIndex = this.#heap.length;
     this.#heap.push(b);
     this.#siftUp(b.heapIndex);
@@ -164,7 +180,6 @@ export class DueTimers<E extends DueEntry> {
       this.#siftUp(end.heapIndex);
     }
     b.heapIndex = -1;
-    if (this.#batches.get(b.bucket) === b) this.#batches.delete(b.bucket);
     if (this.#last === b) this.#last = null;
   }
 
@@ -217,7 +232,7 @@ export class DueTimers<E extends DueEntry> {
     if (this.#handle !== undefined) clearTimeout(this.#handle);
     this.#handle = undefined;
     this.#aim = Number.POSITIVE_INFINITY;
-    this.#batches.clear();
+    this.#maxBucket = Number.NEGATIVE_INFINITY;
     this.#heap = [];
     this.#last = null;
   }
