@@ -7,7 +7,9 @@
  * needs many short rounds, alternated (A B, B A, ...) so slow moments fall on both, and the
  * median of each. Also reported: in how many rounds this build
  * used less CPU than the other in the round next to it (a sign test: 15 of 20 or more is
- * unlikely by chance, p < 0.05).
+ * unlikely by chance, p < 0.05), and the geometric mean of the per-round ratios with its
+ * standard error. Each round also runs both at one fixed rate (open loop): the tails, p99 and
+ * p999, read the same way.
  *
  * Or this build against HAProxy (BENCH_AB_AGAINST=haproxy: `nbthread` = BENCH_WORKERS, h2 both
  * sides, as in bench:proxy; Recalls only): the proxy bench's single figure per path and run
@@ -21,7 +23,9 @@
  * 50000), BENCH_AB_SEQ (sequential calls per round, default 2000),
  * BENCH_AB_OP (recall, the default, or store: replicated Stores to three nodes, replication
  * factor 3, W = quorum, the node's own latency that of a Store sent to one of them directly),
- * BENCH_BASELINE_NODE_FLAGS (the other build's node flags), BENCH_WORKERS (default 1).
+ * BENCH_BASELINE_NODE_FLAGS (the other build's node flags), BENCH_WORKERS (default 1),
+ * BENCH_AB_RATE (calls/s of each round's fixed-rate run, p99 and p999 compared; default half of
+ * the node's own throughput, measured first; 0 = none), BENCH_AB_RATE_SECONDS (default 3).
  */
 import { join } from 'node:path';
 import { BenchReport, QUICK } from '@engram/bench-kit';
@@ -48,6 +52,8 @@ const ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? (QUICK ? 2 : 20));
 const CALLS = Number(process.env.BENCH_AB_CALLS ?? (QUICK ? 3000 : 50_000));
 const SEQ = Number(process.env.BENCH_AB_SEQ ?? (QUICK ? 200 : 2000));
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 1);
+/** Seconds of each round's fixed-rate run (its rate: BENCH_AB_RATE, see `main`). */
+const AB_RATE_SECONDS = Number(process.env.BENCH_AB_RATE_SECONDS ?? (QUICK ? 1 : 3));
 const OP = process.env.BENCH_AB_OP ?? 'recall';
 
 interface Setup {
@@ -92,6 +98,23 @@ interface Side {
   readonly rps: number[];
   /** Sequential p50 minus the node's own in the same round, µs. */
   readonly added: number[];
+  /** p99 and p999 of each round's fixed-rate run, ms. */
+  readonly rateP99: number[];
+  readonly rateP999: number[];
+}
+
+/**
+ * This build against the other over paired rounds: the geometric mean of the per-round ratios
+ * with its standard error (of the log ratios, scaled back), and in how many rounds it was lower.
+ */
+function pairedReading(self: readonly number[], base: readonly number[]): string {
+  const logs = self.map((v, i) => Math.log(v / base[i]!));
+  const n = logs.length;
+  const mean = logs.reduce((a, b) => a + b, 0) / n;
+  const sd = n > 1 ? Math.sqrt(logs.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1)) : 0;
+  const ratio = Math.exp(mean);
+  const lower = logs.filter((l) => l < 0).length;
+  return `${ratio.toFixed(3)}x ± ${((ratio * sd) / Math.sqrt(n)).toFixed(3)} (geometric mean of ${n} paired rounds ± 1 s.e.; this build lower in ${lower})`;
 }
 
 function quantile(values: readonly number[], q: number): number {
@@ -131,6 +154,8 @@ async function main(): Promise<void> {
       cpu: [],
       rps: [],
       added: [],
+      rateP99: [],
+      rateP999: [],
     };
   };
   let otherSide: Side;
@@ -152,6 +177,8 @@ async function main(): Promise<void> {
       cpu: [],
       rps: [],
       added: [],
+      rateP99: [],
+      rateP999: [],
     };
   }
   const sides: Side[] = [await routerSide('this build', config(0), ROUTER_NODE_FLAGS), otherSide];
@@ -161,6 +188,12 @@ async function main(): Promise<void> {
   );
   for (const s of sides) h2load(s.url, WARMUP_CALLS, 4, 16, body);
   const direct = `http://${nodeAddress}/engram.v1.MemoryService/${method}`;
+  // The fixed rate: BENCH_AB_RATE (0 = none), or half of what the node serves directly, as
+  // bench:proxy picks it.
+  const rate =
+    process.env.BENCH_AB_RATE !== undefined
+      ? Number(process.env.BENCH_AB_RATE)
+      : Math.max(1000, Math.round(h2load(direct, CALLS, 4, 16, body).rps / 2 / 500) * 500);
   for (let round = 0; round < ROUNDS; round++) {
     // A B, then B A: a slow stretch of the machine falls on both.
     const order = round % 2 === 0 ? sides : [...sides].reverse();
@@ -176,6 +209,16 @@ async function main(): Promise<void> {
       if (load.errors > 0) throw new Error(`${s.name}: ${load.errors} failed calls`);
       s.cpu.push(((ticks / CLK_TCK) * 1e6) / CALLS);
       s.rps.push(load.rps);
+    }
+    if (rate > 0) {
+      // The same offered load for both (open loop, as bench:proxy's fixed rate): tails compare
+      // like for like, a round's pair in the same stretch of the machine.
+      for (const s of order) {
+        const fixed = h2load(s.url, rate * AB_RATE_SECONDS, 4, 16, body, Math.ceil(rate / 4));
+        if (fixed.errors > 0) throw new Error(`${s.name}: ${fixed.errors} failed calls`);
+        s.rateP99.push(fixed.p99Ms);
+        s.rateP999.push(fixed.p999Ms);
+      }
     }
   }
   const [self, base] = sides as [Side, Side];
@@ -207,6 +250,34 @@ async function main(): Promise<void> {
       p99: quantile(s.added, 0.9),
     })),
   });
+  if (rate > 0) {
+    for (const [label, values] of [
+      ['p99', (x: Side) => x.rateP99],
+      ['p999', (x: Side) => x.rateP999],
+    ] as const) {
+      report.table({
+        title: `${label} at a fixed ${rate} ${method}s/s (${AB_RATE_SECONDS} s a round; median, p90 of the rounds)`,
+        unit: 'ms/call',
+        baseline: base.name,
+        columns: ['median', 'p90'],
+        rows: sides.map((x) => ({
+          name: x.name,
+          median: median(values(x)),
+          p99: quantile(values(x), 0.9),
+        })),
+      });
+      report.note(
+        `fixed-rate ${label}: ${pairedReading(values(self), values(base))} (per round: ${values(
+          self,
+        )
+          .map((v) => v.toFixed(2))
+          .join(' ')} vs ${values(base)
+          .map((v) => v.toFixed(2))
+          .join(' ')} ms)`,
+      );
+    }
+  }
+  report.note(`CPU per call: ${pairedReading(self.cpu, base.cpu)}`);
   report.note(
     `this build used less CPU than ${base.name} in ${lower} of ${ROUNDS} rounds side by side` +
       ` (per round: ${self.cpu.map((v) => v.toFixed(1)).join(' ')} vs ${base.cpu.map((v) => v.toFixed(1)).join(' ')} µs/call)`,
