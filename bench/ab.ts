@@ -108,6 +108,7 @@ interface Side {
  * with its standard error (of the log ratios, scaled back), and in how many rounds it was lower.
  */
 function pairedReading(self: readonly number[], base: readonly number[]): string {
+  if ([...self, ...base].some((v) => !(v > 0))) return 'no ratio (a round read 0 or less)';
   const logs = self.map((v, i) => Math.log(v / base[i]!));
   const n = logs.length;
   const mean = logs.reduce((a, b) => a + b, 0) / n;
@@ -278,6 +279,8 @@ async function main(): Promise<void> {
     }
   }
   report.note(`CPU per call: ${pairedReading(self.cpu, base.cpu)}`);
+  report.note(`calls/s at 64 in flight: ${pairedReading(self.rps, base.rps)}`);
+  report.note(`added sequential p50: ${pairedReading(self.added, base.added)}`);
   report.note(
     `this build used less CPU than ${base.name} in ${lower} of ${ROUNDS} rounds side by side` +
       ` (per round: ${self.cpu.map((v) => v.toFixed(1)).join(' ')} vs ${base.cpu.map((v) => v.toFixed(1)).join(' ')} µs/call)`,
