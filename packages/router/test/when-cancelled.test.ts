@@ -25,26 +25,37 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+/**
+ * A Recall hedged after 5 ms: attempt 1 (on a) never answers and loses to attempt 2 (on b),
+ * which answers. `register` runs in each attempt first. Resolves with the node that served.
+ */
+async function hedgedRecall(register: (ctx: CallContext) => void): Promise<string> {
+  const r = new Router({
+    table: TABLE,
+    random: seededRandom(1),
+    options: { hedge: { delayMs: 5 } },
+  });
+  const outcome = r.execute(r.routeRecall('s'), (ctx) => {
+    register(ctx);
+    return ctx.attempt === 1 ? new Promise<string>(() => {}) : Promise.resolve('ok');
+  });
+  await vi.advanceTimersByTimeAsync(5);
+  const { routing } = await outcome;
+  await r.close();
+  return routing.servedBy;
+}
+
 describe('whenCancelled', () => {
   it('runs every registered callback once, in order; a disposed one does not run', async () => {
-    const r = new Router({
-      table: TABLE,
-      random: seededRandom(1),
-      options: { hedge: { delayMs: 5 } },
-    });
     const fired: string[] = [];
-    const outcome = r.execute(r.routeRecall('s'), (ctx) => {
+    const servedBy = await hedgedRecall((ctx) => {
       whenCancelled(ctx, () => fired.push(`first@${ctx.node.id}`));
       const dispose = whenCancelled(ctx, () => fired.push(`disposed@${ctx.node.id}`));
       whenCancelled(ctx, () => fired.push(`third@${ctx.node.id}`));
       dispose();
-      return ctx.attempt === 1 ? new Promise<string>(() => {}) : Promise.resolve('ok');
     });
-    await vi.advanceTimersByTimeAsync(5);
-    const { routing } = await outcome;
-    expect(routing.servedBy).toBe('b');
+    expect(servedBy).toBe('b');
     expect(fired).toEqual(['first@a', 'third@a']);
-    await r.close();
   });
 });
 
@@ -60,27 +71,18 @@ function listener(name: string, fired: string[]): CancelListener {
 
 describe('addCancelListener', () => {
   it("tells the router's attempt contexts' listeners once, in order; a removed one is not told", async () => {
-    const r = new Router({
-      table: TABLE,
-      random: seededRandom(1),
-      options: { hedge: { delayMs: 5 } },
-    });
     const fired: string[] = [];
-    const outcome = r.execute(r.routeRecall('s'), (ctx) => {
+    const servedBy = await hedgedRecall((ctx) => {
       const first = listener(`first@${ctx.node.id}`, fired);
       const removed = listener(`removed@${ctx.node.id}`, fired);
       addCancelListener(ctx, first);
       addCancelListener(ctx, removed);
       whenCancelled(ctx, () => fired.push(`callback@${ctx.node.id}`));
       removeCancelListener(ctx, removed);
-      return ctx.attempt === 1 ? new Promise<string>(() => {}) : Promise.resolve('ok');
     });
-    await vi.advanceTimersByTimeAsync(5);
-    const { routing } = await outcome;
-    expect(routing.servedBy).toBe('b');
+    expect(servedBy).toBe('b');
     // Attempt 1 (on a) lost to the hedge on b; b's listeners stay untold (b answered).
     expect(fired).toEqual(['first@a', 'callback@a']);
-    await r.close();
   });
 
   it('tells a listener at once when the attempt is cancelled already', async () => {
