@@ -175,6 +175,32 @@ describe('DueTimers', () => {
     expect(timers.batches).toBe(0);
   });
 
+  it('entries due 4,096 ms apart (one index slot) each fire at their time, and cancel alone', () => {
+    const fired: string[] = [];
+    const clock = manualClock(0);
+    const timers = new DueTimers<Entry>(clock, (e) => fired.push(e.name));
+    const near = entry('near');
+    const far = entry('far');
+    const far2 = entry('far2');
+    timers.schedule(near, 10, 0);
+    timers.schedule(far, 10 + 4096, 0); // the slot of 10 is taken: unindexed
+    timers.schedule(entry('near2'), 10, 0); // joins near's batch
+    expect(timers.batches).toBe(2);
+    timers.cancel(near);
+    clock.t = 10;
+    vi.advanceTimersByTime(10);
+    expect(fired).toEqual(['near2']);
+    // The slot is free again: the next batch of far's bucket takes it, beside far's own.
+    timers.schedule(far2, 10 + 4096, 10);
+    expect(timers.size).toBe(2);
+    clock.t = 10 + 4096;
+    vi.advanceTimersByTime(4096);
+    expect(fired).toEqual(['near2', 'far', 'far2']);
+    expect(timers.size).toBe(0);
+    expect(timers.batches).toBe(0);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it('a firing entry may cancel one in a later batch taken out with it (a late timer)', () => {
     const fired: string[] = [];
     const clock = manualClock(0);

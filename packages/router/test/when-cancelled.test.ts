@@ -76,6 +76,7 @@ describe('addCancelListener', () => {
       const first = listener(`first@${ctx.node.id}`, fired);
       const removed = listener(`removed@${ctx.node.id}`, fired);
       addCancelListener(ctx, first);
+      addCancelListener(ctx, first); // once per listener
       addCancelListener(ctx, removed);
       whenCancelled(ctx, () => fired.push(`callback@${ctx.node.id}`));
       removeCancelListener(ctx, removed);
@@ -108,7 +109,7 @@ describe('addCancelListener', () => {
     const told = listener('told', fired);
     const removed = listener('removed', fired);
     addCancelListener(ctx, told);
-    addCancelListener(ctx, told); // once per listener, as with the router's contexts
+    addCancelListener(ctx, told); // once per listener, as on the router's contexts
     addCancelListener(ctx, removed);
     removeCancelListener(ctx, removed);
     controller.abort();

@@ -90,6 +90,19 @@ export class AttemptContext implements CallContext {
     else this.#moreOnCancel.push(fn);
   }
 
+  /** Whether `fn` is registered (and not yet run). */
+  hasOnCancel(fn: OnCancel): boolean {
+    return this.#onCancel === fn || (this.#moreOnCancel?.includes(fn) ?? false);
+  }
+
+  /**
+   * What the context says of itself when serialised: the router's attempt is its own context,
+   * and the rest of it (its operation, timers) is neither data nor acyclic.
+   */
+  toJSON(): { node: NodeInfo; attempt: number; fallback: boolean; hedge: boolean } {
+    return { node: this.node, attempt: this.attempt, fallback: this.fallback, hedge: this.hedge };
+  }
+
   /** Removes one registration of `fn`, if still registered. */
   removeOnCancel(fn: OnCancel): void {
     if (this.#onCancel === fn) {
@@ -153,12 +166,13 @@ function noop(): void {}
 /**
  * `listener.attemptCancelled()` once when the attempt behind `ctx` is cancelled, as
  * `whenCancelled` runs its callback (at once if it is already cancelled), without a closure
- * for the router's own contexts. `removeCancelListener` unregisters it.
+ * for the router's own contexts. A listener already registered on `ctx` is not added again.
+ * `removeCancelListener` unregisters it.
  */
 export function addCancelListener(ctx: CallContext, listener: CancelListener): void {
   if (ctx instanceof AttemptContext) {
     if (ctx.cancelled) listener.attemptCancelled();
-    else ctx.addOnCancel(listener);
+    else if (!ctx.hasOnCancel(listener)) ctx.addOnCancel(listener);
     return;
   }
   const signal = ctx.signal;

@@ -1,6 +1,8 @@
 import type { Clock } from '@engram/common';
 
 const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout's limit (~24.8 days)
+/** Slots of the batch index: buckets (ms) this far apart share one (a power of two). */
+const BUCKET_SLOTS = 4096;
 
 /** Something that must hear once its due time (on the timers' clock) has come. */
 export interface DueEntry {
@@ -64,10 +66,11 @@ export class DueTimers<E extends DueEntry> {
   /** The batches, a binary min-heap by bucket. */
   #heap: DueBatch[] = [];
   /**
-   * No batch in the heap has a later bucket (it may have been removed since). Time moves on,
-   * so a new bucket is most often later than every batch: found missing without a search.
+   * Batches by `bucket % BUCKET_SLOTS`, direct-mapped: a slot keeps the batch it was given
+   * until that batch leaves (a batch whose slot is taken, ~4 s of buckets away, goes unindexed,
+   * and a second batch of its bucket may be opened beside it: both fire, they only share less).
    */
-  #maxBucket = Number.NEGATIVE_INFINITY;
+  readonly #index: (DueBatch | null)[] = new Array<DueBatch | null>(BUCKET_SLOTS).fill(null);
   /** The batch the last entry joined: the usual one for the next. */
   #last: DueBatch | null = null;
   /** Entries scheduled and not yet fired or cancelled, all batches. */
@@ -139,21 +142,18 @@ export class DueTimers<E extends DueEntry> {
   }
 
   /**
-   * The batch of `bucket` in the heap, if any. A search only for a bucket not later than every
-   * batch (an entry due sooner than those before it, or a bucket whose batch emptied): the
-   * heap holds the batches with entries in flight, a few per millisecond of attempt timeout.
-   * (A Map by bucket cost more: a float key hashed per lookup, a rehash as batches come and go.)
+   * The batch of `bucket`, if it is indexed (see `#index`): one array read and a compare. (A
+   * Map by bucket cost more: a float key hashed per lookup, a rehash as batches come and go.)
    */
   #find(bucket: number): DueBatch | undefined {
-    if (bucket > this.#maxBucket) return undefined;
-    const heap = this.#heap;
-    for (let i = 0; i < heap.length; i++) if (heap[i]!.bucket === bucket) return heap[i];
-    return undefined;
+    const b = this.#index[bucket & (BUCKET_SLOTS - 1)];
+    return b != null && b.bucket === bucket ? b : undefined;
   }
 
   #open(bucket: number): DueBatch {
     const b = new DueBatch(bucket);
-    if (bucket > this.#maxBucket) this.#maxBucket = bucket;
+    const slot = bucket & (BUCKET_SLOTS - 1);
+    if (this.#index[slot] === null) this.#index[slot] = b;
     b.heapIndex = this.#heap.length;
     this.#heap.push(b);
     this.#siftUp(b.heapIndex);
@@ -167,7 +167,7 @@ export class DueTimers<E extends DueEntry> {
     return top;
   }
 
-  /** Takes `b` out of the heap and the map (nothing when out already: taken to be fired). */
+  /** Takes `b` out of the heap and the index (nothing when out already: taken to be fired). */
   #remove(b: DueBatch): void {
     const heap = this.#heap;
     const i = b.heapIndex;
@@ -180,6 +180,8 @@ export class DueTimers<E extends DueEntry> {
       this.#siftUp(end.heapIndex);
     }
     b.heapIndex = -1;
+    const slot = b.bucket & (BUCKET_SLOTS - 1);
+    if (this.#index[slot] === b) this.#index[slot] = null;
     if (this.#last === b) this.#last = null;
   }
 
@@ -232,7 +234,7 @@ export class DueTimers<E extends DueEntry> {
     if (this.#handle !== undefined) clearTimeout(this.#handle);
     this.#handle = undefined;
     this.#aim = Number.POSITIVE_INFINITY;
-    this.#maxBucket = Number.NEGATIVE_INFINITY;
+    this.#index.fill(null);
     this.#heap = [];
     this.#last = null;
   }

@@ -30,6 +30,7 @@ import {
   ConnectionFailedError,
   carriesRouting,
   DeadlineExceededError,
+  InvalidArgumentError,
   InvalidEndpointError,
   RetryBudgetExhaustedError,
   type TargetError,
@@ -198,7 +199,9 @@ export class Execution<T> {
   readonly #hedge: ResolvedHedge | undefined;
   /**
    * The primary's target, then (`#everyTarget`) the fall-back replicas' in order: made when the
-   * primary alone did not do (most operations end on their first attempt and make none).
+   * primary alone did not do (most operations end on their first attempt and make none). A
+   * replica's breaker slot is looked up then, against the table as it is at that moment (a
+   * replica gone from it since has no slot: unguarded, as any node without one).
    */
   readonly #targets: Target[];
   /** The replicas the operation may fall back to (a duplicate of an earlier node is skipped). */
@@ -277,8 +280,16 @@ export class Execution<T> {
       strategy === 'PrimaryWithFallback' ||
       strategy === 'ScatterGather' ||
       (strategy === 'Primary' && decision.operation === 'store' && host.options.storeFallback);
-    this.#replicas = fallback ? decision.replicas : NO_REPLICAS;
-    this.#complete = this.#replicas.length === 0;
+    const replicas = fallback ? decision.replicas : NO_REPLICAS;
+    // Checked now, though their targets are made later: a bad hand-made decision fails the
+    // operation before it starts, not in a timer or a settlement halfway through it.
+    for (let i = 0; i < replicas.length; i++) {
+      if (typeof (replicas[i] as NodeInfo | undefined)?.id !== 'string') {
+        throw new InvalidArgumentError('decision.replicas', replicas[i], 'nodes with an id');
+      }
+    }
+    this.#replicas = replicas;
+    this.#complete = replicas.length === 0;
     this.#targets = [newTarget(decision.primary, 0, host.slotOf(decision.primary))];
     // A hand-made decision may lack `placement`: its primary is then the owner.
     this.#ownerId = (decision.placement?.[0] ?? decision.primary).id;
@@ -678,9 +689,11 @@ export class Execution<T> {
       this.#deadline.remaining() <= DEADLINE_SLACK_MS
         ? new DeadlineExceededError()
         : new AttemptTimeoutError(this.#attemptTimeoutMs);
-    // Cancel the call and decide now: a call that ignores cancellation cannot hold us past it.
-    attempt.cancel(reason);
+    // Decide now, then cancel the call: a call that ignores cancellation cannot hold us past
+    // it, and one that ends at once when cancelled (a reset stream reports a failure) is
+    // already decided, so the timeout is what the attempt is recorded with.
     this.#onError(attempt, reason);
+    attempt.cancel(reason);
   }
 
   #onError(attempt: Attempt<T>, error: unknown): void {
