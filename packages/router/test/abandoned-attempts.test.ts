@@ -1,22 +1,13 @@
 import { REJECTED } from '@engram/breaker';
 import { seededRandom } from '@engram/retry';
-import type { NodeInfo } from '@engram/ring';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Router } from '../src/index.js';
-import { ringOf, unavailable } from './helpers.js';
+import { fakeTimersEachTest, TWO_NODE_TABLE, TWO_NODES, unavailable } from './helpers.js';
 
-const NODES: NodeInfo[] = [
-  { id: 'a', address: '127.0.0.1:1001' },
-  { id: 'b', address: '127.0.0.1:1002' },
-];
-const TABLE = ringOf(NODES, [{ spaceId: 's', primary: 'a', replicas: ['b'] }]);
+const NODES = TWO_NODES;
+const TABLE = TWO_NODE_TABLE;
 
-beforeEach(() => {
-  vi.useFakeTimers();
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+fakeTimersEachTest();
 
 describe('abandoned attempts', () => {
   it('a losing hedge that was the half-open probe releases its permit, even if it never settles', async () => {

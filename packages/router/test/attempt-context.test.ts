@@ -1,5 +1,5 @@
 import type { NodeInfo } from '@engram/ring';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   type CallContext,
   Router,
@@ -7,20 +7,12 @@ import {
   type SettledCall,
   whenCancelled,
 } from '../src/index.js';
-import { ringOf, unavailable } from './helpers.js';
+import { fakeTimersEachTest, TWO_NODE_TABLE, TWO_NODES, unavailable } from './helpers.js';
 
-const NODES: NodeInfo[] = [
-  { id: 'a', address: '127.0.0.1:1001' },
-  { id: 'b', address: '127.0.0.1:1002' },
-];
-const TABLE = ringOf(NODES, [{ spaceId: 's', primary: 'a', replicas: ['b'] }]);
+const NODES = TWO_NODES;
+const TABLE = TWO_NODE_TABLE;
 
-beforeEach(() => {
-  vi.useFakeTimers();
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+fakeTimersEachTest();
 
 /** `executeTo` as a promise of its outcome. */
 function executeTo<T>(

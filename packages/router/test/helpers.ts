@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { type MemoryNode, startMemoryNode } from '@engram/memory-node';
 import { buildRing, type NodeInfo, type Ring, type SpaceAssignment } from '@engram/ring';
+import { afterEach, beforeEach, vi } from 'vitest';
 import type { CallContext, SettledCall } from '../src/index.js';
 
 export const MEMORY_NODE_MAIN = fileURLToPath(
@@ -98,4 +99,23 @@ export function settling<T>(call: (ctx: CallContext) => Promise<T>): SettledCall
       (error: unknown) => settle.reject(error),
     );
   };
+}
+
+/** Two nodes, `a` and `b`, and a table placing space `s` on a (primary) then b. */
+export const TWO_NODES: readonly NodeInfo[] = [
+  { id: 'a', address: '127.0.0.1:1001' },
+  { id: 'b', address: '127.0.0.1:1002' },
+];
+export const TWO_NODE_TABLE: Ring = ringOf(TWO_NODES, [
+  { spaceId: 's', primary: 'a', replicas: ['b'] },
+]);
+
+/** Fake timers for every test of the calling file. */
+export function fakeTimersEachTest(): void {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
 }

@@ -1,6 +1,5 @@
 import { type Clock, Deadline, seededRandom } from '@engram/retry';
-import type { NodeInfo } from '@engram/ring';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   addCancelListener,
   attemptDeadlineAt,
@@ -10,20 +9,12 @@ import {
   removeCancelListener,
   whenCancelled,
 } from '../src/index.js';
-import { ringOf } from './helpers.js';
+import { fakeTimersEachTest, TWO_NODE_TABLE, TWO_NODES } from './helpers.js';
 
-const NODES: NodeInfo[] = [
-  { id: 'a', address: '127.0.0.1:1001' },
-  { id: 'b', address: '127.0.0.1:1002' },
-];
-const TABLE = ringOf(NODES, [{ spaceId: 's', primary: 'a', replicas: ['b'] }]);
+const _NODES = TWO_NODES;
+const TABLE = TWO_NODE_TABLE;
 
-beforeEach(() => {
-  vi.useFakeTimers();
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+fakeTimersEachTest();
 
 /**
  * A Recall hedged after 5 ms: attempt 1 (on a) never answers and loses to attempt 2 (on b),
