@@ -217,7 +217,6 @@ export class Execution<T> {
    */
   #first: Attempt<T> | null = null;
   #more: Attempt<T>[] | null = null;
-  #inflightCount = 0;
   /** Each target's failure, in order (made on the first). */
   #errors: TargetError[] | null = null;
   readonly #startedAt: number;
@@ -355,7 +354,7 @@ export class Execution<T> {
         return;
       }
     }
-    if (this.#inflightCount > 0) return;
+    if (this.#inFlight()) return;
     if (!this.#budgetExhausted && this.#failures > 0) {
       this.#scheduleRetry();
       return;
@@ -403,7 +402,7 @@ export class Execution<T> {
     if (!this.#host.options.tryOpenLast || this.#lastResortUsed || this.#failures === 0) {
       return undefined;
     }
-    if (this.#inflightCount > 0) return undefined;
+    if (this.#inFlight()) return undefined;
     for (const target of this.#everyTarget()) {
       if (!target.open) continue;
       this.#lastResortUsed = true;
@@ -509,7 +508,7 @@ export class Execution<T> {
         return false;
       }
       this.#budgetExhausted = true;
-      if (this.#inflightCount === 0) this.#giveUp();
+      if (!this.#inFlight()) this.#giveUp();
       return false;
     }
     const n = ++this.#attempts;
@@ -611,8 +610,12 @@ export class Execution<T> {
     return this.#host.clock.now() - attempt.startedAt;
   }
 
+  /** Whether any attempt is in flight. */
+  #inFlight(): boolean {
+    return this.#first !== null || (this.#more !== null && this.#more.length > 0);
+  }
+
   #addInflight(attempt: Attempt<T>): void {
-    this.#inflightCount++;
     if (this.#first === null) this.#first = attempt;
     else if (this.#more === null) this.#more = [attempt];
     else this.#more.push(attempt);
@@ -623,10 +626,8 @@ export class Execution<T> {
     else {
       const more = this.#more;
       const i = more === null ? -1 : more.indexOf(attempt);
-      if (i < 0) return;
-      more!.splice(i, 1);
+      if (i >= 0) more!.splice(i, 1);
     }
-    this.#inflightCount--;
   }
 
   #addError(nodeId: string, error: unknown): void {
@@ -780,7 +781,7 @@ export class Execution<T> {
       this.#onAbort = undefined;
       this.#signal?.removeEventListener('abort', onAbort);
     }
-    if (this.#inflightCount === 0) return;
+    if (!this.#inFlight()) return;
     const reason = new AbortedError(0, 'operation finished');
     // Abandoned attempts (lost hedges, caller abort, deadline) are decided now: their breaker
     // admission is released at once, so a call that ignores cancellation cannot hold a
@@ -790,7 +791,6 @@ export class Execution<T> {
     if (this.#more !== null) for (const attempt of this.#more) abandoned.push(attempt);
     this.#first = null;
     this.#more = null;
-    this.#inflightCount = 0;
     for (const attempt of abandoned) {
       attempt.abandoned = true;
       attempt.done = true;
